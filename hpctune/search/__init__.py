@@ -1,0 +1,5 @@
+"""Search algorithms: random/grid (default), Optuna, ConcurrencyLimiter, Repeater."""
+
+from hpctune.search.searcher import Searcher
+
+__all__ = ["Searcher"]

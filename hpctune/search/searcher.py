@@ -1,0 +1,136 @@
+"""The Searcher interface (Ray Tune's): suggest configs, learn from results, save/restore state."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from hpctune.errors import ConfigError
+
+SEARCHER_STATE_FILE = "searcher-state.pkl"
+
+
+class Searcher:
+    """Base class of every search algorithm.
+
+    A searcher is pure decision logic: it never touches Slurm or files other than
+    through ``save``/``restore``. ``suggest`` returns a config dict, ``None`` when it
+    cannot suggest right now (try again after a result arrives), or ``Searcher.FINISHED``.
+    """
+
+    FINISHED = "FINISHED"
+    #: False when suggestions do not depend on results, so the controller may ask
+    #: for many at once and submit them as one throttled Slurm array.
+    adaptive = True
+
+    def __init__(self, metric: str | None = None, mode: str | None = None):
+        if mode is not None and mode not in ("min", "max"):
+            raise ConfigError(f"The value of `mode` is {mode!r}, but must be 'min' or 'max'.")
+        self._metric = metric
+        self._mode = mode
+
+    @property
+    def metric(self) -> str | None:
+        return self._metric
+
+    @property
+    def mode(self) -> str | None:
+        return self._mode
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        """Receive metric, mode and param_space from TuneConfig; False if already set differently."""
+        if metric and self._metric and metric != self._metric:
+            return False
+        if mode and self._mode and mode != self._mode:
+            return False
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        raise NotImplementedError
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """An intermediate result arrived."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        """The trial ended: finished normally, or with an error."""
+
+    def on_trial_stopped_early(self, trial_id: str, result: dict | None) -> None:
+        """A scheduler or stopper ended the trial before it finished (Optuna: PRUNED)."""
+        self.on_trial_complete(trial_id, result)
+
+    def get_state(self) -> dict:
+        """Everything needed to continue the search after a driver restart (picklable)."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
+
+    def save(self, checkpoint_path: str | Path) -> None:
+        path = Path(checkpoint_path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(self.get_state(), f)
+        tmp.replace(path)
+
+    def restore(self, checkpoint_path: str | Path) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
+
+    def restore_from_dir(self, checkpoint_dir: str | Path) -> None:
+        """Restore from an experiment directory (where the driver saves searcher state)."""
+        path = Path(checkpoint_dir) / SEARCHER_STATE_FILE
+        if not path.exists():
+            raise ConfigError(f"No searcher state in {checkpoint_dir}: expected {path}.")
+        self.restore(path)
+
+
+class SampleLimiter(Searcher):
+    """Ends a model-based searcher after ``num_samples`` suggestions (-1: never).
+
+    Random/grid search counts samples itself; model-based searchers do not, so the
+    Tuner wraps them in this.
+    """
+
+    def __init__(self, searcher: Searcher, num_samples: int):
+        super().__init__(searcher.metric, searcher.mode)
+        self.searcher = searcher
+        self.num_samples = num_samples
+        self.suggested = 0
+
+    @property
+    def adaptive(self) -> bool:  # type: ignore[override]
+        return self.searcher.adaptive
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        if 0 <= self.num_samples <= self.suggested:
+            return Searcher.FINISHED
+        config = self.searcher.suggest(trial_id)
+        if isinstance(config, dict):
+            self.suggested += 1
+        return config
+
+    def on_trial_result(self, trial_id, result):
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.searcher.on_trial_complete(trial_id, result, error)
+
+    def on_trial_stopped_early(self, trial_id, result):
+        self.searcher.on_trial_stopped_early(trial_id, result)
+
+    def get_state(self) -> dict:
+        return {"suggested": self.suggested, "searcher": self.searcher.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self.suggested = state["suggested"]
+        self.searcher.set_state(state["searcher"])
