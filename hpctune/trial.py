@@ -29,3 +29,82 @@ class TrialInfo:
     trial_id: str
     config: Mapping[str, Any] = field(default_factory=dict)
     experiment_tag: str = ""
+
+
+_ANALYSIS_SKIP = {"timestamp", "pid", "time_this_iter_s", "time_since_restore",
+                  "iterations_since_restore", "restart_count", "done"}
+
+
+@dataclass
+class Trial:
+    """The driver's record of a trial: status, Slurm job, latest result, log offset."""
+
+    trial_id: str
+    config: dict[str, Any]
+    experiment_tag: str
+    path: str
+    resources: dict[str, Any] = field(default_factory=dict)
+    status: TrialStatus = TrialStatus.PENDING
+    job_id: str | None = None
+    job_state: str = ""
+    job_reason: str = ""
+    node: str = ""
+    last_result: dict[str, Any] = field(default_factory=dict)
+    num_results: int = 0
+    metric_analysis: dict[str, dict[str, float]] = field(default_factory=dict)
+    error: str | None = None
+    log_offset: int = 0
+    stop_requested_at: float | None = None
+    stop_reason: str = ""
+    stopped_by_scheduler: bool = False
+    num_failures: int = 0
+    restart_count: int = 0
+    checkpoint: str | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def info(self) -> TrialInfo:
+        return TrialInfo(self.trial_id, self.config, self.experiment_tag)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_finished
+
+    def record_result(self, result: dict[str, Any]) -> None:
+        """Keep the latest result and Ray's metric analysis (min/max/avg/last-k-avg)."""
+        self.last_result = result
+        self.num_results += 1
+        for key, value in result.items():
+            if key in _ANALYSIS_SKIP or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)):
+                _update_analysis(self.metric_analysis.setdefault(key, {}), float(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        data = dict(data)
+        data["status"] = TrialStatus(data["status"])
+        return cls(**data)
+
+    def __str__(self) -> str:
+        return self.trial_id
+
+
+def _update_analysis(stats: dict[str, Any], value: float) -> None:
+    n = stats.get("n", 0) + 1
+    stats["n"] = n
+    stats["last"] = value
+    stats["max"] = max(stats.get("max", value), value)
+    stats["min"] = min(stats.get("min", value), value)
+    stats["avg"] = stats.get("avg", 0.0) + (value - stats.get("avg", 0.0)) / n
+    recent = (stats.get("recent", []) + [value])[-10:]
+    stats["recent"] = recent
+    stats["last-5-avg"] = sum(recent[-5:]) / len(recent[-5:])
+    stats["last-10-avg"] = sum(recent) / len(recent)

@@ -1,0 +1,50 @@
+"""What the controller needs from an execution backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING",
+                 "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as the scheduler sees it: Slurm state, pending reason, node."""
+
+    state: str
+    reason: str = ""
+    node: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("RUNNING", "COMPLETING", "CONFIGURING")
+
+
+class Backend(Protocol):
+    """Turns trial launches into jobs and reports on them; holds no tuning policy."""
+
+    name: str
+    poll_interval_s: float
+
+    def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
+        """Start one job per trial (one array on Slurm); returns job ids in trial order."""
+
+    def poll(self) -> dict[str, JobState]:
+        """States of every job of this backend still known to the scheduler (one query)."""
+
+    def cancel(self, job_ids: list[str]) -> None:
+        """Cancel jobs (one call for all)."""
+
+    def final_states(self, job_ids: list[str]) -> dict[str, str]:
+        """Best-known end state of jobs that left the queue (may be empty without accounting)."""
+
+    def log_paths(self, job_id: str) -> tuple[str, str]:
+        """(stdout, stderr) paths of a job."""
+
+    def command_counts(self) -> dict[str, int]:
+        """How many scheduler commands were issued, by command."""
+
+    def close(self) -> None:
+        """Release what the backend holds (local processes are cancelled)."""

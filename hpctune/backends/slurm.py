@@ -1,0 +1,169 @@
+"""Slurm backend: trials become tasks of job arrays, rendered by submitit, watched by squeue.
+
+One ``sbatch`` per batch of trials with the same resources (``--array=0-N%K``), one
+``squeue`` per poll for every job of the experiment, one ``scancel`` per batch of stops.
+Every command goes through ``SlurmCommands``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from submitit.slurm.slurm import SlurmExecutor
+
+from hpctune.backends.base import JobState
+from hpctune.backends.slurm_commands import SlurmCommands
+from hpctune.config import SlurmConfig
+from hpctune.errors import ConfigError
+
+
+class SlurmBackend:
+    """Runs trials as Slurm array tasks."""
+
+    name = "slurm"
+
+    def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
+                 commands: SlurmCommands | None = None):
+        self.root = Path(experiment_root)
+        self.config = config or SlurmConfig()
+        self.commands = commands or SlurmCommands()
+        self.poll_interval_s = self.config.poll_interval_s
+        self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
+        self.jobs_dir = self.root / "jobs"
+        self._user = getpass.getuser()
+
+    # -- submission -------------------------------------------------------------
+    def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
+        """Submit one array task per trial (split to fit MaxArraySize); returns '<job>_<task>' ids."""
+        job_ids: list[str] = []
+        size = self.config.max_array_size or len(trial_ids)
+        for start in range(0, len(trial_ids), size):
+            chunk = trial_ids[start:start + size]
+            job_ids += self._submit_array(chunk, resources, throttle)
+        return job_ids
+
+    def _submit_array(self, trial_ids: list[str], resources: dict[str, Any],
+                      throttle: int | None) -> list[str]:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        uid = uuid.uuid4().hex[:10]
+        manifest = self.jobs_dir / f"array_{uid}.trials"
+        manifest.write_text("\n".join(trial_ids) + "\n")
+        script = self.render_script(resources, len(trial_ids), throttle, manifest)
+        script_path = self.jobs_dir / f"array_{uid}.sbatch"
+        script_path.write_text(script)
+        out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
+        array_id = out.split(";")[0]
+        return [f"{array_id}_{i}" for i in range(len(trial_ids))]
+
+    def render_script(self, resources: dict[str, Any], count: int, throttle: int | None,
+                      manifest: Path | None = None) -> str:
+        """The exact sbatch script submitted for ``count`` trials (used for previews too)."""
+        executor = _ScriptRenderer(self.jobs_dir)
+        try:
+            executor.update_parameters(**self._sbatch_parameters(resources, throttle or count))
+        except ValueError as exc:
+            raise ConfigError(f"Invalid Slurm parameters: {exc}") from exc
+        executor.parameters["map_count"] = count
+        manifest = manifest or self.jobs_dir / "array_<uid>.trials"
+        command = self._worker_command(manifest)
+        return executor._make_submission_file_text(command, "preview")
+
+    def _worker_command(self, manifest: Path) -> str:
+        python = self.config.python or sys.executable
+        args = [python, "-u", "-m", "hpctune.worker", str(self.root), "--manifest", str(manifest)]
+        command = " ".join(shlex.quote(a) for a in args)
+        return command if self.config.use_srun else f"exec {command}"
+
+    def _sbatch_parameters(self, resources: dict[str, Any], throttle: int) -> dict[str, Any]:
+        cfg = self.config
+        extra: dict[str, Any] = {"signal": f"B:{cfg.signal}@{cfg.signal_lead_s}"}
+        if cfg.requeue:
+            extra["requeue"] = True
+        extra.update(cfg.sbatch_options)
+        params: dict[str, Any] = {
+            "job_name": self.job_name, "time": cfg.time_min, "cpus_per_task": resources["cpu"],
+            "array_parallelism": throttle, "use_srun": cfg.use_srun, "wckey": "hpctune",
+            "setup": list(cfg.setup), "additional_parameters": extra,
+        }
+        optional = {"partition": cfg.partition, "account": cfg.account, "qos": cfg.qos,
+                    "constraint": cfg.constraint, "exclude": cfg.exclude, "nodelist": cfg.nodelist}
+        params.update({k: v for k, v in optional.items() if v})
+        if resources.get("gpu"):
+            params["gres"] = f"gpu:{resources['gpu']}"
+        if resources.get("mem_gb"):
+            params["mem"] = _mem(resources["mem_gb"])
+        if resources.get("nodes"):
+            params["nodes"] = resources["nodes"]
+        if resources.get("tasks_per_node"):
+            params["ntasks_per_node"] = resources["tasks_per_node"]
+        return params
+
+    # -- watching -----------------------------------------------------------------
+    def poll(self) -> dict[str, JobState]:
+        """One squeue call for every live task of this experiment's job name."""
+        proc = self.commands.run(["squeue", "-h", "-r", "-u", self._user, "-n", self.job_name,
+                                  "-o", "%i|%T|%r|%N"])
+        states = {}
+        for line in proc.stdout.splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 4:
+                states[parts[0]] = JobState(parts[1], _reason(parts[2]), parts[3])
+        return states
+
+    def final_states(self, job_ids: list[str]) -> dict[str, str]:
+        """End states from sacct, when accounting is enabled (one call for all)."""
+        if not job_ids:
+            return {}
+        proc = self.commands.run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids),
+                                  "-o", "JobID,State,ExitCode"], check=False)
+        if proc.returncode != 0:
+            return {}
+        found = {}
+        for line in proc.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) == 3:
+                found[parts[0]] = f"{parts[1]} (exit {parts[2]})"
+        return found
+
+    def cancel(self, job_ids: list[str]) -> None:
+        if job_ids:
+            self.commands.run(["scancel", *job_ids], check=False)
+
+    def log_paths(self, job_id: str) -> tuple[str, str]:
+        base = self.jobs_dir / f"{job_id}_0_log"
+        return f"{base}.out", f"{base}.err"
+
+    def command_counts(self) -> dict[str, int]:
+        return dict(self.commands.counts)
+
+    def close(self) -> None:
+        pass
+
+
+def _reason(reason: str) -> str:
+    return "" if reason in ("None", "(null)") else reason
+
+
+def _mem(mem_gb: float) -> str:
+    return f"{int(mem_gb)}GB" if float(mem_gb).is_integer() else f"{int(mem_gb * 1024)}MB"
+
+
+class _ScriptRenderer(SlurmExecutor):
+    """submitit's executor used to validate parameters and render sbatch text (no srun check)."""
+
+    @classmethod
+    def affinity(cls) -> int:
+        return 1
+
+
+def sbatch_available() -> bool:
+    """True on a machine that can submit Slurm jobs."""
+    from shutil import which
+
+    return which("sbatch") is not None and os.environ.get("HPCTUNE_BACKEND") != "local"

@@ -1,0 +1,81 @@
+"""Checkpoints: a directory of files, persisted into the trial directory atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+CHECKPOINT_PREFIX = "checkpoint_"
+
+
+class Checkpoint:
+    """A reference to a directory holding a checkpoint (Ray Train's ``Checkpoint``)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(Path(path).resolve())
+
+    @classmethod
+    def from_directory(cls, path: str | os.PathLike) -> Checkpoint:
+        return cls(path)
+
+    def to_directory(self, path: str | os.PathLike | None = None) -> str:
+        """Copy the checkpoint's files to ``path`` (a new temporary directory by default)."""
+        target = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="checkpoint-"))
+        shutil.copytree(self.path, target, dirs_exist_ok=True)
+        return str(target)
+
+    @contextlib.contextmanager
+    def as_directory(self) -> Iterator[str]:
+        """The checkpoint as a local directory (already local on a shared filesystem)."""
+        yield self.path
+
+    def __repr__(self) -> str:
+        return f"Checkpoint(path={self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Checkpoint) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+
+def checkpoint_dir_name(iteration: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{iteration:06d}"
+
+
+def persist_checkpoint(source: str | os.PathLike, trial_dir: Path, iteration: int) -> Path:
+    """Copy ``source`` into ``trial_dir/checkpoint_<iteration>``: temp dir, fsync, rename.
+
+    A reader never sees a partial checkpoint: the final name appears only once every
+    file is written. An existing checkpoint with the same name is replaced.
+    """
+    final = trial_dir / checkpoint_dir_name(iteration)
+    if Path(source).resolve() == final.resolve():
+        return final
+    tmp = trial_dir / f".tmp_{final.name}_{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    _fsync_tree(tmp)
+    if final.exists():
+        old = trial_dir / f".old_{final.name}_{os.getpid()}"
+        os.replace(final, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                os.fsync(f.fileno())
+
+
+def latest_checkpoint(trial_dir: Path) -> Path | None:
+    """The newest complete checkpoint directory of a trial, if any."""
+    found = sorted(p for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
+    return found[-1] if found else None

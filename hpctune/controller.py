@@ -1,0 +1,327 @@
+"""The driver loop: ask the searcher, launch jobs, read result logs, enact decisions.
+
+The controller is the only place with policy about *when* to call the backend:
+one launch per batch of new trials, one poll per ``poll_interval_s``, one cancel per
+batch of stop decisions. Schedulers, stoppers and searchers only return decisions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpctune.backends.base import Backend
+from hpctune.callbacks import CallbackList
+from hpctune.errors import TuneError
+from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler
+from hpctune.search.searcher import Searcher
+from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import LogTail
+from hpctune.storage.user_files import write_user_files
+from hpctune.trial import Trial, TrialStatus
+
+EAGER_BATCH = 10_000
+DEFAULT_ADAPTIVE_WINDOW = 32
+SNAPSHOT_INTERVAL_S = 5.0
+
+
+@dataclass
+class ControllerSettings:
+    """The parts of TuneConfig/RunConfig the loop needs, resolved."""
+
+    max_concurrent: int | None = None
+    time_budget_s: float | None = None
+    max_failures: int = 0
+    fail_fast: bool | str = False
+    stop_grace_s: float = 1.0
+    tick_s: float = 0.05
+    resources_for: Callable[[dict], dict] = field(default=lambda config: {"cpu": 1, "gpu": 0})
+    trial_id_prefix: str = "trial"
+    param_space: dict = field(default_factory=dict)
+
+
+class Controller:
+    """Runs one experiment to the end; ``run()`` returns every trial."""
+
+    def __init__(self, exp: ExperimentDir, backend: Backend, searcher: Searcher,
+                 scheduler: TrialScheduler, stopper: Any, callbacks: CallbackList,
+                 settings: ControllerSettings, reporter: Any = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.exp, self.backend, self.searcher = exp, backend, searcher
+        self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
+        self.settings, self.reporter, self.clock = settings, reporter, clock
+        self.trials: dict[str, Trial] = {}
+        self.tails: dict[str, LogTail] = {}
+        self.iteration = 0
+        self.searcher_finished = False
+        self.stop_everything = False
+        self.fatal_error: str | None = None
+        self._last_poll = -1e9
+        self._last_snapshot = clock()
+        self._started = clock()
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> list[Trial]:
+        try:
+            while not self._done():
+                self.step()
+                time.sleep(self.settings.tick_s)
+        finally:
+            self._snapshot()
+        self.callbacks.call("on_experiment_end", trials=self.trial_list)
+        if self.fatal_error and self.settings.fail_fast == "raise":
+            raise TuneError(self.fatal_error)
+        return self.trial_list
+
+    def step(self) -> None:
+        """One pass: new trials, launches, log reading, stop enactment, Slurm poll."""
+        self.iteration += 1
+        self.callbacks.call("on_step_begin", iteration=self.iteration, trials=self.trial_list)
+        self._check_budget()
+        if not self.stop_everything:
+            self._create_trials()
+            self._launch_pending()
+        self._ingest_logs()
+        self._enact_stops()
+        if self.clock() - self._last_poll >= self.backend.poll_interval_s:
+            self._poll_jobs()
+        if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
+            self._snapshot()
+        if self.reporter is not None:
+            self.reporter.maybe_report(self)
+        self.callbacks.call("on_step_end", iteration=self.iteration, trials=self.trial_list)
+
+    def _done(self) -> bool:
+        live = any(not t.is_finished for t in self.trials.values())
+        return not live and (self.searcher_finished or self.stop_everything)
+
+    @property
+    def trial_list(self) -> list[Trial]:
+        return list(self.trials.values())
+
+    @property
+    def live_trials(self) -> list[Trial]:
+        return [t for t in self.trials.values() if not t.is_finished]
+
+    # -- creating and launching ---------------------------------------------------
+    def _create_trials(self) -> None:
+        while not self.searcher_finished and self._room_for_new_trial():
+            trial_id = f"{self.settings.trial_id_prefix}_{len(self.trials):05d}"
+            config = self.searcher.suggest(trial_id)
+            if config == Searcher.FINISHED:
+                self.searcher_finished = True
+            elif config is None:
+                return
+            else:
+                self._add_trial(trial_id, config)
+
+    def _room_for_new_trial(self) -> bool:
+        live = len(self.live_trials)
+        if not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
+            new = sum(1 for t in self.live_trials if t.job_id is None)
+            return (live == new) and new < EAGER_BATCH
+        return live < (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW)
+
+    def _add_trial(self, trial_id: str, config: dict) -> None:
+        from hpctune.space import format_experiment_tag
+
+        tag = format_experiment_tag(len(self.trials), config, self.settings.param_space)
+        trial = Trial(trial_id, config, tag, str(self.exp.trial_dir(trial_id)),
+                      resources=self.settings.resources_for(config))
+        self.exp.write_params(trial_id, config)
+        write_json_atomic(Path(trial.path) / "trial.json", {
+            "trial_id": trial_id, "experiment_tag": tag, "resources": trial.resources,
+        }, fsync=False)
+        self.trials[trial_id] = trial
+        self.tails[trial_id] = LogTail(self.exp.result_log_path(trial_id))
+        self.scheduler.on_trial_add(trial.info)
+
+    def _launch_pending(self) -> None:
+        groups: dict[str, list[Trial]] = defaultdict(list)
+        for trial in self.trials.values():
+            if trial.job_id is None and trial.status is TrialStatus.PENDING:
+                groups[repr(sorted(trial.resources.items()))].append(trial)
+        throttle = self.settings.max_concurrent if not self.searcher.adaptive else None
+        for batch in groups.values():
+            job_ids = self.backend.launch([t.trial_id for t in batch], batch[0].resources, throttle)
+            now = self.clock()
+            for trial, job_id in zip(batch, job_ids):
+                trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
+
+    # -- reading results ----------------------------------------------------------
+    def _ingest_logs(self) -> None:
+        for trial in self.live_trials:
+            if trial.job_id is None:
+                continue
+            for event in self.tails[trial.trial_id].read_new():
+                self._on_event(trial, event)
+                if trial.is_finished:
+                    break
+            trial.log_offset = self.tails[trial.trial_id].offset
+
+    def _on_event(self, trial: Trial, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self._on_start(trial, event)
+        elif kind == "result":
+            self._on_result(trial, event["result"], event.get("checkpoint"))
+        elif kind == "complete":
+            self._on_complete(trial)
+        elif kind == "stopped":
+            self._on_stopped(trial)
+        elif kind == "error":
+            self._on_error(trial, event.get("error", "unknown error"))
+
+    def _on_start(self, trial: Trial, event: dict) -> None:
+        trial.restart_count = event.get("restart_count", 0)
+        first = trial.started_at is None
+        trial.status = TrialStatus.RUNNING
+        trial.started_at = trial.started_at or self.clock()
+        if first:
+            self.callbacks.call("on_trial_start", iteration=self.iteration,
+                                trials=self.trial_list, trial=trial)
+
+    def _on_result(self, trial: Trial, result: dict, checkpoint: str | None) -> None:
+        trial.status = TrialStatus.RUNNING
+        if checkpoint:
+            trial.checkpoint = checkpoint
+        trial.record_result(result)
+        if trial.stop_requested_at is not None:
+            return  # recorded, not acted on: a decision was already made
+        self.searcher.on_trial_result(trial.trial_id, result)
+        self.callbacks.call("on_trial_result", iteration=self.iteration, trials=self.trial_list,
+                            trial=trial, result=result)
+        if self.stopper(trial.trial_id, result):
+            self._request_stop(trial, "stop criterion reached", by_scheduler=False)
+        elif self.scheduler.on_trial_result(trial.info, result) is Decision.STOP:
+            self._request_stop(trial, "stopped by scheduler", by_scheduler=True)
+        if self.stopper.stop_all():
+            self._stop_experiment("a stopper ended the experiment")
+
+    # -- ending trials --------------------------------------------------------------
+    def _on_complete(self, trial: Trial) -> None:
+        if trial.last_result:
+            trial.last_result["done"] = True
+        self._finish(trial, TrialStatus.TERMINATED)
+        self.scheduler.on_trial_complete(trial.info, trial.last_result or None)
+        self.searcher.on_trial_complete(trial.trial_id, trial.last_result or None)
+        self.callbacks.call("on_trial_complete", iteration=self.iteration,
+                            trials=self.trial_list, trial=trial)
+
+    def _on_stopped(self, trial: Trial) -> None:
+        """The trial ended on a stop decision (cooperatively, or cancelled)."""
+        self._finish(trial, TrialStatus.TERMINATED)
+        if trial.stopped_by_scheduler:
+            self.scheduler.on_trial_remove(trial.info)
+            self.searcher.on_trial_stopped_early(trial.trial_id, trial.last_result or None)
+        else:
+            self.scheduler.on_trial_complete(trial.info, trial.last_result or None)
+            self.searcher.on_trial_complete(trial.trial_id, trial.last_result or None)
+        self.callbacks.call("on_trial_complete", iteration=self.iteration,
+                            trials=self.trial_list, trial=trial)
+
+    def _on_error(self, trial: Trial, error: str) -> None:
+        trial.num_failures += 1
+        if self.settings.max_failures < 0 or trial.num_failures <= self.settings.max_failures:
+            self._retry(trial)
+            return
+        trial.error = error
+        self._finish(trial, TrialStatus.ERROR)
+        self.scheduler.on_trial_error(trial.info)
+        self.searcher.on_trial_complete(trial.trial_id, trial.last_result or None, error=True)
+        self.callbacks.call("on_trial_error", iteration=self.iteration,
+                            trials=self.trial_list, trial=trial)
+        if self.settings.fail_fast:
+            self.fatal_error = f"Trial {trial.trial_id} failed (fail_fast is set):\n{error}"
+            self._stop_experiment(self.fatal_error)
+
+    def _retry(self, trial: Trial) -> None:
+        """Resubmit a failed trial; it resumes from its latest checkpoint."""
+        trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
+
+    def _finish(self, trial: Trial, status: TrialStatus) -> None:
+        trial.status, trial.ended_at = status, self.clock()
+        write_user_files(Path(trial.path), trial.config)
+
+    # -- stopping --------------------------------------------------------------------
+    def _request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:
+        """Ask the worker to stop at its next report; scancel follows after a grace period."""
+        trial.stop_requested_at, trial.stop_reason = self.clock(), reason
+        trial.stopped_by_scheduler = by_scheduler
+        self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason})
+
+    def _enact_stops(self) -> None:
+        deadline = self.clock() - self.settings.stop_grace_s
+        overdue = [t for t in self.live_trials if t.stop_requested_at is not None
+                   and t.stop_requested_at <= deadline and t.job_id and t.job_state != "CANCELLING"]
+        if overdue:
+            self.backend.cancel([t.job_id for t in overdue])
+            for trial in overdue:
+                trial.job_state = "CANCELLING"
+
+    def _stop_experiment(self, reason: str) -> None:
+        self.stop_everything = True
+        self.searcher_finished = True
+        live = self.live_trials
+        for trial in live:
+            if trial.stop_requested_at is None:
+                self._request_stop(trial, reason, by_scheduler=False)
+        queued = [t for t in live if t.job_id and t.job_state != "CANCELLING"]
+        self.backend.cancel([t.job_id for t in queued])
+        for trial in live:
+            trial.job_state = "CANCELLING"
+            if trial.job_id is None:
+                self._on_stopped(trial)
+
+    def _check_budget(self) -> None:
+        budget = self.settings.time_budget_s
+        if budget is not None and not self.stop_everything and self.clock() - self._started >= budget:
+            self._stop_experiment(f"time budget of {budget} s spent")
+
+    # -- watching jobs ---------------------------------------------------------------
+    def _poll_jobs(self) -> None:
+        self._last_poll = self.clock()
+        states = self.backend.poll()
+        gone = []
+        for trial in self.live_trials:
+            if trial.job_id is None:
+                continue
+            state = states.get(trial.job_id)
+            if state is None:
+                gone.append(trial)
+                continue
+            trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
+        if gone:
+            self._ingest_logs()  # a final event may have landed since the last read
+            self._on_jobs_gone([t for t in gone if not t.is_finished])
+
+    def _on_jobs_gone(self, trials: list[Trial]) -> None:
+        """Jobs that left the queue without a final event: stopped, or an error."""
+        unexplained = [t for t in trials if t.stop_requested_at is None]
+        for trial in trials:
+            if trial.stop_requested_at is not None:
+                self._on_stopped(trial)
+        if not unexplained:
+            return
+        final = self.backend.final_states([t.job_id for t in unexplained])
+        for trial in unexplained:
+            _, stderr = self.backend.log_paths(trial.job_id)
+            state = final.get(trial.job_id, "unknown: no accounting record")
+            self._on_error(trial, f"Job {trial.job_id} ended without a final result "
+                                  f"(scheduler state: {state}). See its stderr: {stderr}")
+
+    # -- persistence ------------------------------------------------------------------
+    def _snapshot(self) -> None:
+        """Write the driver's state atomically; the result logs remain the source of truth."""
+        self._last_snapshot = self.clock()
+        write_json_atomic(self.exp.state_path, {
+            "trials": [t.to_dict() for t in self.trials.values()],
+            "searcher_finished": self.searcher_finished,
+            "backend_commands": self.backend.command_counts(),
+            "updated": time.time(),
+        }, fsync=False)

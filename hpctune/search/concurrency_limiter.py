@@ -1,0 +1,112 @@
+"""ConcurrencyLimiter: at most ``max_concurrent`` trials of a searcher in flight at once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hpctune.errors import ConfigError
+from hpctune.search.searcher import Searcher
+
+logger = logging.getLogger(__name__)
+
+
+class ConcurrencyLimiter(Searcher):
+    """Wraps a searcher so that it has at most ``max_concurrent`` live trials.
+
+    ``suggest`` returns None while at the limit; the controller asks again after a trial
+    ends. With ``batch=True`` the wrapped searcher hears of no completion until the whole
+    batch of ``max_concurrent`` trials has ended, and no new trial starts before that:
+    useful for searchers that work best on synchronous batches.
+    """
+
+    def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False):
+        if not isinstance(searcher, Searcher):
+            raise ConfigError(
+                f"ConcurrencyLimiter wraps a Searcher, got {type(searcher).__name__}."
+            )
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise ConfigError(
+                f"The value of `max_concurrent` is {max_concurrent!r}, but must be an int >= 1."
+            )
+        super().__init__()
+        self.searcher = searcher
+        self.max_concurrent = max_concurrent
+        self.batch = batch
+        self.live_trials: set[str] = set()
+        # batch mode: ended trials held back until the batch is over, in order of ending
+        self.cached_results: dict[str, tuple[str, dict | None, bool]] = {}
+
+    @property
+    def metric(self) -> Any:
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> Any:
+        return self.searcher.mode
+
+    @property
+    def adaptive(self) -> bool:  # type: ignore[override]
+        return self.searcher.adaptive
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        if trial_id in self.live_trials:
+            raise ValueError(f"Trial id {trial_id!r} is already live: ids must be unique.")
+        if len(self.live_trials) >= self.max_concurrent:
+            logger.debug("No suggestion for %s: %d/%d trials live.",
+                         trial_id, len(self.live_trials), self.max_concurrent)
+            return None
+        suggestion = self.searcher.suggest(trial_id)
+        if isinstance(suggestion, dict):
+            self.live_trials.add(trial_id)
+        return suggestion
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        self._ended(trial_id, "complete", result, error)
+
+    def on_trial_stopped_early(self, trial_id: str, result: dict | None) -> None:
+        self._ended(trial_id, "stopped", result, False)
+
+    def _ended(self, trial_id: str, how: str, result: dict | None, error: bool) -> None:
+        if trial_id not in self.live_trials:  # not ours (e.g. suggested before a restore)
+            self._forward(trial_id, how, result, error)
+            return
+        if not self.batch:
+            self.live_trials.discard(trial_id)
+            self._forward(trial_id, how, result, error)
+            return
+        self.cached_results[trial_id] = (how, result, error)
+        if len(self.cached_results) < len(self.live_trials):
+            return
+        cached, self.cached_results = self.cached_results, {}
+        self.live_trials.clear()
+        for cached_id, (cached_how, cached_result, cached_error) in cached.items():
+            self._forward(cached_id, cached_how, cached_result, cached_error)
+
+    def _forward(self, trial_id: str, how: str, result: dict | None, error: bool) -> None:
+        if how == "stopped":
+            self.searcher.on_trial_stopped_early(trial_id, result)
+        else:
+            self.searcher.on_trial_complete(trial_id, result, error)
+
+    def get_state(self) -> dict:
+        return {
+            "live_trials": set(self.live_trials),
+            "cached_results": dict(self.cached_results),
+            "searcher": self.searcher.get_state(),
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.live_trials = set(state["live_trials"])
+        self.cached_results = dict(state["cached_results"])
+        self.searcher.set_state(state["searcher"])

@@ -1,0 +1,582 @@
+"""OptunaSearch: Optuna's samplers (TPE by default) behind the Searcher interface.
+
+Suggestions use Optuna's ask/tell interface, so each ``suggest`` asks at once: trials run
+asynchronously, with no batch barrier. hpctune search spaces (nested dicts allowed) are
+converted to Optuna distributions under "/"-joined keys; a define-by-run function
+``space(trial) -> dict | None`` gives conditional spaces. ``optuna`` is imported here
+only, so ``import hpctune.search`` works without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hpctune.errors import ConfigError, SearchSpaceError
+from hpctune.search.searcher import Searcher
+from hpctune.space import Categorical, Domain, Float, Function, Integer, is_grid_search
+
+try:
+    import optuna
+    from optuna.distributions import (
+        BaseDistribution,
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+    from optuna.trial import TrialState
+except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+    optuna = None
+
+logger = logging.getLogger(__name__)
+
+TRAINING_ITERATION = "training_iteration"
+_PRIMITIVE_CHOICES = (type(None), bool, int, float, str)
+_STATE_VERSION = 1
+
+
+def _require_optuna() -> None:
+    if optuna is None:
+        raise ImportError(
+            "OptunaSearch needs the optuna package, which is not installed. "
+            "Fix: pip install 'hpctune[optuna]'"
+        )
+
+
+# ---------------------------------------------------------------- space conversion
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One converted parameter: its Optuna distribution and how to decode a sampled value.
+
+    Optuna has no log scale with a step, so ``qloguniform``/``qlograndint`` are sampled on
+    the log scale and rounded here to a multiple of ``q`` in ``[q_lo, q_hi]``. Categories
+    that Optuna cannot store (lists, dicts, objects) are sampled by index into ``choices``.
+    """
+
+    dist: Any
+    q: float | int | None = None
+    q_lo: float | int | None = None
+    q_hi: float | int | None = None
+    choices: tuple | None = None
+
+    def decode(self, value: Any) -> Any:
+        """The config value for a value Optuna sampled."""
+        if self.choices is not None:
+            return copy.deepcopy(self.choices[value])
+        if self.q is not None:
+            value = min(max(round(value / self.q) * self.q, self.q_lo), self.q_hi)
+        return value
+
+    def encode(self, value: Any) -> Any:
+        """The Optuna value for a config value (points_to_evaluate, adopted results)."""
+        if self.choices is None:
+            return value
+        for index, choice in enumerate(self.choices):
+            if choice == value:
+                return index
+        raise SearchSpaceError(f"{value!r} is not one of the categories {list(self.choices)}.")
+
+
+def _unconvertible(key: str, primitive: str, fix: str) -> SearchSpaceError:
+    return SearchSpaceError(
+        f"OptunaSearch cannot convert `{key}` ({primitive}) to an Optuna distribution. {fix}"
+    )
+
+
+def _quantized_bounds(lower: float, upper: float, q: float, key: str) -> tuple[float, float]:
+    """Smallest and largest multiples of ``q`` inside ``[lower, upper]``."""
+    lo_k, hi_k = lower / q, upper / q
+    lo_k = round(lo_k) if math.isclose(lo_k, round(lo_k)) else math.ceil(lo_k)
+    hi_k = round(hi_k) if math.isclose(hi_k, round(hi_k)) else math.floor(hi_k)
+    if lo_k > hi_k:
+        raise SearchSpaceError(f"`{key}`: no multiple of q={q} lies in [{lower}, {upper}].")
+    return lo_k * q, hi_k * q
+
+
+def _convert_float(key: str, domain: Float) -> _Param:
+    if domain.sampler == "normal" or domain.lower is None or domain.upper is None:
+        name = "qrandn" if domain.q else "randn"
+        raise _unconvertible(
+            key, name, "Optuna's distributions are bounded: use uniform(lower, upper) instead."
+        )
+    if not domain.q:
+        return _Param(FloatDistribution(domain.lower, domain.upper, log=domain.log))
+    lo, hi = _quantized_bounds(domain.lower, domain.upper, domain.q, key)
+    if domain.log:
+        dist = FloatDistribution(domain.lower, domain.upper, log=True)
+        return _Param(dist, q=domain.q, q_lo=lo, q_hi=hi)
+    return _Param(FloatDistribution(lo, hi, step=domain.q))
+
+
+def _convert_integer(key: str, domain: Integer) -> _Param:
+    lo, hi = domain.inclusive_bounds()
+    q = domain.q or 1
+    if q == 1:
+        return _Param(IntDistribution(lo, hi, log=domain.log))
+    q_lo, q_hi = -(-lo // q) * q, hi // q * q
+    if q_lo > q_hi:
+        raise SearchSpaceError(f"`{key}`: no multiple of q={q} lies in [{lo}, {hi}].")
+    if domain.log:
+        return _Param(IntDistribution(lo, hi, log=True), q=q, q_lo=q_lo, q_hi=q_hi)
+    return _Param(IntDistribution(q_lo, q_hi, step=q))
+
+
+def _convert_categorical(key: str, domain: Categorical) -> _Param:
+    categories = list(domain.categories)
+    if any(isinstance(c, Domain) or is_grid_search(c) for c in categories):
+        raise _unconvertible(key, "choice of search spaces", "Use a define-by-run function.")
+    if all(isinstance(c, _PRIMITIVE_CHOICES) for c in categories):
+        return _Param(CategoricalDistribution(categories))
+    indices = list(range(len(categories)))
+    return _Param(CategoricalDistribution(indices), choices=tuple(categories))
+
+
+def _convert(key: str, value: Any) -> _Param:
+    """The Optuna form of one searchable leaf, or a SearchSpaceError naming it."""
+    if isinstance(value, BaseDistribution):
+        return _Param(value)
+    if is_grid_search(value):
+        raise _unconvertible(
+            key, "grid_search", "Use choice([...]) instead, or BasicVariantGenerator for grids."
+        )
+    if isinstance(value, Function):
+        raise _unconvertible(
+            key, "sample_from", "Use a define-by-run function: OptunaSearch(space=fn)."
+        )
+    if isinstance(value, Float):
+        return _convert_float(key, value)
+    if isinstance(value, Integer):
+        return _convert_integer(key, value)
+    if isinstance(value, Categorical):
+        return _convert_categorical(key, value)
+    raise _unconvertible(key, type(value).__name__, "Use uniform, randint, choice and kin.")
+
+
+def _is_searchable(value: Any) -> bool:
+    return isinstance(value, Domain) or is_grid_search(value) or (
+        optuna is not None and isinstance(value, BaseDistribution)
+    )
+
+
+def _contains_searchable(value: Any) -> bool:
+    if _is_searchable(value):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_searchable(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_searchable(v) for v in value)
+    return False
+
+
+def _collect(space: dict, prefix: str = "") -> dict[str, Any]:
+    """Every searchable leaf of a (nested) space, under "/"-joined keys."""
+    found: dict[str, Any] = {}
+    for key, value in space.items():
+        if not _contains_searchable(value):
+            continue
+        path = f"{prefix}{key}"
+        if not isinstance(key, str) or "/" in key:
+            raise SearchSpaceError(
+                f"OptunaSearch needs string keys without '/' (it joins nested keys with '/'); "
+                f"got {path!r}. Nest a dict instead."
+            )
+        if _is_searchable(value):
+            found[path] = value
+        elif isinstance(value, dict):
+            found.update(_collect(value, path + "/"))
+        else:
+            raise SearchSpaceError(
+                f"OptunaSearch cannot search inside the list at `{path}`: use a dict of "
+                "search spaces instead of a list."
+            )
+    return found
+
+
+def convert_search_space(space: dict) -> dict[str, _Param]:
+    """Convert an hpctune (or Optuna-distribution) space to {"a/b": _Param}."""
+    _require_optuna()
+    return {key: _convert(key, value) for key, value in _collect(space).items()}
+
+
+# ---------------------------------------------------------------- config helpers
+
+
+def _fill(template: dict, values: dict[str, Any], prefix: str = "") -> dict:
+    """A copy of ``template`` with searchable leaves replaced by ``values`` (by "/" key)."""
+    out = {}
+    for key, value in template.items():
+        path = f"{prefix}{key}"
+        if path in values:
+            out[key] = values[path]
+        elif isinstance(value, dict):
+            out[key] = _fill(value, values, path + "/")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _unflatten(flat: dict[str, Any]) -> dict:
+    nested: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = str(key).split("/")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """``override`` deep-merged over a copy of ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_objectives(metric: Any, mode: Any) -> None:
+    if not isinstance(metric, list) and not isinstance(mode, list):
+        return
+    if not (isinstance(metric, list) and isinstance(mode, list) and len(metric) == len(mode)):
+        raise ConfigError(
+            f"For multi-objective search pass lists of equal length for both `metric` and "
+            f"`mode`; got metric={metric!r}, mode={mode!r}."
+        )
+    for m in mode:
+        if m not in ("min", "max"):
+            raise ConfigError(f"The value of `mode` is {m!r}, but must be 'min' or 'max'.")
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, NaN, inf, not a number)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# ---------------------------------------------------------------- the searcher
+
+
+class OptunaSearch(Searcher):
+    """Optuna's samplers (TPE by default) as an hpctune Searcher.
+
+    ``space``: an hpctune search space (nested dicts allowed; constants are copied into
+    every config), a dict of Optuna distributions, or a define-by-run function
+    ``space(optuna_trial) -> dict | None`` whose returned dict holds constants to add.
+    Without ``space`` the Tuner's ``param_space`` is converted. ``metric``/``mode`` may be
+    lists (multi-objective). ``points_to_evaluate`` are run first; with
+    ``evaluated_rewards`` they are told to Optuna as finished instead. ``sampler``
+    defaults to ``TPESampler(seed=seed)``.
+    """
+
+    def __init__(
+        self,
+        space: dict | Callable[[Any], dict | None] | None = None,
+        metric: str | list[str] | None = None,
+        mode: str | list[str] | None = None,
+        points_to_evaluate: list[dict] | None = None,
+        sampler: Any = None,
+        seed: int | None = None,
+        evaluated_rewards: list | None = None,
+    ):
+        _require_optuna()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _check_objectives(metric, mode)
+        super().__init__(None if isinstance(metric, list) else metric,
+                         None if isinstance(mode, list) else mode)
+        self._metric, self._mode = metric, mode
+        if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
+            raise ConfigError(f"`sampler` must be an optuna.samplers.BaseSampler, got {sampler!r}.")
+        if sampler is not None and seed is not None:
+            logger.warning("OptunaSearch: `seed` is ignored when a `sampler` is passed; seed it.")
+        self._sampler, self._seed = sampler, seed
+        self._points = [dict(p) for p in points_to_evaluate or []]
+        self._rewards = None if evaluated_rewards is None else list(evaluated_rewards)
+        if self._rewards is not None and len(self._rewards) != len(self._points):
+            raise ConfigError(
+                f"`evaluated_rewards` has {len(self._rewards)} values but `points_to_evaluate` "
+                f"has {len(self._points)} points; they must match one to one."
+            )
+        self._define_by_run: Callable | None = None
+        self._params: dict[str, _Param] = {}
+        self._template: dict = {}
+        self._extra: dict = {}
+        self._set_space(space)
+        self._study: Any = None
+        self._trials: dict[str, Any] = {}  # running: trial_id -> optuna.trial.Trial
+        self._finished: set[str] = set()
+        self._last_step: dict[str, int] = {}
+
+    def _set_space(self, space: Any) -> None:
+        if space is None or (isinstance(space, dict) and not space):
+            return
+        if callable(space) and not isinstance(space, dict):
+            if self._rewards is not None:
+                raise ConfigError(
+                    "`evaluated_rewards` needs a dict search space, not a define-by-run "
+                    "function: Optuna must know the distributions of the evaluated points."
+                )
+            self._define_by_run = space
+        elif not isinstance(space, dict):
+            raise ConfigError(f"`space` must be a dict or a define-by-run function, got {space!r}.")
+        elif _contains_searchable(space):
+            self._params, self._template = convert_search_space(space), space
+        else:
+            self._extra = space
+
+    @property
+    def study(self) -> Any:
+        """The ``optuna.Study`` (created at the first suggestion), for inspection."""
+        return self._study
+
+    @property
+    def has_space(self) -> bool:
+        return bool(self._params) or self._define_by_run is not None
+
+    @property
+    def _metrics(self) -> list[str]:
+        return self._metric if isinstance(self._metric, list) else [self._metric]
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        """Adopt the Tuner's metric, mode and param_space; False if they clash with ours.
+
+        A param_space with search spaces is converted when this searcher has none (or the
+        same one, as after a restore); one with constants only is merged into every config.
+        """
+        _check_objectives(metric, mode)
+        params = None
+        if config and _contains_searchable(config):
+            params = convert_search_space(config)
+            if self._define_by_run is not None or (self._params and params != self._params):
+                return False
+        if not super().set_search_properties(metric, mode, config, **spec):
+            return False
+        if params is not None:
+            self._params, self._template = params, config
+        elif config:
+            self._extra = _merge(self._extra, config)
+        return True
+
+    # -- study set-up
+
+    def _ensure_study(self) -> Any:
+        if self._study is not None:
+            return self._study
+        if not self.has_space:
+            raise ConfigError(
+                "OptunaSearch has no search space: pass OptunaSearch(space=...) or "
+                "Tuner(param_space={...}) with search spaces such as tune.uniform(0, 1)."
+            )
+        if not self._metric or not self._mode:
+            raise ConfigError(
+                "OptunaSearch needs `metric` and `mode`: pass them to OptunaSearch(...) or to "
+                "TuneConfig(metric='loss', mode='min')."
+            )
+        modes = self._mode if isinstance(self._mode, list) else [self._mode]
+        self._study = optuna.create_study(
+            sampler=self._sampler or optuna.samplers.TPESampler(seed=self._seed),
+            pruner=optuna.pruners.NopPruner(),
+            directions=["minimize" if m == "min" else "maximize" for m in modes],
+        )
+        for index, point in enumerate(self._points):
+            params = self._encode_point(point, strict=True)
+            if self._rewards is None:
+                self._study.enqueue_trial(params)
+            else:
+                reward = self._rewards[index]
+                self._add_finished(params, reward if isinstance(reward, list) else [reward])
+        return self._study
+
+    def _encode_point(self, config: dict, strict: bool) -> dict[str, Any]:
+        """Optuna params for a config: flattened, encoded, constants dropped."""
+        flat = _flatten(config)
+        if self._define_by_run is not None:
+            return flat
+        known = set(_flatten(self._template)) | set(self._params)
+        unknown = [key for key in flat if key not in known]
+        if strict and unknown:
+            raise SearchSpaceError(
+                f"points_to_evaluate names {unknown[0]!r}, which is not in the search space "
+                f"(parameters: {sorted(self._params)})."
+            )
+        return {k: self._params[k].encode(v) for k, v in flat.items() if k in self._params}
+
+    def _add_finished(self, params: dict[str, Any], values: list) -> None:
+        numbers = [_number(v) for v in values]
+        if None in numbers or len(numbers) != len(self._metrics):
+            raise ConfigError(f"Evaluated reward {values!r} must be {len(self._metrics)} finite number(s).")
+        dists = {key: self._params[key].dist for key in params}
+        self._study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=dists, values=numbers)
+        )
+
+    # -- ask
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """Ask Optuna for a new trial at once (no waiting for other trials)."""
+        study = self._ensure_study()
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            fixed = None if self._define_by_run else {k: p.dist for k, p in self._params.items()}
+            trial = study.ask(fixed)
+            self._trials[trial_id] = trial
+        try:
+            config = self._config_of(trial)
+        except BaseException:
+            del self._trials[trial_id]
+            study.tell(trial.number, state=TrialState.FAIL)
+            raise
+        return _merge(self._extra, config) if self._extra else config
+
+    def _config_of(self, trial: Any) -> dict:
+        if self._define_by_run is None:
+            values = {k: self._params[k].decode(v) for k, v in trial.params.items()}
+            return _fill(self._template, values)
+        constants = self._define_by_run(trial)
+        if constants is not None and not isinstance(constants, dict):
+            raise ConfigError(
+                "The define-by-run function passed as `space` must return None or a dict of "
+                f"constants, got {type(constants).__name__}."
+            )
+        return _unflatten({**trial.params, **(constants or {})})
+
+    # -- tell
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Report the metric as an intermediate value at step ``training_iteration``."""
+        trial = self._trials.get(trial_id)
+        if trial is None or isinstance(self._metric, list):
+            return  # unknown or finished; Optuna has no intermediate values for multi-objective
+        value = _number(result.get(self._metric))
+        if value is not None:
+            self._report(trial_id, trial, value, result.get(TRAINING_ITERATION))
+
+    def _report(self, trial_id: str, trial: Any, value: float, step: Any) -> None:
+        last = self._last_step.get(trial_id)
+        step = int(step) if step is not None else (0 if last is None else last + 1)
+        if last is not None and step <= last:
+            return  # already reported (Optuna would warn and ignore it)
+        trial.report(value, step)
+        self._last_step[trial_id] = step
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        """Tell COMPLETE with the metric; FAIL on error or when the metric is missing."""
+        trial = self._trials.pop(trial_id, None)
+        if trial is None:
+            self._adopt(trial_id, result, error)
+            return
+        values = None if error else self._objective_values(trial_id, result)
+        if values is None:
+            self._study.tell(trial.number, state=TrialState.FAIL)
+        else:
+            self._study.tell(trial.number, values)
+        self._finish(trial_id)
+
+    def on_trial_stopped_early(self, trial_id: str, result: dict | None) -> None:
+        """Tell PRUNED, after reporting the last result so samplers can use it."""
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            logger.warning("OptunaSearch: trial %s is not running here; ignored.", trial_id)
+            return
+        if result:
+            self.on_trial_result(trial_id, result)
+        del self._trials[trial_id]
+        self._study.tell(trial.number, state=TrialState.PRUNED)
+        self._finish(trial_id)
+
+    def _finish(self, trial_id: str) -> None:
+        self._finished.add(trial_id)
+        self._last_step.pop(trial_id, None)
+
+    def _objective_values(self, trial_id: str, result: dict | None) -> list[float] | None:
+        values = []
+        for metric in self._metrics:
+            value = _number((result or {}).get(metric))
+            if value is None:
+                logger.warning(
+                    "OptunaSearch: trial %s ended without a finite value for metric %r "
+                    "(result keys: %s); Optuna records the trial as FAIL.",
+                    trial_id, metric, sorted(result or {}),
+                )
+                return None
+            values.append(value)
+        return values
+
+    def _adopt(self, trial_id: str, result: dict | None, error: bool) -> None:
+        """Record a trial this searcher did not ask for (asked after the last save)."""
+        config = (result or {}).get("config")
+        if trial_id in self._finished:
+            logger.warning("OptunaSearch: trial %s already finished; ignored.", trial_id)
+            return
+        if error or self._study is None or self._define_by_run or not isinstance(config, dict):
+            logger.warning("OptunaSearch: trial %s was not suggested here; ignored.", trial_id)
+            return
+        values = self._objective_values(trial_id, result)
+        try:
+            params = self._encode_point(config, strict=False)
+            if values is not None:
+                self._add_finished(params, values)
+        except (ConfigError, ValueError) as exc:
+            logger.warning("OptunaSearch: cannot record trial %s: %s", trial_id, exc)
+            return
+        self._finish(trial_id)
+
+    # -- state
+
+    def get_state(self) -> dict:
+        """The study (in-memory storage, sampler RNG included) and the running trials."""
+        return {
+            "version": _STATE_VERSION,
+            "metric": self._metric,
+            "mode": self._mode,
+            "params": self._params,
+            "template": self._template,
+            "extra": self._extra,
+            "define_by_run": self._define_by_run is not None,
+            "study": self._study,
+            "trials": dict(self._trials),
+            "finished": set(self._finished),
+            "last_step": dict(self._last_step),
+        }
+
+    def set_state(self, state: dict) -> None:
+        if state.get("version") != _STATE_VERSION:
+            raise ConfigError(f"Unknown OptunaSearch state version {state.get('version')!r}.")
+        if state["define_by_run"] and self._define_by_run is None:
+            raise ConfigError(
+                "The saved OptunaSearch used a define-by-run space: create it with the same "
+                "function, OptunaSearch(space=fn), before restoring."
+            )
+        self._metric, self._mode = state["metric"], state["mode"]
+        self._params, self._template = state["params"], state["template"]
+        self._extra, self._study = state["extra"], state["study"]
+        self._trials = dict(state["trials"])
+        self._finished = set(state["finished"])
+        self._last_step = dict(state["last_step"])

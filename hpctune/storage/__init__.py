@@ -1,0 +1,1 @@
+"""The shared-filesystem protocol: experiment layout, result log, atomic writes."""

@@ -1,0 +1,97 @@
+"""The per-trial result log: append-only JSON lines under a file lock, tailed by byte offset.
+
+Writers (the worker) append one complete line per event under a ``filelock`` lock.
+Readers (the driver, the CLI) keep a byte offset and never parse a trailing line
+that has no newline yet: a line is either complete or not seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+SCHEMA_VERSION = 1
+
+
+class ResultLog:
+    """Appends events to ``result.jsonl``; safe with several writer processes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = FileLock(str(self.path) + ".lock")
+
+    def append(self, event: dict[str, Any], fsync: bool = False) -> None:
+        self.append_many([event], fsync=fsync)
+
+    def append_many(self, events: list[dict[str, Any]], fsync: bool = False) -> None:
+        """Append events as complete lines; ``fsync`` for events that must survive a node crash."""
+        data = "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if _ends_without_newline(fd):
+                    data = b"\n" + data  # seal a line torn by a killed writer
+                os.write(fd, data)
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _ends_without_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+def _jsonable(value: Any) -> Any:
+    """Make numpy scalars and other simple objects JSON-serialisable."""
+    for attr in ("item", "tolist"):
+        if hasattr(value, attr):
+            return getattr(value, attr)()
+    return str(value)
+
+
+class LogTail:
+    """Reads the events appended to a result log since the last call."""
+
+    def __init__(self, path: str | Path, offset: int = 0):
+        self.path = Path(path)
+        self.offset = offset
+        self.bad_lines = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Complete events after ``offset``; advances past them only."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return []
+        if size <= self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(size - self.offset)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        return self._parse(data[: end + 1])
+
+    def _parse(self, data: bytes) -> list[dict[str, Any]]:
+        events = []
+        for line in data.splitlines():
+            if not line:
+                continue
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                self.bad_lines += 1  # a line torn by a killed writer, sealed later
+        return events
+
+
+def read_events(path: str | Path) -> list[dict[str, Any]]:
+    """All complete events of a log, from the start."""
+    return LogTail(path).read_new()

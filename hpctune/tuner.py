@@ -1,0 +1,205 @@
+"""``Tuner``: the entry point, as in Ray Tune. Builds the parts and hands them to the controller."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from hpctune.backends.base import Backend
+from hpctune.callbacks import CallbackList
+from hpctune.config import RunConfig, SlurmConfig, TuneConfig
+from hpctune.controller import Controller, ControllerSettings
+from hpctune.errors import ConfigError, ExperimentLockedError, TrainableError
+from hpctune.results import ResultGrid
+from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
+from hpctune.search.searcher import Searcher, SampleLimiter
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.trainable import resources_for, validate_trainable
+
+BACKEND_ENV = "HPCTUNE_BACKEND"
+
+
+class Tuner:
+    """Tune ``trainable`` over ``param_space``; ``fit()`` runs every trial and returns a ResultGrid."""
+
+    def __init__(self, trainable: Any, *, param_space: dict | None = None,
+                 tune_config: TuneConfig | None = None, run_config: RunConfig | None = None,
+                 backend: str | None = None, slurm_config: SlurmConfig | None = None):
+        validate_trainable(trainable)
+        self.trainable = trainable
+        self.param_space = dict(param_space or {})
+        self.tune_config = tune_config or TuneConfig()
+        self.run_config = run_config or RunConfig()
+        self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
+        self.backend_name = choose_backend(backend)
+        self._validate_space()
+
+    def _validate_space(self) -> None:
+        from hpctune.space import validate_space
+
+        validate_space(self.param_space)
+
+    # -- running -------------------------------------------------------------------
+    def fit(self) -> ResultGrid:
+        exp = ExperimentDir(self.run_config.experiment_root(self._default_name()))
+        searcher, scheduler = self._searcher(), self._scheduler()
+        exp.create()
+        with experiment_lock(exp):
+            exp.write_trainable(pickle_trainable(self.trainable))
+            exp.write_experiment(self._spec())
+            controller = self._controller(exp, searcher, scheduler)
+            try:
+                trials = controller.run()
+            finally:
+                controller.backend.close()
+        return ResultGrid(trials, exp.root, self.tune_config.metric, self.tune_config.mode)
+
+    def _controller(self, exp: ExperimentDir, searcher: Searcher,
+                    scheduler: TrialScheduler) -> Controller:
+        from hpctune.progress import make_reporter
+        from hpctune.stoppers import as_stopper
+
+        settings = ControllerSettings(
+            max_concurrent=self.tune_config.max_concurrent_trials,
+            time_budget_s=self.tune_config.time_budget_s,
+            max_failures=self.run_config.failure_config.max_failures,
+            fail_fast=self.run_config.failure_config.fail_fast,
+            resources_for=lambda config: resources_for(self.trainable, config),
+            trial_id_prefix=uuid.uuid4().hex[:8],
+            param_space=self.param_space,
+        )
+        callbacks = CallbackList(self.run_config.callbacks)
+        callbacks.call("setup")
+        reporter = make_reporter(self.run_config, self.tune_config, exp)
+        return Controller(exp, self._backend(exp), searcher, scheduler,
+                          as_stopper(self.run_config.stop), callbacks, settings, reporter)
+
+    def _backend(self, exp: ExperimentDir) -> Backend:
+        if self.backend_name == "slurm":
+            from hpctune.backends.slurm import SlurmBackend
+
+            return SlurmBackend(exp.root, self.slurm_config)
+        from hpctune.backends.local import LocalBackend
+
+        return LocalBackend(exp.root)
+
+    def preview_sbatch(self, count: int | None = None) -> str:
+        """The exact sbatch script that ``fit()`` would submit for the first trials."""
+        from hpctune.backends.slurm import SlurmBackend
+
+        root = self.run_config.experiment_root(self._default_name())
+        backend = SlurmBackend(root, self.slurm_config)
+        resources = resources_for(self.trainable, {})
+        count = count or max(self.tune_config.num_samples, 1)
+        return backend.render_script(resources, count, self.tune_config.max_concurrent_trials)
+
+    # -- parts -----------------------------------------------------------------------
+    def _searcher(self) -> Searcher:
+        tc = self.tune_config
+        if tc.search_alg is None:
+            from hpctune.search.basic_variant import BasicVariantGenerator
+
+            searcher: Searcher = BasicVariantGenerator(seed=tc.seed)
+        else:
+            searcher = SampleLimiter(tc.search_alg, tc.num_samples)
+        ok = searcher.set_search_properties(tc.metric, tc.mode, self.param_space,
+                                            num_samples=tc.num_samples, seed=tc.seed)
+        if not ok:
+            raise ConfigError(
+                "The search algorithm already has a metric/mode or search space that differs "
+                "from TuneConfig/param_space: set them in one place only."
+            )
+        return searcher
+
+    def _scheduler(self) -> TrialScheduler:
+        tc = self.tune_config
+        scheduler = tc.scheduler or FIFOScheduler()
+        if scheduler.metric and tc.metric:
+            raise ConfigError(
+                "metric/mode are set both in the scheduler and in TuneConfig: set them in "
+                "TuneConfig(metric=..., mode=...) only (Ray Tune raises the same)."
+            )
+        scheduler.set_search_properties(tc.metric, tc.mode)
+        if not isinstance(scheduler, FIFOScheduler) and not (scheduler.metric and scheduler.mode):
+            raise ConfigError(
+                f"{type(scheduler).__name__} needs a metric and a mode: pass "
+                "TuneConfig(metric='loss', mode='min')."
+            )
+        return scheduler
+
+    def _default_name(self) -> str:
+        name = getattr(self.trainable, "__name__", type(self.trainable).__name__)
+        return f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+
+    def _spec(self) -> dict[str, Any]:
+        from hpctune import __version__
+
+        tc = self.tune_config
+        return {
+            "hpctune_version": __version__, "trainable": getattr(self.trainable, "__name__", "?"),
+            "metric": tc.metric, "mode": tc.mode, "num_samples": tc.num_samples,
+            "max_concurrent_trials": tc.max_concurrent_trials, "backend": self.backend_name,
+            "checkpoint_config": self.run_config.checkpoint_config.to_dict(),
+            "created": time.time(),
+        }
+
+
+def choose_backend(requested: str | None) -> str:
+    """HPCTUNE_BACKEND wins over the argument; without either, Slurm if sbatch exists."""
+    from shutil import which
+
+    choice = os.environ.get(BACKEND_ENV) or requested
+    if choice is None:
+        if which("sbatch"):
+            return "slurm"
+        print("hpctune: no `sbatch` on this machine: running trials as local processes.",
+              file=sys.stderr)
+        return "local"
+    if choice not in ("slurm", "local"):
+        raise ConfigError(f"Unknown backend {choice!r}: use 'slurm' or 'local' "
+                          f"(argument backend= or environment variable {BACKEND_ENV}).")
+    if choice == "slurm" and not which("sbatch"):
+        raise ConfigError("backend='slurm' but `sbatch` is not on PATH: run on a Slurm login node "
+                          "or use backend='local'.")
+    return choice
+
+
+def pickle_trainable(trainable: Any) -> bytes:
+    """cloudpickle the trainable (by value when defined in __main__), with a clear error."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(trainable)
+    except Exception as exc:
+        raise TrainableError(
+            f"The trainable {getattr(trainable, '__name__', trainable)!r} cannot be pickled "
+            f"({type(exc).__name__}: {exc}). Trials run in other processes: pass large or "
+            "unpicklable objects with hpctune.with_parameters(), or create them inside the trainable."
+        ) from exc
+
+
+class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
+    """One driver per experiment directory; a dead driver's lock is released by the OS."""
+
+    def __init__(self, exp: ExperimentDir):
+        from filelock import FileLock, Timeout
+
+        self._timeout = Timeout
+        self.path = exp.root / ".driver.lock"
+        self.lock = FileLock(str(self.path))
+
+    def __enter__(self) -> experiment_lock:
+        try:
+            self.lock.acquire(timeout=0)
+        except self._timeout as exc:
+            raise ExperimentLockedError(
+                f"Another driver is running the experiment in {self.path.parent} (lock {self.path}). "
+                "Wait for it to finish, or stop it first; two drivers would corrupt the experiment."
+            ) from exc
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()

@@ -1,0 +1,147 @@
+"""What runs inside each Slurm job (or local process): one trial, start to end.
+
+``python -m hpctune.worker EXP_DIR (--trial ID | --manifest FILE)``. With a manifest
+(one trial id per line) the Slurm array task id picks the line. The worker loads the
+pickled trainable and the trial's config, changes into the trial directory, runs
+the trainable with a ``Session`` and writes ``start``/``complete``/``stopped``/``error``
+events. It imports nothing heavy: the trainable decides what else is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hpctune import session as session_mod
+from hpctune.checkpoint import Checkpoint
+from hpctune.session import Session, StopTrial, TrialContext, slurm_job_ids
+from hpctune.storage.atomic import read_json
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import ResultLog, read_events
+
+CHDIR_ENV = "HPCTUNE_CHDIR_TO_TRIAL_DIR"
+
+
+def trial_id_from_manifest(manifest: Path, task_id: str | None) -> str:
+    if task_id is None:
+        raise SystemExit("hpctune.worker: --manifest needs SLURM_ARRAY_TASK_ID (run as an array task)")
+    lines = manifest.read_text().split()
+    return lines[int(task_id)]
+
+
+def make_session(exp: ExperimentDir, trial_id: str) -> Session:
+    meta = read_json(exp.trial_dir(trial_id) / "trial.json", default={})
+    job, array_job, task = slurm_job_ids()
+    context = TrialContext(
+        trial_id=trial_id,
+        trial_name=meta.get("trial_name", trial_id),
+        trial_dir=str(exp.trial_dir(trial_id)),
+        experiment_name=exp.root.name,
+        experiment_tag=meta.get("experiment_tag", ""),
+        resources=meta.get("resources", {}),
+        slurm_job_id=job,
+        slurm_array_job_id=array_job,
+        slurm_array_task_id=task,
+        restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
+    )
+    session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id))
+    if session.iteration:
+        session.restore_time_total(_time_total_at(exp.result_log_path(trial_id), session.iteration))
+    return session
+
+
+def _time_total_at(log_path: Path, iteration: int) -> float:
+    for event in read_events(log_path):
+        result = event.get("result") or {}
+        if result.get("training_iteration") == iteration:
+            return float(result.get("time_total_s", 0.0))
+    return 0.0
+
+
+def run_trial(exp: ExperimentDir, trial_id: str) -> int:
+    """Run one trial; returns the process exit code (0 also when stopped on request)."""
+    session = make_session(exp, trial_id)
+    session_mod.set_session(session)
+    log = session.log
+    log.append({"event": "start", **session.base_fields(), "restored_iteration": session.iteration})
+    try:
+        with open(exp.trainable_path, "rb") as f:
+            trainable = pickle.load(f)
+        config = exp.read_params(trial_id)
+        if os.environ.get(CHDIR_ENV, "1") != "0":
+            os.chdir(session.context.trial_dir)
+        final = _run(trainable, config, session, exp.read_experiment())
+        if isinstance(final, dict):
+            session.report(final)
+        log.append({"event": "complete", **session.base_fields()}, fsync=True)
+        return 0
+    except StopTrial as stop:
+        log.append({"event": "stopped", "reason": str(stop), **session.base_fields()})
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
+        log.append(
+            {"event": "error", "error": _describe(exc), **session.base_fields()}, fsync=True
+        )
+        traceback.print_exc()
+        return 1
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _run(trainable: Any, config: dict, session: Session, spec: dict) -> Any:
+    from hpctune.trainable import is_class_trainable
+
+    if is_class_trainable(trainable):
+        return _run_class(trainable, config, session, spec.get("checkpoint_config", {}))
+    return trainable(config)
+
+
+def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> None:
+    instance = cls(config)
+    try:
+        if session.checkpoint is not None:
+            instance.load_checkpoint(session.checkpoint.path)
+        frequency = ckpt_config.get("checkpoint_frequency", 0)
+        at_end = ckpt_config.get("checkpoint_at_end") or False
+        while True:
+            result = dict(instance.step())
+            done = bool(result.pop("done", False))
+            wanted = bool(result.pop("should_checkpoint", False))
+            due = frequency and (session.iteration + 1) % frequency == 0
+            if wanted or due or (done and at_end) or session.context.should_checkpoint():
+                with tempfile.TemporaryDirectory(prefix="hpctune-ckpt-") as tmp:
+                    instance.save_checkpoint(tmp)
+                    session.report(result, checkpoint=Checkpoint(tmp))
+            else:
+                session.report(result)
+            if done:
+                return
+    finally:
+        instance.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hpctune.worker")
+    parser.add_argument("experiment_dir")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--trial")
+    group.add_argument("--manifest")
+    args = parser.parse_args(argv)
+    exp = ExperimentDir(args.experiment_dir)
+    if args.trial:
+        trial_id = args.trial
+    else:
+        trial_id = trial_id_from_manifest(Path(args.manifest), os.environ.get("SLURM_ARRAY_TASK_ID"))
+    return run_trial(exp, trial_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
