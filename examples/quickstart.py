@@ -21,7 +21,7 @@ def main():
         objective,
         param_space=search_space,
         tune_config=tune.TuneConfig(metric="score", mode="min"),
-        run_config=tune.RunConfig(name="quickstart", storage_path="./hpctune_results"),
+        run_config=tune.RunConfig(storage_path="./hpctune_results"),
     )
     results = tuner.fit()
     best = results.get_best_result()

@@ -8,8 +8,19 @@ from hpctune.errors import TuneError
 from hpctune.results import Result, ResultGrid
 from hpctune.session import get_checkpoint, get_context, report
 from hpctune.space import (
-    choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn,
-    quniform, randint, randn, sample_from, uniform,
+    choice,
+    grid_search,
+    lograndint,
+    loguniform,
+    qlograndint,
+    qloguniform,
+    qrandint,
+    qrandn,
+    quniform,
+    randint,
+    randn,
+    sample_from,
+    uniform,
 )
 from hpctune.stoppers import Stopper
 from hpctune.trainable import Trainable, with_parameters, with_resources

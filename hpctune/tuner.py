@@ -15,7 +15,7 @@ from hpctune.controller import Controller, ControllerSettings
 from hpctune.errors import ConfigError, ExperimentLockedError, TrainableError
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
-from hpctune.search.searcher import Searcher, SampleLimiter
+from hpctune.search.searcher import SampleLimiter, Searcher
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.trainable import resources_for, validate_trainable
 
@@ -45,6 +45,11 @@ class Tuner:
     # -- running -------------------------------------------------------------------
     def fit(self) -> ResultGrid:
         exp = ExperimentDir(self.run_config.experiment_root(self._default_name()))
+        if exp.experiment_path.exists():
+            raise ConfigError(
+                f"{exp.root} already holds an experiment: continue it with "
+                f"Tuner.restore('{exp.root}', trainable), or choose another RunConfig(name=...)."
+            )
         searcher, scheduler = self._searcher(), self._scheduler()
         exp.create()
         with experiment_lock(exp):
@@ -131,8 +136,14 @@ class Tuner:
         return scheduler
 
     def _default_name(self) -> str:
+        """``<trainable>_<date>``, with a counter if that directory already exists."""
         name = getattr(self.trainable, "__name__", type(self.trainable).__name__)
-        return f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        base = f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        candidate, n = base, 1
+        while self.run_config.experiment_root(candidate).exists():
+            n += 1
+            candidate = f"{base}_{n}"
+        return candidate
 
     def _spec(self) -> dict[str, Any]:
         from hpctune import __version__
@@ -171,6 +182,9 @@ def pickle_trainable(trainable: Any) -> bytes:
     """cloudpickle the trainable (by value when defined in __main__), with a clear error."""
     import cloudpickle
 
+    module = _local_module(trainable)
+    if module is not None:
+        cloudpickle.register_pickle_by_value(module)
     try:
         return cloudpickle.dumps(trainable)
     except Exception as exc:
@@ -179,6 +193,29 @@ def pickle_trainable(trainable: Any) -> bytes:
             f"({type(exc).__name__}: {exc}). Trials run in other processes: pass large or "
             "unpicklable objects with hpctune.with_parameters(), or create them inside the trainable."
         ) from exc
+    finally:
+        if module is not None:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _local_module(trainable: Any) -> Any:
+    """The trainable's module when it is the user's own file (not an installed package).
+
+    Such modules are pickled by value, so a job does not depend on the driver's
+    sys.path to import them.
+    """
+    import sysconfig
+
+    module = sys.modules.get(getattr(trainable, "__module__", "") or "")
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or module.__name__ in ("__main__", "hpctune"):
+        return None
+    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
+    if any(os.path.abspath(path).startswith(p) for p in installed):
+        return None
+    if module.__name__.startswith("hpctune."):
+        return None
+    return module
 
 
 class experiment_lock:  # noqa: N801 - used as a context manager, reads like one

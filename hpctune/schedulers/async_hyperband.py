@@ -127,8 +127,6 @@ class AsyncHyperBandScheduler(TrialScheduler):
             raise ConfigError("Give AsyncHyperBandScheduler either `seed` or `rng`, not both.")
         self._time_attr = time_attr
         self._max_t = max_t
-        self._grace_period = grace_period
-        self._reduction_factor = reduction_factor
         self._stop_last_trials = stop_last_trials
         self._rng = rng if rng is not None else np.random.default_rng(seed)
         n = _num_rungs(grace_period, max_t, reduction_factor)

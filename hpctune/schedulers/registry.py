@@ -40,5 +40,7 @@ def create_scheduler(name: str, **kwargs: Any) -> TrialScheduler:
     """Instantiate the scheduler called ``name`` (case-insensitive) with ``kwargs``."""
     key = name.lower() if isinstance(name, str) else name
     if key not in SCHEDULERS:
-        raise ConfigError(f"The value of `scheduler` is {name!r}, but must be one of {sorted(SCHEDULERS)}.")
+        raise ConfigError(
+            f"The value of `scheduler` is {name!r}, but must be one of {sorted(SCHEDULERS)}."
+        )
     return _load(key)(**kwargs)

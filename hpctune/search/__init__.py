@@ -4,9 +4,10 @@
 without optuna installed.
 """
 
+from hpctune.search.basic_variant import BasicVariantGenerator
 from hpctune.search.concurrency_limiter import ConcurrencyLimiter
 from hpctune.search.registry import create_searcher
 from hpctune.search.repeater import Repeater
 from hpctune.search.searcher import Searcher
 
-__all__ = ["ConcurrencyLimiter", "Repeater", "Searcher", "create_searcher"]
+__all__ = ["BasicVariantGenerator", "ConcurrencyLimiter", "Repeater", "Searcher", "create_searcher"]

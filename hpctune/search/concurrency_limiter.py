@@ -25,7 +25,8 @@ class ConcurrencyLimiter(Searcher):
             raise ConfigError(
                 f"ConcurrencyLimiter wraps a Searcher, got {type(searcher).__name__}."
             )
-        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+        valid = isinstance(max_concurrent, int) and not isinstance(max_concurrent, bool)
+        if not valid or max_concurrent < 1:
             raise ConfigError(
                 f"The value of `max_concurrent` is {max_concurrent!r}, but must be an int >= 1."
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,8 @@ class _Param:
     """One converted parameter: its Optuna distribution and how to decode a sampled value.
 
     Optuna has no log scale with a step, so ``qloguniform``/``qlograndint`` are sampled on
-    the log scale and rounded here to a multiple of ``q`` in ``[q_lo, q_hi]``. Categories
+    the log scale and rounded here to a multiple of ``q`` in ``[q_lo, q_hi]`` (quantized
+    floats are rounded too, to drop float noise). Categories
     that Optuna cannot store (lists, dicts, objects) are sampled by index into ``choices``.
     """
 
@@ -71,6 +73,8 @@ class _Param:
             return copy.deepcopy(self.choices[value])
         if self.q is not None:
             value = min(max(round(value / self.q) * self.q, self.q_lo), self.q_hi)
+            if isinstance(value, float):
+                value = float(f"{value:.15g}")  # 0.3, not 0.30000000000000004
         return value
 
     def encode(self, value: Any) -> Any:
@@ -89,16 +93,6 @@ def _unconvertible(key: str, primitive: str, fix: str) -> SearchSpaceError:
     )
 
 
-def _quantized_bounds(lower: float, upper: float, q: float, key: str) -> tuple[float, float]:
-    """Smallest and largest multiples of ``q`` inside ``[lower, upper]``."""
-    lo_k, hi_k = lower / q, upper / q
-    lo_k = round(lo_k) if math.isclose(lo_k, round(lo_k)) else math.ceil(lo_k)
-    hi_k = round(hi_k) if math.isclose(hi_k, round(hi_k)) else math.floor(hi_k)
-    if lo_k > hi_k:
-        raise SearchSpaceError(f"`{key}`: no multiple of q={q} lies in [{lower}, {upper}].")
-    return lo_k * q, hi_k * q
-
-
 def _convert_float(key: str, domain: Float) -> _Param:
     if domain.sampler == "normal" or domain.lower is None or domain.upper is None:
         name = "qrandn" if domain.q else "randn"
@@ -107,29 +101,27 @@ def _convert_float(key: str, domain: Float) -> _Param:
         )
     if not domain.q:
         return _Param(FloatDistribution(domain.lower, domain.upper, log=domain.log))
-    lo, hi = _quantized_bounds(domain.lower, domain.upper, domain.q, key)
+    lo, hi = domain.inclusive_bounds()  # the multiples of q inside [lower, upper]
     if domain.log:
         dist = FloatDistribution(domain.lower, domain.upper, log=True)
-        return _Param(dist, q=domain.q, q_lo=lo, q_hi=hi)
-    return _Param(FloatDistribution(lo, hi, step=domain.q))
+    else:
+        dist = FloatDistribution(lo, hi, step=domain.q)
+    return _Param(dist, q=domain.q, q_lo=lo, q_hi=hi)
 
 
 def _convert_integer(key: str, domain: Integer) -> _Param:
-    lo, hi = domain.inclusive_bounds()
+    lo, hi = domain.inclusive_bounds()  # with q > 1: the multiples of q inside the bounds
     q = domain.q or 1
     if q == 1:
         return _Param(IntDistribution(lo, hi, log=domain.log))
-    q_lo, q_hi = -(-lo // q) * q, hi // q * q
-    if q_lo > q_hi:
-        raise SearchSpaceError(f"`{key}`: no multiple of q={q} lies in [{lo}, {hi}].")
     if domain.log:
-        return _Param(IntDistribution(lo, hi, log=True), q=q, q_lo=q_lo, q_hi=q_hi)
-    return _Param(IntDistribution(q_lo, q_hi, step=q))
+        return _Param(IntDistribution(lo, hi, log=True), q=q, q_lo=lo, q_hi=hi)
+    return _Param(IntDistribution(lo, hi, step=q))
 
 
 def _convert_categorical(key: str, domain: Categorical) -> _Param:
     categories = list(domain.categories)
-    if any(isinstance(c, Domain) or is_grid_search(c) for c in categories):
+    if any(_contains_searchable(c) for c in categories):
         raise _unconvertible(key, "choice of search spaces", "Use a define-by-run function.")
     if all(isinstance(c, _PRIMITIVE_CHOICES) for c in categories):
         return _Param(CategoricalDistribution(categories))
@@ -371,8 +363,10 @@ class OptunaSearch(Searcher):
         _check_objectives(metric, mode)
         params = None
         if config and _contains_searchable(config):
+            if self._define_by_run is not None:
+                return False
             params = convert_search_space(config)
-            if self._define_by_run is not None or (self._params and params != self._params):
+            if self._params and params != self._params:
                 return False
         if not super().set_search_properties(metric, mode, config, **spec):
             return False
@@ -551,7 +545,7 @@ class OptunaSearch(Searcher):
     # -- state
 
     def get_state(self) -> dict:
-        """The study (in-memory storage, sampler RNG included) and the running trials."""
+        """A snapshot: the study (in-memory storage, sampler RNG included), running trials."""
         return {
             "version": _STATE_VERSION,
             "metric": self._metric,
@@ -560,8 +554,8 @@ class OptunaSearch(Searcher):
             "template": self._template,
             "extra": self._extra,
             "define_by_run": self._define_by_run is not None,
-            "study": self._study,
-            "trials": dict(self._trials),
+            # one pickle, so that the running trials keep pointing at this study
+            "study": pickle.dumps((self._study, self._trials)),
             "finished": set(self._finished),
             "last_step": dict(self._last_step),
         }
@@ -576,7 +570,7 @@ class OptunaSearch(Searcher):
             )
         self._metric, self._mode = state["metric"], state["mode"]
         self._params, self._template = state["params"], state["template"]
-        self._extra, self._study = state["extra"], state["study"]
-        self._trials = dict(state["trials"])
+        self._extra = state["extra"]
+        self._study, self._trials = pickle.loads(state["study"])
         self._finished = set(state["finished"])
         self._last_step = dict(state["last_step"])

@@ -31,7 +31,7 @@ class ResultLog:
         """Append events as complete lines; ``fsync`` for events that must survive a node crash."""
         data = "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 if _ends_without_newline(fd):
                     data = b"\n" + data  # seal a line torn by a killed writer
@@ -49,7 +49,7 @@ def _ends_without_newline(fd: int) -> bool:
 
 def _jsonable(value: Any) -> Any:
     """Make numpy scalars and other simple objects JSON-serialisable."""
-    for attr in ("item", "tolist"):
+    for attr in ("tolist", "item"):
         if hasattr(value, attr):
             return getattr(value, attr)()
     return str(value)

@@ -1,0 +1,44 @@
+"""Small trainables shared by the end-to-end tests (pickled by value into each job)."""
+
+import os
+import time
+
+from hpctune import tune
+
+
+def quadratic(config):
+    """Ray's quickstart objective, reporting a few iterations."""
+    for step in range(config.get("steps", 3)):
+        tune.report({"score": config["a"] ** 2 + config["b"] + 1.0 / (step + 1)})
+
+
+def gpu_probe(config):
+    """Records where it ran and which GPU it saw, with its time interval."""
+    start = time.time()
+    time.sleep(config.get("sleep", 1.0))
+    tune.report({
+        "node": os.environ.get("SLURMD_NODENAME", "local"),
+        "gpu": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "start": start,
+        "end": time.time(),
+        "x": config["x"],
+    })
+
+
+def fails_for_negative(config):
+    tune.report({"value": config["x"]})
+    if config["x"] < 0:
+        raise ValueError(f"negative x={config['x']} is not allowed")
+    return {"value": config["x"] * 2}
+
+
+class Counter(tune.Trainable):
+    """A class trainable that counts to its config's limit."""
+
+    def setup(self, config):
+        self.count = 0
+        self.limit = config["limit"]
+
+    def step(self):
+        self.count += 1
+        return {"count": self.count, "done": self.count >= self.limit}

@@ -1,0 +1,155 @@
+"""Decision logic stays pure: schedulers, stoppers and searchers never reach Slurm, files or sleep.
+
+Checked statically with ``ast`` so that a violation is caught even in code paths
+no test executes. ARCHITECTURE.md: "schedulers/, stoppers: must not know about
+Slurm, files, time.sleep"; search/: "Slurm, files (state via get_state/set_state)".
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "hpctune"
+
+FORBIDDEN_MODULES = ("hpctune.backends", "hpctune.storage", "subprocess", "submitit")
+CLOCK_CALLS = {"time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "now", "utcnow"}
+GLOBAL_RNG_OK = {"default_rng", "Generator", "SeedSequence", "PCG64", "BitGenerator"}
+
+
+def _absolute(node: ast.ImportFrom, module_name: str) -> str:
+    """The absolute module of ``from ... import`` (relative imports resolved)."""
+    if not node.level:
+        return node.module or ""
+    package = module_name.split(".")[: -node.level]
+    return ".".join(package + ([node.module] if node.module else []))
+
+
+def _imported_modules(tree: ast.AST, module_name: str):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, module_name)
+            yield node.lineno, base
+            for alias in node.names:  # from hpctune import backends
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def _is_forbidden(module: str) -> bool:
+    return any(module == bad or module.startswith(bad + ".") for bad in FORBIDDEN_MODULES)
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def violations(source: str, module_name: str, strict: bool) -> list[str]:
+    """Impure constructs in ``source``; ``strict`` adds clocks, the global RNG and ``open``."""
+    tree = ast.parse(source)
+    found = []
+    for lineno, module in _imported_modules(tree, module_name):
+        if _is_forbidden(module) or module == "time.sleep":
+            found.append(f"line {lineno}: imports {module}")
+        if strict and module in ("random", "time.time", "time.monotonic"):
+            found.append(f"line {lineno}: imports {module}")
+    for node in ast.walk(tree):
+        name = _dotted(node) if isinstance(node, ast.Attribute) else ""
+        if name.endswith("time.sleep"):
+            found.append(f"line {node.lineno}: uses {name}")
+        if not strict or not isinstance(node, ast.Call):
+            continue
+        called = _dotted(node.func)
+        head, _, last = called.rpartition(".")
+        if head in ("time", "datetime", "datetime.datetime") and last in CLOCK_CALLS:
+            found.append(f"line {node.lineno}: reads the clock with {called}() (inject a clock)")
+        if head.endswith(("np.random", "numpy.random")) and last not in GLOBAL_RNG_OK:
+            found.append(f"line {node.lineno}: global RNG {called}() (inject a Generator)")
+        if called == "open":
+            found.append(f"line {node.lineno}: opens a file")
+    return found
+
+
+def _modules(relative: str):
+    path = PACKAGE / relative
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    for file in files:
+        # "pkg.__init__" keeps relative imports resolving against "pkg"
+        yield file, ".".join(file.relative_to(ROOT).with_suffix("").parts)
+
+
+def _targets(strict: bool):
+    relatives = ["schedulers", "stoppers.py", "stopper.py"] if strict else ["search"]
+    targets = []
+    for relative in relatives:
+        if not (PACKAGE / relative).exists():
+            continue  # a package that does not exist yet has nothing to check
+        targets += [pytest.param(f, n, id=n) for f, n in _modules(relative)]
+    return targets
+
+
+@pytest.mark.parametrize(("path", "module_name"), _targets(strict=True))
+def test_schedulers_and_stoppers_are_pure(path, module_name):
+    assert violations(path.read_text(), module_name, strict=True) == []
+
+
+@pytest.mark.parametrize(("path", "module_name"), _targets(strict=False))
+def test_searchers_are_pure(path, module_name):
+    assert violations(path.read_text(), module_name, strict=False) == []
+
+
+def test_the_packages_checked_exist():
+    assert (PACKAGE / "schedulers" / "async_hyperband.py").is_file()
+    assert (PACKAGE / "stoppers.py").is_file()
+    assert (PACKAGE / "search").is_dir()
+    assert len(_targets(strict=False)) >= 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "import subprocess",
+        "from subprocess import run",
+        "import submitit.helpers",
+        "from hpctune.backends.slurm import SlurmBackend",
+        "from hpctune import storage",
+        "from ..backends import local",
+        "from ...hpctune.storage import x",
+        "import time\ntime.sleep(1)",
+        "from time import sleep",
+        "import time\nstart = time.time()",
+        "import time\nnow = time.monotonic()",
+        "import datetime\nnow = datetime.datetime.now()",
+        "import numpy as np\nx = np.random.rand()",
+        "import random",
+        "data = open('results.json').read()",
+    ],
+)
+def test_the_checker_catches_impurity(bad):
+    assert violations(bad, "hpctune.schedulers.pbt", strict=True)
+
+
+@pytest.mark.parametrize(
+    "fine",
+    [
+        "import time\ndef f(clock=time.monotonic):\n    return clock()",
+        "import numpy as np\nrng = np.random.default_rng(0)\nrng.random()",
+        "from hpctune.schedulers.trial_scheduler import Decision",
+        "from .trial_scheduler import Decision",
+        "from hpctune.storage_utils import x",  # a prefix is not the package
+    ],
+)
+def test_the_checker_allows_pure_code(fine):
+    assert violations(fine, "hpctune.schedulers.pbt", strict=True) == []
+
+
+def test_relative_imports_in_a_package_init_resolve_against_the_package():
+    assert violations("from .backends import x", "hpctune.__init__", strict=False)
+    assert violations("from .slurm import x", "hpctune.backends.__init__", strict=False)
+    assert not violations("from .registry import x", "hpctune.schedulers.__init__", strict=False)
