@@ -150,7 +150,7 @@ class Controller:
         for batch in groups.values():
             job_ids = self.backend.launch([t.trial_id for t in batch], batch[0].resources, throttle)
             now = self.clock()
-            for trial, job_id in zip(batch, job_ids):
+            for trial, job_id in zip(batch, job_ids, strict=True):
                 trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
 
     # -- reading results ----------------------------------------------------------

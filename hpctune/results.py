@@ -114,7 +114,7 @@ class ResultGrid:
             raise ConfigError(f"`scope` is {scope!r}, but must be one of {_SCOPES}.")
         key = mode if scope == "all" else scope
         scored = []
-        for result, trial in zip(self._results, self._trials):
+        for result, trial in zip(self._results, self._trials, strict=True):
             value = trial.metric_analysis.get(metric, {}).get(key)
             if value is None or (filter_nan_and_inf and not math.isfinite(value)):
                 continue

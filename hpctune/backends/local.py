@@ -6,6 +6,7 @@ fewer than ``capacity`` run. Same worker, same result log, same signals.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -110,7 +111,5 @@ class LocalBackend:
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass

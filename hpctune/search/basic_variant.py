@@ -138,7 +138,7 @@ class BasicVariantGenerator(Searcher):
                 f"The searcher state has version {state.get('version')!r}, but this hpctune "
                 f"reads version {STATE_VERSION}; resume with the hpctune that wrote it."
             )
-        pass
+        self._entropy = state["entropy"]
         self._unit, self._grid_index = state["unit"], state["grid_index"]
         self._suggested = state["suggested"]
         self._live = set(state["live"])
