@@ -22,6 +22,7 @@ from hpctune.search.searcher import Searcher
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
+from hpctune.storage.summary import experiment_summary
 from hpctune.storage.user_files import write_user_files
 from hpctune.trial import Trial, TrialStatus
 
@@ -43,6 +44,8 @@ class ControllerSettings:
     resources_for: Callable[[dict], dict] = field(default=lambda config: {"cpu": 1, "gpu": 0})
     trial_id_prefix: str = "trial"
     param_space: dict = field(default_factory=dict)
+    metric: str | None = None
+    mode: str | None = None
 
 
 class Controller:
@@ -72,11 +75,16 @@ class Controller:
                 self.step()
                 time.sleep(self.settings.tick_s)
         finally:
-            self._snapshot()
+            self._snapshot(self._final_status())
         self.callbacks.call("on_experiment_end", trials=self.trial_list)
         if self.fatal_error and self.settings.fail_fast == "raise":
             raise TuneError(self.fatal_error)
         return self.trial_list
+
+    def _final_status(self) -> str:
+        if self.live_trials:
+            return "interrupted"
+        return "error" if self.fatal_error else "finished"
 
     def step(self) -> None:
         """One pass: new trials, launches, log reading, stop enactment, Slurm poll."""
@@ -316,7 +324,7 @@ class Controller:
                                   f"(scheduler state: {state}). See its stderr: {stderr}")
 
     # -- persistence ------------------------------------------------------------------
-    def _snapshot(self) -> None:
+    def _snapshot(self, status: str = "running") -> None:
         """Write the driver's state atomically; the result logs remain the source of truth."""
         self._last_snapshot = self.clock()
         write_json_atomic(self.exp.state_path, {
@@ -325,3 +333,6 @@ class Controller:
             "backend_commands": self.backend.command_counts(),
             "updated": time.time(),
         }, fsync=False)
+        write_json_atomic(self.exp.summary_path, experiment_summary(
+            self.trial_list, self.settings.metric, self.settings.mode, status,
+            self.backend.command_counts()), fsync=False)

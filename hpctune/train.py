@@ -1,11 +1,16 @@
-"""``from hpctune import train``: the names of ``ray.train`` that Tune scripts use."""
+"""``from hpctune import train``: the names of ``ray.train`` that Tune scripts use (loaded lazily)."""
 
-from hpctune.checkpoint import Checkpoint
-from hpctune.config import CheckpointConfig, FailureConfig, RunConfig
-from hpctune.results import Result
-from hpctune.session import get_checkpoint, get_context, report
+from typing import Any
+
+import hpctune as _hpctune
 
 __all__ = [
     "Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig",
     "get_checkpoint", "get_context", "report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'hpctune.train' has no attribute {name!r}")
+    return getattr(_hpctune, name)

@@ -75,6 +75,8 @@ class Tuner:
             resources_for=lambda config: resources_for(self.trainable, config),
             trial_id_prefix=uuid.uuid4().hex[:8],
             param_space=self.param_space,
+            metric=self.tune_config.metric,
+            mode=self.tune_config.mode,
         )
         callbacks = CallbackList(self.run_config.callbacks)
         callbacks.call("setup")
@@ -104,10 +106,12 @@ class Tuner:
     # -- parts -----------------------------------------------------------------------
     def _searcher(self) -> Searcher:
         tc = self.tune_config
-        if tc.search_alg is None:
-            from hpctune.search.basic_variant import BasicVariantGenerator
+        from hpctune.search.basic_variant import BasicVariantGenerator
 
+        if tc.search_alg is None:
             searcher: Searcher = BasicVariantGenerator(seed=tc.seed)
+        elif isinstance(tc.search_alg, BasicVariantGenerator):
+            searcher = tc.search_alg  # counts num_samples x grid itself
         else:
             searcher = SampleLimiter(tc.search_alg, tc.num_samples)
         ok = searcher.set_search_properties(tc.metric, tc.mode, self.param_space,

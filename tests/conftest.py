@@ -12,7 +12,7 @@ Helpers (plain functions, also available as methods of the ``slurm_lab`` fixture
 * ``sbatch(*args, script=None, wrap=None) -> job id``
 * ``squeue_states(jobid) -> {"123": "RUNNING"}`` / ``{"123_0": "COMPLETED", ...}``
 * ``wait_job(jobid, timeout) -> states`` once no task of the job is pending/running any more
-* ``job_info(jobid) -> dict`` from ``scontrol show job -o`` (``RestartCnt``, ``JobState``, ...)
+* ``job_info(jobid) -> dict`` from ``scontrol show job -o`` (``Restarts``, ``JobState``, ...)
 * ``sacct_states(jobid) -> [(jobid, state), ...]`` including earlier incarnations (``sacct -D``)
 * ``lab_accounting(enabled)`` / ``lab_config(**knobs)``: context managers that re-run
   ``slurm-lab.sh up`` with another config and restore the previous one afterwards
@@ -44,9 +44,20 @@ os.environ.setdefault("SLURM_CONF", str(LAB_CONF))
 # squeue states in which a job (task) may still run; anything else is final.
 ACTIVE_STATES = frozenset(
     {
-        "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED",
-        "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT",
-        "SPECIAL_EXIT", "RESV_DEL_HOLD",
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "SUSPENDED",
+        "STOPPED",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "SPECIAL_EXIT",
+        "RESV_DEL_HOLD",
     }
 )
 
@@ -107,7 +118,9 @@ def wait_for(
 
 
 # --------------------------------------------------------------------------- Slurm helpers
-def sbatch(*args: str | os.PathLike[str], script: str | None = None, wrap: str | None = None) -> str:
+def sbatch(
+    *args: str | os.PathLike[str], script: str | None = None, wrap: str | None = None
+) -> str:
     """Submit with ``sbatch --parsable ARGS``; ``script`` is fed on stdin, ``wrap`` becomes
     ``--wrap``. Returns the job id (for an array: the array's job id)."""
     cmd = ["sbatch", "--parsable", *map(str, args)]
@@ -161,7 +174,7 @@ def wait_job(jobid: str | int, timeout: float = 120.0) -> dict[str, str]:
 
 def job_info(jobid: str | int) -> dict[str, str]:
     """``Key=Value`` fields of ``scontrol show job -o JOBID`` (first record), e.g.
-    ``JobState``, ``RestartCnt``, ``NodeList``, ``Reason``."""
+    ``JobState``, ``Restarts``, ``NodeList``, ``Reason``."""
     out = run(["scontrol", "show", "job", "-o", str(jobid)], check=True).stdout
     first = out.splitlines()[0] if out.strip() else ""
     info = {}
@@ -204,7 +217,11 @@ def lab_problem() -> str | None:
     missing = [n for n in LAB_NODES if n not in nodes]
     if missing:
         return f"sinfo does not list {', '.join(missing)} (has {nodes})"
-    bad = {n: s for n, s in nodes.items() if n in LAB_NODES and (s.endswith("*") or s.startswith(("down", "drain", "fail")))}
+    bad = {
+        n: s
+        for n, s in nodes.items()
+        if n in LAB_NODES and (s.endswith("*") or s.startswith(("down", "drain", "fail")))
+    }
     if bad:
         return f"nodes not usable: {bad}"
     return None
@@ -230,7 +247,9 @@ def lab_up(**knobs: Any) -> None:
         env[f"SLURM_LAB_{key.upper()}"] = str(value)
     proc = run(["bash", str(LAB_SCRIPT), "up"], env=env, timeout=300)
     if proc.returncode != 0:
-        raise SlurmError(f"slurm-lab.sh up {env} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise SlurmError(
+            f"slurm-lab.sh up {env} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_ato
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
 TRAINABLE_FILE = "trainable.pkl"
+SUMMARY_FILE = "summary.json"
 
 
 class ExperimentDir:
@@ -37,6 +38,10 @@ class ExperimentDir:
     @property
     def state_path(self) -> Path:
         return self.root / STATE_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / SUMMARY_FILE
 
     @property
     def experiment_path(self) -> Path:

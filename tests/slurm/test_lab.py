@@ -134,7 +134,7 @@ def test_preempted_job_is_signalled_requeued_and_restarted(preempted_job):
     signals = preempted_job.events[1:-1]
     assert "signal USR1" in signals or "signal TERM" in signals, preempted_job.events
     assert preempted_job.states == {preempted_job.jobid: "COMPLETED"}
-    assert preempted_job.info["RestartCnt"] == "1"
+    assert preempted_job.info["Restarts"] == "1"
 
 
 def test_sacct_shows_preempted(slurm_lab, preempted_job):
@@ -166,7 +166,7 @@ def test_scontrol_requeue_from_inside_the_job(slurm_lab, tmp_path):
     states = slurm_lab.wait_job(jobid, 30)
     assert read_lines(log) == ["start restart=0", "start restart=1"]
     assert states == {jobid: "COMPLETED"}
-    assert slurm_lab.job_info(jobid)["RestartCnt"] == "1"
+    assert slurm_lab.job_info(jobid)["Restarts"] == "1"
 
 
 # --------------------------------------------------------------------------- (4) submitit
