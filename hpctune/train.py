@@ -4,10 +4,11 @@ from typing import Any
 
 import hpctune as _hpctune
 
-__all__ = [
+_NAMES = (
     "Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig",
     "get_checkpoint", "get_context", "report",
-]
+)
+__all__ = [*_NAMES]
 
 
 def __getattr__(name: str) -> Any:
