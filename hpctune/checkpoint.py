@@ -79,3 +79,30 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
     """The newest complete checkpoint directory of a trial, if any."""
     found = sorted(p for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
     return found[-1] if found else None
+
+
+def checkpoints_to_delete(checkpoints: list[tuple[str, float | None]], num_to_keep: int | None,
+                          order: str = "max", by_score: bool = False) -> list[str]:
+    """Names of checkpoints beyond ``num_to_keep``; never the latest one.
+
+    ``checkpoints`` are (name, score) in the order they were written. Without a score
+    attribute the oldest go first; with one, the worst scores go first (a checkpoint
+    without a score counts as worst).
+    """
+    if num_to_keep is None or len(checkpoints) <= num_to_keep:
+        return []
+    latest = checkpoints[-1][0]
+    if by_score:
+        sign = 1 if order == "max" else -1
+        ranked = sorted(checkpoints, key=lambda c: float("-inf") if c[1] is None else sign * c[1])
+    else:
+        ranked = list(checkpoints)
+    excess = len(checkpoints) - num_to_keep
+    doomed = [name for name, _ in ranked if name != latest]
+    return doomed[:excess]
+
+
+def discard_checkpoints(trial_dir: Path) -> None:
+    """Remove a trial's checkpoints so that it restarts from scratch."""
+    for path in trial_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)

@@ -48,6 +48,9 @@ class FailureConfig:
 
     max_failures: int = 0
     fail_fast: bool | str = False
+    #: a RUNNING job whose log shows no event (results, heartbeats) for this long is
+    #: cancelled as lost and counted as a failure; None disables the check
+    heartbeat_timeout_s: float | None = 600.0
 
     def __post_init__(self) -> None:
         if self.fail_fast not in (True, False, "raise"):
@@ -124,6 +127,8 @@ class RunConfig:
     verbose: int = 1
     progress_reporter: Any = None
     slurm: SlurmConfig | None = None
+    #: on Ctrl+C, leave trials running in Slurm (resume later) instead of cancelling them
+    keep_jobs_on_interrupt: bool = False
 
     def experiment_root(self, default_name: str) -> Path:
         storage = self.storage_path or os.environ.get("HPCTUNE_STORAGE_PATH") or DEFAULT_STORAGE

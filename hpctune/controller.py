@@ -7,6 +7,8 @@ batch of stop decisions. Schedulers, stoppers and searchers only return decision
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -16,10 +18,13 @@ from typing import Any
 
 from hpctune.backends.base import Backend
 from hpctune.callbacks import CallbackList
+from hpctune.checkpoint import checkpoints_to_delete, discard_checkpoints
+from hpctune.config import CheckpointConfig
 from hpctune.errors import TuneError
 from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler
 from hpctune.search.searcher import Searcher
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.driver_state import interrupt_flag, save_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
 from hpctune.storage.summary import experiment_summary
@@ -46,6 +51,9 @@ class ControllerSettings:
     param_space: dict = field(default_factory=dict)
     metric: str | None = None
     mode: str | None = None
+    checkpoint_config: CheckpointConfig = field(default_factory=CheckpointConfig)
+    heartbeat_timeout_s: float | None = 600.0
+    keep_jobs_on_interrupt: bool = False
 
 
 class Controller:
@@ -68,18 +76,59 @@ class Controller:
         self._last_snapshot = clock()
         self._started = clock()
 
+    def restore(self, state: dict, resume_unfinished: bool = True, resume_errored: bool = False,
+                restart_errored: bool = False) -> None:
+        """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
+        self.searcher.set_state(state["searcher"])
+        self.scheduler.set_state(state["scheduler"])
+        self.searcher_finished = state["searcher_finished"]
+        for data in state["trials"]:
+            trial = Trial.from_dict(data)
+            self.trials[trial.trial_id] = trial
+            self.tails[trial.trial_id] = LogTail(self.exp.result_log_path(trial.trial_id),
+                                                 trial.log_offset)
+        for trial in self.trial_list:
+            if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
+                if restart_errored:
+                    discard_checkpoints(Path(trial.path))
+                trial.status, trial.error, trial.job_id, trial.num_failures = (
+                    TrialStatus.PENDING, None, None, 0)
+            elif not trial.is_finished and not resume_unfinished:
+                if trial.job_id:
+                    self.backend.cancel([trial.job_id])
+                trial.status = TrialStatus.TERMINATED
+
     # -- the loop ---------------------------------------------------------------
     def run(self) -> list[Trial]:
-        try:
-            while not self._done():
-                self.step()
-                time.sleep(self.settings.tick_s)
-        finally:
-            self._snapshot(self._final_status())
+        with interrupt_flag() as interrupted:
+            try:
+                while not self._done() and not interrupted.is_set():
+                    self.step()
+                    time.sleep(self.settings.tick_s)
+                if interrupted.is_set():
+                    self._on_interrupt()
+            finally:
+                self._snapshot(self._final_status())
         self.callbacks.call("on_experiment_end", trials=self.trial_list)
         if self.fatal_error and self.settings.fail_fast == "raise":
             raise TuneError(self.fatal_error)
         return self.trial_list
+
+    def _on_interrupt(self) -> None:
+        """Ctrl+C: stop submitting; cancel the jobs unless told to keep them; save state."""
+        live = [t for t in self.live_trials if t.job_id]
+        if self.settings.keep_jobs_on_interrupt:
+            print(f"hpctune: interrupted; {len(live)} trials keep running in Slurm. Resume with "
+                  f"Tuner.restore('{self.exp.root}') or `hpctune resume {self.exp.root}`.", file=sys.stderr)
+            return
+        self.backend.cancel([t.job_id for t in live])
+        for trial in live:  # resumed from their checkpoints by Tuner.restore
+            trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
+            trial.awaiting_restart = True
+        print(f"hpctune: interrupted; cancelled {len(live)} running trials. Resume with "
+              f"Tuner.restore('{self.exp.root}') or `hpctune resume {self.exp.root}`. To keep trials "
+              "running when you press Ctrl+C, set RunConfig(keep_jobs_on_interrupt=True).",
+              file=sys.stderr)
 
     def _final_status(self) -> str:
         if self.live_trials:
@@ -160,6 +209,9 @@ class Controller:
             now = self.clock()
             for trial, job_id in zip(batch, job_ids, strict=True):
                 trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
+                trial.last_event_at = None
+        if groups:
+            self._snapshot()  # a restored driver must know every submitted job
 
     # -- reading results ----------------------------------------------------------
     def _ingest_logs(self) -> None:
@@ -173,6 +225,7 @@ class Controller:
             trial.log_offset = self.tails[trial.trial_id].offset
 
     def _on_event(self, trial: Trial, event: dict) -> None:
+        trial.last_event_at = self.clock()
         kind = event.get("event")
         if kind == "start":
             self._on_start(trial, event)
@@ -184,23 +237,36 @@ class Controller:
             self._on_stopped(trial)
         elif kind == "error":
             self._on_error(trial, event.get("error", "unknown error"))
+        elif kind == "preempted":
+            trial.awaiting_restart = True
+            trial.preemptions += 1
+        elif kind == "requeued":
+            trial.status, trial.job_state = TrialStatus.PENDING, "REQUEUED"
 
     def _on_start(self, trial: Trial, event: dict) -> None:
-        trial.restart_count = event.get("restart_count", 0)
         first = trial.started_at is None
+        unexplained = not first and not trial.awaiting_restart and trial.status is TrialStatus.RUNNING
+        trial.restart_count = event.get("restart_count", 0)
+        trial.awaiting_restart = False
         trial.status = TrialStatus.RUNNING
         trial.started_at = trial.started_at or self.clock()
         if first:
             self.callbacks.call("on_trial_start", iteration=self.iteration,
                                 trials=self.trial_list, trial=trial)
+        elif unexplained:  # Slurm restarted the job without a signal: node failure, kill -9
+            self._count_failure(trial, "the job was restarted by Slurm without warning "
+                                       "(node failure or a kill without signal)")
 
     def _on_result(self, trial: Trial, result: dict, checkpoint: str | None) -> None:
-        trial.status = TrialStatus.RUNNING
+        if not trial.awaiting_restart:
+            trial.status = TrialStatus.RUNNING
         if checkpoint:
-            trial.checkpoint = checkpoint
+            self._on_checkpoint(trial, checkpoint, result)
         trial.record_result(result)
-        if trial.stop_requested_at is not None:
-            return  # recorded, not acted on: a decision was already made
+        iteration = result.get("training_iteration", 0)
+        if trial.stop_requested_at is not None or iteration <= trial.max_iteration:
+            return  # recorded, not acted on: decided already, or replayed after a restore
+        trial.max_iteration = iteration
         self.searcher.on_trial_result(trial.trial_id, result)
         self.callbacks.call("on_trial_result", iteration=self.iteration, trials=self.trial_list,
                             trial=trial, result=result)
@@ -235,9 +301,24 @@ class Controller:
 
     def _on_error(self, trial: Trial, error: str) -> None:
         trial.num_failures += 1
-        if self.settings.max_failures < 0 or trial.num_failures <= self.settings.max_failures:
+        if self._may_retry(trial):
             self._retry(trial)
             return
+        self._fail(trial, error)
+
+    def _may_retry(self, trial: Trial) -> bool:
+        return self.settings.max_failures < 0 or trial.num_failures <= self.settings.max_failures
+
+    def _count_failure(self, trial: Trial, why: str) -> None:
+        """A failure that Slurm already retried (requeued job): end the trial if over budget."""
+        trial.num_failures += 1
+        if not self._may_retry(trial):
+            if trial.job_id:
+                self.backend.cancel([trial.job_id])
+            self._fail(trial, f"Trial {trial.trial_id} failed {trial.num_failures} times; "
+                              f"the last time {why}. Raise FailureConfig(max_failures=...) to retry more.")
+
+    def _fail(self, trial: Trial, error: str) -> None:
         trial.error = error
         self._finish(trial, TrialStatus.ERROR)
         self.scheduler.on_trial_error(trial.info)
@@ -251,6 +332,20 @@ class Controller:
     def _retry(self, trial: Trial) -> None:
         """Resubmit a failed trial; it resumes from its latest checkpoint."""
         trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
+        trial.awaiting_restart = True
+
+    def _on_checkpoint(self, trial: Trial, name: str, result: dict) -> None:
+        """Track checkpoints; delete those beyond CheckpointConfig(num_to_keep)."""
+        cfg = self.settings.checkpoint_config
+        attribute = cfg.checkpoint_score_attribute
+        trial.checkpoint = name
+        trial.checkpoints = [c for c in trial.checkpoints if c[0] != name]
+        trial.checkpoints.append([name, result.get(attribute) if attribute else None])
+        doomed = checkpoints_to_delete([tuple(c) for c in trial.checkpoints], cfg.num_to_keep,
+                                       cfg.checkpoint_score_order, by_score=bool(attribute))
+        for doomed_name in doomed:
+            shutil.rmtree(Path(trial.path) / doomed_name, ignore_errors=True)
+        trial.checkpoints = [c for c in trial.checkpoints if c[0] not in doomed]
 
     def _finish(self, trial: Trial, status: TrialStatus) -> None:
         trial.status, trial.ended_at = status, self.clock()
@@ -304,9 +399,21 @@ class Controller:
                 gone.append(trial)
                 continue
             trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
+            self._check_heartbeat(trial)
         if gone:
             self._ingest_logs()  # a final event may have landed since the last read
             self._on_jobs_gone([t for t in gone if not t.is_finished])
+
+    def _check_heartbeat(self, trial: Trial) -> None:
+        """A job Slurm calls RUNNING whose log stopped advancing is hung or lost: retry it."""
+        timeout = self.settings.heartbeat_timeout_s
+        if timeout is None or trial.job_state != "RUNNING" or trial.stop_requested_at is not None:
+            return
+        since = trial.last_event_at or trial.submitted_at or self.clock()
+        if self.clock() - since > timeout:
+            self.backend.cancel([trial.job_id])
+            self._on_error(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s while "
+                                  "Slurm reported it RUNNING: cancelled it as lost.")
 
     def _on_jobs_gone(self, trials: list[Trial]) -> None:
         """Jobs that left the queue without a final event: stopped, or an error."""
@@ -333,6 +440,13 @@ class Controller:
             "backend_commands": self.backend.command_counts(),
             "updated": time.time(),
         }, fsync=False)
+        save_driver_state(self.exp, {
+            "trials": [t.to_dict() for t in self.trials.values()],
+            "searcher": self.searcher.get_state(),
+            "scheduler": self.scheduler.get_state(),
+            "searcher_finished": self.searcher_finished,
+            "trial_id_prefix": self.settings.trial_id_prefix,
+        })
         write_json_atomic(self.exp.summary_path, experiment_summary(
             self.trial_list, self.settings.metric, self.settings.mode, status,
             self.backend.command_counts()), fsync=False)

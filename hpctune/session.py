@@ -29,6 +29,11 @@ class StopTrial(BaseException):
     """
 
 
+class Preempted(BaseException):
+    """Raised inside ``report`` once Slurm announced preemption or the time limit and the
+    trial has saved what it can: the worker then requeues the job and exits."""
+
+
 @dataclass
 class TrialContext:
     """Identity of the running trial (Ray's ``get_context()``), plus its Slurm coordinates."""
@@ -93,7 +98,14 @@ class Session:
         self.iteration = _checkpoint_iteration(self.checkpoint)
         self.time_total = 0.0
         self.iterations_since_restore = 0
+        self.checkpointed_this_run = False
+        self.signal_name: str | None = None
         self.start_time = self.last_time = time.time()
+
+    def on_signal(self, name: str) -> None:
+        """Slurm's preemption / time-limit signal arrived: checkpoint at the next chance."""
+        self.signal_name = name
+        self.context.preempted = True
 
     def base_fields(self) -> dict[str, Any]:
         return {
@@ -124,9 +136,12 @@ class Session:
         if checkpoint is not None:
             path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
             self.checkpoint = Checkpoint(path)
+            self.checkpointed_this_run = True
             event["checkpoint"] = path.name
         self.log.append(event, fsync=checkpoint is not None)
         self.check_control()
+        if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run):
+            raise Preempted(self.signal_name or "preempted")
 
     def _auto_fields(self, now: float) -> dict[str, Any]:
         this_iter = now - self.last_time
@@ -159,9 +174,16 @@ class Session:
         if mtime == self._control_mtime:
             return
         self._control_mtime = mtime
+        reason = self.stop_request()
+        if reason is not None:
+            raise StopTrial(reason)
+
+    def stop_request(self) -> str | None:
+        """The driver's reason to stop this trial, or None."""
         request = read_json(self.control_path, default={}) or {}
         if request.get("action") == "stop":
-            raise StopTrial(request.get("reason", "stopped by the driver"))
+            return str(request.get("reason", "stopped by the driver"))
+        return None
 
 
 def _latest(trial_dir: Path) -> Checkpoint | None:

@@ -59,7 +59,12 @@ class Trial:
     stopped_by_scheduler: bool = False
     num_failures: int = 0
     restart_count: int = 0
+    preemptions: int = 0
+    awaiting_restart: bool = False
+    max_iteration: int = 0
+    last_event_at: float | None = None
     checkpoint: str | None = None
+    checkpoints: list[list[Any]] = field(default_factory=list)
     submitted_at: float | None = None
     started_at: float | None = None
     ended_at: float | None = None

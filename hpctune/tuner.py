@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 import uuid
@@ -16,6 +17,7 @@ from hpctune.errors import ConfigError, ExperimentLockedError, TrainableError
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.search.searcher import SampleLimiter, Searcher
+from hpctune.storage.driver_state import TUNER_FILE, load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.trainable import resources_for, validate_trainable
 
@@ -35,6 +37,7 @@ class Tuner:
         self.run_config = run_config or RunConfig()
         self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
         self.backend_name = choose_backend(backend)
+        self._restore: dict[str, Any] | None = None
         self._validate_space()
 
     def _validate_space(self) -> None:
@@ -43,7 +46,41 @@ class Tuner:
         validate_space(self.param_space)
 
     # -- running -------------------------------------------------------------------
+    @classmethod
+    def can_restore(cls, path: str | os.PathLike) -> bool:
+        """True if ``path`` holds an experiment that ``Tuner.restore`` can continue."""
+        return (ExperimentDir(path).root / TUNER_FILE).exists()
+
+    @classmethod
+    def restore(cls, path: str | os.PathLike, trainable: Any = None, *,
+                resume_unfinished: bool = True, resume_errored: bool = False,
+                restart_errored: bool = False, param_space: dict | None = None,
+                backend: str | None = None) -> Tuner:
+        """Continue an experiment after the driver stopped (killed, Ctrl+C, node lost).
+
+        Trials whose jobs are still queued or running in Slurm are re-attached, not
+        resubmitted; everything they wrote meanwhile is read from their logs.
+        """
+        exp = ExperimentDir(path)
+        if not cls.can_restore(path):
+            raise ConfigError(f"{exp.root} holds no restorable hpctune experiment ({TUNER_FILE} missing).")
+        with open(exp.root / TUNER_FILE, "rb") as f:
+            saved = pickle.load(f)
+        if trainable is None:
+            with open(exp.trainable_path, "rb") as f:
+                trainable = pickle.load(f)
+        run_config = saved["run_config"]
+        run_config.storage_path, run_config.name = str(exp.root.parent), exp.root.name
+        tuner = cls(trainable, param_space=param_space or saved["param_space"],
+                    tune_config=saved["tune_config"], run_config=run_config,
+                    backend=backend or saved["backend"], slurm_config=saved["slurm_config"])
+        tuner._restore = {"resume_unfinished": resume_unfinished, "resume_errored": resume_errored,
+                          "restart_errored": restart_errored}
+        return tuner
+
     def fit(self) -> ResultGrid:
+        if self._restore is not None:
+            return self._fit_restored()
         exp = ExperimentDir(self.run_config.experiment_root(self._default_name()))
         if exp.experiment_path.exists():
             raise ConfigError(
@@ -55,15 +92,43 @@ class Tuner:
         with experiment_lock(exp):
             exp.write_trainable(pickle_trainable(self.trainable))
             exp.write_experiment(self._spec())
-            controller = self._controller(exp, searcher, scheduler)
-            try:
-                trials = controller.run()
-            finally:
-                controller.backend.close()
-        return ResultGrid(trials, exp.root, self.tune_config.metric, self.tune_config.mode)
+            self._save_tuner(exp)
+            return self._run(self._controller(exp, searcher, scheduler))
+
+    def _fit_restored(self) -> ResultGrid:
+        exp = ExperimentDir(self.run_config.experiment_root(""))
+        with experiment_lock(exp):
+            state = load_driver_state(exp)
+            controller = self._controller(exp, self._searcher(), self._scheduler(),
+                                          prefix=state["trial_id_prefix"] if state else None)
+            if state is not None:
+                controller.restore(state, **self._restore)
+            return self._run(controller)
+
+    def _run(self, controller: Controller) -> ResultGrid:
+        try:
+            trials = controller.run()
+        finally:
+            controller.backend.close()
+        tc = self.tune_config
+        return ResultGrid(trials, controller.exp.root, tc.metric, tc.mode)
+
+    def _save_tuner(self, exp: ExperimentDir) -> None:
+        """Everything Tuner.restore needs besides the trainable (pickled by value)."""
+        import cloudpickle
+
+        payload = {"param_space": self.param_space, "tune_config": self.tune_config,
+                   "run_config": self.run_config, "slurm_config": self.slurm_config,
+                   "backend": self.backend_name}
+        try:
+            data = cloudpickle.dumps(payload)
+        except Exception as exc:
+            raise ConfigError(f"The experiment's configuration cannot be pickled for resuming ({exc}): "
+                              "avoid open files or locks in callbacks, searchers and stoppers.") from exc
+        exp.root.joinpath(TUNER_FILE).write_bytes(data)
 
     def _controller(self, exp: ExperimentDir, searcher: Searcher,
-                    scheduler: TrialScheduler) -> Controller:
+                    scheduler: TrialScheduler, prefix: str | None = None) -> Controller:
         from hpctune.progress import make_reporter
         from hpctune.stoppers import as_stopper
 
@@ -73,10 +138,13 @@ class Tuner:
             max_failures=self.run_config.failure_config.max_failures,
             fail_fast=self.run_config.failure_config.fail_fast,
             resources_for=lambda config: resources_for(self.trainable, config),
-            trial_id_prefix=uuid.uuid4().hex[:8],
+            trial_id_prefix=prefix or uuid.uuid4().hex[:8],
             param_space=self.param_space,
             metric=self.tune_config.metric,
             mode=self.tune_config.mode,
+            checkpoint_config=self.run_config.checkpoint_config,
+            heartbeat_timeout_s=self.run_config.failure_config.heartbeat_timeout_s,
+            keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
         )
         callbacks = CallbackList(self.run_config.callbacks)
         callbacks.call("setup")
@@ -158,8 +226,14 @@ class Tuner:
             "metric": tc.metric, "mode": tc.mode, "num_samples": tc.num_samples,
             "max_concurrent_trials": tc.max_concurrent_trials, "backend": self.backend_name,
             "checkpoint_config": self.run_config.checkpoint_config.to_dict(),
+            "heartbeat_s": heartbeat_interval(self.run_config.failure_config.heartbeat_timeout_s),
             "created": time.time(),
         }
+
+
+def heartbeat_interval(timeout_s: float | None) -> float:
+    """How often workers write a heartbeat: often enough for the driver's timeout."""
+    return 30.0 if timeout_s is None else max(1.0, min(30.0, timeout_s / 4))
 
 
 def choose_backend(requested: str | None) -> str:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
 
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
-from hpctune.session import Session, StopTrial, TrialContext, slurm_job_ids
+from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.atomic import read_json
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
@@ -65,24 +67,39 @@ def _time_total_at(log_path: Path, iteration: int) -> float:
 
 
 def run_trial(exp: ExperimentDir, trial_id: str) -> int:
-    """Run one trial; returns the process exit code (0 also when stopped on request)."""
+    """Run one trial; returns the process exit code (0 also when stopped or preempted)."""
     session = make_session(exp, trial_id)
     session_mod.set_session(session)
     log = session.log
     log.append({"event": "start", **session.base_fields(), "restored_iteration": session.iteration})
+    spec = exp.read_experiment()
+    watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
+    watcher.start()
+    try:
+        return _run_guarded(exp, trial_id, session, spec)
+    finally:
+        watcher.stop()
+
+
+def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
+    log = session.log
     try:
         with open(exp.trainable_path, "rb") as f:
             trainable = pickle.load(f)
         config = exp.read_params(trial_id)
         if os.environ.get(CHDIR_ENV, "1") != "0":
             os.chdir(session.context.trial_dir)
-        final = _run(trainable, config, session, exp.read_experiment())
+        final = _run(trainable, config, session, spec)
         if isinstance(final, dict):
             session.report(final)
         log.append({"event": "complete", **session.base_fields()}, fsync=True)
         return 0
     except StopTrial as stop:
         log.append({"event": "stopped", "reason": str(stop), **session.base_fields()})
+        return 0
+    except Preempted:
+        log.append({"event": "requeued", **session.base_fields()}, fsync=True)
+        requeue_self(session)
         return 0
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
         log.append(
@@ -126,6 +143,67 @@ def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> N
                 return
     finally:
         instance.cleanup()
+
+
+class Watcher:
+    """Turns Slurm's signals into a session flag and writes heartbeats from a thread.
+
+    The signal handler only sets flags (it may interrupt the main thread while it holds
+    the log's lock); this thread writes the ``preempted`` event as soon as a signal
+    arrives, so the driver knows a restart is expected even if the job is killed
+    before the trainable's next checkpoint.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+
+    def __init__(self, session: Session, heartbeat_s: float):
+        self.session = session
+        self.heartbeat_s = heartbeat_s
+        self._wake = threading.Event()
+        self._done = False
+        self._signal_logged = False
+        self._thread = threading.Thread(target=self._loop, name="hpctune-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        for name in self.SIGNALS:
+            signal.signal(getattr(signal, name), self._on_signal)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGTERM and self.session.stop_request() is not None:
+            os._exit(0)  # the driver stopped this trial and now cancels it: free the slot now
+        self.session.on_signal(signal.Signals(signum).name)
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._done:
+            self._wake.wait(self.heartbeat_s)
+            self._wake.clear()
+            if self._done:
+                return
+            if self.session.signal_name and not self._signal_logged:
+                self._signal_logged = True
+                self.session.log.append({"event": "preempted", "signal": self.session.signal_name,
+                                         **self.session.base_fields()}, fsync=True)
+            else:
+                self.session.log.append({"event": "heartbeat", **self.session.base_fields()})
+
+
+def requeue_self(session: Session) -> None:
+    """Put this Slurm job back in the queue (array tasks by their array id)."""
+    job_id = session.context.slurm_job_id
+    if not job_id:
+        return
+    from hpctune.backends.slurm_commands import SlurmCommands
+
+    proc = SlurmCommands(timeout_s=30).run(["scontrol", "requeue", job_id], check=False)
+    if proc.returncode != 0:
+        print(f"hpctune: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,7 @@ apt_install() {
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_added=1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  local install=(apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "$@")
+  local install=(apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300 "$@")
   if ((need_update)); then log "apt-get update"; apt-get update -q || rc=$?; fi
   if ((rc == 0)); then
     log "apt-get install $*"
@@ -101,10 +101,10 @@ apt_install() {
 }
 
 cmd_install() {
-  local want=("${SLURM_PKGS[@]}" "$@") missing
-  [[ $ACCT == 1 ]] && want+=("${ACCT_PKGS[@]}")
-  missing=$(missing_pkgs "${want[@]}" | paste -sd' ' -)
-  if [[ -z $missing ]]; then log "packages already installed: ${want[*]}"; return; fi
+  local pkgs=("${SLURM_PKGS[@]}" "$@") missing
+  [[ $ACCT == 1 ]] && pkgs+=("${ACCT_PKGS[@]}")
+  missing=$(missing_pkgs "${pkgs[@]}" | paste -sd' ' -)
+  [[ -z $missing ]] && return
   command -v apt-get >/dev/null || die "missing packages ($missing) and no apt-get"
   local t0=$SECONDS
   # shellcheck disable=SC2086
@@ -297,7 +297,7 @@ start_munge() {
   # --force: root, with the key and socket below a world-writable /tmp
   munged --force --socket="$MSOCK" --key-file="$LAB/munge/munge.key" \
     --pid-file="$LAB/munge/munged.pid" --seed-file="$LAB/munge/munged.seed" \
-    --log-file="$LAB/log/munged.log" 2>>"$LAB/log/munged.log" || die "munged failed, see $LAB/log/munged.log"
+    --log-file="$LAB/log/munged.log" 2>>"$LAB/log/munged.log" 9>&- || die "munged failed, see $LAB/log/munged.log"
   wait_until 10 munged sh -c "munge -n -S '$MSOCK' | unmunge -S '$MSOCK'"
   log "munged up"
 }
@@ -326,7 +326,7 @@ innodb_buffer_pool_size=256M
 innodb_log_file_size=64M
 innodb_lock_wait_timeout=900
 EOF
-    (setsid mariadbd --defaults-file="$d/my.cnf" </dev/null >>"$LAB/log/mariadb.log" 2>&1 &)
+    (setsid mariadbd --defaults-file="$d/my.cnf" </dev/null >>"$LAB/log/mariadb.log" 2>&1 9>&- &)
     wait_until 60 mariadb mariadb-admin --socket="$sock" -uroot ping
     mariadb --socket="$sock" -uroot <<EOF
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
@@ -338,7 +338,7 @@ EOF
     log "mariadb up"
   fi
   if ! alive "$LAB/run/slurmdbd.pid" slurmdbd; then
-    slurmdbd || die "slurmdbd failed, see $LAB/log/slurmdbd.log"
+    slurmdbd 9>&- || die "slurmdbd failed, see $LAB/log/slurmdbd.log"
     wait_until 60 slurmdbd sacctmgr -n show cluster
     log "slurmdbd up"
   fi
@@ -352,14 +352,14 @@ nodes_not_ready() {  # print the nodes that are neither idle, mixed nor allocate
 
 start_slurm() {
   if ! alive "$LAB/run/slurmctld.pid" slurmctld; then
-    slurmctld -f "$CONF" || { tail -5 "$LAB/log/slurmctld.log" >&2; die "slurmctld failed to start"; }
+    slurmctld -f "$CONF" 9>&- || { tail -5 "$LAB/log/slurmctld.log" >&2; die "slurmctld failed to start"; }
     wait_until 30 slurmctld scontrol ping
     log "slurmctld up"
   fi
   local i started=()
   for ((i = 1; i <= NODES; i++)); do
     alive "$LAB/run/slurmd.n$i.pid" slurmd && continue
-    slurmd -f "$CONF" -N "n$i" || { tail -5 "$LAB/log/slurmd.n$i.log" >&2; die "slurmd n$i failed to start"; }
+    slurmd -f "$CONF" -N "n$i" 9>&- || { tail -5 "$LAB/log/slurmd.n$i.log" >&2; die "slurmd n$i failed to start"; }
     started+=("n$i")
   done
   ((${#started[@]} == 0)) || log "slurmd up: ${started[*]}"
@@ -387,6 +387,14 @@ cancel_all_jobs() {
   local u
   for u in $(squeue -h -o %u 2>/dev/null | sort -u); do scancel -u "$u" || true; done
   for _ in $(seq 100); do [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break; sleep 0.2; done
+}
+
+# serialise up/down/purge (e.g. two test sessions switching accounting at the same time);
+# every daemon is started with `9>&-` so that it does not inherit (and keep) the lock
+lock_lab() {
+  mkdir -p "$LAB"
+  exec 9>"$LAB/.lock"
+  flock -w 300 9 || die "another slurm-lab.sh has held $LAB/.lock for 300 s"
 }
 
 need_root() {
@@ -449,7 +457,7 @@ cmd_status() {
   if [[ -f $CONF ]]; then
     grep -q '^AccountingStorageType=accounting_storage/slurmdbd' "$CONF" && echo "accounting: on" || echo "accounting: off"
   fi
-  scontrol ping >/dev/null 2>&1 && sinfo || { echo "slurmctld: not responding"; ok=1; }
+  if scontrol ping >/dev/null 2>&1; then sinfo; else echo "slurmctld: not responding"; ok=1; fi
   [[ -z $(nodes_not_ready) ]] || ok=1
   return $ok
 }
@@ -457,10 +465,10 @@ cmd_status() {
 cmd=${1:-}
 case $cmd in
   install) need_root "$@"; shift; cmd_install "$@" ;;
-  up) need_root "$@"; cmd_up ;;
-  down) need_root "$@"; cmd_down ;;
-  restart) need_root "$@"; cmd_down; cmd_up ;;
-  purge) need_root "$@"; cmd_down; rm -rf "$LAB"; log "purged $LAB" ;;
+  up) need_root "$@"; lock_lab; cmd_up ;;
+  down) need_root "$@"; [[ -d $LAB ]] && lock_lab; cmd_down ;;
+  restart) need_root "$@"; lock_lab; cmd_down; cmd_up ;;
+  purge) need_root "$@"; [[ -d $LAB ]] && lock_lab; cmd_down; rm -rf "$LAB"; log "purged $LAB" ;;
   status) cmd_status ;;
   env) printf 'export SLURM_CONF=%q\nexport SLURM_LAB_DIR=%q\n' "$CONF" "$LAB" ;;
   *) sed -n '2,33p' "$0"; exit 2 ;;

@@ -31,6 +31,7 @@ phase_done() {  # phase_done NAME : record the time since the previous phase end
   log "$1 done in $(secs $((t - T_PHASE))) s"
   T_PHASE=$t
 }
+# shellcheck disable=SC2317  # called by the EXIT trap
 report() {
   local rc=$? p
   echo "------------------------------------------------------------ timings" >&2

@@ -37,6 +37,7 @@ class SlurmBackend:
         self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
         self.jobs_dir = self.root / "jobs"
         self._user = getpass.getuser()
+        self._requeue: bool | None = self.config.requeue
 
     # -- submission -------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
@@ -59,7 +60,20 @@ class SlurmBackend:
         script_path.write_text(script)
         out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
         array_id = out.split(";")[0]
+        (self.jobs_dir / f"array_{uid}.jobid").write_text(array_id + "\n")
         return [f"{array_id}_{i}" for i in range(len(trial_ids))]
+
+    def requeue_enabled(self) -> bool:
+        """``--requeue`` when asked for, or when the partition preempts by requeueing."""
+        if self._requeue is None:
+            args = ["scontrol", "show", "partition", "-o"]
+            if self.config.partition:
+                args.append(self.config.partition)
+            lines = self.commands.run(args, check=False).stdout.splitlines()
+            if not self.config.partition:
+                lines = [line for line in lines if "Default=YES" in line]
+            self._requeue = any("PreemptMode=REQUEUE" in line for line in lines)
+        return self._requeue
 
     def render_script(self, resources: dict[str, Any], count: int, throttle: int | None,
                       manifest: Path | None = None) -> str:
@@ -83,7 +97,7 @@ class SlurmBackend:
     def _sbatch_parameters(self, resources: dict[str, Any], throttle: int) -> dict[str, Any]:
         cfg = self.config
         extra: dict[str, Any] = {"signal": f"B:{cfg.signal}@{cfg.signal_lead_s}"}
-        if cfg.requeue:
+        if self.requeue_enabled():
             extra["requeue"] = True
         extra.update(cfg.sbatch_options)
         params: dict[str, Any] = {

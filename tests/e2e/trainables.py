@@ -42,3 +42,30 @@ class Counter(tune.Trainable):
     def step(self):
         self.count += 1
         return {"count": self.count, "done": self.count >= self.limit}
+
+
+def checkpointed_counter(config):
+    """Counts to config["iterations"], checkpointing after every step; resumes from it."""
+    import tempfile
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as path, open(os.path.join(path, "n")) as f:
+            start = int(f.read())
+    for i in range(start, config["iterations"]):
+        time.sleep(config.get("sleep", 0.5))
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "n"), "w") as f:
+                f.write(str(i + 1))
+            tune.report({"n": i + 1, "restarts": tune.get_context().restart_count,
+                         "node": os.environ.get("SLURMD_NODENAME", "local")},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def fails_first_time(config):
+    """Raises on its first run (a marker in the trial directory remembers), then succeeds."""
+    if not os.path.exists("ran_once"):
+        open("ran_once", "w").close()
+        raise RuntimeError("transient failure on the first run")
+    tune.report({"ok": 1})

@@ -1,0 +1,211 @@
+"""Checkpoints, retries, preemption, time limits, node failure and driver crashes on the lab."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from hpctune import tune
+from hpctune.storage.result_log import read_events
+from tests.conftest import REPO_ROOT, run, sbatch, wait_for
+from tests.e2e import trainables
+
+
+@pytest.fixture
+def on_slurm(monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+
+
+def events(result, kind):
+    return [e for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == kind]
+
+
+def counts_of(result):
+    return [e["result"]["n"] for e in events(result, "result")]
+
+
+def slurm(**kwargs):
+    return tune.SlurmConfig(poll_interval_s=0.5, **kwargs)
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_trial_that_fails_once_succeeds_on_retry(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", backend)
+    grid = tune.Tuner(
+        trainables.fails_first_time,
+        param_space={"x": tune.grid_search([1, 2])},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, slurm=slurm(),
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    assert grid.num_terminated == 2 and grid.num_errors == 0
+    for result in grid:
+        assert len(events(result, "error")) == 1 and len(events(result, "complete")) == 1
+
+
+def test_without_retries_the_failure_is_final(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
+    grid = tune.Tuner(
+        trainables.fails_first_time, param_space={"x": 1},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    assert grid.num_errors == 1
+    assert "transient failure" in str(grid.errors[0])
+
+
+def test_checkpoints_beyond_num_to_keep_are_deleted(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
+    grid = tune.Tuner(
+        trainables.checkpointed_counter, param_space={"iterations": 5, "sleep": 0.01},
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+    ).fit()
+    (result,) = grid
+    kept = sorted(p.name for p in Path(result.path).glob("checkpoint_*"))
+    assert kept == ["checkpoint_000004", "checkpoint_000005"]
+    assert result.checkpoint.path.endswith("checkpoint_000005")
+
+
+@pytest.mark.slurm
+def test_preempted_trials_resume_from_their_checkpoints(tmp_path, on_slurm):
+    """Two whole-node trials on `preempt`; urgent jobs preempt them, they finish anyway."""
+    trainable = tune.with_resources(trainables.checkpointed_counter, {"cpu": 4})
+    tuner = tune.Tuner(
+        trainable, param_space={"x": tune.grid_search([0, 1]), "iterations": 14, "sleep": 0.5},
+        run_config=tune.RunConfig(name="pre", storage_path=str(tmp_path), verbose=0,
+                                  slurm=slurm(partition="preempt")),
+    )
+    import threading
+
+    urgent_jobs = []
+
+    def preempt_when_running():
+        logs = list((tmp_path / "pre" / "trials").glob("*/result.jsonl"))
+        wait_for(lambda: len(list((tmp_path / "pre" / "trials").glob("*/result.jsonl"))) == 2
+                 and all(len(read_events(p)) >= 3 for p in
+                         (tmp_path / "pre" / "trials").glob("*/result.jsonl")), timeout=60)
+        del logs
+        for _ in range(2):  # one urgent job per node
+            urgent_jobs.append(sbatch("-p", "urgent", "-c", "4", "-o", "/dev/null", wrap="sleep 2"))
+
+    thread = threading.Thread(target=preempt_when_running, daemon=True)
+    thread.start()
+    grid = tuner.fit()
+    thread.join(timeout=5)
+    assert urgent_jobs, "the urgent jobs were never submitted"
+    assert grid.num_terminated == 2, [str(e) for e in grid.errors]
+    for result in grid:
+        assert result.metrics["n"] == 14 and result.metrics["training_iteration"] == 14
+        assert counts_of(result) == list(range(1, 15)), "an iteration was lost or run twice"
+        assert len(events(result, "requeued")) >= 1
+        assert result.metrics["restarts"] >= 1  # SLURM_RESTART_COUNT seen by the trial
+        assert result.metrics["iterations_since_restore"] < 14
+
+
+@pytest.mark.slurm
+def test_node_failure_retries_trials_on_the_other_node(tmp_path, on_slurm, slurm_lab):
+    trainable = tune.with_resources(trainables.checkpointed_counter, {"cpu": 4})
+    tuner = tune.Tuner(
+        trainable, param_space={"x": tune.grid_search([0, 1]), "iterations": 12, "sleep": 0.5},
+        run_config=tune.RunConfig(name="nf", storage_path=str(tmp_path), verbose=0, slurm=slurm(),
+                                  failure_config=tune.FailureConfig(max_failures=2)),
+    )
+    import threading
+
+    def fail_n2():
+        def on_n2():
+            for path in (tmp_path / "nf" / "trials").glob("*/result.jsonl"):
+                if any(e.get("result", {}).get("node") == "n2" for e in read_events(path)):
+                    return True
+            return False
+        wait_for(on_n2, timeout=60)
+        run(["scontrol", "update", "nodename=n2", "state=down", "reason=hpctune-test"], check=True)
+
+    thread = threading.Thread(target=fail_n2, daemon=True)
+    thread.start()
+    try:
+        grid = tuner.fit()
+    finally:
+        thread.join(timeout=5)
+        run(["scontrol", "update", "nodename=n2", "state=resume"])
+        wait_for(lambda: "idle" in run(["sinfo", "-h", "-n", "n2", "-o", "%t"]).stdout, timeout=60)
+    assert grid.num_terminated == 2, [str(e) for e in grid.errors]
+    for result in grid:
+        assert result.metrics["n"] == 12
+    nodes_after = [e["result"]["node"] for r in grid for e in events(r, "result")][-1:]
+    assert nodes_after, "no results"
+    restarted = [r for r in grid if len(events(r, "start")) > 1]
+    assert restarted, "no trial was restarted after the node failure"
+    for result in restarted:
+        assert counts_of(result)[-1] == 12
+        assert events(result, "result")[-1]["result"]["node"] == "n1"
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from hpctune import tune
+from tests.e2e import trainables
+tune.Tuner(
+    trainables.checkpointed_counter,
+    param_space={{"x": tune.grid_search(list(range(12))), "iterations": 6, "sleep": 0.4}},
+    tune_config=tune.TuneConfig(max_concurrent_trials=4),
+    run_config=tune.RunConfig(name="crash", storage_path={storage!r}, verbose=0,
+                              slurm=tune.SlurmConfig(poll_interval_s=0.5)),
+).fit()
+"""
+
+
+@pytest.mark.parametrize("accounting", [True, pytest.param(False, id="no-accounting")])
+@pytest.mark.slurm
+def test_killed_driver_is_restored_without_losing_or_rerunning_anything(
+        tmp_path, on_slurm, lab_accounting, accounting):
+    with lab_accounting(accounting):
+        script = tmp_path / "driver.py"
+        script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path))))
+        driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                                  env={**os.environ, "HPCTUNE_BACKEND": "slurm"})
+        exp = tmp_path / "crash"
+
+        def some_done_some_running():
+            state = exp / "state.json"
+            if not state.exists():
+                return False
+            trials = json.loads(state.read_text())["trials"]
+            done = sum(1 for t in trials if t["status"] == "TERMINATED")
+            return len(trials) == 12 and 2 <= done <= 6
+
+        wait_for(some_done_some_running, timeout=90, interval=0.2)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        still_queued = run(["squeue", "-h", "-n", "hpctune-crash", "-o", "%i"]).stdout.split()
+        assert still_queued, "nothing left in Slurm to re-attach to"
+        time.sleep(2)  # trials keep writing results while no driver runs
+
+        assert tune.Tuner.can_restore(exp)
+        grid = tune.Tuner.restore(str(exp), trainables.checkpointed_counter).fit()
+
+    assert len(grid) == 12 and grid.num_terminated == 12, [str(e) for e in grid.errors]
+    for result in grid:
+        assert counts_of(result) == [1, 2, 3, 4, 5, 6]
+        assert len(events(result, "start")) == 1, "a trial was resubmitted"
+    commands = json.loads((exp / "state.json").read_text())["backend_commands"]
+    assert commands.get("sbatch", 0) == 0, commands
+
+
+def test_restore_refuses_a_second_driver(tmp_path):
+    from hpctune.errors import ExperimentLockedError
+    from hpctune.storage.experiment import ExperimentDir
+    from hpctune.tuner import experiment_lock
+
+    exp = ExperimentDir(tmp_path / "exp")
+    exp.create()
+    with experiment_lock(exp), pytest.raises(ExperimentLockedError, match="Another driver"):
+        with experiment_lock(exp):
+            pass
