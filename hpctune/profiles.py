@@ -168,13 +168,15 @@ class SubmitOverrides:
     """What ``hpctune submit train.py`` imposes on the Tuner that the script builds.
 
     ``slurm_defaults`` (the profile) fill the SlurmConfig fields the script leaves at their
-    defaults; ``slurm_forced`` (command-line options) win over the script; ``resources``
-    (command-line) win over the trainable's own request; ``name``/``storage_path`` pin the
-    experiment directory so that the CLI can watch and resume it.
+    defaults; ``slurm_forced`` (command-line options) win over the script;
+    ``resource_defaults`` (the profile) apply to a trainable without ``with_resources``;
+    ``resources`` (command-line) win over the trainable's own request; ``name`` and
+    ``storage_path`` pin the experiment directory so that the CLI can watch and resume it.
     """
 
     slurm_defaults: dict[str, Any] = field(default_factory=dict)
     slurm_forced: dict[str, Any] = field(default_factory=dict)
+    resource_defaults: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     max_concurrent_trials: int | None = None
     name: str | None = None
@@ -203,15 +205,18 @@ class SubmitOverrides:
             tuner.run_config.name = self.name
         if self.storage_path:
             tuner.run_config.storage_path = self.storage_path
-        if self.resources:
-            tuner.trainable = _override_resources(tuner.trainable, self.resources)
+        if self.resources or self.resource_defaults:
+            tuner.trainable = _override_resources(tuner.trainable, self.resource_defaults,
+                                                  self.resources)
 
 
-def _override_resources(trainable: Any, forced: dict[str, Any]) -> Any:
-    from hpctune.trainable import resources_for, with_resources
+def _override_resources(trainable: Any, defaults: dict[str, Any], forced: dict[str, Any]) -> Any:
+    """Profile resources apply when the trainable requests none; command-line ones always."""
+    from hpctune.trainable import _RESOURCES_ATTR, resources_for, with_resources
 
     original = trainable
-    return with_resources(trainable, lambda config: {**resources_for(original, config), **forced})
+    base = {} if hasattr(trainable, _RESOURCES_ATTR) else dict(defaults)
+    return with_resources(trainable, lambda config: {**resources_for(original, config), **base, **forced})
 
 
 def apply_submit_overrides(tuner: Any) -> None:

@@ -1,53 +1,253 @@
-"""Progress output of the driver: a short status line at a bounded rate."""
+"""Console output of the driver: Ray Tune's reporters (``ProgressReporter``, ``CLIReporter``).
+
+The controller calls ``reporter.maybe_report(controller)`` once per loop step. The
+reporter asks ``should_report(trials, done)`` (cheap: a clock check) and only then builds
+the status view and calls ``report(trials, done, *sys_info)``, so rendering costs the
+driver at most one table every ``max_report_frequency`` seconds.
+
+On a terminal ``CLIReporter`` keeps one live ``rich`` table up to date in place; when
+stdout is not a terminal (a batch log) it prints one plain status line per report and the
+full table once at the end.
+"""
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
-from collections import Counter
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from hpctune.config import RunConfig, TuneConfig
+from hpctune.errors import ConfigError
+from hpctune.status_table import (
+    Columns,
+    StatusView,
+    header_lines,
+    infer_columns,
+    plain_line,
+    render,
+)
 from hpctune.storage.experiment import ExperimentDir
 
 
-class StatusLineReporter:
-    """Prints ``== Status ==`` lines: trials by state, best metric, experiment directory."""
+class ProgressReporter:
+    """Ray's reporter interface: ``should_report`` decides when, ``report`` prints.
 
-    def __init__(self, exp: ExperimentDir, metric: str | None, mode: str | None,
-                 interval_s: float = 10.0, out: TextIO = sys.stdout):
-        self.exp, self.metric, self.mode = exp, metric, mode
-        self.interval_s, self.out = interval_s, out
-        self._last = 0.0
+    Subclass it and override both to print anything anywhere; ``maybe_report`` is the
+    hook hpctune's driver calls and need not be overridden.
+    """
 
-    def maybe_report(self, controller: Any) -> None:
+    _view: StatusView | None = None
+    _done_reported: bool = False
+    _started: float | None = None
+
+    def should_report(self, trials: Sequence[Any], done: bool = False) -> bool:
+        """Whether to report now (called once per driver step: keep it cheap)."""
+        raise NotImplementedError
+
+    def report(self, trials: Sequence[Any], done: bool, *sys_info: str) -> None:
+        """Print the progress of ``trials``; ``sys_info`` are the status header lines."""
+        raise NotImplementedError
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        """Called with TuneConfig's metric/mode; returns True (Ray's signature)."""
+        return True
+
+    def maybe_report(self, controller: Any, done: bool | None = None) -> None:
+        """The driver's hook: report through ``should_report``/``report``; once more at the end."""
+        if self._done_reported:
+            return
+        if self._started is None:
+            self._started = time.monotonic()
+        trials = controller.trial_list
+        if done is None:
+            done = not controller.live_trials and bool(
+                controller.searcher_finished or controller.stop_everything)
+        if not self.should_report(trials, done):
+            return
+        self._view = view_from_controller(controller, getattr(self, "_metric", None),
+                                          getattr(self, "_mode", None))
+        self._view.elapsed_s = time.monotonic() - self._started
+        self.report(trials, done, *header_lines(self._view))
+        self._done_reported = done
+
+
+def view_from_controller(controller: Any, metric: str | None = None,
+                         mode: str | None = None) -> StatusView:
+    """What the driver knows right now, as a StatusView."""
+    settings = controller.settings
+    return StatusView(
+        trials=controller.trial_list,
+        experiment_dir=str(controller.exp.root),
+        scheduler=type(controller.scheduler).__name__,
+        metric=metric or settings.metric,
+        mode=mode or settings.mode,
+        slurm_commands=controller.backend.command_counts(),
+    )
+
+
+class CLIReporter(ProgressReporter):
+    """Ray Tune's command-line reporter, with Slurm columns.
+
+    ``metric_columns``/``parameter_columns``: a list of keys or a ``{key: header}`` dict
+    (default: ``metric`` plus up to ``infer_limit`` reported metrics; the config keys
+    that vary between trials). ``max_progress_rows`` caps the table (top and bottom rows
+    are shown, the others counted); ``max_report_frequency`` is in seconds.
+    ``live``: True/False forces or forbids the in-place table (default: when ``out`` is
+    a terminal); ``out`` defaults to stdout.
+    """
+
+    def __init__(self, *, metric_columns: list[str] | dict[str, str] | None = None,
+                 parameter_columns: list[str] | dict[str, str] | None = None,
+                 total_samples: int | None = None, max_progress_rows: int = 20,
+                 max_error_rows: int = 20, max_column_length: int = 20,
+                 max_report_frequency: float = 5, infer_limit: int = 3,
+                 print_intermediate_tables: bool | None = None, metric: str | None = None,
+                 mode: str | None = None, sort_by_metric: bool = False,
+                 live: bool | None = None, out: TextIO | None = None):
+        if mode not in (None, "min", "max"):
+            raise ConfigError(f"CLIReporter(mode={mode!r}): mode must be 'min' or 'max'.")
+        self._metric_columns = _as_columns(metric_columns, "metric_columns")
+        self._parameter_columns = _as_columns(parameter_columns, "parameter_columns")
+        self._total_samples = total_samples
+        self._max_progress_rows = max_progress_rows
+        self._max_error_rows = max_error_rows
+        self._max_column_length = max_column_length
+        self._max_report_frequency = max_report_frequency
+        self._infer_limit = infer_limit
+        self._print_intermediate_tables = print_intermediate_tables
+        self._metric, self._mode = metric, mode
+        self._sort_by_metric = sort_by_metric
+        self._live_wanted, self._out = live, out
+        self._last_report_time = 0.0
+        self._console: Any = None
+        self._live: Any = None
+
+    # -- Ray's configuration API ------------------------------------------------------
+    def add_metric_column(self, metric: str, representation: str | None = None) -> None:
+        """Show ``metric`` (reported by the trainable) as a column headed ``representation``."""
+        self._metric_columns = self._metric_columns or {}
+        if metric in self._metric_columns:
+            raise ConfigError(f"Column {metric!r} already exists in the metric columns.")
+        self._metric_columns[metric] = representation or metric
+
+    def add_parameter_column(self, parameter: str, representation: str | None = None) -> None:
+        """Show config value ``parameter`` (``a/b`` for nested) as a column."""
+        self._parameter_columns = self._parameter_columns or {}
+        if parameter in self._parameter_columns:
+            raise ConfigError(f"Column {parameter!r} already exists in the parameter columns.")
+        self._parameter_columns[parameter] = representation or parameter
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        if (self._metric and metric and self._metric != metric) or (self._mode and mode and self._mode != mode):
+            return False
+        self._metric, self._mode = self._metric or metric, self._mode or mode
+        return True
+
+    def set_total_samples(self, total_samples: int) -> None:
+        self._total_samples = total_samples
+
+    # -- reporting --------------------------------------------------------------------------
+    def should_report(self, trials: Sequence[Any], done: bool = False) -> bool:
+        """At most once every ``max_report_frequency`` seconds, and always when done."""
         now = time.monotonic()
-        if now - self._last >= self.interval_s:
-            self._last = now
-            self.out.write(self.status_line(controller.trial_list) + "\n")
-            self.out.flush()
+        if now - self._last_report_time >= self._max_report_frequency:
+            self._last_report_time = now
+            return True
+        return done
 
-    def status_line(self, trials: list) -> str:
-        counts = Counter(t.status.value for t in trials)
-        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        line = f"== Status == {len(trials)} trials ({states or 'none yet'}) | {self.exp.root}"
-        best = self._best(trials)
-        return line + (f" | best {self.metric}={best:.6g}" if best is not None else "")
+    def report(self, trials: Sequence[Any], done: bool, *sys_info: str) -> None:
+        view = self._view if self._view is not None else StatusView(list(trials), metric=self._metric,
+                                                                    mode=self._mode)
+        view.trials = list(trials)
+        if self._is_live():
+            self._update_live(view, sys_info, done)
+        elif done or self._print_intermediate_tables:
+            self.console.print(self.renderable(view, sys_info))
+        else:
+            self.console.print(plain_line(view), highlight=False, soft_wrap=True)
 
-    def _best(self, trials: list) -> float | None:
-        if not (self.metric and self.mode):
-            return None
-        values = [t.last_result[self.metric] for t in trials
-                  if isinstance(t.last_result.get(self.metric), (int, float))]
-        if not values:
-            return None
-        return min(values) if self.mode == "min" else max(values)
+    def renderable(self, view: StatusView, sys_info: Sequence[str] = ()) -> Any:
+        """The rich renderable of the status table (also what ``hpctune status`` prints)."""
+        return render(view, self.columns(view), self._max_progress_rows, self._max_error_rows,
+                      sys_info=sys_info or None, sort_by_metric=self._sort_by_metric,
+                      max_len=self._max_column_length)
+
+    def columns(self, view: StatusView) -> Columns:
+        return infer_columns(view.trials, view.metric, self._metric_columns,
+                             self._parameter_columns, self._infer_limit)
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            out = self._out or sys.stdout
+            console = Console(file=out)
+            self._console = console if console.is_terminal else Console(file=out, width=200)
+        return self._console
+
+    def _is_live(self) -> bool:
+        return self._live_wanted if self._live_wanted is not None else self.console.is_terminal
+
+    def _update_live(self, view: StatusView, sys_info: Sequence[str], done: bool) -> None:
+        from rich.live import Live
+
+        if self._live is None:
+            self._live = Live(console=self.console, auto_refresh=False, transient=False,
+                              redirect_stdout=False, redirect_stderr=False)
+            self._live.start()
+            atexit.register(self._stop_live)  # leave the terminal sane if the driver dies
+        self._live.update(self.renderable(view, sys_info), refresh=True)
+        if done:
+            self._stop_live()
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def _as_columns(columns: list[str] | dict[str, str] | None, name: str) -> dict[str, str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, dict):
+        return dict(columns)
+    if isinstance(columns, (list, tuple)):
+        return {c: c for c in columns}
+    raise ConfigError(f"`{name}` must be a list of keys or a dict {{key: header}}, got {columns!r}.")
+
+
+class _RayStyleAdapter(ProgressReporter):
+    """Wraps a user object that only has ``should_report``/``report`` (duck-typed)."""
+
+    def __init__(self, reporter: Any):
+        self.reporter = reporter
+
+    def should_report(self, trials: Sequence[Any], done: bool = False) -> bool:
+        return self.reporter.should_report(trials, done)
+
+    def report(self, trials: Sequence[Any], done: bool, *sys_info: str) -> None:
+        self.reporter.report(trials, done, *sys_info)
 
 
 def make_reporter(run_config: RunConfig, tune_config: TuneConfig, exp: ExperimentDir) -> Any:
-    """The reporter for this run: the user's, a status line, or none (verbose=0)."""
-    if run_config.progress_reporter is not None:
-        return run_config.progress_reporter
-    if run_config.verbose == 0:
-        return None
-    return StatusLineReporter(exp, tune_config.metric, tune_config.mode)
+    """The reporter for this run: the user's, a ``CLIReporter``, or none (verbose=0)."""
+    reporter = run_config.progress_reporter
+    if reporter is None:
+        if run_config.verbose == 0:
+            return None
+        reporter = CLIReporter()
+    if not hasattr(reporter, "maybe_report"):
+        if not (hasattr(reporter, "should_report") and hasattr(reporter, "report")):
+            raise ConfigError(
+                f"RunConfig(progress_reporter={reporter!r}) needs should_report() and report(): "
+                "subclass hpctune.ProgressReporter or use hpctune.CLIReporter(...)."
+            )
+        reporter = _RayStyleAdapter(reporter)
+    if tune_config.metric and not reporter.set_search_properties(tune_config.metric, tune_config.mode):
+        raise ConfigError(
+            "The progress reporter's metric/mode differ from TuneConfig's: set them in one place only."
+        )
+    return reporter

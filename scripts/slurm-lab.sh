@@ -32,6 +32,8 @@
 #   SLURM_LAB_PORT_BASE=6817      slurmctld; slurmdbd +2, MariaDB +3, slurmd n1.. +4..
 #   SLURM_LAB_INSTALL_ETC=1       copy the configs to /etc/slurm
 #   SLURM_LAB_EXTRA_CONF=         extra lines appended to slurm.conf
+# A second, throwaway lab can run beside the main one: other SLURM_LAB_DIR and SLURM_LAB_PORT_BASE,
+# SLURM_LAB_INSTALL_ETC=0 and SLURM_LAB_CGROUP=0 (its n1/n2 would share the main lab's cgroups).
 set -euo pipefail
 
 LAB=${SLURM_LAB_DIR:-/tmp/hpctune-slurmlab}
@@ -471,5 +473,5 @@ case $cmd in
   purge) need_root "$@"; [[ -d $LAB ]] && lock_lab; cmd_down; rm -rf "$LAB"; log "purged $LAB" ;;
   status) cmd_status ;;
   env) printf 'export SLURM_CONF=%q\nexport SLURM_LAB_DIR=%q\n' "$CONF" "$LAB" ;;
-  *) sed -n '2,33p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -e/{/^set -e/d;p}' "$0"; exit 2 ;;
 esac

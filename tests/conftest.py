@@ -207,10 +207,14 @@ def sinfo_nodes() -> dict[str, str]:
 
 def lab_problem() -> str | None:
     """``None`` if the lab is up and usable, else why not."""
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():
+        return f"{conf} does not exist"  # else Slurm's clients hang in configless lookups
     try:
-        ping = run(["scontrol", "ping"], timeout=30)
+        ping = run(["scontrol", "ping"], timeout=20)
         if ping.returncode != 0 or "UP" not in ping.stdout:
-            return f"scontrol ping: {(ping.stdout + ping.stderr).strip() or ping.returncode}"
+            said = (ping.stdout + ping.stderr).strip().splitlines()
+            return f"scontrol ping: {said[0] if said else ping.returncode}"
         nodes = sinfo_nodes()
     except (OSError, subprocess.SubprocessError, SlurmError) as exc:
         return f"{type(exc).__name__}: {exc}"

@@ -85,12 +85,12 @@ def test_preempted_trials_resume_from_their_checkpoints(tmp_path, on_slurm):
 
     urgent_jobs = []
 
-    def preempt_when_running():
+    def both_running():
         logs = list((tmp_path / "pre" / "trials").glob("*/result.jsonl"))
-        wait_for(lambda: len(list((tmp_path / "pre" / "trials").glob("*/result.jsonl"))) == 2
-                 and all(len(read_events(p)) >= 3 for p in
-                         (tmp_path / "pre" / "trials").glob("*/result.jsonl")), timeout=60)
-        del logs
+        return len(logs) == 2 and all(len(read_events(p)) >= 3 for p in logs)
+
+    def preempt_when_running():
+        wait_for(both_running, timeout=60)
         for _ in range(2):  # one urgent job per node
             urgent_jobs.append(sbatch("-p", "urgent", "-c", "4", "-o", "/dev/null", wrap="sleep 2"))
 
@@ -138,13 +138,27 @@ def test_node_failure_retries_trials_on_the_other_node(tmp_path, on_slurm, slurm
     assert grid.num_terminated == 2, [str(e) for e in grid.errors]
     for result in grid:
         assert result.metrics["n"] == 12
-    nodes_after = [e["result"]["node"] for r in grid for e in events(r, "result")][-1:]
-    assert nodes_after, "no results"
     restarted = [r for r in grid if len(events(r, "start")) > 1]
     assert restarted, "no trial was restarted after the node failure"
     for result in restarted:
         assert counts_of(result)[-1] == 12
         assert events(result, "result")[-1]["result"]["node"] == "n1"
+
+
+@pytest.mark.slurm
+def test_time_limit_warning_checkpoints_and_requeues(tmp_path, on_slurm):
+    """A 2-minute limit with the warning 60 s before: the trial outlives it by requeueing."""
+    grid = tune.Tuner(
+        trainables.checkpointed_counter, param_space={"iterations": 75, "sleep": 1.0},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                  slurm=slurm(time_min=2, signal_lead_s=60)),
+    ).fit()
+    (result,) = grid
+    assert result.error is None, str(result.error)
+    assert counts_of(result) == list(range(1, 76))
+    (warning,) = events(result, "preempted")
+    assert warning["signal"] == "SIGUSR1"
+    assert len(events(result, "start")) == 2 and result.metrics["restarts"] == 1
 
 
 DRIVER = """

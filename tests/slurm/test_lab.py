@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from itertools import combinations
 from pathlib import Path
 from types import SimpleNamespace
@@ -108,6 +109,7 @@ def preempted_job(slurm_lab, tmp_path_factory):
             "-o", folder / "victim-%j.out", victim, log,
         )  # fmt: skip
         slurm_lab.wait_for(lambda: read_lines(log), 60, what="the victim job to start")
+        urgent_submitted = time.time()
         urgent = slurm_lab.sbatch(
             "-p", "urgent", "-w", "n1", "--exclusive", "-o", "/dev/null", wrap="sleep 1"
         )
@@ -118,9 +120,12 @@ def preempted_job(slurm_lab, tmp_path_factory):
         )
         states = slurm_lab.wait_job(jobid, 60)
         urgent_states = slurm_lab.wait_job(urgent, 60)
+    events = [line.split(" t=") for line in read_lines(log)]
     return SimpleNamespace(
         jobid=jobid,
-        events=[line.split(" t=")[0] for line in read_lines(log)],
+        events=[name for name, _ in events],
+        # seconds after the urgent job's submission
+        times={name: float(t) - urgent_submitted for name, t in events},
         states=states,
         urgent_states=urgent_states,
         info=slurm_lab.job_info(jobid),
@@ -131,19 +136,21 @@ def test_preempted_job_is_signalled_requeued_and_restarted(preempted_job):
     assert set(preempted_job.urgent_states.values()) == {"COMPLETED"}
     assert preempted_job.events[0] == "start restart=0"
     assert preempted_job.events[-1] == "start restart=1"
-    signals = preempted_job.events[1:-1]
-    assert "signal USR1" in signals or "signal TERM" in signals, preempted_job.events
+    # preempt_send_user_signal: the job's --signal comes at preemption, SIGTERM when the grace
+    # time (10 s) is over; Slurm then kills and requeues the job
+    assert preempted_job.events[1:-1] == ["signal USR1", "signal TERM"], preempted_job.events
+    assert preempted_job.times["signal USR1"] < 10, preempted_job.times
     assert preempted_job.states == {preempted_job.jobid: "COMPLETED"}
     assert preempted_job.info["Restarts"] == "1"
 
 
 def test_sacct_shows_preempted(slurm_lab, preempted_job):
+    def both_incarnations():
+        rows = slurm_lab.sacct_states(preempted_job.jobid)
+        return rows if len(rows) >= 2 else None
+
     with slurm_lab.accounting(True):
-        rows = slurm_lab.wait_for(
-            lambda: (r := slurm_lab.sacct_states(preempted_job.jobid)) and len(r) >= 2 and r,
-            30,
-            what="both incarnations in sacct",
-        )
+        rows = slurm_lab.wait_for(both_incarnations, 30, what="both incarnations in sacct")
     assert [state for _, state in rows] == ["PREEMPTED", "COMPLETED"], rows
 
 
