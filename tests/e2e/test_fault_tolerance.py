@@ -220,6 +220,6 @@ def test_restore_refuses_a_second_driver(tmp_path):
 
     exp = ExperimentDir(tmp_path / "exp")
     exp.create()
-    with experiment_lock(exp), pytest.raises(ExperimentLockedError, match="Another driver"):
-        with experiment_lock(exp):
-            pass
+    with experiment_lock(exp):
+        with pytest.raises(ExperimentLockedError, match="Another driver"):  # noqa: SIM117
+            experiment_lock(exp).__enter__()
