@@ -220,6 +220,8 @@ def test_restore_refuses_a_second_driver(tmp_path):
 
     exp = ExperimentDir(tmp_path / "exp")
     exp.create()
-    with experiment_lock(exp):
-        with pytest.raises(ExperimentLockedError, match="Another driver"):  # noqa: SIM117
-            experiment_lock(exp).__enter__()
+    first = experiment_lock(exp).__enter__()
+    with pytest.raises(ExperimentLockedError, match="Another driver"):
+        experiment_lock(exp).__enter__()
+    first.__exit__(None, None, None)
+    experiment_lock(exp).__enter__().__exit__(None, None, None)  # free again once released
