@@ -72,6 +72,7 @@ class Controller:
         self.searcher_finished = False
         self.stop_everything = False
         self.fatal_error: str | None = None
+        self._eager_batch_size: int | None = None
         self._last_poll = -1e9
         self._last_snapshot = clock()
         self._started = clock()
@@ -181,8 +182,17 @@ class Controller:
         live = len(self.live_trials)
         if not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
             new = sum(1 for t in self.live_trials if t.job_id is None)
-            return (live == new) and new < EAGER_BATCH
+            return (live == new) and new < self._eager_batch()
         return live < (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW)
+
+    def _eager_batch(self) -> int:
+        """How many trials of a non-adaptive search go into one array: all of a finite
+        search (up to EAGER_BATCH), a few rounds of slots of an endless one."""
+        if self._eager_batch_size is None:
+            finite = getattr(self.searcher, "total_trials", None) is not None
+            slots = self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW
+            self._eager_batch_size = EAGER_BATCH if finite else 4 * slots
+        return self._eager_batch_size
 
     def _add_trial(self, trial_id: str, config: dict) -> None:
         from hpctune.space import format_experiment_tag
@@ -200,9 +210,13 @@ class Controller:
 
     def _launch_pending(self) -> None:
         groups: dict[str, list[Trial]] = defaultdict(list)
-        for trial in self.trials.values():
-            if trial.job_id is None and trial.status is TrialStatus.PENDING:
-                groups[repr(sorted(trial.resources.items()))].append(trial)
+        waiting = [t for t in self.trials.values() if t.job_id is None and t.status is TrialStatus.PENDING]
+        paused = [t for t in self.trials.values() if t.status is TrialStatus.PAUSED]
+        for trial in waiting + paused:  # paused trials go to the back of the queue
+            if trial.awaiting_restart:
+                self.exp.clear_control(trial.trial_id)
+            trial.status = TrialStatus.PENDING
+            groups[repr(sorted(trial.resources.items()))].append(trial)
         throttle = self.settings.max_concurrent if not self.searcher.adaptive else None
         for batch in groups.values():
             job_ids = self.backend.launch([t.trial_id for t in batch], batch[0].resources, throttle)
@@ -242,6 +256,8 @@ class Controller:
             trial.preemptions += 1
         elif kind == "requeued":
             trial.status, trial.job_state = TrialStatus.PENDING, "REQUEUED"
+        elif kind == "paused":
+            trial.status, trial.job_id, trial.job_state = TrialStatus.PAUSED, None, ""
 
     def _on_start(self, trial: Trial, event: dict) -> None:
         first = trial.started_at is None
@@ -262,18 +278,26 @@ class Controller:
             trial.status = TrialStatus.RUNNING
         if checkpoint:
             self._on_checkpoint(trial, checkpoint, result)
+        if trial.stop_requested_at is not None:
+            trial.results_after_stop += 1  # in the log, but the trial ended with its decision
+            return
         trial.record_result(result)
         iteration = result.get("training_iteration", 0)
-        if trial.stop_requested_at is not None or iteration <= trial.max_iteration:
-            return  # recorded, not acted on: decided already, or replayed after a restore
+        if iteration <= trial.max_iteration:
+            return  # re-run after a restart from an older checkpoint: recorded, not acted on
         trial.max_iteration = iteration
         self.searcher.on_trial_result(trial.trial_id, result)
         self.callbacks.call("on_trial_result", iteration=self.iteration, trials=self.trial_list,
                             trial=trial, result=result)
         if self.stopper(trial.trial_id, result):
             self._request_stop(trial, "stop criterion reached", by_scheduler=False)
-        elif self.scheduler.on_trial_result(trial.info, result) is Decision.STOP:
-            self._request_stop(trial, "stopped by scheduler", by_scheduler=True)
+        else:
+            decision = self.scheduler.on_trial_result(trial.info, result)
+            if decision is Decision.STOP:
+                self._request_stop(trial, "stopped by scheduler", by_scheduler=True)
+            elif decision is Decision.PAUSE and not trial.awaiting_restart:
+                trial.awaiting_restart = True  # the worker checkpoints and exits
+                self.exp.write_control(trial.trial_id, {"action": "pause"})
         if self.stopper.stop_all():
             self._stop_experiment("a stopper ended the experiment")
 

@@ -181,6 +181,7 @@ class SubmitOverrides:
     max_concurrent_trials: int | None = None
     name: str | None = None
     storage_path: str | None = None
+    keep_jobs_on_interrupt: bool | None = None
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -205,6 +206,8 @@ class SubmitOverrides:
             tuner.run_config.name = self.name
         if self.storage_path:
             tuner.run_config.storage_path = self.storage_path
+        if self.keep_jobs_on_interrupt is not None:
+            tuner.run_config.keep_jobs_on_interrupt = self.keep_jobs_on_interrupt
         if self.resources or self.resource_defaults:
             tuner.trainable = _override_resources(tuner.trainable, self.resource_defaults,
                                                   self.resources)

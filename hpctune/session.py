@@ -20,6 +20,7 @@ from hpctune.storage.atomic import read_json
 from hpctune.storage.result_log import SCHEMA_VERSION, ResultLog
 
 _session: Session | None = None
+PAUSE = "pause"
 
 
 class StopTrial(BaseException):
@@ -177,6 +178,8 @@ class Session:
         reason = self.stop_request()
         if reason is not None:
             raise StopTrial(reason)
+        if (read_json(self.control_path, default={}) or {}).get("action") == "pause":
+            self.on_signal(PAUSE)  # checkpoint, then exit: the driver resumes it later
 
     def stop_request(self) -> str | None:
         """The driver's reason to stop this trial, or None."""

@@ -55,6 +55,7 @@ class Trial:
     error: str | None = None
     log_offset: int = 0
     stop_requested_at: float | None = None
+    results_after_stop: int = 0
     stop_reason: str = ""
     stopped_by_scheduler: bool = False
     num_failures: int = 0

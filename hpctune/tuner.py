@@ -145,6 +145,7 @@ class Tuner:
             checkpoint_config=self.run_config.checkpoint_config,
             heartbeat_timeout_s=self.run_config.failure_config.heartbeat_timeout_s,
             keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
+            stop_grace_s=self.slurm_config.stop_grace_s,
         )
         callbacks = CallbackList(self.run_config.callbacks)
         callbacks.call("setup")
@@ -200,7 +201,7 @@ class Tuner:
                 "TuneConfig(metric=..., mode=...) only (Ray Tune raises the same)."
             )
         scheduler.set_search_properties(tc.metric, tc.mode)
-        if not isinstance(scheduler, FIFOScheduler) and not (scheduler.metric and scheduler.mode):
+        if scheduler.metric_required and not (scheduler.metric and scheduler.mode):
             raise ConfigError(
                 f"{type(scheduler).__name__} needs a metric and a mode: pass "
                 "TuneConfig(metric='loss', mode='min')."

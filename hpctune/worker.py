@@ -97,7 +97,10 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
     except StopTrial as stop:
         log.append({"event": "stopped", "reason": str(stop), **session.base_fields()})
         return 0
-    except Preempted:
+    except Preempted as why:
+        if str(why) == session_mod.PAUSE:
+            log.append({"event": "paused", **session.base_fields()}, fsync=True)
+            return 0
         log.append({"event": "requeued", **session.base_fields()}, fsync=True)
         requeue_self(session)
         return 0

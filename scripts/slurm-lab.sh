@@ -348,8 +348,9 @@ EOF
   sacctmgr -n -P show cluster format=cluster | grep -qx lab || sacctmgr -i add cluster lab >/dev/null
 }
 
-nodes_not_ready() {  # print the nodes that are neither idle, mixed nor allocated
-  sinfo -h -N -p debug -o '%N %t' 2>/dev/null | awk '$2 !~ /^(idle|mix|alloc)$/ {print $1}' | sort -u | paste -sd, -
+nodes_not_ready() {  # print the nodes that cannot run jobs (down, drained, not responding...)
+  sinfo -h -N -p debug -o '%N %t' 2>/dev/null \
+    | awk '$2 !~ /^(idle|mix|alloc|comp|plnd|resv)[-$]?$/ {print $1}' | sort -u | paste -sd, -
 }
 
 start_slurm() {

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -60,6 +61,9 @@ ACTIVE_STATES = frozenset(
         "RESV_DEL_HOLD",
     }
 )
+
+# sinfo %t states of a node that can run jobs (not down, drained, failing or not responding)
+USABLE_NODE = re.compile(r"^(idle|mix|alloc|comp|plnd|resv)[-$]?$")
 
 T = TypeVar("T")
 
@@ -221,11 +225,7 @@ def lab_problem() -> str | None:
     missing = [n for n in LAB_NODES if n not in nodes]
     if missing:
         return f"sinfo does not list {', '.join(missing)} (has {nodes})"
-    bad = {
-        n: s
-        for n, s in nodes.items()
-        if n in LAB_NODES and (s.endswith("*") or s.startswith(("down", "drain", "fail")))
-    }
+    bad = {n: s for n, s in nodes.items() if n in LAB_NODES and not USABLE_NODE.match(s)}
     if bad:
         return f"nodes not usable: {bad}"
     return None

@@ -108,6 +108,8 @@ class AsyncHyperBandScheduler(TrialScheduler):
         seed, rng: randomness for bracket assignment (give at most one).
     """
 
+    metric_required = True
+
     def __init__(
         self,
         time_attr: str = "training_iteration",

@@ -37,6 +37,8 @@ class MedianStoppingRule(TrialScheduler):
     whose values are all NaN is stopped once enough other trials can be compared.
     """
 
+    metric_required = True
+
     def __init__(
         self,
         time_attr: str = "time_total_s",

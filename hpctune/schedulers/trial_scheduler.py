@@ -27,6 +27,8 @@ class TrialScheduler:
     CONTINUE = Decision.CONTINUE
     PAUSE = Decision.PAUSE
     STOP = Decision.STOP
+    #: True for schedulers that compare a metric: the Tuner checks metric/mode up front
+    metric_required = False
 
     def __init__(self, metric: str | None = None, mode: str | None = None):
         if mode is not None and mode not in ("min", "max"):

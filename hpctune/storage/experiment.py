@@ -82,6 +82,9 @@ class ExperimentDir:
     def write_control(self, trial_id: str, request: dict[str, Any]) -> None:
         write_json_atomic(self.control_path(trial_id), request, fsync=False)
 
+    def clear_control(self, trial_id: str) -> None:
+        self.control_path(trial_id).unlink(missing_ok=True)
+
     def trial_ids(self) -> list[str]:
         if not self.trials_dir.is_dir():
             return []

@@ -225,3 +225,34 @@ def test_restore_refuses_a_second_driver(tmp_path):
         experiment_lock(exp).__enter__()
     first.__exit__(None, None, None)
     experiment_lock(exp).__enter__().__exit__(None, None, None)  # free again once released
+
+
+class PauseOnceAt2(tune.schedulers.TrialScheduler):
+    """Pauses every trial once, at its second result."""
+
+    def __init__(self):
+        super().__init__()
+        self.paused = set()
+
+    def on_trial_result(self, trial, result):
+        if result["training_iteration"] == 2 and trial.trial_id not in self.paused:
+            self.paused.add(trial.trial_id)
+            return self.PAUSE
+        return self.CONTINUE
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_paused_trials_checkpoint_exit_and_resume(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", backend)
+    grid = tune.Tuner(
+        trainables.checkpointed_counter,
+        param_space={"x": tune.grid_search([0, 1]), "iterations": 5, "sleep": 0.3},
+        tune_config=tune.TuneConfig(scheduler=PauseOnceAt2()),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, slurm=slurm()),
+    ).fit()
+    assert grid.num_terminated == 2, [str(e) for e in grid.errors]
+    for result in grid:
+        assert len(events(result, "paused")) == 1
+        assert len(events(result, "start")) == 2
+        assert counts_of(result)[-1] == 5
+        assert set(counts_of(result)) == {1, 2, 3, 4, 5}

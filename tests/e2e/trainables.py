@@ -69,3 +69,12 @@ def fails_first_time(config):
         open("ran_once", "w").close()
         raise RuntimeError("transient failure on the first run")
     tune.report({"ok": 1})
+
+
+def learning_curve(config):
+    """loss_t = a * exp(-b t) + c, one report per iteration of config["sleep"] seconds."""
+    import math
+
+    for t in range(1, config.get("max_t", 100) + 1):
+        time.sleep(config["sleep"])
+        tune.report({"loss": config["a"] * math.exp(-config["b"] * t) + config["c"]})

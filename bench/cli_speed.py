@@ -1,0 +1,120 @@
+"""How fast the inspection commands answer on a 10,000-trial experiment.
+
+Builds a synthetic experiment directory in the documented layout (experiment.json,
+summary.json, state.json with every trial, trials/<id>/{params.json,trial.json,result.jsonl},
+jobs/), written directly, then times ``hpctune ls``, ``status``, ``best`` and ``trials``
+in-process (``hpctune.cli.main``) and as a subprocess (what a user waits for, Python
+start-up included).
+    python bench/cli_speed.py [--trials 10000] [--iterations 20] [--repeat 3] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import storage_dir
+
+from hpctune.cli import main as cli_main
+from hpctune.storage.summary import experiment_summary
+from hpctune.trial import Trial, TrialStatus
+
+STATES = [TrialStatus.TERMINATED] * 8 + [TrialStatus.RUNNING, TrialStatus.PENDING]
+
+
+def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> Trial:
+    """One trial with ``iterations`` results, its files written like the driver and worker do."""
+    trial_id = f"bench0001_{index:05d}"
+    config = {"lr": 10 ** rng.uniform(-4, -1), "layers": rng.choice([2, 4, 8]), "opt": {"name": "adam"}}
+    trial = Trial(trial_id, config, f"{index}_lr={config['lr']:.4g}", str(root / "trials" / trial_id),
+                  resources={"cpu": 1, "gpu": 1}, status=STATES[index % len(STATES)],
+                  job_id=f"{1000 + index // 1000}_{index % 1000}")
+    directory = Path(trial.path)
+    directory.mkdir(parents=True)
+    (directory / "params.json").write_text(json.dumps(config))
+    (directory / "trial.json").write_text(json.dumps({"trial_id": trial_id, "resources": trial.resources}))
+    lines = []
+    for step in range(1, iterations + 1):
+        result = {"loss": rng.random() / step, "accuracy": 1 - rng.random() / step,
+                  "training_iteration": step, "time_total_s": step * 1.5, "trial_id": trial_id}
+        trial.record_result(result)
+        lines.append(json.dumps({"event": "result", "result": result, "slurm_job_id": trial.job_id}))
+    (directory / "result.jsonl").write_text("\n".join(lines) + "\n")
+    if trial.status is TrialStatus.RUNNING:
+        trial.job_state, trial.node = "RUNNING", f"n{index % 64}"
+    elif trial.status is TrialStatus.PENDING:
+        trial.job_state, trial.job_reason = "PENDING", "Priority"
+    return trial
+
+
+def build(root: Path, count: int, iterations: int) -> None:
+    rng = random.Random(0)
+    (root / "jobs").mkdir(parents=True)
+    trials = [make_trial(root, i, iterations, rng) for i in range(count)]
+    (root / "experiment.json").write_text(json.dumps({"metric": "loss", "mode": "min",
+                                                      "scheduler": "AsyncHyperBandScheduler"}))
+    state = {"trials": [t.to_dict() for t in trials], "searcher_finished": True,
+             "backend_commands": {"sbatch": 10, "squeue": 5000}, "updated": time.time()}
+    (root / "state.json").write_text(json.dumps(state, indent=1, default=str))
+    summary = experiment_summary(trials, "loss", "min", "running", state["backend_commands"])
+    (root / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+
+
+def time_in_process(argv: list[str], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli_main(argv)
+        best = min(best, time.perf_counter() - start)
+        if code != 0:
+            raise SystemExit(f"hpctune {' '.join(argv)} exited with {code}")
+    return best
+
+
+def time_subprocess(argv: list[str], repeat: int) -> float:
+    best = float("inf")
+    command = [sys.executable, "-m", "hpctune.cli", *argv]
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the experiment directory")
+    args = parser.parse_args()
+    storage = Path(storage_dir("cli-speed"))
+    root = storage / "big"
+    start = time.perf_counter()
+    build(root, args.trials, args.iterations)
+    state_mb = (root / "state.json").stat().st_size / 1e6
+    print(f"built {args.trials} trials x {args.iterations} results in {time.perf_counter() - start:.1f} s "
+          f"(state.json {state_mb:.1f} MB) at {root}")
+    os.environ["HPCTUNE_STORAGE_PATH"] = str(storage)
+    commands = [["ls"], ["status", "big", "--no-squeue"], ["best", "big"],
+                ["trials", "big", "--filter", "loss < 0.01", "--sort", "loss"]]
+    print(f"{'command':<52} {'in-process':>11} {'subprocess':>11}")
+    for argv in commands:
+        inproc, sub = time_in_process(argv, args.repeat), time_subprocess(argv, args.repeat)
+        print(f"hpctune {' '.join(argv):<44} {inproc:>10.3f}s {sub:>10.3f}s")
+    if not args.keep:
+        shutil.rmtree(storage)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The driver side of ``hpctune submit``: the driver job's script, and what runs inside it.
+
+``python -m hpctune.cli_driver <experiment>/submit.json`` (the detached driver job's command):
+
+* first start: runs the experiment file's Tuner, or the user's script;
+* after a requeue or preemption (``Tuner.can_restore`` is true): ``Tuner.restore(...)`` and
+  ``fit()`` again; trials still in Slurm are re-attached, none is run twice;
+* SIGTERM (requeue, preemption, scancel) ends the driver as Ctrl+C would: the controller
+  stops at a clean point and writes its snapshot; the trials keep running in Slurm
+  (a detached driver runs with ``RunConfig(keep_jobs_on_interrupt=True)``);
+* USR1, sent ``DRIVER_SIGNAL_LEAD_S`` before the job's time limit, makes the driver requeue
+  its own job (``scontrol requeue``), so a long experiment outlives any time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shlex
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from hpctune.cli_submit import (
+    DRIVER_LOG,
+    DRIVER_SIGNAL_LEAD_S,
+    SUBMIT_FILE,
+    SubmitPlan,
+    build_file_tuner,
+)
+from hpctune.errors import ConfigError, HpctuneError
+from hpctune.storage.atomic import read_json, write_json_atomic
+
+
+def write_plan(plan: SubmitPlan) -> Path:
+    import dataclasses
+
+    path = Path(plan.experiment_path) / SUBMIT_FILE
+    write_json_atomic(path, dataclasses.asdict(plan))
+    return path
+
+
+def read_plan(path: Path) -> SubmitPlan:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is missing or not a submit.json written by `hpctune submit`.")
+    return SubmitPlan(**data)
+
+
+# -- the driver job's script -------------------------------------------------------------------
+def driver_script(plan: SubmitPlan) -> str:
+    """The sbatch script of the detached driver: 1 CPU, --requeue, USR1 before the time limit."""
+    root = Path(plan.experiment_path)
+    driver = plan.driver
+    trial_slurm = plan.slurm or {**plan.overrides.get("slurm_defaults", {}),
+                                 **plan.overrides.get("slurm_forced", {})}
+    directives = {
+        "job-name": f"hpctune-driver-{plan.name}", "ntasks": 1, "cpus-per-task": 1,
+        "time": driver.get("time_min"), "requeue": None, "open-mode": "append",
+        "signal": f"B:USR1@{DRIVER_SIGNAL_LEAD_S}", "output": root / DRIVER_LOG,
+        "error": root / DRIVER_LOG, "chdir": plan.cwd or os.getcwd(),
+        "partition": driver.get("partition"),
+        "account": driver.get("account") or trial_slurm.get("account"),
+        "qos": driver.get("qos") or trial_slurm.get("qos"),
+        "mem": f"{int(driver['mem_gb'] * 1024)}M" if driver.get("mem_gb") else None,
+        **driver.get("sbatch_options", {}),
+    }
+    lines = ["#!/bin/bash", "# hpctune driver job: runs Tuner.fit(); requeued, it resumes the experiment"]
+    for key, value in directives.items():
+        if value is None and key != "requeue":
+            continue
+        lines.append(f"#SBATCH --{key}" + ("" if value is None else f"={value}"))
+    setup = [*trial_slurm.get("setup", []), *driver.get("setup", [])]
+    lines += ["", "# setup", *setup] if setup else []
+    lines += ["", "export HPCTUNE_BACKEND=slurm"]
+    if plan.overrides:
+        from hpctune.profiles import SUBMIT_ENV
+
+        lines.append(f"export {SUBMIT_ENV}={shlex.quote(json.dumps(plan.overrides))}")
+    command = [plan.python, "-u", "-m", "hpctune.cli_driver", str(root / SUBMIT_FILE)]
+    lines += ["exec " + " ".join(shlex.quote(c) for c in command), ""]
+    return "\n".join(lines)
+
+
+# -- inside the driver job ------------------------------------------------------------------------
+def run_driver(spec_path: Path) -> int:
+    """Start or continue the experiment of ``submit.json``; see the module docstring."""
+    plan = read_plan(spec_path)
+    if plan.cwd and Path(plan.cwd).is_dir():
+        os.chdir(plan.cwd)
+    install_driver_signals()
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    print(f"hpctune driver: job {os.environ.get('SLURM_JOB_ID', '-')} on {socket.gethostname()}, "
+          f"restart {restart}, experiment {plan.experiment_path}", flush=True)
+    try:
+        if plan.mode == "resume" or _can_restore(plan.experiment_path):
+            flags = plan.restore or {"resume_unfinished": True}
+            print(f"hpctune driver: resuming with Tuner.restore({flags})", flush=True)
+            restore_tuner(plan.experiment_path, flags).fit()
+            return 0
+        if plan.mode == "file":
+            build_file_tuner(plan).fit()
+            return 0
+        return run_script(plan)
+    finally:
+        print("hpctune driver: exiting", flush=True)
+
+
+def _can_restore(path: str) -> bool:
+    from hpctune.tuner import Tuner
+
+    can_restore = getattr(Tuner, "can_restore", None)
+    if can_restore is None:  # an hpctune without restore: only a fresh start is possible
+        return False
+    return bool(can_restore(path))
+
+
+def restore_tuner(path: str, flags: dict[str, bool]) -> Any:
+    """``Tuner.restore(path, **flags)``, with a clear error when it cannot be restored."""
+    from hpctune.tuner import Tuner
+
+    if not hasattr(Tuner, "restore"):
+        raise HpctuneError("This version of hpctune has no Tuner.restore: the experiment cannot be "
+                           "continued.")
+    if not Tuner.can_restore(path):
+        raise ConfigError(f"{path} cannot be restored: it has no experiment.json / trainable.pkl "
+                          "(its driver never started). Submit it again with `hpctune submit`.")
+    return Tuner.restore(path, **flags)
+
+
+def install_driver_signals() -> None:
+    """SIGTERM: stop like Ctrl+C (final snapshot written); USR1: requeue this job before its limit."""
+    def on_term(signum: int, frame: Any) -> None:
+        # As Ctrl+C: the controller ends its loop at a clean point and writes its snapshot;
+        # a detached driver keeps the trials' jobs (keep_jobs_on_interrupt) for the next start.
+        print(f"hpctune driver: signal {signum}: stopping; the experiment stays resumable",
+              flush=True)
+        signal.raise_signal(signal.SIGINT)
+
+    def on_usr1(signum: int, frame: Any) -> None:
+        job = os.environ.get("SLURM_JOB_ID")
+        if job:
+            from hpctune.backends.slurm_commands import SlurmCommands
+
+            print(f"hpctune driver: time limit near: requeueing job {job}", flush=True)
+            SlurmCommands().run(["scontrol", "requeue", job], check=False)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_usr1)
+
+
+# -- script mode ----------------------------------------------------------------------------------
+def run_script(plan: SubmitPlan) -> int:
+    """Run the user's script here as ``__main__``, with hpctune's overrides in the environment."""
+    from hpctune.profiles import SUBMIT_ENV
+
+    saved_argv, saved_path = list(sys.argv), list(sys.path)
+    saved_env = {k: os.environ.get(k) for k in (SUBMIT_ENV, "HPCTUNE_BACKEND")}
+    os.environ[SUBMIT_ENV] = json.dumps(plan.overrides)
+    if plan.backend:
+        os.environ["HPCTUNE_BACKEND"] = plan.backend
+    sys.argv = [plan.target, *plan.script_args]
+    sys.path.insert(0, str(Path(plan.target).parent))
+    try:
+        runpy.run_path(plan.target, run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return 0
+
+
+class _Captured(BaseException):
+    """Raised by the stand-in ``Tuner.fit`` of a dry run, carrying the Tuner."""
+
+    def __init__(self, tuner: Any):
+        super().__init__("dry run")
+        self.tuner = tuner
+
+
+def capture_script_tuner(plan: SubmitPlan) -> Any:
+    """Run the script up to its ``Tuner.fit()`` (not calling it); return that Tuner, or None.
+
+    Used by ``--dry-run`` only: ``fit`` is replaced for the duration of the call.
+    """
+    from hpctune.profiles import SubmitOverrides
+    from hpctune.tuner import Tuner
+
+    original = Tuner.fit
+
+    def stand_in(self: Any) -> Any:
+        raise _Captured(self)
+
+    Tuner.fit = stand_in
+    try:
+        run_script(plan)
+    except _Captured as captured:
+        SubmitOverrides(**plan.overrides).apply(captured.tuner)  # idempotent
+        return captured.tuner
+    finally:
+        Tuner.fit = original
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hpctune.cli_driver SUBMIT_JSON``: errors are printed to the driver log."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m hpctune.cli_driver <experiment>/submit.json", file=sys.stderr)
+        return 2
+    try:
+        return run_driver(Path(argv[0]))
+    except HpctuneError as exc:
+        print(f"hpctune driver: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""``hpctune trials EXP``: a table of trials, like Ray's ``tune list-trials``.
+
+Columns: trial fields (``trial_id``, ``status``, ``job_id``, ``job_state``, ``node``, ...),
+``config/<key>`` for config values and every reported metric (``loss``,
+``training_iteration``, ...). ``--filter "<column> <op> <value>"`` (``== != < <= > >=``,
+repeatable, all must hold), ``--sort col[,col]`` (``--desc``), ``--columns a,b,c``,
+``--output trials.csv|trials.json``. Empty columns are dropped unless asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import operator
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hpctune.errors import ConfigError
+from hpctune.status_table import AUTO_METRICS, flatten
+from hpctune.trial import Trial
+
+TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
+                "num_failures", "restart_count", "checkpoint", "error", "path"]
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge,
+    "<": operator.lt, ">": operator.gt,
+}
+_FILTER = re.compile(r"^\s*(\S+)\s*(==|!=|<=|>=|<|>)\s*(.*?)\s*$")
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("trials", help="a table of the trials (like `tune list-trials`)",
+                            description=__doc__.split("\n\n", 1)[1],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", metavar="EXP")
+    p.add_argument("--columns", help="comma-separated columns to show")
+    p.add_argument("--sort", help="comma-separated columns to sort by")
+    p.add_argument("--desc", action="store_true", help="sort in descending order")
+    p.add_argument("--filter", action="append", default=[], metavar='"COL OP VALUE"',
+                   help='e.g. --filter "loss < 0.1" --filter "status == TERMINATED"')
+    p.add_argument("--limit", type=int, help="print at most this many rows")
+    p.add_argument("--output", help="also write the rows to a .csv or .json file")
+    p.set_defaults(func=cmd_trials)
+
+
+def trial_record(trial: Trial) -> dict[str, Any]:
+    """Every column of one trial."""
+    record: dict[str, Any] = {f: getattr(trial, f) for f in TRIAL_FIELDS}
+    record["status"] = trial.status.value
+    if trial.error:
+        record["error"] = next((ln for ln in reversed(trial.error.splitlines()) if ln.strip()), "")
+    record.update({f"config/{k}": v for k, v in flatten(trial.config).items()})
+    record.update({k: v for k, v in trial.last_result.items() if not isinstance(v, (dict, list))})
+    return record
+
+
+def default_columns(records: list[dict[str, Any]], metric: str | None) -> list[str]:
+    """trial_id, status, job_id, config values, the metric, a few metrics, iterations, time."""
+    keys: dict[str, None] = {}
+    for record in records[:500]:
+        keys.update(dict.fromkeys(record))
+    config = [k for k in keys if k.startswith("config/")]
+    metrics = [k for k in keys if k not in TRIAL_FIELDS and not k.startswith("config/")
+               and k not in AUTO_METRICS and k != metric][:3]
+    wanted = ["trial_id", "status", "job_id", *config, *([metric] if metric else []), *metrics,
+              "training_iteration", "time_total_s", "error"]
+    return [c for c in wanted if c in keys and any(r.get(c) not in (None, "") for r in records)]
+
+
+def check_columns(columns: list[str], records: list[dict[str, Any]], flag: str) -> None:
+    """ConfigError naming an unknown column and the close (or all) known ones."""
+    known: dict[str, None] = dict.fromkeys(TRIAL_FIELDS)
+    for record in records:
+        known.update(dict.fromkeys(record))
+    for column in columns:
+        if column not in known:
+            close = difflib.get_close_matches(column, list(known), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known columns: {', '.join(known)}"
+            raise ConfigError(f"{flag}: unknown column {column!r}; {hint}")
+
+
+def parse_filter(text: str) -> tuple[str, Callable[[Any, Any], bool], Any]:
+    match = _FILTER.match(text)
+    if not match or not match.group(3):
+        raise ConfigError(f'--filter {text!r}: expected "<column> <op> <value>" with op one of '
+                          f'{" ".join(OPERATORS)}, e.g. --filter "loss < 0.1".')
+    column, op, raw = match.groups()
+    return column, OPERATORS[op], _parse_value(raw.strip("'\""))
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
+
+
+def _matches(record: dict[str, Any], column: str, op: Callable, value: Any) -> bool:
+    cell = record.get(column)
+    if isinstance(value, float):
+        if isinstance(cell, bool) or not isinstance(cell, (int, float)):
+            try:
+                cell = float(cell)
+            except (TypeError, ValueError):
+                return op is operator.ne
+        return op(cell, value)
+    return op("" if cell is None else str(cell), value)
+
+
+def select(records: list[dict[str, Any]], filters: list[str], sort: str | None,
+           desc: bool) -> list[dict[str, Any]]:
+    """Records that pass every filter, sorted (missing values last)."""
+    parsed = [parse_filter(f) for f in filters]
+    check_columns([c for c, _, _ in parsed], records, "--filter")
+    kept = [r for r in records if all(_matches(r, c, op, v) for c, op, v in parsed)]
+    if sort:
+        keys = [s.strip() for s in sort.split(",") if s.strip()]
+        check_columns(keys, records, "--sort")
+        for key in reversed(keys):
+            present = [r for r in kept if r.get(key) is not None]
+            missing = [r for r in kept if r.get(key) is None]
+            present.sort(key=lambda r, k=key: _sort_key(r[k]), reverse=desc)
+            kept = present + missing
+    return kept
+
+
+def _sort_key(value: Any) -> tuple:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, "")
+    return (1, 0, str(value))
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain aligned text table (fast for thousands of rows)."""
+    from hpctune.status_table import format_value
+
+    cells = [[format_value(r.get(c), 40) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True))
+            for row in cells]
+    return "\n".join(out)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def write_output(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if path.suffix == ".json":
+        path.write_text(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1, default=str))
+    elif path.suffix == ".csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        raise ConfigError(f"--output {path}: use a .csv or .json file name.")
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from hpctune.cli_inspect import experiment_info, load_trials_fast, resolve_experiment
+
+    exp = resolve_experiment(args.experiment)
+    records = [trial_record(t) for t in load_trials_fast(exp)]
+    if args.columns:
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        check_columns(columns, records, "--columns")
+    else:
+        columns = default_columns(records, experiment_info(exp)["metric"])
+    rows = select(records, args.filter, args.sort, args.desc)
+    if args.output:
+        write_output(Path(args.output), rows, columns)
+    shown = rows[: args.limit] if args.limit else rows
+    print(format_table(shown, columns))
+    if len(shown) < len(rows):
+        print(f"({len(rows) - len(shown)} more rows; drop --limit to see them)")
+    if args.output:
+        print(f"Output saved at: {args.output}")
+    return 0
