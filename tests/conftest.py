@@ -43,24 +43,11 @@ LAB_DOWN = "Slurm lab is down: run scripts/slurm-lab.sh up"
 os.environ.setdefault("SLURM_CONF", str(LAB_CONF))
 
 # squeue states in which a job (task) may still run; anything else is final.
-ACTIVE_STATES = frozenset(
-    {
-        "PENDING",
-        "CONFIGURING",
-        "RUNNING",
-        "COMPLETING",
-        "SUSPENDED",
-        "STOPPED",
-        "REQUEUED",
-        "REQUEUE_FED",
-        "REQUEUE_HOLD",
-        "RESIZING",
-        "SIGNALING",
-        "STAGE_OUT",
-        "SPECIAL_EXIT",
-        "RESV_DEL_HOLD",
-    }
-)
+ACTIVE_STATES = frozenset({
+    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "REQUEUED",
+    "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "SPECIAL_EXIT",
+    "RESV_DEL_HOLD",
+})  # fmt: skip
 
 # sinfo %t states of a node that can run jobs (not down, drained, failing or not responding)
 USABLE_NODE = re.compile(r"^(idle|mix|alloc|comp|plnd|resv)[-$]?$")
@@ -260,8 +247,8 @@ def lab_up(**knobs: Any) -> None:
 def lab_config(**knobs: Any) -> Iterator[None]:
     """Run a block on a lab reconfigured with ``knobs`` (see ``lab_up``), then restore the
     default config (accounting as it was before). Running jobs survive both restarts."""
-    knobs.setdefault("accounting", accounting_enabled())
     before = accounting_enabled()
+    knobs.setdefault("accounting", before)
     lab_up(**knobs)
     try:
         yield
