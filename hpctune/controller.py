@@ -380,7 +380,8 @@ class Controller:
         """Ask the worker to stop at its next report; scancel follows after a grace period."""
         trial.stop_requested_at, trial.stop_reason = self.clock(), reason
         trial.stopped_by_scheduler = by_scheduler
-        self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason})
+        self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason,
+                                                "time": time.time()})
 
     def _enact_stops(self) -> None:
         deadline = self.clock() - self.settings.stop_grace_s
