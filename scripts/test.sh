@@ -56,6 +56,10 @@ if [[ ! -x $VENV/bin/python ]]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -e '.[test]'
+# The PyTorch example's test needs torch; the CPU build is enough (HPCTUNE_TORCH overrides the pin).
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q "${HPCTUNE_TORCH:-torch==2.13.0}"
+fi
 log "$("$VENV/bin/python" -c 'import sys, pytest, submitit; print(f"python {sys.version.split()[0]} ({sys.executable}), pytest {pytest.__version__}, submitit {submitit.__version__}")')"
 phase_done "pip install"
 
