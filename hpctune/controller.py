@@ -122,6 +122,8 @@ class Controller:
             print(f"hpctune: interrupted; {len(live)} trials keep running in Slurm. Resume with "
                   f"Tuner.restore('{self.exp.root}') or `hpctune resume {self.exp.root}`.", file=sys.stderr)
             return
+        for trial in live:  # the workers exit at once instead of checkpointing
+            self.exp.write_control(trial.trial_id, {"action": "stop", "reason": "interrupted"})
         self.backend.cancel([t.job_id for t in live])
         for trial in live:  # resumed from their checkpoints by Tuner.restore
             trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
@@ -256,6 +258,8 @@ class Controller:
             trial.preemptions += 1
         elif kind == "requeued":
             trial.status, trial.job_state = TrialStatus.PENDING, "REQUEUED"
+        elif kind == "terminated":  # SIGTERM: preempted (Slurm requeues it) or cancelled
+            trial.awaiting_restart = True
         elif kind == "paused":
             trial.status, trial.job_id, trial.job_state = TrialStatus.PAUSED, None, ""
 

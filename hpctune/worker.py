@@ -98,18 +98,31 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         log.append({"event": "stopped", "reason": str(stop), **session.base_fields()})
         return 0
     except Preempted as why:
-        if str(why) == session_mod.PAUSE:
-            log.append({"event": "paused", **session.base_fields()}, fsync=True)
-            return 0
-        log.append({"event": "requeued", **session.base_fields()}, fsync=True)
-        requeue_self(session)
-        return 0
+        return _exit_for(str(why), session)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
         log.append(
             {"event": "error", "error": _describe(exc), **session.base_fields()}, fsync=True
         )
         traceback.print_exc()
         return 1
+
+
+def _exit_for(signal_name: str, session: Session) -> int:
+    """Leave after a checkpoint: paused (the driver resubmits), requeued, or terminated.
+
+    SIGTERM comes from Slurm's preemption (Slurm requeues the job itself) or from a
+    cancel (the job must stay cancelled), so only USR1/USR2 warnings requeue here.
+    """
+    if signal_name == session_mod.PAUSE:
+        kind = "paused"
+    elif signal_name == "SIGTERM":
+        kind = "terminated"
+    else:
+        kind = "requeued"
+    session.log.append({"event": kind, **session.base_fields()}, fsync=True)
+    if kind == "requeued":
+        requeue_self(session)
+    return 0
 
 
 def _describe(exc: BaseException) -> str:

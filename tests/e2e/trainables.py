@@ -78,3 +78,11 @@ def learning_curve(config):
     for t in range(1, config.get("max_t", 100) + 1):
         time.sleep(config["sleep"])
         tune.report({"loss": config["a"] * math.exp(-config["b"] * t) + config["c"]})
+
+
+def slow_quadratic(config):
+    """(x - 0.3)^2 + (y - 0.6)^2, reported over four slow iterations."""
+    value = (config["x"] - 0.3) ** 2 + (config["y"] - 0.6) ** 2
+    for step in range(4):
+        time.sleep(config.get("sleep", 0.4))
+        tune.report({"loss": value + 0.1 / (step + 1)})

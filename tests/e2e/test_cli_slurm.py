@@ -1,0 +1,126 @@
+"""`hpctune` against the Slurm lab: a detached driver that survives a requeue, array splitting,
+cancel. Each test writes its own trainable and experiment file under tmp_path."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hpctune.cli import main
+from tests.conftest import run, squeue_states, wait_for
+
+pytestmark = pytest.mark.slurm
+
+TRAINABLE = '''
+import time
+from hpctune import tune
+
+def slow(config):
+    for step in range(config["steps"]):
+        time.sleep(config["sleep"])
+        tune.report({"loss": config["x"] / (step + 1)})
+'''
+
+
+@pytest.fixture
+def storage(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_STORAGE_PATH", str(tmp_path / "res"))
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+    return tmp_path / "res"
+
+
+def experiment(tmp_path: Path, trials: int, steps: int, sleep: float, concurrent: int) -> Path:
+    (tmp_path / "train_slow.py").write_text(TRAINABLE)
+    path = tmp_path / "exp.toml"
+    path.write_text(f'''trainable = "train_slow.py:slow"
+metric = "loss"
+mode = "min"
+max_concurrent_trials = {concurrent}
+[param_space]
+x = {{grid_search = {list(range(1, trials + 1))}}}
+steps = {steps}
+sleep = {sleep}
+[slurm]
+time_min = 5
+poll_interval_s = 0.5
+''')
+    return path
+
+
+def events(trial_dir: Path) -> list[dict]:
+    lines = (trial_dir / "result.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def summary(root: Path) -> dict:
+    try:
+        return json.loads((root / "summary.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path, storage, capsys):
+    assert main(["submit", "--detach", "--name", "req", str(experiment(tmp_path, 6, 8, 1.0, 6))]) == 0
+    root = storage / "req"
+    driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
+    capsys.readouterr()
+
+    def reporting():
+        trials = json.loads((root / "state.json").read_text())["trials"] if (root / "state.json").exists() else []
+        return any(t["last_result"] for t in trials)
+
+    wait_for(reporting, timeout=90, interval=0.5, what="first results")
+    assert main(["status", "req"]) == 0
+    shown = capsys.readouterr().out
+    assert "Experiment running" in shown and f"driver: Slurm job {driver}" in shown
+    assert "RUNNING" in shown and "Slurm commands issued by the driver:" in shown
+
+    run(["scontrol", "requeue", driver], check=True)
+    wait_for(lambda: summary(root).get("status") == "finished", timeout=150, interval=1,
+             what="the requeued driver to finish the experiment")
+    log = (root / "driver.log").read_text()
+    assert "restart 1" in log and "resuming with Tuner.restore" in log, log[-3000:]
+    trial_dirs = sorted((root / "trials").iterdir())
+    assert len(trial_dirs) == 6
+    for trial_dir in trial_dirs:
+        kinds = [e["event"] for e in events(trial_dir)]
+        iterations = [e["result"]["training_iteration"] for e in events(trial_dir) if e["event"] == "result"]
+        assert kinds.count("start") == 1 and kinds.count("complete") == 1, (trial_dir, kinds)
+        assert iterations == list(range(1, 9)), (trial_dir, iterations)
+    assert summary(root)["by_status"] == {"TERMINATED": 6}
+    assert main(["ls"]) == 0 and "finished" in capsys.readouterr().out
+
+
+def test_arrays_are_split_to_the_max_array_size(tmp_path, storage, capsys):
+    path = experiment(tmp_path, 7, 1, 0.0, 7)
+    assert main(["submit", "--max-array-size", "3", "--name", "split", str(path)]) == 0
+    state = json.loads((storage / "split" / "state.json").read_text())
+    arrays = {t["job_id"].split("_")[0] for t in state["trials"]}
+    assert len(state["trials"]) == 7 and len(arrays) == 3
+    assert all(t["status"] == "TERMINATED" for t in state["trials"])
+    capsys.readouterr()
+    assert main(["status", "split"]) == 0
+    assert "3 sbatch" in capsys.readouterr().out
+
+
+def test_cancel_stops_the_driver_and_every_trial_with_one_scancel(tmp_path, storage, capsys):
+    assert main(["submit", "--detach", "--name", "stopme", str(experiment(tmp_path, 4, 60, 1.0, 4))]) == 0
+    root = storage / "stopme"
+    driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
+
+    def submitted():
+        if not (root / "state.json").exists():
+            return None
+        trials = json.loads((root / "state.json").read_text())["trials"]
+        return [t["job_id"] for t in trials if t["job_id"]]
+
+    job_ids = wait_for(submitted, timeout=90, interval=0.5, what="trial jobs")
+    capsys.readouterr()
+    assert main(["cancel", "stopme"]) == 0
+    assert f"scancel {driver} " in capsys.readouterr().out
+
+    def gone():
+        states = {**squeue_states(driver), **squeue_states(job_ids[0].split("_")[0])}
+        return all(s not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for s in states.values())
+
+    wait_for(gone, timeout=60, interval=0.5, what="the driver and trial jobs to leave the queue")

@@ -1,0 +1,63 @@
+"""Ctrl+C on the driver: state saved, jobs cancelled (or kept), and the experiment resumes."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hpctune import tune
+from tests.conftest import REPO_ROOT, run, wait_for
+from tests.e2e import trainables
+
+DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from hpctune import tune
+from tests.e2e import trainables
+grid = tune.Tuner(
+    trainables.checkpointed_counter,
+    param_space={{"x": tune.grid_search(list(range(4))), "iterations": 8, "sleep": 0.5}},
+    tune_config=tune.TuneConfig(max_concurrent_trials=2),
+    run_config=tune.RunConfig(name="int", storage_path={storage!r}, verbose=0,
+                              keep_jobs_on_interrupt={keep!r},
+                              slurm=tune.SlurmConfig(poll_interval_s=0.5)),
+).fit()
+print("RESULTS", len(grid))
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("keep", [False, True], ids=["cancel", "keep"])
+def test_ctrl_c_saves_state_and_resumes(tmp_path, monkeypatch, keep):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
+                                                    keep=keep)))
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    exp = tmp_path / "int"
+
+    def running():
+        state = exp / "state.json"
+        trials = json.loads(state.read_text())["trials"] if state.exists() else []
+        return any(t["num_results"] >= 2 for t in trials)
+
+    wait_for(running, timeout=60)
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 0, err
+    assert "RESULTS 4" in out and "interrupted" in err
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    queued = run(["squeue", "-h", "-n", "hpctune-int", "-o", "%i"]).stdout.split()
+    if keep:
+        assert queued, "the jobs should have kept running"
+    else:
+        wait_for(lambda: not run(["squeue", "-h", "-n", "hpctune-int", "-o", "%i"]).stdout.split(),
+                 timeout=30, what="cancelled jobs to leave the queue")
+    grid = tune.Tuner.restore(str(exp), trainables.checkpointed_counter).fit()
+    assert grid.num_terminated == 4, [str(e) for e in grid.errors]
+    assert sorted(r.metrics["n"] for r in grid) == [8, 8, 8, 8]
