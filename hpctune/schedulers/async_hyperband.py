@@ -143,18 +143,6 @@ class AsyncHyperBandScheduler(TrialScheduler):
         self._trial_bracket: dict[str, int] = {}
         self._num_stopped = 0
 
-    @property
-    def _sign(self) -> float:
-        return 1.0 if self._mode == "max" else -1.0
-
-    def _check_ready(self) -> None:
-        if not self._metric or self._mode not in ("min", "max"):
-            raise ConfigError(
-                f"{type(self).__name__} has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}). Pass them to {type(self).__name__}(metric=..., mode=...) "
-                "or to TuneConfig(metric=..., mode=...)."
-            )
-
     def on_trial_add(self, trial: TrialInfo) -> None:
         """Assign the trial to a bracket: softmax over bracket sizes (rung counts)."""
         self._check_ready()

@@ -62,18 +62,6 @@ class MedianStoppingRule(TrialScheduler):
         self._results: dict[str, list[tuple[float, float]]] = {}
         self._stopped_trials: set[str] = set()
 
-    @property
-    def _sign(self) -> float:
-        return 1.0 if self._mode == "max" else -1.0
-
-    def _check_ready(self) -> None:
-        if not self._metric or self._mode not in ("min", "max"):
-            raise ConfigError(
-                f"MedianStoppingRule has no valid `metric` ({self._metric!r}) or `mode` "
-                f"({self._mode!r}). Pass them to MedianStoppingRule(metric=..., mode=...) "
-                "or to TuneConfig(metric=..., mode=...)."
-            )
-
     def on_trial_add(self, trial: TrialInfo) -> None:
         self._check_ready()
 

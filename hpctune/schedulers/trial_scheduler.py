@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from hpctune.errors import ConfigError
+from hpctune.objective import Objective
 from hpctune.trial import TrialInfo
 
 
@@ -17,7 +17,7 @@ class Decision(str, enum.Enum):
     STOP = "STOP"
 
 
-class TrialScheduler:
+class TrialScheduler(Objective):
     """Base class of schedulers (FIFO, ASHA, median stopping, ...).
 
     Methods take an immutable ``TrialInfo`` and a result dict and return a ``Decision``.
@@ -30,29 +30,9 @@ class TrialScheduler:
     #: True for schedulers that compare a metric: the Tuner checks metric/mode up front
     metric_required = False
 
-    def __init__(self, metric: str | None = None, mode: str | None = None):
-        if mode is not None and mode not in ("min", "max"):
-            raise ConfigError(f"The value of `mode` is {mode!r}, but must be 'min' or 'max'.")
-        self._metric = metric
-        self._mode = mode
-
-    @property
-    def metric(self) -> str | None:
-        return self._metric
-
-    @property
-    def mode(self) -> str | None:
-        return self._mode
-
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         """Receive metric/mode from TuneConfig; False if this scheduler has its own, different ones."""
-        if metric and self._metric and metric != self._metric:
-            return False
-        if mode and self._mode and mode != self._mode:
-            return False
-        self._metric = self._metric or metric
-        self._mode = self._mode or mode
-        return True
+        return self._merge_metric_mode(metric, mode)
 
     def on_trial_add(self, trial: TrialInfo) -> None:
         pass

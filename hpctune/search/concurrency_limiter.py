@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from hpctune.errors import ConfigError
-from hpctune.search.searcher import Searcher
+from hpctune.search.searcher import Searcher, SearcherWrapper
 
 logger = logging.getLogger(__name__)
 
 
-class ConcurrencyLimiter(Searcher):
+class ConcurrencyLimiter(SearcherWrapper):
     """Wraps a searcher so that it has at most ``max_concurrent`` live trials.
 
     ``suggest`` returns None while at the limit; the controller asks again after a trial
@@ -30,30 +29,12 @@ class ConcurrencyLimiter(Searcher):
             raise ConfigError(
                 f"The value of `max_concurrent` is {max_concurrent!r}, but must be an int >= 1."
             )
-        super().__init__()
-        self.searcher = searcher
+        super().__init__(searcher)
         self.max_concurrent = max_concurrent
         self.batch = batch
         self.live_trials: set[str] = set()
         # batch mode: ended trials held back until the batch is over, in order of ending
         self.cached_results: dict[str, tuple[str, dict | None, bool]] = {}
-
-    @property
-    def metric(self) -> Any:
-        return self.searcher.metric
-
-    @property
-    def mode(self) -> Any:
-        return self.searcher.mode
-
-    @property
-    def adaptive(self) -> bool:  # type: ignore[override]
-        return self.searcher.adaptive
-
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict, **spec: Any
-    ) -> bool:
-        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None | str:
         if trial_id in self.live_trials:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hpctune.errors import ConfigError, SearchSpaceError
+from hpctune.objective import finite_or_none
 from hpctune.search.searcher import Searcher
 from hpctune.space import Categorical, Domain, Float, Function, Integer, is_grid_search
 
@@ -258,17 +258,6 @@ def _check_objectives(metric: Any, mode: Any) -> None:
             raise ConfigError(f"The value of `mode` is {m!r}, but must be 'min' or 'max'.")
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or None (missing, NaN, inf, not a number)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 # ---------------------------------------------------------------- the searcher
 
 
@@ -421,7 +410,7 @@ class OptunaSearch(Searcher):
         return {k: self._params[k].encode(v) for k, v in flat.items() if k in self._params}
 
     def _add_finished(self, params: dict[str, Any], values: list) -> None:
-        numbers = [_number(v) for v in values]
+        numbers = [finite_or_none(v) for v in values]
         if None in numbers or len(numbers) != len(self._metrics):
             raise ConfigError(f"Evaluated reward {values!r} must be {len(self._metrics)} finite number(s).")
         dists = {key: self._params[key].dist for key in params}
@@ -466,7 +455,7 @@ class OptunaSearch(Searcher):
         trial = self._trials.get(trial_id)
         if trial is None or isinstance(self._metric, list):
             return  # unknown or finished; Optuna has no intermediate values for multi-objective
-        value = _number(result.get(self._metric))
+        value = finite_or_none(result.get(self._metric))
         if value is not None:
             self._report(trial_id, trial, value, result.get(TRAINING_ITERATION))
 
@@ -512,7 +501,7 @@ class OptunaSearch(Searcher):
     def _objective_values(self, trial_id: str, result: dict | None) -> list[float] | None:
         values = []
         for metric in self._metrics:
-            value = _number((result or {}).get(metric))
+            value = finite_or_none((result or {}).get(metric))
             if value is None:
                 logger.warning(
                     "OptunaSearch: trial %s ended without a finite value for metric %r "

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from hpctune.errors import ConfigError
-from hpctune.search.searcher import Searcher
+from hpctune.objective import finite_or_none
+from hpctune.search.searcher import Searcher, SearcherWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +27,7 @@ class _Group:
     ended: dict[str, list[float | None] | None] = field(default_factory=dict)
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-class Repeater(Searcher):
+class Repeater(SearcherWrapper):
     """Runs each suggestion of ``searcher`` ``repeat`` times and reports the mean metric.
 
     The wrapped searcher sees one trial per suggestion (the first repeat's id) and hears
@@ -54,29 +43,11 @@ class Repeater(Searcher):
             raise ConfigError(f"Repeater wraps a Searcher, got {type(searcher).__name__}.")
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise ConfigError(f"The value of `repeat` is {repeat!r}, but must be an int >= 1.")
-        super().__init__()
-        self.searcher = searcher
+        super().__init__(searcher)
         self.repeat = repeat
         self.set_index = set_index
         self._groups: dict[str, _Group] = {}  # every not yet reported trial id -> its group
         self._current: _Group | None = None
-
-    @property
-    def metric(self) -> Any:
-        return self.searcher.metric
-
-    @property
-    def mode(self) -> Any:
-        return self.searcher.mode
-
-    @property
-    def adaptive(self) -> bool:  # type: ignore[override]
-        return self.searcher.adaptive
-
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict, **spec: Any
-    ) -> bool:
-        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None | str:
         if self._current is None or len(self._current.trial_ids) >= self.repeat:
@@ -92,6 +63,12 @@ class Repeater(Searcher):
             config[TRIAL_INDEX] = len(group.trial_ids) - 1
         return config
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Not forwarded: the wrapped searcher only hears the mean over the repeats."""
+
+    def on_trial_stopped_early(self, trial_id: str, result: dict | None) -> None:
+        self.on_trial_complete(trial_id, result)
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
@@ -100,7 +77,7 @@ class Repeater(Searcher):
             logger.warning("Repeater: trial %s is unknown or already counted; ignored.", trial_id)
             return
         metrics = self._metric_names()
-        group.ended[trial_id] = None if error else [_finite((result or {}).get(m)) for m in metrics]
+        group.ended[trial_id] = None if error else [finite_or_none((result or {}).get(m)) for m in metrics]
         if len(group.ended) == self.repeat:
             self._report_group(group, metrics)
 

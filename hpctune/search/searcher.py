@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ConfigError
+from hpctune.objective import Objective
 
 SEARCHER_STATE_FILE = "searcher-state.pkl"
 
 
-class Searcher:
+class Searcher(Objective):
     """Base class of every search algorithm.
 
     A searcher is pure decision logic: it never touches Slurm or files other than
@@ -24,31 +25,11 @@ class Searcher:
     #: for many at once and submit them as one throttled Slurm array.
     adaptive = True
 
-    def __init__(self, metric: str | None = None, mode: str | None = None):
-        if mode is not None and mode not in ("min", "max"):
-            raise ConfigError(f"The value of `mode` is {mode!r}, but must be 'min' or 'max'.")
-        self._metric = metric
-        self._mode = mode
-
-    @property
-    def metric(self) -> str | None:
-        return self._metric
-
-    @property
-    def mode(self) -> str | None:
-        return self._mode
-
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
     ) -> bool:
         """Receive metric, mode and param_space from TuneConfig; False if already set differently."""
-        if metric and self._metric and metric != self._metric:
-            return False
-        if mode and self._mode and mode != self._mode:
-            return False
-        self._metric = self._metric or metric
-        self._mode = self._mode or mode
-        return True
+        return self._merge_metric_mode(metric, mode)
 
     def suggest(self, trial_id: str) -> dict | None | str:
         raise NotImplementedError
@@ -91,18 +72,20 @@ class Searcher:
         self.restore(path)
 
 
-class SampleLimiter(Searcher):
-    """Ends a model-based searcher after ``num_samples`` suggestions (-1: never).
+class SearcherWrapper(Searcher):
+    """A searcher that adds behaviour around another one and forwards the rest to it."""
 
-    Random/grid search counts samples itself; model-based searchers do not, so the
-    Tuner wraps them in this.
-    """
-
-    def __init__(self, searcher: Searcher, num_samples: int):
-        super().__init__(searcher.metric, searcher.mode)
+    def __init__(self, searcher: Searcher):
+        super().__init__()
         self.searcher = searcher
-        self.num_samples = num_samples
-        self.suggested = 0
+
+    @property
+    def metric(self) -> Any:
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> Any:
+        return self.searcher.mode
 
     @property
     def adaptive(self) -> bool:  # type: ignore[override]
@@ -112,21 +95,37 @@ class SampleLimiter(Searcher):
         return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None | str:
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id, result=None, error=False) -> None:
+        self.searcher.on_trial_complete(trial_id, result, error)
+
+    def on_trial_stopped_early(self, trial_id, result) -> None:
+        self.searcher.on_trial_stopped_early(trial_id, result)
+
+
+class SampleLimiter(SearcherWrapper):
+    """Ends a model-based searcher after ``num_samples`` suggestions (-1: never).
+
+    Random/grid search counts samples itself; model-based searchers do not, so the
+    Tuner wraps them in this.
+    """
+
+    def __init__(self, searcher: Searcher, num_samples: int):
+        super().__init__(searcher)
+        self.num_samples = num_samples
+        self.suggested = 0
+
+    def suggest(self, trial_id: str) -> dict | None | str:
         if 0 <= self.num_samples <= self.suggested:
             return Searcher.FINISHED
         config = self.searcher.suggest(trial_id)
         if isinstance(config, dict):
             self.suggested += 1
         return config
-
-    def on_trial_result(self, trial_id, result):
-        self.searcher.on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id, result=None, error=False):
-        self.searcher.on_trial_complete(trial_id, result, error)
-
-    def on_trial_stopped_early(self, trial_id, result):
-        self.searcher.on_trial_stopped_early(trial_id, result)
 
     def get_state(self) -> dict:
         return {"suggested": self.suggested, "searcher": self.searcher.get_state()}
