@@ -5,7 +5,7 @@ summary.json, state.json with every trial, trials/<id>/{params.json,trial.json,r
 jobs/), written directly, then times ``hpctune ls``, ``status``, ``best`` and ``trials``
 in-process (``hpctune.cli.main``) and as a subprocess (what a user waits for, Python
 start-up included).
-    python bench/cli_speed.py [--trials 10000] [--iterations 20] [--repeat 3] [--keep]
+    python bench/cli_speed.py [--trials 10000] [--iterations 20] [--repeat 3] [--keep] [--compact-state]
 """
 
 from __future__ import annotations
@@ -31,6 +31,16 @@ from hpctune.trial import Trial, TrialStatus
 STATES = [TrialStatus.TERMINATED] * 8 + [TrialStatus.RUNNING, TrialStatus.PENDING]
 
 
+def auto_fields(trial_id: str, step: int, job_id: str) -> dict:
+    """The fields the worker's session adds to every result (see hpctune/session.py)."""
+    now = 1.7e9 + step
+    return {"training_iteration": step, "time_this_iter_s": 1.5, "time_total_s": step * 1.5,
+            "time_since_restore": step * 1.5, "iterations_since_restore": step, "timestamp": int(now),
+            "date": "2024-01-01_00-00-00", "done": False, "trial_id": trial_id,
+            "experiment_tag": "0_lr=0.001", "hostname": "n1", "node_ip": "10.0.0.1", "pid": 4242,
+            "slurm_job_id": job_id, "restart_count": 0}
+
+
 def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> Trial:
     """One trial with ``iterations`` results, its files written like the driver and worker do."""
     trial_id = f"bench0001_{index:05d}"
@@ -45,7 +55,7 @@ def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> T
     lines = []
     for step in range(1, iterations + 1):
         result = {"loss": rng.random() / step, "accuracy": 1 - rng.random() / step,
-                  "training_iteration": step, "time_total_s": step * 1.5, "trial_id": trial_id}
+                  **auto_fields(trial_id, step, trial.job_id)}
         trial.record_result(result)
         lines.append(json.dumps({"event": "result", "result": result, "slurm_job_id": trial.job_id}))
     (directory / "result.jsonl").write_text("\n".join(lines) + "\n")
@@ -56,7 +66,7 @@ def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> T
     return trial
 
 
-def build(root: Path, count: int, iterations: int) -> None:
+def build(root: Path, count: int, iterations: int, compact: bool = False) -> None:
     rng = random.Random(0)
     (root / "jobs").mkdir(parents=True)
     trials = [make_trial(root, i, iterations, rng) for i in range(count)]
@@ -64,7 +74,8 @@ def build(root: Path, count: int, iterations: int) -> None:
                                                       "scheduler": "AsyncHyperBandScheduler"}))
     state = {"trials": [t.to_dict() for t in trials], "searcher_finished": True,
              "backend_commands": {"sbatch": 10, "squeue": 5000}, "updated": time.time()}
-    (root / "state.json").write_text(json.dumps(state, indent=1, default=str))
+    indent = None if compact else 1  # the controller writes indent=1 today
+    (root / "state.json").write_text(json.dumps(state, indent=indent, default=str))
     summary = experiment_summary(trials, "loss", "min", "running", state["backend_commands"])
     (root / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
@@ -97,11 +108,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the experiment directory")
+    parser.add_argument("--compact-state", action="store_true",
+                        help="write state.json without indentation (what a compact snapshot would give)")
     args = parser.parse_args()
     storage = Path(storage_dir("cli-speed"))
     root = storage / "big"
     start = time.perf_counter()
-    build(root, args.trials, args.iterations)
+    build(root, args.trials, args.iterations, args.compact_state)
     state_mb = (root / "state.json").stat().st_size / 1e6
     print(f"built {args.trials} trials x {args.iterations} results in {time.perf_counter() - start:.1f} s "
           f"(state.json {state_mb:.1f} MB) at {root}")

@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "ResultGrid": "hpctune.results",
     "Result": "hpctune.results",
     "Callback": "hpctune.callbacks",
+    "CLIReporter": "hpctune.progress",
+    "ProgressReporter": "hpctune.progress",
     "Stopper": "hpctune.stoppers",
     "HpctuneError": "hpctune.errors",
     "TuneError": "hpctune.errors",

@@ -241,12 +241,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not args.watch:
         out.print(reporter.renderable(status_view(exp, not args.no_squeue)))
         return 0
+    from contextlib import nullcontext
+
     from rich.live import Live
 
-    with Live(console=out, auto_refresh=False) as live:
+    with Live(console=out, auto_refresh=False) if out.is_terminal else nullcontext() as live:
         while True:
             view = status_view(exp, not args.no_squeue)
-            live.update(reporter.renderable(view), refresh=True)
+            if live is None:  # not a terminal: one table per refresh
+                out.print(reporter.renderable(view))
+            else:
+                live.update(reporter.renderable(view), refresh=True)
             if not view.state or not view.state.startswith(("running", "queued", "starting")):
                 return 0
             time.sleep(args.interval)

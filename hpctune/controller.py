@@ -23,7 +23,7 @@ from hpctune.config import CheckpointConfig
 from hpctune.errors import TuneError
 from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler
 from hpctune.search.searcher import Searcher
-from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.driver_state import interrupt_flag, save_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
@@ -146,9 +146,10 @@ class Controller:
         if not self.stop_everything:
             self._create_trials()
             self._launch_pending()
-        self._ingest_logs()
+        polling = self.clock() - self._last_poll >= self.backend.poll_interval_s
+        self._ingest_logs(everything=polling)
         self._enact_stops()
-        if self.clock() - self._last_poll >= self.backend.poll_interval_s:
+        if polling:
             self._poll_jobs()
         if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
             self._snapshot()
@@ -220,7 +221,12 @@ class Controller:
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
         throttle = self.settings.max_concurrent if not self.searcher.adaptive else None
+        room = self.backend.submit_room(sum(1 for t in self.live_trials if t.job_id))
         for batch in groups.values():
+            if room is not None:  # stay within the user's MaxSubmitJobs; the rest waits
+                batch, room = batch[:room], room - min(room, len(batch))
+            if not batch:
+                continue
             job_ids = self.backend.launch([t.trial_id for t in batch], batch[0].resources, throttle)
             now = self.clock()
             for trial, job_id in zip(batch, job_ids, strict=True):
@@ -230,9 +236,12 @@ class Controller:
             self._snapshot()  # a restored driver must know every submitted job
 
     # -- reading results ----------------------------------------------------------
-    def _ingest_logs(self) -> None:
+    def _ingest_logs(self, everything: bool = True) -> None:
+        """Read new events; between Slurm polls only the logs of running trials (few stats)."""
         for trial in self.live_trials:
             if trial.job_id is None:
+                continue
+            if not everything and trial.status is not TrialStatus.RUNNING and trial.job_state != "RUNNING":
                 continue
             for event in self.tails[trial.trial_id].read_new():
                 self._on_event(trial, event)
@@ -446,6 +455,9 @@ class Controller:
 
     def _on_jobs_gone(self, trials: list[Trial]) -> None:
         """Jobs that left the queue without a final event: stopped, or an error."""
+        for trial in trials:  # `hpctune cancel` writes a stop request before its scancel
+            if trial.stop_requested_at is None and self._stop_requested_on_disk(trial):
+                trial.stop_requested_at, trial.stop_reason = self.clock(), "cancelled"
         unexplained = [t for t in trials if t.stop_requested_at is None]
         for trial in trials:
             if trial.stop_requested_at is not None:
@@ -459,6 +471,10 @@ class Controller:
             self._on_error(trial, f"Job {trial.job_id} ended without a final result "
                                   f"(scheduler state: {state}). See its stderr: {stderr}")
 
+    def _stop_requested_on_disk(self, trial: Trial) -> bool:
+        request = read_json(self.exp.control_path(trial.trial_id), default={}) or {}
+        return request.get("action") == "stop"
+
     # -- persistence ------------------------------------------------------------------
     def _snapshot(self, status: str = "running") -> None:
         """Write the driver's state atomically; the result logs remain the source of truth."""
@@ -468,7 +484,7 @@ class Controller:
             "searcher_finished": self.searcher_finished,
             "backend_commands": self.backend.command_counts(),
             "updated": time.time(),
-        }, fsync=False)
+        }, fsync=False, indent=None)
         save_driver_state(self.exp, {
             "trials": [t.to_dict() for t in self.trials.values()],
             "searcher": self.searcher.get_state(),

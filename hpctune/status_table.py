@@ -104,6 +104,8 @@ def slurm_line(trials: Sequence[Trial]) -> str:
 def resources_line(trials: Sequence[Trial]) -> str:
     """Resources requested by queued+running trials vs. those of running ones."""
     queued = [t for t in trials if not t.is_finished and t.job_id]
+    if not queued:
+        return "Resources requested: none (no job queued)"
     running = [t for t in queued if t.job_state in RUNNING_STATES]
     return (f"Resources requested: {_resource_text(queued)} ({len(queued)} jobs); "
             f"in use: {_resource_text(running)} ({len(running)} running)")

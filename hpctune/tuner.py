@@ -39,6 +39,9 @@ class Tuner:
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
         self._validate_space()
+        from hpctune.profiles import apply_submit_overrides
+
+        apply_submit_overrides(self)  # `hpctune submit --profile ...` options, when set
 
     def _validate_space(self) -> None:
         from hpctune.space import validate_space
@@ -210,6 +213,8 @@ class Tuner:
 
     def _default_name(self) -> str:
         """``<trainable>_<date>``, with a counter if that directory already exists."""
+        if self.run_config.name:
+            return self.run_config.name
         name = getattr(self.trainable, "__name__", type(self.trainable).__name__)
         base = f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         candidate, n = base, 1
@@ -225,6 +230,7 @@ class Tuner:
         return {
             "hpctune_version": __version__, "trainable": getattr(self.trainable, "__name__", "?"),
             "metric": tc.metric, "mode": tc.mode, "num_samples": tc.num_samples,
+            "scheduler": type(tc.scheduler).__name__ if tc.scheduler else "FIFOScheduler",
             "max_concurrent_trials": tc.max_concurrent_trials, "backend": self.backend_name,
             "checkpoint_config": self.run_config.checkpoint_config.to_dict(),
             "heartbeat_s": heartbeat_interval(self.run_config.failure_config.heartbeat_timeout_s),

@@ -31,6 +31,9 @@ class Backend(Protocol):
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Start one job per trial (one array on Slurm); returns job ids in trial order."""
 
+    def submit_room(self, queued: int) -> int | None:
+        """How many more jobs the scheduler accepts from this user now (None: no limit)."""
+
     def poll(self) -> dict[str, JobState]:
         """States of every job of this backend still known to the scheduler (one query)."""
 

@@ -68,6 +68,9 @@ class LocalBackend:
         with open(out, "ab") as stdout, open(err, "ab") as stderr:
             return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True)
 
+    def submit_room(self, queued: int) -> int | None:
+        return None
+
     def poll(self) -> dict[str, JobState]:
         for job_id, (proc, _) in list(self._running.items()):
             code = proc.poll()

@@ -19,8 +19,9 @@ from submitit.slurm.slurm import SlurmExecutor
 
 from hpctune.backends.base import JobState
 from hpctune.backends.slurm_commands import SlurmCommands
+from hpctune.backends.slurm_limits import ClusterLimits, RateLimitedCommands
 from hpctune.config import SlurmConfig
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, SlurmCommandError
 
 
 class SlurmBackend:
@@ -32,18 +33,26 @@ class SlurmBackend:
                  commands: SlurmCommands | None = None):
         self.root = Path(experiment_root)
         self.config = config or SlurmConfig()
-        self.commands = commands or SlurmCommands()
+        self.commands = commands or RateLimitedCommands()
         self.poll_interval_s = self.config.poll_interval_s
         self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
         self.jobs_dir = self.root / "jobs"
         self._user = getpass.getuser()
         self._requeue: bool | None = self.config.requeue
+        self._limits: ClusterLimits | None = None
+
+    @property
+    def limits(self) -> ClusterLimits:
+        """MaxArraySize and the user's submit limits, read from Slurm once (lazily)."""
+        if self._limits is None:
+            self._limits = ClusterLimits.read(self.commands, self._user)
+        return self._limits
 
     # -- submission -------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Submit one array task per trial (split to fit MaxArraySize); returns '<job>_<task>' ids."""
         job_ids: list[str] = []
-        size = self.config.max_array_size or len(trial_ids)
+        size = self.limits.array_chunk(self.config.max_array_size, len(trial_ids))
         for start in range(0, len(trial_ids), size):
             chunk = trial_ids[start:start + size]
             job_ids += self._submit_array(chunk, resources, throttle)
@@ -63,13 +72,20 @@ class SlurmBackend:
         (self.jobs_dir / f"array_{uid}.jobid").write_text(array_id + "\n")
         return [f"{array_id}_{i}" for i in range(len(trial_ids))]
 
+    def submit_room(self, queued: int) -> int | None:
+        """How many more tasks the user's MaxSubmitJobs allows (None: no limit known)."""
+        return self.limits.submit_room(queued)
+
     def requeue_enabled(self) -> bool:
         """``--requeue`` when asked for, or when the partition preempts by requeueing."""
         if self._requeue is None:
             args = ["scontrol", "show", "partition", "-o"]
             if self.config.partition:
                 args.append(self.config.partition)
-            lines = self.commands.run(args, check=False).stdout.splitlines()
+            try:
+                lines = self.commands.run(args, check=False).stdout.splitlines()
+            except SlurmCommandError:  # no Slurm here (a --dry-run on a laptop)
+                lines = []
             if not self.config.partition:
                 lines = [line for line in lines if "Default=YES" in line]
             self._requeue = any("PreemptMode=REQUEUE" in line for line in lines)

@@ -20,8 +20,8 @@ def write_bytes_atomic(path: str | Path, data: bytes, fsync: bool = True) -> Non
     os.replace(tmp, path)
 
 
-def write_json_atomic(path: str | Path, obj: Any, fsync: bool = True) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=1, default=str).encode(), fsync=fsync)
+def write_json_atomic(path: str | Path, obj: Any, fsync: bool = True, indent: int | None = 1) -> None:
+    write_bytes_atomic(path, json.dumps(obj, indent=indent, default=str).encode(), fsync=fsync)
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:

@@ -60,7 +60,7 @@ def summary(root: Path) -> dict:
 
 
 def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path, storage, capsys):
-    assert main(["submit", "--detach", "--name", "req", str(experiment(tmp_path, 6, 8, 1.0, 6))]) == 0
+    assert main(["submit", "--detach", "--name", "req", str(experiment(tmp_path, 6, 20, 1.0, 6))]) == 0
     root = storage / "req"
     driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
     capsys.readouterr()
@@ -80,13 +80,15 @@ def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path,
              what="the requeued driver to finish the experiment")
     log = (root / "driver.log").read_text()
     assert "restart 1" in log and "resuming with Tuner.restore" in log, log[-3000:]
+    after_restart = log.split("resuming with Tuner.restore", 1)[1]
+    assert "RUNNING" in after_restart.split("== Status ==\n")[0], log[-3000:]  # re-attached to live jobs
     trial_dirs = sorted((root / "trials").iterdir())
     assert len(trial_dirs) == 6
     for trial_dir in trial_dirs:
         kinds = [e["event"] for e in events(trial_dir)]
         iterations = [e["result"]["training_iteration"] for e in events(trial_dir) if e["event"] == "result"]
         assert kinds.count("start") == 1 and kinds.count("complete") == 1, (trial_dir, kinds)
-        assert iterations == list(range(1, 9)), (trial_dir, iterations)
+        assert iterations == list(range(1, 21)), (trial_dir, iterations)
     assert summary(root)["by_status"] == {"TERMINATED": 6}
     assert main(["ls"]) == 0 and "finished" in capsys.readouterr().out
 
