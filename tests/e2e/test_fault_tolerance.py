@@ -77,7 +77,7 @@ def test_preempted_trials_resume_from_their_checkpoints(tmp_path, on_slurm):
     """Two whole-node trials on `preempt`; urgent jobs preempt them, they finish anyway."""
     trainable = tune.with_resources(trainables.checkpointed_counter, {"cpu": 4})
     tuner = tune.Tuner(
-        trainable, param_space={"x": tune.grid_search([0, 1]), "iterations": 14, "sleep": 0.5},
+        trainable, param_space={"x": tune.grid_search([0, 1]), "iterations": 20, "sleep": 0.5},
         run_config=tune.RunConfig(name="pre", storage_path=str(tmp_path), verbose=0,
                                   slurm=slurm(partition="preempt")),
     )
@@ -101,11 +101,13 @@ def test_preempted_trials_resume_from_their_checkpoints(tmp_path, on_slurm):
     assert urgent_jobs, "the urgent jobs were never submitted"
     assert grid.num_terminated == 2, [str(e) for e in grid.errors]
     for result in grid:
-        assert result.metrics["n"] == 14 and result.metrics["training_iteration"] == 14
-        assert counts_of(result) == list(range(1, 15)), "an iteration was lost or run twice"
+        assert result.metrics["n"] == 20 and result.metrics["training_iteration"] == 20
+        assert counts_of(result) == list(range(1, 21)), "an iteration was lost or run twice"
         assert len(events(result, "requeued")) >= 1
-        assert result.metrics["restarts"] >= 1  # SLURM_RESTART_COUNT seen by the trial
-        assert result.metrics["iterations_since_restore"] < 14
+        assert max(e["restart_count"] for e in events(result, "start")) >= 1
+    # SLURM_RESTART_COUNT as the trainable saw it, after its restart
+    restarts = [e["result"]["restarts"] for r in grid for e in events(r, "result")]
+    assert max(restarts) >= 1
 
 
 @pytest.mark.slurm
