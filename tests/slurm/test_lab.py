@@ -145,9 +145,10 @@ def test_preempted_job_is_signalled_requeued_and_restarted(preempted_job):
 
 
 def test_sacct_shows_preempted(slurm_lab, preempted_job):
-    def both_incarnations():
+    def both_incarnations():  # sacct lags squeue: wait until the second run is recorded as over
         rows = slurm_lab.sacct_states(preempted_job.jobid)
-        return rows if len(rows) >= 2 else None
+        done = len(rows) >= 2 and rows[-1][1] not in ("PENDING", "RUNNING", "REQUEUED")
+        return rows if done else None
 
     with slurm_lab.accounting(True):
         rows = slurm_lab.wait_for(both_incarnations, 30, what="both incarnations in sacct")
