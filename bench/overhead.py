@@ -1,7 +1,8 @@
 """Scheduling overhead: N trials that sleep 1 s and report once, K at a time.
 
 Prints wall time, the theoretical minimum N*1s/K, their ratio, the driver's peak RSS
-and the number of Slurm commands issued.
+and the number of Slurm commands issued. With `--floor` it first measures, in the same
+run, Slurm's own floor: a throttled array of N `sleep 1` tasks with no Python at all.
     python bench/overhead.py [--trials 400] [--concurrent 8] [--backend slurm|local]
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import time
 
 from _common import peak_rss_mb, slurm_command_counts, storage_dir
@@ -21,13 +23,29 @@ def sleep_once(config):
     tune.report({"slept": config["sleep_s"]})
 
 
+def slurm_floor(trials: int, concurrent: int, sleep: float) -> float:
+    """Wall time of `sbatch --array=0-N%K --wrap "sleep 1"` until the queue is empty."""
+    name = f"hpctune-floor-{os.getpid()}"
+    start = time.monotonic()
+    subprocess.run(["sbatch", f"--array=0-{trials - 1}%{concurrent}", "-J", name, "-o", "/dev/null",
+                    "--wrap", f"sleep {sleep}"], check=True, capture_output=True)
+    while subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True).stdout.strip():
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--concurrent", type=int, default=8)
     parser.add_argument("--sleep", type=float, default=1.0)
     parser.add_argument("--backend", default=os.environ.get("HPCTUNE_BACKEND", "slurm"))
+    parser.add_argument("--floor", action="store_true", help="also measure Slurm's own floor")
     args = parser.parse_args()
+    minimum = args.trials * args.sleep / args.concurrent
+    if args.floor:
+        floor = slurm_floor(args.trials, args.concurrent, args.sleep)
+        print(f"Slurm floor        {floor:.1f} s (array of `sleep` tasks, ratio {floor / minimum:.2f})")
     os.environ["HPCTUNE_BACKEND"] = args.backend
     tuner = tune.Tuner(
         sleep_once,
@@ -39,7 +57,6 @@ def main() -> None:
     start = time.monotonic()
     grid = tuner.fit()
     wall = time.monotonic() - start
-    minimum = args.trials * args.sleep / args.concurrent
     print(f"backend            {args.backend}")
     print(f"trials             {args.trials} x {args.sleep} s, {args.concurrent} concurrent")
     print(f"terminated/errors  {grid.num_terminated}/{grid.num_errors}")

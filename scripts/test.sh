@@ -55,7 +55,7 @@ if [[ ! -x $VENV/bin/python ]]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -e '.[test]'
+"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -e '.[test]' --config-settings editable_mode=compat
 # The PyTorch example's test needs torch; the CPU build is enough (HPCTUNE_TORCH overrides the pin).
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q "${HPCTUNE_TORCH:-torch==2.13.0}"
