@@ -3,8 +3,8 @@
 Prints wall time, iterations executed against 64*27, iterations run after their
 trial's STOP decision (wasted work), the latency from a STOP decision to the task
 leaving its slot and to the next trial's first result, and the best loss.
-Runs once with the cooperative stop (the worker exits at its next report, scancel
-after `--stop-grace` s) and once with scancel at once (`--stop-grace 0`).
+Runs once waiting for the worker to stop at its next report (scancel only after
+`--grace 1` s) and once with scancel at once (`--grace 0`, the default of SlurmConfig).
     python bench/asha.py [--trials 64] [--grace 1.0 0]
 """
 

@@ -44,7 +44,7 @@ class ControllerSettings:
     time_budget_s: float | None = None
     max_failures: int = 0
     fail_fast: bool | str = False
-    stop_grace_s: float = 1.0
+    stop_grace_s: float = 0.0
     tick_s: float = 0.05
     resources_for: Callable[[dict], dict] = field(default=lambda config: {"cpu": 1, "gpu": 0})
     trial_id_prefix: str = "trial"
