@@ -252,6 +252,7 @@ class Controller:
     def _on_event(self, trial: Trial, event: dict) -> None:
         trial.last_event_at = self.clock()
         kind = event.get("event")
+        trial.user_files = trial.user_files or bool(event.get("user_files"))
         if kind == "start":
             self._on_start(trial, event)
         elif kind == "result":
@@ -386,7 +387,8 @@ class Controller:
 
     def _finish(self, trial: Trial, status: TrialStatus) -> None:
         trial.status, trial.ended_at = status, self.clock()
-        write_user_files(Path(trial.path), trial.config)
+        if not trial.user_files:  # the job ended without writing them (cancelled, killed)
+            write_user_files(Path(trial.path), trial.config)
 
     # -- stopping --------------------------------------------------------------------
     def _request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:

@@ -56,6 +56,7 @@ class Trial:
     log_offset: int = 0
     stop_requested_at: float | None = None
     results_after_stop: int = 0
+    user_files: bool = False
     stop_reason: str = ""
     stopped_by_scheduler: bool = False
     num_failures: int = 0

@@ -26,6 +26,7 @@ from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_j
 from hpctune.storage.atomic import read_json
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
+from hpctune.storage.user_files import write_user_files
 
 CHDIR_ENV = "HPCTUNE_CHDIR_TO_TRIAL_DIR"
 
@@ -82,7 +83,6 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
-    log = session.log
     try:
         with open(exp.trainable_path, "rb") as f:
             trainable = pickle.load(f)
@@ -92,19 +92,23 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         final = _run(trainable, config, session, spec)
         if isinstance(final, dict):
             session.report(final)
-        log.append({"event": "complete", **session.base_fields()}, fsync=True)
+        _final_event(session, {"event": "complete"}, config)
         return 0
     except StopTrial as stop:
-        log.append({"event": "stopped", "reason": str(stop), **session.base_fields()})
+        _final_event(session, {"event": "stopped", "reason": str(stop)}, config)
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
-        log.append(
-            {"event": "error", "error": _describe(exc), **session.base_fields()}, fsync=True
-        )
+        _final_event(session, {"event": "error", "error": _describe(exc)}, exp.read_params(trial_id))
         traceback.print_exc()
         return 1
+
+
+def _final_event(session: Session, event: dict, config: dict) -> None:
+    """Write the trial's result.json/progress.csv here, in the job, then its last event."""
+    write_user_files(Path(session.context.trial_dir), config)
+    session.log.append({**event, "user_files": True, **session.base_fields()}, fsync=True)
 
 
 def _exit_for(signal_name: str, session: Session) -> int:

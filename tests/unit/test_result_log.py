@@ -2,7 +2,7 @@
 
 import json
 import multiprocessing
-import os
+import threading
 
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 
@@ -68,4 +68,19 @@ def test_numpy_values_are_serialised(tmp_path):
     ResultLog(path).append({"loss": np.float32(0.5), "step": np.int64(3), "arr": np.arange(2)})
     (event,) = read_events(path)
     assert event == {"loss": 0.5, "step": 3, "arr": [0, 1]}
-    assert os.path.exists(str(path) + ".lock")
+
+
+def test_threads_sharing_one_log_do_not_interleave(tmp_path):
+    """The worker's heartbeat thread and its main thread append through one ResultLog."""
+    path = tmp_path / "result.jsonl"
+    log = ResultLog(path)
+    threads = [threading.Thread(target=lambda w=w: [log.append({"w": w, "i": i, "pad": "y" * 5000})
+                                                   for i in range(200)]) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    events = read_events(path)
+    assert len(events) == 800
+    for w in range(4):
+        assert [e["i"] for e in events if e["w"] == w] == list(range(200))
