@@ -14,7 +14,6 @@ import os
 import pickle
 import signal
 import sys
-import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -142,6 +141,8 @@ def _run(trainable: Any, config: dict, session: Session, spec: dict) -> Any:
 
 
 def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> None:
+    import tempfile
+
     instance = cls(config)
     try:
         if session.checkpoint is not None:
