@@ -1,0 +1,51 @@
+"""The sbatch script hpctune submits, pinned line by line (rendered by submitit, no Slurm needed)."""
+
+from pathlib import Path
+
+from hpctune.backends.slurm import SlurmBackend
+from hpctune.config import SlurmConfig
+
+
+def render(tmp_path, resources, count=16, throttle=4, **config):
+    backend = SlurmBackend(tmp_path / "exp", SlurmConfig(requeue=config.pop("requeue", False), **config))
+    return backend.render_script(resources, count, throttle, Path("/x/array_1.trials"))
+
+
+def directives(script: str) -> list[str]:
+    return [line for line in script.splitlines() if line.startswith("#SBATCH")]
+
+
+def test_gpu_array_script(tmp_path):
+    script = render(tmp_path, {"cpu": 2, "gpu": 1, "mem_gb": 8}, partition="gpu", time_min=120,
+                    setup=["module load cuda/12"], sbatch_options={"reservation": "ml"})
+    out = tmp_path / "exp" / "jobs"
+    assert directives(script) == [
+        "#SBATCH --array=0-15%4",
+        "#SBATCH --cpus-per-task=2",
+        f"#SBATCH --error={out}/%A_%a_0_log.err",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --job-name=hpctune-exp",
+        "#SBATCH --mem=8GB",
+        "#SBATCH --nodes=1",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --output={out}/%A_%a_0_log.out",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --reservation=ml",
+        "#SBATCH --signal=B:USR1@90",
+        "#SBATCH --time=120",
+        "#SBATCH --wckey=hpctune",
+    ]
+    assert "module load cuda/12" in script
+    assert script.rstrip().endswith(
+        f"-u -m hpctune.worker {tmp_path / 'exp'} --manifest /x/array_1.trials")
+    assert "\nexec " in script  # the worker replaces the batch shell and gets B: signals
+
+
+def test_requeue_fractional_memory_and_srun(tmp_path):
+    script = render(tmp_path, {"cpu": 1, "gpu": 0, "mem_gb": 1.5}, requeue=True, use_srun=True,
+                    signal="USR2", signal_lead_s=300)
+    lines = directives(script)
+    assert "#SBATCH --requeue" in lines and "#SBATCH --mem=1536MB" in lines
+    assert "#SBATCH --signal=B:USR2@300" in lines
+    assert not any("gres" in line for line in lines)
+    assert "srun" in script and "\nexec " not in script
