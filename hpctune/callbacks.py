@@ -39,6 +39,9 @@ class CallbackList:
     def __init__(self, callbacks: list[Callback]):
         self.callbacks = list(callbacks)
 
+    def __bool__(self) -> bool:
+        return bool(self.callbacks)
+
     def call(self, hook: str, **kwargs: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(**kwargs)

@@ -67,6 +67,7 @@ class Controller:
         self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
         self.settings, self.reporter, self.clock = settings, reporter, clock
         self.trials: dict[str, Trial] = {}
+        self._live: dict[str, Trial] = {}  # the unfinished trials: each step looks only at these
         self.tails: dict[str, LogTail] = {}
         self.iteration = 0
         self.searcher_finished = False
@@ -86,6 +87,8 @@ class Controller:
         for data in state["trials"]:
             trial = Trial.from_dict(data)
             self.trials[trial.trial_id] = trial
+            if not trial.is_finished:
+                self._live[trial.trial_id] = trial
             self.tails[trial.trial_id] = LogTail(self.exp.result_log_path(trial.trial_id),
                                                  trial.log_offset)
         for trial in self.trial_list:
@@ -94,10 +97,12 @@ class Controller:
                     discard_checkpoints(Path(trial.path))
                 trial.status, trial.error, trial.job_id, trial.num_failures = (
                     TrialStatus.PENDING, None, None, 0)
+                self._live[trial.trial_id] = trial
             elif not trial.is_finished and not resume_unfinished:
                 if trial.job_id:
                     self.backend.cancel([trial.job_id])
                 trial.status = TrialStatus.TERMINATED
+                del self._live[trial.trial_id]
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> list[Trial]:
@@ -141,7 +146,8 @@ class Controller:
     def step(self) -> None:
         """One pass: new trials, launches, log reading, stop enactment, Slurm poll."""
         self.iteration += 1
-        self.callbacks.call("on_step_begin", iteration=self.iteration, trials=self.trial_list)
+        if self.callbacks:
+            self.callbacks.call("on_step_begin", iteration=self.iteration, trials=self.trial_list)
         self._check_budget()
         if not self.stop_everything:
             self._create_trials()
@@ -155,11 +161,11 @@ class Controller:
             self._snapshot()
         if self.reporter is not None:
             self.reporter.maybe_report(self)
-        self.callbacks.call("on_step_end", iteration=self.iteration, trials=self.trial_list)
+        if self.callbacks:
+            self.callbacks.call("on_step_end", iteration=self.iteration, trials=self.trial_list)
 
     def _done(self) -> bool:
-        live = any(not t.is_finished for t in self.trials.values())
-        return not live and (self.searcher_finished or self.stop_everything)
+        return not self._live and (self.searcher_finished or self.stop_everything)
 
     @property
     def trial_list(self) -> list[Trial]:
@@ -167,7 +173,7 @@ class Controller:
 
     @property
     def live_trials(self) -> list[Trial]:
-        return [t for t in self.trials.values() if not t.is_finished]
+        return list(self._live.values())
 
     # -- creating and launching ---------------------------------------------------
     def _create_trials(self) -> None:
@@ -182,9 +188,9 @@ class Controller:
                 self._add_trial(trial_id, config)
 
     def _room_for_new_trial(self) -> bool:
-        live = len(self.live_trials)
+        live = len(self._live)
         if not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
-            new = sum(1 for t in self.live_trials if t.job_id is None)
+            new = sum(1 for t in self._live.values() if t.job_id is None)
             return (live == new) and new < self._eager_batch()
         return live < (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW)
 
@@ -207,21 +213,21 @@ class Controller:
         write_json_atomic(Path(trial.path) / "trial.json", {
             "trial_id": trial_id, "experiment_tag": tag, "resources": trial.resources,
         }, fsync=False)
-        self.trials[trial_id] = trial
+        self.trials[trial_id] = self._live[trial_id] = trial
         self.tails[trial_id] = LogTail(self.exp.result_log_path(trial_id))
         self.scheduler.on_trial_add(trial.info)
 
     def _launch_pending(self) -> None:
         groups: dict[str, list[Trial]] = defaultdict(list)
-        waiting = [t for t in self.trials.values() if t.job_id is None and t.status is TrialStatus.PENDING]
-        paused = [t for t in self.trials.values() if t.status is TrialStatus.PAUSED]
+        waiting = [t for t in self._live.values() if t.job_id is None and t.status is TrialStatus.PENDING]
+        paused = [t for t in self._live.values() if t.status is TrialStatus.PAUSED]
         for trial in waiting + paused:  # paused trials go to the back of the queue
             if trial.awaiting_restart:
                 self.exp.clear_control(trial.trial_id)
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
         throttle = self.settings.max_concurrent if not self.searcher.adaptive else None
-        room = self.backend.submit_room(sum(1 for t in self.live_trials if t.job_id))
+        room = self.backend.submit_room(sum(1 for t in self._live.values() if t.job_id))
         for batch in groups.values():
             if room is not None:  # stay within the user's MaxSubmitJobs; the rest waits
                 batch, room = batch[:room], room - min(room, len(batch))
@@ -387,6 +393,7 @@ class Controller:
 
     def _finish(self, trial: Trial, status: TrialStatus) -> None:
         trial.status, trial.ended_at = status, self.clock()
+        self._live.pop(trial.trial_id, None)
         if not trial.user_files:  # the job ended without writing them (cancelled, killed)
             write_user_files(Path(trial.path), trial.config)
 
