@@ -177,22 +177,25 @@ class Controller:
 
     # -- creating and launching ---------------------------------------------------
     def _create_trials(self) -> None:
-        while not self.searcher_finished and self._room_for_new_trial():
+        for _ in range(self._room_for_new_trials()):
             trial_id = f"{self.settings.trial_id_prefix}_{len(self.trials):05d}"
             config = self.searcher.suggest(trial_id)
             if config == Searcher.FINISHED:
                 self.searcher_finished = True
-            elif config is None:
                 return
-            else:
-                self._add_trial(trial_id, config)
+            if config is None:
+                return
+            self._add_trial(trial_id, config)
 
-    def _room_for_new_trial(self) -> bool:
+    def _room_for_new_trials(self) -> int:
+        """How many trials to ask the searcher for now."""
+        if self.searcher_finished:
+            return 0
         live = len(self._live)
         if not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
-            new = sum(1 for t in self._live.values() if t.job_id is None)
-            return (live == new) and new < self._eager_batch()
-        return live < (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW)
+            submitted = sum(1 for t in self._live.values() if t.job_id is not None)
+            return 0 if submitted else max(0, self._eager_batch() - live)
+        return max(0, (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW) - live)
 
     def _eager_batch(self) -> int:
         """How many trials of a non-adaptive search go into one array: all of a finite

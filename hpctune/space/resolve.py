@@ -49,7 +49,13 @@ def _nodes(value: Any) -> Iterator[tuple[tuple, Any]]:
 
 
 def _copy_tree(node: Any) -> Any:
-    """Copy the dicts and lists (so configs never share them); leaves are shared."""
+    """Copy the dicts and lists (so configs never share them); leaves are shared.
+
+    A grid_search marker is kept as it is: it is replaced by one of its values anyway,
+    and copying its (possibly long) list for every variant would cost O(N^2).
+    """
+    if is_grid_search(node):
+        return node
     if isinstance(node, dict):
         return {key: _copy_tree(value) for key, value in node.items()}
     if isinstance(node, list):
