@@ -114,3 +114,19 @@ def test_sbatch_errors_are_clear(tmp_path, monkeypatch):
     with pytest.raises(SlurmCommandError) as info:
         too_many_gpus.fit()
     assert "with_resources" in str(info.value) or "GRES" in str(info.value)
+
+
+@pytest.mark.slurm
+def test_arrays_are_split_to_the_clusters_max_array_size(tmp_path, monkeypatch, slurm_lab):
+    """With MaxArraySize=4 in slurm.conf, 10 trials go out as 3 arrays (4 + 4 + 2)."""
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+    with slurm_lab.config(max_array_size=4):
+        grid = tune.Tuner(
+            trainables.quadratic,
+            param_space={"a": tune.grid_search(list(range(10))), "b": 0, "steps": 1},
+            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, slurm=fast_slurm()),
+        ).fit()
+    assert grid.num_terminated == 10, [str(e) for e in grid.errors]
+    arrays = {r.metrics["slurm_job_id"].split("_")[0] for r in grid}
+    tasks = sorted(int(r.metrics["slurm_job_id"].split("_")[1]) for r in grid)
+    assert len(arrays) == 3 and max(tasks) <= 3
