@@ -29,7 +29,7 @@ from hpctune.storage.experiment import ExperimentDir
 class InMemoryQueue:
     """Accepts every launch as a pending array task; never runs anything."""
 
-    name, poll_interval_s = "in-memory", 2.0
+    name, poll_interval_s, jobs_survive_driver = "in-memory", 2.0, True
 
     def __init__(self) -> None:
         self.jobs: dict[str, JobState] = {}

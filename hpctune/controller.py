@@ -103,6 +103,8 @@ class Controller:
                     self.backend.cancel([trial.job_id])
                 trial.status = TrialStatus.TERMINATED
                 del self._live[trial.trial_id]
+            elif not trial.is_finished and trial.job_id and not self.backend.jobs_survive_driver:
+                trial.job_id, trial.status, trial.awaiting_restart = None, TrialStatus.PENDING, True
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> list[Trial]:

@@ -27,6 +27,8 @@ class Backend(Protocol):
 
     name: str
     poll_interval_s: float
+    #: False when jobs end with the driver (local processes): a restored driver relaunches them
+    jobs_survive_driver: bool
 
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Start one job per trial (one array on Slurm); returns job ids in trial order."""

@@ -20,6 +20,7 @@ from typing import Any
 from hpctune.backends.base import JobState
 
 KILL_AFTER_S = 5.0
+PR_SET_PDEATHSIG = 1
 
 
 class LocalBackend:
@@ -27,6 +28,7 @@ class LocalBackend:
 
     name = "local"
     poll_interval_s = 0.1
+    jobs_survive_driver = False
 
     def __init__(self, experiment_root: Path, max_cpus: int | None = None):
         self.root = Path(experiment_root)
@@ -66,7 +68,8 @@ class LocalBackend:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-u", "-m", "hpctune.worker", str(self.root), "--trial", trial_id]
         with open(out, "ab") as stdout, open(err, "ab") as stderr:
-            return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True)
+            return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
 
     def submit_room(self, queued: int) -> int | None:
         return None
@@ -111,6 +114,19 @@ class LocalBackend:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the driver dies (Linux), as a cancelled job would.
+
+    Without it a killed driver leaves trials running that a restored driver cannot see.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -28,6 +28,7 @@ class SlurmBackend:
     """Runs trials as Slurm array tasks."""
 
     name = "slurm"
+    jobs_survive_driver = True
 
     def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
                  commands: SlurmCommands | None = None):

@@ -215,6 +215,42 @@ def test_killed_driver_is_restored_without_losing_or_rerunning_anything(
     assert commands.get("sbatch", 0) == 0, commands
 
 
+LOCAL_DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from hpctune import tune
+from tests.e2e import trainables
+tune.Tuner(
+    trainables.checkpointed_counter,
+    param_space={{"x": tune.grid_search([0, 1]), "iterations": 20, "sleep": 0.2}},
+    run_config=tune.RunConfig(name="local", storage_path={storage!r}, verbose=0),
+).fit()
+"""
+
+
+def test_local_trials_die_with_the_driver_and_resume_from_checkpoints(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(LOCAL_DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path))))
+    driver = subprocess.Popen([sys.executable, str(script)],
+                              env={**os.environ, "HPCTUNE_BACKEND": "local"})
+    exp = tmp_path / "local"
+    logs = lambda: list((exp / "trials").glob("*/result.jsonl"))  # noqa: E731
+    wait_for(lambda: len(logs()) == 2 and all(
+        sum(e["event"] == "result" for e in read_events(p)) >= 3 for p in logs()), timeout=60)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    time.sleep(1.0)
+    sizes = [p.stat().st_size for p in logs()]
+    time.sleep(1.0)
+    assert [p.stat().st_size for p in logs()] == sizes, "trials outlived their driver"
+    grid = tune.Tuner.restore(str(exp), trainables.checkpointed_counter, backend="local").fit()
+    assert grid.num_terminated == 2, [str(e) for e in grid.errors]
+    for result in grid:
+        assert counts_of(result)[-1] == 20
+        assert len(events(result, "start")) == 2  # the second run resumed from a checkpoint
+        assert events(result, "start")[-1]["restored_iteration"] >= 3
+
+
 def test_restore_refuses_a_second_driver(tmp_path):
     from hpctune.errors import ExperimentLockedError
     from hpctune.storage.experiment import ExperimentDir
