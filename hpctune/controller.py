@@ -224,14 +224,17 @@ class Controller:
 
     def _launch_pending(self) -> None:
         groups: dict[str, list[Trial]] = defaultdict(list)
+        throttle = self.settings.max_concurrent if not self.searcher.adaptive else None
         waiting = [t for t in self._live.values() if t.job_id is None and t.status is TrialStatus.PENDING]
-        paused = [t for t in self._live.values() if t.status is TrialStatus.PAUSED]
-        for trial in waiting + paused:  # paused trials go to the back of the queue
+        fresh = [t for t in waiting if not t.awaiting_restart]
+        again = [t for t in waiting if t.awaiting_restart]
+        again += [t for t in self._live.values() if t.status is TrialStatus.PAUSED]  # at the back
+        budget = self._relaunch_budget(throttle)
+        for trial in fresh + (again if budget is None else again[:budget]):
             if trial.awaiting_restart:
                 self.exp.clear_control(trial.trial_id)
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
-        throttle = self.settings.max_concurrent if not self.searcher.adaptive else None
         room = self.backend.submit_room(sum(1 for t in self._live.values() if t.job_id))
         for batch in groups.values():
             if room is not None:  # stay within the user's MaxSubmitJobs; the rest waits
@@ -245,6 +248,19 @@ class Controller:
                 trial.last_event_at = None
         if groups:
             self._snapshot()  # a restored driver must know every submitted job
+
+    def _relaunch_budget(self, throttle: int | None) -> int | None:
+        """How many retried or paused trials may go out now (None: all of them).
+
+        A throttled array caps only its own tasks, so a resubmitted trial would run beside
+        it: resubmissions wait until that array has no queued task and a slot is free.
+        """
+        in_slurm = [t for t in self._live.values() if t.job_id]
+        if throttle is None or not in_slurm:
+            return None
+        if any(t.job_state == "PENDING" for t in in_slurm):
+            return 0
+        return max(0, throttle - len(in_slurm))
 
     # -- reading results ----------------------------------------------------------
     def _ingest_logs(self, everything: bool = True) -> None:

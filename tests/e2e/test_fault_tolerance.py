@@ -294,3 +294,32 @@ def test_paused_trials_checkpoint_exit_and_resume(backend, tmp_path, monkeypatch
         assert len(events(result, "start")) == 2
         assert counts_of(result)[-1] == 5
         assert set(counts_of(result)) == {1, 2, 3, 4, 5}
+
+
+def runs_of(result):
+    """(start, end) wall times of each run of a trial, from its log."""
+    spans, start = [], None
+    for event in read_events(Path(result.path) / "result.jsonl"):
+        if event["event"] == "start":
+            start = event["time"]
+        elif event["event"] in ("error", "complete") and start is not None:
+            spans.append((start, event["time"]))
+            start = None
+    return spans
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_retries_respect_max_concurrent_trials(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", backend)
+    grid = tune.Tuner(
+        trainables.slow_fails_first_time,
+        param_space={"x": tune.grid_search(list(range(6)))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, slurm=slurm(),
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    assert grid.num_terminated == 6, [str(e) for e in grid.errors]
+    spans = [span for r in grid for span in runs_of(r)]
+    assert len(spans) == 12
+    for t, _ in spans:  # at every run's start, at most 2 runs are going on
+        assert sum(1 for a, b in spans if a <= t < b) <= 2

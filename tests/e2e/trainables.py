@@ -86,3 +86,12 @@ def slow_quadratic(config):
     for step in range(4):
         time.sleep(config.get("sleep", 0.4))
         tune.report({"loss": value + 0.1 / (step + 1)})
+
+
+def slow_fails_first_time(config):
+    """Works for a second, then fails on its first run only."""
+    time.sleep(1.0)
+    if not os.path.exists("ran_once"):
+        open("ran_once", "w").close()
+        raise RuntimeError("transient failure on the first run")
+    tune.report({"ok": 1})
