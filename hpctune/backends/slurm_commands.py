@@ -21,6 +21,8 @@ _HINTS = [
     ("invalid account", "set SlurmConfig(account=...) to an account you belong to (`sacctmgr show assoc user=$USER`)."),
     ("invalid qos", "set SlurmConfig(qos=...) to a QOS you may use (`sacctmgr show assoc user=$USER format=qos`)."),
     ("time limit", "lower SlurmConfig(time_min=...) to the partition's MaxTime (`sinfo -o '%P %l'`)."),
+    ("unable to contact slurm controller", "Slurm's controller does not answer: check `scontrol ping` "
+     "(the test lab: scripts/slurm-lab.sh up), or run trials locally with HPCTUNE_BACKEND=local."),
 ]
 
 
