@@ -302,8 +302,11 @@ class Controller:
 
     def _on_start(self, trial: Trial, event: dict) -> None:
         first = trial.started_at is None
-        unexplained = not first and not trial.awaiting_restart and trial.status is TrialStatus.RUNNING
-        trial.restart_count = event.get("restart_count", 0)
+        job, restarts = event.get("slurm_job_id"), event.get("restart_count", 0)
+        if job and trial.job_id and job != trial.job_id:
+            return  # a run of an earlier job, cancelled before the driver read this
+        unexplained = not first and not trial.awaiting_restart and restarts > trial.restart_count
+        trial.restart_count = restarts
         trial.awaiting_restart = False
         trial.status = TrialStatus.RUNNING
         trial.started_at = trial.started_at or self.clock()
