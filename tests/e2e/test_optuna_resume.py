@@ -7,14 +7,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import optuna  # noqa: F401 - a test dependency: a missing optuna fails here
 import pytest
 
 from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, wait_for
 from tests.e2e import trainables
-
-pytest.importorskip("optuna")
 
 DRIVER = """
 import sys
