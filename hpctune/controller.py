@@ -235,6 +235,8 @@ class Controller:
                 self.exp.clear_control(trial.trial_id)
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
+        if not groups:
+            return
         room = self.backend.submit_room(sum(1 for t in self._live.values() if t.job_id))
         for batch in groups.values():
             if room is not None:  # stay within the user's MaxSubmitJobs; the rest waits
@@ -246,8 +248,7 @@ class Controller:
             for trial, job_id in zip(batch, job_ids, strict=True):
                 trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
                 trial.last_event_at = None
-        if groups:
-            self._snapshot()  # a restored driver must know every submitted job
+        self._snapshot()  # a restored driver must know every submitted job
 
     def _relaunch_budget(self, throttle: int | None) -> int | None:
         """How many retried or paused trials may go out now (None: all of them).
@@ -274,7 +275,6 @@ class Controller:
                 self._on_event(trial, event)
                 if trial.is_finished:
                     break
-            trial.log_offset = self.tails[trial.trial_id].offset
 
     def _on_event(self, trial: Trial, event: dict) -> None:
         trial.last_event_at = self.clock()
@@ -512,6 +512,8 @@ class Controller:
     def _snapshot(self, status: str = "running") -> None:
         """Write the driver's state atomically; the result logs remain the source of truth."""
         self._last_snapshot = self.clock()
+        for trial_id, tail in self.tails.items():  # where a restored driver resumes reading
+            self.trials[trial_id].log_offset = tail.offset
         write_json_atomic(self.exp.state_path, {
             "trials": [t.to_dict() for t in self.trials.values()],
             "searcher_finished": self.searcher_finished,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctune.checkpoint import CHECKPOINT_PREFIX, Checkpoint
+from hpctune.checkpoint import CHECKPOINT_PREFIX, Checkpoint, latest_checkpoint
 from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage.atomic import read_json
 from hpctune.storage.experiment import ExperimentDir
@@ -41,8 +41,8 @@ class Result:
     @property
     def checkpoint(self) -> Checkpoint | None:
         """The latest checkpoint of the trial."""
-        found = self.best_checkpoints
-        return max(found, key=lambda pair: pair[0].path)[0] if found else None
+        path = latest_checkpoint(Path(self.path))
+        return Checkpoint(path) if path else None
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:

@@ -175,18 +175,21 @@ class Session:
         if mtime == self._control_mtime:
             return
         self._control_mtime = mtime
-        reason = self.stop_request()
-        if reason is not None:
-            raise StopTrial(reason)
-        if (read_json(self.control_path, default={}) or {}).get("action") == "pause":
+        request = self._control_request()
+        if request.get("action") == "stop":
+            raise StopTrial(str(request.get("reason", "stopped by the driver")))
+        if request.get("action") == "pause":
             self.on_signal(PAUSE)  # checkpoint, then exit: the driver resumes it later
 
     def stop_request(self) -> str | None:
         """The driver's reason to stop this trial, or None."""
-        request = read_json(self.control_path, default={}) or {}
+        request = self._control_request()
         if request.get("action") == "stop":
             return str(request.get("reason", "stopped by the driver"))
         return None
+
+    def _control_request(self) -> dict[str, Any]:
+        return read_json(self.control_path, default={}) or {}
 
 
 def _latest(trial_dir: Path) -> Checkpoint | None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING",
-                 "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
-
 
 @dataclass(frozen=True)
 class JobState:
@@ -16,10 +13,6 @@ class JobState:
     state: str
     reason: str = ""
     node: str = ""
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("RUNNING", "COMPLETING", "CONFIGURING")
 
 
 class Backend(Protocol):

@@ -8,7 +8,6 @@ Every command goes through ``SlurmCommands``.
 from __future__ import annotations
 
 import getpass
-import os
 import shlex
 import sys
 import uuid
@@ -191,10 +190,3 @@ class _ScriptRenderer(SlurmExecutor):
     @classmethod
     def affinity(cls) -> int:
         return 1
-
-
-def sbatch_available() -> bool:
-    """True on a machine that can submit Slurm jobs."""
-    from shutil import which
-
-    return which("sbatch") is not None and os.environ.get("HPCTUNE_BACKEND") != "local"

@@ -10,6 +10,8 @@ from hpctune.errors import ConfigError
 from hpctune.objective import Objective
 
 SEARCHER_STATE_FILE = "searcher-state.pkl"
+#: the driver's snapshot in an experiment directory (hpctune.storage.driver_state writes it)
+DRIVER_STATE_FILE = "driver-state.pkl"
 
 
 class Searcher(Objective):
@@ -65,11 +67,20 @@ class Searcher(Objective):
             self.set_state(pickle.load(f))
 
     def restore_from_dir(self, checkpoint_dir: str | Path) -> None:
-        """Restore from an experiment directory (where the driver saves searcher state)."""
-        path = Path(checkpoint_dir) / SEARCHER_STATE_FILE
-        if not path.exists():
-            raise ConfigError(f"No searcher state in {checkpoint_dir}: expected {path}.")
-        self.restore(path)
+        """Restore from an experiment directory (the driver's snapshot) or a directory
+        where ``save`` wrote ``searcher-state.pkl``."""
+        saved = Path(checkpoint_dir) / SEARCHER_STATE_FILE
+        if saved.exists():
+            self.restore(saved)
+            return
+        snapshot = Path(checkpoint_dir) / DRIVER_STATE_FILE
+        if not snapshot.exists():
+            raise ConfigError(f"No searcher state in {checkpoint_dir}: expected {saved} or {snapshot}.")
+        with open(snapshot, "rb") as f:
+            state = pickle.load(f)["searcher"]
+        while isinstance(state, dict) and state.get(SampleLimiter.STATE_MARK):
+            state = state["searcher"]  # the Tuner's wrapper around the user's searcher
+        self.set_state(state)
 
 
 class SearcherWrapper(Searcher):
@@ -127,8 +138,11 @@ class SampleLimiter(SearcherWrapper):
             self.suggested += 1
         return config
 
+    STATE_MARK = "sample_limiter"
+
     def get_state(self) -> dict:
-        return {"suggested": self.suggested, "searcher": self.searcher.get_state()}
+        return {self.STATE_MARK: True, "suggested": self.suggested,
+                "searcher": self.searcher.get_state()}
 
     def set_state(self, state: dict) -> None:
         self.suggested = state["suggested"]

@@ -9,10 +9,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from hpctune.search.searcher import DRIVER_STATE_FILE  # searchers restore from it too
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 
-DRIVER_STATE_FILE = "driver-state.pkl"
 TUNER_FILE = "tuner.pkl"
 
 

@@ -61,3 +61,22 @@ def test_optuna_study_continues_after_driver_kill(tmp_path, monkeypatch):
     finished = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(finished) == 10, [t.state.name for t in study.trials]
     assert sorted(t.params["x"] for t in finished) == sorted(x for x, _ in configs)
+
+
+def test_restore_from_an_experiment_directory(tmp_path, monkeypatch):
+    """Ray's Searcher.restore_from_dir(experiment_dir): the study of a finished experiment."""
+    from hpctune.search.optuna import OptunaSearch
+
+    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
+    grid = tune.Tuner(
+        trainables.slow_quadratic,
+        param_space={"x": tune.uniform(0, 1), "y": tune.uniform(0, 1), "sleep": 0.01},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=4,
+                                    search_alg=OptunaSearch(seed=1)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    searcher = OptunaSearch(space={"x": tune.uniform(0, 1), "y": tune.uniform(0, 1)},
+                            metric="loss", mode="min")
+    searcher.restore_from_dir(grid.experiment_path)
+    finished = [t for t in searcher.study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["x"] for t in finished) == sorted(r.config["x"] for r in grid)
