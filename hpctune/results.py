@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpctune.checkpoint import CHECKPOINT_PREFIX, Checkpoint, latest_checkpoint
 from hpctune.errors import ConfigError, HpctuneError
-from hpctune.storage.atomic import read_json
-from hpctune.storage.experiment import ExperimentDir
+from hpctune.metrics import SCOPES, best_trial, flatten
+from hpctune.storage import events as ev
+from hpctune.storage.experiment import RESULT_LOG_FILE, ExperimentDir
+from hpctune.storage.replay import load_trials, trial_results
 from hpctune.storage.result_log import read_events
-from hpctune.storage.user_files import trial_results
 from hpctune.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
-
-_SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
 
 
 class TrialError(HpctuneError):
@@ -47,8 +45,8 @@ class Result:
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
         """Every kept checkpoint with the result reported alongside it."""
-        by_name = {e["checkpoint"]: e["result"] for e in read_events(Path(self.path) / "result.jsonl")
-                   if e.get("event") == "result" and e.get("checkpoint")}
+        by_name = {e[ev.CHECKPOINT]: e[ev.RESULT] for e in read_events(self._log_path)
+                   if e.get(ev.CHECKPOINT)}
         found = sorted(p for p in Path(self.path).glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
         return [(Checkpoint(p), by_name.get(p.name, {})) for p in found]
 
@@ -58,8 +56,12 @@ class Result:
         import pandas as pd
 
         if self._dataframe is None:
-            self._dataframe = pd.DataFrame(trial_results(Path(self.path)))
+            self._dataframe = pd.DataFrame(trial_results(self._log_path))
         return self._dataframe
+
+    @property
+    def _log_path(self) -> Path:
+        return Path(self.path) / RESULT_LOG_FILE
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.metrics.items() if k != "config"}
@@ -110,22 +112,15 @@ class ResultGrid:
                         scope: str = "last", filter_nan_and_inf: bool = True) -> Result:
         """The trial with the best ``metric`` under ``scope`` (Ray's semantics)."""
         metric, mode = self._metric_mode(metric, mode)
-        if scope not in _SCOPES:
-            raise ConfigError(f"`scope` is {scope!r}, but must be one of {_SCOPES}.")
-        key = mode if scope == "all" else scope
-        scored = []
-        for result, trial in zip(self._results, self._trials, strict=True):
-            value = trial.metric_analysis.get(metric, {}).get(key)
-            if value is None or (filter_nan_and_inf and not math.isfinite(value)):
-                continue
-            scored.append((value, result))
-        if not scored:
+        if scope not in SCOPES:
+            raise ConfigError(f"`scope` is {scope!r}, but must be one of {SCOPES}.")
+        best = best_trial(self._trials, metric, mode, scope, filter_nan_and_inf)
+        if best is None:
             raise HpctuneError(
                 f"No trial reported a finite value of `{metric}`: check the metric name "
                 f"(reported: {sorted(self._reported_keys())})."
             )
-        pick = min if mode == "min" else max
-        return pick(scored, key=lambda pair: pair[0])[1]
+        return next(r for r, t in zip(self._results, self._trials, strict=True) if t is best)
 
     def get_dataframe(self, filter_metric: str | None = None,
                       filter_mode: str | None = None) -> pd.DataFrame:
@@ -135,7 +130,7 @@ class ResultGrid:
         rows = []
         for result in self._results:
             row = self._row(result, filter_metric, filter_mode)
-            row.update({f"config/{k}": v for k, v in _flatten(result.config).items()})
+            row.update({f"config/{k}": v for k, v in flatten(result.config).items()})
             row.update(trial_id=result.trial_id, logdir=result.path, status=result.status)
             rows.append(row)
         return pd.DataFrame(rows)
@@ -165,45 +160,3 @@ class ResultGrid:
 
     def __repr__(self) -> str:
         return f"ResultGrid<{len(self)} trials, {self.num_errors} errors, at {self.experiment_path}>"
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}/"))
-        else:
-            flat[name] = value
-    return flat
-
-
-def load_trials(exp: ExperimentDir) -> list[Trial]:
-    """Rebuild every trial from its directory; the driver snapshot adds job-level facts."""
-    snapshot = {t["trial_id"]: t for t in (read_json(exp.state_path, {}) or {}).get("trials", [])}
-    trials = []
-    for trial_id in exp.trial_ids():
-        trial = replay_trial(exp, trial_id)
-        known = snapshot.get(trial_id)
-        if known and trial.status is not TrialStatus.TERMINATED:
-            trial.status = TrialStatus(known["status"])
-            trial.error = trial.error or known.get("error")
-        trials.append(trial)
-    return trials
-
-
-def replay_trial(exp: ExperimentDir, trial_id: str) -> Trial:
-    """A trial as its result log tells it (the log is the source of truth)."""
-    meta = read_json(exp.trial_dir(trial_id) / "trial.json", {}) or {}
-    trial = Trial(trial_id, exp.read_params(trial_id), meta.get("experiment_tag", ""),
-                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
-    for event in read_events(exp.result_log_path(trial_id)):
-        kind = event.get("event")
-        if kind == "result":
-            trial.record_result(event["result"])
-            trial.status = TrialStatus.RUNNING
-        elif kind in ("complete", "stopped"):
-            trial.status, trial.error = TrialStatus.TERMINATED, None
-        elif kind == "error":
-            trial.status, trial.error = TrialStatus.ERROR, event.get("error")
-    return trial

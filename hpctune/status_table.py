@@ -9,22 +9,17 @@ metrics, iterations, time); with many trials only the top and bottom rows, plus 
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.metrics import AUTO_METRICS, best_trial, flatten, is_finite_number
 from hpctune.trial import Trial
 
 STATUS_ORDER = {"RUNNING": 0, "PENDING": 1, "PAUSED": 2, "ERROR": 3, "TERMINATED": 4}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING"}
-AUTO_METRICS = {
-    "training_iteration", "time_this_iter_s", "time_total_s", "time_since_restore",
-    "iterations_since_restore", "timestamp", "date", "done", "trial_id", "experiment_tag",
-    "hostname", "node_ip", "pid", "slurm_job_id", "restart_count", "config",
-}
 MAX_INFERRED_PARAMS = 6
 
 
@@ -124,16 +119,6 @@ def _resource_text(trials: Sequence[Trial]) -> str:
     return text + (f", {mem:.0f} GB" if mem else "")
 
 
-def best_trial(trials: Iterable[Trial], metric: str | None, mode: str | None) -> Trial | None:
-    if not metric or mode not in ("min", "max"):
-        return None
-    scored = [t for t in trials if _finite(t.last_result.get(metric))]
-    if not scored:
-        return None
-    pick = min if mode == "min" else max
-    return pick(scored, key=lambda t: t.last_result[metric])
-
-
 def best_line(trials: Sequence[Trial], metric: str | None, mode: str | None) -> str | None:
     best = best_trial(trials, metric, mode)
     if best is None:
@@ -209,7 +194,7 @@ def order_trials(trials: Sequence[Trial], metric: str | None = None, mode: str |
 
         def by_metric(t: Trial) -> tuple:
             value = t.last_result.get(metric)
-            return (0, sign * value) if _finite(value) else (1, 0)
+            return (0, sign * value) if is_finite_number(value) else (1, 0)
 
         return sorted(trials, key=by_metric)
     index = {id(t): i for i, t in enumerate(trials)}
@@ -307,17 +292,6 @@ def plain_line(view: StatusView) -> str:
 
 
 # -- formatting -----------------------------------------------------------------------------------
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {"a/b": value} (Ray's column names)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def format_value(value: Any, max_len: int = 20) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -334,10 +308,6 @@ def format_duration(seconds: float) -> str:
 
 def _age(updated: float | None) -> str:
     return f" (updated {format_duration(max(0.0, time.time() - updated))} ago)" if updated else ""
-
-
-def _finite(value: Any) -> bool:
-    return _is_number(value) and math.isfinite(value)
 
 
 def _is_number(value: Any) -> bool:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS
+
 
 class TrialStatus(str, enum.Enum):
     """Life cycle of a trial, as Ray Tune names it (PENDING covers "queued in Slurm")."""
@@ -31,8 +33,7 @@ class TrialInfo:
     experiment_tag: str = ""
 
 
-_ANALYSIS_SKIP = {"timestamp", "pid", "time_this_iter_s", "time_since_restore",
-                  "iterations_since_restore", "restart_count", "done"}
+_ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
 
 
 @dataclass

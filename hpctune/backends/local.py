@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.storage.experiment import ExperimentDir
 
 KILL_AFTER_S = 5.0
 PR_SET_PDEATHSIG = 1
@@ -100,8 +101,8 @@ class LocalBackend:
         return {j: f"exit code {self._ended[j]}" for j in job_ids if j in self._ended}
 
     def log_paths(self, job_id: str) -> tuple[str, str]:
-        base = self.root / "jobs" / job_id
-        return f"{base}.out", f"{base}.err"
+        out, err = ExperimentDir(self.root).job_log_paths(job_id)
+        return str(out), str(err)
 
     def command_counts(self) -> dict[str, int]:
         return dict(self.counts)

@@ -18,9 +18,10 @@ from submitit.slurm.slurm import SlurmExecutor
 
 from hpctune.backends.base import JobState
 from hpctune.backends.slurm_commands import SlurmCommands
-from hpctune.backends.slurm_limits import ClusterLimits, RateLimitedCommands
+from hpctune.backends.slurm_limits import ClusterLimits, shared_commands
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError, SlurmCommandError
+from hpctune.storage.experiment import ExperimentDir
 
 
 class SlurmBackend:
@@ -33,10 +34,11 @@ class SlurmBackend:
                  commands: SlurmCommands | None = None):
         self.root = Path(experiment_root)
         self.config = config or SlurmConfig()
-        self.commands = commands or RateLimitedCommands()
+        self.commands = commands or shared_commands()
         self.poll_interval_s = self.config.poll_interval_s
         self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
-        self.jobs_dir = self.root / "jobs"
+        self.exp = ExperimentDir(self.root)
+        self.jobs_dir = self.exp.jobs_dir
         self._user = getpass.getuser()
         self._requeue: bool | None = self.config.requeue
         self._limits: ClusterLimits | None = None
@@ -62,14 +64,13 @@ class SlurmBackend:
                       throttle: int | None) -> list[str]:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         uid = uuid.uuid4().hex[:10]
-        manifest = self.jobs_dir / f"array_{uid}.trials"
+        manifest, script_path, job_id_path = self.exp.array_paths(uid)
         manifest.write_text("\n".join(trial_ids) + "\n")
         script = self.render_script(resources, len(trial_ids), throttle, manifest)
-        script_path = self.jobs_dir / f"array_{uid}.sbatch"
         script_path.write_text(script)
         out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
         array_id = out.split(";")[0]
-        (self.jobs_dir / f"array_{uid}.jobid").write_text(array_id + "\n")
+        job_id_path.write_text(array_id + "\n")
         return [f"{array_id}_{i}" for i in range(len(trial_ids))]
 
     def submit_room(self, queued: int) -> int | None:
@@ -100,7 +101,7 @@ class SlurmBackend:
         except ValueError as exc:
             raise ConfigError(f"Invalid Slurm parameters: {exc}") from exc
         executor.parameters["map_count"] = count
-        manifest = manifest or self.jobs_dir / "array_<uid>.trials"
+        manifest = manifest or self.exp.array_paths("<uid>")[0]
         command = self._worker_command(manifest)
         return executor._make_submission_file_text(command, "preview")
 
@@ -137,14 +138,7 @@ class SlurmBackend:
     # -- watching -----------------------------------------------------------------
     def poll(self) -> dict[str, JobState]:
         """One squeue call for every live task of this experiment's job name."""
-        proc = self.commands.run(["squeue", "-h", "-r", "-u", self._user, "-n", self.job_name,
-                                  "-o", "%i|%T|%r|%N"])
-        states = {}
-        for line in proc.stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) == 4:
-                states[parts[0]] = JobState(parts[1], _reason(parts[2]), parts[3])
-        return states
+        return self.commands.job_states(["-u", self._user, "-n", self.job_name])
 
     def final_states(self, job_ids: list[str]) -> dict[str, str]:
         """End states from sacct, when accounting is enabled (one call for all)."""
@@ -166,18 +160,14 @@ class SlurmBackend:
             self.commands.run(["scancel", *job_ids], check=False)
 
     def log_paths(self, job_id: str) -> tuple[str, str]:
-        base = self.jobs_dir / f"{job_id}_0_log"
-        return f"{base}.out", f"{base}.err"
+        out, err = self.exp.job_log_paths(job_id)
+        return str(out), str(err)
 
     def command_counts(self) -> dict[str, int]:
         return dict(self.commands.counts)
 
     def close(self) -> None:
         pass
-
-
-def _reason(reason: str) -> str:
-    return "" if reason in ("None", "(null)") else reason
 
 
 def _mem(mem_gb: float) -> str:

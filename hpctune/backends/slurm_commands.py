@@ -6,6 +6,7 @@ import subprocess
 import time
 from collections import Counter
 
+from hpctune.backends.base import JobState
 from hpctune.errors import SlurmCommandError
 
 _HINTS = [
@@ -50,6 +51,20 @@ class SlurmCommands:
         if check and proc.returncode != 0:
             raise SlurmCommandError(args, proc.returncode, proc.stdout, proc.stderr, hint_for(proc.stderr))
         return proc
+
+    def job_states(self, selector: list[str], check: bool = True) -> dict[str, JobState]:
+        """``squeue`` for the jobs that ``selector`` names (e.g. ``["-j", "12,13"]``), one line
+        per array task: ``{job id: JobState}``. Empty when the call fails and ``check`` is off."""
+        proc = self.run(["squeue", "-h", "-r", *selector, "-o", "%i|%T|%r|%N"], check=check)
+        if proc.returncode != 0:
+            return {}
+        states = {}
+        for line in proc.stdout.splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 4:
+                reason = "" if parts[2] in ("None", "(null)") else parts[2]
+                states[parts[0]] = JobState(parts[1], reason, parts[3])
+        return states
 
     def _call(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         try:

@@ -179,3 +179,15 @@ class RateLimitedCommands(SlurmCommands):
     def _call(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         self.limiter.acquire()
         return super()._call(args)
+
+
+_shared: RateLimitedCommands | None = None
+
+
+def shared_commands() -> RateLimitedCommands:
+    """This process's one ``SlurmCommands``: every Slurm call of the driver, the CLI and the
+    worker goes through it, so all of them are counted and share one rate limit."""
+    global _shared
+    if _shared is None:
+        _shared = RateLimitedCommands()
+    return _shared

@@ -209,16 +209,6 @@ def _unflatten(flat: dict[str, Any]) -> dict:
     return nested
 
 
-def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _merge(base: dict, override: dict) -> dict:
     """``override`` deep-merged over a copy of ``base``."""
     out = copy.deepcopy(base)

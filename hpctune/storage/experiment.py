@@ -1,4 +1,15 @@
-"""The experiment directory layout on the shared filesystem (see ARCHITECTURE.md)."""
+"""The experiment directory: every path and file name of it lives here (see docs/concepts.md).
+
+```
+<root>/experiment.json   spec, written once         state.json     driver snapshot (JSON)
+       summary.json      what `hpctune ls` reads    driver-state.pkl  searcher/scheduler state
+       trainable.pkl     the pickled trainable      tuner.pkl      what Tuner.restore needs
+       submit.json       a `hpctune submit` plan    driver.log, driver.sbatch  the detached driver
+       .driver.lock      one driver at a time
+       trials/<id>/{trial.json,params.json,result.jsonl,control.json,result.json,progress.csv}
+       jobs/             sbatch scripts, array manifests, job stdout/stderr
+```
+"""
 
 from __future__ import annotations
 
@@ -9,20 +20,32 @@ from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_ato
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
-TRAINABLE_FILE = "trainable.pkl"
 SUMMARY_FILE = "summary.json"
+SUBMIT_FILE = "submit.json"
+TRAINABLE_FILE = "trainable.pkl"
+TUNER_FILE = "tuner.pkl"
+DRIVER_STATE_FILE = "driver-state.pkl"
+DRIVER_LOG = "driver.log"
+DRIVER_SCRIPT = "driver.sbatch"
+LOCK_FILE = ".driver.lock"
+#: any of these makes a directory an experiment (a driver may not have started yet)
+MARKER_FILES = (SUMMARY_FILE, EXPERIMENT_FILE, SUBMIT_FILE, STATE_FILE)
+
+TRIAL_META_FILE = "trial.json"
+PARAMS_FILE = "params.json"
+RESULT_LOG_FILE = "result.jsonl"
+CONTROL_FILE = "control.json"
+RESULT_JSON_FILE = "result.json"
+PROGRESS_CSV_FILE = "progress.csv"
 
 
 class ExperimentDir:
-    """Paths and small readers/writers for one experiment directory.
-
-    ``<root>/experiment.json`` (spec, written once), ``state.json`` (driver snapshot),
-    ``trainable.pkl``, ``trials/<id>/{params.json,result.jsonl,control.json}``, ``jobs/``.
-    """
+    """Paths and small readers/writers for one experiment directory."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
 
+    # -- the experiment's own files ---------------------------------------------------------
     @property
     def trials_dir(self) -> Path:
         return self.root / "trials"
@@ -36,6 +59,14 @@ class ExperimentDir:
         return self.root / TRAINABLE_FILE
 
     @property
+    def tuner_path(self) -> Path:
+        return self.root / TUNER_FILE
+
+    @property
+    def driver_state_path(self) -> Path:
+        return self.root / DRIVER_STATE_FILE
+
+    @property
     def state_path(self) -> Path:
         return self.root / STATE_FILE
 
@@ -47,22 +78,62 @@ class ExperimentDir:
     def experiment_path(self) -> Path:
         return self.root / EXPERIMENT_FILE
 
+    @property
+    def submit_path(self) -> Path:
+        return self.root / SUBMIT_FILE
+
+    @property
+    def driver_log_path(self) -> Path:
+        return self.root / DRIVER_LOG
+
+    @property
+    def driver_script_path(self) -> Path:
+        return self.root / DRIVER_SCRIPT
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    def is_experiment(self) -> bool:
+        return any((self.root / marker).exists() for marker in MARKER_FILES)
+
     def create(self) -> None:
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
 
+    # -- per trial ----------------------------------------------------------------------------
     def trial_dir(self, trial_id: str) -> Path:
         return self.trials_dir / trial_id
 
+    def trial_meta_path(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / TRIAL_META_FILE
+
     def result_log_path(self, trial_id: str) -> Path:
-        return self.trial_dir(trial_id) / "result.jsonl"
+        return self.trial_dir(trial_id) / RESULT_LOG_FILE
 
     def control_path(self, trial_id: str) -> Path:
-        return self.trial_dir(trial_id) / "control.json"
+        return self.trial_dir(trial_id) / CONTROL_FILE
 
     def params_path(self, trial_id: str) -> Path:
-        return self.trial_dir(trial_id) / "params.json"
+        return self.trial_dir(trial_id) / PARAMS_FILE
 
+    def trial_ids(self) -> list[str]:
+        if not self.trials_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.trials_dir.iterdir() if p.is_dir())
+
+    # -- per job --------------------------------------------------------------------------------
+    def job_log_paths(self, job_id: str) -> tuple[Path, Path]:
+        """(stdout, stderr) of a job: a local process ``local-N`` or a Slurm array task."""
+        base = f"{job_id}" if job_id.startswith("local") else f"{job_id}_0_log"
+        return self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
+
+    def array_paths(self, uid: str) -> tuple[Path, Path, Path]:
+        """(manifest of trial ids, sbatch script, file holding the array's job id) of one array."""
+        base = self.jobs_dir / f"array_{uid}"
+        return base.with_suffix(".trials"), base.with_suffix(".sbatch"), base.with_suffix(".jobid")
+
+    # -- readers and writers ----------------------------------------------------------------------
     def write_trainable(self, payload: bytes) -> None:
         write_bytes_atomic(self.trainable_path, payload)
 
@@ -71,6 +142,12 @@ class ExperimentDir:
 
     def read_experiment(self) -> dict[str, Any]:
         return read_json(self.experiment_path, default={})
+
+    def write_trial_meta(self, trial_id: str, meta: dict[str, Any]) -> None:
+        write_json_atomic(self.trial_meta_path(trial_id), meta, fsync=False)
+
+    def read_trial_meta(self, trial_id: str) -> dict[str, Any]:
+        return read_json(self.trial_meta_path(trial_id), default={}) or {}
 
     def write_params(self, trial_id: str, params: dict[str, Any]) -> None:
         self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
@@ -82,10 +159,17 @@ class ExperimentDir:
     def write_control(self, trial_id: str, request: dict[str, Any]) -> None:
         write_json_atomic(self.control_path(trial_id), request, fsync=False)
 
+    def read_control(self, trial_id: str) -> dict[str, Any]:
+        return read_json(self.control_path(trial_id), default={}) or {}
+
     def clear_control(self, trial_id: str) -> None:
         self.control_path(trial_id).unlink(missing_ok=True)
 
-    def trial_ids(self) -> list[str]:
-        if not self.trials_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.trials_dir.iterdir() if p.is_dir())
+    def read_summary(self) -> dict[str, Any]:
+        return read_json(self.summary_path, default={}) or {}
+
+    def read_state(self) -> dict[str, Any]:
+        return read_json(self.state_path, default={}) or {}
+
+    def read_submit(self) -> dict[str, Any]:
+        return read_json(self.submit_path, default={}) or {}

@@ -14,8 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-
 
 class ResultLog:
     """Appends events to ``result.jsonl``; safe with several writer processes and threads.

@@ -6,12 +6,13 @@ many trials an experiment has.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
 from collections import Counter
 from typing import Any
+
+from hpctune.metrics import best_trial
 
 
 def experiment_summary(trials: list, metric: str | None, mode: str | None, status: str,
@@ -32,14 +33,8 @@ def experiment_summary(trials: list, metric: str | None, mode: str | None, statu
 
 
 def _best(trials: list, metric: str | None, mode: str | None) -> dict[str, Any] | None:
-    if not metric or mode not in ("min", "max"):
+    trial = best_trial(trials, metric, mode)
+    if trial is None:
         return None
-    scored = [(t.last_result[metric], t) for t in trials
-              if isinstance(t.last_result.get(metric), (int, float))
-              and math.isfinite(t.last_result[metric])]
-    if not scored:
-        return None
-    pick = min if mode == "min" else max
-    value, trial = pick(scored, key=lambda pair: pair[0])
-    return {"trial_id": trial.trial_id, "value": value, "config": trial.config,
-            "checkpoint": trial.checkpoint}
+    return {"trial_id": trial.trial_id, "value": trial.last_result.get(metric),
+            "config": trial.config, "checkpoint": trial.checkpoint}

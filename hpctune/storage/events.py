@@ -1,0 +1,93 @@
+"""The event schema of a trial's result log: kinds, field names, version, and one dispatcher.
+
+Every line of ``result.jsonl`` is one event: ``{"event": <kind>, "v": SCHEMA_VERSION,
+"trial_id", "slurm_job_id", "restart_count", "hostname", "pid", "time", ...}`` plus the
+kind's own fields (``result`` and ``checkpoint`` for a result, ``error`` for an error,
+``signal`` for a preemption, ``reason`` for a stop). Readers go through ``dispatch``, so the
+meaning of each kind is decided in one place per reader (the driver, ``ResultGrid``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from hpctune.errors import HpctuneError
+
+SCHEMA_VERSION = 1
+
+KIND = "event"
+VERSION = "v"
+RESULT = "result"
+CHECKPOINT = "checkpoint"
+ERROR = "error"
+JOB_ID = "slurm_job_id"
+RESTART_COUNT = "restart_count"
+USER_FILES = "user_files"
+
+
+class EventKind(str, enum.Enum):
+    """What happened to a trial, as its worker wrote it."""
+
+    START = "start"            # a worker started (or restarted) the trial
+    RESULT = "result"          # train.report(): metrics, and a checkpoint name if one was saved
+    HEARTBEAT = "heartbeat"    # the worker is alive
+    PREEMPTED = "preempted"    # Slurm announced preemption or the time limit
+    REQUEUED = "requeued"      # the worker checkpointed and requeued its own job
+    TERMINATED = "terminated"  # SIGTERM: preempted (Slurm requeues) or cancelled
+    PAUSED = "paused"          # checkpointed and exited on the driver's request
+    COMPLETE = "complete"      # the trainable returned
+    STOPPED = "stopped"        # ended on a stop decision
+    ERROR = "error"            # the trainable raised; ``error`` holds the traceback
+
+
+class SchemaError(HpctuneError):
+    """A result log written by a newer hpctune than this one."""
+
+
+def new_event(kind: EventKind, **fields: Any) -> dict[str, Any]:
+    """An event of ``kind`` stamped with the schema version."""
+    return {KIND: kind.value, VERSION: SCHEMA_VERSION, **fields}
+
+
+def event_kind(event: dict[str, Any], source: object = "a result log") -> EventKind | None:
+    """The kind of ``event``; None for a kind this version does not know.
+
+    Raises SchemaError for an event of a newer schema: reading it as ours could
+    misinterpret the experiment.
+    """
+    version = event.get(VERSION, 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{source} was written by a newer hpctune (event schema {version!r}, this hpctune "
+            f"reads up to {SCHEMA_VERSION}): upgrade hpctune (`pip install -U hpctune`) to read it.")
+    try:
+        return EventKind(event.get(KIND))
+    except ValueError:
+        return None
+
+
+class EventHandler:
+    """One method per event kind, each a no-op here: readers override what they act on."""
+
+    def on_start(self, event: dict[str, Any]) -> None: ...
+    def on_result(self, event: dict[str, Any]) -> None: ...
+    def on_heartbeat(self, event: dict[str, Any]) -> None: ...
+    def on_preempted(self, event: dict[str, Any]) -> None: ...
+    def on_requeued(self, event: dict[str, Any]) -> None: ...
+    def on_terminated(self, event: dict[str, Any]) -> None: ...
+    def on_paused(self, event: dict[str, Any]) -> None: ...
+    def on_complete(self, event: dict[str, Any]) -> None: ...
+    def on_stopped(self, event: dict[str, Any]) -> None: ...
+    def on_error(self, event: dict[str, Any]) -> None: ...
+
+
+_METHODS = {kind: f"on_{kind.value}" for kind in EventKind}
+
+
+def dispatch(event: dict[str, Any], handler: EventHandler, source: object = "a result log") -> EventKind | None:
+    """Call the handler's method for the event's kind; returns the kind (None: unknown, ignored)."""
+    kind = event_kind(event, source)
+    if kind is not None:
+        getattr(handler, _METHODS[kind])(event)
+    return kind

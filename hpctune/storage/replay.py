@@ -1,0 +1,107 @@
+"""The one replay of a trial's result log: what the log says happened to the trial.
+
+``TrialReplay`` turns events into facts on a ``Trial`` record (results, status, error,
+checkpoint, restarts). ``ResultGrid`` rebuilds finished experiments with it; the driver's
+event handler extends it with decisions (stop, pause, retry). Replaying every log from
+offset zero rebuilds an experiment: the logs are the source of truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from hpctune.storage import events as ev
+from hpctune.storage.events import EventHandler, dispatch
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import read_events
+from hpctune.trial import Trial, TrialStatus
+
+
+class TrialReplay(EventHandler):
+    """Applies a trial's events to its record."""
+
+    def __init__(self, trial: Trial):
+        self.trial = trial
+
+    def on_start(self, event: dict[str, Any]) -> None:
+        self.trial.restart_count = event.get(ev.RESTART_COUNT, 0) or 0
+        self.trial.status = TrialStatus.RUNNING
+
+    def on_result(self, event: dict[str, Any]) -> None:
+        self.trial.status = TrialStatus.RUNNING
+        if event.get(ev.CHECKPOINT):
+            self.trial.checkpoint = event[ev.CHECKPOINT]
+        self.record(event[ev.RESULT])
+
+    def record(self, result: dict[str, Any]) -> bool:
+        """Keep ``result``; True when it is new progress (not a re-run after a restart
+        from an older checkpoint, which is recorded but must not be acted on again)."""
+        self.trial.record_result(result)
+        iteration = result.get("training_iteration", 0)
+        if iteration <= self.trial.max_iteration:
+            return False
+        self.trial.max_iteration = iteration
+        return True
+
+    def on_preempted(self, event: dict[str, Any]) -> None:
+        self.trial.preemptions += 1
+
+    def on_paused(self, event: dict[str, Any]) -> None:
+        self.trial.status = TrialStatus.PAUSED
+
+    def on_complete(self, event: dict[str, Any]) -> None:
+        self.trial.status, self.trial.error = TrialStatus.TERMINATED, None
+        if self.trial.last_result:
+            self.trial.last_result["done"] = True
+
+    def on_stopped(self, event: dict[str, Any]) -> None:
+        self.trial.status, self.trial.error = TrialStatus.TERMINATED, None
+
+    def on_error(self, event: dict[str, Any]) -> None:
+        self.trial.num_failures += 1
+        self.trial.status, self.trial.error = TrialStatus.ERROR, event.get(ev.ERROR, "unknown error")
+
+
+def replay_trial(exp: ExperimentDir, trial_id: str) -> Trial:
+    """A trial as its result log tells it."""
+    meta = exp.read_trial_meta(trial_id)
+    trial = Trial(trial_id, exp.read_params(trial_id), meta.get("experiment_tag", ""),
+                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
+    replay = TrialReplay(trial)
+    path = exp.result_log_path(trial_id)
+    for event in read_events(path):
+        dispatch(event, replay, path)
+    return trial
+
+
+def load_trials(exp: ExperimentDir) -> list[Trial]:
+    """Every trial rebuilt from its log; the driver's snapshot adds what only the driver knew
+    (a trial still queued, an error the worker could not write)."""
+    snapshot = {t["trial_id"]: t for t in exp.read_state().get("trials", [])}
+    trials = []
+    for trial_id in exp.trial_ids():
+        trial = replay_trial(exp, trial_id)
+        known = snapshot.get(trial_id)
+        if known and trial.status is not TrialStatus.TERMINATED:
+            trial.status = TrialStatus(known["status"])
+            trial.error = trial.error or known.get("error")
+        trials.append(trial)
+    return trials
+
+
+def snapshot_trials(exp: ExperimentDir) -> list[Trial]:
+    """Trials from the driver's snapshot (one small read, at most a few seconds old), or
+    rebuilt from the logs when the driver has not written one yet."""
+    state = exp.read_state()
+    if not state:
+        return load_trials(exp)
+    names = {f.name for f in dataclasses.fields(Trial)}
+    return [Trial.from_dict({k: v for k, v in t.items() if k in names}) for t in state.get("trials", [])]
+
+
+def trial_results(log_path: Path) -> list[dict[str, Any]]:
+    """Every result reported in a trial's log (``ExperimentDir.result_log_path``), in order."""
+    path = log_path
+    return [e[ev.RESULT] for e in read_events(path) if ev.event_kind(e, path) is ev.EventKind.RESULT]
