@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import runpy
 import shlex
@@ -76,10 +75,6 @@ def driver_script(plan: SubmitPlan) -> str:
     setup = [*trial_slurm.get("setup", []), *driver.get("setup", [])]
     lines += ["", "# setup", *setup] if setup else []
     lines += ["", "export HPCTUNE_BACKEND=slurm"]
-    if plan.overrides:
-        from hpctune.profiles import SUBMIT_ENV
-
-        lines.append(f"export {SUBMIT_ENV}={shlex.quote(json.dumps(plan.overrides))}")
     command = [plan.python, "-u", "-m", "hpctune.cli_driver", str(root / SUBMIT_FILE)]
     lines += ["exec " + " ".join(shlex.quote(c) for c in command), ""]
     return "\n".join(lines)
@@ -153,33 +148,34 @@ def install_driver_signals() -> None:
 
 
 # -- script mode ----------------------------------------------------------------------------------
-def run_script(plan: SubmitPlan) -> int:
-    """Run the user's script here as ``__main__``, with hpctune's overrides in the environment."""
-    from hpctune.profiles import SUBMIT_ENV
+def run_script(plan: SubmitPlan, before_fit: Any = None) -> int:
+    """Run the user's script here as ``__main__``; every Tuner it creates gets the plan's
+    overrides (profile and command-line options) through ``tuner_hooks``."""
+    from hpctune.profiles import SubmitOverrides
+    from hpctune.tuner import tuner_hooks
 
     saved_argv, saved_path = list(sys.argv), list(sys.path)
-    saved_env = {k: os.environ.get(k) for k in (SUBMIT_ENV, "HPCTUNE_BACKEND")}
-    os.environ[SUBMIT_ENV] = json.dumps(plan.overrides)
+    saved_backend = os.environ.get("HPCTUNE_BACKEND")
     if plan.backend:
         os.environ["HPCTUNE_BACKEND"] = plan.backend
     sys.argv = [plan.target, *plan.script_args]
     sys.path.insert(0, str(Path(plan.target).parent))
     try:
-        runpy.run_path(plan.target, run_name="__main__")
+        with tuner_hooks(on_create=SubmitOverrides(**plan.overrides).apply, before_fit=before_fit):
+            runpy.run_path(plan.target, run_name="__main__")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if saved_backend is None:
+            os.environ.pop("HPCTUNE_BACKEND", None)
+        else:
+            os.environ["HPCTUNE_BACKEND"] = saved_backend
     return 0
 
 
 class _Captured(BaseException):
-    """Raised by the stand-in ``Tuner.fit`` of a dry run, carrying the Tuner."""
+    """Raised by the dry run's ``before_fit`` hook, carrying the Tuner."""
 
     def __init__(self, tuner: Any):
         super().__init__("dry run")
@@ -187,26 +183,14 @@ class _Captured(BaseException):
 
 
 def capture_script_tuner(plan: SubmitPlan) -> Any:
-    """Run the script up to its ``Tuner.fit()`` (not calling it); return that Tuner, or None.
+    """Run the script up to its ``Tuner.fit()`` (not calling it); return that Tuner, or None."""
+    def capture(tuner: Any) -> None:
+        raise _Captured(tuner)
 
-    Used by ``--dry-run`` only: ``fit`` is replaced for the duration of the call.
-    """
-    from hpctune.profiles import SubmitOverrides
-    from hpctune.tuner import Tuner
-
-    original = Tuner.fit
-
-    def stand_in(self: Any) -> Any:
-        raise _Captured(self)
-
-    Tuner.fit = stand_in
     try:
-        run_script(plan)
+        run_script(plan, before_fit=capture)
     except _Captured as captured:
-        SubmitOverrides(**plan.overrides).apply(captured.tuner)  # idempotent
         return captured.tuner
-    finally:
-        Tuner.fit = original
     return None
 
 

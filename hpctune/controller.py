@@ -215,9 +215,9 @@ class Controller:
         trial = Trial(trial_id, config, tag, str(self.exp.trial_dir(trial_id)),
                       resources=self.settings.resources_for(config))
         self.exp.write_params(trial_id, config)
-        write_json_atomic(Path(trial.path) / "trial.json", {
+        self.exp.write_trial_meta(trial_id, {
             "trial_id": trial_id, "experiment_tag": tag, "resources": trial.resources,
-        }, fsync=False)
+        })
         self.trials[trial_id] = self._live[trial_id] = trial
         self.tails[trial_id] = LogTail(self.exp.result_log_path(trial_id))
         self.scheduler.on_trial_add(trial.info)
@@ -527,6 +527,7 @@ class Controller:
             "searcher_finished": self.searcher_finished,
             "trial_id_prefix": self.settings.trial_id_prefix,
         })
+        self.searcher.save_to_dir(self.exp.root)
         write_json_atomic(self.exp.summary_path, experiment_summary(
             self.trial_list, self.settings.metric, self.settings.mode, status,
             self.backend.command_counts()), fsync=False)

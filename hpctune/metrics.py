@@ -41,7 +41,10 @@ def metric_value(trial: Trial, metric: str, mode: str, scope: str = "last") -> f
     """The trial's ``metric`` under ``scope`` (Ray's: last, avg, last-5-avg, last-10-avg, or
     all = its best over every result); None when it never reported a number for it."""
     key = mode if scope == "all" else scope
-    return trial.metric_analysis.get(metric, {}).get(key)
+    value = trial.metric_analysis.get(metric, {}).get(key)
+    if value is None and scope == "last" and is_finite_number(trial.last_result.get(metric)):
+        value = trial.last_result[metric]  # a snapshot written without the analysis
+    return value
 
 
 def best_trial(trials: Iterable[Trial], metric: str | None, mode: str | None, scope: str = "last",

@@ -17,7 +17,8 @@ from typing import Any
 from hpctune.checkpoint import Checkpoint, latest_checkpoint, persist_checkpoint
 from hpctune.errors import HpctuneError
 from hpctune.storage.atomic import read_json
-from hpctune.storage.result_log import SCHEMA_VERSION, ResultLog
+from hpctune.storage.events import EventKind, new_event
+from hpctune.storage.result_log import ResultLog
 
 _session: Session | None = None
 PAUSE = "pause"
@@ -110,7 +111,6 @@ class Session:
 
     def base_fields(self) -> dict[str, Any]:
         return {
-            "v": SCHEMA_VERSION,
             "trial_id": self.context.trial_id,
             "slurm_job_id": self.context.slurm_job_id,
             "restart_count": self.context.restart_count,
@@ -133,7 +133,7 @@ class Session:
         self.iteration += 1
         self.iterations_since_restore += 1
         result = {**metrics, **self._auto_fields(now)}
-        event = {"event": "result", "result": result, **self.base_fields()}
+        event = new_event(EventKind.RESULT, result=result, **self.base_fields())
         if checkpoint is not None:
             path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
             self.checkpoint = Checkpoint(path)

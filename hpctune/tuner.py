@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import pickle
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from hpctune.backends.base import Backend
@@ -17,11 +21,38 @@ from hpctune.errors import ConfigError, ExperimentLockedError, TrainableError
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.search.searcher import SampleLimiter, Searcher
-from hpctune.storage.driver_state import TUNER_FILE, load_driver_state
+from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.trainable import resources_for, validate_trainable
 
 BACKEND_ENV = "HPCTUNE_BACKEND"
+
+
+@dataclass(frozen=True)
+class TunerHooks:
+    """Callables run on every Tuner created (``on_create``) or fitted (``before_fit``) inside a
+    ``tuner_hooks`` block: how ``hpctune submit`` applies its profile and options to the Tuner
+    that a user's script builds, without touching the script."""
+
+    on_create: tuple[Callable[[Tuner], None], ...] = ()
+    before_fit: tuple[Callable[[Tuner], None], ...] = ()
+
+
+_HOOKS: contextvars.ContextVar[TunerHooks] = contextvars.ContextVar("hpctune_tuner_hooks",
+                                                                     default=TunerHooks())  # noqa: B039 - frozen
+
+
+@contextlib.contextmanager
+def tuner_hooks(on_create: Callable[[Tuner], None] | None = None,
+                before_fit: Callable[[Tuner], None] | None = None) -> Iterator[None]:
+    """Run ``on_create``/``before_fit`` for every Tuner of the block (hooks of enclosing blocks too)."""
+    outer = _HOOKS.get()
+    token = _HOOKS.set(TunerHooks(outer.on_create + ((on_create,) if on_create else ()),
+                                  outer.before_fit + ((before_fit,) if before_fit else ())))
+    try:
+        yield
+    finally:
+        _HOOKS.reset(token)
 
 
 class Tuner:
@@ -39,9 +70,8 @@ class Tuner:
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
         self._validate_space()
-        from hpctune.profiles import apply_submit_overrides
-
-        apply_submit_overrides(self)  # `hpctune submit --profile ...` options, when set
+        for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
+            hook(self)
 
     def _validate_space(self) -> None:
         from hpctune.space import validate_space
@@ -52,7 +82,7 @@ class Tuner:
     @classmethod
     def can_restore(cls, path: str | os.PathLike) -> bool:
         """True if ``path`` holds an experiment that ``Tuner.restore`` can continue."""
-        return (ExperimentDir(path).root / TUNER_FILE).exists()
+        return ExperimentDir(path).tuner_path.exists()
 
     @classmethod
     def restore(cls, path: str | os.PathLike, trainable: Any = None, *,
@@ -66,8 +96,8 @@ class Tuner:
         """
         exp = ExperimentDir(path)
         if not cls.can_restore(path):
-            raise ConfigError(f"{exp.root} holds no restorable hpctune experiment ({TUNER_FILE} missing).")
-        with open(exp.root / TUNER_FILE, "rb") as f:
+            raise ConfigError(f"{exp.root} holds no restorable hpctune experiment ({exp.tuner_path.name} missing).")
+        with open(exp.tuner_path, "rb") as f:
             saved = pickle.load(f)
         if trainable is None:
             with open(exp.trainable_path, "rb") as f:
@@ -82,6 +112,8 @@ class Tuner:
         return tuner
 
     def fit(self) -> ResultGrid:
+        for hook in _HOOKS.get().before_fit:  # `hpctune submit --dry-run` stops here
+            hook(self)
         if self._restore is not None:
             return self._fit_restored()
         exp = ExperimentDir(self.run_config.experiment_root(self._default_name()))
@@ -128,7 +160,7 @@ class Tuner:
         except Exception as exc:
             raise ConfigError(f"The experiment's configuration cannot be pickled for resuming ({exc}): "
                               "avoid open files or locks in callbacks, searchers and stoppers.") from exc
-        exp.root.joinpath(TUNER_FILE).write_bytes(data)
+        exp.tuner_path.write_bytes(data)
 
     def _controller(self, exp: ExperimentDir, searcher: Searcher,
                     scheduler: TrialScheduler, prefix: str | None = None) -> Controller:
@@ -310,7 +342,7 @@ class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
         from filelock import FileLock, Timeout
 
         self._timeout = Timeout
-        self.path = exp.root / ".driver.lock"
+        self.path = exp.lock_path
         self.lock = FileLock(str(self.path))
 
     def __enter__(self) -> experiment_lock:

@@ -22,7 +22,7 @@ from typing import Any
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
 from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
-from hpctune.storage.atomic import read_json
+from hpctune.storage.events import USER_FILES, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.user_files import write_user_files
@@ -38,7 +38,7 @@ def trial_id_from_manifest(manifest: Path, task_id: str | None) -> str:
 
 
 def make_session(exp: ExperimentDir, trial_id: str) -> Session:
-    meta = read_json(exp.trial_dir(trial_id) / "trial.json", default={})
+    meta = exp.read_trial_meta(trial_id)
     job, array_job, task = slurm_job_ids()
     context = TrialContext(
         trial_id=trial_id,
@@ -71,7 +71,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     session = make_session(exp, trial_id)
     session_mod.set_session(session)
     log = session.log
-    log.append({"event": "start", **session.base_fields(), "restored_iteration": session.iteration})
+    log.append(new_event(EventKind.START, **session.base_fields(), restored_iteration=session.iteration))
     spec = exp.read_experiment()
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
@@ -91,15 +91,15 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         final = _run(trainable, config, session, spec)
         if isinstance(final, dict):
             session.report(final)
-        _final_event(session, {"event": "complete"}, config)
+        _final_event(session, new_event(EventKind.COMPLETE), config)
         return 0
     except StopTrial as stop:
-        _final_event(session, {"event": "stopped", "reason": str(stop)}, config)
+        _final_event(session, new_event(EventKind.STOPPED, reason=str(stop)), config)
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
-        _final_event(session, {"event": "error", "error": _describe(exc)}, exp.read_params(trial_id))
+        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)), exp.read_params(trial_id))
         traceback.print_exc()
         return 1
 
@@ -107,7 +107,7 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
 def _final_event(session: Session, event: dict, config: dict) -> None:
     """Write the trial's result.json/progress.csv here, in the job, then its last event."""
     write_user_files(Path(session.context.trial_dir), config)
-    session.log.append({**event, "user_files": True, **session.base_fields()}, fsync=True)
+    session.log.append({**event, USER_FILES: True, **session.base_fields()}, fsync=True)
 
 
 def _exit_for(signal_name: str, session: Session) -> int:
@@ -117,13 +117,13 @@ def _exit_for(signal_name: str, session: Session) -> int:
     cancel (the job must stay cancelled), so only USR1/USR2 warnings requeue here.
     """
     if signal_name == session_mod.PAUSE:
-        kind = "paused"
+        kind = EventKind.PAUSED
     elif signal_name == "SIGTERM":
-        kind = "terminated"
+        kind = EventKind.TERMINATED
     else:
-        kind = "requeued"
-    session.log.append({"event": kind, **session.base_fields()}, fsync=True)
-    if kind == "requeued":
+        kind = EventKind.REQUEUED
+    session.log.append(new_event(kind, **session.base_fields()), fsync=True)
+    if kind is EventKind.REQUEUED:
         requeue_self(session)
     return 0
 
@@ -209,10 +209,10 @@ class Watcher:
                 return
             if self.session.signal_name and not self._signal_logged:
                 self._signal_logged = True
-                self.session.log.append({"event": "preempted", "signal": self.session.signal_name,
-                                         **self.session.base_fields()}, fsync=True)
+                self.session.log.append(new_event(EventKind.PREEMPTED, signal=self.session.signal_name,
+                                                  **self.session.base_fields()), fsync=True)
             else:
-                self.session.log.append({"event": "heartbeat", **self.session.base_fields()})
+                self.session.log.append(new_event(EventKind.HEARTBEAT, **self.session.base_fields()))
 
 
 def requeue_self(session: Session) -> None:
@@ -220,9 +220,9 @@ def requeue_self(session: Session) -> None:
     job_id = session.context.slurm_job_id
     if not job_id:
         return
-    from hpctune.backends.slurm_commands import SlurmCommands
+    from hpctune.backends.slurm_limits import shared_commands
 
-    proc = SlurmCommands(timeout_s=30).run(["scontrol", "requeue", job_id], check=False)
+    proc = shared_commands().run(["scontrol", "requeue", job_id], check=False)
     if proc.returncode != 0:
         print(f"hpctune: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr)
 

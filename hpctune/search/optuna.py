@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from hpctune.errors import ConfigError, SearchSpaceError
+from hpctune.metrics import flatten
 from hpctune.objective import finite_or_none
 from hpctune.search.optuna_space import (
     INSTALL_HINT,
     _check_objectives,
     _contains_searchable,
     _fill,
-    _flatten,
     _merge,
     _Param,
     _unflatten,
@@ -185,10 +185,10 @@ class OptunaSearch(Searcher):
 
     def _encode_point(self, config: dict, strict: bool) -> dict[str, Any]:
         """Optuna params for a config: flattened, encoded, constants dropped."""
-        flat = _flatten(config)
+        flat = flatten(config)
         if self._define_by_run is not None:
             return flat
-        known = set(_flatten(self._template)) | set(self._params)
+        known = set(flatten(self._template)) | set(self._params)
         unknown = [key for key in flat if key not in known]
         if strict and unknown:
             raise SearchSpaceError(

@@ -10,8 +10,6 @@ from hpctune.errors import ConfigError
 from hpctune.objective import Objective
 
 SEARCHER_STATE_FILE = "searcher-state.pkl"
-#: the driver's snapshot in an experiment directory (hpctune.storage.driver_state writes it)
-DRIVER_STATE_FILE = "driver-state.pkl"
 
 
 class Searcher(Objective):
@@ -66,21 +64,18 @@ class Searcher(Objective):
         with open(checkpoint_path, "rb") as f:
             self.set_state(pickle.load(f))
 
+    def save_to_dir(self, checkpoint_dir: str | Path) -> None:
+        """Write the state to ``<checkpoint_dir>/searcher-state.pkl`` (the driver does this in
+        the experiment directory with each snapshot)."""
+        self.save(Path(checkpoint_dir) / SEARCHER_STATE_FILE)
+
     def restore_from_dir(self, checkpoint_dir: str | Path) -> None:
-        """Restore from an experiment directory (the driver's snapshot) or a directory
-        where ``save`` wrote ``searcher-state.pkl``."""
+        """Restore from a directory where ``save_to_dir`` wrote, such as an experiment directory."""
         saved = Path(checkpoint_dir) / SEARCHER_STATE_FILE
-        if saved.exists():
-            self.restore(saved)
-            return
-        snapshot = Path(checkpoint_dir) / DRIVER_STATE_FILE
-        if not snapshot.exists():
-            raise ConfigError(f"No searcher state in {checkpoint_dir}: expected {saved} or {snapshot}.")
-        with open(snapshot, "rb") as f:
-            state = pickle.load(f)["searcher"]
-        while isinstance(state, dict) and state.get(SampleLimiter.STATE_MARK):
-            state = state["searcher"]  # the Tuner's wrapper around the user's searcher
-        self.set_state(state)
+        if not saved.exists():
+            raise ConfigError(f"No searcher state in {checkpoint_dir}: expected {saved}, written by "
+                              "a driver of this hpctune version or by Searcher.save_to_dir().")
+        self.restore(saved)
 
 
 class SearcherWrapper(Searcher):
@@ -139,6 +134,10 @@ class SampleLimiter(SearcherWrapper):
         return config
 
     STATE_MARK = "sample_limiter"
+
+    def save_to_dir(self, checkpoint_dir: str | Path) -> None:
+        """The user's searcher's state: what ``restore_from_dir`` on that searcher expects."""
+        self.searcher.save_to_dir(checkpoint_dir)
 
     def get_state(self) -> dict:
         return {self.STATE_MARK: True, "suggested": self.suggested,

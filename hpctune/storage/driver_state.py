@@ -9,20 +9,17 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from hpctune.search.searcher import DRIVER_STATE_FILE  # searchers restore from it too
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
-
-TUNER_FILE = "tuner.pkl"
 
 
 def save_driver_state(exp: ExperimentDir, state: dict[str, Any]) -> None:
     """Atomically replace the snapshot a restored driver starts from."""
-    write_bytes_atomic(exp.root / DRIVER_STATE_FILE, pickle.dumps(state), fsync=False)
+    write_bytes_atomic(exp.driver_state_path, pickle.dumps(state), fsync=False)
 
 
 def load_driver_state(exp: ExperimentDir) -> dict[str, Any] | None:
-    path = exp.root / DRIVER_STATE_FILE
+    path = exp.driver_state_path
     if not path.exists():
         return None
     with open(path, "rb") as f:
