@@ -1,6 +1,6 @@
 """Console output of the driver: Ray Tune's reporters (``ProgressReporter``, ``CLIReporter``).
 
-The controller calls ``reporter.maybe_report(controller)`` once per loop step. The
+The controller calls ``reporter.maybe_report(view)`` once per loop step. The
 reporter asks ``should_report(trials, done)`` (cheap: a clock check) and only then builds
 the status view and calls ``report(trials, done, *sys_info)``, so rendering costs the
 driver at most one table every ``max_report_frequency`` seconds.
@@ -13,6 +13,7 @@ full table once at the end.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -20,15 +21,14 @@ from typing import Any, TextIO
 
 from hpctune.config import RunConfig, TuneConfig
 from hpctune.errors import ConfigError
+from hpctune.run_view import StatusView
 from hpctune.status_table import (
     Columns,
-    StatusView,
     header_lines,
     infer_columns,
     plain_line,
     render,
 )
-from hpctune.storage.experiment import ExperimentDir
 
 
 class ProgressReporter:
@@ -54,37 +54,21 @@ class ProgressReporter:
         """Called with TuneConfig's metric/mode; returns True (Ray's signature)."""
         return True
 
-    def maybe_report(self, controller: Any, done: bool | None = None) -> None:
-        """The driver's hook: report through ``should_report``/``report``; once more at the end."""
+    def maybe_report(self, view: StatusView) -> None:
+        """The driver's hook, once per loop step with the run's current ``StatusView``:
+        report through ``should_report``/``report``; once more when the run is done."""
         if self._done_reported:
             return
         if self._started is None:
             self._started = time.monotonic()
-        trials = controller.trial_list
-        if done is None:
-            done = not controller.live_trials and bool(
-                controller.searcher_finished or controller.stop_everything)
-        if not self.should_report(trials, done):
+        if not self.should_report(view.trials, view.done):
             return
-        self._view = view_from_controller(controller, getattr(self, "_metric", None),
-                                          getattr(self, "_mode", None))
-        self._view.elapsed_s = time.monotonic() - self._started
-        self.report(trials, done, *header_lines(self._view))
-        self._done_reported = done
-
-
-def view_from_controller(controller: Any, metric: str | None = None,
-                         mode: str | None = None) -> StatusView:
-    """What the driver knows right now, as a StatusView."""
-    settings = controller.settings
-    return StatusView(
-        trials=controller.trial_list,
-        experiment_dir=str(controller.exp.root),
-        scheduler=type(controller.scheduler).__name__,
-        metric=metric or settings.metric,
-        mode=mode or settings.mode,
-        slurm_commands=controller.backend.command_counts(),
-    )
+        self._view = dataclasses.replace(
+            view, metric=getattr(self, "_metric", None) or view.metric,
+            mode=getattr(self, "_mode", None) or view.mode,
+            elapsed_s=time.monotonic() - self._started)
+        self.report(view.trials, view.done, *header_lines(self._view))
+        self._done_reported = view.done
 
 
 class CLIReporter(ProgressReporter):
@@ -232,7 +216,7 @@ class _RayStyleAdapter(ProgressReporter):
         self.reporter.report(trials, done, *sys_info)
 
 
-def make_reporter(run_config: RunConfig, tune_config: TuneConfig, exp: ExperimentDir) -> Any:
+def make_reporter(run_config: RunConfig, tune_config: TuneConfig) -> Any:
     """The reporter for this run: the user's, a ``CLIReporter``, or none (verbose=0)."""
     reporter = run_config.progress_reporter
     if reporter is None:

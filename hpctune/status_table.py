@@ -12,31 +12,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hpctune.metrics import AUTO_METRICS, best_trial, flatten, is_finite_number
+from hpctune.run_view import StatusView
 from hpctune.trial import Trial
 
 STATUS_ORDER = {"RUNNING": 0, "PENDING": 1, "PAUSED": 2, "ERROR": 3, "TERMINATED": 4}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING"}
 MAX_INFERRED_PARAMS = 6
-
-
-@dataclass
-class StatusView:
-    """Everything the status display shows; built by the driver or from the experiment files."""
-
-    trials: list[Trial]
-    experiment_dir: str = ""
-    scheduler: str | None = None
-    metric: str | None = None
-    mode: str | None = None
-    slurm_commands: dict[str, int] = field(default_factory=dict)
-    elapsed_s: float | None = None
-    state: str | None = None
-    driver: str | None = None
-    updated: float | None = None
 
 
 @dataclass

@@ -184,7 +184,7 @@ class Tuner:
         )
         callbacks = CallbackList(self.run_config.callbacks)
         callbacks.call("setup")
-        reporter = make_reporter(self.run_config, self.tune_config, exp)
+        reporter = make_reporter(self.run_config, self.tune_config)
         return Controller(exp, self._backend(exp), searcher, scheduler,
                           as_stopper(self.run_config.stop), callbacks, settings, reporter)
 

@@ -1,7 +1,6 @@
 """Reporters: Ray's interface, report frequency, the status table, live and plain output."""
 
 import io
-from types import SimpleNamespace
 
 import pytest
 
@@ -9,7 +8,8 @@ from hpctune import tune
 from hpctune.config import RunConfig, TuneConfig
 from hpctune.errors import ConfigError
 from hpctune.progress import CLIReporter, ProgressReporter, make_reporter
-from hpctune.status_table import StatusView, header_lines, plain_line
+from hpctune.run_view import StatusView
+from hpctune.status_table import header_lines, plain_line
 from hpctune.trial import Trial, TrialStatus
 
 
@@ -28,23 +28,16 @@ def make_trials(n=3, **overrides):
     return trials
 
 
-class ASHAScheduler:
-    """Only its class name is shown."""
-
-
-def fake_controller(trials, metric="loss", mode="min", done=False):
-    return SimpleNamespace(
-        trial_list=trials, live_trials=[] if done else trials, searcher_finished=done,
-        stop_everything=False, exp=SimpleNamespace(root="/exp"),
-        scheduler=ASHAScheduler(),
-        settings=SimpleNamespace(metric=metric, mode=mode),
-        backend=SimpleNamespace(command_counts=lambda: {"sbatch": 1, "squeue": 12}))
+def run_view(trials, metric="loss", mode="min", done=False):
+    """What the driver hands its reporter each step."""
+    return StatusView(trials, experiment_dir="/exp", scheduler="ASHAScheduler", metric=metric,
+                      mode=mode, slurm_commands={"sbatch": 1, "squeue": 12}, done=done)
 
 
 def render_text(reporter, trials, done=True):
     out = io.StringIO()
     reporter._out = out
-    reporter.maybe_report(fake_controller(trials, done=done), done=done)
+    reporter.maybe_report(run_view(trials, done=done))
     return out.getvalue()
 
 
@@ -123,11 +116,11 @@ def test_live_table_on_a_terminal_stops_when_done():
     reporter = CLIReporter(live=True, max_report_frequency=0)
     reporter._console = Console(file=out, force_terminal=True, width=160)
     trials = make_trials(2)
-    reporter.maybe_report(fake_controller(trials))
+    reporter.maybe_report(run_view(trials))
     assert reporter._live is not None
-    reporter.maybe_report(fake_controller(trials, done=True))
+    reporter.maybe_report(run_view(trials, done=True))
     assert reporter._live is None and "t_00001" in out.getvalue()
-    reporter.maybe_report(fake_controller(trials, done=True))  # nothing after the final report
+    reporter.maybe_report(run_view(trials, done=True))  # nothing after the final report
 
 
 class Recorder(ProgressReporter):
@@ -155,8 +148,8 @@ def test_custom_reporter_reports_on_termination_only_in_a_real_run(tmp_path, mon
 
 def test_make_reporter():
     tc = TuneConfig(metric="loss", mode="min")
-    assert make_reporter(RunConfig(verbose=0), tc, None) is None
-    default = make_reporter(RunConfig(), tc, None)
+    assert make_reporter(RunConfig(verbose=0), tc) is None
+    default = make_reporter(RunConfig(), tc)
     assert isinstance(default, CLIReporter) and default._metric == "loss"
 
     class RayStyle:  # duck-typed, not a ProgressReporter
@@ -170,13 +163,13 @@ def test_make_reporter():
             self.seen.append(done)
 
     ray_style = RayStyle()
-    adapted = make_reporter(RunConfig(progress_reporter=ray_style), tc, None)
-    adapted.maybe_report(fake_controller(make_trials(1)))
+    adapted = make_reporter(RunConfig(progress_reporter=ray_style), tc)
+    adapted.maybe_report(run_view(make_trials(1)))
     assert ray_style.seen == [False]
     with pytest.raises(ConfigError, match="should_report"):
-        make_reporter(RunConfig(progress_reporter=object()), tc, None)
+        make_reporter(RunConfig(progress_reporter=object()), tc)
     with pytest.raises(ConfigError, match="metric/mode"):
-        make_reporter(RunConfig(progress_reporter=CLIReporter(metric="acc")), tc, None)
+        make_reporter(RunConfig(progress_reporter=CLIReporter(metric="acc")), tc)
 
 
 def test_header_and_plain_line_without_metric():

@@ -1,0 +1,281 @@
+"""The driver loop: ask the searcher, launch jobs, read result logs, enact decisions.
+
+The controller is the only place with policy about *when* to call the backend:
+one launch per batch of new trials, one poll per ``poll_interval_s``, one cancel per
+batch of stop decisions. Schedulers, stoppers and searchers only return decisions;
+the controller enacts them here (stop, pause, retry, finish, fail).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpctune.backends.base import Backend
+from hpctune.callbacks import CallbackList
+from hpctune.checkpoint import checkpoints_to_delete
+from hpctune.config import CheckpointConfig
+from hpctune.controller import snapshot
+from hpctune.controller.events import TrialEvents
+from hpctune.controller.job_watch import JobWatch
+from hpctune.controller.launching import Launcher
+from hpctune.errors import TuneError
+from hpctune.run_view import StatusView
+from hpctune.schedulers.trial_scheduler import TrialScheduler
+from hpctune.search.searcher import Searcher
+from hpctune.storage.events import USER_FILES, dispatch
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import LogTail
+from hpctune.storage.user_files import write_user_files
+from hpctune.trial import Trial, TrialStatus
+
+SNAPSHOT_INTERVAL_S = 5.0
+
+
+@dataclass
+class ControllerSettings:
+    """The parts of TuneConfig/RunConfig the loop needs, resolved."""
+
+    max_concurrent: int | None = None
+    time_budget_s: float | None = None
+    max_failures: int = 0
+    fail_fast: bool | str = False
+    stop_grace_s: float = 0.0
+    tick_s: float = 0.05
+    resources_for: Callable[[dict], dict] = field(default=lambda config: {"cpu": 1, "gpu": 0})
+    trial_id_prefix: str = "trial"
+    param_space: dict = field(default_factory=dict)
+    metric: str | None = None
+    mode: str | None = None
+    checkpoint_config: CheckpointConfig = field(default_factory=CheckpointConfig)
+    heartbeat_timeout_s: float | None = 600.0
+    keep_jobs_on_interrupt: bool = False
+
+
+class Controller:
+    """Runs one experiment to the end; ``run()`` returns every trial."""
+
+    def __init__(self, exp: ExperimentDir, backend: Backend, searcher: Searcher,
+                 scheduler: TrialScheduler, stopper: Any, callbacks: CallbackList,
+                 settings: ControllerSettings, reporter: Any = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.exp, self.backend, self.searcher = exp, backend, searcher
+        self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
+        self.settings, self.reporter, self.clock = settings, reporter, clock
+        self.trials: dict[str, Trial] = {}
+        self.live: dict[str, Trial] = {}  # the unfinished trials: each step looks only at these
+        self.tails: dict[str, LogTail] = {}
+        self.iteration = 0
+        self.searcher_finished = False
+        self.stop_everything = False
+        self.fatal_error: str | None = None
+        self.launcher = Launcher(self)
+        self.jobs = JobWatch(self)
+        self._last_snapshot = clock()
+        self._started = clock()
+
+    def restore(self, state: dict, resume_unfinished: bool = True, resume_errored: bool = False,
+                restart_errored: bool = False) -> None:
+        """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
+        snapshot.restore(self, state, resume_unfinished, resume_errored, restart_errored)
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> list[Trial]:
+        with snapshot.interrupt_flag() as interrupted:
+            try:
+                while not self.done and not interrupted.is_set():
+                    self.step()
+                    time.sleep(self.settings.tick_s)
+                if interrupted.is_set():
+                    snapshot.on_interrupt(self)
+            finally:
+                self.save(self._final_status())
+        self.callbacks.call("on_experiment_end", trials=self.trial_list)
+        if self.fatal_error and self.settings.fail_fast == "raise":
+            raise TuneError(self.fatal_error)
+        return self.trial_list
+
+    def _final_status(self) -> str:
+        if self.live:
+            return "interrupted"
+        return "error" if self.fatal_error else "finished"
+
+    def step(self) -> None:
+        """One pass: new trials, launches, log reading, stop enactment, Slurm poll."""
+        self.iteration += 1
+        if self.callbacks:
+            self.callbacks.call("on_step_begin", iteration=self.iteration, trials=self.trial_list)
+        self._check_budget()
+        if not self.stop_everything:
+            self.launcher.create_trials()
+            self.launcher.launch_pending()
+        polling = self.jobs.poll_due()
+        self.ingest_logs(everything=polling)
+        self._enact_stops()
+        if polling:
+            self.jobs.poll()
+        if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
+            self.save()
+        if self.reporter is not None:
+            self.reporter.maybe_report(self.view())
+        if self.callbacks:
+            self.callbacks.call("on_step_end", iteration=self.iteration, trials=self.trial_list)
+
+    @property
+    def done(self) -> bool:
+        return not self.live and (self.searcher_finished or self.stop_everything)
+
+    @property
+    def trial_list(self) -> list[Trial]:
+        return list(self.trials.values())
+
+    @property
+    def live_trials(self) -> list[Trial]:
+        return list(self.live.values())
+
+    def view(self) -> StatusView:
+        """What displays may know about the run right now."""
+        return StatusView(trials=self.trial_list, experiment_dir=str(self.exp.root),
+                          scheduler=type(self.scheduler).__name__, metric=self.settings.metric,
+                          mode=self.settings.mode, slurm_commands=self.backend.command_counts(),
+                          done=self.done)
+
+    def save(self, status: str = "running") -> None:
+        """Snapshot the driver's state (a restored driver starts from it)."""
+        self._last_snapshot = self.clock()
+        snapshot.save(self, status)
+
+    # -- reading results ----------------------------------------------------------
+    def ingest_logs(self, everything: bool = True) -> None:
+        """Read new events; between Slurm polls only the logs of running trials (few stats)."""
+        for trial in self.live_trials:
+            if trial.job_id is None:
+                continue
+            if not everything and trial.status is not TrialStatus.RUNNING and trial.job_state != "RUNNING":
+                continue
+            handler = TrialEvents(self, trial)
+            tail = self.tails[trial.trial_id]
+            for event in tail.read_new():
+                trial.last_event_at = self.clock()
+                trial.user_files = trial.user_files or bool(event.get(USER_FILES))
+                dispatch(event, handler, tail.path)
+                if trial.is_finished:
+                    break
+
+    # -- enacting decisions ---------------------------------------------------------
+    def complete(self, trial: Trial, early: bool = False) -> None:
+        """The trial ended: it finished (or a stopper ended it), or a scheduler stopped it early."""
+        self.finish(trial, TrialStatus.TERMINATED)
+        if early:
+            self.scheduler.on_trial_remove(trial.info)
+            self.searcher.on_trial_stopped_early(trial.trial_id, trial.last_result or None)
+        else:
+            self.scheduler.on_trial_complete(trial.info, trial.last_result or None)
+            self.searcher.on_trial_complete(trial.trial_id, trial.last_result or None)
+        self.callbacks.call("on_trial_complete", iteration=self.iteration,
+                            trials=self.trial_list, trial=trial)
+
+    def trial_failed(self, trial: Trial, error: str) -> None:
+        """The trial raised or its job died: retry it from its checkpoint, or fail it."""
+        trial.num_failures += 1
+        if self._may_retry(trial):
+            self.retry(trial)
+            return
+        self.fail(trial, error)
+
+    def _may_retry(self, trial: Trial) -> bool:
+        return self.settings.max_failures < 0 or trial.num_failures <= self.settings.max_failures
+
+    def count_failure(self, trial: Trial, why: str) -> None:
+        """A failure that Slurm already retried (requeued job): end the trial if over budget."""
+        trial.num_failures += 1
+        if not self._may_retry(trial):
+            if trial.job_id:
+                self.backend.cancel([trial.job_id])
+            self.fail(trial, f"Trial {trial.trial_id} failed {trial.num_failures} times; "
+                             f"the last time {why}. Raise FailureConfig(max_failures=...) to retry more.")
+
+    def fail(self, trial: Trial, error: str) -> None:
+        trial.error = error
+        self.finish(trial, TrialStatus.ERROR)
+        self.scheduler.on_trial_error(trial.info)
+        self.searcher.on_trial_complete(trial.trial_id, trial.last_result or None, error=True)
+        self.callbacks.call("on_trial_error", iteration=self.iteration,
+                            trials=self.trial_list, trial=trial)
+        if self.settings.fail_fast:
+            self.fatal_error = f"Trial {trial.trial_id} failed (fail_fast is set):\n{error}"
+            self.stop_experiment(self.fatal_error)
+
+    @staticmethod
+    def retry(trial: Trial) -> None:
+        """Resubmit a failed trial; it resumes from its latest checkpoint."""
+        trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
+        trial.awaiting_restart = True
+
+    def keep_checkpoint(self, trial: Trial, name: str, result: dict) -> None:
+        """Track a new checkpoint; delete those beyond CheckpointConfig(num_to_keep)."""
+        cfg = self.settings.checkpoint_config
+        attribute = cfg.checkpoint_score_attribute
+        trial.checkpoint = name
+        trial.checkpoints = [c for c in trial.checkpoints if c[0] != name]
+        trial.checkpoints.append([name, result.get(attribute) if attribute else None])
+        doomed = checkpoints_to_delete([tuple(c) for c in trial.checkpoints], cfg.num_to_keep,
+                                       cfg.checkpoint_score_order, by_score=bool(attribute))
+        for doomed_name in doomed:
+            shutil.rmtree(Path(trial.path) / doomed_name, ignore_errors=True)
+        trial.checkpoints = [c for c in trial.checkpoints if c[0] not in doomed]
+
+    def finish(self, trial: Trial, status: TrialStatus) -> None:
+        trial.status, trial.ended_at = status, self.clock()
+        self.live.pop(trial.trial_id, None)
+        if not trial.user_files:  # the job ended without writing them (cancelled, killed)
+            write_user_files(Path(trial.path), trial.config)
+
+    def request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:
+        """Ask the worker to stop at its next report; scancel follows after a grace period."""
+        trial.stop_requested_at, trial.stop_reason = self.clock(), reason
+        trial.stopped_by_scheduler = by_scheduler
+        self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason,
+                                                "time": time.time()})
+
+    def request_pause(self, trial: Trial) -> None:
+        """Ask the worker to checkpoint and exit; the trial is resubmitted later."""
+        trial.awaiting_restart = True
+        self.exp.write_control(trial.trial_id, {"action": "pause"})
+
+    def _enact_stops(self) -> None:
+        deadline = self.clock() - self.settings.stop_grace_s
+        overdue = [t for t in self.live_trials if t.stop_requested_at is not None
+                   and t.stop_requested_at <= deadline and t.job_id and t.job_state != "CANCELLING"]
+        if overdue:
+            self.backend.cancel([t.job_id for t in overdue])
+            for trial in overdue:
+                trial.job_state = "CANCELLING"
+
+    def stop_experiment(self, reason: str) -> None:
+        self.stop_everything = True
+        self.searcher_finished = True
+        live = self.live_trials
+        for trial in live:
+            if trial.stop_requested_at is None:
+                self.request_stop(trial, reason, by_scheduler=False)
+        queued = [t for t in live if t.job_id and t.job_state != "CANCELLING"]
+        self.backend.cancel([t.job_id for t in queued])
+        for trial in live:
+            trial.job_state = "CANCELLING"
+            if trial.job_id is None:
+                self.complete(trial, early=trial.stopped_by_scheduler)
+
+    def _check_budget(self) -> None:
+        budget = self.settings.time_budget_s
+        if budget is not None and not self.stop_everything and self.clock() - self._started >= budget:
+            self.stop_experiment(f"time budget of {budget} s spent")
+
+    def note(self, message: str) -> None:
+        """A message for the person at the terminal."""
+        print(f"hpctune: {message}", file=sys.stderr)

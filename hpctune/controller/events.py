@@ -1,0 +1,97 @@
+"""The driver's reading of a trial's events: the log's facts, then the decisions they call for.
+
+``TrialEvents`` extends the one log replay (``TrialReplay``) with what only the driver
+does: it checks that an event belongs to the trial's current job, keeps checkpoints
+within ``num_to_keep``, asks the stoppers, scheduler and searcher about each new result,
+and tells the controller to stop, pause, retry or finish the trial.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpctune.schedulers.trial_scheduler import Decision
+from hpctune.storage import events as ev
+from hpctune.storage.replay import TrialReplay
+from hpctune.trial import Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from hpctune.controller.controller import Controller
+
+
+class TrialEvents(TrialReplay):
+    """Handles the new events of one trial for the controller."""
+
+    def __init__(self, controller: Controller, trial: Trial):
+        super().__init__(trial)
+        self.ctl = controller
+
+    def on_start(self, event: dict[str, Any]) -> None:
+        trial = self.trial
+        first = trial.started_at is None
+        job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0)
+        if job and trial.job_id and job != trial.job_id:
+            return  # a run of an earlier job, cancelled before the driver read this
+        unexplained = not first and not trial.awaiting_restart and restarts > trial.restart_count
+        super().on_start(event)
+        trial.awaiting_restart = False
+        trial.started_at = trial.started_at or self.ctl.clock()
+        if first:
+            self.ctl.callbacks.call("on_trial_start", iteration=self.ctl.iteration,
+                                    trials=self.ctl.trial_list, trial=trial)
+        elif unexplained:  # Slurm restarted the job without a signal: node failure, kill -9
+            self.ctl.count_failure(trial, "the job was restarted by Slurm without warning "
+                                          "(node failure or a kill without signal)")
+
+    def on_result(self, event: dict[str, Any]) -> None:
+        trial, result = self.trial, event[ev.RESULT]
+        if not trial.awaiting_restart:
+            trial.status = TrialStatus.RUNNING
+        if event.get(ev.CHECKPOINT):
+            self.ctl.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
+        if trial.stop_requested_at is not None:
+            trial.results_after_stop += 1  # in the log, but the trial ended with its decision
+            return
+        if self.record(result):
+            self._decide(result)
+
+    def _decide(self, result: dict[str, Any]) -> None:
+        """New progress: tell the searcher and callbacks; ask the stopper, then the scheduler."""
+        ctl, trial = self.ctl, self.trial
+        ctl.searcher.on_trial_result(trial.trial_id, result)
+        ctl.callbacks.call("on_trial_result", iteration=ctl.iteration, trials=ctl.trial_list,
+                           trial=trial, result=result)
+        if ctl.stopper(trial.trial_id, result):
+            ctl.request_stop(trial, "stop criterion reached", by_scheduler=False)
+        else:
+            decision = ctl.scheduler.on_trial_result(trial.info, result)
+            if decision is Decision.STOP:
+                ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
+            elif decision is Decision.PAUSE and not trial.awaiting_restart:
+                ctl.request_pause(trial)
+        if ctl.stopper.stop_all():
+            ctl.stop_experiment("a stopper ended the experiment")
+
+    def on_complete(self, event: dict[str, Any]) -> None:
+        super().on_complete(event)
+        self.ctl.complete(self.trial)
+
+    def on_stopped(self, event: dict[str, Any]) -> None:
+        self.ctl.complete(self.trial, early=self.trial.stopped_by_scheduler)
+
+    def on_error(self, event: dict[str, Any]) -> None:
+        self.ctl.trial_failed(self.trial, event.get(ev.ERROR, "unknown error"))
+
+    def on_preempted(self, event: dict[str, Any]) -> None:
+        super().on_preempted(event)
+        self.trial.awaiting_restart = True
+
+    def on_requeued(self, event: dict[str, Any]) -> None:
+        self.trial.status, self.trial.job_state = TrialStatus.PENDING, "REQUEUED"
+
+    def on_terminated(self, event: dict[str, Any]) -> None:
+        self.trial.awaiting_restart = True  # SIGTERM: preempted (Slurm requeues it) or cancelled
+
+    def on_paused(self, event: dict[str, Any]) -> None:
+        super().on_paused(event)
+        self.trial.job_id, self.trial.job_state = None, ""

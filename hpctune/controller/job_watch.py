@@ -1,0 +1,79 @@
+"""Watching jobs: one backend poll per ``poll_interval_s``, heartbeats, jobs that vanished.
+
+A job Slurm calls RUNNING whose log stopped advancing for ``heartbeat_timeout_s`` is
+lost (a dead node, a hung filesystem): it is cancelled and retried. A job that left the
+queue without a final event was cancelled on request (``hpctune cancel`` writes a stop
+request first) or failed; its accounting record, when there is one, says how.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hpctune.trial import Trial
+
+if TYPE_CHECKING:
+    from hpctune.controller.controller import Controller
+
+
+class JobWatch:
+    """Polls the backend for the controller and acts on what changed."""
+
+    def __init__(self, controller: Controller):
+        self.ctl = controller
+        self._last_poll = -1e9
+
+    def poll_due(self) -> bool:
+        return self.ctl.clock() - self._last_poll >= self.ctl.backend.poll_interval_s
+
+    def poll(self) -> None:
+        ctl = self.ctl
+        self._last_poll = ctl.clock()
+        states = ctl.backend.poll()
+        gone = []
+        for trial in ctl.live_trials:
+            if trial.job_id is None:
+                continue
+            state = states.get(trial.job_id)
+            if state is None:
+                gone.append(trial)
+                continue
+            trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
+            self._check_heartbeat(trial)
+        if gone:
+            ctl.ingest_logs()  # a final event may have landed since the last read
+            self._on_jobs_gone([t for t in gone if not t.is_finished])
+
+    def _check_heartbeat(self, trial: Trial) -> None:
+        """A job Slurm reports RUNNING whose log stopped advancing is hung or lost: retry it."""
+        ctl = self.ctl
+        timeout = ctl.settings.heartbeat_timeout_s
+        if timeout is None or trial.job_state != "RUNNING" or trial.stop_requested_at is not None:
+            return
+        since = trial.last_event_at or trial.submitted_at or ctl.clock()
+        if ctl.clock() - since > timeout:
+            ctl.backend.cancel([trial.job_id])
+            ctl.trial_failed(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s while "
+                                    "Slurm reported it RUNNING: cancelled it as lost.")
+
+    def _on_jobs_gone(self, trials: list[Trial]) -> None:
+        """Jobs that left the queue without a final event: stopped, or an error."""
+        ctl = self.ctl
+        for trial in trials:  # `hpctune cancel` writes a stop request before its scancel
+            if trial.stop_requested_at is None and self._stop_requested_on_disk(trial):
+                trial.stop_requested_at, trial.stop_reason = ctl.clock(), "cancelled"
+        unexplained = [t for t in trials if t.stop_requested_at is None]
+        for trial in trials:
+            if trial.stop_requested_at is not None:
+                ctl.complete(trial, early=trial.stopped_by_scheduler)
+        if not unexplained:
+            return
+        final = ctl.backend.final_states([t.job_id for t in unexplained])
+        for trial in unexplained:
+            _, stderr = ctl.backend.log_paths(trial.job_id)
+            state = final.get(trial.job_id, "unknown: no accounting record")
+            ctl.trial_failed(trial, f"Job {trial.job_id} ended without a final result "
+                                    f"(scheduler state: {state}). See its stderr: {stderr}")
+
+    def _stop_requested_on_disk(self, trial: Trial) -> bool:
+        return self.ctl.exp.read_control(trial.trial_id).get("action") == "stop"

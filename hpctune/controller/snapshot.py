@@ -1,0 +1,116 @@
+"""The driver's state on disk: snapshots, restoring from one, and Ctrl+C.
+
+A snapshot writes ``state.json`` (trials, for the CLI), ``driver-state.pkl`` (searcher and
+scheduler state, for ``Tuner.restore``), the searcher's own ``searcher-state.pkl`` and
+``summary.json`` (for ``hpctune ls``). The result logs remain the source of truth: a
+restored driver re-reads them from the offsets the snapshot recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpctune.checkpoint import discard_checkpoints
+from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.driver_state import save_driver_state
+from hpctune.storage.result_log import LogTail
+from hpctune.storage.summary import experiment_summary
+from hpctune.trial import Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from hpctune.controller.controller import Controller
+
+
+def save(ctl: Controller, status: str = "running") -> None:
+    """Write the driver's state atomically."""
+    for trial_id, tail in ctl.tails.items():  # where a restored driver resumes reading
+        ctl.trials[trial_id].log_offset = tail.offset
+    trials = [t.to_dict() for t in ctl.trials.values()]
+    write_json_atomic(ctl.exp.state_path, {
+        "trials": trials,
+        "searcher_finished": ctl.searcher_finished,
+        "backend_commands": ctl.backend.command_counts(),
+        "updated": time.time(),
+    }, fsync=False, indent=None)
+    save_driver_state(ctl.exp, {
+        "trials": trials,
+        "searcher": ctl.searcher.get_state(),
+        "scheduler": ctl.scheduler.get_state(),
+        "searcher_finished": ctl.searcher_finished,
+        "trial_id_prefix": ctl.settings.trial_id_prefix,
+    })
+    ctl.searcher.save_to_dir(ctl.exp.root)
+    write_json_atomic(ctl.exp.summary_path, experiment_summary(
+        ctl.trial_list, ctl.settings.metric, ctl.settings.mode, status,
+        ctl.backend.command_counts()), fsync=False)
+
+
+def restore(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = True,
+            resume_errored: bool = False, restart_errored: bool = False) -> None:
+    """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
+    ctl.searcher.set_state(state["searcher"])
+    ctl.scheduler.set_state(state["scheduler"])
+    ctl.searcher_finished = state["searcher_finished"]
+    for data in state["trials"]:
+        trial = Trial.from_dict(data)
+        ctl.trials[trial.trial_id] = trial
+        if not trial.is_finished:
+            ctl.live[trial.trial_id] = trial
+        ctl.tails[trial.trial_id] = LogTail(ctl.exp.result_log_path(trial.trial_id), trial.log_offset)
+    for trial in ctl.trial_list:
+        if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
+            if restart_errored:
+                discard_checkpoints(Path(trial.path))
+            trial.status, trial.error, trial.job_id, trial.num_failures = (
+                TrialStatus.PENDING, None, None, 0)
+            ctl.live[trial.trial_id] = trial
+        elif not trial.is_finished and not resume_unfinished:
+            if trial.job_id:
+                ctl.backend.cancel([trial.job_id])
+            trial.status = TrialStatus.TERMINATED
+            del ctl.live[trial.trial_id]
+        elif not trial.is_finished and trial.job_id and not ctl.backend.jobs_survive_driver:
+            trial.job_id, trial.status, trial.awaiting_restart = None, TrialStatus.PENDING, True
+
+
+def on_interrupt(ctl: Controller) -> None:
+    """Ctrl+C: stop submitting; cancel the jobs unless told to keep them; save state."""
+    live = [t for t in ctl.live_trials if t.job_id]
+    resume = f"Resume with Tuner.restore('{ctl.exp.root}') or `hpctune resume {ctl.exp.root}`."
+    if ctl.settings.keep_jobs_on_interrupt:
+        ctl.note(f"interrupted; {len(live)} trials keep running in Slurm. {resume}")
+        return
+    for trial in live:  # the workers exit at once instead of checkpointing
+        ctl.exp.write_control(trial.trial_id, {"action": "stop", "reason": "interrupted"})
+    ctl.backend.cancel([t.job_id for t in live])
+    for trial in live:  # resumed from their checkpoints by Tuner.restore
+        trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
+        trial.awaiting_restart = True
+    ctl.note(f"interrupted; cancelled {len(live)} running trials. {resume} To keep trials "
+             "running when you press Ctrl+C, set RunConfig(keep_jobs_on_interrupt=True).")
+
+
+@contextlib.contextmanager
+def interrupt_flag() -> Iterator[threading.Event]:
+    """The first Ctrl+C sets the flag (the loop ends at a clean point); the second raises."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
