@@ -59,3 +59,13 @@ def finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def check_state_version(state: dict, version: int, owner: object) -> None:
+    """Refuse a saved state of another format than ``version`` with a clear error."""
+    found = state.get("version")
+    if found != version:
+        name = owner if isinstance(owner, str) else type(owner).__name__
+        raise ConfigError(
+            f"The saved {name} state has version {found!r}, but this hpctune reads version "
+            f"{version}: resume with the hpctune version that wrote it.")

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from hpctune.errors import ConfigError
+from hpctune.objective import check_state_version
 from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler
 from hpctune.stoppers import check_number, require_number
 from hpctune.trial import TrialInfo
@@ -209,6 +210,7 @@ class AsyncHyperBandScheduler(TrialScheduler):
 
     def set_state(self, state: dict) -> None:
         """Continue exactly where ``get_state`` was taken (the constructor args must match)."""
+        check_state_version(state, STATE_VERSION, self)
         if len(state["rungs"]) != len(self._brackets):
             raise ConfigError(
                 f"The saved ASHA state has {len(state['rungs'])} brackets, but this scheduler "

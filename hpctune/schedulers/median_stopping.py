@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from hpctune.errors import ConfigError
+from hpctune.objective import check_state_version
 from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler
 from hpctune.stoppers import check_number, require_number
 from hpctune.trial import TrialInfo
@@ -128,6 +129,7 @@ class MedianStoppingRule(TrialScheduler):
         }
 
     def set_state(self, state: dict) -> None:
+        check_state_version(state, STATE_VERSION, self)
         self._metric, self._mode = state["metric"], state["mode"]
         self._results = {tid: [tuple(r) for r in rs] for tid, rs in state["results"].items()}
         self._stopped_trials = set(state["stopped_trials"])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hpctune.errors import ConfigError
+from hpctune.objective import check_state_version
 from hpctune.search.searcher import Searcher
 from hpctune.space import (
     count_grid_variants,
@@ -133,11 +134,7 @@ class BasicVariantGenerator(Searcher):
 
     def set_state(self, state: dict) -> None:
         """Continue exactly where ``get_state`` left off (param_space comes from the Tuner again)."""
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(
-                f"The searcher state has version {state.get('version')!r}, but this hpctune "
-                f"reads version {STATE_VERSION}; resume with the hpctune that wrote it."
-            )
+        check_state_version(state, STATE_VERSION, self)
         self._entropy = state["entropy"]
         self._unit, self._grid_index = state["unit"], state["grid_index"]
         self._suggested = state["suggested"]

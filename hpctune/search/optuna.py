@@ -16,7 +16,7 @@ from typing import Any
 
 from hpctune.errors import ConfigError, SearchSpaceError
 from hpctune.metrics import flatten
-from hpctune.objective import finite_or_none
+from hpctune.objective import check_state_version, finite_or_none
 from hpctune.search.optuna_space import (
     INSTALL_HINT,
     _check_objectives,
@@ -338,8 +338,7 @@ class OptunaSearch(Searcher):
         }
 
     def set_state(self, state: dict) -> None:
-        if state.get("version") != _STATE_VERSION:
-            raise ConfigError(f"Unknown OptunaSearch state version {state.get('version')!r}.")
+        check_state_version(state, _STATE_VERSION, self)
         if state["define_by_run"] and self._define_by_run is None:
             raise ConfigError(
                 "The saved OptunaSearch used a define-by-run space: create it with the same "

@@ -3,7 +3,7 @@
 A param_space is a nested dict/list whose leaves are constants, ``Domain`` objects
 (sampled once per trial) or ``grid_search`` markers (one trial per value). Everything
 here is pure: sampling takes an injected ``numpy.random.Generator``; no Slurm, no files.
-``domains`` defines the primitives, ``resolve`` turns a space into configs, ``validate``
+``domains`` defines the primitives, ``sample_from`` the computed values, ``resolve`` turns a space into configs, ``validate``
 checks a space before anything is submitted.
 """
 
@@ -14,10 +14,7 @@ from hpctune.space.domains import (
     Categorical,
     Domain,
     Float,
-    Function,
     Integer,
-    Spec,
-    UnresolvedValueError,
     choice,
     format_path,
     grid_search,
@@ -31,7 +28,6 @@ from hpctune.space.domains import (
     quniform,
     randint,
     randn,
-    sample_from,
     uniform,
 )
 from hpctune.space.resolve import (
@@ -41,6 +37,7 @@ from hpctune.space.resolve import (
     resolve_config,
     sampled_paths,
 )
+from hpctune.space.sample_from import Function, Spec, UnresolvedValueError, sample_from
 from hpctune.space.validate import format_experiment_tag, validate_space
 
 __all__ = [

@@ -9,15 +9,8 @@ from typing import Any
 import numpy as np
 
 from hpctune.errors import SearchSpaceError
-from hpctune.space.domains import (
-    GRID_SEARCH,
-    Domain,
-    Spec,
-    UnresolvedValueError,
-    _materialize,
-    format_path,
-    is_grid_search,
-)
+from hpctune.space.domains import GRID_SEARCH, Domain, format_path, is_grid_search
+from hpctune.space.sample_from import Spec, UnresolvedValueError, materialize
 
 _MAX_PASSES = 1000  # resolution passes per config: dependency chains and nested domains
 
@@ -165,7 +158,7 @@ def _resolve_pass(tree: dict, pending: list, rng: np.random.Generator, spec: Spe
             raise SearchSpaceError(
                 f"Sampling `{format_path(path)}` ({domain!r}) raised {type(exc).__name__}: {exc}"
             ) from exc
-        _set(tree, path, _copy_tree(_materialize(value)))
+        _set(tree, path, _copy_tree(materialize(value)))
     return waiting
 
 
