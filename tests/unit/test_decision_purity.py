@@ -15,7 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "hpctune"
 
-FORBIDDEN_MODULES = ("hpctune.backends", "hpctune.storage", "subprocess", "submitit")
+FORBIDDEN_MODULES = ("hpctune.backends", "hpctune.storage", "hpctune.controller", "hpctune.tuner",
+                     "hpctune.worker", "subprocess", "submitit")
+#: searchers keep state through get_state/set_state; only these methods may open files
+FILE_METHODS = {"save", "restore"}
 CLOCK_CALLS = {"time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "now", "utcnow"}
 GLOBAL_RNG_OK = {"default_rng", "Generator", "SeedSequence", "PCG64", "BitGenerator"}
 
@@ -50,10 +53,21 @@ def _dotted(node: ast.AST) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
+def _file_opens(tree: ast.AST) -> list[str]:
+    """``open(...)`` calls outside the methods allowed to touch files (``save``/``restore``)."""
+    allowed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name in FILE_METHODS:
+            allowed.update(id(n) for n in ast.walk(node))
+    return [f"line {n.lineno}: opens a file outside save/restore" for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and _dotted(n.func) in ("open", "io.open", "os.open")
+            and id(n) not in allowed]
+
+
 def violations(source: str, module_name: str, strict: bool) -> list[str]:
-    """Impure constructs in ``source``; ``strict`` adds clocks, the global RNG and ``open``."""
+    """Impure constructs in ``source``; ``strict`` adds clocks, the global RNG and any ``open``."""
     tree = ast.parse(source)
-    found = []
+    found = [] if strict else _file_opens(tree)
     for lineno, module in _imported_modules(tree, module_name):
         if _is_forbidden(module) or module == "time.sleep":
             found.append(f"line {lineno}: imports {module}")
@@ -121,6 +135,8 @@ def test_the_packages_checked_exist():
         "from hpctune import storage",
         "from ..backends import local",
         "from ...hpctune.storage import x",
+        "from hpctune.controller import Controller",
+        "import hpctune.worker",
         "import time\ntime.sleep(1)",
         "from time import sleep",
         "import time\nstart = time.time()",
@@ -147,6 +163,19 @@ def test_the_checker_catches_impurity(bad):
 )
 def test_the_checker_allows_pure_code(fine):
     assert violations(fine, "hpctune.schedulers.pbt", strict=True) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "bad"),
+    [
+        ("def suggest(self):\n    return open('x').read()", True),
+        ("import os\ndef f():\n    os.open('x', 0)", True),
+        ("def save(self, path):\n    with open(path, 'wb') as f:\n        f.write(b'')", False),
+        ("def restore(self, path):\n    return open(path, 'rb').read()", False),
+    ],
+)
+def test_searchers_open_files_only_to_save_and_restore(source, bad):
+    assert bool(violations(source, "hpctune.search.x", strict=False)) is bad
 
 
 def test_relative_imports_in_a_package_init_resolve_against_the_package():

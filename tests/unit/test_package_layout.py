@@ -1,0 +1,124 @@
+"""The package's shape: no import cycles, no module over 400 lines, one owner per concern.
+
+Checked statically with ``ast`` over every module of ``hpctune`` (imports under
+``if TYPE_CHECKING:`` are annotations only and do not count).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "hpctune"
+MAX_LINES = 400
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(source: str, name: str, is_package: bool) -> set[str]:
+    """The hpctune modules ``source`` imports at run time (TYPE_CHECKING blocks skipped)."""
+    tree = ast.parse(source)
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            skipped.update(id(n) for n in ast.walk(node))
+    found = set()
+    package = name if is_package else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {m for m in found if m == "hpctune" or m.startswith("hpctune.")}
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    files = {module_name(p): p for p in package.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        imports = runtime_imports(path.read_text(), name, path.name == "__init__.py")
+        graph[name] = {m for m in imports if m in files and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    assert len(graph) > 40  # the walk found the package
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_type_checking_imports_do_not_count():
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from hpctune.x import y\nimport hpctune.z\n"
+    assert runtime_imports(source, "hpctune.m", False) == {"hpctune.z"}
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
+def test_modules_stay_small(path):
+    assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def test_only_storage_spells_experiment_file_names():
+    names = ['"trial.json"', '"result.jsonl"', '"params.json"', '"control.json"', '"state.json"',
+             '"summary.json"', '"submit.json"', '"driver.log"', '".driver.lock"', '"tuner.pkl"',
+             '"trainable.pkl"', '"driver-state.pkl"', '"experiment.json"', '_0_log']
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "storage":
+            continue
+        text = path.read_text()
+        offenders += [f"{module_name(path)}: {n}" for n in names if n in text]
+    assert offenders == []
