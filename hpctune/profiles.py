@@ -2,7 +2,8 @@
 
 A profile is looked up, by file name without ``.toml``, in (later wins):
 
-1. the package's ``hpctune/slurm_templates/`` (``default``, ``gpu``, ``preemptible``, ``multinode``),
+1. the profiles shipped with hpctune (``default``, ``gpu``, ``preemptible``, ``multinode``):
+   the repository's top-level ``slurm_templates/``, installed as ``hpctune/slurm_templates``,
 2. ``~/.config/hpctune/`` (``$XDG_CONFIG_HOME/hpctune/``),
 3. every directory listed in ``$HPCTUNE_PROFILE_PATH`` (``:``-separated).
 
@@ -11,26 +12,31 @@ per-trial request: cpu, gpu, mem_gb, nodes, tasks_per_node) and ``[driver]`` (th
 driver job: partition, account, qos, time_min, mem_gb, setup, sbatch_options) and the keys
 ``description`` and ``extends`` (another profile to start from) are hpctune's own.
 
-``hpctune submit train.py`` runs the user's script in another process: it hands the
-profile and the command-line options to the script's ``Tuner`` through the environment
-variable ``HPCTUNE_SUBMIT_OVERRIDES``, read by ``apply_submit_overrides(tuner)``.
+``hpctune submit train.py`` runs the user's script and applies the profile and the
+command-line options to every ``Tuner`` it builds: ``SubmitOverrides.apply``, run through
+``hpctune.tuner.tuner_hooks(on_create=...)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
+from hpctune.trainable import _RESOURCES_ATTR, resources_for, with_resources
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 PROFILE_PATH_ENV = "HPCTUNE_PROFILE_PATH"
-SUBMIT_ENV = "HPCTUNE_SUBMIT_OVERRIDES"
-PACKAGE_DIR = Path(__file__).parent / "slurm_templates"
+TEMPLATES = "slurm_templates"
 SLURM_FIELDS = {f.name for f in dataclasses.fields(SlurmConfig)}
 RESOURCE_FIELDS = {"cpu", "gpu", "mem_gb", "nodes", "tasks_per_node"}
 DRIVER_FIELDS = {"partition", "account", "qos", "time_min", "mem_gb", "setup", "sbatch_options"}
@@ -53,10 +59,19 @@ class Profile:
         return merge_slurm(self.slurm, *overrides)
 
 
+def package_profile_dir() -> Path:
+    """The profiles shipped with hpctune: ``hpctune/slurm_templates`` in an installed wheel,
+    else (a source checkout, an editable install) the repository's top-level folder."""
+    installed = Path(str(resources.files("hpctune") / TEMPLATES))
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / TEMPLATES
+
+
 def profile_dirs() -> list[Path]:
     """Where profiles are looked up, lowest precedence first."""
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    dirs = [PACKAGE_DIR, config_home / "hpctune"]
+    dirs = [package_profile_dir(), config_home / "hpctune"]
     extra = os.environ.get(PROFILE_PATH_ENV, "")
     dirs += [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
     return dirs
@@ -116,10 +131,6 @@ def _check_keys(path: Path, prefix: str, table: Any, valid: set[str], what: str)
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; syntax errors name the file and line."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -183,19 +194,6 @@ class SubmitOverrides:
     storage_path: str | None = None
     keep_jobs_on_interrupt: bool | None = None
 
-    def to_env(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> SubmitOverrides | None:
-        raw = (environ if environ is not None else os.environ).get(SUBMIT_ENV)
-        if not raw:
-            return None
-        try:
-            return cls(**json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"${SUBMIT_ENV} is not valid ({exc}); it is set by `hpctune submit`.") from None
-
     def apply(self, tuner: Any) -> None:
         """Change ``tuner`` (a Tuner being constructed) in place."""
         script = non_default_fields(tuner.slurm_config)
@@ -215,15 +213,7 @@ class SubmitOverrides:
 
 def _override_resources(trainable: Any, defaults: dict[str, Any], forced: dict[str, Any]) -> Any:
     """Profile resources apply when the trainable requests none; command-line ones always."""
-    from hpctune.trainable import _RESOURCES_ATTR, resources_for, with_resources
-
     original = trainable
     base = {} if hasattr(trainable, _RESOURCES_ATTR) else dict(defaults)
     return with_resources(trainable, lambda config: {**resources_for(original, config), **base, **forced})
 
-
-def apply_submit_overrides(tuner: Any) -> None:
-    """Hook for ``Tuner.__init__``: apply ``hpctune submit``'s profile and options, if any."""
-    overrides = SubmitOverrides.from_env()
-    if overrides is not None:
-        overrides.apply(tuner)

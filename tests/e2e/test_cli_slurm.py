@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hpctune.cli import main
+from hpctune.cli.main import main
 from tests.conftest import run, squeue_states, wait_for
 
 pytestmark = pytest.mark.slurm

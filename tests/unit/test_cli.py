@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hpctune.cli import main
-from hpctune.profiles import SUBMIT_ENV
+from hpctune import tune
+from hpctune.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,13 +39,16 @@ tuner.fit()
 '''
 
 
+def objective(config):
+    tune.report({"score": config["a"]})
+
+
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch):
     monkeypatch.setenv("HPCTUNE_BACKEND", "local")
     monkeypatch.setenv("HPCTUNE_STORAGE_PATH", str(tmp_path / "results"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("HPCTUNE_PROFILE_PATH", raising=False)
-    monkeypatch.delenv(SUBMIT_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
 
 
@@ -125,8 +128,15 @@ def test_version_and_help(capsys):
     assert info.value.code == 0 and "hpctune 0.1.0" in capsys.readouterr().out
     code, out, _ = run(capsys)
     assert code == 2 and "submit" in out and "status" in out
-    proc = subprocess.run([sys.executable, "-m", "hpctune.cli", "--version"], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.strip() == "hpctune 0.1.0"
+    for module in ("hpctune.cli", "hpctune.cli.main"):
+        proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stdout.strip() == "hpctune 0.1.0"
+
+
+def test_driver_modules_old_and_new_print_their_usage():
+    for module in ("hpctune.cli.driver", "hpctune.cli_driver"):  # old scripts run cli_driver
+        proc = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True)
+        assert proc.returncode == 2 and "usage: python -m hpctune.cli.driver" in proc.stderr
 
 
 def test_profiles_command(capsys):
@@ -167,7 +177,7 @@ def test_dry_run_prints_driver_and_trial_scripts_with_overrides(capsys, experime
     assert "#SBATCH --job-name=hpctune-driver-dry" in driver
     assert "#SBATCH --requeue" in driver and "#SBATCH --cpus-per-task=1" in driver
     assert "#SBATCH --partition=debug" in driver and "#SBATCH --signal=B:USR1@120" in driver
-    assert "hpctune.cli_driver" in driver and "module load cuda" in driver
+    assert "-m hpctune.cli.driver " in driver and "module load cuda" in driver
     assert "#SBATCH --array=0-2%2" in trials and "#SBATCH --gres=gpu:1" in trials
     assert "#SBATCH --partition=urgent" in trials and "#SBATCH --time=7" in trials
     assert "#SBATCH --reservation=ml" in trials and "#SBATCH --cpus-per-task=2" in trials
@@ -206,7 +216,8 @@ def test_submit_script_in_the_foreground_pins_the_experiment(capsys, tmp_path):
     assert "partition: urgent" in out  # the CLI option reached the script's Tuner
     summary = json.loads((tmp_path / "results" / "scripted" / "summary.json").read_text())
     assert summary["num_trials"] == 2 and summary["status"] == "finished"
-    assert SUBMIT_ENV not in __import__("os").environ
+    outside = tune.Tuner(objective, param_space={"a": 1})  # the overrides ended with the script
+    assert outside.slurm_config.partition is None and outside.run_config.name is None
 
 
 def test_resume_a_finished_experiment(capsys, finished):

@@ -1,19 +1,23 @@
 """Site profiles: lookup order, validation, merging, and script-mode overrides."""
 
+from pathlib import Path
+
 import pytest
 
 from hpctune import tune
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
 from hpctune.profiles import (
-    SUBMIT_ENV,
     SubmitOverrides,
-    apply_submit_overrides,
     available_profiles,
     load_profile,
     merge_slurm,
+    package_profile_dir,
+    profile_dirs,
+    read_toml,
 )
 from hpctune.trainable import resources_for
+from hpctune.tuner import tuner_hooks
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +25,6 @@ def _isolated(tmp_path, monkeypatch):
     """No user profiles from this machine's home; HPCTUNE_PROFILE_PATH unset."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("HPCTUNE_PROFILE_PATH", raising=False)
-    monkeypatch.delenv(SUBMIT_ENV, raising=False)
     monkeypatch.setenv("HPCTUNE_BACKEND", "local")
 
 
@@ -43,6 +46,25 @@ def test_shipped_profiles_exist_and_build_slurm_configs():
     assert load_profile("gpu").resources["gpu"] == 1
     assert load_profile("multinode").resources["nodes"] == 2
     assert load_profile("multinode").slurm_config().use_srun is True
+
+
+def test_shipped_profiles_come_from_the_top_level_folder_in_a_checkout():
+    repo = Path(__file__).resolve().parents[2]
+    assert package_profile_dir() == repo / "slurm_templates"  # editable install or source tree
+    assert profile_dirs()[0] == package_profile_dir()
+    assert {p.stem for p in package_profile_dir().glob("*.toml")} == {
+        "default", "gpu", "preemptible", "multinode"}
+
+
+def test_pyproject_lists_every_package_and_ships_the_profiles():
+    """pyproject.toml lists packages (slurm_templates is mapped from the top level, which
+    packages.find cannot do): a package missing from the list would be left out of the wheel."""
+    repo = Path(__file__).resolve().parents[2]
+    setuptools = read_toml(repo / "pyproject.toml")["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(repo).parts) for p in (repo / "hpctune").rglob("__init__.py")}
+    assert on_disk | {"hpctune.slurm_templates"} == set(setuptools["packages"])
+    assert setuptools["package-dir"] == {"hpctune.slurm_templates": "slurm_templates"}
+    assert setuptools["package-data"]["hpctune.slurm_templates"] == ["*.toml"]
 
 
 def test_unknown_profile_lists_the_available_ones():
@@ -128,13 +150,10 @@ def test_profile_resources_do_not_replace_the_trainables_own():
     assert resources_for(tuner.trainable, {}) == {"cpu": 2, "gpu": 0}
 
 
-def test_overrides_travel_through_the_environment(monkeypatch):
+def test_overrides_reach_the_tuners_created_inside_tuner_hooks_only():
     overrides = SubmitOverrides(slurm_forced={"partition": "urgent"}, name="n")
-    monkeypatch.setenv(SUBMIT_ENV, overrides.to_env())
-    assert SubmitOverrides.from_env() == overrides
-    tuner = make_tuner()
-    apply_submit_overrides(tuner)
-    assert tuner.slurm_config.partition == "urgent"
-    monkeypatch.setenv(SUBMIT_ENV, "{not json")
-    with pytest.raises(ConfigError, match=SUBMIT_ENV):
-        SubmitOverrides.from_env()
+    with tuner_hooks(on_create=overrides.apply):
+        inside = make_tuner()
+    outside = make_tuner()
+    assert inside.slurm_config.partition == "urgent" and inside.run_config.name == "n"
+    assert outside.slurm_config.partition is None and outside.run_config.name == "script-name"

@@ -19,8 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpctune.cli.common import experiment_info, resolve_experiment
 from hpctune.errors import ConfigError
-from hpctune.status_table import AUTO_METRICS, flatten
+from hpctune.metrics import AUTO_METRICS, flatten
+from hpctune.status_table import format_value
+from hpctune.storage.replay import snapshot_trials
 from hpctune.trial import Trial
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
@@ -32,7 +35,8 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 _FILTER = re.compile(r"^\s*(\S+)\s*(==|!=|<=|>=|<|>)\s*(.*?)\s*$")
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``trials``."""
     p = commands.add_parser("trials", help="a table of the trials (like `tune list-trials`)",
                             description=__doc__.split("\n\n", 1)[1],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,8 +140,6 @@ def _sort_key(value: Any) -> tuple:
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain aligned text table (fast for thousands of rows)."""
-    from hpctune.status_table import format_value
-
     cells = [[format_value(r.get(c), 40) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
@@ -168,10 +170,8 @@ def write_output(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> 
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    from hpctune.cli_inspect import experiment_info, load_trials_fast, resolve_experiment
-
     exp = resolve_experiment(args.experiment)
-    records = [trial_record(t) for t in load_trials_fast(exp)]
+    records = [trial_record(t) for t in snapshot_trials(exp)]
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         check_columns(columns, records, "--columns")

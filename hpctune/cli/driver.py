@@ -1,0 +1,185 @@
+"""The driver of ``hpctune submit``: the detached driver job's script, and what runs the driver.
+
+``python -m hpctune.cli.driver <experiment's submit plan>`` (the detached driver job's command):
+
+* first start: runs the experiment file's Tuner, or the user's script;
+* after a requeue or preemption (``Tuner.can_restore`` is true): ``Tuner.restore(...)`` and
+  ``fit()`` again; trials still in Slurm are re-attached, none is run twice;
+* SIGTERM (requeue, preemption, scancel) ends the driver as Ctrl+C would: the controller
+  stops at a clean point and writes its snapshot; the trials keep running in Slurm
+  (a detached driver runs with ``RunConfig(keep_jobs_on_interrupt=True)``);
+* USR1, sent ``DRIVER_SIGNAL_LEAD_S`` before the job's time limit, makes the driver requeue
+  its own job (``scontrol requeue``), so a long experiment outlives any time limit.
+
+``hpctune.tuner`` is imported where it is used: it pulls in the controller and numpy
+(~150 ms), which ``hpctune ls`` and the other read-only commands must not pay for.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hpctune.backends.slurm_limits import shared_commands
+from hpctune.cli.plan import SubmitPlan, build_file_tuner, read_plan
+from hpctune.errors import ConfigError, HpctuneError
+from hpctune.profiles import SubmitOverrides
+from hpctune.storage.experiment import SUBMIT_FILE, ExperimentDir
+
+DRIVER_MODULE = "hpctune.cli.driver"
+DRIVER_SIGNAL_LEAD_S = 120
+
+
+# -- the driver job's script -------------------------------------------------------------------
+def driver_script(plan: SubmitPlan) -> str:
+    """The sbatch script of the detached driver: 1 CPU, --requeue, USR1 before the time limit."""
+    exp, driver = plan.exp, plan.driver
+    trial_slurm = plan.slurm or {**plan.overrides.get("slurm_defaults", {}),
+                                 **plan.overrides.get("slurm_forced", {})}
+    directives = {
+        "job-name": f"hpctune-driver-{plan.name}", "ntasks": 1, "cpus-per-task": 1,
+        "time": driver.get("time_min"), "requeue": None, "open-mode": "append",
+        "signal": f"B:USR1@{DRIVER_SIGNAL_LEAD_S}", "output": exp.driver_log_path,
+        "error": exp.driver_log_path, "chdir": plan.cwd or os.getcwd(),
+        "partition": driver.get("partition"),
+        "account": driver.get("account") or trial_slurm.get("account"),
+        "qos": driver.get("qos") or trial_slurm.get("qos"),
+        "mem": f"{int(driver['mem_gb'] * 1024)}M" if driver.get("mem_gb") else None,
+        **driver.get("sbatch_options", {}),
+    }
+    lines = ["#!/bin/bash", "# hpctune driver job: runs Tuner.fit(); requeued, it resumes the experiment"]
+    for key, value in directives.items():
+        if value is None and key != "requeue":
+            continue
+        lines.append(f"#SBATCH --{key}" + ("" if value is None else f"={value}"))
+    setup = [*trial_slurm.get("setup", []), *driver.get("setup", [])]
+    lines += ["", "# setup", *setup] if setup else []
+    lines += ["", "export HPCTUNE_BACKEND=slurm"]
+    command = [plan.python, "-u", "-m", DRIVER_MODULE, str(exp.submit_path)]
+    lines += ["exec " + " ".join(shlex.quote(c) for c in command), ""]
+    return "\n".join(lines)
+
+
+# -- inside the driver job ------------------------------------------------------------------------
+def run_driver(spec_path: Path) -> int:
+    """Start or continue the experiment of a submit plan; see the module docstring."""
+    from hpctune.tuner import Tuner
+
+    plan = read_plan(spec_path)
+    if plan.cwd and Path(plan.cwd).is_dir():
+        os.chdir(plan.cwd)
+    install_driver_signals()
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    print(f"hpctune driver: job {os.environ.get('SLURM_JOB_ID', '-')} on {socket.gethostname()}, "
+          f"restart {restart}, experiment {plan.experiment_path}", flush=True)
+    try:
+        if plan.mode == "resume" or Tuner.can_restore(plan.experiment_path):
+            flags = plan.restore or {"resume_unfinished": True}
+            print(f"hpctune driver: resuming with Tuner.restore({flags})", flush=True)
+            restore_tuner(plan.exp, flags).fit()
+            return 0
+        if plan.mode == "file":
+            build_file_tuner(plan).fit()
+            return 0
+        return run_script(plan)
+    finally:
+        print("hpctune driver: exiting", flush=True)
+
+
+def restore_tuner(exp: ExperimentDir, flags: dict[str, bool]) -> Any:
+    """``Tuner.restore(exp, **flags)``, with a clear error when it cannot be restored."""
+    from hpctune.tuner import Tuner
+
+    if not Tuner.can_restore(exp.root):
+        raise ConfigError(f"{exp.root} cannot be restored: it has no {exp.tuner_path.name} (its "
+                          "driver never started). Submit it again with `hpctune submit`.")
+    return Tuner.restore(str(exp.root), **flags)
+
+
+def install_driver_signals() -> None:
+    """SIGTERM: stop like Ctrl+C (final snapshot written); USR1: requeue this job before its limit."""
+    def on_term(signum: int, frame: Any) -> None:
+        # As Ctrl+C: the controller ends its loop at a clean point and writes its snapshot;
+        # a detached driver keeps the trials' jobs (keep_jobs_on_interrupt) for the next start.
+        print(f"hpctune driver: signal {signum}: stopping; the experiment stays resumable",
+              flush=True)
+        signal.raise_signal(signal.SIGINT)
+
+    def on_usr1(signum: int, frame: Any) -> None:
+        job = os.environ.get("SLURM_JOB_ID")
+        if job:
+            print(f"hpctune driver: time limit near: requeueing job {job}", flush=True)
+            shared_commands().run(["scontrol", "requeue", job], check=False)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_usr1)
+
+
+# -- script mode ----------------------------------------------------------------------------------
+def run_script(plan: SubmitPlan, before_fit: Callable[[Any], None] | None = None) -> int:
+    """Run the user's script here as ``__main__``; every Tuner it creates gets the plan's
+    overrides (profile and command-line options) through ``tuner_hooks``."""
+    from hpctune.tuner import tuner_hooks
+
+    saved_argv, saved_path = list(sys.argv), list(sys.path)
+    saved_backend = os.environ.get("HPCTUNE_BACKEND")
+    if plan.backend:
+        os.environ["HPCTUNE_BACKEND"] = plan.backend
+    sys.argv = [plan.target, *plan.script_args]
+    sys.path.insert(0, str(Path(plan.target).parent))
+    try:
+        with tuner_hooks(on_create=SubmitOverrides(**plan.overrides).apply, before_fit=before_fit):
+            runpy.run_path(plan.target, run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        if saved_backend is None:
+            os.environ.pop("HPCTUNE_BACKEND", None)
+        else:
+            os.environ["HPCTUNE_BACKEND"] = saved_backend
+    return 0
+
+
+class _Captured(BaseException):
+    """Raised by the dry run's ``before_fit`` hook, carrying the Tuner."""
+
+    def __init__(self, tuner: Any):
+        super().__init__("dry run")
+        self.tuner = tuner
+
+
+def capture_script_tuner(plan: SubmitPlan) -> Any:
+    """Run the script up to its ``Tuner.fit()`` (not calling it); return that Tuner, or None."""
+    def capture(tuner: Any) -> None:
+        raise _Captured(tuner)
+
+    try:
+        run_script(plan, before_fit=capture)
+    except _Captured as captured:
+        return captured.tuner
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hpctune.cli.driver SUBMIT_PLAN``: errors are printed to the driver log."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(f"usage: python -m {DRIVER_MODULE} EXPERIMENT_DIR/{SUBMIT_FILE}", file=sys.stderr)
+        return 2
+    try:
+        return run_driver(Path(argv[0]))
+    except HpctuneError as exc:
+        print(f"hpctune driver: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""``hpctune ls``, ``status`` and ``best``: what experiments are doing, from any shell.
+
+They read the shared filesystem only (plus one squeue for live job states): ``ls`` reads
+one small summary per experiment; ``status`` and ``best`` read the driver's snapshot once
+(at most a few seconds old) and replay the result logs only when there is none yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from hpctune.backends.slurm_limits import shared_commands
+from hpctune.cli.common import (
+    ago,
+    console,
+    describe_state,
+    driver_text,
+    experiment_dirs,
+    experiment_info,
+    is_slurm_job,
+    resolve_experiment,
+    storage_root,
+)
+from hpctune.errors import ConfigError
+from hpctune.metrics import best_trial
+from hpctune.progress import CLIReporter
+from hpctune.run_view import StatusView
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.replay import snapshot_trials
+from hpctune.trial import Trial
+
+#: states in which ``status --watch`` keeps refreshing
+LIVE_STATES = ("running", "queued", "starting")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``ls``, ``status`` and ``best``."""
+    p = commands.add_parser("ls", help="list experiments: status, trials, best metric, last update")
+    p.add_argument("storage_path", nargs="?", help="default: $HPCTUNE_STORAGE_PATH or ~/hpctune_results")
+    p.set_defaults(func=cmd_ls)
+
+    p = commands.add_parser("status", help="the progress table of an experiment")
+    p.add_argument("experiment", metavar="EXP", help="experiment directory or name")
+    p.add_argument("--watch", action="store_true", help="refresh until the experiment ends (Ctrl-C to leave)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (--watch)")
+    p.add_argument("--max-rows", type=int, default=20, help="trial rows shown (top and bottom)")
+    p.add_argument("--no-squeue", action="store_true", help="do not ask Slurm for live job states")
+    p.set_defaults(func=cmd_status)
+
+    p = commands.add_parser("best", help="the best trial: config, metrics, checkpoint")
+    p.add_argument("experiment", metavar="EXP")
+    p.add_argument("--metric", help="default: the experiment's metric")
+    p.add_argument("--mode", choices=["min", "max"], help="default: the experiment's mode")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_best)
+
+
+# -- hpctune ls ---------------------------------------------------------------------------------------
+def cmd_ls(args: argparse.Namespace) -> int:
+    from rich import box  # rich costs ~40 ms: imported by the commands that print tables
+    from rich.table import Table
+
+    root = storage_root(args.storage_path)
+    if not root.is_dir():
+        raise ConfigError(f"{root} does not exist: no experiments yet, or give another storage path.")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header in ("experiment", "status", "trials", "by status", "best", "updated", "driver"):
+        table.add_column(header, no_wrap=True)
+    for exp in experiment_dirs(root):
+        table.add_row(*ls_row(exp))
+    if not table.row_count:
+        print(f"No experiments in {root}.")
+        return 0
+    console().print(table)
+    return 0
+
+
+def ls_row(exp: ExperimentDir) -> list[str]:
+    """One line of ``hpctune ls``, from the summary (and the tiny spec and submit plan)."""
+    info = experiment_info(exp)
+    summary = info["summary"]
+    by_status = summary.get("by_status", {})
+    short = " ".join(f"{n}{s[0]}" for s, n in sorted(by_status.items()))
+    best = summary.get("best") or {}
+    best_text = f"{summary.get('metric')}={best['value']:.6g}" if "value" in best else ""
+    updated = f"{ago(time.time() - summary['updated'])} ago" if summary.get("updated") else ""
+    return [exp.root.name, describe_state(info), str(summary.get("num_trials", 0)), short,
+            best_text, updated, driver_text(summary) or ""]
+
+
+# -- hpctune status --------------------------------------------------------------------------------------
+def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
+    """The StatusView of an experiment, from its files (and one squeue when it is running)."""
+    info = experiment_info(exp)
+    trials = snapshot_trials(exp)
+    state = describe_state(info)
+    if squeue and state == "running":
+        refresh_job_states(trials)
+    summary = info["summary"]
+    return StatusView(trials=trials, experiment_dir=str(exp.root), scheduler=info["spec"].get("scheduler"),
+                      metric=info["metric"], mode=info["mode"],
+                      slurm_commands=summary.get("slurm_commands", {}), state=state,
+                      driver=driver_text(summary), updated=summary.get("updated"))
+
+
+def refresh_job_states(trials: list[Trial]) -> None:
+    """One squeue for the arrays of the live trials; Slurm's answer replaces the snapshot's."""
+    live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)]
+    if not live or not shutil.which("squeue"):
+        return
+    arrays = sorted({t.job_id.split("_")[0] for t in live})
+    states = shared_commands().job_states(["-j", ",".join(arrays)], check=False)
+    for trial in live:
+        job = states.get(trial.job_id)
+        if job is not None:
+            trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    exp = resolve_experiment(args.experiment)
+    reporter = CLIReporter(max_progress_rows=args.max_rows, live=False)
+    out = console()
+    if not args.watch:
+        out.print(reporter.renderable(status_view(exp, not args.no_squeue)))
+        return 0
+    from rich.live import Live
+
+    with Live(console=out, auto_refresh=False) if out.is_terminal else nullcontext() as live:
+        while True:
+            view = status_view(exp, not args.no_squeue)
+            if live is None:  # not a terminal: one table per refresh
+                out.print(reporter.renderable(view))
+            else:
+                live.update(reporter.renderable(view), refresh=True)
+            if not view.state or not view.state.startswith(LIVE_STATES):
+                return 0
+            time.sleep(args.interval)
+
+
+# -- hpctune best --------------------------------------------------------------------------------------------
+def cmd_best(args: argparse.Namespace) -> int:
+    exp = resolve_experiment(args.experiment)
+    info = experiment_info(exp)
+    metric, mode = args.metric or info["metric"], args.mode or info["mode"]
+    if not metric or mode not in ("min", "max"):
+        raise ConfigError(f"{exp.root.name} has no metric/mode: pass --metric NAME --mode min|max.")
+    trials = snapshot_trials(exp)
+    best = best_trial(trials, metric, mode)
+    if best is None:
+        reported = sorted({k for t in trials for k in t.last_result})
+        raise ConfigError(f"No trial reported a finite `{metric}`; reported metrics: "
+                          f"{', '.join(reported) or 'none yet'}.")
+    checkpoint = str(Path(best.path) / best.checkpoint) if best.checkpoint else None
+    record = {"trial_id": best.trial_id, "metric": metric, "mode": mode,
+              "value": best.last_result[metric], "status": best.status.value,
+              "config": best.config, "metrics": best.last_result, "checkpoint": checkpoint,
+              "path": best.path}
+    if args.json:
+        print(json.dumps(record, indent=1, default=str))
+        return 0
+    print(f"Best trial: {best.trial_id} ({best.status.value}), {metric}={record['value']:.6g} ({mode})")
+    print(f"Config: {json.dumps(best.config, default=str)}")
+    print("Metrics:")
+    for key, value in best.last_result.items():
+        print(f"  {key}: {value}")
+    print(f"Checkpoint: {checkpoint or 'none'}")
+    print(f"Trial directory: {best.path}")
+    return 0

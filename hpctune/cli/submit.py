@@ -1,0 +1,195 @@
+"""``hpctune submit`` and ``hpctune resume``: run a driver in the foreground or as a Slurm job.
+
+With ``--detach`` the driver itself becomes a small Slurm job (1 CPU, ``--requeue``, a long
+time limit, ``USR1`` two minutes before it). Everything it needs is written to the
+experiment's submit plan (``ExperimentDir.submit_path``); the job runs
+``python -m hpctune.cli.driver`` on it, which starts the experiment, or continues it with
+``Tuner.restore`` when it was requeued or preempted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from hpctune.backends.slurm_limits import shared_commands
+from hpctune.cli.common import resolve_experiment
+from hpctune.cli.driver import capture_script_tuner, driver_script, restore_tuner, run_script
+from hpctune.cli.plan import (
+    DRIVER_TIME_MIN,
+    SubmitPlan,
+    build_file_tuner,
+    driver_settings,
+    mark_detached,
+    plan_submission,
+    write_plan,
+)
+from hpctune.errors import ConfigError
+from hpctune.profiles import load_profile
+from hpctune.storage.experiment import ExperimentDir
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``submit`` and ``resume``."""
+    p = commands.add_parser(
+        "submit", help="run an experiment (script or experiment file)",
+        description="Run `train.py [ARGS...]` (a script that builds a Tuner and calls fit()) or "
+        "an experiment file (.toml/.yaml). hpctune's options go before the file; everything "
+        "after it is passed to the script.")
+    p.add_argument("target", help="train.py, or experiment.toml / .yaml")
+    p.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments of the script")
+    p.add_argument("--profile", help="site profile (see `hpctune profiles`); default: 'default'")
+    p.add_argument("--name", help="experiment name (default: the file's name, else <stem>_<date>)")
+    p.add_argument("--storage-path", help="where experiments live (default $HPCTUNE_STORAGE_PATH "
+                   "or ~/hpctune_results)")
+    p.add_argument("--backend", choices=["slurm", "local"], help="where trials run (default: "
+                   "Slurm when sbatch exists)")
+    add_override_options(p)
+    p.add_argument("--detach", action="store_true", help="submit the driver as a Slurm job that "
+                   "requeues itself and resumes the experiment")
+    p.add_argument("--dry-run", action="store_true", help="print the sbatch scripts of the driver "
+                   "and of the trials; submit nothing")
+    add_driver_options(p)
+    p.set_defaults(func=cmd_submit)
+
+    r = commands.add_parser("resume", help="continue an interrupted experiment",
+                            description="Continue EXP with Tuner.restore: unfinished trials go on "
+                            "from their checkpoints; jobs still in Slurm are re-attached.")
+    r.add_argument("experiment", metavar="EXP")
+    r.add_argument("--resume-errored", action="store_true", help="retry errored trials from their checkpoints")
+    r.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
+    r.add_argument("--no-resume-unfinished", dest="resume_unfinished", action="store_false",
+                   help="do not continue unfinished trials")
+    r.add_argument("--detach", action="store_true", help="continue in a detached driver job")
+    add_driver_options(r)
+    r.set_defaults(func=cmd_resume)
+
+
+def add_override_options(p: argparse.ArgumentParser) -> None:
+    """Options that override profile and file values (see ``plan.cli_slurm_fields``)."""
+    g = p.add_argument_group("overrides of profile and file values")
+    for flag, kind, what in [("--partition", str, "Slurm partition"), ("--account", str, "account"),
+                             ("--qos", str, "QOS"), ("--time-min", int, "time limit per trial (min)"),
+                             ("--constraint", str, "node features"), ("--exclude", str, "nodes to avoid"),
+                             ("--max-array-size", int, "largest array to submit"),
+                             ("--poll-interval-s", float, "seconds between squeue calls")]:
+        g.add_argument(flag, type=kind, help=what)
+    g.add_argument("--setup", action="append", metavar="LINE", help="a shell line run before each trial "
+                   "(repeatable), e.g. 'module load cuda'")
+    g.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="an extra #SBATCH "
+                   "directive (repeatable), e.g. reservation=ml")
+    g.add_argument("--requeue", action=argparse.BooleanOptionalAction, default=None,
+                   help="submit trials with --requeue")
+    g.add_argument("--cpus", type=int, help="CPUs per trial")
+    g.add_argument("--gpus", type=int, help="GPUs per trial (GRES)")
+    g.add_argument("--mem-gb", type=float, help="memory per trial (GB)")
+    g.add_argument("--nodes", type=int, help="nodes per trial")
+    g.add_argument("--max-concurrent", type=int, help="max_concurrent_trials")
+    g.add_argument("--num-samples", type=int, help="num_samples (experiment files only)")
+
+
+def add_driver_options(p: argparse.ArgumentParser) -> None:
+    """``--driver-*``: the detached driver job's partition, time limit and memory."""
+    g = p.add_argument_group("the detached driver job (--detach)")
+    g.add_argument("--driver-partition", help="partition of the driver job (default: the "
+                   "profile's [driver], else the trials' partition)")
+    g.add_argument("--driver-time-min", type=int, help=f"its time limit (default {DRIVER_TIME_MIN}); "
+                   "it requeues itself before the limit")
+    g.add_argument("--driver-mem-gb", type=float, help="its memory")
+
+
+# -- hpctune submit ------------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace) -> int:
+    plan = plan_submission(args)
+    _refuse_existing(plan.exp)
+    if args.detach:
+        mark_detached(plan)
+    if args.dry_run:
+        print(dry_run_text(plan, args.detach))
+        return 0
+    if args.detach:
+        return submit_driver(plan)
+    return run_plan(plan)
+
+
+def _refuse_existing(exp: ExperimentDir) -> None:
+    if exp.is_experiment():
+        raise ConfigError(f"{exp.root} already holds an experiment: continue it with "
+                          f"`hpctune resume {exp.root.name}`, or choose another --name.")
+
+
+def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
+    """The driver's sbatch script (with --detach) and the trials' sbatch script."""
+    lines = ["# ---- driver job (hpctune submit --detach) ----"]
+    if detach:
+        lines.append(driver_script(plan))
+    else:
+        lines.append("# (none: the driver runs in the foreground; add --detach to run it as a job)")
+    lines += ["# ---- trials (one array task per trial) ----", trial_preview(plan)]
+    return "\n".join(lines)
+
+
+def trial_preview(plan: SubmitPlan) -> str:
+    """The trials' sbatch script, from the Tuner the file or script builds."""
+    from hpctune.space import count_grid_variants  # with numpy: only for a dry run
+
+    tuner = build_file_tuner(plan) if plan.mode == "file" else capture_script_tuner(plan)
+    if tuner is None:
+        return "# the script did not create a Tuner and call fit()"
+    count = max(1, tuner.tune_config.num_samples) * max(1, count_grid_variants(tuner.param_space))
+    return tuner.preview_sbatch(count)
+
+
+def run_plan(plan: SubmitPlan) -> int:
+    """Run the driver here, in the foreground."""
+    print(f"hpctune: experiment {plan.experiment_path}", flush=True)
+    if plan.mode == "script":
+        return run_script(plan)
+    grid = build_file_tuner(plan).fit()
+    _print_outcome(grid)
+    return 0
+
+
+def _print_outcome(grid: Any) -> None:
+    print(f"{len(grid)} trials: {grid.num_terminated} terminated, {grid.num_errors} errors "
+          f"({grid.experiment_path})")
+    try:
+        best = grid.get_best_result()
+    except Exception:  # noqa: BLE001 - no metric set, or nothing reported: nothing to show
+        return
+    print(f"Best trial {best.trial_id}: config {best.config}")
+
+
+def submit_driver(plan: SubmitPlan) -> int:
+    """sbatch the driver job; its plan goes to the experiment's submit plan file."""
+    if plan.backend == "local":
+        raise ConfigError("--detach runs the driver and its trials on Slurm: drop --backend local.")
+    exp = plan.exp
+    exp.root.mkdir(parents=True, exist_ok=True)
+    mark_detached(plan)
+    write_plan(plan)
+    exp.driver_script_path.write_text(driver_script(plan))
+    out = shared_commands().run(["sbatch", "--parsable", str(exp.driver_script_path)]).stdout.strip()
+    plan.driver_job_id = out.split(";")[0]
+    write_plan(plan)
+    print(f"Submitted driver job {plan.driver_job_id} for experiment {plan.name}\n"
+          f"  directory: {exp.root}\n  driver log: {exp.driver_log_path}\n"
+          f"  watch it:  hpctune status {plan.name} --watch")
+    return 0
+
+
+# -- hpctune resume ---------------------------------------------------------------------------
+def cmd_resume(args: argparse.Namespace) -> int:
+    exp = resolve_experiment(args.experiment)
+    flags = {"resume_unfinished": args.resume_unfinished, "resume_errored": args.resume_errored,
+             "restart_errored": args.restart_errored}
+    if args.detach:
+        plan = SubmitPlan(mode="resume", target=str(exp.root), experiment_path=str(exp.root),
+                          restore=flags, cwd=os.getcwd(),
+                          driver=driver_settings(args, load_profile("default").driver))
+        exp.submit_path.unlink(missing_ok=True)
+        return submit_driver(plan)
+    grid = restore_tuner(exp, flags).fit()
+    _print_outcome(grid)
+    return 0
