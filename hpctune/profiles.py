@@ -22,18 +22,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
 from hpctune.trainable import _RESOURCES_ATTR, resources_for, with_resources
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
 
 PROFILE_PATH_ENV = "HPCTUNE_PROFILE_PATH"
 TEMPLATES = "slurm_templates"
@@ -62,10 +56,9 @@ class Profile:
 def package_profile_dir() -> Path:
     """The profiles shipped with hpctune: ``hpctune/slurm_templates`` in an installed wheel,
     else (a source checkout, an editable install) the repository's top-level folder."""
-    installed = Path(str(resources.files("hpctune") / TEMPLATES))
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / TEMPLATES
+    package = Path(__file__).resolve().parent
+    installed = package / TEMPLATES
+    return installed if installed.is_dir() else package.parent / TEMPLATES
 
 
 def profile_dirs() -> list[Path]:
@@ -131,6 +124,10 @@ def _check_keys(path: Path, prefix: str, table: Any, valid: set[str], what: str)
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; syntax errors name the file and line."""
+    try:  # here, not at the top: tomllib costs every `hpctune` command ~5 ms
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
