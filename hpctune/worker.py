@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -25,6 +24,7 @@ from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_j
 from hpctune.storage.events import USER_FILES, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
+from hpctune.storage.secure import load_private_pickle
 from hpctune.storage.user_files import write_user_files
 
 CHDIR_ENV = "HPCTUNE_CHDIR_TO_TRIAL_DIR"
@@ -83,8 +83,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
     try:
-        with open(exp.trainable_path, "rb") as f:
-            trainable = pickle.load(f)
+        trainable = load_private_pickle(exp.trainable_path)  # only a file of yours nobody else can write
         config = exp.read_params(trial_id)
         if os.environ.get(CHDIR_ENV, "1") != "0":
             os.chdir(session.context.trial_dir)
@@ -183,6 +182,7 @@ class Watcher:
         self._wake = threading.Event()
         self._done = False
         self._signal_logged = False
+        self._parent = os.getppid()
         self._thread = threading.Thread(target=self._loop, name="hpctune-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -198,6 +198,11 @@ class Watcher:
     def _on_signal(self, signum: int, _frame: object) -> None:
         if signum == signal.SIGTERM and self.session.stop_request() is not None:
             os._exit(0)  # the driver stopped this trial and now cancels it: free the slot now
+        if signum == signal.SIGTERM and os.getppid() != self._parent:
+            # The local driver died (PDEATHSIG): a restored driver relaunches this trial from its
+            # checkpoint, so this worker must be gone now, not at its next report. No event: the
+            # main thread may hold the log's lock.
+            os._exit(0)
         self.session.on_signal(signal.Signals(signum).name)
         self._wake.set()
 

@@ -174,20 +174,31 @@ class RateLimitedCommands(SlurmCommands):
     def __init__(self, timeout_s: float = 60.0, retries: int = 2,
                  limiter: RateLimiter | None = None):
         super().__init__(timeout_s=timeout_s, retries=retries)
-        self.limiter = limiter or RateLimiter(default_rate())
+        self.limiter = limiter or shared_limiter()
 
     def _call(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         self.limiter.acquire()
         return super()._call(args)
 
 
-_shared: RateLimitedCommands | None = None
+_shared_limiter: RateLimiter | None = None
+_shared_commands: RateLimitedCommands | None = None
+
+
+def shared_limiter() -> RateLimiter:
+    """This process's one rate limit: every ``RateLimitedCommands`` of the process shares it."""
+    global _shared_limiter
+    if _shared_limiter is None:
+        _shared_limiter = RateLimiter(default_rate())
+    return _shared_limiter
 
 
 def shared_commands() -> RateLimitedCommands:
-    """This process's one ``SlurmCommands``: every Slurm call of the driver, the CLI and the
-    worker goes through it, so all of them are counted and share one rate limit."""
-    global _shared
-    if _shared is None:
-        _shared = RateLimitedCommands()
-    return _shared
+    """The ``SlurmCommands`` of the CLI and the worker (one per process, under the shared limit).
+
+    A driver's ``SlurmBackend`` has its own instance under the same limit, so that the
+    commands of each experiment are counted separately."""
+    global _shared_commands
+    if _shared_commands is None:
+        _shared_commands = RateLimitedCommands()
+    return _shared_commands

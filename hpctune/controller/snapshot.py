@@ -63,6 +63,9 @@ def restore(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = Tr
         if not trial.is_finished:
             ctl.live[trial.trial_id] = trial
         ctl.tails[trial.trial_id] = LogTail(ctl.exp.result_log_path(trial.trial_id), trial.log_offset)
+    # Exactly once: what the trials wrote after the snapshot decides before anything is
+    # relaunched, so a trial that finished while no driver ran is never run again.
+    ctl.ingest_logs(everything=True)
     for trial in ctl.trial_list:
         if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
             if restart_errored:
