@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hpctune.storage.secure import copy_tree_private, dir_mode_for
+
 CHECKPOINT_PREFIX = "checkpoint_"
 
 
@@ -51,28 +53,26 @@ def persist_checkpoint(source: str | os.PathLike, trial_dir: Path, iteration: in
     """Copy ``source`` into ``trial_dir/checkpoint_<iteration>``: temp dir, fsync, rename.
 
     A reader never sees a partial checkpoint: the final name appears only once every
-    file is written. An existing checkpoint with the same name is replaced.
+    file is written. An existing checkpoint with the same name is replaced. The copy is
+    private like the trial directory (0700/0600, or 0750/0640 when shared), whatever the
+    modes of the source; the temp directory's name is unpredictable (``mkdtemp``).
     """
     final = trial_dir / checkpoint_dir_name(iteration)
     if Path(source).resolve() == final.resolve():
         return final
-    tmp = trial_dir / f".tmp_{final.name}_{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    _fsync_tree(tmp)
-    if final.exists():
-        old = trial_dir / f".old_{final.name}_{os.getpid()}"
-        os.replace(final, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(tmp, final)
+    tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=f".tmp_{final.name}."))
+    try:
+        os.chmod(tmp, dir_mode_for(trial_dir))
+        copy_tree_private(source, tmp, fsync=True)
+        if final.exists():
+            old = tempfile.mkdtemp(dir=trial_dir, prefix=f".old_{final.name}.")
+            os.replace(final, old)  # onto the empty temp dir: the name is never missing for long
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return final
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                os.fsync(f.fileno())
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,62 @@ from typing import Any
 from hpctune.errors import ConfigError
 
 DEFAULT_STORAGE = "~/hpctune_results"
+
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_URI = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+#: SlurmConfig fields that are written into the sbatch script or a Slurm command line
+SBATCH_TEXT_FIELDS = ("partition", "account", "qos", "constraint", "exclude", "nodelist",
+                      "job_name", "python", "signal")
+
+
+def check_sbatch_text(field_name: str, value: Any) -> None:
+    """Refuse a control character (newline, CR, NUL, ...) in a value bound for an sbatch script:
+    a newline would end the ``#SBATCH`` block and add a shell line of its own."""
+    if value is None or isinstance(value, bool):
+        return
+    found = _CONTROL_CHAR.search(str(value))
+    if found:
+        raise ConfigError(
+            f"{field_name} is {value!r}, which contains the control character {found.group()!r}: "
+            "it would add a line to the sbatch script. Fix: remove newlines, tabs and other control "
+            "characters (one setup command per list item).")
+
+
+def check_sbatch_options(options: dict[str, Any], owner: str = "SlurmConfig") -> None:
+    """Keys must be option names (``reservation``, ``mail-type``); keys and values one line each."""
+    for key, value in options.items():
+        if not isinstance(key, str) or not _OPTION_NAME.fullmatch(key):
+            raise ConfigError(
+                f"{owner}(sbatch_options=...) has the key {key!r}, which is not an sbatch option "
+                "name. Fix: write the long option without dashes or '=': {'reservation': 'ml', "
+                "'mail-type': 'FAIL'}.")
+        check_sbatch_text(f"{owner}(sbatch_options[{key!r}])", value)
+
+
+def validate_experiment_name(name: str) -> str:
+    """``name`` if it is one safe path component: it becomes a directory under storage_path."""
+    bad = ("it is empty" if not name else
+           "it contains a control character" if _CONTROL_CHAR.search(name) else
+           "it is '.' or '..'" if name in (".", "..") else
+           "it contains '/'" if "/" in name else
+           "it starts with '-'" if name.startswith("-") else None)
+    if bad:
+        raise ConfigError(
+            f"RunConfig(name={name!r}) is not a valid experiment name: {bad}. The name is one "
+            "directory inside storage_path. Fix: use letters, digits, '_', '-' and '.', e.g. "
+            "name='lr-sweep'; put parent directories in RunConfig(storage_path=...).")
+    return name
+
+
+def validate_storage_path(path: str) -> str:
+    """``path`` if it is a filesystem path (a URI such as s3://... is not one)."""
+    if _URI.match(path):
+        raise ConfigError(
+            f"storage_path {path!r} is a URI: hpctune needs a shared filesystem path that the "
+            "compute nodes see, e.g. /scratch/$USER/hpctune_results.")
+    check_sbatch_text("storage_path", path)
+    return path
 
 
 @dataclass
@@ -110,6 +167,11 @@ class SlurmConfig:
     stop_grace_s: float = 0.0
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError for a bad value; the backend checks again before it writes a script
+        (fields may be set after construction)."""
         if self.time_min < 1:
             raise ConfigError(f"`time_min` is {self.time_min}, but must be >= 1 (minutes).")
         if self.poll_interval_s < 0.2:
@@ -117,6 +179,13 @@ class SlurmConfig:
                 f"`poll_interval_s` is {self.poll_interval_s}, but must be >= 0.2: polling Slurm "
                 "faster than that loads the shared controller for no gain."
             )
+        for name in SBATCH_TEXT_FIELDS:
+            check_sbatch_text(f"SlurmConfig({name}=...)", getattr(self, name))
+        if isinstance(self.setup, str):
+            raise ConfigError("SlurmConfig(setup=...) must be a list of lines, e.g. ['module load cuda'].")
+        for i, line in enumerate(self.setup):
+            check_sbatch_text(f"SlurmConfig(setup[{i}])", line)
+        check_sbatch_options(self.sbatch_options)
 
 
 @dataclass
@@ -135,6 +204,14 @@ class RunConfig:
     #: on Ctrl+C, leave trials running in Slurm (resume later) instead of cancelling them
     keep_jobs_on_interrupt: bool = False
 
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            validate_experiment_name(self.name)
+        if self.storage_path is not None:
+            validate_storage_path(str(self.storage_path))
+
     def experiment_root(self, default_name: str) -> Path:
+        """``<storage_path>/<name>``; checked again here (fields may be set after construction)."""
         storage = self.storage_path or os.environ.get("HPCTUNE_STORAGE_PATH") or DEFAULT_STORAGE
-        return Path(storage).expanduser().resolve() / (self.name or default_name)
+        name = validate_experiment_name(self.name or default_name)
+        return Path(validate_storage_path(str(storage))).expanduser().resolve() / name

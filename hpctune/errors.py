@@ -45,3 +45,8 @@ class TrainableError(ConfigError):
 
 class TuneError(HpctuneError):
     """The experiment failed as a whole (for example FailureConfig(fail_fast='raise'))."""
+
+
+class UnsafeFileError(HpctuneError):
+    """An experiment file or directory that someone other than you could have written: not
+    owned by you, group- or world-writable, or a symbolic link where a file must be."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import pickle
 import sys
 import time
 import uuid
@@ -97,11 +96,11 @@ class Tuner:
         exp = ExperimentDir(path)
         if not cls.can_restore(path):
             raise ConfigError(f"{exp.root} holds no restorable hpctune experiment ({exp.tuner_path.name} missing).")
-        with open(exp.tuner_path, "rb") as f:
-            saved = pickle.load(f)
+        from hpctune.storage.secure import load_private_pickle  # refuses files others could write
+
+        saved = load_private_pickle(exp.tuner_path)
         if trainable is None:
-            with open(exp.trainable_path, "rb") as f:
-                trainable = pickle.load(f)
+            trainable = load_private_pickle(exp.trainable_path)
         run_config = saved["run_config"]
         run_config.storage_path, run_config.name = str(exp.root.parent), exp.root.name
         tuner = cls(trainable, param_space=param_space or saved["param_space"],
@@ -160,7 +159,9 @@ class Tuner:
         except Exception as exc:
             raise ConfigError(f"The experiment's configuration cannot be pickled for resuming ({exc}): "
                               "avoid open files or locks in callbacks, searchers and stoppers.") from exc
-        exp.tuner_path.write_bytes(data)
+        from hpctune.storage.atomic import write_bytes_atomic
+
+        write_bytes_atomic(exp.tuner_path, data)  # private mode, no predictable temp name
 
     def _controller(self, exp: ExperimentDir, searcher: Searcher,
                     scheduler: TrialScheduler, prefix: str | None = None) -> Controller:

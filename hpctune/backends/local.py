@@ -19,6 +19,7 @@ from typing import Any
 
 from hpctune.backends.base import JobState
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.secure import make_private_dir, open_private
 
 KILL_AFTER_S = 5.0
 PR_SET_PDEATHSIG = 1
@@ -66,9 +67,10 @@ class LocalBackend:
 
     def _spawn(self, job_id: str, trial_id: str) -> subprocess.Popen:
         out, err = self.log_paths(job_id)
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(Path(out).parent)
         cmd = [sys.executable, "-u", "-m", "hpctune.worker", str(self.root), "--trial", trial_id]
-        with open(out, "ab") as stdout, open(err, "ab") as stderr:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT  # no planted symlink followed; 0600
+        with open(open_private(out, flags), "ab") as stdout, open(open_private(err, flags), "ab") as stderr:
             return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True,
                                     preexec_fn=_die_with_parent)
 

@@ -17,11 +17,13 @@ from typing import Any
 from submitit.slurm.slurm import SlurmExecutor
 
 from hpctune.backends.base import JobState
-from hpctune.backends.slurm_commands import SlurmCommands
+from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
 from hpctune.backends.slurm_limits import ClusterLimits, shared_commands
-from hpctune.config import SlurmConfig
+from hpctune.config import SlurmConfig, check_sbatch_text
 from hpctune.errors import ConfigError, SlurmCommandError
+from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.secure import make_private_dir
 
 
 class SlurmBackend:
@@ -34,9 +36,12 @@ class SlurmBackend:
                  commands: SlurmCommands | None = None):
         self.root = Path(experiment_root)
         self.config = config or SlurmConfig()
+        self.config.validate()  # again: fields may have been set after construction
         self.commands = commands or shared_commands()
         self.poll_interval_s = self.config.poll_interval_s
         self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
+        check_sbatch_text("The experiment directory", str(self.root))  # in --output= and the command
+        check_sbatch_text("SlurmConfig(job_name=...)", self.job_name)
         self.exp = ExperimentDir(self.root)
         self.jobs_dir = self.exp.jobs_dir
         self._user = getpass.getuser()
@@ -62,15 +67,15 @@ class SlurmBackend:
 
     def _submit_array(self, trial_ids: list[str], resources: dict[str, Any],
                       throttle: int | None) -> list[str]:
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.jobs_dir)  # 0700: also guards the job logs Slurm creates in it
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.exp.array_paths(uid)
-        manifest.write_text("\n".join(trial_ids) + "\n")
+        write_bytes_atomic(manifest, ("\n".join(trial_ids) + "\n").encode(), fsync=False)
         script = self.render_script(resources, len(trial_ids), throttle, manifest)
-        script_path.write_text(script)
+        write_bytes_atomic(script_path, script.encode(), fsync=False)
         out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
-        array_id = out.split(";")[0]
-        job_id_path.write_text(array_id + "\n")
+        array_id = validate_job_id(out.split(";")[0])
+        write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
         return [f"{array_id}_{i}" for i in range(len(trial_ids))]
 
     def submit_room(self, queued: int) -> int | None:
@@ -144,6 +149,8 @@ class SlurmBackend:
         """End states from sacct, when accounting is enabled (one call for all)."""
         if not job_ids:
             return {}
+        for job_id in job_ids:
+            validate_job_id(job_id)
         proc = self.commands.run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids),
                                   "-o", "JobID,State,ExitCode"], check=False)
         if proc.returncode != 0:
@@ -156,6 +163,9 @@ class SlurmBackend:
         return found
 
     def cancel(self, job_ids: list[str]) -> None:
+        """One scancel for all; every id is checked first (ids come back from files)."""
+        for job_id in job_ids:
+            validate_job_id(job_id)
         if job_ids:
             self.commands.run(["scancel", *job_ids], check=False)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections import Counter
 
 from hpctune.backends.base import JobState
-from hpctune.errors import SlurmCommandError
+from hpctune.errors import ConfigError, SlurmCommandError
 
 _HINTS = [
     ("invalid partition", "check the partitions you may use with `sinfo -s` and set "
@@ -25,6 +26,23 @@ _HINTS = [
     ("unable to contact slurm controller", "Slurm's controller does not answer: check `scontrol ping` "
      "(the test lab: scripts/slurm-lab.sh up), or run trials locally with HPCTUNE_BACKEND=local."),
 ]
+
+
+_JOB_ID = re.compile(r"\d+(_\d+)?(\+\d+)?", re.ASCII)
+
+
+def validate_job_id(text: str) -> str:
+    """``text`` if it is a Slurm job id (``123``, ``123_4``, ``123+1``), else ConfigError.
+
+    Job ids come back from files (state.json); one like ``--user=root`` must never reach
+    a Slurm command line as an option.
+    """
+    if not isinstance(text, str) or not _JOB_ID.fullmatch(text):
+        raise ConfigError(
+            f"{text!r} is not a Slurm job id (digits, optionally _<task> or +<component>, e.g. "
+            "12345_7), so hpctune will not pass it to a Slurm command. Fix: check the experiment's "
+            "state.json for a damaged or edited job id, or cancel the job yourself with scancel.")
+    return text
 
 
 def hint_for(stderr: str) -> str:

@@ -61,8 +61,34 @@ class Searcher(Objective):
         tmp.replace(path)
 
     def restore(self, checkpoint_path: str | Path) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))
+        """Load the state ``save`` wrote; only from a file of yours that nobody else can write
+        (a pickle runs code when loaded), checked on the open file, no symlink followed."""
+        import errno
+        import os
+        import stat
+
+        from hpctune.errors import UnsafeFileError
+
+        path = Path(checkpoint_path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeFileError(f"Refusing to load {path}: it is a symbolic link. "
+                                      "Fix: replace it with the file itself.") from exc
+            raise
+        with open(fd, "rb") as f:
+            st, folder = os.fstat(fd), os.stat(path.parent)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
+                raise UnsafeFileError(
+                    f"Refusing to load {path}: owner uid {st.st_uid} (you: {os.geteuid()}), mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}; a pickle runs code when loaded, so it must be "
+                    f"a file of yours nobody else can write. Fix: `chmod go-w {path}`, or re-create it.")
+            if folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX:
+                raise UnsafeFileError(f"Refusing to load {path}: others may write its directory "
+                                      f"(mode {stat.S_IMODE(folder.st_mode):04o}). "
+                                      f"Fix: `chmod go-w {path.parent}`.")
+            self.set_state(pickle.loads(f.read()))
 
     def save_to_dir(self, checkpoint_dir: str | Path) -> None:
         """Write the state to ``<checkpoint_dir>/searcher-state.pkl`` (the driver does this in

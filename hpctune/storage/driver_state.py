@@ -7,6 +7,7 @@ from typing import Any
 
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.secure import load_private_pickle
 
 
 def save_driver_state(exp: ExperimentDir, state: dict[str, Any]) -> None:
@@ -15,8 +16,8 @@ def save_driver_state(exp: ExperimentDir, state: dict[str, Any]) -> None:
 
 
 def load_driver_state(exp: ExperimentDir) -> dict[str, Any] | None:
+    """The snapshot, or None; refused (UnsafeFileError) unless the file is yours and private."""
     path = exp.driver_state_path
     if not path.exists():
         return None
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    return load_private_pickle(path)

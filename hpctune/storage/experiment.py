@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
+from hpctune.storage.secure import ensure_dir, make_private_dir, root_dir_mode
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
@@ -97,9 +98,13 @@ class ExperimentDir:
     def is_experiment(self) -> bool:
         return any((self.root / marker).exists() for marker in MARKER_FILES)
 
-    def create(self) -> None:
-        self.trials_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+    def create(self, share_with_group: bool | None = None) -> None:
+        """Create root, trials/ and jobs/ as 0700 (0750 when shared with the group; None: the
+        HPCTUNE_SHARE_WITH_GROUP environment variable), whatever the umask; what is created
+        below them takes their mode (see ``storage.secure``)."""
+        mode = root_dir_mode(share_with_group)
+        for path in (self.root, self.trials_dir, self.jobs_dir):
+            ensure_dir(path, mode)
 
     # -- per trial ----------------------------------------------------------------------------
     def trial_dir(self, trial_id: str) -> Path:
@@ -150,7 +155,7 @@ class ExperimentDir:
         return read_json(self.trial_meta_path(trial_id), default={}) or {}
 
     def write_params(self, trial_id: str, params: dict[str, Any]) -> None:
-        self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.trial_dir(trial_id))
         write_json_atomic(self.params_path(trial_id), params, fsync=False)
 
     def read_params(self, trial_id: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from hpctune.storage.secure import open_private
+
 
 class ResultLog:
     """Appends events to ``result.jsonl``; safe with several writer processes and threads.
@@ -49,7 +51,8 @@ class ResultLog:
 
     def _open(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            # never through a planted symlink; created 0600 (0640 when shared), whatever the umask
+            self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         return self._fd
 
     def close(self) -> None:
