@@ -71,7 +71,7 @@ class Searcher(Objective):
 
         path = Path(checkpoint_path)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UnsafeFileError(f"Refusing to load {path}: it is a symbolic link. "
@@ -83,7 +83,7 @@ class Searcher(Objective):
                 raise UnsafeFileError(
                     f"Refusing to load {path}: owner uid {st.st_uid} (you: {os.geteuid()}), mode "
                     f"{stat.S_IMODE(st.st_mode):04o}; a pickle runs code when loaded, so it must be "
-                    f"a file of yours nobody else can write. Fix: `chmod go-w {path}`, or re-create it.")
+                    f"a regular file of yours nobody else can write. Fix: `chmod go-w {path}`, or re-create it.")
             if folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX:
                 raise UnsafeFileError(f"Refusing to load {path}: others may write its directory "
                                       f"(mode {stat.S_IMODE(folder.st_mode):04o}). "

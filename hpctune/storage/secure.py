@@ -169,7 +169,7 @@ def load_private_pickle(path: str | Path) -> Any:
 def read_private_bytes(path: str | Path) -> bytes:
     """The contents of ``path`` after the checks of ``load_private_pickle`` (on the open fd)."""
     path = Path(path)
-    fd = _open_nofollow(path, os.O_RDONLY)
+    fd = _open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)  # a planted FIFO must not block
     with open(fd, "rb") as f:
         check_private_file(path, os.fstat(fd))
         check_private_dir(path.parent)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import stat
 import subprocess
 import sys
@@ -47,6 +48,21 @@ def umask(mask: int):
         yield
     finally:
         os.umask(old)
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail instead of hanging (a loader that blocks on a planted FIFO)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -169,6 +185,11 @@ def _symlink(path: Path) -> None:
     path.symlink_to(real)
 
 
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path, 0o600)  # opening it for reading would block without O_NONBLOCK
+
+
 def _writable_dir(path: Path) -> None:
     os.chmod(path.parent, 0o770)
 
@@ -178,6 +199,7 @@ FAULTS = [  # (what the attacker did, a phrase the refusal must contain)
     pytest.param(_world_writable, r"mode 0602.*chmod go-w", id="world-writable"),
     pytest.param(_other_owner, "uid 12345", id="other-owner"),
     pytest.param(_symlink, "symbolic link", id="symlink"),
+    pytest.param(_fifo, "regular file", id="fifo"),
     pytest.param(_writable_dir, r"0770.*chmod go-w \S*/exp`", id="group-writable-directory"),
 ]
 
@@ -206,7 +228,7 @@ def _pickle_in_private_dir(tmp_path: Path, name: str) -> Path:
 def test_a_pickle_someone_else_could_write_is_refused(tmp_path, name, loader, fault, phrase):
     path = _pickle_in_private_dir(tmp_path, name)
     fault(path)
-    with pytest.raises(UnsafeFileError, match=phrase):
+    with deadline(10), pytest.raises(UnsafeFileError, match=phrase):
         loader(path)
 
 
