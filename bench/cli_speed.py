@@ -24,7 +24,7 @@ from pathlib import Path
 
 from _common import storage_dir
 
-from hpctune.cli import main as cli_main
+from hpctune.cli.main import main as cli_main
 from hpctune.storage.summary import experiment_summary
 from hpctune.trial import Trial, TrialStatus
 

@@ -8,6 +8,7 @@ the controller enacts them here (stop, pause, retry, finish, fail).
 
 from __future__ import annotations
 
+import heapq
 import shutil
 import sys
 import time
@@ -20,10 +21,10 @@ from hpctune.backends.base import Backend
 from hpctune.callbacks import CallbackList
 from hpctune.checkpoint import checkpoints_to_delete
 from hpctune.config import CheckpointConfig
-from hpctune.controller import snapshot
 from hpctune.controller.events import TrialEvents
 from hpctune.controller.job_watch import JobWatch
 from hpctune.controller.launching import Launcher
+from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
 from hpctune.errors import TuneError
 from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
@@ -35,6 +36,8 @@ from hpctune.storage.user_files import write_user_files
 from hpctune.trial import Trial, TrialStatus
 
 SNAPSHOT_INTERVAL_S = 5.0
+#: events younger than this wait a step, so that none still being appended is overtaken
+ORDER_SETTLE_S = 0.02
 
 
 @dataclass
@@ -82,17 +85,17 @@ class Controller:
     def restore(self, state: dict, resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False) -> None:
         """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
-        snapshot.restore(self, state, resume_unfinished, resume_errored, restart_errored)
+        restore_trials(self, state, resume_unfinished, resume_errored, restart_errored)
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> list[Trial]:
-        with snapshot.interrupt_flag() as interrupted:
+        with interrupt_flag() as interrupted:
             try:
                 while not self.done and not interrupted.is_set():
                     self.step()
                     time.sleep(self.settings.tick_s)
                 if interrupted.is_set():
-                    snapshot.on_interrupt(self)
+                    on_interrupt(self)
             finally:
                 self.save(self._final_status())
         self.callbacks.call("on_experiment_end", trials=self.trial_list)
@@ -148,24 +151,49 @@ class Controller:
     def save(self, status: str = "running") -> None:
         """Snapshot the driver's state (a restored driver starts from it)."""
         self._last_snapshot = self.clock()
-        snapshot.save(self, status)
+        save_snapshot(self, status)
 
     # -- reading results ----------------------------------------------------------
-    def ingest_logs(self, everything: bool = True) -> None:
-        """Read new events; between Slurm polls only the logs of running trials (few stats)."""
+    def ingest_logs(self, everything: bool = True, settle: bool = True,
+                    unsubmitted: bool = False) -> None:
+        """Handle new events of all trials in the order they were reported.
+
+        Between Slurm polls only the logs of running trials are read (few stats); trials not
+        submitted are read only when ``unsubmitted`` (a restore). With ``settle``, events
+        younger than ``ORDER_SETTLE_S`` wait for the next step, so that an event still being
+        appended elsewhere cannot be overtaken by a later one: replaying the logs in
+        timestamp order reproduces every decision.
+        """
+        horizon = time.time() - ORDER_SETTLE_S if settle else float("inf")
+        streams = []
         for trial in self.live_trials:
-            if trial.job_id is None:
+            if trial.job_id is None and not unsubmitted:
                 continue
             if not everything and trial.status is not TrialStatus.RUNNING and trial.job_state != "RUNNING":
                 continue
-            handler = TrialEvents(self, trial)
-            tail = self.tails[trial.trial_id]
-            for event in tail.read_new():
-                trial.last_event_at = self.clock()
-                trial.user_files = trial.user_files or bool(event.get(USER_FILES))
-                dispatch(event, handler, tail.path)
-                if trial.is_finished:
-                    break
+            ready = self._settled(self.tails[trial.trial_id].peek(), horizon)
+            if ready:
+                streams.append([(_reported_at(e), trial.trial_id, e) for e in ready])
+        handlers: dict[str, TrialEvents] = {}
+        for _, trial_id, event in heapq.merge(*streams, key=lambda item: item[0]):
+            trial, tail = self.trials[trial_id], self.tails[trial_id]
+            if trial.is_finished:
+                continue  # ended by an earlier event of this step: the rest is not acted on
+            trial.last_event_at = self.clock()
+            trial.user_files = trial.user_files or bool(event.get(USER_FILES))
+            handler = handlers.setdefault(trial_id, TrialEvents(self, trial))
+            dispatch(event, handler, tail.path)
+            tail.consume(1)
+
+    @staticmethod
+    def _settled(events: list[tuple[dict, int]], horizon: float) -> list[dict]:
+        """The leading events reported before ``horizon`` (a trial's order is kept)."""
+        ready = []
+        for event, _ in events:
+            if _reported_at(event) > horizon:
+                break
+            ready.append(event)
+        return ready
 
     # -- enacting decisions ---------------------------------------------------------
     def complete(self, trial: Trial, early: bool = False) -> None:
@@ -279,3 +307,9 @@ class Controller:
     def note(self, message: str) -> None:
         """A message for the person at the terminal."""
         print(f"hpctune: {message}", file=sys.stderr)
+
+
+def _reported_at(event: dict) -> float:
+    """When the worker wrote the event (0 for events without a time: they come first)."""
+    value = event.get("time", 0.0)
+    return value if isinstance(value, (int, float)) else 0.0

@@ -36,13 +36,14 @@ class JobWatch:
                 continue
             state = states.get(trial.job_id)
             if state is None:
-                gone.append(trial)
+                gone.append((trial, trial.job_id))
                 continue
             trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
             self._check_heartbeat(trial)
         if gone:
-            ctl.ingest_logs()  # a final event may have landed since the last read
-            self._on_jobs_gone([t for t in gone if not t.is_finished])
+            ctl.ingest_logs(settle=False)  # a final event may have landed since the last read
+            # still unexplained: not finished, and not paused or retried (a new job) meanwhile
+            self._on_jobs_gone([t for t, job in gone if not t.is_finished and t.job_id == job])
 
     def _check_heartbeat(self, trial: Trial) -> None:
         """A job Slurm reports RUNNING whose log stopped advancing is hung or lost: retry it."""

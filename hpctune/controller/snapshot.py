@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hpctune.controller.controller import Controller
 
 
-def save(ctl: Controller, status: str = "running") -> None:
+def save_snapshot(ctl: Controller, status: str = "running") -> None:
     """Write the driver's state atomically."""
     for trial_id, tail in ctl.tails.items():  # where a restored driver resumes reading
         ctl.trials[trial_id].log_offset = tail.offset
@@ -51,7 +51,7 @@ def save(ctl: Controller, status: str = "running") -> None:
         ctl.backend.command_counts()), fsync=False)
 
 
-def restore(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = True,
+def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = True,
             resume_errored: bool = False, restart_errored: bool = False) -> None:
     """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
     ctl.searcher.set_state(state["searcher"])
@@ -65,7 +65,7 @@ def restore(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = Tr
         ctl.tails[trial.trial_id] = LogTail(ctl.exp.result_log_path(trial.trial_id), trial.log_offset)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
     # relaunched, so a trial that finished while no driver ran is never run again.
-    ctl.ingest_logs(everything=True)
+    ctl.ingest_logs(settle=False, unsubmitted=True)
     for trial in ctl.trial_list:
         if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
             if restart_errored:
