@@ -35,7 +35,7 @@ class LocalBackend:
     def __init__(self, experiment_root: Path, max_cpus: int | None = None):
         self.root = Path(experiment_root)
         self.max_cpus = max_cpus or os.cpu_count() or 1
-        self._ids = itertools.count()
+        self._ids = itertools.count(_next_job_number(ExperimentDir(self.root)))
         self._queue: deque[tuple[str, str, int]] = deque()  # (job id, trial id, cpus)
         self._running: dict[str, tuple[subprocess.Popen, int]] = {}
         self._ended: dict[str, int] = {}
@@ -117,6 +117,14 @@ class LocalBackend:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
+
+
+def _next_job_number(exp: ExperimentDir) -> int:
+    """One more than the highest ``local-N`` this experiment used: a restored driver's job ids
+    never repeat an earlier driver's, so each job's log files stay its own."""
+    numbers = [int(p.stem.split("-", 1)[1]) for p in exp.jobs_dir.glob("local-*.out")
+               if p.stem.split("-", 1)[1].isdigit()]
+    return max(numbers, default=-1) + 1
 
 
 def _die_with_parent() -> None:

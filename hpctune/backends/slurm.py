@@ -18,7 +18,7 @@ from submitit.slurm.slurm import SlurmExecutor
 
 from hpctune.backends.base import JobState
 from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
-from hpctune.backends.slurm_limits import ClusterLimits, shared_commands
+from hpctune.backends.slurm_limits import ClusterLimits, RateLimitedCommands
 from hpctune.config import SlurmConfig, check_sbatch_text
 from hpctune.errors import ConfigError, SlurmCommandError
 from hpctune.storage.atomic import write_bytes_atomic
@@ -37,7 +37,7 @@ class SlurmBackend:
         self.root = Path(experiment_root)
         self.config = config or SlurmConfig()
         self.config.validate()  # again: fields may have been set after construction
-        self.commands = commands or shared_commands()
+        self.commands = commands or RateLimitedCommands()  # its own counts, the shared rate
         self.poll_interval_s = self.config.poll_interval_s
         self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
         check_sbatch_text("The experiment directory", str(self.root))  # in --output= and the command

@@ -76,37 +76,58 @@ def _jsonable(value: Any) -> Any:
 
 
 class LogTail:
-    """Reads the events appended to a result log since the last call."""
+    """Reads the events appended to a result log since the last call.
+
+    ``offset`` is where a reader resuming later must start: ``read_new`` moves it past
+    everything it returns; ``peek`` returns new events with their end offsets without
+    moving it, and ``consume(n)`` moves it past the first ``n`` of them once handled.
+    """
 
     def __init__(self, path: str | Path, offset: int = 0):
         self.path = Path(path)
         self.offset = offset
         self.bad_lines = 0
+        self._read_to = offset
+        self._pending: list[tuple[dict[str, Any], int]] = []
 
     def read_new(self) -> list[dict[str, Any]]:
-        """Complete events after ``offset``; advances past them only."""
+        """Complete events after ``offset``; advances past them."""
+        events = [event for event, _ in self.peek()]
+        self.consume(len(self._pending))
+        return events
+
+    def peek(self) -> list[tuple[dict[str, Any], int]]:
+        """(event, offset after it) of every complete event not consumed yet."""
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
-            return []
-        if size <= self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(size - self.offset)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        return self._parse(data[: end + 1])
+            return list(self._pending)
+        if size > self._read_to:
+            with open(self.path, "rb") as f:
+                f.seek(self._read_to)
+                data = f.read(size - self._read_to)
+            end = data.rfind(b"\n")
+            if end >= 0:
+                self._pending += self._parse(data[: end + 1], self._read_to)
+                self._read_to += end + 1
+        return list(self._pending)
 
-    def _parse(self, data: bytes) -> list[dict[str, Any]]:
+    def consume(self, count: int) -> None:
+        """Mark the first ``count`` peeked events handled."""
+        if count <= 0:
+            return
+        done, self._pending = self._pending[:count], self._pending[count:]
+        self.offset = done[-1][1] if self._pending else self._read_to
+
+    def _parse(self, data: bytes, start: int) -> list[tuple[dict[str, Any], int]]:
         events = []
-        for line in data.splitlines():
+        position = start
+        for line in data.split(b"\n")[:-1]:
+            position += len(line) + 1
             if not line:
                 continue
             try:
-                events.append(json.loads(line))
+                events.append((json.loads(line), position))
             except ValueError:
                 self.bad_lines += 1  # a line torn by a killed writer, sealed later
         return events
