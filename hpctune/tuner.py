@@ -344,7 +344,7 @@ class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
 
         self._timeout = Timeout
         self.path = exp.lock_path
-        self.lock = FileLock(str(self.path))
+        self.lock = FileLock(str(self.path), mode=0o600)
 
     def __enter__(self) -> experiment_lock:
         try:

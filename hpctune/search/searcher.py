@@ -54,11 +54,20 @@ class Searcher(Objective):
         pass
 
     def save(self, checkpoint_path: str | Path) -> None:
+        """Write the state atomically, readable and writable by you only (``restore`` refuses
+        a pickle that others could have written)."""
+        import os
+        import tempfile
+
         path = Path(checkpoint_path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(self.get_state(), f)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600, unpredictable
+        try:
+            with open(fd, "wb") as f:
+                pickle.dump(self.get_state(), f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def restore(self, checkpoint_path: str | Path) -> None:
         """Load the state ``save`` wrote; only from a file of yours that nobody else can write

@@ -37,7 +37,8 @@ from hpctune.storage.secure import SHARE_ENV, load_private_pickle
 #: storage/user_files.py (result.json, progress.csv), Searcher.save (searcher-state.pkl) and
 #: tuner.experiment_lock (.driver.lock). The 0700 directories keep them private meanwhile;
 #: remove a name here once its writer uses hpctune.storage.secure.
-WRITTEN_ELSEWHERE = {"result.json", "progress.csv", "searcher-state.pkl", ".driver.lock"}
+#: files kept 0600 even in a shared experiment (the driver's lock, the searcher's pickle)
+ALWAYS_PRIVATE = {".driver.lock", "searcher-state.pkl"}
 PRIVATE, SHARED = (0o700, 0o600), (0o750, 0o640)
 
 
@@ -82,6 +83,8 @@ def assert_modes(root: Path, expected: tuple[int, int], skip: set[str] = frozens
         if Path(rel).name in skip:
             continue
         want = dir_mode if (root / rel).is_dir() else file_mode
+        if Path(rel).name in ALWAYS_PRIVATE:
+            want = 0o600
         if mode != want:
             wrong[rel] = f"{mode:04o} (want {want:04o})"
     assert wrong == {}
@@ -114,7 +117,7 @@ def test_a_real_experiment_is_private_whatever_the_umask(tmp_path, monkeypatch, 
     names = {Path(rel).name for rel in modes(root)}
     assert {"trials", "jobs", "trainable.pkl", "tuner.pkl", "result.jsonl", "local-0.out",
             "checkpoint_000002", "weights"} <= names  # every kind of writer was exercised
-    assert_modes(root, expected, skip=WRITTEN_ELSEWHERE)
+    assert_modes(root, expected)
     assert stat.S_IMODE((tmp_path / "store").stat().st_mode) == expected[0]  # created parents too
 
 
