@@ -7,7 +7,7 @@ import pytest
 from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import run
-from tests.e2e import trainables
+from tests.e2e import replay, trainables
 
 BACKENDS = ["local", pytest.param("slurm", marks=pytest.mark.slurm)]
 
@@ -52,6 +52,16 @@ def test_asha_cancels_stopped_tasks_in_slurm(tmp_path, monkeypatch, slurm_lab):
         assert len(cancelled) >= len(jobs) // 2, states
     for result in stopped:  # at most the iteration in flight runs after the decision
         assert result.metrics["training_iteration"] in (1, 2, 3, 4)
+    assert_replay_reproduces(grid)
+
+
+def assert_replay_reproduces(grid, max_t: int = 9):
+    """The logs replayed in report order into a fresh ASHA give the run's stop points."""
+    fresh = tune.schedulers.ASHAScheduler(max_t=max_t, grace_period=1, reduction_factor=3)
+    fresh.set_search_properties("loss", "min")
+    replayed = {t: i for t, i in replay.stop_points(grid.experiment_path, fresh).items() if i < max_t}
+    assert replayed == replay.run_stop_points(grid, max_t)
+    assert len(replayed) >= 4
 
 
 def test_asha_cooperative_stop_is_fast(backend, tmp_path):
@@ -73,6 +83,7 @@ def test_asha_cooperative_stop_is_fast(backend, tmp_path):
     for result in stopped:
         kinds = [e["event"] for e in read_events(Path(result.path) / "result.jsonl")]
         assert kinds[-1] == "stopped", kinds
+    assert_replay_reproduces(grid)
 
 
 def test_dict_stopper_and_max_iterations(backend, tmp_path):
