@@ -102,6 +102,19 @@ def snapshot_trials(exp: ExperimentDir) -> list[Trial]:
 
 
 def trial_results(log_path: Path) -> list[dict[str, Any]]:
-    """Every result reported in a trial's log (``ExperimentDir.result_log_path``), in order."""
-    path = log_path
-    return [e[ev.RESULT] for e in read_events(path) if ev.event_kind(e, path) is ev.EventKind.RESULT]
+    """The results of a trial's surviving run (``ExperimentDir.result_log_path``), in order.
+
+    A run restarted from an older checkpoint reports some iterations again; the later
+    report replaces the earlier ones from that iteration on, so each ``training_iteration``
+    appears once, as the trial's final lineage has it.
+    """
+    results: list[dict[str, Any]] = []
+    for event in read_events(log_path):
+        if ev.event_kind(event, log_path) is not ev.EventKind.RESULT:
+            continue
+        result = event[ev.RESULT]
+        iteration = result.get("training_iteration")
+        while results and iteration is not None and results[-1].get("training_iteration", 0) >= iteration:
+            results.pop()
+        results.append(result)
+    return results
