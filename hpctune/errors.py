@@ -50,3 +50,7 @@ class TuneError(HpctuneError):
 class UnsafeFileError(HpctuneError):
     """An experiment file or directory that someone other than you could have written: not
     owned by you, group- or world-writable, or a symbolic link where a file must be."""
+
+
+class ExperimentStateError(HpctuneError):
+    """An experiment's saved state is missing or damaged, so it cannot be continued safely."""

@@ -29,6 +29,10 @@ class Backend(Protocol):
     def submit_room(self, queued: int) -> int | None:
         """How many more jobs the scheduler accepts from this user now (None: no limit)."""
 
+    def recorded_launches(self) -> dict[str, str]:
+        """{trial_id: job id} of the newest launch of each trial that the backend itself
+        recorded (a restored driver re-attaches to launches its snapshot missed)."""
+
     def poll(self) -> dict[str, JobState]:
         """States of every job of this backend still known to the scheduler (one query)."""
 

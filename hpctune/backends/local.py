@@ -77,6 +77,10 @@ class LocalBackend:
     def submit_room(self, queued: int) -> int | None:
         return None
 
+    def recorded_launches(self) -> dict[str, str]:
+        """Nothing to re-attach to: local jobs end with their driver."""
+        return {}
+
     def poll(self) -> dict[str, JobState]:
         for job_id, (proc, _) in list(self._running.items()):
             code = proc.poll()

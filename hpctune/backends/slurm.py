@@ -25,6 +25,9 @@ from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
 
+#: ``--comment`` of each array: ``hpctune:<manifest uid>``
+COMMENT_PREFIX = "hpctune:"
+
 
 class SlurmBackend:
     """Runs trials as Slurm array tasks."""
@@ -78,6 +81,37 @@ class SlurmBackend:
         write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
         return [f"{array_id}_{i}" for i in range(len(trial_ids))]
 
+    def recorded_launches(self) -> dict[str, str]:
+        """{trial_id: job id} of this experiment's newest launch of each trial, from the array
+        manifests written before each ``sbatch``: a driver killed between ``sbatch`` and its
+        snapshot re-attaches to those jobs instead of submitting them again. An array whose
+        job id file is missing is found in the queue by its ``--comment``."""
+        found: dict[str, str] = {}
+        by_comment: dict[str, str] | None = None
+        for uid in self.exp.array_uids():
+            manifest, _, job_id_path = self.exp.array_paths(uid)
+            array_id = job_id_path.read_text().strip() if job_id_path.exists() else None
+            if array_id is None:
+                by_comment = self._arrays_by_comment() if by_comment is None else by_comment
+                array_id = by_comment.get(uid)
+            if not array_id:
+                continue  # never submitted, or gone: the trials' logs tell the rest
+            validate_job_id(array_id)
+            for index, trial_id in enumerate(manifest.read_text().split()):
+                found[trial_id] = f"{array_id}_{index}"
+        return found
+
+    def _arrays_by_comment(self) -> dict[str, str]:
+        """{uid: array job id} of this experiment's jobs still in the queue (one squeue)."""
+        proc = self.commands.run(["squeue", "-h", "-u", self._user, "-n", self.job_name,
+                                  "-o", "%A|%k"], check=False)
+        found = {}
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+            array_id, _, comment = line.strip().partition("|")
+            if comment.startswith(COMMENT_PREFIX):
+                found[comment.removeprefix(COMMENT_PREFIX)] = array_id
+        return found
+
     def submit_room(self, queued: int) -> int | None:
         """How many more tasks the user's MaxSubmitJobs allows (None: no limit known)."""
         return self.limits.submit_room(queued)
@@ -107,6 +141,8 @@ class SlurmBackend:
             raise ConfigError(f"Invalid Slurm parameters: {exc}") from exc
         executor.parameters["map_count"] = count
         manifest = manifest or self.exp.array_paths("<uid>")[0]
+        executor.parameters["additional_parameters"].setdefault(  # finds an unrecorded array
+            "comment", COMMENT_PREFIX + manifest.stem.removeprefix("array_"))
         command = self._worker_command(manifest)
         return executor._make_submission_file_text(command, "preview")
 

@@ -32,6 +32,8 @@ class TrialEvents(TrialReplay):
         job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0)
         if job and trial.job_id and job != trial.job_id:
             return  # a run of an earlier job, cancelled before the driver read this
+        if job and trial.job_id is None and not trial.is_finished:
+            trial.job_id = job  # a launch the snapshot missed, read at restore: adopt it
         unexplained = not first and not trial.awaiting_restart and restarts > trial.restart_count
         super().on_start(event)
         trial.awaiting_restart = False

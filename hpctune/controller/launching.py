@@ -29,6 +29,7 @@ class Launcher:
     def __init__(self, controller: Controller):
         self.ctl = controller
         self._eager_batch_size: int | None = None
+        self._created_since_save = False
 
     # -- creating -----------------------------------------------------------------------
     def create_trials(self) -> None:
@@ -74,6 +75,7 @@ class Launcher:
         ctl.trials[trial_id] = ctl.live[trial_id] = trial
         ctl.tails[trial_id] = LogTail(ctl.exp.result_log_path(trial_id))
         ctl.scheduler.on_trial_add(trial.info)
+        self._created_since_save = True
 
     # -- launching ----------------------------------------------------------------------
     def launch_pending(self) -> None:
@@ -82,6 +84,8 @@ class Launcher:
         if not groups:
             return
         ctl = self.ctl
+        if self._created_since_save:  # a restored driver must know every trial it may submit
+            ctl.save()
         throttle = ctl.settings.max_concurrent if not ctl.searcher.adaptive else None
         room = ctl.backend.submit_room(sum(1 for t in ctl.live.values() if t.job_id))
         for batch in groups.values():
@@ -95,6 +99,7 @@ class Launcher:
                 trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
                 trial.last_event_at = None
         ctl.save()  # a restored driver must know every submitted job
+        self._created_since_save = False
 
     def _pending_by_resources(self) -> dict[str, list[Trial]]:
         """New trials first, then retried and paused ones as far as the throttle allows."""

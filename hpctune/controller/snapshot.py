@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from hpctune.checkpoint import discard_checkpoints
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.driver_state import save_driver_state
-from hpctune.storage.result_log import LogTail
+from hpctune.storage.events import JOB_ID, EventKind, event_kind
+from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import experiment_summary
 from hpctune.trial import Trial, TrialStatus
 
@@ -63,6 +64,7 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
         if not trial.is_finished:
             ctl.live[trial.trial_id] = trial
         ctl.tails[trial.trial_id] = LogTail(ctl.exp.result_log_path(trial.trial_id), trial.log_offset)
+    _reattach_unrecorded_launches(ctl)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
     # relaunched, so a trial that finished while no driver ran is never run again.
     ctl.ingest_logs(settle=False, unsubmitted=True)
@@ -80,6 +82,33 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
             del ctl.live[trial.trial_id]
         elif not trial.is_finished and trial.job_id and not ctl.backend.jobs_survive_driver:
             trial.job_id, trial.status, trial.awaiting_restart = None, TrialStatus.PENDING, True
+
+
+def _reattach_unrecorded_launches(ctl: Controller) -> None:
+    """Jobs submitted after the snapshot (the driver died between ``sbatch`` and its next
+    snapshot) are adopted from the backend's launch records, not submitted again."""
+    for trial_id, job_id in ctl.backend.recorded_launches().items():
+        trial = ctl.live.get(trial_id)
+        if trial is None or job_id == trial.job_id or not _newer(job_id, trial.job_id):
+            continue
+        if job_id in _ended_jobs(ctl.exp.result_log_path(trial_id)):
+            continue  # that job ran and ended (paused, failed): the snapshot knows what follows
+        trial.job_id, trial.job_state, trial.status = job_id, "PENDING", TrialStatus.PENDING
+        trial.awaiting_restart, trial.submitted_at, trial.last_event_at = False, ctl.clock(), None
+
+
+def _newer(job_id: str, than: str | None) -> bool:
+    if than is None:
+        return True
+    try:
+        return int(job_id.split("_")[0]) > int(than.split("_")[0])
+    except ValueError:
+        return False
+
+
+def _ended_jobs(log_path: Path) -> set[str]:
+    ended = {EventKind.PAUSED, EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR}
+    return {e.get(JOB_ID) for e in read_events(log_path) if event_kind(e, log_path) in ended}
 
 
 def on_interrupt(ctl: Controller) -> None:

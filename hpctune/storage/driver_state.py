@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from hpctune.errors import ExperimentStateError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import load_private_pickle
@@ -12,12 +13,33 @@ from hpctune.storage.secure import load_private_pickle
 
 def save_driver_state(exp: ExperimentDir, state: dict[str, Any]) -> None:
     """Atomically replace the snapshot a restored driver starts from."""
-    write_bytes_atomic(exp.driver_state_path, pickle.dumps(state), fsync=False)
+    write_bytes_atomic(exp.driver_state_path, pickle.dumps(state), fsync=True)
 
 
 def load_driver_state(exp: ExperimentDir) -> dict[str, Any] | None:
-    """The snapshot, or None; refused (UnsafeFileError) unless the file is yours and private."""
+    """The snapshot; None when no trial ever ran (a fresh start loses nothing).
+
+    Refused (UnsafeFileError) unless the file is yours and private. A snapshot that is
+    missing or damaged while trials have run is a clear error: starting over would run
+    them again.
+    """
     path = exp.driver_state_path
     if not path.exists():
+        ran = [t for t in exp.trial_ids() if exp.result_log_path(t).exists()]
+        if ran:
+            raise ExperimentStateError(
+                f"{path} is missing, but {len(ran)} trials of {exp.root} have run: restoring "
+                "without it would start the experiment over and run them again. Nothing was "
+                "changed; the results so far are readable with ResultGrid.from_path"
+                f"('{exp.root}') or `hpctune trials {exp.root}`.")
         return None
-    return load_private_pickle(path)
+    try:
+        state = load_private_pickle(path)
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError) as exc:
+        raise ExperimentStateError(
+            f"{path} is damaged ({type(exc).__name__}: {exc}): the experiment cannot be "
+            "restored from it. Nothing was changed; the results so far are readable with "
+            f"ResultGrid.from_path('{exp.root}').") from exc
+    if not isinstance(state, dict) or "trials" not in state:
+        raise ExperimentStateError(f"{path} is not a driver snapshot of this hpctune version.")
+    return state

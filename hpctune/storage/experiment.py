@@ -138,6 +138,12 @@ class ExperimentDir:
         base = self.jobs_dir / f"array_{uid}"
         return base.with_suffix(".trials"), base.with_suffix(".sbatch"), base.with_suffix(".jobid")
 
+    def array_uids(self) -> list[str]:
+        """The uids of every array this experiment submitted or was about to submit (a manifest
+        is written before ``sbatch``), oldest first."""
+        manifests = sorted(self.jobs_dir.glob("array_*.trials"), key=lambda p: p.stat().st_mtime_ns)
+        return [p.stem.removeprefix("array_") for p in manifests]
+
     # -- readers and writers ----------------------------------------------------------------------
     def write_trainable(self, payload: bytes) -> None:
         write_bytes_atomic(self.trainable_path, payload)

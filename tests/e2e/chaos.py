@@ -117,7 +117,8 @@ def check(exp_path: Path) -> list[str]:
         completes = sum(1 for e in events if e["event"] == "complete")
         if completes != 1:
             problems.append(f"{result.trial_id}: {completes} complete events")
-        iterations = list(result.metrics_dataframe["training_iteration"])
+        frame = result.metrics_dataframe
+        iterations = list(frame["training_iteration"]) if "training_iteration" in frame else []
         if iterations != list(range(1, STEPS + 1)):
             problems.append(f"{result.trial_id}: iterations shown {iterations}")
         problems += _overlaps(result.trial_id, events)
