@@ -21,6 +21,7 @@ def test_gpu_array_script(tmp_path):
     out = tmp_path / "exp" / "jobs"
     assert directives(script) == [
         "#SBATCH --array=0-15%4",
+        "#SBATCH --comment=hpctune:1",
         "#SBATCH --cpus-per-task=2",
         f"#SBATCH --error={out}/%A_%a_0_log.err",
         "#SBATCH --gres=gpu:1",
