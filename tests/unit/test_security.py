@@ -221,7 +221,7 @@ def _pickle_in_private_dir(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / "exp"
     folder.mkdir(mode=0o700)
     path = folder / name
-    path.write_bytes(pickle.dumps({}))
+    path.write_bytes(pickle.dumps({"trials": []}))  # a valid (empty) driver snapshot too
     os.chmod(path, 0o600)
     return path
 
