@@ -8,6 +8,7 @@ injected clock, so tests can fast-forward it.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import math
 import time
@@ -102,6 +103,21 @@ class Stopper:
         """True if the whole experiment should stop (no new trials, running ones stop)."""
         return False
 
+    #: the attributes that hold what the stopper has seen: saved with the driver's snapshot,
+    #: so a restored experiment's stopper continues where it was (a subclass lists its own)
+    _state_attributes: tuple[str, ...] = ()
+
+    def get_state(self) -> dict:
+        """What the stopper has seen so far (picklable)."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self._state_attributes
+                if hasattr(self, name)}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from ``get_state``'s result."""
+        for name, value in state.items():
+            if name in self._state_attributes:
+                setattr(self, name, value)
+
 
 class NoopStopper(Stopper):
     """Never stops anything (what ``RunConfig(stop=None)`` means)."""
@@ -141,6 +157,8 @@ class DictStopper(Stopper):
     A key that a trial has never reported is an error, raised at the first result
     that lacks it; one that was reported before and is missing now is skipped.
     """
+
+    _state_attributes = ("_seen",)
 
     def __init__(self, criteria: Mapping[str, Any]):
         self._criteria = dict(self._flatten(criteria))
@@ -197,6 +215,8 @@ class ExperimentPlateauStopper(Stopper):
     The plateau must hold for ``patience`` further results. NaN results are ignored.
     """
 
+    _state_attributes = ("_top_values", "_iterations")
+
     def __init__(
         self, metric: str, std: float = 0.001, top: int = 10, mode: str = "min", patience: int = 0
     ):
@@ -232,6 +252,8 @@ class TrialPlateauStopper(Stopper):
     Not before the trial's ``grace_period``-th result, and, with ``metric_threshold``,
     only once the latest value is at least as good as the threshold (per ``mode``).
     """
+
+    _state_attributes = ("_trial_results",)
 
     def __init__(
         self,
@@ -278,6 +300,8 @@ class TimeoutStopper(Stopper):
     between consecutive checks is spent, so the time a driver spends dead is not
     counted after a resume (the clock reference is dropped when pickled).
     """
+
+    _state_attributes = ("_budget",)
 
     def __init__(
         self,
@@ -333,6 +357,13 @@ class CombinedStopper(Stopper):
     def stop_all(self) -> bool:
         decisions = [stopper.stop_all() for stopper in self._stoppers]
         return any(decisions)
+
+    def get_state(self) -> dict:
+        return {"stoppers": [stopper.get_state() for stopper in self._stoppers]}
+
+    def set_state(self, state: dict) -> None:
+        for stopper, saved in zip(self._stoppers, state.get("stoppers", []), strict=False):
+            stopper.set_state(saved)
 
 
 def as_stopper(stop: Stopper | Mapping[str, Any] | Callable[[str, dict], bool] | None) -> Stopper:

@@ -43,6 +43,7 @@ def save_snapshot(ctl: Controller, status: str = "running") -> None:
         "trials": trials,
         "searcher": ctl.searcher.get_state(),
         "scheduler": ctl.scheduler.get_state(),
+        "stopper": ctl.stopper.get_state(),
         "searcher_finished": ctl.searcher_finished,
         "trial_id_prefix": ctl.settings.trial_id_prefix,
     })
@@ -57,6 +58,7 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
     """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
     ctl.searcher.set_state(state["searcher"])
     ctl.scheduler.set_state(state["scheduler"])
+    ctl.stopper.set_state(state.get("stopper", {}))
     ctl.searcher_finished = state["searcher_finished"]
     for data in state["trials"]:
         trial = Trial.from_dict(data)

@@ -283,3 +283,45 @@ def test_ray_style_import_paths():
     assert set(stopper_alias.__all__) == set(stoppers.__all__)
     assert all(getattr(stopper_alias, name) is getattr(stoppers, name) for name in stoppers.__all__)
     assert hpctune.Stopper is Stopper
+
+
+# -- state kept across a driver restore ----------------------------------------------------
+def _restored(stopper, fresh):
+    """``fresh`` continued from ``stopper``'s state, through a pickle as the snapshot does."""
+    import pickle
+
+    fresh.set_state(pickle.loads(pickle.dumps(stopper.get_state())))
+    return fresh
+
+
+def test_timeout_budget_survives_a_restore():
+    clock = [0.0]
+    stopper = TimeoutStopper(10, clock=lambda: clock[0])
+    stopper.stop_all()
+    clock[0] = 7.0
+    assert stopper.stop_all() is False
+    restored = _restored(stopper, TimeoutStopper(10, clock=lambda: clock[0]))
+    clock[0] = 100.0  # the driver was dead meanwhile: not counted
+    assert restored.stop_all() is False
+    clock[0] = 103.5
+    assert restored.stop_all() is True  # 7 + 3.5 s of the 10 s budget
+
+
+def test_plateau_histories_survive_a_restore():
+    def make():
+        return CombinedStopper(
+            TrialPlateauStopper("loss", std=0.01, num_results=3, grace_period=0),
+            ExperimentPlateauStopper("loss", top=3, patience=0, std=0.01))
+
+    stopper = make()
+    assert not stopper("t1", {"loss": 1.0}) and not stopper("t1", {"loss": 1.0})
+    restored = _restored(stopper, make())
+    assert restored("t1", {"loss": 1.0}) is True  # the third equal value: a plateau
+    assert make()("t1", {"loss": 1.0}) is False  # a stopper without the history does not stop
+
+
+def test_dict_stopper_remembers_reported_keys():
+    stopper = DictStopper({"acc": 0.9})
+    stopper("t1", {"acc": 0.1})
+    restored = _restored(stopper, DictStopper({"acc": 0.9}))
+    assert restored("t1", {"loss": 3}) is False  # reported before, missing now: skipped
