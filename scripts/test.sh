@@ -42,7 +42,7 @@ trap report EXIT
 
 # ------------------------------------------------------------------ 1. Debian packages
 log "phase 1: Debian packages"
-extra=()
+extra=(fuse3)  # tests/e2e/test_weak_filesystem.py mounts a FUSE filesystem (libfuse3, fusermount3)
 if [[ ! -x $VENV/bin/python ]] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   extra+=(python3 python3-venv)
 fi

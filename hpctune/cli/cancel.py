@@ -1,7 +1,11 @@
 """``hpctune cancel EXP [TRIAL...]``: stop requests for the live trials, then one scancel.
 
 Without trials it stops the driver too: a detached driver's job joins the scancel; a
-foreground driver on this host gets SIGINT (its Ctrl+C: final snapshot, jobs cancelled).
+foreground driver on this host gets SIGINT (its Ctrl+C: final snapshot, jobs cancelled),
+but only once ``/proc`` confirms that the recorded pid still is that driver (same start
+time, boot and command line): a stale or forged record never signals another process.
+Every job id read from the experiment's files is checked (``validate_job_id``) before any
+file is written or any command runs.
 """
 
 from __future__ import annotations
@@ -11,10 +15,17 @@ import os
 import signal
 import socket
 
+from hpctune.backends.slurm_commands import validate_job_id
 from hpctune.backends.slurm_limits import shared_commands
-from hpctune.cli.common import experiment_info, find_trial, is_slurm_job, resolve_experiment
+from hpctune.cli.common import (
+    experiment_info,
+    find_trial,
+    load_trials,
+    resolve_experiment,
+    slurm_job_ids,
+)
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.replay import snapshot_trials
+from hpctune.storage.summary import recorded_driver_pid
 
 CANCEL_REASON = "cancelled with `hpctune cancel`"
 
@@ -36,44 +47,55 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cancel_experiment(exp: ExperimentDir, trial_texts: list[str]) -> str:
     """Stop the driver (all trials) or some trials: stop requests, then one scancel for all jobs."""
-    trials = snapshot_trials(exp)
+    trials = load_trials(exp)
     targets = [find_trial(trials, text) for text in trial_texts] if trial_texts else trials
     live = [t for t in targets if not t.is_finished]
+    job_ids = slurm_job_ids([t.job_id for t in live])  # all checked before anything is done
+    driver_job = None if trial_texts else _driver_job(exp)
     for trial in live:  # a worker that reports before the scancel lands stops cleanly
         exp.write_control(trial.trial_id, {"action": "stop", "reason": CANCEL_REASON})
     notes = []
-    job_ids = [t.job_id for t in live if is_slurm_job(t.job_id)]
-    if not trial_texts:
-        driver_job, note = _stop_driver(exp)
+    if not trial_texts and driver_job is None:
+        note = _interrupt_driver(exp)
         notes += [note] if note else []
-        job_ids = ([driver_job] if driver_job else []) + job_ids
+    job_ids = ([driver_job] if driver_job else []) + job_ids
     if job_ids:
         notes.append(_scancel(job_ids))
     if not live and not job_ids:
-        return f"Nothing to cancel in {exp.root.name}: no trial is queued or running."
+        return "\n".join([f"Nothing to cancel in {exp.root.name}: no trial is queued or running.", *notes])
     return "\n".join([f"Cancelling {len(live)} trial(s) of {exp.root.name}.", *notes])
 
 
-def _stop_driver(exp: ExperimentDir) -> tuple[str | None, str | None]:
-    """(the detached driver's job id to scancel, a note) or a foreground driver interrupted here."""
+def _driver_job(exp: ExperimentDir) -> str | None:
+    """The detached driver's job id (checked), while the experiment may still run."""
     info = experiment_info(exp)
-    summary, submit = info["summary"], info["submit"]
+    if info["summary"].get("status") not in (None, "running"):
+        return None
+    job = info["submit"].get("driver_job_id")
+    return validate_job_id(str(job)) if job else None
+
+
+def _interrupt_driver(exp: ExperimentDir) -> str | None:
+    """SIGINT to a foreground driver on this host, once /proc confirms the pid is that driver."""
+    summary = experiment_info(exp)["summary"]
     if summary.get("status") not in (None, "running"):
-        return None, None
-    if submit.get("driver_job_id"):
-        return str(submit["driver_job_id"]), None
+        return None
     driver = summary.get("driver") or {}
     pid, host = driver.get("pid"), driver.get("host")
     if not pid:
-        return None, None
+        return None
     if host != socket.gethostname():
-        return None, (f"The driver runs on {host} (pid {pid}): stop it there with Ctrl-C, or it "
-                      "will treat the cancelled jobs as failures.")
+        return (f"The driver runs on {host} (pid {pid}): stop it there with Ctrl-C, or it "
+                "will treat the cancelled jobs as failures.")
+    verified, why = recorded_driver_pid(driver)
+    if verified is None:
+        return (f"The driver is not running (stale record: {why}); no process was signalled. "
+                "If a driver still runs, stop it with Ctrl-C where it runs.")
     try:
-        os.kill(int(pid), signal.SIGINT)  # the driver writes its final snapshot and exits
+        os.kill(verified, signal.SIGINT)  # the driver writes its final snapshot and exits
     except ProcessLookupError:
-        return None, None
-    return None, f"Interrupted the driver (pid {pid})."
+        return f"The driver is not running (pid {verified} ended just now); nothing was signalled."
+    return f"Interrupted the driver (pid {verified})."
 
 
 def _scancel(job_ids: list[str]) -> str:

@@ -6,21 +6,58 @@ any login node while the driver runs elsewhere.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpctune.backends.slurm_commands import validate_job_id
 from hpctune.config import DEFAULT_STORAGE
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.replay import snapshot_trials
 from hpctune.storage.result_log import read_events
 from hpctune.trial import Trial
 
 #: a running experiment whose summary is older than this is flagged: its driver may be gone
 STALE_AFTER_S = 60.0
+_LOCAL_JOB = re.compile(r"local-\d+", re.ASCII)
+#: what damaged JSON or a record of the wrong shape raises while it is read
+DAMAGED = (ValueError, TypeError, KeyError, AttributeError)
+
+
+# -- command-line values ------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, 1, "a whole number >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, 0, "a whole number >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = _number(text, float, 0.0, "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    return value
+
+
+def _number(text: str, kind: Callable[[str], Any], low: float, what: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
+    if value < low or value != value:  # NaN compares false with everything
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {what}")
+    return value
 
 
 # -- finding experiments ---------------------------------------------------------------------
@@ -33,8 +70,14 @@ def experiment_dirs(root: Path) -> list[ExperimentDir]:
     """The experiments directly under ``root``, by name."""
     if not root.is_dir():
         return []
-    found = (ExperimentDir(p) for p in sorted(root.iterdir()) if p.is_dir())
-    return [exp for exp in found if exp.is_experiment()]
+    found = []
+    for path in sorted(root.iterdir()):
+        try:
+            if path.is_dir() and ExperimentDir(path).is_experiment():
+                found.append(ExperimentDir(path))
+        except OSError:  # another user's private directory: not ours to list
+            continue
+    return found
 
 
 def resolve_experiment(text: str) -> ExperimentDir:
@@ -52,17 +95,50 @@ def resolve_experiment(text: str) -> ExperimentDir:
 
 # -- describing an experiment ---------------------------------------------------------------------
 def experiment_info(exp: ExperimentDir) -> dict[str, Any]:
-    """The summary, the spec and the submit plan merged into one small dict."""
-    summary = exp.read_summary()
-    spec = exp.read_experiment() or {}
-    return {"summary": summary, "spec": spec, "submit": exp.read_submit(),
+    """The summary, the spec and the submit plan merged into one small dict.
+
+    Each file is optional: one that is empty, torn or of the wrong shape reads as ``{}`` and
+    its name goes to ``unreadable``, so that one damaged experiment never hides the others.
+    """
+    unreadable: list[str] = []
+    summary = _read(exp.read_summary, exp.summary_path, unreadable, _summary_ok)
+    spec = _read(exp.read_experiment, exp.experiment_path, unreadable)
+    submit = _read(exp.read_submit, exp.submit_path, unreadable)
+    return {"summary": summary, "spec": spec, "submit": submit, "unreadable": unreadable,
             "metric": summary.get("metric") or spec.get("metric"),
             "mode": summary.get("mode") or spec.get("mode")}
 
 
+def _read(reader: Callable[[], Any], path: Path, unreadable: list[str],
+          valid: Callable[[dict[str, Any]], bool] = lambda data: True) -> dict[str, Any]:
+    try:
+        data = reader()
+    except (OSError, ValueError):  # not readable, empty, torn, not UTF-8
+        data = None
+    if isinstance(data, dict) and valid(data):
+        return data
+    unreadable.append(path.name)
+    return {}
+
+
+def _summary_ok(summary: dict[str, Any]) -> bool:
+    """The fields ``ls`` and ``status`` format have the types they need."""
+    number = (int, float)
+    best = summary.get("best")
+    by_status = summary.get("by_status", {})
+    return (isinstance(summary.get("status", ""), str) and isinstance(summary.get("updated", 0), number)
+            and isinstance(summary.get("num_trials", 0), int) and isinstance(by_status, dict)
+            and all(isinstance(k, str) and isinstance(n, int) for k, n in by_status.items())
+            and (best is None or isinstance(best, dict) and isinstance(best.get("value"), (*number, type(None))))
+            and isinstance(summary.get("driver") or {}, dict))
+
+
 def describe_state(info: dict[str, Any]) -> str:
-    """running / finished / interrupted / error; queued or stale when the files say so."""
+    """running / finished / interrupted / error; queued or stale when the files say so;
+    ``unreadable (<file>)`` when a file needed to tell is damaged."""
     summary, submit = info["summary"], info["submit"]
+    if info.get("unreadable"):
+        return f"unreadable ({', '.join(info['unreadable'])})"
     if not summary:
         if submit.get("driver_job_id"):
             return f"queued (driver job {submit['driver_job_id']})"
@@ -72,6 +148,27 @@ def describe_state(info: dict[str, Any]) -> str:
     if status == "running" and age > STALE_AFTER_S:
         return f"running? (no update for {ago(age)})"
     return status
+
+
+def load_trials(exp: ExperimentDir) -> list[Trial]:
+    """The experiment's trials (``snapshot_trials``); a damaged file is a ConfigError naming it."""
+    state_fix = (f"Fix: move it away (`mv {exp.state_path} {exp.state_path}.damaged`): hpctune then "
+                 "rebuilds the trials from their result logs, and a running driver writes it again "
+                 "at its next snapshot.")
+    try:
+        has_state = bool(exp.read_state())
+    except DAMAGED as exc:
+        raise ConfigError(f"{exp.state_path} is damaged ({exc}). {state_fix}") from exc
+    try:
+        return snapshot_trials(exp)
+    except HpctuneError:
+        raise
+    except DAMAGED as exc:
+        what = f"{type(exc).__name__}: {exc}"
+        if has_state:
+            raise ConfigError(f"{exp.state_path} is damaged (a trial record: {what}). {state_fix}") from exc
+        raise ConfigError(f"A trial file of {exp.root} is damaged ({what}). Fix: look for an empty "
+                          f"or edited file under {exp.trials_dir}.") from exc
 
 
 def driver_text(summary: dict[str, Any]) -> str | None:
@@ -117,16 +214,32 @@ def find_trial(trials: list[Trial], text: str) -> Trial:
 
 
 def trial_job_ids(exp: ExperimentDir, trial: Trial) -> list[str]:
-    """Every job the trial ran in, oldest first: from its result log's events, plus its current job."""
+    """Every job the trial ran in, oldest first: from its result log's events, plus its current
+    job. Only real job ids (Slurm ``123_4``, local ``local-7``): a damaged one names no file."""
     seen: dict[str, None] = {}
     for event in read_events(exp.result_log_path(trial.trial_id)):
         if event.get(ev.JOB_ID):
             seen[str(event[ev.JOB_ID])] = None
     if trial.job_id:
-        seen[trial.job_id] = None
-    return list(seen)
+        seen[str(trial.job_id)] = None
+    return [job for job in seen if _LOCAL_JOB.fullmatch(job) or is_valid_slurm_job(job)]
 
 
-def is_slurm_job(job_id: str | None) -> bool:
-    """True for a Slurm job id; False for none or a local process (``local-N``)."""
-    return bool(job_id) and not job_id.startswith("local")
+def is_slurm_job(job_id: Any) -> bool:
+    """True for a Slurm job id (checked later); False for none or a local process (``local-N``)."""
+    return bool(job_id) and not str(job_id).startswith("local")
+
+
+def slurm_job_ids(job_ids: list[Any]) -> list[str]:
+    """The Slurm job ids among ``job_ids``, each checked by ``validate_job_id`` (a ConfigError for
+    one that is not a job id, e.g. ``--user=root`` from an edited state file)."""
+    return [validate_job_id(str(job)) for job in job_ids if is_slurm_job(job)]
+
+
+def is_valid_slurm_job(job_id: str) -> bool:
+    """True if ``job_id`` passes ``validate_job_id``."""
+    try:
+        validate_job_id(job_id)
+    except ConfigError:
+        return False
+    return True

@@ -17,21 +17,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import shlex
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hpctune.backends.slurm_limits import shared_commands
-from hpctune.cli.plan import SubmitPlan, build_file_tuner, read_plan
+from hpctune.cli.plan import SubmitPlan, build_file_tuner, pin_location, read_plan
+from hpctune.config import check_sbatch_options, check_sbatch_text
 from hpctune.errors import ConfigError, HpctuneError
 from hpctune.profiles import SubmitOverrides
 from hpctune.storage.experiment import SUBMIT_FILE, ExperimentDir
+from hpctune.storage.fs_check import check_storage
 
 DRIVER_MODULE = "hpctune.cli.driver"
 DRIVER_SIGNAL_LEAD_S = 120
@@ -39,10 +42,33 @@ DRIVER_SIGNAL_LEAD_S = 120
 
 # -- the driver job's script -------------------------------------------------------------------
 def driver_script(plan: SubmitPlan) -> str:
-    """The sbatch script of the detached driver: 1 CPU, --requeue, USR1 before the time limit."""
+    """The sbatch script of the detached driver: 1 CPU, --requeue, USR1 before the time limit.
+
+    Every value is checked (no control character: ConfigError) and shell-quoted; setup lines
+    are commands, checked only."""
+    directives, setup = driver_directives(plan)
+    lines = ["#!/bin/bash", "# hpctune driver job: runs Tuner.fit(); requeued, it resumes the experiment"]
+    for key, value in directives.items():
+        if value is None and key != "requeue":
+            continue
+        lines.append(f"#SBATCH --{key}" + ("" if value is None else f"={shlex.quote(str(value))}"))
+    lines += ["", "# setup", *setup] if setup else []
+    lines += ["", "export HPCTUNE_BACKEND=slurm"]
+    command = [plan.python, "-u", "-m", DRIVER_MODULE, str(plan.exp.submit_path)]
+    lines += ["exec " + " ".join(shlex.quote(c) for c in command), ""]
+    return "\n".join(lines)
+
+
+def driver_directives(plan: SubmitPlan) -> tuple[dict[str, Any], list[str]]:
+    """The driver job's ``#SBATCH`` directives and setup lines, from the profile's ``[driver]``,
+    the ``--driver-*`` options and the trials' account/QOS; ConfigError for a bad value."""
     exp, driver = plan.exp, plan.driver
     trial_slurm = plan.slurm or {**plan.overrides.get("slurm_defaults", {}),
                                  **plan.overrides.get("slurm_forced", {})}
+    _check_driver_types(driver)
+    options = driver.get("sbatch_options", {})
+    check_sbatch_options(options, owner="the profile's [driver] sbatch_options, or SlurmConfig")
+    setup = [*trial_slurm.get("setup", []), *driver.get("setup", [])]
     directives = {
         "job-name": f"hpctune-driver-{plan.name}", "ntasks": 1, "cpus-per-task": 1,
         "time": driver.get("time_min"), "requeue": None, "open-mode": "append",
@@ -52,19 +78,36 @@ def driver_script(plan: SubmitPlan) -> str:
         "account": driver.get("account") or trial_slurm.get("account"),
         "qos": driver.get("qos") or trial_slurm.get("qos"),
         "mem": f"{int(driver['mem_gb'] * 1024)}M" if driver.get("mem_gb") else None,
-        **driver.get("sbatch_options", {}),
+        **options,
     }
-    lines = ["#!/bin/bash", "# hpctune driver job: runs Tuner.fit(); requeued, it resumes the experiment"]
     for key, value in directives.items():
-        if value is None and key != "requeue":
-            continue
-        lines.append(f"#SBATCH --{key}" + ("" if value is None else f"={value}"))
-    setup = [*trial_slurm.get("setup", []), *driver.get("setup", [])]
-    lines += ["", "# setup", *setup] if setup else []
-    lines += ["", "export HPCTUNE_BACKEND=slurm"]
-    command = [plan.python, "-u", "-m", DRIVER_MODULE, str(exp.submit_path)]
-    lines += ["exec " + " ".join(shlex.quote(c) for c in command), ""]
-    return "\n".join(lines)
+        check_sbatch_text(f"the driver job's {key} ([driver] {key} of the profile, or --driver-{key})"
+                          if key in ("partition", "account", "qos") else f"the driver job's --{key}", value)
+    for i, line in enumerate(setup):
+        check_sbatch_text(f"setup line {i + 1} of the driver job (the profile's setup)", line)
+    return directives, setup
+
+
+#: [driver] settings that must have a kind: (is it right, what it must be)
+_DRIVER_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "time_min": (lambda v: _number(v, int) and v >= 1, "a whole number of minutes >= 1"),
+    "mem_gb": (lambda v: _number(v, (int, float)) and v > 0, "a number of GB > 0"),
+    "setup": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of shell lines"),
+    "sbatch_options": (lambda v: isinstance(v, dict), "a table of option = value"),
+}
+
+
+def _number(value: Any, kinds: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _check_driver_types(driver: dict[str, Any]) -> None:
+    """``[driver]`` values of the right kinds: a time limit in minutes, memory in GB, lists, tables."""
+    for key, (right, what) in _DRIVER_KINDS.items():
+        value = driver.get(key)
+        if value is not None and not right(value):
+            raise ConfigError(f"The driver job's {key} is {value!r}, but must be {what}. Fix: correct "
+                              f"`{key}` in the profile's [driver] table (or its --driver-* option).")
 
 
 # -- inside the driver job ------------------------------------------------------------------------
@@ -80,6 +123,7 @@ def run_driver(spec_path: Path) -> int:
     print(f"hpctune driver: job {os.environ.get('SLURM_JOB_ID', '-')} on {socket.gethostname()}, "
           f"restart {restart}, experiment {plan.experiment_path}", flush=True)
     try:
+        check_storage(plan.experiment_path)  # a filesystem without locks: refused before any write
         if plan.mode == "resume" or Tuner.can_restore(plan.experiment_path):
             flags = plan.restore or {"resume_unfinished": True}
             print(f"hpctune driver: resuming with Tuner.restore({flags})", flush=True)
@@ -125,9 +169,29 @@ def install_driver_signals() -> None:
 # -- script mode ----------------------------------------------------------------------------------
 def run_script(plan: SubmitPlan, before_fit: Callable[[Any], None] | None = None) -> int:
     """Run the user's script here as ``__main__``; every Tuner it creates gets the plan's
-    overrides (profile and command-line options) through ``tuner_hooks``."""
+    overrides (profile and command-line options) through ``tuner_hooks``, and its experiment
+    directory: ``--name``/``--storage-path``, else the script's own RunConfig, else the plan's
+    default. ``before_fit`` sees each Tuner before its ``fit()``."""
     from hpctune.tuner import tuner_hooks
 
+    overrides = SubmitOverrides(**plan.overrides)
+
+    def on_create(tuner: Any) -> None:
+        pin_location(tuner.run_config, overrides, Path(plan.experiment_path))
+        overrides.apply(tuner)
+
+    with _script_context(plan):
+        try:
+            with tuner_hooks(on_create=on_create, before_fit=before_fit):
+                runpy.run_path(plan.target, run_name="__main__")
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+@contextlib.contextmanager
+def _script_context(plan: SubmitPlan) -> Iterator[None]:
+    """The script's argv, its directory first on sys.path and the plan's backend; all restored."""
     saved_argv, saved_path = list(sys.argv), list(sys.path)
     saved_backend = os.environ.get("HPCTUNE_BACKEND")
     if plan.backend:
@@ -135,17 +199,13 @@ def run_script(plan: SubmitPlan, before_fit: Callable[[Any], None] | None = None
     sys.argv = [plan.target, *plan.script_args]
     sys.path.insert(0, str(Path(plan.target).parent))
     try:
-        with tuner_hooks(on_create=SubmitOverrides(**plan.overrides).apply, before_fit=before_fit):
-            runpy.run_path(plan.target, run_name="__main__")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        yield
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
         if saved_backend is None:
             os.environ.pop("HPCTUNE_BACKEND", None)
         else:
             os.environ["HPCTUNE_BACKEND"] = saved_backend
-    return 0
 
 
 class _Captured(BaseException):
@@ -165,6 +225,22 @@ def capture_script_tuner(plan: SubmitPlan) -> Any:
         run_script(plan, before_fit=capture)
     except _Captured as captured:
         return captured.tuner
+    return None
+
+
+def script_run_config(plan: SubmitPlan) -> Any:
+    """The RunConfig of the script's first Tuner as the script wrote it (before any override),
+    or None: the script runs only up to that ``Tuner(...)``, nothing is fitted or written."""
+    from hpctune.tuner import tuner_hooks
+
+    def capture(tuner: Any) -> None:  # runs before run_script's own hooks: enclosing blocks first
+        raise _Captured(tuner)
+
+    try:
+        with tuner_hooks(on_create=capture):
+            run_script(plan)
+    except _Captured as captured:
+        return captured.tuner.run_config
     return None
 
 

@@ -23,6 +23,10 @@ from hpctune.cli.common import (
     experiment_dirs,
     experiment_info,
     is_slurm_job,
+    is_valid_slurm_job,
+    load_trials,
+    positive_float,
+    positive_int,
     resolve_experiment,
     storage_root,
 )
@@ -31,7 +35,6 @@ from hpctune.metrics import best_trial
 from hpctune.progress import CLIReporter
 from hpctune.run_view import StatusView
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.replay import snapshot_trials
 from hpctune.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
@@ -47,8 +50,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("status", help="the progress table of an experiment")
     p.add_argument("experiment", metavar="EXP", help="experiment directory or name")
     p.add_argument("--watch", action="store_true", help="refresh until the experiment ends (Ctrl-C to leave)")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (--watch)")
-    p.add_argument("--max-rows", type=int, default=20, help="trial rows shown (top and bottom)")
+    p.add_argument("--interval", type=positive_float, default=2.0,
+                   help="seconds between refreshes (--watch)")
+    p.add_argument("--max-rows", type=positive_int, default=20, help="trial rows shown (top and bottom)")
     p.add_argument("--no-squeue", action="store_true", help="do not ask Slurm for live job states")
     p.set_defaults(func=cmd_status)
 
@@ -87,7 +91,8 @@ def ls_row(exp: ExperimentDir) -> list[str]:
     by_status = summary.get("by_status", {})
     short = " ".join(f"{n}{s[0]}" for s, n in sorted(by_status.items()))
     best = summary.get("best") or {}
-    best_text = f"{summary.get('metric')}={best['value']:.6g}" if "value" in best else ""
+    value = best.get("value")
+    best_text = f"{summary.get('metric')}={value:.6g}" if isinstance(value, (int, float)) else ""
     updated = f"{ago(time.time() - summary['updated'])} ago" if summary.get("updated") else ""
     return [exp.root.name, describe_state(info), str(summary.get("num_trials", 0)), short,
             best_text, updated, driver_text(summary) or ""]
@@ -97,7 +102,7 @@ def ls_row(exp: ExperimentDir) -> list[str]:
 def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     """The StatusView of an experiment, from its files (and one squeue when it is running)."""
     info = experiment_info(exp)
-    trials = snapshot_trials(exp)
+    trials = load_trials(exp)
     state = describe_state(info)
     if squeue and state == "running":
         refresh_job_states(trials)
@@ -110,13 +115,14 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
 
 def refresh_job_states(trials: list[Trial]) -> None:
     """One squeue for the arrays of the live trials; Slurm's answer replaces the snapshot's."""
-    live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)]
+    live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)
+            and is_valid_slurm_job(str(t.job_id))]  # a damaged job id never reaches squeue
     if not live or not shutil.which("squeue"):
         return
-    arrays = sorted({t.job_id.split("_")[0] for t in live})
+    arrays = sorted({str(t.job_id).split("_")[0] for t in live})
     states = shared_commands().job_states(["-j", ",".join(arrays)], check=False)
     for trial in live:
-        job = states.get(trial.job_id)
+        job = states.get(str(trial.job_id))
         if job is not None:
             trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
 
@@ -149,7 +155,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     metric, mode = args.metric or info["metric"], args.mode or info["mode"]
     if not metric or mode not in ("min", "max"):
         raise ConfigError(f"{exp.root.name} has no metric/mode: pass --metric NAME --mode min|max.")
-    trials = snapshot_trials(exp)
+    trials = load_trials(exp)
     best = best_trial(trials, metric, mode)
     if best is None:
         reported = sorted({k for t in trials for k in t.last_result})

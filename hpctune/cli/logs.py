@@ -11,10 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-from hpctune.cli.common import experiment_info, find_trial, resolve_experiment, trial_job_ids
+from hpctune.cli.common import (
+    experiment_info,
+    find_trial,
+    load_trials,
+    resolve_experiment,
+    trial_job_ids,
+)
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.replay import snapshot_trials
 from hpctune.trial import Trial
 
 FOLLOW_INTERVAL_S = 0.5
@@ -40,7 +45,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.trial == DRIVER:
         files = [exp.driver_log_path]
     else:
-        trial = find_trial(snapshot_trials(exp), args.trial)
+        trial = find_trial(load_trials(exp), args.trial)
         files = trial_log_files(exp, trial, STREAMS[args.stream])
     if not files:
         raise ConfigError(f"Trial {args.trial} has not been submitted yet: no log files.")
@@ -89,7 +94,7 @@ def follow(exp: ExperimentDir, trial_text: str, files: list[Path], offsets: dict
     try:
         while True:
             time.sleep(FOLLOW_INTERVAL_S)
-            trial = None if trial_text == DRIVER else find_trial(snapshot_trials(exp), trial_text)
+            trial = None if trial_text == DRIVER else find_trial(load_trials(exp), trial_text)
             if trial is not None:
                 for path in trial_log_files(exp, trial):
                     if path not in offsets:

@@ -10,6 +10,7 @@
     hpctune cancel EXP [TRIAL...]            one scancel for all
     hpctune resume EXP                       continue an interrupted experiment
     hpctune profiles [NAME]                  site profiles
+    hpctune doctor [STORAGE_PATH]            does this storage path (and Slurm) work for hpctune?
 
 EXP is a directory, or an experiment name under $HPCTUNE_STORAGE_PATH (~/hpctune_results).
 This module parses and dispatches; each command group lives in its own module.
@@ -22,11 +23,13 @@ import sys
 from collections.abc import Sequence
 
 from hpctune import __version__
-from hpctune.cli import cancel, inspect, logs, profiles, submit, trials
+from hpctune.cli import cancel, doctor, inspect, logs, profiles, submit, trials
 from hpctune.errors import HpctuneError
 
 #: the command modules, in the order of `hpctune --help`
-COMMAND_MODULES = (submit, inspect, trials, logs, cancel, profiles)
+COMMAND_MODULES = (submit, inspect, trials, logs, cancel, profiles, doctor)
+#: commands that run the user's code: its own errors keep their traceback
+RUNS_USER_CODE = ("submit", "resume")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `hpctune trials EXP | head`
         return 0
+    except OSError as exc:  # e.g. another user's experiment, a full disk: one line, no traceback
+        if args.command in RUNS_USER_CODE:
+            raise
+        print(f"hpctune {args.command}: error: {exc}. Fix: check that the path exists and that "
+              "you may read (or write) it.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -105,11 +105,13 @@ def plan_submission(args: argparse.Namespace) -> SubmitPlan:
         if args.num_samples is not None:
             raise ConfigError("--num-samples applies to experiment files; in a script, set "
                               "TuneConfig(num_samples=...).")
+        # --name/--storage-path pin the directory; else the script's own RunConfig decides
+        # (see pin_location), and the plan's path is only the default
         plan.overrides = dataclasses.asdict(SubmitOverrides(
             slurm_defaults=profile.slurm, slurm_forced=cli_slurm,
             resource_defaults=profile.resources, resources=cli_resources(args),
-            max_concurrent_trials=args.max_concurrent, name=name,
-            storage_path=str(Path(plan.experiment_path).parent)))
+            max_concurrent_trials=args.max_concurrent, name=args.name,
+            storage_path=str(Path(plan.experiment_path).parent) if args.storage_path else None))
     plan.driver.setdefault("partition", plan.slurm.get("partition") or profile.slurm.get("partition"))
     return plan
 
@@ -163,6 +165,24 @@ def _experiment_file(target: Path, script_args: list[str]) -> ExperimentFile | N
 def _default_name(target: Path, file: ExperimentFile | None) -> str:
     stem = file.trainable_ref.rpartition(":")[2] if file else target.stem
     return f"{stem}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+
+
+def pin_location(run_config: Any, overrides: Any, default: Path) -> Path:
+    """Set a script's RunConfig to its experiment directory and return it: ``--name`` and
+    ``--storage-path`` (``overrides``) win, then the script's own ``name``/``storage_path``,
+    then ``default`` (``<stem>_<date>`` under the default storage path)."""
+    run_config.name = overrides.name or run_config.name or default.name
+    run_config.storage_path = str(overrides.storage_path or run_config.storage_path or default.parent)
+    return run_config.experiment_root(run_config.name)
+
+
+def pin_plan_location(plan: SubmitPlan, run_config: Any) -> None:
+    """Fix a script plan's experiment directory before its driver runs elsewhere (``--detach``):
+    from the options, else ``run_config`` (the script's own, or None), else the default."""
+    overrides = SubmitOverrides(**plan.overrides)
+    root = pin_location(run_config or RunConfig(), overrides, Path(plan.experiment_path))
+    plan.experiment_path = str(root)
+    plan.overrides["name"], plan.overrides["storage_path"] = root.name, str(root.parent)
 
 
 def mark_detached(plan: SubmitPlan) -> None:

@@ -13,21 +13,38 @@ import argparse
 import os
 from typing import Any
 
+from hpctune.backends.slurm_commands import validate_job_id
 from hpctune.backends.slurm_limits import shared_commands
-from hpctune.cli.common import resolve_experiment
-from hpctune.cli.driver import capture_script_tuner, driver_script, restore_tuner, run_script
+from hpctune.cli.common import (
+    non_negative_int,
+    positive_float,
+    positive_int,
+    resolve_experiment,
+    storage_root,
+)
+from hpctune.cli.driver import (
+    capture_script_tuner,
+    driver_script,
+    restore_tuner,
+    run_script,
+    script_run_config,
+)
 from hpctune.cli.plan import (
     DRIVER_TIME_MIN,
     SubmitPlan,
     build_file_tuner,
     driver_settings,
     mark_detached,
+    pin_plan_location,
     plan_submission,
     write_plan,
 )
 from hpctune.errors import ConfigError
 from hpctune.profiles import load_profile
+from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.fs_check import check_storage
+from hpctune.storage.secure import ensure_dir, root_dir_mode
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -70,10 +87,10 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
     """Options that override profile and file values (see ``plan.cli_slurm_fields``)."""
     g = p.add_argument_group("overrides of profile and file values")
     for flag, kind, what in [("--partition", str, "Slurm partition"), ("--account", str, "account"),
-                             ("--qos", str, "QOS"), ("--time-min", int, "time limit per trial (min)"),
+                             ("--qos", str, "QOS"), ("--time-min", positive_int, "time limit per trial (min)"),
                              ("--constraint", str, "node features"), ("--exclude", str, "nodes to avoid"),
-                             ("--max-array-size", int, "largest array to submit"),
-                             ("--poll-interval-s", float, "seconds between squeue calls")]:
+                             ("--max-array-size", positive_int, "largest array to submit"),
+                             ("--poll-interval-s", positive_float, "seconds between squeue calls")]:
         g.add_argument(flag, type=kind, help=what)
     g.add_argument("--setup", action="append", metavar="LINE", help="a shell line run before each trial "
                    "(repeatable), e.g. 'module load cuda'")
@@ -81,11 +98,11 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
                    "directive (repeatable), e.g. reservation=ml")
     g.add_argument("--requeue", action=argparse.BooleanOptionalAction, default=None,
                    help="submit trials with --requeue")
-    g.add_argument("--cpus", type=int, help="CPUs per trial")
-    g.add_argument("--gpus", type=int, help="GPUs per trial (GRES)")
-    g.add_argument("--mem-gb", type=float, help="memory per trial (GB)")
-    g.add_argument("--nodes", type=int, help="nodes per trial")
-    g.add_argument("--max-concurrent", type=int, help="max_concurrent_trials")
+    g.add_argument("--cpus", type=positive_int, help="CPUs per trial")
+    g.add_argument("--gpus", type=non_negative_int, help="GPUs per trial (GRES)")
+    g.add_argument("--mem-gb", type=positive_float, help="memory per trial (GB)")
+    g.add_argument("--nodes", type=positive_int, help="nodes per trial")
+    g.add_argument("--max-concurrent", type=positive_int, help="max_concurrent_trials")
     g.add_argument("--num-samples", type=int, help="num_samples (experiment files only)")
 
 
@@ -94,15 +111,20 @@ def add_driver_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the detached driver job (--detach)")
     g.add_argument("--driver-partition", help="partition of the driver job (default: the "
                    "profile's [driver], else the trials' partition)")
-    g.add_argument("--driver-time-min", type=int, help=f"its time limit (default {DRIVER_TIME_MIN}); "
+    g.add_argument("--driver-time-min", type=positive_int, help=f"its time limit (default {DRIVER_TIME_MIN}); "
                    "it requeues itself before the limit")
-    g.add_argument("--driver-mem-gb", type=float, help="its memory")
+    g.add_argument("--driver-mem-gb", type=positive_float, help="its memory")
 
 
 # -- hpctune submit ------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
     plan = plan_submission(args)
-    _refuse_existing(plan.exp)
+    if plan.mode == "script" and args.detach:
+        # the driver job runs elsewhere, later: its directory must be known now, and be the one
+        # the script's own RunConfig names (unless --name/--storage-path say otherwise)
+        pin_plan_location(plan, script_run_config(plan))
+    if plan.mode != "script" or args.detach:  # a foreground script's directory is known at fit()
+        _refuse_existing(plan.exp)
     if args.detach:
         mark_detached(plan)
     if args.dry_run:
@@ -116,7 +138,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _refuse_existing(exp: ExperimentDir) -> None:
     if exp.is_experiment():
         raise ConfigError(f"{exp.root} already holds an experiment: continue it with "
-                          f"`hpctune resume {exp.root.name}`, or choose another --name.")
+                          f"`hpctune resume {exp_argument(exp)}`, or choose another --name.")
+
+
+def exp_argument(exp: ExperimentDir) -> str:
+    """How to name ``exp`` on the command line: its name under the storage path, else its path."""
+    return exp.root.name if exp.root.parent == storage_root() else str(exp.root)
 
 
 def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
@@ -143,12 +170,23 @@ def trial_preview(plan: SubmitPlan) -> str:
 
 def run_plan(plan: SubmitPlan) -> int:
     """Run the driver here, in the foreground."""
-    print(f"hpctune: experiment {plan.experiment_path}", flush=True)
     if plan.mode == "script":
-        return run_script(plan)
+        return run_script(plan, before_fit=_start_script_experiment)
+    check_storage(plan.experiment_path)  # a filesystem without locks: refused before any write
+    print(f"hpctune: experiment {plan.experiment_path}", flush=True)
     grid = build_file_tuner(plan).fit()
     _print_outcome(grid)
     return 0
+
+
+def _start_script_experiment(tuner: Any) -> None:
+    """Before each ``fit()`` of a script run in the foreground: a directory that works (new,
+    unless the script restored it with ``Tuner.restore``), announced."""
+    exp = ExperimentDir(tuner.run_config.experiment_root(tuner.run_config.name))
+    if getattr(tuner, "_restore", None) is None:  # not Tuner.restore(...): must be new
+        _refuse_existing(exp)
+    check_storage(exp.root)
+    print(f"hpctune: experiment {exp.root}", flush=True)
 
 
 def _print_outcome(grid: Any) -> None:
@@ -162,20 +200,26 @@ def _print_outcome(grid: Any) -> None:
 
 
 def submit_driver(plan: SubmitPlan) -> int:
-    """sbatch the driver job; its plan goes to the experiment's submit plan file."""
+    """sbatch the driver job; its plan goes to the experiment's submit plan file.
+
+    Everything is checked first (every value of the driver script, the storage path's
+    locks); the experiment root is created private (``ensure_dir``) whatever the umask."""
     if plan.backend == "local":
         raise ConfigError("--detach runs the driver and its trials on Slurm: drop --backend local.")
     exp = plan.exp
-    exp.root.mkdir(parents=True, exist_ok=True)
     mark_detached(plan)
+    script = driver_script(plan)
+    check_storage(exp.root)
+    if not exp.root.is_dir():  # a resumed experiment keeps the mode it has
+        ensure_dir(exp.root, root_dir_mode())
     write_plan(plan)
-    exp.driver_script_path.write_text(driver_script(plan))
+    write_bytes_atomic(exp.driver_script_path, script.encode())
     out = shared_commands().run(["sbatch", "--parsable", str(exp.driver_script_path)]).stdout.strip()
-    plan.driver_job_id = out.split(";")[0]
+    plan.driver_job_id = validate_job_id(out.split(";")[0])
     write_plan(plan)
     print(f"Submitted driver job {plan.driver_job_id} for experiment {plan.name}\n"
           f"  directory: {exp.root}\n  driver log: {exp.driver_log_path}\n"
-          f"  watch it:  hpctune status {plan.name} --watch")
+          f"  watch it:  hpctune status {exp_argument(exp)} --watch")
     return 0
 
 
@@ -190,6 +234,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
                           driver=driver_settings(args, load_profile("default").driver))
         exp.submit_path.unlink(missing_ok=True)
         return submit_driver(plan)
+    check_storage(exp.root)
     grid = restore_tuner(exp, flags).fit()
     _print_outcome(grid)
     return 0

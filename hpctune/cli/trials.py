@@ -19,11 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpctune.cli.common import experiment_info, resolve_experiment
+from hpctune.cli.common import experiment_info, load_trials, positive_int, resolve_experiment
 from hpctune.errors import ConfigError
 from hpctune.metrics import AUTO_METRICS, flatten
 from hpctune.status_table import format_value
-from hpctune.storage.replay import snapshot_trials
 from hpctune.trial import Trial
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
@@ -46,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--desc", action="store_true", help="sort in descending order")
     p.add_argument("--filter", action="append", default=[], metavar='"COL OP VALUE"',
                    help='e.g. --filter "loss < 0.1" --filter "status == TERMINATED"')
-    p.add_argument("--limit", type=int, help="print at most this many rows")
+    p.add_argument("--limit", type=positive_int, help="print at most this many rows")
     p.add_argument("--output", help="also write the rows to a .csv or .json file")
     p.set_defaults(func=cmd_trials)
 
@@ -158,29 +157,44 @@ def _numeric(text: str) -> bool:
 
 
 def write_output(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Write the rows (these columns) to a .csv or .json file."""
+    if path.suffix not in (".csv", ".json"):
+        raise ConfigError(f"--output {path}: use a .csv or .json file name.")
+    try:
+        _write_rows(path, rows, columns)
+    except OSError as exc:
+        raise ConfigError(f"--output {path}: cannot write it ({exc.strerror or exc}). Fix: give a "
+                          "file in a directory that exists and that you may write to.") from exc
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
     if path.suffix == ".json":
         path.write_text(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1, default=str))
-    elif path.suffix == ".csv":
+    else:
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-    else:
-        raise ConfigError(f"--output {path}: use a .csv or .json file name.")
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
-    records = [trial_record(t) for t in snapshot_trials(exp)]
+    records = [trial_record(t) for t in load_trials(exp)]
+    if not records:
+        print(f"No trials in {exp.root.name} yet.")
+        return 0
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if not columns:
+            raise ConfigError(f"--columns {args.columns!r} names no column: give them comma-separated, "
+                              "e.g. --columns trial_id,status,loss.")
         check_columns(columns, records, "--columns")
     else:
         columns = default_columns(records, experiment_info(exp)["metric"])
     rows = select(records, args.filter, args.sort, args.desc)
     if args.output:
         write_output(Path(args.output), rows, columns)
-    shown = rows[: args.limit] if args.limit else rows
+    shown = rows[: args.limit] if args.limit is not None else rows
     print(format_table(shown, columns))
     if len(shown) < len(rows):
         print(f"({len(rows) - len(shown)} more rows; drop --limit to see them)")
