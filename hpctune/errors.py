@@ -54,3 +54,7 @@ class UnsafeFileError(HpctuneError):
 
 class ExperimentStateError(HpctuneError):
     """An experiment's saved state is missing or damaged, so it cannot be continued safely."""
+
+
+class StorageError(ConfigError):
+    """The storage path cannot hold an experiment (no working locks, not writable, ...)."""

@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpctune.errors import ConfigError
+from hpctune.errors import StorageError
 
 OK, WARNING, FAILED = "ok", "warning", "FAILED"
 LOW_SPACE_BYTES = 1 << 30
@@ -273,11 +273,11 @@ def run_checks(path: str | Path, other_process: bool = True) -> list[CheckResult
 def check_storage(path: str | Path) -> None:
     """Refuse a storage path (or experiment directory) where hpctune cannot work: call before
     anything of an experiment is written. A quick probe: writable, and ``flock`` grants one
-    exclusive lock and refuses a second. Raises ConfigError naming the problem and the fix."""
+    exclusive lock and refuses a second. Raises StorageError naming the problem and the fix."""
     directory = existing_dir(path)
     for result in (check_writable(directory), check_locks(directory, other_process=False)):
         if result.failed:
-            raise ConfigError(f"Cannot keep experiments in {path}: {result.detail}. Fix: {result.fix}.")
+            raise StorageError(f"Cannot keep experiments in {path}: {result.detail}. Fix: {result.fix}.")
 
 
 def _why(exc: OSError) -> str:

@@ -7,6 +7,7 @@ parse a trailing line that has no newline yet: a line is either complete or not 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -14,7 +15,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from hpctune.errors import StorageError
 from hpctune.storage.secure import open_private
+
+#: what flock says on a filesystem without working locks (Lustre without -o flock, ...)
+_NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP}
 
 
 class ResultLog:
@@ -39,7 +44,7 @@ class ResultLog:
         data = "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
         with self._threads:
             fd = self._open()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock(fd)
             try:
                 if _ends_without_newline(fd):
                     data = b"\n" + data  # seal a line torn by a killed writer
@@ -48,6 +53,18 @@ class ResultLog:
                     os.fsync(fd)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                raise
+            from hpctune.storage.fs_check import LOCK_FIX, lock_failure, mount_of  # only on failure
+
+            directory = self.path.parent
+            raise StorageError(f"{lock_failure(directory, mount_of(directory)[0], exc)}. "
+                               f"Fix: {LOCK_FIX}.") from exc
 
     def _open(self) -> int:
         if self._fd is None:
