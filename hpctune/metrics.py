@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 AUTO_METRICS = frozenset({
     "training_iteration", "time_this_iter_s", "time_total_s", "time_since_restore",
     "iterations_since_restore", "timestamp", "date", "done", "trial_id", "experiment_tag",
-    "hostname", "node_ip", "pid", "slurm_job_id", "restart_count", "config",
+    "hostname", "node_ip", "pid", "slurm_job_id", "restart_count", "config", "experiment_id",
+    "timesteps_total", "episodes_total", "timesteps_since_restore",
 })
 #: auto-filled metrics that are progress measures, analysed (min/max/avg) like user metrics
 ANALYSED_AUTO_METRICS = frozenset({"training_iteration", "time_total_s"})

@@ -2,14 +2,20 @@
 
 One ``Session`` per worker process. ``report`` auto-fills Ray Tune's metrics, appends a
 ``result`` event to the trial's log, persists checkpoints and checks the driver's
-control record (a STOP decision makes ``report`` end the trial cleanly).
+control record (a STOP decision makes ``report`` end the trial cleanly). A STOP that
+arrives as the SIGTERM of the driver's scancel raises ``StopTrial`` in the trainable's
+own code (``on_stop_signal``), so its ``finally:`` blocks and ``cleanup()`` run, within
+``stop_grace_s`` seconds: a watchdog ends the process when the cleanup takes longer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +28,21 @@ from hpctune.storage.result_log import ResultLog
 
 _session: Session | None = None
 PAUSE = "pause"
+#: the longest a stopped trial's cleanup may take when the experiment does not say
+DEFAULT_STOP_GRACE_S = 3.0
 
 
 class StopTrial(BaseException):
-    """Raised inside ``report`` when the driver decided to stop the trial.
+    """Raised inside the trainable when the driver decided to stop the trial.
 
     A BaseException, so that a trainable's ``except Exception`` does not swallow it.
+    ``final``: the trial ends here (a scheduler or stopper decided); otherwise it was
+    cancelled (Ctrl+C on the driver, ``hpctune cancel``) and the driver decides what follows.
     """
+
+    def __init__(self, reason: str = "stopped by the driver", final: bool = True):
+        super().__init__(reason)
+        self.final = final
 
 
 class Preempted(BaseException):
@@ -36,9 +50,29 @@ class Preempted(BaseException):
     trial has saved what it can: the worker then requeues the job and exits."""
 
 
+@dataclass(frozen=True)
+class TrialStorage:
+    """Where the trial's files are (``get_context().get_storage()``, Ray's StorageContext)."""
+
+    storage_path: str
+    experiment_dir_name: str
+    trial_dir_name: str
+
+    @property
+    def experiment_fs_path(self) -> str:
+        return os.path.join(self.storage_path, self.experiment_dir_name)
+
+    @property
+    def trial_fs_path(self) -> str:
+        return os.path.join(self.experiment_fs_path, "trials", self.trial_dir_name)
+
+
 @dataclass
 class TrialContext:
-    """Identity of the running trial (Ray's ``get_context()``), plus its Slurm coordinates."""
+    """Identity of the running trial (Ray's ``get_context()``), plus its Slurm coordinates.
+
+    Ranks and sizes come from Slurm's task environment (one task, rank 0, outside Slurm).
+    """
 
     trial_id: str
     trial_name: str
@@ -51,6 +85,7 @@ class TrialContext:
     slurm_array_task_id: str | None = None
     restart_count: int = 0
     preempted: bool = False
+    experiment_id: str = ""
 
     def get_trial_id(self) -> str:
         return self.trial_id
@@ -67,15 +102,52 @@ class TrialContext:
     def get_trial_resources(self) -> dict[str, Any]:
         return dict(self.resources)
 
+    def get_storage(self) -> TrialStorage:
+        trial = Path(self.trial_dir)
+        return TrialStorage(str(trial.parent.parent.parent), trial.parent.parent.name, trial.name)
+
     def get_world_size(self) -> int:
-        return int(os.environ.get("SLURM_NTASKS", "1"))
+        """Tasks of the trial's job (``SLURM_NTASKS``)."""
+        return _env_int("SLURM_NTASKS", 1)
 
     def get_world_rank(self) -> int:
-        return int(os.environ.get("SLURM_PROCID", "0"))
+        """This task's rank among all tasks (``SLURM_PROCID``)."""
+        return _env_int("SLURM_PROCID", 0)
+
+    def get_local_rank(self) -> int:
+        """This task's rank on its node (``SLURM_LOCALID``)."""
+        return _env_int("SLURM_LOCALID", 0)
+
+    def get_node_rank(self) -> int:
+        """The index of this task's node in the job (``SLURM_NODEID``)."""
+        return _env_int("SLURM_NODEID", 0)
+
+    def get_local_world_size(self) -> int:
+        """Tasks on this task's node (from ``SLURM_TASKS_PER_NODE``, e.g. ``2(x3),1``)."""
+        counts = _expand_tasks_per_node(os.environ.get("SLURM_TASKS_PER_NODE", ""))
+        node = self.get_node_rank()
+        return counts[node] if node < len(counts) else 1
 
     def should_checkpoint(self) -> bool:
         """True once Slurm announced preemption or the time limit: checkpoint now."""
         return self.preempted
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+def _expand_tasks_per_node(text: str) -> list[int]:
+    """Slurm's ``2(x3),1`` -> [2, 2, 2, 1]; [] when unset or unreadable."""
+    counts: list[int] = []
+    for part in filter(None, text.split(",")):
+        number, _, repeat = part.partition("(x")
+        try:
+            counts += [int(number)] * int(repeat.rstrip(")") or 1)
+        except ValueError:
+            return []
+    return counts
 
 
 def slurm_job_ids() -> tuple[str | None, str | None, str | None]:
@@ -89,20 +161,25 @@ def slurm_job_ids() -> tuple[str | None, str | None, str | None]:
 class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
-    def __init__(self, context: TrialContext, log: ResultLog, control_path: Path):
-        self.context = context
-        self.log = log
-        self.control_path = control_path
+    def __init__(self, context: TrialContext, log: ResultLog, control_path: Path,
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S):
+        self.context, self.log, self.control_path = context, log, control_path
+        self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
+        self.stop_grace_s = stop_grace_s
         self._control_mtime: float | None = None
         self.hostname = socket.gethostname()
         self.node_ip = _node_ip(self.hostname)
         self.checkpoint = _latest(Path(context.trial_dir))
         self.iteration = _checkpoint_iteration(self.checkpoint)
-        self.time_total = 0.0
-        self.iterations_since_restore = 0
+        self.time_total, self.timesteps_total, self.episodes_total = 0.0, None, None
+        self.iterations_since_restore = self.timesteps_since_restore = 0
         self.checkpointed_this_run = False
         self.signal_name: str | None = None
         self.start_time = self.last_time = time.time()
+        self.interruptible = False  # True while the trainable's own code runs
+        self.stop_raised = False
+        self._stop_pending: StopTrial | None = None
+        self._watchdog: threading.Timer | None = None
 
     def on_signal(self, name: str) -> None:
         """Slurm's preemption / time-limit signal arrived: checkpoint at the next chance."""
@@ -119,53 +196,78 @@ class Session:
             "time": time.time(),
         }
 
-    def restore_time_total(self, previous_time_total: float) -> None:
-        self.time_total = previous_time_total
+    def restore_totals(self, result: dict[str, Any]) -> None:
+        """Continue the running totals from the result of the checkpoint's iteration."""
+        self.time_total = float(result.get("time_total_s", 0.0) or 0.0)
+        self.timesteps_total = result.get("timesteps_total")
+        self.episodes_total = result.get("episodes_total")
 
-    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> None:
-        """Record one result (and optionally a checkpoint); may end the trial on request."""
+    def report(self, metrics: dict[str, Any], checkpoint: Checkpoint | None = None) -> dict[str, Any]:
+        """Record one result (and optionally a checkpoint); may end the trial on request.
+
+        Returns the result as recorded, with the auto-filled metrics and ``config``.
+        """
         if not isinstance(metrics, dict):
             raise HpctuneError(
                 f"report() takes a dict of metrics, got {type(metrics).__name__}: "
                 "write report({'loss': value})."
             )
-        now = time.time()
-        self.iteration += 1
-        self.iterations_since_restore += 1
-        result = {**metrics, **self._auto_fields(now)}
-        event = new_event(EventKind.RESULT, result=result, **self.base_fields())
-        if checkpoint is not None:
-            path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
-            self.checkpoint = Checkpoint(path)
-            self.checkpointed_this_run = True
-            event["checkpoint"] = path.name
-        self.log.append(event, fsync=checkpoint is not None)
+        interruptible, self.interruptible = self.interruptible, False  # no StopTrial mid-write
+        try:
+            self.iteration += 1
+            self.iterations_since_restore += 1
+            result = self._auto_fill(dict(metrics), time.time())
+            event = new_event(EventKind.RESULT, result=result, **self.base_fields())
+            if checkpoint is not None:
+                path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
+                self.checkpoint = Checkpoint(path)
+                self.checkpointed_this_run = True
+                event["checkpoint"] = path.name
+            self.log.append(event, fsync=checkpoint is not None)
+        finally:
+            self.interruptible = interruptible
         self.check_control()
+        if interruptible:
+            self.raise_pending_stop()
         if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run):
             raise Preempted(self.signal_name or "preempted")
+        return {**result, "config": self.config}
 
-    def _auto_fields(self, now: float) -> dict[str, Any]:
+    def _auto_fill(self, result: dict[str, Any], now: float) -> dict[str, Any]:
+        """Ray's auto-filled metrics; ``done``, ``timesteps_total`` and ``episodes_total`` only
+        where the trainable did not report them (``*_this_iter`` add up to the totals)."""
         this_iter = now - self.last_time
         self.last_time = now
         self.time_total += this_iter
-        return {
+        if result.get("timesteps_this_iter") is not None:
+            self.timesteps_total = (self.timesteps_total or 0) + result["timesteps_this_iter"]
+            self.timesteps_since_restore += result["timesteps_this_iter"]
+        if result.get("episodes_this_iter") is not None:
+            self.episodes_total = (self.episodes_total or 0) + result["episodes_this_iter"]
+        result.setdefault("done", False)
+        result.setdefault("timesteps_total", self.timesteps_total)
+        result.setdefault("episodes_total", self.episodes_total)
+        result.update({
             "training_iteration": self.iteration,
             "time_this_iter_s": this_iter,
             "time_total_s": self.time_total,
             "time_since_restore": now - self.start_time,
             "iterations_since_restore": self.iterations_since_restore,
+            "timesteps_since_restore": self.timesteps_since_restore,
             "timestamp": int(now),
             "date": time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)),
-            "done": False,
             "trial_id": self.context.trial_id,
+            "experiment_id": self.context.experiment_id,
             "experiment_tag": self.context.experiment_tag,
             "hostname": self.hostname,
             "node_ip": self.node_ip,
             "pid": os.getpid(),
             "slurm_job_id": self.context.slurm_job_id,
             "restart_count": self.context.restart_count,
-        }
+        })
+        return result
 
+    # -- stopping ---------------------------------------------------------------------------
     def check_control(self) -> None:
         """Raise StopTrial if the driver wrote a stop request (cheap: one stat per call)."""
         try:
@@ -177,19 +279,65 @@ class Session:
         self._control_mtime = mtime
         request = self._control_request()
         if request.get("action") == "stop":
-            raise StopTrial(str(request.get("reason", "stopped by the driver")))
+            self.stop_raised = True
+            self.start_stop_watchdog()
+            raise _stop_for(request)
         if request.get("action") == "pause":
             self.on_signal(PAUSE)  # checkpoint, then exit: the driver resumes it later
 
-    def stop_request(self) -> str | None:
-        """The driver's reason to stop this trial, or None."""
+    def stop_request(self) -> dict[str, Any] | None:
+        """The driver's stop request for this trial (its control record), or None."""
         request = self._control_request()
-        if request.get("action") == "stop":
-            return str(request.get("reason", "stopped by the driver"))
-        return None
+        return request if request.get("action") == "stop" else None
+
+    def on_stop_signal(self, request: dict[str, Any]) -> None:
+        """The SIGTERM of a stop (the driver's scancel): raise StopTrial in the trainable now,
+        or at the next safe point while hpctune writes; the cleanup has ``stop_grace_s``."""
+        self.start_stop_watchdog()
+        if self.stop_raised:
+            return  # already stopping: its cleanup runs
+        self._stop_pending = _stop_for(request)
+        if self.interruptible:
+            self.raise_pending_stop()
+
+    def raise_pending_stop(self) -> None:
+        stop, self._stop_pending = self._stop_pending, None
+        if stop is not None and not self.stop_raised:
+            self.stop_raised = True
+            raise stop
+
+    @contextlib.contextmanager
+    def trainable_code(self) -> Iterator[None]:
+        """Marks the trainable's own code: a STOP signal raises StopTrial right there."""
+        self.interruptible = True
+        try:
+            self.raise_pending_stop()
+            yield
+        finally:
+            self.interruptible = False
+
+    def start_stop_watchdog(self) -> None:
+        """End the process ``stop_grace_s`` from now if it has not exited by then (0: now)."""
+        if self.stop_grace_s <= 0:
+            os._exit(0)
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self.stop_grace_s, _grace_exceeded, args=(self.stop_grace_s,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
 
     def _control_request(self) -> dict[str, Any]:
         return read_json(self.control_path, default={}) or {}
+
+
+def _stop_for(request: dict[str, Any]) -> StopTrial:
+    return StopTrial(str(request.get("reason", "stopped by the driver")), final=bool(request.get("final")))
+
+
+def _grace_exceeded(grace_s: float) -> None:
+    os.write(2, f"hpctune: the stopped trial's cleanup took longer than stop_grace_s={grace_s:g} s: "
+                "exiting without finishing it (raise SlurmConfig(stop_grace_s=...) for a longer "
+                "cleanup).\n".encode())
+    os._exit(0)
 
 
 def _latest(trial_dir: Path) -> Checkpoint | None:
@@ -208,6 +356,11 @@ def _node_ip(hostname: str) -> str:
         return socket.gethostbyname(hostname)
     except OSError:
         return "127.0.0.1"
+
+
+def current_session() -> Session | None:
+    """The session of the trial running in this process, if any."""
+    return _session
 
 
 def _require_session() -> Session:
@@ -230,10 +383,15 @@ def report(metrics: dict[str, Any], *, checkpoint: Checkpoint | None = None) -> 
 
 
 def get_context() -> TrialContext:
-    """The running trial's context: ids, directory, Slurm job, restart count."""
+    """The running trial's context: ids, directory, resources, ranks, Slurm job, restart count."""
     return _require_session().context
 
 
 def get_checkpoint() -> Checkpoint | None:
     """The latest checkpoint of this trial (after a restart, the one to resume from)."""
     return _require_session().checkpoint
+
+
+def get_trial_resources() -> dict[str, Any]:
+    """The running trial's resources (``tune.get_trial_resources()``): {"cpu": 2, "gpu": 1, ...}."""
+    return _require_session().context.get_trial_resources()

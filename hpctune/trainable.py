@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from hpctune.errors import ConfigError, TrainableError
+from hpctune.session import current_session
 
 RESOURCE_KEYS = {"cpu", "gpu", "mem_gb", "memory", "nodes", "tasks_per_node"}
+_ALIASES = {"CPU": "cpu", "GPU": "gpu"}  # Ray's placement-group spelling
 DEFAULT_RESOURCES = {"cpu": 1, "gpu": 0}
 _RESOURCES_ATTR = "_hpctune_resources"
 
@@ -18,18 +23,60 @@ class Trainable:
     """Class API of a trainable (Ray's ``tune.Trainable``): setup, step, checkpoints, cleanup.
 
     ``step()`` returns a result dict; include ``"done": True`` to finish, or
-    ``"should_checkpoint": True`` to ask for a checkpoint after this step.
+    ``"should_checkpoint": True`` to ask for a checkpoint after this step. Inside a trial,
+    ``iteration``, ``trial_id``, ``trial_name``, ``logdir`` and ``trial_resources`` describe it.
     """
 
-    def __init__(self, config: dict[str, Any] | None = None, **setup_kwargs: Any):
+    def __init__(self, config: dict[str, Any] | None = None, logger_creator: Any = None,
+                 storage: Any = None, **setup_kwargs: Any):
         self.config = dict(config or {})
         self.setup(self.config, **setup_kwargs)
+
+    @property
+    def iteration(self) -> int:
+        """Steps completed, those before a restore from a checkpoint included."""
+        session = current_session()
+        return session.iteration if session else 0
+
+    @property
+    def training_iteration(self) -> int:
+        return self.iteration
+
+    @property
+    def trial_id(self) -> str:
+        session = current_session()
+        return session.context.trial_id if session else "default"
+
+    @property
+    def trial_name(self) -> str:
+        session = current_session()
+        return session.context.trial_name if session else "default"
+
+    @property
+    def logdir(self) -> str:
+        """The trial directory (where checkpoints and result files go)."""
+        session = current_session()
+        return session.context.trial_dir if session else os.getcwd()
+
+    @property
+    def trial_resources(self) -> dict[str, Any]:
+        session = current_session()
+        return session.context.get_trial_resources() if session else dict(DEFAULT_RESOURCES)
+
+    @classmethod
+    def default_resource_request(cls, config: dict[str, Any]) -> Mapping[str, Any] | None:
+        """The resources of a trial with ``config`` when no ``with_resources`` is given
+        (None: 1 CPU, no GPU); override to size trials from their config."""
+        return None
 
     def setup(self, config: dict[str, Any], **kwargs: Any) -> None:
         """Called once with the trial's config (and with_parameters' kwargs)."""
 
     def step(self) -> dict[str, Any]:
         raise NotImplementedError("Trainable subclasses must implement step() -> dict.")
+
+    def log_result(self, result: dict[str, Any]) -> None:
+        """Called with each result as recorded (auto-filled metrics and config included)."""
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict | None:
         """Write the state to ``checkpoint_dir``; called when a checkpoint is due."""
@@ -42,6 +89,8 @@ class Trainable:
         """Called once when the trial ends (also after an error or a stop)."""
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Take a new config without a restart (Ray's actor reuse); False: not supported.
+        Trials never reuse a process here, so hpctune itself does not call it."""
         return False
 
 
@@ -65,7 +114,8 @@ def validate_trainable(trainable: Any) -> None:
 
 
 def with_resources(trainable: Any, resources: Mapping[str, Any] | Callable[[dict], Mapping]) -> Any:
-    """Attach a per-trial resource request: {"cpu": 2, "gpu": 1, "mem_gb": 8}, or f(config)."""
+    """Attach a per-trial resource request: {"cpu": 2, "gpu": 1, "mem_gb": 8}, or a function of
+    the trial's config returning one (``lambda config: ...`` or Ray's ``lambda spec: spec.config...``)."""
     if not callable(resources):
         resources = normalize_resources(resources)
     if is_class_trainable(trainable):
@@ -98,31 +148,98 @@ def with_parameters(trainable: Any, **kwargs: Any) -> Any:
 
 
 def resources_for(trainable: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """The resource request of one trial (defaults: 1 CPU, no GPU)."""
+    """The resource request of one trial: ``with_resources`` (a dict, or a function called
+    with the config), else a class's ``default_resource_request(config)``, else 1 CPU."""
     getter = getattr(trainable, _RESOURCES_ATTR, None)
     if getter is None:
-        return dict(DEFAULT_RESOURCES)
+        requested = trainable.default_resource_request(config) if is_class_trainable(trainable) else None
+        return dict(DEFAULT_RESOURCES) if requested is None else normalize_resources(requested)
     spec = getter()
-    return normalize_resources(spec(config)) if callable(spec) else dict(spec)
+    return normalize_resources(spec(ResourceSpec(config))) if callable(spec) else dict(spec)
+
+
+class ResourceSpec(Mapping):
+    """What a resources function gets: the trial's config, as a read-only Mapping
+    (``lambda config: config["n"]``) that also has ``.config`` (Ray's ``lambda spec:
+    spec.config.n``); nested dicts allow attribute access too."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self._data = config._data if isinstance(config, ResourceSpec) else config
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._data[key]
+        return ResourceSpec(value) if isinstance(value, Mapping) else value
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the config has no key {name!r}") from None
+
+    @property
+    def config(self) -> ResourceSpec:
+        return self
+
+    def __repr__(self) -> str:
+        return f"ResourceSpec({self._data!r})"
 
 
 def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a resource dict and convert Ray's ``memory`` (bytes) to ``mem_gb``."""
-    unknown = set(resources) - RESOURCE_KEYS
-    if unknown:
-        raise ConfigError(
-            f"Unknown resource key(s) {sorted(unknown)}: use {sorted(RESOURCE_KEYS - {'memory'})}, "
-            "for example with_resources(train, {'cpu': 2, 'gpu': 1, 'mem_gb': 8})."
-        )
-    out = {**DEFAULT_RESOURCES, **resources}
+    """Validate a resource dict: Ray's ``memory`` (bytes) becomes ``mem_gb``, ``CPU``/``GPU``
+    are ``cpu``/``gpu``, fractional CPUs are rounded up; custom resources and fractional GPUs
+    are ConfigErrors (Slurm cannot give them to a trial)."""
+    if not isinstance(resources, Mapping):
+        raise ConfigError(f"A trial's resources must be a dict such as {{'cpu': 2, 'gpu': 1}}, got "
+                          f"{resources!r}: return a dict from the resources function.")
+    res = {_ALIASES.get(key, key): value for key, value in resources.items()}
+    _refuse_custom(set(res) - RESOURCE_KEYS)
+    out = {**DEFAULT_RESOURCES, **{k: v for k, v in res.items() if v is not None}}
     if "memory" in out:
         out["mem_gb"] = out.pop("memory") / 1024**3
-    for key in ("cpu", "gpu", "nodes", "tasks_per_node"):
+    out["cpu"] = _whole_cpus(out["cpu"])
+    _refuse_fractional_gpu(out["gpu"])
+    for key in ("gpu", "nodes", "tasks_per_node"):
         value = out.get(key)
         if value is not None and (not float(value).is_integer() or value < 0):
             raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be a whole number >= 0.")
         if value is not None:
             out[key] = int(value)
-    if out["cpu"] < 1:
-        out["cpu"] = 1
     return out
+
+
+def _refuse_custom(custom: set[str]) -> None:
+    if not custom:
+        return
+    name = sorted(custom)[0]
+    raise ConfigError(
+        f"Unknown resource key(s) {sorted(custom)}: a trial asks Slurm for {sorted(RESOURCE_KEYS)} "
+        "only (for example with_resources(train, {'cpu': 2, 'gpu': 1, 'mem_gb': 8})). A Ray custom "
+        "resource is, on Slurm, a node feature or a generic resource: ask for it with "
+        f"SlurmConfig(constraint='{name}') or SlurmConfig(sbatch_options={{'gres': '{name}:1'}}).")
+
+
+def _whole_cpus(value: Any) -> int:
+    if value < 0:
+        raise ConfigError(f"The value of resource `cpu` is {value!r}, but must be >= 0.")
+    whole = max(1, math.ceil(value))
+    if not float(value).is_integer():
+        warnings.warn(f"Resource cpu={value!r} rounded up to {whole}: Slurm gives a trial whole CPUs "
+                      "(--cpus-per-task).", stacklevel=4)
+    return whole
+
+
+def _refuse_fractional_gpu(value: Any) -> None:
+    if value is not None and value > 0 and not float(value).is_integer():
+        raise ConfigError(
+            f"Resource gpu={value!r}: a fraction of a GPU cannot be given to a trial. Slurm gives a "
+            "job whole GPUs, and a GPU is shared between trials only by a worker pool, which this "
+            "version of hpctune does not have: request gpu=1 (trials then take turns on each GPU) "
+            "or gpu=0.")

@@ -267,6 +267,7 @@ class Tuner:
             "max_concurrent_trials": tc.max_concurrent_trials, "backend": self.backend_name,
             "checkpoint_config": self.run_config.checkpoint_config.to_dict(),
             "heartbeat_s": heartbeat_interval(self.run_config.failure_config.heartbeat_timeout_s),
+            "stop_grace_s": self.slurm_config.stop_grace_s,  # the workers' bound on a stopped trial's cleanup
             "created": time.time(),
         }
 

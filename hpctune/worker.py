@@ -37,8 +37,9 @@ def trial_id_from_manifest(manifest: Path, task_id: str | None) -> str:
     return lines[int(task_id)]
 
 
-def make_session(exp: ExperimentDir, trial_id: str) -> Session:
+def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) -> Session:
     meta = exp.read_trial_meta(trial_id)
+    spec = spec if spec is not None else exp.read_experiment()
     job, array_job, task = slurm_job_ids()
     context = TrialContext(
         trial_id=trial_id,
@@ -51,28 +52,32 @@ def make_session(exp: ExperimentDir, trial_id: str) -> Session:
         slurm_array_job_id=array_job,
         slurm_array_task_id=task,
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
+        experiment_id=trial_id.rpartition("_")[0] or exp.root.name,  # the experiment's unique prefix
     )
-    session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id))
+    grace = spec.get("stop_grace_s")
+    session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
+                      stop_grace_s=session_mod.DEFAULT_STOP_GRACE_S if grace is None else float(grace))
     if session.iteration:
-        session.restore_time_total(_time_total_at(exp.result_log_path(trial_id), session.iteration))
+        session.restore_totals(_result_at(exp.result_log_path(trial_id), session.iteration))
     return session
 
 
-def _time_total_at(log_path: Path, iteration: int) -> float:
+def _result_at(log_path: Path, iteration: int) -> dict:
+    """The result of ``iteration`` (the checkpoint's): where the running totals continue."""
     for event in read_events(log_path):
         result = event.get("result") or {}
         if result.get("training_iteration") == iteration:
-            return float(result.get("time_total_s", 0.0))
-    return 0.0
+            return result
+    return {}
 
 
 def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     """Run one trial; returns the process exit code (0 also when stopped or preempted)."""
-    session = make_session(exp, trial_id)
+    spec = exp.read_experiment()
+    session = make_session(exp, trial_id, spec)
     session_mod.set_session(session)
     log = session.log
     log.append(new_event(EventKind.START, **session.base_fields(), restored_iteration=session.iteration))
-    spec = exp.read_experiment()
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
     try:
@@ -82,23 +87,28 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
+    view: dict = {}
     try:
+        view = exp.read_params(trial_id)  # result.json shows the config as params.json does
         trainable = load_private_pickle(exp.trainable_path)  # only a file of yours nobody else can write
-        config = exp.read_params(trial_id)
+        session.config = exp.read_config(trial_id)  # params.pkl: exactly what the searcher made
         if os.environ.get(CHDIR_ENV, "1") != "0":
             os.chdir(session.context.trial_dir)
-        final = _run(trainable, config, session, spec)
+        final = _run(trainable, session.config, session, spec)
         if isinstance(final, dict):
             session.report(final)
-        _final_event(session, new_event(EventKind.COMPLETE), config)
+        _final_event(session, new_event(EventKind.COMPLETE), view)
         return 0
     except StopTrial as stop:
-        _final_event(session, new_event(EventKind.STOPPED, reason=str(stop)), config)
+        # A scheduler's or stopper's decision ends the trial; a cancel (Ctrl+C on the driver,
+        # `hpctune cancel`) leaves it to the driver, which may resume it later.
+        kind = EventKind.STOPPED if stop.final else EventKind.TERMINATED
+        _final_event(session, new_event(kind, reason=str(stop)), view)
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
-        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)), exp.read_params(trial_id))
+        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)), view)
         traceback.print_exc()
         return 1
 
@@ -132,16 +142,48 @@ def _describe(exc: BaseException) -> str:
 
 
 def _run(trainable: Any, config: dict, session: Session, spec: dict) -> Any:
+    """Run the trainable's own code; a STOP signal raises StopTrial inside it (``trainable_code``)."""
+    import inspect
+
     from hpctune.trainable import is_class_trainable
 
-    if is_class_trainable(trainable):
-        return _run_class(trainable, config, session, spec.get("checkpoint_config", {}))
-    return trainable(config)
+    with session.trainable_code():
+        if is_class_trainable(trainable):
+            return _run_class(trainable, config, session, spec.get("checkpoint_config", {}))
+        out = trainable(config)
+        return _run_generator(out, session) if inspect.isgenerator(out) else out
+
+
+def _run_generator(gen: Any, session: Session) -> Any:
+    """A generator function trainable: each yielded dict is a ``report``; a STOP or a preemption
+    is thrown into the generator, so that its ``finally:`` blocks run."""
+    try:
+        value = next(gen)
+        while True:
+            try:
+                session.report(value)
+            except BaseException as exc:
+                _throw_into(gen, exc)
+                raise
+            value = next(gen)
+    except StopIteration as end:
+        return end.value
+
+
+def _throw_into(gen: Any, exc: BaseException) -> None:
+    """Raise ``exc`` at the generator's ``yield``; if it yields again anyway, close it."""
+    try:
+        gen.throw(exc)
+    except StopIteration:
+        return
+    except BaseException as raised:
+        if raised is not exc:
+            raise
+        return
+    gen.close()
 
 
 def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> None:
-    import tempfile
-
     instance = cls(config)
     try:
         if session.checkpoint is not None:
@@ -150,26 +192,34 @@ def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> N
         at_end = ckpt_config.get("checkpoint_at_end") or False
         while True:
             result = dict(instance.step())
-            done = bool(result.pop("done", False))
-            wanted = bool(result.pop("should_checkpoint", False))
+            done = bool(result.get("done", False))
             due = frequency and (session.iteration + 1) % frequency == 0
-            if wanted or due or (done and at_end) or session.context.should_checkpoint():
-                with tempfile.TemporaryDirectory(prefix="hpctune-ckpt-") as tmp:
-                    instance.save_checkpoint(tmp)
-                    session.report(result, checkpoint=Checkpoint(tmp))
+            if result.get("should_checkpoint") or due or (done and at_end) or session.context.should_checkpoint():
+                result = _report_with_checkpoint(instance, result, session)
             else:
-                session.report(result)
+                result = session.report(result)
+            instance.log_result(result)
             if done:
                 return
     finally:
+        session.interruptible = False  # a STOP arriving now must not cut cleanup() short
         instance.cleanup()
+
+
+def _report_with_checkpoint(instance: Any, result: dict, session: Session) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hpctune-ckpt-") as tmp:
+        instance.save_checkpoint(tmp)
+        return session.report(result, checkpoint=Checkpoint(tmp))
 
 
 class Watcher:
     """Turns Slurm's signals into a session flag and writes heartbeats from a thread.
 
     The signal handler only sets flags (it may interrupt the main thread while it holds
-    the log's lock); this thread writes the ``preempted`` event as soon as a signal
+    the log's lock), except for the SIGTERM of a stop: that raises StopTrial in the
+    trainable's own code (never while hpctune writes, see ``Session``). This thread writes the ``preempted`` event as soon as a signal
     arrives, so the driver knows a restart is expected even if the job is killed
     before the trainable's next checkpoint.
     """
@@ -183,6 +233,7 @@ class Watcher:
         self._done = False
         self._signal_logged = False
         self._parent = os.getppid()
+        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._loop, name="hpctune-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -196,13 +247,21 @@ class Watcher:
         self._thread.join(timeout=5)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
-        if signum == signal.SIGTERM and self.session.stop_request() is not None:
-            os._exit(0)  # the driver stopped this trial and now cancels it: free the slot now
+        if os.getpid() != self._pid:  # a forked child of the trainable (a data loader worker)
+            if signum == signal.SIGTERM and self.session.stop_request() is not None:
+                os._exit(0)
+            return
         if signum == signal.SIGTERM and os.getppid() != self._parent:
             # The local driver died (PDEATHSIG): a restored driver relaunches this trial from its
             # checkpoint, so this worker must be gone now, not at its next report. No event: the
             # main thread may hold the log's lock.
             os._exit(0)
+        request = self.session.stop_request() if signum == signal.SIGTERM else None
+        if request is not None:
+            # The driver stopped this trial and cancels it: StopTrial is raised here, in the
+            # trainable, so its cleanup runs (within stop_grace_s); then the worker exits.
+            self.session.on_stop_signal(request)
+            return
         self.session.on_signal(signal.Signals(signum).name)
         self._wake.set()
 

@@ -1,7 +1,10 @@
 """Local backend: trials as worker processes on this machine (the embedded default).
 
 It mimics a throttled Slurm array: launched trials queue as PENDING and start while
-fewer than ``capacity`` run. Same worker, same result log, same signals.
+fewer than ``capacity`` run. Same worker, same result log, same signals. GPUs are given
+out like Slurm's ``--gres``: each GPU trial gets its own ``CUDA_VISIBLE_DEVICES`` from the
+GPUs this machine has (the driver's ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``) and
+waits for free ones; a trial without GPUs sees none (``CUDA_VISIBLE_DEVICES=""``, as in Ray).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir, open_private
 
@@ -32,47 +37,70 @@ class LocalBackend:
     poll_interval_s = 0.1
     jobs_survive_driver = False
 
-    def __init__(self, experiment_root: Path, max_cpus: int | None = None):
+    def __init__(self, experiment_root: Path, max_cpus: int | None = None,
+                 gpus: list[str] | None = None):
         self.root = Path(experiment_root)
         self.max_cpus = max_cpus or os.cpu_count() or 1
+        self._gpus = gpus  # the GPU ids to give out; None: detected at the first GPU trial
         self._ids = itertools.count(_next_job_number(ExperimentDir(self.root)))
-        self._queue: deque[tuple[str, str, int]] = deque()  # (job id, trial id, cpus)
-        self._running: dict[str, tuple[subprocess.Popen, int]] = {}
+        self._queue: deque[tuple[str, str, int, int]] = deque()  # (job id, trial id, cpus, gpus)
+        self._running: dict[str, tuple[subprocess.Popen, int, tuple[str, ...]]] = {}  # cpus, GPU ids
         self._ended: dict[str, int] = {}
         self._killing: dict[str, float] = {}
         self._throttle: int | None = None
         self.counts: Counter[str] = Counter()
 
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
+        gpus = int(resources.get("gpu", 0) or 0)
+        if gpus and gpus > len(self.gpus):
+            raise ConfigError(
+                f"The trials ask for {gpus} GPU(s) each, but this machine has {len(self.gpus)} "
+                f"({_gpu_source()}): run them on Slurm, or request at most {len(self.gpus)} with "
+                "with_resources(trainable, {'gpu': ...}).")
         self._throttle = throttle
         job_ids = []
         for trial_id in trial_ids:
             job_id = f"local-{next(self._ids)}"
-            self._queue.append((job_id, trial_id, min(resources.get("cpu", 1), self.max_cpus)))
+            self._queue.append((job_id, trial_id, min(resources.get("cpu", 1), self.max_cpus), gpus))
             job_ids.append(job_id)
         self._start_queued()
         return job_ids
 
+    @property
+    def gpus(self) -> list[str]:
+        """The GPU ids trials get (CUDA_VISIBLE_DEVICES values), detected once."""
+        if self._gpus is None:
+            self._gpus = detect_gpus()
+        return self._gpus
+
     def _start_queued(self) -> None:
-        while self._queue and self._has_room(self._queue[0][2]):
-            job_id, trial_id, cpus = self._queue.popleft()
-            self._running[job_id] = (self._spawn(job_id, trial_id), cpus)
+        while self._queue and self._has_room(*self._queue[0][2:]):
+            job_id, trial_id, cpus, gpus = self._queue.popleft()
+            devices = tuple(self._free_gpus()[:gpus])
+            self._running[job_id] = (self._spawn(job_id, trial_id, devices), cpus, devices)
             self.counts["spawn"] += 1
 
-    def _has_room(self, cpus: int) -> bool:
+    def _has_room(self, cpus: int, gpus: int = 0) -> bool:
         if self._throttle is not None and len(self._running) >= self._throttle:
             return False
-        used = sum(c for _, c in self._running.values())
+        if gpus and len(self._free_gpus()) < gpus:
+            return False  # never two trials on one GPU: wait for free ones
+        used = sum(c for _, c, _ in self._running.values())
         return not self._running or used + cpus <= self.max_cpus
 
-    def _spawn(self, job_id: str, trial_id: str) -> subprocess.Popen:
+    def _free_gpus(self) -> list[str]:
+        taken = {d for _, _, devices in self._running.values() for d in devices}
+        return [d for d in self.gpus if d not in taken]
+
+    def _spawn(self, job_id: str, trial_id: str, gpus: tuple[str, ...] = ()) -> subprocess.Popen:
         out, err = self.log_paths(job_id)
         make_private_dir(Path(out).parent)
         cmd = [sys.executable, "-u", "-m", "hpctune.worker", str(self.root), "--trial", trial_id]
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}  # none: no GPU, as in Ray
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT  # no planted symlink followed; 0600
         with open(open_private(out, flags), "ab") as stdout, open(open_private(err, flags), "ab") as stderr:
             return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=_die_with_parent, env=env)
 
     def submit_room(self, queued: int) -> int | None:
         return None
@@ -82,7 +110,7 @@ class LocalBackend:
         return {}
 
     def poll(self) -> dict[str, JobState]:
-        for job_id, (proc, _) in list(self._running.items()):
+        for job_id, (proc, _, _) in list(self._running.items()):
             code = proc.poll()
             if code is not None:
                 del self._running[job_id]
@@ -92,7 +120,7 @@ class LocalBackend:
                 _signal_group(proc, signal.SIGKILL)
         self._start_queued()
         states = {job_id: JobState("RUNNING", node="localhost") for job_id in self._running}
-        states.update({job_id: JobState("PENDING", "Resources") for job_id, _, _ in self._queue})
+        states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
         return states
 
     def cancel(self, job_ids: list[str]) -> None:
@@ -100,7 +128,7 @@ class LocalBackend:
         self._queue = deque(q for q in self._queue if q[0] not in wanted)
         for job_id in wanted & set(self._running):
             _signal_group(self._running[job_id][0], signal.SIGTERM)
-            self._killing[job_id] = time.monotonic() + KILL_AFTER_S
+            self._killing[job_id] = time.monotonic() + self._kill_after_s
         self.counts["cancel"] += 1
 
     def final_states(self, job_ids: list[str]) -> dict[str, str]:
@@ -115,12 +143,45 @@ class LocalBackend:
 
     def close(self) -> None:
         self.cancel(list(self._running))
-        deadline = time.monotonic() + KILL_AFTER_S
-        for proc, _ in list(self._running.values()):
+        deadline = time.monotonic() + self._kill_after_s
+        for proc, _, _ in list(self._running.values()):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
+
+    @property
+    def _kill_after_s(self) -> float:
+        """SIGKILL after the worker's own bound on a stopped trial's cleanup (stop_grace_s)."""
+        grace = ExperimentDir(self.root).read_experiment().get("stop_grace_s")
+        return max(KILL_AFTER_S, float(grace or 0) + 2.0)
+
+
+def detect_gpus() -> list[str]:
+    """GPUs of this machine: the driver's CUDA_VISIBLE_DEVICES if set, else ``nvidia-smi -L``,
+    else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        found = []
+        for device in (d.strip() for d in visible.split(",")):
+            if not device or device.startswith("-") or device == "NoDevFiles":
+                break  # CUDA ignores everything from the first invalid entry on
+            found.append(device)
+        return found
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split(":", 1)[0].split()[1] for line in out.splitlines()
+            if line.startswith("GPU ") and ":" in line]
+
+
+def _gpu_source() -> str:
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}"
+    return "nvidia-smi -L" if shutil.which("nvidia-smi") else "no nvidia-smi on PATH"
 
 
 def _next_job_number(exp: ExperimentDir) -> int:

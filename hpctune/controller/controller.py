@@ -265,11 +265,14 @@ class Controller:
             write_user_files(Path(trial.path), trial.config)
 
     def request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:
-        """Ask the worker to stop at its next report; scancel follows after a grace period."""
+        """End the trial: the control record tells the worker (at its next report, or when the
+        scancel that ``_enact_stops`` sends at once arrives) to raise StopTrial in the trainable,
+        run its cleanup within ``stop_grace_s`` and write ``stopped`` (``final``: the trial is
+        over, not cancelled to be resumed)."""
         trial.stop_requested_at, trial.stop_reason = self.clock(), reason
         trial.stopped_by_scheduler = by_scheduler
         self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason,
-                                                "time": time.time()})
+                                                "final": True, "time": time.time()})
 
     def request_pause(self, trial: Trial) -> None:
         """Ask the worker to checkpoint and exit; the trial is resubmitted later."""
@@ -277,9 +280,10 @@ class Controller:
         self.exp.write_control(trial.trial_id, {"action": "pause"})
 
     def _enact_stops(self) -> None:
-        deadline = self.clock() - self.settings.stop_grace_s
+        """scancel every newly stopped trial at once, in one call: the fastest slot handover on
+        the lab (bench/asha.py). ``stop_grace_s`` bounds the worker's cleanup, it delays nothing."""
         overdue = [t for t in self.live_trials if t.stop_requested_at is not None
-                   and t.stop_requested_at <= deadline and t.job_id and t.job_state != "CANCELLING"]
+                   and t.job_id and t.job_state != "CANCELLING"]
         if overdue:
             self.backend.cancel([t.job_id for t in overdue])
             for trial in overdue:

@@ -65,11 +65,14 @@ class Launcher:
         return self._eager_batch_size
 
     def _add_trial(self, trial_id: str, config: dict) -> None:
+        """Record a new trial; its config is written exactly as the searcher made it (params.pkl,
+        read by the worker) and as text (params.json). A value that cannot be pickled is a
+        ConfigError naming its key, raised here (so by ``fit()``) before the trial exists."""
         ctl = self.ctl
-        tag = format_experiment_tag(len(ctl.trials), config, ctl.settings.param_space)
-        trial = Trial(trial_id, config, tag, str(ctl.exp.trial_dir(trial_id)),
-                      resources=ctl.settings.resources_for(config))
+        resources = ctl.settings.resources_for(config)
         ctl.exp.write_params(trial_id, config)
+        tag = format_experiment_tag(len(ctl.trials), config, ctl.settings.param_space)
+        trial = Trial(trial_id, config, tag, str(ctl.exp.trial_dir(trial_id)), resources=resources)
         ctl.exp.write_trial_meta(trial_id, {"trial_id": trial_id, "experiment_tag": tag,
                                             "resources": trial.resources})
         ctl.trials[trial_id] = ctl.live[trial_id] = trial

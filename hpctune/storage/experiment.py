@@ -6,18 +6,23 @@
        trainable.pkl     the pickled trainable      tuner.pkl      what Tuner.restore needs
        submit.json       a `hpctune submit` plan    driver.log, driver.sbatch  the detached driver
        .driver.lock      one driver at a time
-       trials/<id>/{trial.json,params.json,result.jsonl,control.json,result.json,progress.csv}
+       trials/<id>/{trial.json,params.json,params.pkl,result.jsonl,control.json,result.json,progress.csv}
        jobs/             sbatch scripts, array manifests, job stdout/stderr
 ```
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from hpctune.errors import ConfigError
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
-from hpctune.storage.secure import ensure_dir, make_private_dir, root_dir_mode
+from hpctune.storage.secure import ensure_dir, load_private_pickle, make_private_dir, root_dir_mode
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
@@ -34,6 +39,7 @@ MARKER_FILES = (SUMMARY_FILE, EXPERIMENT_FILE, SUBMIT_FILE, STATE_FILE)
 
 TRIAL_META_FILE = "trial.json"
 PARAMS_FILE = "params.json"
+PARAMS_PICKLE_FILE = "params.pkl"
 RESULT_LOG_FILE = "result.jsonl"
 CONTROL_FILE = "control.json"
 RESULT_JSON_FILE = "result.json"
@@ -122,6 +128,9 @@ class ExperimentDir:
     def params_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / PARAMS_FILE
 
+    def params_pickle_path(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / PARAMS_PICKLE_FILE
+
     def trial_ids(self) -> list[str]:
         if not self.trials_dir.is_dir():
             return []
@@ -161,11 +170,24 @@ class ExperimentDir:
         return read_json(self.trial_meta_path(trial_id), default={}) or {}
 
     def write_params(self, trial_id: str, params: dict[str, Any]) -> None:
+        """The trial's config exactly as the searcher made it (``params.pkl``, what the worker
+        passes to the trainable) and as text for people (``params.json``). Raises ConfigError
+        naming the key of a value that cannot be pickled, before anything is written."""
+        payload = pickle_config(params)
         make_private_dir(self.trial_dir(trial_id))
-        write_json_atomic(self.params_path(trial_id), params, fsync=False)
+        write_bytes_atomic(self.params_pickle_path(trial_id), payload, fsync=False)
+        write_json_atomic(self.params_path(trial_id), config_view(params), fsync=False)
 
     def read_params(self, trial_id: str) -> dict[str, Any]:
+        """The human-readable view of the config (``params.json``): JSON types only."""
         return read_json(self.params_path(trial_id), default={})
+
+    def read_config(self, trial_id: str) -> dict[str, Any]:
+        """The trial's real config from ``params.pkl`` (loaded only from a file of yours that
+        nobody else can write); the JSON view for a trial written before params.pkl existed."""
+        if not self.params_pickle_path(trial_id).exists():
+            return self.read_params(trial_id)
+        return load_private_pickle(self.params_pickle_path(trial_id))
 
     def write_control(self, trial_id: str, request: dict[str, Any]) -> None:
         write_json_atomic(self.control_path(trial_id), request, fsync=False)
@@ -184,3 +206,98 @@ class ExperimentDir:
 
     def read_submit(self) -> dict[str, Any]:
         return read_json(self.submit_path, default={}) or {}
+
+
+# -- a trial's config: pickled as it is, and as text for people ---------------------------------
+def pickle_config(config: dict[str, Any]) -> bytes:
+    """cloudpickle ``config`` the way the trainable is pickled: values from the user's own
+    modules by value (so a class in the config is the same class the trainable sees), the
+    rest by reference. Raises ConfigError naming the key of a value that cannot be pickled."""
+    import cloudpickle
+
+    registered = set(cloudpickle.list_registry_pickle_by_value())
+    modules = [m for m in _local_modules(config) if m.__name__ not in registered]
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(config)
+    except Exception as exc:
+        where, value, why = _unpicklable("config", config, exc)
+        raise ConfigError(
+            f"The trial's config value {where} = {_short(value)} (a {type(value).__name__}) cannot be "
+            f"pickled ({type(why).__name__}: {why}). Each trial runs in its own process and gets its "
+            "config pickled: put a picklable value in the search space (a number, a name, a class or "
+            "function defined at module level) and create the object inside the trainable, or pass "
+            "shared objects with tune.with_parameters(trainable, name=obj).") from exc
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _unpicklable(where: str, value: Any, error: Exception) -> tuple[str, Any, Exception]:
+    """The innermost (path, value, error) of ``value`` that cloudpickle refuses."""
+    import cloudpickle
+
+    for key, item in _children(value):
+        try:
+            cloudpickle.dumps(item)
+        except Exception as exc:
+            return _unpicklable(f"{where}[{key!r}]", item, exc)
+    return where, value, error
+
+
+def _children(value: Any) -> Iterator[tuple[Any, Any]]:
+    if isinstance(value, Mapping):
+        yield from value.items()
+    elif isinstance(value, (list, tuple)):
+        yield from enumerate(value)
+
+
+def _local_modules(config: Any) -> list[Any]:
+    """The user's own modules (not installed packages, not hpctune) that config values come from."""
+    found: dict[str, Any] = {}
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack.extend(value)
+        owner = value if inspect.isclass(value) or inspect.isroutine(value) else type(value)
+        module = sys.modules.get(getattr(owner, "__module__", None) or "")
+        if module is not None and module.__name__ not in found and _is_local(module):
+            found[module.__name__] = module
+    return list(found.values())
+
+
+def _is_local(module: Any) -> bool:
+    import sysconfig
+
+    path = getattr(module, "__file__", None)
+    if path is None or module.__name__ in ("__main__", "hpctune") or module.__name__.startswith("hpctune."):
+        return False
+    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
+    return not any(os.path.abspath(path).startswith(p) for p in installed)
+
+
+def config_view(value: Any) -> Any:
+    """``value`` in JSON types, for people: numpy scalars as numbers, classes and functions as
+    their dotted names, other objects as text, tuples as lists, keys as strings where needed."""
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): config_view(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [config_view(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return config_view(value.item())
+    if inspect.isclass(value) or inspect.isroutine(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+    return str(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

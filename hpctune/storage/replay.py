@@ -9,6 +9,7 @@ offset zero rebuilds an experiment: the logs are the source of truth.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +65,12 @@ class TrialReplay(EventHandler):
         self.trial.status, self.trial.error = TrialStatus.ERROR, event.get(ev.ERROR, "unknown error")
 
 
-def replay_trial(exp: ExperimentDir, trial_id: str) -> Trial:
-    """A trial as its result log tells it."""
+def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
+    """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
+    or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded)."""
     meta = exp.read_trial_meta(trial_id)
-    trial = Trial(trial_id, exp.read_params(trial_id), meta.get("experiment_tag", ""),
+    config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
+    trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
                   str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
     replay = TrialReplay(trial)
     path = exp.result_log_path(trial_id)
@@ -76,13 +79,25 @@ def replay_trial(exp: ExperimentDir, trial_id: str) -> Trial:
     return trial
 
 
-def load_trials(exp: ExperimentDir) -> list[Trial]:
+def trial_config(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
+    """The trial's real config; its text view, with a warning, when the pickle cannot be loaded
+    here (a module it needs is not importable, or the file is not safe to load)."""
+    try:
+        return exp.read_config(trial_id)
+    except Exception as exc:  # noqa: BLE001 - unpickling can raise anything; the view still helps
+        warnings.warn(f"Trial {trial_id}: its config could not be loaded from "
+                      f"{exp.params_pickle_path(trial_id)} ({type(exc).__name__}: {exc}); using the "
+                      f"text view of {exp.params_path(trial_id).name} instead.", stacklevel=2)
+        return exp.read_params(trial_id)
+
+
+def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
     """Every trial rebuilt from its log; the driver's snapshot adds what only the driver knew
     (a trial still queued, an error the worker could not write)."""
     snapshot = {t["trial_id"]: t for t in exp.read_state().get("trials", [])}
     trials = []
     for trial_id in exp.trial_ids():
-        trial = replay_trial(exp, trial_id)
+        trial = replay_trial(exp, trial_id, real_config)
         known = snapshot.get(trial_id)
         if known and trial.status is not TrialStatus.TERMINATED:
             trial.status = TrialStatus(known["status"])
@@ -96,7 +111,7 @@ def snapshot_trials(exp: ExperimentDir) -> list[Trial]:
     rebuilt from the logs when the driver has not written one yet."""
     state = exp.read_state()
     if not state:
-        return load_trials(exp)
+        return load_trials(exp, real_config=False)  # displays: the text view, no pickle loaded
     names = {f.name for f in dataclasses.fields(Trial)}
     return [Trial.from_dict({k: v for k, v in t.items() if k in names}) for t in state.get("trials", [])]
 

@@ -95,3 +95,116 @@ def slow_fails_first_time(config):
         open("ran_once", "w").close()
         raise RuntimeError("transient failure on the first run")
     tune.report({"ok": 1})
+
+
+# -- Ray fidelity (tests/e2e/test_ray_fidelity.py) ---------------------------------------------------
+class LocalActivation:
+    """A plain class passed in a config, as a torch.nn module class would be."""
+
+    def __call__(self, x):
+        return max(0.0, x)
+
+
+def double(x):
+    return 2 * x
+
+
+def describe(value):
+    """Type and value of a config value, comparable between the driver and the trial."""
+    import inspect
+
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if isinstance(value, dict):
+        return {"type": kind, "items": [[describe(k), describe(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"type": kind, "items": [describe(v) for v in value]}
+    if inspect.isclass(value):
+        return {"type": "class", "name": f"{value.__module__}.{value.__qualname__}"}
+    if inspect.isfunction(value):
+        return {"type": "function", "name": value.__qualname__, "call": value(21)}
+    if hasattr(value, "dtype"):
+        return {"type": kind, "dtype": str(value.dtype), "value": value.tolist()}
+    return {"type": kind, "value": repr(value)}
+
+
+def config_probe(config):
+    """Reports what it received: each value's type and value, and whether the class still works."""
+    act = config["nested"]["act"]
+    tune.report({"seen": describe(config), "act_works": type(act()) is act})
+
+
+def yielding(config):
+    """A generator function trainable (Ray's ``yield`` instead of report)."""
+    for step in range(config.get("steps", 3)):
+        yield {"score": config["x"] * (step + 1)}
+
+
+def stops_in_long_iteration(config):
+    """Reports once, then works for a long time; its finally block marks that it ran."""
+    try:
+        tune.report({"loss": config["x"]})
+        time.sleep(config.get("iteration_s", 60))
+        tune.report({"loss": config["x"]})
+    finally:
+        trial_dir = tune.get_context().get_trial_dir()
+        open(os.path.join(trial_dir, "cleanup_started"), "w").close()
+        time.sleep(config.get("cleanup_s", 0.0))
+        with open(os.path.join(trial_dir, "cleaned_up"), "w") as f:
+            f.write("yes")
+
+
+class StopsInLongStep(tune.Trainable):
+    """A class trainable whose second step takes long; cleanup() marks that it ran."""
+
+    def setup(self, config):
+        self.x = config["x"]
+
+    def step(self):
+        if self.iteration >= 1:
+            time.sleep(60)
+        return {"loss": self.x}
+
+    def cleanup(self):
+        with open(os.path.join(self.logdir, "cleaned_up"), "w") as f:
+            f.write("yes")
+
+
+class Introspective(tune.Trainable):
+    """Reports what the Trainable attributes say, and keeps what log_result received."""
+
+    @classmethod
+    def default_resource_request(cls, config):
+        return {"cpu": config["cpus"]}
+
+    def setup(self, config):
+        self.logged = []
+
+    def step(self):
+        return {
+            "iteration_attr": self.iteration, "training_iteration_attr": self.training_iteration,
+            "trial_id_attr": self.trial_id, "trial_name_attr": self.trial_name,
+            "logdir_attr": self.logdir, "cpus": self.trial_resources.get("cpu"),
+            "config_attr": dict(self.config), "logged": list(self.logged),
+            "done": self.iteration + 1 >= 3,
+        }
+
+    def log_result(self, result):
+        self.logged.append(result["training_iteration"])
+
+
+def context_probe(config):
+    """Reports every get_context() getter, get_trial_resources() and counted timesteps."""
+    from hpctune.session import get_trial_resources
+
+    ctx = tune.get_context()
+    for _ in range(2):
+        tune.report({
+            "timesteps_this_iter": 10, "episodes_this_iter": 1,
+            "ctx": {"trial_id": ctx.get_trial_id(), "trial_name": ctx.get_trial_name(),
+                    "trial_dir": ctx.get_trial_dir(), "experiment_name": ctx.get_experiment_name(),
+                    "resources": ctx.get_trial_resources(), "local_rank": ctx.get_local_rank(),
+                    "world_rank": ctx.get_world_rank(), "world_size": ctx.get_world_size(),
+                    "node_rank": ctx.get_node_rank(), "local_world_size": ctx.get_local_world_size(),
+                    "trial_fs_path": ctx.get_storage().trial_fs_path},
+            "resources": get_trial_resources(),
+        })
