@@ -39,6 +39,12 @@ _EXPORTS: dict[str, str] = {
     "Stopper": "hpctune.stoppers",
     "HpctuneError": "hpctune.errors",
     "TuneError": "hpctune.errors",
+    "SyncConfig": "hpctune.config",
+    "run": "hpctune.tune_run",
+    "run_experiments": "hpctune.tune_run",
+    "Experiment": "hpctune.tune_run",
+    "ExperimentAnalysis": "hpctune.analysis",
+    "register_trainable": "hpctune.trainable_registry",
 }
 _SUBMODULES = {"train", "tune", "search", "schedulers", "stoppers", "stopper", "space"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from dataclasses import dataclass, field
@@ -69,6 +70,51 @@ def validate_storage_path(path: str) -> str:
     return path
 
 
+def budget_seconds(value: Any) -> float | None:
+    """``time_budget_s`` as seconds: a number or a ``datetime.timedelta`` (as Ray accepts)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(
+            f"The value of `time_budget_s` is {value!r}, but must be a number of seconds > 0 or a "
+            "datetime.timedelta, e.g. time_budget_s=3600 or datetime.timedelta(hours=1).")
+    return float(value)
+
+
+def check_log_to_file(value: Any) -> Any:
+    """``RunConfig(log_to_file=...)``: False, True, one file name, or (stdout, stderr) names."""
+    ok = (isinstance(value, (bool, str, os.PathLike))
+          or (isinstance(value, (tuple, list)) and len(value) == 2
+              and all(isinstance(v, (str, os.PathLike)) for v in value)))
+    names = [] if isinstance(value, bool) else [value] if not isinstance(value, (tuple, list)) else value
+    if not ok or any(not str(n) or _CONTROL_CHAR.search(str(n)) for n in names):
+        raise ConfigError(
+            f"RunConfig(log_to_file={value!r}) is not valid: pass True (files 'stdout' and 'stderr' in "
+            "the trial directory), one file name for both, or a pair ('out.log', 'err.log').")
+    return value
+
+
+def check_verbose(value: Any) -> int:
+    """Ray's verbosity 0-3 (an ``int`` or Ray's ``Verbosity`` enum)."""
+    try:
+        level = int(value)
+    except (TypeError, ValueError):
+        level = -1
+    if isinstance(value, bool) or level not in (0, 1, 2, 3):
+        raise ConfigError(
+            f"`verbose` is {value!r}, but must be 0 (silent), 1 (status updates), 2 (and a line per "
+            "finished trial) or 3 (and every result), as in Ray Tune.")
+    return level
+
+
+def _check_creator(name: str, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(f"TuneConfig({name}={value!r}) must be a function of the trial that returns "
+                          f"a string, e.g. {name}=lambda trial: f'lr={{trial.config[\"lr\"]}}'.")
+
+
 @dataclass
 class TuneConfig:
     """How to search: metric/mode, searcher, scheduler, number of samples, concurrency."""
@@ -79,13 +125,20 @@ class TuneConfig:
     scheduler: Any = None
     num_samples: int = 1
     max_concurrent_trials: int | None = None
-    time_budget_s: float | None = None
+    #: seconds (or a ``datetime.timedelta``); trials still queued at the end are left PENDING
+    time_budget_s: float | datetime.timedelta | None = None
+    #: ``f(trial) -> str``: the trial's name in the status table and ``get_context()``
     trial_name_creator: Any = None
+    #: ``f(trial) -> str``: a link at the experiment root to the trial's directory
     trial_dirname_creator: Any = None
-    reuse_actors: bool = False  # accepted for Ray compatibility; each trial is its own job
+    #: accepted for Ray compatibility; each trial is its own job (said once when True)
+    reuse_actors: bool | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        self.time_budget_s = budget_seconds(self.time_budget_s)
+        _check_creator("trial_name_creator", self.trial_name_creator)
+        _check_creator("trial_dirname_creator", self.trial_dirname_creator)
         if self.mode is not None and self.mode not in ("min", "max"):
             raise ConfigError(f"The value of `mode` is {self.mode!r}, but must be 'min' or 'max'.")
         if self.num_samples == 0 or self.num_samples < -1:
@@ -189,6 +242,19 @@ class SlurmConfig:
 
 
 @dataclass
+class SyncConfig:
+    """Ray's syncing settings, accepted so that scripts run unchanged: trials write to the
+    shared filesystem directly, so there is nothing to sync (said once)."""
+
+    upload_dir: str | None = None
+    syncer: Any = "auto"
+    sync_period: int = 300
+    sync_timeout: int = 1800
+    sync_artifacts: bool = False
+    sync_on_checkpoint: bool = True
+
+
+@dataclass
 class RunConfig:
     """Where results go, when to stop, callbacks, failure and checkpoint policies."""
 
@@ -198,13 +264,21 @@ class RunConfig:
     callbacks: list[Any] = field(default_factory=list)
     failure_config: FailureConfig = field(default_factory=FailureConfig)
     checkpoint_config: CheckpointConfig = field(default_factory=CheckpointConfig)
+    #: 0 silent, 1 status updates, 2 also a line per finished trial, 3 also every result
     verbose: int = 1
     progress_reporter: Any = None
     slurm: SlurmConfig | None = None
     #: on Ctrl+C, leave trials running in Slurm (resume later) instead of cancelling them
     keep_jobs_on_interrupt: bool = False
+    #: True: each trial's stdout/stderr go to ``stdout``/``stderr`` in its directory; a name:
+    #: both into that file; a pair of names: (stdout, stderr). Relative to the trial directory.
+    log_to_file: bool | str | tuple[str, str] = False
+    #: accepted for Ray compatibility: on a shared filesystem there is nothing to sync
+    sync_config: Any = None
 
     def __post_init__(self) -> None:
+        self.verbose = check_verbose(self.verbose)
+        check_log_to_file(self.log_to_file)
         if self.name is not None:
             validate_experiment_name(self.name)
         if self.storage_path is not None:

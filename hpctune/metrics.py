@@ -4,6 +4,7 @@ the auto-filled metrics, flattening nested keys to ``a/b``, and which trial is b
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ AUTO_METRICS = frozenset({
 #: auto-filled metrics that are progress measures, analysed (min/max/avg) like user metrics
 ANALYSED_AUTO_METRICS = frozenset({"training_iteration", "time_total_s"})
 SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
+#: Ray's variable for the separator of nested keys in dataframe columns (default here: "/")
+RESULT_DELIM_ENV = "TUNE_RESULT_DELIM"
 
 
 def flatten(nested: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
@@ -34,6 +37,18 @@ def flatten(nested: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict
     return flat
 
 
+def result_delimiter() -> str:
+    """The separator of nested keys in dataframe columns: ``$TUNE_RESULT_DELIM``, else ``/``."""
+    return os.environ.get(RESULT_DELIM_ENV) or "/"
+
+
+def flat_value(result: Mapping[str, Any], metric: str) -> Any:
+    """``result[metric]``, where a flattened name (``"val/acc"``) also finds a nested value."""
+    if metric in result:
+        return result[metric]
+    return flatten(result).get(metric)
+
+
 def is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -43,8 +58,9 @@ def metric_value(trial: Trial, metric: str, mode: str, scope: str = "last") -> f
     all = its best over every result); None when it never reported a number for it."""
     key = mode if scope == "all" else scope
     value = trial.metric_analysis.get(metric, {}).get(key)
-    if value is None and scope == "last" and is_finite_number(trial.last_result.get(metric)):
-        value = trial.last_result[metric]  # a snapshot written without the analysis
+    if value is None and scope == "last":
+        last = flat_value(trial.last_result, metric)
+        value = last if is_finite_number(last) else None  # a snapshot written without the analysis
     return value
 
 

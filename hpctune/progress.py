@@ -74,6 +74,7 @@ class ProgressReporter:
 class CLIReporter(ProgressReporter):
     """Ray Tune's command-line reporter, with Slurm columns.
 
+    Arguments in Ray's order (``CLIReporter(["acc"])`` works), then ``live``/``out`` by name.
     ``metric_columns``/``parameter_columns``: a list of keys or a ``{key: header}`` dict
     (default: ``metric`` plus up to ``infer_limit`` reported metrics; the config keys
     that vary between trials). ``max_progress_rows`` caps the table (top and bottom rows
@@ -82,13 +83,13 @@ class CLIReporter(ProgressReporter):
     a terminal); ``out`` defaults to stdout.
     """
 
-    def __init__(self, *, metric_columns: list[str] | dict[str, str] | None = None,
+    def __init__(self, metric_columns: list[str] | dict[str, str] | None = None,
                  parameter_columns: list[str] | dict[str, str] | None = None,
                  total_samples: int | None = None, max_progress_rows: int = 20,
                  max_error_rows: int = 20, max_column_length: int = 20,
                  max_report_frequency: float = 5, infer_limit: int = 3,
                  print_intermediate_tables: bool | None = None, metric: str | None = None,
-                 mode: str | None = None, sort_by_metric: bool = False,
+                 mode: str | None = None, sort_by_metric: bool = False, *,
                  live: bool | None = None, out: TextIO | None = None):
         if mode not in (None, "min", "max"):
             raise ConfigError(f"CLIReporter(mode={mode!r}): mode must be 'min' or 'max'.")

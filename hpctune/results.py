@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpctune.checkpoint import CHECKPOINT_PREFIX, Checkpoint, latest_checkpoint
 from hpctune.errors import ConfigError, HpctuneError
-from hpctune.metrics import SCOPES, best_trial, flatten
+from hpctune.metrics import SCOPES, best_trial, flatten, result_delimiter
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import RESULT_LOG_FILE, ExperimentDir
 from hpctune.storage.replay import load_trials, trial_results
@@ -52,12 +52,19 @@ class Result:
 
     @property
     def metrics_dataframe(self) -> pd.DataFrame:
-        """Every reported result of the trial, one row each."""
+        """Every reported result of the trial, one row each; nested metrics flattened to
+        ``val/acc`` columns (the separator is ``$TUNE_RESULT_DELIM``, default ``/``)."""
         import pandas as pd
 
         if self._dataframe is None:
-            self._dataframe = pd.DataFrame(trial_results(self._log_path))
+            sep = result_delimiter()
+            self._dataframe = pd.DataFrame([flatten(r, sep=sep) for r in trial_results(self._log_path)])
         return self._dataframe
+
+    @property
+    def log_dir(self) -> Path:
+        """The trial directory (Ray's older name for ``path``)."""
+        return Path(self.path)
 
     @property
     def _log_path(self) -> Path:
@@ -128,19 +135,23 @@ class ResultGrid:
         import pandas as pd
 
         rows = []
+        sep = result_delimiter()
         for result in self._results:
             row = self._row(result, filter_metric, filter_mode)
-            row.update({f"config/{k}": v for k, v in flatten(result.config).items()})
+            row.update({f"config{sep}{k}": v for k, v in flatten(result.config, sep=sep).items()})
             row.update(trial_id=result.trial_id, logdir=result.path, status=result.status)
             rows.append(row)
         return pd.DataFrame(rows)
 
     def _row(self, result: Result, metric: str | None, mode: str | None) -> dict[str, Any]:
+        """The trial's last result, or its best one by ``metric``, flattened."""
         if metric is None:
-            return {k: v for k, v in result.metrics.items() if k != "config"}
+            return flatten({k: v for k, v in result.metrics.items() if k != "config"},
+                           sep=result_delimiter())
         if mode not in ("min", "max"):
             raise ConfigError("get_dataframe(filter_metric=...) needs filter_mode='min' or 'max'.")
         df = result.metrics_dataframe
+        metric = metric if metric in df else metric.replace("/", result_delimiter())
         if metric not in df or df[metric].isna().all():
             return {}
         best = df[metric].idxmin() if mode == "min" else df[metric].idxmax()
@@ -156,7 +167,7 @@ class ResultGrid:
         return metric, mode
 
     def _reported_keys(self) -> set[str]:
-        return {k for t in self._trials for k in t.last_result}
+        return {k for t in self._trials for k in flatten(t.last_result)}
 
     def __repr__(self) -> str:
         return f"ResultGrid<{len(self)} trials, {self.num_errors} errors, at {self.experiment_path}>"

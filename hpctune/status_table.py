@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpctune.metrics import AUTO_METRICS, best_trial, flatten, is_finite_number
+from hpctune.metrics import AUTO_METRICS, best_trial, flat_value, flatten, is_finite_number
 from hpctune.run_view import StatusView
 from hpctune.trial import Trial
 
@@ -42,6 +42,11 @@ def header_lines(view: StatusView) -> list[str]:
         lines.append(f"Using {view.scheduler} scheduling algorithm.")
     elapsed = f" after {format_duration(view.elapsed_s)}" if view.elapsed_s is not None else ""
     lines.append(f"Number of trials: {len(view.trials)} ({count_text(view.trials)}){elapsed}")
+    if view.done:
+        unrun = sum(1 for t in view.trials if t.status.value == "PENDING")
+        if unrun:
+            lines.append(f"{unrun} trials never started: the experiment ended before they ran "
+                         "(they stay PENDING; Tuner.restore runs them)")
     lines.append(slurm_line(view.trials))
     lines.append(resources_line(view.trials))
     if view.slurm_commands:
@@ -109,7 +114,7 @@ def best_line(trials: Sequence[Trial], metric: str | None, mode: str | None) -> 
     if best is None:
         return None
     config = ", ".join(f"{k}={format_value(v)}" for k, v in flatten(best.config).items())
-    return (f"Current best trial: {best.trial_id} with {metric}={format_value(best.last_result[metric])}"
+    return (f"Current best trial: {best.name} with {metric}={format_value(flat_value(best.last_result, metric))}"
             f" and config {{{config}}}")
 
 
@@ -145,7 +150,7 @@ def _varying_keys(trials: Sequence[Trial]) -> list[str]:
 def _reported_metrics(trials: Sequence[Trial]) -> list[str]:
     keys: dict[str, None] = {}
     for t in trials:
-        keys.update(dict.fromkeys(k for k, v in t.last_result.items()
+        keys.update(dict.fromkeys(k for k, v in flatten(t.last_result).items()
                                   if k not in AUTO_METRICS and _is_number(v)))
     return list(keys)
 
@@ -158,11 +163,11 @@ def table_headers(columns: Columns) -> list[str]:
 def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
     """The cells of one trial's row, as text."""
     config = flatten(trial.config)
-    result = trial.last_result
+    result = flatten(trial.last_result)
     state = "" if trial.is_finished else trial.job_state
     if state == "PENDING" and trial.job_reason:
         state = f"PENDING ({trial.job_reason})"
-    cells = [trial.trial_id, trial.status.value, trial.job_id or "", state,
+    cells = [trial.name, trial.status.value, trial.job_id or "", state,
              "" if trial.is_finished else trial.node]
     cells += [format_value(config.get(k, ""), max_len) for k in columns.params]
     cells += [format_value(result.get(k, ""), max_len) for k in columns.metrics]
@@ -178,7 +183,7 @@ def order_trials(trials: Sequence[Trial], metric: str | None = None, mode: str |
         sign = 1 if mode == "min" else -1
 
         def by_metric(t: Trial) -> tuple:
-            value = t.last_result.get(metric)
+            value = flat_value(t.last_result, metric)
             return (0, sign * value) if is_finite_number(value) else (1, 0)
 
         return sorted(trials, key=by_metric)
@@ -203,7 +208,7 @@ def error_rows(trials: Sequence[Trial], max_rows: int) -> list[list[str]]:
     rows = []
     for t in errored[:max_rows]:
         last = next((ln for ln in reversed((t.error or "").splitlines()) if ln.strip()), "")
-        rows.append([t.trial_id, str(t.num_failures), last[:120]])
+        rows.append([t.name, str(t.num_failures), last[:120]])
     return rows
 
 
@@ -272,7 +277,7 @@ def plain_line(view: StatusView) -> str:
             f"{slurm_line(view.trials)}")
     best = best_trial(view.trials, view.metric, view.mode)
     if best is not None:
-        line += f" | best {view.metric}={format_value(best.last_result[view.metric])} ({best.trial_id})"
+        line += f" | best {view.metric}={format_value(flat_value(best.last_result, view.metric))} ({best.name})"
     return line + (f" | {view.experiment_dir}" if view.experiment_dir else "")
 
 

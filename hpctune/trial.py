@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS
+from hpctune.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, flatten
 
 
 class TrialStatus(str, enum.Enum):
@@ -38,7 +38,17 @@ _ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
 
 @dataclass
 class Trial:
-    """The driver's record of a trial: status, Slurm job, latest result, log offset."""
+    """The driver's record of a trial: status, Slurm job, latest result, log offset.
+
+    ``Trial.PENDING`` ... ``Trial.ERROR`` are the statuses, as on Ray's ``Trial``
+    (``trial.status == Trial.TERMINATED`` works: statuses are strings).
+    """
+
+    PENDING = TrialStatus.PENDING
+    RUNNING = TrialStatus.RUNNING
+    PAUSED = TrialStatus.PAUSED
+    TERMINATED = TrialStatus.TERMINATED
+    ERROR = TrialStatus.ERROR
 
     trial_id: str
     config: dict[str, Any]
@@ -71,20 +81,42 @@ class Trial:
     submitted_at: float | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    #: from TuneConfig(trial_name_creator=...): shown instead of the id; "" when not set
+    trial_name: str = ""
+    #: from TuneConfig(trial_dirname_creator=...): a link at the experiment root; "" when not set
+    dirname: str = ""
+    trainable_name: str = ""
+    #: the worker process of the latest result (to tell callbacks of a restore from a checkpoint)
+    run_key: str = ""
 
     @property
     def info(self) -> TrialInfo:
         return TrialInfo(self.trial_id, self.config, self.experiment_tag)
 
     @property
+    def name(self) -> str:
+        """The trial's name: ``trial_name_creator``'s, else its id."""
+        return self.trial_name or self.trial_id
+
+    @property
+    def logdir(self) -> str:
+        """Ray's name for the trial directory (also ``local_path``)."""
+        return self.path
+
+    @property
+    def local_path(self) -> str:
+        return self.path
+
+    @property
     def is_finished(self) -> bool:
         return self.status.is_finished
 
     def record_result(self, result: dict[str, Any]) -> None:
-        """Keep the latest result and Ray's metric analysis (min/max/avg/last-k-avg)."""
+        """Keep the latest result (as reported) and Ray's metric analysis (min/max/avg/last-k-avg)
+        of every number in it, nested ones by their flattened name (``"val/acc"``)."""
         self.last_result = result
         self.num_results += 1
-        for key, value in result.items():
+        for key, value in flatten({k: v for k, v in result.items() if k != "config"}).items():
             if key in _ANALYSIS_SKIP or isinstance(value, bool):
                 continue
             if isinstance(value, (int, float)):
@@ -102,7 +134,7 @@ class Trial:
         return cls(**data)
 
     def __str__(self) -> str:
-        return self.trial_id
+        return self.name
 
 
 def _update_analysis(stats: dict[str, Any], value: float) -> None:

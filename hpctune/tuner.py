@@ -13,16 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpctune.backends.base import Backend
-from hpctune.callbacks import CallbackList
-from hpctune.config import RunConfig, SlurmConfig, TuneConfig
+from hpctune.callbacks import CallbackList, progress_callbacks
+from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.controller import Controller, ControllerSettings
-from hpctune.errors import ConfigError, ExperimentLockedError, TrainableError
+from hpctune.driver_bridge import bridge_scheduler, wrap_searcher
+from hpctune.errors import ConfigError, ExperimentLockedError, HpctuneError
+from hpctune.log_to_file import SPEC_FIELD, output_files
+from hpctune.ray_compat import apply_ray_env, config_notices, dated_subdir
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.search.searcher import SampleLimiter, Searcher
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.trainable import resources_for, validate_trainable
+from hpctune.trainable_pickle import pickle_trainable
+from hpctune.trainable_registry import resolve_trainable
+from hpctune.trial_names import TrialNamer
 
 BACKEND_ENV = "HPCTUNE_BACKEND"
 
@@ -55,11 +61,15 @@ def tuner_hooks(on_create: Callable[[Tuner], None] | None = None,
 
 
 class Tuner:
-    """Tune ``trainable`` over ``param_space``; ``fit()`` runs every trial and returns a ResultGrid."""
+    """Tune ``trainable`` over ``param_space``; ``fit()`` runs every trial and returns a ResultGrid.
+
+    ``trainable`` may also be a name given to ``tune.register_trainable``.
+    """
 
     def __init__(self, trainable: Any, *, param_space: dict | None = None,
                  tune_config: TuneConfig | None = None, run_config: RunConfig | None = None,
                  backend: str | None = None, slurm_config: SlurmConfig | None = None):
+        trainable, self._registered_name = resolve_trainable(trainable)
         validate_trainable(trainable)
         self.trainable = trainable
         self.param_space = dict(param_space or {})
@@ -68,7 +78,9 @@ class Tuner:
         self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
+        self._results: ResultGrid | None = None
         self._validate_space()
+        config_notices(self.tune_config, self.run_config)
         for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
             hook(self)
 
@@ -113,6 +125,7 @@ class Tuner:
     def fit(self) -> ResultGrid:
         for hook in _HOOKS.get().before_fit:  # `hpctune submit --dry-run` stops here
             hook(self)
+        apply_ray_env()  # RAY_CHDIR_TO_TRIAL_DIR and the like, for the workers to inherit
         if self._restore is not None:
             return self._fit_restored()
         exp = ExperimentDir(self.run_config.experiment_root(self._default_name()))
@@ -145,7 +158,18 @@ class Tuner:
         finally:
             controller.backend.close()
         tc = self.tune_config
-        return ResultGrid(trials, controller.exp.root, tc.metric, tc.mode)
+        self._results = ResultGrid(trials, controller.exp.root, tc.metric, tc.mode)
+        return self._results
+
+    def get_results(self) -> ResultGrid:
+        """The results of the last ``fit()``; after ``Tuner.restore``, those in the experiment
+        directory (as in Ray: nothing is run)."""
+        if self._results is not None:
+            return self._results
+        if self._restore is not None:
+            return ResultGrid.from_path(self.run_config.experiment_root(""))
+        raise HpctuneError("There are no results yet: call tuner.fit() first, or "
+                           "Tuner.restore(path, trainable).get_results() for an earlier experiment.")
 
     def _save_tuner(self, exp: ExperimentDir) -> None:
         """Everything Tuner.restore needs besides the trainable (pickled by value)."""
@@ -170,7 +194,7 @@ class Tuner:
 
         settings = ControllerSettings(
             max_concurrent=self.tune_config.max_concurrent_trials,
-            time_budget_s=self.tune_config.time_budget_s,
+            time_budget_s=budget_seconds(self.tune_config.time_budget_s),
             max_failures=self.run_config.failure_config.max_failures,
             fail_fast=self.run_config.failure_config.fail_fast,
             resources_for=lambda config: resources_for(self.trainable, config),
@@ -183,11 +207,17 @@ class Tuner:
             keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
             stop_grace_s=self.slurm_config.stop_grace_s,
         )
-        callbacks = CallbackList(self.run_config.callbacks)
+        callbacks = CallbackList([*self.run_config.callbacks, *progress_callbacks(self.run_config.verbose)])
         callbacks.call("setup")
         reporter = make_reporter(self.run_config, self.tune_config)
-        return Controller(exp, self._backend(exp), searcher, scheduler,
-                          as_stopper(self.run_config.stop), callbacks, settings, reporter)
+        tc = self.tune_config
+        namer = (TrialNamer(exp, tc.trial_name_creator, tc.trial_dirname_creator)
+                 if tc.trial_name_creator or tc.trial_dirname_creator else None)
+        bridge = bridge_scheduler(scheduler, namer, self._trainable_name())  # Ray's forms, names
+        controller = Controller(exp, self._backend(exp), searcher, bridge,
+                                as_stopper(self.run_config.stop), callbacks, settings, reporter)
+        bridge.bind(controller)
+        return controller
 
     def _backend(self, exp: ExperimentDir) -> Backend:
         if self.backend_name == "slurm":
@@ -218,7 +248,7 @@ class Tuner:
         elif isinstance(tc.search_alg, BasicVariantGenerator):
             searcher = tc.search_alg  # counts num_samples x grid itself
         else:
-            searcher = SampleLimiter(tc.search_alg, tc.num_samples)
+            searcher = SampleLimiter(wrap_searcher(tc.search_alg), tc.num_samples)  # flat results
         ok = searcher.set_search_properties(tc.metric, tc.mode, self.param_space,
                                             num_samples=tc.num_samples, seed=tc.seed)
         if not ok:
@@ -248,13 +278,17 @@ class Tuner:
         """``<trainable>_<date>``, with a counter if that directory already exists."""
         if self.run_config.name:
             return self.run_config.name
-        name = getattr(self.trainable, "__name__", type(self.trainable).__name__)
-        base = f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        name = self._trainable_name()
+        base = f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}" if dated_subdir() else name
         candidate, n = base, 1
         while self.run_config.experiment_root(candidate).exists():
             n += 1
             candidate = f"{base}_{n}"
         return candidate
+
+    def _trainable_name(self) -> str:
+        """The registered name, else the function's or class's name (Ray's ``trainable_name``)."""
+        return self._registered_name or getattr(self.trainable, "__name__", type(self.trainable).__name__)
 
     def _spec(self) -> dict[str, Any]:
         from hpctune import __version__
@@ -268,6 +302,7 @@ class Tuner:
             "checkpoint_config": self.run_config.checkpoint_config.to_dict(),
             "heartbeat_s": heartbeat_interval(self.run_config.failure_config.heartbeat_timeout_s),
             "stop_grace_s": self.slurm_config.stop_grace_s,  # the workers' bound on a stopped trial's cleanup
+            SPEC_FIELD: output_files(self.run_config.log_to_file),  # read by log_to_file.redirect_output
             "created": time.time(),
         }
 
@@ -295,46 +330,6 @@ def choose_backend(requested: str | None) -> str:
         raise ConfigError("backend='slurm' but `sbatch` is not on PATH: run on a Slurm login node "
                           "or use backend='local'.")
     return choice
-
-
-def pickle_trainable(trainable: Any) -> bytes:
-    """cloudpickle the trainable (by value when defined in __main__), with a clear error."""
-    import cloudpickle
-
-    module = _local_module(trainable)
-    if module is not None:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        return cloudpickle.dumps(trainable)
-    except Exception as exc:
-        raise TrainableError(
-            f"The trainable {getattr(trainable, '__name__', trainable)!r} cannot be pickled "
-            f"({type(exc).__name__}: {exc}). Trials run in other processes: pass large or "
-            "unpicklable objects with hpctune.with_parameters(), or create them inside the trainable."
-        ) from exc
-    finally:
-        if module is not None:
-            cloudpickle.unregister_pickle_by_value(module)
-
-
-def _local_module(trainable: Any) -> Any:
-    """The trainable's module when it is the user's own file (not an installed package).
-
-    Such modules are pickled by value, so a job does not depend on the driver's
-    sys.path to import them.
-    """
-    import sysconfig
-
-    module = sys.modules.get(getattr(trainable, "__module__", "") or "")
-    path = getattr(module, "__file__", None)
-    if module is None or path is None or module.__name__ in ("__main__", "hpctune"):
-        return None
-    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
-    if any(os.path.abspath(path).startswith(p) for p in installed):
-        return None
-    if module.__name__.startswith("hpctune."):
-        return None
-    return module
 
 
 class experiment_lock:  # noqa: N801 - used as a context manager, reads like one

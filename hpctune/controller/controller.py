@@ -290,17 +290,25 @@ class Controller:
                 trial.job_state = "CANCELLING"
 
     def stop_experiment(self, reason: str) -> None:
+        """End the experiment: stop what runs; trials that never started stay PENDING (as in
+        Ray: they were not run, so they are neither TERMINATED nor told to the searcher, and
+        a restored experiment runs them); their queued jobs are cancelled."""
         self.stop_everything = True
         self.searcher_finished = True
         live = self.live_trials
+        unstarted = {t.trial_id for t in live if t.started_at is None and not t.num_results
+                     and t.status is TrialStatus.PENDING and t.job_state in ("", "PENDING")}
         for trial in live:
-            if trial.stop_requested_at is None:
+            if trial.stop_requested_at is None and trial.trial_id not in unstarted:
                 self.request_stop(trial, reason, by_scheduler=False)
         queued = [t for t in live if t.job_id and t.job_state != "CANCELLING"]
         self.backend.cancel([t.job_id for t in queued])
         for trial in live:
             trial.job_state = "CANCELLING"
-            if trial.job_id is None:
+            if trial.trial_id in unstarted:  # never ran: out of the loop, not finished
+                trial.job_id, trial.job_state = None, ""
+                self.live.pop(trial.trial_id, None)
+            elif trial.job_id is None:
                 self.complete(trial, early=trial.stopped_by_scheduler)
 
     def _check_budget(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hpctune.metrics import flatten
 from hpctune.schedulers.trial_scheduler import Decision
 from hpctune.storage import events as ev
 from hpctune.storage.replay import TrialReplay
@@ -58,15 +59,20 @@ class TrialEvents(TrialReplay):
             self._decide(result)
 
     def _decide(self, result: dict[str, Any]) -> None:
-        """New progress: tell the searcher and callbacks; ask the stopper, then the scheduler."""
+        """New progress: tell the searcher and callbacks; ask the stopper, then the scheduler.
+
+        Decision logic sees the result flattened (``{"val": {"acc": 1}}`` as ``"val/acc"``),
+        as in Ray, so a nested metric is named the same everywhere; callbacks get it as
+        reported. A decision may be given as Ray's strings ("STOP") too.
+        """
         ctl, trial = self.ctl, self.trial
-        ctl.searcher.on_trial_result(trial.trial_id, result)
-        ctl.callbacks.call("on_trial_result", iteration=ctl.iteration, trials=ctl.trial_list,
-                           trial=trial, result=result)
-        if ctl.stopper(trial.trial_id, result):
+        flat = flatten(result)
+        ctl.searcher.on_trial_result(trial.trial_id, flat)
+        ctl.callbacks.result_hooks(ctl.iteration, ctl.trial_list, trial, result)
+        if ctl.stopper(trial.trial_id, flat):
             ctl.request_stop(trial, "stop criterion reached", by_scheduler=False)
         else:
-            decision = ctl.scheduler.on_trial_result(trial.info, result)
+            decision = Decision(ctl.scheduler.on_trial_result(trial.info, flat) or Decision.CONTINUE)
             if decision is Decision.STOP:
                 ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
             elif decision is Decision.PAUSE and not trial.awaiting_restart:

@@ -9,6 +9,7 @@ restored driver re-reads them from the offsets the snapshot recorded.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -44,6 +45,7 @@ def save_snapshot(ctl: Controller, status: str = "running") -> None:
         "searcher": ctl.searcher.get_state(),
         "scheduler": ctl.scheduler.get_state(),
         "stopper": ctl.stopper.get_state(),
+        "callbacks": ctl.callbacks.get_state(),
         "searcher_finished": ctl.searcher_finished,
         "trial_id_prefix": ctl.settings.trial_id_prefix,
     })
@@ -59,6 +61,7 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
     ctl.searcher.set_state(state["searcher"])
     ctl.scheduler.set_state(state["scheduler"])
     ctl.stopper.set_state(state.get("stopper", {}))
+    ctl.callbacks.set_state(state.get("callbacks") or [])  # snapshots before callback states: none
     ctl.searcher_finished = state["searcher_finished"]
     for data in state["trials"]:
         trial = Trial.from_dict(data)
@@ -132,9 +135,13 @@ def on_interrupt(ctl: Controller) -> None:
 
 @contextlib.contextmanager
 def interrupt_flag() -> Iterator[threading.Event]:
-    """The first Ctrl+C sets the flag (the loop ends at a clean point); the second raises."""
+    """The first Ctrl+C (SIGINT) or SIGUSR1 sets the flag (the loop ends at a clean point, as
+    in Ray); a second one raises KeyboardInterrupt. SIGUSR1 is taken only while nobody else
+    handles it (a detached driver requeues itself on it). ``TUNE_DISABLE_SIGINT_HANDLER=1``
+    leaves both signals alone, as in Ray: Ctrl+C then stops the driver at once."""
     flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    disabled = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0").strip() not in ("", "0")
+    if threading.current_thread() is not threading.main_thread() or disabled:
         yield flag
         return
 
@@ -143,8 +150,12 @@ def interrupt_flag() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         flag.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    wanted = [signal.SIGINT]
+    if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
+        wanted.append(signal.SIGUSR1)
+    previous = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import inspect
 from typing import Any
 
 from hpctune.objective import Objective
@@ -17,11 +18,23 @@ class Decision(str, enum.Enum):
     STOP = "STOP"
 
 
+#: the hooks the driver calls, with how many arguments each takes here (Ray's take one more:
+#: the ``tune_controller`` first)
+HOOK_ARITY = {"on_trial_add": 1, "on_trial_result": 2, "on_trial_complete": 2,
+              "on_trial_error": 1, "on_trial_remove": 1}
+
+
 class TrialScheduler(Objective):
     """Base class of schedulers (FIFO, ASHA, median stopping, ...).
 
     Methods take an immutable ``TrialInfo`` and a result dict and return a ``Decision``.
     The controller enacts decisions (STOP: scancel the trial's array task).
+
+    A scheduler written to Ray's signatures (``on_trial_result(self, tune_controller, trial,
+    result)``, ``on_trial_add(self, tune_controller, trial)``, ...) works too: the driver sees
+    the extra argument (``ray_style_hooks``) and passes a read-only view of the run
+    (``get_trials()``, ``get_live_trials()``) and the trial's full record. Decisions may be
+    ``TrialScheduler.STOP`` or Ray's strings (``"STOP"``).
     """
 
     CONTINUE = Decision.CONTINUE
@@ -55,8 +68,32 @@ class TrialScheduler(Objective):
     def set_state(self, state: dict) -> None:
         self.__dict__.update(state["__dict__"])
 
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        """Ray's hook to pick the next trial: not called here, Slurm decides the order."""
+        return None
+
     def debug_string(self) -> str:
         return type(self).__name__
+
+
+def ray_style_hooks(scheduler: Any) -> frozenset[str]:
+    """The hooks of ``scheduler`` written to Ray's signature, with ``tune_controller`` first
+    (one more positional parameter than ours); looked at once, when the experiment starts."""
+    found = set()
+    for hook, arity in HOOK_ARITY.items():
+        method = getattr(scheduler, hook, None)
+        if method is None:
+            continue
+        try:
+            params = inspect.signature(method).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            continue  # f(*args): ours
+        if len(positional) == arity + 1:
+            found.add(hook)
+    return frozenset(found)
 
 
 class FIFOScheduler(TrialScheduler):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from hpctune.errors import ConfigError
 from hpctune.search.searcher import Searcher, SearcherWrapper
@@ -81,14 +82,43 @@ class ConcurrencyLimiter(SearcherWrapper):
         else:
             self.searcher.on_trial_complete(trial_id, result, error)
 
+    STATE_MARK = "concurrency_limiter"
+
     def get_state(self) -> dict:
         return {
+            self.STATE_MARK: True,
             "live_trials": set(self.live_trials),
             "cached_results": dict(self.cached_results),
             "searcher": self.searcher.get_state(),
         }
 
     def set_state(self, state: dict) -> None:
+        """The limiter's state (``get_state``, the driver's snapshot, a file ``save`` wrote), or
+        the wrapped searcher's own state (a file ``save_to_dir`` wrote)."""
+        if not self._is_own_state(state):
+            self.searcher.set_state(state)
+            return
         self.live_trials = set(state["live_trials"])
         self.cached_results = dict(state["cached_results"])
         self.searcher.set_state(state["searcher"])
+
+    def _is_own_state(self, state: object) -> bool:
+        own = {"live_trials", "cached_results", "searcher"}
+        return isinstance(state, dict) and (bool(state.get(self.STATE_MARK)) or set(state) == own)
+
+    def save_to_dir(self, checkpoint_dir: str | Path) -> None:
+        """Write the wrapped searcher's state where ``restore_from_dir`` looks (the driver does
+        this in the experiment directory), so that the searcher the user made restores from it:
+        ``OptunaSearch().restore_from_dir(path)`` as well as ``ConcurrencyLimiter(...)``'s. Which
+        trials are live is the driver's business (its snapshot keeps it); ``save``/``restore``
+        on a file keep the limiter's whole state."""
+        self.searcher.save_to_dir(checkpoint_dir)
+
+    def restore_from_dir(self, checkpoint_dir: str | Path) -> None:
+        """Restore the wrapped searcher from what ``save_to_dir`` wrote (a limiter state that an
+        older hpctune wrote there is read too)."""
+        inner = type(self.searcher)
+        if inner.restore_from_dir is Searcher.restore_from_dir and inner.restore is Searcher.restore:
+            super().restore_from_dir(checkpoint_dir)  # into set_state, which takes either state
+        else:
+            self.searcher.restore_from_dir(checkpoint_dir)
