@@ -275,10 +275,21 @@ class RunConfig:
     log_to_file: bool | str | tuple[str, str] = False
     #: accepted for Ray compatibility: on a shared filesystem there is nothing to sync
     sync_config: Any = None
+    #: Ray's older name for ``storage_path`` (used as it, said once)
+    local_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.verbose = check_verbose(self.verbose)
         check_log_to_file(self.log_to_file)
+        if self.local_dir is not None:
+            if self.storage_path is not None:
+                raise ConfigError("RunConfig got both storage_path and local_dir: pass storage_path "
+                                  "only (local_dir is Ray's older name for it).")
+            from hpctune.ray_compat import notice_once
+
+            notice_once("local_dir", "local_dir is Ray's older name for storage_path: using it as "
+                                     "storage_path.")
+            self.storage_path, self.local_dir = os.fspath(self.local_dir), None
         if self.name is not None:
             validate_experiment_name(self.name)
         if self.storage_path is not None:

@@ -87,7 +87,7 @@ class SchedulerBridge(TrialScheduler):
         if isinstance(record, Trial):
             record.trainable_name = record.trainable_name or self.trainable_name
             if self.namer is not None and self._ctl is not None:
-                self.namer.name(record, self._ctl.trial_list)
+                self.namer.name(record, self._ctl.trials.values())
         self._call("on_trial_add", trial)
 
     def on_trial_result(self, trial: TrialInfo, result: dict) -> Decision:

@@ -356,6 +356,9 @@ def test_run_config_validates_rays_options():
             RunConfig(verbose=bad)
     with pytest.raises(ConfigError, match="trial_name_creator"):
         TuneConfig(trial_name_creator="name")
+    assert RunConfig(local_dir="/scratch/x").storage_path == "/scratch/x"
+    with pytest.raises(ConfigError, match="storage_path only"):
+        RunConfig(local_dir="/a", storage_path="/b")
 
 
 def test_accepted_ray_options_say_once_that_they_do_nothing(capsys, monkeypatch):
