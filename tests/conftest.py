@@ -9,6 +9,7 @@ Helpers (plain functions, also available as methods of the ``slurm_lab`` fixture
 
 * ``run(cmd, ...) -> CompletedProcess``: a command as a list, or a string for ``bash -c``
 * ``wait_for(predicate, timeout, ...)``: poll until the predicate returns something truthy
+* ``unique_name(prefix)``: an experiment name unique to this run (its jobs are ``hpctune-<name>``)
 * ``sbatch(*args, script=None, wrap=None) -> job id``
 * ``squeue_states(jobid) -> {"123": "RUNNING"}`` / ``{"123_0": "COMPLETED", ...}``
 * ``wait_job(jobid, timeout) -> states`` once no task of the job is pending/running any more
@@ -25,6 +26,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,12 @@ def wait_for(
             name = what or getattr(predicate, "__name__", "condition")
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {name}")
         time.sleep(interval)
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix-<8 hex digits>``: an experiment (and so a Slurm job) name no other test run on
+    the same lab uses, so that ``squeue -n hpctune-<name>`` sees this run's jobs only."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # --------------------------------------------------------------------------- Slurm helpers

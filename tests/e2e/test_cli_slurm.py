@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpctune.cli.main import main
-from tests.conftest import run, squeue_states, wait_for
+from tests.conftest import run, squeue_states, unique_name, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -60,8 +60,9 @@ def summary(root: Path) -> dict:
 
 
 def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path, storage, capsys):
-    assert main(["submit", "--detach", "--name", "req", str(experiment(tmp_path, 6, 20, 1.0, 6))]) == 0
-    root = storage / "req"
+    name = unique_name("req")
+    assert main(["submit", "--detach", "--name", name, str(experiment(tmp_path, 6, 20, 1.0, 6))]) == 0
+    root = storage / name
     driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
     capsys.readouterr()
 
@@ -70,7 +71,7 @@ def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path,
         return any(t["last_result"] for t in trials)
 
     wait_for(reporting, timeout=90, interval=0.5, what="first results")
-    assert main(["status", "req"]) == 0
+    assert main(["status", name]) == 0
     shown = capsys.readouterr().out
     assert "Experiment running" in shown and f"driver: Slurm job {driver}" in shown
     assert "RUNNING" in shown and "Slurm commands issued by the driver:" in shown
@@ -95,19 +96,23 @@ def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path,
 
 def test_arrays_are_split_to_the_max_array_size(tmp_path, storage, capsys):
     path = experiment(tmp_path, 7, 1, 0.0, 7)
-    assert main(["submit", "--max-array-size", "3", "--name", "split", str(path)]) == 0
-    state = json.loads((storage / "split" / "state.json").read_text())
-    arrays = {t["job_id"].split("_")[0] for t in state["trials"]}
-    assert len(state["trials"]) == 7 and len(arrays) == 3
-    assert all(t["status"] == "TERMINATED" for t in state["trials"])
+    name = unique_name("split")
+    assert main(["submit", "--max-array-size", "3", "--name", name, str(path)]) == 0
+    state = json.loads((storage / name / "state.json").read_text())
+    jobs = [t["job_id"].split("_") for t in state["trials"]]  # in trial order
+    arrays = sorted({array for array, _ in jobs}, key=int)
+    assert [(arrays.index(array), int(task)) for array, task in jobs] == [
+        (i // 3, i % 3) for i in range(7)]  # arrays of 3, 3 and 1
+    assert [t["status"] for t in state["trials"]] == ["TERMINATED"] * 7
     capsys.readouterr()
-    assert main(["status", "split"]) == 0
+    assert main(["status", name]) == 0
     assert "3 sbatch" in capsys.readouterr().out
 
 
 def test_cancel_stops_the_driver_and_every_trial_with_one_scancel(tmp_path, storage, capsys):
-    assert main(["submit", "--detach", "--name", "stopme", str(experiment(tmp_path, 4, 60, 1.0, 4))]) == 0
-    root = storage / "stopme"
+    name = unique_name("stopme")
+    assert main(["submit", "--detach", "--name", name, str(experiment(tmp_path, 4, 60, 1.0, 4))]) == 0
+    root = storage / name
     driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
 
     def submitted():
@@ -118,11 +123,16 @@ def test_cancel_stops_the_driver_and_every_trial_with_one_scancel(tmp_path, stor
 
     job_ids = wait_for(submitted, timeout=90, interval=0.5, what="trial jobs")
     capsys.readouterr()
-    assert main(["cancel", "stopme"]) == 0
+    assert main(["cancel", name]) == 0
     assert f"scancel {driver} " in capsys.readouterr().out
 
     def gone():
         states = {**squeue_states(driver), **squeue_states(job_ids[0].split("_")[0])}
-        return all(s not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for s in states.values())
+        active = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
+        return states if all(s not in active for s in states.values()) else None
 
-    wait_for(gone, timeout=60, interval=0.5, what="the driver and trial jobs to leave the queue")
+    states = wait_for(gone, timeout=60, interval=0.5,
+                      what="the driver and trial jobs to leave the queue")
+    # the driver and all 4 trials (60 s each) ended by the cancel, none by finishing
+    assert states[driver] == "CANCELLED" and len(states) == 5, states
+    assert set(states.values()) == {"CANCELLED"}, states

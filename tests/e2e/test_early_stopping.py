@@ -1,5 +1,7 @@
 """Early stopping enacted through Slurm: ASHA cancels tasks, stoppers and budgets end trials."""
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -42,17 +44,25 @@ def test_asha_cancels_stopped_tasks_in_slurm(tmp_path, monkeypatch, slurm_lab):
     assert iterations[0.0] == 9, "the best trial must reach max_t"
     stopped = [r for r in grid if r.metrics["training_iteration"] < 9]
     assert len(stopped) >= 18, iterations
-    jobs = {e["slurm_job_id"] for r in stopped
-            for e in read_events(Path(r.path) / "result.jsonl") if e["event"] == "start"}
+    # a trial's result is the one the decision was made on: a rung (results in flight when the
+    # scancel came stay in the log but do not count)
+    assert {r.metrics["training_iteration"] for r in stopped} <= {1, 3}, iterations
     if slurm_lab.accounting_enabled():
-        array = next(iter(jobs)).split("_")[0]
-        out = run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"]).stdout
-        states = dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
-        cancelled = [j for j in jobs if states.get(j, "").startswith("CANCELLED")]
-        assert len(cancelled) >= len(jobs) // 2, states
-    for result in stopped:  # at most the iteration in flight runs after the decision
-        assert result.metrics["training_iteration"] in (1, 2, 3, 4)
+        job_of = {r.trial_id: start_job(r) for r in grid}
+        array = next(iter(job_of.values())).split("_")[0]
+        out = run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"], check=True).stdout
+        states = {job: state.split()[0] for job, state in
+                  (line.split("|", 1) for line in out.splitlines() if "|" in line)}
+        expected = {job_of[r.trial_id]: "CANCELLED" if r in stopped else "COMPLETED" for r in grid}
+        assert {job: states.get(job) for job in expected} == expected  # scancel at once, each stop
     assert_replay_reproduces(grid)
+
+
+def start_job(result) -> str:
+    """The Slurm job id of the trial's (only) run."""
+    (job,) = {e["slurm_job_id"] for e in read_events(Path(result.path) / "result.jsonl")
+              if e["event"] == "start"}
+    return job
 
 
 def assert_replay_reproduces(grid, max_t: int = 9):
@@ -79,10 +89,13 @@ def test_asha_cooperative_stop_is_fast(backend, tmp_path):
     assert grid.get_best_result().config["c"] == 0.0
     assert grid.get_best_result().metrics["training_iteration"] == 9
     stopped = [r for r in grid if r.metrics["training_iteration"] < 9]
-    assert stopped
-    for result in stopped:
-        kinds = [e["event"] for e in read_events(Path(result.path) / "result.jsonl")]
-        assert kinds[-1] == "stopped", kinds
+    assert 0.0 not in {r.config["c"] for r in stopped}
+    assert len(stopped) >= 1, "ASHA stopped nothing"
+    for result in stopped:  # each ended by the worker itself, at the rung it was judged at
+        log = read_events(Path(result.path) / "result.jsonl")
+        assert [e["event"] for e in log if e["event"] != "result"][-1:] == ["stopped"], log
+        assert log[-1]["reason"] == "stopped by scheduler"
+        assert result.metrics["training_iteration"] in (1, 3)
     assert_replay_reproduces(grid)
 
 
@@ -99,6 +112,10 @@ def test_dict_stopper_and_max_iterations(backend, tmp_path):
 
 
 def test_time_budget_ends_an_endless_search(backend, tmp_path):
+    """time_budget_s=4 on an endless search of 200-s trials: the run ends after 4 s (not
+    before); the trials that ran are stopped for the budget, those still queued in the first
+    array (4 x max_concurrent_trials = 8 trials) never ran and stay PENDING."""
+    started = time.monotonic()
     grid = tune.Tuner(
         trainables.learning_curve,
         param_space={"c": tune.uniform(0, 1), "a": 1.0, "b": 0.5, "sleep": 0.2, "max_t": 1000},
@@ -106,22 +123,62 @@ def test_time_budget_ends_an_endless_search(backend, tmp_path):
         run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
                                   slurm=tune.SlurmConfig(poll_interval_s=0.5)),
     ).fit()
-    assert len(grid) >= 1 and grid.num_errors == 0
-    assert all(r.metrics.get("training_iteration", 0) < 1000 for r in grid)
-    assert any(r.metrics.get("training_iteration", 0) >= 2 for r in grid)
-    assert grid.num_terminated == len(grid)
+    elapsed = time.monotonic() - started
+    assert 4 <= elapsed < 120, elapsed
+    assert len(grid) == 8 and grid.num_errors == 0
+    state = {t["trial_id"]: t for t in snapshot(grid)}
+    ran = [r for r in grid if r.metrics.get("training_iteration")]
+    assert 1 <= len(ran) <= 2, [r.metrics for r in grid]
+    assert any(r.metrics["training_iteration"] >= 2 for r in ran)
+    for result in grid:
+        trial = state[result.trial_id]
+        if result in ran:
+            assert result.status == "TERMINATED" and result.metrics["training_iteration"] < 1000
+            assert trial["stop_reason"] == "time budget of 4.0 s spent"
+        else:
+            assert result.status == "PENDING" and trial["num_results"] == 0 and not trial["job_id"]
+
+
+def snapshot(grid) -> list[dict]:
+    """The trials as the driver's final snapshot (state.json) has them."""
+    return json.loads((Path(grid.experiment_path) / "state.json").read_text())["trials"]
+
+
+def fails_or_runs_long(config):
+    """x < 0 raises at once; the others report every 0.1 s for a minute."""
+    tune.report({"value": config["x"]})
+    if config["x"] < 0:
+        raise ValueError(f"negative x={config['x']} is not allowed")
+    for _ in range(600):
+        time.sleep(0.1)
+        tune.report({"value": config["x"]})
 
 
 def test_fail_fast_stops_the_experiment(backend, tmp_path):
+    """fail_fast: x=-1 fails at once; every other trial is stopped (the ones running, for
+    fail_fast) or never runs (PENDING): none runs its minute to the end."""
     grid = tune.Tuner(
-        trainables.fails_for_negative,
+        fails_or_runs_long,
         param_space={"x": tune.grid_search([-1, 1, 2, 3])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=1),
+        tune_config=tune.TuneConfig(max_concurrent_trials=4),
         run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                  slurm=tune.SlurmConfig(poll_interval_s=0.5),
                                   failure_config=tune.FailureConfig(fail_fast=True)),
     ).fit()
-    assert grid.num_errors == 1
-    assert grid.num_terminated + grid.num_errors == len(grid)
+    assert len(grid) == 4 and grid.num_errors == 1
+    (failed,) = [r for r in grid if r.error is not None]
+    assert failed.config["x"] == -1 and "negative x=-1" in str(failed.error)
+    state = {t["trial_id"]: t for t in snapshot(grid)}
+    for result in grid:
+        if result is failed:
+            continue
+        kinds = [e["event"] for e in read_events(Path(result.path) / "result.jsonl")]
+        assert "complete" not in kinds, (result.config, kinds)
+        if result.status == "TERMINATED":
+            assert "fail_fast" in state[result.trial_id]["stop_reason"]
+            assert result.metrics.get("training_iteration", 0) < 601
+        else:
+            assert result.status == "PENDING" and state[result.trial_id]["num_results"] == 0
     with pytest.raises(tune.TuneError, match="fail_fast"):
         tune.Tuner(
             trainables.fails_for_negative, param_space={"x": -1},

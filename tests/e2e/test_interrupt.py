@@ -5,11 +5,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from hpctune import tune
-from tests.conftest import REPO_ROOT, run, wait_for
+from hpctune.storage.result_log import read_events
+from tests.conftest import REPO_ROOT, run, unique_name, wait_for
 from tests.e2e import trainables
 
 DRIVER = """
@@ -21,7 +23,7 @@ grid = tune.Tuner(
     trainables.checkpointed_counter,
     param_space={{"x": tune.grid_search(list(range(4))), "iterations": 8, "sleep": 0.5}},
     tune_config=tune.TuneConfig(max_concurrent_trials=2),
-    run_config=tune.RunConfig(name="int", storage_path={storage!r}, verbose=0,
+    run_config=tune.RunConfig(name={name!r}, storage_path={storage!r}, verbose=0,
                               keep_jobs_on_interrupt={keep!r},
                               slurm=tune.SlurmConfig(poll_interval_s=0.5)),
 ).fit()
@@ -33,12 +35,13 @@ print("RESULTS", len(grid))
 @pytest.mark.parametrize("keep", [False, True], ids=["cancel", "keep"])
 def test_ctrl_c_saves_state_and_resumes(tmp_path, monkeypatch, keep):
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+    name = unique_name("int")
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
-                                                    keep=keep)))
+                                                    keep=keep, name=name)))
     driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    exp = tmp_path / "int"
+    exp = tmp_path / name
 
     def running():
         state = exp / "state.json"
@@ -52,12 +55,23 @@ def test_ctrl_c_saves_state_and_resumes(tmp_path, monkeypatch, keep):
     assert "RESULTS 4" in out and "interrupted" in err
     summary = json.loads((exp / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    queued = run(["squeue", "-h", "-n", "hpctune-int", "-o", "%i"]).stdout.split()
+
+    def queued():
+        return run(["squeue", "-h", "-n", f"hpctune-{name}", "-o", "%i"]).stdout.split()
+
     if keep:
-        assert queued, "the jobs should have kept running"
+        assert queued(), "the jobs should have kept running"
     else:
-        wait_for(lambda: not run(["squeue", "-h", "-n", "hpctune-int", "-o", "%i"]).stdout.split(),
-                 timeout=30, what="cancelled jobs to leave the queue")
+        wait_for(lambda: not queued(), timeout=30, what="cancelled jobs to leave the queue")
     grid = tune.Tuner.restore(str(exp), trainables.checkpointed_counter).fit()
     assert grid.num_terminated == 4, [str(e) for e in grid.errors]
     assert sorted(r.metrics["n"] for r in grid) == [8, 8, 8, 8]
+    for result in grid:
+        log = read_events(Path(result.path) / "result.jsonl")
+        starts = [i for i, e in enumerate(log) if e["event"] == "start"]
+        # kept: re-attached to the jobs that kept running, none submitted again;
+        # cancelled: a trial that was running runs once more, from its checkpoint
+        assert len(starts) == 1 if keep else len(starts) in (1, 2), (result.trial_id, log)
+        last_run = log[starts[-1]:]
+        resumed = [e["result"]["n"] for e in last_run if e["event"] == "result"]
+        assert resumed == list(range(last_run[0]["restored_iteration"] + 1, 9)), log

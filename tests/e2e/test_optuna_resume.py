@@ -12,7 +12,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.storage.result_log import read_events
-from tests.conftest import REPO_ROOT, wait_for
+from tests.conftest import REPO_ROOT, unique_name, wait_for
 from tests.e2e import trainables
 
 DRIVER = """
@@ -26,7 +26,7 @@ tune.Tuner(
     param_space={{"x": tune.uniform(0, 1), "y": tune.uniform(0, 1), "sleep": 0.4}},
     tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=10, max_concurrent_trials=3,
                                 search_alg=OptunaSearch(seed=7)),
-    run_config=tune.RunConfig(name="optuna", storage_path={storage!r}, verbose=0,
+    run_config=tune.RunConfig(name={name!r}, storage_path={storage!r}, verbose=0,
                               slurm=tune.SlurmConfig(poll_interval_s=0.5)),
 ).fit()
 """
@@ -36,9 +36,11 @@ tune.Tuner(
 def test_optuna_study_continues_after_driver_kill(tmp_path, monkeypatch):
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
     script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path))))
+    name = unique_name("optuna")
+    script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
+                                                    name=name)))
     driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
-    exp = tmp_path / "optuna"
+    exp = tmp_path / name
 
     def three_done():
         state = exp / "state.json"

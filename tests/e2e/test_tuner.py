@@ -11,6 +11,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.errors import SlurmCommandError
+from tests.conftest import unique_name
 from tests.e2e import trainables
 
 BACKENDS = ["local", pytest.param("slurm", marks=pytest.mark.slurm)]
@@ -27,11 +28,12 @@ def fast_slurm():
 
 
 def test_quickstart_grid(backend, tmp_path):
+    name = unique_name("qs")
     tuner = tune.Tuner(
         trainables.quadratic,
         param_space={"a": tune.grid_search([0.0, 1.0, 2.0]), "b": tune.choice([1, 2])},
         tune_config=tune.TuneConfig(metric="score", mode="min", max_concurrent_trials=3),
-        run_config=tune.RunConfig(name="qs", storage_path=str(tmp_path), verbose=0,
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
                                   slurm=fast_slurm()),
     )
     grid = tuner.fit()
@@ -47,7 +49,7 @@ def test_quickstart_grid(backend, tmp_path):
     trial_dir = best.path
     for name in ("params.json", "result.jsonl", "result.json", "progress.csv"):
         assert os.path.exists(os.path.join(trial_dir, name)), name
-    again = tune.ResultGrid.from_path(tmp_path / "qs")
+    again = tune.ResultGrid.from_path(tmp_path / name)
     assert again.get_best_result().config == best.config
     assert again.num_terminated == 3
 
@@ -90,10 +92,12 @@ def test_sixteen_gpu_trials_each_see_their_own_gpu(tmp_path, monkeypatch):
     assert sorted(m["x"] for m in runs) == list(range(16))
     assert {m["node"] for m in runs} == {"n1", "n2"}
     assert all(m["gpu"] in ("0", "1") for m in runs)
-    for a, b in combinations(runs, 2):
-        overlap = a["start"] < b["end"] and b["start"] < a["end"]
-        if overlap and a["node"] == b["node"]:
-            assert a["gpu"] != b["gpu"], (a, b)
+    overlapping = [(a, b) for a, b in combinations(runs, 2)
+                   if a["node"] == b["node"] and a["start"] < b["end"] and b["start"] < a["end"]]
+    # 16 two-second trials on 4 GPUs: pairs must have shared a node, else nothing was checked
+    assert overlapping, f"no two trials ran at the same time on one node: {runs}"
+    clashes = [(a["x"], b["x"]) for a, b in overlapping if a["gpu"] == b["gpu"]]
+    assert not clashes, f"trials sharing a GPU at the same time: {clashes}"
 
 
 @pytest.mark.slurm
@@ -127,6 +131,8 @@ def test_arrays_are_split_to_the_clusters_max_array_size(tmp_path, monkeypatch, 
             run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, slurm=fast_slurm()),
         ).fit()
     assert grid.num_terminated == 10, [str(e) for e in grid.errors]
-    arrays = {r.metrics["slurm_job_id"].split("_")[0] for r in grid}
-    tasks = sorted(int(r.metrics["slurm_job_id"].split("_")[1]) for r in grid)
-    assert len(arrays) == 3 and max(tasks) <= 3
+    jobs = sorted((r.config["a"], r.metrics["slurm_job_id"].split("_")) for r in grid)
+    arrays = sorted({array for _, (array, _) in jobs}, key=int)
+    # in trial order: 4 trials in the first array, 4 in the second, 2 in the third
+    assert [(a, arrays.index(array), int(task)) for a, (array, task) in jobs] == [
+        (a, a // 4, a % 4) for a in range(10)]

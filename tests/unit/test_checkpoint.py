@@ -1,6 +1,11 @@
-"""Checkpoints are persisted atomically into the trial directory."""
+"""Checkpoints are persisted atomically into the trial directory; retention keeps the best."""
 
-from hpctune.checkpoint import Checkpoint, latest_checkpoint, persist_checkpoint
+from hpctune.checkpoint import (
+    Checkpoint,
+    checkpoints_to_delete,
+    latest_checkpoint,
+    persist_checkpoint,
+)
 
 
 def test_persist_and_find_latest(tmp_path):
@@ -39,3 +44,42 @@ def test_to_directory_copies(tmp_path):
     assert out == str(tmp_path / "copy")
     with ckpt.as_directory() as d:
         assert d == str(src.resolve())
+
+
+# -- retention: checkpoints_to_delete ----------------------------------------------------------
+WRITTEN = [("c1", 0.5), ("c2", 0.9), ("c3", 0.1), ("c4", 0.3)]  # in the order written; c4 latest
+
+
+def test_retention_by_score_max_deletes_the_lowest_scores_first():
+    """order="max": the worst (lowest) go; the latest is kept whatever its score."""
+    assert checkpoints_to_delete(WRITTEN, 2, "max", by_score=True) == ["c3", "c1"]
+    assert checkpoints_to_delete(WRITTEN, 3, "max", by_score=True) == ["c3"]
+    assert checkpoints_to_delete(WRITTEN, 1, "max", by_score=True) == ["c3", "c1", "c2"]
+
+
+def test_retention_by_score_min_deletes_the_highest_scores_first():
+    assert checkpoints_to_delete(WRITTEN, 2, "min", by_score=True) == ["c2", "c1"]
+    assert checkpoints_to_delete(WRITTEN, 3, "min", by_score=True) == ["c2"]
+
+
+def test_retention_without_a_score_deletes_the_oldest_first():
+    assert checkpoints_to_delete(WRITTEN, 2) == ["c1", "c2"]
+    assert checkpoints_to_delete(WRITTEN, 2, "min") == ["c1", "c2"]
+
+
+def test_a_checkpoint_without_a_score_counts_as_worst():
+    written = [("c1", 0.5), ("c2", None), ("c3", 0.1), ("c4", 0.7)]
+    assert checkpoints_to_delete(written, 3, "max", by_score=True) == ["c2"]
+    assert checkpoints_to_delete(written, 3, "min", by_score=True) == ["c2"]
+
+
+def test_nothing_is_deleted_within_num_to_keep():
+    assert checkpoints_to_delete(WRITTEN, None, by_score=True) == []
+    assert checkpoints_to_delete(WRITTEN, 4, by_score=True) == []
+    assert checkpoints_to_delete(WRITTEN, 5) == []
+
+
+def test_the_latest_checkpoint_is_kept_even_when_it_is_the_worst():
+    written = [("c1", 0.9), ("c2", 0.8), ("c3", 0.1)]
+    assert checkpoints_to_delete(written, 1, "max", by_score=True) == ["c2", "c1"]
+    assert checkpoints_to_delete(written, 2, "max", by_score=True) == ["c2"]

@@ -100,7 +100,7 @@ def test_hard_stop_false_pauses_once_then_runs_fifo():
 
 def test_completed_trials_count_and_final_result_is_not_double_counted():
     sched = make()
-    run(sched, EVENTS[:4])
+    assert run(sched, EVENTS[:4]) == [C] * 4
     sched.on_trial_complete(trial("a"), res(2, 10))  # the same final result, delivered again
     assert sched.get_state()["results"]["a"] == [[1, 0.0], [2, 10.0]]
     sched.on_trial_complete(trial("b"), None)
@@ -110,7 +110,7 @@ def test_completed_trials_count_and_final_result_is_not_double_counted():
 
 def test_trial_without_finite_values_is_stopped_when_judged():
     sched = make()
-    run(sched, EVENTS[:4])
+    assert run(sched, EVENTS[:4]) == [C] * 4
     assert run(sched, [("n", 1, math.nan)]) == [S]  # a and b reached t=1; no finite best
     assert run(sched, [("z", 2, None)]) == [S]  # None counts as NaN
 
@@ -138,7 +138,7 @@ def test_missing_metric_names_it_and_the_reported_keys():
 
 def test_default_time_attr_is_time_total_s():
     sched = MedianStoppingRule(metric="acc", mode="max", grace_period=10, min_samples_required=1)
-    run(sched, [("a", 1, 5.0)])  # time_total_s = 10
+    assert run(sched, [("a", 1, 5.0)]) == [C]  # time_total_s = 10: nobody to compare with
     assert run(sched, [("b", 1, 1.0)]) == [S]
 
 

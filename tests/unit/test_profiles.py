@@ -42,7 +42,7 @@ def test_shipped_profiles_exist_and_build_slurm_configs():
         assert profile.description
     pre = load_profile("preemptible").slurm_config()
     assert pre.partition == "preempt" and pre.requeue is True
-    assert pre.signal == "USR1" and pre.signal_lead_s >= 60
+    assert (pre.signal, pre.signal_lead_s, pre.time_min) == ("USR1", 120, 120)
     assert load_profile("gpu").resources["gpu"] == 1
     assert load_profile("multinode").resources["nodes"] == 2
     assert load_profile("multinode").slurm_config().use_srun is True

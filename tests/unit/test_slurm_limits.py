@@ -41,9 +41,10 @@ def test_reads_array_size_job_count_and_user_limits():
     limits = ClusterLimits.read(commands, user="alice")
     assert limits == ClusterLimits(max_array_size=10, max_job_count=500, max_submit_jobs=50,
                                    max_jobs=20, accounting=True)
-    assert commands.calls[1][:4] == ["sacctmgr", "-n", "-P", "show"]
-    assert "user=alice" in commands.calls[1]
-    assert "MaxArraySize=10" in limits.describe()
+    assert commands.calls == [
+        ["scontrol", "show", "config"],
+        ["sacctmgr", "-n", "-P", "show", "assoc", "user=alice", "format=MaxSubmitJobs,MaxJobs"]]
+    assert limits.describe() == "MaxArraySize=10, MaxJobCount=500, MaxSubmitJobs=50, MaxJobs=20"
 
 
 def test_failures_are_tolerated_and_accounting_off_skips_sacctmgr():
@@ -98,7 +99,8 @@ def test_rate_limiter_allows_bursts_then_the_rate():
     while clock.now - start < 60:
         limiter.acquire()
         calls_in_a_minute += 1
-    assert calls_in_a_minute <= 60 + 3
+    # the 2 tokens left of the refilled burst, then one a second: no more, and no fewer
+    assert calls_in_a_minute == 2 + 60 and clock.now - start == pytest.approx(60.0)
 
 
 def test_rate_limiter_rejects_nonsense():

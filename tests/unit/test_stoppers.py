@@ -157,11 +157,16 @@ def test_experiment_plateau_validation(kwargs, message):
 
 
 def test_trial_plateau_grace_period_and_window():
+    """Flat from the 3rd result, but not stopped before the 4th (grace_period=4); after that
+    only a flat window of the last 3 results stops."""
     stopper = TrialPlateauStopper("loss", std=0.01, num_results=3, grace_period=4)
-    values = [5.0, 1.0, 1.0, 1.0, 1.0]
-    # after 3 results the window is flat, but the grace period is 4 results
+    values = [1.0, 1.0, 1.0, 1.0, 1.0]
     assert [stopper("a", {"loss": v}) for v in values] == [False, False, False, True, True]
-    assert stopper("b", {"loss": 1.0}) is False  # per-trial state
+    # windows from the 4th result: [1,1,1] [1,1,5] [1,5,5] [5,5,5]
+    values = [5.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0]
+    assert [stopper("b", {"loss": v}) for v in values] == [
+        False, False, False, True, False, False, True]
+    assert stopper("c", {"loss": 1.0}) is False  # per-trial state
     assert stopper.stop_all() is False
 
 
