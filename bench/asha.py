@@ -3,9 +3,11 @@
 Prints wall time, iterations executed against 64*27, iterations run after their
 trial's STOP decision (wasted work), the latency from a STOP decision to the task
 leaving its slot and to the next trial's first result, and the best loss.
-Runs once waiting for the worker to stop at its next report (scancel only after
-`--grace 1` s) and once with scancel at once (`--grace 0`, the default of SlurmConfig).
-    python bench/asha.py [--trials 64] [--grace 1.0 0]
+The task is scancelled at once; `--grace` is SlurmConfig(stop_grace_s), the upper bound of
+the trainable's cleanup (0: the worker exits at once without cleanup). Run one grace per
+process: all Slurm calls of a process share one rate limit, so a second run in the same
+process starts with fewer tokens and measures the limiter, not the handover.
+    python bench/asha.py [--trials 64] [--grace 3.0]
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def run_once(trials: int, grace: float, seed: int) -> None:
     freed, next_result = handovers(lines)
     executed = sum(t["iterations"] for t in lines)
     ideal = sum(27 * r.config["iter_s"] for r in grid) / 8
-    print(f"-- stop grace {grace} s ({'cooperative, then scancel' if grace else 'scancel at once'})")
+    print(f"-- stop grace {grace} s ({'cleanup bounded by the grace' if grace else 'exit at once'})")
     print(f"wall time                      {wall:.1f} s (every trial to the end, no overhead: {ideal:.1f} s)")
     print(f"iterations executed            {executed} of {trials * 27}")
     print(f"iterations after STOP          {sum(t['after_stop'] for t in lines)} "
@@ -107,7 +109,7 @@ def run_once(trials: int, grace: float, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=64)
-    parser.add_argument("--grace", type=float, nargs="+", default=[1.0, 0.0])
+    parser.add_argument("--grace", type=float, nargs="+", default=[3.0])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("HPCTUNE_BACKEND", "slurm")

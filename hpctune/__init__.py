@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "report": "hpctune.session",
     "get_context": "hpctune.session",
     "get_checkpoint": "hpctune.session",
+    "get_trial_resources": "hpctune.session",
     "Checkpoint": "hpctune.checkpoint",
     "Trainable": "hpctune.trainable",
     "with_resources": "hpctune.trainable",

@@ -49,6 +49,9 @@ class Callback:
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         pass
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """The trial failed and will be retried (within FailureConfig(max_failures))."""
+
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         pass
 

@@ -213,11 +213,11 @@ class SlurmConfig:
     signal_lead_s: int = 90
     poll_interval_s: float = 2.0
     max_array_size: int | None = None
-    #: seconds between a STOP decision and the scancel of the trial's task. The worker
-    #: also sees the decision at its next report(). Measured on the lab (bench/asha.py),
-    #: scancel at once hands the slot over faster: the worker exits on the SIGTERM
-    #: because it knows it was stopped.
-    stop_grace_s: float = 0.0
+    #: upper bound, in seconds, of a stopped trial's cleanup: after a STOP decision the task
+    #: is scancelled at once, the trainable gets StopTrial (its ``finally:`` blocks and
+    #: ``cleanup()`` run) and the worker is ended if it is still busy after this long. Keep it
+    #: below the cluster's KillWait (30 s by default). 0: exit at once, no cleanup.
+    stop_grace_s: float = 3.0
 
     def __post_init__(self) -> None:
         self.validate()

@@ -5,7 +5,7 @@ from typing import Any
 import hpctune as _hpctune
 
 _NAMES = (
-    "Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig",
+    "Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig", "SyncConfig",
     "get_checkpoint", "get_context", "report",
 )
 __all__ = [*_NAMES]

@@ -23,8 +23,10 @@ from hpctune.ray_compat import apply_ray_env, config_notices, dated_subdir
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.search.searcher import SampleLimiter, Searcher
+from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.driver_state import load_driver_state
-from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.experiment import ExperimentDir, pickle_config
+from hpctune.storage.fs_check import check_storage
 from hpctune.trainable import resources_for, validate_trainable
 from hpctune.trainable_pickle import pickle_trainable
 from hpctune.trainable_registry import resolve_trainable
@@ -135,15 +137,18 @@ class Tuner:
                 f"Tuner.restore('{exp.root}', trainable), or choose another RunConfig(name=...)."
             )
         searcher, scheduler = self._searcher(), self._scheduler()
+        trainable, tuner = pickle_trainable(self.trainable), self._tuner_payload()
+        check_storage(exp.root)  # every check before the directory exists: no name is burnt
         exp.create()
         with experiment_lock(exp):
-            exp.write_trainable(pickle_trainable(self.trainable))
+            exp.write_trainable(trainable)
             exp.write_experiment(self._spec())
-            self._save_tuner(exp)
+            write_bytes_atomic(exp.tuner_path, tuner)  # private mode, no predictable temp name
             return self._run(self._controller(exp, searcher, scheduler))
 
     def _fit_restored(self) -> ResultGrid:
         exp = ExperimentDir(self.run_config.experiment_root(""))
+        check_storage(exp.root)
         with experiment_lock(exp):
             state = load_driver_state(exp)
             controller = self._controller(exp, self._searcher(), self._scheduler(),
@@ -171,21 +176,24 @@ class Tuner:
         raise HpctuneError("There are no results yet: call tuner.fit() first, or "
                            "Tuner.restore(path, trainable).get_results() for an earlier experiment.")
 
-    def _save_tuner(self, exp: ExperimentDir) -> None:
-        """Everything Tuner.restore needs besides the trainable (pickled by value)."""
+    def _tuner_payload(self) -> bytes:
+        """Everything Tuner.restore needs besides the trainable (pickled by value, tuner.pkl)."""
         import cloudpickle
 
+        pickle_config(self.param_space)  # an unpicklable value: a ConfigError naming its key
         payload = {"param_space": self.param_space, "tune_config": self.tune_config,
                    "run_config": self.run_config, "slurm_config": self.slurm_config,
                    "backend": self.backend_name}
         try:
-            data = cloudpickle.dumps(payload)
+            return cloudpickle.dumps(payload)
         except Exception as exc:
             raise ConfigError(f"The experiment's configuration cannot be pickled for resuming ({exc}): "
                               "avoid open files or locks in callbacks, searchers and stoppers.") from exc
-        from hpctune.storage.atomic import write_bytes_atomic
 
-        write_bytes_atomic(exp.tuner_path, data)  # private mode, no predictable temp name
+    @property
+    def is_restored(self) -> bool:
+        """True for a Tuner made by ``Tuner.restore`` (it continues an existing experiment)."""
+        return self._restore is not None
 
     def _controller(self, exp: ExperimentDir, searcher: Searcher,
                     scheduler: TrialScheduler, prefix: str | None = None) -> Controller:

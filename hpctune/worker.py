@@ -20,6 +20,8 @@ from typing import Any
 
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
+from hpctune.log_to_file import redirect_output
+from hpctune.ray_compat import auto_loggers_disabled
 from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.events import USER_FILES, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
@@ -74,6 +76,7 @@ def _result_at(log_path: Path, iteration: int) -> dict:
 def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     """Run one trial; returns the process exit code (0 also when stopped or preempted)."""
     spec = exp.read_experiment()
+    redirect_output(exp.trial_dir(trial_id), spec)  # RunConfig(log_to_file=...)
     session = make_session(exp, trial_id, spec)
     session_mod.set_session(session)
     log = session.log
@@ -115,7 +118,8 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
 
 def _final_event(session: Session, event: dict, config: dict) -> None:
     """Write the trial's result.json/progress.csv here, in the job, then its last event."""
-    write_user_files(Path(session.context.trial_dir), config)
+    if not auto_loggers_disabled():  # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1
+        write_user_files(Path(session.context.trial_dir), config)
     session.log.append({**event, USER_FILES: True, **session.base_fields()}, fsync=True)
 
 

@@ -147,7 +147,7 @@ MUTANTS: list[Mutant] = [
            'key=lambda c: float("-inf") if c[1] is None', 'key=lambda c: float("inf") if c[1] is None',
            (U + "test_checkpoint.py",), "a checkpoint without a score counts as best"),
     Mutant("ckpt-score-not-recorded", "hpctune/controller/controller.py",
-           "trial.checkpoints.append([name, result.get(attribute) if attribute else None])",
+           "trial.checkpoints.append([name, flat_value(result, attribute) if attribute else None])",
            "trial.checkpoints.append([name, None])", CONTROLLER,
            "the controller forgets checkpoint scores"),
     # -- retries and fail_fast ------------------------------------------------------------------

@@ -31,7 +31,7 @@ from hpctune.cli.common import (
     storage_root,
 )
 from hpctune.errors import ConfigError
-from hpctune.metrics import best_trial
+from hpctune.metrics import best_trial, flat_value
 from hpctune.progress import CLIReporter
 from hpctune.run_view import StatusView
 from hpctune.storage.experiment import ExperimentDir
@@ -163,7 +163,7 @@ def cmd_best(args: argparse.Namespace) -> int:
                           f"{', '.join(reported) or 'none yet'}.")
     checkpoint = str(Path(best.path) / best.checkpoint) if best.checkpoint else None
     record = {"trial_id": best.trial_id, "metric": metric, "mode": mode,
-              "value": best.last_result[metric], "status": best.status.value,
+              "value": flat_value(best.last_result, metric), "status": best.status.value,
               "config": best.config, "metrics": best.last_result, "checkpoint": checkpoint,
               "path": best.path}
     if args.json:

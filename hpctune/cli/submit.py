@@ -183,7 +183,7 @@ def _start_script_experiment(tuner: Any) -> None:
     """Before each ``fit()`` of a script run in the foreground: a directory that works (new,
     unless the script restored it with ``Tuner.restore``), announced."""
     exp = ExperimentDir(tuner.run_config.experiment_root(tuner.run_config.name))
-    if getattr(tuner, "_restore", None) is None:  # not Tuner.restore(...): must be new
+    if not tuner.is_restored:  # not Tuner.restore(...): must be new
         _refuse_existing(exp)
     check_storage(exp.root)
     print(f"hpctune: experiment {exp.root}", flush=True)

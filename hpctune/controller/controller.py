@@ -26,11 +26,13 @@ from hpctune.controller.job_watch import JobWatch
 from hpctune.controller.launching import Launcher
 from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
 from hpctune.errors import TuneError
+from hpctune.metrics import flat_value
+from hpctune.ray_compat import auto_loggers_disabled
 from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.search.searcher import Searcher
 from hpctune.storage.events import USER_FILES, dispatch
-from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.result_log import LogTail
 from hpctune.storage.user_files import write_user_files
 from hpctune.trial import Trial, TrialStatus
@@ -213,6 +215,8 @@ class Controller:
         trial.num_failures += 1
         if self._may_retry(trial):
             self.retry(trial)
+            self.callbacks.call("on_trial_recover", iteration=self.iteration,
+                                trials=self.trial_list, trial=trial)
             return
         self.fail(trial, error)
 
@@ -251,7 +255,7 @@ class Controller:
         attribute = cfg.checkpoint_score_attribute
         trial.checkpoint = name
         trial.checkpoints = [c for c in trial.checkpoints if c[0] != name]
-        trial.checkpoints.append([name, result.get(attribute) if attribute else None])
+        trial.checkpoints.append([name, flat_value(result, attribute) if attribute else None])
         doomed = checkpoints_to_delete([tuple(c) for c in trial.checkpoints], cfg.num_to_keep,
                                        cfg.checkpoint_score_order, by_score=bool(attribute))
         for doomed_name in doomed:
@@ -261,8 +265,8 @@ class Controller:
     def finish(self, trial: Trial, status: TrialStatus) -> None:
         trial.status, trial.ended_at = status, self.clock()
         self.live.pop(trial.trial_id, None)
-        if not trial.user_files:  # the job ended without writing them (cancelled, killed)
-            write_user_files(Path(trial.path), trial.config)
+        if not trial.user_files and not auto_loggers_disabled():  # the job ended without them
+            write_user_files(Path(trial.path), config_view(trial.config))
 
     def request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:
         """End the trial: the control record tells the worker (at its next report, or when the

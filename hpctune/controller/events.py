@@ -66,6 +66,7 @@ class TrialEvents(TrialReplay):
         reported. A decision may be given as Ray's strings ("STOP") too.
         """
         ctl, trial = self.ctl, self.trial
+        result = {**result, "config": trial.config}  # as Ray's results carry it (not in the log)
         flat = flatten(result)
         ctl.searcher.on_trial_result(trial.trial_id, flat)
         ctl.callbacks.result_hooks(ctl.iteration, ctl.trial_list, trial, result)

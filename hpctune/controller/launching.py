@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from hpctune.ray_compat import max_pending_trials
 from hpctune.search.searcher import Searcher
 from hpctune.space import format_experiment_tag
 from hpctune.storage.result_log import LogTail
@@ -30,6 +31,7 @@ class Launcher:
         self.ctl = controller
         self._eager_batch_size: int | None = None
         self._created_since_save = False
+        self._max_pending = max_pending_trials()
 
     # -- creating -----------------------------------------------------------------------
     def create_trials(self) -> None:
@@ -45,15 +47,21 @@ class Launcher:
             self._add_trial(trial_id, config)
 
     def _room_for_new_trials(self) -> int:
-        """How many trials to ask the searcher for now."""
+        """How many trials to ask the searcher for now (``TUNE_MAX_PENDING_TRIALS_PG`` caps
+        the trials waiting to run)."""
         ctl = self.ctl
         if ctl.searcher_finished:
             return 0
         live = len(ctl.live)
         if not ctl.searcher.adaptive:  # one throttled array per batch; wait for it to drain
             submitted = sum(1 for t in ctl.live.values() if t.job_id is not None)
-            return 0 if submitted else max(0, self._eager_batch() - live)
-        return max(0, (ctl.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW) - live)
+            room = 0 if submitted else max(0, self._eager_batch() - live)
+        else:
+            room = max(0, (ctl.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW) - live)
+        if self._max_pending is not None:
+            waiting = sum(1 for t in ctl.live.values() if t.status is TrialStatus.PENDING)
+            room = min(room, max(0, self._max_pending - waiting))
+        return room
 
     def _eager_batch(self) -> int:
         """How many trials of a non-adaptive search go into one array: all of a finite

@@ -21,6 +21,7 @@ from hpctune.checkpoint import discard_checkpoints
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, EventKind, event_kind
+from hpctune.storage.experiment import config_view
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import experiment_summary
 from hpctune.trial import Trial, TrialStatus
@@ -33,7 +34,7 @@ def save_snapshot(ctl: Controller, status: str = "running") -> None:
     """Write the driver's state atomically."""
     for trial_id, tail in ctl.tails.items():  # where a restored driver resumes reading
         ctl.trials[trial_id].log_offset = tail.offset
-    trials = [t.to_dict() for t in ctl.trials.values()]
+    trials = [{**t.to_dict(), "config": config_view(t.config)} for t in ctl.trials.values()]
     write_json_atomic(ctl.exp.state_path, {
         "trials": trials,
         "searcher_finished": ctl.searcher_finished,
@@ -65,6 +66,7 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
     ctl.searcher_finished = state["searcher_finished"]
     for data in state["trials"]:
         trial = Trial.from_dict(data)
+        trial.config = ctl.exp.read_config(trial.trial_id)  # params.pkl, not the text view
         ctl.trials[trial.trial_id] = trial
         if not trial.is_finished:
             ctl.live[trial.trial_id] = trial

@@ -13,7 +13,9 @@ from hpctune.storage.secure import load_private_pickle
 
 def save_driver_state(exp: ExperimentDir, state: dict[str, Any]) -> None:
     """Atomically replace the snapshot a restored driver starts from."""
-    write_bytes_atomic(exp.driver_state_path, pickle.dumps(state), fsync=True)
+    import cloudpickle  # configs and searcher states may hold the user's own classes
+
+    write_bytes_atomic(exp.driver_state_path, cloudpickle.dumps(state), fsync=True)
 
 
 def load_driver_state(exp: ExperimentDir) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hpctune.metrics import best_trial
+from hpctune.metrics import best_trial, flat_value
+from hpctune.storage.experiment import config_view
 
 PROC = Path("/proc")
 BOOT_ID_FILE = PROC / "sys" / "kernel" / "random" / "boot_id"
@@ -44,8 +45,8 @@ def _best(trials: list, metric: str | None, mode: str | None) -> dict[str, Any] 
     trial = best_trial(trials, metric, mode)
     if trial is None:
         return None
-    return {"trial_id": trial.trial_id, "value": trial.last_result.get(metric),
-            "config": trial.config, "checkpoint": trial.checkpoint}
+    return {"trial_id": trial.trial_id, "value": flat_value(trial.last_result, metric),
+            "config": config_view(trial.config), "checkpoint": trial.checkpoint}
 
 
 # -- who drives the experiment ----------------------------------------------------------------

@@ -305,9 +305,6 @@ def test_the_same_experiment_runs_on_the_control_mount(mounts, project):
     assert summary["status"] == "finished" and summary["by_status"] == {"TERMINATED": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="Tuner.fit does not call hpctune.storage.fs_check.check_storage "
-                   "yet (hpctune/tuner.py and storage/experiment.py are owned elsewhere): a plain script "
-                   "still runs on the weak mount and every trial dies on ResultLog's flock (ENOSYS)")
 def test_a_plain_tuner_fit_refuses_the_weak_mount_before_writing(mounts, project):
     source, mountpoint = mounts["weak"]
     proc = subprocess.run([sys.executable, "plain.py", str(mountpoint / "plain-results")], cwd=project,
