@@ -153,7 +153,9 @@ def test_node_failure_retries_trials_on_the_other_node(tmp_path, on_slurm, slurm
         grid = tuner.fit()
     finally:
         thread.join(timeout=5)
-        run(["scontrol", "update", "nodename=n2", "state=resume"], check=True)
+        # ReturnToService=2: n2 may be back by itself already (then resume is refused);
+        # either way it must be idle again before the next test
+        run(["scontrol", "update", "nodename=n2", "state=resume"])
         wait_for(lambda: "idle" in run(["sinfo", "-h", "-n", "n2", "-o", "%t"]).stdout, timeout=60)
     assert grid.num_terminated == 2, [str(e) for e in grid.errors]
     for result in grid:

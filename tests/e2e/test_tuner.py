@@ -28,12 +28,12 @@ def fast_slurm():
 
 
 def test_quickstart_grid(backend, tmp_path):
-    name = unique_name("qs")
+    exp_name = unique_name("qs")
     tuner = tune.Tuner(
         trainables.quadratic,
         param_space={"a": tune.grid_search([0.0, 1.0, 2.0]), "b": tune.choice([1, 2])},
         tune_config=tune.TuneConfig(metric="score", mode="min", max_concurrent_trials=3),
-        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+        run_config=tune.RunConfig(name=exp_name, storage_path=str(tmp_path), verbose=0,
                                   slurm=fast_slurm()),
     )
     grid = tuner.fit()
@@ -49,7 +49,7 @@ def test_quickstart_grid(backend, tmp_path):
     trial_dir = best.path
     for name in ("params.json", "result.jsonl", "result.json", "progress.csv"):
         assert os.path.exists(os.path.join(trial_dir, name)), name
-    again = tune.ResultGrid.from_path(tmp_path / name)
+    again = tune.ResultGrid.from_path(tmp_path / exp_name)
     assert again.get_best_result().config == best.config
     assert again.num_terminated == 3
 

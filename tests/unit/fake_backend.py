@@ -66,7 +66,8 @@ class FakeJob:
     job leaves the queue it is its end state (COMPLETED, FAILED, CANCELLED), which
     ``final_states`` reports when ``accounting`` is on. ``hung``: a cancel writes nothing
     (a lost node); otherwise a running job that is cancelled writes ``stopped`` if the
-    driver asked it to stop (control.json), else ``terminated``, as the worker does on SIGTERM.
+    driver ended the trial (control.json: a final stop), else ``terminated`` (a stop to be
+    resumed later, or none at all), as the worker does on SIGTERM.
     """
 
     backend: FakeBackend
@@ -157,10 +158,10 @@ class FakeJob:
         self.cancelled = True
         if self.state == "RUNNING" and not self.hung:
             control = self.backend.exp.read_control(self.trial_id)
-            if control.get("action") == "stop":
+            if control.get("action") == "stop" and control.get("final"):
                 self._write(EventKind.STOPPED, reason=control.get("reason", ""))
-            else:
-                self._write(EventKind.TERMINATED, signal="SIGTERM")
+            else:  # preempted, or cancelled to be resumed later (Ctrl+C on the driver)
+                self._write(EventKind.TERMINATED, reason=control.get("reason", "SIGTERM"))
         if self.state in QUEUED:
             self.state = "CANCELLED"
 

@@ -18,6 +18,7 @@ from hpctune import tune
 from hpctune.callbacks import Callback, CallbackList
 from hpctune.config import CheckpointConfig
 from hpctune.controller import Controller, ControllerSettings
+from hpctune.controller.snapshot import on_interrupt
 from hpctune.errors import TuneError
 from hpctune.schedulers.trial_scheduler import Decision, FIFOScheduler
 from hpctune.search.basic_variant import BasicVariantGenerator
@@ -674,3 +675,29 @@ def test_a_restored_local_driver_relaunches_only_the_unfinished_trials(tmp_path)
     assert new.backend.launches == [Launch([tid(2), tid(3)], CPU1, None, ["101_0", "101_1"])]
     assert [new.trial(i).job_id for i in range(4)] == ["100_0", "100_1", "101_0", "101_1"]
     assert [new.trial(i).num_results for i in range(4)] == [1, 2, 2, 1]
+
+
+# -- Ctrl+C ---------------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: after Ctrl+C (jobs cancelled, trials saved as PENDING without a job id) a "
+    "restored driver re-adopts each cancelled job from the backend's launch records "
+    "(controller/snapshot.py _reattach_unrecorded_launches: _ended_jobs ignores `terminated`), "
+    "finds it gone, reads the `interrupted` stop request in control.json as a user's cancel "
+    "(job_watch._on_jobs_gone) and completes the trial: it never runs again"))
+def test_trials_cancelled_by_ctrl_c_run_again_after_restore(tmp_path):
+    """Ctrl+C cancels the running jobs; a restored driver launches those trials again (from
+    their checkpoints) instead of taking them as finished."""
+    rig = make_rig(tmp_path, grid(2))
+    rig.step()
+    start_all(rig, 0, 1)
+    rig.step()
+    on_interrupt(rig.ctl)
+    rig.ctl.save("interrupted")
+    assert rig.backend.cancels == [["100_0", "100_1"]]
+    assert [rig.job(i).written[-1] for i in (0, 1)] == ["terminated", "terminated"]
+    assert rig.statuses() == {tid(0): PENDING, tid(1): PENDING}
+    new = restored(rig, rig.backend.successor())
+    new.step()
+    assert new.backend.launches == [Launch([tid(0), tid(1)], CPU1, None, ["101_0", "101_1"])]
+    assert new.statuses() == {tid(0): PENDING, tid(1): PENDING}
+    assert new.control(0) == {} and new.control(1) == {}
