@@ -131,6 +131,24 @@ class FakeJob:
         self.state = "COMPLETED"
         return self
 
+    def preempted(self, signal: str = "SIGUSR1") -> FakeJob:
+        """Slurm announced preemption or the time limit (the worker checkpoints next)."""
+        self._write(EventKind.PREEMPTED, signal=signal)
+        return self
+
+    def requeued(self) -> FakeJob:
+        """The worker checkpointed and requeued its own job: it waits in the queue again and
+        its next ``start`` has the next restart count."""
+        self._write(EventKind.REQUEUED)
+        self.state, self.restart_count = "PENDING", self.restart_count + 1
+        return self
+
+    def restarted_by_slurm(self) -> FakeJob:
+        """Slurm requeued the job without a word (node failure, kill -9): same job id, the
+        next restart count, nothing written; ``start`` follows."""
+        self.state, self.restart_count = "PENDING", self.restart_count + 1
+        return self
+
     def vanish(self, end_state: str = "NODE_FAIL") -> FakeJob:
         """The job leaves the queue without a final event (killed, node lost)."""
         self.state = end_state

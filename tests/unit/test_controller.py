@@ -429,6 +429,62 @@ def test_a_job_cancelled_on_request_is_a_stop_not_a_failure(tmp_path):
     assert rig.backend.final_state_queries == []
 
 
+def test_a_retry_waits_for_a_free_slot_of_the_throttled_array(tmp_path):
+    """max_concurrent_trials=2: the retried trial goes out only when nothing of the array is
+    queued and fewer than 2 trials are in Slurm, so that it never runs as a third one."""
+    rig = make_rig(tmp_path, grid(3), max_failures=1, max_concurrent=2)
+    rig.step()
+    rig.job(0).start().error()
+    rig.job(1).start()
+    rig.step(2)  # trial 2 is still queued in the array: no relaunch
+    assert len(rig.backend.launches) == 1
+    rig.job(2).start()
+    rig.step(2)  # trials 1 and 2 run: both slots taken
+    assert len(rig.backend.launches) == 1
+    rig.job(1).report(loss=1.0).complete()
+    rig.step(2)
+    assert rig.backend.launches[1:] == [Launch([tid(0)], CPU1, 2, ["101_0"])]
+    assert [(t.status, t.num_failures) for t in rig.ctl.trial_list] == [
+        (PENDING, 1), (TERMINATED, 0), (RUNNING, 0)]
+
+
+def test_a_retry_waits_while_a_task_of_the_array_is_queued(tmp_path):
+    """A task Slurm has not started yet (no resources) would start beside the resubmitted
+    trial, past the throttle: the retry waits until no task of the array is queued."""
+    rig = make_rig(tmp_path, grid(3), max_failures=1, max_concurrent=3)
+    rig.step()
+    rig.job(0).start().error()
+    rig.job(1).start()
+    rig.step(3)  # a slot is free, but trial 2's task still waits in the queue
+    assert len(rig.backend.launches) == 1
+    rig.job(2).start()
+    rig.step(2)
+    assert rig.backend.launches[1:] == [Launch([tid(0)], CPU1, 3, ["101_0"])]
+
+
+def test_a_restart_slurm_did_without_warning_counts_as_a_failure(tmp_path):
+    """A start with a higher restart count and no preemption before it (node failure, kill -9)
+    is a failure: within max_failures the trial goes on in the same job, beyond it the job is
+    cancelled and the trial fails. A preemption's restart is no failure."""
+    rig = make_rig(tmp_path, grid(2), max_failures=1)
+    rig.step()
+    start_all(rig, 0, 1)
+    rig.step()
+    rig.job(0).restarted_by_slurm().start(restored_iteration=1).report(loss=0.9)
+    rig.job(1).preempted().requeued().start(restored_iteration=1).report(loss=0.9)
+    rig.step()
+    t0, t1 = rig.trial(0), rig.trial(1)
+    assert [(t.status, t.num_failures, t.restart_count, t.job_id) for t in (t0, t1)] == [
+        (RUNNING, 1, 1, "100_0"), (RUNNING, 0, 1, "100_1")]
+    assert t1.preemptions == 1
+    rig.job(0).restarted_by_slurm().start(restored_iteration=2)
+    rig.step()
+    assert (t0.status, t0.num_failures) == (ERROR, 2)
+    assert "failed 2 times; the last time the job was restarted by Slurm without warning" in t0.error
+    assert rig.backend.cancels == [["100_0"]]
+    assert len(rig.backend.launches) == 1 and t1.status is RUNNING
+
+
 # -- heartbeats ---------------------------------------------------------------------------------
 def test_a_running_job_silent_for_the_heartbeat_timeout_is_cancelled_and_retried(tmp_path):
     """heartbeat_timeout_s=60: silent for exactly 60 s is fine, 61 s is lost: cancelled and
