@@ -47,9 +47,11 @@ _EXPORTS: dict[str, str] = {
     "ExperimentAnalysis": "hpctune.analysis",
     "register_trainable": "hpctune.trainable_registry",
 }
-_SUBMODULES = {"train", "tune", "search", "schedulers", "stoppers", "stopper", "space"}
+_SUBMODULES = {"train", "tune", "search", "schedulers", "stoppers", "stopper", "space", "loggers"}
+#: Ray's module names that are ours under another name (``tune.logger`` is ``ray.tune.logger``)
+_ALIASES = {"logger": "hpctune.loggers"}
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, *_ALIASES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
@@ -57,6 +59,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"hpctune.{name}")
+    elif name in _ALIASES:
+        value = importlib.import_module(_ALIASES[name])
     else:
         raise AttributeError(f"module 'hpctune' has no attribute {name!r}")
     globals()[name] = value

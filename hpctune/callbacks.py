@@ -96,8 +96,12 @@ class CallbackList:
             self.call("on_checkpoint", **info, checkpoint=Checkpoint(Path(trial.path) / trial.checkpoint))
 
     def get_state(self) -> list[Any]:
-        """Each callback's ``get_state()`` (None for those without state), in order."""
-        return [getattr(c, "get_state", lambda: None)() for c in self.callbacks]
+        """Each callback's ``get_state()`` (None for those without state), in order; trailing
+        callbacks without state (the default loggers, last in the list) are left out."""
+        states = [getattr(c, "get_state", lambda: None)() for c in self.callbacks]
+        while states and states[-1] is None:
+            states.pop()
+        return states
 
     def set_state(self, states: list[Any]) -> None:
         """Hand each callback its saved state (the callbacks are the experiment's, in order)."""

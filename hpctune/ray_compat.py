@@ -53,8 +53,8 @@ def dated_subdir() -> bool:
 
 
 def auto_loggers_disabled() -> bool:
-    """True when ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no result.json/progress.csv wanted
-    (for the worker, which writes them; the result log is written regardless)."""
+    """True when ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: the Tuner adds none of Ray's default
+    loggers (result.json, progress.csv, TensorBoard files); the result log is written regardless."""
     return _flag(AUTO_LOGGERS_ENV)
 
 

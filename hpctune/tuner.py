@@ -197,6 +197,7 @@ class Tuner:
 
     def _controller(self, exp: ExperimentDir, searcher: Searcher,
                     scheduler: TrialScheduler, prefix: str | None = None) -> Controller:
+        from hpctune.loggers import auto_loggers
         from hpctune.progress import make_reporter
         from hpctune.stoppers import as_stopper
 
@@ -215,7 +216,9 @@ class Tuner:
             keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
             stop_grace_s=self.slurm_config.stop_grace_s,
         )
-        callbacks = CallbackList([*self.run_config.callbacks, *progress_callbacks(self.run_config.verbose)])
+        user_callbacks = list(self.run_config.callbacks)  # then Ray's default loggers (JSON, CSV, TBX)
+        callbacks = CallbackList([*user_callbacks, *progress_callbacks(self.run_config.verbose),
+                                  *auto_loggers(user_callbacks)])
         callbacks.call("setup")
         reporter = make_reporter(self.run_config, self.tune_config)
         tc = self.tune_config

@@ -21,13 +21,11 @@ from typing import Any
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
 from hpctune.log_to_file import redirect_output
-from hpctune.ray_compat import auto_loggers_disabled
 from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
-from hpctune.storage.events import USER_FILES, EventKind, new_event
+from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import load_private_pickle
-from hpctune.storage.user_files import write_user_files
 
 CHDIR_ENV = "HPCTUNE_CHDIR_TO_TRIAL_DIR"
 
@@ -116,11 +114,10 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         return 1
 
 
-def _final_event(session: Session, event: dict, config: dict) -> None:
-    """Write the trial's result.json/progress.csv here, in the job, then its last event."""
-    if not auto_loggers_disabled():  # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1
-        write_user_files(Path(session.context.trial_dir), config)
-    session.log.append({**event, USER_FILES: True, **session.base_fields()}, fsync=True)
+def _final_event(session: Session, event: dict, config: dict | None = None) -> None:
+    """Write the trial's last event. (result.json and progress.csv are the driver's loggers'
+    now, written live: ``config`` is no longer needed here.)"""
+    session.log.append({**event, **session.base_fields()}, fsync=True)
 
 
 def _exit_for(signal_name: str, session: Session) -> int:

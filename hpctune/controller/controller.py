@@ -27,14 +27,12 @@ from hpctune.controller.launching import Launcher
 from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
 from hpctune.errors import TuneError
 from hpctune.metrics import flat_value
-from hpctune.ray_compat import auto_loggers_disabled
 from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.search.searcher import Searcher
 from hpctune.storage.events import USER_FILES, dispatch
-from hpctune.storage.experiment import ExperimentDir, config_view
+from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
-from hpctune.storage.user_files import write_user_files
 from hpctune.trial import Trial, TrialStatus
 
 SNAPSHOT_INTERVAL_S = 5.0
@@ -263,10 +261,9 @@ class Controller:
         trial.checkpoints = [c for c in trial.checkpoints if c[0] not in doomed]
 
     def finish(self, trial: Trial, status: TrialStatus) -> None:
+        """The trial is over (its files for people are the loggers', written as results came)."""
         trial.status, trial.ended_at = status, self.clock()
         self.live.pop(trial.trial_id, None)
-        if not trial.user_files and not auto_loggers_disabled():  # the job ended without them
-            write_user_files(Path(trial.path), config_view(trial.config))
 
     def request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:
         """End the trial: the control record tells the worker (at its next report, or when the

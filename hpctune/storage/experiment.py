@@ -6,7 +6,8 @@
        trainable.pkl     the pickled trainable      tuner.pkl      what Tuner.restore needs
        submit.json       a `hpctune submit` plan    driver.log, driver.sbatch  the detached driver
        .driver.lock      one driver at a time
-       trials/<id>/{trial.json,params.json,params.pkl,result.jsonl,control.json,result.json,progress.csv}
+       trials/<id>/{trial.json,params.json,params.pkl,result.jsonl,control.json}
+       trials/<id>/{result.json,progress.csv,events.out.tfevents.*}  the driver's loggers, live
        jobs/             sbatch scripts, array manifests, job stdout/stderr
 ```
 """
@@ -42,8 +43,11 @@ PARAMS_FILE = "params.json"
 PARAMS_PICKLE_FILE = "params.pkl"
 RESULT_LOG_FILE = "result.jsonl"
 CONTROL_FILE = "control.json"
+#: written live by the driver's loggers (``hpctune.loggers``), never by the workers
 RESULT_JSON_FILE = "result.json"
 PROGRESS_CSV_FILE = "progress.csv"
+#: TensorBoard's event files: ``<prefix>.<unix time>.<host>`` (one per driver process)
+TBX_EVENTS_PREFIX = "events.out.tfevents"
 
 
 class ExperimentDir:

@@ -1,30 +1,65 @@
-"""Ray-style per-trial files for people: result.json (JSON lines) and progress.csv."""
+"""Per-trial files for people (result.json, progress.csv, TensorBoard events): how the
+driver's loggers (``hpctune.loggers``) write and read them back.
+
+Every file is created private (the directory's policy mode, no symlink followed) and either
+appended to or replaced atomically, so a reader never sees half a rewrite.
+"""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from pathlib import Path
-from typing import Any
 
-from hpctune.storage.experiment import PROGRESS_CSV_FILE, RESULT_JSON_FILE, RESULT_LOG_FILE
-from hpctune.storage.replay import trial_results
+from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.secure import open_private
 
-_REWRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_TAIL_BLOCK = 1 << 16
 
 
-def write_user_files(trial_dir: Path, config: dict[str, Any]) -> None:
-    """Write result.json and progress.csv once the trial has ended (one pass over the log)."""
-    results = trial_results(trial_dir / RESULT_LOG_FILE)
-    with open(open_private(trial_dir / RESULT_JSON_FILE, _REWRITE), "w") as f:
-        for result in results:
-            f.write(json.dumps({**result, "config": config}, default=str) + "\n")
-    columns: dict[str, None] = {}
-    for result in results:
-        columns.update(dict.fromkeys(k for k, v in result.items() if not isinstance(v, (dict, list))))
-    with open(open_private(trial_dir / PROGRESS_CSV_FILE, _REWRITE), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(results)
+def append_bytes(path: str | Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created private if missing) in as few writes as it takes."""
+    fd = open_private(path, _APPEND)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def replace_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (readers see the old file or the new one)."""
+    write_bytes_atomic(path, data, fsync=False)
+
+
+def read_text(path: str | Path) -> str | None:
+    """The whole file as text; None if it does not exist."""
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with open(fd, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def first_and_last_line(path: str | Path) -> tuple[str, str] | None:
+    """The first and the last complete line of ``path`` (without newlines), read from both
+    ends without reading the middle; None if the file is missing or holds no complete line."""
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with open(fd, "rb") as f:
+        first = f.readline()
+        if not first.endswith(b"\n"):
+            return None
+        size = f.seek(0, os.SEEK_END)
+        tail, start = b"", size
+        while start > 0 and tail.count(b"\n") < 2:
+            start = max(0, start - _TAIL_BLOCK)
+            f.seek(start)
+            tail = f.read(size - start)
+        complete = tail[: tail.rfind(b"\n")]  # a line still being written is not a line yet
+        last = complete.rsplit(b"\n", 1)[-1]
+        return first[:-1].decode("utf-8", "replace"), last.decode("utf-8", "replace")

@@ -1,0 +1,155 @@
+"""Ray's ``TBXLoggerCallback``: TensorBoard event files in each trial's directory, written live
+by the driver (``tensorboard --logdir <experiment>`` shows every trial).
+
+Every number of a result is a scalar under Ray's tag ``ray/tune/<key>`` (nested keys as
+``ray/tune/a/b``; ``config``, ``pid``, ``timestamp``, ``time_total_s`` and
+``training_iteration`` are left out, as in Ray) at step ``timesteps_total`` or else
+``training_iteration``; a non-empty list of numbers is a histogram. When the trial ends, its
+hyperparameters and last metrics go to TensorBoard's HParams view.
+
+The events are framed and appended by the driver itself (no writer thread per trial): one
+event per result, all of a trial's new results in one write per driver step.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hpctune.loggers.base import BatchedLoggerCallback
+from hpctune.metrics import flatten
+from hpctune.storage.experiment import TBX_EVENTS_PREFIX, config_view
+from hpctune.storage.user_files import append_bytes
+
+TAG_PREFIX = "ray/tune/"
+#: not useful as curves (Ray leaves them out too)
+EXCLUDED = ("config", "pid", "timestamp", "time_total_s", "training_iteration")
+
+
+class TBXLoggerCallback(BatchedLoggerCallback):
+    """TensorBoard files for every trial (needs ``pip install tensorboardX``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._files: dict[str, Path] = {}
+        self._last: dict[str, dict[str, float]] = {}
+        self._said_histogram = False
+
+    def write(self, trial: Any, results: list[dict]) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        records = []
+        for result in results:
+            step = result.get("timesteps_total") or result.get("training_iteration") or 0
+            values, scalars = self._values(result, Summary)
+            self._last[trial.trial_id] = scalars
+            event = Event(wall_time=_wall_time(result), step=int(step), summary=Summary(value=values))
+            records.append(_record(event.SerializeToString()))
+        append_bytes(self._path(trial), b"".join(records))
+
+    def close_trial(self, trial: Any, failed: bool) -> None:
+        """Log the trial's hyperparameters with its last metrics (TensorBoard's HParams)."""
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.summary import hparams
+
+        params = _hparams(trial.config)
+        metrics = self._last.pop(trial.trial_id, {})
+        if params:
+            summaries = hparams(hparam_dict=params, metric_dict=metrics)
+            now = time.time()
+            data = b"".join(_record(Event(wall_time=now, summary=s).SerializeToString()) for s in summaries)
+            append_bytes(self._path(trial), data)
+        self._files.pop(trial.trial_id, None)
+
+    def _path(self, trial: Any) -> Path:
+        """This driver's event file of the trial, started with TensorBoard's version record."""
+        path = self._files.get(trial.trial_id)
+        if path is None:
+            from tensorboardX.proto.event_pb2 import Event
+
+            now = time.time()
+            path = Path(trial.path) / f"{TBX_EVENTS_PREFIX}.{int(now)}.{socket.gethostname()}"
+            append_bytes(path, _record(Event(wall_time=now, file_version="brain.Event:2").SerializeToString()))
+            self._files[trial.trial_id] = path
+        return path
+
+    def _values(self, result: dict, summary: Any) -> tuple[list, dict[str, float]]:
+        """The summary values of one result, and its scalars by tag (for HParams)."""
+        values, scalars = [], {}
+        flat = flatten({k: v for k, v in result.items() if k not in EXCLUDED})
+        for key, value in flat.items():
+            tag = TAG_PREFIX + key
+            number = _number(value)
+            if number is not None:
+                values.append(summary.Value(tag=tag, simple_value=number))
+                scalars[tag] = number
+            elif _is_numeric_list(value):
+                values.extend(self._histogram(tag, value))
+        return values, scalars
+
+    def _histogram(self, tag: str, value: Any) -> list:
+        from tensorboardX.summary import histogram
+
+        try:
+            return list(histogram(tag, _as_array(value), bins="auto").value)
+        except Exception as exc:  # noqa: BLE001 - NaN or ragged values: skip, say once
+            if not self._said_histogram:
+                self._said_histogram = True
+                print(f"hpctune: TBXLoggerCallback: {tag} is not a histogram ({exc}); skipped.",
+                      file=sys.stderr)
+            return []
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float for a scalar (bools, ints, floats, numpy scalars); None otherwise
+    and for NaN (Ray leaves NaN out)."""
+    if isinstance(value, (str, bytes)) or value is None:
+        return None
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    if not isinstance(value, (bool, int, float)):
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _is_numeric_list(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(isinstance(v, (int, float)) for v in value)
+    return getattr(value, "ndim", 0) >= 1 and getattr(value, "size", 0) > 0
+
+
+def _as_array(value: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(value, dtype=float)
+
+
+def _hparams(config: dict) -> dict[str, Any]:
+    """The config as TensorBoard's hyperparameters: flattened, scalars only (others as text)."""
+    params = {}
+    for key, value in flatten(config_view(config)).items():
+        if isinstance(value, (bool, int, float, str)):
+            params[key] = value
+        elif value is not None:
+            params[key] = str(value)
+    return params
+
+
+def _wall_time(result: dict) -> float:
+    stamp = result.get("timestamp")
+    return float(stamp) if isinstance(stamp, (int, float)) else time.time()
+
+
+def _record(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC32-C, the data, its masked CRC32-C."""
+    from tensorboardX.record_writer import masked_crc32c
+
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))

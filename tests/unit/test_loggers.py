@@ -1,0 +1,210 @@
+"""The driver's loggers: Ray's LoggerCallback hooks, result.json / progress.csv / TensorBoard
+files written in batches per driver step, every CSV column kept, nothing written twice by a
+restored driver, private modes, and the default loggers the Tuner adds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+import struct
+from pathlib import Path
+
+import pytest
+
+from hpctune import tune
+from hpctune.loggers import (
+    CSVLoggerCallback,
+    JsonLoggerCallback,
+    LoggerCallback,
+    TBXLoggerCallback,
+    auto_loggers,
+)
+from hpctune.trial import Trial
+
+
+def make_trial(tmp_path: Path, trial_id: str = "t_00000", config: dict | None = None) -> Trial:
+    path = tmp_path / "trials" / trial_id
+    path.mkdir(parents=True, mode=0o700)
+    return Trial(trial_id, config if config is not None else {"lr": 0.1, "opt": {"name": "adam"}},
+                 "0_lr=0.1", str(path))
+
+
+def result(i: int, **metrics) -> dict:
+    return {"training_iteration": i, "time_total_s": 0.5 * i, "timestamp": 1_700_000_000 + i,
+            "pid": 7, **metrics}
+
+
+def feed(logger, trial, results, step=True):
+    for r in results:
+        logger.on_trial_result(iteration=1, trials=[trial], trial=trial, result={**r, "config": trial.config})
+    if step:
+        logger.on_step_end(iteration=1, trials=[trial])
+
+
+def json_lines(trial) -> list[dict]:
+    return [json.loads(line) for line in (Path(trial.path) / "result.json").read_text().splitlines()]
+
+
+def csv_rows(trial) -> tuple[list[str], list[dict]]:
+    with open(Path(trial.path) / "progress.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_logger_callback_hooks_call_the_log_methods(tmp_path):
+    calls = []
+
+    class Recorder(LoggerCallback):
+        def log_trial_start(self, trial):
+            calls.append(("start", trial.trial_id))
+
+        def log_trial_restore(self, trial):
+            calls.append(("restore", trial.trial_id))
+
+        def log_trial_save(self, trial):
+            calls.append(("save", trial.trial_id))
+
+        def log_trial_result(self, iteration, trial, result):
+            calls.append(("result", iteration, result["training_iteration"]))
+
+        def log_trial_end(self, trial, failed=False):
+            calls.append(("end", failed))
+
+    trial, logger = make_trial(tmp_path), Recorder()
+    info = {"iteration": 3, "trials": [trial], "trial": trial}
+    logger.on_trial_start(**info)
+    logger.on_trial_result(**info, result=result(1))
+    logger.on_trial_save(**info)
+    logger.on_trial_restore(**info)
+    logger.on_trial_complete(**info)
+    logger.on_trial_error(**info)
+    assert calls == [("start", "t_00000"), ("result", 3, 1), ("save", "t_00000"),
+                     ("restore", "t_00000"), ("end", False), ("end", True)]
+    assert isinstance(logger, tune.Callback)
+    assert tune.logger.LoggerCallback is LoggerCallback
+
+
+def test_json_logger_writes_in_batches_per_step_with_the_config(tmp_path):
+    trial, logger = make_trial(tmp_path), JsonLoggerCallback()
+    feed(logger, trial, [result(1, loss=0.5), result(2, loss=0.25, val={"acc": 0.9})], step=False)
+    assert not (Path(trial.path) / "result.json").exists()  # buffered until the step ends
+    logger.on_step_end(iteration=1, trials=[trial])
+    lines = json_lines(trial)
+    assert [r["training_iteration"] for r in lines] == [1, 2]
+    assert lines[1]["val"] == {"acc": 0.9} and lines[1]["loss"] == 0.25
+    assert all(r["config"] == {"lr": 0.1, "opt": {"name": "adam"}} for r in lines)
+    feed(logger, trial, [result(3, loss=0.125)])
+    assert [r["training_iteration"] for r in json_lines(trial)] == [1, 2, 3]
+    assert stat.S_IMODE(os.stat(Path(trial.path) / "result.json").st_mode) == 0o600
+
+
+def test_json_logger_shows_config_objects_as_text(tmp_path):
+    trial, logger = make_trial(tmp_path, config={"act": os.path.join, "n": 2}), JsonLoggerCallback()
+    feed(logger, trial, [result(1, loss=1.0)])
+    assert json_lines(trial)[0]["config"] == {"act": "posixpath.join", "n": 2}
+
+
+def test_csv_logger_keeps_every_column_and_flattens_nested_keys(tmp_path):
+    trial, logger = make_trial(tmp_path), CSVLoggerCallback()
+    feed(logger, trial, [result(1, loss=0.5)])
+    feed(logger, trial, [result(2, loss=0.4)])
+    feed(logger, trial, [result(3, loss=0.3, val={"acc": 0.9, "f1": 0.8}), result(4, loss=0.2, extra="x")])
+    header, rows = csv_rows(trial)
+    assert header == ["training_iteration", "time_total_s", "timestamp", "pid", "loss", "val/acc",
+                      "val/f1", "extra"]
+    assert [r["training_iteration"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["val/acc"] for r in rows] == ["", "", "0.9", ""] and rows[3]["extra"] == "x"
+    assert "config" not in header and not any(h.startswith("config/") for h in header)
+    assert stat.S_IMODE(os.stat(Path(trial.path) / "progress.csv").st_mode) == 0o600
+
+
+def test_a_restored_driver_does_not_write_results_twice(tmp_path):
+    """A restored driver hands on again the results read after its last snapshot."""
+    trial = make_trial(tmp_path)
+    first_json, first_csv = JsonLoggerCallback(), CSVLoggerCallback()
+    for logger in (first_json, first_csv):
+        feed(logger, trial, [result(1, loss=0.5), result(2, loss=0.4)])
+    again = [result(2, loss=0.4), result(3, loss=0.3, new=1)]  # 2 was written before the "crash"
+    for logger in (JsonLoggerCallback(), CSVLoggerCallback()):
+        feed(logger, trial, again)
+    assert [r["training_iteration"] for r in json_lines(trial)] == [1, 2, 3]
+    header, rows = csv_rows(trial)
+    assert [r["training_iteration"] for r in rows] == ["1", "2", "3"] and header[-1] == "new"
+
+
+def test_snapshot_and_trial_end_flush_the_buffer(tmp_path):
+    trial, logger = make_trial(tmp_path), JsonLoggerCallback()
+    feed(logger, trial, [result(1, loss=0.5)], step=False)
+    assert logger.get_state() is None  # a snapshot: what was read before it is on disk
+    assert len(json_lines(trial)) == 1
+    feed(logger, trial, [result(2, loss=0.4)], step=False)
+    logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
+    assert len(json_lines(trial)) == 2
+
+
+def test_a_failing_logger_does_not_stop_the_experiment(tmp_path, capsys):
+    class Broken(JsonLoggerCallback):
+        def write(self, trial, results):
+            raise OSError("disk full")
+
+    trial, logger = make_trial(tmp_path), Broken()
+    feed(logger, trial, [result(1)])
+    feed(logger, trial, [result(2)])
+    err = capsys.readouterr().err
+    assert err.count("Broken could not write for trial t_00000 (OSError: disk full)") == 1
+
+
+def read_tfevents(path: Path) -> list:
+    """Every event of a TensorBoard file, each record's CRCs checked."""
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.record_writer import masked_crc32c
+
+    data, events, pos = path.read_bytes(), [], 0
+    while pos < len(data):
+        header = data[pos:pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[pos + 8:pos + 12])[0] == masked_crc32c(header)
+        body = data[pos + 12:pos + 12 + length]
+        assert struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])[0] == masked_crc32c(body)
+        events.append(Event.FromString(body))
+        pos += 16 + length
+    return events
+
+
+def test_tbx_logger_writes_scalars_under_rays_tags_and_hparams_at_the_end(tmp_path):
+    pytest.importorskip("tensorboardX")
+    trial, logger = make_trial(tmp_path), TBXLoggerCallback()
+    feed(logger, trial, [result(1, loss=0.5, val={"acc": 0.75}), result(2, loss=float("nan"), hist=[1, 2, 3])])
+    feed(logger, trial, [result(3, loss=0.25, timesteps_total=300, name="text")])
+    logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
+    (path,) = Path(trial.path).glob("events.out.tfevents.*")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    events = read_tfevents(path)
+    assert events[0].file_version == "brain.Event:2"
+    scalars = [(e.step, v.tag, v.simple_value) for e in events[1:4] for v in e.summary.value
+               if v.HasField("simple_value")]
+    assert (1, "ray/tune/loss", 0.5) in scalars and (1, "ray/tune/val/acc", 0.75) in scalars
+    assert (300, "ray/tune/loss", 0.25) in scalars  # timesteps_total is the step when reported
+    assert not any(tag == "ray/tune/loss" and step == 2 for step, tag, _ in scalars)  # NaN left out
+    tags = {tag for _, tag, _ in scalars}
+    assert not tags & {"ray/tune/training_iteration", "ray/tune/pid", "ray/tune/timestamp",
+                       "ray/tune/time_total_s", "ray/tune/name"}
+    assert any(v.tag == "ray/tune/hist" and v.HasField("histo") for v in events[2].summary.value)
+    hparam_tags = [v.tag for e in events[4:] for v in e.summary.value]
+    assert hparam_tags == ["_hparams_/experiment", "_hparams_/session_start_info",
+                           "_hparams_/session_end_info"]
+    start = events[5].summary.value[0].metadata.plugin_data.content
+    assert b"opt/name" in start and b"adam" in start
+
+
+def test_default_loggers_follow_rays_rules(monkeypatch):
+    kinds = lambda loggers: [type(c).__name__ for c in loggers]  # noqa: E731
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    assert kinds(auto_loggers([]))[:2] == ["JsonLoggerCallback", "CSVLoggerCallback"]
+    assert kinds(auto_loggers([JsonLoggerCallback()]))[0] == "CSVLoggerCallback"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert kinds(auto_loggers([])) == ["JsonLoggerCallback", "CSVLoggerCallback"]
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    assert auto_loggers([]) == []
