@@ -74,6 +74,8 @@ class Trial:
     restart_count: int = 0
     preemptions: int = 0
     awaiting_restart: bool = False
+    #: jobs the driver cancelled to run the trial again later (Ctrl+C): never re-attached to
+    cancelled_jobs: list[str] = field(default_factory=list)
     max_iteration: int = 0
     last_event_at: float | None = None
     checkpoint: str | None = None

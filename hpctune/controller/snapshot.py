@@ -98,6 +98,8 @@ def _reattach_unrecorded_launches(ctl: Controller) -> None:
         trial = ctl.live.get(trial_id)
         if trial is None or job_id == trial.job_id or not _newer(job_id, trial.job_id):
             continue
+        if job_id in trial.cancelled_jobs:
+            continue  # cancelled on purpose (Ctrl+C): the trial runs again in a new job
         if job_id in _ended_jobs(ctl.exp.result_log_path(trial_id)):
             continue  # that job ran and ended (paused, failed): the snapshot knows what follows
         trial.job_id, trial.job_state, trial.status = job_id, "PENDING", TrialStatus.PENDING
@@ -129,6 +131,7 @@ def on_interrupt(ctl: Controller) -> None:
         ctl.exp.write_control(trial.trial_id, {"action": "stop", "reason": "interrupted"})
     ctl.backend.cancel([t.job_id for t in live])
     for trial in live:  # resumed from their checkpoints by Tuner.restore
+        trial.cancelled_jobs.append(trial.job_id)
         trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
         trial.awaiting_restart = True
     ctl.note(f"interrupted; cancelled {len(live)} running trials. {resume} To keep trials "

@@ -31,15 +31,8 @@ print("RESULTS", len(grid))
 """
 
 
-CTRL_C_RESTORE_BUG = pytest.mark.xfail(strict=True, reason=(
-    "product bug (tests/unit/test_controller.py::test_trials_cancelled_by_ctrl_c_run_again_after_"
-    "restore): the restored driver re-adopts the jobs Ctrl+C cancelled and completes their trials "
-    "as cancelled, so they never finish"))
-
-
 @pytest.mark.slurm
-@pytest.mark.parametrize("keep", [pytest.param(False, marks=CTRL_C_RESTORE_BUG), True],
-                         ids=["cancel", "keep"])
+@pytest.mark.parametrize("keep", [False, True], ids=["cancel", "keep"])
 def test_ctrl_c_saves_state_and_resumes(tmp_path, monkeypatch, keep):
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
     name = unique_name("int")

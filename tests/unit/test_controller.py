@@ -733,12 +733,6 @@ def test_a_restored_local_driver_relaunches_only_the_unfinished_trials(tmp_path)
 
 
 # -- Ctrl+C ---------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: after Ctrl+C (jobs cancelled, trials saved as PENDING without a job id) a "
-    "restored driver re-adopts each cancelled job from the backend's launch records "
-    "(controller/snapshot.py _reattach_unrecorded_launches: _ended_jobs ignores `terminated`), "
-    "finds it gone, reads the `interrupted` stop request in control.json as a user's cancel "
-    "(job_watch._on_jobs_gone) and completes the trial: it never runs again"))
 def test_trials_cancelled_by_ctrl_c_run_again_after_restore(tmp_path):
     """Ctrl+C cancels the running jobs; a restored driver launches those trials again (from
     their checkpoints) instead of taking them as finished."""
