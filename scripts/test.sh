@@ -55,8 +55,11 @@ if [[ ! -x $VENV/bin/python ]]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -e '.[test]' --config-settings editable_mode=compat
-# The PyTorch example's test needs torch; the CPU build is enough (HPCTUNE_TORCH overrides the pin).
+# constraints/test.txt pins every version (regenerate with scripts/lock.sh)
+"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -c constraints/test.txt \
+  -e '.[test]' --config-settings editable_mode=compat
+# The PyTorch example's test needs torch, pinned here (HPCTUNE_TORCH overrides the pin); pip takes
+# the machine's CPU wheel when its find-links folder has one, else PyPI's default build.
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q "${HPCTUNE_TORCH:-torch==2.13.0}"
 fi
