@@ -231,7 +231,8 @@ def make_reporter(run_config: RunConfig, tune_config: TuneConfig) -> Any:
                 "subclass hpctune.ProgressReporter or use hpctune.CLIReporter(...)."
             )
         reporter = _RayStyleAdapter(reporter)
-    if tune_config.metric and not reporter.set_search_properties(tune_config.metric, tune_config.mode):
+    set_properties = getattr(reporter, "set_search_properties", None)  # a bare maybe_report() has none
+    if tune_config.metric and set_properties and not set_properties(tune_config.metric, tune_config.mode):
         raise ConfigError(
             "The progress reporter's metric/mode differ from TuneConfig's: set them in one place only."
         )

@@ -16,6 +16,7 @@ from hpctune.backends.base import Backend
 from hpctune.callbacks import CallbackList, progress_callbacks
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.controller import Controller, ControllerSettings
+from hpctune.controller.launching import first_batch_size
 from hpctune.driver_bridge import bridge_scheduler, wrap_searcher
 from hpctune.errors import ConfigError, ExperimentLockedError, HpctuneError
 from hpctune.log_to_file import SPEC_FIELD, output_files
@@ -240,14 +241,17 @@ class Tuner:
         return LocalBackend(exp.root)
 
     def preview_sbatch(self, count: int | None = None) -> str:
-        """The exact sbatch script that ``fit()`` would submit for the first trials."""
+        """The exact sbatch script that ``fit()`` submits first (``count`` trials: by default
+        what the search puts in its first array, grid variants times ``num_samples``)."""
         from hpctune.backends.slurm import SlurmBackend
 
         root = self.run_config.experiment_root(self._default_name())
         backend = SlurmBackend(root, self.slurm_config)
         resources = resources_for(self.trainable, {})
-        count = count or max(self.tune_config.num_samples, 1)
-        return backend.render_script(resources, count, self.tune_config.max_concurrent_trials)
+        searcher = self._searcher()
+        count = count or first_batch_size(searcher, self.tune_config.max_concurrent_trials)
+        throttle = self.tune_config.max_concurrent_trials if not searcher.adaptive else None
+        return backend.render_script(resources, count, throttle)
 
     # -- parts -----------------------------------------------------------------------
     def _searcher(self) -> Searcher:

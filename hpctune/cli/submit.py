@@ -159,13 +159,10 @@ def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
 
 def trial_preview(plan: SubmitPlan) -> str:
     """The trials' sbatch script, from the Tuner the file or script builds."""
-    from hpctune.space import count_grid_variants  # with numpy: only for a dry run
-
     tuner = build_file_tuner(plan) if plan.mode == "file" else capture_script_tuner(plan)
     if tuner is None:
         return "# the script did not create a Tuner and call fit()"
-    count = max(1, tuner.tune_config.num_samples) * max(1, count_grid_variants(tuner.param_space))
-    return tuner.preview_sbatch(count)
+    return tuner.preview_sbatch()  # sized as fit() sizes its first array
 
 
 def run_plan(plan: SubmitPlan) -> int:

@@ -24,6 +24,16 @@ EAGER_BATCH = 10_000
 DEFAULT_ADAPTIVE_WINDOW = 32
 
 
+def first_batch_size(searcher: Searcher, max_concurrent: int | None) -> int:
+    """How many trials the first launch holds: a finite random/grid search all at once (up to
+    EAGER_BATCH), an endless one a few rounds of slots, a model-based one a window of slots."""
+    slots = max_concurrent or DEFAULT_ADAPTIVE_WINDOW
+    if searcher.adaptive:
+        return slots
+    total = getattr(searcher, "total_trials", None)
+    return min(total, EAGER_BATCH) if total is not None else 4 * slots
+
+
 class Launcher:
     """Asks the searcher for trials and submits pending ones for the controller."""
 
@@ -67,9 +77,7 @@ class Launcher:
         """How many trials of a non-adaptive search go into one array: all of a finite
         search (up to EAGER_BATCH), a few rounds of slots of an endless one."""
         if self._eager_batch_size is None:
-            finite = getattr(self.ctl.searcher, "total_trials", None) is not None
-            slots = self.ctl.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW
-            self._eager_batch_size = EAGER_BATCH if finite else 4 * slots
+            self._eager_batch_size = first_batch_size(self.ctl.searcher, self.ctl.settings.max_concurrent)
         return self._eager_batch_size
 
     def _add_trial(self, trial_id: str, config: dict) -> None:

@@ -177,3 +177,19 @@ def test_header_and_plain_line_without_metric():
     lines = header_lines(view)
     assert not any(line.startswith("Current best") for line in lines)
     assert "/exp" in plain_line(view) and "best" not in plain_line(view)
+
+
+def test_a_reporter_with_only_maybe_report_works_with_a_metric():
+    """The documented minimal reporter: an object with maybe_report(view), nothing else."""
+    class Minimal:
+        def __init__(self):
+            self.views = []
+
+        def maybe_report(self, view):
+            self.views.append(view)
+
+    minimal = Minimal()
+    reporter = make_reporter(RunConfig(progress_reporter=minimal), TuneConfig(metric="loss", mode="min"))
+    assert reporter is minimal
+    reporter.maybe_report(run_view(make_trials(1)))
+    assert len(minimal.views) == 1

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.config import SlurmConfig
 
@@ -50,3 +52,32 @@ def test_requeue_fractional_memory_and_srun(tmp_path):
     assert "#SBATCH --signal=B:USR2@300" in lines
     assert not any("gres" in line for line in lines)
     assert "srun" in script and "\nexec " not in script
+
+
+def test_preview_shows_the_array_fit_submits_first(monkeypatch):
+    """README's example: a 2-value grid x num_samples=16 is one array of 32 tasks, 8 at a time."""
+    from hpctune import tune
+
+    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    tuner = tune.Tuner(
+        tune.with_resources(lambda config: None, {"cpu": 2, "gpu": 1}),
+        param_space={"lr": tune.loguniform(1e-4, 1e-1), "layers": tune.grid_search([2, 4])},
+        tune_config=tune.TuneConfig(num_samples=16, max_concurrent_trials=8),
+        run_config=tune.RunConfig(name="lr-sweep", slurm=tune.SlurmConfig(requeue=False)))
+    assert "#SBATCH --array=0-31%8" in directives(tuner.preview_sbatch())
+    assert "#SBATCH --array=0-2%3" in directives(tuner.preview_sbatch(3))  # asked for 3: 3 at once
+
+
+def test_preview_of_a_model_based_search_is_one_window_of_trials(monkeypatch):
+    pytest.importorskip("optuna")  # a test dependency: installed by scripts/test.sh
+    from hpctune import tune
+    from hpctune.search.optuna import OptunaSearch
+
+    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    tuner = tune.Tuner(
+        lambda config: None, param_space={"lr": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=100, max_concurrent_trials=4,
+                                    search_alg=OptunaSearch()),
+        run_config=tune.RunConfig(name="opt", slurm=tune.SlurmConfig(requeue=False)))
+    lines = directives(tuner.preview_sbatch())
+    assert "#SBATCH --array=0-3%4" in lines  # one window of max_concurrent_trials
