@@ -7,20 +7,20 @@ Every number of a result is a scalar under Ray's tag ``ray/tune/<key>`` (nested 
 ``training_iteration``; a non-empty list of numbers is a histogram. When the trial ends, its
 hyperparameters and last metrics go to TensorBoard's HParams view.
 
-The events are framed and appended by the driver itself (no writer thread per trial): one
-event per result, all of a trial's new results in one write per driver step.
+The events are encoded and appended by the driver itself (``tfevents``: no tensorboardX import,
+no writer thread per trial): one event per result, a trial's new results in one write per step.
 """
 
 from __future__ import annotations
 
 import math
 import socket
-import struct
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from hpctune.loggers import tfevents
 from hpctune.loggers.base import BatchedLoggerCallback
 from hpctune.metrics import flatten
 from hpctune.storage.experiment import TBX_EVENTS_PREFIX, config_view
@@ -32,73 +32,60 @@ EXCLUDED = ("config", "pid", "timestamp", "time_total_s", "training_iteration")
 
 
 class TBXLoggerCallback(BatchedLoggerCallback):
-    """TensorBoard files for every trial (needs ``pip install tensorboardX``)."""
+    """TensorBoard files for every trial (added by default when tensorboardX is installed)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._files: dict[str, Path] = {}
-        self._last: dict[str, dict[str, float]] = {}
+        self._last: dict[str, list[str]] = {}
         self._said_histogram = False
 
     def write(self, trial: Any, results: list[dict]) -> None:
-        from tensorboardX.proto.event_pb2 import Event
-        from tensorboardX.proto.summary_pb2 import Summary
-
         records = []
         for result in results:
             step = result.get("timesteps_total") or result.get("training_iteration") or 0
-            values, scalars = self._values(result, Summary)
-            self._last[trial.trial_id] = scalars
-            event = Event(wall_time=_wall_time(result), step=int(step), summary=Summary(value=values))
-            records.append(_record(event.SerializeToString()))
+            values, tags = self._values(result)
+            self._last[trial.trial_id] = tags
+            records.append(tfevents.record(tfevents.event(_wall_time(result), int(step), values)))
         append_bytes(self._path(trial), b"".join(records))
 
     def close_trial(self, trial: Any, failed: bool) -> None:
-        """Log the trial's hyperparameters with its last metrics (TensorBoard's HParams)."""
-        from tensorboardX.proto.event_pb2 import Event
-        from tensorboardX.summary import hparams
-
+        """Log the trial's hyperparameters with its metrics (TensorBoard's HParams view)."""
         params = _hparams(trial.config)
-        metrics = self._last.pop(trial.trial_id, {})
+        tags = self._last.pop(trial.trial_id, [])
         if params:
-            summaries = hparams(hparam_dict=params, metric_dict=metrics)
-            now = time.time()
-            data = b"".join(_record(Event(wall_time=now, summary=s).SerializeToString()) for s in summaries)
-            append_bytes(self._path(trial), data)
+            values = tfevents.hparams(params, tags, failed)
+            append_bytes(self._path(trial), b"".join(
+                tfevents.record(tfevents.event(time.time(), 0, [v])) for v in values))
         self._files.pop(trial.trial_id, None)
 
     def _path(self, trial: Any) -> Path:
         """This driver's event file of the trial, started with TensorBoard's version record."""
         path = self._files.get(trial.trial_id)
         if path is None:
-            from tensorboardX.proto.event_pb2 import Event
-
             now = time.time()
             path = Path(trial.path) / f"{TBX_EVENTS_PREFIX}.{int(now)}.{socket.gethostname()}"
-            append_bytes(path, _record(Event(wall_time=now, file_version="brain.Event:2").SerializeToString()))
+            append_bytes(path, tfevents.record(tfevents.event(now, file_version=tfevents.FILE_VERSION)))
             self._files[trial.trial_id] = path
         return path
 
-    def _values(self, result: dict, summary: Any) -> tuple[list, dict[str, float]]:
-        """The summary values of one result, and its scalars by tag (for HParams)."""
-        values, scalars = [], {}
-        flat = flatten({k: v for k, v in result.items() if k not in EXCLUDED})
-        for key, value in flat.items():
+    def _values(self, result: dict) -> tuple[list[bytes], list[str]]:
+        """The encoded summary values of one result, and the tags of its scalars."""
+        values, tags = [], []
+        for key, value in flatten({k: v for k, v in result.items() if k not in EXCLUDED}).items():
             tag = TAG_PREFIX + key
             number = _number(value)
             if number is not None:
-                values.append(summary.Value(tag=tag, simple_value=number))
-                scalars[tag] = number
+                values.append(tfevents.scalar(tag, number))
+                tags.append(tag)
             elif _is_numeric_list(value):
                 values.extend(self._histogram(tag, value))
-        return values, scalars
+        return values, tags
 
-    def _histogram(self, tag: str, value: Any) -> list:
-        from tensorboardX.summary import histogram
-
+    def _histogram(self, tag: str, value: Any) -> list[bytes]:
         try:
-            return list(histogram(tag, _as_array(value), bins="auto").value)
-        except Exception as exc:  # noqa: BLE001 - NaN or ragged values: skip, say once
+            return [tfevents.histogram(tag, value)]
+        except (ValueError, TypeError) as exc:  # NaN or ragged values: skip, say once
             if not self._said_histogram:
                 self._said_histogram = True
                 print(f"hpctune: TBXLoggerCallback: {tag} is not a histogram ({exc}); skipped.",
@@ -125,15 +112,9 @@ def _is_numeric_list(value: Any) -> bool:
     return getattr(value, "ndim", 0) >= 1 and getattr(value, "size", 0) > 0
 
 
-def _as_array(value: Any) -> Any:
-    import numpy as np
-
-    return np.asarray(value, dtype=float)
-
-
 def _hparams(config: dict) -> dict[str, Any]:
     """The config as TensorBoard's hyperparameters: flattened, scalars only (others as text)."""
-    params = {}
+    params: dict[str, Any] = {}
     for key, value in flatten(config_view(config)).items():
         if isinstance(value, (bool, int, float, str)):
             params[key] = value
@@ -145,11 +126,3 @@ def _hparams(config: dict) -> dict[str, Any]:
 def _wall_time(result: dict) -> float:
     stamp = result.get("timestamp")
     return float(stamp) if isinstance(stamp, (int, float)) else time.time()
-
-
-def _record(data: bytes) -> bytes:
-    """One TFRecord: length, its masked CRC32-C, the data, its masked CRC32-C."""
-    from tensorboardX.record_writer import masked_crc32c
-
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))

@@ -208,3 +208,49 @@ def test_default_loggers_follow_rays_rules(monkeypatch):
     assert kinds(auto_loggers([])) == ["JsonLoggerCallback", "CSVLoggerCallback"]
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     assert auto_loggers([]) == []
+
+
+def test_tfevents_encoding_matches_tensorboardx():
+    """The driver encodes TensorBoard's messages itself (no tensorboardX import, which loads
+    torch): tensorboardX decodes them to what its own writer makes."""
+    pytest.importorskip("tensorboardX")
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+    from tensorboardX.proto.summary_pb2 import Summary
+    from tensorboardX.record_writer import masked_crc32c
+    from tensorboardX.summary import hparams
+
+    from hpctune.loggers import tfevents
+
+    for data in (b"", b"a", bytes(range(256)) * 3):
+        assert tfevents._masked(data) == masked_crc32c(data)
+        assert tfevents._crc32c_python(data) == tfevents._crc32c(data)
+    mine = Event.FromString(tfevents.event(12.5, 7, [tfevents.scalar("ray/tune/x", 0.25)]))
+    assert mine == Event(wall_time=12.5, step=7, summary=Summary(value=[
+        Summary.Value(tag="ray/tune/x", simple_value=0.25)]))
+    assert Event.FromString(tfevents.event(1.0, -3, [])).step == -3
+    params = {"lr": 0.1, "opt": "adam", "nesterov": True, "layers": 4}
+    theirs = hparams(hparam_dict=params, metric_dict={"ray/tune/loss": 0.5})
+    for ours, their in zip(tfevents.hparams(params, ["ray/tune/loss"]), theirs, strict=True):
+        ours, their = Summary.Value.FromString(ours), their.value[0]
+        assert (ours.tag, ours.metadata.plugin_data.plugin_name) == (their.tag, "hparams")
+        content = HParamsPluginData.FromString  # a map's order on the wire may differ
+        assert content(ours.metadata.plugin_data.content) == content(their.metadata.plugin_data.content)
+    histo = Summary.Value.FromString(tfevents.histogram("h", [1.0, 2.0, 2.0, 5.0])).histo
+    assert (histo.min, histo.max, histo.num, histo.sum, sum(histo.bucket)) == (1.0, 5.0, 4.0, 10.0, 4.0)
+
+
+def test_the_tbx_logger_does_not_import_tensorboardx_or_torch(tmp_path):
+    """tensorboardX imports torch when installed (seconds and ~190 MB in the driver)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from hpctune.loggers import TBXLoggerCallback; "
+            "from hpctune.trial import Trial; "
+            f"t = Trial('t', {{'lr': 0.1}}, '', {str(tmp_path)!r}); c = TBXLoggerCallback(); "
+            "c.log_trial_result(1, t, {'training_iteration': 1, 'loss': 0.5, 'h': [1, 2]}); "
+            "c.on_step_end(1, [t]); c.log_trial_end(t); "
+            "assert list(Path(t.path).glob('events.out.tfevents.*')); "
+            "print(sorted(m for m in ('tensorboardX', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

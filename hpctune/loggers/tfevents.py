@@ -1,0 +1,148 @@
+"""TensorBoard's event-file format, encoded directly: TFRecords holding ``Event`` protobufs
+with scalar, histogram and HParams summaries.
+
+Why not through tensorboardX: importing any part of it imports torch when torch is installed
+(about 2 s and 190 MB in the driver). The messages written here are the few fields
+TensorBoard reads (field numbers from tensorboard's ``event.proto``, ``summary.proto``,
+``plugins/hparams/*.proto``); ``tests/unit/test_loggers.py`` decodes them with tensorboardX.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+FILE_VERSION = "brain.Event:2"
+_HPARAMS_TAGS = ("_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info")
+_DATA_TYPE = {str: 1, bool: 2, float: 3}  # hparams DataType: STRING, BOOL, FLOAT64
+_STATUS_SUCCESS, _STATUS_FAILURE = 1, 2
+
+
+# -- protobuf wire format ------------------------------------------------------------------------------
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int64 as two's complement
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _tag(field: int, wire: int) -> bytes:
+    return _varint(field << 3 | wire)
+
+
+def _bytes(field: int, data: bytes) -> bytes:
+    return _tag(field, 2) + _varint(len(data)) + data
+
+
+def _text(field: int, text: str) -> bytes:
+    return _bytes(field, text.encode())
+
+
+def _double(field: int, value: float) -> bytes:
+    return _tag(field, 1) + struct.pack("<d", value)
+
+
+def _float(field: int, value: float) -> bytes:
+    return _tag(field, 5) + struct.pack("<f", value)
+
+
+def _int(field: int, value: int) -> bytes:
+    return _tag(field, 0) + _varint(value)
+
+
+# -- messages ------------------------------------------------------------------------------------------
+def event(wall_time: float, step: int = 0, values: Iterable[bytes] = (), file_version: str = "") -> bytes:
+    """An ``Event``: the file's version record, or a ``Summary`` of encoded ``values``."""
+    head = _double(1, wall_time) + (_int(2, step) if step else b"")
+    if file_version:
+        return head + _text(3, file_version)
+    return head + _bytes(5, b"".join(_bytes(1, v) for v in values))
+
+
+def scalar(tag: str, value: float) -> bytes:
+    """A ``Summary.Value`` holding a scalar (``simple_value``)."""
+    return _text(1, tag) + _float(2, value)
+
+
+def histogram(tag: str, values: Any) -> bytes:
+    """A ``Summary.Value`` holding a histogram of ``values`` (numbers; NaN/inf refused)."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=float).ravel()
+    if not np.isfinite(array).all():
+        raise ValueError("the values hold NaN or infinity")
+    counts, edges = np.histogram(array, bins="auto")
+    histo = (_double(1, float(array.min())) + _double(2, float(array.max()))
+             + _double(3, float(array.size)) + _double(4, float(array.sum()))
+             + _double(5, float((array * array).sum()))
+             + _bytes(6, struct.pack(f"<{len(counts)}d", *edges[1:]))
+             + _bytes(7, struct.pack(f"<{len(counts)}d", *counts)))
+    return _text(1, tag) + _bytes(5, histo)
+
+
+def hparams(params: Mapping[str, Any], metric_tags: Iterable[str], failed: bool = False) -> list[bytes]:
+    """The three ``Summary.Value``s of TensorBoard's HParams plugin (experiment, session start
+    with the trial's ``params``, session end): what tensorboardX's ``hparams()`` writes."""
+    infos = b"".join(_bytes(4, _text(1, k) + _int(4, _DATA_TYPE[_kind(v)])) for k, v in params.items())
+    metrics = b"".join(_bytes(5, _bytes(1, _text(2, tag))) for tag in metric_tags)
+    start = b"".join(_bytes(1, _text(1, k) + _bytes(2, _struct_value(v))) for k, v in params.items())
+    end = _int(1, _STATUS_FAILURE if failed else _STATUS_SUCCESS)
+    contents = (_bytes(2, infos + metrics), _bytes(3, start), _bytes(4, end))
+    return [_text(1, tag) + _bytes(9, _bytes(1, _text(1, "hparams") + _bytes(2, content)))
+            for tag, content in zip(_HPARAMS_TAGS, contents, strict=True)]
+
+
+def _kind(value: Any) -> type:
+    return bool if isinstance(value, bool) else str if isinstance(value, str) else float
+
+
+def _struct_value(value: Any) -> bytes:
+    """A ``google.protobuf.Value``: number, string or bool."""
+    kind = _kind(value)
+    if kind is bool:
+        return _int(4, int(value))
+    if kind is str:
+        return _text(3, value)
+    return _double(2, float(value))
+
+
+# -- records ---------------------------------------------------------------------------------------------
+def record(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C."""
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", _masked(header)) + data + struct.pack("<I", _masked(data))
+
+
+def _masked(data: bytes) -> int:
+    crc = _crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _make_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_TABLE = _make_table()
+
+
+def _crc32c_python(data: bytes) -> int:
+    crc, table = 0xFFFFFFFF, _TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+try:  # the optional native package that tensorboardX uses too
+    from crc32c import crc32c as _crc32c  # type: ignore[import-not-found]
+except ImportError:
+    _crc32c = _crc32c_python
