@@ -64,15 +64,79 @@ def persist_checkpoint(source: str | os.PathLike, trial_dir: Path, iteration: in
     try:
         os.chmod(tmp, dir_mode_for(trial_dir))
         copy_tree_private(source, tmp, fsync=True)
-        if final.exists():
-            old = tempfile.mkdtemp(dir=trial_dir, prefix=f".old_{final.name}.")
-            os.replace(final, old)  # onto the empty temp dir: the name is never missing for long
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
+        _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Rename ``new`` to ``final``, replacing what is there (the name is never missing for long)."""
+    if final.exists():
+        old = tempfile.mkdtemp(dir=final.parent, prefix=f".old_{final.name}.")
+        os.replace(final, old)  # onto the empty temp dir
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(new, final)
+
+
+STAGE_PREFIX = ".exploit_"
+
+
+def stage_checkpoint(source: str | os.PathLike, trial_dir: Path) -> Path:
+    """A private copy of the checkpoint ``source`` in a hidden directory of ``trial_dir``, made
+    now (PBT pins its donor's checkpoint while the recipient still runs): files are hard-linked
+    (checkpoints are never changed in place), copied where a link is not possible."""
+    staged = Path(tempfile.mkdtemp(dir=trial_dir, prefix=STAGE_PREFIX))
+    try:
+        os.chmod(staged, dir_mode_for(trial_dir))
+        try:
+            _link_tree(Path(source), staged)
+        except OSError:  # another filesystem, or links not allowed: copy instead
+            shutil.rmtree(staged)
+            staged.mkdir(mode=dir_mode_for(trial_dir))
+            copy_tree_private(source, staged, fsync=True)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return staged
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = target / Path(dirpath).relative_to(source)
+        for name in dirnames:
+            (here / name).mkdir(mode=dir_mode_for(target))
+        for name in filenames:
+            os.link(os.path.join(dirpath, name), here / name, follow_symlinks=False)
+
+
+def install_checkpoint(staged: Path, trial_dir: Path, iteration: int) -> Path:
+    """Make the staged copy the trial's newest checkpoint, ``checkpoint_<iteration>``: newer
+    checkpoints of the trial are removed (the worker resumes from the newest), one of the
+    same name is replaced atomically. Done again after a crash, it leaves the same result."""
+    final = trial_dir / checkpoint_dir_name(iteration)
+    for path in trial_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        if path.is_dir() and checkpoint_iteration(path.name) > iteration:
+            shutil.rmtree(path, ignore_errors=True)
+    if staged.is_dir():
+        _replace_dir(staged, final)
+    return final
+
+
+def discard_staged(trial_dir: Path, keep: Path | None = None) -> None:
+    """Remove staged copies left behind (an exploit dropped, a driver killed mid-way)."""
+    for path in trial_dir.glob(f"{STAGE_PREFIX}*"):
+        if keep is None or path != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def checkpoint_iteration(name: str) -> int:
+    """The iteration in a checkpoint's name (``checkpoint_000007`` -> 7; -1 if none)."""
+    try:
+        return int(name.rsplit("_", 1)[1])
+    except (IndexError, ValueError):
+        return -1
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from hpctune.errors import ConfigError
 from hpctune.metrics import flatten
-from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler, ray_style_hooks
+from hpctune.schedulers.trial_scheduler import (
+    RAY_NOOP,
+    Decision,
+    Exploit,
+    SchedulerDecision,
+    TrialScheduler,
+    ray_style_hooks,
+)
 from hpctune.search.searcher import Searcher, SearcherWrapper
 from hpctune.trial import Trial, TrialInfo
 
@@ -89,13 +96,25 @@ class SchedulerBridge(TrialScheduler):
             if self.namer is not None and self._ctl is not None:
                 self.namer.name(record, self._ctl.trials.values())
         self._call("on_trial_add", trial)
+        initial = getattr(self.scheduler, "initial_config", None)
+        config = initial(trial) if initial is not None else None
+        if config is not None and isinstance(record, Trial) and self._ctl is not None:
+            self._ctl.exploits.apply_initial_config(record, dict(config))  # PBT filled keys
 
-    def on_trial_result(self, trial: TrialInfo, result: dict) -> Decision:
+    def on_trial_result(self, trial: TrialInfo, result: dict) -> SchedulerDecision:
         flat = flatten(result)
         metric = self.metric
         if isinstance(metric, str) and metric not in flat and os.environ.get(LAX_METRIC_ENV, "0") not in ("", "0"):
             return Decision.CONTINUE
         return self._decision(self._call("on_trial_result", trial, flat))
+
+    def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
+        """The scheduler's word on a PAUSED trial (schedulers without the hook: resume it)."""
+        method = getattr(self.scheduler, "resume_decision", None)
+        if method is None:
+            return Decision.CONTINUE
+        value = method(trial)
+        return None if value is None else self._decision(value)
 
     def on_trial_complete(self, trial: TrialInfo, result: dict | None) -> None:
         self._call("on_trial_complete", trial, flatten(result) if result else result)
@@ -121,16 +140,18 @@ class SchedulerBridge(TrialScheduler):
             return trial
         return self._ctl.trials.get(trial.trial_id, trial)
 
-    def _decision(self, value: Any) -> Decision:
-        if value is None:
+    def _decision(self, value: Any) -> SchedulerDecision:
+        if value is None or value == RAY_NOOP:
             return Decision.CONTINUE
+        if isinstance(value, Exploit):
+            return value
         try:
             return Decision(value)
         except ValueError:
             raise ConfigError(
                 f"{type(self.scheduler).__name__}.on_trial_result returned {value!r}: return "
                 "TrialScheduler.CONTINUE, PAUSE or STOP (or Ray's strings 'CONTINUE', 'PAUSE', "
-                "'STOP').") from None
+                "'STOP', 'NOOP'), or schedulers.Exploit(donor_trial_id, new_config).") from None
 
 
 _BRIDGE_CLASSES: dict[str, type[SchedulerBridge]] = {}

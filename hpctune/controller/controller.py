@@ -22,6 +22,7 @@ from hpctune.callbacks import CallbackList
 from hpctune.checkpoint import checkpoints_to_delete
 from hpctune.config import CheckpointConfig
 from hpctune.controller.events import TrialEvents
+from hpctune.controller.exploit import Exploits
 from hpctune.controller.job_watch import JobWatch
 from hpctune.controller.launching import Launcher
 from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
@@ -79,6 +80,7 @@ class Controller:
         self.fatal_error: str | None = None
         self.launcher = Launcher(self)
         self.jobs = JobWatch(self)
+        self.exploits = Exploits(self)  # PBT's exploits in flight (controller/exploit.py)
         self._last_snapshot = clock()
         self._started = clock()
 
@@ -198,6 +200,8 @@ class Controller:
     # -- enacting decisions ---------------------------------------------------------
     def complete(self, trial: Trial, early: bool = False) -> None:
         """The trial ended: it finished (or a stopper ended it), or a scheduler stopped it early."""
+        if self.exploits.on_job_end(trial):
+            return  # its job was stopped for a PBT exploit: it goes on from the donor's checkpoint
         self.finish(trial, TrialStatus.TERMINATED)
         if early:
             self.scheduler.on_trial_remove(trial.info)

@@ -3,7 +3,7 @@
 ``TrialEvents`` extends the one log replay (``TrialReplay``) with what only the driver
 does: it checks that an event belongs to the trial's current job, keeps checkpoints
 within ``num_to_keep``, asks the stoppers, scheduler and searcher about each new result,
-and tells the controller to stop, pause, retry or finish the trial.
+and tells the controller to stop, pause, exploit (PBT), retry or finish the trial.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hpctune.metrics import flatten
-from hpctune.schedulers.trial_scheduler import Decision
+from hpctune.schedulers.trial_scheduler import Decision, Exploit
 from hpctune.storage import events as ev
 from hpctune.storage.replay import TrialReplay
 from hpctune.trial import Trial, TrialStatus
@@ -73,23 +73,42 @@ class TrialEvents(TrialReplay):
         if ctl.stopper(trial.trial_id, flat):
             ctl.request_stop(trial, "stop criterion reached", by_scheduler=False)
         else:
-            decision = Decision(ctl.scheduler.on_trial_result(trial.info, flat) or Decision.CONTINUE)
-            if decision is Decision.STOP:
-                ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
-            elif decision is Decision.PAUSE and not trial.awaiting_restart:
-                ctl.request_pause(trial)
+            self._enact(ctl.scheduler.on_trial_result(trial.info, flat) or Decision.CONTINUE)
         if ctl.stopper.stop_all():
             ctl.stop_experiment("a stopper ended the experiment")
 
+    def _enact(self, decision: Any) -> None:
+        """STOP ends the trial, PAUSE checkpoints it and resubmits it later, an ``Exploit``
+        continues it from the donor's checkpoint with a new config (``controller/exploit``)."""
+        ctl, trial = self.ctl, self.trial
+        if isinstance(decision, Exploit):
+            ctl.exploits.begin(trial, decision)
+            return
+        decision = Decision(decision)
+        if decision is Decision.STOP:
+            ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
+        elif decision is Decision.PAUSE and not trial.awaiting_restart:
+            ctl.request_pause(trial)
+
     def on_complete(self, event: dict[str, Any]) -> None:
+        if self.ctl.exploits.on_job_end(self.trial):
+            return  # it finished after the exploit decision: it goes on from the donor's checkpoint
         super().on_complete(event)
         self.ctl.complete(self.trial)
 
     def on_stopped(self, event: dict[str, Any]) -> None:
-        self.ctl.complete(self.trial, early=self.trial.stopped_by_scheduler)
+        if not self.ctl.exploits.on_job_end(self.trial):
+            self.ctl.complete(self.trial, early=self.trial.stopped_by_scheduler)
 
     def on_error(self, event: dict[str, Any]) -> None:
-        self.ctl.trial_failed(self.trial, event.get(ev.ERROR, "unknown error"))
+        if not self.ctl.exploits.on_job_end(self.trial):  # a failure after the decision: superseded
+            self.ctl.trial_failed(self.trial, event.get(ev.ERROR, "unknown error"))
+
+    def on_exploited(self, event: dict[str, Any]) -> None:
+        """The driver's own record of an exploit (read back, or written by a driver before a
+        restore): the trial goes on from the donor's checkpoint."""
+        super().on_exploited(event)
+        self.ctl.exploits.on_logged(self.trial, event)
 
     def on_preempted(self, event: dict[str, Any]) -> None:
         super().on_preempted(event)
@@ -99,8 +118,11 @@ class TrialEvents(TrialReplay):
         self.trial.status, self.trial.job_state = TrialStatus.PENDING, "REQUEUED"
 
     def on_terminated(self, event: dict[str, Any]) -> None:
-        self.trial.awaiting_restart = True  # SIGTERM: preempted (Slurm requeues it) or cancelled
+        if not self.ctl.exploits.on_job_end(self.trial):
+            self.trial.awaiting_restart = True  # SIGTERM: preempted (Slurm requeues it) or cancelled
 
     def on_paused(self, event: dict[str, Any]) -> None:
+        if self.ctl.exploits.on_job_end(self.trial):
+            return
         super().on_paused(event)
         self.trial.job_id, self.trial.job_state = None, ""

@@ -3,7 +3,8 @@
 A non-adaptive search (random, grid) goes out as one throttled array per batch
 (``--array=0-N%K``), and the next batch waits for it to drain; an adaptive one keeps
 ``max_concurrent_trials`` (default ``DEFAULT_ADAPTIVE_WINDOW``) trials in flight.
-Retried and paused trials wait for a free slot, so the throttle holds with them too.
+Retried and paused trials wait for a free slot, so the throttle holds with them too; a
+paused trial goes out once its scheduler lets it (a synchronous barrier holds it).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class Launcher:
         waiting = [t for t in ctl.live.values() if t.job_id is None and t.status is TrialStatus.PENDING]
         fresh = [t for t in waiting if not t.awaiting_restart]
         again = [t for t in waiting if t.awaiting_restart]
-        again += [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED]  # at the back
+        paused = [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED]
+        again += [t for t in paused if ctl.exploits.resume(t)]  # at the back; the scheduler may hold some
         budget = self._relaunch_budget(throttle)
         groups: dict[str, list[Trial]] = defaultdict(list)
         for trial in fresh + (again if budget is None else again[:budget]):

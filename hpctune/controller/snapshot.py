@@ -47,6 +47,7 @@ def save_snapshot(ctl: Controller, status: str = "running") -> None:
         "scheduler": ctl.scheduler.get_state(),
         "stopper": ctl.stopper.get_state(),
         "callbacks": ctl.callbacks.get_state(),
+        "exploits": ctl.exploits.get_state(),
         "searcher_finished": ctl.searcher_finished,
         "trial_id_prefix": ctl.settings.trial_id_prefix,
     })
@@ -63,6 +64,7 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
     ctl.scheduler.set_state(state["scheduler"])
     ctl.stopper.set_state(state.get("stopper", {}))
     ctl.callbacks.set_state(state.get("callbacks") or [])  # snapshots before callback states: none
+    ctl.exploits.set_state(state.get("exploits") or {})  # PBT exploits pinned, not yet enacted
     ctl.searcher_finished = state["searcher_finished"]
     for data in state["trials"]:
         trial = Trial.from_dict(data)
@@ -116,7 +118,8 @@ def _newer(job_id: str, than: str | None) -> bool:
 
 
 def _ended_jobs(log_path: Path) -> set[str]:
-    ended = {EventKind.PAUSED, EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR}
+    ended = {EventKind.PAUSED, EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR,
+             EventKind.EXPLOITED}  # exploited: the driver ended that job to resubmit the trial
     return {e.get(JOB_ID) for e in read_events(log_path) if event_kind(e, log_path) in ended}
 
 

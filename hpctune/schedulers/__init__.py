@@ -1,16 +1,19 @@
-"""Trial schedulers: pure decision logic (CONTINUE / PAUSE / STOP) from results."""
+"""Trial schedulers: pure decision logic (CONTINUE / PAUSE / STOP / Exploit) from results."""
 
 from hpctune.schedulers.async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
 from hpctune.schedulers.median_stopping import MedianStoppingRule
+from hpctune.schedulers.pbt import PopulationBasedTraining
 from hpctune.schedulers.registry import create_scheduler
-from hpctune.schedulers.trial_scheduler import Decision, FIFOScheduler, TrialScheduler
+from hpctune.schedulers.trial_scheduler import Decision, Exploit, FIFOScheduler, TrialScheduler
 
 __all__ = [
     "ASHAScheduler",
     "AsyncHyperBandScheduler",
     "Decision",
+    "Exploit",
     "FIFOScheduler",
     "MedianStoppingRule",
+    "PopulationBasedTraining",
     "TrialScheduler",
     "create_scheduler",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpctune.objective import Objective
@@ -16,6 +18,24 @@ class Decision(str, enum.Enum):
     CONTINUE = "CONTINUE"
     PAUSE = "PAUSE"
     STOP = "STOP"
+
+
+@dataclass(frozen=True)
+class Exploit:
+    """PBT's exploit: continue this trial from ``donor_trial_id``'s latest checkpoint with
+    ``new_config``. The controller stops the trial, copies the donor's checkpoint into its
+    directory, rewrites its config and resubmits it; the trial keeps its id.
+    ``log_config``: write Ray's ``pbt_global.txt`` / ``pbt_policy_<trial>.txt`` rows."""
+
+    donor_trial_id: str
+    new_config: Mapping[str, Any] = field(default_factory=dict)
+    log_config: bool = True
+
+
+#: what a scheduler may return for a trial
+SchedulerDecision = Decision | Exploit
+#: Ray's "nothing to do" (its schedulers return it after pausing a trial themselves)
+RAY_NOOP = "NOOP"
 
 
 #: the hooks the driver calls, with how many arguments each takes here (Ray's take one more:
@@ -61,6 +81,17 @@ class TrialScheduler(Objective):
 
     def on_trial_remove(self, trial: TrialInfo) -> None:
         pass
+
+    def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
+        """What to do with a PAUSED trial now: None keeps it paused (a barrier not yet
+        reached by every trial), CONTINUE resubmits it, STOP ends it, ``Exploit`` resubmits
+        it from a donor's checkpoint with a new config. Asked once per driver step."""
+        return Decision.CONTINUE
+
+    def initial_config(self, trial: TrialInfo) -> Mapping[str, Any] | None:
+        """A config to start a new trial with instead of the searcher's (PBT fills keys the
+        search space lacks from its mutations), or None to keep it."""
+        return None
 
     def get_state(self) -> dict:
         return {"__dict__": dict(self.__dict__)}

@@ -5,6 +5,12 @@ Every line of ``result.jsonl`` is one event: ``{"event": <kind>, "v": SCHEMA_VER
 kind's own fields (``result`` and ``checkpoint`` for a result, ``error`` for an error,
 ``signal`` for a preemption, ``reason`` for a stop). Readers go through ``dispatch``, so the
 meaning of each kind is decided in one place per reader (the driver, ``ResultGrid``).
+
+``exploited`` is the one event the driver writes itself (PBT): the trial continues from a
+donor's checkpoint with a new config. Its fields: ``donor``, ``donor_iteration`` (the
+checkpoint's), ``step`` (the trial's iteration at the decision), ``old_config``,
+``new_config`` (text views), ``checkpoint`` (the copy's name in this trial), ``donor_result``
+(the donor's result at that checkpoint), ``exploit_id`` and ``decided_at``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ ERROR = "error"
 JOB_ID = "slurm_job_id"
 RESTART_COUNT = "restart_count"
 USER_FILES = "user_files"
+DONOR = "donor"
+DONOR_ITERATION = "donor_iteration"
+STEP = "step"
+EXPLOIT_ID = "exploit_id"
 
 
 class EventKind(str, enum.Enum):
@@ -39,6 +49,7 @@ class EventKind(str, enum.Enum):
     COMPLETE = "complete"      # the trainable returned
     STOPPED = "stopped"        # ended on a stop decision
     ERROR = "error"            # the trainable raised; ``error`` holds the traceback
+    EXPLOITED = "exploited"    # (driver) continues from a donor's checkpoint with a new config
 
 
 class SchemaError(HpctuneError):
@@ -80,6 +91,7 @@ class EventHandler:
     def on_complete(self, event: dict[str, Any]) -> None: ...
     def on_stopped(self, event: dict[str, Any]) -> None: ...
     def on_error(self, event: dict[str, Any]) -> None: ...
+    def on_exploited(self, event: dict[str, Any]) -> None: ...
 
 
 _METHODS = {kind: f"on_{kind.value}" for kind in EventKind}

@@ -9,6 +9,7 @@
        trials/<id>/{trial.json,params.json,params.pkl,result.jsonl,control.json}
        trials/<id>/{result.json,progress.csv,events.out.tfevents.*}  the driver's loggers, live
        jobs/             sbatch scripts, array manifests, job stdout/stderr
+       pbt_global.txt, pbt_policy_<trial id>.txt   PBT's exploits, in Ray's format
 ```
 """
 
@@ -35,6 +36,8 @@ DRIVER_STATE_FILE = "driver-state.pkl"
 DRIVER_LOG = "driver.log"
 DRIVER_SCRIPT = "driver.sbatch"
 LOCK_FILE = ".driver.lock"
+PBT_GLOBAL_FILE = "pbt_global.txt"
+PBT_POLICY_PREFIX = "pbt_policy_"
 #: any of these makes a directory an experiment (a driver may not have started yet)
 MARKER_FILES = (SUMMARY_FILE, EXPERIMENT_FILE, SUBMIT_FILE, STATE_FILE)
 
@@ -104,6 +107,15 @@ class ExperimentDir:
     @property
     def lock_path(self) -> Path:
         return self.root / LOCK_FILE
+
+    @property
+    def pbt_global_path(self) -> Path:
+        """Every PBT exploit of the experiment, one JSON row each (Ray's ``pbt_global.txt``)."""
+        return self.root / PBT_GLOBAL_FILE
+
+    def pbt_policy_path(self, trial_id: str) -> Path:
+        """The exploits in a trial's lineage (Ray's ``pbt_policy_<trial>.txt``)."""
+        return self.root / f"{PBT_POLICY_PREFIX}{trial_id}.txt"
 
     def is_experiment(self) -> bool:
         return any((self.root / marker).exists() for marker in MARKER_FILES)

@@ -64,6 +64,15 @@ class TrialReplay(EventHandler):
         self.trial.num_failures += 1
         self.trial.status, self.trial.error = TrialStatus.ERROR, event.get(ev.ERROR, "unknown error")
 
+    def on_exploited(self, event: dict[str, Any]) -> None:
+        """PBT: the trial goes on from its donor's checkpoint (iteration ``donor_iteration``),
+        so its next results are new progress from there; it waits to be resubmitted."""
+        trial = self.trial
+        trial.status, trial.error = TrialStatus.PENDING, None
+        trial.max_iteration = int(event.get(ev.DONOR_ITERATION, 0) or 0)
+        if event.get(ev.CHECKPOINT):
+            trial.checkpoint = event[ev.CHECKPOINT]
+
 
 def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
     """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
@@ -121,11 +130,19 @@ def trial_results(log_path: Path) -> list[dict[str, Any]]:
 
     A run restarted from an older checkpoint reports some iterations again; the later
     report replaces the earlier ones from that iteration on, so each ``training_iteration``
-    appears once, as the trial's final lineage has it.
+    appears once, as the trial's final lineage has it. A PBT exploit continues from the
+    donor's checkpoint: the trial's results after that iteration (or after the decision,
+    whichever is earlier) leave the lineage.
     """
     results: list[dict[str, Any]] = []
     for event in read_events(log_path):
-        if ev.event_kind(event, log_path) is not ev.EventKind.RESULT:
+        kind = ev.event_kind(event, log_path)
+        if kind is ev.EventKind.EXPLOITED:
+            keep = min(int(event.get(ev.DONOR_ITERATION, 0) or 0), int(event.get(ev.STEP, 0) or 0))
+            while results and results[-1].get("training_iteration", 0) > keep:
+                results.pop()
+            continue
+        if kind is not ev.EventKind.RESULT:
             continue
         result = event[ev.RESULT]
         iteration = result.get("training_iteration")

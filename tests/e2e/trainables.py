@@ -208,3 +208,39 @@ def context_probe(config):
                     "trial_fs_path": ctx.get_storage().trial_fs_path},
             "resources": get_trial_resources(),
         })
+
+
+# -- Population Based Training (tests/e2e/test_pbt.py, bench/pbt.py) -----------------------------------
+#: score = v - LR_PENALTY * lr, v += lr * (1 - v) per step: a high lr first and a low one last wins
+LR_PENALTY = 0.5
+
+
+def best_constant_lr_score(steps: int) -> float:
+    """The best final score any constant learning rate reaches on ``lr_schedule_problem``."""
+    return max(1 - (1 - lr) ** steps - LR_PENALTY * lr for lr in (i / 10000 for i in range(1, 10001)))
+
+
+def lr_schedule_problem(config):
+    """A toy whose optimum needs a learning-rate schedule. The checkpoint holds the state
+    (``v``), the step and who wrote it, and each result says which checkpoint it resumed
+    from (``restored_from``, ``restored_v``), so a test can follow every exploit."""
+    import json
+    import tempfile
+
+    v, start, restored_from, restored_v = 0.0, 0, "", None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as path, open(os.path.join(path, "state.json")) as f:
+            state = json.load(f)
+        v, start, restored_from, restored_v = state["v"], state["step"], state["writer"], state["v"]
+    me = tune.get_context().get_trial_id()
+    for step in range(start + 1, config.get("steps", 20) + 1):
+        time.sleep(config.get("sleep", 0.1))
+        lr = config["lr"]
+        v = v + min(lr, 1.0) * (1 - v)
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "state.json"), "w") as f:
+                json.dump({"v": v, "step": step, "writer": me}, f)
+            tune.report({"score": v - LR_PENALTY * lr, "v": v, "lr": lr, "step": step,
+                         "restored_from": restored_from, "restored_v": restored_v},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
