@@ -96,16 +96,20 @@ class CallbackList:
             self.call("on_checkpoint", **info, checkpoint=Checkpoint(Path(trial.path) / trial.checkpoint))
 
     def get_state(self) -> list[Any]:
-        """Each callback's ``get_state()`` (None for those without state), in order; trailing
-        callbacks without state (the default loggers, last in the list) are left out."""
-        states = [getattr(c, "get_state", lambda: None)() for c in self.callbacks]
-        while states and states[-1] is None:
-            states.pop()
+        """Each callback's ``get_state()`` (None for those without state), in order. The loggers
+        hpctune adds by default (``added_by_default``) are asked too (they write what they hold
+        before a snapshot) but have no place in the list."""
+        states = []
+        for callback in self.callbacks:
+            state = getattr(callback, "get_state", lambda: None)()
+            if not getattr(callback, "added_by_default", False):
+                states.append(state)
         return states
 
     def set_state(self, states: list[Any]) -> None:
         """Hand each callback its saved state (the callbacks are the experiment's, in order)."""
-        for callback, state in zip(self.callbacks, states or [], strict=False):
+        mine = [c for c in self.callbacks if not getattr(c, "added_by_default", False)]
+        for callback, state in zip(mine, states or [], strict=False):
             if state is not None and hasattr(callback, "set_state"):
                 callback.set_state(state)
 

@@ -35,7 +35,10 @@ def auto_loggers(callbacks: list[Any]) -> list[LoggerCallback]:
     kinds: list[type[LoggerCallback]] = [JsonLoggerCallback, CSVLoggerCallback]
     if importlib.util.find_spec("tensorboardX") is not None:
         kinds.append(TBXLoggerCallback)
-    return [kind() for kind in kinds if not any(isinstance(c, kind) for c in callbacks)]
+    added = [kind() for kind in kinds if not any(isinstance(c, kind) for c in callbacks)]
+    for logger in added:
+        logger.added_by_default = True  # not the user's: no place in the saved callback states
+    return added
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpctune.loggers import tfevents
+import hpctune.loggers.tfevents as tfevents
 from hpctune.loggers.base import BatchedLoggerCallback
 from hpctune.metrics import flatten
 from hpctune.storage.experiment import TBX_EVENTS_PREFIX, config_view
