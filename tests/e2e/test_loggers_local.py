@@ -84,3 +84,30 @@ def _has_tensorboardx() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorboardX") is not None
+
+
+def reports_three(config):
+    for step in range(3):
+        tune.report({"loss": config["x"] / (step + 1)})
+
+
+def test_mlflow_logger_through_a_real_experiment(local, tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from hpctune.loggers.mlflow import MLflowLoggerCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    grid = tune.Tuner(
+        reports_three, param_space={"x": tune.grid_search([1.0, 2.0])},
+        run_config=tune.RunConfig(name="mlf", storage_path=str(tmp_path / "runs"), verbose=0,
+                                  callbacks=[MLflowLoggerCallback(uri)])).fit()
+    assert grid.num_terminated == 2
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mlf").experiment_id])
+    assert sorted(r.data.params["x"] for r in runs) == ["1.0", "2.0"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        x = float(run.data.params["x"])
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert [(m.step, m.value) for m in history] == [(1, x), (2, x / 2), (3, x / 3)]

@@ -254,3 +254,108 @@ def test_the_tbx_logger_does_not_import_tensorboardx_or_torch(tmp_path):
             "print(sorted(m for m in ('tensorboardX', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- MLflow and W&B: the real libraries, a local SQLite store and W&B's offline mode ------------------
+def run_trial_through(logger, trial, results, failed=False):
+    logger.setup()
+    logger.on_trial_start(iteration=1, trials=[trial], trial=trial)
+    for r in results:
+        feed(logger, trial, [r])
+    hook = logger.on_trial_error if failed else logger.on_trial_complete
+    hook(iteration=1, trials=[trial], trial=trial)
+
+
+def test_mlflow_logger_records_runs_params_and_metric_histories(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from hpctune.loggers.mlflow import MLflowLoggerCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = MLflowLoggerCallback(uri, experiment_name="sweep", tags={"team": "hpc"})
+    ok, bad = make_trial(tmp_path, "t_00000"), make_trial(tmp_path, "t_00001", {"lr": 0.2})
+    run_trial_through(logger, ok, [result(1, loss=0.5, val={"acc": 0.7}), result(2, loss=0.25, note="x")])
+    run_trial_through(logger, bad, [result(1, loss=1.0)], failed=True)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("sweep")
+    runs = {r.data.tags["hpctune_trial_id"]: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"t_00000", "t_00001"}
+    first = runs["t_00000"]
+    assert first.info.status == "FINISHED" and runs["t_00001"].info.status == "FAILED"
+    assert first.data.params == {"lr": "0.1", "opt/name": "adam"}
+    assert first.data.tags["team"] == "hpc" and first.info.run_name == "t_00000"
+    history = client.get_metric_history(first.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
+    assert [m.value for m in client.get_metric_history(first.info.run_id, "val/acc")] == [0.7]
+    assert "note" not in first.data.metrics and "config/lr" not in first.data.metrics
+
+    again = MLflowLoggerCallback(uri, experiment_name="sweep")  # a restored driver continues the run
+    feed(again, ok, [result(3, loss=0.125)])
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+    assert len(client.get_metric_history(first.info.run_id, "loss")) == 3
+
+
+def test_mlflow_logger_params_on_trial_end_and_default_experiment_name(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from hpctune.loggers.mlflow import MLflowLoggerCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trial = make_trial(tmp_path / "my-exp")
+    logger = MLflowLoggerCallback(uri, log_params_on_trial_end=True)
+    logger.setup()
+    logger.on_trial_start(iteration=1, trials=[trial], trial=trial)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("my-exp").experiment_id])
+    assert run.data.params == {}
+    logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
+    assert client.get_run(run.info.run_id).data.params["lr"] == "0.1"
+
+
+def wandb_records(run_file: Path) -> list:
+    """The records of an offline W&B run file (LevelDB log blocks of protobuf Records)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, block, chunks, pending = run_file.read_bytes(), 7, 32768, [], b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 1:
+            chunks.append(chunk)
+        elif kind in (2, 3):
+            pending = chunk if kind == 2 else pending + chunk
+        elif kind == 4:
+            chunks.append(pending + chunk)
+    return [pb.Record.FromString(c) for c in chunks]
+
+
+def test_wandb_logger_records_runs_config_and_history_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from hpctune.loggers.wandb import WandbLoggerCallback
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    with pytest.raises(tune.HpctuneError, match=r"needs a project.*WANDB_PROJECT"):
+        WandbLoggerCallback().setup()
+    logger = WandbLoggerCallback(project="sweep", excludes=["time_total_s"])
+    trial = make_trial(tmp_path)
+    run_trial_through(logger, trial, [result(1, loss=0.5, val={"acc": 0.7}), result(2, loss=0.25)])
+    (run_file,) = Path(trial.path).glob("wandb/offline-run-*/run-t_00000.wandb")
+    records = wandb_records(run_file)
+    (run,) = [r.run for r in records if r.HasField("run")]
+    assert (run.run_id, run.display_name, run.project, run.run_group) == (
+        "t_00000", "t_00000", "sweep", tmp_path.name)  # grouped by experiment
+    history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+               for r in records if r.HasField("history")]
+    assert [h["loss"] for h in history] == [0.5, 0.25] and history[0]["val/acc"] == 0.7
+    assert not any("time_total_s" in h or "pid" in h or "done" in h for h in history)
+    config = {i.key or "/".join(i.nested_key): json.loads(i.value_json)
+              for r in records if r.HasField("run") or r.HasField("config")
+              for i in (r.run.config.update if r.HasField("run") else r.config.update)}
+    assert config["lr"] == 0.1 and config["pid"] == 7
