@@ -157,6 +157,14 @@ class ResultGrid:
         best = df[metric].idxmin() if mode == "min" else df[metric].idxmax()
         return df.loc[best].to_dict()
 
+    def to_hdf5(self, path: str | Path) -> Path:
+        """Write every trial's results, config, status and Slurm jobs to one HDF5 file
+        (layout: ``hpctune.export_hdf5``; needs ``pip install 'hpctune[hdf5]'``)."""
+        from hpctune.export_hdf5 import write_hdf5
+        from hpctune.report.data import from_trials
+
+        return write_hdf5(from_trials(self._trials, self.experiment_path, self._metric, self._mode), path)
+
     def _metric_mode(self, metric: str | None, mode: str | None) -> tuple[str, str]:
         metric, mode = metric or self._metric, mode or self._mode
         if not metric or mode not in ("min", "max"):
