@@ -77,8 +77,10 @@ class Launcher:
     def _eager_batch(self) -> int:
         """How many trials of a non-adaptive search go into one array: all of a finite
         search (up to EAGER_BATCH), a few rounds of slots of an endless one."""
-        if self._eager_batch_size is None:
-            self._eager_batch_size = first_batch_size(self.ctl.searcher, self.ctl.settings.max_concurrent)
+        if self._eager_batch_size is None:  # a finite search is asked once more: for FINISHED
+            finite = getattr(self.ctl.searcher, "total_trials", None) is not None
+            slots = self.ctl.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW
+            self._eager_batch_size = EAGER_BATCH if finite else 4 * slots
         return self._eager_batch_size
 
     def _add_trial(self, trial_id: str, config: dict) -> None:
