@@ -179,8 +179,8 @@ class Controller:
         handlers: dict[str, TrialEvents] = {}
         for _, trial_id, event in heapq.merge(*streams, key=lambda item: item[0]):
             trial, tail = self.trials[trial_id], self.tails[trial_id]
-            if trial.is_finished:
-                continue  # ended by an earlier event of this step: the rest is not acted on
+            if trial.is_finished or trial_id not in self.live:
+                continue  # ended (or set aside as never started) earlier in this step
             trial.last_event_at = self.clock()
             trial.user_files = trial.user_files or bool(event.get(USER_FILES))
             handler = handlers.setdefault(trial_id, TrialEvents(self, trial))
@@ -301,8 +301,9 @@ class Controller:
         self.stop_everything = True
         self.searcher_finished = True
         live = self.live_trials
+        queued = {job for job, state in self.backend.poll().items() if state.state == "PENDING"}
         unstarted = {t.trial_id for t in live if t.started_at is None and not t.num_results
-                     and t.status is TrialStatus.PENDING and t.job_state in ("", "PENDING")}
+                     and t.status is TrialStatus.PENDING and (t.job_id is None or t.job_id in queued)}
         for trial in live:
             if trial.stop_requested_at is None and trial.trial_id not in unstarted:
                 self.request_stop(trial, reason, by_scheduler=False)
