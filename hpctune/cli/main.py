@@ -23,11 +23,22 @@ import sys
 from collections.abc import Sequence
 
 from hpctune import __version__
-from hpctune.cli import cancel, doctor, export, inspect, logs, profiles, submit, trials
+from hpctune.cli import (
+    cancel,
+    doctor,
+    export,
+    inspect,
+    logs,
+    plot,
+    profiles,
+    report,
+    submit,
+    trials,
+)
 from hpctune.errors import HpctuneError
 
 #: the command modules, in the order of `hpctune --help`
-COMMAND_MODULES = (submit, inspect, trials, logs, cancel, profiles, doctor, export)
+COMMAND_MODULES = (submit, inspect, trials, logs, cancel, profiles, doctor, export, report, plot)
 #: commands that run the user's code: its own errors keep their traceback
 RUNS_USER_CODE = ("submit", "resume")
 
