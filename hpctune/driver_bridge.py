@@ -24,6 +24,7 @@ from hpctune.schedulers.trial_scheduler import (
     ray_style_hooks,
 )
 from hpctune.search.searcher import Searcher, SearcherWrapper
+from hpctune.storage.pbt_files import read_policy_rows
 from hpctune.trial import Trial, TrialInfo
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class SchedulerBridge(TrialScheduler):
         self.ray_hooks = ray_style_hooks(scheduler)
         self.namer, self.trainable_name = namer, trainable_name
         self._ctl: Controller | None = None
+        if getattr(scheduler, "needs_policy_rows", False):  # PBT replay: the driver reads files
+            scheduler.set_policy(read_policy_rows(scheduler.policy_file))
 
     def bind(self, controller: Controller) -> None:
         """The run whose trials the scheduler's hooks get (before the first call)."""

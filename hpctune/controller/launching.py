@@ -129,8 +129,9 @@ class Launcher:
         throttle = ctl.settings.max_concurrent if not ctl.searcher.adaptive else None
         waiting = [t for t in ctl.live.values() if t.job_id is None and t.status is TrialStatus.PENDING]
         fresh = [t for t in waiting if not t.awaiting_restart]
-        again = [t for t in waiting if t.awaiting_restart]
-        paused = [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED]
+        pausing = [t for t in waiting if t.awaiting_restart and self._pause_requested(t)]
+        again = [t for t in waiting if t.awaiting_restart and t not in pausing]
+        paused = [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED] + pausing
         again += [t for t in paused if ctl.exploits.resume(t)]  # at the back; the scheduler may hold some
         budget = self._relaunch_budget(throttle)
         groups: dict[str, list[Trial]] = defaultdict(list)
@@ -140,6 +141,11 @@ class Launcher:
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
         return groups
+
+    def _pause_requested(self, trial: Trial) -> bool:
+        """A trial whose job ended before it could pause (a restored driver's local jobs, a
+        failure while pausing) is resumed as a paused one: its scheduler may still hold it."""
+        return self.ctl.exp.read_control(trial.trial_id).get("action") == "pause"
 
     def _relaunch_budget(self, throttle: int | None) -> int | None:
         """How many retried or paused trials may go out now (None: all of them).

@@ -1,8 +1,10 @@
 """Trial schedulers: pure decision logic (CONTINUE / PAUSE / STOP / Exploit) from results."""
 
 from hpctune.schedulers.async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
+from hpctune.schedulers.hyperband import HyperBandScheduler
 from hpctune.schedulers.median_stopping import MedianStoppingRule
 from hpctune.schedulers.pbt import PopulationBasedTraining
+from hpctune.schedulers.pbt_replay import PopulationBasedTrainingReplay
 from hpctune.schedulers.registry import create_scheduler
 from hpctune.schedulers.trial_scheduler import Decision, Exploit, FIFOScheduler, TrialScheduler
 
@@ -12,8 +14,10 @@ __all__ = [
     "Decision",
     "Exploit",
     "FIFOScheduler",
+    "HyperBandScheduler",
     "MedianStoppingRule",
     "PopulationBasedTraining",
+    "PopulationBasedTrainingReplay",
     "TrialScheduler",
     "create_scheduler",
 ]

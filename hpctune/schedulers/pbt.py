@@ -117,7 +117,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._rng = rng if rng is not None else np.random.default_rng(seed)
         self._trials: dict[str, TrialState] = {}
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
-        self._waiting: set[str] = set()  # synch: paused at the barrier
+        self._waiting: set[str] = set()  # paused (synch: at the barrier) until resumed
         self._pending: dict[str, SchedulerDecision] = {}  # synch: decided, handed out on resume
         self._num_checkpoints = 0
         self._num_perturbations = 0
@@ -161,6 +161,7 @@ class PopulationBasedTraining(TrialScheduler):
         if decision is Decision.CONTINUE and any(
                 not s.running for tid, s in self._live() if tid != trial.trial_id):
             decision = Decision.PAUSE  # others wait for a slot: take turns (Ray's time sharing)
+            self._waiting.add(trial.trial_id)  # until the driver resumes it (resume_decision)
         state.running = decision is Decision.CONTINUE
         return decision
 
@@ -250,8 +251,9 @@ class PopulationBasedTraining(TrialScheduler):
     def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
         if trial.trial_id in self._pending:
             return self._pending.pop(trial.trial_id)
-        if trial.trial_id in self._waiting:
+        if self._synch and trial.trial_id in self._waiting:
             return None  # the others have not reached the barrier yet
+        self._waiting.discard(trial.trial_id)  # paused to share the slots: its turn again
         return Decision.CONTINUE
 
     def _leave(self, trial: TrialInfo) -> None:

@@ -17,9 +17,12 @@ SCHEDULERS: dict[str, str] = {
     "asha": "hpctune.schedulers.async_hyperband:AsyncHyperBandScheduler",
     "median_stopping_rule": "hpctune.schedulers.median_stopping:MedianStoppingRule",
     "medianstopping": "hpctune.schedulers.median_stopping:MedianStoppingRule",
+    "hyperband": "hpctune.schedulers.hyperband:HyperBandScheduler",
+    "pbt": "hpctune.schedulers.pbt:PopulationBasedTraining",
+    "pbt_replay": "hpctune.schedulers.pbt_replay:PopulationBasedTrainingReplay",
 }
 #: Ray Tune's other scheduler names: not in this version (a clear error, not "unknown")
-NOT_YET = ("hyperband", "hb_bohb", "pbt", "pbt_replay", "pb2", "resource_changing")
+NOT_YET = ("hb_bohb", "pb2", "resource_changing")
 
 
 def _load(name: str) -> type[TrialScheduler]:

@@ -8,6 +8,7 @@ barrier, and a state round trip that continues the same population.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -70,8 +71,11 @@ def test_the_bottom_quarter_of_eight_exploits_the_top_quarter():
     assert s.debug_string() == "PopulationBasedTraining: 6 checkpoints, 1 perturbs"
     # while t7 waits to be resubmitted, a judged trial pauses to let it run (Ray's time sharing)
     assert s.on_trial_result(trials[3], result(4, 4.0)) is PAUSE
+    assert s.on_trial_result(trials[3], result(5, 4.0)) is CONTINUE  # reported before pausing:
+    assert not s._trials["t3"].running  # ... not taken for running
     assert s.on_trial_result(trials[7], result(3, 9.0)) is CONTINUE  # t7 runs again
-    assert s.on_trial_result(trials[3], result(5, 4.0)) is CONTINUE  # so does t3 (not judged)
+    assert s.resume_decision(trials[3]) is CONTINUE  # the driver resubmits t3: its turn
+    assert s.on_trial_result(trials[3], result(5, 4.0)) is CONTINUE  # t3 runs (not judged)
     assert s.on_trial_result(trials[4], result(4, 5.0)) is CONTINUE  # a middle trial goes on
     decision = s.on_trial_result(trials[0], result(4, 0.0))  # the bottom one exploits again
     assert isinstance(decision, Exploit) and decision.donor_trial_id in ("t5", "t6")
@@ -177,6 +181,7 @@ def test_others_waiting_for_a_slot_make_a_judged_trial_pause_to_share_it():
     assert s.on_trial_result(trials[0], result(2, 1.0)) is PAUSE  # t1, t2 never ran
     for trial in trials[1:]:
         s.on_trial_result(trial, result(1, 1.0))
+    assert s.resume_decision(trials[0]) is CONTINUE
     s.on_trial_result(trials[0], result(3, 1.0))  # resumed: running again
     assert s.on_trial_result(trials[1], result(2, 5.0)) is CONTINUE  # everyone is running
 
@@ -375,3 +380,72 @@ def test_the_bridge_passes_exploits_and_resume_decisions_through():
     assert bridge._decision("NOOP") is CONTINUE
     with pytest.raises(ConfigError, match="Exploit"):
         bridge._decision("EXPLOIT")
+
+
+# -- replay -------------------------------------------------------------------------------------------------
+ROWS = [  # t2's policy file: inherited from t0 (first row), then t2's own exploits
+    ["0_lr=0.1", "1_lr=0.3", 4, 4, {"lr": 0.3}, {"lr": 0.36}],
+    ["2_lr=0.2", "3_lr=0.5", 2, 2, {"lr": 0.5}, {"lr": 0.4}],  # overwritten by the next row
+    ["2_lr=0.2", "0_lr=0.1", 6, 5, {"lr": 0.36}, {"lr": 0.288}],
+    ["2_lr=0.2", "2_lr=0.2", 9, 8, {"lr": 0.288}, {"lr": 0.01}],
+]
+
+
+def test_replay_follows_the_chain_of_the_last_exploit():
+    from hpctune.schedulers.pbt_replay import policy_schedule
+
+    # the last two rows chain (t2 <- t2 <- t0); the row before names t2 as recipient of t3: the
+    # chain ends there, as in Ray
+    assert policy_schedule(ROWS) == ({"lr": 0.36}, [(5, {"lr": 0.288}), (8, {"lr": 0.01})])
+    assert policy_schedule([]) == (None, [])
+
+
+def test_replay_switches_configs_at_the_recorded_steps():
+    from hpctune.schedulers import PopulationBasedTrainingReplay
+
+    replay = PopulationBasedTrainingReplay("unused.txt", policy_rows=ROWS)
+    trial = TrialInfo("r0", {"lr": 0.9}, "0")
+    replay.on_trial_add(trial)
+    assert replay.initial_config(trial) == {"lr": 0.36}
+    decisions = [replay.on_trial_result(trial, {"training_iteration": i}) for i in range(1, 11)]
+    exploits = [(i + 1, d) for i, d in enumerate(decisions) if isinstance(d, Exploit)]
+    assert exploits == [(5, Exploit("r0", {"lr": 0.288}, log_config=False)),
+                        (8, Exploit("r0", {"lr": 0.01}, log_config=False))]
+    assert replay.debug_string() == "PopulationBasedTraining replay: Step 8, perturb 2"
+    again = PopulationBasedTrainingReplay("unused.txt", policy_rows=ROWS)
+    again.set_state(replay.get_state())
+    assert again.on_trial_result(trial, {"training_iteration": 11}) is CONTINUE
+    with pytest.raises(ConfigError, match="num_samples=1"):
+        replay.on_trial_add(TrialInfo("r1", {"lr": 0.9}))
+
+
+def test_replay_reads_its_file_through_the_driver(tmp_path):
+    from hpctune.schedulers import PopulationBasedTrainingReplay
+
+    path = tmp_path / "pbt_policy_t2.txt"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    replay = PopulationBasedTrainingReplay(str(path))
+    with pytest.raises(ConfigError, match="has not read its policy"):
+        replay.on_trial_add(TrialInfo("r0", {}))
+    bridge_scheduler(replay)
+    assert replay.config == {"lr": 0.36}
+    with pytest.raises(ConfigError, match="Policy file not found"):
+        bridge_scheduler(PopulationBasedTrainingReplay(str(tmp_path / "missing.txt")))
+    path.write_text("not json\n")
+    with pytest.raises(ConfigError, match="line 1 is not a JSON list"):
+        bridge_scheduler(PopulationBasedTrainingReplay(str(path)))
+    empty = PopulationBasedTrainingReplay(str(path), policy_rows=[])
+    with pytest.raises(ConfigError, match="holds no exploit and the trial has no config"):
+        empty.on_trial_add(TrialInfo("r0", {}))
+    empty.on_trial_add(TrialInfo("r1", {"lr": 1}))
+    assert empty.initial_config(TrialInfo("r1", {"lr": 1})) is None
+
+
+def test_create_scheduler_knows_the_new_names():
+    from hpctune.schedulers import PopulationBasedTrainingReplay, create_scheduler
+
+    assert isinstance(create_scheduler("pbt", hyperparam_mutations={"lr": [1, 2]}), PopulationBasedTraining)
+    assert isinstance(create_scheduler("PBT_replay", policy_file="x", policy_rows=[]),
+                      PopulationBasedTrainingReplay)
+    with pytest.raises(ConfigError, match="not available in this version"):
+        create_scheduler("hb_bohb")
