@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "Result": "hpctune.results",
     "Callback": "hpctune.callbacks",
     "CLIReporter": "hpctune.progress",
+    "JupyterNotebookReporter": "hpctune.progress",
     "ProgressReporter": "hpctune.progress",
     "Stopper": "hpctune.stoppers",
     "HpctuneError": "hpctune.errors",

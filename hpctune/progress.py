@@ -1,4 +1,5 @@
-"""Console output of the driver: Ray Tune's reporters (``ProgressReporter``, ``CLIReporter``).
+"""Console output of the driver: Ray Tune's reporters (``ProgressReporter``, ``CLIReporter``,
+``JupyterNotebookReporter``).
 
 The controller calls ``reporter.maybe_report(view)`` once per loop step. The
 reporter asks ``should_report(trials, done)`` (cheap: a clock check) and only then builds
@@ -194,6 +195,64 @@ class CLIReporter(ProgressReporter):
             self._live = None
 
 
+class JupyterNotebookReporter(CLIReporter):
+    """Ray's notebook reporter: the same status table as HTML in the cell's output, updated in
+    place (``overwrite=True`` also clears what the cell printed before the first table).
+
+    Ray's arguments after ``overwrite``; the table is ``CLIReporter``'s (Slurm columns included).
+    A notebook run without ``progress_reporter`` gets one by default, as in Ray.
+    """
+
+    def __init__(self, overwrite: bool = True, metric_columns: list[str] | dict[str, str] | None = None,
+                 parameter_columns: list[str] | dict[str, str] | None = None,
+                 total_samples: int | None = None, max_progress_rows: int = 20,
+                 max_error_rows: int = 20, max_column_length: int = 20,
+                 max_report_frequency: float = 5, infer_limit: int = 3,
+                 print_intermediate_tables: bool | None = None, metric: str | None = None,
+                 mode: str | None = None, sort_by_metric: bool = False):
+        super().__init__(metric_columns, parameter_columns, total_samples, max_progress_rows,
+                         max_error_rows, max_column_length, max_report_frequency, infer_limit,
+                         print_intermediate_tables, metric, mode, sort_by_metric, live=False)
+        self._overwrite = overwrite
+        self._display_handle: Any = None
+
+    def report(self, trials: Sequence[Any], done: bool, *sys_info: str) -> None:
+        view = self._view if self._view is not None else StatusView(list(trials), metric=self._metric,
+                                                                    mode=self._mode)
+        view.trials = list(trials)
+        self.display(self.html(view, sys_info))
+
+    def html(self, view: StatusView, sys_info: Sequence[str] = ()) -> str:
+        """The status header and table as HTML (rich's export, styles inline)."""
+        import io
+
+        from rich.console import Console
+
+        console = Console(record=True, width=200, file=io.StringIO())
+        console.print(self.renderable(view, sys_info))
+        return console.export_html(inline_styles=True, code_format=(
+            "<pre style=\"font-family:Menlo,'DejaVu Sans Mono',monospace;font-size:12px\">"
+            "<code>{code}</code></pre>"))
+
+    def display(self, string: str) -> None:
+        """Show ``string`` (HTML) in the notebook: a new output first, then updates of it."""
+        from IPython.display import HTML, clear_output, display
+
+        if self._display_handle is None:
+            if self._overwrite:
+                clear_output(wait=True)
+            self._display_handle = display(HTML(string), display_id=True)
+        else:
+            self._display_handle.update(HTML(string))
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython's ZMQ shell), where Ray reports to the notebook."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _as_columns(columns: list[str] | dict[str, str] | None, name: str) -> dict[str, str] | None:
     if columns is None:
         return None
@@ -223,7 +282,7 @@ def make_reporter(run_config: RunConfig, tune_config: TuneConfig) -> Any:
     if reporter is None:
         if run_config.verbose == 0:
             return None
-        reporter = CLIReporter()
+        reporter = JupyterNotebookReporter() if in_notebook() else CLIReporter()
     if not hasattr(reporter, "maybe_report"):
         if not (hasattr(reporter, "should_report") and hasattr(reporter, "report")):
             raise ConfigError(

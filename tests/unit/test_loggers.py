@@ -359,3 +359,60 @@ def test_wandb_logger_records_runs_config_and_history_offline(tmp_path, monkeypa
               for r in records if r.HasField("run") or r.HasField("config")
               for i in (r.run.config.update if r.HasField("run") else r.config.update)}
     assert config["lr"] == 0.1 and config["pid"] == 7
+
+
+# -- JupyterNotebookReporter: the live table in a notebook (IPython's display mocked) ----------------
+def fake_ipython(monkeypatch, shell_name: str = "ZMQInteractiveShell") -> list:
+    import sys
+    import types
+
+    calls: list = []
+
+    class HTML:
+        def __init__(self, data):
+            self.data = data
+
+    class Handle:
+        def update(self, obj):
+            calls.append(("update", obj.data))
+
+    def display(obj, display_id=False):
+        calls.append(("display", obj.data, display_id))
+        return Handle()
+
+    shell = type(shell_name, (), {})()
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: shell
+    module = types.ModuleType("IPython.display")
+    module.HTML, module.display = HTML, display
+    module.clear_output = lambda wait=False: calls.append(("clear", wait))
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", module)
+    return calls
+
+
+def test_jupyter_reporter_shows_the_table_as_html_and_updates_it_in_place(monkeypatch, tmp_path):
+    from hpctune.run_view import StatusView
+
+    calls = fake_ipython(monkeypatch)
+    trial = make_trial(tmp_path)
+    trial.status, trial.last_result = Trial.RUNNING, {"loss": 0.5, "training_iteration": 1}
+    reporter = tune.JupyterNotebookReporter(max_report_frequency=0, metric="loss", mode="min")
+    reporter.maybe_report(StatusView([trial], metric="loss", mode="min"))
+    trial.last_result = {"loss": 0.25, "training_iteration": 2}
+    reporter.maybe_report(StatusView([trial], metric="loss", mode="min", done=True))
+    assert [c[0] for c in calls] == ["clear", "display", "update"]
+    assert calls[0] == ("clear", True) and calls[1][2] is True  # one output, updated in place
+    first, last = calls[1][1], calls[2][1]
+    assert first.startswith("<pre") and "t_00000" in first and "<script" not in first
+    assert "0.5" in first and "0.25" in last and "Number of trials: 1" in last
+
+
+def test_a_notebook_run_gets_the_jupyter_reporter_by_default(monkeypatch):
+    from hpctune.progress import CLIReporter, JupyterNotebookReporter, make_reporter
+
+    fake_ipython(monkeypatch)
+    reporter = make_reporter(tune.RunConfig(), tune.TuneConfig(metric="loss", mode="min"))
+    assert isinstance(reporter, JupyterNotebookReporter)
+    fake_ipython(monkeypatch, "TerminalInteractiveShell")
+    assert type(make_reporter(tune.RunConfig(), tune.TuneConfig())) is CLIReporter
