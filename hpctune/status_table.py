@@ -48,6 +48,10 @@ def header_lines(view: StatusView) -> list[str]:
             lines.append(f"{unrun} trials never started: the experiment ended before they ran "
                          "(they stay PENDING; Tuner.restore runs them)")
     lines.append(slurm_line(view.trials))
+    paused = sum(1 for t in view.trials if t.status.value == "PAUSED")
+    if paused:
+        lines.append(f"{paused} trials paused: checkpointed, their Slurm jobs ended; each is "
+                     "resubmitted when its scheduler lets it go on")
     lines.append(resources_line(view.trials))
     if view.slurm_commands:
         calls = ", ".join(f"{n} {c}" for c, n in sorted(view.slurm_commands.items()))
@@ -157,7 +161,8 @@ def _reported_metrics(trials: Sequence[Trial]) -> list[str]:
 
 def table_headers(columns: Columns) -> list[str]:
     return ["Trial name", "status", "Slurm job", "Slurm state", "node",
-            *columns.params.values(), *columns.metrics.values(), "iter", "total time (s)"]
+            *columns.params.values(), *columns.metrics.values(), "iter", "total time (s)",
+            "perturbed"]
 
 
 def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
@@ -167,13 +172,21 @@ def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
     state = "" if trial.is_finished else trial.job_state
     if state == "PENDING" and trial.job_reason:
         state = f"PENDING ({trial.job_reason})"
+    elif trial.status.value == "PAUSED" and not trial.job_id:
+        state = "released (paused)"
     cells = [trial.name, trial.status.value, trial.job_id or "", state,
              "" if trial.is_finished else trial.node]
     cells += [format_value(config.get(k, ""), max_len) for k in columns.params]
     cells += [format_value(result.get(k, ""), max_len) for k in columns.metrics]
     cells += [format_value(result.get("training_iteration", "")),
-              format_value(result.get("time_total_s", ""))]
+              format_value(result.get("time_total_s", "")), lineage_hint(trial, max_len)]
     return cells
+
+
+def lineage_hint(trial: Trial, max_len: int = 20) -> str:
+    """What PBT last changed in the trial (its tag's ``@perturbed[...]``), "" if never exploited."""
+    _, found, perturbed = trial.experiment_tag.partition("@perturbed[")
+    return format_value(perturbed.rstrip("]"), max_len) if found else ""
 
 
 def order_trials(trials: Sequence[Trial], metric: str | None = None, mode: str | None = None,

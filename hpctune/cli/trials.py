@@ -1,8 +1,9 @@
 """``hpctune trials EXP``: a table of trials, like Ray's ``tune list-trials``.
 
 Columns: trial fields (``trial_id``, ``status``, ``job_id``, ``job_state``, ``node``, ...),
-``config/<key>`` for config values and every reported metric (``loss``,
-``training_iteration``, ...). ``--filter "<column> <op> <value>"`` (``== != < <= > >=``,
+``lineage`` (PBT: the donors whose checkpoints the trial continued from, oldest first, as
+``<donor>@<iteration>``), ``config/<key>`` for config values and every reported metric
+(``loss``, ``training_iteration``, ...). ``--filter "<column> <op> <value>"`` (``== != < <= > >=``,
 repeatable, all must hold), ``--sort col[,col]`` (``--desc``), ``--columns a,b,c``,
 ``--output trials.csv|trials.json``. Empty columns are dropped unless asked for.
 """
@@ -23,6 +24,9 @@ from hpctune.cli.common import experiment_info, load_trials, positive_int, resol
 from hpctune.errors import ConfigError
 from hpctune.metrics import AUTO_METRICS, flatten
 from hpctune.status_table import format_value
+from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import read_events
 from hpctune.trial import Trial
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
@@ -50,9 +54,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_trials)
 
 
-def trial_record(trial: Trial) -> dict[str, Any]:
-    """Every column of one trial."""
+def lineage(exp: ExperimentDir, trial_id: str) -> str:
+    """The trial's exploits from its result log: ``donor@iteration`` each, oldest first."""
+    donors = [f"{e.get(DONOR)}@{e.get(DONOR_ITERATION)}" for e in read_events(exp.result_log_path(trial_id))
+              if e.get(KIND) == EventKind.EXPLOITED.value]
+    return ",".join(donors)
+
+
+def trial_record(trial: Trial, exp: ExperimentDir | None = None) -> dict[str, Any]:
+    """Every column of one trial (``lineage`` when ``exp`` had PBT exploits)."""
     record: dict[str, Any] = {f: getattr(trial, f) for f in TRIAL_FIELDS}
+    if exp is not None and exp.pbt_global_path.exists():
+        record["lineage"] = lineage(exp, trial.trial_id)
     record["status"] = trial.status.value
     if trial.error:
         record["error"] = next((ln for ln in reversed(trial.error.splitlines()) if ln.strip()), "")
@@ -68,8 +81,8 @@ def default_columns(records: list[dict[str, Any]], metric: str | None) -> list[s
         keys.update(dict.fromkeys(record))
     config = [k for k in keys if k.startswith("config/")]
     metrics = [k for k in keys if k not in TRIAL_FIELDS and not k.startswith("config/")
-               and k not in AUTO_METRICS and k != metric][:3]
-    wanted = ["trial_id", "status", "job_id", *config, *([metric] if metric else []), *metrics,
+               and k not in AUTO_METRICS and k not in (metric, "lineage")][:3]
+    wanted = ["trial_id", "status", "job_id", "lineage", *config, *([metric] if metric else []), *metrics,
               "training_iteration", "time_total_s", "error"]
     return [c for c in wanted if c in keys and any(r.get(c) not in (None, "") for r in records)]
 
@@ -179,7 +192,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> N
 
 def cmd_trials(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
-    records = [trial_record(t) for t in load_trials(exp)]
+    records = [trial_record(t, exp) for t in load_trials(exp)]
     if not records:
         print(f"No trials in {exp.root.name} yet.")
         return 0

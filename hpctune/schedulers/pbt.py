@@ -25,7 +25,7 @@ import numpy as np
 
 from hpctune.errors import ConfigError
 from hpctune.objective import check_state_version
-from hpctune.schedulers.pbt_explore import check_mutations, explore, fill_config
+from hpctune.schedulers.pbt_explore import check_mutations, explore, fill_config, perturbed_tag
 from hpctune.schedulers.trial_scheduler import Decision, Exploit, SchedulerDecision, TrialScheduler
 from hpctune.stoppers import check_number, lookup
 from hpctune.trial import TrialInfo
@@ -225,7 +225,8 @@ class PopulationBasedTraining(TrialScheduler):
         recipient.last_perturbation_time = max(source.last_perturbation_time, source.last_seen_time)
         recipient.last_train_time = source.last_train_time
         recipient.config = new_config
-        return Exploit(donor, new_config, self.log_config)
+        tag = perturbed_tag(recipient.orig_tag, new_config, self._hyperparam_mutations)
+        return Exploit(donor, new_config, self.log_config, tag)
 
     # -- synchronous mode -------------------------------------------------------------------------
     def _perturb_all(self, time: float, current: str | None = None) -> SchedulerDecision:

@@ -20,6 +20,7 @@ from typing import Any
 
 from hpctune.errors import ConfigError
 from hpctune.objective import check_state_version
+from hpctune.schedulers.pbt_explore import perturbed_tag
 from hpctune.schedulers.trial_scheduler import Decision, Exploit, SchedulerDecision, TrialScheduler
 from hpctune.trial import TrialInfo
 
@@ -94,7 +95,8 @@ class PopulationBasedTrainingReplay(TrialScheduler):
             return Decision.CONTINUE
         self._next += 1
         self._num_perturbations += 1
-        return Exploit(trial.trial_id, new_config, log_config=False)
+        tag = perturbed_tag(f"replay_{self.policy_file.rsplit('/', 1)[-1]}", new_config, new_config)
+        return Exploit(trial.trial_id, new_config, log_config=False, experiment_tag=tag)
 
     def get_state(self) -> dict:
         return {"version": STATE_VERSION, "next": self._next, "trial_id": self._trial_id,

@@ -25,11 +25,13 @@ class Exploit:
     """PBT's exploit: continue this trial from ``donor_trial_id``'s latest checkpoint with
     ``new_config``. The controller stops the trial, copies the donor's checkpoint into its
     directory, rewrites its config and resubmits it; the trial keeps its id.
-    ``log_config``: write Ray's ``pbt_global.txt`` / ``pbt_policy_<trial>.txt`` rows."""
+    ``log_config``: write Ray's ``pbt_global.txt`` / ``pbt_policy_<trial>.txt`` rows;
+    ``experiment_tag``: the trial's new tag (Ray's ``<tag>@perturbed[lr=0.012]``), if any."""
 
     donor_trial_id: str
     new_config: Mapping[str, Any] = field(default_factory=dict)
     log_config: bool = True
+    experiment_tag: str | None = None
 
 
 #: what a scheduler may return for a trial

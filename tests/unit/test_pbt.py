@@ -67,6 +67,7 @@ def test_the_bottom_quarter_of_eight_exploits_the_top_quarter():
     assert isinstance(decision, Exploit)
     assert decision.donor_trial_id in ("t5", "t6")  # the top ceil(8 * 0.25) = 2
     assert decision.new_config["lr"] in (0.01, 0.1, 1.0)  # a neighbour of 0.1, or resampled
+    assert decision.experiment_tag == f"7_lr@perturbed[lr={decision.new_config['lr']:.4g}]"
     # t1 ... t6 were each on top when judged (a donor), t7 was exploited
     assert s.debug_string() == "PopulationBasedTraining: 6 checkpoints, 1 perturbs"
     # while t7 waits to be resubmitted, a judged trial pauses to let it run (Ray's time sharing)
@@ -409,8 +410,9 @@ def test_replay_switches_configs_at_the_recorded_steps():
     assert replay.initial_config(trial) == {"lr": 0.36}
     decisions = [replay.on_trial_result(trial, {"training_iteration": i}) for i in range(1, 11)]
     exploits = [(i + 1, d) for i, d in enumerate(decisions) if isinstance(d, Exploit)]
-    assert exploits == [(5, Exploit("r0", {"lr": 0.288}, log_config=False)),
-                        (8, Exploit("r0", {"lr": 0.01}, log_config=False))]
+    assert exploits == [
+        (5, Exploit("r0", {"lr": 0.288}, False, "replay_unused.txt@perturbed[lr=0.288]")),
+        (8, Exploit("r0", {"lr": 0.01}, False, "replay_unused.txt@perturbed[lr=0.01]"))]
     assert replay.debug_string() == "PopulationBasedTraining replay: Step 8, perturb 2"
     again = PopulationBasedTrainingReplay("unused.txt", policy_rows=ROWS)
     again.set_state(replay.get_state())
