@@ -36,7 +36,7 @@ class TrialInfo:
 _ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
 
 
-@dataclass
+@dataclass(eq=False)  # a trial is one thing: equal to itself only, hashable (Ray's is a dict key)
 class Trial:
     """The driver's record of a trial: status, Slurm job, latest result, log offset.
 

@@ -31,9 +31,9 @@ from hpctune.metrics import flat_value
 from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.search.searcher import Searcher
-from hpctune.storage.events import USER_FILES, dispatch
+from hpctune.storage.events import USER_FILES, EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import LogTail
+from hpctune.storage.result_log import LogTail, ResultLog
 from hpctune.trial import Trial, TrialStatus
 
 SNAPSHOT_INTERVAL_S = 5.0
@@ -276,8 +276,20 @@ class Controller:
         over, not cancelled to be resumed)."""
         trial.stop_requested_at, trial.stop_reason = self.clock(), reason
         trial.stopped_by_scheduler = by_scheduler
+        self.record_event(trial, new_event(EventKind.STOP_DECIDED, trial_id=trial.trial_id,
+                                           at_iteration=trial.max_iteration, reason=reason,
+                                           time=time.time()))
         self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason,
                                                 "final": True, "time": time.time()})
+
+    def record_event(self, trial: Trial, event: dict) -> None:
+        """Append a driver's event to the trial's result log (under the log's lock), so that
+        what the driver decided is in the log a replay reads."""
+        log = ResultLog(self.exp.result_log_path(trial.trial_id))
+        try:
+            log.append(event)
+        finally:
+            log.close()
 
     def request_pause(self, trial: Trial) -> None:
         """Ask the worker to checkpoint and exit; the trial is resubmitted later."""

@@ -90,6 +90,13 @@ class TrialEvents(TrialReplay):
         elif decision is Decision.PAUSE and not trial.awaiting_restart:
             ctl.request_pause(trial)
 
+    def on_stop_decided(self, event: dict[str, Any]) -> None:
+        """This driver's own stop record, read back (at a restore it may be all that is left of
+        a decision made just before the driver died)."""
+        if self.trial.stop_requested_at is None:
+            self.trial.stop_requested_at = self.ctl.clock()
+            self.trial.stop_reason = str(event.get("reason", "stopped"))
+
     def on_complete(self, event: dict[str, Any]) -> None:
         if self.ctl.exploits.on_job_end(self.trial):
             return  # it finished after the exploit decision: it goes on from the donor's checkpoint

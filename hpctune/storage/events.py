@@ -30,6 +30,7 @@ ERROR = "error"
 JOB_ID = "slurm_job_id"
 RESTART_COUNT = "restart_count"
 USER_FILES = "user_files"
+AT_ITERATION = "at_iteration"
 DONOR = "donor"
 DONOR_ITERATION = "donor_iteration"
 STEP = "step"
@@ -50,6 +51,7 @@ class EventKind(str, enum.Enum):
     STOPPED = "stopped"        # ended on a stop decision
     ERROR = "error"            # the trainable raised; ``error`` holds the traceback
     EXPLOITED = "exploited"    # (driver) continues from a donor's checkpoint with a new config
+    STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
 
 
 class SchemaError(HpctuneError):
@@ -92,6 +94,7 @@ class EventHandler:
     def on_stopped(self, event: dict[str, Any]) -> None: ...
     def on_error(self, event: dict[str, Any]) -> None: ...
     def on_exploited(self, event: dict[str, Any]) -> None: ...
+    def on_stop_decided(self, event: dict[str, Any]) -> None: ...
 
 
 _METHODS = {kind: f"on_{kind.value}" for kind in EventKind}

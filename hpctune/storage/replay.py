@@ -21,16 +21,24 @@ from hpctune.trial import Trial, TrialStatus
 
 
 class TrialReplay(EventHandler):
-    """Applies a trial's events to its record."""
+    """Applies a trial's events to its record.
 
-    def __init__(self, trial: Trial):
+    ``stopped_after``: the iteration at which a stopper or scheduler ended the trial (its
+    ``stop_decided`` event); results the worker reported after it, before it saw the
+    decision, stay in the log but are not the trial's (as the driver saw it).
+    """
+
+    def __init__(self, trial: Trial, stopped_after: int | None = None):
         self.trial = trial
+        self.stopped_after = stopped_after
 
     def on_start(self, event: dict[str, Any]) -> None:
         self.trial.restart_count = event.get(ev.RESTART_COUNT, 0) or 0
         self.trial.status = TrialStatus.RUNNING
 
     def on_result(self, event: dict[str, Any]) -> None:
+        if _after_stop(event[ev.RESULT], self.stopped_after):
+            return
         self.trial.status = TrialStatus.RUNNING
         if event.get(ev.CHECKPOINT):
             self.trial.checkpoint = event[ev.CHECKPOINT]
@@ -81,11 +89,24 @@ def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) ->
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
                   str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
-    replay = TrialReplay(trial)
     path = exp.result_log_path(trial_id)
-    for event in read_events(path):
+    events = read_events(path)
+    replay = TrialReplay(trial, stopped_after(events, path))
+    for event in events:
         dispatch(event, replay, path)
     return trial
+
+
+def stopped_after(events: list[dict[str, Any]], path: object = "a result log") -> int | None:
+    """The iteration after which the driver stopped the trial (its first ``stop_decided``)."""
+    for event in events:
+        if ev.event_kind(event, path) is ev.EventKind.STOP_DECIDED:
+            return int(event.get(ev.AT_ITERATION, 0) or 0)
+    return None
+
+
+def _after_stop(result: dict[str, Any], cutoff: int | None) -> bool:
+    return cutoff is not None and result.get("training_iteration", 0) > cutoff
 
 
 def trial_config(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
@@ -135,7 +156,9 @@ def trial_results(log_path: Path) -> list[dict[str, Any]]:
     whichever is earlier) leave the lineage.
     """
     results: list[dict[str, Any]] = []
-    for event in read_events(log_path):
+    events = read_events(log_path)
+    cutoff = stopped_after(events, log_path)
+    for event in events:
         kind = ev.event_kind(event, log_path)
         if kind is ev.EventKind.EXPLOITED:
             keep = min(int(event.get(ev.DONOR_ITERATION, 0) or 0), int(event.get(ev.STEP, 0) or 0))
@@ -145,6 +168,8 @@ def trial_results(log_path: Path) -> list[dict[str, Any]]:
         if kind is not ev.EventKind.RESULT:
             continue
         result = event[ev.RESULT]
+        if _after_stop(result, cutoff):
+            continue
         iteration = result.get("training_iteration")
         while results and iteration is not None and results[-1].get("training_iteration", 0) >= iteration:
             results.pop()

@@ -21,8 +21,8 @@ directory, on the local backend (``HPCTUNE_BACKEND=local``, ``HPCTUNE_STORAGE_PA
 must exit 0, or, where the reference's code is wrong in Ray too, fail with Ray's error
 (``expect_error``); its check then asserts what it did: experiments, trials, configs, files,
 output. An example that shows an hpctune bug is marked ``xfail(strict=True)`` with the bug; one
-that runs but shows a bug in what it produced also has a ``bug_check``, run by
-``test_hpctune_bug_shown_by_example`` as an ``xfail(strict=True)``.
+whose results once showed a bug also has a ``bug_check`` asserting what Ray reports, run by
+``test_results_are_what_ray_reports``.
 
 ``NOT_RUN`` lists the blocks that cannot run here, and why.
 """
@@ -311,17 +311,9 @@ def train_fn(config):
 """
 
 
-# hpctune bugs the examples show (the reason of their xfail tests)
-RESULTS_AFTER_STOP = (
-    "results a trial logs after the driver stopped it (a stopper's or scheduler's STOP: the "
-    "worker runs on until its job is cancelled) are left out of the driver's view "
-    "(Trial.results_after_stop) but not out of the result readers: Result.metrics_dataframe "
-    "(of fit()'s ResultGrid too) lists them, and ResultGrid.from_path, "
-    "Tuner.restore().get_results() and ExperimentAnalysis give the last of them as the trial's "
-    "final result (training_iteration in the thousands, not the stop's 3 or 100); "
-    "hpctune/storage/replay.py replay_trial and trial_results read every result event, and the "
-    "result log does not record where the stop was"
-)
+# fixed hpctune bugs an example showed, kept as the reason its ``bug_check`` exists
+RESULTS_AFTER_STOP = ("results logged after a STOP were taken as the trial's (fixed: the driver "
+                      "records its stop decision in the log, and every reader stops there)")
 
 
 def trial_resources(result) -> dict:
@@ -732,11 +724,7 @@ results = {"loss": 0.5}
 """, epilogue="tune.Tuner(trainable).fit()", extra_files={"logging_library.py": LOGGING_LIBRARY}),
     Example("ex32_custom_logger_tuner.py", check_32,
             context=_verbatim("ex31_custom_logger_callback.py") + MY_TRAINABLE_CLASS,
-            marks=[pytest.mark.xfail(strict=True, reason=(
-                "hpctune.trial.Trial is unhashable (a @dataclass with eq=True, so __hash__ is "
-                "None); Ray's Trial is hashable, and the reference's CustomLoggerCallback keys a "
-                "dict by trial: TypeError: unhashable type: 'Trial' in log_trial_start, called "
-                "by hpctune/loggers/base.py LoggerCallback.on_trial_start"))]),
+),
     Example("ex33_cli_reporter_columns.py", check_33, context="""
 from ray import train, tune
 
@@ -811,10 +799,10 @@ def test_reference_example(example: Example, run_once):
     example.check(run)
 
 
-@pytest.mark.parametrize("example", [
-    pytest.param(e, id=e.file[:-3], marks=pytest.mark.xfail(strict=True, reason=e.bug))
-    for e in EXAMPLES if e.bug_check])
-def test_hpctune_bug_shown_by_example(example: Example, run_once):
+@pytest.mark.parametrize("example", [pytest.param(e, id=e.file[:-3]) for e in EXAMPLES if e.bug_check])
+def test_results_are_what_ray_reports(example: Example, run_once):
+    """Results a trial logs after its STOP (fast trainables run on until they see it) are not
+    the trial's: every reader shows the result the stop was decided on (was RESULTS_AFTER_STOP)."""
     run = run_once(example)
     assert run.proc.returncode == 0, run.proc.stderr[-5000:]
     example.bug_check(run)

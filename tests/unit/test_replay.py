@@ -128,3 +128,26 @@ def test_result_grid_from_the_logs_picks_the_best_by_scope(exp):
     assert grid.get_best_result(scope="all").trial_id == "a"
     assert grid.get_best_result(scope="avg").trial_id == "b"
     assert list(grid.get_best_result(scope="all").metrics_dataframe["loss"]) == [0.1, 5.0]
+
+
+def test_results_after_the_drivers_stop_decision_are_not_the_trials(tmp_path):
+    """A fast trainable reports on until it sees its STOP: the driver's stop_decided event marks
+    where the trial ended, and every reader stops there (ResultGrid.from_path, metrics_dataframe)."""
+    from hpctune.storage.events import EventKind, new_event
+    from hpctune.storage.experiment import ExperimentDir
+    from hpctune.storage.replay import replay_trial, trial_results
+    from hpctune.storage.result_log import ResultLog
+
+    exp = ExperimentDir(tmp_path / "e")
+    exp.create()
+    exp.write_params("t_00000", {"x": 1})
+    log = ResultLog(exp.result_log_path("t_00000"))
+    for i in (1, 2, 3, 4, 5):
+        log.append(new_event(EventKind.RESULT, result={"training_iteration": i, "loss": 1 / i}))
+        if i == 4:  # the decision was on iteration 3; 4 was already written
+            log.append(new_event(EventKind.STOP_DECIDED, at_iteration=3, reason="stop criterion"))
+    log.append(new_event(EventKind.STOPPED))
+    trial = replay_trial(exp, "t_00000")
+    assert trial.last_result["training_iteration"] == 3 and trial.num_results == 3
+    assert trial.status.value == "TERMINATED"
+    assert [r["training_iteration"] for r in trial_results(exp.result_log_path("t_00000"))] == [1, 2, 3]
