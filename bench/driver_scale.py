@@ -58,6 +58,12 @@ class InMemoryQueue:
     def submit_room(self, queued):
         return None
 
+    def queued(self):
+        return set(self.jobs)
+
+    def recorded_launches(self):
+        return {}
+
     def close(self):
         pass
 

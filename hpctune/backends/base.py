@@ -33,6 +33,9 @@ class Backend(Protocol):
         """{trial_id: job id} of the newest launch of each trial that the backend itself
         recorded (a restored driver re-attaches to launches its snapshot missed)."""
 
+    def queued(self) -> set[str]:
+        """Ids of the jobs still waiting to start (asked when an experiment stops; starts nothing)."""
+
     def poll(self) -> dict[str, JobState]:
         """States of every job of this backend still known to the scheduler (one query)."""
 

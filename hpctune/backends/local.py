@@ -123,6 +123,10 @@ class LocalBackend:
         states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
         return states
 
+    def queued(self) -> set[str]:
+        """Jobs waiting for a free CPU or slot (``poll`` would start some of them)."""
+        return {job_id for job_id, _, _ in self._queue}
+
     def cancel(self, job_ids: list[str]) -> None:
         wanted = set(job_ids)
         self._queue = deque(q for q in self._queue if q[0] not in wanted)

@@ -181,6 +181,10 @@ class SlurmBackend:
         """One squeue call for every live task of this experiment's job name."""
         return self.commands.job_states(["-u", self._user, "-n", self.job_name])
 
+    def queued(self) -> set[str]:
+        """This experiment's tasks still PENDING in the queue (one squeue)."""
+        return {job for job, state in self.poll().items() if state.state == "PENDING"}
+
     def final_states(self, job_ids: list[str]) -> dict[str, str]:
         """End states from sacct, when accounting is enabled (one call for all)."""
         if not job_ids:

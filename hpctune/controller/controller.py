@@ -313,7 +313,7 @@ class Controller:
         self.stop_everything = True
         self.searcher_finished = True
         live = self.live_trials
-        queued = {job for job, state in self.backend.poll().items() if state.state == "PENDING"}
+        queued = self.backend.queued()
         unstarted = {t.trial_id for t in live if t.started_at is None and not t.num_results
                      and t.status is TrialStatus.PENDING and (t.job_id is None or t.job_id in queued)}
         for trial in live:

@@ -242,6 +242,9 @@ class FakeBackend:
         return {job.job_id: JobState(job.state, node="fake-node" if job.state == "RUNNING" else "")
                 for job in self.jobs.values() if job.state in QUEUED}
 
+    def queued(self) -> set[str]:
+        return {job.job_id for job in self.jobs.values() if job.state == "PENDING"}
+
     def cancel(self, job_ids: list[str]) -> None:
         self.cancels.append(list(job_ids))
         for job_id in job_ids:
