@@ -44,8 +44,8 @@ class TrialState:
     last_perturbation_time: float = 0.0
     last_train_time: float = 0.0
     finished: bool = False
-    #: reporting now; False until its first result and after a PAUSE or an exploit (it waits
-    #: for a slot): Ray's PENDING/PAUSED, which make others pause to share the slots
+    #: reporting now; False until its first result and after a PAUSE (it waits for a slot):
+    #: Ray's PENDING/PAUSED, which make others pause to share the slots
     running: bool = False
     #: the latest ``time_attr`` it reported: where a recipient of its checkpoint goes on from
     last_seen_time: float = 0.0
@@ -162,7 +162,8 @@ class PopulationBasedTraining(TrialScheduler):
                 not s.running for tid, s in self._live() if tid != trial.trial_id):
             decision = Decision.PAUSE  # others wait for a slot: take turns (Ray's time sharing)
             self._waiting.add(trial.trial_id)  # until the driver resumes it (resume_decision)
-        state.running = decision is Decision.CONTINUE
+            state.running = False
+        # an exploited trial goes back to the queue in the slot it left: nobody waits for it
         return decision
 
     def _synch_result(self, trial_id: str, time: float) -> SchedulerDecision:
