@@ -125,7 +125,7 @@ class LocalBackend:
 
     def queued(self) -> set[str]:
         """Jobs waiting for a free CPU or slot (``poll`` would start some of them)."""
-        return {job_id for job_id, _, _ in self._queue}
+        return {entry[0] for entry in self._queue}  # (job id, trial id, ...)
 
     def cancel(self, job_ids: list[str]) -> None:
         wanted = set(job_ids)
