@@ -54,6 +54,7 @@ class TrialEvents(TrialReplay):
             self.ctl.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
         if trial.stop_requested_at is not None:
             trial.results_after_stop += 1  # in the log, but the trial ended with its decision
+            self.ctl.exploits.on_late_result(trial, result)
             return
         if self.record(result):
             self._decide(result)
@@ -98,7 +99,7 @@ class TrialEvents(TrialReplay):
             self.trial.stop_reason = str(event.get("reason", "stopped"))
 
     def on_complete(self, event: dict[str, Any]) -> None:
-        if self.ctl.exploits.on_job_end(self.trial):
+        if self.ctl.exploits.on_job_end(self.trial, completed=True):
             return  # it finished after the exploit decision: it goes on from the donor's checkpoint
         super().on_complete(event)
         self.ctl.complete(self.trial)

@@ -82,8 +82,10 @@ def check_pbt_run(grid: ResultGrid) -> list[tuple[dict, dict | None]]:
     for result in grid:
         iterations = [r["training_iteration"] for r in trial_results(exp.result_log_path(result.trial_id))]
         assert iterations == sorted(set(iterations)) and iterations[-1] == STEPS  # each once
-        assert result.metrics["lr"] == pytest.approx(result.config["lr"])  # the final config ran
-        for event, first in exploits(exp, result.trial_id):
+        found = exploits(exp, result.trial_id)
+        if not found or found[-1][1] is not None:  # else: exploited at its last step (as in Ray)
+            assert result.metrics["lr"] == pytest.approx(result.config["lr"])  # the final config ran
+        for event, first in found:
             everything.append((event, first))
             if first is None:
                 continue  # restored at the last step: nothing left to run
