@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hpctune.errors import ConfigError
+from hpctune.storage.atomic import full_storage_is_clear
 from hpctune.storage.secure import copy_tree_private, dir_mode_for
 
 CHECKPOINT_PREFIX = "checkpoint_"
@@ -60,15 +62,36 @@ def persist_checkpoint(source: str | os.PathLike, trial_dir: Path, iteration: in
     final = trial_dir / checkpoint_dir_name(iteration)
     if Path(source).resolve() == final.resolve():
         return final
-    tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=f".tmp_{final.name}."))
-    try:
-        os.chmod(tmp, dir_mode_for(trial_dir))
-        copy_tree_private(source, tmp, fsync=True)
-        _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    refuse_nested_source(Path(source), trial_dir)
+    with full_storage_is_clear(final):  # ENOSPC/EDQUOT/EROFS: StorageFullError, temp dir removed
+        tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=f".tmp_{final.name}."))
+        try:
+            os.chmod(tmp, dir_mode_for(trial_dir))
+            copy_tree_private(source, tmp, fsync=True)
+            _replace_dir(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final
+
+
+def refuse_nested_source(source: Path, trial_dir: Path) -> None:
+    """A checkpoint directory that holds the trial directory (``Checkpoint.from_directory(".")``
+    run in the trial directory) or lies inside one of its checkpoints would be copied into
+    itself, growing at every report: a ConfigError instead."""
+    source, trial = source.resolve(), trial_dir.resolve()
+    inside = next((p for p in source.parents if p.parent == trial
+                   and p.name.startswith(CHECKPOINT_PREFIX)), None)
+    contains = source == trial or source in trial.parents
+    if not contains and inside is None:
+        return
+    why = (f"lies inside the trial's checkpoint {inside.name}" if inside is not None else
+           f"contains the trial directory {trial} (Checkpoint.from_directory('.') in the trial "
+           "directory?)")
+    raise ConfigError(
+        f"report(checkpoint=...): the checkpoint directory {source} {why}: persisting it would copy "
+        "the trial's checkpoints into themselves. Fix: save the checkpoint in a directory of its "
+        "own, e.g. tempfile.mkdtemp(), and report Checkpoint.from_directory(that_directory).")
 
 
 def _replace_dir(new: Path, final: Path) -> None:

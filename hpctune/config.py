@@ -6,9 +6,11 @@ import datetime
 import os
 import re
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from hpctune.config_checks import check_instance, check_plugin, check_value
 from hpctune.errors import ConfigError
 
 DEFAULT_STORAGE = "~/hpctune_results"
@@ -97,12 +99,9 @@ def check_log_to_file(value: Any) -> Any:
 
 
 def check_verbose(value: Any) -> int:
-    """Ray's verbosity 0-3 (an ``int`` or Ray's ``Verbosity`` enum)."""
-    try:
-        level = int(value)
-    except (TypeError, ValueError):
-        level = -1
-    if isinstance(value, bool) or level not in (0, 1, 2, 3):
+    """Ray's verbosity 0-3 (an ``int`` or Ray's ``Verbosity`` enum; never a string)."""
+    level = int(value) if isinstance(value, Integral) and not isinstance(value, bool) else -1
+    if level not in (0, 1, 2, 3):
         raise ConfigError(
             f"`verbose` is {value!r}, but must be 0 (silent), 1 (status updates), 2 (and a line per "
             "finished trial) or 3 (and every result), as in Ray Tune.")
@@ -139,17 +138,24 @@ class TuneConfig:
         self.time_budget_s = budget_seconds(self.time_budget_s)
         _check_creator("trial_name_creator", self.trial_name_creator)
         _check_creator("trial_dirname_creator", self.trial_dirname_creator)
+        owner = "TuneConfig"
+        check_value(owner, "metric", self.metric, "str", optional=True)
         if self.mode is not None and self.mode not in ("min", "max"):
             raise ConfigError(f"The value of `mode` is {self.mode!r}, but must be 'min' or 'max'.")
+        check_value(owner, "num_samples", self.num_samples, "int", also=" (-1: no limit)")
         if self.num_samples == 0 or self.num_samples < -1:
             raise ConfigError(
                 f"The value of `num_samples` is {self.num_samples}, but must be >= 1 (or -1: "
                 "sample until time_budget_s or a stopper ends the experiment)."
             )
+        check_value(owner, "max_concurrent_trials", self.max_concurrent_trials, "int", optional=True)
         if self.max_concurrent_trials is not None and self.max_concurrent_trials < 1:
             raise ConfigError(
                 f"The value of `max_concurrent_trials` is {self.max_concurrent_trials}, but must be >= 1."
             )
+        check_value(owner, "reuse_actors", self.reuse_actors, "bool", optional=True)
+        check_plugin("search_alg", self.search_alg, "suggest", "create_searcher")
+        check_plugin("scheduler", self.scheduler, "on_trial_result", "create_scheduler")
 
 
 @dataclass
@@ -161,10 +167,19 @@ class FailureConfig:
     #: a RUNNING job whose log shows no event (results, heartbeats) for this long is
     #: cancelled as lost and counted as a failure; None disables the check
     heartbeat_timeout_s: float | None = 600.0
+    #: a running trial that reports no result for this long (from its start or its last
+    #: result) is hung: cancelled and retried per ``max_failures``; None (default): no limit
+    report_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.fail_fast not in (True, False, "raise"):
             raise ConfigError(f"`fail_fast` is {self.fail_fast!r}, but must be True, False or 'raise'.")
+        owner = "FailureConfig"
+        check_value(owner, "max_failures", self.max_failures, "int", -1, also=" (-1: retry forever)")
+        check_value(owner, "heartbeat_timeout_s", self.heartbeat_timeout_s, "number", 0, strict=True,
+                    optional=True)
+        check_value(owner, "report_timeout_s", self.report_timeout_s, "number", 0, strict=True,
+                    optional=True)
 
 
 @dataclass
@@ -178,10 +193,16 @@ class CheckpointConfig:
     checkpoint_at_end: bool | None = None
 
     def __post_init__(self) -> None:
+        owner = "CheckpointConfig"
+        check_value(owner, "num_to_keep", self.num_to_keep, "int", optional=True)
         if self.num_to_keep is not None and self.num_to_keep < 1:
             raise ConfigError(f"`num_to_keep` is {self.num_to_keep}, but must be >= 1 or None.")
         if self.checkpoint_score_order not in ("min", "max"):
             raise ConfigError("`checkpoint_score_order` must be 'min' or 'max'.")
+        check_value(owner, "checkpoint_score_attribute", self.checkpoint_score_attribute, "str",
+                    optional=True)
+        check_value(owner, "checkpoint_frequency", self.checkpoint_frequency, "int", 0)
+        check_value(owner, "checkpoint_at_end", self.checkpoint_at_end, "bool", optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -225,6 +246,7 @@ class SlurmConfig:
     def validate(self) -> None:
         """Raise ConfigError for a bad value; the backend checks again before it writes a script
         (fields may be set after construction)."""
+        self._check_types()
         if self.time_min < 1:
             raise ConfigError(f"`time_min` is {self.time_min}, but must be >= 1 (minutes).")
         if self.poll_interval_s < 0.2:
@@ -234,11 +256,27 @@ class SlurmConfig:
             )
         for name in SBATCH_TEXT_FIELDS:
             check_sbatch_text(f"SlurmConfig({name}=...)", getattr(self, name))
-        if isinstance(self.setup, str):
-            raise ConfigError("SlurmConfig(setup=...) must be a list of lines, e.g. ['module load cuda'].")
+        if not isinstance(self.setup, (list, tuple)) or not all(isinstance(x, str) for x in self.setup):
+            raise ConfigError(f"SlurmConfig(setup={self.setup!r}) is not valid: it must be a list of "
+                              "lines (strings), e.g. ['module load cuda'].")
         for i, line in enumerate(self.setup):
             check_sbatch_text(f"SlurmConfig(setup[{i}])", line)
+        if not isinstance(self.sbatch_options, dict):
+            raise ConfigError(f"SlurmConfig(sbatch_options={self.sbatch_options!r}) is not valid: it "
+                              "must be a dict of sbatch options, e.g. {'reservation': 'ml'}.")
         check_sbatch_options(self.sbatch_options)
+
+    def _check_types(self) -> None:
+        owner = "SlurmConfig"
+        check_value(owner, "time_min", self.time_min, "int", also=" (minutes)")
+        check_value(owner, "poll_interval_s", self.poll_interval_s, "number")
+        for name in SBATCH_TEXT_FIELDS:
+            check_value(owner, name, getattr(self, name), "str", optional=name != "signal")
+        check_value(owner, "use_srun", self.use_srun, "bool")
+        check_value(owner, "requeue", self.requeue, "bool", optional=True)
+        check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
+        check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
+        check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
 
 
 @dataclass
@@ -281,6 +319,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.verbose = check_verbose(self.verbose)
         check_log_to_file(self.log_to_file)
+        self._check_types()
         if self.local_dir is not None:
             if self.storage_path is not None:
                 raise ConfigError("RunConfig got both storage_path and local_dir: pass storage_path "
@@ -294,6 +333,28 @@ class RunConfig:
             validate_experiment_name(self.name)
         if self.storage_path is not None:
             validate_storage_path(str(self.storage_path))
+
+    def _check_types(self) -> None:
+        owner = "RunConfig"
+        for name in ("name", "storage_path", "local_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                check_value(owner, name, value, "str", optional=True)
+        if self.name is not None:
+            self.name = os.fspath(self.name)
+        check_instance(owner, "failure_config", self.failure_config, FailureConfig)
+        check_instance(owner, "checkpoint_config", self.checkpoint_config, CheckpointConfig)
+        check_instance(owner, "slurm", self.slurm, SlurmConfig, optional=True)
+        check_value(owner, "keep_jobs_on_interrupt", self.keep_jobs_on_interrupt, "bool")
+        if self.stop is not None:
+            from hpctune.stoppers import as_stopper  # numpy: only when there is a stop
+
+            as_stopper(self.stop)  # a ConfigError for a stop that cannot be one
+        callbacks = self.callbacks
+        if not isinstance(callbacks, (list, tuple)) or any(
+                isinstance(c, (str, bytes, type, int, float)) or c is None for c in callbacks):
+            raise ConfigError(f"RunConfig(callbacks={callbacks!r}) is not valid: it must be a list of "
+                              "callback objects (instances, not classes). Fix: callbacks=[MyCallback()].")
 
     def experiment_root(self, default_name: str) -> Path:
         """``<storage_path>/<name>``; checked again here (fields may be set after construction)."""

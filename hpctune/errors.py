@@ -58,3 +58,26 @@ class ExperimentStateError(HpctuneError):
 
 class StorageError(ConfigError):
     """The storage path cannot hold an experiment (no working locks, not writable, ...)."""
+
+
+class ReportError(HpctuneError, TypeError):
+    """``report()`` got a metric value the result log cannot hold exactly (a Decimal, a datetime,
+    an object): refused, never turned into a string."""
+
+
+class StorageFullError(HpctuneError, OSError):
+    """The filesystem holding the experiment is full or read-only (ENOSPC, EDQUOT, EROFS):
+    nothing written so far is lost; free space, then resume the experiment.
+
+    Also an ``OSError`` (with the original ``errno``), so that code which already handles
+    failed writes keeps doing so."""
+
+    def __init__(self, path: str, experiment: str, reason: str = "", errno: int | None = None):
+        self.path, self.experiment, self.reason = str(path), str(experiment), reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"the filesystem holding {path} is full (or read-only); nothing written "
+                         f"so far is lost; free space, then `hpctune resume {experiment}`{why}")
+        self.errno = errno
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path, self.experiment, self.reason, self.errno)

@@ -152,10 +152,24 @@ def load_experiment_file(path: str | Path) -> ExperimentFile:
         raise ConfigError(f"Experiment file {path} does not exist: check the path "
                           "(write one like examples/experiment.toml).")
     data = _read(path)
-    return parse_experiment(data, path)
+    try:
+        return parse_experiment(data, path)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply; an experiment file has a few levels of "
+                          "tables.") from None
 
 
 def _read(path: Path) -> dict[str, Any]:
+    try:
+        return _parse_file(path)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc.reason} at byte {exc.start}): an experiment "
+                          "file is UTF-8 text, like examples/experiment.toml.") from None
+
+
+def _parse_file(path: Path) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
@@ -173,12 +187,16 @@ def _read(path: Path) -> dict[str, Any]:
     else:
         raise ConfigError(f"{path}: an experiment file must end in .toml, .yaml or .yml.")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a table of settings at the top level, got {data!r}.")
+        raise ConfigError(f"{path}: expected a table of settings at the top level, got {_show(data)}.")
     return data
 
 
 def parse_experiment(data: dict[str, Any], path: Path) -> ExperimentFile:
     """Check every section of an experiment file's data; errors name the key path."""
+    odd = [key for key in data if not isinstance(key, str)]
+    if odd:
+        raise ConfigError(f"{_show(odd[0])}: a setting's name must be text, like num_samples; valid "
+                          f"keys: {', '.join(sorted(TOP_LEVEL))}.")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
         hint = _did_you_mean(unknown[0], TOP_LEVEL)
@@ -200,9 +218,32 @@ def parse_experiment(data: dict[str, Any], path: Path) -> ExperimentFile:
         failure=_table(data, "failure"),
         checkpoint=_table(data, "checkpoint"),
         name=data.get("name"), storage_path=data.get("storage_path"),
-        profile=data.get("profile"), backend=data.get("backend"),
-        verbose=int(data.get("verbose", 1)),
+        profile=_text(data, "profile"), backend=_backend(data),
+        verbose=_verbose(data),
     )
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f'{key}: expected a name in quotes, like {key} = "gpu", got {_show(value)}.')
+    return value
+
+
+def _backend(data: dict[str, Any]) -> str | None:
+    value = data.get("backend")
+    if value not in (None, "slurm", "local"):
+        raise ConfigError(f'backend: expected "slurm" or "local", got {_show(value)}.')
+    return value
+
+
+def _verbose(data: dict[str, Any]) -> int:
+    from hpctune.config import check_verbose
+
+    try:
+        return check_verbose(data.get("verbose", 1))
+    except ConfigError as exc:
+        raise ConfigError(f"verbose: {exc}") from None
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -16,20 +16,27 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpctune.checkpoint import Checkpoint, latest_checkpoint, persist_checkpoint
+from hpctune.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    persist_checkpoint,
+    refuse_nested_source,
+)
 from hpctune.errors import HpctuneError
+from hpctune.report_values import plain_metrics
 from hpctune.storage.atomic import read_json
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.result_log import ResultLog
+from hpctune.trial_context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 
 _session: Session | None = None
 PAUSE = "pause"
 #: the longest a stopped trial's cleanup may take when the experiment does not say
 DEFAULT_STOP_GRACE_S = 3.0
+_CLEANUP_TOO_LONG = "the stopped trial's cleanup took longer than stop_grace_s={:g} s"
 
 
 class StopTrial(BaseException):
@@ -48,114 +55,6 @@ class StopTrial(BaseException):
 class Preempted(BaseException):
     """Raised inside ``report`` once Slurm announced preemption or the time limit and the
     trial has saved what it can: the worker then requeues the job and exits."""
-
-
-@dataclass(frozen=True)
-class TrialStorage:
-    """Where the trial's files are (``get_context().get_storage()``, Ray's StorageContext)."""
-
-    storage_path: str
-    experiment_dir_name: str
-    trial_dir_name: str
-
-    @property
-    def experiment_fs_path(self) -> str:
-        return os.path.join(self.storage_path, self.experiment_dir_name)
-
-    @property
-    def trial_fs_path(self) -> str:
-        return os.path.join(self.experiment_fs_path, "trials", self.trial_dir_name)
-
-
-@dataclass
-class TrialContext:
-    """Identity of the running trial (Ray's ``get_context()``), plus its Slurm coordinates.
-
-    Ranks and sizes come from Slurm's task environment (one task, rank 0, outside Slurm).
-    """
-
-    trial_id: str
-    trial_name: str
-    trial_dir: str
-    experiment_name: str
-    experiment_tag: str
-    resources: dict[str, Any] = field(default_factory=dict)
-    slurm_job_id: str | None = None
-    slurm_array_job_id: str | None = None
-    slurm_array_task_id: str | None = None
-    restart_count: int = 0
-    preempted: bool = False
-    experiment_id: str = ""
-
-    def get_trial_id(self) -> str:
-        return self.trial_id
-
-    def get_trial_name(self) -> str:
-        return self.trial_name
-
-    def get_trial_dir(self) -> str:
-        return self.trial_dir
-
-    def get_experiment_name(self) -> str:
-        return self.experiment_name
-
-    def get_trial_resources(self) -> dict[str, Any]:
-        return dict(self.resources)
-
-    def get_storage(self) -> TrialStorage:
-        trial = Path(self.trial_dir)
-        return TrialStorage(str(trial.parent.parent.parent), trial.parent.parent.name, trial.name)
-
-    def get_world_size(self) -> int:
-        """Tasks of the trial's job (``SLURM_NTASKS``)."""
-        return _env_int("SLURM_NTASKS", 1)
-
-    def get_world_rank(self) -> int:
-        """This task's rank among all tasks (``SLURM_PROCID``)."""
-        return _env_int("SLURM_PROCID", 0)
-
-    def get_local_rank(self) -> int:
-        """This task's rank on its node (``SLURM_LOCALID``)."""
-        return _env_int("SLURM_LOCALID", 0)
-
-    def get_node_rank(self) -> int:
-        """The index of this task's node in the job (``SLURM_NODEID``)."""
-        return _env_int("SLURM_NODEID", 0)
-
-    def get_local_world_size(self) -> int:
-        """Tasks on this task's node (from ``SLURM_TASKS_PER_NODE``, e.g. ``2(x3),1``)."""
-        counts = _expand_tasks_per_node(os.environ.get("SLURM_TASKS_PER_NODE", ""))
-        node = self.get_node_rank()
-        return counts[node] if node < len(counts) else 1
-
-    def should_checkpoint(self) -> bool:
-        """True once Slurm announced preemption or the time limit: checkpoint now."""
-        return self.preempted
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.isdigit() else default
-
-
-def _expand_tasks_per_node(text: str) -> list[int]:
-    """Slurm's ``2(x3),1`` -> [2, 2, 2, 1]; [] when unset or unreadable."""
-    counts: list[int] = []
-    for part in filter(None, text.split(",")):
-        number, _, repeat = part.partition("(x")
-        try:
-            counts += [int(number)] * int(repeat.rstrip(")") or 1)
-        except ValueError:
-            return []
-    return counts
-
-
-def slurm_job_ids() -> tuple[str | None, str | None, str | None]:
-    """(job id as Slurm names the task, array job id, array task id) from the environment."""
-    env = os.environ
-    array_job, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
-    job = f"{array_job}_{task}" if array_job and task else env.get("SLURM_JOB_ID")
-    return job, array_job, task
 
 
 class Session:
@@ -182,9 +81,13 @@ class Session:
         self._watchdog: threading.Timer | None = None
 
     def on_signal(self, name: str) -> None:
-        """Slurm's preemption / time-limit signal arrived: checkpoint at the next chance."""
+        """Slurm's preemption / time-limit signal arrived: checkpoint at the next chance. After
+        a SIGTERM (a cancel, a preemption) the worker ends within ``stop_grace_s`` even if the
+        trainable never reports again (a hang, a long sleep)."""
         self.signal_name = name
         self.context.preempted = True
+        if name == "SIGTERM":
+            self.start_stop_watchdog("the trial did not end within stop_grace_s={:g} s of SIGTERM")
 
     def base_fields(self) -> dict[str, Any]:
         return {
@@ -212,11 +115,14 @@ class Session:
                 f"report() takes a dict of metrics, got {type(metrics).__name__}: "
                 "write report({'loss': value})."
             )
+        metrics = plain_metrics(dict(metrics))  # a ReportError naming a value JSON cannot hold
+        if checkpoint is not None:  # Checkpoint.from_directory(".") would copy itself into itself
+            refuse_nested_source(Path(checkpoint.path), Path(self.context.trial_dir))
         interruptible, self.interruptible = self.interruptible, False  # no StopTrial mid-write
         try:
             self.iteration += 1
             self.iterations_since_restore += 1
-            result = self._auto_fill(dict(metrics), time.time())
+            result = self._auto_fill(metrics, time.time())
             event = new_event(EventKind.RESULT, result=result, **self.base_fields())
             if checkpoint is not None:
                 path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
@@ -316,12 +222,14 @@ class Session:
         finally:
             self.interruptible = False
 
-    def start_stop_watchdog(self) -> None:
-        """End the process ``stop_grace_s`` from now if it has not exited by then (0: now)."""
+    def start_stop_watchdog(self, what: str = _CLEANUP_TOO_LONG) -> None:
+        """End the process ``stop_grace_s`` from now if it has not exited by then (0: now).
+        (A trainable stuck in C code never lets this thread run: ``exit_guard`` covers that.)"""
         if self.stop_grace_s <= 0:
             os._exit(0)
         if self._watchdog is None:
-            self._watchdog = threading.Timer(self.stop_grace_s, _grace_exceeded, args=(self.stop_grace_s,))
+            self._watchdog = threading.Timer(self.stop_grace_s, _grace_exceeded,
+                                             args=(what.format(self.stop_grace_s),))
             self._watchdog.daemon = True
             self._watchdog.start()
 
@@ -333,10 +241,9 @@ def _stop_for(request: dict[str, Any]) -> StopTrial:
     return StopTrial(str(request.get("reason", "stopped by the driver")), final=bool(request.get("final")))
 
 
-def _grace_exceeded(grace_s: float) -> None:
-    os.write(2, f"hpctune: the stopped trial's cleanup took longer than stop_grace_s={grace_s:g} s: "
-                "exiting without finishing it (raise SlurmConfig(stop_grace_s=...) for a longer "
-                "cleanup).\n".encode())
+def _grace_exceeded(what: str) -> None:
+    os.write(2, f"hpctune: {what}: exiting without finishing it (raise SlurmConfig(stop_grace_s=...) "
+                "for a longer cleanup).\n".encode())
     os._exit(0)
 
 

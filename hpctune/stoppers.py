@@ -76,6 +76,12 @@ def _check_mode(mode: str | None, allow_none: bool = False) -> None:
         raise ConfigError(f"The value of `mode` is {mode!r}, but must be 'min' or 'max'.")
 
 
+def _check_metric(owner: str, metric: Any) -> None:
+    if not isinstance(metric, str) or not metric:
+        raise ConfigError(f"{owner}(metric={metric!r}) is not valid: `metric` must be the name of a "
+                          f"reported metric (a non-empty string), e.g. {owner}(metric='loss').")
+
+
 def check_number(
     name: str, value: Any, bound: float, *, strict: bool = True, integer: bool = False
 ) -> None:
@@ -220,6 +226,7 @@ class ExperimentPlateauStopper(Stopper):
     def __init__(
         self, metric: str, std: float = 0.001, top: int = 10, mode: str = "min", patience: int = 0
     ):
+        _check_metric(type(self).__name__, metric)
         _check_mode(mode)
         check_number("top", top, 1, strict=True, integer=True)
         check_number("patience", patience, 0, strict=False, integer=True)
@@ -264,6 +271,7 @@ class TrialPlateauStopper(Stopper):
         metric_threshold: float | None = None,
         mode: str | None = None,
     ):
+        _check_metric(type(self).__name__, metric)
         _check_mode(mode, allow_none=metric_threshold is None)
         check_number("std", std, 0, strict=True, integer=False)
         check_number("num_results", num_results, 1, strict=False, integer=True)

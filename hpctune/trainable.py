@@ -194,25 +194,56 @@ class ResourceSpec(Mapping):
 
 def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a resource dict: Ray's ``memory`` (bytes) becomes ``mem_gb``, ``CPU``/``GPU``
-    are ``cpu``/``gpu``, fractional CPUs are rounded up; custom resources and fractional GPUs
-    are ConfigErrors (Slurm cannot give them to a trial)."""
+    are ``cpu``/``gpu``, fractional CPUs are rounded up; custom resources, fractional GPUs,
+    values that are not numbers, negative counts, zero nodes and less than 1 MB of memory
+    (Slurm reads ``--mem=0`` as "all of the node's memory") are ConfigErrors."""
     if not isinstance(resources, Mapping):
         raise ConfigError(f"A trial's resources must be a dict such as {{'cpu': 2, 'gpu': 1}}, got "
                           f"{resources!r}: return a dict from the resources function.")
     res = {_ALIASES.get(key, key): value for key, value in resources.items()}
     _refuse_custom(set(res) - RESOURCE_KEYS)
     out = {**DEFAULT_RESOURCES, **{k: v for k, v in res.items() if v is not None}}
+    for key, value in out.items():
+        _require_number(key, value)
     if "memory" in out:
+        _require_positive("memory", out["memory"], 1024**2, "memory >= 1048576 bytes")
         out["mem_gb"] = out.pop("memory") / 1024**3
+    if "mem_gb" in out:
+        _require_positive("mem_gb", out["mem_gb"], 1 / 1024, "mem_gb >= 0.001")
     out["cpu"] = _whole_cpus(out["cpu"])
     _refuse_fractional_gpu(out["gpu"])
     for key in ("gpu", "nodes", "tasks_per_node"):
         value = out.get(key)
-        if value is not None and (not float(value).is_integer() or value < 0):
-            raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be a whole number >= 0.")
+        low = 0 if key == "gpu" else 1
+        if value is not None and (not float(value).is_integer() or value < low):
+            raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be a whole number "
+                              f">= {low}: with_resources(trainable, {{'{key}': {max(low, 1)}}}).")
         if value is not None:
             out[key] = int(value)
     return out
+
+
+def _require_number(key: str, value: Any) -> None:
+    """A resource is a finite number: never a string (nothing is coerced) or a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fix = (f"write {{'{key}': {value.strip()}}} without quotes" if _numeric_text(value)
+               else f"e.g. {{'{key}': 1}}")
+        raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be a finite number: "
+                          f"{fix}.")
+
+
+def _numeric_text(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def _require_positive(key: str, value: float, least: float, bound: str) -> None:
+    if value < least:
+        raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be at least 1 MB "
+                          f"({bound}): Slurm reads --mem=0 as all of a node's memory. Fix: ask for "
+                          "the memory a trial needs, e.g. {'mem_gb': 4}.")
 
 
 def _refuse_custom(custom: set[str]) -> None:
@@ -243,3 +274,15 @@ def _refuse_fractional_gpu(value: Any) -> None:
             "job whole GPUs, and a GPU is shared between trials only by a worker pool, which this "
             "version of hpctune does not have: request gpu=1 (trials then take turns on each GPU) "
             "or gpu=0.")
+
+
+def step_result(instance: Trainable) -> dict[str, Any]:
+    """``instance.step()``'s result as a dict; a TrainableError naming the class when it is not
+    one (a ``step()`` that forgot its ``return`` gives None)."""
+    result = instance.step()
+    if not isinstance(result, Mapping):
+        raise TrainableError(
+            f"{type(instance).__name__}.step() returned {result!r}, but must return a dict of "
+            "metrics. Fix: end step() with `return {'loss': loss}` (add 'done': True to end the "
+            "trial).")
+    return dict(result)

@@ -15,6 +15,7 @@ from typing import Any
 from hpctune.backends.base import Backend
 from hpctune.callbacks import CallbackList, progress_callbacks
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
+from hpctune.config_checks import check_tuner_args
 from hpctune.controller import Controller, ControllerSettings
 from hpctune.controller.launching import first_batch_size
 from hpctune.driver_bridge import bridge_scheduler, wrap_searcher
@@ -74,6 +75,8 @@ class Tuner:
                  backend: str | None = None, slurm_config: SlurmConfig | None = None):
         trainable, self._registered_name = resolve_trainable(trainable)
         validate_trainable(trainable)
+        check_tuner_args(param_space, {"tune_config": (tune_config, TuneConfig), "run_config": (
+            run_config, RunConfig), "slurm_config": (slurm_config, SlurmConfig)})
         self.trainable = trainable
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
@@ -137,7 +140,15 @@ class Tuner:
                 f"{exp.root} already holds an experiment: continue it with "
                 f"Tuner.restore('{exp.root}', trainable), or choose another RunConfig(name=...)."
             )
+        for config in (self.tune_config, self.run_config, self.run_config.failure_config,
+                       self.run_config.checkpoint_config):
+            config.__post_init__()  # again: fields may have been set after construction
+        self.slurm_config.validate()
         searcher, scheduler = self._searcher(), self._scheduler()
+        from hpctune.progress import make_reporter
+        from hpctune.stoppers import as_stopper
+
+        as_stopper(self.run_config.stop), make_reporter(self.run_config, self.tune_config)
         trainable, tuner = pickle_trainable(self.trainable), self._tuner_payload()
         check_storage(exp.root)  # every check before the directory exists: no name is burnt
         exp.create()
@@ -214,6 +225,7 @@ class Tuner:
             mode=self.tune_config.mode,
             checkpoint_config=self.run_config.checkpoint_config,
             heartbeat_timeout_s=self.run_config.failure_config.heartbeat_timeout_s,
+            report_timeout_s=self.run_config.failure_config.report_timeout_s,
             keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
             stop_grace_s=self.slurm_config.stop_grace_s,
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
+from hpctune.exit_guard import start_guard
 from hpctune.log_to_file import redirect_output
 from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.events import EventKind, new_event
@@ -79,6 +80,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     session_mod.set_session(session)
     log = session.log
     log.append(new_event(EventKind.START, **session.base_fields(), restored_iteration=session.iteration))
+    start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
     try:
@@ -109,9 +111,20 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
     except Preempted as why:
         return _exit_for(str(why), session)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
-        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)), view)
         traceback.print_exc()
+        _error_event(session, exc, view)
         return 1
+
+
+def _error_event(session: Session, exc: BaseException, view: dict) -> None:
+    """Write the trial's error event; when the log cannot take it (a full or read-only
+    filesystem, a lost mount), say so on stderr, which lands in the job's log."""
+    try:
+        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)), view)
+    except Exception as failed:  # noqa: BLE001 - the trial's own error is the one to report
+        print(f"hpctune: trial {session.context.trial_id} failed ({type(exc).__name__}: {str(exc)[:200]}) and "
+              f"its error event could not be written to {session.log.path}: {failed}",
+              file=sys.stderr, flush=True)
 
 
 def _final_event(session: Session, event: dict, config: dict | None = None) -> None:
@@ -149,10 +162,15 @@ def _run(trainable: Any, config: dict, session: Session, spec: dict) -> Any:
     from hpctune.trainable import is_class_trainable
 
     with session.trainable_code():
-        if is_class_trainable(trainable):
-            return _run_class(trainable, config, session, spec.get("checkpoint_config", {}))
-        out = trainable(config)
-        return _run_generator(out, session) if inspect.isgenerator(out) else out
+        try:
+            if is_class_trainable(trainable):
+                return _run_class(trainable, config, session, spec.get("checkpoint_config", {}))
+            out = trainable(config)
+            return _run_generator(out, session) if inspect.isgenerator(out) else out
+        except SystemExit as end:
+            if end.code not in (0, None):
+                raise
+            return None  # sys.exit(0) in the trainable: a normal end, the trial completes
 
 
 def _run_generator(gen: Any, session: Session) -> Any:
@@ -185,6 +203,8 @@ def _throw_into(gen: Any, exc: BaseException) -> None:
 
 
 def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> None:
+    from hpctune.trainable import step_result
+
     instance = cls(config)
     try:
         if session.checkpoint is not None:
@@ -192,7 +212,7 @@ def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> N
         frequency = ckpt_config.get("checkpoint_frequency", 0)
         at_end = ckpt_config.get("checkpoint_at_end") or False
         while True:
-            result = dict(instance.step())
+            result = step_result(instance)  # a clear error when step() returns no dict
             done = bool(result.get("done", False))
             due = frequency and (session.iteration + 1) % frequency == 0
             if result.get("should_checkpoint") or due or (done and at_end) or session.context.should_checkpoint():

@@ -26,7 +26,8 @@ from hpctune.controller.exploit import Exploits
 from hpctune.controller.job_watch import JobWatch
 from hpctune.controller.launching import Launcher
 from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
-from hpctune.errors import TuneError
+from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
+from hpctune.errors import StorageFullError, TuneError
 from hpctune.metrics import flat_value
 from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
@@ -58,6 +59,8 @@ class ControllerSettings:
     mode: str | None = None
     checkpoint_config: CheckpointConfig = field(default_factory=CheckpointConfig)
     heartbeat_timeout_s: float | None = 600.0
+    #: FailureConfig(report_timeout_s): a running trial without a result for this long is hung
+    report_timeout_s: float | None = None
     keep_jobs_on_interrupt: bool = False
 
 
@@ -78,6 +81,7 @@ class Controller:
         self.searcher_finished = False
         self.stop_everything = False
         self.fatal_error: str | None = None
+        self.storage_full: StorageFullError | None = None  # set when a write found the disk full
         self.launcher = Launcher(self)
         self.jobs = JobWatch(self)
         self.exploits = Exploits(self)  # PBT's exploits in flight (controller/exploit.py)
@@ -98,14 +102,25 @@ class Controller:
                     time.sleep(self.settings.tick_s)
                 if interrupted.is_set():
                     on_interrupt(self)
+            except OSError as exc:
+                self.on_storage_error(exc)
             finally:
-                self.save(self._final_status())
+                save_at_end(self, self._final_status())
+        if self.storage_full is not None:
+            raise self.storage_full
         self.callbacks.call("on_experiment_end", trials=self.trial_list)
         if self.fatal_error and self.settings.fail_fast == "raise":
             raise TuneError(self.fatal_error)
         return self.trial_list
 
+    def on_storage_error(self, exc: OSError) -> None:
+        """A full or read-only filesystem stops the run cleanly, with one clear message
+        (``controller/storage_full``); any other OSError is raised again."""
+        stop_for_full_storage(self, exc)
+
     def _final_status(self) -> str:
+        if self.storage_full is not None:
+            return DISK_FULL_STATUS
         if self.live:
             return "interrupted"
         return "error" if self.fatal_error else "finished"

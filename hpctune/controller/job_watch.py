@@ -1,7 +1,10 @@
 """Watching jobs: one backend poll per ``poll_interval_s``, heartbeats, jobs that vanished.
 
 A job Slurm calls RUNNING whose log stopped advancing for ``heartbeat_timeout_s`` is
-lost (a dead node, a hung filesystem): it is cancelled and retried. A job that left the
+lost (a dead node, a hung filesystem): it is cancelled and retried. A running trial whose
+worker still beats but that reported no result for ``report_timeout_s`` (from its start or
+its last result) is hung in its own code: cancelled and retried the same way, with an
+error that names the report timeout. A job that left the
 queue without a final event was cancelled on request (``hpctune cancel`` writes a stop
 request first) or failed; its accounting record, when there is one, says how.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpctune.trial import Trial
+from hpctune.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller
@@ -22,6 +25,8 @@ class JobWatch:
     def __init__(self, controller: Controller):
         self.ctl = controller
         self._last_poll = -1e9
+        #: trial id -> (the run and result count last seen, when the driver first saw it)
+        self._progress: dict[str, tuple[tuple, float]] = {}
 
     def poll_due(self) -> bool:
         return self.ctl.clock() - self._last_poll >= self.ctl.backend.poll_interval_s
@@ -40,6 +45,7 @@ class JobWatch:
                 continue
             trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
             self._check_heartbeat(trial)
+            self._check_reports(trial)
         if gone:
             ctl.ingest_logs(settle=False)  # a final event may have landed since the last read
             # still unexplained: not finished, and not paused or retried (a new job) meanwhile
@@ -56,6 +62,31 @@ class JobWatch:
             ctl.backend.cancel([trial.job_id])
             ctl.trial_failed(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s while "
                                     "Slurm reported it RUNNING: cancelled it as lost.")
+
+    def _check_reports(self, trial: Trial) -> None:
+        """A running trial that reported nothing for ``report_timeout_s`` (its heartbeats do not
+        count) is hung: cancel its job and retry it per ``max_failures``."""
+        ctl = self.ctl
+        timeout = getattr(ctl.settings, "report_timeout_s", None)
+        running = (trial.status is TrialStatus.RUNNING and trial.job_state == "RUNNING"
+                   and trial.stop_requested_at is None and not trial.is_finished)
+        if timeout is None or not running:
+            self._progress.pop(trial.trial_id, None)
+            return
+        mark, now = (trial.job_id, trial.restart_count, trial.num_results), ctl.clock()
+        seen = self._progress.get(trial.trial_id)
+        if seen is None or seen[0] != mark:
+            self._progress[trial.trial_id] = (mark, now)  # started, or a new result: the clock restarts
+            return
+        if now - seen[1] <= timeout:
+            return
+        del self._progress[trial.trial_id]
+        job = trial.job_id
+        ctl.backend.cancel([job])
+        ctl.trial_failed(trial, f"Trial {trial.trial_id} reported no result for {timeout:g} s "
+                                f"(FailureConfig(report_timeout_s={timeout:g})): its trainable looks "
+                                f"hung, so job {job} was cancelled. Fix: find where it waits (`hpctune "
+                                "logs`), or raise report_timeout_s if a step can take that long.")
 
     def _on_jobs_gone(self, trials: list[Trial]) -> None:
         """Jobs that left the queue without a final event: stopped, or an error."""

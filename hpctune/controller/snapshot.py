@@ -40,7 +40,7 @@ def save_snapshot(ctl: Controller, status: str = "running") -> None:
         "searcher_finished": ctl.searcher_finished,
         "backend_commands": ctl.backend.command_counts(),
         "updated": time.time(),
-    }, fsync=False, indent=None)
+    }, fsync=True, indent=None)  # fsynced: a crash or a full disk never leaves it empty
     save_driver_state(ctl.exp, {
         "trials": trials,
         "searcher": ctl.searcher.get_state(),
@@ -54,7 +54,7 @@ def save_snapshot(ctl: Controller, status: str = "running") -> None:
     ctl.searcher.save_to_dir(ctl.exp.root)
     write_json_atomic(ctl.exp.summary_path, experiment_summary(
         ctl.trial_list, ctl.settings.metric, ctl.settings.mode, status,
-        ctl.backend.command_counts()), fsync=False)
+        ctl.backend.command_counts()), fsync=True)
 
 
 def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = True,

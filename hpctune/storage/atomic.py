@@ -8,25 +8,76 @@ policy mode (0600, or 0640 in an experiment shared with the group: see ``secure`
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hpctune.errors import StorageFullError
 from hpctune.storage.secure import file_mode_for
+
+#: a write failed because the filesystem is full (or over quota) or mounted read-only
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True for an error that says the filesystem is full, over quota or read-only."""
+    return isinstance(exc, StorageFullError) or (
+        isinstance(exc, OSError) and exc.errno in FULL_ERRNOS)
+
+
+def storage_full_error(path: str | Path, exc: OSError) -> StorageFullError:
+    """The one clear error for a full or read-only filesystem, naming the experiment to resume."""
+    if isinstance(exc, StorageFullError):
+        return exc
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return StorageFullError(str(path), str(experiment_of(path)), reason, exc.errno)
+
+
+def experiment_of(path: str | Path) -> Path:
+    """The experiment directory a file of it belongs to (``<exp>/x``, ``<exp>/jobs/x``,
+    ``<exp>/trials/<id>/x``); the file's directory for any other path."""
+    path = Path(path).absolute()
+    for levels in (1, 2, 3):
+        parents = path.parents
+        if (len(parents) > levels and parents[levels - 1].name in ("trials", "jobs")
+                and (parents[levels] / "trials").is_dir()):
+            return parents[levels]
+    return path.parent
+
+
+@contextlib.contextmanager
+def full_storage_is_clear(path: str | Path) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT/EROFS raised inside the block into a ``StorageFullError`` for ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if is_storage_full(exc):
+            raise storage_full_error(path, exc) from exc
+        raise
 
 
 def write_bytes_atomic(path: str | Path, data: bytes, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix.
+
+    A full or read-only filesystem raises ``StorageFullError`` and leaves the old file and no
+    temporary file behind."""
     path = Path(path)
+    with full_storage_is_clear(path):
+        _write_replace(path, data, fsync)
+
+
+def _write_replace(path: Path, data: bytes, fsync: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with open(fd, "wb") as f:
             os.fchmod(fd, file_mode_for(path.parent))
             f.write(data)
+            f.flush()  # a full disk shows here (or at fsync), before the rename
             if fsync:
-                f.flush()
                 os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:
@@ -36,7 +87,22 @@ def write_bytes_atomic(path: str | Path, data: bytes, fsync: bool = True) -> Non
 
 
 def write_json_atomic(path: str | Path, obj: Any, fsync: bool = True, indent: int | None = 1) -> None:
+    """``obj`` as JSON, written with ``write_bytes_atomic``."""
     write_bytes_atomic(path, json.dumps(obj, indent=indent, default=str).encode(), fsync=fsync)
+
+
+def rewrite_in_place(path: str | Path, data: bytes) -> None:
+    """Last resort on a full filesystem: overwrite an existing small file in place (its own
+    blocks are reused, no temporary file is needed). A reader may see it half-written for a
+    moment, so this is only for a status line that would otherwise stay wrong."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:

@@ -7,6 +7,7 @@ parse a trailing line that has no newline yet: a line is either complete or not 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import StorageError
+from hpctune.storage.atomic import full_storage_is_clear
 from hpctune.storage.secure import open_private
 
 #: what flock says on a filesystem without working locks (Lustre without -o flock, ...)
@@ -42,13 +44,13 @@ class ResultLog:
     def append_many(self, events: list[dict[str, Any]], fsync: bool = False) -> None:
         """Append events as complete lines; ``fsync`` for events that must survive a node crash."""
         data = "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
-        with self._threads:
+        with self._threads, full_storage_is_clear(self.path):
             fd = self._open()
             self._lock(fd)
             try:
                 if _ends_without_newline(fd):
                     data = b"\n" + data  # seal a line torn by a killed writer
-                os.write(fd, data)
+                _write_all(fd, data)
                 if fsync:
                     os.fsync(fd)
             finally:
@@ -77,6 +79,23 @@ class ResultLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte (``os.write`` may write fewer: a full disk, a signal); on failure the
+    log is cut back to where it was, so no torn line is left for the next writer."""
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
 
 
 def _ends_without_newline(fd: int) -> bool:
@@ -144,9 +163,13 @@ class LogTail:
             if not line:
                 continue
             try:
-                events.append((json.loads(line), position))
-            except ValueError:
-                self.bad_lines += 1  # a line torn by a killed writer, sealed later
+                event = json.loads(line)
+            except (ValueError, RecursionError):  # not JSON (not UTF-8 either), or nested absurdly
+                event = None
+            if isinstance(event, dict):
+                events.append((event, position))
+            else:
+                self.bad_lines += 1  # a line torn by a killed writer (sealed later), or not an event
         return events
 
 
