@@ -3,6 +3,7 @@
 from hpctune.schedulers.async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
 from hpctune.schedulers.hyperband import HyperBandScheduler
 from hpctune.schedulers.median_stopping import MedianStoppingRule
+from hpctune.schedulers.pb2 import PB2
 from hpctune.schedulers.pbt import PopulationBasedTraining
 from hpctune.schedulers.pbt_replay import PopulationBasedTrainingReplay
 from hpctune.schedulers.registry import create_scheduler
@@ -16,6 +17,7 @@ __all__ = [
     "FIFOScheduler",
     "HyperBandScheduler",
     "MedianStoppingRule",
+    "PB2",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
     "TrialScheduler",

@@ -154,6 +154,7 @@ class PopulationBasedTraining(TrialScheduler):
             return Decision.CONTINUE
         score = -math.inf if math.isnan(value) else self._sign * value  # NaN: the worst
         state.last_score, state.last_train_time = score, time
+        self._on_score(trial.trial_id, time, score)
         if self._synch:
             return self._synch_result(trial.trial_id, time)
         state.last_perturbation_time = time
@@ -217,10 +218,19 @@ class PopulationBasedTraining(TrialScheduler):
         donor = upper[int(self._rng.integers(len(upper)))]
         return self._exploit(trial_id, donor)
 
+    def _on_score(self, trial_id: str, time: float, score: float) -> None:
+        """A trial was judged with ``score`` at ``time`` (PB2 keeps these as its data)."""
+
+    def _new_config(self, trial_id: str, donor: str) -> dict[str, Any]:
+        """The recipient's next config: the donor's, explored (PB2 asks its bandit instead)."""
+        new_config, _ = explore(self._trials[donor].config, self._hyperparam_mutations,
+                                self._resample_probability, self._perturbation_factors,
+                                self._custom_explore_fn, self._rng)
+        return new_config
+
     def _exploit(self, trial_id: str, donor: str) -> Exploit:
         recipient, source = self._trials[trial_id], self._trials[donor]
-        new_config, _ = explore(source.config, self._hyperparam_mutations, self._resample_probability,
-                                self._perturbation_factors, self._custom_explore_fn, self._rng)
+        new_config = self._new_config(trial_id, donor)
         self._num_perturbations += 1
         # Ray's donor checkpoints at its perturbation; ours goes on from its latest checkpoint
         recipient.last_perturbation_time = max(source.last_perturbation_time, source.last_seen_time)

@@ -20,9 +20,10 @@ SCHEDULERS: dict[str, str] = {
     "hyperband": "hpctune.schedulers.hyperband:HyperBandScheduler",
     "pbt": "hpctune.schedulers.pbt:PopulationBasedTraining",
     "pbt_replay": "hpctune.schedulers.pbt_replay:PopulationBasedTrainingReplay",
+    "pb2": "hpctune.schedulers.pb2:PB2",
 }
 #: Ray Tune's other scheduler names: not in this version (a clear error, not "unknown")
-NOT_YET = ("hb_bohb", "pb2", "resource_changing")
+NOT_YET = ("hb_bohb", "resource_changing")
 
 
 def _load(name: str) -> type[TrialScheduler]:
