@@ -9,8 +9,10 @@ meaning of each kind is decided in one place per reader (the driver, ``ResultGri
 ``exploited`` is the one event the driver writes itself (PBT): the trial continues from a
 donor's checkpoint with a new config. Its fields: ``donor``, ``donor_iteration`` (the
 checkpoint's), ``step`` (the trial's iteration at the decision), ``old_config``,
-``new_config`` (text views), ``checkpoint`` (the copy's name in this trial), ``donor_result``
-(the donor's result at that checkpoint), ``exploit_id`` and ``decided_at``.
+``new_config`` (text views), ``checkpoint`` (the copy's name in this trial), ``result`` (the
+donor's result that went with that checkpoint: a reader that maps checkpoints to results,
+or a worker continuing running totals from a checkpoint, finds it as for any checkpoint),
+``exploit_id`` and ``decided_at``.
 """
 
 from __future__ import annotations

@@ -91,9 +91,12 @@ def check_pbt_run(grid: ResultGrid) -> list[tuple[dict, dict | None]]:
                 continue  # restored at the last step: nothing left to run
             writer, donor_v = _written_by(exp, event["donor"], event["checkpoint"], event["decided_at"])
             assert first["restored_from"] == writer, (result.trial_id, event, first)
-            assert first["restored_v"] == donor_v == event["donor_result"]["v"]
+            assert first["restored_v"] == donor_v == event["result"]["v"]
             assert first["lr"] == pytest.approx(event["new_config"]["lr"])
             assert first["training_iteration"] == event["donor_iteration"] + 1
+            if not _reported_before(exp, result.trial_id, event):  # totals go on from the donor's
+                assert first["time_total_s"] > event["result"]["time_total_s"]
+        assert all(isinstance(found, dict) for _, found in result.best_checkpoints)
     rows = exp.pbt_global_path.read_text().splitlines()
     assert len(rows) == len(everything) >= 2
     for event, _ in everything:
@@ -101,6 +104,16 @@ def check_pbt_run(grid: ResultGrid) -> list[tuple[dict, dict | None]]:
     checked = [first for _, first in everything if first is not None]
     assert len(checked) >= 2
     return everything
+
+
+def _reported_before(exp: ExperimentDir, trial_id: str, exploit: dict) -> bool:
+    """Did the recipient itself report the donor's iteration before this exploit?"""
+    for event in read_events(exp.result_log_path(trial_id)):
+        if event.get("exploit_id") == exploit["exploit_id"]:
+            return False
+        if event["event"] == "result" and event["result"]["training_iteration"] == exploit["donor_iteration"]:
+            return True
+    return False
 
 
 def _written_by(exp: ExperimentDir, trial_id: str, checkpoint: str, before: float) -> tuple[str, float]:
