@@ -39,7 +39,9 @@ STEPS = 20
 
 
 def fast_slurm() -> tune.SlurmConfig:
-    return tune.SlurmConfig(poll_interval_s=0.3, time_min=10)
+    """One squeue a second: resubmissions and cancels need room in the driver's 120 Slurm
+    calls a minute, or decisions wait behind the rate limit while trials run on."""
+    return tune.SlurmConfig(poll_interval_s=1.0, time_min=10)
 
 
 #: initial learning rates: a spread from too high (fast, then a high penalty) to too low
@@ -173,7 +175,7 @@ def test_pbt_on_local_processes(tmp_path, monkeypatch):
 @pytest.mark.slurm
 def test_pbt_population_of_eight_on_the_lab(tmp_path, monkeypatch, slurm_lab):
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
-    grid = run_pbt(tmp_path, population=8, quantile=0.25, sleep=0.3)
+    grid = run_pbt(tmp_path, population=8, quantile=0.25, sleep=0.4)
     check_pbt_run(grid)
     check_beats_constant(grid)
 
@@ -202,13 +204,14 @@ def test_hyperband_pauses_and_resumes_trials(tmp_path, monkeypatch, backend):
         iterations = [r["training_iteration"] for r in trial_results(exp.result_log_path(result.trial_id))]
         assert iterations == list(range(1, iterations[-1] + 1))  # resumed where it paused
         by_lr.setdefault(result.trial_id, (result.config["lr"], kinds, iterations[-1]))
-    second = [by_lr[t] for t in sorted(by_lr)[3:]]  # the bracket with a halving
-    paused = [s for s in second if "paused" in s[1]]
-    assert len(paused) >= 4
-    survivors = [s for s in second if s[2] >= 6]
-    assert sorted(s[0] for s in survivors) == [0.3, 0.5]  # the top 2 of 5 by score at 3
-    assert any(s[1].count("start") >= 2 for s in survivors)  # a paused one was resubmitted
-    assert all(s[2] < 6 and "stopped" in s[1] for s in second if s not in survivors)
+    second = {by_lr[t][0]: by_lr[t] for t in sorted(by_lr)[3:]}  # the bracket with a halving
+    assert sum("paused" in s[1] for s in second.values()) >= 4, second
+    winners, losers = [second[0.3], second[0.5]], [second[lr] for lr in (0.01, 0.02, 0.05)]
+    # the top 2 of 5 by their score at 3 go on to the next milestone (6), at least one of them
+    # resubmitted after its pause; the others end without running again (how far each got
+    # before its pause took effect depends on how fast the driver read its results)
+    assert all(s[2] >= 6 for s in winners) and any(s[1].count("start") >= 2 for s in winners), second
+    assert all(s[1].count("start") == 1 and "stopped" in s[1] for s in losers), second
 
 
 # -- a driver killed in the middle of a synchronous barrier -------------------------------------------
