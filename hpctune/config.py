@@ -317,7 +317,7 @@ class RunConfig:
     local_dir: str | None = None
 
     def __post_init__(self) -> None:
-        self.verbose = check_verbose(self.verbose)
+        self.verbose = check_verbose(1 if self.verbose is None else self.verbose)  # None: Ray's default
         check_log_to_file(self.log_to_file)
         self._check_types()
         if self.local_dir is not None:
@@ -336,6 +336,12 @@ class RunConfig:
 
     def _check_types(self) -> None:
         owner = "RunConfig"
+        if self.callbacks is None:  # Ray's defaults are None
+            self.callbacks = []
+        if self.failure_config is None:
+            self.failure_config = FailureConfig()
+        if self.checkpoint_config is None:
+            self.checkpoint_config = CheckpointConfig()
         for name in ("name", "storage_path", "local_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):

@@ -8,6 +8,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from numbers import Real
 from typing import Any
 
 from hpctune.errors import ConfigError, TrainableError
@@ -225,7 +226,7 @@ def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
 
 def _require_number(key: str, value: Any) -> None:
     """A resource is a finite number: never a string (nothing is coerced) or a bool."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         fix = (f"write {{'{key}': {value.strip()}}} without quotes" if _numeric_text(value)
                else f"e.g. {{'{key}': 1}}")
         raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be a finite number: "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import shutil
 import threading
 from pathlib import Path
 
@@ -376,12 +377,22 @@ def test_yaml_experiment_file(tmp_path, capsys, trainable_file, text, phrase):
 
 
 # -- the command line --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished experiment ``x`` (two trials), run once for the module."""
+    root = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPCTUNE_BACKEND", "local")
+        tune.Tuner(objective, param_space={"a": tune.grid_search([1, 2])},
+                   tune_config=TuneConfig(metric="score", mode="min"),
+                   run_config=RunConfig(name="x", storage_path=str(root), verbose=0)).fit()
+    return root / "x"
+
+
 @pytest.fixture
-def experiment(tmp_path, trainable_file):
-    """One finished experiment ``x`` (two trials) in the test's storage path."""
-    tune.Tuner(objective, param_space={"a": tune.grid_search([1, 2])},
-               tune_config=TuneConfig(metric="score", mode="min"),
-               run_config=RunConfig(name="x", verbose=0)).fit()
+def experiment(tmp_path, trainable_file, finished):
+    """A copy of the finished experiment ``x`` in the test's storage path."""
+    shutil.copytree(finished, tmp_path / "results" / "x", symlinks=True)
     (tmp_path / "e.toml").write_text(BASE)
     return tmp_path / "results" / "x"
 
@@ -527,3 +538,25 @@ def test_a_resources_function_returning_bad_values_errs_at_launch():
     with pytest.raises(ConfigError, match="write {'cpu': 2} without quotes"):
         fit(bad)
 
+
+
+def test_inputs_that_look_odd_but_are_right_are_accepted(tmp_path):
+    """The checks refuse wrong types, not Ray's spellings: None for Ray's defaults, numpy
+    integers, a Path, a timedelta, an IntEnum verbosity, -1 samples, cpu=0 (one CPU)."""
+    import enum
+
+    np = pytest.importorskip("numpy")
+
+    class Verbosity(enum.IntEnum):
+        V0_MINIMAL = 0
+
+    run = RunConfig(callbacks=None, failure_config=None, checkpoint_config=None, verbose=None,
+                    storage_path=tmp_path / "results", name="ok")
+    assert (run.callbacks, run.failure_config, run.verbose) == ([], FailureConfig(), 1)
+    assert RunConfig(verbose=Verbosity.V0_MINIMAL).verbose == 0
+    TuneConfig(num_samples=np.int64(2), max_concurrent_trials=np.int32(1))
+    TuneConfig(num_samples=-1, time_budget_s=datetime.timedelta(minutes=1))
+    FailureConfig(max_failures=-1, heartbeat_timeout_s=None, report_timeout_s=np.float64(30))
+    SlurmConfig(time_min=np.int64(5), setup=("module load x",), stop_grace_s=0)
+    assert normalize_resources({"cpu": 0, "GPU": np.int64(1), "memory": 2 * 1024**3}) == {
+        "cpu": 1, "gpu": 1, "mem_gb": 2.0}
