@@ -288,7 +288,9 @@ class Tuner:
     def _scheduler(self) -> TrialScheduler:
         tc = self.tune_config
         scheduler = tc.scheduler or FIFOScheduler()
-        if scheduler.metric and tc.metric:
+        # a restored Tuner's scheduler was given TuneConfig's metric/mode by the first fit()
+        same = (scheduler.metric, scheduler.mode) == (tc.metric, tc.mode)
+        if scheduler.metric and tc.metric and not (self.is_restored and same):
             raise ConfigError(
                 "metric/mode are set both in the scheduler and in TuneConfig: set them in "
                 "TuneConfig(metric=..., mode=...) only (Ray Tune raises the same)."

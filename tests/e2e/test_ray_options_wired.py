@@ -98,3 +98,17 @@ def test_a_config_json_cannot_hold_runs_and_snapshots(tmp_path):
     assert grid[0].config["table"] == table
     state = json.loads((tmp_path / "keys" / "state.json").read_text())
     assert state["trials"][0]["config"]["table"] == {"(1, 2)": "pair", "3": "three"}
+
+
+def test_restore_with_a_scheduler_and_tune_config_metric(tmp_path):
+    """TuneConfig's metric/mode reach the scheduler at fit(); a restored Tuner is not refused
+    for having them in both places."""
+    tuner = tune.Tuner(trainables.learning_curve,
+                       param_space={"c": tune.grid_search([0.0, 0.5]), "a": 1.0, "b": 0.5,
+                                    "sleep": 0.01, "max_t": 3},
+                       tune_config=tune.TuneConfig(metric="loss", mode="min",
+                                                   scheduler=tune.schedulers.ASHAScheduler(max_t=3)),
+                       run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path), verbose=0))
+    assert tuner.fit().num_terminated == 2
+    grid = tune.Tuner.restore(str(tmp_path / "asha"), trainables.learning_curve).fit()
+    assert grid.num_terminated == 2 and grid.get_best_result().config["c"] == 0.0
