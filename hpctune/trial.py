@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,7 +68,6 @@ class Trial:
     log_offset: int = 0
     stop_requested_at: float | None = None
     results_after_stop: int = 0
-    user_files: bool = False
     stop_reason: str = ""
     stopped_by_scheduler: bool = False
     num_failures: int = 0
@@ -131,7 +131,10 @@ class Trial:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trial:
-        data = dict(data)
+        """A trial from ``to_dict``'s output; fields an older version saved and this one no
+        longer has are ignored, so its snapshots still restore."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         data["status"] = TrialStatus(data["status"])
         return cls(**data)
 

@@ -64,12 +64,14 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
 
 
 def _result_at(log_path: Path, iteration: int) -> dict:
-    """The result of ``iteration`` (the checkpoint's): where the running totals continue."""
+    """The latest result of ``iteration`` (the checkpoint's, or the donor's that a PBT exploit
+    installed, carried by its ``exploited`` event): where the running totals continue."""
+    found: dict = {}
     for event in read_events(log_path):
         result = event.get("result") or {}
         if result.get("training_iteration") == iteration:
-            return result
-    return {}
+            found = result
+    return found
 
 
 def run_trial(exp: ExperimentDir, trial_id: str) -> int:
@@ -90,9 +92,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
-    view: dict = {}
     try:
-        view = exp.read_params(trial_id)  # result.json shows the config as params.json does
         trainable = load_private_pickle(exp.trainable_path)  # only a file of yours nobody else can write
         session.config = exp.read_config(trial_id)  # params.pkl: exactly what the searcher made
         if os.environ.get(CHDIR_ENV, "1") != "0":
@@ -100,36 +100,35 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         final = _run(trainable, session.config, session, spec)
         if isinstance(final, dict):
             session.report(final)
-        _final_event(session, new_event(EventKind.COMPLETE), view)
+        _final_event(session, new_event(EventKind.COMPLETE))
         return 0
     except StopTrial as stop:
         # A scheduler's or stopper's decision ends the trial; a cancel (Ctrl+C on the driver,
         # `hpctune cancel`) leaves it to the driver, which may resume it later.
         kind = EventKind.STOPPED if stop.final else EventKind.TERMINATED
-        _final_event(session, new_event(kind, reason=str(stop)), view)
+        _final_event(session, new_event(kind, reason=str(stop)))
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
         traceback.print_exc()
-        _error_event(session, exc, view)
+        _error_event(session, exc)
         return 1
 
 
-def _error_event(session: Session, exc: BaseException, view: dict) -> None:
+def _error_event(session: Session, exc: BaseException) -> None:
     """Write the trial's error event; when the log cannot take it (a full or read-only
     filesystem, a lost mount), say so on stderr, which lands in the job's log."""
     try:
-        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)), view)
+        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)))
     except Exception as failed:  # noqa: BLE001 - the trial's own error is the one to report
         print(f"hpctune: trial {session.context.trial_id} failed ({type(exc).__name__}: {str(exc)[:200]}) and "
               f"its error event could not be written to {session.log.path}: {failed}",
               file=sys.stderr, flush=True)
 
 
-def _final_event(session: Session, event: dict, config: dict | None = None) -> None:
-    """Write the trial's last event. (result.json and progress.csv are the driver's loggers'
-    now, written live: ``config`` is no longer needed here.)"""
+def _final_event(session: Session, event: dict) -> None:
+    """Write the trial's last event (result.json and progress.csv are the driver's loggers')."""
     session.log.append({**event, **session.base_fields()}, fsync=True)
 
 

@@ -32,7 +32,7 @@ from hpctune.metrics import flat_value
 from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.search.searcher import Searcher
-from hpctune.storage.events import USER_FILES, EventKind, dispatch, new_event
+from hpctune.storage.events import EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail, ResultLog
 from hpctune.trial import Trial, TrialStatus
@@ -75,6 +75,7 @@ class Controller:
         self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
         self.settings, self.reporter, self.clock = settings, reporter, clock
         self.trials: dict[str, Trial] = {}
+        self._trial_list: list[Trial] = []
         self.live: dict[str, Trial] = {}  # the unfinished trials: each step looks only at these
         self.tails: dict[str, LogTail] = {}
         self.iteration = 0
@@ -152,7 +153,11 @@ class Controller:
 
     @property
     def trial_list(self) -> list[Trial]:
-        return list(self.trials.values())
+        """Every trial, in creation order (rebuilt only when trials were added: callbacks get it
+        with every result, and trials are never removed)."""
+        if len(self._trial_list) != len(self.trials):
+            self._trial_list = list(self.trials.values())
+        return self._trial_list
 
     @property
     def live_trials(self) -> list[Trial]:
@@ -197,7 +202,6 @@ class Controller:
             if trial.is_finished or trial_id not in self.live:
                 continue  # ended (or set aside as never started) earlier in this step
             trial.last_event_at = self.clock()
-            trial.user_files = trial.user_files or bool(event.get(USER_FILES))
             handler = handlers.setdefault(trial_id, TrialEvents(self, trial))
             dispatch(event, handler, tail.path)
             tail.consume(1)

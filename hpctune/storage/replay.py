@@ -8,7 +8,6 @@ offset zero rebuilds an experiment: the logs are the source of truth.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -142,8 +141,7 @@ def snapshot_trials(exp: ExperimentDir) -> list[Trial]:
     state = exp.read_state()
     if not state:
         return load_trials(exp, real_config=False)  # displays: the text view, no pickle loaded
-    names = {f.name for f in dataclasses.fields(Trial)}
-    return [Trial.from_dict({k: v for k, v in t.items() if k in names}) for t in state.get("trials", [])]
+    return [Trial.from_dict(t) for t in state.get("trials", [])]
 
 
 def trial_results(log_path: Path) -> list[dict[str, Any]]:

@@ -33,10 +33,6 @@ from hpctune.storage.experiment import DRIVER_STATE_FILE, TUNER_FILE, Experiment
 from hpctune.storage.result_log import ResultLog
 from hpctune.storage.secure import SHARE_ENV, load_private_pickle
 
-#: files still written by modules outside hpctune/storage's secure helpers (their umask mode):
-#: storage/user_files.py (result.json, progress.csv), Searcher.save (searcher-state.pkl) and
-#: tuner.experiment_lock (.driver.lock). The 0700 directories keep them private meanwhile;
-#: remove a name here once its writer uses hpctune.storage.secure.
 #: files kept 0600 even in a shared experiment (the driver's lock, the searcher's pickle)
 ALWAYS_PRIVATE = {".driver.lock", "searcher-state.pkl"}
 PRIVATE, SHARED = (0o700, 0o600), (0o750, 0o640)
