@@ -77,6 +77,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--gpus", default="auto")
     parser.add_argument("--storage", default="./hpctune_results")
+    parser.add_argument("--name", default=None, help="experiment name (default: train_mlp_<date>, "
+                        "so the example can run again)")
     args = parser.parse_args()
     gpus = int(cluster_has_gpus()) if args.gpus == "auto" else int(args.gpus)
     trainable = tune.with_resources(train_mlp, {"cpu": 1, "gpu": gpus})
@@ -91,7 +93,7 @@ def main():
         },
         tune_config=tune.TuneConfig(metric="val_loss", mode="min", num_samples=args.samples,
                                     max_concurrent_trials=4, seed=0),
-        run_config=tune.RunConfig(name="pytorch_mlp", storage_path=args.storage,
+        run_config=tune.RunConfig(name=args.name, storage_path=args.storage,
                                   checkpoint_config=train.CheckpointConfig(num_to_keep=2)),
     )
     results = tuner.fit()
