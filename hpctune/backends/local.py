@@ -110,6 +110,10 @@ class LocalBackend:
         return {}
 
     def poll(self) -> dict[str, JobState]:
+        """States of the jobs; a slot freed by a job that ended here is given to a queued job at
+        the next poll, after the driver has read that job's end (as Slurm's scheduling cycle
+        does): a fail_fast or a stop decided on it still finds the queued jobs unstarted."""
+        self._start_queued()
         for job_id, (proc, _, _) in list(self._running.items()):
             code = proc.poll()
             if code is not None:
@@ -118,7 +122,6 @@ class LocalBackend:
                 self._killing.pop(job_id, None)
             elif job_id in self._killing and time.monotonic() > self._killing[job_id]:
                 _signal_group(proc, signal.SIGKILL)
-        self._start_queued()
         states = {job_id: JobState("RUNNING", node="localhost") for job_id in self._running}
         states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
         return states

@@ -8,7 +8,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.storage.result_log import read_events
-from tests.conftest import run
+from tests.conftest import run, wait_for
 from tests.e2e import replay, trainables
 
 BACKENDS = ["local", pytest.param("slurm", marks=pytest.mark.slurm)]
@@ -50,10 +50,16 @@ def test_asha_cancels_stopped_tasks_in_slurm(tmp_path, monkeypatch, slurm_lab):
     if slurm_lab.accounting_enabled():
         job_of = {r.trial_id: start_job(r) for r in grid}
         array = next(iter(job_of.values())).split("_")[0]
-        out = run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"], check=True).stdout
-        states = {job: state.split()[0] for job, state in
-                  (line.split("|", 1) for line in out.splitlines() if "|" in line)}
         expected = {job_of[r.trial_id]: "CANCELLED" if r in stopped else "COMPLETED" for r in grid}
+
+        def recorded() -> dict[str, str] | None:  # slurmdbd records the last ends a moment later
+            out = run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"], check=True).stdout
+            states = {job: state.split()[0] for job, state in
+                      (line.split("|", 1) for line in out.splitlines() if "|" in line)}
+            ended = all(states.get(job) in ("CANCELLED", "COMPLETED", "FAILED") for job in expected)
+            return states if ended else None
+
+        states = wait_for(recorded, timeout=30, interval=1, what="sacct records of every task")
         assert {job: states.get(job) for job in expected} == expected  # scancel at once, each stop
     assert_replay_reproduces(grid)
 

@@ -273,8 +273,10 @@ def test_local_gpu_trials_wait_for_a_free_gpu(tmp_path, monkeypatch):
     backend.launch(["a", "b", "c"], {"cpu": 1, "gpu": 1}, None)
     assert {t: g for t, (g, _) in spawned.items()} == {"a": ("0",), "b": ("1",)}
     spawned["b"][1].code = 0
+    states = backend.poll()  # b's end is reported; its GPU goes to c at the next poll
+    assert "c" not in spawned and states["local-2"].state == "PENDING"
     states = backend.poll()
-    assert spawned["c"][0] == ("1",) and list(states.values())[0].state == "RUNNING"
+    assert spawned["c"][0] == ("1",) and states["local-2"].state == "RUNNING"
     backend.launch(["d"], {"cpu": 1, "gpu": 0}, None)
     assert spawned["d"][0] == ()
     with pytest.raises(ConfigError, match="3 GPU.*has 2"):
