@@ -60,7 +60,11 @@ def test_asha_cancels_stopped_tasks_in_slurm(tmp_path, monkeypatch, slurm_lab):
             return states if ended else None
 
         states = wait_for(recorded, timeout=30, interval=1, what="sacct records of every task")
-        assert {job: states.get(job) for job in expected} == expected  # scancel at once, each stop
+        # every stop is a scancel at once; a trial at max_t is also told STOP (ASHA's
+        # stop_last_trials), so its job may be cancelled as it finishes or complete first
+        for r in grid:
+            job = job_of[r.trial_id]
+            assert states[job] in ((expected[job],) if r in stopped else ("COMPLETED", "CANCELLED")), (job, states)
     assert_replay_reproduces(grid)
 
 
