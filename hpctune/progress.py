@@ -30,6 +30,7 @@ from hpctune.status_table import (
     plain_line,
     render,
 )
+from hpctune.stoppers import check_number
 
 
 class ProgressReporter:
@@ -94,6 +95,10 @@ class CLIReporter(ProgressReporter):
                  live: bool | None = None, out: TextIO | None = None):
         if mode not in (None, "min", "max"):
             raise ConfigError(f"CLIReporter(mode={mode!r}): mode must be 'min' or 'max'.")
+        for name, value in (("max_progress_rows", max_progress_rows), ("max_error_rows", max_error_rows),
+                            ("max_column_length", max_column_length), ("infer_limit", infer_limit)):
+            check_number(name, value, 0, integer=True)
+        check_number("max_report_frequency", max_report_frequency, 0, strict=False)
         self._metric_columns = _as_columns(metric_columns, "metric_columns")
         self._parameter_columns = _as_columns(parameter_columns, "parameter_columns")
         self._total_samples = total_samples

@@ -152,6 +152,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
     info = experiment_info(exp)
+    if args.metric is not None and not args.metric.strip():
+        raise ConfigError("--metric is empty: name a reported metric, e.g. --metric loss.")
     metric, mode = args.metric or info["metric"], args.mode or info["mode"]
     if not metric or mode not in ("min", "max"):
         raise ConfigError(f"{exp.root.name} has no metric/mode: pass --metric NAME --mode min|max.")

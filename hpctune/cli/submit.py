@@ -74,8 +74,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                             description="Continue EXP with Tuner.restore: unfinished trials go on "
                             "from their checkpoints; jobs still in Slurm are re-attached.")
     r.add_argument("experiment", metavar="EXP")
-    r.add_argument("--resume-errored", action="store_true", help="retry errored trials from their checkpoints")
-    r.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
+    errored = r.add_mutually_exclusive_group()
+    errored.add_argument("--resume-errored", action="store_true", help="retry errored trials from their checkpoints")
+    errored.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
     r.add_argument("--no-resume-unfinished", dest="resume_unfinished", action="store_false",
                    help="do not continue unfinished trials")
     r.add_argument("--detach", action="store_true", help="continue in a detached driver job")

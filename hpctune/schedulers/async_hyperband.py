@@ -126,6 +126,9 @@ class AsyncHyperBandScheduler(TrialScheduler):
     ):
         super().__init__(metric, mode)
         _validate(max_t, grace_period, reduction_factor, brackets)
+        if not isinstance(time_attr, str) or not time_attr:
+            raise ConfigError(f"The value of `time_attr` is {time_attr!r}, but must be the name of a "
+                              "reported metric that grows with training, e.g. 'training_iteration'.")
         if seed is not None and rng is not None:
             raise ConfigError("Give AsyncHyperBandScheduler either `seed` or `rng`, not both.")
         self._time_attr = time_attr
