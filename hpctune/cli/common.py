@@ -190,6 +190,14 @@ def ago(seconds: float) -> str:
     return f"{seconds}s"
 
 
+def output_path(text: str, what: str) -> Path:
+    """Where a command writes its file (``-o``, ``--hdf5``); its folder must exist."""
+    out = Path(text).expanduser()
+    if not out.parent.is_dir():
+        raise ConfigError(f"{out.parent} does not exist: create it or write the {what} elsewhere.")
+    return out
+
+
 def console() -> Any:
     """A rich Console; a wide one when stdout is not a terminal (a pipe, a file)."""
     from rich.console import Console  # rich costs ~40 ms: only the commands that print tables

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from hpctune.cli.common import resolve_experiment
-from hpctune.errors import ConfigError
+from hpctune.cli.common import output_path, resolve_experiment
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -29,9 +27,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hpctune.export_hdf5 import write_hdf5
     from hpctune.report.data import load_experiment
 
-    out = Path(args.hdf5).expanduser()
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out.parent} does not exist: create it or write the file elsewhere.")
+    out = output_path(args.hdf5, "file")
     exp = resolve_experiment(args.experiment)
     start = time.monotonic()
     record = load_experiment(exp.root)

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hpctune.cli.common import experiment_info, resolve_experiment
+from hpctune.cli.common import experiment_info, output_path, resolve_experiment
 from hpctune.errors import ConfigError
 
 
@@ -30,9 +29,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     metric = args.metric or experiment_info(exp)["metric"]
     if not metric:
         raise ConfigError("The experiment names no metric: pass --metric NAME.")
-    out = Path(args.output).expanduser()
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out.parent} does not exist: create it or write the plot elsewhere.")
+    out = output_path(args.output, "plot")
     path = plot_curves(load_experiment(exp.root), metric, out)
     print(f"hpctune plot: {metric} of {exp.root.name} -> {path}")
     return 0

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from hpctune.cli.common import resolve_experiment
-from hpctune.errors import ConfigError
+from hpctune.cli.common import output_path, resolve_experiment
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -31,9 +29,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hpctune.report.data import load_experiment
     from hpctune.report.html import write_report
 
-    out = Path(args.output).expanduser()
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out.parent} does not exist: create it or write the report elsewhere.")
+    out = output_path(args.output, "report")
     exp = resolve_experiment(args.experiment)
     start = time.monotonic()
     record = load_experiment(exp.root)

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.cli.main import main
 from hpctune.config import CheckpointConfig, FailureConfig, RunConfig, SlurmConfig, TuneConfig
 from hpctune.errors import ConfigError, SearchSpaceError, TrainableError
 from hpctune.progress import CLIReporter
@@ -34,15 +33,7 @@ from hpctune.stoppers import (
     TrialPlateauStopper,
 )
 from hpctune.trainable import normalize_resources, with_resources
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
-    monkeypatch.setenv("HPCTUNE_STORAGE_PATH", str(tmp_path / "results"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("HPCTUNE_PROFILE_PATH", raising=False)
-    monkeypatch.chdir(tmp_path)
+from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 
 def objective(config):
@@ -350,15 +341,6 @@ def trainable_file(tmp_path):
     (tmp_path / "train.py").write_text("from hpctune import tune\n\ndef objective(config):\n"
                                        "    tune.report({'score': 1})\n")
     (tmp_path / "broken.py").write_text("raise RuntimeError('top-level failure')\n")
-
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("text, phrase", [pytest.param(*c[1:], id=c[0]) for c in FILES])

@@ -14,6 +14,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.cli.main import main
+from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,21 +42,6 @@ tuner.fit()
 
 def objective(config):
     tune.report({"score": config["a"]})
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
-    monkeypatch.setenv("HPCTUNE_STORAGE_PATH", str(tmp_path / "results"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("HPCTUNE_PROFILE_PATH", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

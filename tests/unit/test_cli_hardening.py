@@ -27,6 +27,7 @@ from hpctune.storage.summary import (
     process_start_time,
     recorded_driver_pid,
 )
+from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 TRAINABLE = '''
 from hpctune import tune
@@ -46,22 +47,6 @@ tuner = tune.Tuner(objective, param_space={"a": tune.grid_search([1, 2])},
                    run_config=tune.RunConfig(name="own-name", storage_path=sys.argv[1], verbose=0))
 tuner.fit()
 '''
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
-    monkeypatch.setenv("HPCTUNE_STORAGE_PATH", str(tmp_path / "results"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("HPCTUNE_PROFILE_PATH", raising=False)
-    monkeypatch.delenv("HPCTUNE_SHARE_WITH_GROUP", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
