@@ -33,6 +33,8 @@ class TrialEvents(TrialReplay):
         job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0)
         if job and trial.job_id and job != trial.job_id:
             return  # a run of an earlier job, cancelled before the driver read this
+        if job in trial.cancelled_jobs:
+            return  # a run Ctrl+C cancelled: the trial runs again in a new job
         if job and trial.job_id is None and not trial.is_finished:
             trial.job_id = job  # a launch the snapshot missed, read at restore: adopt it
         unexplained = not first and not trial.awaiting_restart and restarts > trial.restart_count

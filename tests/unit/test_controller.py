@@ -733,6 +733,22 @@ def test_a_restored_local_driver_relaunches_only_the_unfinished_trials(tmp_path)
 
 
 # -- Ctrl+C ---------------------------------------------------------------------------------------
+def test_trials_whose_start_ctrl_c_cancelled_unread_run_again_after_restore(tmp_path):
+    """Jobs that started just before Ctrl+C, their start events not read yet: the restored
+    driver reads them but does not adopt the cancelled jobs; the trials run again."""
+    rig = make_rig(tmp_path, grid(2))
+    rig.step()
+    start_all(rig, 0, 1)  # written, but the driver has not read them
+    on_interrupt(rig.ctl)
+    rig.ctl.save("interrupted")
+    assert rig.backend.cancels == [["100_0", "100_1"]]
+    new = restored(rig, rig.backend.successor())
+    new.step()
+    assert new.backend.launches == [Launch([tid(0), tid(1)], CPU1, None, ["101_0", "101_1"])]
+    assert new.statuses() == {tid(0): PENDING, tid(1): PENDING}
+    assert [new.trial(i).job_id for i in (0, 1)] == ["101_0", "101_1"]
+
+
 def test_trials_cancelled_by_ctrl_c_run_again_after_restore(tmp_path):
     """Ctrl+C cancels the running jobs; a restored driver launches those trials again (from
     their checkpoints) instead of taking them as finished."""
