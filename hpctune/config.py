@@ -239,6 +239,10 @@ class SlurmConfig:
     #: ``cleanup()`` run) and the worker is ended if it is still busy after this long. Keep it
     #: below the cluster's KillWait (30 s by default). 0: exit at once, no cleanup.
     stop_grace_s: float = 3.0
+    #: with ``TuneConfig(reuse_actors=True)``: a pool task with nothing to run exits after this
+    #: many seconds; each trial starts in a process forked from it ("fork") or a new one ("spawn")
+    pool_idle_s: float = 10.0
+    pool_start_method: str = "fork"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -277,6 +281,10 @@ class SlurmConfig:
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
+        check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
+        if self.pool_start_method not in ("fork", "spawn"):
+            raise ConfigError(f"`pool_start_method` is {self.pool_start_method!r}, but must be 'fork' "
+                              "(the default: fastest) or 'spawn' (a new interpreter per trial).")
 
 
 @dataclass

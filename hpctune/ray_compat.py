@@ -26,10 +26,6 @@ def notice_once(key: str, message: str) -> None:
 
 def config_notices(tune_config: Any, run_config: Any) -> None:
     """Say once that an option accepted for Ray compatibility has no effect here."""
-    if tune_config.reuse_actors:
-        notice_once("reuse_actors", "TuneConfig(reuse_actors=True) has no effect: this version starts "
-                                    "each trial fresh in its own job (a pool of reused workers is "
-                                    "planned).")
     if run_config.sync_config is not None:
         notice_once("sync_config", "RunConfig(sync_config=...) has no effect: trials write to the "
                                    "shared filesystem directly, so there is nothing to sync.")

@@ -21,7 +21,8 @@ from hpctune.controller.launching import first_batch_size
 from hpctune.driver_bridge import bridge_scheduler, wrap_searcher
 from hpctune.errors import ConfigError, ExperimentLockedError, HpctuneError
 from hpctune.log_to_file import SPEC_FIELD, output_files
-from hpctune.ray_compat import apply_ray_env, config_notices, dated_subdir
+from hpctune.pool.settings import reuse_actors
+from hpctune.ray_compat import apply_ray_env, config_notices, dated_subdir, notice_once
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.search.searcher import SampleLimiter, Searcher
@@ -86,6 +87,7 @@ class Tuner:
         self._restore: dict[str, Any] | None = None
         self._results: ResultGrid | None = None
         self._validate_space()
+        reuse_actors(self.tune_config.reuse_actors, self.trainable)  # a bad combination fails here
         config_notices(self.tune_config, self.run_config)
         for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
             hook(self)
@@ -247,9 +249,16 @@ class Tuner:
         if self.backend_name == "slurm":
             from hpctune.backends.slurm import SlurmBackend
 
+            if reuse_actors(self.tune_config.reuse_actors, self.trainable):
+                from hpctune.backends.pool import PoolBackend
+
+                return PoolBackend(exp.root, self.slurm_config)
             return SlurmBackend(exp.root, self.slurm_config)
         from hpctune.backends.local import LocalBackend
 
+        if self.tune_config.reuse_actors:
+            notice_once("reuse_actors", "reuse_actors=True has no effect with the local backend: it "
+                                        "runs each trial in a process of its own (the pool is Slurm's).")
         return LocalBackend(exp.root)
 
     def preview_sbatch(self, count: int | None = None) -> str:

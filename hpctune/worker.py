@@ -29,6 +29,8 @@ from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import load_private_pickle
 
 CHDIR_ENV = "HPCTUNE_CHDIR_TO_TRIAL_DIR"
+#: set by a pool task (``hpctune.pool``) for each trial it runs: the run's job id (``pool-N``)
+POOL_JOB_ENV = "HPCTUNE_POOL_JOB"
 
 
 def trial_id_from_manifest(manifest: Path, task_id: str | None) -> str:
@@ -42,6 +44,7 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
     meta = exp.read_trial_meta(trial_id)
     spec = spec if spec is not None else exp.read_experiment()
     job, array_job, task = slurm_job_ids()
+    job = os.environ.get(POOL_JOB_ENV) or job  # in a pool, events name the run, not the pool task
     context = TrialContext(
         trial_id=trial_id,
         trial_name=meta.get("trial_name", trial_id),
@@ -302,8 +305,8 @@ class Watcher:
 def requeue_self(session: Session) -> None:
     """Put this Slurm job back in the queue (array tasks by their array id)."""
     job_id = session.context.slurm_job_id
-    if not job_id:
-        return
+    if not job_id or os.environ.get(POOL_JOB_ENV):
+        return  # a pool task requeues itself once all its trials have checkpointed
     from hpctune.backends.slurm_limits import shared_commands
 
     proc = shared_commands().run(["scontrol", "requeue", job_id], check=False)

@@ -26,7 +26,7 @@ from hpctune.trial import Trial
 
 #: a running experiment whose summary is older than this is flagged: its driver may be gone
 STALE_AFTER_S = 60.0
-_LOCAL_JOB = re.compile(r"local-\d+", re.ASCII)
+_LOCAL_JOB = re.compile(r"(local|pool)-\d+", re.ASCII)  # a local process, a pool run
 #: what damaged JSON or a record of the wrong shape raises while it is read
 DAMAGED = (ValueError, TypeError, KeyError, AttributeError)
 
@@ -234,8 +234,9 @@ def trial_job_ids(exp: ExperimentDir, trial: Trial) -> list[str]:
 
 
 def is_slurm_job(job_id: Any) -> bool:
-    """True for a Slurm job id (checked later); False for none or a local process (``local-N``)."""
-    return bool(job_id) and not str(job_id).startswith("local")
+    """True for a Slurm job id (checked later); False for none, a local process (``local-N``) or
+    a pool run (``pool-N``: its pool task ends it when the trial's control record says stop)."""
+    return bool(job_id) and not str(job_id).startswith(("local", "pool-"))
 
 
 def slurm_job_ids(job_ids: list[Any]) -> list[str]:

@@ -112,9 +112,14 @@ def _newer(job_id: str, than: str | None) -> bool:
     if than is None:
         return True
     try:
-        return int(job_id.split("_")[0]) > int(than.split("_")[0])
+        return _job_number(job_id) > _job_number(than)
     except ValueError:
         return False
+
+
+def _job_number(job_id: str) -> int:
+    """A Slurm job's number (``123_4`` -> 123) or a pool run's (``pool-12`` -> 12): newer is higher."""
+    return int(job_id.split("_")[0].removeprefix("pool-"))
 
 
 def _ended_jobs(log_path: Path) -> set[str]:

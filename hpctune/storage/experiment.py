@@ -154,8 +154,9 @@ class ExperimentDir:
 
     # -- per job --------------------------------------------------------------------------------
     def job_log_paths(self, job_id: str) -> tuple[Path, Path]:
-        """(stdout, stderr) of a job: a local process ``local-N`` or a Slurm array task."""
-        base = f"{job_id}" if job_id.startswith("local") else f"{job_id}_0_log"
+        """(stdout, stderr) of a job: a local process ``local-N``, a pool run ``pool-N`` or a Slurm
+        array task."""
+        base = f"{job_id}" if job_id.startswith(("local", "pool")) else f"{job_id}_0_log"
         return self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
 
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:

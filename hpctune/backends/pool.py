@@ -1,0 +1,183 @@
+"""Pool backend (``TuneConfig(reuse_actors=True)`` on Slurm): several trials per array task.
+
+A launch does not submit a job per trial: it enqueues one *run* per trial on the shared
+filesystem (``storage/pool_queue``) and makes sure enough *pool tasks* run for it: one
+Slurm array per resource shape, with as many tasks as slots (``max_concurrent_trials``,
+or the runs waiting when there is no throttle). Each pool task (``hpctune/pool``) runs
+trial after trial, each in a clean process, and exits when it has been idle for
+``SlurmConfig(pool_idle_s)``. A run's job id is ``pool-<N>``; the controller sees it
+move PENDING (queued) -> the state of the pool task that claimed it -> gone (ended), and
+takes the same decisions as with one job per trial.
+
+Polling stays one ``squeue`` for the experiment (the pool arrays share its job name)
+plus one listing of the queue's directories; a claim whose pool task left the queue
+(killed, node failure) is handed back: the run is reported gone and the driver retries
+the trial per ``max_failures``, as for a job that died.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hpctune.backends.base import JobState
+from hpctune.backends.slurm import SlurmBackend
+from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
+from hpctune.config import SlurmConfig
+from hpctune.pool.slots import task_gpus
+from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.pool_queue import (
+    PoolQueue,
+    QueueView,
+    is_pool_job,
+    run_job_id,
+    run_seq,
+    shape_key,
+)
+from hpctune.storage.secure import make_private_dir
+
+#: squeue states of a pool task that will not take more work
+_LEAVING = {"COMPLETING", "CANCELLING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT"}
+
+
+class PoolBackend(SlurmBackend):
+    """Runs trials through pool tasks: Slurm array tasks that each run many trials."""
+
+    def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
+                 commands: SlurmCommands | None = None):
+        super().__init__(experiment_root, config, commands)
+        self.queue = PoolQueue(self.root)
+        self.queue.ensure()
+        self._next_seq = self.queue.next_seq()
+        self._slots: dict[str, int | None] = {}  # shape -> most pool tasks wanted (None: no cap)
+        self._arrays: dict[str, str] = self._known_arrays()  # pool array id -> shape
+        self._live: dict[str, int] = {}  # shape -> pool tasks in the queue at the last poll (+ since)
+        self._lost: dict[int, str] = {}  # run -> the pool task that died with it
+        self.task_states: dict[str, JobState] = {}  # pool task -> its state at the last poll
+
+    # -- launching -----------------------------------------------------------------------------
+    def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
+        """Queue one run per trial; submit pool tasks if fewer run than the work needs."""
+        shape = shape_key(resources)
+        self.queue.write_shape(shape, resources)
+        job_ids = []
+        for trial_id in trial_ids:
+            job_ids.append(self.queue.enqueue(self._next_seq, trial_id, shape))
+            self._next_seq += 1
+        self._slots[shape] = throttle if throttle else None
+        self._ensure_tasks(self.queue.view())
+        return job_ids
+
+    def _ensure_tasks(self, view: QueueView) -> None:
+        """Submit pool tasks for each shape whose waiting and running work outnumbers them."""
+        for shape in {*view.queued.values()}:
+            work = sum(1 for s in view.queued.values() if s == shape)
+            work += sum(1 for task in view.claimed.values() if self._arrays.get(task.split("_")[0]) == shape)
+            cap = self._slots.get(shape)
+            wanted = work if cap is None else min(cap, work)
+            missing = wanted - self._live.get(shape, 0)
+            if missing > 0:
+                self._submit_pool(shape, missing)
+
+    def _submit_pool(self, shape: str, count: int) -> None:
+        resources = self.queue.read_shape(shape)
+        task_resources = {**resources, "gpu": task_gpus(resources, 1)}
+        make_private_dir(self.jobs_dir)  # the pool tasks' own Slurm logs go there
+        uid = uuid.uuid4().hex[:10]
+        manifest, script_path, job_id_path = self.queue.array_paths(uid)
+        line = f"{shape} {self.config.pool_idle_s:g} {self.config.pool_start_method}"
+        write_bytes_atomic(manifest, ("\n".join([line] * count) + "\n").encode(), fsync=False)
+        script = self.render_script(task_resources, count, count, manifest)
+        write_bytes_atomic(script_path, script.encode(), fsync=False)
+        out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
+        array_id = validate_job_id(out.split(";")[0])
+        write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
+        self._arrays[array_id] = shape
+        self._live[shape] = self._live.get(shape, 0) + count
+
+    def _worker_command(self, manifest: Path) -> str:
+        """The pool task's command (the sbatch script is otherwise the one-job-per-trial one)."""
+        return super()._worker_command(manifest).replace(" -m hpctune.worker ", " -m hpctune.pool ")
+
+    def _known_arrays(self) -> dict[str, str]:
+        """{pool array id: shape} of every pool array this experiment submitted (a restored
+        driver counts the pool tasks an earlier driver left running)."""
+        found = {}
+        for uid in self.queue.array_uids():
+            manifest, _, job_id_path = self.queue.array_paths(uid)
+            if job_id_path.exists() and manifest.exists():
+                found[validate_job_id(job_id_path.read_text().strip())] = manifest.read_text().split()[0]
+        return found
+
+    def recorded_launches(self) -> dict[str, str]:
+        """{trial_id: job id} of the newest run of each trial (written before it was queued)."""
+        return {record["trial_id"]: run_job_id(seq) for seq, record in self.queue.runs().items()
+                if record.get("trial_id")}
+
+    # -- watching ------------------------------------------------------------------------------
+    def poll(self) -> dict[str, JobState]:
+        """One squeue (the pool tasks), one listing of the queue: the state of every run."""
+        tasks = super().poll()  # first: a claim listed after it belongs to a task it shows
+        view = self.queue.view()
+        self.task_states = tasks
+        self._live = {}
+        for task, state in tasks.items():
+            shape = self._arrays.get(task.split("_")[0])
+            if shape and state.state not in _LEAVING:
+                self._live[shape] = self._live.get(shape, 0) + 1
+        states = {run_job_id(seq): JobState("PENDING", "PoolQueue") for seq in view.queued}
+        for seq, task in view.claimed.items():
+            state = tasks.get(task)
+            if state is not None:
+                states[run_job_id(seq)] = JobState(state.state, state.reason, state.node)
+            elif self.queue.hand_back(seq, task):
+                self._lost[seq] = task  # reported gone: the driver retries the trial
+        self._ensure_tasks(view)
+        return states
+
+    def final_states(self, job_ids: list[str]) -> dict[str, str]:
+        """How runs ended (exit code, or the pool task that died with them); Slurm jobs via sacct."""
+        found = super().final_states([j for j in job_ids if not is_pool_job(j)])
+        lost_tasks = {self._lost[s] for j in job_ids if (s := run_seq(j)) in self._lost}
+        task_states = super().final_states(sorted(lost_tasks)) if lost_tasks else {}
+        for job_id in filter(is_pool_job, job_ids):
+            seq = run_seq(job_id)
+            ended = self.queue.ended(seq)
+            if ended is not None:
+                found[job_id] = f"exit code {ended.get('exit')} in pool task {ended.get('task')}"
+            elif seq in self._lost:
+                task = self._lost[seq]
+                found[job_id] = (f"pool task {task} ended while running it "
+                                 f"({task_states.get(task, 'no accounting record')})")
+            elif self.queue.dropped(seq):
+                found[job_id] = "cancelled before a pool task started it"
+        return found
+
+    def log_paths(self, job_id: str) -> tuple[str, str]:
+        out, err = self.exp.job_log_paths(job_id)
+        return str(out), str(err)
+
+    def pool_task_of(self, job_id: str) -> str | None:
+        """The pool task running a run (for the status view), from the queue's claims."""
+        seq = run_seq(job_id)
+        return self.queue.view().claimed.get(seq) if seq is not None else None
+
+    # -- stopping ------------------------------------------------------------------------------
+    def cancel(self, job_ids: list[str]) -> None:
+        """Cancel runs: a queued one leaves the queue, a running one gets SIGTERM from its pool
+        task (which goes on with other trials). Other (Slurm) ids go to scancel."""
+        for job_id in filter(is_pool_job, job_ids):
+            self.queue.cancel(run_seq(job_id))
+        super().cancel([j for j in job_ids if not is_pool_job(j)])
+
+    def close(self) -> None:
+        """Cancel the pool tasks when no work is left for them (they would idle out anyway);
+        with work left (a driver interrupted with ``keep_jobs_on_interrupt``), leave them."""
+        view = self.queue.view()
+        if view.queued or view.claimed:
+            return
+        tasks = [task for task, state in self.task_states.items()
+                 if task.split("_")[0] in self._arrays and state.state not in _LEAVING]
+        if tasks:
+            super().cancel(sorted(tasks))

@@ -1,0 +1,41 @@
+"""``python -m hpctune.pool EXP_DIR --manifest FILE``: one pool task (see ``pool/task``).
+
+The manifest line picked by ``SLURM_ARRAY_TASK_ID`` is ``<shape key> <idle seconds>
+<start method>``, written by the pool backend before its ``sbatch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from hpctune.pool.child import START_METHODS
+from hpctune.pool.slots import plan_for
+from hpctune.pool.task import PoolTask
+from hpctune.storage.pool_queue import PoolQueue, check_shape, check_task_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hpctune.pool")
+    parser.add_argument("experiment_dir")
+    parser.add_argument("--manifest", required=True)
+    args = parser.parse_args(argv)
+    array, index = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if not array or not index:
+        raise SystemExit("python -m hpctune.pool runs as a Slurm array task (SLURM_ARRAY_TASK_ID)")
+    task_id = check_task_id(f"{array}_{index}")
+    shape, idle, method = Path(args.manifest).read_text().split("\n")[int(index)].split()
+    if method not in START_METHODS:
+        raise SystemExit(f"python -m hpctune.pool: unknown start method {method!r}")
+    root = Path(args.experiment_dir)
+    plan = plan_for(PoolQueue(root).read_shape(check_shape(shape)))
+    return PoolTask(root, task_id, shape, float(idle), method, plan).run()
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,130 @@
+"""One trial run in a clean process of its own, started by a pool task.
+
+``fork`` (the default) copies the pool task's process, which has imported hpctune's
+worker and nothing heavier: no trainable, no torch, no CUDA, no thread. The child then
+loads the trainable itself, exactly as a one-job-per-trial worker does. ``spawn``
+starts ``python -m hpctune.worker`` from scratch (slower by the interpreter's start and
+imports: ``bench/pool_start.py``) for sites where a fork is unwelcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hpctune.storage.secure import make_private_dir, open_private
+
+START_METHODS = ("fork", "spawn")
+_RESET = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGCHLD")
+
+
+@dataclass
+class Child:
+    """A running trial process of the pool task."""
+
+    seq: int
+    trial_id: str
+    pid: int
+    gpus: tuple[str, ...] = ()
+    term_sent_at: float | None = None
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+
+
+def preimport() -> None:
+    """Import what every trial process needs, once, in the pool task (fork copies it)."""
+    import hpctune.worker  # noqa: F401 - the import is the point
+
+
+def start(method: str, root: Path, trial_id: str, env: dict[str, str],
+          logs: tuple[Path, Path], close_fds: tuple[int, ...] = ()) -> tuple[int, subprocess.Popen | None]:
+    """Start the trial's process; returns (pid, Popen for spawn)."""
+    make_private_dir(logs[0].parent)
+    if method == "spawn":
+        return _spawn(root, trial_id, env, logs)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        _child_main(root, trial_id, env, logs, close_fds)
+    return pid, None
+
+
+def _spawn(root: Path, trial_id: str, env: dict[str, str],
+           logs: tuple[Path, Path]) -> tuple[int, subprocess.Popen]:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    cmd = [sys.executable, "-u", "-m", "hpctune.worker", str(root), "--trial", trial_id]
+    with open(open_private(logs[0], flags), "ab") as out, open(open_private(logs[1], flags), "ab") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, **env})
+    return proc.pid, proc
+
+
+def _child_main(root: Path, trial_id: str, env: dict[str, str], logs: tuple[Path, Path],
+                close_fds: tuple[int, ...]) -> None:
+    """In the forked child: a clean slate (own session, default signals, own logs), then the
+    trial, then ``os._exit`` (the pool task's ``finally`` blocks must not run here)."""
+    code = 1
+    try:
+        os.setsid()
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        for name in _RESET:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        for fd in close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        os.environ.update(env)
+        _redirect(logs)
+        from hpctune import worker
+        from hpctune.storage.experiment import ExperimentDir
+
+        code = worker.run_trial(ExperimentDir(root), trial_id)
+    except SystemExit as end:
+        code = end.code if isinstance(end.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the child must always reach os._exit
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _redirect(logs: tuple[Path, Path]) -> None:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    for fd, path in zip((1, 2), logs, strict=True):
+        target = open_private(path, flags)
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def signal_child(child: Child, sig: int, group: bool = False) -> None:
+    """Send ``sig`` to the trial's process (or its whole process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(child.pid, sig)
+        else:
+            os.kill(child.pid, sig)
+
+
+def reap(child: Child) -> int | None:
+    """The child's exit code once it ended (a signal gives 128 + its number), else None."""
+    try:
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+    except ChildProcessError:
+        return 1
+    if pid == 0:
+        return None
+    if child.popen is not None:
+        child.popen.returncode = os.waitstatus_to_exitcode(status)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

@@ -1,0 +1,36 @@
+"""Whether an experiment runs its trials through a worker pool: ``TuneConfig(reuse_actors=...)``.
+
+The default lives here (``DEFAULT_REUSE_ACTORS``). Ray's default is on for function
+trainables; hpctune keeps it off until the pool has run every lab suite as the default,
+so ``reuse_actors=True`` turns it on. A class trainable may use the pool only when it
+implements ``reset_config`` (Ray's rule). Only the Slurm backend has a pool: the local
+backend always runs one process per trial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpctune.errors import ConfigError
+
+#: the one place where the default of ``TuneConfig(reuse_actors=None)`` is decided
+DEFAULT_REUSE_ACTORS = False
+
+
+def reuse_actors(requested: bool | None, trainable: Any) -> bool:
+    """True if trials run through a worker pool. ``requested`` None takes the default (for a
+    class trainable only when it implements ``reset_config``); an explicit True with a class
+    trainable that does not implement it is a ConfigError, raised before anything is written."""
+    from hpctune.trainable import Trainable, is_class_trainable
+
+    is_class = is_class_trainable(trainable)
+    resets = is_class and getattr(trainable, "reset_config", None) is not Trainable.reset_config
+    if requested is None:
+        return DEFAULT_REUSE_ACTORS and (resets or not is_class)
+    if requested and is_class and not resets:
+        raise ConfigError(
+            f"TuneConfig(reuse_actors=True) with the class trainable {trainable.__name__}, which does not "
+            "implement reset_config(new_config): as in Ray Tune, a class trainable may be reused only "
+            "when it implements reset_config (returning True). Fix: implement it, or set "
+            "reuse_actors=False.")
+    return bool(requested)

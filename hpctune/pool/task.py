@@ -1,0 +1,193 @@
+"""The main loop of one pool task: claim a run, run it in a clean process, repeat.
+
+``python -m hpctune.pool EXP --shape KEY --idle-s S --start fork|spawn`` runs as a task of
+a Slurm array (one array per resource shape). It first resumes the runs it had claimed
+before a requeue, then claims queued runs of its shape (``storage/pool_queue``) while it
+has free slots, and exits once it has had nothing to run for ``idle_s`` seconds.
+
+Each run gets what a one-job-per-trial worker gets: its own process (``pool/child``),
+trial directory, log files, checkpoint restore and signals:
+
+* a cancel request from the driver (or a stop written by ``hpctune cancel``) sends SIGTERM
+  to that run's process only, then SIGKILL to its process group after the grace time;
+* SIGTERM to the pool task (preemption, a cancel) and the time-limit signal (USR1/USR2)
+  are passed on to every run, which checkpoints and exits; runs that did not end keep
+  their claims, and after a time-limit signal the task requeues itself, so the requeued
+  task resumes them first;
+* a run whose process crashes is recorded as ended; the driver retries it per
+  ``max_failures`` like any failed job, and the pool task goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from hpctune.pool import child as child_mod
+from hpctune.pool.child import Child
+from hpctune.pool.slots import SlotPlan
+from hpctune.storage import events as ev
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.pool_queue import PoolQueue, run_job_id
+from hpctune.storage.result_log import read_events
+
+#: how often a pool task with a free slot looks at the queue (seconds)
+CLAIM_POLL_S = 0.05
+#: how often it reads its runs' control records (a stop written by ``hpctune cancel``)
+CONTROL_POLL_S = 0.5
+_FINAL = {ev.EventKind.COMPLETE.value, ev.EventKind.STOPPED.value, ev.EventKind.ERROR.value,
+          ev.EventKind.PAUSED.value}
+
+
+class PoolTask:
+    """One pool task: its queue, its slots, its running children."""
+
+    def __init__(self, root: Path, task_id: str, shape: str, idle_s: float, start_method: str,
+                 plan: SlotPlan, clock=time.monotonic):
+        self.exp = ExperimentDir(root)
+        self.queue = PoolQueue(root)
+        self.task_id, self.shape, self.idle_s = task_id, shape, idle_s
+        self.start_method, self.plan, self.clock = start_method, plan, clock
+        self.children: dict[int, Child] = {}
+        self.signal_name: str | None = None
+        self._forwarded = False
+        self._grace_s = float(self.exp.read_experiment().get("stop_grace_s") or 3.0) + 2.0
+        self._last_control = 0.0
+        self._wake_r, self._wake_w = os.pipe()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run trials until the queue has been empty for ``idle_s`` (or a signal ends the task)."""
+        child_mod.preimport()
+        self._install_signals()
+        for seq in self.queue.claims(self.task_id):  # requeued: resume the runs it had first
+            self._start(seq)
+        idle_since = self.clock()
+        while True:
+            self._reap()
+            if self.signal_name is not None:
+                if not self._forwarded:
+                    self._forward(self.signal_name)
+                if not self.children:
+                    break
+                self._kill_overdue()
+            else:
+                self._enact_cancels()
+                self._fill_slots()
+                if self.children:
+                    idle_since = self.clock()
+                elif self.clock() - idle_since >= self.idle_s:
+                    break
+            self._wait(CLAIM_POLL_S if self.plan.free(self.children.values()) else 1.0)
+        if self.signal_name in ("SIGUSR1", "SIGUSR2") and self.queue.claims(self.task_id):
+            _requeue_self(self.task_id)
+        return 0
+
+    def _fill_slots(self) -> None:
+        while self.plan.free(self.children.values()):
+            seq = self.queue.claim_next(self.task_id, self.shape)
+            if seq is None:
+                return
+            self._start(seq)
+
+    def _start(self, seq: int) -> None:
+        trial_id = self.queue.run(seq).get("trial_id")
+        if not trial_id:  # a run record that cannot be read: nothing to start, say so
+            print(f"hpctune pool: run {seq} has no readable record; dropped", file=sys.stderr)
+            self.queue.finish(self.task_id, seq, 1)
+            return
+        gpus = self.plan.take(self.children.values())
+        job_id = run_job_id(seq)
+        env = {"HPCTUNE_POOL_JOB": job_id, "HPCTUNE_POOL_TASK": self.task_id}
+        if self.plan.gpu_ids is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        logs = self.exp.job_log_paths(job_id)
+        pid, popen = child_mod.start(self.start_method, self.exp.root, trial_id, env, logs,
+                                     close_fds=(self._wake_r, self._wake_w))
+        self.children[pid] = Child(seq, trial_id, pid, gpus, popen=popen)
+
+    def _reap(self) -> None:
+        for pid, running in list(self.children.items()):
+            code = child_mod.reap(running)
+            if code is None:
+                continue
+            del self.children[pid]
+            if self.signal_name is not None and not self._ended_for_good(running):
+                continue  # keeps its claim: the requeued pool task resumes it from its checkpoint
+            self.queue.finish(self.task_id, running.seq, code)
+
+    def _ended_for_good(self, running: Child) -> bool:
+        """True if the run's last event ends the run (complete, stopped, error, paused)."""
+        job_id = run_job_id(running.seq)
+        kinds = [e.get(ev.KIND) for e in read_events(self.exp.result_log_path(running.trial_id))
+                 if e.get(ev.JOB_ID) == job_id]
+        return bool(kinds) and kinds[-1] in _FINAL
+
+    # -- stopping runs -------------------------------------------------------------------------
+    def _enact_cancels(self) -> None:
+        """SIGTERM to each run the driver cancelled or ``hpctune cancel`` stopped."""
+        now = self.clock()
+        read_control = now - self._last_control >= CONTROL_POLL_S
+        if read_control:
+            self._last_control = now
+        for running in self.children.values():
+            if running.term_sent_at is None:
+                wanted = self.queue.cancel_requested(running.seq) or (
+                    read_control and self.exp.read_control(running.trial_id).get("action") == "stop")
+                if wanted:
+                    child_mod.signal_child(running, signal.SIGTERM)
+                    running.term_sent_at = now
+        self._kill_overdue()
+
+    def _kill_overdue(self) -> None:
+        """SIGKILL (the whole process group) a run still alive ``grace`` after its SIGTERM."""
+        now = self.clock()
+        for running in self.children.values():
+            if running.term_sent_at is not None and now - running.term_sent_at > self._grace_s:
+                child_mod.signal_child(running, signal.SIGKILL, group=True)
+
+    def _forward(self, name: str) -> None:
+        """Pass the pool task's signal on to every run (SIGTERM is bounded by the grace time)."""
+        self._forwarded = True
+        sig = getattr(signal, name)
+        for running in self.children.values():
+            child_mod.signal_child(running, sig)
+            if sig == signal.SIGTERM:
+                running.term_sent_at = self.clock()
+
+    # -- signals and waiting -------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop when a run ends
+        for name in ("SIGTERM", "SIGUSR1", "SIGUSR2"):
+            signal.signal(getattr(signal, name), self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.signal_name is None or signum == signal.SIGTERM:
+            if self.signal_name != signal.Signals(signum).name:
+                self._forwarded = False
+            self.signal_name = signal.Signals(signum).name
+
+    def _wait(self, timeout: float) -> None:
+        with contextlib.suppress(InterruptedError):
+            ready, _, _ = select.select([self._wake_r], [], [], timeout)
+            if ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+
+
+def _requeue_self(task_id: str) -> None:
+    """``scontrol requeue`` this pool task: it resumes its checkpointed runs when it restarts."""
+    from hpctune.backends.slurm_limits import shared_commands
+
+    proc = shared_commands().run(["scontrol", "requeue", task_id], check=False)
+    if proc.returncode != 0:
+        print(f"hpctune pool: scontrol requeue {task_id} failed on {socket.gethostname()}: "
+              f"{proc.stderr.strip()}", file=sys.stderr)
