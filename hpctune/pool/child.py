@@ -21,6 +21,7 @@ from pathlib import Path
 from hpctune.storage.secure import make_private_dir, open_private
 
 START_METHODS = ("fork", "spawn")
+PR_SET_PDEATHSIG = 1
 _RESET = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGCHLD")
 
 
@@ -49,9 +50,10 @@ def start(method: str, root: Path, trial_id: str, env: dict[str, str],
         return _spawn(root, trial_id, env, logs)
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
-        _child_main(root, trial_id, env, logs, close_fds)
+        _child_main(root, trial_id, env, logs, close_fds, parent)
     return pid, None
 
 
@@ -61,17 +63,21 @@ def _spawn(root: Path, trial_id: str, env: dict[str, str],
     cmd = [sys.executable, "-u", "-m", "hpctune.worker", str(root), "--trial", trial_id]
     with open(open_private(logs[0], flags), "ab") as out, open(open_private(logs[1], flags), "ab") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **env})
+                                start_new_session=True, env={**os.environ, **env},
+                                preexec_fn=die_with_parent)
     return proc.pid, proc
 
 
 def _child_main(root: Path, trial_id: str, env: dict[str, str], logs: tuple[Path, Path],
-                close_fds: tuple[int, ...]) -> None:
+                close_fds: tuple[int, ...], parent: int) -> None:
     """In the forked child: a clean slate (own session, default signals, own logs), then the
     trial, then ``os._exit`` (the pool task's ``finally`` blocks must not run here)."""
     code = 1
     try:
         os.setsid()
+        die_with_parent()
+        if os.getppid() != parent:  # the pool task died before the line above took effect
+            os._exit(1)
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
         for name in _RESET:
@@ -94,6 +100,18 @@ def _child_main(root: Path, trial_id: str, env: dict[str, str], logs: tuple[Path
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def die_with_parent() -> None:
+    """In the child: SIGKILL when the pool task dies (Linux), even outside its process group.
+
+    A pool task killed with its allocation (``scancel --signal=KILL``, a lost node) must not
+    leave a trial running that the driver hands to another pool task: never two runs at once.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _redirect(logs: tuple[Path, Path]) -> None:

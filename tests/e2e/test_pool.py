@@ -1,0 +1,165 @@
+"""The worker pool (``TuneConfig(reuse_actors=True)``) on the Slurm lab: several trials per
+array task, each in a clean process; stops, crashes and dead pool tasks as with one job per
+trial."""
+
+import collections
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from hpctune import tune
+from hpctune.storage.pool_queue import PoolQueue
+from hpctune.storage.result_log import read_events
+from tests.conftest import run, unique_name, wait_for
+from tests.e2e import trainables
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(autouse=True)
+def on_slurm(monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+
+
+def events(result, kind=None):
+    return [e for e in read_events(Path(result.path) / "result.jsonl") if kind is None or e["event"] == kind]
+
+
+def pool_arrays(exp: Path) -> dict[str, int]:
+    """{pool array job id: number of tasks} of every pool array the experiment submitted."""
+    queue = PoolQueue(exp)
+    found = {}
+    for uid in queue.array_uids():
+        manifest, _, job_id = queue.array_paths(uid)
+        found[job_id.read_text().strip()] = len(manifest.read_text().split("\n")) - 1
+    return found
+
+
+def sacct_tasks(array: str) -> dict[str, str]:
+    """{task id: state} of a pool array once slurmdbd recorded every task's end."""
+    def recorded():
+        out = run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"], check=True).stdout
+        states = {job: state.split()[0] for job, state in
+                  (line.split("|", 1) for line in out.splitlines() if "|" in line)}
+        over = states and all(s not in ("RUNNING", "PENDING", "REQUEUED") for s in states.values())
+        return states if over else None
+    return wait_for(recorded, timeout=60, interval=1, what=f"sacct records of pool array {array}")
+
+
+def pool(**kwargs):
+    return tune.SlurmConfig(poll_interval_s=0.5, pool_idle_s=kwargs.pop("pool_idle_s", 3), **kwargs)
+
+
+def probe(config):
+    """Reports the process and the pool task it ran in."""
+    import os
+    import time
+
+    time.sleep(config.get("sleep", 0.1))
+    tune.report({"pid": os.getpid(), "task": os.environ.get("HPCTUNE_POOL_TASK", ""),
+                 "array_task": os.environ.get("SLURM_ARRAY_TASK_ID", "")})
+
+
+def test_sixty_trials_run_through_four_pool_tasks(tmp_path, slurm_lab):
+    """60 short trials, 4 slots: one array of 4 pool tasks runs them all (sacct shows 4 tasks,
+    not 60), each trial in a process of its own, every task several trials."""
+    name = unique_name("pool60")
+    grid = tune.Tuner(
+        probe, param_space={"i": tune.grid_search(list(range(60))), "sleep": 0.1},
+        tune_config=tune.TuneConfig(max_concurrent_trials=4, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, slurm=pool()),
+    ).fit()
+    assert len(grid) == 60 and grid.num_terminated == 60, [str(e) for e in grid.errors]
+    arrays = pool_arrays(tmp_path / name)
+    assert list(arrays.values()) == [4], arrays
+    (array,) = arrays
+    per_task = collections.Counter(r.metrics["task"] for r in grid)
+    assert set(per_task) == {f"{array}_{i}" for i in range(4)}, per_task
+    assert all(n >= 3 for n in per_task.values()), per_task  # the tasks shared the work
+    assert len({(r.metrics["task"], r.metrics["pid"]) for r in grid}) == 60, "a process ran two trials"
+    for result in grid:  # a run's job id is its pool run, and its events say so
+        (start,) = events(result, "start")
+        assert start["slurm_job_id"].startswith("pool-")
+    if slurm_lab.accounting_enabled():
+        states = sacct_tasks(array)
+        assert sorted(states) == sorted(f"{array}_{i}" for i in range(4)), states
+    assert (tmp_path / name / "pool" / "queue").is_dir() and not PoolQueue(tmp_path / name).view().queued
+
+
+def test_asha_stops_trials_inside_the_pool(tmp_path, slurm_lab):
+    """ASHA's stops end only the trial's process: the pool task goes on with the next trial."""
+    name = unique_name("poolasha")
+    scheduler = tune.schedulers.ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3)
+    grid = tune.Tuner(
+        trainables.learning_curve,
+        param_space={"c": tune.grid_search([i / 9 for i in range(9)]), "a": 1.0, "b": 0.5,
+                     "sleep": 1.0, "max_t": 9},  # slower than the 1 s grace: the SIGTERM path
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler,
+                                    max_concurrent_trials=3, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  slurm=pool(stop_grace_s=1.0)),
+    ).fit()
+    assert grid.num_terminated == 9 and grid.num_errors == 0
+    iterations = {r.config["c"]: r.metrics["training_iteration"] for r in grid}
+    assert iterations[0.0] == 9, iterations
+    stopped = [r for r in grid if r.metrics["training_iteration"] < 9]
+    assert len(stopped) >= 4, iterations
+    for result in stopped:
+        kinds = [e["event"] for e in events(result) if e["event"] not in ("result", "heartbeat")]
+        assert kinds[-1] in ("stopped", "terminated"), kinds
+    (array,) = pool_arrays(tmp_path / name)
+    ended = [json.loads(p.read_text()) for p in (tmp_path / name / "pool" / "ended").glob("*.json")]
+    assert len(ended) == 9
+    per_task = collections.Counter(e["task"] for e in ended)
+    # 3 tasks ran the 9 trials: those that ran stopped trials went on with the next ones
+    assert len(per_task) == 3 and max(per_task.values()) >= 3, per_task
+    if slurm_lab.accounting_enabled():  # no pool task was cancelled for a trial's stop
+        assert len(sacct_tasks(array)) == 3
+
+
+def test_killed_pool_task_hands_its_trials_back(tmp_path, slurm_lab):
+    """``scancel --signal=KILL`` of a pool task: its trial is handed back and retried (per
+    max_failures) from its checkpoint by another pool task; nothing runs twice at once."""
+    name = unique_name("poolkill")
+    exp = tmp_path / name
+    tuner = tune.Tuner(
+        trainables.checkpointed_counter,
+        param_space={"x": tune.grid_search([0, 1, 2, 3]), "iterations": 8, "sleep": 0.5},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, slurm=pool(),
+                                  failure_config=tune.FailureConfig(max_failures=2)),
+    )
+    killed = []
+
+    def kill_a_busy_task():
+        def busy_claim():
+            queue = PoolQueue(exp)
+            for seq, task in queue.view().claimed.items():
+                trial = queue.run(seq)["trial_id"]
+                log = exp / "trials" / trial / "result.jsonl"
+                if log.exists() and sum(e["event"] == "result" for e in read_events(log)) >= 2:
+                    return task, trial
+            return None
+        task, trial = wait_for(busy_claim, timeout=90, what="a pool task with a trial under way")
+        run(["scancel", "--signal=KILL", task], check=True)
+        killed.append((task, trial))
+
+    thread = threading.Thread(target=kill_a_busy_task, daemon=True)
+    thread.start()
+    grid = tuner.fit()
+    thread.join(timeout=5)
+    assert killed, "no pool task was killed"
+    task, trial = killed[0]
+    assert grid.num_terminated == 4, [str(e) for e in grid.errors]
+    (result,) = [r for r in grid if r.trial_id == trial]
+    counts = [e["result"]["n"] for e in events(result, "result")]
+    assert counts[-1] == 8 and sorted(set(counts)) == list(range(1, 9)), counts
+    starts = events(result, "start")
+    assert len(starts) == 2 and starts[0]["slurm_job_id"] != starts[1]["slurm_job_id"], starts
+    assert starts[1]["restored_iteration"] >= 1, "the retry did not resume from the checkpoint"
+    assert not any(t == task for t in PoolQueue(exp).view().claimed.values())
+    for other in grid:
+        if other.trial_id != trial:
+            assert len(events(other, "start")) == 1
