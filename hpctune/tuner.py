@@ -87,7 +87,9 @@ class Tuner:
         self._restore: dict[str, Any] | None = None
         self._results: ResultGrid | None = None
         self._validate_space()
-        reuse_actors(self.tune_config.reuse_actors, self.trainable)  # a bad combination fails here
+        if reuse_actors(self.tune_config.reuse_actors, self.trainable) and self.backend_name == "local":
+            notice_once("reuse_actors", "TuneConfig(reuse_actors=True) has no effect with the local "
+                                        "backend: it runs each trial in a process of its own.")
         config_notices(self.tune_config, self.run_config)
         for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
             hook(self)
@@ -256,9 +258,6 @@ class Tuner:
             return SlurmBackend(exp.root, self.slurm_config)
         from hpctune.backends.local import LocalBackend
 
-        if self.tune_config.reuse_actors:
-            notice_once("reuse_actors", "reuse_actors=True has no effect with the local backend: it "
-                                        "runs each trial in a process of its own (the pool is Slurm's).")
         return LocalBackend(exp.root)
 
     def preview_sbatch(self, count: int | None = None) -> str:

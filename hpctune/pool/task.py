@@ -65,7 +65,17 @@ class PoolTask:
     def run(self) -> int:
         """Run trials until the queue has been empty for ``idle_s`` (or a signal ends the task)."""
         child_mod.preimport()
-        self._install_signals()
+        previous = self._install_signals()
+        try:
+            return self._loop()
+        finally:
+            signal.set_wakeup_fd(previous.pop("wakeup_fd"))
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _loop(self) -> int:
         for seq in self.queue.claims(self.task_id):  # requeued: resume the runs it had first
             self._start(seq)
         idle_since = self.clock()
@@ -162,12 +172,14 @@ class PoolTask:
                 running.term_sent_at = self.clock()
 
     # -- signals and waiting -------------------------------------------------------------------
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> dict:
+        """Handlers for the task's signals; returns what they replaced (restored at the end)."""
         os.set_blocking(self._wake_w, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop when a run ends
+        previous: dict = {"wakeup_fd": signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)}
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)  # a run ended: wake up
         for name in ("SIGTERM", "SIGUSR1", "SIGUSR2"):
-            signal.signal(getattr(signal, name), self._on_signal)
+            previous[getattr(signal, name)] = signal.signal(getattr(signal, name), self._on_signal)
+        return previous
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.signal_name is None or signum == signal.SIGTERM:

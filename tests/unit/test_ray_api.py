@@ -370,7 +370,7 @@ def test_accepted_ray_options_say_once_that_they_do_nothing(capsys, monkeypatch)
         tune.Tuner(lambda config: None, tune_config=TuneConfig(reuse_actors=True),
                    run_config=RunConfig(sync_config=SyncConfig()))
     err = capsys.readouterr().err
-    assert err.count("reuse_actors=True) has no effect") == 1
+    assert err.count("reuse_actors=True) has no effect with the local backend") == 1
     assert err.count("nothing to sync") == 1
 
 

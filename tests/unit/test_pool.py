@@ -1,0 +1,254 @@
+"""The worker pool without Slurm: the shared-FS queue, slot plans, the reuse_actors setting,
+and a pool task's loop run in this process on a real experiment directory."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hpctune import tune
+from hpctune.cli.common import is_slurm_job
+from hpctune.config import SlurmConfig
+from hpctune.errors import ConfigError
+from hpctune.pool import settings
+from hpctune.pool.slots import SlotPlan, plan_for, task_gpus
+from hpctune.pool.task import PoolTask
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.pool_queue import (
+    PoolQueue,
+    check_task_id,
+    is_pool_job,
+    run_job_id,
+    run_seq,
+    shape_key,
+)
+from hpctune.storage.result_log import read_events
+from hpctune.trainable_pickle import pickle_trainable
+
+SHAPE = shape_key({"cpu": 1, "gpu": 0})
+
+
+def make_queue(tmp_path: Path, runs: int) -> PoolQueue:
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    for seq in range(runs):
+        queue.enqueue(seq, f"t_{seq:05d}", SHAPE)
+    return queue
+
+
+# -- the queue ------------------------------------------------------------------------------------
+def test_runs_are_claimed_oldest_first_and_finished_once(tmp_path):
+    queue = make_queue(tmp_path, 3)
+    assert queue.claim_next("7_0", SHAPE) == 0
+    assert queue.claim_next("7_1", SHAPE) == 1
+    view = queue.view()
+    assert view.queued == {2: SHAPE} and view.claimed == {0: "7_0", 1: "7_1"}
+    queue.finish("7_0", 0, 3)
+    assert queue.ended(0) == {"exit": 3, "task": "7_0"}
+    assert queue.claims("7_0") == [] and queue.claims("7_1") == [1]
+    assert queue.claim_next("7_0", SHAPE) == 2 and queue.claim_next("7_0", SHAPE) is None
+    assert queue.next_seq() == 3
+    assert PoolQueue(tmp_path).next_seq() == 3  # a restored driver never repeats a run number
+
+
+def _claim_all(root: str, task: str, out: multiprocessing.Queue) -> None:
+    queue, got = PoolQueue(root), []
+    while (seq := queue.claim_next(task, SHAPE)) is not None:
+        got.append(seq)
+    out.put(got)
+
+
+def test_concurrent_claims_never_give_a_run_to_two_tasks(tmp_path):
+    make_queue(tmp_path, 200)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path), f"5_{i}", out)) for i in range(4)]
+    for proc in procs:
+        proc.start()
+    claimed = [seq for _ in procs for seq in out.get(timeout=60)]
+    for proc in procs:
+        proc.join(timeout=10)
+    assert sorted(claimed) == list(range(200))
+
+
+def test_cancel_takes_a_queued_run_out_or_asks_its_pool_task(tmp_path):
+    queue = make_queue(tmp_path, 2)
+    assert queue.cancel(0) is True and queue.dropped(0)
+    assert queue.claim_next("9_0", SHAPE) == 1  # run 0 is gone from the queue
+    assert queue.cancel(1) is False and queue.cancel_requested(1)
+    queue.finish("9_0", 1, 0)
+    assert not queue.cancel_requested(1)
+
+
+def test_a_dead_tasks_claim_is_handed_back_once(tmp_path):
+    queue = make_queue(tmp_path, 1)
+    queue.claim_next("9_0", SHAPE)
+    assert queue.hand_back(0, "9_0") is True
+    assert queue.hand_back(0, "9_0") is False
+    assert queue.claims("9_0") == [] and queue.dropped(0)  # a requeued 9_0 will not resume it
+
+
+def test_pool_job_ids_are_not_slurm_jobs():
+    assert run_job_id(12) == "pool-12" and run_seq("pool-12") == 12 and run_seq("12_3") is None
+    assert is_pool_job("pool-0") and not is_pool_job("123_4") and not is_pool_job("pool-x")
+    assert not is_slurm_job("pool-4") and is_slurm_job("123_4")  # `hpctune cancel` never scancels it
+    for bad in ("../x", "1_2; rm", "12"):
+        with pytest.raises(ConfigError, match="array task id"):
+            check_task_id(bad)
+
+
+# -- slots ----------------------------------------------------------------------------------------
+class _Run:
+    def __init__(self, gpus):
+        self.gpus = gpus
+
+
+def test_gpu_slots_never_share_a_gpu():
+    plan = plan_for({"cpu": 1, "gpu": 1}, visible="4,5,6")
+    assert plan.slots == 3
+    running = []
+    for _ in range(3):
+        running.append(_Run(plan.take(running)))
+    assert sorted(r.gpus for r in running) == [("4",), ("5",), ("6",)]
+    assert not plan.free(running)
+    two = plan_for({"gpu": 2}, visible="0,1,2,3")
+    assert two.slots == 2 and two.take([_Run(("0", "1"))]) == ("2", "3")
+    assert plan_for({"cpu": 2}) == SlotPlan(slots=1)
+    assert task_gpus({"gpu": 2}, 3) == 6 and task_gpus({"cpu": 1}, 3) == 0
+
+
+# -- the setting ----------------------------------------------------------------------------------
+class _Resets(tune.Trainable):
+    def step(self):
+        return {"done": True}
+
+    def reset_config(self, new_config):
+        return True
+
+
+class _NoReset(tune.Trainable):
+    def step(self):
+        return {"done": True}
+
+
+def test_reuse_actors_default_lives_in_one_place(monkeypatch):
+    def fn(config):
+        return None
+
+    assert settings.reuse_actors(None, fn) is settings.DEFAULT_REUSE_ACTORS
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", True)
+    assert settings.reuse_actors(None, fn) is True
+    assert settings.reuse_actors(None, _Resets) is True
+    assert settings.reuse_actors(None, _NoReset) is False  # Ray's rule: only with reset_config
+    assert settings.reuse_actors(False, fn) is False
+
+
+def test_reuse_actors_with_a_class_without_reset_config_fails_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="reset_config"):
+        tune.Tuner(_NoReset, tune_config=tune.TuneConfig(reuse_actors=True), backend="local",
+                   run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("pool_start_method", "thread", "'fork'"), ("pool_idle_s", -1, "pool_idle_s")])
+def test_bad_pool_settings(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        SlurmConfig(**{field: value})
+
+
+# -- a pool task, in this process -----------------------------------------------------------------
+def quick(config):
+    import os as _os
+
+    from hpctune.session import report  # not tune.report: another test may import hpctune.report
+
+    if config.get("crash"):
+        _os._exit(3)  # the process dies without an event: the pool goes on
+    for i in range(config.get("steps", 1)):
+        time.sleep(config.get("sleep", 0.0))
+        report({"i": i, "pid": _os.getpid()})
+
+
+def make_experiment(tmp_path: Path, configs: list[dict]) -> tuple[ExperimentDir, PoolQueue]:
+    exp = ExperimentDir(tmp_path / "exp")
+    exp.create()
+    exp.write_trainable(pickle_trainable(quick))
+    exp.write_experiment({"stop_grace_s": 1.0, "heartbeat_s": 30.0})
+    queue = PoolQueue(exp.root)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    for seq, config in enumerate(configs):
+        trial_id = f"t_{seq:05d}"
+        exp.write_params(trial_id, config)
+        exp.write_trial_meta(trial_id, {"trial_id": trial_id, "resources": {"cpu": 1}})
+        queue.enqueue(seq, trial_id, SHAPE)
+    return exp, queue
+
+
+def kinds(exp: ExperimentDir, trial_id: str) -> list[str]:
+    return [e["event"] for e in read_events(exp.result_log_path(trial_id)) if e["event"] != "heartbeat"]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_task_runs_each_trial_in_a_fresh_process_and_survives_a_crash(tmp_path, method):
+    exp, queue = make_experiment(tmp_path, [{"steps": 2}, {"crash": True}, {"steps": 2}, {"steps": 1}])
+    task = PoolTask(exp.root, "42_0", SHAPE, idle_s=0.3, start_method=method, plan=SlotPlan(slots=2))
+    started = time.monotonic()
+    assert task.run() == 0
+    assert time.monotonic() - started < 30
+    assert [queue.ended(s)["exit"] for s in range(4)] == [0, 3, 0, 0]
+    assert kinds(exp, "t_00001") == ["start"]  # the crash: the driver retries it per max_failures
+    pids = set()
+    for trial in ("t_00000", "t_00002", "t_00003"):
+        log = read_events(exp.result_log_path(trial))
+        assert [e["event"] for e in log if e["event"] != "heartbeat"][-1] == "complete"
+        assert {e["slurm_job_id"] for e in log} == {run_job_id(int(trial[-1]))}
+        pids |= {e["pid"] for e in log if e["event"] == "result"}
+    assert len(pids) == 3 and os.getpid() not in pids
+    assert queue.claims("42_0") == [] and not queue.view().queued
+
+
+def test_a_cancelled_run_ends_alone_and_the_task_goes_on(tmp_path):
+    exp, queue = make_experiment(tmp_path, [{"steps": 600, "sleep": 0.1}, {"steps": 1}])
+    task = PoolTask(exp.root, "43_0", SHAPE, idle_s=0.3, start_method="fork", plan=SlotPlan(slots=1))
+
+    def cancel_when_running():
+        while not any(e["event"] == "result" for e in read_events(exp.result_log_path("t_00000"))):
+            time.sleep(0.05)
+        exp.write_control("t_00000", {"action": "stop", "reason": "test", "final": True})
+        queue.cancel(0)
+
+    thread = threading.Thread(target=cancel_when_running, daemon=True)
+    thread.start()
+    task.run()
+    thread.join(timeout=5)
+    assert kinds(exp, "t_00000")[-1] == "stopped"
+    assert kinds(exp, "t_00001")[-1] == "complete"
+    assert queue.ended(0)["task"] == queue.ended(1)["task"] == "43_0"
+
+
+def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_path):
+    exp, queue = make_experiment(tmp_path, [{"steps": 600, "sleep": 0.1}, {"steps": 1}])
+    task = PoolTask(exp.root, "44_0", SHAPE, idle_s=5, start_method="fork", plan=SlotPlan(slots=1))
+
+    def preempt_when_running():
+        while not any(e["event"] == "result" for e in read_events(exp.result_log_path("t_00000"))):
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=preempt_when_running, daemon=True)
+    thread.start()
+    task.run()
+    thread.join(timeout=5)
+    assert signal.getsignal(signal.SIGTERM) is not task._on_signal  # the handlers are restored
+    assert kinds(exp, "t_00000")[-1] == "terminated"
+    assert queue.claims("44_0") == [0]  # resumed first when the requeued task starts again
+    assert queue.view().queued == {1: SHAPE}  # nothing new was claimed after the signal
