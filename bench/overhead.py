@@ -3,7 +3,9 @@
 Prints wall time, the theoretical minimum N*1s/K, their ratio, the driver's peak RSS
 and the number of Slurm commands issued. With `--floor` it first measures, in the same
 run, Slurm's own floor: a throttled array of N `sleep 1` tasks with no Python at all.
-    python bench/overhead.py [--trials 400] [--concurrent 8] [--backend slurm|local]
+With `--reuse` the trials run through the worker pool (``TuneConfig(reuse_actors=True)``:
+K pool tasks, each running trial after trial), each trial started by `--start fork|spawn`.
+    python bench/overhead.py [--trials 400] [--concurrent 8] [--backend slurm|local] [--reuse]
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=1.0)
     parser.add_argument("--backend", default=os.environ.get("HPCTUNE_BACKEND", "slurm"))
     parser.add_argument("--floor", action="store_true", help="also measure Slurm's own floor")
+    parser.add_argument("--reuse", action="store_true", help="run the trials through the worker pool")
+    parser.add_argument("--start", choices=["fork", "spawn"], default="fork",
+                        help="how a pool task starts each trial's process (with --reuse)")
     args = parser.parse_args()
     minimum = args.trials * args.sleep / args.concurrent
     if args.floor:
@@ -50,14 +55,15 @@ def main() -> None:
     tuner = tune.Tuner(
         sleep_once,
         param_space={"i": tune.grid_search(list(range(args.trials))), "sleep_s": args.sleep},
-        tune_config=tune.TuneConfig(max_concurrent_trials=args.concurrent),
+        tune_config=tune.TuneConfig(max_concurrent_trials=args.concurrent, reuse_actors=args.reuse),
         run_config=tune.RunConfig(storage_path=storage_dir("overhead"), verbose=0,
-                                  slurm=tune.SlurmConfig(poll_interval_s=1.0, time_min=30)),
+                                  slurm=tune.SlurmConfig(poll_interval_s=1.0, time_min=30,
+                                                         pool_start_method=args.start)),
     )
     start = time.monotonic()
     grid = tuner.fit()
     wall = time.monotonic() - start
-    print(f"backend            {args.backend}")
+    print(f"backend            {args.backend}" + (f", worker pool ({args.start})" if args.reuse else ""))
     print(f"trials             {args.trials} x {args.sleep} s, {args.concurrent} concurrent")
     print(f"terminated/errors  {grid.num_terminated}/{grid.num_errors}")
     print(f"wall time          {wall:.1f} s")

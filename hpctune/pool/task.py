@@ -37,7 +37,7 @@ from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue, run_job_id
 from hpctune.storage.result_log import read_events
 
-#: how often a pool task with a free slot looks at the queue (seconds)
+#: how often a pool task looks at the queue (free slots) and at its runs' cancel requests (seconds)
 CLAIM_POLL_S = 0.05
 #: how often it reads its runs' control records (a stop written by ``hpctune cancel``)
 CONTROL_POLL_S = 0.5
@@ -94,7 +94,7 @@ class PoolTask:
                     idle_since = self.clock()
                 elif self.clock() - idle_since >= self.idle_s:
                     break
-            self._wait(CLAIM_POLL_S if self.plan.free(self.children.values()) else 1.0)
+            self._wait(CLAIM_POLL_S)  # a run's end wakes it at once (SIGCHLD); cancels are polled
         if self.signal_name in ("SIGUSR1", "SIGUSR2") and self.queue.claims(self.task_id):
             _requeue_self(self.task_id)
         return 0
