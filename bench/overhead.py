@@ -36,6 +36,17 @@ def slurm_floor(trials: int, concurrent: int, sleep: float) -> float:
     return time.monotonic() - start
 
 
+def trial_span(experiment_path: str) -> tuple[float, float]:
+    """(first start event, last complete event) of the experiment's trials, as Unix times."""
+    from pathlib import Path
+
+    from hpctune.storage.result_log import read_events
+
+    events = [e for p in Path(experiment_path).glob("trials/*/result.jsonl") for e in read_events(p)]
+    return (min(e["time"] for e in events if e["event"] == "start"),
+            max(e["time"] for e in events if e["event"] == "complete"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=400)
@@ -60,15 +71,18 @@ def main() -> None:
                                   slurm=tune.SlurmConfig(poll_interval_s=1.0, time_min=30,
                                                          pool_start_method=args.start)),
     )
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     grid = tuner.fit()
     wall = time.monotonic() - start
+    first, last = trial_span(grid.experiment_path)
     print(f"backend            {args.backend}" + (f", worker pool ({args.start})" if args.reuse else ""))
     print(f"trials             {args.trials} x {args.sleep} s, {args.concurrent} concurrent")
     print(f"terminated/errors  {grid.num_terminated}/{grid.num_errors}")
     print(f"wall time          {wall:.1f} s")
     print(f"theoretical min    {minimum:.1f} s")
     print(f"ratio              {wall / minimum:.2f}")
+    print(f"first trial start  {first - started_at:.1f} s after fit(); last trial end "
+          f"{started_at + wall - last:.1f} s before fit() returned")
     print(f"driver peak RSS    {peak_rss_mb():.0f} MiB")
     print(f"Slurm commands     {slurm_command_counts(grid.experiment_path)}")
 

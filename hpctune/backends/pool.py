@@ -17,6 +17,7 @@ the trial per ``max_failures``, as for a job that died.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from hpctune.storage.pool_queue import (
 )
 from hpctune.storage.secure import make_private_dir
 
+#: how long ``close`` waits for pool tasks to drop the claims of runs that just ended (s)
+CLOSE_WAIT_S = 2.0
 #: squeue states of a pool task that will not take more work
 _LEAVING = {"COMPLETING", "CANCELLING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT"}
 
@@ -172,12 +175,18 @@ class PoolBackend(SlurmBackend):
         super().cancel([j for j in job_ids if not is_pool_job(j)])
 
     def close(self) -> None:
-        """Cancel the pool tasks when no work is left for them (they would idle out anyway);
-        with work left (a driver interrupted with ``keep_jobs_on_interrupt``), leave them."""
+        """Cancel the pool tasks that have nothing left to run (they would idle out anyway). With
+        queued work (a driver interrupted with ``keep_jobs_on_interrupt``) every task stays; a
+        task still closing a run it just finished gets a moment to drop its claim."""
+        deadline = time.monotonic() + CLOSE_WAIT_S
         view = self.queue.view()
-        if view.queued or view.claimed:
+        while view.claimed and not view.queued and time.monotonic() < deadline:
+            time.sleep(0.05)
+            view = self.queue.view()
+        if view.queued:
             return
-        tasks = [task for task, state in self.task_states.items()
-                 if task.split("_")[0] in self._arrays and state.state not in _LEAVING]
+        busy = set(view.claimed.values())
+        tasks = [task for task, state in self.task_states.items() if task not in busy
+                 and task.split("_")[0] in self._arrays and state.state not in _LEAVING]
         if tasks:
             super().cancel(sorted(tasks))
