@@ -89,7 +89,8 @@ class PoolBackend(SlurmBackend):
         make_private_dir(self.jobs_dir)  # the pool tasks' own Slurm logs go there
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.queue.array_paths(uid)
-        line = f"{shape} {self.config.pool_idle_s:g} {self.config.pool_start_method}"
+        cfg = self.config
+        line = f"{shape} {cfg.pool_idle_s:g} {cfg.pool_start_method} {cfg.time_min} {cfg.signal_lead_s}"
         write_bytes_atomic(manifest, ("\n".join([line] * count) + "\n").encode(), fsync=False)
         script = self.render_script(task_resources, count, count, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)

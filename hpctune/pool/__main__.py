@@ -1,7 +1,8 @@
 """``python -m hpctune.pool EXP_DIR --manifest FILE``: one pool task (see ``pool/task``).
 
 The manifest line picked by ``SLURM_ARRAY_TASK_ID`` is ``<shape key> <idle seconds>
-<start method>``, written by the pool backend before its ``sbatch``.
+<start method> <time limit in minutes> <warning lead in seconds>``, written by the pool
+backend before its ``sbatch``.
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from hpctune.pool.child import START_METHODS
 from hpctune.pool.slots import plan_for
 from hpctune.pool.task import PoolTask
 from hpctune.storage.pool_queue import PoolQueue, check_shape, check_task_id
+
+
+#: the job started a little before this process did: its time limit counts from then (s)
+START_MARGIN_S = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     if not array or not index:
         raise SystemExit("python -m hpctune.pool runs as a Slurm array task (SLURM_ARRAY_TASK_ID)")
     task_id = check_task_id(f"{array}_{index}")
-    shape, idle, method = Path(args.manifest).read_text().split("\n")[int(index)].split()
+    started = time.monotonic()
+    shape, idle, method, time_min, lead_s = Path(args.manifest).read_text().split("\n")[int(index)].split()
     if method not in START_METHODS:
         raise SystemExit(f"python -m hpctune.pool: unknown start method {method!r}")
     root = Path(args.experiment_dir)
     plan = plan_for(PoolQueue(root).read_shape(check_shape(shape)))
-    return PoolTask(root, task_id, shape, float(idle), method, plan).run()
+    claim_until = started + float(time_min) * 60 - float(lead_s) - START_MARGIN_S
+    return PoolTask(root, task_id, shape, float(idle), method, plan, claim_until).run()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ trial directory, log files, checkpoint restore and signals:
   their claims, and after a time-limit signal the task requeues itself, so the requeued
   task resumes them first;
 * a run whose process crashes is recorded as ended; the driver retries it per
-  ``max_failures`` like any failed job, and the pool task goes on.
+  ``max_failures`` like any failed job, and the pool task goes on;
+* no run starts once the time left before the task's time limit is shorter than the
+  warning lead (``SlurmConfig(signal_lead_s)``, the time a trial is given to checkpoint):
+  the task exits when its runs are done, and the driver submits a fresh one for the rest.
 """
 
 from __future__ import annotations
@@ -49,11 +52,13 @@ class PoolTask:
     """One pool task: its queue, its slots, its running children."""
 
     def __init__(self, root: Path, task_id: str, shape: str, idle_s: float, start_method: str,
-                 plan: SlotPlan, clock=time.monotonic):
+                 plan: SlotPlan, claim_until: float | None = None, clock=time.monotonic):
         self.exp = ExperimentDir(root)
         self.queue = PoolQueue(root)
         self.task_id, self.shape, self.idle_s = task_id, shape, idle_s
         self.start_method, self.plan, self.clock = start_method, plan, clock
+        #: no new run starts after this (``clock()``): it could not checkpoint before the time limit
+        self.claim_until = claim_until
         self.children: dict[int, Child] = {}
         self.signal_name: str | None = None
         self._forwarded = False
@@ -89,11 +94,13 @@ class PoolTask:
                 self._kill_overdue()
             else:
                 self._enact_cancels()
-                self._fill_slots()
+                late = self.claim_until is not None and self.clock() >= self.claim_until
+                if not late:
+                    self._fill_slots()
                 if self.children:
                     idle_since = self.clock()
-                elif self.clock() - idle_since >= self.idle_s:
-                    break
+                elif late or self.clock() - idle_since >= self.idle_s:
+                    break  # too close to the time limit: the driver submits a fresh pool task
             self._wait(CLAIM_POLL_S)  # a run's end wakes it at once (SIGCHLD); cancels are polled
         if self.signal_name in ("SIGUSR1", "SIGUSR2") and self.queue.claims(self.task_id):
             _requeue_self(self.task_id)

@@ -163,3 +163,64 @@ def test_killed_pool_task_hands_its_trials_back(tmp_path, slurm_lab):
     for other in grid:
         if other.trial_id != trial:
             assert len(events(other, "start")) == 1
+
+
+def test_preempted_pool_task_resumes_its_trials_from_checkpoints(tmp_path, slurm_lab):
+    """Two whole-node pool tasks on `preempt`; urgent jobs preempt them: each running trial
+    checkpoints, the pool task is requeued and resumes the same run first."""
+    trainable = tune.with_resources(trainables.checkpointed_counter, {"cpu": 4})
+    name = unique_name("poolpre")
+    tuner = tune.Tuner(
+        trainable, param_space={"x": tune.grid_search([0, 1]), "iterations": 20, "sleep": 0.5},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  slurm=pool(partition="preempt")),
+    )
+    urgent_jobs = []
+
+    def both_running():
+        logs = list((tmp_path / name / "trials").glob("*/result.jsonl"))
+        return len(logs) == 2 and all(sum(e["event"] == "result" for e in read_events(p)) >= 2 for p in logs)
+
+    def preempt_when_running():
+        wait_for(both_running, timeout=90)
+        for _ in range(2):  # one urgent job per node
+            urgent_jobs.append(run(["sbatch", "--parsable", "-p", "urgent", "-c", "4", "-o", "/dev/null",
+                                    "--wrap", "sleep 2"], check=True).stdout.strip())
+
+    thread = threading.Thread(target=preempt_when_running, daemon=True)
+    thread.start()
+    grid = tuner.fit()
+    thread.join(timeout=5)
+    assert len(urgent_jobs) == 2, "the urgent jobs were never submitted"
+    assert grid.num_terminated == 2, [str(e) for e in grid.errors]
+    for result in grid:
+        counts = [e["result"]["n"] for e in events(result, "result")]
+        assert counts == list(range(1, 21)), "an iteration was lost or run twice"
+        assert len(events(result, "preempted")) == 1
+        starts = events(result, "start")
+        assert len(starts) == 2 and starts[0]["slurm_job_id"] == starts[1]["slurm_job_id"], starts
+        assert starts[1]["restored_iteration"] >= 1
+    assert len(pool_arrays(tmp_path / name)) == 1  # the same pool tasks, requeued
+
+
+def test_pool_task_starts_no_trial_it_cannot_checkpoint_before_its_time_limit(tmp_path, slurm_lab):
+    """time_min=1 with a 45 s warning lead: a pool task starts trials for its first ~10 s only
+    (60 - 45 - a 5 s margin), then leaves; the driver submits fresh pool tasks for the rest.
+    (Slurm may send the warning itself up to a minute early, so it is not asserted on.)"""
+    name = unique_name("poolwall")
+    grid = tune.Tuner(
+        probe, param_space={"i": tune.grid_search(list(range(8))), "sleep": 4.0},
+        tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  slurm=pool(time_min=1, signal_lead_s=45)),
+    ).fit()
+    assert grid.num_terminated == 8, [str(e) for e in grid.errors]
+    starts = collections.defaultdict(list)  # pool task -> when it started each run
+    for result in grid:
+        for start in events(result, "start"):
+            starts[result.metrics["task"]].append(start["time"])
+    assert len(starts) >= 2, starts
+    for task, times in starts.items():
+        assert max(times) - min(times) <= 11, (task, sorted(times))
+    assert len(pool_arrays(tmp_path / name)) >= 2

@@ -252,3 +252,14 @@ def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_pa
     assert kinds(exp, "t_00000")[-1] == "terminated"
     assert queue.claims("44_0") == [0]  # resumed first when the requeued task starts again
     assert queue.view().queued == {1: SHAPE}  # nothing new was claimed after the signal
+
+
+def test_no_run_starts_too_close_to_the_time_limit(tmp_path):
+    """Past ``claim_until`` a pool task claims nothing and leaves: the driver sends a fresh one."""
+    exp, queue = make_experiment(tmp_path, [{"steps": 1}])
+    task = PoolTask(exp.root, "45_0", SHAPE, idle_s=30, start_method="fork", plan=SlotPlan(slots=1),
+                    claim_until=time.monotonic())
+    started = time.monotonic()
+    task.run()
+    assert time.monotonic() - started < 5  # not the 30 s idle wait
+    assert queue.view().queued == {0: SHAPE} and not read_events(exp.result_log_path("t_00000"))
