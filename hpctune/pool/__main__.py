@@ -18,7 +18,6 @@ from hpctune.pool.slots import plan_for
 from hpctune.pool.task import PoolTask
 from hpctune.storage.pool_queue import PoolQueue, check_shape, check_task_id
 
-
 #: the job started a little before this process did: its time limit counts from then (s)
 START_MARGIN_S = 5.0
 
