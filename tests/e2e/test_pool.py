@@ -224,3 +224,59 @@ def test_pool_task_starts_no_trial_it_cannot_checkpoint_before_its_time_limit(tm
     for task, times in starts.items():
         assert max(times) - min(times) <= 11, (task, sorted(times))
     assert len(pool_arrays(tmp_path / name)) >= 2
+
+
+POOL_DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from hpctune import tune
+from tests.e2e import trainables
+tune.Tuner(
+    trainables.checkpointed_counter,
+    param_space={{"x": tune.grid_search(list(range(12))), "iterations": 6, "sleep": 0.4}},
+    tune_config=tune.TuneConfig(max_concurrent_trials=4, reuse_actors=True),
+    run_config=tune.RunConfig(name={name!r}, storage_path={storage!r}, verbose=0,
+                              slurm=tune.SlurmConfig(poll_interval_s=0.5, pool_idle_s=5)),
+).fit()
+"""
+
+
+def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
+    """SIGKILL the driver while pool tasks run: they go on with the queue; the restored driver
+    re-attaches to the runs and claims, and no trial is lost or run twice."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.conftest import REPO_ROOT
+
+    name = unique_name("poolcrash")
+    exp = tmp_path / name
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(POOL_DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
+                                                         name=name)))
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                              env={**os.environ, "HPCTUNE_BACKEND": "slurm"})
+
+    def some_done_some_running():
+        state = exp / "state.json"
+        if not state.exists():
+            return False
+        trials = json.loads(state.read_text())["trials"]
+        done = sum(1 for t in trials if t["status"] == "TERMINATED")
+        return len(trials) == 12 and 2 <= done <= 6
+
+    try:
+        wait_for(some_done_some_running, timeout=90, interval=0.2)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert PoolQueue(exp).view().claimed or PoolQueue(exp).view().queued, "nothing left to re-attach to"
+    grid = tune.Tuner.restore(str(exp), trainables.checkpointed_counter).fit()
+    assert len(grid) == 12 and grid.num_terminated == 12, [str(e) for e in grid.errors]
+    for result in grid:
+        assert [e["result"]["n"] for e in events(result, "result")] == [1, 2, 3, 4, 5, 6]
+        assert len(events(result, "start")) == 1, "a trial was run twice"
+    runs = PoolQueue(exp).runs()
+    assert len(runs) == 12, "the restored driver queued a trial again"
