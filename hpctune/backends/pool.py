@@ -32,6 +32,7 @@ from hpctune.storage.pool_queue import (
     PoolQueue,
     QueueView,
     is_pool_job,
+    node_label,
     run_job_id,
     run_seq,
     shape_key,
@@ -134,7 +135,7 @@ class PoolBackend(SlurmBackend):
         for seq, task in view.claimed.items():
             state = tasks.get(task)
             if state is not None:
-                states[run_job_id(seq)] = JobState(state.state, state.reason, state.node)
+                states[run_job_id(seq)] = JobState(state.state, state.reason, node_label(state.node, task))
             elif self.queue.hand_back(seq, task):
                 self._lost[seq] = task  # reported gone: the driver retries the trial
         self._ensure_tasks(view)

@@ -35,6 +35,7 @@ from hpctune.metrics import best_trial, flat_value
 from hpctune.progress import CLIReporter
 from hpctune.run_view import StatusView
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.pool_queue import PoolQueue, is_pool_job, node_label, run_seq
 from hpctune.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
@@ -106,6 +107,7 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     state = describe_state(info)
     if squeue and state == "running":
         refresh_job_states(trials)
+        refresh_pool_runs(exp, trials)
     summary = info["summary"]
     return StatusView(trials=trials, experiment_dir=str(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
@@ -125,6 +127,28 @@ def refresh_job_states(trials: list[Trial]) -> None:
         job = states.get(str(trial.job_id))
         if job is not None:
             trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
+
+
+def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
+    """Worker pool runs (``pool-N``): queued, or which pool task runs them (one squeue for the
+    pool tasks, one listing of the queue)."""
+    live = [t for t in trials if not t.is_finished and is_pool_job(t.job_id)]
+    if not live:
+        return
+    view = PoolQueue(exp.root).view()
+    tasks = sorted(set(view.claimed.values()))
+    states = (shared_commands().job_states(["-j", ",".join(sorted({t.split("_")[0] for t in tasks}))],
+                                           check=False) if tasks and shutil.which("squeue") else {})
+    for trial in live:
+        seq = run_seq(str(trial.job_id))
+        if seq in view.queued:
+            trial.job_state, trial.job_reason, trial.node = "PENDING", "PoolQueue", ""
+        elif seq in view.claimed:
+            task = view.claimed[seq]
+            job = states.get(task)
+            trial.job_state = job.state if job else trial.job_state
+            trial.job_reason = job.reason if job else ""
+            trial.node = node_label(job.node if job else "", task)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -56,6 +56,11 @@ def is_pool_job(job_id: Any) -> bool:
     return run_seq(str(job_id)) is not None
 
 
+def node_label(node: str, task: str) -> str:
+    """What the status table's node column shows for a run: the node and the pool task."""
+    return f"{node} (pool task {task})" if node else f"pool task {task}"
+
+
 def shape_key(resources: dict[str, Any]) -> str:
     """A short stable name for a resource shape (one pool array per shape)."""
     text = json.dumps(sorted(resources.items()), default=str)

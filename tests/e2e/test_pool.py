@@ -280,3 +280,81 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
         assert len(events(result, "start")) == 1, "a trial was run twice"
     runs = PoolQueue(exp).runs()
     assert len(runs) == 12, "the restored driver queued a trial again"
+
+
+INTERRUPTED_DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from hpctune import tune
+from tests.e2e import trainables
+grid = tune.Tuner(
+    trainables.checkpointed_counter,
+    param_space={{"x": tune.grid_search(list(range(4))), "iterations": 30, "sleep": 0.5}},
+    tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=True),
+    run_config=tune.RunConfig(name={name!r}, storage_path={storage!r}, verbose=0,
+                              slurm=tune.SlurmConfig(poll_interval_s=0.5, pool_idle_s=30)),
+).fit()
+print("RESULTS", len(grid))
+"""
+
+
+def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
+    """`hpctune status` names the pool task of each running trial; `hpctune cancel EXP TRIAL`
+    ends that trial's process only; Ctrl+C cancels the rest and the idle pool tasks, and
+    the experiment resumes."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from hpctune.cli.main import main
+    from tests.conftest import REPO_ROOT
+
+    name = unique_name("poolint")
+    exp = tmp_path / name
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(INTERRUPTED_DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
+                                                                name=name)))
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def two_running():
+            claimed = PoolQueue(exp).view().claimed if (exp / "pool").exists() else {}
+            state = exp / "state.json"
+            trials = json.loads(state.read_text())["trials"] if state.exists() else []
+            return len(claimed) == 2 and sum(t["num_results"] >= 2 for t in trials) == 2 and claimed
+        claimed = wait_for(two_running, timeout=90)
+        capsys.readouterr()
+        assert main(["status", str(exp)]) == 0
+        shown = capsys.readouterr().out
+        for task in claimed.values():
+            assert f"pool task {task}" in shown, shown
+        queue = PoolQueue(exp)
+        victim_seq, victim_task = sorted(claimed.items())[0]
+        victim = queue.run(victim_seq)["trial_id"]
+        assert main(["cancel", str(exp), victim]) == 0
+        wait_for(lambda: queue.ended(victim_seq), timeout=30, what="the cancelled trial's process to end")
+        assert victim_task in squeue_tasks(name), "the pool task ended with the trial"
+        wait_for(lambda: victim_task in queue.view().claimed.values(), timeout=30,
+                 what="the pool task to take the next trial")
+
+        def victim_ended():
+            trials = json.loads((exp / "state.json").read_text())["trials"]
+            return any(t["trial_id"] == victim and t["status"] == "TERMINATED" for t in trials)
+        wait_for(victim_ended, timeout=30, what="the driver to end the cancelled trial")
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err
+    assert "RESULTS 4" in out and "interrupted" in err
+    wait_for(lambda: not squeue_tasks(name), timeout=30, what="the pool tasks to leave the queue")
+    grid = tune.Tuner.restore(str(exp), trainables.checkpointed_counter).fit()
+    results = {r.trial_id: r for r in grid}
+    assert results[victim].metrics["n"] < 30  # cancelled: not run again
+    assert sorted(r.metrics["n"] for t, r in results.items() if t != victim) == [30, 30, 30]
+
+
+def squeue_tasks(name: str) -> list[str]:
+    return run(["squeue", "-h", "-n", f"hpctune-{name}", "-o", "%i"]).stdout.split()
