@@ -243,6 +243,8 @@ class SlurmConfig:
     #: many seconds; each trial starts in a process forked from it ("fork") or a new one ("spawn")
     pool_idle_s: float = 10.0
     pool_start_method: str = "fork"
+    #: trials one pool task runs at once (None: 1, or one GPU's worth of fractional-GPU trials)
+    pool_slots_per_task: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -282,6 +284,7 @@ class SlurmConfig:
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
+        check_value(owner, "pool_slots_per_task", self.pool_slots_per_task, "int", 1, optional=True)
         if self.pool_start_method not in ("fork", "spawn"):
             raise ConfigError(f"`pool_start_method` is {self.pool_start_method!r}, but must be 'fork' "
                               "(the default: fastest) or 'spawn' (a new interpreter per trial).")

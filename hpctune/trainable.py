@@ -212,7 +212,9 @@ def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
     if "mem_gb" in out:
         _require_positive("mem_gb", out["mem_gb"], 1 / 1024, "mem_gb >= 0.001")
     out["cpu"] = _whole_cpus(out["cpu"])
-    _refuse_fractional_gpu(out["gpu"])
+    _refuse_fractional_gpu(out["gpu"], pooled=True)
+    if 0 < out["gpu"] < 1:
+        return out  # a share of one GPU: only a worker pool runs it (``check_gpu_share``)
     for key in ("gpu", "nodes", "tasks_per_node"):
         value = out.get(key)
         low = 0 if key == "gpu" else 1
@@ -268,13 +270,23 @@ def _whole_cpus(value: Any) -> int:
     return whole
 
 
-def _refuse_fractional_gpu(value: Any) -> None:
-    if value is not None and value > 0 and not float(value).is_integer():
-        raise ConfigError(
-            f"Resource gpu={value!r}: a fraction of a GPU cannot be given to a trial. Slurm gives a "
-            "job whole GPUs, and a GPU is shared between trials only by a worker pool, which this "
-            "version of hpctune does not have: request gpu=1 (trials then take turns on each GPU) "
-            "or gpu=0.")
+def _refuse_fractional_gpu(value: Any, pooled: bool = False) -> None:
+    """A fraction of a GPU above 1 is never valid; one below 1 only in a worker pool."""
+    if value is None or value <= 0 or float(value).is_integer() or (pooled and value < 1):
+        return
+    if value > 1:
+        raise ConfigError(f"Resource gpu={value!r}: a trial asks for whole GPUs, or a share of one GPU "
+                          "below 1 (with reuse_actors=True): request gpu=1, gpu=2 or e.g. gpu=0.5.")
+    raise ConfigError(
+        f"Resource gpu={value!r}: a fraction of a GPU cannot be given to a trial in a job of its own: "
+        "Slurm gives a job whole GPUs, and trials share a GPU only in a worker pool. Fix: set "
+        "TuneConfig(reuse_actors=True) on Slurm (several trials then share each GPU), or request "
+        "gpu=1 or gpu=0.")
+
+
+def check_gpu_share(resources: dict[str, Any], pooled: bool) -> None:
+    """Refuse a fractional GPU request where no worker pool runs the trials (ConfigError)."""
+    _refuse_fractional_gpu(resources.get("gpu"), pooled=pooled)
 
 
 def step_result(instance: Trainable) -> dict[str, Any]:

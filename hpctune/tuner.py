@@ -21,8 +21,8 @@ from hpctune.controller.launching import first_batch_size
 from hpctune.driver_bridge import bridge_scheduler, wrap_searcher
 from hpctune.errors import ConfigError, ExperimentLockedError, HpctuneError
 from hpctune.log_to_file import SPEC_FIELD, output_files
-from hpctune.pool.settings import reuse_actors
-from hpctune.ray_compat import apply_ray_env, config_notices, dated_subdir, notice_once
+from hpctune.pool.settings import check_pool_use, reuse_actors
+from hpctune.ray_compat import apply_ray_env, config_notices, dated_subdir
 from hpctune.results import ResultGrid
 from hpctune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.search.searcher import SampleLimiter, Searcher
@@ -87,9 +87,7 @@ class Tuner:
         self._restore: dict[str, Any] | None = None
         self._results: ResultGrid | None = None
         self._validate_space()
-        if reuse_actors(self.tune_config.reuse_actors, self.trainable) and self.backend_name == "local":
-            notice_once("reuse_actors", "TuneConfig(reuse_actors=True) has no effect with the local "
-                                        "backend: it runs each trial in a process of its own.")
+        check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name)
         config_notices(self.tune_config, self.run_config)
         for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
             hook(self)

@@ -25,6 +25,7 @@ from hpctune.backends.base import JobState
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir, open_private
+from hpctune.trainable import check_gpu_share
 
 KILL_AFTER_S = 5.0
 PR_SET_PDEATHSIG = 1
@@ -51,6 +52,7 @@ class LocalBackend:
         self.counts: Counter[str] = Counter()
 
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
+        check_gpu_share(resources, pooled=False)  # the local backend has no worker pool
         gpus = int(resources.get("gpu", 0) or 0)
         if gpus and gpus > len(self.gpus):
             raise ConfigError(

@@ -17,6 +17,7 @@ the trial per ``max_failures``, as for a job that died.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +27,7 @@ from hpctune.backends.base import JobState
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
 from hpctune.config import SlurmConfig
-from hpctune.pool.slots import task_gpus
+from hpctune.pool.slots import default_slots, task_resources
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.pool_queue import (
     PoolQueue,
@@ -54,6 +55,7 @@ class PoolBackend(SlurmBackend):
         self.queue = PoolQueue(self.root)
         self.queue.ensure()
         self._next_seq = self.queue.next_seq()
+        self._shapes: dict[str, dict[str, Any]] = {}
         self._slots: dict[str, int | None] = {}  # shape -> most pool tasks wanted (None: no cap)
         self._arrays: dict[str, str] = self._known_arrays()  # pool array id -> shape
         self._live: dict[str, int] = {}  # shape -> pool tasks in the queue at the last poll (+ since)
@@ -85,21 +87,29 @@ class PoolBackend(SlurmBackend):
                 self._submit_pool(shape, missing)
 
     def _submit_pool(self, shape: str, count: int) -> None:
-        resources = self.queue.read_shape(shape)
-        task_resources = {**resources, "gpu": task_gpus(resources, 1)}
+        resources = self._shape(shape)
+        slots = default_slots(resources, self.config.pool_slots_per_task)
+        count = math.ceil(count / slots)  # each pool task runs `slots` trials at once
         make_private_dir(self.jobs_dir)  # the pool tasks' own Slurm logs go there
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.queue.array_paths(uid)
         cfg = self.config
-        line = f"{shape} {cfg.pool_idle_s:g} {cfg.pool_start_method} {cfg.time_min} {cfg.signal_lead_s}"
+        line = (f"{shape} {cfg.pool_idle_s:g} {cfg.pool_start_method} {cfg.time_min} "
+                f"{cfg.signal_lead_s} {slots}")
         write_bytes_atomic(manifest, ("\n".join([line] * count) + "\n").encode(), fsync=False)
-        script = self.render_script(task_resources, count, count, manifest)
+        script = self.render_script(task_resources(resources, slots), count, count, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)
         out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
         array_id = validate_job_id(out.split(";")[0])
         write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
         self._arrays[array_id] = shape
-        self._live[shape] = self._live.get(shape, 0) + count
+        self._live[shape] = self._live.get(shape, 0) + count * slots
+
+    def _shape(self, shape: str) -> dict[str, Any]:
+        """The resources of a shape (read once)."""
+        if shape not in self._shapes:
+            self._shapes[shape] = self.queue.read_shape(shape)
+        return self._shapes[shape]
 
     def _worker_command(self, manifest: Path) -> str:
         """The pool task's command (the sbatch script is otherwise the one-job-per-trial one)."""
@@ -129,8 +139,9 @@ class PoolBackend(SlurmBackend):
         self._live = {}
         for task, state in tasks.items():
             shape = self._arrays.get(task.split("_")[0])
-            if shape and state.state not in _LEAVING:
-                self._live[shape] = self._live.get(shape, 0) + 1
+            if shape and state.state not in _LEAVING:  # counted in slots: trials it can run at once
+                slots = default_slots(self._shape(shape), self.config.pool_slots_per_task)
+                self._live[shape] = self._live.get(shape, 0) + slots
         states = {run_job_id(seq): JobState("PENDING", "PoolQueue") for seq in view.queued}
         for seq, task in view.claimed.items():
             state = tasks.get(task)

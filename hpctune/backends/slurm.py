@@ -24,6 +24,7 @@ from hpctune.errors import ConfigError, SlurmCommandError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
+from hpctune.trainable import check_gpu_share
 
 #: ``--comment`` of each array: ``hpctune:<manifest uid>``
 COMMENT_PREFIX = "hpctune:"
@@ -61,6 +62,7 @@ class SlurmBackend:
     # -- submission -------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Submit one array task per trial (split to fit MaxArraySize); returns '<job>_<task>' ids."""
+        check_gpu_share(resources, pooled=False)  # a share of a GPU needs the worker pool
         job_ids: list[str] = []
         size = self.limits.array_chunk(self.config.max_array_size, len(trial_ids))
         for start in range(0, len(trial_ids), size):

@@ -1,7 +1,7 @@
 """``python -m hpctune.pool EXP_DIR --manifest FILE``: one pool task (see ``pool/task``).
 
 The manifest line picked by ``SLURM_ARRAY_TASK_ID`` is ``<shape key> <idle seconds>
-<start method> <time limit in minutes> <warning lead in seconds>``, written by the pool
+<start method> <time limit in minutes> <warning lead in seconds> <slots>``, written by the pool
 backend before its ``sbatch``.
 """
 
@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("python -m hpctune.pool runs as a Slurm array task (SLURM_ARRAY_TASK_ID)")
     task_id = check_task_id(f"{array}_{index}")
     started = time.monotonic()
-    shape, idle, method, time_min, lead_s = Path(args.manifest).read_text().split("\n")[int(index)].split()
+    shape, idle, method, time_min, lead_s, slots = Path(args.manifest).read_text().split("\n")[int(index)].split()
     if method not in START_METHODS:
         raise SystemExit(f"python -m hpctune.pool: unknown start method {method!r}")
     root = Path(args.experiment_dir)
-    plan = plan_for(PoolQueue(root).read_shape(check_shape(shape)))
+    plan = plan_for(PoolQueue(root).read_shape(check_shape(shape)), int(slots))
     claim_until = started + float(time_min) * 60 - float(lead_s) - START_MARGIN_S
     return PoolTask(root, task_id, shape, float(idle), method, plan, claim_until).run()
 

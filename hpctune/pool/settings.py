@@ -34,3 +34,22 @@ def reuse_actors(requested: bool | None, trainable: Any) -> bool:
             "when it implements reset_config (returning True). Fix: implement it, or set "
             "reuse_actors=False.")
     return bool(requested)
+
+
+def check_pool_use(requested: bool | None, trainable: Any, backend: str) -> bool:
+    """At ``Tuner(...)``, before anything is written: a class without ``reset_config`` or a share
+    of a GPU without a pool is a ConfigError; ``reuse_actors=True`` on the local backend is said
+    once to have no effect. Returns True if the trials run through a worker pool."""
+    from hpctune.ray_compat import notice_once
+    from hpctune.trainable import check_gpu_share, resources_for
+
+    pooled = reuse_actors(requested, trainable) and backend == "slurm"
+    if requested and backend == "local":
+        notice_once("reuse_actors", "TuneConfig(reuse_actors=True) has no effect with the local "
+                                    "backend: it runs each trial in a process of its own.")
+    try:
+        resources = resources_for(trainable, {})
+    except Exception:  # noqa: BLE001 - a function of the config: the backend checks at launch
+        return pooled
+    check_gpu_share(resources, pooled)
+    return pooled

@@ -358,3 +358,50 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
 
 def squeue_tasks(name: str) -> list[str]:
     return run(["squeue", "-h", "-n", f"hpctune-{name}", "-o", "%i"]).stdout.split()
+
+
+def overlapping(results) -> list[tuple]:
+    """Pairs of trials that ran at the same time on the same node."""
+    from itertools import combinations
+
+    metrics = [r.metrics for r in results]
+    return [(a, b) for a, b in combinations(metrics, 2)
+            if a["node"] == b["node"] and a["start"] < b["end"] and b["start"] < a["end"]]
+
+
+def test_gpu_packing_one_trial_per_gpu_on_the_fake_gpus(tmp_path, slurm_lab):
+    """Pool tasks of 2 GPUs run 2 trials at once, each with its own CUDA_VISIBLE_DEVICES: no
+    two trials ever share a GPU."""
+    name = unique_name("poolgpu")
+    grid = tune.Tuner(
+        tune.with_resources(trainables.gpu_probe, {"cpu": 1, "gpu": 1}),
+        param_space={"x": tune.grid_search(list(range(8))), "sleep": 2.0},
+        tune_config=tune.TuneConfig(max_concurrent_trials=4, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  slurm=pool(pool_slots_per_task=2)),
+    ).fit()
+    assert grid.num_terminated == 8, [str(e) for e in grid.errors]
+    assert all(r.metrics["gpu"] in ("0", "1", "2", "3") for r in grid), [r.metrics["gpu"] for r in grid]
+    pairs = overlapping(grid)
+    assert pairs, "no two trials ran at the same time on one node"
+    assert not [(a["x"], b["x"]) for a, b in pairs if a["gpu"] == b["gpu"]], "two trials shared a GPU"
+    assert list(pool_arrays(tmp_path / name).values()) == [2]  # 4 slots = 2 tasks x 2 GPUs
+    script = next((tmp_path / name / "pool" / "arrays").glob("*.sbatch")).read_text()
+    assert "--gres=gpu:2" in script and "--cpus-per-task=2" in script, script
+
+
+def test_fractional_gpus_pack_trials_onto_one_gpu(tmp_path, slurm_lab):
+    """{"gpu": 0.5}: a pool task holds one GPU and runs two trials on it at once."""
+    name = unique_name("poolfrac")
+    grid = tune.Tuner(
+        tune.with_resources(trainables.gpu_probe, {"cpu": 1, "gpu": 0.5}),
+        param_space={"x": tune.grid_search(list(range(4))), "sleep": 2.0},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, slurm=pool()),
+    ).fit()
+    assert grid.num_terminated == 4, [str(e) for e in grid.errors]
+    pairs = overlapping(grid)
+    assert pairs and all(a["gpu"] == b["gpu"] and len(a["gpu"]) == 1 for a, b in pairs), pairs
+    assert list(pool_arrays(tmp_path / name).values()) == [1]
+    script = next((tmp_path / name / "pool" / "arrays").glob("*.sbatch")).read_text()
+    assert "--gres=gpu:1" in script, script

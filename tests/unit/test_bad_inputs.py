@@ -175,7 +175,7 @@ API = [
     ("cpu inf", lambda: normalize_resources({"cpu": float("inf")}), C, "must be a finite number"),
     ("cpu bool", lambda: normalize_resources({"cpu": True}), C, "resource `cpu` is True"),
     ("gpu str", lambda: normalize_resources({"gpu": "1"}), C, "write {'gpu': 1} without quotes"),
-    ("gpu 0.5", lambda: normalize_resources({"gpu": 0.5}), C, "a fraction of a GPU"),
+    ("gpu 1.5", lambda: normalize_resources({"gpu": 1.5}), C, "gpu=1.5"),
     ("gpu -1", lambda: normalize_resources({"gpu": -1}), C, "must be a whole number >= 0"),
     ("mem tiny", lambda: normalize_resources({"mem_gb": 0.0004}), C, "at least 1 MB (mem_gb >= 0.001)"),
     ("mem negative", lambda: normalize_resources({"mem_gb": -4}), C, "at least 1 MB"),

@@ -17,7 +17,7 @@ from hpctune.cli.common import is_slurm_job
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
 from hpctune.pool import settings
-from hpctune.pool.slots import SlotPlan, plan_for, task_gpus
+from hpctune.pool.slots import SlotPlan, default_slots, plan_for, task_resources
 from hpctune.pool.task import PoolTask
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import (
@@ -111,17 +111,56 @@ class _Run:
 
 
 def test_gpu_slots_never_share_a_gpu():
-    plan = plan_for({"cpu": 1, "gpu": 1}, visible="4,5,6")
+    plan = plan_for({"cpu": 1, "gpu": 1}, slots=3, visible="4,5,6")
     assert plan.slots == 3
     running = []
     for _ in range(3):
         running.append(_Run(plan.take(running)))
     assert sorted(r.gpus for r in running) == [("4",), ("5",), ("6",)]
     assert not plan.free(running)
-    two = plan_for({"gpu": 2}, visible="0,1,2,3")
+    two = plan_for({"gpu": 2}, slots=2, visible="0,1,2,3")
     assert two.slots == 2 and two.take([_Run(("0", "1"))]) == ("2", "3")
-    assert plan_for({"cpu": 2}) == SlotPlan(slots=1)
-    assert task_gpus({"gpu": 2}, 3) == 6 and task_gpus({"cpu": 1}, 3) == 0
+    assert plan_for({"gpu": 1}, slots=4, visible="0,1").slots == 2  # never more than the GPUs allow
+    assert plan_for({"cpu": 2}, slots=3) == SlotPlan(slots=3)
+
+
+def test_fractional_gpus_share_each_gpu_up_to_its_share():
+    plan = plan_for({"gpu": 0.25}, slots=8, visible="0,1")
+    assert plan.slots == 8
+    running = []
+    for _ in range(8):
+        running.append(_Run(plan.take(running)))
+    assert sorted(g for r in running for g in r.gpus) == ["0"] * 4 + ["1"] * 4
+    assert plan_for({"gpu": 0.3}, slots=9, visible="0").slots == 3  # floor(1 / 0.3) per GPU
+
+
+def test_what_a_pool_task_asks_slurm_for():
+    assert default_slots({"gpu": 0.25}, None) == 4 and default_slots({"gpu": 1}, None) == 1
+    assert default_slots({"gpu": 1}, 3) == 3
+    assert task_resources({"cpu": 2, "gpu": 1, "mem_gb": 4}, 3) == {"cpu": 6, "gpu": 3, "mem_gb": 12}
+    assert task_resources({"cpu": 1, "gpu": 0.25}, 4)["gpu"] == 1
+    assert task_resources({"cpu": 1, "gpu": 0.25}, 6)["gpu"] == 2
+    assert task_resources({"cpu": 1, "gpu": 0}, 2) == {"cpu": 2, "gpu": 0}
+
+
+def test_a_gpu_share_needs_the_pool(tmp_path, monkeypatch):
+    from hpctune.trainable import normalize_resources
+
+    def fn(config):
+        return None
+
+    assert normalize_resources({"gpu": 0.25})["gpu"] == 0.25
+    with pytest.raises(ConfigError, match="gpu=1.5"):
+        normalize_resources({"gpu": 1.5})
+    shared = tune.with_resources(fn, {"gpu": 0.5})
+    with pytest.raises(ConfigError, match=r"reuse_actors=True"):
+        tune.Tuner(shared, backend="local", run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    with pytest.raises(ConfigError, match=r"reuse_actors=True"):
+        tune.Tuner(shared, run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    tune.Tuner(shared, tune_config=tune.TuneConfig(reuse_actors=True),
+               run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    assert not any(tmp_path.iterdir())
 
 
 # -- the setting ----------------------------------------------------------------------------------

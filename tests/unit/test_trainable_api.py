@@ -23,7 +23,13 @@ from hpctune.session import Session, StopTrial, TrialContext
 from hpctune.storage.experiment import ExperimentDir, config_view, pickle_config
 from hpctune.storage.replay import replay_trial
 from hpctune.storage.result_log import ResultLog, read_events
-from hpctune.trainable import ResourceSpec, Trainable, normalize_resources, resources_for
+from hpctune.trainable import (
+    ResourceSpec,
+    Trainable,
+    check_gpu_share,
+    normalize_resources,
+    resources_for,
+)
 from hpctune.trial import Trial
 from hpctune.worker import _run_generator
 
@@ -52,13 +58,14 @@ def test_a_custom_resource_names_the_slurm_way_to_ask_for_it():
         resources_for(tune.with_resources(noop, lambda config: {"custom_accel": 1}), {})
 
 
-def test_fractional_cpus_round_up_with_a_warning_and_fractional_gpus_are_refused():
+def test_fractional_cpus_round_up_with_a_warning_and_fractional_gpus_need_the_pool():
     with pytest.warns(UserWarning, match=r"cpu=1.5 rounded up to 2"):
         assert normalize_resources({"cpu": 1.5})["cpu"] == 2
     with pytest.warns(UserWarning, match=r"cpu=0.5 rounded up to 1"):
         assert normalize_resources({"cpu": 0.5})["cpu"] == 1
+    assert normalize_resources({"gpu": 0.5})["gpu"] == 0.5  # a share: the worker pool only
     with pytest.raises(ConfigError, match="gpu=0.5.*worker pool"):
-        normalize_resources({"gpu": 0.5})
+        check_gpu_share({"gpu": 0.5}, pooled=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert normalize_resources({"CPU": 2, "GPU": 1, "memory": 2 * 1024**3}) == {
