@@ -269,6 +269,10 @@ class Tuner:
         searcher = self._searcher()
         count = count or first_batch_size(searcher, self.tune_config.max_concurrent_trials)
         throttle = self.tune_config.max_concurrent_trials if not searcher.adaptive else None
+        if reuse_actors(self.tune_config.reuse_actors, self.trainable):  # the pool array instead
+            from hpctune.backends.pool import PoolBackend
+
+            return PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
         return backend.render_script(resources, count, throttle)
 
     # -- parts -----------------------------------------------------------------------

@@ -52,8 +52,7 @@ class PoolBackend(SlurmBackend):
     def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
                  commands: SlurmCommands | None = None):
         super().__init__(experiment_root, config, commands)
-        self.queue = PoolQueue(self.root)
-        self.queue.ensure()
+        self.queue = PoolQueue(self.root)  # its directories are made at the first launch
         self._next_seq = self.queue.next_seq()
         self._shapes: dict[str, dict[str, Any]] = {}
         self._slots: dict[str, int | None] = {}  # shape -> most pool tasks wanted (None: no cap)
@@ -66,6 +65,7 @@ class PoolBackend(SlurmBackend):
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Queue one run per trial; submit pool tasks if fewer run than the work needs."""
         shape = shape_key(resources)
+        self.queue.ensure()
         self.queue.write_shape(shape, resources)
         job_ids = []
         for trial_id in trial_ids:
@@ -104,6 +104,13 @@ class PoolBackend(SlurmBackend):
         write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
         self._arrays[array_id] = shape
         self._live[shape] = self._live.get(shape, 0) + count * slots
+
+    def preview_script(self, resources: dict[str, Any], trials: int, throttle: int | None) -> str:
+        """The pool array ``fit()`` submits first for ``trials`` trials (nothing is written)."""
+        slots = default_slots(resources, self.config.pool_slots_per_task)
+        tasks = math.ceil(min(trials, throttle or trials) / slots)
+        return self.render_script(task_resources(resources, slots), tasks, tasks,
+                                  self.queue.array_paths("<uid>")[0])
 
     def _shape(self, shape: str) -> dict[str, Any]:
         """The resources of a shape (read once)."""

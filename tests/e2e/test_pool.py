@@ -405,3 +405,60 @@ def test_fractional_gpus_pack_trials_onto_one_gpu(tmp_path, slurm_lab):
     assert list(pool_arrays(tmp_path / name).values()) == [1]
     script = next((tmp_path / name / "pool" / "arrays").glob("*.sbatch")).read_text()
     assert "--gres=gpu:1" in script, script
+
+
+def test_a_crashed_trial_is_retried_and_the_pool_goes_on(tmp_path, slurm_lab):
+    """Each trial raises on its first run: retried per max_failures inside the same pool."""
+    name = unique_name("poolretry")
+    grid = tune.Tuner(
+        trainables.fails_first_time, param_space={"x": tune.grid_search([0, 1, 2, 3])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, slurm=pool(),
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    assert grid.num_terminated == 4 and grid.num_errors == 0, [str(e) for e in grid.errors]
+    for result in grid:
+        assert [e["event"] for e in events(result) if e["event"] in ("start", "error", "complete")] == [
+            "start", "error", "start", "complete"]
+    assert len(pool_arrays(tmp_path / name)) == 1  # the retries ran in the pool already running
+
+
+def test_pbt_exploits_and_hyperband_resumes_run_in_the_running_pool(tmp_path, slurm_lab):
+    """PBT's exploits and HyperBand's resumed trials are new runs of the same queue: the pool
+    tasks already running take them (one pool array for the whole experiment)."""
+    name = unique_name("poolpbt")
+    scheduler = tune.schedulers.PopulationBasedTraining(
+        time_attr="training_iteration", perturbation_interval=2, quantile_fraction=0.25,
+        hyperparam_mutations={"lr": tune.loguniform(1e-3, 1)}, seed=1)
+    grid = tune.Tuner(
+        trainables.lr_schedule_problem,
+        param_space={"lr": tune.grid_search([0.9, 0.5, 0.1, 0.01]), "steps": 12, "sleep": 0.3},
+        tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler,
+                                    max_concurrent_trials=4, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                  slurm=pool(pool_idle_s=10)),
+    ).fit()
+    assert grid.num_terminated == 4 and grid.num_errors == 0, [str(e) for e in grid.errors]
+    exploited = [e for r in grid for e in events(r, "exploited")]
+    assert exploited, "PBT exploited nothing"
+    for result in grid:  # every run resumed where the last one (or the donor's checkpoint) left off
+        steps = [e["result"]["step"] for e in events(result, "result")]
+        assert steps[-1] == 12, steps
+    assert len(pool_arrays(tmp_path / name)) == 1, pool_arrays(tmp_path / name)
+    runs = PoolQueue(tmp_path / name).runs()
+    assert len(runs) == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
+
+    hb = unique_name("poolhb")
+    grid = tune.Tuner(
+        trainables.lr_schedule_problem,
+        param_space={"lr": tune.grid_search([0.4, 0.3, 0.2, 0.02, 0.5, 0.01, 0.3, 0.05]),
+                     "steps": 30, "sleep": 0.1},
+        tune_config=tune.TuneConfig(metric="score", mode="max", max_concurrent_trials=8, reuse_actors=True,
+                                    scheduler=tune.schedulers.HyperBandScheduler(max_t=9, reduction_factor=3)),
+        run_config=tune.RunConfig(name=hb, storage_path=str(tmp_path), verbose=0, slurm=pool(pool_idle_s=10)),
+    ).fit()
+    assert grid.num_errors == 0 and grid.num_terminated == 8
+    resumed = [r for r in grid if "paused" in [e["event"] for e in events(r)]
+               and len(events(r, "start")) >= 2]
+    assert resumed, "no paused trial was resumed"
+    assert len(pool_arrays(tmp_path / hb)) == 1, pool_arrays(tmp_path / hb)

@@ -81,3 +81,22 @@ def test_preview_of_a_model_based_search_is_one_window_of_trials(monkeypatch):
         run_config=tune.RunConfig(name="opt", slurm=tune.SlurmConfig(requeue=False)))
     lines = directives(tuner.preview_sbatch())
     assert "#SBATCH --array=0-3%4" in lines  # one window of max_concurrent_trials
+
+
+def test_preview_with_reuse_actors_shows_the_pool_array(monkeypatch, tmp_path):
+    """reuse_actors=True: the first submission is the pool array, one task per slot, each asking
+    for its trials' resources (0.5 GPU x 2 trials = one GPU), and nothing is written."""
+    from hpctune import tune
+
+    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    tuner = tune.Tuner(
+        tune.with_resources(lambda config: None, {"cpu": 2, "gpu": 0.5}),
+        param_space={"lr": tune.loguniform(1e-4, 1e-1)},
+        tune_config=tune.TuneConfig(num_samples=40, max_concurrent_trials=8, reuse_actors=True),
+        run_config=tune.RunConfig(name="pooled", storage_path=str(tmp_path),
+                                  slurm=tune.SlurmConfig(requeue=False)))
+    text = tuner.preview_sbatch()
+    lines = directives(text)
+    assert "#SBATCH --array=0-3%4" in lines and "#SBATCH --gres=gpu:1" in lines, lines
+    assert "#SBATCH --cpus-per-task=4" in lines and "-m hpctune.pool" in text
+    assert not any(tmp_path.iterdir())
