@@ -11,6 +11,7 @@ heavy library (the parent must never initialise CUDA: it imports hpctune's worke
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -48,19 +49,24 @@ def experiment(root: Path, trials: int) -> ExperimentDir:
     return exp
 
 
-def per_trial(method: str, trials: int) -> float:
-    """Seconds per trial through one pool task with one slot."""
+def per_trial(method: str, trials: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the trial processes) per trial, one pool task, one slot."""
     with tempfile.TemporaryDirectory(prefix="hpctune-bench-pool-") as tmp:
         exp = experiment(Path(tmp) / "exp", trials)
         task = PoolTask(exp.root, "1_0", shape_key({"cpu": 1}), idle_s=0.0, start_method=method,
                         plan=SlotPlan(slots=1))
-        start = time.monotonic()
+        start, cpu = time.monotonic(), _children_cpu()
         task.run()
-        wall = time.monotonic() - start
+        wall, cpu = time.monotonic() - start, _children_cpu() - cpu
         ended = sum(1 for _ in (exp.root / "pool" / "ended").iterdir())
         if ended != trials:
             raise SystemExit(f"{method}: only {ended} of {trials} trials ended")
-        return wall / trials
+        return wall / trials, cpu / trials
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -69,15 +75,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     figures = {m: [] for m in ("fork", "spawn")}
+    cpu = {m: [] for m in figures}
     for _ in range(args.repeats):  # interleaved: machine noise hits both alike
         for method in figures:
-            figures[method].append(per_trial(method, args.trials))
+            wall, used = per_trial(method, args.trials)
+            figures[method].append(wall)
+            cpu[method].append(used)
     best = min(statistics.median(v) for v in figures.values())
     print(f"trials per measurement  {args.trials} (one slot), {args.repeats} repeats, median shown")
     for method, values in figures.items():
         median = statistics.median(values)
         print(f"{method:6s} per trial        {median * 1000:.1f} ms  (ratio {median / best:.2f}, "
-              f"min {min(values) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms)")
+              f"min {min(values) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms); CPU of the "
+              f"trial's processes {statistics.median(cpu[method]) * 1000:.1f} ms")
     heavy = [m for m in ("torch", "tensorflow", "jax", "cupy") if m in sys.modules]
     print(f"heavy modules in the pool task: {heavy or 'none'}")
 
