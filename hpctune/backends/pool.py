@@ -133,9 +133,12 @@ class PoolBackend(SlurmBackend):
         return found
 
     def recorded_launches(self) -> dict[str, str]:
-        """{trial_id: job id} of the newest run of each trial (written before it was queued)."""
+        """{trial_id: job id} of the newest run of each trial that reached the queue (a run
+        record whose queue marker a dying driver never wrote is not a launch)."""
+        view = self.queue.view()
         return {record["trial_id"]: run_job_id(seq) for seq, record in self.queue.runs().items()
-                if record.get("trial_id")}
+                if record.get("trial_id") and (seq in view.queued or seq in view.claimed
+                                               or self.queue.ended(seq) is not None or self.queue.dropped(seq))}
 
     # -- watching ------------------------------------------------------------------------------
     def poll(self) -> dict[str, JobState]:

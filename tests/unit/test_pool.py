@@ -302,3 +302,71 @@ def test_no_run_starts_too_close_to_the_time_limit(tmp_path):
     task.run()
     assert time.monotonic() - started < 5  # not the 30 s idle wait
     assert queue.view().queued == {0: SHAPE} and not read_events(exp.result_log_path("t_00000"))
+
+
+def test_a_restored_driver_adopts_only_runs_that_reached_the_queue(tmp_path):
+    from hpctune.backends.pool import PoolBackend
+
+    queue = make_queue(tmp_path, 3)
+    queue.claim_next("8_0", SHAPE)
+    queue.finish("8_0", 0, 0)
+    queue.claim_next("8_0", SHAPE)
+    (tmp_path / "pool" / "queue" / SHAPE / "00000002").unlink()  # the driver died before the marker
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False))
+    assert backend.recorded_launches() == {"t_00000": "pool-0", "t_00001": "pool-1"}
+    assert backend._next_seq == 3
+
+
+# -- the pool backend, with Slurm's answers scripted ------------------------------------------------
+class ScriptedSlurm:
+    """Stands in for SlurmCommands: sbatch gives array ids 77, 78, ...; squeue shows ``tasks``."""
+
+    def __init__(self):
+        import collections
+        import subprocess
+
+        self._proc = subprocess.CompletedProcess
+        self.counts = collections.Counter()
+        self.next_array = 77
+        self.tasks: dict = {}
+        self.scripts: list[str] = []
+
+    def run(self, args, check=True):
+        self.counts[args[0]] += 1
+        if args[0] == "sbatch":
+            self.scripts.append(Path(args[-1]).read_text())
+            self.next_array += 1
+            return self._proc(args, 0, f"{self.next_array - 1}\n", "")
+        return self._proc(args, 0, "", "")
+
+    def job_states(self, selector, check=True):
+        from hpctune.backends.base import JobState
+
+        self.counts["squeue"] += 1
+        return {task: JobState(state, "", "n1") for task, state in self.tasks.items()}
+
+
+def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(tmp_path):
+    from hpctune.backends.pool import PoolBackend
+
+    slurm = ScriptedSlurm()
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
+    jobs = backend.launch([f"t_{i:05d}" for i in range(10)], {"cpu": 1, "gpu": 0}, throttle=4)
+    assert jobs == [f"pool-{i}" for i in range(10)] and slurm.counts["sbatch"] == 1
+    assert "#SBATCH --array=0-3%4" in slurm.scripts[0] and "-m hpctune.pool" in slurm.scripts[0]
+    slurm.tasks = {f"77_{i}": "RUNNING" for i in range(4)}
+    queue = backend.queue
+    shape = queue.run(0)["shape"]
+    for i in range(4):
+        assert queue.claim_next(f"77_{i}", shape) == i
+    states = backend.poll()
+    assert states["pool-0"].state == "RUNNING" and states["pool-0"].node == "n1 (pool task 77_0)"
+    assert states["pool-9"].state == "PENDING" and slurm.counts["sbatch"] == 1  # 4 tasks suffice
+    del slurm.tasks["77_1"]  # killed: its claim is handed back, its run reported gone
+    states = backend.poll()
+    assert "pool-1" not in states and queue.dropped(1)
+    assert "pool task 77_1 ended while running it" in backend.final_states(["pool-1"])["pool-1"]
+    assert slurm.counts["sbatch"] == 2 and "#SBATCH --array=0-0%1" in slurm.scripts[1]  # a replacement
+    backend.cancel(["pool-9", "pool-2"])  # queued: out of the queue; claimed: its task ends it
+    assert queue.dropped(9) and queue.cancel_requested(2)
+    assert backend.final_states(["pool-9"]) == {"pool-9": "cancelled before a pool task started it"}
