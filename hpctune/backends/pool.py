@@ -71,7 +71,9 @@ class PoolBackend(SlurmBackend):
         for trial_id in trial_ids:
             job_ids.append(self.queue.enqueue(self._next_seq, trial_id, shape))
             self._next_seq += 1
-        self._slots[shape] = throttle if throttle else None
+        if self._slots.get(shape, 0) != (throttle or None):
+            self._slots[shape] = throttle or None
+            self.queue.write_cap(shape, throttle or None)
         self._ensure_tasks(self.queue.view())
         return job_ids
 
@@ -80,7 +82,9 @@ class PoolBackend(SlurmBackend):
         for shape in {*view.queued.values()}:
             work = sum(1 for s in view.queued.values() if s == shape)
             work += sum(1 for task in view.claimed.values() if self._arrays.get(task.split("_")[0]) == shape)
-            cap = self._slots.get(shape)
+            if shape not in self._slots:  # a restored driver: the cap its predecessor launched with
+                self._slots[shape] = self.queue.read_cap(shape)
+            cap = self._slots[shape]
             wanted = work if cap is None else min(cap, work)
             missing = wanted - self._live.get(shape, 0)
             if missing > 0:

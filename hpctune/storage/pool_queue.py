@@ -8,6 +8,7 @@ is in exactly one place and no two pool tasks can claim it::
     <exp>/pool/
       runs/<N>.json            the run: trial id and resource shape (written once, kept)
       shapes/<key>.json        the resources of a shape (one pool array per shape)
+      shapes/<key>.cap.json    the most trials of that shape that run at once
       queue/<key>/<N>          queued: waits for a pool task of that shape
       claimed/<task>/<N>       claimed by pool task <task> (``<array>_<index>``)
       ended/<N>.json           its process exited: exit code, pool task
@@ -126,6 +127,14 @@ class PoolQueue:
         if not self._dir("shapes", f"{check_shape(key)}.json").exists():
             write_json_atomic(self._dir("shapes", f"{key}.json"), resources, fsync=False)
             make_private_dir(self._dir("queue", key))
+
+    def write_cap(self, key: str, cap: int | None) -> None:
+        """The most trials of a shape that may run at once (``max_concurrent_trials``; None: no
+        cap), kept for a restored driver, which submits pool tasks before it launches anything."""
+        write_json_atomic(self._dir("shapes", f"{check_shape(key)}.cap.json"), {"cap": cap}, fsync=False)
+
+    def read_cap(self, key: str) -> int | None:
+        return read_json(self._dir("shapes", f"{check_shape(key)}.cap.json"), {}).get("cap")
 
     def read_shape(self, key: str) -> dict[str, Any]:
         return read_json(self._dir("shapes", f"{check_shape(key)}.json"), {})

@@ -370,3 +370,20 @@ def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(
     backend.cancel(["pool-9", "pool-2"])  # queued: out of the queue; claimed: its task ends it
     assert queue.dropped(9) and queue.cancel_requested(2)
     assert backend.final_states(["pool-9"]) == {"pool-9": "cancelled before a pool task started it"}
+
+
+def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):
+    """A restored driver polls before it launches anything: the cap (max_concurrent_trials) its
+    predecessor launched with still holds, so it submits no pool task beyond it."""
+    from hpctune.backends.pool import PoolBackend
+
+    slurm = ScriptedSlurm()
+    PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm).launch(
+        [f"t_{i:05d}" for i in range(10)], {"cpu": 1, "gpu": 0}, throttle=4)
+    slurm.tasks = {f"77_{i}": "RUNNING" for i in range(4)}
+    restored = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
+    restored.poll()
+    assert slurm.counts["sbatch"] == 1
+    slurm.tasks = {f"77_{i}": "RUNNING" for i in range(3)}  # one idled out: one replacement
+    restored.poll()
+    assert slurm.counts["sbatch"] == 2 and "#SBATCH --array=0-0%1" in slurm.scripts[1]
