@@ -11,7 +11,9 @@ K pool tasks, each running trial after trial), each trial started by `--start fo
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import statistics
 import subprocess
 import time
 
@@ -45,6 +47,26 @@ def trial_span(experiment_path: str) -> tuple[float, float]:
     events = [e for p in Path(experiment_path).glob("trials/*/result.jsonl") for e in read_events(p)]
     return (min(e["time"] for e in events if e["event"] == "start"),
             max(e["time"] for e in events if e["event"] == "complete"))
+
+
+def pool_timeline(experiment_path: str) -> tuple[list[float], list[float]]:
+    """(complete -> next start gaps within each pool task, each pool task's first start)."""
+    import json
+    from collections import defaultdict
+    from pathlib import Path
+
+    from hpctune.storage.result_log import read_events
+
+    exp, runs = Path(experiment_path), defaultdict(list)
+    for log in exp.glob("trials/*/result.jsonl"):
+        events = read_events(log)
+        start = next(e for e in events if e["event"] == "start")
+        end = next(e for e in events if e["event"] == "complete")
+        seq = int(start["slurm_job_id"].removeprefix("pool-"))
+        task = json.loads((exp / "pool" / "ended" / f"{seq:08d}.json").read_text())["task"]
+        runs[task].append((start["time"], end["time"]))
+    gaps = [b[0] - a[1] for spans in runs.values() for a, b in itertools.pairwise(sorted(spans))]
+    return gaps or [0.0], [min(spans)[0] for spans in runs.values()]
 
 
 def main() -> None:
@@ -83,6 +105,13 @@ def main() -> None:
     print(f"ratio              {wall / minimum:.2f}")
     print(f"first trial start  {first - started_at:.1f} s after fit(); last trial end "
           f"{started_at + wall - last:.1f} s before fit() returned")
+    if args.reuse:
+        handover, task_starts = pool_timeline(grid.experiment_path)
+        print(f"pool handover      complete -> next start in the same pool task: median "
+              f"{statistics.median(handover) * 1000:.0f} ms, p90 "
+              f"{sorted(handover)[int(0.9 * len(handover))] * 1000:.0f} ms")
+        print(f"pool tasks began   {min(task_starts) - started_at:.1f} .. {max(task_starts) - started_at:.1f} s "
+              "after fit() (a late task: the lab was busy)")
     print(f"driver peak RSS    {peak_rss_mb():.0f} MiB")
     print(f"Slurm commands     {slurm_command_counts(grid.experiment_path)}")
 
