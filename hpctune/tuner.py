@@ -87,7 +87,8 @@ class Tuner:
         self._restore: dict[str, Any] | None = None
         self._results: ResultGrid | None = None
         self._validate_space()
-        check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name)
+        check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name,
+                       self.slurm_config.use_srun)
         config_notices(self.tune_config, self.run_config)
         for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
             hook(self)

@@ -27,6 +27,7 @@ from hpctune.backends.base import JobState
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
 from hpctune.config import SlurmConfig
+from hpctune.pool.settings import check_single_node
 from hpctune.pool.slots import default_slots, task_resources
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.pool_queue import (
@@ -64,6 +65,7 @@ class PoolBackend(SlurmBackend):
     # -- launching -----------------------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Queue one run per trial; submit pool tasks if fewer run than the work needs."""
+        check_single_node(resources)  # a resources function may ask for nodes: said before writing
         shape = shape_key(resources)
         self.queue.ensure()
         self.queue.write_shape(shape, resources)

@@ -36,7 +36,7 @@ def reuse_actors(requested: bool | None, trainable: Any) -> bool:
     return bool(requested)
 
 
-def check_pool_use(requested: bool | None, trainable: Any, backend: str) -> bool:
+def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_srun: bool = False) -> bool:
     """At ``Tuner(...)``, before anything is written: a class without ``reset_config`` or a share
     of a GPU without a pool is a ConfigError; ``reuse_actors=True`` on the local backend is said
     once to have no effect. Returns True if the trials run through a worker pool."""
@@ -47,9 +47,24 @@ def check_pool_use(requested: bool | None, trainable: Any, backend: str) -> bool
     if requested and backend == "local":
         notice_once("reuse_actors", "TuneConfig(reuse_actors=True) has no effect with the local "
                                     "backend: it runs each trial in a process of its own.")
+    if pooled and use_srun:
+        raise ConfigError("TuneConfig(reuse_actors=True) with SlurmConfig(use_srun=True): a pool task "
+                          "runs its trials in the batch step itself. Fix: set use_srun=False, or "
+                          "reuse_actors=False for trials that need srun (multi-node trials).")
     try:
         resources = resources_for(trainable, {})
     except Exception:  # noqa: BLE001 - a function of the config: the backend checks at launch
         return pooled
     check_gpu_share(resources, pooled)
+    if pooled:
+        check_single_node(resources)
     return pooled
+
+
+def check_single_node(resources: dict[str, Any]) -> None:
+    """A pool runs trials of one node and one task each (ConfigError otherwise)."""
+    if int(resources.get("nodes") or 1) > 1 or int(resources.get("tasks_per_node") or 1) > 1:
+        raise ConfigError(
+            f"TuneConfig(reuse_actors=True) with multi-node or multi-task trials ({resources}): a "
+            "pool task runs each trial as one process on its own node. Fix: set reuse_actors=False "
+            "for these trials, or request {'nodes': 1} and one task.")

@@ -387,3 +387,18 @@ def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):
     slurm.tasks = {f"77_{i}": "RUNNING" for i in range(3)}  # one idled out: one replacement
     restored.poll()
     assert slurm.counts["sbatch"] == 2 and "#SBATCH --array=0-0%1" in slurm.scripts[1]
+
+
+def test_multi_node_trials_and_srun_are_refused_with_a_pool(tmp_path, monkeypatch):
+    def fn(config):
+        return None
+
+    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    pooled = tune.TuneConfig(reuse_actors=True)
+    with pytest.raises(ConfigError, match="multi-node"):
+        tune.Tuner(tune.with_resources(fn, {"nodes": 2}), tune_config=pooled,
+                   run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    with pytest.raises(ConfigError, match="use_srun"):
+        tune.Tuner(fn, tune_config=pooled, run_config=tune.RunConfig(
+            storage_path=str(tmp_path), slurm=SlurmConfig(use_srun=True)))
+    assert not any(tmp_path.iterdir())
