@@ -111,7 +111,7 @@ def main() -> None:
               f"{statistics.median(handover) * 1000:.0f} ms, p90 "
               f"{sorted(handover)[int(0.9 * len(handover))] * 1000:.0f} ms")
         print(f"pool tasks began   {min(task_starts) - started_at:.1f} .. {max(task_starts) - started_at:.1f} s "
-              "after fit() (a late task: the lab was busy)")
+              "after fit() (a spread: the lab was busy)")
     print(f"driver peak RSS    {peak_rss_mb():.0f} MiB")
     print(f"Slurm commands     {slurm_command_counts(grid.experiment_path)}")
 
