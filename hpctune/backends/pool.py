@@ -187,13 +187,9 @@ class PoolBackend(SlurmBackend):
         return found
 
     def log_paths(self, job_id: str) -> tuple[str, str]:
+        """(stdout, stderr) of a run (``jobs/pool-N.out``) or of a Slurm job."""
         out, err = self.exp.job_log_paths(job_id)
         return str(out), str(err)
-
-    def pool_task_of(self, job_id: str) -> str | None:
-        """The pool task running a run (for the status view), from the queue's claims."""
-        seq = run_seq(job_id)
-        return self.queue.view().claimed.get(seq) if seq is not None else None
 
     # -- stopping ------------------------------------------------------------------------------
     def cancel(self, job_ids: list[str]) -> None:

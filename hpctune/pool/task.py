@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hpctune.pool import child as child_mod
@@ -52,7 +53,8 @@ class PoolTask:
     """One pool task: its queue, its slots, its running children."""
 
     def __init__(self, root: Path, task_id: str, shape: str, idle_s: float, start_method: str,
-                 plan: SlotPlan, claim_until: float | None = None, clock=time.monotonic):
+                 plan: SlotPlan, claim_until: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.exp = ExperimentDir(root)
         self.queue = PoolQueue(root)
         self.task_id, self.shape, self.idle_s = task_id, shape, idle_s

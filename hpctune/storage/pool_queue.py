@@ -134,9 +134,11 @@ class PoolQueue:
         write_json_atomic(self._dir("shapes", f"{check_shape(key)}.cap.json"), {"cap": cap}, fsync=False)
 
     def read_cap(self, key: str) -> int | None:
+        """The cap ``write_cap`` kept (None: none, or never written)."""
         return read_json(self._dir("shapes", f"{check_shape(key)}.cap.json"), {}).get("cap")
 
     def read_shape(self, key: str) -> dict[str, Any]:
+        """The resources of a shape (empty if unknown)."""
         return read_json(self._dir("shapes", f"{check_shape(key)}.json"), {})
 
     def enqueue(self, seq: int, trial_id: str, shape: str) -> str:
@@ -192,6 +194,7 @@ class PoolQueue:
         return read_json(self._dir("ended", f"{_name(seq)}.json"), None)
 
     def dropped(self, seq: int) -> bool:
+        """True if the run was cancelled before a claim, or handed back from a dead pool task."""
         return self._dir("dropped", _name(seq)).exists()
 
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:
@@ -200,6 +203,7 @@ class PoolQueue:
         return base.with_suffix(".tasks"), base.with_suffix(".sbatch"), base.with_suffix(".jobid")
 
     def array_uids(self) -> list[str]:
+        """The uids of every pool array submitted (or about to be: the manifest comes first)."""
         return [name[: -len(".tasks")] for name in _listdir(self._dir("arrays")) if name.endswith(".tasks")]
 
     # -- the pool task's side ------------------------------------------------------------------
@@ -219,10 +223,8 @@ class PoolQueue:
             return seq
         return None
 
-    def has_queued(self, shape: str) -> bool:
-        return bool(_listdir(self._dir("queue", check_shape(shape))))
-
     def cancel_requested(self, seq: int) -> bool:
+        """True if the driver asked the pool task running ``seq`` to end it."""
         return self._dir("cancel", _name(seq)).exists()
 
     def finish(self, task: str, seq: int, exit_code: int) -> None:
