@@ -43,6 +43,8 @@ from hpctune.storage.secure import make_private_dir
 
 #: how long ``close`` waits for pool tasks to drop the claims of runs that just ended (s)
 CLOSE_WAIT_S = 2.0
+#: beyond stop_grace_s, how long a pool task may take to end a cancelled run (s)
+ESCALATE_MARGIN_S = 30.0
 #: squeue states of a pool task that will not take more work
 _LEAVING = {"COMPLETING", "CANCELLING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT"}
 
@@ -60,6 +62,9 @@ class PoolBackend(SlurmBackend):
         self._arrays: dict[str, str] = self._known_arrays()  # pool array id -> shape
         self._live: dict[str, int] = {}  # shape -> pool tasks in the queue at the last poll (+ since)
         self._lost: dict[int, str] = {}  # run -> the pool task that died with it
+        self._cancelled: dict[int, float] = {}  # claimed run -> when its cancel was asked for
+        #: a pool task that has not ended a cancelled run after this long is scancelled whole
+        self.escalate_after_s = self.config.stop_grace_s + ESCALATE_MARGIN_S
         self.task_states: dict[str, JobState] = {}  # pool task -> its state at the last poll
 
     # -- launching -----------------------------------------------------------------------------
@@ -165,6 +170,7 @@ class PoolBackend(SlurmBackend):
                 states[run_job_id(seq)] = JobState(state.state, state.reason, node_label(state.node, task))
             elif self.queue.hand_back(seq, task):
                 self._lost[seq] = task  # reported gone: the driver retries the trial
+        self._escalate_cancels(view)
         self._ensure_tasks(view)
         return states
 
@@ -196,8 +202,22 @@ class PoolBackend(SlurmBackend):
         """Cancel runs: a queued one leaves the queue, a running one gets SIGTERM from its pool
         task (which goes on with other trials). Other (Slurm) ids go to scancel."""
         for job_id in filter(is_pool_job, job_ids):
-            self.queue.cancel(run_seq(job_id))
+            seq = run_seq(job_id)
+            if not self.queue.cancel(seq):
+                self._cancelled.setdefault(seq, time.monotonic())
         super().cancel([j for j in job_ids if not is_pool_job(j)])
+
+    def _escalate_cancels(self, view: QueueView) -> None:
+        """A run still claimed ``escalate_after_s`` after its cancel: its pool task does not
+        answer (a hung filesystem, a stuck process), so the whole task is scancelled; its other
+        runs are handed back once it has left the queue, as for any pool task that died."""
+        now = time.monotonic()
+        for seq, since in list(self._cancelled.items()):
+            if seq not in view.claimed:
+                del self._cancelled[seq]
+            elif now - since > self.escalate_after_s:
+                del self._cancelled[seq]
+                super().cancel([view.claimed[seq]])
 
     def close(self) -> None:
         """Cancel the pool tasks that have nothing left to run (they would idle out anyway). With

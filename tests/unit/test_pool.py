@@ -402,3 +402,28 @@ def test_multi_node_trials_and_srun_are_refused_with_a_pool(tmp_path, monkeypatc
         tune.Tuner(fn, tune_config=pooled, run_config=tune.RunConfig(
             storage_path=str(tmp_path), slurm=SlurmConfig(use_srun=True)))
     assert not any(tmp_path.iterdir())
+
+
+def test_a_pool_task_that_does_not_end_a_cancelled_run_is_scancelled(tmp_path):
+    from hpctune.backends.pool import PoolBackend
+
+    slurm = ScriptedSlurm()
+    slurm.run = _recording(slurm.run, calls := [])
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
+    backend.launch(["t_00000", "t_00001"], {"cpu": 1, "gpu": 0}, throttle=2)
+    slurm.tasks = {"77_0": "RUNNING", "77_1": "RUNNING"}
+    shape = backend.queue.run(0)["shape"]
+    backend.queue.claim_next("77_0", shape)
+    backend.cancel(["pool-0"])
+    backend.poll()
+    assert not [c for c in calls if c[0] == "scancel"]  # it has stop_grace_s + 30 s to answer
+    backend.escalate_after_s = 0.0
+    backend.poll()
+    assert ["scancel", "77_0"] in calls  # hung: the whole pool task goes
+
+
+def _recording(run, calls):
+    def wrapped(args, check=True):
+        calls.append(list(args))
+        return run(args, check)
+    return wrapped
