@@ -31,6 +31,7 @@ CHECKPOINT = "checkpoint"
 ERROR = "error"
 JOB_ID = "slurm_job_id"
 RESTART_COUNT = "restart_count"
+RANK = "rank"  # an error event written by a task other than rank 0 of a multi-task trial
 AT_ITERATION = "at_iteration"
 DONOR = "donor"
 DONOR_ITERATION = "donor_iteration"

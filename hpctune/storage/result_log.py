@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,26 @@ class ResultLog:
                 _write_all(fd, data)
                 if fsync:
                     os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def append_first(self, event: dict[str, Any], same: Callable[[dict[str, Any]], bool]) -> bool:
+        """Append ``event`` (fsynced) unless the log already holds an event for which ``same``
+        is true, checked under the lock: several writers that may report the same thing (the
+        ranks of one trial failing together) leave one record. False: one was there already."""
+        data = (json.dumps(event, default=_jsonable) + "\n").encode()
+        with self._threads, full_storage_is_clear(self.path):
+            fd = self._open()
+            self._lock(fd)
+            try:
+                text = os.pread(fd, os.fstat(fd).st_size, 0)
+                if any(same(e) for e, _ in LogTail(self.path)._parse(text, 0)):
+                    return False
+                if text and not text.endswith(b"\n"):
+                    data = b"\n" + data  # seal a line torn by a killed writer
+                _write_all(fd, data)
+                os.fsync(fd)
+                return True
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
