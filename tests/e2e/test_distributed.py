@@ -156,6 +156,8 @@ def test_a_crashing_rank_fails_the_trial_once_and_it_is_retried_once(tmp_path):
     (error,) = events(result, "error")
     assert error["rank"] == 1 and "rank 1 crashed at step 2" in error["error"]
     assert len(events(result, "start")) == 2 and len(events(result, "complete")) == 1
+    # rank 0, ended by srun for rank 1's failure, added nothing: no warning, no second record
+    assert not events(result, "preempted") and not events(result, "terminated")
     assert [e["result"]["step"] for e in events(result, "result")][-3:] == [1, 2, 3]
     assert result.metrics["step"] == 3
 
