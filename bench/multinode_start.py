@@ -6,6 +6,7 @@ same run for the same layout, is Slurm's own: sbatch of a script whose `srun` ta
 time, to the first task's timestamp (no Python). Prints the medians, each layout against its
 floor, and each layout against the 1-node trial.
     python bench/multinode_start.py [--reps 3]
+On the lab, first `eval "$(scripts/slurm-lab.sh env)"`: Open MPI needs its TCP settings there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from _common import storage_dir
 
 from hpctune import tune
+from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 
 #: (label, resources, mpi): the trial reports after an MPI barrier across its ranks when mpi
@@ -49,7 +51,11 @@ def hpctune_start(resources: dict, mpi: bool) -> float:
                                   slurm=tune.SlurmConfig(poll_interval_s=0.5, setup=setup)),
     ).fit()
     (result,) = grid
-    (script,) = Path(grid.experiment_path, "jobs").glob("*.sh")
+    if result.error:
+        raise SystemExit(f"the trial failed: {result.error}")
+    exp = ExperimentDir(grid.experiment_path)
+    (uid,) = exp.array_uids()
+    script = exp.array_paths(uid)[1]  # written just before its sbatch
     first = next(e for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "result")
     return first["time"] - script.stat().st_mtime
 
