@@ -122,7 +122,20 @@ cmd_install() {
   log "installed $missing in $((SECONDS - t0)) s"
 }
 
-has_pmix() { compgen -G '/usr/lib/*/pmix2/lib/libpmix.so' >/dev/null; }
+# slurmd_predates_pmix : a running slurmd started before libpmix-dev was installed; it cannot load
+# PMIx, and `srun --mpi=pmix` launches hang (_send_slurmstepd_init failed) until it restarts
+slurmd_predates_pmix() {
+  local lib f pid installed age
+  lib=$(compgen -G '/usr/lib/*/pmix2/lib/libpmix.so' | head -n 1) || return 1
+  installed=$(stat -c %Z "$lib")  # the symlink's own ctime: when dpkg created it
+  for f in "$LAB"/run/slurmd.*.pid; do
+    alive "$f" slurmd || continue
+    pid=$(<"$f")
+    age=$(ps -o etimes= -p "$pid" | tr -d ' ')
+    [[ $age =~ ^[0-9]+$ ]] && (($(date +%s) - age < installed)) && return 0
+  done
+  return 1
+}
 
 # ------------------------------------------------------------------ process helpers
 # alive PIDFILE NAME : the pid in PIDFILE runs and its command line contains NAME
@@ -418,8 +431,6 @@ need_root() {
 
 # ------------------------------------------------------------------ commands
 cmd_up() {
-  local had_pmix=0
-  has_pmix && had_pmix=1
   cmd_install
   check_cgroupfs
   mkdir -p "$LAB"/{etc,state,spool,log,run,fakegpu}
@@ -440,9 +451,8 @@ cmd_up() {
     cp -f "$CONF" "$LAB/etc/gres.conf" "$LAB/etc/cgroup.conf" /etc/slurm/
     install -m 600 "$LAB/etc/slurmdbd.conf" /etc/slurm/slurmdbd.conf
   fi
-  # slurmd loads the PMIx library at start: one that started before libpmix-dev was installed hangs
-  # `srun --mpi=pmix` launches (_send_slurmstepd_init failed), so it is restarted once
-  ((had_pmix == 0)) && has_pmix && changed=1
+  # slurmd loads the PMIx library at start: one older than libpmix-dev is restarted, once
+  slurmd_predates_pmix && changed=1
   if ((changed)) && { alive "$LAB/run/slurmctld.pid" slurmctld || compgen -G "$LAB/run/slurmd.*.pid" >/dev/null; }; then
     log "config changed: restarting slurmctld and slurmd (job state is kept)"
     stop_slurm_daemons
