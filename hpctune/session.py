@@ -33,7 +33,7 @@ from hpctune.checkpoint import (
 from hpctune.errors import HpctuneError
 from hpctune.report_values import plain_metrics
 from hpctune.storage.atomic import read_json
-from hpctune.storage.events import JOB_ID, KIND, RANK, RESTART_COUNT, EventKind, new_event
+from hpctune.storage.events import JOB_ID, KIND, RESTART_COUNT, EventKind, new_event
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.trial_context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 
@@ -97,7 +97,7 @@ class Session:
             self.start_stop_watchdog("the trial did not end within stop_grace_s={:g} s of SIGTERM")
 
     def base_fields(self) -> dict[str, Any]:
-        fields = {
+        return {
             "trial_id": self.context.trial_id,
             "slurm_job_id": self.context.slurm_job_id,
             "restart_count": self.context.restart_count,
@@ -105,9 +105,6 @@ class Session:
             "pid": os.getpid(),
             "time": time.time(),
         }
-        if not self.writes:
-            fields[RANK] = self.context.get_world_rank()  # an error event of another rank
-        return fields
 
     def log_event(self, kind: EventKind, fsync: bool = False, **fields: Any) -> None:
         """Append a ``kind`` event with the base fields, from rank 0 only (other ranks: nothing)."""

@@ -27,7 +27,7 @@ from hpctune.checkpoint import Checkpoint
 from hpctune.exit_guard import start_guard
 from hpctune.log_to_file import redirect_output
 from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
-from hpctune.storage.events import EventKind, new_event
+from hpctune.storage.events import RANK, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import load_private_pickle
@@ -131,6 +131,7 @@ def _error_event(session: Session, exc: BaseException) -> None:
     try:
         event = {**new_event(EventKind.ERROR, error=_describe(exc)), **session.base_fields()}
         if session.context.get_world_size() > 1:  # ranks failing together: the first one's error
+            event[RANK] = session.context.get_world_rank()
             session.log.append_first(event, session.is_error_of_this_run)
         else:
             session.log.append(event, fsync=True)
