@@ -5,8 +5,8 @@ Every line of ``result.jsonl`` is one event: ``{"event": <kind>, "v": SCHEMA_VER
 kind's own fields (``result`` and ``checkpoint`` for a result, ``error`` for an error,
 ``signal`` for a preemption, ``reason`` for a stop; ``world_size`` and ``nodelist`` in the start
 event of a trial of several tasks, ``rank`` in the error event a task of such a trial wrote).
-Readers go through ``dispatch``, so the
-meaning of each kind is decided in one place per reader (the driver, ``ResultGrid``).
+Readers go through ``dispatch``, so the meaning of each kind is decided in one place per
+reader (the driver, ``ResultGrid``).
 
 ``exploited`` is the one event the driver writes itself (PBT): the trial continues from a
 donor's checkpoint with a new config. Its fields: ``donor``, ``donor_iteration`` (the
