@@ -32,6 +32,7 @@ def rank_steps(config):
         "rank": rank, "local_rank": ctx.get_local_rank(), "node_rank": ctx.get_node_rank(),
         "world_size": ctx.get_world_size(), "local_world_size": ctx.get_local_world_size(),
         "node": os.environ.get("SLURMD_NODENAME"), "pid": os.getpid(), "restored": start,
+        "master": [os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")],
         "checkpoint": Path(checkpoint.path).name if checkpoint else None,
         "restart_count": ctx.restart_count})
     for step in range(start + 1, config["steps"] + 1):

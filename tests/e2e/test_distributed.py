@@ -74,6 +74,25 @@ def test_a_two_node_trial_reports_exactly_once_per_step(tmp_path):
     assert "n[1-2]" in table.nodes, table.nodes  # the status table's node column
 
 
+def test_the_multinode_profile_runs_one_rank_per_node(tmp_path):
+    from hpctune.profiles import load_profile
+
+    profile = load_profile("multinode")
+    grid = tune.Tuner(
+        tune.with_resources(rank_trainables.rank_steps, profile.resources), param_space={"steps": 2},
+        run_config=tune.RunConfig(name=unique_name("mnprof"), storage_path=str(tmp_path), verbose=0,
+                                  slurm=profile.slurm_config({"poll_interval_s": 0.5})),
+    ).fit()
+    assert grid.num_terminated == 1, [str(e) for e in grid.errors]
+    (result,) = grid
+    assert len(events(result, "result")) == 2
+    records = rank_records(result)
+    assert sorted((r["rank"], r["node"]) for r in records) == [(0, "n1"), (1, "n2")]
+    (job,) = {e["slurm_job_id"] for e in events(result, "start")}
+    port = str(20000 + int(job.split("_")[0]) % 20000)  # task 0's SLURM_JOB_ID is the array's id
+    assert {tuple(r["master"]) for r in records} == {("n1", port)}  # the profile's setup lines
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

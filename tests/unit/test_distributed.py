@@ -22,10 +22,17 @@ STEP_VARS = ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NOD
              "SLURM_LAUNCH_NODE_IPADDR", "SLURM_RESTART_COUNT")
 
 
+TORCH_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+              "NODE_RANK")
+
+
 @pytest.fixture(autouse=True)
 def no_slurm_task(monkeypatch):
     for name in STEP_VARS:
         monkeypatch.delenv(name, raising=False)
+    for name in TORCH_VARS:  # torch_env sets them: restored after each test
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
 
 
 def as_task(monkeypatch, rank, size=4, per_node="2(x2)", job="4242"):
@@ -157,7 +164,6 @@ def test_outside_srun_one_task_of_rank_zero(monkeypatch):
 
 def test_torch_setup_joins_a_one_process_group(monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setenv("MASTER_PORT", "0")
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     info = distributed.torch_setup(master_addr="127.0.0.1", master_port=29517)
     try:
@@ -176,7 +182,9 @@ def make_session(tmp_path):
     trial_dir.mkdir(parents=True)
     context = TrialContext("t_00000", "t_00000", str(trial_dir), "exp", "0", slurm_job_id="4242",
                            experiment_id="t")
-    return Session(context, ResultLog(trial_dir / "result.jsonl"), trial_dir / "control.json")
+    # no stop watchdog within the test's lifetime: it would end the test process
+    return Session(context, ResultLog(trial_dir / "result.jsonl"), trial_dir / "control.json",
+                   stop_grace_s=1e6)
 
 
 def test_rank_zero_records_and_other_ranks_keep_the_call_sites(tmp_path, monkeypatch):
@@ -193,7 +201,7 @@ def test_rank_zero_records_and_other_ranks_keep_the_call_sites(tmp_path, monkeyp
     assert Path(other.checkpoint.path).name == "checkpoint_000002"  # the one rank 0 writes
 
     as_task(monkeypatch, 0)
-    zero = Session(other.context, other.log, other.control_path)
+    zero = make_session_again(other)
     assert zero.writes
     zero.report({"loss": 1.0})
     zero.report({"loss": 0.5}, checkpoint=Checkpoint(source))
@@ -216,7 +224,7 @@ def test_every_rank_stops_and_leaves_on_preemption(tmp_path, monkeypatch):
 
 
 def make_session_again(session):
-    return Session(session.context, session.log, session.control_path)
+    return Session(session.context, session.log, session.control_path, stop_grace_s=1e6)
 
 
 def test_one_error_event_per_run_however_many_ranks_fail(tmp_path, monkeypatch):
