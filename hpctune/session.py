@@ -34,7 +34,7 @@ from hpctune.errors import HpctuneError
 from hpctune.report_values import plain_metrics
 from hpctune.storage.atomic import read_json
 from hpctune.storage.events import JOB_ID, KIND, RESTART_COUNT, EventKind, new_event
-from hpctune.storage.result_log import ResultLog, read_events
+from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.trial_context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 
 _session: Session | None = None
@@ -62,6 +62,16 @@ class Preempted(BaseException):
     trial has saved what it can: the worker then requeues the job and exits."""
 
 
+class PeerFailed(BaseException):
+    """Raised on rank 0 of a multi-task trial instead of recording anything once another rank of
+    this run wrote the trial's error event: srun is ending the step, the trial is retried."""
+
+
+#: the events that end a run of a trial's job
+_RUN_ENDS = frozenset(k.value for k in (EventKind.ERROR, EventKind.COMPLETE, EventKind.STOPPED,
+                                        EventKind.TERMINATED, EventKind.PAUSED, EventKind.REQUEUED))
+
+
 class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
@@ -73,6 +83,7 @@ class Session:
         self._control_mtime: float | None = None
         #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
         self.writes = context.is_rank_zero()
+        self._run_offset = log.size()  # this run's events come after it
         self.hostname = socket.gethostname()
         self.node_ip = _node_ip(self.hostname)
         self.checkpoint = _latest(Path(context.trial_dir))
@@ -109,7 +120,23 @@ class Session:
     def log_event(self, kind: EventKind, fsync: bool = False, **fields: Any) -> None:
         """Append a ``kind`` event with the base fields, from rank 0 only (other ranks: nothing)."""
         if self.writes:
-            self.log.append(new_event(kind, **{**fields, **self.base_fields()}), fsync=fsync)
+            self.append(new_event(kind, **{**fields, **self.base_fields()}), fsync=fsync)
+
+    def append(self, event: dict[str, Any], fsync: bool = False) -> None:
+        """Rank 0's append. In a multi-task trial it is checked under the log's lock: once another
+        rank of this run wrote the trial's error, nothing more is recorded (``PeerFailed``)."""
+        if self.context.get_world_size() <= 1:
+            self.log.append(event, fsync=fsync)
+        elif not self.log.append_first(event, self.is_error_of_this_run, self._run_offset, fsync):
+            raise PeerFailed("another rank of this trial failed: its error event is the record")
+
+    def append_error(self, event: dict[str, Any]) -> None:
+        """Any rank's error event: in a multi-task trial only the run's first, and none after the
+        run ended (the other ranks' failures follow from it; rank 0 may have finished first)."""
+        if self.context.get_world_size() <= 1:
+            self.log.append(event, fsync=True)
+        else:
+            self.log.append_first(event, self._ended_this_run, self._run_offset)
 
     def restore_totals(self, result: dict[str, Any]) -> None:
         """Continue the running totals from the result of the checkpoint's iteration."""
@@ -156,7 +183,23 @@ class Session:
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
             event["checkpoint"] = path.name
-        self.log.append(event, fsync=checkpoint is not None)
+        self.append(event, fsync=checkpoint is not None)
+
+    def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
+        """On a rank other than 0: restore what rank 0 restored, the iteration its ``start``
+        event of this run names (by the time this rank looks, rank 0 may have written a newer
+        checkpoint). False when that event did not come within ``timeout_s``: the latest stays."""
+        tail, deadline = LogTail(self.log.path), time.monotonic() + timeout_s
+        while True:
+            for event in tail.read_new():
+                if event.get(KIND) == EventKind.START.value and self._of_this_run(event):
+                    self.iteration = int(event.get("restored_iteration") or 0)
+                    path = Path(self.context.trial_dir) / checkpoint_dir_name(self.iteration)
+                    self.checkpoint = Checkpoint(path) if self.iteration else None
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
 
     def peer_failed(self) -> bool:
         """True when another rank of this run wrote the trial's error event (its failure is why
@@ -167,8 +210,13 @@ class Session:
 
     def is_error_of_this_run(self, event: dict[str, Any]) -> bool:
         """``event`` is an error event of this job run (same job id and restart count)."""
-        return (event.get(KIND) == EventKind.ERROR.value
-                and event.get(JOB_ID) == self.context.slurm_job_id
+        return event.get(KIND) == EventKind.ERROR.value and self._of_this_run(event)
+
+    def _ended_this_run(self, event: dict[str, Any]) -> bool:
+        return event.get(KIND) in _RUN_ENDS and self._of_this_run(event)
+
+    def _of_this_run(self, event: dict[str, Any]) -> bool:
+        return (event.get(JOB_ID) == self.context.slurm_job_id
                 and event.get(RESTART_COUNT) == self.context.restart_count)
 
     def _auto_fill(self, result: dict[str, Any], now: float) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
 from hpctune.exit_guard import start_guard
 from hpctune.log_to_file import redirect_output
-from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
+from hpctune.session import PeerFailed, Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.events import RANK, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
@@ -85,11 +85,16 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     session = make_session(exp, trial_id, spec)
     session_mod.set_session(session)
     session.log_event(EventKind.START, restored_iteration=session.iteration, **_ranks(session))
+    if not session.writes and not session.follow_rank_zero():
+        print("hpctune: rank 0 wrote no start event within 60 s: restoring the latest checkpoint",
+              file=sys.stderr, flush=True)
     start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
     try:
         return _run_guarded(exp, trial_id, session, spec)
+    except PeerFailed:
+        return 1  # another rank's error is the trial's record: srun is ending the step
     finally:
         watcher.stop()
 
@@ -119,6 +124,8 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
+    except PeerFailed:
+        raise  # not an error of this rank's: run_trial ends the worker, recording nothing
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
         traceback.print_exc()
         _error_event(session, exc)
@@ -130,11 +137,9 @@ def _error_event(session: Session, exc: BaseException) -> None:
     filesystem, a lost mount), say so on stderr, which lands in the job's log."""
     try:
         event = {**new_event(EventKind.ERROR, error=_describe(exc)), **session.base_fields()}
-        if session.context.get_world_size() > 1:  # ranks failing together: the first one's error
+        if session.context.get_world_size() > 1:
             event[RANK] = session.context.get_world_rank()
-            session.log.append_first(event, session.is_error_of_this_run)
-        else:
-            session.log.append(event, fsync=True)
+        session.append_error(event)  # of ranks failing together, the first one's
     except Exception as failed:  # noqa: BLE001 - the trial's own error is the one to report
         print(f"hpctune: trial {session.context.trial_id} failed ({type(exc).__name__}: {str(exc)[:200]}) and "
               f"its error event could not be written to {session.log.path}: {failed}",
@@ -145,7 +150,7 @@ def _final_event(session: Session, event: dict) -> None:
     """Write the trial's last event (result.json and progress.csv are the driver's loggers');
     rank 0's alone in a multi-task trial."""
     if session.writes:
-        session.log.append({**event, **session.base_fields()}, fsync=True)
+        session.append({**event, **session.base_fields()}, fsync=True)
 
 
 def _exit_for(signal_name: str, session: Session) -> int:
@@ -164,7 +169,7 @@ def _exit_for(signal_name: str, session: Session) -> int:
         kind = EventKind.TERMINATED
     else:
         kind = EventKind.REQUEUED
-    session.log.append(new_event(kind, **session.base_fields()), fsync=True)
+    session.append(new_event(kind, **session.base_fields()), fsync=True)
     if kind is EventKind.REQUEUED:
         requeue_self(session)
     return 0
@@ -311,13 +316,20 @@ class Watcher:
             self._wake.clear()
             if self._done:
                 return
-            if self.session.signal_name and not self._signal_logged:
-                self._signal_logged = True
-                if self.session.signal_name == "SIGTERM" and self.session.peer_failed():
-                    os._exit(1)  # srun ends the step for another rank's error: nothing to add
-                self.session.log_event(EventKind.PREEMPTED, fsync=True, signal=self.session.signal_name)
-            else:
-                self.session.log_event(EventKind.HEARTBEAT)
+            try:
+                self._beat()
+            except PeerFailed:
+                os._exit(1)  # srun ends the step for another rank's error: nothing to add
+
+    def _beat(self) -> None:
+        """The first signal's ``preempted`` event, else a heartbeat (rank 0's)."""
+        if self.session.signal_name and not self._signal_logged:
+            self._signal_logged = True
+            if self.session.signal_name == "SIGTERM" and self.session.peer_failed():
+                raise PeerFailed("srun ends the step for another rank's error")
+            self.session.log_event(EventKind.PREEMPTED, fsync=True, signal=self.session.signal_name)
+        else:
+            self.session.log_event(EventKind.HEARTBEAT)
 
 
 def requeue_self(session: Session) -> None:

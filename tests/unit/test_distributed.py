@@ -12,7 +12,7 @@ from hpctune.checkpoint import Checkpoint
 from hpctune.config import SlurmConfig
 from hpctune.distributed import ScalingConfig, first_host
 from hpctune.errors import ConfigError, DistributedError
-from hpctune.session import Preempted, Session, StopTrial
+from hpctune.session import PeerFailed, Preempted, Session, StopTrial
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.trainable import normalize_resources, resources_for, task_count, with_resources
 from hpctune.trial_context import TrialContext, task_ranks
@@ -232,10 +232,66 @@ def test_one_error_event_per_run_however_many_ranks_fail(tmp_path, monkeypatch):
     session = make_session(tmp_path)
     error = {"event": "error", "v": 1, **session.base_fields(), "error": "rank 1 failed", "rank": 1}
     assert not session.peer_failed()
-    assert session.log.append_first(error, session.is_error_of_this_run)
-    assert not session.log.append_first({**error, "rank": 0}, session.is_error_of_this_run)
+    session.append_error(error)
+    session.append_error({**error, "rank": 0})  # rank 0 fails too (its peer is gone)
     assert [e["rank"] for e in read_events(session.log.path)] == [1]
     assert session.peer_failed()
     session.context.restart_count = 1  # the next run of the job may fail again
     assert not session.peer_failed()
-    assert session.log.append_first({**error, "restart_count": 1}, session.is_error_of_this_run)
+    session.append_error({**error, "restart_count": 1})
+    assert len(read_events(session.log.path)) == 2
+
+
+def test_rank_zero_records_nothing_once_a_peer_failed(tmp_path, monkeypatch):
+    as_task(monkeypatch, 0)
+    zero = make_session(tmp_path)
+    zero.report({"loss": 1.0})
+    as_task(monkeypatch, 1)
+    one = make_session_again(zero)
+    one.append_error({"event": "error", "v": 1, **one.base_fields(), "error": "boom", "rank": 1})
+    as_task(monkeypatch, 0)
+    with pytest.raises(PeerFailed):
+        zero.report({"loss": 0.5})  # the step after the peer's failure: not recorded
+    kinds = [e["event"] for e in read_events(zero.log.path)]
+    assert kinds == ["result", "error"]
+
+
+def test_no_error_event_after_rank_zero_ended_the_run(tmp_path, monkeypatch):
+    as_task(monkeypatch, 0)
+    zero = make_session(tmp_path)
+    as_task(monkeypatch, 1)
+    one = make_session_again(zero)  # both ranks start the run
+    as_task(monkeypatch, 0)
+    zero.append({"event": "complete", "v": 1, **zero.base_fields()})
+    as_task(monkeypatch, 1)
+    one.append_error({"event": "error", "v": 1, **one.base_fields(), "error": "late", "rank": 1})
+    assert [e["event"] for e in read_events(zero.log.path)] == ["complete"]
+
+
+def test_append_first_looks_from_an_offset(tmp_path):
+    log = ResultLog(tmp_path / "result.jsonl")
+    log.append({"event": "error", "n": 1})
+    offset = log.size()
+    assert log.append_first({"event": "error", "n": 2}, lambda e: e["event"] == "error", since=offset)
+    assert not log.append_first({"event": "error", "n": 3}, lambda e: e["event"] == "error", since=offset)
+    assert [e["n"] for e in read_events(log.path)] == [1, 2]
+
+
+def test_other_ranks_restore_the_checkpoint_rank_zero_restored(tmp_path, monkeypatch):
+    """Rank 0 may write checkpoint 3 before rank 1 starts: rank 1 still restores 2, as rank 0 did."""
+    as_task(monkeypatch, 1)
+    session = make_session(tmp_path)
+    trial_dir = Path(session.context.trial_dir)
+    for iteration in (2, 3):
+        (trial_dir / f"checkpoint_00000{iteration}").mkdir()
+    session = make_session_again(session)
+    assert Path(session.checkpoint.path).name == "checkpoint_000003"
+    assert not session.follow_rank_zero(timeout_s=0.05, poll_s=0.01)  # no start event yet
+    earlier = {"event": "start", "v": 1, "slurm_job_id": "4242", "restart_count": 0, "restored_iteration": 1}
+    session.log.append({**earlier, "slurm_job_id": "4000"})  # another job's run
+    session.log.append({**earlier, "restored_iteration": 2})
+    assert session.follow_rank_zero(timeout_s=1.0, poll_s=0.01)
+    assert Path(session.checkpoint.path).name == "checkpoint_000002" and session.iteration == 2
+    session.log.append({**earlier, "restart_count": 1, "restored_iteration": 0})
+    session.context.restart_count = 1
+    assert session.follow_rank_zero(timeout_s=1.0) and session.checkpoint is None
