@@ -3,6 +3,7 @@ code and records what it saw in ``ranks/`` of the trial directory (its working d
 
 import json
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +21,8 @@ def _record(name: str, data: dict) -> None:
 
 def rank_steps(config):
     """``steps`` reports of loss ``c + 1/step`` from every rank, each rank's checkpoint holding
-    the step; a rank named by ``crash_rank`` raises at step 2 of the trial's first run; every
+    the step; a rank named by ``crash_rank`` raises (or is SIGKILLed: ``crash_how="kill"``) at
+    step 2 of the trial's first run; every
     rank records its ranks, pid, node and the step it restored from."""
     ctx = tune.get_context()
     rank = ctx.get_world_rank()
@@ -39,6 +41,8 @@ def rank_steps(config):
         time.sleep(config.get("sleep", 0.0))
         if rank == config.get("crash_rank") and step == 2 and not Path("crashed").exists():
             Path("crashed").write_text(str(rank))
+            if config.get("crash_how") == "kill":  # no Python exception: as the OOM killer does
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"rank {rank} crashed at step {step}")
         with tempfile.TemporaryDirectory() as tmp:
             saved = None

@@ -181,6 +181,21 @@ def test_a_crashing_rank_fails_the_trial_once_and_it_is_retried_once(tmp_path):
     assert result.metrics["step"] == 3
 
 
+def test_a_rank_killed_without_an_exception_fails_the_trial_once(tmp_path):
+    """A SIGKILLed rank writes nothing: the job's end is the failure, counted once, and retried."""
+    trainable = tune.with_resources(rank_trainables.rank_steps, {"nodes": 2, "tasks_per_node": 1})
+    grid = tune.Tuner(
+        # rank 0 is still busy when srun ends the step (in DDP it would wait for its peer)
+        trainable, param_space={"steps": 8, "sleep": 1.0, "crash_rank": 1, "crash_how": "kill"},
+        run_config=tune.RunConfig(name=unique_name("mnkill"), storage_path=str(tmp_path), verbose=0,
+                                  slurm=slurm(), failure_config=tune.FailureConfig(max_failures=1)),
+    ).fit()
+    assert grid.num_terminated == 1 and grid.num_errors == 0, [str(e) for e in grid.errors]
+    (result,) = grid
+    assert len(events(result, "start")) == 2 and len(events(result, "complete")) == 1
+    assert [e["result"]["step"] for e in events(result, "result")][-8:] == list(range(1, 9))
+
+
 # -- the examples, as written ---------------------------------------------------------------------
 def need(module: str) -> None:
     """Skip without ``module`` on a developer's machine; in CI (which installs it) fail instead."""
