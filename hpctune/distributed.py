@@ -165,9 +165,14 @@ def master_address() -> str:
 
 
 def master_port() -> int:
-    """A port derived from the job id, the same on every rank: ``20000 + job id % 20000``."""
+    """A port derived from the job id, the same on every rank: ``20000 + job id % 20000``;
+    outside Slurm (one process, e.g. the local backend) a free port of this machine."""
     job = os.environ.get("SLURM_JOB_ID", "")
-    return PORT_BASE + (int(job) % PORT_SPAN if job.isdigit() else 9500)
+    if job.isdigit():
+        return PORT_BASE + int(job) % PORT_SPAN
+    with socket.socket() as probe:  # local trials run side by side: each needs its own
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def torch_env(master_addr: str | None = None, port: int | None = None) -> dict[str, str]:

@@ -154,6 +154,8 @@ def test_torch_env_from_the_step(monkeypatch):
     assert distributed.master_address() == "localhost"
     monkeypatch.setenv("SLURM_JOB_ID", "45000")
     assert distributed.master_port() == 20000 + 5000
+    monkeypatch.delenv("SLURM_JOB_ID")  # one process outside Slurm: any free port
+    assert 0 < distributed.master_port() < 65536
 
 
 def test_outside_srun_one_task_of_rank_zero(monkeypatch):
