@@ -2,7 +2,7 @@
 # slurm-lab.sh - a single-host Slurm 22.05 "lab" cluster for hpctune's tests (Debian 12 packages).
 #
 #   munged + [MariaDB + slurmdbd] + slurmctld + 2 slurmd (simulated nodes n1, n2; 4 CPUs, 8000 MB and
-#   2 fake GPUs each), partitions debug (default), preempt (requeue-preemptable, GraceTime=10) and
+#   2 fake GPUs each), partitions debug (default), preempt (requeue-preemptable, GraceTime=5) and
 #   urgent (PriorityTier=10, preempts `preempt`).
 #   Everything (config, munge key and socket, state, spool, logs, pid files, database) lives under
 #   $SLURM_LAB_DIR. The configs are also copied to /etc/slurm, so plain sbatch/squeue and submitit
@@ -29,7 +29,9 @@
 #   SLURM_LAB_MAX_ARRAY_SIZE=100001  SLURM_LAB_MAX_JOB_COUNT=200000
 #   SLURM_LAB_NODES=2 SLURM_LAB_CPUS=4 SLURM_LAB_MEM_MB=8000 SLURM_LAB_GPUS=2 (per node)
 #   SLURM_LAB_DEF_MEM_PER_CPU=1000  (MB per allocated CPU for jobs without --mem)
-#   SLURM_LAB_CRED_EXPIRE=10      requeued jobs are held this long + 1 s (Slurm's default is 120)
+#   SLURM_LAB_CRED_EXPIRE=5       requeued jobs are held this long + 1 s (Slurm's default is 120;
+#                                 5 is the least Slurm accepts: the tests' requeues wait 6 s)
+#   SLURM_LAB_GRACE_TIME=5        GraceTime of the preempt partition (USR1 at preemption, SIGTERM after)
 #   SLURM_LAB_SCHED=sched_interval=2,bf_interval=1,batch_sched_delay=0   (SchedulerParameters)
 #   SLURM_LAB_PORT_BASE=6817      slurmctld; slurmdbd +2, MariaDB +3, slurmd n1.. +4..
 #   SLURM_LAB_INSTALL_ETC=1       copy the configs to /etc/slurm
@@ -48,7 +50,8 @@ GPUS=${SLURM_LAB_GPUS:-2}
 DEF_MEM=${SLURM_LAB_DEF_MEM_PER_CPU:-1000}
 MAX_ARRAY=${SLURM_LAB_MAX_ARRAY_SIZE:-100001}
 MAX_JOBS=${SLURM_LAB_MAX_JOB_COUNT:-200000}
-CRED_EXPIRE=${SLURM_LAB_CRED_EXPIRE:-10}
+CRED_EXPIRE=${SLURM_LAB_CRED_EXPIRE:-5}
+GRACE_TIME=${SLURM_LAB_GRACE_TIME:-5}
 SCHED=${SLURM_LAB_SCHED-sched_interval=2,bf_interval=1,batch_sched_delay=0}
 PORT=${SLURM_LAB_PORT_BASE:-6817}
 INSTALL_ETC=${SLURM_LAB_INSTALL_ETC:-1}
@@ -245,7 +248,7 @@ EOF
 JobCompType=jobcomp/none
 NodeName=n[1-$NODES] NodeHostname=$host NodeAddr=127.0.0.1 Port=[$((PORT + 4))-$last_port] CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$MEM Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug   Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1  PreemptMode=OFF
-PartitionName=preempt Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier=1  PreemptMode=REQUEUE GraceTime=10
+PartitionName=preempt Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier=1  PreemptMode=REQUEUE GraceTime=$GRACE_TIME
 PartitionName=urgent  Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
   [[ -z $EXTRA ]] || printf '%s\n' "$EXTRA"
