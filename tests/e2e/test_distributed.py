@@ -87,8 +87,11 @@ def test_the_multinode_profile_runs_one_rank_per_node(tmp_path):
     (result,) = grid
     assert len(events(result, "result")) == 2
     # rank 0 may complete the trial before rank 1 has written its record
-    records = wait_for(lambda: (found := rank_records(result)) if len(found) == 2 else None,
-                       timeout=30, interval=0.2, what="both ranks' records")
+    def both_records():
+        found = rank_records(result)
+        return found if len(found) == 2 else None
+
+    records = wait_for(both_records, timeout=30, interval=0.2, what="both ranks' records")
     assert sorted((r["rank"], r["node"]) for r in records) == [(0, "n1"), (1, "n2")]
     (job,) = {e["slurm_job_id"] for e in events(result, "start")}
     port = str(20000 + int(job.split("_")[0]) % 20000)  # task 0's SLURM_JOB_ID is the array's id
