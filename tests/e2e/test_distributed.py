@@ -168,6 +168,32 @@ def test_a_preempted_two_node_trial_resumes_from_rank_zeros_checkpoint_on_every_
     assert {r["restored"] for r in resumed} == {int(last_before.rsplit("_", 1)[1])}
 
 
+def test_the_time_limit_warning_reaches_every_rank_and_the_trial_requeues(tmp_path):
+    """A 1-minute limit, the warning 55 s before it (Slurm's 30 s tick: 5-35 s after the start),
+    sent to every srun task: rank 0 checkpoints and requeues, every rank comes back."""
+    trainable = tune.with_resources(rank_trainables.rank_steps, {"nodes": 2, "tasks_per_node": 1})
+    grid = tune.Tuner(
+        trainable, param_space={"steps": 40, "sleep": 1.0, "checkpoint": True},
+        run_config=tune.RunConfig(name=unique_name("mntime"), storage_path=str(tmp_path), verbose=0,
+                                  slurm=slurm(time_min=1, signal_lead_s=55)),
+    ).fit()
+    (result,) = grid
+    assert result.error is None, str(result.error)
+    assert [e["result"]["step"] for e in events(result, "result")] == list(range(1, 41))
+    warnings = events(result, "preempted")
+    assert warnings and {w["signal"] for w in warnings} == {"SIGUSR1"}, warnings
+    assert len(events(result, "requeued")) == len(warnings)
+    assert len(events(result, "start")) == len(warnings) + 1
+    runs = {}
+    for record in rank_records(result):
+        runs.setdefault(record["restart_count"], []).append(record)
+    assert sorted(runs) == list(range(len(warnings) + 1))
+    for restart, records in runs.items():  # both ranks of every run, on one checkpoint
+        assert sorted(r["rank"] for r in records) == [0, 1], records
+        assert len({r["checkpoint"] for r in records}) == 1, records
+        assert (records[0]["checkpoint"] is None) == (restart == 0)
+
+
 def test_a_crashing_rank_fails_the_trial_once_and_it_is_retried_once(tmp_path):
     trainable = tune.with_resources(rank_trainables.rank_steps, {"nodes": 2, "tasks_per_node": 1})
     grid = tune.Tuner(
