@@ -297,3 +297,13 @@ def test_other_ranks_restore_the_checkpoint_rank_zero_restored(tmp_path, monkeyp
     session.log.append({**earlier, "restart_count": 1, "restored_iteration": 0})
     session.context.restart_count = 1
     assert session.follow_rank_zero(timeout_s=1.0) and session.checkpoint is None
+
+
+def test_the_local_backend_gives_rank_zero_its_gpus_per_task(tmp_path, monkeypatch):
+    from hpctune.backends.local import LocalBackend
+
+    backend = LocalBackend(tmp_path, max_cpus=8, gpus=["0", "1"])
+    spawned = {}
+    monkeypatch.setattr(backend, "_spawn", lambda job, trial, gpus=(): spawned.setdefault(trial, gpus))
+    backend.launch(["a"], normalize_resources({"nodes": 2, "tasks_per_node": 4, "gpus_per_task": 1}), None)
+    assert spawned == {"a": ("0",)}
