@@ -134,7 +134,7 @@ def test_a_preempted_two_node_trial_resumes_from_rank_zeros_checkpoint_on_every_
                                     {"nodes": 2, "tasks_per_node": 1, "cpu": 4})  # whole nodes
     name = unique_name("mnpre")
     tuner = tune.Tuner(
-        trainable, param_space={"steps": 16, "sleep": 0.5, "checkpoint": True},
+        trainable, param_space={"steps": 24, "sleep": 0.5, "checkpoint": True},
         run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
                                   slurm=slurm(partition="preempt")),
     )
@@ -157,7 +157,7 @@ def test_a_preempted_two_node_trial_resumes_from_rank_zeros_checkpoint_on_every_
     assert grid.num_terminated == 1 and grid.num_errors == 0, [str(e) for e in grid.errors]
     (result,) = grid
     steps = [e["result"]["step"] for e in events(result, "result")]
-    assert steps == list(range(1, 17)), "a step was lost or recorded twice"
+    assert steps == list(range(1, 25)), "a step was lost or recorded twice"
     assert len(events(result, "requeued")) == 1 and not events(result, "error")
     assert [e["restart_count"] for e in events(result, "start")] == [0, 1]
     last_before = [e["checkpoint"] for e in events(result, "result")
