@@ -145,7 +145,7 @@ def test_a_preempted_two_node_trial_resumes_from_rank_zeros_checkpoint_on_every_
             logs = list((tmp_path / name / "trials").glob("*/result.jsonl"))
             return logs and len([e for e in read_events(logs[0]) if e["event"] == "result"]) >= 3
 
-        wait_for(running, timeout=90)
+        wait_for(running, timeout=240)  # whole nodes: it may queue behind other jobs
         for _ in range(2):  # one urgent job per node
             urgent.append(sbatch("-p", "urgent", "-c", "4", "-o", "/dev/null", wrap="sleep 2"))
 
