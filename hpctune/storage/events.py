@@ -58,6 +58,10 @@ class EventKind(str, enum.Enum):
     STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
 
 
+#: the kinds the driver itself writes (every other kind comes from the worker of one job)
+DRIVER_KINDS = frozenset({EventKind.EXPLOITED.value, EventKind.STOP_DECIDED.value})
+
+
 class SchemaError(HpctuneError):
     """A result log written by a newer hpctune than this one."""
 
