@@ -47,6 +47,11 @@ class TuneError(HpctuneError):
     """The experiment failed as a whole (for example FailureConfig(fail_fast='raise'))."""
 
 
+class DistributedError(HpctuneError):
+    """The ranks of a multi-task trial cannot be joined (an MPI without Slurm's plugin, a first
+    node without an address)."""
+
+
 class UnsafeFileError(HpctuneError):
     """An experiment file or directory that someone other than you could have written: not
     owned by you, group- or world-writable, or a symbolic link where a file must be."""

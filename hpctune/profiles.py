@@ -32,7 +32,7 @@ from hpctune.trainable import _RESOURCES_ATTR, resources_for, with_resources
 PROFILE_PATH_ENV = "HPCTUNE_PROFILE_PATH"
 TEMPLATES = "slurm_templates"
 SLURM_FIELDS = {f.name for f in dataclasses.fields(SlurmConfig)}
-RESOURCE_FIELDS = {"cpu", "gpu", "mem_gb", "nodes", "tasks_per_node"}
+RESOURCE_FIELDS = {"cpu", "gpu", "mem_gb", "nodes", "tasks_per_node", "tasks", "gpus_per_task"}
 DRIVER_FIELDS = {"partition", "account", "qos", "time_min", "mem_gb", "setup", "sbatch_options"}
 _OWN_KEYS = {"description", "extends", "resources", "driver"}
 

@@ -6,6 +6,10 @@ control record (a STOP decision makes ``report`` end the trial cleanly). A STOP 
 arrives as the SIGTERM of the driver's scancel raises ``StopTrial`` in the trainable's
 own code (``on_stop_signal``), so its ``finally:`` blocks and ``cleanup()`` run, within
 ``stop_grace_s`` seconds: a watchdog ends the process when the cleanup takes longer.
+
+In a trial of several tasks (``srun``), every task has a session; only rank 0's writes events
+and checkpoints (``writes``): ``report`` on another rank keeps the call sites identical and
+records nothing, but it ends that rank on a stop or a preemption like rank 0's.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from hpctune.checkpoint import (
     Checkpoint,
+    checkpoint_dir_name,
     latest_checkpoint,
     persist_checkpoint,
     refuse_nested_source,
@@ -28,8 +33,8 @@ from hpctune.checkpoint import (
 from hpctune.errors import HpctuneError
 from hpctune.report_values import plain_metrics
 from hpctune.storage.atomic import read_json
-from hpctune.storage.events import EventKind, new_event
-from hpctune.storage.result_log import ResultLog
+from hpctune.storage.events import JOB_ID, KIND, RESTART_COUNT, EventKind, new_event
+from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.trial_context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 
 _session: Session | None = None
@@ -57,6 +62,16 @@ class Preempted(BaseException):
     trial has saved what it can: the worker then requeues the job and exits."""
 
 
+class PeerFailed(BaseException):
+    """Raised on rank 0 of a multi-task trial instead of recording anything once another rank of
+    this run wrote the trial's error event: srun is ending the step, the trial is retried."""
+
+
+#: the events that end a run of a trial's job
+_RUN_ENDS = frozenset(k.value for k in (EventKind.ERROR, EventKind.COMPLETE, EventKind.STOPPED,
+                                        EventKind.TERMINATED, EventKind.PAUSED, EventKind.REQUEUED))
+
+
 class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
@@ -66,6 +81,9 @@ class Session:
         self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
         self.stop_grace_s = stop_grace_s
         self._control_mtime: float | None = None
+        #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
+        self.writes = context.is_rank_zero()
+        self._run_offset = log.size()  # this run's events come after it
         self.hostname = socket.gethostname()
         self.node_ip = _node_ip(self.hostname)
         self.checkpoint = _latest(Path(context.trial_dir))
@@ -99,6 +117,27 @@ class Session:
             "time": time.time(),
         }
 
+    def log_event(self, kind: EventKind, fsync: bool = False, **fields: Any) -> None:
+        """Append a ``kind`` event with the base fields, from rank 0 only (other ranks: nothing)."""
+        if self.writes:
+            self.append(new_event(kind, **{**fields, **self.base_fields()}), fsync=fsync)
+
+    def append(self, event: dict[str, Any], fsync: bool = False) -> None:
+        """Rank 0's append. In a multi-task trial it is checked under the log's lock: once another
+        rank of this run wrote the trial's error, nothing more is recorded (``PeerFailed``)."""
+        if self.context.get_world_size() <= 1:
+            self.log.append(event, fsync=fsync)
+        elif not self.log.append_first(event, self.is_error_of_this_run, self._run_offset, fsync):
+            raise PeerFailed("another rank of this trial failed: its error event is the record")
+
+    def append_error(self, event: dict[str, Any]) -> None:
+        """Any rank's error event: in a multi-task trial only the run's first, and none after the
+        run ended (the other ranks' failures follow from it; rank 0 may have finished first)."""
+        if self.context.get_world_size() <= 1:
+            self.log.append(event, fsync=True)
+        else:
+            self.log.append_first(event, self._ended_this_run, self._run_offset)
+
     def restore_totals(self, result: dict[str, Any]) -> None:
         """Continue the running totals from the result of the checkpoint's iteration."""
         self.time_total = float(result.get("time_total_s", 0.0) or 0.0)
@@ -123,13 +162,11 @@ class Session:
             self.iteration += 1
             self.iterations_since_restore += 1
             result = self._auto_fill(metrics, time.time())
-            event = new_event(EventKind.RESULT, result=result, **self.base_fields())
-            if checkpoint is not None:
-                path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
-                self.checkpoint = Checkpoint(path)
+            if self.writes:
+                self._record(result, checkpoint)
+            elif checkpoint is not None:  # rank 0 writes it: every rank names the same one
+                self.checkpoint = Checkpoint(Path(self.context.trial_dir) / checkpoint_dir_name(self.iteration))
                 self.checkpointed_this_run = True
-                event["checkpoint"] = path.name
-            self.log.append(event, fsync=checkpoint is not None)
         finally:
             self.interruptible = interruptible
         self.check_control()
@@ -138,6 +175,49 @@ class Session:
         if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run):
             raise Preempted(self.signal_name or "preempted")
         return {**result, "config": self.config}
+
+    def _record(self, result: dict[str, Any], checkpoint: Checkpoint | None) -> None:
+        event = new_event(EventKind.RESULT, result=result, **self.base_fields())
+        if checkpoint is not None:
+            path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
+            self.checkpoint = Checkpoint(path)
+            self.checkpointed_this_run = True
+            event["checkpoint"] = path.name
+        self.append(event, fsync=checkpoint is not None)
+
+    def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
+        """On a rank other than 0: restore what rank 0 restored, the iteration its ``start``
+        event of this run names (by the time this rank looks, rank 0 may have written a newer
+        checkpoint). False when that event did not come within ``timeout_s``: the latest stays."""
+        tail, deadline = LogTail(self.log.path), time.monotonic() + timeout_s
+        while True:
+            for event in tail.read_new():
+                if event.get(KIND) == EventKind.START.value and self._of_this_run(event):
+                    self.iteration = int(event.get("restored_iteration") or 0)
+                    path = Path(self.context.trial_dir) / checkpoint_dir_name(self.iteration)
+                    self.checkpoint = Checkpoint(path) if self.iteration else None
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+
+    def peer_failed(self) -> bool:
+        """True when another rank of this run wrote the trial's error event (its failure is why
+        this rank is being killed: it must add nothing to the log)."""
+        if self.context.get_world_size() <= 1:
+            return False
+        return any(self.is_error_of_this_run(event) for event in read_events(self.log.path))
+
+    def is_error_of_this_run(self, event: dict[str, Any]) -> bool:
+        """``event`` is an error event of this job run (same job id and restart count)."""
+        return event.get(KIND) == EventKind.ERROR.value and self._of_this_run(event)
+
+    def _ended_this_run(self, event: dict[str, Any]) -> bool:
+        return event.get(KIND) in _RUN_ENDS and self._of_this_run(event)
+
+    def _of_this_run(self, event: dict[str, Any]) -> bool:
+        return (event.get(JOB_ID) == self.context.slurm_job_id
+                and event.get(RESTART_COUNT) == self.context.restart_count)
 
     def _auto_fill(self, result: dict[str, Any], now: float) -> dict[str, Any]:
         """Ray's auto-filled metrics; ``done``, ``timesteps_total`` and ``episodes_total`` only

@@ -106,8 +106,9 @@ def _resource_text(trials: Sequence[Trial]) -> str:
     for t in trials:
         r = t.resources or {}
         nodes = int(r.get("nodes") or 1)
-        cpus += int(r.get("cpu", 1)) * nodes * int(r.get("tasks_per_node") or 1)
-        gpus += int(r.get("gpu", 0)) * nodes
+        tasks = int(r.get("tasks") or nodes * int(r.get("tasks_per_node") or 1))
+        cpus += int(r.get("cpu", 1)) * tasks
+        gpus += int(r.get("gpu", 0)) * nodes + int(r.get("gpus_per_task") or 0) * tasks
         mem += float(r.get("mem_gb") or 0) * nodes
     text = f"{cpus} CPUs, {gpus} GPUs"
     return text + (f", {mem:.0f} GB" if mem else "")

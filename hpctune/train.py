@@ -5,8 +5,8 @@ from typing import Any
 import hpctune as _hpctune
 
 _NAMES = (
-    "Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig", "SyncConfig",
-    "get_checkpoint", "get_context", "report",
+    "Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig", "ScalingConfig",
+    "SyncConfig", "get_checkpoint", "get_context", "report",
 )
 __all__ = [*_NAMES]
 

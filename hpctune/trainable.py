@@ -14,8 +14,11 @@ from typing import Any
 from hpctune.errors import ConfigError, TrainableError
 from hpctune.session import current_session
 
-RESOURCE_KEYS = {"cpu", "gpu", "mem_gb", "memory", "nodes", "tasks_per_node"}
-_ALIASES = {"CPU": "cpu", "GPU": "gpu"}  # Ray's placement-group spelling
+RESOURCE_KEYS = {"cpu", "gpu", "mem_gb", "memory", "nodes", "tasks_per_node", "tasks", "gpus_per_task"}
+#: Ray's placement-group spelling, and Slurm's name of ``cpu`` (``--cpus-per-task``)
+_ALIASES = {"CPU": "cpu", "GPU": "gpu", "cpus_per_task": "cpu"}
+#: whole numbers of a trial of several tasks (distributed.md): at least 1, gpus_per_task 0
+_TASK_KEYS = {"nodes": 1, "tasks_per_node": 1, "tasks": 1, "gpus_per_task": 0}
 DEFAULT_RESOURCES = {"cpu": 1, "gpu": 0}
 _RESOURCES_ATTR = "_hpctune_resources"
 
@@ -116,7 +119,9 @@ def validate_trainable(trainable: Any) -> None:
 
 def with_resources(trainable: Any, resources: Mapping[str, Any] | Callable[[dict], Mapping]) -> Any:
     """Attach a per-trial resource request: {"cpu": 2, "gpu": 1, "mem_gb": 8}, or a function of
-    the trial's config returning one (``lambda config: ...`` or Ray's ``lambda spec: spec.config...``)."""
+    the trial's config returning one (``lambda config: ...`` or Ray's ``lambda spec: spec.config...``).
+    A trial of several tasks: {"nodes": 2, "tasks_per_node": 4, "gpus_per_task": 1, "cpus_per_task":
+    8}, or a ``ScalingConfig`` (docs/distributed.md)."""
     if not callable(resources):
         resources = normalize_resources(resources)
     if is_class_trainable(trainable):
@@ -201,6 +206,7 @@ def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(resources, Mapping):
         raise ConfigError(f"A trial's resources must be a dict such as {{'cpu': 2, 'gpu': 1}}, got "
                           f"{resources!r}: return a dict from the resources function.")
+    _refuse_twice(resources)
     res = {_ALIASES.get(key, key): value for key, value in resources.items()}
     _refuse_custom(set(res) - RESOURCE_KEYS)
     out = {**DEFAULT_RESOURCES, **{k: v for k, v in res.items() if v is not None}}
@@ -213,17 +219,46 @@ def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
         _require_positive("mem_gb", out["mem_gb"], 1 / 1024, "mem_gb >= 0.001")
     out["cpu"] = _whole_cpus(out["cpu"])
     _refuse_fractional_gpu(out["gpu"], pooled=True)
-    if 0 < out["gpu"] < 1:
-        return out  # a share of one GPU: only a worker pool runs it (``check_gpu_share``)
-    for key in ("gpu", "nodes", "tasks_per_node"):
+    share = 0 < out["gpu"] < 1  # a share of one GPU: only a worker pool runs it (``check_gpu_share``)
+    for key, low in {"gpu": 0, **_TASK_KEYS}.items():
+        if key == "gpu" and share:
+            continue
         value = out.get(key)
-        low = 0 if key == "gpu" else 1
         if value is not None and (not float(value).is_integer() or value < low):
             raise ConfigError(f"The value of resource `{key}` is {value!r}, but must be a whole number "
                               f">= {low}: with_resources(trainable, {{'{key}': {max(low, 1)}}}).")
         if value is not None:
             out[key] = int(value)
+    _check_task_layout(out)
     return out
+
+
+def _refuse_twice(resources: Mapping[str, Any]) -> None:
+    """One name per resource: ``cpu`` and Slurm's ``cpus_per_task`` (or Ray's ``CPU``) are one."""
+    for alias, name in _ALIASES.items():
+        if alias in resources and name in resources:
+            raise ConfigError(f"The resources give both `{alias}` and `{name}`, which are the same "
+                              f"thing: keep one, e.g. {{'{name}': {resources[name]!r}}}.")
+
+
+def _check_task_layout(res: dict[str, Any]) -> None:
+    """GPUs are asked per node (``gpu``: ``--gres``) or per task (``gpus_per_task``), not both;
+    ``tasks`` (``--ntasks``) is the alternative to ``tasks_per_node``."""
+    if res.get("gpu") and res.get("gpus_per_task"):
+        raise ConfigError(f"The resources give both gpu={res['gpu']} (GPUs per node, --gres) and "
+                          f"gpus_per_task={res['gpus_per_task']} (--gpus-per-task): keep one, e.g. "
+                          f"{{'gpus_per_task': {res['gpus_per_task']}}} for one GPU per rank.")
+    if res.get("tasks") and res.get("tasks_per_node"):
+        raise ConfigError(f"The resources give both tasks={res['tasks']} (--ntasks) and "
+                          f"tasks_per_node={res['tasks_per_node']} (--ntasks-per-node): keep one, "
+                          "e.g. {'nodes': 2, 'tasks_per_node': 4}.")
+
+
+def task_count(resources: Mapping[str, Any]) -> int:
+    """How many tasks (ranks) a trial with these resources runs: more than 1 means ``srun``."""
+    if resources.get("tasks"):
+        return int(resources["tasks"])
+    return int(resources.get("nodes") or 1) * int(resources.get("tasks_per_node") or 1)
 
 
 def _require_number(key: str, value: Any) -> None:

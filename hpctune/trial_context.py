@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class TrialStorage:
 class TrialContext:
     """Identity of the running trial (Ray's ``get_context()``), plus its Slurm coordinates.
 
-    Ranks and sizes come from Slurm's task environment (one task, rank 0, outside Slurm).
+    Ranks and sizes come from Slurm's task environment: the tasks ``srun`` started for the
+    trial (one task, rank 0, in a batch shell or outside Slurm).
     """
 
     trial_id: str
@@ -66,30 +67,59 @@ class TrialContext:
         return TrialStorage(str(trial.parent.parent.parent), trial.parent.parent.name, trial.name)
 
     def get_world_size(self) -> int:
-        """Tasks of the trial's job (``SLURM_NTASKS``)."""
-        return _env_int("SLURM_NTASKS", 1)
+        """Tasks of the trial's job step (``SLURM_STEP_NUM_TASKS``; 1 outside ``srun``: the
+        batch shell's ``SLURM_NTASKS`` counts tasks it has not started)."""
+        return _env_int("SLURM_STEP_NUM_TASKS", 1)
 
     def get_world_rank(self) -> int:
         """This task's rank among all tasks (``SLURM_PROCID``)."""
-        return _env_int("SLURM_PROCID", 0)
+        return _env_int("SLURM_PROCID", 0) if _in_step() else 0
 
     def get_local_rank(self) -> int:
         """This task's rank on its node (``SLURM_LOCALID``)."""
-        return _env_int("SLURM_LOCALID", 0)
+        return _env_int("SLURM_LOCALID", 0) if _in_step() else 0
 
     def get_node_rank(self) -> int:
         """The index of this task's node in the job (``SLURM_NODEID``)."""
-        return _env_int("SLURM_NODEID", 0)
+        return _env_int("SLURM_NODEID", 0) if _in_step() else 0
 
     def get_local_world_size(self) -> int:
-        """Tasks on this task's node (from ``SLURM_TASKS_PER_NODE``, e.g. ``2(x3),1``)."""
-        counts = _expand_tasks_per_node(os.environ.get("SLURM_TASKS_PER_NODE", ""))
+        """Tasks on this task's node (from ``SLURM_STEP_TASKS_PER_NODE``, e.g. ``2(x3),1``)."""
+        if not _in_step():
+            return 1
+        counts = _expand_tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", ""))
         node = self.get_node_rank()
         return counts[node] if node < len(counts) else 1
+
+    def is_rank_zero(self) -> bool:
+        """True in the task that writes the trial's events and checkpoints (world rank 0)."""
+        return self.get_world_rank() == 0
 
     def should_checkpoint(self) -> bool:
         """True once Slurm announced preemption or the time limit: checkpoint now."""
         return self.preempted
+
+
+class TaskRanks(NamedTuple):
+    """This task's place in the trial (Slurm's step variables; one task of rank 0 outside srun)."""
+
+    world_rank: int
+    local_rank: int
+    node_rank: int
+    world_size: int
+    local_world_size: int
+
+
+def task_ranks() -> TaskRanks:
+    """The ranks of this process, inside a trial or not (``hpctune.distributed`` uses them)."""
+    ctx = TrialContext("", "", "", "", "")
+    return TaskRanks(ctx.get_world_rank(), ctx.get_local_rank(), ctx.get_node_rank(),
+                     ctx.get_world_size(), ctx.get_local_world_size())
+
+
+def _in_step() -> bool:
+    """True inside a task that ``srun`` started (Slurm sets the step's variables there)."""
+    return "SLURM_STEP_NUM_TASKS" in os.environ
 
 
 def _env_int(name: str, default: int) -> int:

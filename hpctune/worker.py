@@ -5,6 +5,10 @@
 pickled trainable and the trial's config, changes into the trial directory, runs
 the trainable with a ``Session`` and writes ``start``/``complete``/``stopped``/``error``
 events. It imports nothing heavy: the trainable decides what else is loaded.
+
+A trial of several tasks runs one worker per task (``srun``): rank 0 writes the events and
+checkpoints and requeues the job; a failing rank writes the one ``error`` event of the run;
+the other ranks, killed because of it, write nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
 from hpctune.exit_guard import start_guard
 from hpctune.log_to_file import redirect_output
-from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
-from hpctune.storage.events import EventKind, new_event
+from hpctune.session import PeerFailed, Preempted, Session, StopTrial, TrialContext, slurm_job_ids
+from hpctune.storage.events import RANK, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import load_private_pickle
@@ -83,15 +87,25 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     redirect_output(exp.trial_dir(trial_id), spec)  # RunConfig(log_to_file=...)
     session = make_session(exp, trial_id, spec)
     session_mod.set_session(session)
-    log = session.log
-    log.append(new_event(EventKind.START, **session.base_fields(), restored_iteration=session.iteration))
+    session.log_event(EventKind.START, restored_iteration=session.iteration, **_ranks(session))
+    if not session.writes and not session.follow_rank_zero():
+        print("hpctune: rank 0 wrote no start event within 60 s: restoring the latest checkpoint",
+              file=sys.stderr, flush=True)
     start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
     try:
         return _run_guarded(exp, trial_id, session, spec)
+    except PeerFailed:
+        return 1  # another rank's error is the trial's record: srun is ending the step
     finally:
         watcher.stop()
+
+
+def _ranks(session: Session) -> dict[str, Any]:
+    """The start event's record of a multi-task trial: how many tasks, on which nodes."""
+    size = session.context.get_world_size()
+    return {"world_size": size, "nodelist": os.environ.get("SLURM_JOB_NODELIST", "")} if size > 1 else {}
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
@@ -113,6 +127,8 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
+    except PeerFailed:
+        raise  # not an error of this rank's: run_trial ends the worker, recording nothing
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
         traceback.print_exc()
         _error_event(session, exc)
@@ -123,7 +139,10 @@ def _error_event(session: Session, exc: BaseException) -> None:
     """Write the trial's error event; when the log cannot take it (a full or read-only
     filesystem, a lost mount), say so on stderr, which lands in the job's log."""
     try:
-        _final_event(session, new_event(EventKind.ERROR, error=_describe(exc)))
+        event = {**new_event(EventKind.ERROR, error=_describe(exc)), **session.base_fields()}
+        if session.context.get_world_size() > 1:
+            event[RANK] = session.context.get_world_rank()
+        session.append_error(event)  # of ranks failing together, the first one's
     except Exception as failed:  # noqa: BLE001 - the trial's own error is the one to report
         print(f"hpctune: trial {session.context.trial_id} failed ({type(exc).__name__}: {str(exc)[:200]}) and "
               f"its error event could not be written to {session.log.path}: {failed}",
@@ -131,23 +150,29 @@ def _error_event(session: Session, exc: BaseException) -> None:
 
 
 def _final_event(session: Session, event: dict) -> None:
-    """Write the trial's last event (result.json and progress.csv are the driver's loggers')."""
-    session.log.append({**event, **session.base_fields()}, fsync=True)
+    """Write the trial's last event (result.json and progress.csv are the driver's loggers');
+    rank 0's alone in a multi-task trial."""
+    if session.writes:
+        session.append({**event, **session.base_fields()}, fsync=True)
 
 
 def _exit_for(signal_name: str, session: Session) -> int:
     """Leave after a checkpoint: paused (the driver resubmits), requeued, or terminated.
 
     SIGTERM comes from Slurm's preemption (Slurm requeues the job itself) or from a
-    cancel (the job must stay cancelled), so only USR1/USR2 warnings requeue here.
+    cancel (the job must stay cancelled), so only USR1/USR2 warnings requeue here. In a
+    multi-task trial rank 0 alone writes and requeues, and nothing at all when the SIGTERM is
+    srun ending the step because another rank failed (its error event is the trial's record).
     """
+    if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):
+        return 0
     if signal_name == session_mod.PAUSE:
         kind = EventKind.PAUSED
     elif signal_name == "SIGTERM":
         kind = EventKind.TERMINATED
     else:
         kind = EventKind.REQUEUED
-    session.log.append(new_event(kind, **session.base_fields()), fsync=True)
+    session.append(new_event(kind, **session.base_fields()), fsync=True)
     if kind is EventKind.REQUEUED:
         requeue_self(session)
     return 0
@@ -294,12 +319,20 @@ class Watcher:
             self._wake.clear()
             if self._done:
                 return
-            if self.session.signal_name and not self._signal_logged:
-                self._signal_logged = True
-                self.session.log.append(new_event(EventKind.PREEMPTED, signal=self.session.signal_name,
-                                                  **self.session.base_fields()), fsync=True)
-            else:
-                self.session.log.append(new_event(EventKind.HEARTBEAT, **self.session.base_fields()))
+            try:
+                self._beat()
+            except PeerFailed:
+                os._exit(1)  # srun ends the step for another rank's error: nothing to add
+
+    def _beat(self) -> None:
+        """The first signal's ``preempted`` event, else a heartbeat (rank 0's)."""
+        if self.session.signal_name and not self._signal_logged:
+            self._signal_logged = True
+            if self.session.signal_name == "SIGTERM" and self.session.peer_failed():
+                raise PeerFailed("srun ends the step for another rank's error")
+            self.session.log_event(EventKind.PREEMPTED, fsync=True, signal=self.session.signal_name)
+        else:
+            self.session.log_event(EventKind.HEARTBEAT)
 
 
 def requeue_self(session: Session) -> None:

@@ -2,21 +2,23 @@
 # slurm-lab.sh - a single-host Slurm 22.05 "lab" cluster for hpctune's tests (Debian 12 packages).
 #
 #   munged + [MariaDB + slurmdbd] + slurmctld + 2 slurmd (simulated nodes n1, n2; 4 CPUs, 8000 MB and
-#   2 fake GPUs each), partitions debug (default), preempt (requeue-preemptable, GraceTime=10) and
+#   2 fake GPUs each), partitions debug (default), preempt (requeue-preemptable, GraceTime=5) and
 #   urgent (PriorityTier=10, preempts `preempt`).
 #   Everything (config, munge key and socket, state, spool, logs, pid files, database) lives under
 #   $SLURM_LAB_DIR. The configs are also copied to /etc/slurm, so plain sbatch/squeue and submitit
 #   work without SLURM_CONF.
 #
 # Usage: scripts/slurm-lab.sh COMMAND
-#   install [PKG...]  install the missing Debian packages (plus any PKG given), nothing else
+#   install [PKG...]  install the missing Debian packages (plus any PKG given), nothing else;
+#             Open MPI and libpmix-dev are among them: `srun --mpi=pmix` runs MPI trials across n1, n2
 #   up        install what is missing, then start whatever is not running (idempotent). If the
 #             generated config differs from the running one, the slurm daemons are restarted;
 #             job state is kept (e.g. SLURM_LAB_ACCOUNTING=0 scripts/slurm-lab.sh up).
 #   down      cancel all jobs, stop the lab daemons (only the pids in our pid files), keep state
 #   restart   down + up
 #   status    show which lab daemons run and `sinfo`; exit 0 only if the lab is fully up
-#   env       print `export SLURM_CONF=...` (use: eval "$(scripts/slurm-lab.sh env)")
+#   env       print `export SLURM_CONF=...` and the Open MPI settings the simulated nodes need
+#             (use: eval "$(scripts/slurm-lab.sh env)")
 #   purge     down + delete $SLURM_LAB_DIR (job ids restart at 1)
 #
 # Knobs (environment; `up` builds the config from these every time, unset = default):
@@ -27,7 +29,9 @@
 #   SLURM_LAB_MAX_ARRAY_SIZE=100001  SLURM_LAB_MAX_JOB_COUNT=200000
 #   SLURM_LAB_NODES=2 SLURM_LAB_CPUS=4 SLURM_LAB_MEM_MB=8000 SLURM_LAB_GPUS=2 (per node)
 #   SLURM_LAB_DEF_MEM_PER_CPU=1000  (MB per allocated CPU for jobs without --mem)
-#   SLURM_LAB_CRED_EXPIRE=10      requeued jobs are held this long + 1 s (Slurm's default is 120)
+#   SLURM_LAB_CRED_EXPIRE=5       requeued jobs are held this long + 1 s (Slurm's default is 120;
+#                                 5 is the least Slurm accepts: the tests' requeues wait 6 s)
+#   SLURM_LAB_GRACE_TIME=5        GraceTime of the preempt partition (USR1 at preemption, SIGTERM after)
 #   SLURM_LAB_SCHED=sched_interval=2,bf_interval=1,batch_sched_delay=0   (SchedulerParameters)
 #   SLURM_LAB_PORT_BASE=6817      slurmctld; slurmdbd +2, MariaDB +3, slurmd n1.. +4..
 #   SLURM_LAB_INSTALL_ETC=1       copy the configs to /etc/slurm
@@ -46,7 +50,8 @@ GPUS=${SLURM_LAB_GPUS:-2}
 DEF_MEM=${SLURM_LAB_DEF_MEM_PER_CPU:-1000}
 MAX_ARRAY=${SLURM_LAB_MAX_ARRAY_SIZE:-100001}
 MAX_JOBS=${SLURM_LAB_MAX_JOB_COUNT:-200000}
-CRED_EXPIRE=${SLURM_LAB_CRED_EXPIRE:-10}
+CRED_EXPIRE=${SLURM_LAB_CRED_EXPIRE:-5}
+GRACE_TIME=${SLURM_LAB_GRACE_TIME:-5}
 SCHED=${SLURM_LAB_SCHED-sched_interval=2,bf_interval=1,batch_sched_delay=0}
 PORT=${SLURM_LAB_PORT_BASE:-6817}
 INSTALL_ETC=${SLURM_LAB_INSTALL_ETC:-1}
@@ -68,6 +73,12 @@ die() { log "ERROR: $*"; exit 1; }
 # ------------------------------------------------------------------ Debian packages
 SLURM_PKGS=(slurmctld slurmd slurm-client munge)
 ACCT_PKGS=(slurmdbd mariadb-server)
+# MPI trials: Open MPI, and libpmix-dev, whose unversioned libpmix.so Slurm's mpi/pmix plugin dlopens
+# (without it `srun --mpi=pmix` fails with "can not load PMIx library")
+MPI_PKGS=(openmpi-bin libpmix-dev)
+# The simulated nodes share one host: Open MPI's shared-memory transport (vader) crashes across
+# "nodes", so ranks talk TCP over loopback. `env` prints these; the tests set them.
+MPI_ENV=(OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo)
 
 # missing_pkgs PKG... : print the packages that are not installed
 missing_pkgs() {
@@ -103,7 +114,7 @@ apt_install() {
 }
 
 cmd_install() {
-  local pkgs=("${SLURM_PKGS[@]}" "$@") missing
+  local pkgs=("${SLURM_PKGS[@]}" "${MPI_PKGS[@]}" "$@") missing
   [[ $ACCT == 1 ]] && pkgs+=("${ACCT_PKGS[@]}")
   missing=$(missing_pkgs "${pkgs[@]}" | paste -sd' ' -)
   [[ -z $missing ]] && return
@@ -112,6 +123,21 @@ cmd_install() {
   # shellcheck disable=SC2086
   apt_install $missing
   log "installed $missing in $((SECONDS - t0)) s"
+}
+
+# slurmd_predates_pmix : a running slurmd started before libpmix-dev was installed; it cannot load
+# PMIx, and `srun --mpi=pmix` launches hang (_send_slurmstepd_init failed) until it restarts
+slurmd_predates_pmix() {
+  local lib f pid installed age
+  lib=$(compgen -G '/usr/lib/*/pmix2/lib/libpmix.so' | head -n 1) || return 1
+  installed=$(stat -c %Z "$lib")  # the symlink's own ctime: when dpkg created it
+  for f in "$LAB"/run/slurmd.*.pid; do
+    alive "$f" slurmd || continue
+    pid=$(<"$f")
+    age=$(ps -o etimes= -p "$pid" | tr -d ' ')
+    [[ $age =~ ^[0-9]+$ ]] && (($(date +%s) - age < installed)) && return 0
+  done
+  return 1
 }
 
 # ------------------------------------------------------------------ process helpers
@@ -222,7 +248,7 @@ EOF
 JobCompType=jobcomp/none
 NodeName=n[1-$NODES] NodeHostname=$host NodeAddr=127.0.0.1 Port=[$((PORT + 4))-$last_port] CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$MEM Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug   Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1  PreemptMode=OFF
-PartitionName=preempt Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier=1  PreemptMode=REQUEUE GraceTime=10
+PartitionName=preempt Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier=1  PreemptMode=REQUEUE GraceTime=$GRACE_TIME
 PartitionName=urgent  Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
   [[ -z $EXTRA ]] || printf '%s\n' "$EXTRA"
@@ -428,6 +454,8 @@ cmd_up() {
     cp -f "$CONF" "$LAB/etc/gres.conf" "$LAB/etc/cgroup.conf" /etc/slurm/
     install -m 600 "$LAB/etc/slurmdbd.conf" /etc/slurm/slurmdbd.conf
   fi
+  # slurmd loads the PMIx library at start: one older than libpmix-dev is restarted, once
+  slurmd_predates_pmix && changed=1
   if ((changed)) && { alive "$LAB/run/slurmctld.pid" slurmctld || compgen -G "$LAB/run/slurmd.*.pid" >/dev/null; }; then
     log "config changed: restarting slurmctld and slurmd (job state is kept)"
     stop_slurm_daemons
@@ -473,6 +501,6 @@ case $cmd in
   restart) need_root "$@"; lock_lab; cmd_down; cmd_up ;;
   purge) need_root "$@"; [[ -d $LAB ]] && lock_lab; cmd_down; rm -rf "$LAB"; log "purged $LAB" ;;
   status) cmd_status ;;
-  env) printf 'export SLURM_CONF=%q\nexport SLURM_LAB_DIR=%q\n' "$CONF" "$LAB" ;;
+  env) printf 'export SLURM_CONF=%q\nexport SLURM_LAB_DIR=%q\n' "$CONF" "$LAB"; printf 'export %s\n' "${MPI_ENV[@]}" ;;
   *) sed -n '2,/^set -e/{/^set -e/d;p}' "$0"; exit 2 ;;
 esac

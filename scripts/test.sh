@@ -5,7 +5,7 @@
 #   1. Debian packages (Slurm, munge, MariaDB, slurmdbd; python3-venv if needed), if missing
 #   2. .venv (created if missing) + pip install -e '.[test]'
 #   3. the Slurm lab: scripts/slurm-lab.sh up (left running afterwards)
-#   4. python -m pytest "$@"  (default: tests/); exits with pytest's exit code
+#   4. python -m pytest "$@"  (default: tests/ --durations=15); exits with pytest's exit code
 #
 # Timings of every phase are printed at the end. With CI=true, Slurm tests fail (instead of
 # being skipped) when the lab is down. Lab knobs (SLURM_LAB_*) are passed through; see
@@ -75,7 +75,7 @@ export SLURM_CONF SLURM_LAB_DIR
 phase_done "lab up"
 
 # ------------------------------------------------------------------ 4. pytest
-(($#)) || set -- tests
+(($#)) || set -- tests --durations=15  # the 15 slowest tests: where the suite's time goes
 log "phase 4: python -m pytest $*"
 rc=0
 "$VENV/bin/python" -m pytest "$@" || rc=$?

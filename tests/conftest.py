@@ -43,6 +43,11 @@ LAB_DOWN = "Slurm lab is down: run scripts/slurm-lab.sh up"
 
 # Plain sbatch/squeue and submitit in this process (and in the jobs it submits) use the lab.
 os.environ.setdefault("SLURM_CONF", str(LAB_CONF))
+# The lab's nodes share one host: Open MPI must not use its shared-memory transport between them
+# (`scripts/slurm-lab.sh env` prints the same settings).
+for _name, _value in (("OMPI_MCA_pml", "ob1"), ("OMPI_MCA_btl", "self,tcp"),
+                      ("OMPI_MCA_btl_tcp_if_include", "lo")):
+    os.environ.setdefault(_name, _value)
 
 # squeue states in which a job (task) may still run; anything else is final.
 ACTIVE_STATES = frozenset({

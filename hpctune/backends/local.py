@@ -53,7 +53,8 @@ class LocalBackend:
 
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         check_gpu_share(resources, pooled=False)  # the local backend has no worker pool
-        gpus = int(resources.get("gpu", 0) or 0)
+        # a trial of several tasks runs here as its rank 0 alone: one task's GPUs (docs/distributed.md)
+        gpus = int(resources.get("gpu", 0) or resources.get("gpus_per_task", 0) or 0)
         if gpus and gpus > len(self.gpus):
             raise ConfigError(
                 f"The trials ask for {gpus} GPU(s) each, but this machine has {len(self.gpus)} "

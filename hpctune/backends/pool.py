@@ -129,9 +129,13 @@ class PoolBackend(SlurmBackend):
             self._shapes[shape] = self.queue.read_shape(shape)
         return self._shapes[shape]
 
-    def _worker_command(self, manifest: Path) -> str:
-        """The pool task's command (the sbatch script is otherwise the one-job-per-trial one)."""
-        return super()._worker_command(manifest).replace(" -m hpctune.worker ", " -m hpctune.pool ")
+    def _worker_command(self, manifest: Path, use_srun: bool) -> str:
+        """The pool task's command (the sbatch script is otherwise the one-job-per-trial one); a
+        pool runs single-task trials in the batch shell itself, never under srun."""
+        return super()._worker_command(manifest, False).replace(" -m hpctune.worker ", " -m hpctune.pool ")
+
+    def _use_srun(self, resources: dict[str, Any]) -> bool:
+        return False  # the warning signal goes to the batch shell: the pool task (B:)
 
     def _known_arrays(self) -> dict[str, str]:
         """{pool array id: shape} of every pool array this experiment submitted (a restored

@@ -24,7 +24,7 @@ from hpctune.errors import ConfigError, SlurmCommandError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
-from hpctune.trainable import check_gpu_share
+from hpctune.trainable import check_gpu_share, task_count
 
 #: ``--comment`` of each array: ``hpctune:<manifest uid>``
 COMMENT_PREFIX = "hpctune:"
@@ -145,24 +145,32 @@ class SlurmBackend:
         manifest = manifest or self.exp.array_paths("<uid>")[0]
         executor.parameters["additional_parameters"].setdefault(  # finds an unrecorded array
             "comment", COMMENT_PREFIX + manifest.stem.removeprefix("array_"))
-        command = self._worker_command(manifest)
+        command = self._worker_command(manifest, self._use_srun(resources))
         return executor._make_submission_file_text(command, "preview")
 
-    def _worker_command(self, manifest: Path) -> str:
+    def _use_srun(self, resources: dict[str, Any]) -> bool:
+        """A trial of several tasks always starts them with srun (one worker per rank)."""
+        return self.config.use_srun or task_count(resources) > 1
+
+    def _worker_command(self, manifest: Path, use_srun: bool) -> str:
         python = self.config.python or sys.executable
         args = [python, "-u", "-m", "hpctune.worker", str(self.root), "--manifest", str(manifest)]
         command = " ".join(shlex.quote(a) for a in args)
-        return command if self.config.use_srun else f"exec {command}"
+        return command if use_srun else f"exec {command}"
 
     def _sbatch_parameters(self, resources: dict[str, Any], throttle: int) -> dict[str, Any]:
         cfg = self.config
-        extra: dict[str, Any] = {"signal": f"B:{cfg.signal}@{cfg.signal_lead_s}"}
+        use_srun = self._use_srun(resources)
+        # the warning goes to the worker: the batch shell itself (B:) when it is the worker, the
+        # srun tasks (every rank) otherwise; a batch shell running srun would die of it
+        target = "" if use_srun else "B:"
+        extra: dict[str, Any] = {"signal": f"{target}{cfg.signal}@{cfg.signal_lead_s}"}
         if self.requeue_enabled():
             extra["requeue"] = True
         extra.update(cfg.sbatch_options)
         params: dict[str, Any] = {
             "job_name": self.job_name, "time": cfg.time_min, "cpus_per_task": resources["cpu"],
-            "array_parallelism": throttle, "use_srun": cfg.use_srun, "wckey": "hpctune",
+            "array_parallelism": throttle, "use_srun": use_srun, "wckey": "hpctune",
             "setup": list(cfg.setup), "additional_parameters": extra,
         }
         optional = {"partition": cfg.partition, "account": cfg.account, "qos": cfg.qos,
@@ -176,6 +184,8 @@ class SlurmBackend:
             params["nodes"] = resources["nodes"]
         if resources.get("tasks_per_node"):
             params["ntasks_per_node"] = resources["tasks_per_node"]
+        if task_count(resources) > 1:
+            _task_parameters(params, resources)
         return params
 
     # -- watching -----------------------------------------------------------------
@@ -220,6 +230,18 @@ class SlurmBackend:
 
     def close(self) -> None:
         pass
+
+
+def _task_parameters(params: dict[str, Any], resources: dict[str, Any]) -> None:
+    """A trial of several tasks: ``--ntasks``, ``--gpus-per-task``, and ``srun
+    --kill-on-bad-exit``, so that a failing rank ends the whole trial at once (one error).
+    The MPI plugin is Slurm's own choice: ``SLURM_MPI_TYPE`` or the cluster's ``MpiDefault``."""
+    if resources.get("tasks"):
+        params["additional_parameters"].setdefault("ntasks", resources["tasks"])
+        params.setdefault("nodes", f"1-{resources['tasks']}")  # Slurm packs them on as few as fit
+    if resources.get("gpus_per_task"):
+        params["gpus_per_task"] = resources["gpus_per_task"]
+    params["srun_args"] = ["--kill-on-bad-exit=1"]
 
 
 def _mem(mem_gb: float) -> str:

@@ -135,7 +135,8 @@ def _key_value(item: str) -> tuple[str, str]:
 
 def cli_resources(args: argparse.Namespace) -> dict[str, Any]:
     """Per-trial resources given on the command line."""
-    pairs = {"cpu": args.cpus, "gpu": args.gpus, "mem_gb": args.mem_gb, "nodes": args.nodes}
+    pairs = {"cpu": args.cpus, "gpu": args.gpus, "mem_gb": args.mem_gb, "nodes": args.nodes,
+             "tasks_per_node": args.tasks_per_node, "gpus_per_task": args.gpus_per_task}
     return {k: v for k, v in pairs.items() if v is not None}
 
 

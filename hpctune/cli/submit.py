@@ -103,6 +103,9 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpus", type=non_negative_int, help="GPUs per trial (GRES)")
     g.add_argument("--mem-gb", type=positive_float, help="memory per trial (GB)")
     g.add_argument("--nodes", type=positive_int, help="nodes per trial")
+    g.add_argument("--tasks-per-node", type=positive_int, help="tasks (ranks) per node: a trial of "
+                   "several tasks runs them with srun (docs/distributed.md)")
+    g.add_argument("--gpus-per-task", type=non_negative_int, help="GPUs per task (--gpus-per-task)")
     g.add_argument("--max-concurrent", type=positive_int, help="max_concurrent_trials")
     g.add_argument("--num-samples", type=int, help="num_samples (experiment files only)")
 

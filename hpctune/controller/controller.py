@@ -203,7 +203,8 @@ class Controller:
                 continue  # ended (or set aside as never started) earlier in this step
             trial.last_event_at = self.clock()
             handler = handlers.setdefault(trial_id, TrialEvents(self, trial))
-            dispatch(event, handler, tail.path)
+            if not handler.from_an_earlier_job(event):
+                dispatch(event, handler, tail.path)
             tail.consume(1)
 
     @staticmethod

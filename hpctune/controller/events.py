@@ -27,12 +27,18 @@ class TrialEvents(TrialReplay):
         super().__init__(trial)
         self.ctl = controller
 
+    def from_an_earlier_job(self, event: dict[str, Any]) -> bool:
+        """A worker's event from a job the trial no longer runs as (retried away from it, or
+        its start read after a cancel): it stays in the log but changes nothing. A late
+        ``complete`` of a job declared failed must not end the trial its retry now runs."""
+        job = event.get(ev.JOB_ID)
+        return (bool(job) and self.trial.job_id is not None and job != self.trial.job_id
+                and event.get(ev.KIND) not in ev.DRIVER_KINDS)
+
     def on_start(self, event: dict[str, Any]) -> None:
         trial = self.trial
         first = trial.started_at is None
         job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0)
-        if job and trial.job_id and job != trial.job_id:
-            return  # a run of an earlier job, cancelled before the driver read this
         if job in trial.cancelled_jobs:
             return  # a run Ctrl+C cancelled: the trial runs again in a new job
         if job and trial.job_id is None and not trial.is_finished:

@@ -63,7 +63,9 @@ def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_sru
 
 def check_single_node(resources: dict[str, Any]) -> None:
     """A pool runs trials of one node and one task each (ConfigError otherwise)."""
-    if int(resources.get("nodes") or 1) > 1 or int(resources.get("tasks_per_node") or 1) > 1:
+    from hpctune.trainable import task_count
+
+    if int(resources.get("nodes") or 1) > 1 or task_count(resources) > 1:
         raise ConfigError(
             f"TuneConfig(reuse_actors=True) with multi-node or multi-task trials ({resources}): a "
             "pool task runs each trial as one process on its own node. Fix: set reuse_actors=False "

@@ -3,8 +3,10 @@
 Every line of ``result.jsonl`` is one event: ``{"event": <kind>, "v": SCHEMA_VERSION,
 "trial_id", "slurm_job_id", "restart_count", "hostname", "pid", "time", ...}`` plus the
 kind's own fields (``result`` and ``checkpoint`` for a result, ``error`` for an error,
-``signal`` for a preemption, ``reason`` for a stop). Readers go through ``dispatch``, so the
-meaning of each kind is decided in one place per reader (the driver, ``ResultGrid``).
+``signal`` for a preemption, ``reason`` for a stop; ``world_size`` and ``nodelist`` in the start
+event of a trial of several tasks, ``rank`` in the error event a task of such a trial wrote).
+Readers go through ``dispatch``, so the meaning of each kind is decided in one place per
+reader (the driver, ``ResultGrid``).
 
 ``exploited`` is the one event the driver writes itself (PBT): the trial continues from a
 donor's checkpoint with a new config. Its fields: ``donor``, ``donor_iteration`` (the
@@ -31,6 +33,7 @@ CHECKPOINT = "checkpoint"
 ERROR = "error"
 JOB_ID = "slurm_job_id"
 RESTART_COUNT = "restart_count"
+RANK = "rank"  # an error event written by a task other than rank 0 of a multi-task trial
 AT_ITERATION = "at_iteration"
 DONOR = "donor"
 DONOR_ITERATION = "donor_iteration"
@@ -53,6 +56,10 @@ class EventKind(str, enum.Enum):
     ERROR = "error"            # the trainable raised; ``error`` holds the traceback
     EXPLOITED = "exploited"    # (driver) continues from a donor's checkpoint with a new config
     STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
+
+
+#: the kinds the driver itself writes (every other kind comes from the worker of one job)
+DRIVER_KINDS = frozenset({EventKind.EXPLOITED.value, EventKind.STOP_DECIDED.value})
 
 
 class SchemaError(HpctuneError):

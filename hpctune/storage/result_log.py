@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,36 @@ class ResultLog:
                     os.fsync(fd)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def append_first(self, event: dict[str, Any], same: Callable[[dict[str, Any]], bool],
+                     since: int = 0, fsync: bool = True) -> bool:
+        """Append ``event`` unless the log, from byte ``since`` on, already holds an event for
+        which ``same`` is true, checked under the lock: several writers that may report the
+        same thing (the ranks of one trial) leave one record. False: one was there already."""
+        data = (json.dumps(event, default=_jsonable) + "\n").encode()
+        with self._threads, full_storage_is_clear(self.path):
+            fd = self._open()
+            self._lock(fd)
+            try:
+                size = os.fstat(fd).st_size
+                text = os.pread(fd, max(0, size - since), since)
+                if any(same(e) for e, _ in LogTail(self.path)._parse(text, since)):
+                    return False
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # seal a line torn by a killed writer
+                _write_all(fd, data)
+                if fsync:
+                    os.fsync(fd)
+                return True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def size(self) -> int:
+        """The log's length in bytes (0 before its first event): where a reader of what follows starts."""
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
 
     def _lock(self, fd: int) -> None:
         try:

@@ -35,7 +35,7 @@ def test_lab_config(slurm_lab):
     assert all("gpu:2" in p for p in partitions if p)
     config = slurm_lab.run("scontrol show config", check=True).stdout
     assert "preempt_send_user_signal" in config
-    assert "cred_expire=10" in config
+    assert "cred_expire=5" in config
 
 
 # --------------------------------------------------------------------------- (1) fake GPUs
@@ -83,7 +83,7 @@ def test_gpu_array_tasks_on_one_node_get_distinct_gpus(slurm_lab, tmp_path):
 
 # --------------------------------------------------------------------------- (2) + (5) preemption
 # The batch shell gets its --signal (USR1) right at preemption thanks to preempt_send_user_signal,
-# keeps running through GraceTime=10, gets SIGTERM when the grace ends and Slurm requeues it.
+# keeps running through GraceTime=5, gets SIGTERM when the grace ends and Slurm requeues it.
 # (Exiting on USR1 would end the job as COMPLETED: no requeue.)
 VICTIM = """#!/bin/bash
 log=$1
@@ -137,9 +137,9 @@ def test_preempted_job_is_signalled_requeued_and_restarted(preempted_job):
     assert preempted_job.events[0] == "start restart=0"
     assert preempted_job.events[-1] == "start restart=1"
     # preempt_send_user_signal: the job's --signal comes at preemption, SIGTERM when the grace
-    # time (10 s) is over; Slurm then kills and requeues the job
+    # time (5 s) is over; Slurm then kills and requeues the job
     assert preempted_job.events[1:-1] == ["signal USR1", "signal TERM"], preempted_job.events
-    assert preempted_job.times["signal USR1"] < 10, preempted_job.times
+    assert preempted_job.times["signal USR1"] < 5, preempted_job.times
     assert preempted_job.states == {preempted_job.jobid: "COMPLETED"}
     assert preempted_job.info["Restarts"] == "1"
 

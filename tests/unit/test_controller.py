@@ -265,6 +265,29 @@ def test_events_of_an_older_job_are_not_taken_for_the_current_one(tmp_path):
     assert [c for c in rig.callback.calls if c[0] == "start"] == [("start", tid(0))]
 
 
+def test_a_late_end_of_an_older_job_does_not_end_the_retried_trial(tmp_path):
+    """A job the trial was retried away from (a rank still running when its peer failed, a
+    job declared lost) that reports or ends later changes nothing: the trial ends with its
+    current job, and only that job's results reach the scheduler."""
+    rig = make_rig(tmp_path, grid(1), max_failures=1)
+    rig.step()
+    rig.job(0).start().error("first run failed")
+    rig.step(2)  # failed, then relaunched as 101_0
+    rig.job(0).start().report(loss=2.0)
+    stale = FakeJob(rig.backend, "100_0", tid(0), state="RUNNING")
+    stale.report(loss=0.5).complete()
+    rig.step()
+    trial = rig.trial(0)
+    assert (trial.job_id, trial.status) == ("101_0", RUNNING)
+    assert (trial.num_results, trial.last_result["loss"]) == (1, 2.0)
+    rig.job(0).report(loss=1.5).complete()
+    rig.step(2)
+    assert (trial.status, trial.num_failures, trial.num_results) == (TERMINATED, 1, 2)
+    assert trial.last_result["loss"] == 1.5
+    assert rig.scheduler.without_adds() == [("result", tid(0), 1, 2.0), ("result", tid(0), 2, 1.5),
+                                            ("complete", tid(0), 2)]
+
+
 # -- stopping -------------------------------------------------------------------------------------
 def test_a_stop_decision_writes_control_json_and_cancels_only_that_trial(tmp_path):
     """STOP for trial 1 at iteration 2: its control.json asks to stop, its job (only) is

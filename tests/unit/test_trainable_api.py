@@ -137,11 +137,19 @@ def test_context_getters_read_slurm_task_environment(tmp_path, monkeypatch):
     ctx = make_session(tmp_path).context
     assert (ctx.get_world_size(), ctx.get_world_rank(), ctx.get_local_rank(), ctx.get_node_rank(),
             ctx.get_local_world_size()) == (1, 0, 0, 0, 1)
-    for name, value in {"SLURM_NTASKS": "7", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
-                        "SLURM_NODEID": "3", "SLURM_TASKS_PER_NODE": "2(x3),1"}.items():
+    # the batch shell of a 7-task job: one process, whatever SLURM_NTASKS counts
+    for name, value in {"SLURM_NTASKS": "7", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+                        "SLURM_NODEID": "0", "SLURM_TASKS_PER_NODE": "2(x3),1"}.items():
+        monkeypatch.setenv(name, value)
+    assert (ctx.get_world_size(), ctx.get_world_rank(), ctx.get_local_world_size()) == (1, 0, 1)
+    assert ctx.is_rank_zero()
+    # task 5 of the srun step
+    for name, value in {"SLURM_STEP_NUM_TASKS": "7", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
+                        "SLURM_NODEID": "3", "SLURM_STEP_TASKS_PER_NODE": "2(x3),1"}.items():
         monkeypatch.setenv(name, value)
     assert (ctx.get_world_size(), ctx.get_world_rank(), ctx.get_local_rank(), ctx.get_node_rank(),
             ctx.get_local_world_size()) == (7, 5, 1, 3, 1)
+    assert not ctx.is_rank_zero()
     monkeypatch.setenv("SLURM_NODEID", "2")
     assert ctx.get_local_world_size() == 2
     storage = ctx.get_storage()
