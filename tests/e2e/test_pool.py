@@ -464,3 +464,24 @@ def test_pbt_exploits_and_hyperband_resumes_run_in_the_running_pool(tmp_path, sl
                and len(events(r, "start")) >= 2]
     assert resumed, "no paused trial was resumed"
     assert len(pool_arrays(tmp_path / hb)) == 1, pool_arrays(tmp_path / hb)
+
+
+class ResettableCounter(trainables.Counter):
+    """A class trainable that implements reset_config: it may use the pool (Ray's rule)."""
+
+    def reset_config(self, new_config):
+        self.limit = new_config["limit"]
+        return True
+
+
+def test_a_class_trainable_with_reset_config_runs_in_the_pool(tmp_path, slurm_lab):
+    name = unique_name("poolclass")
+    grid = tune.Tuner(
+        ResettableCounter, param_space={"limit": tune.grid_search([2, 3, 4, 5])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, slurm=pool()),
+    ).fit()
+    assert grid.num_terminated == 4, [str(e) for e in grid.errors]
+    assert sorted(r.metrics["count"] for r in grid) == [2, 3, 4, 5]
+    assert list(pool_arrays(tmp_path / name).values()) == [2]
+    assert all(events(r, "start")[0]["slurm_job_id"].startswith("pool-") for r in grid)
