@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "Experiment": "hpctune.tune_run",
     "ExperimentAnalysis": "hpctune.analysis",
     "register_trainable": "hpctune.trainable_registry",
+    "PlacementGroupFactory": "hpctune.schedulers.distribute_resources",
 }
 _SUBMODULES = {"train", "tune", "search", "schedulers", "stoppers", "stopper", "space", "loggers"}
 #: Ray's module names that are ours under another name (``tune.logger`` is ``ray.tune.logger``)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from hpctune.controller.resource_change import apply_pending
 from hpctune.ray_compat import max_pending_trials
 from hpctune.search.searcher import Searcher
 from hpctune.space import format_experiment_tag
@@ -138,6 +139,7 @@ class Launcher:
         for trial in fresh + (again if budget is None else again[:budget]):
             if trial.awaiting_restart:
                 ctl.exp.clear_control(trial.trial_id)
+                apply_pending(ctl, trial)  # ResourceChangingScheduler's new request
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
         return groups

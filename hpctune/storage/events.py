@@ -12,7 +12,9 @@ checkpoint's), ``step`` (the trial's iteration at the decision), ``old_config``,
 ``new_config`` (text views), ``checkpoint`` (the copy's name in this trial), ``result`` (the
 donor's result that went with that checkpoint: a reader that maps checkpoints to results,
 or a worker continuing running totals from a checkpoint, finds it as for any checkpoint),
-``exploit_id`` and ``decided_at``.
+``exploit_id`` and ``decided_at``. ``resources_changed`` (driver, ResourceChangingScheduler):
+the trial is resubmitted with ``new_resources`` instead of ``old_resources``, after
+``at_iteration``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class EventKind(str, enum.Enum):
     ERROR = "error"            # the trainable raised; ``error`` holds the traceback
     EXPLOITED = "exploited"    # (driver) continues from a donor's checkpoint with a new config
     STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
+    RESOURCES_CHANGED = "resources_changed"  # (driver) resubmitted with ``new_resources``
 
 
 class SchemaError(HpctuneError):
@@ -96,6 +99,7 @@ class EventHandler:
     def on_error(self, event: dict[str, Any]) -> None: ...
     def on_exploited(self, event: dict[str, Any]) -> None: ...
     def on_stop_decided(self, event: dict[str, Any]) -> None: ...
+    def on_resources_changed(self, event: dict[str, Any]) -> None: ...
 
 
 _METHODS = {kind: f"on_{kind.value}" for kind in EventKind}

@@ -80,6 +80,12 @@ class TrialReplay(EventHandler):
         if event.get(ev.CHECKPOINT):
             trial.checkpoint = event[ev.CHECKPOINT]
 
+    def on_resources_changed(self, event: dict[str, Any]) -> None:
+        """ResourceChangingScheduler: the trial was resubmitted with a new request."""
+        new = event.get("new_resources")
+        if isinstance(new, dict):
+            self.trial.resources = dict(new)
+
 
 def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
     """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
