@@ -94,6 +94,8 @@ class Trial:
     run_key: str = ""
     #: resources a ResourceChangingScheduler decided on: they apply at the next resubmission
     pending_resources: dict[str, Any] | None = None
+    #: PBT: the checkpoints the trial continued from, oldest first (``<donor>@<iteration>``)
+    lineage: list[str] = field(default_factory=list)
 
     @property
     def info(self) -> TrialInfo:

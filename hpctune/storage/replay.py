@@ -77,6 +77,7 @@ class TrialReplay(EventHandler):
         trial = self.trial
         trial.status, trial.error = TrialStatus.PENDING, None
         trial.max_iteration = int(event.get(ev.DONOR_ITERATION, 0) or 0)
+        trial.lineage = [*trial.lineage, f"{event.get(ev.DONOR)}@{trial.max_iteration}"]
         if event.get(ev.CHECKPOINT):
             trial.checkpoint = event[ev.CHECKPOINT]
 

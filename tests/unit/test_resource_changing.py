@@ -382,3 +382,49 @@ def test_a_bad_request_from_the_function_names_it(tmp_path):
     backend.job(T0).start().report(loss=1.0)
     with pytest.raises(ConfigError, match=r"resources_allocation_function .* \{'cpu': -3, 'gpu': 0\} for trial t_00000"):
         ctl.step()
+
+
+# -- what people see ------------------------------------------------------------------------------------------
+def test_the_status_table_and_trials_show_changed_requests_paused_trials_and_lineage(tmp_path, capsys):
+    from hpctune.cli.main import main
+    from hpctune.run_view import StatusView
+    from hpctune.status_table import infer_columns, lineage_cell, render, table_headers, trial_row
+
+    ctl, backend, exp = make_run(tmp_path)
+    job = decide_change(ctl, backend)
+    columns = infer_columns(ctl.trial_list, "loss", None, None)
+    rows = {r[0]: dict(zip(table_headers(columns), r, strict=True))
+            for r in (trial_row(t, columns) for t in ctl.trial_list)}
+    assert (rows[T0]["resources"], rows[T1]["resources"]) == ("2 CPU (next)", "1 CPU")
+    job.paused()
+    ctl.step()
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render(StatusView(trials=ctl.trial_list), columns))
+    text = console.export_text()
+    assert "resources" in text and "released (paused)" in text and "2 CPU (next)" in text
+    ctl.step()  # resubmitted with 2 CPUs
+    ctl.save()
+    capsys.readouterr()
+    assert main(["trials", str(exp.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "resources" in lines[0]
+    assert any(line.startswith(T0) and "2 CPU" in line for line in lines)
+    trial = ctl.trials[T1]
+    trial.lineage = ["t_00003@4", "t_00000@8"]
+    assert lineage_cell(trial) == "t_00003@4>t_00000@8"
+    assert lineage_cell(trial, max_len=10) == "…t_00000@8"
+
+
+def test_the_same_requests_everywhere_hide_the_resources_column(tmp_path):
+    from rich.console import Console
+
+    from hpctune.run_view import StatusView
+    from hpctune.status_table import infer_columns, render
+
+    ctl, backend, _ = make_run(tmp_path)
+    ctl.step()
+    console = Console(width=200, record=True)
+    console.print(render(StatusView(trials=ctl.trial_list), infer_columns(ctl.trial_list, "loss", None, None)))
+    assert "resources" not in console.export_text().split("Slurm job", 1)[1]
