@@ -72,7 +72,8 @@ class SchedulerBridge(TrialScheduler):
         """The run whose trials the scheduler's hooks get (before the first call); a scheduler
         that shares the cluster's CPUs/GPUs out (ResourceChangingScheduler) learns how many."""
         self._ctl = controller
-        if getattr(self.scheduler, "wants_cluster_resources", False):
+        wants = getattr(self.scheduler, "wants_cluster_resources", False)
+        if wants and not getattr(self.scheduler, "cluster_resources", None):  # the user's wins
             self.scheduler.set_cluster_resources(cluster_resources(controller.backend))
 
     # -- what the Tuner and the snapshots ask of a scheduler ------------------------------------

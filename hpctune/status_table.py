@@ -190,9 +190,10 @@ def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
 def resources_cell(trial: Trial) -> str:
     """The trial's current request (``2 CPU``, ``1 CPU 1 GPU``); shown when trials differ
     (a ResourceChangingScheduler changed some)."""
-    r = trial.pending_resources or trial.resources or {}
+    waiting = trial.pending_resources if not trial.is_finished else None
+    r = waiting or trial.resources or {}
     text = f"{int(r.get('cpu', 1))} CPU" + (f" {int(r['gpu'])} GPU" if r.get("gpu") else "")
-    return text + (" (next)" if trial.pending_resources else "")
+    return text + (" (next)" if waiting else "")
 
 
 def lineage_cell(trial: Trial, max_len: int = 20) -> str:

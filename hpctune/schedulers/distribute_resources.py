@@ -180,8 +180,10 @@ class DistributeResources:
         if not cluster:
             raise ConfigError(
                 f"{type(self).__name__} needs the CPUs/GPUs the trials may share, and none are "
-                "known: the driver reads them from Slurm (sinfo) when the experiment starts. Outside "
-                "a run, call scheduler.set_cluster_resources({'cpu': 16, 'gpu': 4}) first.")
+                "known: the driver reads them from Slurm (sinfo of the trials' partition) when the "
+                "experiment starts, and could not. Fix: give them before fit(), e.g. "
+                "scheduler.set_cluster_resources({'cpu': 16, 'gpu': 4}) on the "
+                "ResourceChangingScheduler.")
         total = amounts(cluster)
         return {k: total[k] - self.reserve_resources.get(k, 0.0) for k in KEYS}
 

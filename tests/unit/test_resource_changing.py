@@ -396,6 +396,12 @@ def test_the_status_table_and_trials_show_changed_requests_paused_trials_and_lin
     rows = {r[0]: dict(zip(table_headers(columns), r, strict=True))
             for r in (trial_row(t, columns) for t in ctl.trial_list)}
     assert (rows[T0]["resources"], rows[T1]["resources"]) == ("2 CPU (next)", "1 CPU")
+    from hpctune.status_table import resources_cell
+    from hpctune.trial import Trial
+
+    ended = Trial("t", {}, "", "", resources={"cpu": 1, "gpu": 1}, status=TrialStatus.TERMINATED,
+                  pending_resources={"cpu": 4, "gpu": 1})
+    assert resources_cell(ended) == "1 CPU 1 GPU"  # a change it never got is not shown
     job.paused()
     ctl.step()
     from rich.console import Console
@@ -428,3 +434,20 @@ def test_the_same_requests_everywhere_hide_the_resources_column(tmp_path):
     console = Console(width=200, record=True)
     console.print(render(StatusView(trials=ctl.trial_list), infer_columns(ctl.trial_list, "loss", None, None)))
     assert "resources" not in console.export_text().split("Slurm job", 1)[1]
+
+
+def test_the_driver_tells_the_scheduler_the_clusters_size_unless_the_user_did(tmp_path):
+    from hpctune.driver_bridge import bridge_scheduler
+
+    class Ctl:
+        class backend:  # noqa: N801 - a stand-in for the local backend
+            name, max_cpus, gpus = "local", 4, []
+
+    rcs = ResourceChangingScheduler()
+    bridge_scheduler(rcs).bind(Ctl())
+    assert rcs.cluster_resources == {"cpu": 4, "gpu": 0}
+    mine = ResourceChangingScheduler()
+    mine.set_cluster_resources({"CPU": 32, "GPU": 8})
+    bridge_scheduler(mine).bind(Ctl())
+    assert mine.cluster_resources == {"cpu": 32, "gpu": 8}
+    assert not hasattr(FIFOScheduler(), "cluster_resources")
