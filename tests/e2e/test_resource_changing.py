@@ -21,7 +21,7 @@ from hpctune.schedulers import ResourceChangingScheduler
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import trial_results
 from hpctune.storage.result_log import read_events
-from tests.conftest import unique_name
+from tests.conftest import job_info, unique_name
 
 STEPS = 6
 
@@ -79,6 +79,8 @@ def test_a_trial_resumes_from_its_checkpoint_with_more_cpus(tmp_path, monkeypatc
         assert exp.read_trial_meta(result.trial_id)["resources"]["cpu"] == 2
         if backend == "slurm":
             assert {r["slurm_cpus"] for r in before} == {"1"} and {r["slurm_cpus"] for r in after} == {"2"}
+            jobs = [before[-1]["slurm_job_id"], after[-1]["slurm_job_id"]]  # Slurm's own record
+            assert [job_info(job)["NumCPUs"] for job in jobs] == ["1", "2"], jobs
     if backend == "slurm":
         scripts = [exp.array_paths(uid)[1].read_text() for uid in exp.array_uids()]
         assert any("--cpus-per-task=2" in s for s in scripts), scripts
