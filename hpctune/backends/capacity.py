@@ -16,10 +16,13 @@ _GRES_GPU = re.compile(r"^gpu(?::[^:(,]+)?:(\d+)")
 
 
 def cluster_resources(backend: Any) -> dict[str, float] | None:
-    """``{"cpu": n, "gpu": m}`` the backend's trials may share; None when it cannot tell."""
+    """``{"cpu": n, "gpu": m, "node_cpu": i, "node_gpu": j}``: the CPUs/GPUs the backend's trials
+    may share, and the most of each one node has (a one-node request cannot ask for more);
+    None when it cannot tell."""
     name = getattr(backend, "name", "")
     if name == "local":
-        return {"cpu": float(backend.max_cpus), "gpu": float(len(backend.gpus))}
+        cpus, gpus = float(backend.max_cpus), float(len(backend.gpus))
+        return {"cpu": cpus, "gpu": gpus, "node_cpu": cpus, "node_gpu": gpus}
     if name == "slurm":
         return _partition_resources(backend)
     return None
@@ -39,7 +42,7 @@ def _partition_resources(backend: Any) -> dict[str, float] | None:
 
 def parse_sinfo_nodes(text: str, default_only: bool) -> dict[str, float] | None:
     """Sum ``sinfo -N -o '%N|%P|%c|%G'`` over distinct nodes (of the default partition, the one
-    marked ``*``, when ``default_only``); None when no node is listed."""
+    marked ``*``, when ``default_only``), with the largest node's; None when no node is listed."""
     nodes: dict[str, tuple[float, float]] = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
@@ -52,7 +55,8 @@ def parse_sinfo_nodes(text: str, default_only: bool) -> dict[str, float] | None:
         nodes[parts[0]] = (cpus, float(gres_gpus(parts[3])))
     if not nodes:
         return None
-    return {"cpu": sum(c for c, _ in nodes.values()), "gpu": sum(g for _, g in nodes.values())}
+    return {"cpu": sum(c for c, _ in nodes.values()), "gpu": sum(g for _, g in nodes.values()),
+            "node_cpu": max(c for c, _ in nodes.values()), "node_gpu": max(g for _, g in nodes.values())}
 
 
 def gres_gpus(gres: str) -> int:

@@ -15,6 +15,8 @@ Their decisions follow Ray's (with one bundle per trial):
 * ``DistributeResourcesToTopJob``: the best live trial by ``metric``/``mode`` takes all the
   free units; the others keep what they have unless more is requested than exists.
 * Nothing changes at a result before ``training_iteration`` 1.
+* (Not in Ray) a request never grows past the largest node's CPUs/GPUs: a Slurm job of one
+  node asking for more would never start.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class DistributeResources:
         current = amounts(trial.resources)
         added = self._new_added(trial, live, base, unit, total, free,
                                 {k: current[k] - base[k] for k in KEYS})
-        return {k: base[k] + added[k] for k in KEYS}
+        return _fit_node({k: base[k] + added[k] for k in KEYS}, base, unit, scheduler)
 
     # -- the decisions -----------------------------------------------------------------------------
     def _new_added(self, trial: Any, live: list[Any], base: dict[str, float], unit: dict[str, float],
@@ -235,6 +237,22 @@ class DistributeResourcesToTopJob(DistributeResources):
 
             return next((r for r in ranked if below_limit(r)), ranked[0])
         return ranked[0]
+
+
+def _fit_node(request: dict[str, float], base: dict[str, float], unit: Mapping[str, float],
+              scheduler: Any) -> dict[str, float]:
+    """The request, less whole units until it fits the largest node (``node_cpu``/``node_gpu``
+    of ``scheduler.cluster_resources``): a one-node job asking for more never starts."""
+    cluster = getattr(scheduler, "cluster_resources", None) or {}
+    fitted = dict(request)
+    for key in KEYS:
+        most = cluster.get(f"node_{key}")
+        step = unit.get(key, 0.0)
+        if most is None or fitted[key] <= most or not step:
+            continue
+        over = math.ceil((fitted[key] - most) / step)
+        fitted[key] = max(base[key], fitted[key] - over * step)
+    return fitted
 
 
 def _multiplier(unit: Mapping[str, float], free: Mapping[str, float]) -> int:

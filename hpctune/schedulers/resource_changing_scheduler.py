@@ -156,8 +156,13 @@ class ResourceChangingScheduler(TrialScheduler):
         return self._base_scheduler.set_search_properties(metric, mode, **spec)
 
     def set_cluster_resources(self, resources: Mapping[str, Any] | None) -> None:
-        """The CPUs/GPUs the trials may share (the driver reads the partition's, once)."""
-        self.cluster_resources = amounts(resources) if resources else None
+        """The CPUs/GPUs the trials may share (the driver reads the partition's, once), with
+        ``node_cpu``/``node_gpu``, the most one node has, when known."""
+        if not resources:
+            self.cluster_resources = None
+            return
+        nodes = {k: float(resources[k]) for k in ("node_cpu", "node_gpu") if resources.get(k) is not None}
+        self.cluster_resources = {**amounts(resources), **nodes}
 
     # -- the hooks ---------------------------------------------------------------------------------
     def on_trial_add(self, trial: TrialInfo) -> None:

@@ -94,6 +94,14 @@ def test_a_trial_gives_back_what_is_over_requested_but_never_goes_below_its_base
     assert fn(View(rec("x", cpu=9), small), small, it(), sched)["cpu"] == 1
 
 
+def test_a_request_never_grows_past_the_largest_node():
+    a, b = rec("a"), rec("b")  # the even share would be 4 more (5 CPUs); a node has 4
+    sched = Sched(cluster={"cpu": 10, "gpu": 0, "node_cpu": 4, "node_gpu": 0})
+    assert DistributeResources()(View(a, b), a, it(), sched)["cpu"] == 4
+    two = DistributeResources(increase_by={"CPU": 2})  # in whole units: 1 + 2, not 1 + 3
+    assert two(View(a, b), a, it(), Sched(cluster={"cpu": 10, "node_cpu": 4}))["cpu"] == 3
+
+
 def test_increase_by_times_caps_the_units_added():
     a, b = rec("a"), rec("b")
     fn = DistributeResources(increase_by={"CPU": 1}, increase_by_times=1)
@@ -286,8 +294,9 @@ def test_create_scheduler_by_rays_name():
 # -- the cluster's size --------------------------------------------------------------------------------------
 def test_sinfo_nodes_are_summed_once_each_and_gres_counted():
     text = "n1|debug*|4|gpu:2\nn1|preempt|4|gpu:2\nn2|debug*|4|gpu:a100:2(S:0),mps:100\nn3|big|64|(null)\n"
-    assert parse_sinfo_nodes(text, default_only=True) == {"cpu": 8, "gpu": 4}
-    assert parse_sinfo_nodes(text.replace("*", ""), default_only=False) == {"cpu": 72, "gpu": 4}
+    assert parse_sinfo_nodes(text, default_only=True) == {"cpu": 8, "gpu": 4, "node_cpu": 4, "node_gpu": 2}
+    assert parse_sinfo_nodes(text.replace("*", ""), default_only=False) == {
+        "cpu": 72, "gpu": 4, "node_cpu": 64, "node_gpu": 2}
     assert parse_sinfo_nodes("", default_only=False) is None
     assert [gres_gpus(g) for g in ("gpu:2", "gpu:h100:8(S:0-1)", "(null)", "gpu")] == [2, 8, 0, 0]
 
@@ -296,7 +305,7 @@ def test_the_local_backends_size_is_this_machines():
     class Local:
         name, max_cpus, gpus = "local", 6, ["0"]
 
-    assert cluster_resources(Local()) == {"cpu": 6, "gpu": 1}
+    assert cluster_resources(Local()) == {"cpu": 6, "gpu": 1, "node_cpu": 6, "node_gpu": 1}
     assert cluster_resources(object()) is None
 
 
@@ -445,7 +454,7 @@ def test_the_driver_tells_the_scheduler_the_clusters_size_unless_the_user_did(tm
 
     rcs = ResourceChangingScheduler()
     bridge_scheduler(rcs).bind(Ctl())
-    assert rcs.cluster_resources == {"cpu": 4, "gpu": 0}
+    assert rcs.cluster_resources == {"cpu": 4, "gpu": 0, "node_cpu": 4, "node_gpu": 0}
     mine = ResourceChangingScheduler()
     mine.set_cluster_resources({"CPU": 32, "GPU": 8})
     bridge_scheduler(mine).bind(Ctl())
