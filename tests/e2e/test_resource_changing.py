@@ -17,7 +17,7 @@ import time
 import pytest
 
 from hpctune import tune
-from hpctune.schedulers import ResourceChangingScheduler
+from hpctune.schedulers import DistributeResources, ResourceChangingScheduler
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import trial_results
 from hpctune.storage.result_log import read_events
@@ -49,11 +49,9 @@ def two_cpus_from_the_second_result(tune_controller, trial, result, scheduler):
     return {"cpu": 2} if result["training_iteration"] >= 2 else None
 
 
-@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
-def test_a_trial_resumes_from_its_checkpoint_with_more_cpus(tmp_path, monkeypatch, backend):
-    monkeypatch.setenv("HPCTUNE_BACKEND", backend)
-    scheduler = ResourceChangingScheduler(
-        resources_allocation_function=two_cpus_from_the_second_result)
+def run_and_check(tmp_path, backend: str, allocate) -> None:
+    """Two trials, each changed once from 1 CPU to 2; every check of the module docstring."""
+    scheduler = ResourceChangingScheduler(resources_allocation_function=allocate)
     grid = tune.Tuner(
         resource_reporter,
         param_space={"steps": STEPS, "sleep": 0.3, "x": tune.grid_search([0, 1])},
@@ -84,3 +82,17 @@ def test_a_trial_resumes_from_its_checkpoint_with_more_cpus(tmp_path, monkeypatc
     if backend == "slurm":
         scripts = [exp.array_paths(uid)[1].read_text() for uid in exp.array_uids()]
         assert any("--cpus-per-task=2" in s for s in scripts), scripts
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_a_trial_resumes_from_its_checkpoint_with_more_cpus(tmp_path, monkeypatch, backend):
+    monkeypatch.setenv("HPCTUNE_BACKEND", backend)
+    run_and_check(tmp_path, backend, two_cpus_from_the_second_result)
+
+
+@pytest.mark.slurm
+def test_distribute_resources_grows_trials_within_the_partition(tmp_path, monkeypatch):
+    """The default function with the lab's size from sinfo (8 CPUs, 4 a node): one more CPU
+    each (``increase_by_times=1``), so the test needs 4 of the lab's 8 CPUs."""
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+    run_and_check(tmp_path, "slurm", DistributeResources(increase_by={"CPU": 1}, increase_by_times=1))
