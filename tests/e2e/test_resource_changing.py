@@ -96,3 +96,39 @@ def test_distribute_resources_grows_trials_within_the_partition(tmp_path, monkey
     each (``increase_by_times=1``), so the test needs 4 of the lab's 8 CPUs."""
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
     run_and_check(tmp_path, "slurm", DistributeResources(increase_by={"CPU": 1}, increase_by_times=1))
+
+
+class CountingTrainable(tune.Trainable):
+    """Ray's class API: ``trial_resources`` in ``setup`` and each step, state in checkpoints."""
+
+    def setup(self, config):
+        self.value, self.setup_cpus = 0, self.trial_resources["cpu"]
+
+    def step(self):
+        time.sleep(0.2)
+        self.value += 1
+        return {"value": self.value, "cpus": self.trial_resources["cpu"], "setup_cpus": self.setup_cpus,
+                "should_checkpoint": True, "done": self.value >= 5}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "state.json"), "w") as f:
+            json.dump({"value": self.value}, f)
+
+    def load_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "state.json")) as f:
+            self.value = json.load(f)["value"]
+
+
+def test_a_class_trainable_sees_its_new_resources_from_setup_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
+    grid = tune.Tuner(
+        CountingTrainable,
+        tune_config=tune.TuneConfig(metric="value", mode="max", scheduler=ResourceChangingScheduler(
+            resources_allocation_function=two_cpus_from_the_second_result)),
+        run_config=tune.RunConfig(name=unique_name("rcs-class"), storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    (result,) = list(grid)
+    results = trial_results(ExperimentDir(grid.experiment_path).result_log_path(result.trial_id))
+    assert [r["value"] for r in results] == [1, 2, 3, 4, 5]  # the state went on from its checkpoint
+    cpus = [(r["cpus"], r["setup_cpus"]) for r in results]
+    assert cpus[0] == (1, 1) and cpus[-1] == (2, 2) and sorted(set(cpus)) == [(1, 1), (2, 2)], cpus
