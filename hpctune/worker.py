@@ -20,7 +20,7 @@ from typing import Any
 
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
-from hpctune.exit_guard import start_guard
+from hpctune.exit_guard import start_guard, stop_guard
 from hpctune.log_to_file import redirect_output
 from hpctune.session import Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.events import EventKind, new_event
@@ -82,13 +82,14 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     session_mod.set_session(session)
     log = session.log
     log.append(new_event(EventKind.START, **session.base_fields(), restored_iteration=session.iteration))
-    start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
+    guard = start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
     try:
         return _run_guarded(exp, trial_id, session, spec)
     finally:
         watcher.stop()
+        stop_guard(guard)  # gone before the worker: Slurm frees the slot a second sooner
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:
