@@ -66,6 +66,33 @@ def exploit_latencies(trial_dirs: list[Path]) -> list[float]:
     return latencies
 
 
+def exploit_phases(trial_dirs: list[Path]) -> dict[str, float]:
+    """Median seconds of each phase of an exploit, from the logs: ``stop`` (decision to the
+    recipient's old job's last event), ``enact`` (to the driver's ``exploited`` event: copy,
+    rewrite), ``resubmit`` (to the new job's ``start``: sbatch, Slurm's queue, the worker's
+    start-up) and ``first_result`` (to its first result: restore and one step)."""
+    phases: dict[str, list[float]] = {"stop": [], "enact": [], "resubmit": [], "first_result": []}
+    for trial_dir in trial_dirs:
+        last_end = exploited = started = None
+        decided = None
+        for event in read_events(trial_dir / "result.jsonl"):
+            kind = event["event"]
+            if kind in ("terminated", "stopped", "complete", "paused") and decided is None:
+                last_end = event["time"]
+            elif kind == "exploited":
+                decided, exploited, started = event["decided_at"], event["time"], None
+                if last_end is not None and last_end >= decided:
+                    phases["stop"].append(last_end - decided)
+                    phases["enact"].append(exploited - last_end)
+            elif kind == "start" and exploited is not None:
+                started = event["time"]
+                phases["resubmit"].append(started - exploited)
+            elif kind == "result" and started is not None:
+                phases["first_result"].append(event["time"] - started)
+                decided = exploited = started = last_end = None
+    return {k: round(statistics.median(v), 3) for k, v in phases.items() if v}
+
+
 def busy_seconds(trial_dirs: list[Path]) -> float:
     """Seconds the trials' workers ran: each run from its start event to its last event."""
     total = 0.0
@@ -102,6 +129,7 @@ def run_hpctune(args: argparse.Namespace) -> dict:
     return {"wall_s": round(wall, 1), "minimum_s": args.steps * args.sleep, "exploits": len(latencies),
             "exploit_latency_median_s": round(statistics.median(latencies), 2) if latencies else None,
             "exploit_latency_p95_s": round(percentile(latencies, 0.95), 2) if latencies else None,
+            "exploit_phases_median_s": exploit_phases(dirs),
             "slots_busy": round(busy_seconds(dirs) / (args.population * wall), 3),
             "best_score": round(grid.get_best_result().metrics["score"], 4),
             "best_constant": round(best_constant(args.steps), 4),

@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ExperimentAnalysis": "hpctune.analysis",
     "register_trainable": "hpctune.trainable_registry",
     "ScalingConfig": "hpctune.distributed",
+    "PlacementGroupFactory": "hpctune.schedulers.distribute_resources",
 }
 _SUBMODULES = {"train", "tune", "search", "schedulers", "stoppers", "stopper", "space", "loggers"}
 #: Ray's module names that are ours under another name (``tune.logger`` is ``ray.tune.logger``)

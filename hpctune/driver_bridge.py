@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from hpctune.backends.capacity import cluster_resources
 from hpctune.errors import ConfigError
 from hpctune.metrics import flatten
 from hpctune.schedulers.trial_scheduler import (
     RAY_NOOP,
+    ChangeResources,
     Decision,
     Exploit,
     SchedulerDecision,
@@ -67,8 +69,12 @@ class SchedulerBridge(TrialScheduler):
             scheduler.set_policy(read_policy_rows(scheduler.policy_file))
 
     def bind(self, controller: Controller) -> None:
-        """The run whose trials the scheduler's hooks get (before the first call)."""
+        """The run whose trials the scheduler's hooks get (before the first call); a scheduler
+        that shares the cluster's CPUs/GPUs out (ResourceChangingScheduler) learns how many."""
         self._ctl = controller
+        wants = getattr(self.scheduler, "wants_cluster_resources", False)
+        if wants and not getattr(self.scheduler, "cluster_resources", None):  # the user's wins
+            self.scheduler.set_cluster_resources(cluster_resources(controller.backend))
 
     # -- what the Tuner and the snapshots ask of a scheduler ------------------------------------
     @property
@@ -146,7 +152,7 @@ class SchedulerBridge(TrialScheduler):
     def _decision(self, value: Any) -> SchedulerDecision:
         if value is None or value == RAY_NOOP:
             return Decision.CONTINUE
-        if isinstance(value, Exploit):
+        if isinstance(value, (Exploit, ChangeResources)):
             return value
         try:
             return Decision(value)

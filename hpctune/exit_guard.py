@@ -58,6 +58,20 @@ def start_guard(grace_s: float) -> int | None:
     return pid
 
 
+def stop_guard(pid: int | None) -> None:
+    """The worker is about to exit: end its guard first and reap it, so that nothing of the
+    job outlives its main process. A process left behind, even for a moment, costs every job
+    end on Slurm about a second: the step's teardown kills what remains, then sleeps a second
+    before it looks again (measured on the lab: scancel to the next job running, 1.7 s with
+    the guard left to end by itself, 0.05 s without). On the local backend the guard stays:
+    it ends the trainable's own children once the worker is gone."""
+    if pid is None or (_linux() and _pdeathsig() != 0):
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 def _forget(write_fd: int) -> None:
     """In a child the trainable forks (a data loader): its signals are not the worker's."""
     with contextlib.suppress(ValueError, OSError):

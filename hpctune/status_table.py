@@ -3,8 +3,9 @@
 Shared by the driver's ``CLIReporter`` (live) and ``hpctune status`` (from state.json).
 Header lines: scheduler, trials by state, Slurm jobs by state and pending reason,
 resources requested vs in use, Slurm commands issued, experiment directory, best trial.
-Then one row per trial (Slurm job id, Slurm state and reason, node, config values, latest
-metrics, iterations, time); with many trials only the top and bottom rows, plus counts.
+Then one row per trial (Slurm job id, Slurm state and reason, node, its request when trials'
+requests differ, current config values, latest metrics, iterations, time, PBT's last
+perturbation and lineage); with many trials only the top and bottom rows, plus counts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from hpctune.trial import Trial
 STATUS_ORDER = {"RUNNING": 0, "PENDING": 1, "PAUSED": 2, "ERROR": 3, "TERMINATED": 4}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING"}
 MAX_INFERRED_PARAMS = 6
+#: the column of each trial's current request: shown only when the trials' requests differ
+RESOURCES_HEADER = "resources"
 
 
 @dataclass
@@ -161,9 +164,9 @@ def _reported_metrics(trials: Sequence[Trial]) -> list[str]:
 
 
 def table_headers(columns: Columns) -> list[str]:
-    return ["Trial name", "status", "Slurm job", "Slurm state", "node",
+    return ["Trial name", "status", "Slurm job", "Slurm state", "node", RESOURCES_HEADER,
             *columns.params.values(), *columns.metrics.values(), "iter", "total time (s)",
-            "perturbed"]
+            "perturbed", "lineage"]
 
 
 def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
@@ -176,12 +179,29 @@ def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
     elif trial.status.value == "PAUSED" and not trial.job_id:
         state = "released (paused)"
     cells = [trial.name, trial.status.value, trial.job_id or "", state,
-             "" if trial.is_finished else trial.node]
+             "" if trial.is_finished else trial.node, resources_cell(trial)]
     cells += [format_value(config.get(k, ""), max_len) for k in columns.params]
     cells += [format_value(result.get(k, ""), max_len) for k in columns.metrics]
     cells += [format_value(result.get("training_iteration", "")),
-              format_value(result.get("time_total_s", "")), lineage_hint(trial, max_len)]
+              format_value(result.get("time_total_s", "")), lineage_hint(trial, max_len),
+              lineage_cell(trial, max_len)]
     return cells
+
+
+def resources_cell(trial: Trial) -> str:
+    """The trial's current request (``2 CPU``, ``1 CPU 1 GPU``); shown when trials differ
+    (a ResourceChangingScheduler changed some)."""
+    waiting = trial.pending_resources if not trial.is_finished else None
+    r = waiting or trial.resources or {}
+    text = f"{int(r.get('cpu', 1))} CPU" + (f" {int(r['gpu'])} GPU" if r.get("gpu") else "")
+    return text + (" (next)" if waiting else "")
+
+
+def lineage_cell(trial: Trial, max_len: int = 20) -> str:
+    """PBT: the donors the trial continued from, newest last (``t_00003@4>t_00001@8``); a long
+    lineage keeps its newest end."""
+    text = ">".join(trial.lineage)
+    return text if len(text) <= max_len else "…" + text[-(max_len - 1):]
 
 
 def lineage_hint(trial: Trial, max_len: int = 20) -> str:
@@ -253,7 +273,8 @@ def _table(top: list[Trial], note: str | None, bottom: list[Trial], columns: Col
 
     headers = table_headers(columns)
     rows = [trial_row(t, columns, max_len) for t in [*top, *bottom]]
-    keep = [i for i in range(len(headers)) if i < 2 or any(r[i] for r in rows)]
+    same = {i for i, h in enumerate(headers) if h == RESOURCES_HEADER and len({r[i] for r in rows}) < 2}
+    keep = [i for i in range(len(headers)) if i < 2 or (any(r[i] for r in rows) and i not in same)]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, caption=note,
                   caption_justify="left")
     for i in keep:

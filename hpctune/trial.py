@@ -32,6 +32,8 @@ class TrialInfo:
     trial_id: str
     config: Mapping[str, Any] = field(default_factory=dict)
     experiment_tag: str = ""
+    #: the trial's current resource request ({"cpu": 1, "gpu": 0, ...})
+    resources: Mapping[str, Any] = field(default_factory=dict)
 
 
 _ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
@@ -90,10 +92,14 @@ class Trial:
     trainable_name: str = ""
     #: the worker process of the latest result (to tell callbacks of a restore from a checkpoint)
     run_key: str = ""
+    #: resources a ResourceChangingScheduler decided on: they apply at the next resubmission
+    pending_resources: dict[str, Any] | None = None
+    #: PBT: the checkpoints the trial continued from, oldest first (``<donor>@<iteration>``)
+    lineage: list[str] = field(default_factory=list)
 
     @property
     def info(self) -> TrialInfo:
-        return TrialInfo(self.trial_id, self.config, self.experiment_tag)
+        return TrialInfo(self.trial_id, self.config, self.experiment_tag, self.resources)
 
     @property
     def name(self) -> str:

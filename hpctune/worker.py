@@ -24,7 +24,7 @@ from typing import Any
 
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
-from hpctune.exit_guard import start_guard
+from hpctune.exit_guard import start_guard, stop_guard
 from hpctune.log_to_file import redirect_output
 from hpctune.session import PeerFailed, Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.events import RANK, EventKind, new_event
@@ -91,7 +91,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
     if not session.writes and not session.follow_rank_zero():
         print("hpctune: rank 0 wrote no start event within 60 s: restoring the latest checkpoint",
               file=sys.stderr, flush=True)
-    start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
+    guard = start_guard(session.stop_grace_s)  # ends the worker after a SIGTERM even when Python cannot
     watcher = Watcher(session, float(spec.get("heartbeat_s", 30.0)))
     watcher.start()
     try:
@@ -100,6 +100,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
         return 1  # another rank's error is the trial's record: srun is ending the step
     finally:
         watcher.stop()
+        stop_guard(guard)  # gone before the worker: Slurm frees the slot a second sooner
 
 
 def _ranks(session: Session) -> dict[str, Any]:

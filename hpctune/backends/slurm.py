@@ -193,6 +193,11 @@ class SlurmBackend:
         """One squeue call for every live task of this experiment's job name."""
         return self.commands.job_states(["-u", self._user, "-n", self.job_name])
 
+    def poll_ready(self) -> bool:
+        """May a poll go now? Not while it would take a token kept for sbatch and scancel."""
+        limiter = getattr(self.commands, "limiter", None)
+        return limiter is None or limiter.routine_allowed()
+
     def queued(self) -> set[str]:
         """This experiment's tasks still PENDING in the queue (one squeue)."""
         return {job for job, state in self.poll().items() if state.state == "PENDING"}

@@ -15,6 +15,9 @@ at most ``DEFAULT_MAX_CALLS_PER_MINUTE`` (120) Slurm commands per minute, bursts
 ``DEFAULT_BURST`` (20), whatever the number of trials. The driver's own policy keeps it
 far below that (one squeue per poll, one sbatch per batch, one scancel per batch of stops);
 the limiter is the guarantee. ``$HPCTUNE_MAX_SLURM_CALLS_PER_MIN`` changes the rate.
+The calls that act come first: the driver defers a poll (``routine_allowed``) rather than
+take one of the last ``ACTION_RESERVE`` tokens, so a stop or a resubmission never waits
+behind polls.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from hpctune.errors import ConfigError, HpctuneError
 DEFAULT_MAX_CALLS_PER_MINUTE = 120
 DEFAULT_BURST = 20
 RATE_ENV = "HPCTUNE_MAX_SLURM_CALLS_PER_MIN"
+#: tokens a routine call (the driver's squeue poll) leaves in the bucket for the calls that
+#: act (sbatch, scancel): polls alone may spend the whole rate, and a stop or a resubmission
+#: would then wait behind them
+ACTION_RESERVE = 4
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,12 @@ class RateLimiter:
             self._refill()
         self.tokens = max(0.0, self.tokens - 1.0)
         return wait
+
+    def routine_allowed(self) -> bool:
+        """May a routine call (a poll that can wait) take a token now? Only while
+        ``ACTION_RESERVE`` tokens would be left for sbatch and scancel."""
+        self._refill()
+        return self.tokens >= 1.0 + min(ACTION_RESERVE, self.burst - 1)
 
     def _refill(self) -> None:
         now = self.clock()

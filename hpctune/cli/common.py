@@ -63,7 +63,11 @@ def _number(text: str, kind: Callable[[str], Any], low: float, what: str) -> Any
 # -- finding experiments ---------------------------------------------------------------------
 def storage_root(path: str | None = None) -> Path:
     """``path``, else ``$HPCTUNE_STORAGE_PATH``, else the default storage path."""
-    return Path(path or os.environ.get("HPCTUNE_STORAGE_PATH") or DEFAULT_STORAGE).expanduser().resolve()
+    chosen = path or os.environ.get("HPCTUNE_STORAGE_PATH") or DEFAULT_STORAGE
+    if "\x00" in str(chosen):
+        raise ConfigError(f"The storage path {chosen!r} holds a NUL character, which no path may: "
+                          "pass a directory such as ~/hpctune_results.")
+    return Path(chosen).expanduser().resolve()
 
 
 def experiment_dirs(root: Path) -> list[ExperimentDir]:

@@ -2,7 +2,8 @@
 
 Columns: trial fields (``trial_id``, ``status``, ``job_id``, ``job_state``, ``node``, ...),
 ``lineage`` (PBT: the donors whose checkpoints the trial continued from, oldest first, as
-``<donor>@<iteration>``), ``config/<key>`` for config values and every reported metric
+``<donor>@<iteration>``), ``resources`` (the current request, e.g. ``2 CPU 1 GPU``: shown by
+default when trials differ, as a ResourceChangingScheduler makes them), ``config/<key>`` for config values and every reported metric
 (``loss``, ``training_iteration``, ...). ``--filter "<column> <op> <value>"`` (``== != < <= > >=``,
 repeatable, all must hold), ``--sort col[,col]`` (``--desc``), ``--columns a,b,c``,
 ``--output trials.csv|trials.json``. Empty columns are dropped unless asked for.
@@ -23,7 +24,7 @@ from typing import Any
 from hpctune.cli.common import experiment_info, load_trials, positive_int, resolve_experiment
 from hpctune.errors import ConfigError
 from hpctune.metrics import AUTO_METRICS, flatten
-from hpctune.status_table import format_value
+from hpctune.status_table import format_value, resources_cell
 from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
@@ -67,6 +68,7 @@ def trial_record(trial: Trial, exp: ExperimentDir | None = None) -> dict[str, An
     if exp is not None and exp.pbt_global_path.exists():
         record["lineage"] = lineage(exp, trial.trial_id)
     record["status"] = trial.status.value
+    record["resources"] = resources_cell(trial)
     if trial.error:
         record["error"] = next((ln for ln in reversed(trial.error.splitlines()) if ln.strip()), "")
     record.update({f"config/{k}": v for k, v in flatten(trial.config).items()})
@@ -81,9 +83,10 @@ def default_columns(records: list[dict[str, Any]], metric: str | None) -> list[s
         keys.update(dict.fromkeys(record))
     config = [k for k in keys if k.startswith("config/")]
     metrics = [k for k in keys if k not in TRIAL_FIELDS and not k.startswith("config/")
-               and k not in AUTO_METRICS and k not in (metric, "lineage")][:3]
-    wanted = ["trial_id", "status", "job_id", "lineage", *config, *([metric] if metric else []), *metrics,
-              "training_iteration", "time_total_s", "error"]
+               and k not in AUTO_METRICS and k not in (metric, "lineage", "resources")][:3]
+    varied = ["resources"] if len({r.get("resources") for r in records}) > 1 else []
+    wanted = ["trial_id", "status", "job_id", *varied, "lineage", *config, *([metric] if metric else []),
+              *metrics, "training_iteration", "time_total_s", "error"]
     return [c for c in wanted if c in keys and any(r.get(c) not in (None, "") for r in records)]
 
 

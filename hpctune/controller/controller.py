@@ -138,6 +138,8 @@ class Controller:
         polling = self.jobs.poll_due()
         self.ingest_logs(everything=polling)
         self._enact_stops()
+        if self.exploits.enacted and not self.stop_everything:  # out now, not a tick later
+            self.launcher.launch_pending(only=self.exploits.enacted)
         if polling:
             self.jobs.poll()
         if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:

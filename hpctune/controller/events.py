@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hpctune.controller.resource_change import begin_change
 from hpctune.metrics import flatten
-from hpctune.schedulers.trial_scheduler import Decision, Exploit
+from hpctune.schedulers.trial_scheduler import ChangeResources, Decision, Exploit
 from hpctune.storage import events as ev
 from hpctune.storage.replay import TrialReplay
 from hpctune.trial import Trial, TrialStatus
@@ -88,10 +89,14 @@ class TrialEvents(TrialReplay):
 
     def _enact(self, decision: Any) -> None:
         """STOP ends the trial, PAUSE checkpoints it and resubmits it later, an ``Exploit``
-        continues it from the donor's checkpoint with a new config (``controller/exploit``)."""
+        continues it from the donor's checkpoint with a new config (``controller/exploit``),
+        ``ChangeResources`` pauses it to resubmit it with a new request (``resource_change``)."""
         ctl, trial = self.ctl, self.trial
         if isinstance(decision, Exploit):
             ctl.exploits.begin(trial, decision)
+            return
+        if isinstance(decision, ChangeResources):
+            begin_change(ctl, trial, decision)
             return
         decision = Decision(decision)
         if decision is Decision.STOP:
@@ -125,6 +130,12 @@ class TrialEvents(TrialReplay):
         restore): the trial goes on from the donor's checkpoint."""
         super().on_exploited(event)
         self.ctl.exploits.on_logged(self.trial, event)
+
+    def on_resources_changed(self, event: dict[str, Any]) -> None:
+        """The driver's record of a new request, read back (or a predecessor's, at a restore)."""
+        super().on_resources_changed(event)
+        if self.trial.pending_resources == event.get("new_resources"):
+            self.trial.pending_resources = None
 
     def on_preempted(self, event: dict[str, Any]) -> None:
         super().on_preempted(event)

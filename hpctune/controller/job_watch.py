@@ -29,7 +29,12 @@ class JobWatch:
         self._progress: dict[str, tuple[tuple, float]] = {}
 
     def poll_due(self) -> bool:
-        return self.ctl.clock() - self._last_poll >= self.ctl.backend.poll_interval_s
+        """Every ``poll_interval_s``, unless the backend defers it (a poll must not take the
+        Slurm calls kept for stops and resubmissions)."""
+        if self.ctl.clock() - self._last_poll < self.ctl.backend.poll_interval_s:
+            return False
+        ready = getattr(self.ctl.backend, "poll_ready", None)
+        return ready is None or bool(ready())
 
     def poll(self) -> None:
         ctl = self.ctl

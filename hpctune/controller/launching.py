@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from hpctune.controller.resource_change import apply_pending
 from hpctune.ray_compat import max_pending_trials
 from hpctune.search.searcher import Searcher
 from hpctune.space import format_experiment_tag
@@ -100,9 +101,11 @@ class Launcher:
         self._created_since_save = True
 
     # -- launching ----------------------------------------------------------------------
-    def launch_pending(self) -> None:
-        """Submit waiting trials, one backend launch per resource shape."""
-        groups = self._pending_by_resources()
+    def launch_pending(self, only: set[str] | None = None) -> None:
+        """Submit waiting trials, one backend launch per resource shape (``only``: just these
+        trials, if they wait: PBT's recipients in the step that enacted their exploits)."""
+        groups = self._pending_by_resources(only)
+        self.ctl.exploits.enacted.clear()
         if not groups:
             return
         ctl = self.ctl
@@ -123,21 +126,23 @@ class Launcher:
         ctl.save()  # a restored driver must know every submitted job
         self._created_since_save = False
 
-    def _pending_by_resources(self) -> dict[str, list[Trial]]:
+    def _pending_by_resources(self, only: set[str] | None = None) -> dict[str, list[Trial]]:
         """New trials first, then retried and paused ones as far as the throttle allows."""
         ctl = self.ctl
         throttle = ctl.settings.max_concurrent if not ctl.searcher.adaptive else None
-        waiting = [t for t in ctl.live.values() if t.job_id is None and t.status is TrialStatus.PENDING]
+        waiting = [t for t in ctl.live.values() if t.job_id is None and t.status is TrialStatus.PENDING
+                   and (only is None or t.trial_id in only)]
         fresh = [t for t in waiting if not t.awaiting_restart]
         pausing = [t for t in waiting if t.awaiting_restart and self._pause_requested(t)]
         again = [t for t in waiting if t.awaiting_restart and t not in pausing]
-        paused = [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED] + pausing
-        again += [t for t in paused if ctl.exploits.resume(t)]  # at the back; the scheduler may hold some
+        paused = [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED] if only is None else []
+        again += [t for t in paused + pausing if ctl.exploits.resume(t)]  # at the back; may be held
         budget = self._relaunch_budget(throttle)
         groups: dict[str, list[Trial]] = defaultdict(list)
         for trial in fresh + (again if budget is None else again[:budget]):
             if trial.awaiting_restart:
                 ctl.exp.clear_control(trial.trial_id)
+                apply_pending(ctl, trial)  # ResourceChangingScheduler's new request
             trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
         return groups
@@ -151,11 +156,13 @@ class Launcher:
         """How many retried or paused trials may go out now (None: all of them).
 
         A throttled array caps only its own tasks, so a resubmitted trial would run beside
-        it: resubmissions wait until that array has no queued task and a slot is free.
+        it: resubmissions wait until that array has no queued task that never ran and a slot
+        is free. A resubmission still queued holds its slot in the count, but does not hold
+        back the next one (PBT's exploits of one round go out together).
         """
         in_slurm = [t for t in self.ctl.live.values() if t.job_id]
         if throttle is None or not in_slurm:
             return None
-        if any(t.job_state == "PENDING" for t in in_slurm):
+        if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):
             return 0
         return max(0, throttle - len(in_slurm))

@@ -7,19 +7,36 @@ from hpctune.schedulers.pb2 import PB2
 from hpctune.schedulers.pbt import PopulationBasedTraining
 from hpctune.schedulers.pbt_replay import PopulationBasedTrainingReplay
 from hpctune.schedulers.registry import create_scheduler
-from hpctune.schedulers.trial_scheduler import Decision, Exploit, FIFOScheduler, TrialScheduler
+from hpctune.schedulers.resource_changing_scheduler import (
+    DistributeResources,
+    DistributeResourcesToTopJob,
+    PlacementGroupFactory,
+    ResourceChangingScheduler,
+)
+from hpctune.schedulers.trial_scheduler import (
+    ChangeResources,
+    Decision,
+    Exploit,
+    FIFOScheduler,
+    TrialScheduler,
+)
 
 __all__ = [
     "ASHAScheduler",
     "AsyncHyperBandScheduler",
+    "ChangeResources",
     "Decision",
+    "DistributeResources",
+    "DistributeResourcesToTopJob",
     "Exploit",
     "FIFOScheduler",
     "HyperBandScheduler",
     "MedianStoppingRule",
     "PB2",
+    "PlacementGroupFactory",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
+    "ResourceChangingScheduler",
     "TrialScheduler",
     "create_scheduler",
 ]

@@ -21,9 +21,10 @@ SCHEDULERS: dict[str, str] = {
     "pbt": "hpctune.schedulers.pbt:PopulationBasedTraining",
     "pbt_replay": "hpctune.schedulers.pbt_replay:PopulationBasedTrainingReplay",
     "pb2": "hpctune.schedulers.pb2:PB2",
+    "resource_changing": "hpctune.schedulers.resource_changing_scheduler:ResourceChangingScheduler",
 }
 #: Ray Tune's other scheduler names: not in this version (a clear error, not "unknown")
-NOT_YET = ("hb_bohb", "resource_changing")
+NOT_YET = ("hb_bohb",)
 
 
 def _load(name: str) -> type[TrialScheduler]:

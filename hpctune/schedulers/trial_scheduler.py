@@ -34,8 +34,18 @@ class Exploit:
     experiment_tag: str | None = None
 
 
+@dataclass(frozen=True)
+class ChangeResources:
+    """ResourceChangingScheduler's decision: this trial's Slurm request becomes ``resources``
+    (``{"cpu": 2, "gpu": 1}``; keys not named keep their value). The controller checkpoints the
+    trial and stops its job (a PAUSE), then resubmits it with the new request; inside the
+    trial ``get_trial_resources()`` reports the new amounts."""
+
+    resources: Mapping[str, Any]
+
+
 #: what a scheduler may return for a trial
-SchedulerDecision = Decision | Exploit
+SchedulerDecision = Decision | Exploit | ChangeResources
 #: Ray's "nothing to do" (its schedulers return it after pausing a trial themselves)
 RAY_NOOP = "NOOP"
 

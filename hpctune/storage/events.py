@@ -14,7 +14,9 @@ checkpoint's), ``step`` (the trial's iteration at the decision), ``old_config``,
 ``new_config`` (text views), ``checkpoint`` (the copy's name in this trial), ``result`` (the
 donor's result that went with that checkpoint: a reader that maps checkpoints to results,
 or a worker continuing running totals from a checkpoint, finds it as for any checkpoint),
-``exploit_id`` and ``decided_at``.
+``exploit_id`` and ``decided_at``. ``resources_changed`` (driver, ResourceChangingScheduler):
+the trial is resubmitted with ``new_resources`` instead of ``old_resources``, after
+``at_iteration``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class EventKind(str, enum.Enum):
     ERROR = "error"            # the trainable raised; ``error`` holds the traceback
     EXPLOITED = "exploited"    # (driver) continues from a donor's checkpoint with a new config
     STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
+    RESOURCES_CHANGED = "resources_changed"  # (driver) resubmitted with ``new_resources``
 
 
 #: the kinds the driver itself writes (every other kind comes from the worker of one job)
@@ -103,6 +106,7 @@ class EventHandler:
     def on_error(self, event: dict[str, Any]) -> None: ...
     def on_exploited(self, event: dict[str, Any]) -> None: ...
     def on_stop_decided(self, event: dict[str, Any]) -> None: ...
+    def on_resources_changed(self, event: dict[str, Any]) -> None: ...
 
 
 _METHODS = {kind: f"on_{kind.value}" for kind in EventKind}

@@ -77,8 +77,15 @@ class TrialReplay(EventHandler):
         trial = self.trial
         trial.status, trial.error = TrialStatus.PENDING, None
         trial.max_iteration = int(event.get(ev.DONOR_ITERATION, 0) or 0)
+        trial.lineage = [*trial.lineage, f"{event.get(ev.DONOR)}@{trial.max_iteration}"]
         if event.get(ev.CHECKPOINT):
             trial.checkpoint = event[ev.CHECKPOINT]
+
+    def on_resources_changed(self, event: dict[str, Any]) -> None:
+        """ResourceChangingScheduler: the trial was resubmitted with a new request."""
+        new = event.get("new_resources")
+        if isinstance(new, dict):
+            self.trial.resources = dict(new)
 
 
 def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:

@@ -372,3 +372,11 @@ def test_doctor_asks_slurm_when_sbatch_exists(capsys, tmp_path, monkeypatch):
     code, out, _ = run(capsys, "doctor", str(tmp_path))
     assert code == 0 and "ok       slurm       scontrol ping: Slurmctld(primary) at head1 is UP" in out
     assert calls == [["scontrol", "ping"], ["scontrol", "ping"]]
+
+
+def test_a_storage_path_with_a_nul_character_is_a_clear_error(capsys):
+    """Found by test_fuzz (`hpctune ls '\\x00'` raised ValueError from pathlib)."""
+    from hpctune.cli.main import main
+
+    assert main(["ls", "\x00"]) == 1
+    assert "NUL character" in capsys.readouterr().err
