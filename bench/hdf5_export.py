@@ -1,7 +1,7 @@
 """HDF5 export of a synthetic experiment: size and time for N trials x R results.
 
 Builds the experiment like ``cli_speed.py`` (17 reported keys per result, the worker's
-auto-filled ones included), then times reading it (``hpctune.report.data.load_experiment``:
+auto-filled ones included), then times reading it (``hpctune.experiment_report.data.load_experiment``:
 every result log, state.json) and writing the HDF5 file (``hpctune.export_hdf5.write_hdf5``),
 and prints the file's size next to the result logs'.
     python bench/hdf5_export.py [--trials 1000] [--results 100] [--keep]
@@ -18,7 +18,7 @@ from _common import storage_dir
 from cli_speed import build
 
 from hpctune.export_hdf5 import write_hdf5
-from hpctune.report.data import load_experiment
+from hpctune.experiment_report.data import load_experiment
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from hpctune.errors import ConfigError
 from hpctune.metrics import flatten
-from hpctune.report.data import ExperimentRecord, TrialRecord
+from hpctune.experiment_report.data import ExperimentRecord, TrialRecord
 
 FORMAT_VERSION = 1
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4}

@@ -161,7 +161,7 @@ class ResultGrid:
         """Write every trial's results, config, status and Slurm jobs to one HDF5 file
         (layout: ``hpctune.export_hdf5``; needs ``pip install 'hpctune[hdf5]'``)."""
         from hpctune.export_hdf5 import write_hdf5
-        from hpctune.report.data import from_trials
+        from hpctune.experiment_report.data import from_trials
 
         return write_hdf5(from_trials(self._trials, self.experiment_path, self._metric, self._mode), path)
 

@@ -13,7 +13,7 @@ import pytest
 
 from hpctune.cli.main import main as cli_main
 from hpctune.export_hdf5 import write_hdf5
-from hpctune.report.data import load_experiment
+from hpctune.experiment_report.data import load_experiment
 from hpctune.results import ResultGrid
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir

@@ -122,3 +122,20 @@ def test_only_storage_spells_experiment_file_names():
         text = path.read_text()
         offenders += [f"{module_name(path)}: {n}" for n in names if n in text]
     assert offenders == []
+
+
+def test_no_module_of_the_package_shadows_a_public_name():
+    """Importing ``hpctune.<name>`` sets the attribute ``hpctune.<name>`` to the module: a
+    module named like an exported function (``report``) would turn ``tune.report`` into a
+    module in every process that imported it."""
+    import hpctune
+
+    modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    assert sorted(set(hpctune._EXPORTS) & modules) == []
+
+
+def test_tune_report_stays_a_function_after_the_report_package_is_imported():
+    import hpctune.experiment_report.data  # noqa: F401 - what `hpctune report` and ResultGrid import
+    from hpctune import train, tune
+
+    assert callable(tune.report) and callable(train.report)

@@ -207,7 +207,7 @@ def test_bad_pool_settings(field, value, match):
 def quick(config):
     import os as _os
 
-    from hpctune.session import report  # not tune.report: another test may import hpctune.report
+    from hpctune.session import report
 
     if config.get("crash"):
         _os._exit(3)  # the process dies without an event: the pool goes on

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ConfigError
-from hpctune.report import figures, stats
-from hpctune.report.data import ExperimentRecord
+from hpctune.experiment_report import figures, stats
+from hpctune.experiment_report.data import ExperimentRecord
 
 MAX_CURVE_METRICS = 8
 BEST_ROWS = 10

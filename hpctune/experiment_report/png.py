@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from hpctune.errors import ConfigError
-from hpctune.report import stats
-from hpctune.report.data import ExperimentRecord
+from hpctune.experiment_report import stats
+from hpctune.experiment_report.data import ExperimentRecord
 
 
 def plot_curves(exp: ExperimentRecord, metric: str, out: str | Path) -> Path:
@@ -56,7 +56,7 @@ def _matplotlib(exp: ExperimentRecord, metric: str, path: Path) -> None:
 
 
 def _kaleido(exp: ExperimentRecord, metric: str, path: Path) -> None:
-    from hpctune.report.figures import learning_curves
+    from hpctune.experiment_report.figures import learning_curves
 
     if importlib.util.find_spec("kaleido") is None or importlib.util.find_spec("plotly") is None:
         raise ConfigError("hpctune plot needs matplotlib (pip install matplotlib), or plotly and "

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpctune.report import stats
-from hpctune.report.data import ExperimentRecord
+from hpctune.experiment_report import stats
+from hpctune.experiment_report.data import ExperimentRecord
 
 HIGHLIGHTED = 5
 _GREY = "rgba(120,120,120,0.35)"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpctune.metrics import AUTO_METRICS, flatten
-from hpctune.report.data import ExperimentRecord, TrialRecord
+from hpctune.experiment_report.data import ExperimentRecord, TrialRecord
 
 
 def metric_values(record: TrialRecord, metric: str) -> list[tuple[float, float]]:
