@@ -17,8 +17,8 @@ from pathlib import Path
 from _common import storage_dir
 from cli_speed import build
 
-from hpctune.export_hdf5 import write_hdf5
 from hpctune.experiment_report.data import load_experiment
+from hpctune.export_hdf5 import write_hdf5
 
 
 def main() -> None:

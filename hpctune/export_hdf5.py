@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ConfigError
-from hpctune.metrics import flatten
 from hpctune.experiment_report.data import ExperimentRecord, TrialRecord
+from hpctune.metrics import flatten
 
 FORMAT_VERSION = 1
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4}

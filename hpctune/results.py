@@ -160,8 +160,8 @@ class ResultGrid:
     def to_hdf5(self, path: str | Path) -> Path:
         """Write every trial's results, config, status and Slurm jobs to one HDF5 file
         (layout: ``hpctune.export_hdf5``; needs ``pip install 'hpctune[hdf5]'``)."""
-        from hpctune.export_hdf5 import write_hdf5
         from hpctune.experiment_report.data import from_trials
+        from hpctune.export_hdf5 import write_hdf5
 
         return write_hdf5(from_trials(self._trials, self.experiment_path, self._metric, self._mode), path)
 

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hpctune.metrics import AUTO_METRICS, flatten
 from hpctune.experiment_report.data import ExperimentRecord, TrialRecord
+from hpctune.metrics import AUTO_METRICS, flatten
 
 
 def metric_values(record: TrialRecord, metric: str) -> list[tuple[float, float]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hpctune.cli.main import main as cli_main
-from hpctune.export_hdf5 import write_hdf5
 from hpctune.experiment_report.data import load_experiment
+from hpctune.export_hdf5 import write_hdf5
 from hpctune.results import ResultGrid
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
