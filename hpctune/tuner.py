@@ -88,7 +88,7 @@ class Tuner:
         self._results: ResultGrid | None = None
         self._validate_space()
         check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name,
-                       self.slurm_config.use_srun)
+                       self.slurm_config.use_srun, self.tune_config.scheduler)
         config_notices(self.tune_config, self.run_config)
         for hook in _HOOKS.get().on_create:  # `hpctune submit`'s profile and options, if any
             hook(self)

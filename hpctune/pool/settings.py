@@ -36,11 +36,14 @@ def reuse_actors(requested: bool | None, trainable: Any) -> bool:
     return bool(requested)
 
 
-def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_srun: bool = False) -> bool:
-    """At ``Tuner(...)``, before anything is written: a class without ``reset_config`` or a share
-    of a GPU without a pool is a ConfigError; ``reuse_actors=True`` on the local backend is said
-    once to have no effect. Returns True if the trials run through a worker pool."""
+def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_srun: bool = False,
+                   scheduler: Any = None) -> bool:
+    """At ``Tuner(...)``, before anything is written: a class without ``reset_config``, a share
+    of a GPU without a pool, or a pool with ``ResourceChangingScheduler`` is a ConfigError;
+    ``reuse_actors=True`` on the local backend is said once to have no effect. Returns True if
+    the trials run through a worker pool."""
     from hpctune.ray_compat import notice_once
+    from hpctune.schedulers.resource_changing_scheduler import ResourceChangingScheduler
     from hpctune.trainable import check_gpu_share, resources_for
 
     pooled = reuse_actors(requested, trainable) and backend == "slurm"
@@ -51,6 +54,10 @@ def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_sru
         raise ConfigError("TuneConfig(reuse_actors=True) with SlurmConfig(use_srun=True): a pool task "
                           "runs its trials in the batch step itself. Fix: set use_srun=False, or "
                           "reuse_actors=False for trials that need srun (multi-node trials).")
+    if pooled and isinstance(scheduler, ResourceChangingScheduler):
+        raise ConfigError("ResourceChangingScheduler with TuneConfig(reuse_actors=True): a pool task's "
+                          "resources are fixed when it starts, so a trial could not get its new request "
+                          "(Ray refuses this pair too). Fix: reuse_actors=False.")
     try:
         resources = resources_for(trainable, {})
     except Exception:  # noqa: BLE001 - a function of the config: the backend checks at launch

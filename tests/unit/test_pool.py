@@ -427,3 +427,19 @@ def _recording(run, calls):
         calls.append(list(args))
         return run(args, check)
     return wrapped
+
+
+def test_a_pool_with_resource_changing_scheduler_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    changing = tune.schedulers.ResourceChangingScheduler(
+        base_scheduler=tune.schedulers.FIFOScheduler())
+    with pytest.raises(ConfigError, match=r"ResourceChangingScheduler with TuneConfig\(reuse_actors=True\).*Fix"):
+        tune.Tuner(_pool_fn, tune_config=tune.TuneConfig(reuse_actors=True, scheduler=changing),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    assert not any(tmp_path.iterdir())
+    tune.Tuner(_pool_fn, tune_config=tune.TuneConfig(reuse_actors=False, scheduler=changing),
+               run_config=tune.RunConfig(storage_path=str(tmp_path)))
+
+
+def _pool_fn(config):
+    return None
