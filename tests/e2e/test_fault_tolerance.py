@@ -146,6 +146,9 @@ def test_node_failure_retries_trials_on_the_other_node(tmp_path, on_slurm, slurm
             return False
         wait_for(on_n2, timeout=60)
         run(["scontrol", "update", "nodename=n2", "state=down", "reason=hpctune-test"], check=True)
+        # and keep it out: with ReturnToService=2 a DOWN node whose slurmd answers comes back by
+        # itself, possibly before the requeued job's 6 s hold ends (the finally resumes it)
+        run(["scontrol", "update", "nodename=n2", "state=drain", "reason=hpctune-test"], check=True)
 
     thread = threading.Thread(target=fail_n2, daemon=True)
     thread.start()

@@ -37,14 +37,16 @@ def pool_arrays(exp: Path) -> dict[str, int]:
     return found
 
 
-def sacct_tasks(array: str) -> dict[str, str]:
-    """{task id: state} of a pool array once slurmdbd recorded every task's end."""
+def sacct_tasks(array: str, tasks: int | None = None) -> dict[str, str]:
+    """{task id: state} of a pool array once slurmdbd recorded every task's end (and, given
+    ``tasks``, a record of each of that many tasks: slurmdbd may lag behind slurmctld)."""
     def recorded():
         out = run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"], check=True).stdout
         states = {job: state.split()[0] for job, state in
                   (line.split("|", 1) for line in out.splitlines() if "|" in line)}
         over = states and all(s not in ("RUNNING", "PENDING", "REQUEUED") for s in states.values())
-        return states if over else None
+        every = tasks is None or {f"{array}_{i}" for i in range(tasks)} <= set(states)
+        return states if over and every else None
     return wait_for(recorded, timeout=60, interval=1, what=f"sacct records of pool array {array}")
 
 
@@ -85,7 +87,7 @@ def test_sixty_trials_run_through_four_pool_tasks(tmp_path, slurm_lab):
         (start,) = events(result, "start")
         assert start["slurm_job_id"].startswith("pool-")
     if slurm_lab.accounting_enabled():
-        states = sacct_tasks(array)
+        states = sacct_tasks(array, tasks=4)
         assert sorted(states) == sorted(f"{array}_{i}" for i in range(4)), states
     assert (tmp_path / name / "pool" / "queue").is_dir() and not PoolQueue(tmp_path / name).view().queued
 
