@@ -64,24 +64,24 @@ def curve(config):
 
 
 def ray_sleep_once(config):
-    from ray import train
+    from ray import tune
 
     time.sleep(config["sleep"])
-    train.report({"slept": config["sleep"]})
+    tune.report({"slept": config["sleep"]})
 
 
 def ray_reporter(config):
-    from ray import train
+    from ray import tune
 
-    _report_at_rate(config, train.report)
+    _report_at_rate(config, tune.report)
 
 
 def ray_curve(config):
-    from ray import train
+    from ray import tune
 
     for t in range(1, 28):
         time.sleep(config["iter_s"])
-        train.report({"loss": config["a"] * math.exp(-config["b"] * t) + config["c"]})
+        tune.report({"loss": config["a"] * math.exp(-config["b"] * t) + config["c"]})
 
 
 def _report_at_rate(config, report):
@@ -145,8 +145,8 @@ def run_ray(name: str, size: dict) -> dict:
     space, kwargs, minimum = workload(name, size, tune)
     tuner = tune.Tuner(trainable, param_space=space,
                        tune_config=tune.TuneConfig(reuse_actors=True, **kwargs),
-                       run_config=ray.train.RunConfig(storage_path=storage_dir(f"compare-ray-{name}"),
-                                                      verbose=0))
+                       run_config=tune.RunConfig(storage_path=storage_dir(f"compare-ray-{name}"),
+                                                 verbose=0))
     start = time.monotonic()
     grid = tuner.fit()
     wall = time.monotonic() - start
