@@ -7,9 +7,9 @@ hyperparameters within ``hyperparam_bounds`` by maximising an upper confidence b
 the donor's (time, score). Configs already chosen in the same round are added to a second
 GP with zero labels so that their uncertainty drops and the next pick goes elsewhere.
 
-Differences from Ray (which uses GPy): the kernel is scikit-learn's RBF over all inputs
-(time included) plus a white-noise term, not Ray's time-varying kernel; the GP sees the
-latest ``MAX_POINTS`` data points, not a window chosen by cross-validation. Needs
+The kernel is the reference's time-varying squared exponential (``pb2_kernel``) plus a
+white-noise term, fitted by scikit-learn instead of GPy. Difference from Ray: the GP sees
+the latest ``MAX_POINTS`` data points, not a window chosen by cross-validation. Needs
 ``pip install 'hpctune[pb2]'`` (scikit-learn).
 """
 
@@ -111,7 +111,9 @@ class PB2(PopulationBasedTraining):
         """The hyperparameters maximising the UCB at the donor's (time, score before)."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+        from sklearn.gaussian_process.kernels import WhiteKernel
+
+        from hpctune.schedulers.pb2_kernel import TimeVaryingSquaredExp
 
         rows = np.array([p[1:] for p in points[-MAX_POINTS:]], dtype=float)  # t, r_before, h..., y
         x_raw, y_raw = rows[:, :-1], rows[:, -1]
@@ -121,9 +123,9 @@ class PB2(PopulationBasedTraining):
         x = (x_raw - low) / scale
         y = np.clip((y_raw - y_raw.mean()) / (y_raw.std() + 1e-8), -2, 2)
         fixed = (np.array(donor_point[1:3], dtype=float) - low[:2]) / scale[:2]
-        kernel = ConstantKernel(1.0) * RBF(1.0, (1e-5, 1.0)) + WhiteKernel(1e-3, (1e-6, 1.0))
+        kernel = TimeVaryingSquaredExp() + WhiteKernel(1e-3, (1e-6, 1.0))
         seed = int(self._rng.integers(2**31 - 1))
-        with warnings.catch_warnings():  # a length scale at Ray's bound of 1 is expected
+        with warnings.catch_warnings():  # a length scale or epsilon at Ray's bounds is expected
             warnings.simplefilter("ignore", ConvergenceWarning)
             model = GaussianProcessRegressor(kernel, random_state=seed).fit(x, y)
             spread = model
