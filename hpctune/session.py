@@ -84,6 +84,7 @@ class Session:
         #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
         self.writes = context.is_rank_zero()
         self._run_offset = log.size()  # this run's events come after it
+        self._errors_checked_to = self._run_offset  # rank 0: the log is free of peer errors up to here
         self.hostname = socket.gethostname()
         self.node_ip = _node_ip(self.hostname)
         self.checkpoint = _latest(Path(context.trial_dir))
@@ -127,8 +128,11 @@ class Session:
         rank of this run wrote the trial's error, nothing more is recorded (``PeerFailed``)."""
         if self.context.get_world_size() <= 1:
             self.log.append(event, fsync=fsync)
-        elif not self.log.append_first(event, self.is_error_of_this_run, self._run_offset, fsync):
+            return
+        end = self.log.append_first(event, self.is_error_of_this_run, self._errors_checked_to, fsync)
+        if end is None:
             raise PeerFailed("another rank of this trial failed: its error event is the record")
+        self._errors_checked_to = end  # each report checks only what was appended since
 
     def append_error(self, event: dict[str, Any]) -> None:
         """Any rank's error event: in a multi-task trial only the run's first, and none after the

@@ -58,10 +58,12 @@ class ResultLog:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def append_first(self, event: dict[str, Any], same: Callable[[dict[str, Any]], bool],
-                     since: int = 0, fsync: bool = True) -> bool:
+                     since: int = 0, fsync: bool = True) -> int | None:
         """Append ``event`` unless the log, from byte ``since`` on, already holds an event for
         which ``same`` is true, checked under the lock: several writers that may report the
-        same thing (the ranks of one trial) leave one record. False: one was there already."""
+        same thing (the ranks of one trial) leave one record. Returns the log's size after the
+        append (everything before it has been checked: a writer that asks again may start
+        there), or None when such an event was there already."""
         data = (json.dumps(event, default=_jsonable) + "\n").encode()
         with self._threads, full_storage_is_clear(self.path):
             fd = self._open()
@@ -70,13 +72,13 @@ class ResultLog:
                 size = os.fstat(fd).st_size
                 text = os.pread(fd, max(0, size - since), since)
                 if any(same(e) for e, _ in LogTail(self.path)._parse(text, since)):
-                    return False
+                    return None
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     data = b"\n" + data  # seal a line torn by a killed writer
                 _write_all(fd, data)
                 if fsync:
                     os.fsync(fd)
-                return True
+                return size + len(data)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 

@@ -274,9 +274,11 @@ def test_append_first_looks_from_an_offset(tmp_path):
     log = ResultLog(tmp_path / "result.jsonl")
     log.append({"event": "error", "n": 1})
     offset = log.size()
-    assert log.append_first({"event": "error", "n": 2}, lambda e: e["event"] == "error", since=offset)
-    assert not log.append_first({"event": "error", "n": 3}, lambda e: e["event"] == "error", since=offset)
-    assert [e["n"] for e in read_events(log.path)] == [1, 2]
+    end = log.append_first({"event": "error", "n": 2}, lambda e: e["event"] == "error", since=offset)
+    assert end == log.size() > offset  # where the next check may start
+    assert log.append_first({"event": "error", "n": 3}, lambda e: e["event"] == "error", since=offset) is None
+    assert log.append_first({"event": "error", "n": 4}, lambda e: e["event"] == "error", since=end) == log.size()
+    assert [e["n"] for e in read_events(log.path)] == [1, 2, 4]
 
 
 def test_other_ranks_restore_the_checkpoint_rank_zero_restored(tmp_path, monkeypatch):
