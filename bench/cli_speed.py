@@ -26,13 +26,13 @@ from _common import storage_dir
 
 from hpctune.cli.main import main as cli_main
 from hpctune.storage.summary import experiment_summary
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 STATES = [TrialStatus.TERMINATED] * 8 + [TrialStatus.RUNNING, TrialStatus.PENDING]
 
 
 def auto_fields(trial_id: str, step: int, job_id: str) -> dict:
-    """The fields the worker's session adds to every result (see hpctune/session.py)."""
+    """The fields the worker's session adds to every result (see hpctune/worker/session.py)."""
     now = 1.7e9 + step
     return {"training_iteration": step, "time_this_iter_s": 1.5, "time_total_s": step * 1.5,
             "time_since_restore": step * 1.5, "iterations_since_restore": step, "timestamp": int(now),

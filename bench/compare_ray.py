@@ -43,20 +43,20 @@ def sizes(quick: bool) -> dict:
 
 # -- the trainables (hpctune's report, then Ray's) --------------------------------------------------
 def sleep_once(config):
-    from hpctune import session
+    from hpctune.worker import session
 
     time.sleep(config["sleep"])
     session.report({"slept": config["sleep"]})
 
 
 def reporter(config):
-    from hpctune import session
+    from hpctune.worker import session
 
     _report_at_rate(config, session.report)
 
 
 def curve(config):
-    from hpctune import session
+    from hpctune.worker import session
 
     for t in range(1, 28):
         time.sleep(config["iter_s"])

@@ -17,13 +17,13 @@ import time
 from _common import peak_rss_mb
 
 from hpctune.backends.base import JobState
-from hpctune.callbacks import CallbackList
 from hpctune.controller import Controller, ControllerSettings
-from hpctune.schedulers import FIFOScheduler
-from hpctune.search.basic_variant import BasicVariantGenerator
 from hpctune.space import grid_search, uniform
-from hpctune.stoppers import as_stopper
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.tune.callback import CallbackList
+from hpctune.tune.schedulers import FIFOScheduler
+from hpctune.tune.search.basic_variant import BasicVariantGenerator
+from hpctune.tune.stopper import as_stopper
 
 
 class InMemoryQueue:

@@ -1,8 +1,8 @@
 """HDF5 export of a synthetic experiment: size and time for N trials x R results.
 
 Builds the experiment like ``cli_speed.py`` (17 reported keys per result, the worker's
-auto-filled ones included), then times reading it (``hpctune.experiment_report.data.load_experiment``:
-every result log, state.json) and writing the HDF5 file (``hpctune.export_hdf5.write_hdf5``),
+auto-filled ones included), then times reading it (``hpctune.results.report.data.load_experiment``:
+every result log, state.json) and writing the HDF5 file (``hpctune.results.hdf5.write_hdf5``),
 and prints the file's size next to the result logs'.
     python bench/hdf5_export.py [--trials 1000] [--results 100] [--keep]
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 from _common import storage_dir
 from cli_speed import build
 
-from hpctune.experiment_report.data import load_experiment
-from hpctune.export_hdf5 import write_hdf5
+from hpctune.results.hdf5 import write_hdf5
+from hpctune.results.report.data import load_experiment
 
 
 def main() -> None:

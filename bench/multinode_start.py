@@ -36,7 +36,7 @@ LAYOUTS = [
 
 def report_once(config):
     if config["mpi"]:
-        from hpctune.distributed import mpi_world
+        from hpctune.worker.distributed import mpi_world
 
         mpi_world().Barrier()  # every rank up and connected
     tune.report({"up": 1})

@@ -23,8 +23,8 @@ from pathlib import Path
 from _common import slurm_command_counts, storage_dir
 
 from hpctune import tune
-from hpctune.schedulers import PopulationBasedTraining
 from hpctune.storage.result_log import read_events
+from hpctune.tune.schedulers import PopulationBasedTraining
 
 PENALTY = 0.5
 INITIAL_LRS = [0.9, 0.7, 0.5, 0.3, 0.1, 0.05, 0.02, 0.01]

@@ -22,11 +22,11 @@ from hpctune.pool.slots import SlotPlan
 from hpctune.pool.task import PoolTask
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue, shape_key
-from hpctune.trainable_pickle import pickle_trainable
+from hpctune.tune.pickling import pickle_trainable
 
 
 def trivial(config):
-    from hpctune.session import report
+    from hpctune.worker.session import report
 
     report({"i": config["i"]})
 

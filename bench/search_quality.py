@@ -17,7 +17,7 @@ import statistics
 import numpy as np
 
 from hpctune import space as tune
-from hpctune.search.optuna import OptunaSearch
+from hpctune.tune.search.optuna import OptunaSearch
 
 ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 A = np.array([[10, 3, 17, 3.5], [0.05, 10, 17, 0.1], [3, 3.5, 1.7, 10], [17, 8, 0.05, 10]])

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from hpctune import tune
-from hpctune.distributed import mpi_world
+from hpctune.worker.distributed import mpi_world
 
 
 def fit_line(config):

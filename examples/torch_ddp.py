@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hpctune import train, tune
-from hpctune.distributed import torch_setup
+from hpctune.worker.distributed import torch_setup
 
 
 def make_data(n: int = 4096):

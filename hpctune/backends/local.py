@@ -25,7 +25,7 @@ from hpctune.backends.base import JobState
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir, open_private
-from hpctune.trainable import check_gpu_share
+from hpctune.tune.trainable import check_gpu_share
 
 KILL_AFTER_S = 5.0
 PR_SET_PDEATHSIG = 1

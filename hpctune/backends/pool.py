@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.backends.pool_settings import check_single_node
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
 from hpctune.config import SlurmConfig
-from hpctune.pool.settings import check_single_node
 from hpctune.pool.slots import default_slots, task_resources
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.pool_queue import (

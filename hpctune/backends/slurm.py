@@ -24,7 +24,7 @@ from hpctune.errors import ConfigError, SlurmCommandError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
-from hpctune.trainable import check_gpu_share, task_count
+from hpctune.tune.trainable import check_gpu_share, task_count
 
 #: ``--comment`` of each array: ``hpctune:<manifest uid>``
 COMMENT_PREFIX = "hpctune:"

@@ -22,7 +22,7 @@ from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import snapshot_trials
 from hpctune.storage.result_log import read_events
-from hpctune.trial import Trial
+from hpctune.tune.experiment.trial import Trial
 
 #: a running experiment whose summary is older than this is flagged: its driver may be gone
 STALE_AFTER_S = 60.0
@@ -67,7 +67,16 @@ def storage_root(path: str | None = None) -> Path:
     if "\x00" in str(chosen):
         raise ConfigError(f"The storage path {chosen!r} holds a NUL character, which no path may: "
                           "pass a directory such as ~/hpctune_results.")
-    return Path(chosen).expanduser().resolve()
+    return user_path(chosen, "The storage path").resolve()
+
+
+def user_path(text: str | os.PathLike, what: str) -> Path:
+    """``text`` with ``~`` expanded; a clear error for ``~name`` of a user this machine lacks."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"{what} {str(text)!r} starts with '~' but names no user of this "
+                          "machine: write the full path.") from None
 
 
 def experiment_dirs(root: Path) -> list[ExperimentDir]:
@@ -86,7 +95,7 @@ def experiment_dirs(root: Path) -> list[ExperimentDir]:
 
 def resolve_experiment(text: str) -> ExperimentDir:
     """EXP: a directory, else a name under the default storage path."""
-    for path in (Path(text).expanduser(), storage_root() / text):
+    for path in (user_path(text, "The experiment"), storage_root() / text):
         if path.is_dir() and ExperimentDir(path).is_experiment():
             return ExperimentDir(path)
     known = [exp.root.name for exp in experiment_dirs(storage_root())]
@@ -196,7 +205,7 @@ def ago(seconds: float) -> str:
 
 def output_path(text: str, what: str) -> Path:
     """Where a command writes its file (``-o``, ``--hdf5``); its folder must exist."""
-    out = Path(text).expanduser()
+    out = user_path(text, "The output path")
     if not out.parent.is_dir():
         raise ConfigError(f"{out.parent} does not exist: create it or write the {what} elsewhere.")
     return out

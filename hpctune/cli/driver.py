@@ -11,7 +11,7 @@
 * USR1, sent ``DRIVER_SIGNAL_LEAD_S`` before the job's time limit, makes the driver requeue
   its own job (``scontrol requeue``), so a long experiment outlives any time limit.
 
-``hpctune.tuner`` is imported where it is used: it pulls in the controller and numpy
+``hpctune.tune.tuner`` is imported where it is used: it pulls in the controller and numpy
 (~150 ms), which ``hpctune ls`` and the other read-only commands must not pay for.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.plan import SubmitPlan, build_file_tuner, pin_location, read_plan
 from hpctune.config import check_sbatch_options, check_sbatch_text
+from hpctune.config.profiles import SubmitOverrides
 from hpctune.errors import ConfigError, HpctuneError
-from hpctune.profiles import SubmitOverrides
 from hpctune.storage.experiment import SUBMIT_FILE, ExperimentDir
 from hpctune.storage.fs_check import check_storage
 
@@ -113,7 +113,7 @@ def _check_driver_types(driver: dict[str, Any]) -> None:
 # -- inside the driver job ------------------------------------------------------------------------
 def run_driver(spec_path: Path) -> int:
     """Start or continue the experiment of a submit plan; see the module docstring."""
-    from hpctune.tuner import Tuner
+    from hpctune.tune.tuner import Tuner
 
     plan = read_plan(spec_path)
     if plan.cwd and Path(plan.cwd).is_dir():
@@ -139,7 +139,7 @@ def run_driver(spec_path: Path) -> int:
 
 def restore_tuner(exp: ExperimentDir, flags: dict[str, bool]) -> Any:
     """``Tuner.restore(exp, **flags)``, with a clear error when it cannot be restored."""
-    from hpctune.tuner import Tuner
+    from hpctune.tune.tuner import Tuner
 
     if not Tuner.can_restore(exp.root):
         raise ConfigError(f"{exp.root} cannot be restored: it has no {exp.tuner_path.name} (its "
@@ -172,7 +172,7 @@ def run_script(plan: SubmitPlan, before_fit: Callable[[Any], None] | None = None
     overrides (profile and command-line options) through ``tuner_hooks``, and its experiment
     directory: ``--name``/``--storage-path``, else the script's own RunConfig, else the plan's
     default. ``before_fit`` sees each Tuner before its ``fit()``."""
-    from hpctune.tuner import tuner_hooks
+    from hpctune.tune.tuner import tuner_hooks
 
     overrides = SubmitOverrides(**plan.overrides)
 
@@ -231,7 +231,7 @@ def capture_script_tuner(plan: SubmitPlan) -> Any:
 def script_run_config(plan: SubmitPlan) -> Any:
     """The RunConfig of the script's first Tuner as the script wrote it (before any override),
     or None: the script runs only up to that ``Tuner(...)``, nothing is fitted or written."""
-    from hpctune.tuner import tuner_hooks
+    from hpctune.tune.tuner import tuner_hooks
 
     def capture(tuner: Any) -> None:  # runs before run_script's own hooks: enclosing blocks first
         raise _Captured(tuner)

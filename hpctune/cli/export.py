@@ -24,8 +24,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hpctune.experiment_report.data import load_experiment
-    from hpctune.export_hdf5 import write_hdf5
+    from hpctune.results.hdf5 import write_hdf5
+    from hpctune.results.report.data import load_experiment
 
     out = output_path(args.hdf5, "file")
     exp = resolve_experiment(args.experiment)

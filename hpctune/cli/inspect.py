@@ -30,13 +30,13 @@ from hpctune.cli.common import (
     resolve_experiment,
     storage_root,
 )
+from hpctune.core.metrics import best_trial, flat_value
+from hpctune.display.reporter import CLIReporter
+from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
-from hpctune.metrics import best_trial, flat_value
-from hpctune.progress import CLIReporter
-from hpctune.run_view import StatusView
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue, is_pool_job, node_label, run_seq
-from hpctune.trial import Trial
+from hpctune.tune.experiment.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
 LIVE_STATES = ("running", "queued", "starting")

@@ -20,7 +20,7 @@ from hpctune.cli.common import (
 )
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.trial import Trial
+from hpctune.tune.experiment.trial import Trial
 
 FOLLOW_INTERVAL_S = 0.5
 #: polls without new output, once the trial has ended, before ``-f`` returns

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpctune.cli.common import user_path
 from hpctune.config import RunConfig
+from hpctune.config.experiment_file import ExperimentFile, load_experiment_file
+from hpctune.config.profiles import SubmitOverrides, load_profile, merge_slurm
 from hpctune.errors import ConfigError
-from hpctune.experiment_file import ExperimentFile, load_experiment_file
-from hpctune.profiles import SubmitOverrides, load_profile, merge_slurm
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.experiment import ExperimentDir
 
@@ -82,7 +83,7 @@ def read_plan(path: Path) -> SubmitPlan:
 # -- resolving settings ------------------------------------------------------------------------
 def plan_submission(args: argparse.Namespace) -> SubmitPlan:
     """Resolve profile, file and options into a SubmitPlan (imports the trainable in file mode)."""
-    target = Path(args.target).expanduser()
+    target = user_path(args.target, "The experiment file")
     if not target.is_file():
         raise ConfigError(f"No such file: {target}. Give a script (train.py) or an experiment "
                           "file (experiment.toml, .yaml).")

@@ -22,8 +22,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from hpctune.experiment_report.data import load_experiment
-    from hpctune.experiment_report.png import plot_curves
+    from hpctune.results.report.data import load_experiment
+    from hpctune.results.report.png import plot_curves
 
     exp = resolve_experiment(args.experiment)
     metric = args.metric or experiment_info(exp)["metric"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hpctune.profiles import available_profiles, load_profile, profile_dirs
+from hpctune.config.profiles import available_profiles, load_profile, profile_dirs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

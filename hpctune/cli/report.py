@@ -26,8 +26,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hpctune.experiment_report.data import load_experiment
-    from hpctune.experiment_report.html import write_report
+    from hpctune.results.report.data import load_experiment
+    from hpctune.results.report.html import write_report
 
     out = output_path(args.output, "report")
     exp = resolve_experiment(args.experiment)

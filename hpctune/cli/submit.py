@@ -39,8 +39,8 @@ from hpctune.cli.plan import (
     plan_submission,
     write_plan,
 )
+from hpctune.config.profiles import load_profile
 from hpctune.errors import ConfigError
-from hpctune.profiles import load_profile
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.fs_check import check_storage

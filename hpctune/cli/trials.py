@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.cli.common import experiment_info, load_trials, positive_int, resolve_experiment
+from hpctune.core.metrics import AUTO_METRICS, flatten
+from hpctune.display.table import format_value, resources_cell
 from hpctune.errors import ConfigError
-from hpctune.metrics import AUTO_METRICS, flatten
-from hpctune.status_table import format_value, resources_cell
 from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.trial import Trial
+from hpctune.tune.experiment.trial import Trial
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
                 "num_failures", "restart_count", "checkpoint", "error", "path"]

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import Backend
-from hpctune.callbacks import CallbackList
-from hpctune.checkpoint import checkpoints_to_delete
 from hpctune.config import CheckpointConfig
 from hpctune.controller.events import TrialEvents
 from hpctune.controller.exploit import Exploits
@@ -27,15 +25,17 @@ from hpctune.controller.job_watch import JobWatch
 from hpctune.controller.launching import Launcher
 from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
 from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
+from hpctune.core.checkpoint import checkpoints_to_delete
+from hpctune.core.metrics import flat_value
+from hpctune.display.view import StatusView
 from hpctune.errors import StorageFullError, TuneError
-from hpctune.metrics import flat_value
-from hpctune.run_view import StatusView
-from hpctune.schedulers.trial_scheduler import TrialScheduler
-from hpctune.search.searcher import Searcher
 from hpctune.storage.events import EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail, ResultLog
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.callback import CallbackList
+from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
+from hpctune.tune.search.searcher import Searcher
 
 SNAPSHOT_INTERVAL_S = 5.0
 #: events younger than this wait a step, so that none still being appended is overtaken

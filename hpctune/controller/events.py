@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hpctune.controller.resource_change import begin_change
-from hpctune.metrics import flatten
-from hpctune.schedulers.trial_scheduler import ChangeResources, Decision, Exploit
+from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
 from hpctune.storage.replay import TrialReplay
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.schedulers.trial_scheduler import ChangeResources, Decision, Exploit
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from hpctune.config.ray_env import max_pending_trials
 from hpctune.controller.resource_change import apply_pending
-from hpctune.ray_compat import max_pending_trials
-from hpctune.search.searcher import Searcher
 from hpctune.space import format_experiment_tag
 from hpctune.storage.result_log import LogTail
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.search.searcher import Searcher
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

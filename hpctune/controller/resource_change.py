@@ -15,10 +15,10 @@ import time
 from typing import TYPE_CHECKING
 
 from hpctune.errors import ConfigError
-from hpctune.schedulers.trial_scheduler import ChangeResources
 from hpctune.storage.events import EventKind, new_event
-from hpctune.trainable import normalize_resources
-from hpctune.trial import Trial
+from hpctune.tune.experiment.trial import Trial
+from hpctune.tune.schedulers.trial_scheduler import ChangeResources
+from hpctune.tune.trainable import normalize_resources
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctune.checkpoint import discard_checkpoints
+from hpctune.core.checkpoint import discard_checkpoints
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, EventKind, event_kind
 from hpctune.storage.experiment import config_view
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import experiment_summary
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import is_storage_full, rewrite_in_place, storage_full_error
 from hpctune.storage.summary import experiment_summary
-from hpctune.trial import TrialStatus
+from hpctune.tune.experiment.trial import TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

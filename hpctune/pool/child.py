@@ -39,7 +39,7 @@ class Child:
 
 #: what every trial process imports besides the worker (measured: ~8 ms a trial saved by a fork
 #: that finds them loaded); none of them loads a GPU library
-PREIMPORTS = ("hpctune.worker", "hpctune.trainable", "cloudpickle", "ctypes", "encodings.idna",
+PREIMPORTS = ("hpctune.worker", "hpctune.tune.trainable", "cloudpickle", "ctypes", "encodings.idna",
               "uuid", "platform", "logging", "inspect", "tempfile", "sysconfig")
 
 
@@ -96,8 +96,8 @@ def _child_main(root: Path, trial_id: str, env: dict[str, str], logs: tuple[Path
                 os.close(fd)
         os.environ.update(env)
         _redirect(logs)
-        from hpctune import worker
         from hpctune.storage.experiment import ExperimentDir
+        from hpctune.worker import run as worker
 
         code = worker.run_trial(ExperimentDir(root), trial_id)
     except SystemExit as end:

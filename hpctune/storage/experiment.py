@@ -46,7 +46,7 @@ PARAMS_FILE = "params.json"
 PARAMS_PICKLE_FILE = "params.pkl"
 RESULT_LOG_FILE = "result.jsonl"
 CONTROL_FILE = "control.json"
-#: written live by the driver's loggers (``hpctune.loggers``), never by the workers
+#: written live by the driver's loggers (``hpctune.tune.logger``), never by the workers
 RESULT_JSON_FILE = "result.json"
 PROGRESS_CSV_FILE = "progress.csv"
 #: TensorBoard's event files: ``<prefix>.<unix time>.<host>`` (one per driver process)

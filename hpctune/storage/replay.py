@@ -16,7 +16,7 @@ from hpctune.storage import events as ev
 from hpctune.storage.events import EventHandler, dispatch
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
 class TrialReplay(EventHandler):

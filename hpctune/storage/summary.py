@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hpctune.metrics import best_trial, flat_value
+from hpctune.core.metrics import best_trial, flat_value
 from hpctune.storage.experiment import config_view
 
 PROC = Path("/proc")

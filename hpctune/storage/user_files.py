@@ -1,5 +1,5 @@
 """Per-trial files for people (result.json, progress.csv, TensorBoard events): how the
-driver's loggers (``hpctune.loggers``) write and read them back.
+driver's loggers (``hpctune.tune.logger``) write and read them back.
 
 Every file is created private (the directory's policy mode, no symlink followed) and either
 appended to or replaced atomically, so a reader never sees half a rewrite.

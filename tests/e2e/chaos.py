@@ -20,7 +20,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from hpctune.results import ResultGrid
+from hpctune.results.grid import ResultGrid
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 

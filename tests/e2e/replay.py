@@ -11,10 +11,10 @@ from __future__ import annotations
 import heapq
 from pathlib import Path
 
-from hpctune.schedulers.trial_scheduler import Decision
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.trial import TrialInfo
+from hpctune.tune.experiment.trial import TrialInfo
+from hpctune.tune.schedulers.trial_scheduler import Decision
 
 
 def stop_points(experiment_path: str | Path, scheduler) -> dict[str, int]:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.checkpoint import persist_checkpoint
 from hpctune.cli.main import main
+from hpctune.core.checkpoint import persist_checkpoint
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.experiment import ExperimentDir
@@ -210,7 +210,7 @@ def test_a_worker_that_cannot_write_its_error_says_so_on_stderr(small_fs):
     import subprocess as sp
     import sys
 
-    from hpctune.trainable_pickle import pickle_trainable
+    from hpctune.tune.pickling import pickle_trainable
 
     exp = ExperimentDir(small_fs / "exp")
     exp.create()

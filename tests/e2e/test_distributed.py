@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.status_table import infer_columns, trial_row
+from hpctune.display.table import infer_columns, trial_row
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, run, sbatch, unique_name, wait_for
 from tests.e2e import rank_trainables
@@ -75,7 +75,7 @@ def test_a_two_node_trial_reports_exactly_once_per_step(tmp_path):
 
 
 def test_the_multinode_profile_runs_one_rank_per_node(tmp_path):
-    from hpctune.profiles import load_profile
+    from hpctune.config.profiles import load_profile
 
     profile = load_profile("multinode")
     grid = tune.Tuner(

@@ -309,7 +309,7 @@ def test_local_trials_die_with_the_driver_and_resume_from_checkpoints(tmp_path):
 def test_restore_refuses_a_second_driver(tmp_path):
     from hpctune.errors import ExperimentLockedError
     from hpctune.storage.experiment import ExperimentDir
-    from hpctune.tuner import experiment_lock
+    from hpctune.tune.tuner import experiment_lock
 
     exp = ExperimentDir(tmp_path / "exp")
     exp.create()

@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.callbacks import CallbackList
 from hpctune.controller import Controller, ControllerSettings
-from hpctune.schedulers.trial_scheduler import FIFOScheduler
-from hpctune.search.basic_variant import BasicVariantGenerator
-from hpctune.stoppers import as_stopper
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.trainable_pickle import pickle_trainable
-from hpctune.trial import TrialStatus
+from hpctune.tune.callback import CallbackList
+from hpctune.tune.experiment.trial import TrialStatus
+from hpctune.tune.pickling import pickle_trainable
+from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler
+from hpctune.tune.search.basic_variant import BasicVariantGenerator
+from hpctune.tune.stopper import as_stopper
 from tests.unit.fake_backend import FakeBackend, FakeClock
 
 REPO = Path(__file__).resolve().parents[2]

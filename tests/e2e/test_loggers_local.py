@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hpctune import train, tune
-from hpctune.trial import Trial
+from hpctune.tune.experiment.trial import Trial
 
 RELEASE = "release-me"
 
@@ -95,7 +95,7 @@ def test_mlflow_logger_through_a_real_experiment(local, tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from hpctune.loggers.mlflow import MLflowLoggerCallback
+    from hpctune.tune.logger.mlflow import MLflowLoggerCallback
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     grid = tune.Tuner(

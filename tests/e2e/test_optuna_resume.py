@@ -19,7 +19,7 @@ DRIVER = """
 import sys
 sys.path.insert(0, {repo!r})
 from hpctune import tune
-from hpctune.search.optuna import OptunaSearch
+from hpctune.tune.search.optuna import OptunaSearch
 from tests.e2e import trainables
 tune.Tuner(
     trainables.slow_quadratic,
@@ -67,7 +67,7 @@ def test_optuna_study_continues_after_driver_kill(tmp_path, monkeypatch):
 
 def test_restore_from_an_experiment_directory(tmp_path, monkeypatch):
     """Ray's Searcher.restore_from_dir(experiment_dir): the study of a finished experiment."""
-    from hpctune.search.optuna import OptunaSearch
+    from hpctune.tune.search.optuna import OptunaSearch
 
     monkeypatch.setenv("HPCTUNE_BACKEND", "local")
     grid = tune.Tuner(

@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.results import ResultGrid
-from hpctune.schedulers import (
+from hpctune.results.grid import ResultGrid
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.replay import trial_results
+from hpctune.storage.result_log import read_events
+from hpctune.tune.schedulers import (
     HyperBandScheduler,
     PopulationBasedTraining,
     PopulationBasedTrainingReplay,
 )
-from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.replay import trial_results
-from hpctune.storage.result_log import read_events
 from tests.conftest import unique_name, wait_for
 from tests.e2e import trainables
 
@@ -135,8 +135,8 @@ def check_beats_constant(grid: ResultGrid) -> None:
 
 def check_replay(grid: ResultGrid, storage: Path) -> None:
     """A replay of the policy of an exploited trial runs the recorded schedule, step by step."""
-    from hpctune.schedulers.pbt_replay import policy_schedule
     from hpctune.storage.pbt_files import read_policy_rows
+    from hpctune.tune.schedulers.pbt_replay import policy_schedule
 
     exp = ExperimentDir(grid.experiment_path)
     best = max((r for r in grid if exp.pbt_policy_path(r.trial_id).is_file()),
@@ -219,7 +219,7 @@ DRIVER = """
 import sys
 sys.path.insert(0, {repo!r})
 from hpctune import tune
-from hpctune.schedulers import PopulationBasedTraining
+from hpctune.tune.schedulers import PopulationBasedTraining
 from tests.e2e.trainables import lr_schedule_problem
 if {restore!r}:
     tune.Tuner.restore({exp!r}, lr_schedule_problem).fit()

@@ -20,11 +20,11 @@ import pytest
 
 from hpctune import tune
 from hpctune.errors import TuneError
-from hpctune.schedulers.trial_scheduler import TrialScheduler
-from hpctune.search.concurrency_limiter import ConcurrencyLimiter
-from hpctune.search.searcher import Searcher
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
+from hpctune.tune.search.concurrency_limiter import ConcurrencyLimiter
+from hpctune.tune.search.searcher import Searcher
 from tests.conftest import REPO_ROOT, wait_for
 from tests.e2e import trainables
 

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from hpctune import tune
+from hpctune.core.metrics import AUTO_METRICS
 from hpctune.errors import ConfigError
-from hpctune.metrics import AUTO_METRICS
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.tuner import pickle_trainable
+from hpctune.tune.tuner import pickle_trainable
 from tests.e2e import trainables
 
 

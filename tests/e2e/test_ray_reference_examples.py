@@ -90,12 +90,12 @@ IMPORTS: list[tuple[str, str]] = [
     ("from ray import tune", "from hpctune import tune"),
     ("from ray import train", "from hpctune import train"),
     ("from ray.train import ", "from hpctune.train import "),
-    ("from ray.tune.search.optuna import ", "from hpctune.search.optuna import "),
-    ("from ray.tune.schedulers import ", "from hpctune.schedulers import "),
+    ("from ray.tune.search.optuna import ", "from hpctune.tune.search.optuna import "),
+    ("from ray.tune.schedulers import ", "from hpctune.tune.schedulers import "),
     # the reference's typo for ray.tune.schedulers (blocks 39 and 40; fails in Ray too)
-    ("from tune.schedulers import ", "from hpctune.schedulers import "),
-    ("from ray.tune.logger import ", "from hpctune.loggers import "),
-    ("from ray.tune.experiment.trial import ", "from hpctune.trial import "),
+    ("from tune.schedulers import ", "from hpctune.tune.schedulers import "),
+    ("from ray.tune.logger import ", "from hpctune.tune.logger import "),
+    ("from ray.tune.experiment.trial import ", "from hpctune.tune.experiment.trial import "),
     ("from ray.tune import ", "from hpctune.tune import "),
 ]
 

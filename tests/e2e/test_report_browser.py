@@ -17,8 +17,8 @@ import pytest
 
 from hpctune import tune
 from hpctune.cli.main import main as cli_main
-from hpctune.experiment_report.data import load_experiment
-from hpctune.experiment_report.html import write_report
+from hpctune.results.report.data import load_experiment
+from hpctune.results.report.html import write_report
 from tests.unit.test_hdf5 import make_experiment
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,10 +17,10 @@ import time
 import pytest
 
 from hpctune import tune
-from hpctune.schedulers import DistributeResources, ResourceChangingScheduler
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import trial_results
 from hpctune.storage.result_log import read_events
+from hpctune.tune.schedulers import DistributeResources, ResourceChangingScheduler
 from tests.conftest import job_info, unique_name
 
 STEPS = 6

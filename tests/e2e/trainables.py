@@ -194,7 +194,7 @@ class Introspective(tune.Trainable):
 
 def context_probe(config):
     """Reports every get_context() getter, get_trial_resources() and counted timesteps."""
-    from hpctune.session import get_trial_resources
+    from hpctune.worker.session import get_trial_resources
 
     ctx = tune.get_context()
     for _ in range(2):

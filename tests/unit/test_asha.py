@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hpctune.errors import ConfigError
-from hpctune.schedulers import ASHAScheduler, AsyncHyperBandScheduler, Decision
-from hpctune.trial import TrialInfo
+from hpctune.tune.experiment.trial import TrialInfo
+from hpctune.tune.schedulers import ASHAScheduler, AsyncHyperBandScheduler, Decision
 
 C, S = Decision.CONTINUE, Decision.STOP
 

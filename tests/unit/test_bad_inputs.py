@@ -21,18 +21,18 @@ import pytest
 
 from hpctune import tune
 from hpctune.config import CheckpointConfig, FailureConfig, RunConfig, SlurmConfig, TuneConfig
+from hpctune.display.reporter import CLIReporter
 from hpctune.errors import ConfigError, SearchSpaceError, TrainableError
-from hpctune.progress import CLIReporter
-from hpctune.schedulers import ASHAScheduler, MedianStoppingRule, create_scheduler
-from hpctune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, create_searcher
-from hpctune.stoppers import (
+from hpctune.tune.schedulers import ASHAScheduler, MedianStoppingRule, create_scheduler
+from hpctune.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, create_searcher
+from hpctune.tune.stopper import (
     CombinedStopper,
     ExperimentPlateauStopper,
     MaximumIterationStopper,
     TimeoutStopper,
     TrialPlateauStopper,
 )
-from hpctune.trainable import normalize_resources, with_resources
+from hpctune.tune.trainable import normalize_resources, with_resources
 from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from hpctune.errors import ConfigError, SearchSpaceError
-from hpctune.search import BasicVariantGenerator, Searcher
 from hpctune.space import choice, grid_search, randint, randn, sample_from, uniform
+from hpctune.tune.search import BasicVariantGenerator, Searcher
 
 
 def run(searcher, limit=10_000):

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
+from hpctune.core.metrics import best_trial, metric_value
 from hpctune.errors import ConfigError, HpctuneError
-from hpctune.metrics import best_trial, metric_value
-from hpctune.results import ResultGrid
-from hpctune.trial import Trial
+from hpctune.results.grid import ResultGrid
+from hpctune.tune.experiment.trial import Trial
 
 # loss per iteration (16 each); under mode "min" each scope picks another trial:
 #         last   avg    last-5-avg  last-10-avg  all (best ever)

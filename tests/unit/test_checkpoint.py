@@ -1,6 +1,6 @@
 """Checkpoints are persisted atomically into the trial directory; retention keeps the best."""
 
-from hpctune.checkpoint import (
+from hpctune.core.checkpoint import (
     Checkpoint,
     checkpoints_to_delete,
     latest_checkpoint,

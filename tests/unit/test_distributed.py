@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from hpctune import distributed
 from hpctune.backends.slurm import SlurmBackend
-from hpctune.checkpoint import Checkpoint
 from hpctune.config import SlurmConfig
-from hpctune.distributed import ScalingConfig, first_host
+from hpctune.core.checkpoint import Checkpoint
 from hpctune.errors import ConfigError, DistributedError
-from hpctune.session import PeerFailed, Preempted, Session, StopTrial
 from hpctune.storage.result_log import ResultLog, read_events
-from hpctune.trainable import normalize_resources, resources_for, task_count, with_resources
-from hpctune.trial_context import TrialContext, task_ranks
+from hpctune.tune.trainable import normalize_resources, resources_for, task_count, with_resources
+from hpctune.worker import distributed
+from hpctune.worker.context import TrialContext, task_ranks
+from hpctune.worker.distributed import ScalingConfig, first_host
+from hpctune.worker.session import PeerFailed, Preempted, Session, StopTrial
 
 STEP_VARS = ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
              "SLURM_STEP_TASKS_PER_NODE", "SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpctune.cli.main import build_parser
-from hpctune.tuner import tuner_hooks
+from hpctune.tune.tuner import tuner_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -52,7 +52,7 @@ def captured_tuner(code: str, namespace: dict | None = None):
 
 
 def test_readme_example_submits_what_the_readme_says(monkeypatch):
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     readme = (ROOT / "README.md").read_text()
     code = next(m.group(2) for m in FENCE.finditer(readme) if m.group(1) == "python")
     tuner = captured_tuner(code)

@@ -9,7 +9,7 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import ctypes, os, signal, sys
-    from hpctune.exit_guard import start_guard, stop_guard
+    from hpctune.worker.exit_guard import start_guard, stop_guard
     if sys.argv[1] == "local":  # what the local backend asks for: a signal when the driver dies
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
         os.setpgid(0, 0)

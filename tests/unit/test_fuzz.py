@@ -19,8 +19,13 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from hpctune.cli.main import build_parser, main  # noqa: E402
+from hpctune.config.experiment_file import (  # noqa: E402
+    PRIMITIVES,
+    TOP_LEVEL,
+    load_experiment_file,
+    parse_experiment,
+)
 from hpctune.errors import HpctuneError  # noqa: E402
-from hpctune.experiment_file import PRIMITIVES, TOP_LEVEL, load_experiment_file, parse_experiment  # noqa: E402
 from hpctune.storage.result_log import LogTail, ResultLog, read_events  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("HPCTUNE_FUZZ_EXAMPLES", "150"))

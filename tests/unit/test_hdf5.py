@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hpctune.cli.main import main as cli_main
-from hpctune.experiment_report.data import load_experiment
-from hpctune.export_hdf5 import write_hdf5
-from hpctune.results import ResultGrid
+from hpctune.results.grid import ResultGrid
+from hpctune.results.hdf5 import write_hdf5
+from hpctune.results.report.data import load_experiment
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog
@@ -82,7 +82,7 @@ def same(expected, value) -> bool:
 
 
 def check_round_trip(path: Path, exp: ExperimentDir) -> None:
-    from hpctune.metrics import flatten
+    from hpctune.core.metrics import flatten
 
     with h5py.File(path, "r") as f:
         assert f.attrs["metric"] == "loss" and f.attrs["mode"] == "min"

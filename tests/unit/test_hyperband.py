@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from hpctune.errors import ConfigError
-from hpctune.schedulers import Decision, HyperBandScheduler, create_scheduler
-from hpctune.schedulers.hyperband import Bracket
-from hpctune.trial import TrialInfo
+from hpctune.tune.experiment.trial import TrialInfo
+from hpctune.tune.schedulers import Decision, HyperBandScheduler, create_scheduler
+from hpctune.tune.schedulers.hyperband import Bracket
 
 CONTINUE, PAUSE, STOP = Decision.CONTINUE, Decision.PAUSE, Decision.STOP
 

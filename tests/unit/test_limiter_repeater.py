@@ -9,9 +9,9 @@ from optuna.trial import TrialState
 
 from hpctune import space as tune
 from hpctune.errors import ConfigError
-from hpctune.search import ConcurrencyLimiter, Repeater, Searcher
-from hpctune.search.optuna import OptunaSearch
-from hpctune.search.repeater import TRIAL_INDEX
+from hpctune.tune.search import ConcurrencyLimiter, Repeater, Searcher
+from hpctune.tune.search.optuna import OptunaSearch
+from hpctune.tune.search.repeater import TRIAL_INDEX
 
 
 class Recorder(Searcher):

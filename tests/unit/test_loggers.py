@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.loggers import (
+from hpctune.tune.experiment.trial import Trial
+from hpctune.tune.logger import (
     CSVLoggerCallback,
     JsonLoggerCallback,
     LoggerCallback,
     TBXLoggerCallback,
     auto_loggers,
 )
-from hpctune.trial import Trial
 
 
 def make_trial(tmp_path: Path, trial_id: str = "t_00000", config: dict | None = None) -> Trial:
@@ -220,7 +220,7 @@ def test_tfevents_encoding_matches_tensorboardx():
     from tensorboardX.record_writer import masked_crc32c
     from tensorboardX.summary import hparams
 
-    from hpctune.loggers import tfevents
+    from hpctune.tune.logger import tfevents
 
     for data in (b"", b"a", bytes(range(256)) * 3):
         assert tfevents._masked(data) == masked_crc32c(data)
@@ -245,8 +245,8 @@ def test_the_tbx_logger_does_not_import_tensorboardx_or_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; from hpctune.loggers import TBXLoggerCallback; "
-            "from hpctune.trial import Trial; "
+    code = ("import sys; from pathlib import Path; from hpctune.tune.logger import TBXLoggerCallback; "
+            "from hpctune.tune.experiment.trial import Trial; "
             f"t = Trial('t', {{'lr': 0.1}}, '', {str(tmp_path)!r}); c = TBXLoggerCallback(); "
             "c.log_trial_result(1, t, {'training_iteration': 1, 'loss': 0.5, 'h': [1, 2]}); "
             "c.on_step_end(1, [t]); c.log_trial_end(t); "
@@ -270,7 +270,7 @@ def test_mlflow_logger_records_runs_params_and_metric_histories(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from hpctune.loggers.mlflow import MLflowLoggerCallback
+    from hpctune.tune.logger.mlflow import MLflowLoggerCallback
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logger = MLflowLoggerCallback(uri, experiment_name="sweep", tags={"team": "hpc"})
@@ -300,7 +300,7 @@ def test_mlflow_logger_params_on_trial_end_and_default_experiment_name(tmp_path)
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from hpctune.loggers.mlflow import MLflowLoggerCallback
+    from hpctune.tune.logger.mlflow import MLflowLoggerCallback
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     trial = make_trial(tmp_path / "my-exp")
@@ -336,7 +336,7 @@ def wandb_records(run_file: Path) -> list:
 
 def test_wandb_logger_records_runs_config_and_history_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    from hpctune.loggers.wandb import WandbLoggerCallback
+    from hpctune.tune.logger.wandb import WandbLoggerCallback
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -392,7 +392,7 @@ def fake_ipython(monkeypatch, shell_name: str = "ZMQInteractiveShell") -> list:
 
 
 def test_jupyter_reporter_shows_the_table_as_html_and_updates_it_in_place(monkeypatch, tmp_path):
-    from hpctune.run_view import StatusView
+    from hpctune.display.view import StatusView
 
     calls = fake_ipython(monkeypatch)
     trial = make_trial(tmp_path)
@@ -409,7 +409,7 @@ def test_jupyter_reporter_shows_the_table_as_html_and_updates_it_in_place(monkey
 
 
 def test_a_notebook_run_gets_the_jupyter_reporter_by_default(monkeypatch):
-    from hpctune.progress import CLIReporter, JupyterNotebookReporter, make_reporter
+    from hpctune.display.reporter import CLIReporter, JupyterNotebookReporter, make_reporter
 
     fake_ipython(monkeypatch)
     reporter = make_reporter(tune.RunConfig(), tune.TuneConfig(metric="loss", mode="min"))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hpctune.errors import ConfigError
-from hpctune.schedulers import Decision, MedianStoppingRule
-from hpctune.trial import TrialInfo
+from hpctune.tune.experiment.trial import TrialInfo
+from hpctune.tune.schedulers import Decision, MedianStoppingRule
 
 C, S, P = Decision.CONTINUE, Decision.STOP, Decision.PAUSE
 

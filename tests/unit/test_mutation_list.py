@@ -54,11 +54,11 @@ def test_the_list_covers_the_decision_code():
     assert not [i for i, n in Counter(m.id for m in MUTANTS).items() if n > 1]
     files = {m.file for m in MUTANTS}
     assert files >= {
-        "hpctune/schedulers/async_hyperband.py", "hpctune/schedulers/median_stopping.py",
-        "hpctune/stoppers.py", "hpctune/checkpoint.py", "hpctune/controller/controller.py",
+        "hpctune/tune/schedulers/async_hyperband.py", "hpctune/tune/schedulers/median_stopping.py",
+        "hpctune/tune/stopper.py", "hpctune/core/checkpoint.py", "hpctune/controller/controller.py",
         "hpctune/controller/job_watch.py", "hpctune/controller/snapshot.py",
-        "hpctune/storage/replay.py", "hpctune/metrics.py", "hpctune/backends/slurm_limits.py",
-        "hpctune/space/resolve.py", "hpctune/search/basic_variant.py", "hpctune/tuner.py",
+        "hpctune/storage/replay.py", "hpctune/core/metrics.py", "hpctune/backends/slurm_limits.py",
+        "hpctune/space/resolve.py", "hpctune/tune/search/basic_variant.py", "hpctune/tune/tuner.py",
     }
 
 

@@ -13,10 +13,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-import hpctune.search.optuna as optuna_module
+import hpctune.tune.search.optuna as optuna_module
 from hpctune import space as tune
 from hpctune.errors import ConfigError, SearchSpaceError
-from hpctune.search.optuna import OptunaSearch, convert_search_space
+from hpctune.tune.search.optuna import OptunaSearch, convert_search_space
 
 
 def _search(space, **kwargs) -> OptunaSearch:
@@ -283,7 +283,7 @@ def test_missing_space_metric_or_optuna_give_clear_errors(monkeypatch):
 
 
 def test_importing_hpctune_search_does_not_import_optuna():
-    code = "import sys, hpctune.search; assert 'optuna' not in sys.modules, 'optuna imported'"
+    code = "import sys, hpctune.tune.search; assert 'optuna' not in sys.modules, 'optuna imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -135,7 +135,7 @@ def test_no_module_of_the_package_shadows_a_public_name():
 
 
 def test_tune_report_stays_a_function_after_the_report_package_is_imported():
-    import hpctune.experiment_report.data  # noqa: F401 - what `hpctune report` and ResultGrid import
+    import hpctune.results.report.data  # noqa: F401 - what `hpctune report` and ResultGrid import
     from hpctune import train, tune
 
     assert callable(tune.report) and callable(train.report)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from hpctune.errors import ConfigError
-from hpctune.schedulers import Exploit, create_scheduler
-from hpctune.trial import TrialInfo
+from hpctune.tune.experiment.trial import TrialInfo
+from hpctune.tune.schedulers import Exploit, create_scheduler
 
 pytest.importorskip("sklearn")
-from hpctune.schedulers.pb2 import PB2  # noqa: E402
+from hpctune.tune.schedulers.pb2 import PB2  # noqa: E402
 
 LRS = [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 0.1]
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from hpctune.schedulers.pb2_kernel import TimeVaryingSquaredExp  # noqa: E402
+from hpctune.tune.schedulers.pb2_kernel import TimeVaryingSquaredExp  # noqa: E402
 
 
 def test_values_follow_the_formula_and_time_damps_them():

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from hpctune import tune
-from hpctune.driver_bridge import bridge_scheduler
+from hpctune.controller.bridge import bridge_scheduler
 from hpctune.errors import ConfigError
-from hpctune.schedulers import Decision, Exploit, PopulationBasedTraining
-from hpctune.schedulers.pbt_explore import explore, fill_config, mutated_params, perturbed_tag
-from hpctune.trial import TrialInfo
+from hpctune.tune.experiment.trial import TrialInfo
+from hpctune.tune.schedulers import Decision, Exploit, PopulationBasedTraining
+from hpctune.tune.schedulers.pbt_explore import explore, fill_config, mutated_params, perturbed_tag
 
 CONTINUE, PAUSE, STOP = Decision.CONTINUE, Decision.PAUSE, Decision.STOP
 
@@ -389,7 +389,7 @@ ROWS = [  # t2's policy file: inherited from t0 (first row), then t2's own explo
 
 
 def test_replay_follows_the_chain_of_the_last_exploit():
-    from hpctune.schedulers.pbt_replay import policy_schedule
+    from hpctune.tune.schedulers.pbt_replay import policy_schedule
 
     # the last two rows chain (t2 <- t2 <- t0); the row before names t2 as recipient of t3: the
     # chain ends there, as in Ray
@@ -398,7 +398,7 @@ def test_replay_follows_the_chain_of_the_last_exploit():
 
 
 def test_replay_switches_configs_at_the_recorded_steps():
-    from hpctune.schedulers import PopulationBasedTrainingReplay
+    from hpctune.tune.schedulers import PopulationBasedTrainingReplay
 
     replay = PopulationBasedTrainingReplay("unused.txt", policy_rows=ROWS)
     trial = TrialInfo("r0", {"lr": 0.9}, "0")
@@ -418,7 +418,7 @@ def test_replay_switches_configs_at_the_recorded_steps():
 
 
 def test_replay_reads_its_file_through_the_driver(tmp_path):
-    from hpctune.schedulers import PopulationBasedTrainingReplay
+    from hpctune.tune.schedulers import PopulationBasedTrainingReplay
 
     path = tmp_path / "pbt_policy_t2.txt"
     path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
@@ -440,7 +440,7 @@ def test_replay_reads_its_file_through_the_driver(tmp_path):
 
 
 def test_create_scheduler_knows_the_new_names():
-    from hpctune.schedulers import PopulationBasedTrainingReplay, create_scheduler
+    from hpctune.tune.schedulers import PopulationBasedTrainingReplay, create_scheduler
 
     assert isinstance(create_scheduler("pbt", hyperparam_mutations={"lr": [1, 2]}), PopulationBasedTraining)
     assert isinstance(create_scheduler("PBT_replay", policy_file="x", policy_rows=[]),

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
+from hpctune.backends import pool_settings as settings
 from hpctune.cli.common import is_slurm_job
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
-from hpctune.pool import settings
 from hpctune.pool.slots import SlotPlan, default_slots, plan_for, task_resources
 from hpctune.pool.task import PoolTask
 from hpctune.storage.experiment import ExperimentDir
@@ -29,7 +29,7 @@ from hpctune.storage.pool_queue import (
     shape_key,
 )
 from hpctune.storage.result_log import read_events
-from hpctune.trainable_pickle import pickle_trainable
+from hpctune.tune.pickling import pickle_trainable
 
 SHAPE = shape_key({"cpu": 1, "gpu": 0})
 
@@ -144,7 +144,7 @@ def test_what_a_pool_task_asks_slurm_for():
 
 
 def test_a_gpu_share_needs_the_pool(tmp_path, monkeypatch):
-    from hpctune.trainable import normalize_resources
+    from hpctune.tune.trainable import normalize_resources
 
     def fn(config):
         return None
@@ -155,7 +155,7 @@ def test_a_gpu_share_needs_the_pool(tmp_path, monkeypatch):
     shared = tune.with_resources(fn, {"gpu": 0.5})
     with pytest.raises(ConfigError, match=r"reuse_actors=True"):
         tune.Tuner(shared, backend="local", run_config=tune.RunConfig(storage_path=str(tmp_path)))
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     with pytest.raises(ConfigError, match=r"reuse_actors=True"):
         tune.Tuner(shared, run_config=tune.RunConfig(storage_path=str(tmp_path)))
     tune.Tuner(shared, tune_config=tune.TuneConfig(reuse_actors=True),
@@ -207,7 +207,7 @@ def test_bad_pool_settings(field, value, match):
 def quick(config):
     import os as _os
 
-    from hpctune.session import report
+    from hpctune.worker.session import report
 
     if config.get("crash"):
         _os._exit(3)  # the process dies without an event: the pool goes on
@@ -393,7 +393,7 @@ def test_multi_node_trials_and_srun_are_refused_with_a_pool(tmp_path, monkeypatc
     def fn(config):
         return None
 
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     pooled = tune.TuneConfig(reuse_actors=True)
     with pytest.raises(ConfigError, match="multi-node"):
         tune.Tuner(tune.with_resources(fn, {"nodes": 2}), tune_config=pooled,
@@ -430,7 +430,7 @@ def _recording(run, calls):
 
 
 def test_a_pool_with_resource_changing_scheduler_is_refused_before_anything_is_written(tmp_path, monkeypatch):
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     changing = tune.schedulers.ResourceChangingScheduler(
         base_scheduler=tune.schedulers.FIFOScheduler())
     with pytest.raises(ConfigError, match=r"ResourceChangingScheduler with TuneConfig\(reuse_actors=True\).*Fix"):

@@ -6,8 +6,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.config import SlurmConfig
-from hpctune.errors import ConfigError
-from hpctune.profiles import (
+from hpctune.config.profiles import (
     SubmitOverrides,
     available_profiles,
     load_profile,
@@ -16,8 +15,9 @@ from hpctune.profiles import (
     profile_dirs,
     read_toml,
 )
-from hpctune.trainable import resources_for
-from hpctune.tuner import tuner_hooks
+from hpctune.errors import ConfigError
+from hpctune.tune.trainable import resources_for
+from hpctune.tune.tuner import tuner_hooks
 
 
 @pytest.fixture(autouse=True)

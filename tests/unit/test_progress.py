@@ -6,11 +6,11 @@ import pytest
 
 from hpctune import tune
 from hpctune.config import RunConfig, TuneConfig
+from hpctune.display.reporter import CLIReporter, ProgressReporter, make_reporter
+from hpctune.display.table import header_lines, plain_line
+from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
-from hpctune.progress import CLIReporter, ProgressReporter, make_reporter
-from hpctune.run_view import StatusView
-from hpctune.status_table import header_lines, plain_line
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
 def make_trials(n=3, **overrides):
@@ -43,7 +43,7 @@ def render_text(reporter, trials, done=True):
 
 def test_should_report_at_most_every_max_report_frequency(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("hpctune.progress.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("hpctune.display.reporter.time.monotonic", lambda: now[0])
     reporter = CLIReporter(max_report_frequency=5)
     assert reporter.should_report([]) is True
     now[0] += 1

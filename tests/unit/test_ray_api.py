@@ -20,31 +20,31 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
-from hpctune.analysis import ExperimentAnalysis
-from hpctune.callbacks import Callback, CallbackList, TrialProgressPrinter
 from hpctune.config import RunConfig, SyncConfig, TuneConfig, budget_seconds
+from hpctune.controller.bridge import FlatResults, bridge_scheduler
 from hpctune.controller.snapshot import interrupt_flag
-from hpctune.driver_bridge import FlatResults, bridge_scheduler
+from hpctune.controller.trial_names import TrialNamer, safe_name, unique
+from hpctune.core.metrics import best_trial
+from hpctune.display.reporter import CLIReporter
+from hpctune.display.table import best_line, infer_columns, trial_row
+from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError, HpctuneError, TrainableError
-from hpctune.log_to_file import output_files
-from hpctune.metrics import best_trial
-from hpctune.progress import CLIReporter
-from hpctune.run_view import StatusView
-from hpctune.schedulers.trial_scheduler import (
+from hpctune.results.analysis import ExperimentAnalysis
+from hpctune.storage.events import EventKind, new_event
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import ResultLog
+from hpctune.tune.callback import Callback, CallbackList, TrialProgressPrinter
+from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.schedulers.trial_scheduler import (
     Decision,
     FIFOScheduler,
     TrialScheduler,
     ray_style_hooks,
 )
-from hpctune.search.concurrency_limiter import ConcurrencyLimiter
-from hpctune.search.searcher import Searcher
-from hpctune.status_table import best_line, infer_columns, trial_row
-from hpctune.storage.events import EventKind, new_event
-from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog
-from hpctune.trial import Trial, TrialStatus
-from hpctune.trial_names import TrialNamer, safe_name, unique
-from hpctune.tune_run import _checkpoint_config, _restore_target
+from hpctune.tune.search.concurrency_limiter import ConcurrencyLimiter
+from hpctune.tune.search.searcher import Searcher
+from hpctune.tune.tune_run import _checkpoint_config, _restore_target
+from hpctune.worker.output import output_files
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "api.md"
@@ -362,7 +362,7 @@ def test_run_config_validates_rays_options():
 
 
 def test_accepted_ray_options_say_once_that_they_do_nothing(capsys, monkeypatch):
-    from hpctune import ray_compat
+    from hpctune.config import ray_env as ray_compat
 
     monkeypatch.setattr(ray_compat, "_SHOWN", set())
     monkeypatch.setenv("HPCTUNE_BACKEND", "local")
@@ -488,7 +488,7 @@ def test_redirect_output_sends_both_streams_to_the_files(tmp_path, option, files
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(REPO)!r})
-        from hpctune.log_to_file import redirect_output, output_files
+        from hpctune.worker.output import redirect_output, output_files
         redirect_output({str(tmp_path)!r}, {{"log_to_file": output_files({option!r})}})
         print("out", flush=True)
         os.write(2, b"err\\n")
@@ -561,7 +561,7 @@ def test_coming_from_ray_tune_table_counts_add_up():
 
 
 def test_rays_environment_variables_that_make_sense_here(monkeypatch, tmp_path):
-    from hpctune.ray_compat import apply_ray_env
+    from hpctune.config.ray_env import apply_ray_env
 
     monkeypatch.setenv("HPCTUNE_BACKEND", "local")
     monkeypatch.delenv("HPCTUNE_CHDIR_TO_TRIAL_DIR", raising=False)

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from hpctune.results import ResultGrid
+from hpctune.results.grid import ResultGrid
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import TrialReplay, load_trials, replay_trial, trial_results
 from hpctune.storage.result_log import ResultLog
-from hpctune.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
 @pytest.fixture

@@ -13,25 +13,25 @@ import pytest
 
 from hpctune import tune
 from hpctune.backends.capacity import cluster_resources, gres_gpus, parse_sinfo_nodes
-from hpctune.callbacks import CallbackList
 from hpctune.controller import Controller, ControllerSettings
 from hpctune.errors import ConfigError
-from hpctune.schedulers import create_scheduler
-from hpctune.schedulers.resource_changing_scheduler import (
+from hpctune.storage.driver_state import load_driver_state
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.replay import load_trials
+from hpctune.storage.result_log import read_events
+from hpctune.tune.callback import CallbackList
+from hpctune.tune.experiment.trial import TrialInfo, TrialStatus
+from hpctune.tune.schedulers import create_scheduler
+from hpctune.tune.schedulers.resource_changing_scheduler import (
     DistributeResources,
     DistributeResourcesToTopJob,
     PlacementGroupFactory,
     ResourceChangingScheduler,
     TrialRecord,
 )
-from hpctune.schedulers.trial_scheduler import ChangeResources, Decision, FIFOScheduler
-from hpctune.search.basic_variant import BasicVariantGenerator
-from hpctune.stoppers import as_stopper
-from hpctune.storage.driver_state import load_driver_state
-from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.replay import load_trials
-from hpctune.storage.result_log import read_events
-from hpctune.trial import TrialInfo, TrialStatus
+from hpctune.tune.schedulers.trial_scheduler import ChangeResources, Decision, FIFOScheduler
+from hpctune.tune.search.basic_variant import BasicVariantGenerator
+from hpctune.tune.stopper import as_stopper
 from tests.unit.fake_backend import FakeBackend, FakeClock
 
 CPU1 = {"cpu": 1, "gpu": 0}
@@ -396,8 +396,8 @@ def test_a_bad_request_from_the_function_names_it(tmp_path):
 # -- what people see ------------------------------------------------------------------------------------------
 def test_the_status_table_and_trials_show_changed_requests_paused_trials_and_lineage(tmp_path, capsys):
     from hpctune.cli.main import main
-    from hpctune.run_view import StatusView
-    from hpctune.status_table import infer_columns, lineage_cell, render, table_headers, trial_row
+    from hpctune.display.table import infer_columns, lineage_cell, render, table_headers, trial_row
+    from hpctune.display.view import StatusView
 
     ctl, backend, exp = make_run(tmp_path)
     job = decide_change(ctl, backend)
@@ -405,8 +405,8 @@ def test_the_status_table_and_trials_show_changed_requests_paused_trials_and_lin
     rows = {r[0]: dict(zip(table_headers(columns), r, strict=True))
             for r in (trial_row(t, columns) for t in ctl.trial_list)}
     assert (rows[T0]["resources"], rows[T1]["resources"]) == ("2 CPU (next)", "1 CPU")
-    from hpctune.status_table import resources_cell
-    from hpctune.trial import Trial
+    from hpctune.display.table import resources_cell
+    from hpctune.tune.experiment.trial import Trial
 
     ended = Trial("t", {}, "", "", resources={"cpu": 1, "gpu": 1}, status=TrialStatus.TERMINATED,
                   pending_resources={"cpu": 4, "gpu": 1})
@@ -435,8 +435,8 @@ def test_the_status_table_and_trials_show_changed_requests_paused_trials_and_lin
 def test_the_same_requests_everywhere_hide_the_resources_column(tmp_path):
     from rich.console import Console
 
-    from hpctune.run_view import StatusView
-    from hpctune.status_table import infer_columns, render
+    from hpctune.display.table import infer_columns, render
+    from hpctune.display.view import StatusView
 
     ctl, backend, _ = make_run(tmp_path)
     ctl.step()
@@ -446,7 +446,7 @@ def test_the_same_requests_everywhere_hide_the_resources_column(tmp_path):
 
 
 def test_the_driver_tells_the_scheduler_the_clusters_size_unless_the_user_did(tmp_path):
-    from hpctune.driver_bridge import bridge_scheduler
+    from hpctune.controller.bridge import bridge_scheduler
 
     class Ctl:
         class backend:  # noqa: N801 - a stand-in for the local backend

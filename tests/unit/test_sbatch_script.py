@@ -59,7 +59,7 @@ def test_preview_shows_the_array_fit_submits_first(monkeypatch):
     """README's example: a 2-value grid x num_samples=16 is one array of 32 tasks, 8 at a time."""
     from hpctune import tune
 
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     tuner = tune.Tuner(
         tune.with_resources(lambda config: None, {"cpu": 2, "gpu": 1}),
         param_space={"lr": tune.loguniform(1e-4, 1e-1), "layers": tune.grid_search([2, 4])},
@@ -72,9 +72,9 @@ def test_preview_shows_the_array_fit_submits_first(monkeypatch):
 def test_preview_of_a_model_based_search_is_one_window_of_trials(monkeypatch):
     pytest.importorskip("optuna")  # a test dependency: installed by scripts/test.sh
     from hpctune import tune
-    from hpctune.search.optuna import OptunaSearch
+    from hpctune.tune.search.optuna import OptunaSearch
 
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     tuner = tune.Tuner(
         lambda config: None, param_space={"lr": tune.uniform(0, 1)},
         tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=100, max_concurrent_trials=4,
@@ -89,7 +89,7 @@ def test_preview_with_reuse_actors_shows_the_pool_array(monkeypatch, tmp_path):
     for its trials' resources (0.5 GPU x 2 trials = one GPU), and nothing is written."""
     from hpctune import tune
 
-    monkeypatch.setattr("hpctune.tuner.choose_backend", lambda requested: "slurm")
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     tuner = tune.Tuner(
         tune.with_resources(lambda config: None, {"cpu": 2, "gpu": 0.5}),
         param_space={"lr": tune.loguniform(1e-4, 1e-1)},

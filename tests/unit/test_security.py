@@ -23,15 +23,15 @@ from hpctune import tune
 from hpctune.backends.local import LocalBackend
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.backends.slurm_commands import validate_job_id
-from hpctune.checkpoint import persist_checkpoint
 from hpctune.config import SBATCH_TEXT_FIELDS, RunConfig, SlurmConfig
+from hpctune.core.checkpoint import persist_checkpoint
 from hpctune.errors import ConfigError, UnsafeFileError
-from hpctune.search.searcher import SEARCHER_STATE_FILE, Searcher
 from hpctune.storage.atomic import write_bytes_atomic, write_json_atomic
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import DRIVER_STATE_FILE, TUNER_FILE, ExperimentDir
 from hpctune.storage.result_log import ResultLog
 from hpctune.storage.secure import SHARE_ENV, load_private_pickle
+from hpctune.tune.search.searcher import SEARCHER_STATE_FILE, Searcher
 
 #: files kept 0600 even in a shared experiment (the driver's lock, the searcher's pickle)
 ALWAYS_PRIVATE = {".driver.lock", "searcher-state.pkl"}

@@ -12,7 +12,7 @@ import hpctune
 from hpctune import stopper as stopper_alias
 from hpctune import stoppers
 from hpctune.errors import ConfigError
-from hpctune.stoppers import (
+from hpctune.tune.stopper import (
     CombinedStopper,
     DictStopper,
     ExperimentPlateauStopper,

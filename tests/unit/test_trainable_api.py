@@ -13,25 +13,25 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hpctune import session as session_mod
 from hpctune import tune
 from hpctune.backends.local import LocalBackend, detect_gpus
 from hpctune.controller.controller import Controller, ControllerSettings
+from hpctune.core.metrics import AUTO_METRICS
 from hpctune.errors import ConfigError, UnsafeFileError
-from hpctune.metrics import AUTO_METRICS
-from hpctune.session import Session, StopTrial, TrialContext
 from hpctune.storage.experiment import ExperimentDir, config_view, pickle_config
 from hpctune.storage.replay import replay_trial
 from hpctune.storage.result_log import ResultLog, read_events
-from hpctune.trainable import (
+from hpctune.tune.experiment.trial import Trial
+from hpctune.tune.trainable import (
     ResourceSpec,
     Trainable,
     check_gpu_share,
     normalize_resources,
     resources_for,
 )
-from hpctune.trial import Trial
-from hpctune.worker import _run_generator
+from hpctune.worker import session as session_mod
+from hpctune.worker.run import _run_generator
+from hpctune.worker.session import Session, StopTrial, TrialContext
 
 
 def noop(config):
@@ -94,7 +94,7 @@ def test_params_pkl_keeps_the_config_and_params_json_shows_it(tmp_path):
     assert got["cls"] is Trainable and got["fn"].__name__ == "noop"
     view = json.loads(exp.params_path("t1").read_text())
     assert view == {"f": 0.5, "t": [1, 2], "k": {"1": "a", "(2, 3)": "b"},
-                    "cls": "hpctune.trainable.Trainable", "fn": f"{__name__}.noop"}
+                    "cls": "hpctune.tune.trainable.Trainable", "fn": f"{__name__}.noop"}
     assert exp.params_pickle_path("t1").name == "params.pkl"
     assert replay_trial(exp, "t1").config["t"] == (1, 2)
     assert replay_trial(exp, "t1", real_config=False).config["t"] == [1, 2]

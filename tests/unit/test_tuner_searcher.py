@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from hpctune import tune
-from hpctune.search.basic_variant import BasicVariantGenerator
-from hpctune.search.searcher import Searcher
-from hpctune.tuner import Tuner
+from hpctune.tune.search.basic_variant import BasicVariantGenerator
+from hpctune.tune.search.searcher import Searcher
+from hpctune.tune.tuner import Tuner
 from tests.unit.fake_backend import FakeBackend
 
 

@@ -1,0 +1,79 @@
+"""Whether an experiment runs its trials through a worker pool: ``TuneConfig(reuse_actors=...)``.
+
+The default lives here (``DEFAULT_REUSE_ACTORS``). Ray's default is on for function
+trainables; hpctune keeps it off until the pool has run every lab suite as the default,
+so ``reuse_actors=True`` turns it on. A class trainable may use the pool only when it
+implements ``reset_config`` (Ray's rule). Only the Slurm backend has a pool: the local
+backend always runs one process per trial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpctune.errors import ConfigError
+
+#: the one place where the default of ``TuneConfig(reuse_actors=None)`` is decided
+DEFAULT_REUSE_ACTORS = False
+
+
+def reuse_actors(requested: bool | None, trainable: Any) -> bool:
+    """True if trials run through a worker pool. ``requested`` None takes the default (for a
+    class trainable only when it implements ``reset_config``); an explicit True with a class
+    trainable that does not implement it is a ConfigError, raised before anything is written."""
+    from hpctune.tune.trainable import Trainable, is_class_trainable
+
+    is_class = is_class_trainable(trainable)
+    resets = is_class and getattr(trainable, "reset_config", None) is not Trainable.reset_config
+    if requested is None:
+        return DEFAULT_REUSE_ACTORS and (resets or not is_class)
+    if requested and is_class and not resets:
+        raise ConfigError(
+            f"TuneConfig(reuse_actors=True) with the class trainable {trainable.__name__}, which does not "
+            "implement reset_config(new_config): as in Ray Tune, a class trainable may be reused only "
+            "when it implements reset_config (returning True). Fix: implement it, or set "
+            "reuse_actors=False.")
+    return bool(requested)
+
+
+def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_srun: bool = False,
+                   scheduler: Any = None) -> bool:
+    """At ``Tuner(...)``, before anything is written: a class without ``reset_config``, a share
+    of a GPU without a pool, or a pool with ``ResourceChangingScheduler`` is a ConfigError;
+    ``reuse_actors=True`` on the local backend is said once to have no effect. Returns True if
+    the trials run through a worker pool."""
+    from hpctune.config.ray_env import notice_once
+    from hpctune.tune.schedulers.resource_changing_scheduler import ResourceChangingScheduler
+    from hpctune.tune.trainable import check_gpu_share, resources_for
+
+    pooled = reuse_actors(requested, trainable) and backend == "slurm"
+    if requested and backend == "local":
+        notice_once("reuse_actors", "TuneConfig(reuse_actors=True) has no effect with the local "
+                                    "backend: it runs each trial in a process of its own.")
+    if pooled and use_srun:
+        raise ConfigError("TuneConfig(reuse_actors=True) with SlurmConfig(use_srun=True): a pool task "
+                          "runs its trials in the batch step itself. Fix: set use_srun=False, or "
+                          "reuse_actors=False for trials that need srun (multi-node trials).")
+    if pooled and isinstance(scheduler, ResourceChangingScheduler):
+        raise ConfigError("ResourceChangingScheduler with TuneConfig(reuse_actors=True): a pool task's "
+                          "resources are fixed when it starts, so a trial could not get its new request "
+                          "(Ray refuses this pair too). Fix: reuse_actors=False.")
+    try:
+        resources = resources_for(trainable, {})
+    except Exception:  # noqa: BLE001 - a function of the config: the backend checks at launch
+        return pooled
+    check_gpu_share(resources, pooled)
+    if pooled:
+        check_single_node(resources)
+    return pooled
+
+
+def check_single_node(resources: dict[str, Any]) -> None:
+    """A pool runs trials of one node and one task each (ConfigError otherwise)."""
+    from hpctune.tune.trainable import task_count
+
+    if int(resources.get("nodes") or 1) > 1 or task_count(resources) > 1:
+        raise ConfigError(
+            f"TuneConfig(reuse_actors=True) with multi-node or multi-task trials ({resources}): a "
+            "pool task runs each trial as one process on its own node. Fix: set reuse_actors=False "
+            "for these trials, or request {'nodes': 1} and one task.")

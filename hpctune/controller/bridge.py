@@ -1,0 +1,204 @@
+"""Between the controller and the user's scheduler and searcher: the same calls for every form.
+
+The controller calls a scheduler with a ``TrialInfo`` and a result. ``SchedulerBridge`` passes
+those calls on to the user's scheduler: results flattened (``"val/acc"``), decisions as
+``Decision`` (Ray's strings too), Ray's signatures (``on_trial_result(tune_controller, trial,
+result)``) with a read-only ``RunView`` and the trial's full record, and a new trial named
+(``TuneConfig(trial_name_creator=...)``) before anything else hears of it. ``FlatResults``
+does the flattening for a searcher's completion calls. Neither decides anything itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from hpctune.backends.capacity import cluster_resources
+from hpctune.core.metrics import flatten
+from hpctune.errors import ConfigError
+from hpctune.storage.pbt_files import read_policy_rows
+from hpctune.tune.experiment.trial import Trial, TrialInfo
+from hpctune.tune.schedulers.trial_scheduler import (
+    RAY_NOOP,
+    ChangeResources,
+    Decision,
+    Exploit,
+    SchedulerDecision,
+    TrialScheduler,
+    ray_style_hooks,
+)
+from hpctune.tune.search.searcher import Searcher, SearcherWrapper
+
+if TYPE_CHECKING:
+    from hpctune.controller.controller import Controller
+    from hpctune.controller.trial_names import TrialNamer
+
+#: Ray's switch: a result without the scheduler's metric is not an error, the trial continues
+LAX_METRIC_ENV = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
+
+
+class RunView:
+    """The ``tune_controller`` a Ray-style scheduler gets: a read-only view of the run."""
+
+    def __init__(self, controller: Controller):
+        self._ctl = controller
+
+    def get_trials(self) -> list[Trial]:
+        """Every trial of the experiment so far."""
+        return self._ctl.trial_list
+
+    def get_live_trials(self) -> list[Trial]:
+        """The trials that have not ended."""
+        return self._ctl.live_trials
+
+    @property
+    def experiment_path(self) -> str:
+        return str(self._ctl.exp.root)
+
+
+class SchedulerBridge(TrialScheduler):
+    """Calls the user's scheduler in its own form (see the module docstring)."""
+
+    def __init__(self, scheduler: Any, namer: TrialNamer | None = None, trainable_name: str = ""):
+        super().__init__()
+        self.scheduler = scheduler
+        self.ray_hooks = ray_style_hooks(scheduler)
+        self.namer, self.trainable_name = namer, trainable_name
+        self._ctl: Controller | None = None
+        if getattr(scheduler, "needs_policy_rows", False):  # PBT replay: the driver reads files
+            scheduler.set_policy(read_policy_rows(scheduler.policy_file))
+
+    def bind(self, controller: Controller) -> None:
+        """The run whose trials the scheduler's hooks get (before the first call); a scheduler
+        that shares the cluster's CPUs/GPUs out (ResourceChangingScheduler) learns how many."""
+        self._ctl = controller
+        wants = getattr(self.scheduler, "wants_cluster_resources", False)
+        if wants and not getattr(self.scheduler, "cluster_resources", None):  # the user's wins
+            self.scheduler.set_cluster_resources(cluster_resources(controller.backend))
+
+    # -- what the Tuner and the snapshots ask of a scheduler ------------------------------------
+    @property
+    def metric(self) -> Any:
+        return getattr(self.scheduler, "metric", None)
+
+    @property
+    def mode(self) -> Any:
+        return getattr(self.scheduler, "mode", None)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return self.scheduler.set_search_properties(metric, mode, **spec)
+
+    def get_state(self) -> dict:
+        return self.scheduler.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self.scheduler.set_state(state)
+
+    def debug_string(self) -> str:
+        return self.scheduler.debug_string()
+
+    # -- the hooks --------------------------------------------------------------------------------
+    def on_trial_add(self, trial: TrialInfo) -> None:
+        record = self._record(trial)
+        if isinstance(record, Trial):
+            record.trainable_name = record.trainable_name or self.trainable_name
+            if self.namer is not None and self._ctl is not None:
+                self.namer.name(record, self._ctl.trials.values())
+        self._call("on_trial_add", trial)
+        initial = getattr(self.scheduler, "initial_config", None)
+        config = initial(trial) if initial is not None else None
+        if config is not None and isinstance(record, Trial) and self._ctl is not None:
+            self._ctl.exploits.apply_initial_config(record, dict(config))  # PBT filled keys
+
+    def on_trial_result(self, trial: TrialInfo, result: dict) -> SchedulerDecision:
+        flat = flatten(result)
+        metric = self.metric
+        if isinstance(metric, str) and metric not in flat and os.environ.get(LAX_METRIC_ENV, "0") not in ("", "0"):
+            return Decision.CONTINUE
+        return self._decision(self._call("on_trial_result", trial, flat))
+
+    def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
+        """The scheduler's word on a PAUSED trial (schedulers without the hook: resume it)."""
+        method = getattr(self.scheduler, "resume_decision", None)
+        if method is None:
+            return Decision.CONTINUE
+        value = method(trial)
+        return None if value is None else self._decision(value)
+
+    def on_trial_complete(self, trial: TrialInfo, result: dict | None) -> None:
+        self._call("on_trial_complete", trial, flatten(result) if result else result)
+
+    def on_trial_error(self, trial: TrialInfo) -> None:
+        self._call("on_trial_error", trial)
+
+    def on_trial_remove(self, trial: TrialInfo) -> None:
+        self._call("on_trial_remove", trial)
+
+    def _call(self, hook: str, trial: TrialInfo, *args: Any) -> Any:
+        method = getattr(self.scheduler, hook, None)
+        if method is None:
+            return None
+        if hook in self.ray_hooks:
+            view = RunView(self._ctl) if self._ctl is not None else None
+            return method(view, self._record(trial), *args)
+        return method(trial, *args)
+
+    def _record(self, trial: TrialInfo) -> Any:
+        """The controller's record of the trial (Ray's schedulers read its status, results)."""
+        if self._ctl is None:
+            return trial
+        return self._ctl.trials.get(trial.trial_id, trial)
+
+    def _decision(self, value: Any) -> SchedulerDecision:
+        if value is None or value == RAY_NOOP:
+            return Decision.CONTINUE
+        if isinstance(value, (Exploit, ChangeResources)):
+            return value
+        try:
+            return Decision(value)
+        except ValueError:
+            raise ConfigError(
+                f"{type(self.scheduler).__name__}.on_trial_result returned {value!r}: return "
+                "TrialScheduler.CONTINUE, PAUSE or STOP (or Ray's strings 'CONTINUE', 'PAUSE', "
+                "'STOP', 'NOOP'), or schedulers.Exploit(donor_trial_id, new_config).") from None
+
+
+_BRIDGE_CLASSES: dict[str, type[SchedulerBridge]] = {}
+
+
+def bridge_scheduler(scheduler: Any, namer: TrialNamer | None = None,
+                     trainable_name: str = "") -> SchedulerBridge:
+    """The bridge to ``scheduler``, of a class named like it ("Using ASHAScheduler ...")."""
+    name = type(scheduler).__name__
+    cls = _BRIDGE_CLASSES.setdefault(name, type(name, (SchedulerBridge,), {}))
+    return cls(scheduler, namer, trainable_name)
+
+
+class FlatResults(SearcherWrapper):
+    """Forwards everything to the user's searcher, with the results of ended trials flattened
+    (results during the run reach it flattened already), and keeps its state format."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.searcher.on_trial_complete(trial_id, flatten(result) if result else result, error)
+
+    def on_trial_stopped_early(self, trial_id: str, result: dict | None) -> None:
+        self.searcher.on_trial_stopped_early(trial_id, flatten(result) if result else result)
+
+    def get_state(self) -> dict:
+        return self.searcher.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self.searcher.set_state(state)
+
+    def save_to_dir(self, checkpoint_dir: Any) -> None:
+        self.searcher.save_to_dir(checkpoint_dir)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "searcher":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.searcher, name)
+
+
+def wrap_searcher(searcher: Searcher) -> Searcher:
+    """``searcher`` seen through ``FlatResults`` (for model-based searchers the Tuner wraps)."""
+    return FlatResults(searcher)

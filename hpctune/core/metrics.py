@@ -1,0 +1,81 @@
+"""Names and rules about reported metrics shared by the driver, results, displays and the CLI:
+the auto-filled metrics, flattening nested keys to ``a/b``, and which trial is best."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpctune.tune.experiment.trial import Trial
+
+#: what every result carries besides the user's metrics (filled in by the worker's session)
+AUTO_METRICS = frozenset({
+    "training_iteration", "time_this_iter_s", "time_total_s", "time_since_restore",
+    "iterations_since_restore", "timestamp", "date", "done", "trial_id", "experiment_tag",
+    "hostname", "node_ip", "pid", "slurm_job_id", "restart_count", "config", "experiment_id",
+    "timesteps_total", "episodes_total", "timesteps_since_restore",
+})
+#: auto-filled metrics that are progress measures, analysed (min/max/avg) like user metrics
+ANALYSED_AUTO_METRICS = frozenset({"training_iteration", "time_total_s"})
+SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
+#: Ray's variable for the separator of nested keys in dataframe columns (default here: "/")
+RESULT_DELIM_ENV = "TUNE_RESULT_DELIM"
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}`` (Ray's column names); an empty dict is kept as a value."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}{sep}", sep))
+        else:
+            flat[name] = value
+    return flat
+
+
+def result_delimiter() -> str:
+    """The separator of nested keys in dataframe columns: ``$TUNE_RESULT_DELIM``, else ``/``."""
+    return os.environ.get(RESULT_DELIM_ENV) or "/"
+
+
+def flat_value(result: Mapping[str, Any], metric: str) -> Any:
+    """``result[metric]``, where a flattened name (``"val/acc"``) also finds a nested value."""
+    if metric in result:
+        return result[metric]
+    return flatten(result).get(metric)
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_value(trial: Trial, metric: str, mode: str, scope: str = "last") -> float | None:
+    """The trial's ``metric`` under ``scope`` (Ray's: last, avg, last-5-avg, last-10-avg, or
+    all = its best over every result); None when it never reported a number for it."""
+    key = mode if scope == "all" else scope
+    value = trial.metric_analysis.get(metric, {}).get(key)
+    if value is None and scope == "last":
+        last = flat_value(trial.last_result, metric)
+        value = last if is_finite_number(last) else None  # a snapshot written without the analysis
+    return value
+
+
+def best_trial(trials: Iterable[Trial], metric: str | None, mode: str | None, scope: str = "last",
+               filter_nan_and_inf: bool = True) -> Trial | None:
+    """The trial with the best ``metric`` (the first one on ties); None if none reported it."""
+    if not metric or mode not in ("min", "max"):
+        return None
+    scored = []
+    for trial in trials:
+        value = metric_value(trial, metric, mode, scope)
+        if value is None or (filter_nan_and_inf and not math.isfinite(value)):
+            continue
+        scored.append((value, trial))
+    if not scored:
+        return None
+    pick = min if mode == "min" else max
+    return pick(scored, key=lambda pair: pair[0])[1]

@@ -1,0 +1,1 @@
+"""The driver's console output: progress reporters and the status table, over a read-only view."""

@@ -1,0 +1,144 @@
+"""Ray Tune's logger interface (``LoggerCallback``) and the batching base of hpctune's loggers.
+
+Loggers are callbacks that run in the driver. ``BatchedLoggerCallback`` keeps each trial's new
+results in memory (``log_trial_result`` only appends) and writes them in one batch per trial
+once per driver step (``on_step_end``), before every snapshot (``get_state``) and when the
+trial or the experiment ends, so logging costs the driver one write per trial per poll,
+whatever the rate at which trials report.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hpctune.tune.callback import Callback
+
+
+class LoggerCallback(Callback):
+    """Ray's ``tune.logger.LoggerCallback``: override the ``log_trial_*`` hooks you need.
+
+    The callback hooks call them: ``on_trial_start`` -> ``log_trial_start``,
+    ``on_trial_restore``/``on_trial_save`` -> ``log_trial_restore``/``log_trial_save``,
+    ``on_trial_result`` -> ``log_trial_result``, ``on_trial_complete``/``on_trial_error`` ->
+    ``log_trial_end(trial, failed=...)``.
+    """
+
+    def log_trial_start(self, trial: Any) -> None:
+        """The trial started (its first run)."""
+
+    def log_trial_restore(self, trial: Any) -> None:
+        """The trial runs again from a checkpoint."""
+
+    def log_trial_save(self, trial: Any) -> None:
+        """The trial saved a checkpoint."""
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        """A new result of the trial (as reported, nested, with ``config``)."""
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        """The trial ended: finished or stopped, or ``failed``."""
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log_trial_start(trial)
+
+    def on_trial_restore(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log_trial_restore(trial)
+
+    def on_trial_save(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log_trial_save(trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.log_trial_result(iteration, trial, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log_trial_end(trial, failed=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log_trial_end(trial, failed=True)
+
+
+class BatchedLoggerCallback(LoggerCallback):
+    """A logger that writes each trial's results in batches: subclasses implement ``write``.
+
+    ``logged_until(trial)`` (optional) says up to which ``training_iteration`` a file of an
+    earlier driver already holds the trial's results: a restored driver reads again the
+    results it had handed on after its last snapshot, and those are not written twice.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[dict]] = {}
+        self._trials: dict[str, Any] = {}
+        self._checked: set[str] = set()
+        self._failed_once: set[str] = set()
+
+    # -- what subclasses implement ------------------------------------------------------------
+    def write(self, trial: Any, results: list[dict]) -> None:
+        """Write ``results`` (in order, at least one) of ``trial``."""
+        raise NotImplementedError
+
+    def logged_until(self, trial: Any) -> int | None:
+        """The last ``training_iteration`` already in this logger's file of ``trial`` (None: none)."""
+        return None
+
+    def close_trial(self, trial: Any, failed: bool) -> None:
+        """The trial ended and its results are written: release what is held for it."""
+
+    # -- the hooks ----------------------------------------------------------------------------
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        self._trials[trial.trial_id] = trial
+        self._pending.setdefault(trial.trial_id, []).append(result)
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        self._trials[trial.trial_id] = trial
+        self._flush_trial(trial.trial_id)
+        self._guarded(trial, "close", lambda: self.close_trial(trial, failed))
+        self._trials.pop(trial.trial_id, None)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.flush()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+    def get_state(self) -> dict | None:
+        """Called at every snapshot: what was read before it is written before it (no state)."""
+        self.flush()
+        return None
+
+    def flush(self) -> None:
+        """Write every trial's buffered results."""
+        for trial_id in list(self._pending):
+            self._flush_trial(trial_id)
+
+    def _flush_trial(self, trial_id: str) -> None:
+        results = self._pending.pop(trial_id, None)
+        trial = self._trials.get(trial_id)
+        if not results or trial is None:
+            return
+        if trial_id not in self._checked:  # the first batch of this driver: skip what is there
+            self._checked.add(trial_id)
+            done = self._guarded(trial, "read", lambda: self.logged_until(trial))
+            if done is not None:
+                results = [r for r in results if _iteration(r) > done]
+        if results:
+            self._guarded(trial, "write", lambda: self.write(trial, results))
+
+    def _guarded(self, trial: Any, what: str, action: Any) -> Any:
+        """Run ``action``; a logger's failure (a full disk, a server down) never stops the
+        experiment: it is said once per logger and trial, and the result log keeps everything."""
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001 - any library error
+            key = f"{trial.trial_id}:{what}"
+            if key not in self._failed_once:
+                self._failed_once.add(key)
+                print(f"hpctune: {type(self).__name__} could not {what} for trial {trial} "
+                      f"({type(exc).__name__}: {exc}); the trial's result log "
+                      f"(result.jsonl) still holds every result.", file=sys.stderr)
+            return None
+
+
+def _iteration(result: dict) -> float:
+    value = result.get("training_iteration")
+    return value if isinstance(value, (int, float)) else float("inf")

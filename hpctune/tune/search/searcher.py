@@ -1,0 +1,183 @@
+"""The Searcher interface (Ray Tune's): suggest configs, learn from results, save/restore state."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from hpctune.core.objective import Objective
+from hpctune.errors import ConfigError
+
+SEARCHER_STATE_FILE = "searcher-state.pkl"
+
+
+class Searcher(Objective):
+    """Base class of every search algorithm.
+
+    A searcher is pure decision logic: it never touches Slurm or files other than
+    through ``save``/``restore``. ``suggest`` returns a config dict, ``None`` when it
+    cannot suggest right now (try again after a result arrives), or ``Searcher.FINISHED``.
+    """
+
+    FINISHED = "FINISHED"
+    #: False when suggestions do not depend on results, so the controller may ask
+    #: for many at once and submit them as one throttled Slurm array.
+    adaptive = True
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        """Receive metric, mode and param_space from TuneConfig; False if already set differently."""
+        return self._merge_metric_mode(metric, mode)
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        raise NotImplementedError
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """An intermediate result arrived."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        """The trial ended: finished normally, or with an error."""
+
+    def on_trial_stopped_early(self, trial_id: str, result: dict | None) -> None:
+        """A scheduler or stopper ended the trial before it finished (Optuna: PRUNED)."""
+        self.on_trial_complete(trial_id, result)
+
+    def get_state(self) -> dict:
+        """Everything needed to continue the search after a driver restart (picklable)."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
+
+    def save(self, checkpoint_path: str | Path) -> None:
+        """Write the state atomically, readable and writable by you only (``restore`` refuses
+        a pickle that others could have written)."""
+        import os
+        import tempfile
+
+        path = Path(checkpoint_path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600, unpredictable
+        try:
+            with open(fd, "wb") as f:
+                pickle.dump(self.get_state(), f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def restore(self, checkpoint_path: str | Path) -> None:
+        """Load the state ``save`` wrote; only from a file of yours that nobody else can write
+        (a pickle runs code when loaded), checked on the open file, no symlink followed."""
+        import errno
+        import os
+        import stat
+
+        from hpctune.errors import UnsafeFileError
+
+        path = Path(checkpoint_path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeFileError(f"Refusing to load {path}: it is a symbolic link. "
+                                      "Fix: replace it with the file itself.") from exc
+            raise
+        with open(fd, "rb") as f:
+            st, folder = os.fstat(fd), os.stat(path.parent)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
+                raise UnsafeFileError(
+                    f"Refusing to load {path}: owner uid {st.st_uid} (you: {os.geteuid()}), mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}; a pickle runs code when loaded, so it must be "
+                    f"a regular file of yours nobody else can write. Fix: `chmod go-w {path}`, or re-create it.")
+            if folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX:
+                raise UnsafeFileError(f"Refusing to load {path}: others may write its directory "
+                                      f"(mode {stat.S_IMODE(folder.st_mode):04o}). "
+                                      f"Fix: `chmod go-w {path.parent}`.")
+            self.set_state(pickle.loads(f.read()))
+
+    def save_to_dir(self, checkpoint_dir: str | Path) -> None:
+        """Write the state to ``<checkpoint_dir>/searcher-state.pkl`` (the driver does this in
+        the experiment directory with each snapshot)."""
+        self.save(Path(checkpoint_dir) / SEARCHER_STATE_FILE)
+
+    def restore_from_dir(self, checkpoint_dir: str | Path) -> None:
+        """Restore from a directory where ``save_to_dir`` wrote, such as an experiment directory."""
+        saved = Path(checkpoint_dir) / SEARCHER_STATE_FILE
+        if not saved.exists():
+            raise ConfigError(f"No searcher state in {checkpoint_dir}: expected {saved}, written by "
+                              "a driver of this hpctune version or by Searcher.save_to_dir().")
+        self.restore(saved)
+
+
+class SearcherWrapper(Searcher):
+    """A searcher that adds behaviour around another one and forwards the rest to it."""
+
+    def __init__(self, searcher: Searcher):
+        super().__init__()
+        self.searcher = searcher
+
+    @property
+    def metric(self) -> Any:
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> Any:
+        return self.searcher.mode
+
+    @property
+    def adaptive(self) -> bool:  # type: ignore[override]
+        return self.searcher.adaptive
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id, result=None, error=False) -> None:
+        self.searcher.on_trial_complete(trial_id, result, error)
+
+    def on_trial_stopped_early(self, trial_id, result) -> None:
+        self.searcher.on_trial_stopped_early(trial_id, result)
+
+
+class SampleLimiter(SearcherWrapper):
+    """Ends a model-based searcher after ``num_samples`` suggestions (-1: never).
+
+    Random/grid search counts samples itself; model-based searchers do not, so the
+    Tuner wraps them in this.
+    """
+
+    def __init__(self, searcher: Searcher, num_samples: int):
+        super().__init__(searcher)
+        self.num_samples = num_samples
+        self.suggested = 0
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        if 0 <= self.num_samples <= self.suggested:
+            return Searcher.FINISHED
+        config = self.searcher.suggest(trial_id)
+        if isinstance(config, dict):
+            self.suggested += 1
+        return config
+
+    STATE_MARK = "sample_limiter"
+
+    def save_to_dir(self, checkpoint_dir: str | Path) -> None:
+        """The user's searcher's state: what ``restore_from_dir`` on that searcher expects."""
+        self.searcher.save_to_dir(checkpoint_dir)
+
+    def get_state(self) -> dict:
+        return {self.STATE_MARK: True, "suggested": self.suggested,
+                "searcher": self.searcher.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self.suggested = state["suggested"]
+        self.searcher.set_state(state["searcher"])
