@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.core.resources import check_gpu_share
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir, open_private
-from hpctune.tune.trainable import check_gpu_share
 
 KILL_AFTER_S = 5.0
 PR_SET_PDEATHSIG = 1

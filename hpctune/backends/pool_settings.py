@@ -43,8 +43,8 @@ def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_sru
     ``reuse_actors=True`` on the local backend is said once to have no effect. Returns True if
     the trials run through a worker pool."""
     from hpctune.config.ray_env import notice_once
+    from hpctune.core.resources import check_gpu_share, resources_for
     from hpctune.tune.schedulers.resource_changing_scheduler import ResourceChangingScheduler
-    from hpctune.tune.trainable import check_gpu_share, resources_for
 
     pooled = reuse_actors(requested, trainable) and backend == "slurm"
     if requested and backend == "local":
@@ -70,7 +70,7 @@ def check_pool_use(requested: bool | None, trainable: Any, backend: str, use_sru
 
 def check_single_node(resources: dict[str, Any]) -> None:
     """A pool runs trials of one node and one task each (ConfigError otherwise)."""
-    from hpctune.tune.trainable import task_count
+    from hpctune.core.resources import task_count
 
     if int(resources.get("nodes") or 1) > 1 or task_count(resources) > 1:
         raise ConfigError(

@@ -20,11 +20,11 @@ from hpctune.backends.base import JobState
 from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
 from hpctune.backends.slurm_limits import ClusterLimits, RateLimitedCommands
 from hpctune.config import SlurmConfig, check_sbatch_text
+from hpctune.core.resources import check_gpu_share, task_count
 from hpctune.errors import ConfigError, SlurmCommandError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
-from hpctune.tune.trainable import check_gpu_share, task_count
 
 #: ``--comment`` of each array: ``hpctune:<manifest uid>``
 COMMENT_PREFIX = "hpctune:"

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.config import SlurmConfig
+from hpctune.core.resources import RESOURCES_ATTR, resources_for
 from hpctune.errors import ConfigError
-from hpctune.tune.trainable import _RESOURCES_ATTR, resources_for, with_resources
+from hpctune.tune.trainable import with_resources
 
 PROFILE_PATH_ENV = "HPCTUNE_PROFILE_PATH"
 TEMPLATES = "slurm_templates"
@@ -211,6 +212,6 @@ class SubmitOverrides:
 def _override_resources(trainable: Any, defaults: dict[str, Any], forced: dict[str, Any]) -> Any:
     """Profile resources apply when the trainable requests none; command-line ones always."""
     original = trainable
-    base = {} if hasattr(trainable, _RESOURCES_ATTR) else dict(defaults)
+    base = {} if hasattr(trainable, RESOURCES_ATTR) else dict(defaults)
     return with_resources(trainable, lambda config: {**resources_for(original, config), **base, **forced})
 

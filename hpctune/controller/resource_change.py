@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from hpctune.core.resources import normalize_resources
 from hpctune.errors import ConfigError
 from hpctune.storage.events import EventKind, new_event
 from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.schedulers.trial_scheduler import ChangeResources
-from hpctune.tune.trainable import normalize_resources
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller

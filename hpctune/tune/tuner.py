@@ -21,6 +21,7 @@ from hpctune.controller.bridge import bridge_scheduler, wrap_searcher
 from hpctune.controller.launching import first_batch_size
 from hpctune.controller.trial_names import TrialNamer
 from hpctune.core.checks import check_tuner_args
+from hpctune.core.resources import resources_for
 from hpctune.errors import ConfigError, ExperimentLockedError, HpctuneError
 from hpctune.results.grid import ResultGrid
 from hpctune.storage.atomic import write_bytes_atomic
@@ -32,7 +33,7 @@ from hpctune.tune.pickling import pickle_trainable
 from hpctune.tune.registry import resolve_trainable
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.tune.search.searcher import SampleLimiter, Searcher
-from hpctune.tune.trainable import resources_for, validate_trainable
+from hpctune.tune.trainable import validate_trainable
 from hpctune.worker.output import SPEC_FIELD, output_files
 
 BACKEND_ENV = "HPCTUNE_BACKEND"

@@ -15,6 +15,7 @@ import sys
 
 from hpctune import train, tune
 
+
 def objective(config):
     if config["b"] == 3 and not os.environ.get("FROZEN_OK"):
         raise RuntimeError("fails until restored")

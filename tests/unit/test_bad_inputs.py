@@ -21,6 +21,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.config import CheckpointConfig, FailureConfig, RunConfig, SlurmConfig, TuneConfig
+from hpctune.core.resources import normalize_resources
 from hpctune.display.reporter import CLIReporter
 from hpctune.errors import ConfigError, SearchSpaceError, TrainableError
 from hpctune.tune.schedulers import ASHAScheduler, MedianStoppingRule, create_scheduler
@@ -32,7 +33,7 @@ from hpctune.tune.stopper import (
     TimeoutStopper,
     TrialPlateauStopper,
 )
-from hpctune.tune.trainable import normalize_resources, with_resources
+from hpctune.tune.trainable import with_resources
 from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 

@@ -9,9 +9,10 @@ import pytest
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.config import SlurmConfig
 from hpctune.core.checkpoint import Checkpoint
+from hpctune.core.resources import normalize_resources, resources_for, task_count
 from hpctune.errors import ConfigError, DistributedError
 from hpctune.storage.result_log import ResultLog, read_events
-from hpctune.tune.trainable import normalize_resources, resources_for, task_count, with_resources
+from hpctune.tune.trainable import with_resources
 from hpctune.worker import distributed
 from hpctune.worker.context import TrialContext, task_ranks
 from hpctune.worker.distributed import ScalingConfig, first_host

@@ -121,7 +121,7 @@ partition = "debug"
     assert tuner.run_config.failure_config.max_failures == 2
     assert tuner.run_config.checkpoint_config.num_to_keep == 1
     assert tuner.run_config.stop == {"training_iteration": 4}
-    from hpctune.tune.trainable import resources_for
+    from hpctune.core.resources import resources_for
 
     assert resources_for(tuner.trainable, {}) == {"cpu": 2, "gpu": 1, "mem_gb": 2}
 

@@ -144,7 +144,7 @@ def test_what_a_pool_task_asks_slurm_for():
 
 
 def test_a_gpu_share_needs_the_pool(tmp_path, monkeypatch):
-    from hpctune.tune.trainable import normalize_resources
+    from hpctune.core.resources import normalize_resources
 
     def fn(config):
         return None

@@ -15,8 +15,8 @@ from hpctune.config.profiles import (
     profile_dirs,
     read_toml,
 )
+from hpctune.core.resources import resources_for
 from hpctune.errors import ConfigError
-from hpctune.tune.trainable import resources_for
 from hpctune.tune.tuner import tuner_hooks
 
 

@@ -17,18 +17,13 @@ from hpctune import tune
 from hpctune.backends.local import LocalBackend, detect_gpus
 from hpctune.controller.controller import Controller, ControllerSettings
 from hpctune.core.metrics import AUTO_METRICS
+from hpctune.core.resources import ResourceSpec, check_gpu_share, normalize_resources, resources_for
 from hpctune.errors import ConfigError, UnsafeFileError
 from hpctune.storage.experiment import ExperimentDir, config_view, pickle_config
 from hpctune.storage.replay import replay_trial
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.tune.experiment.trial import Trial
-from hpctune.tune.trainable import (
-    ResourceSpec,
-    Trainable,
-    check_gpu_share,
-    normalize_resources,
-    resources_for,
-)
+from hpctune.tune.trainable import Trainable
 from hpctune.worker import session as session_mod
 from hpctune.worker.run import _run_generator
 from hpctune.worker.session import Session, StopTrial, TrialContext
