@@ -163,9 +163,11 @@ def checkpoint_iteration(name: str) -> int:
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The newest complete checkpoint directory of a trial, if any."""
-    found = sorted(p for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
-    return found[-1] if found else None
+    """The newest complete checkpoint directory of a trial (the highest iteration), if any; a
+    directory whose name holds no iteration is not a checkpoint."""
+    found = [p for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*")
+             if p.is_dir() and checkpoint_iteration(p.name) >= 0]
+    return max(found, key=lambda p: checkpoint_iteration(p.name), default=None)
 
 
 def checkpoints_to_delete(checkpoints: list[tuple[str, float | None]], num_to_keep: int | None,

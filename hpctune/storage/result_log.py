@@ -19,6 +19,7 @@ from typing import Any
 
 from hpctune.errors import StorageError
 from hpctune.storage.atomic import full_storage_is_clear, write_all
+from hpctune.storage.events import CHECKPOINT, RESULT
 from hpctune.storage.secure import open_private
 
 #: what flock says on a filesystem without working locks (Lustre without -o flock, ...)
@@ -210,3 +211,15 @@ def parse_events(data: bytes, start: int) -> tuple[list[tuple[dict[str, Any], in
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """All complete events of a log, from the start."""
     return LogTail(path).read_new()
+
+
+def checkpoint_results(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Each checkpoint a trial's log names, with the result that goes with it: the one reported
+    with it or, for a copy a PBT exploit installed, the donor's result that came with the copy
+    (its ``exploited`` event). Where a name comes back (a rerun, a second exploit), the latest wins."""
+    found: dict[str, dict[str, Any]] = {}
+    for event in read_events(path):
+        name, result = event.get(CHECKPOINT), event.get(RESULT)
+        if name and isinstance(result, dict):
+            found[name] = result
+    return found
