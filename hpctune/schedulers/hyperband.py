@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from hpctune.config_checks import check_number, require_number
 from hpctune.errors import ConfigError
 from hpctune.objective import check_state_version
 from hpctune.schedulers.trial_scheduler import Decision, SchedulerDecision, TrialScheduler
-from hpctune.stoppers import check_number, require_number
 from hpctune.trial import TrialInfo
 
 STATE_VERSION = 1

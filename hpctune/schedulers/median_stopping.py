@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
+from hpctune.config_checks import check_number, require_number
 from hpctune.errors import ConfigError
 from hpctune.objective import check_state_version
 from hpctune.schedulers.trial_scheduler import Decision, TrialScheduler
-from hpctune.stoppers import check_number, require_number
 from hpctune.trial import TrialInfo
 
 STATE_VERSION = 1

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from hpctune.config_checks import check_number
 from hpctune.errors import ConfigError
+from hpctune.metrics import flat_value
 from hpctune.objective import check_state_version
 from hpctune.schedulers.pbt_explore import check_mutations, explore, fill_config, perturbed_tag
 from hpctune.schedulers.trial_scheduler import Decision, Exploit, SchedulerDecision, TrialScheduler
-from hpctune.stoppers import check_number, lookup
 from hpctune.trial import TrialInfo
 
 STATE_VERSION = 1
@@ -181,7 +182,7 @@ class PopulationBasedTraining(TrialScheduler):
         """(time, metric) of the result; None when one is missing and ``require_attrs`` is off."""
         values = []
         for key in (self._time_attr, self._metric):
-            value = lookup(result, key)
+            value = flat_value(result, key)
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 values.append(float(value))
             elif self._require_attrs:
