@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.core.parent_death import set_parent_death_signal
 from hpctune.core.resources import check_gpu_share
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir, open_private
 
 KILL_AFTER_S = 5.0
-PR_SET_PDEATHSIG = 1
 
 
 class LocalBackend:
@@ -207,12 +207,7 @@ def _die_with_parent() -> None:
 
     Without it a killed driver leaves trials running that a restored driver cannot see.
     """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    set_parent_death_signal(signal.SIGTERM)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -25,7 +25,7 @@ from hpctune.cli.common import (
     slurm_job_ids,
 )
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.summary import recorded_driver_pid
+from hpctune.storage.process import recorded_driver_pid
 
 CANCEL_REASON = "cancelled with `hpctune cancel`"
 

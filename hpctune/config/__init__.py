@@ -10,7 +10,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checks import check_instance, check_plugin, check_value
+from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
 
 DEFAULT_STORAGE = "~/hpctune_results"
@@ -140,8 +140,7 @@ class TuneConfig:
         _check_creator("trial_dirname_creator", self.trial_dirname_creator)
         owner = "TuneConfig"
         check_value(owner, "metric", self.metric, "str", optional=True)
-        if self.mode is not None and self.mode not in ("min", "max"):
-            raise ConfigError(f"The value of `mode` is {self.mode!r}, but must be 'min' or 'max'.")
+        check_mode(self.mode, allow_none=True, owner=owner)
         check_value(owner, "num_samples", self.num_samples, "int", also=" (-1: no limit)")
         if self.num_samples == 0 or self.num_samples < -1:
             raise ConfigError(

@@ -63,16 +63,24 @@ def persist_checkpoint(source: str | os.PathLike, trial_dir: Path, iteration: in
     if Path(source).resolve() == final.resolve():
         return final
     refuse_nested_source(Path(source), trial_dir)
-    with full_storage_is_clear(final):  # ENOSPC/EDQUOT/EROFS: StorageFullError, temp dir removed
-        tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=f".tmp_{final.name}."))
-        try:
-            os.chmod(tmp, dir_mode_for(trial_dir))
-            copy_tree_private(source, tmp, fsync=True)
-            _replace_dir(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    # ENOSPC/EDQUOT/EROFS: StorageFullError, temp dir removed
+    with full_storage_is_clear(final), _temp_dir(trial_dir, f".tmp_{final.name}.") as tmp:
+        copy_tree_private(source, tmp, fsync=True)
+        _replace_dir(tmp, final)
     return final
+
+
+@contextlib.contextmanager
+def _temp_dir(trial_dir: Path, prefix: str) -> Iterator[Path]:
+    """A new hidden directory in ``trial_dir`` (unpredictable name, the directory's policy mode),
+    removed if the block fails."""
+    tmp = Path(tempfile.mkdtemp(dir=trial_dir, prefix=prefix))
+    try:
+        os.chmod(tmp, dir_mode_for(trial_dir))
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def refuse_nested_source(source: Path, trial_dir: Path) -> None:
@@ -110,18 +118,13 @@ def stage_checkpoint(source: str | os.PathLike, trial_dir: Path) -> Path:
     """A private copy of the checkpoint ``source`` in a hidden directory of ``trial_dir``, made
     now (PBT pins its donor's checkpoint while the recipient still runs): files are hard-linked
     (checkpoints are never changed in place), copied where a link is not possible."""
-    staged = Path(tempfile.mkdtemp(dir=trial_dir, prefix=STAGE_PREFIX))
-    try:
-        os.chmod(staged, dir_mode_for(trial_dir))
+    with _temp_dir(trial_dir, STAGE_PREFIX) as staged:
         try:
             _link_tree(Path(source), staged)
         except OSError:  # another filesystem, or links not allowed: copy instead
             shutil.rmtree(staged)
             staged.mkdir(mode=dir_mode_for(trial_dir))
             copy_tree_private(source, staged, fsync=True)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return staged
 
 
@@ -163,9 +166,11 @@ def checkpoint_iteration(name: str) -> int:
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The newest complete checkpoint directory of a trial, if any."""
-    found = sorted(p for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
-    return found[-1] if found else None
+    """The newest complete checkpoint directory of a trial (the highest iteration), if any; a
+    directory whose name holds no iteration is not a checkpoint."""
+    found = [p for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*")
+             if p.is_dir() and checkpoint_iteration(p.name) >= 0]
+    return max(found, key=lambda p: checkpoint_iteration(p.name), default=None)
 
 
 def checkpoints_to_delete(checkpoints: list[tuple[str, float | None]], num_to_keep: int | None,

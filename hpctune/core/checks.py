@@ -1,16 +1,30 @@
-"""Type and range checks of config fields: a ConfigError that names the field, the value and
-the fix. Nothing is coerced: a number written as a string is refused, not converted."""
+"""Checks of settings (config fields, searcher, scheduler, stopper and reporter arguments)
+and of the metrics they name in results, all with one kind of message: what is wrong, then
+``Fix:`` and what to write instead (``invalid``). The owner is named where the caller knows
+it: ``TuneConfig(num_samples='3') is not valid: ...``; otherwise ``The value of `max_t` is 0,
+but must be ...``. Nothing is coerced: a number written as a string is refused, not converted.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
+from hpctune.core.metrics import MISSING, flat_value
 from hpctune.errors import ConfigError
 
-_WHAT = {"int": "a whole number", "number": "a finite number", "bool": "True or False",
-         "str": "a string"}
+_WHAT = {"int": "a whole number", "number": "a finite number", "real": "a number",
+         "bool": "True or False", "str": "a string"}
+_MODE_FIX = "mode='min' to minimise the metric, or mode='max' to maximise it"
+
+
+def invalid(name: str, value: Any, what: str, fix: str, owner: str | None = None) -> ConfigError:
+    """The error for setting ``name`` to ``value``: it must be ``what``; ``fix`` says what to write."""
+    problem = (f"{owner}({name}={value!r}) is not valid: `{name}` must be {what}" if owner
+               else f"The value of `{name}` is {value!r}, but must be {what}")
+    return ConfigError(f"{problem}. Fix: {fix}.")
 
 
 def _is_kind(value: Any, kind: str) -> bool:
@@ -22,20 +36,61 @@ def _is_kind(value: Any, kind: str) -> bool:
         return False
     if kind == "int":
         return isinstance(value, Integral)
-    return isinstance(value, Real) and math.isfinite(value)
+    return isinstance(value, Real) and (kind == "real" or math.isfinite(value))
 
 
-def check_value(owner: str, name: str, value: Any, kind: str, low: float | None = None,
+def check_value(owner: str | None, name: str, value: Any, kind: str, low: float | None = None,
                 strict: bool = False, optional: bool = False, also: str = "") -> None:
-    """Refuse a field of the wrong type or range with a ConfigError naming the field, the value
-    and the fix; a number written as a string is refused too (nothing is coerced)."""
+    """Refuse a setting of the wrong type (``kind``: int, number (finite), real (inf too), bool,
+    str) or below ``low`` (or at it, when ``strict``); a number written as a string too."""
     if (value is None and optional) or (_is_kind(value, kind) and (
             low is None or (value > low if strict else value >= low))):
         return
     bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
     what = _WHAT[kind] + bound + also + (", or None" if optional else "")
     fix = f"choose {name}{bound}" if _is_kind(value, kind) else _fix(name, value, kind)
-    raise ConfigError(f"{owner}({name}={value!r}) is not valid: `{name}` must be {what}. Fix: {fix}.")
+    raise invalid(name, value, what, fix, owner)
+
+
+def check_number(name: str, value: Any, bound: float, *, strict: bool = True, integer: bool = False) -> None:
+    """A numeric argument of a scheduler, stopper or reporter: a whole number if ``integer``,
+    else any number (inf too), above ``bound`` (or at it, unless ``strict``)."""
+    check_value(None, name, value, "int" if integer else "real", bound, strict)
+
+
+def check_mode(mode: Any, allow_none: bool = False, owner: str | None = None) -> None:
+    """``mode`` must be 'min' or 'max' (or None where ``allow_none``)."""
+    if mode in ("min", "max") or (mode is None and allow_none):
+        return
+    raise invalid("mode", mode, "'min' or 'max'", _MODE_FIX, owner)
+
+
+def check_metric(owner: str, metric: Any) -> None:
+    """``metric`` must name a reported metric: a non-empty string."""
+    if not isinstance(metric, str) or not metric:
+        raise invalid("metric", metric, "the name of a reported metric (a non-empty string)",
+                      f"{owner}(metric='loss')", owner)
+
+
+def require_number(result: Mapping[str, Any], key: str, trial_id: str, owner: str) -> float:
+    """The number a trial reported under ``key`` (``"a/b"`` finds a nested value); None counts
+    as NaN. A key the result lacks, or a value that is no number, is a ConfigError: the
+    configuration of ``owner`` names a metric the trainable does not report."""
+    value = flat_value(result, key, MISSING)
+    if value is MISSING:
+        raise ConfigError(
+            f"{owner} needs `{key}` in every result, but trial {trial_id} reported only "
+            f"{sorted(result)}. Fix: report `{key}` with `tune.report()`, or configure "
+            f"{owner} with one of the reported keys.")
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"The value of `{key}` reported by trial {trial_id} is {value!r}, but {owner} needs a "
+            f"number. Fix: report `{key}` as a number, or configure {owner} with another metric."
+        ) from None
 
 
 def _fix(name: str, value: Any, kind: str) -> str:

@@ -23,6 +23,8 @@ ANALYSED_AUTO_METRICS = frozenset({"training_iteration", "time_total_s"})
 SCOPES = ("last", "avg", "last-5-avg", "last-10-avg", "all")
 #: Ray's variable for the separator of nested keys in dataframe columns (default here: "/")
 RESULT_DELIM_ENV = "TUNE_RESULT_DELIM"
+#: what ``flat_value(result, key, MISSING)`` returns for a key the result does not hold
+MISSING: Any = object()
 
 
 def flatten(nested: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
@@ -42,11 +44,17 @@ def result_delimiter() -> str:
     return os.environ.get(RESULT_DELIM_ENV) or "/"
 
 
-def flat_value(result: Mapping[str, Any], metric: str) -> Any:
-    """``result[metric]``, where a flattened name (``"val/acc"``) also finds a nested value."""
+def flat_value(result: Mapping[str, Any], metric: str, default: Any = None) -> Any:
+    """``result[metric]``, where a flattened name (``"val/acc"``) also finds ``result["val"]["acc"]``;
+    ``default`` when the result holds neither (pass ``MISSING`` to tell that from a reported None)."""
     if metric in result:
         return result[metric]
-    return flatten(result).get(metric)
+    value: Any = result
+    for part in metric.split("/"):
+        if not isinstance(value, Mapping) or part not in value:
+            return default
+        value = value[part]
+    return value
 
 
 def is_finite_number(value: Any) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from hpctune.config import RunConfig, TuneConfig
+from hpctune.core.checks import check_mode, check_number
 from hpctune.display.table import (
     Columns,
     header_lines,
@@ -30,7 +31,6 @@ from hpctune.display.table import (
 )
 from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
-from hpctune.tune.stopper import check_number
 
 
 class ProgressReporter:
@@ -93,8 +93,7 @@ class CLIReporter(ProgressReporter):
                  print_intermediate_tables: bool | None = None, metric: str | None = None,
                  mode: str | None = None, sort_by_metric: bool = False, *,
                  live: bool | None = None, out: TextIO | None = None):
-        if mode not in (None, "min", "max"):
-            raise ConfigError(f"CLIReporter(mode={mode!r}): mode must be 'min' or 'max'.")
+        check_mode(mode, allow_none=True, owner="CLIReporter")
         for name, value in (("max_progress_rows", max_progress_rows), ("max_error_rows", max_error_rows),
                             ("max_column_length", max_column_length), ("infer_limit", infer_limit)):
             check_number(name, value, 0, integer=True)

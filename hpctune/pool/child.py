@@ -18,10 +18,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpctune.core.parent_death import set_parent_death_signal
 from hpctune.storage.secure import make_private_dir, open_private
 
 START_METHODS = ("fork", "spawn")
-PR_SET_PDEATHSIG = 1
 _RESET = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGCHLD")
 
 
@@ -117,10 +117,7 @@ def die_with_parent() -> None:
     A pool task killed with its allocation (``scancel --signal=KILL``, a lost node) must not
     leave a trial running that the driver hands to another pool task: never two runs at once.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    set_parent_death_signal(signal.SIGKILL)
 
 
 def _redirect(logs: tuple[Path, Path]) -> None:

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 from hpctune.core.checkpoint import CHECKPOINT_PREFIX, Checkpoint, latest_checkpoint
 from hpctune.core.metrics import SCOPES, best_trial, flatten, result_delimiter
 from hpctune.errors import ConfigError, HpctuneError
-from hpctune.storage import events as ev
 from hpctune.storage.experiment import RESULT_LOG_FILE, ExperimentDir
 from hpctune.storage.replay import load_trials, trial_results
-from hpctune.storage.result_log import read_events
+from hpctune.storage.result_log import checkpoint_results
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -45,8 +44,7 @@ class Result:
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
         """Every kept checkpoint with the result reported alongside it."""
-        by_name = {e[ev.CHECKPOINT]: e[ev.RESULT] for e in read_events(self._log_path)
-                   if e.get(ev.CHECKPOINT)}
+        by_name = checkpoint_results(self._log_path)
         found = sorted(p for p in Path(self.path).glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
         return [(Checkpoint(p), by_name.get(p.name, {})) for p in found]
 

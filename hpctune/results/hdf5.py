@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,28 +32,24 @@ from typing import Any
 from hpctune.core.metrics import flatten
 from hpctune.errors import ConfigError
 from hpctune.results.report.data import ExperimentRecord, TrialRecord
+from hpctune.storage.atomic import replacing
 
 FORMAT_VERSION = 1
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4}
 
 
 def write_hdf5(record: ExperimentRecord, path: str | Path) -> Path:
-    """Write ``record`` to ``path`` (replaced atomically, created 0600); returns the path."""
+    """Write ``record`` to ``path`` (replaced atomically, private: 0600, or 0640 in a directory
+    the group may read); returns the path."""
     h5py = _h5py()
     path = Path(path).expanduser().resolve()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", libver=("v110", "latest"), **_no_locking(h5py)) as f:
-            _root_attrs(f, record)
-            _summary(f, record, h5py)
-            trials = f.create_group("trials")
-            for trial in record.trials:
-                _trial_group(trials.create_group(trial.trial_id), trial, h5py)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (replacing(path) as (_, tmp),
+          h5py.File(tmp, "w", libver=("v110", "latest"), **_no_locking(h5py)) as f):
+        _root_attrs(f, record)
+        _summary(f, record, h5py)
+        trials = f.create_group("trials")
+        for trial in record.trials:
+            _trial_group(trials.create_group(trial.trial_id), trial, h5py)
     return path
 
 

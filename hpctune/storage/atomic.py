@@ -66,24 +66,43 @@ def write_bytes_atomic(path: str | Path, data: bytes, fsync: bool = True) -> Non
     A full or read-only filesystem raises ``StorageFullError`` and leaves the old file and no
     temporary file behind."""
     path = Path(path)
-    with full_storage_is_clear(path):
-        _write_replace(path, data, fsync)
+    with full_storage_is_clear(path), replacing(path, fsync) as (fd, _):
+        write_all(fd, data)
 
 
-def _write_replace(path: Path, data: bytes, fsync: bool) -> None:
+@contextlib.contextmanager
+def replacing(path: str | Path, fsync: bool = True) -> Iterator[tuple[int, Path]]:
+    """A new temporary file beside ``path``, as (descriptor, name), for the block to write in full.
+
+    When the block ends the file is synced (``fsync``) and renamed over ``path`` in one step; if
+    the block or the sync fails it is removed and ``path`` stays as it was. The name is for a
+    writer that can only open files by name (h5py); the file has the directory's policy mode."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(fd, "wb") as f:
+        try:
             os.fchmod(fd, file_mode_for(path.parent))
-            f.write(data)
-            f.flush()  # a full disk shows here (or at fsync), before the rename
+            yield fd, Path(tmp)
             if fsync:
-                os.fsync(fd)
+                os.fsync(fd)  # a full disk shows here at the latest, before the rename
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``: ``os.write`` may write fewer (a full disk, a
+    signal), and a write that makes no progress raises ENOSPC instead of looping forever."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def write_json_atomic(path: str | Path, obj: Any, fsync: bool = True, indent: int | None = 1) -> None:
@@ -97,9 +116,7 @@ def rewrite_in_place(path: str | Path, data: bytes) -> None:
     moment, so this is only for a status line that would otherwise stay wrong."""
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

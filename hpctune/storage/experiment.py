@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 from hpctune.errors import ConfigError
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
 from hpctune.storage.secure import ensure_dir, load_private_pickle, make_private_dir, root_dir_mode
+from hpctune.tune.pickling import dumps_by_value
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
@@ -230,14 +229,8 @@ def pickle_config(config: dict[str, Any]) -> bytes:
     """cloudpickle ``config`` the way the trainable is pickled: values from the user's own
     modules by value (so a class in the config is the same class the trainable sees), the
     rest by reference. Raises ConfigError naming the key of a value that cannot be pickled."""
-    import cloudpickle
-
-    registered = set(cloudpickle.list_registry_pickle_by_value())
-    modules = [m for m in _local_modules(config) if m.__name__ not in registered]
-    for module in modules:
-        cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(config)
+        return dumps_by_value(config)
     except Exception as exc:
         where, value, why = _unpicklable("config", config, exc)
         raise ConfigError(
@@ -246,9 +239,6 @@ def pickle_config(config: dict[str, Any]) -> bytes:
             "config pickled: put a picklable value in the search space (a number, a name, a class or "
             "function defined at module level) and create the object inside the trainable, or pass "
             "shared objects with tune.with_parameters(trainable, name=obj).") from exc
-    finally:
-        for module in modules:
-            cloudpickle.unregister_pickle_by_value(module)
 
 
 def _unpicklable(where: str, value: Any, error: Exception) -> tuple[str, Any, Exception]:
@@ -268,34 +258,6 @@ def _children(value: Any) -> Iterator[tuple[Any, Any]]:
         yield from value.items()
     elif isinstance(value, (list, tuple)):
         yield from enumerate(value)
-
-
-def _local_modules(config: Any) -> list[Any]:
-    """The user's own modules (not installed packages, not hpctune) that config values come from."""
-    found: dict[str, Any] = {}
-    stack = [config]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, Mapping):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            stack.extend(value)
-        owner = value if inspect.isclass(value) or inspect.isroutine(value) else type(value)
-        module = sys.modules.get(getattr(owner, "__module__", None) or "")
-        if module is not None and module.__name__ not in found and _is_local(module):
-            found[module.__name__] = module
-    return list(found.values())
-
-
-def _is_local(module: Any) -> bool:
-    import sysconfig
-
-    path = getattr(module, "__file__", None)
-    if path is None or module.__name__ in ("__main__", "hpctune") or module.__name__.startswith("hpctune."):
-        return False
-    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
-    return not any(os.path.abspath(path).startswith(p) for p in installed)
 
 
 def config_view(value: Any) -> Any:

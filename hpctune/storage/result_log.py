@@ -13,12 +13,13 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hpctune.errors import StorageError
-from hpctune.storage.atomic import full_storage_is_clear
+from hpctune.storage.atomic import full_storage_is_clear, write_all
+from hpctune.storage.events import CHECKPOINT, RESULT
 from hpctune.storage.secure import open_private
 
 #: what flock says on a filesystem without working locks (Lustre without -o flock, ...)
@@ -44,18 +45,9 @@ class ResultLog:
 
     def append_many(self, events: list[dict[str, Any]], fsync: bool = False) -> None:
         """Append events as complete lines; ``fsync`` for events that must survive a node crash."""
-        data = "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
-        with self._threads, full_storage_is_clear(self.path):
-            fd = self._open()
-            self._lock(fd)
-            try:
-                if _ends_without_newline(fd):
-                    data = b"\n" + data  # seal a line torn by a killed writer
-                _write_all(fd, data)
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        data = _lines(events)
+        with self._locked() as fd:
+            _append_lines(fd, data, fsync)
 
     def append_first(self, event: dict[str, Any], same: Callable[[dict[str, Any]], bool],
                      since: int = 0, fsync: bool = True) -> int | None:
@@ -64,21 +56,23 @@ class ResultLog:
         same thing (the ranks of one trial) leave one record. Returns the log's size after the
         append (everything before it has been checked: a writer that asks again may start
         there), or None when such an event was there already."""
-        data = (json.dumps(event, default=_jsonable) + "\n").encode()
+        data = _lines([event])
+        with self._locked() as fd:
+            size = os.fstat(fd).st_size
+            logged, _ = parse_events(os.pread(fd, max(0, size - since), since), since)
+            if any(same(e) for e, _ in logged):
+                return None
+            return _append_lines(fd, data, fsync)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        """The log's descriptor, held under the thread lock and the exclusive ``flock``; a full
+        filesystem raises ``StorageFullError``."""
         with self._threads, full_storage_is_clear(self.path):
             fd = self._open()
             self._lock(fd)
             try:
-                size = os.fstat(fd).st_size
-                text = os.pread(fd, max(0, size - since), since)
-                if any(same(e) for e, _ in LogTail(self.path)._parse(text, since)):
-                    return None
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data  # seal a line torn by a killed writer
-                _write_all(fd, data)
-                if fsync:
-                    os.fsync(fd)
-                return size + len(data)
+                yield fd
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
@@ -114,26 +108,28 @@ class ResultLog:
                 self._fd = None
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Write every byte (``os.write`` may write fewer: a full disk, a signal); on failure the
-    log is cut back to where it was, so no torn line is left for the next writer."""
+def _lines(events: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
+
+
+def _append_lines(fd: int, data: bytes, fsync: bool) -> int:
+    """Append ``data`` (whole lines) to the locked log; returns the log's size after it.
+
+    A line torn by a killed writer is sealed with a newline first, so it stays one bad line
+    instead of swallowing the next event; if the write fails the log is cut back to where it
+    was, so this writer leaves no torn line either."""
     start = os.fstat(fd).st_size
-    view = memoryview(data)
+    if start and os.pread(fd, 1, start - 1) != b"\n":
+        data = b"\n" + data
     try:
-        while view:
-            written = os.write(fd, view)
-            if written <= 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            view = view[written:]
+        write_all(fd, data)
     except BaseException:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
         raise
-
-
-def _ends_without_newline(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+    if fsync:
+        os.fsync(fd)
+    return start + len(data)
 
 
 def _jsonable(value: Any) -> Any:
@@ -177,7 +173,9 @@ class LogTail:
                 data = f.read(size - self._read_to)
             end = data.rfind(b"\n")
             if end >= 0:
-                self._pending += self._parse(data[: end + 1], self._read_to)
+                events, bad = parse_events(data[: end + 1], self._read_to)
+                self._pending += events
+                self.bad_lines += bad
                 self._read_to += end + 1
         return list(self._pending)
 
@@ -188,24 +186,40 @@ class LogTail:
         done, self._pending = self._pending[:count], self._pending[count:]
         self.offset = done[-1][1] if self._pending else self._read_to
 
-    def _parse(self, data: bytes, start: int) -> list[tuple[dict[str, Any], int]]:
-        events = []
-        position = start
-        for line in data.split(b"\n")[:-1]:
-            position += len(line) + 1
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except (ValueError, RecursionError):  # not JSON (not UTF-8 either), or nested absurdly
-                event = None
-            if isinstance(event, dict):
-                events.append((event, position))
-            else:
-                self.bad_lines += 1  # a line torn by a killed writer (sealed later), or not an event
-        return events
+
+
+def parse_events(data: bytes, start: int) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """The events in ``data`` (complete lines read from byte ``start`` of a log) as (event,
+    offset after it), and how many lines were not events (torn by a killed writer, or not JSON)."""
+    events, bad = [], 0
+    position = start
+    for line in data.split(b"\n")[:-1]:
+        position += len(line) + 1
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):  # not JSON (not UTF-8 either), or nested absurdly
+            event = None
+        if isinstance(event, dict):
+            events.append((event, position))
+        else:
+            bad += 1
+    return events, bad
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """All complete events of a log, from the start."""
     return LogTail(path).read_new()
+
+
+def checkpoint_results(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Each checkpoint a trial's log names, with the result that goes with it: the one reported
+    with it or, for a copy a PBT exploit installed, the donor's result that came with the copy
+    (its ``exploited`` event). Where a name comes back (a rerun, a second exploit), the latest wins."""
+    found: dict[str, dict[str, Any]] = {}
+    for event in read_events(path):
+        name, result = event.get(CHECKPOINT), event.get(RESULT)
+        if name and isinstance(result, dict):
+            found[name] = result
+    return found

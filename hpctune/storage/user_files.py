@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.atomic import write_all, write_bytes_atomic
 from hpctune.storage.secure import open_private
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
@@ -21,9 +21,7 @@ def append_bytes(path: str | Path, data: bytes) -> None:
     """Append ``data`` to ``path`` (created private if missing) in as few writes as it takes."""
     fd = open_private(path, _APPEND)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 

@@ -14,11 +14,13 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from hpctune.core.checks import check_metric, check_mode, check_number, require_number
+from hpctune.core.metrics import MISSING, flat_value
 from hpctune.errors import ConfigError
 
 __all__ = [
@@ -33,67 +35,6 @@ __all__ = [
     "TrialPlateauStopper",
     "as_stopper",
 ]
-
-_MISSING = object()
-
-
-def lookup(result: Mapping[str, Any], key: str) -> Any:
-    """``result[key]``, where ``"a/b"`` also finds ``result["a"]["b"]`` (Ray's flattened keys)."""
-    if key in result:
-        return result[key]
-    value: Any = result
-    for part in key.split("/"):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
-def require_number(result: Mapping[str, Any], key: str, trial_id: str, owner: str) -> float:
-    """The number reported under ``key``; None counts as NaN; absent -> ConfigError naming both."""
-    value = lookup(result, key)
-    if value is _MISSING:
-        raise ConfigError(
-            f"{owner} needs `{key}` in every result, but trial {trial_id} reported only "
-            f"{sorted(result)}. Report `{key}` with `tune.report()`, or configure "
-            f"{owner} with one of the reported keys."
-        )
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"The value of `{key}` reported by trial {trial_id} is {value!r}, but {owner} "
-            "needs a number."
-        ) from None
-
-
-def _check_mode(mode: str | None, allow_none: bool = False) -> None:
-    if mode is None and allow_none:
-        return
-    if mode not in ("min", "max"):
-        raise ConfigError(f"The value of `mode` is {mode!r}, but must be 'min' or 'max'.")
-
-
-def _check_metric(owner: str, metric: Any) -> None:
-    if not isinstance(metric, str) or not metric:
-        raise ConfigError(f"{owner}(metric={metric!r}) is not valid: `metric` must be the name of a "
-                          f"reported metric (a non-empty string), e.g. {owner}(metric='loss').")
-
-
-def check_number(
-    name: str, value: Any, bound: float, *, strict: bool = True, integer: bool = False
-) -> None:
-    """Optuna-style check: ``value`` must be a number (an int if ``integer``) > / >= bound."""
-    kind = Integral if integer else Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    ok = ok and (value > bound if strict else value >= bound)
-    if not ok:
-        what = "an integer " if integer else ""
-        op = ">" if strict else ">="
-        raise ConfigError(f"The value of `{name}` is {value!r}, but must be {what}{op} {bound}.")
-
 
 class Stopper:
     """Base class: decide per result whether to stop a trial, and whether to stop everything.
@@ -188,8 +129,8 @@ class DictStopper(Stopper):
         seen = self._seen.setdefault(trial_id, set())
         stop = False
         for key, threshold in self._criteria.items():
-            value = lookup(result, key)
-            if value is _MISSING:
+            value = flat_value(result, key, MISSING)
+            if value is MISSING:
                 if key not in seen:
                     raise ConfigError(
                         f"Stopping criterion `{key}` is not in trial {trial_id}'s result; "
@@ -226,8 +167,8 @@ class ExperimentPlateauStopper(Stopper):
     def __init__(
         self, metric: str, std: float = 0.001, top: int = 10, mode: str = "min", patience: int = 0
     ):
-        _check_metric(type(self).__name__, metric)
-        _check_mode(mode)
+        check_metric(type(self).__name__, metric)
+        check_mode(mode)
         check_number("top", top, 1, strict=True, integer=True)
         check_number("patience", patience, 0, strict=False, integer=True)
         check_number("std", std, 0, strict=True, integer=False)
@@ -271,8 +212,8 @@ class TrialPlateauStopper(Stopper):
         metric_threshold: float | None = None,
         mode: str | None = None,
     ):
-        _check_metric(type(self).__name__, metric)
-        _check_mode(mode, allow_none=metric_threshold is None)
+        check_metric(type(self).__name__, metric)
+        check_mode(mode, allow_none=metric_threshold is None)
         check_number("std", std, 0, strict=True, integer=False)
         check_number("num_results", num_results, 1, strict=False, integer=True)
         check_number("grace_period", grace_period, 0, strict=False, integer=True)

@@ -22,14 +22,14 @@ import contextlib
 import os
 import select
 import signal
-import sys
 import time
+
+from hpctune.core.parent_death import parent_death_signal, set_parent_death_signal
 
 #: the guard's bound is stop_grace_s plus this, so that the worker's own timer goes first
 MARGIN_S = 0.5
 #: how often the guard looks at its flags (a signal handler only sets them)
 TICK_S = 0.25
-_PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
 #: what the guard gets when the worker dies
 _WORKER_GONE = signal.SIGUSR2
 
@@ -39,9 +39,9 @@ def start_guard(grace_s: float) -> int | None:
     before any other thread starts); its pid, or None where there is no ``fork``."""
     if not hasattr(os, "fork") or not hasattr(signal, "set_wakeup_fd"):
         return None
-    local = _linux() and _pdeathsig() != 0 and os.getpgid(0) == os.getpid()
+    local = parent_death_signal() != 0 and os.getpgid(0) == os.getpid()
     if local:
-        _set_pdeathsig(signal.SIGKILL)  # the driver died: end at once, whatever the trainable does
+        set_parent_death_signal(signal.SIGKILL)  # the driver died: end at once, whatever the trainable does
     worker = os.getpid()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -65,7 +65,7 @@ def stop_guard(pid: int | None) -> None:
     before it looks again (measured on the lab: scancel to the next job running, 1.7 s with
     the guard left to end by itself, 0.05 s without). On the local backend the guard stays:
     it ends the trainable's own children once the worker is gone."""
-    if pid is None or (_linux() and _pdeathsig() != 0):
+    if pid is None or parent_death_signal() != 0:
         return
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)
@@ -91,8 +91,7 @@ def _guard(worker: int, read_fd: int, grace_s: float, local: bool) -> None:
     signal.signal(_WORKER_GONE, lambda *_: setattr(flags, "gone", True))
     for name in ("SIGINT", "SIGUSR1", "SIGHUP"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
-    if _linux():
-        _set_pdeathsig(_WORKER_GONE)
+    set_parent_death_signal(_WORKER_GONE)
     with contextlib.suppress(OSError):
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
@@ -139,32 +138,3 @@ def _kill_group() -> None:
     """The rest of the worker's process group (the trainable's children), the guard last."""
     with contextlib.suppress(OSError):
         os.killpg(os.getpgid(0), signal.SIGKILL)
-
-
-def _linux() -> bool:
-    return sys.platform.startswith("linux")
-
-
-def _libc():  # noqa: ANN202 - a ctypes library
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _pdeathsig() -> int:
-    """The signal this process gets when its parent dies (0: none asked)."""
-    import ctypes
-
-    value = ctypes.c_int(0)
-    try:
-        _libc().prctl(_PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0)
-    except (OSError, AttributeError):
-        return 0
-    return value.value
-
-
-def _set_pdeathsig(signum: int) -> None:
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        _libc().prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(int(signum)), 0, 0, 0)

@@ -25,7 +25,7 @@ from typing import Any
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.storage.events import RANK, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog, read_events
+from hpctune.storage.result_log import ResultLog, checkpoint_results
 from hpctune.storage.secure import load_private_pickle
 from hpctune.worker import session as session_mod
 from hpctune.worker.exit_guard import start_guard, stop_guard
@@ -72,20 +72,10 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
     grace = spec.get("stop_grace_s")
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
                       stop_grace_s=session_mod.DEFAULT_STOP_GRACE_S if grace is None else float(grace))
-    if session.iteration:
-        session.restore_totals(_result_at(exp.result_log_path(trial_id), session.iteration))
+    if session.checkpoint is not None:  # the running totals continue from its result
+        name = Path(session.checkpoint.path).name
+        session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))
     return session
-
-
-def _result_at(log_path: Path, iteration: int) -> dict:
-    """The latest result of ``iteration`` (the checkpoint's, or the donor's that a PBT exploit
-    installed, carried by its ``exploited`` event): where the running totals continue."""
-    found: dict = {}
-    for event in read_events(log_path):
-        result = event.get("result") or {}
-        if result.get("training_iteration") == iteration:
-            found = result
-    return found
 
 
 def run_trial(exp: ExperimentDir, trial_id: str) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 from hpctune.core.checkpoint import (
     Checkpoint,
     checkpoint_dir_name,
+    checkpoint_iteration,
     latest_checkpoint,
     persist_checkpoint,
     refuse_nested_source,
@@ -88,7 +89,7 @@ class Session:
         self.hostname = socket.gethostname()
         self.node_ip = _node_ip(self.hostname)
         self.checkpoint = _latest(Path(context.trial_dir))
-        self.iteration = _checkpoint_iteration(self.checkpoint)
+        self.iteration = checkpoint_iteration(Path(self.checkpoint.path).name) if self.checkpoint else 0
         self.time_total, self.timesteps_total, self.episodes_total = 0.0, None, None
         self.iterations_since_restore = self.timesteps_since_restore = 0
         self.checkpointed_this_run = False
@@ -334,12 +335,6 @@ def _grace_exceeded(what: str) -> None:
 def _latest(trial_dir: Path) -> Checkpoint | None:
     path = latest_checkpoint(trial_dir)
     return Checkpoint(path) if path else None
-
-
-def _checkpoint_iteration(checkpoint: Checkpoint | None) -> int:
-    if checkpoint is None:
-        return 0
-    return int(Path(checkpoint.path).name.rsplit("_", 1)[1])
 
 
 def _node_ip(hostname: str) -> str:

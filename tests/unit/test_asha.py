@@ -215,16 +215,16 @@ def test_error_and_remove_forget_the_trial():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"reduction_factor": 1}, "The value of `reduction_factor` is 1, but must be > 1."),
-        ({"grace_period": 0}, "The value of `grace_period` is 0, but must be > 0."),
-        ({"max_t": 0, "grace_period": 1}, "The value of `max_t` is 0, but must be > 0."),
+        ({"reduction_factor": 1}, "The value of `reduction_factor` is 1, but must be a number > 1. Fix: choose reduction_factor > 1."),
+        ({"grace_period": 0}, "The value of `grace_period` is 0, but must be a number > 0."),
+        ({"max_t": 0, "grace_period": 1}, "The value of `max_t` is 0, but must be a number > 0."),
         (
             {"max_t": 5, "grace_period": 6},
             "The value of `grace_period` is 6, but must be <= max_t (5).",
         ),
         ({"max_t": math.inf}, "The value of `max_t` is inf, but must be finite."),
-        ({"brackets": 0}, "The value of `brackets` is 0, but must be an integer > 0."),
-        ({"brackets": 1.5}, "The value of `brackets` is 1.5, but must be an integer > 0."),
+        ({"brackets": 0}, "The value of `brackets` is 0, but must be a whole number > 0."),
+        ({"brackets": 1.5}, "The value of `brackets` is 1.5, but must be a whole number > 0. Fix: give brackets as a whole number."),
         ({"mode": "avg"}, "The value of `mode` is 'avg', but must be 'min' or 'max'."),
         ({"seed": 1, "rng": np.random.default_rng(1)}, "either `seed` or `rng`"),
     ],

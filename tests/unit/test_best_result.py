@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hpctune.core.metrics import best_trial, metric_value
+from hpctune.core.metrics import MISSING, best_trial, flat_value, metric_value
 from hpctune.errors import ConfigError, HpctuneError
 from hpctune.results.grid import ResultGrid
 from hpctune.tune.experiment.trial import Trial
@@ -89,3 +89,11 @@ def test_bad_scope_and_missing_metric_are_clear_errors(results):
         results.get_best_result(metric="acc")
     with pytest.raises(ConfigError, match="No metric/mode given"):
         ResultGrid([], "/nonexistent").get_best_result()
+
+
+def test_a_flattened_name_finds_a_nested_value_and_missing_is_told_from_none():
+    result = {"val": {"acc": 0.9, "none": None}, "loss/raw": 2.0, "loss": {"raw": 3.0}}
+    assert flat_value(result, "val/acc") == 0.9
+    assert flat_value(result, "loss/raw") == 2.0  # the flat key as reported comes first
+    assert flat_value(result, "val/none", MISSING) is None
+    assert flat_value(result, "val/f1", MISSING) is MISSING and flat_value(result, "val/acc/x") is None

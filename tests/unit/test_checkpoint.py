@@ -2,6 +2,7 @@
 
 from hpctune.core.checkpoint import (
     Checkpoint,
+    checkpoint_iteration,
     checkpoints_to_delete,
     latest_checkpoint,
     persist_checkpoint,
@@ -20,6 +21,16 @@ def test_persist_and_find_latest(tmp_path):
     assert latest.name == "checkpoint_000002"
     assert (latest / "state.txt").read_text() == "2"
     assert not [p for p in trial_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_the_latest_checkpoint_is_the_highest_iteration_of_a_checkpoint_name(tmp_path):
+    for name in ("checkpoint_999999", "checkpoint_1000000", "checkpoint_old", "checkpoint_000007"):
+        (tmp_path / name).mkdir()
+    assert latest_checkpoint(tmp_path).name == "checkpoint_1000000"  # not the last by name
+    assert [checkpoint_iteration(n) for n in ("checkpoint_000007", "checkpoint_old", "x")] == [7, -1, -1]
+    (tmp_path / "checkpoint_1000000").rmdir()
+    (tmp_path / "checkpoint_999999").rmdir()
+    assert latest_checkpoint(tmp_path).name == "checkpoint_000007"  # "checkpoint_old" is none
 
 
 def test_replacing_a_checkpoint_keeps_one_complete_copy(tmp_path):

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from hpctune.cli.main import main
-from hpctune.storage.summary import (
+from hpctune.storage.process import (
     driver_record,
-    experiment_summary,
     process_cmdline,
     process_start_time,
     recorded_driver_pid,
 )
+from hpctune.storage.summary import experiment_summary
 from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 TRAINABLE = '''

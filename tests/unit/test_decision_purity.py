@@ -19,6 +19,10 @@ FORBIDDEN_MODULES = ("hpctune.backends", "hpctune.storage", "hpctune.controller"
                      "hpctune.worker", "subprocess", "submitit")
 #: searchers keep state through get_state/set_state; only these methods may open files
 FILE_METHODS = {"save", "restore"}
+#: the storage modules search/ may import: ``Searcher.save``/``restore`` write and load their
+#: pickle with the one atomic write and the one safe pickle load (owner, mode, no symlink),
+#: rather than a second copy of that security code; nothing else of storage/ (paths, logs)
+SEARCH_MAY_IMPORT = ("hpctune.storage.atomic", "hpctune.storage.secure")
 CLOCK_CALLS = {"time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "now", "utcnow"}
 GLOBAL_RNG_OK = {"default_rng", "Generator", "SeedSequence", "PCG64", "BitGenerator"}
 
@@ -43,8 +47,12 @@ def _imported_modules(tree: ast.AST, module_name: str):
                 yield node.lineno, f"{base}.{alias.name}"
 
 
-def _is_forbidden(module: str) -> bool:
-    return any(module == bad or module.startswith(bad + ".") for bad in FORBIDDEN_MODULES)
+def _is_within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in packages)
+
+
+def _is_forbidden(module: str, strict: bool) -> bool:
+    return _is_within(module, FORBIDDEN_MODULES) and (strict or not _is_within(module, SEARCH_MAY_IMPORT))
 
 
 def _dotted(node: ast.AST) -> str:
@@ -69,7 +77,7 @@ def violations(source: str, module_name: str, strict: bool) -> list[str]:
     tree = ast.parse(source)
     found = [] if strict else _file_opens(tree)
     for lineno, module in _imported_modules(tree, module_name):
-        if _is_forbidden(module) or module == "time.sleep":
+        if _is_forbidden(module, strict) or module == "time.sleep":
             found.append(f"line {lineno}: imports {module}")
         if strict and module in ("random", "time.time", "time.monotonic"):
             found.append(f"line {lineno}: imports {module}")
@@ -178,6 +186,14 @@ def test_the_checker_allows_pure_code(fine):
 )
 def test_searchers_open_files_only_to_save_and_restore(source, bad):
     assert bool(violations(source, "hpctune.tune.search.x", strict=False)) is bad
+
+
+def test_searchers_may_import_only_the_atomic_write_and_the_safe_pickle_load():
+    assert not violations("from hpctune.storage.atomic import write_bytes_atomic", "hpctune.tune.search.x", False)
+    assert not violations("from hpctune.storage.secure import load_private_pickle", "hpctune.tune.search.x", False)
+    assert violations("from hpctune.storage.experiment import ExperimentDir", "hpctune.tune.search.x", False)
+    assert violations("from hpctune.storage import secure", "hpctune.tune.search.x", False)
+    assert violations("from hpctune.storage.secure import x", "hpctune.tune.schedulers.pbt", strict=True)
 
 
 def test_relative_imports_in_a_package_init_resolve_against_the_package():

@@ -154,9 +154,9 @@ def test_metric_and_mode_required_and_taken_from_tune_config():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"grace_period": -1}, "The value of `grace_period` is -1, but must be >= 0."),
-        ({"min_samples_required": 0}, "`min_samples_required` is 0, but must be an integer >= 1."),
-        ({"min_time_slice": -5}, "The value of `min_time_slice` is -5, but must be >= 0."),
+        ({"grace_period": -1}, "The value of `grace_period` is -1, but must be a number >= 0. Fix: choose grace_period >= 0."),
+        ({"min_samples_required": 0}, "`min_samples_required` is 0, but must be a whole number >= 1."),
+        ({"min_time_slice": -5}, "The value of `min_time_slice` is -5, but must be a number >= 0."),
         ({"mode": "median"}, "The value of `mode` is 'median', but must be 'min' or 'max'."),
     ],
 )

@@ -4,7 +4,7 @@ import json
 import multiprocessing
 import threading
 
-from hpctune.storage.result_log import LogTail, ResultLog, read_events
+from hpctune.storage.result_log import LogTail, ResultLog, checkpoint_results, read_events
 
 
 def test_tail_reads_only_complete_lines(tmp_path):
@@ -17,6 +17,20 @@ def test_tail_reads_only_complete_lines(tmp_path):
         f.write(b"}\n")
     assert [e["a"] for e in tail.read_new()] == [3]
     assert tail.offset == path.stat().st_size
+
+
+def test_each_checkpoint_goes_with_the_latest_result_that_names_it(tmp_path):
+    log = ResultLog(tmp_path / "result.jsonl")
+    log.append_many([
+        {"event": "result", "result": {"training_iteration": 2, "x": "reported"}, "checkpoint": "checkpoint_000002"},
+        {"event": "result", "result": {"training_iteration": 3}},  # no checkpoint
+        {"event": "exploited", "checkpoint": "checkpoint_000002", "result": {"training_iteration": 2, "x": "donor's"}},
+        {"event": "result", "result": {"training_iteration": 4, "x": "four"}, "checkpoint": "checkpoint_000004"},
+        {"event": "error", "checkpoint": "checkpoint_000004"},  # names it without a result
+    ])
+    assert checkpoint_results(log.path) == {"checkpoint_000002": {"training_iteration": 2, "x": "donor's"},
+                                            "checkpoint_000004": {"training_iteration": 4, "x": "four"}}
+    assert checkpoint_results(tmp_path / "missing.jsonl") == {}
 
 
 def test_append_seals_a_torn_line(tmp_path):

@@ -33,8 +33,9 @@ from hpctune.storage.result_log import ResultLog
 from hpctune.storage.secure import SHARE_ENV, load_private_pickle
 from hpctune.tune.search.searcher import SEARCHER_STATE_FILE, Searcher
 
-#: files kept 0600 even in a shared experiment (the driver's lock, the searcher's pickle)
-ALWAYS_PRIVATE = {".driver.lock", "searcher-state.pkl"}
+#: files kept 0600 even in a shared experiment (the driver's lock); the searcher's pickle follows
+#: the policy like driver-state.pkl, which holds the same searcher state
+ALWAYS_PRIVATE = {".driver.lock"}
 PRIVATE, SHARED = (0o700, 0o600), (0o750, 0o640)
 
 

@@ -107,7 +107,7 @@ def test_maximum_iteration_stopper_counts_results_per_trial():
     stopper = MaximumIterationStopper(max_iter=3)
     assert [stopper("a", res(i)) for i in (1, 2, 3)] == [False, False, True]
     assert stopper("b", res(7)) is False  # counts results, not training_iteration (Ray)
-    with pytest.raises(ConfigError, match="`max_iter` is 0, but must be an integer > 0"):
+    with pytest.raises(ConfigError, match="`max_iter` is 0, but must be a whole number > 0. Fix: choose max_iter > 0"):
         MaximumIterationStopper(0)
 
 
@@ -145,9 +145,9 @@ def test_experiment_plateau_ignores_nan_and_reports_missing_metric():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"top": 1}, "`top` is 1, but must be an integer > 1"),
-        ({"patience": -1}, "`patience` is -1, but must be an integer >= 0"),
-        ({"std": 0}, "`std` is 0, but must be > 0"),
+        ({"top": 1}, "`top` is 1, but must be a whole number > 1"),
+        ({"patience": -1}, "`patience` is -1, but must be a whole number >= 0"),
+        ({"std": 0}, "`std` is 0, but must be a number > 0"),
         ({"mode": "avg"}, "`mode` is 'avg'"),
     ],
 )

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from hpctune import session as session_mod
 from hpctune import tune
 from hpctune.backends.local import LocalBackend, detect_gpus
 from hpctune.controller.controller import Controller, ControllerSettings
@@ -24,8 +25,8 @@ from hpctune.storage.replay import replay_trial
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.trainable import Trainable
-from hpctune.worker import session as session_mod
 from hpctune.worker.run import _run_generator
+from hpctune.worker.run import make_session as worker_session
 from hpctune.worker.session import Session, StopTrial, TrialContext
 
 
@@ -126,6 +127,21 @@ def make_session(tmp_path, grace=1e6):
                            resources={"cpu": 2, "gpu": 0}, experiment_id="abc")
     return Session(context, ResultLog(trial_dir / "result.jsonl"), trial_dir / "control.json",
                    stop_grace_s=grace)
+
+
+def test_a_rerun_continues_from_its_latest_checkpoint_and_the_totals_reported_with_it(tmp_path):
+    exp = ExperimentDir(tmp_path / "exp")
+    exp.create()
+    exp.trial_dir("t1").mkdir()
+    exp.write_trial_meta("t1", {})
+    ResultLog(exp.result_log_path("t1")).append_many([
+        {"event": "result", "result": {"training_iteration": 2, "time_total_s": 7.5, "timesteps_total": 40},
+         "checkpoint": "checkpoint_000002"},
+        {"event": "result", "result": {"training_iteration": 3, "time_total_s": 9.0, "timesteps_total": 60}},
+    ])
+    (exp.trial_dir("t1") / "checkpoint_000002").mkdir()
+    session = worker_session(exp, "t1", spec={})
+    assert (session.iteration, session.time_total, session.timesteps_total) == (2, 7.5, 40)
 
 
 def test_context_getters_read_slurm_task_environment(tmp_path, monkeypatch):

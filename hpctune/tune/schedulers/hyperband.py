@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from hpctune.core.checks import check_number, require_number
 from hpctune.core.objective import check_state_version
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
 from hpctune.tune.schedulers.trial_scheduler import Decision, SchedulerDecision, TrialScheduler
-from hpctune.tune.stopper import check_number, require_number
 
 STATE_VERSION = 1
 

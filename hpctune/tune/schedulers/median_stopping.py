@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 
+from hpctune.core.checks import check_number, require_number
 from hpctune.core.objective import check_state_version
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
 from hpctune.tune.schedulers.trial_scheduler import Decision, TrialScheduler
-from hpctune.tune.stopper import check_number, require_number
 
 STATE_VERSION = 1
 

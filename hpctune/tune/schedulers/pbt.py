@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from hpctune.core.checks import check_number
+from hpctune.core.metrics import flat_value
 from hpctune.core.objective import check_state_version
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
@@ -33,7 +35,6 @@ from hpctune.tune.schedulers.trial_scheduler import (
     SchedulerDecision,
     TrialScheduler,
 )
-from hpctune.tune.stopper import check_number, lookup
 
 STATE_VERSION = 1
 
@@ -186,7 +187,7 @@ class PopulationBasedTraining(TrialScheduler):
         """(time, metric) of the result; None when one is missing and ``require_attrs`` is off."""
         values = []
         for key in (self._time_attr, self._metric):
-            value = lookup(result, key)
+            value = flat_value(result, key)
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 values.append(float(value))
             elif self._require_attrs:

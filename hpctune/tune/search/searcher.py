@@ -9,6 +9,10 @@ from typing import Any
 from hpctune.core.objective import Objective
 from hpctune.errors import ConfigError
 
+# the one atomic write and safe pickle load, the only storage/ that search/ may use (test_decision_purity)
+from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.secure import load_private_pickle
+
 SEARCHER_STATE_FILE = "searcher-state.pkl"
 
 
@@ -54,50 +58,14 @@ class Searcher(Objective):
         pass
 
     def save(self, checkpoint_path: str | Path) -> None:
-        """Write the state atomically, readable and writable by you only (``restore`` refuses
-        a pickle that others could have written)."""
-        import os
-        import tempfile
-
-        path = Path(checkpoint_path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600, unpredictable
-        try:
-            with open(fd, "wb") as f:
-                pickle.dump(self.get_state(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write the state atomically, with the private mode of its directory (``restore``
+        refuses a pickle that others could have written)."""
+        write_bytes_atomic(checkpoint_path, pickle.dumps(self.get_state()))
 
     def restore(self, checkpoint_path: str | Path) -> None:
         """Load the state ``save`` wrote; only from a file of yours that nobody else can write
         (a pickle runs code when loaded), checked on the open file, no symlink followed."""
-        import errno
-        import os
-        import stat
-
-        from hpctune.errors import UnsafeFileError
-
-        path = Path(checkpoint_path)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise UnsafeFileError(f"Refusing to load {path}: it is a symbolic link. "
-                                      "Fix: replace it with the file itself.") from exc
-            raise
-        with open(fd, "rb") as f:
-            st, folder = os.fstat(fd), os.stat(path.parent)
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not stat.S_ISREG(st.st_mode):
-                raise UnsafeFileError(
-                    f"Refusing to load {path}: owner uid {st.st_uid} (you: {os.geteuid()}), mode "
-                    f"{stat.S_IMODE(st.st_mode):04o}; a pickle runs code when loaded, so it must be "
-                    f"a regular file of yours nobody else can write. Fix: `chmod go-w {path}`, or re-create it.")
-            if folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX:
-                raise UnsafeFileError(f"Refusing to load {path}: others may write its directory "
-                                      f"(mode {stat.S_IMODE(folder.st_mode):04o}). "
-                                      f"Fix: `chmod go-w {path.parent}`.")
-            self.set_state(pickle.loads(f.read()))
+        self.set_state(load_private_pickle(checkpoint_path))
 
     def save_to_dir(self, checkpoint_dir: str | Path) -> None:
         """Write the state to ``<checkpoint_dir>/searcher-state.pkl`` (the driver does this in
