@@ -22,7 +22,7 @@ from hpctune.pool.slots import SlotPlan
 from hpctune.pool.task import PoolTask
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue, shape_key
-from hpctune.tune.pickling import pickle_trainable
+from hpctune.storage.pickling import pickle_trainable
 
 
 def trivial(config):

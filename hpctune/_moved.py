@@ -32,7 +32,7 @@ MOVED: dict[str, str] = {
     "hpctune.tune_run": "hpctune.tune.tune_run",
     "hpctune.trainable": "hpctune.tune.trainable",
     "hpctune.trainable_registry": "hpctune.tune.registry",
-    "hpctune.trainable_pickle": "hpctune.tune.pickling",
+    "hpctune.trainable_pickle": "hpctune.storage.pickling",
     "hpctune.callbacks": "hpctune.tune.callback",
     "hpctune.stoppers": "hpctune.tune.stopper",
     "hpctune.stopper": "hpctune.tune.stopper",

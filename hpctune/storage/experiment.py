@@ -22,8 +22,8 @@ from typing import Any
 
 from hpctune.errors import ConfigError
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
+from hpctune.storage.pickling import dumps_by_value
 from hpctune.storage.secure import ensure_dir, load_private_pickle, make_private_dir, root_dir_mode
-from hpctune.tune.pickling import dumps_by_value
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"

@@ -28,8 +28,8 @@ from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir, pickle_config
 from hpctune.storage.fs_check import check_storage
+from hpctune.storage.pickling import pickle_trainable
 from hpctune.tune.callback import CallbackList, progress_callbacks
-from hpctune.tune.pickling import pickle_trainable
 from hpctune.tune.registry import resolve_trainable
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.tune.search.searcher import SampleLimiter, Searcher

@@ -210,7 +210,7 @@ def test_a_worker_that_cannot_write_its_error_says_so_on_stderr(small_fs):
     import subprocess as sp
     import sys
 
-    from hpctune.tune.pickling import pickle_trainable
+    from hpctune.storage.pickling import pickle_trainable
 
     exp = ExperimentDir(small_fs / "exp")
     exp.create()

@@ -21,10 +21,10 @@ import pytest
 from hpctune import tune
 from hpctune.controller import Controller, ControllerSettings
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.pickling import pickle_trainable
 from hpctune.storage.result_log import read_events
 from hpctune.tune.callback import CallbackList
 from hpctune.tune.experiment.trial import TrialStatus
-from hpctune.tune.pickling import pickle_trainable
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler
 from hpctune.tune.search.basic_variant import BasicVariantGenerator
 from hpctune.tune.stopper import as_stopper

@@ -16,7 +16,7 @@ import cloudpickle
 import pytest
 
 from hpctune.storage.experiment import pickle_config
-from hpctune.tune.pickling import dumps_by_value, pickle_trainable, user_modules
+from hpctune.storage.pickling import dumps_by_value, pickle_trainable, user_modules
 
 USER_MODULE = '''
 class Model:

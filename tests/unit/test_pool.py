@@ -20,6 +20,7 @@ from hpctune.errors import ConfigError
 from hpctune.pool.slots import SlotPlan, default_slots, plan_for, task_resources
 from hpctune.pool.task import PoolTask
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.pickling import pickle_trainable
 from hpctune.storage.pool_queue import (
     PoolQueue,
     check_task_id,
@@ -29,7 +30,6 @@ from hpctune.storage.pool_queue import (
     shape_key,
 )
 from hpctune.storage.result_log import read_events
-from hpctune.tune.pickling import pickle_trainable
 
 SHAPE = shape_key({"cpu": 1, "gpu": 0})
 
