@@ -32,7 +32,7 @@ from hpctune.checkpoint import (
 )
 from hpctune.errors import HpctuneError
 from hpctune.report_values import plain_metrics
-from hpctune.storage.atomic import read_json
+from hpctune.storage.control import ControlRecord, read_control
 from hpctune.storage.events import JOB_ID, KIND, RESTART_COUNT, EventKind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.trial_context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
@@ -267,20 +267,22 @@ class Session:
         if mtime == self._control_mtime:
             return
         self._control_mtime = mtime
-        request = self._control_request()
-        if request.get("action") == "stop":
+        request = read_control(self.control_path)
+        if request is None:
+            return
+        if request.is_stop:
             self.stop_raised = True
             self.start_stop_watchdog()
             raise _stop_for(request)
-        if request.get("action") == "pause":
+        if request.is_pause:
             self.on_signal(PAUSE)  # checkpoint, then exit: the driver resumes it later
 
-    def stop_request(self) -> dict[str, Any] | None:
+    def stop_request(self) -> ControlRecord | None:
         """The driver's stop request for this trial (its control record), or None."""
-        request = self._control_request()
-        return request if request.get("action") == "stop" else None
+        request = read_control(self.control_path)
+        return request if request is not None and request.is_stop else None
 
-    def on_stop_signal(self, request: dict[str, Any]) -> None:
+    def on_stop_signal(self, request: ControlRecord) -> None:
         """The SIGTERM of a stop (the driver's scancel): raise StopTrial in the trainable now,
         or at the next safe point while hpctune writes; the cleanup has ``stop_grace_s``."""
         self.start_stop_watchdog()
@@ -317,12 +319,9 @@ class Session:
             self._watchdog.daemon = True
             self._watchdog.start()
 
-    def _control_request(self) -> dict[str, Any]:
-        return read_json(self.control_path, default={}) or {}
 
-
-def _stop_for(request: dict[str, Any]) -> StopTrial:
-    return StopTrial(str(request.get("reason", "stopped by the driver")), final=bool(request.get("final")))
+def _stop_for(request: ControlRecord) -> StopTrial:
+    return StopTrial(request.reason or "stopped by the driver", final=request.final)
 
 
 def _grace_exceeded(what: str) -> None:

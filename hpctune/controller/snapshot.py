@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpctune.checkpoint import discard_checkpoints
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, EventKind, event_kind
 from hpctune.storage.experiment import config_view
@@ -136,7 +137,7 @@ def on_interrupt(ctl: Controller) -> None:
         ctl.note(f"interrupted; {len(live)} trials keep running in Slurm. {resume}")
         return
     for trial in live:  # the workers exit at once instead of checkpointing
-        ctl.exp.write_control(trial.trial_id, {"action": "stop", "reason": "interrupted"})
+        ctl.exp.write_control(trial.trial_id, ControlRecord.stop("interrupted"))
     ctl.backend.cancel([t.job_id for t in live])
     for trial in live:  # resumed from their checkpoints by Tuner.restore
         trial.cancelled_jobs.append(trial.job_id)

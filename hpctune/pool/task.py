@@ -158,11 +158,15 @@ class PoolTask:
         for running in self.children.values():
             if running.term_sent_at is None:
                 wanted = self.queue.cancel_requested(running.seq) or (
-                    read_control and self.exp.read_control(running.trial_id).get("action") == "stop")
+                    read_control and self._stop_requested(running.trial_id))
                 if wanted:
                     child_mod.signal_child(running, signal.SIGTERM)
                     running.term_sent_at = now
         self._kill_overdue()
+
+    def _stop_requested(self, trial_id: str) -> bool:
+        record = self.exp.read_control(trial_id)
+        return record is not None and record.is_stop
 
     def _kill_overdue(self) -> None:
         """SIGKILL (the whole process group) a run still alive ``grace`` after its SIGTERM."""

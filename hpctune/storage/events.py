@@ -66,7 +66,18 @@ DRIVER_KINDS = frozenset({EventKind.EXPLOITED.value, EventKind.STOP_DECIDED.valu
 
 
 class SchemaError(HpctuneError):
-    """A result log written by a newer hpctune than this one."""
+    """A file written by a newer hpctune than this one: a result log, a control record, a pool record."""
+
+
+def check_version(version: object, newest: int, source: object, what: str) -> int:
+    """``version`` of a record read from ``source`` if this hpctune can read it (``newest`` or
+    older). Raises SchemaError for a newer one (or no number at all): reading it as ours could
+    misinterpret the experiment. Every versioned record of ``storage/`` checks through here."""
+    if not isinstance(version, int) or isinstance(version, bool) or version > newest:
+        raise SchemaError(
+            f"{source} was written by a newer hpctune ({what} {version!r}, this hpctune "
+            f"reads up to {newest}): upgrade hpctune (`pip install -U hpctune`) to read it.")
+    return version
 
 
 def new_event(kind: EventKind, **fields: Any) -> dict[str, Any]:
@@ -80,11 +91,7 @@ def event_kind(event: dict[str, Any], source: object = "a result log") -> EventK
     Raises SchemaError for an event of a newer schema: reading it as ours could
     misinterpret the experiment.
     """
-    version = event.get(VERSION, 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"{source} was written by a newer hpctune (event schema {version!r}, this hpctune "
-            f"reads up to {SCHEMA_VERSION}): upgrade hpctune (`pip install -U hpctune`) to read it.")
+    check_version(event.get(VERSION, 1), SCHEMA_VERSION, source, "event schema")
     try:
         return EventKind(event.get(KIND))
     except ValueError:

@@ -19,6 +19,7 @@ from hpctune.errors import ConfigError
 from hpctune.pool import settings
 from hpctune.pool.slots import SlotPlan, default_slots, plan_for, task_resources
 from hpctune.pool.task import PoolTask
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import (
     PoolQueue,
@@ -262,7 +263,7 @@ def test_a_cancelled_run_ends_alone_and_the_task_goes_on(tmp_path):
     def cancel_when_running():
         while not any(e["event"] == "result" for e in read_events(exp.result_log_path("t_00000"))):
             time.sleep(0.05)
-        exp.write_control("t_00000", {"action": "stop", "reason": "test", "final": True})
+        exp.write_control("t_00000", ControlRecord.stop("test", final=True))
         queue.cancel(0)
 
     thread = threading.Thread(target=cancel_when_running, daemon=True)
