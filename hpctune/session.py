@@ -32,8 +32,9 @@ from hpctune.checkpoint import (
 )
 from hpctune.errors import HpctuneError
 from hpctune.report_values import plain_metrics
+from hpctune.storage import events as ev
 from hpctune.storage.control import ControlRecord, read_control
-from hpctune.storage.events import JOB_ID, KIND, RESTART_COUNT, EventKind, new_event
+from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.trial_context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 
@@ -66,10 +67,6 @@ class PeerFailed(BaseException):
     """Raised on rank 0 of a multi-task trial instead of recording anything once another rank of
     this run wrote the trial's error event: srun is ending the step, the trial is retried."""
 
-
-#: the events that end a run of a trial's job
-_RUN_ENDS = frozenset(k.value for k in (EventKind.ERROR, EventKind.COMPLETE, EventKind.STOPPED,
-                                        EventKind.TERMINATED, EventKind.PAUSED, EventKind.REQUEUED))
 
 
 class Session:
@@ -109,13 +106,14 @@ class Session:
             self.start_stop_watchdog("the trial did not end within stop_grace_s={:g} s of SIGTERM")
 
     def base_fields(self) -> dict[str, Any]:
+        """The fields every event of this run carries (``events.BASE_FIELDS``)."""
         return {
-            "trial_id": self.context.trial_id,
-            "slurm_job_id": self.context.slurm_job_id,
-            "restart_count": self.context.restart_count,
-            "hostname": self.hostname,
-            "pid": os.getpid(),
-            "time": time.time(),
+            ev.TRIAL_ID: self.context.trial_id,
+            ev.JOB_ID: self.context.slurm_job_id,
+            ev.RESTART_COUNT: self.context.restart_count,
+            ev.HOSTNAME: self.hostname,
+            ev.PID: os.getpid(),
+            ev.TIME: time.time(),
         }
 
     def log_event(self, kind: EventKind, fsync: bool = False, **fields: Any) -> None:
@@ -186,7 +184,7 @@ class Session:
             path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
-            event["checkpoint"] = path.name
+            event[ev.CHECKPOINT] = path.name
         self.append(event, fsync=checkpoint is not None)
 
     def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
@@ -196,8 +194,8 @@ class Session:
         tail, deadline = LogTail(self.log.path), time.monotonic() + timeout_s
         while True:
             for event in tail.read_new():
-                if event.get(KIND) == EventKind.START.value and self._of_this_run(event):
-                    self.iteration = int(event.get("restored_iteration") or 0)
+                if event.get(ev.KIND) == EventKind.START.value and self._of_this_run(event):
+                    self.iteration = int(event.get(ev.RESTORED_ITERATION) or 0)
                     path = Path(self.context.trial_dir) / checkpoint_dir_name(self.iteration)
                     self.checkpoint = Checkpoint(path) if self.iteration else None
                     return True
@@ -214,14 +212,15 @@ class Session:
 
     def is_error_of_this_run(self, event: dict[str, Any]) -> bool:
         """``event`` is an error event of this job run (same job id and restart count)."""
-        return event.get(KIND) == EventKind.ERROR.value and self._of_this_run(event)
+        return event.get(ev.KIND) == EventKind.ERROR.value and self._of_this_run(event)
 
     def _ended_this_run(self, event: dict[str, Any]) -> bool:
-        return event.get(KIND) in _RUN_ENDS and self._of_this_run(event)
+        kind = event_kind(event, self.log.path)
+        return kind is not None and kind.ends_run and self._of_this_run(event)
 
     def _of_this_run(self, event: dict[str, Any]) -> bool:
-        return (event.get(JOB_ID) == self.context.slurm_job_id
-                and event.get(RESTART_COUNT) == self.context.restart_count)
+        return (event.get(ev.JOB_ID) == self.context.slurm_job_id
+                and event.get(ev.RESTART_COUNT) == self.context.restart_count)
 
     def _auto_fill(self, result: dict[str, Any], now: float) -> dict[str, Any]:
         """Ray's auto-filled metrics; ``done``, ``timesteps_total`` and ``episodes_total`` only

@@ -27,7 +27,7 @@ from hpctune.checkpoint import Checkpoint
 from hpctune.exit_guard import start_guard, stop_guard
 from hpctune.log_to_file import redirect_output
 from hpctune.session import PeerFailed, Preempted, Session, StopTrial, TrialContext, slurm_job_ids
-from hpctune.storage.events import RANK, EventKind, new_event
+from hpctune.storage.events import NODELIST, RANK, RESULT, WORLD_SIZE, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import load_private_pickle
@@ -75,7 +75,7 @@ def _result_at(log_path: Path, iteration: int) -> dict:
     installed, carried by its ``exploited`` event): where the running totals continue."""
     found: dict = {}
     for event in read_events(log_path):
-        result = event.get("result") or {}
+        result = event.get(RESULT) or {}
         if result.get("training_iteration") == iteration:
             found = result
     return found
@@ -106,7 +106,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
 def _ranks(session: Session) -> dict[str, Any]:
     """The start event's record of a multi-task trial: how many tasks, on which nodes."""
     size = session.context.get_world_size()
-    return {"world_size": size, "nodelist": os.environ.get("SLURM_JOB_NODELIST", "")} if size > 1 else {}
+    return {WORLD_SIZE: size, NODELIST: os.environ.get("SLURM_JOB_NODELIST", "")} if size > 1 else {}
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:

@@ -33,7 +33,7 @@ from hpctune.run_view import StatusView
 from hpctune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.search.searcher import Searcher
 from hpctune.storage.control import ControlRecord
-from hpctune.storage.events import EventKind, dispatch, new_event
+from hpctune.storage.events import TIME, EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail, ResultLog
 from hpctune.trial import Trial, TrialStatus
@@ -363,5 +363,5 @@ class Controller:
 
 def _reported_at(event: dict) -> float:
     """When the worker wrote the event (0 for events without a time: they come first)."""
-    value = event.get("time", 0.0)
+    value = event.get(TIME, 0.0)
     return value if isinstance(value, (int, float)) else 0.0

@@ -21,7 +21,7 @@ from hpctune.checkpoint import discard_checkpoints
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
-from hpctune.storage.events import JOB_ID, EventKind, event_kind
+from hpctune.storage.events import JOB_ID, event_kind
 from hpctune.storage.experiment import config_view
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import experiment_summary
@@ -124,9 +124,8 @@ def _job_number(job_id: str) -> int:
 
 
 def _ended_jobs(log_path: Path) -> set[str]:
-    ended = {EventKind.PAUSED, EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR,
-             EventKind.EXPLOITED}  # exploited: the driver ended that job to resubmit the trial
-    return {e.get(JOB_ID) for e in read_events(log_path) if event_kind(e, log_path) in ended}
+    return {e.get(JOB_ID) for e in read_events(log_path)
+            if (kind := event_kind(e, log_path)) is not None and kind.ends_job}
 
 
 def on_interrupt(ctl: Controller) -> None:

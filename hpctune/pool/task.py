@@ -45,8 +45,6 @@ from hpctune.storage.result_log import read_events
 CLAIM_POLL_S = 0.05
 #: how often it reads its runs' control records (a stop written by ``hpctune cancel``)
 CONTROL_POLL_S = 0.5
-_FINAL = {ev.EventKind.COMPLETE.value, ev.EventKind.STOPPED.value, ev.EventKind.ERROR.value,
-          ev.EventKind.PAUSED.value}
 
 
 class PoolTask:
@@ -142,11 +140,11 @@ class PoolTask:
             self.queue.finish(self.task_id, running.seq, code)
 
     def _ended_for_good(self, running: Child) -> bool:
-        """True if the run's last event ends the run (complete, stopped, error, paused)."""
-        job_id = run_job_id(running.seq)
-        kinds = [e.get(ev.KIND) for e in read_events(self.exp.result_log_path(running.trial_id))
-                 if e.get(ev.JOB_ID) == job_id]
-        return bool(kinds) and kinds[-1] in _FINAL
+        """True if the run's last event ends its job (``EventKind.ends_job``: complete, stopped,
+        error, paused, exploited): it is never resumed, so its claim is dropped."""
+        job_id, log_path = run_job_id(running.seq), self.exp.result_log_path(running.trial_id)
+        kinds = [ev.event_kind(e, log_path) for e in read_events(log_path) if e.get(ev.JOB_ID) == job_id]
+        return bool(kinds) and kinds[-1] is not None and kinds[-1].ends_job
 
     # -- stopping runs -------------------------------------------------------------------------
     def _enact_cancels(self) -> None:
