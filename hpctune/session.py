@@ -319,6 +319,12 @@ class Session:
             self._watchdog.start()
 
 
+def stop_grace_of(spec: dict[str, Any]) -> float:
+    """The experiment's ``stop_grace_s`` (``experiment.json``), or the default where it has none."""
+    grace = spec.get("stop_grace_s")
+    return DEFAULT_STOP_GRACE_S if grace is None else float(grace)
+
+
 def _stop_for(request: ControlRecord) -> StopTrial:
     return StopTrial(request.reason or "stopped by the driver", final=request.final)
 

@@ -62,9 +62,8 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
         experiment_id=trial_id.rpartition("_")[0] or exp.root.name,  # the experiment's unique prefix
     )
-    grace = spec.get("stop_grace_s")
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
-                      stop_grace_s=session_mod.DEFAULT_STOP_GRACE_S if grace is None else float(grace))
+                      stop_grace_s=session_mod.stop_grace_of(spec))
     if session.iteration:
         session.restore_totals(_result_at(exp.result_log_path(trial_id), session.iteration))
     return session
