@@ -68,7 +68,6 @@ class PeerFailed(BaseException):
     this run wrote the trial's error event: srun is ending the step, the trial is retried."""
 
 
-
 class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
