@@ -21,8 +21,8 @@ from pathlib import Path
 from hpctune.pool.slots import SlotPlan
 from hpctune.pool.task import PoolTask
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.pool_queue import PoolQueue, shape_key
 from hpctune.storage.pickling import pickle_trainable
+from hpctune.storage.pool_queue import PoolQueue, shape_key
 
 
 def trivial(config):

@@ -30,6 +30,7 @@ from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
 from hpctune.config import SlurmConfig
 from hpctune.pool.slots import default_slots, task_resources
 from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.pool_manifest import PoolManifest, read_manifest, write_manifest
 from hpctune.storage.pool_queue import (
     PoolQueue,
     QueueView,
@@ -105,9 +106,8 @@ class PoolBackend(SlurmBackend):
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.queue.array_paths(uid)
         cfg = self.config
-        line = (f"{shape} {cfg.pool_idle_s:g} {cfg.pool_start_method} {cfg.time_min} "
-                f"{cfg.signal_lead_s} {slots}")
-        write_bytes_atomic(manifest, ("\n".join([line] * count) + "\n").encode(), fsync=False)
+        write_manifest(manifest, PoolManifest(shape, cfg.pool_idle_s, cfg.pool_start_method, cfg.time_min,
+                                              cfg.signal_lead_s, slots), count)
         script = self.render_script(task_resources(resources, slots), count, count, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)
         out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
@@ -144,16 +144,16 @@ class PoolBackend(SlurmBackend):
         for uid in self.queue.array_uids():
             manifest, _, job_id_path = self.queue.array_paths(uid)
             if job_id_path.exists() and manifest.exists():
-                found[validate_job_id(job_id_path.read_text().strip())] = manifest.read_text().split()[0]
+                found[validate_job_id(job_id_path.read_text().strip())] = read_manifest(manifest, 0).shape
         return found
 
     def recorded_launches(self) -> dict[str, str]:
         """{trial_id: job id} of the newest run of each trial that reached the queue (a run
         record whose queue marker a dying driver never wrote is not a launch)."""
         view = self.queue.view()
-        return {record["trial_id"]: run_job_id(seq) for seq, record in self.queue.runs().items()
-                if record.get("trial_id") and (seq in view.queued or seq in view.claimed
-                                               or self.queue.ended(seq) is not None or self.queue.dropped(seq))}
+        return {record.trial_id: run_job_id(seq) for seq, record in self.queue.runs().items()
+                if seq in view.queued or seq in view.claimed
+                or self.queue.ended(seq) is not None or self.queue.dropped(seq)}
 
     # -- watching ------------------------------------------------------------------------------
     def poll(self) -> dict[str, JobState]:
@@ -187,7 +187,7 @@ class PoolBackend(SlurmBackend):
             seq = run_seq(job_id)
             ended = self.queue.ended(seq)
             if ended is not None:
-                found[job_id] = f"exit code {ended.get('exit')} in pool task {ended.get('task')}"
+                found[job_id] = f"exit code {ended.exit_code} in pool task {ended.task}"
             elif seq in self._lost:
                 task = self._lost[seq]
                 found[job_id] = (f"pool task {task} ended while running it "

@@ -24,6 +24,7 @@ from hpctune.cli.common import (
     resolve_experiment,
     slurm_job_ids,
 )
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.process import recorded_driver_pid
 
@@ -53,7 +54,7 @@ def cancel_experiment(exp: ExperimentDir, trial_texts: list[str]) -> str:
     job_ids = slurm_job_ids([t.job_id for t in live])  # all checked before anything is done
     driver_job = None if trial_texts else _driver_job(exp)
     for trial in live:  # a worker that reports before the scancel lands stops cleanly
-        exp.write_control(trial.trial_id, {"action": "stop", "reason": CANCEL_REASON})
+        exp.write_control(trial.trial_id, ControlRecord.stop(CANCEL_REASON))
     notes = []
     if not trial_texts and driver_job is None:
         note = _interrupt_driver(exp)

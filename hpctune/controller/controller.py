@@ -29,7 +29,8 @@ from hpctune.core.checkpoint import checkpoints_to_delete
 from hpctune.core.metrics import flat_value
 from hpctune.display.view import StatusView
 from hpctune.errors import StorageFullError, TuneError
-from hpctune.storage.events import EventKind, dispatch, new_event
+from hpctune.storage.control import ControlRecord
+from hpctune.storage.events import TIME, EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail, ResultLog
 from hpctune.tune.callback import CallbackList
@@ -301,8 +302,7 @@ class Controller:
         self.record_event(trial, new_event(EventKind.STOP_DECIDED, trial_id=trial.trial_id,
                                            at_iteration=trial.max_iteration, reason=reason,
                                            time=time.time()))
-        self.exp.write_control(trial.trial_id, {"action": "stop", "reason": reason,
-                                                "final": True, "time": time.time()})
+        self.exp.write_control(trial.trial_id, ControlRecord.stop(reason, final=True))
 
     def record_event(self, trial: Trial, event: dict) -> None:
         """Append a driver's event to the trial's result log (under the log's lock), so that
@@ -316,7 +316,7 @@ class Controller:
     def request_pause(self, trial: Trial) -> None:
         """Ask the worker to checkpoint and exit; the trial is resubmitted later."""
         trial.awaiting_restart = True
-        self.exp.write_control(trial.trial_id, {"action": "pause"})
+        self.exp.write_control(trial.trial_id, ControlRecord.pause())
 
     def _enact_stops(self) -> None:
         """scancel every newly stopped trial at once, in one call: the fastest slot handover on
@@ -363,5 +363,5 @@ class Controller:
 
 def _reported_at(event: dict) -> float:
     """When the worker wrote the event (0 for events without a time: they come first)."""
-    value = event.get("time", 0.0)
+    value = event.get(TIME, 0.0)
     return value if isinstance(value, (int, float)) else 0.0

@@ -109,7 +109,7 @@ class TrialEvents(TrialReplay):
         a decision made just before the driver died)."""
         if self.trial.stop_requested_at is None:
             self.trial.stop_requested_at = self.ctl.clock()
-            self.trial.stop_reason = str(event.get("reason", "stopped"))
+            self.trial.stop_reason = str(event.get(ev.REASON, "stopped"))
 
     def on_complete(self, event: dict[str, Any]) -> None:
         if self.ctl.exploits.on_job_end(self.trial, completed=True):
@@ -134,7 +134,7 @@ class TrialEvents(TrialReplay):
     def on_resources_changed(self, event: dict[str, Any]) -> None:
         """The driver's record of a new request, read back (or a predecessor's, at a restore)."""
         super().on_resources_changed(event)
-        if self.trial.pending_resources == event.get("new_resources"):
+        if self.trial.pending_resources == event.get(ev.NEW_RESOURCES):
             self.trial.pending_resources = None
 
     def on_preempted(self, event: dict[str, Any]) -> None:

@@ -113,4 +113,5 @@ class JobWatch:
                                     f"(scheduler state: {state}). See its stderr: {stderr}")
 
     def _stop_requested_on_disk(self, trial: Trial) -> bool:
-        return self.ctl.exp.read_control(trial.trial_id).get("action") == "stop"
+        record = self.ctl.exp.read_control(trial.trial_id)
+        return record is not None and record.is_stop

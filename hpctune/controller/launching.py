@@ -150,7 +150,8 @@ class Launcher:
     def _pause_requested(self, trial: Trial) -> bool:
         """A trial whose job ended before it could pause (a restored driver's local jobs, a
         failure while pausing) is resumed as a paused one: its scheduler may still hold it."""
-        return self.ctl.exp.read_control(trial.trial_id).get("action") == "pause"
+        record = self.ctl.exp.read_control(trial.trial_id)
+        return record is not None and record.is_pause
 
     def _relaunch_budget(self, throttle: int | None) -> int | None:
         """How many retried or paused trials may go out now (None: all of them).

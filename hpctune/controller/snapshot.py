@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from hpctune.core.checkpoint import discard_checkpoints
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
-from hpctune.storage.events import JOB_ID, EventKind, event_kind
+from hpctune.storage.events import JOB_ID, event_kind
 from hpctune.storage.experiment import config_view
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import experiment_summary
@@ -123,9 +124,8 @@ def _job_number(job_id: str) -> int:
 
 
 def _ended_jobs(log_path: Path) -> set[str]:
-    ended = {EventKind.PAUSED, EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR,
-             EventKind.EXPLOITED}  # exploited: the driver ended that job to resubmit the trial
-    return {e.get(JOB_ID) for e in read_events(log_path) if event_kind(e, log_path) in ended}
+    return {e.get(JOB_ID) for e in read_events(log_path)
+            if (kind := event_kind(e, log_path)) is not None and kind.ends_job}
 
 
 def on_interrupt(ctl: Controller) -> None:
@@ -136,7 +136,7 @@ def on_interrupt(ctl: Controller) -> None:
         ctl.note(f"interrupted; {len(live)} trials keep running in Slurm. {resume}")
         return
     for trial in live:  # the workers exit at once instead of checkpointing
-        ctl.exp.write_control(trial.trial_id, {"action": "stop", "reason": "interrupted"})
+        ctl.exp.write_control(trial.trial_id, ControlRecord.stop("interrupted"))
     ctl.backend.cancel([t.job_id for t in live])
     for trial in live:  # resumed from their checkpoints by Tuner.restore
         trial.cancelled_jobs.append(trial.job_id)

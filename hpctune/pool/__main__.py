@@ -1,8 +1,7 @@
 """``python -m hpctune.pool EXP_DIR --manifest FILE``: one pool task (see ``pool/task``).
 
-The manifest line picked by ``SLURM_ARRAY_TASK_ID`` is ``<shape key> <idle seconds>
-<start method> <time limit in minutes> <warning lead in seconds> <slots>``, written by the pool
-backend before its ``sbatch``.
+Its instructions are the manifest's line picked by ``SLURM_ARRAY_TASK_ID``
+(``storage/pool_manifest``), written by the pool backend before its ``sbatch``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from pathlib import Path
 from hpctune.pool.child import START_METHODS
 from hpctune.pool.slots import plan_for
 from hpctune.pool.task import PoolTask
-from hpctune.storage.pool_queue import PoolQueue, check_shape, check_task_id
+from hpctune.storage.pool_manifest import read_manifest
+from hpctune.storage.pool_queue import PoolQueue, check_task_id
 
 #: the job started a little before this process did: its time limit counts from then (s)
 START_MARGIN_S = 5.0
@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("python -m hpctune.pool runs as a Slurm array task (SLURM_ARRAY_TASK_ID)")
     task_id = check_task_id(f"{array}_{index}")
     started = time.monotonic()
-    shape, idle, method, time_min, lead_s, slots = Path(args.manifest).read_text().split("\n")[int(index)].split()
-    if method not in START_METHODS:
-        raise SystemExit(f"python -m hpctune.pool: unknown start method {method!r}")
+    task = read_manifest(args.manifest, int(index))
+    if task.start_method not in START_METHODS:
+        raise SystemExit(f"python -m hpctune.pool: unknown start method {task.start_method!r}")
     root = Path(args.experiment_dir)
-    plan = plan_for(PoolQueue(root).read_shape(check_shape(shape)), int(slots))
-    claim_until = started + float(time_min) * 60 - float(lead_s) - START_MARGIN_S
-    return PoolTask(root, task_id, shape, float(idle), method, plan, claim_until).run()
+    plan = plan_for(PoolQueue(root).read_shape(task.shape), task.slots)
+    claim_until = started + task.time_min * 60 - task.signal_lead_s - START_MARGIN_S
+    return PoolTask(root, task_id, task.shape, task.idle_s, task.start_method, plan, claim_until).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The main loop of one pool task: claim a run, run it in a clean process, repeat.
 
-``python -m hpctune.pool EXP --shape KEY --idle-s S --start fork|spawn`` runs as a task of
-a Slurm array (one array per resource shape). It first resumes the runs it had claimed
+``python -m hpctune.pool EXP_DIR --manifest FILE`` runs as a task of a Slurm array (one array
+per resource shape; its line of the manifest, ``storage/pool_manifest``, says which shape, how
+long to idle, how to start runs and how many at once). It first resumes the runs it had claimed
 before a requeue, then claims queued runs of its shape (``storage/pool_queue``) while it
 has free slots, and exits once it has had nothing to run for ``idle_s`` seconds.
 
@@ -40,13 +41,19 @@ from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue, run_job_id
 from hpctune.storage.result_log import read_events
+from hpctune.worker.run import POOL_JOB_ENV
+from hpctune.worker.session import stop_grace_of
 
 #: how often a pool task looks at the queue (free slots) and at its runs' cancel requests (seconds)
 CLAIM_POLL_S = 0.05
 #: how often it reads its runs' control records (a stop written by ``hpctune cancel``)
 CONTROL_POLL_S = 0.5
-_FINAL = {ev.EventKind.COMPLETE.value, ev.EventKind.STOPPED.value, ev.EventKind.ERROR.value,
-          ev.EventKind.PAUSED.value}
+#: beyond ``stop_grace_s``, how long a stopped run's worker has to end on its own before the pool
+#: task kills its process group: the worker's own watchdog fires at ``stop_grace_s`` and exits
+#: (``Session.start_stop_watchdog``); this margin lets it, so a kill is for a stuck process only
+KILL_MARGIN_S = 2.0
+#: set by a pool task for each run it starts: the pool task's id (the worker reads ``POOL_JOB_ENV``)
+POOL_TASK_ENV = "HPCTUNE_POOL_TASK"
 
 
 class PoolTask:
@@ -64,7 +71,7 @@ class PoolTask:
         self.children: dict[int, Child] = {}
         self.signal_name: str | None = None
         self._forwarded = False
-        self._grace_s = float(self.exp.read_experiment().get("stop_grace_s") or 3.0) + 2.0
+        self._grace_s = stop_grace_of(self.exp.read_experiment()) + KILL_MARGIN_S
         self._last_control = 0.0
         self._wake_r, self._wake_w = os.pipe()
 
@@ -116,14 +123,15 @@ class PoolTask:
             self._start(seq)
 
     def _start(self, seq: int) -> None:
-        trial_id = self.queue.run(seq).get("trial_id")
-        if not trial_id:  # a run record that cannot be read: nothing to start, say so
+        record = self.queue.run(seq)
+        if record is None:  # a run record that cannot be read: nothing to start, say so
             print(f"hpctune pool: run {seq} has no readable record; dropped", file=sys.stderr)
             self.queue.finish(self.task_id, seq, 1)
             return
+        trial_id = record.trial_id
         gpus = self.plan.take(self.children.values())
         job_id = run_job_id(seq)
-        env = {"HPCTUNE_POOL_JOB": job_id, "HPCTUNE_POOL_TASK": self.task_id}
+        env = {POOL_JOB_ENV: job_id, POOL_TASK_ENV: self.task_id}
         if self.plan.gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         logs = self.exp.job_log_paths(job_id)
@@ -142,11 +150,11 @@ class PoolTask:
             self.queue.finish(self.task_id, running.seq, code)
 
     def _ended_for_good(self, running: Child) -> bool:
-        """True if the run's last event ends the run (complete, stopped, error, paused)."""
-        job_id = run_job_id(running.seq)
-        kinds = [e.get(ev.KIND) for e in read_events(self.exp.result_log_path(running.trial_id))
-                 if e.get(ev.JOB_ID) == job_id]
-        return bool(kinds) and kinds[-1] in _FINAL
+        """True if the run's last event ends its job (``EventKind.ends_job``: complete, stopped,
+        error, paused, exploited): it is never resumed, so its claim is dropped."""
+        job_id, log_path = run_job_id(running.seq), self.exp.result_log_path(running.trial_id)
+        kinds = [ev.event_kind(e, log_path) for e in read_events(log_path) if e.get(ev.JOB_ID) == job_id]
+        return bool(kinds) and kinds[-1] is not None and kinds[-1].ends_job
 
     # -- stopping runs -------------------------------------------------------------------------
     def _enact_cancels(self) -> None:
@@ -158,11 +166,15 @@ class PoolTask:
         for running in self.children.values():
             if running.term_sent_at is None:
                 wanted = self.queue.cancel_requested(running.seq) or (
-                    read_control and self.exp.read_control(running.trial_id).get("action") == "stop")
+                    read_control and self._stop_requested(running.trial_id))
                 if wanted:
                     child_mod.signal_child(running, signal.SIGTERM)
                     running.term_sent_at = now
         self._kill_overdue()
+
+    def _stop_requested(self, trial_id: str) -> bool:
+        record = self.exp.read_control(trial_id)
+        return record is not None and record.is_stop
 
     def _kill_overdue(self) -> None:
         """SIGKILL (the whole process group) a run still alive ``grace`` after its SIGTERM."""

@@ -1,22 +1,20 @@
 """The event schema of a trial's result log: kinds, field names, version, and one dispatcher.
 
-Every line of ``result.jsonl`` is one event: ``{"event": <kind>, "v": SCHEMA_VERSION,
-"trial_id", "slurm_job_id", "restart_count", "hostname", "pid", "time", ...}`` plus the
-kind's own fields (``result`` and ``checkpoint`` for a result, ``error`` for an error,
-``signal`` for a preemption, ``reason`` for a stop; ``world_size`` and ``nodelist`` in the start
-event of a trial of several tasks, ``rank`` in the error event a task of such a trial wrote).
-Readers go through ``dispatch``, so the meaning of each kind is decided in one place per
-reader (the driver, ``ResultGrid``).
+Every line of ``result.jsonl`` is one event: ``{"event": <kind>, "v": SCHEMA_VERSION, ...}``
+with the base fields a worker stamps on each (``BASE_FIELDS``: trial, Slurm job, restart
+count, host, pid, time) and the kind's own fields (``KIND_FIELDS``, checked by ``new_event``,
+so every name written is declared here). Readers go through ``dispatch``, so the meaning of
+each kind is decided in one place per reader (the driver, ``ResultGrid``), and spell field
+names with the constants below.
 
-``exploited`` is the one event the driver writes itself (PBT): the trial continues from a
-donor's checkpoint with a new config. Its fields: ``donor``, ``donor_iteration`` (the
-checkpoint's), ``step`` (the trial's iteration at the decision), ``old_config``,
-``new_config`` (text views), ``checkpoint`` (the copy's name in this trial), ``result`` (the
-donor's result that went with that checkpoint: a reader that maps checkpoints to results,
-or a worker continuing running totals from a checkpoint, finds it as for any checkpoint),
-``exploit_id`` and ``decided_at``. ``resources_changed`` (driver, ResourceChangingScheduler):
-the trial is resubmitted with ``new_resources`` instead of ``old_resources``, after
-``at_iteration``.
+The driver writes three kinds itself (``EventKind.by_driver``). ``exploited`` (PBT): the trial
+continues from a donor's checkpoint with a new config; ``slurm_job_id`` is the job the exploit
+ended, ``checkpoint`` the copy's name in this trial, ``result`` the donor's result that went
+with that checkpoint (a reader that maps checkpoints to results, or a worker continuing
+running totals from a checkpoint, finds it as for any checkpoint), ``old_config`` and
+``new_config`` are text views. ``stop_decided``: a stopper or scheduler ended the trial after
+``at_iteration``. ``resources_changed`` (ResourceChangingScheduler): the trial is resubmitted
+with ``new_resources`` instead of ``old_resources``, after ``at_iteration``.
 """
 
 from __future__ import annotations
@@ -30,21 +28,37 @@ SCHEMA_VERSION = 1
 
 KIND = "event"
 VERSION = "v"
-RESULT = "result"
-CHECKPOINT = "checkpoint"
-ERROR = "error"
-JOB_ID = "slurm_job_id"
-RESTART_COUNT = "restart_count"
+# -- the base fields (``Session.base_fields``) ---------------------------------------------------
+TRIAL_ID = "trial_id"
+JOB_ID = "slurm_job_id"  # a Slurm job (``123`` or ``123_4``), a pool run (``pool-7``), a local one
+RESTART_COUNT = "restart_count"  # Slurm's SLURM_RESTART_COUNT: which run of the job
+HOSTNAME = "hostname"
+PID = "pid"
+TIME = "time"  # Unix time the event was written (the driver's: when it decided)
+# -- a kind's own fields -------------------------------------------------------------------------
+RESULT = "result"  # the reported metrics with Ray's auto-filled ones
+CHECKPOINT = "checkpoint"  # a checkpoint directory's name in the trial's directory
+ERROR = "error"  # the traceback
 RANK = "rank"  # an error event written by a task other than rank 0 of a multi-task trial
+RESTORED_ITERATION = "restored_iteration"  # the checkpoint a start restored (0: none)
+WORLD_SIZE = "world_size"  # a multi-task trial's start: how many tasks ...
+NODELIST = "nodelist"  # ... on which nodes
+SIGNAL = "signal"  # the signal that announced a preemption or the time limit
+REASON = "reason"  # why a trial stopped (or was cancelled)
 AT_ITERATION = "at_iteration"
 DONOR = "donor"
 DONOR_ITERATION = "donor_iteration"
 STEP = "step"
 EXPLOIT_ID = "exploit_id"
+OLD_CONFIG = "old_config"
+NEW_CONFIG = "new_config"
+DECIDED_AT = "decided_at"
+OLD_RESOURCES = "old_resources"
+NEW_RESOURCES = "new_resources"
 
 
 class EventKind(str, enum.Enum):
-    """What happened to a trial, as its worker wrote it."""
+    """What happened to a trial, as its worker (or the driver: ``by_driver``) wrote it."""
 
     START = "start"            # a worker started (or restarted) the trial
     RESULT = "result"          # train.report(): metrics, and a checkpoint name if one was saved
@@ -60,17 +74,83 @@ class EventKind(str, enum.Enum):
     STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
     RESOURCES_CHANGED = "resources_changed"  # (driver) resubmitted with ``new_resources``
 
+    @property
+    def by_driver(self) -> bool:
+        """Only the driver writes it; every other kind comes from the worker of one job (and
+        ``stopped`` from the driver too, for a paused trial that has no job to write it)."""
+        return self in _BY_DRIVER
 
-#: the kinds the driver itself writes (every other kind comes from the worker of one job)
-DRIVER_KINDS = frozenset({EventKind.EXPLOITED.value, EventKind.STOP_DECIDED.value})
+    @property
+    def ends_run(self) -> bool:
+        """The worker process of this run of the job exits after writing it: the last event of
+        a run (``restart_count``). After ``requeued`` or ``terminated`` the same job id may run
+        again (Slurm requeues it; a pool task resumes its claims), so the run ended, not the job."""
+        return self in _ENDS_RUN
+
+    @property
+    def ends_job(self) -> bool:
+        """The trial never runs again under this job id: the job completed, stopped, failed or
+        paused (the driver resubmits a paused trial as a new job), or the driver exploited the
+        trial away from it (PBT: the ``exploited`` event names the job it ended). What a
+        restored driver and a pool task ask of a job; ``terminated`` is not in it, since a
+        preempted job is requeued under its id."""
+        return self in _ENDS_JOB
+
+
+_BY_DRIVER = frozenset({EventKind.EXPLOITED, EventKind.STOP_DECIDED, EventKind.RESOURCES_CHANGED})
+_ENDS_JOB = frozenset({EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR, EventKind.PAUSED,
+                       EventKind.EXPLOITED})
+_ENDS_RUN = frozenset({EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR, EventKind.PAUSED,
+                       EventKind.REQUEUED, EventKind.TERMINATED})
+
+#: the kinds the driver itself writes, as stored (``event[KIND] in DRIVER_KINDS``)
+DRIVER_KINDS = frozenset(kind.value for kind in EventKind if kind.by_driver)
+
+#: the fields every event a worker writes carries (the driver's own events: the trial and time)
+BASE_FIELDS = frozenset({TRIAL_ID, JOB_ID, RESTART_COUNT, HOSTNAME, PID, TIME})
+#: each kind's own fields, beyond ``KIND``, ``VERSION`` and ``BASE_FIELDS``
+KIND_FIELDS: dict[EventKind, frozenset[str]] = {
+    EventKind.START: frozenset({RESTORED_ITERATION, WORLD_SIZE, NODELIST}),
+    EventKind.RESULT: frozenset({RESULT, CHECKPOINT}),
+    EventKind.HEARTBEAT: frozenset(),
+    EventKind.PREEMPTED: frozenset({SIGNAL}),
+    EventKind.REQUEUED: frozenset(),
+    EventKind.TERMINATED: frozenset({REASON}),
+    EventKind.PAUSED: frozenset(),
+    EventKind.COMPLETE: frozenset(),
+    EventKind.STOPPED: frozenset({REASON}),
+    EventKind.ERROR: frozenset({ERROR, RANK}),
+    EventKind.EXPLOITED: frozenset({DONOR, DONOR_ITERATION, STEP, EXPLOIT_ID, CHECKPOINT, RESULT,
+                                    OLD_CONFIG, NEW_CONFIG, DECIDED_AT}),
+    EventKind.STOP_DECIDED: frozenset({AT_ITERATION, REASON}),
+    EventKind.RESOURCES_CHANGED: frozenset({OLD_RESOURCES, NEW_RESOURCES, AT_ITERATION}),
+}
+#: every field name an event may carry
+FIELDS = frozenset({KIND, VERSION, *BASE_FIELDS}.union(*KIND_FIELDS.values()))
 
 
 class SchemaError(HpctuneError):
-    """A result log written by a newer hpctune than this one."""
+    """A file written by a newer hpctune than this one: a result log, a control record, a pool record."""
+
+
+def check_version(version: object, newest: int, source: object, what: str) -> int:
+    """``version`` of a record read from ``source`` if this hpctune can read it (``newest`` or
+    older). Raises SchemaError for a newer one (or no number at all): reading it as ours could
+    misinterpret the experiment. Every versioned record of ``storage/`` checks through here."""
+    if not isinstance(version, int) or isinstance(version, bool) or version > newest:
+        raise SchemaError(
+            f"{source} was written by a newer hpctune ({what} {version!r}, this hpctune "
+            f"reads up to {newest}): upgrade hpctune (`pip install -U hpctune`) to read it.")
+    return version
 
 
 def new_event(kind: EventKind, **fields: Any) -> dict[str, Any]:
-    """An event of ``kind`` stamped with the schema version."""
+    """An event of ``kind`` stamped with the schema version. Its fields must be the base fields
+    or the kind's own (``KIND_FIELDS``): a name not declared here is a bug, refused."""
+    undeclared = fields.keys() - BASE_FIELDS - KIND_FIELDS[kind]
+    if undeclared:
+        raise HpctuneError(f"a {kind.value!r} event cannot carry {sorted(undeclared)}: declare the "
+                           "field in hpctune/storage/events.py (KIND_FIELDS) first")
     return {KIND: kind.value, VERSION: SCHEMA_VERSION, **fields}
 
 
@@ -80,11 +160,7 @@ def event_kind(event: dict[str, Any], source: object = "a result log") -> EventK
     Raises SchemaError for an event of a newer schema: reading it as ours could
     misinterpret the experiment.
     """
-    version = event.get(VERSION, 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"{source} was written by a newer hpctune (event schema {version!r}, this hpctune "
-            f"reads up to {SCHEMA_VERSION}): upgrade hpctune (`pip install -U hpctune`) to read it.")
+    check_version(event.get(VERSION, 1), SCHEMA_VERSION, source, "event schema")
     try:
         return EventKind(event.get(KIND))
     except ValueError:

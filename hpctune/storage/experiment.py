@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ConfigError
+from hpctune.storage import control
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.pickling import dumps_by_value
 from hpctune.storage.secure import ensure_dir, load_private_pickle, make_private_dir, root_dir_mode
 
@@ -205,14 +207,16 @@ class ExperimentDir:
             return self.read_params(trial_id)
         return load_private_pickle(self.params_pickle_path(trial_id))
 
-    def write_control(self, trial_id: str, request: dict[str, Any]) -> None:
-        write_json_atomic(self.control_path(trial_id), request, fsync=False)
+    def write_control(self, trial_id: str, record: ControlRecord) -> None:
+        """Ask the trial's job to stop or pause (``storage/control``)."""
+        control.write_control(self.control_path(trial_id), record)
 
-    def read_control(self, trial_id: str) -> dict[str, Any]:
-        return read_json(self.control_path(trial_id), default={}) or {}
+    def read_control(self, trial_id: str) -> ControlRecord | None:
+        """What the driver last asked of the trial's job; None: nothing."""
+        return control.read_control(self.control_path(trial_id))
 
     def clear_control(self, trial_id: str) -> None:
-        self.control_path(trial_id).unlink(missing_ok=True)
+        control.clear_control(self.control_path(trial_id))
 
     def read_summary(self) -> dict[str, Any]:
         return read_json(self.summary_path, default={}) or {}

@@ -16,7 +16,11 @@ is in exactly one place and no two pool tasks can claim it::
       dropped/<N>              cancelled before a claim, or handed back from a pool task that died
       arrays/<uid>.tasks|.sbatch|.jobid   each pool array: its tasks' lines, script, job id
 
-A run's job id, as the controller and the trial's events see it, is ``pool-<N>``.
+A run's job id, as the controller and the trial's events see it, is ``pool-<N>``. The JSON
+records (a run, a shape's cap, a run's end) carry ``"v": QUEUE_VERSION`` and are read and
+written only here (``RunRecord``, ``RunEnd``); one without ``"v"`` (hpctune before records had
+versions) is version 1, and one of a newer hpctune raises SchemaError. A shape's file holds
+the resources dict itself, the same ``{"cpu": ..}`` a trial's resources are everywhere.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
+from hpctune.storage.events import VERSION, check_version
 from hpctune.storage.secure import make_private_dir
 
 POOL_DIR = "pool"
@@ -39,6 +44,27 @@ JOB_PREFIX = "pool-"
 _RUN_JOB = re.compile(r"pool-(\d+)", re.ASCII)
 _TASK = re.compile(r"\d+_\d+", re.ASCII)
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
+_MISSING = object()
+#: the version of the queue's JSON records this hpctune writes (and the newest it reads)
+QUEUE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run (``runs/<N>.json``, written once by the driver): which trial, which shape."""
+
+    trial_id: str
+    shape: str
+    version: int = QUEUE_VERSION
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run's process ended (``ended/<N>.json``, written by its pool task)."""
+
+    exit_code: int
+    task: str  #: the pool task that ran it (``<array>_<index>``)
+    version: int = QUEUE_VERSION
 
 
 def run_job_id(seq: int) -> str:
@@ -131,11 +157,12 @@ class PoolQueue:
     def write_cap(self, key: str, cap: int | None) -> None:
         """The most trials of a shape that may run at once (``max_concurrent_trials``; None: no
         cap), kept for a restored driver, which submits pool tasks before it launches anything."""
-        write_json_atomic(self._dir("shapes", f"{check_shape(key)}.cap.json"), {"cap": cap}, fsync=False)
+        _write_record(self._dir("shapes", f"{check_shape(key)}.cap.json"), {"cap": cap})
 
     def read_cap(self, key: str) -> int | None:
         """The cap ``write_cap`` kept (None: none, or never written)."""
-        return read_json(self._dir("shapes", f"{check_shape(key)}.cap.json"), {}).get("cap")
+        record = _read_record(self._dir("shapes", f"{check_shape(key)}.cap.json"))
+        return None if record is None else record.get("cap")
 
     def read_shape(self, key: str) -> dict[str, Any]:
         """The resources of a shape (empty if unknown)."""
@@ -143,19 +170,25 @@ class PoolQueue:
 
     def enqueue(self, seq: int, trial_id: str, shape: str) -> str:
         """Record run ``seq`` of ``trial_id`` and queue it for a pool task of ``shape``."""
-        write_json_atomic(self._dir("runs", f"{_name(seq)}.json"),
-                          {"trial_id": trial_id, "shape": check_shape(shape)}, fsync=False)
+        _write_record(self._dir("runs", f"{_name(seq)}.json"), {"trial_id": trial_id, "shape": check_shape(shape)})
         fd = os.open(self._dir("queue", shape, _name(seq)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         return run_job_id(seq)
 
-    def run(self, seq: int) -> dict[str, Any]:
-        """The run's record: ``{"trial_id", "shape"}`` (empty if unknown)."""
-        return read_json(self._dir("runs", f"{_name(seq)}.json"), {})
+    def run(self, seq: int) -> RunRecord | None:
+        """The run's record; None if there is none, or none that can be read (a pool task then
+        drops the run: the driver retries its trial as for a job that died)."""
+        try:
+            record = _read_record(self._dir("runs", f"{_name(seq)}.json"), "trial_id", "shape")
+        except ExperimentStateError:
+            return None
+        return None if record is None else RunRecord(str(record["trial_id"]), str(record["shape"]),
+                                                     record[VERSION])
 
-    def runs(self) -> dict[int, dict[str, Any]]:
-        """Every run ever enqueued, oldest first."""
-        return {seq: self.run(seq) for seq in _seqs(self._dir("runs"))}
+    def runs(self) -> dict[int, RunRecord]:
+        """Every run ever enqueued (and readable), oldest first."""
+        found = {seq: self.run(seq) for seq in _seqs(self._dir("runs"))}
+        return {seq: record for seq, record in found.items() if record is not None}
 
     def view(self) -> QueueView:
         """Queued and claimed runs (one listing per shape and per pool task)."""
@@ -171,10 +204,10 @@ class PoolQueue:
     def cancel(self, seq: int) -> bool:
         """Take a queued run out of the queue (True), or ask the pool task that claimed it to
         end it (False; its process gets SIGTERM, as ``scancel`` would send)."""
-        shape = self.run(seq).get("shape")
-        if shape:
+        record = self.run(seq)
+        if record is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.rename(self._dir("queue", shape, _name(seq)), self._dir("dropped", _name(seq)))
+                os.rename(self._dir("queue", record.shape, _name(seq)), self._dir("dropped", _name(seq)))
                 return True
         if self.ended(seq) is None:
             write_json_atomic(self._dir("cancel", _name(seq)), {}, fsync=False)
@@ -189,9 +222,10 @@ class PoolQueue:
             return False
         return True
 
-    def ended(self, seq: int) -> dict[str, Any] | None:
-        """How the run's process ended (``{"exit": code, "task": ...}``), or None."""
-        return read_json(self._dir("ended", f"{_name(seq)}.json"), None)
+    def ended(self, seq: int) -> RunEnd | None:
+        """How the run's process ended, or None (still queued or running)."""
+        record = _read_record(self._dir("ended", f"{_name(seq)}.json"), "exit", "task")
+        return None if record is None else RunEnd(int(record["exit"]), str(record["task"]), record[VERSION])
 
     def dropped(self, seq: int) -> bool:
         """True if the run was cancelled before a claim, or handed back from a dead pool task."""
@@ -229,11 +263,30 @@ class PoolQueue:
 
     def finish(self, task: str, seq: int, exit_code: int) -> None:
         """Record that the run's process exited, then drop the claim."""
-        write_json_atomic(self._dir("ended", f"{_name(seq)}.json"), {"exit": exit_code, "task": task},
-                          fsync=False)
+        _write_record(self._dir("ended", f"{_name(seq)}.json"), {"exit": exit_code, "task": task})
         for path in (self._dir("claimed", check_task_id(task), _name(seq)), self._dir("cancel", _name(seq))):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _write_record(path: Path, fields: dict[str, Any]) -> None:
+    write_json_atomic(path, {VERSION: QUEUE_VERSION, **fields}, fsync=False)
+
+
+def _read_record(path: Path, *required: str) -> dict[str, Any] | None:
+    """A JSON record of the queue with its version checked (``VERSION`` set: 1 if it had none),
+    or None if there is none. SchemaError for a newer record, ExperimentStateError for a file
+    that is not a JSON object holding the ``required`` fields."""
+    try:
+        data = read_json(path, _MISSING)
+    except ValueError:
+        data = None
+    if data is _MISSING:
+        return None
+    if not isinstance(data, dict) or not all(name in data for name in required):
+        raise ExperimentStateError(f"{path} is not an hpctune pool record (a JSON object with "
+                                   f"{', '.join(required) or 'fields'}): remove it.")
+    return {**data, VERSION: check_version(data.get(VERSION, 1), QUEUE_VERSION, path, "pool record")}
 
 
 def _listdir(directory: Path) -> list[str]:

@@ -83,7 +83,7 @@ class TrialReplay(EventHandler):
 
     def on_resources_changed(self, event: dict[str, Any]) -> None:
         """ResourceChangingScheduler: the trial was resubmitted with a new request."""
-        new = event.get("new_resources")
+        new = event.get(ev.NEW_RESOURCES)
         if isinstance(new, dict):
             self.trial.resources = dict(new)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
-from hpctune.storage.events import RANK, EventKind, new_event
+from hpctune.storage.events import NODELIST, RANK, WORLD_SIZE, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, checkpoint_results
 from hpctune.storage.secure import load_private_pickle
@@ -69,9 +69,8 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
         experiment_id=trial_id.rpartition("_")[0] or exp.root.name,  # the experiment's unique prefix
     )
-    grace = spec.get("stop_grace_s")
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
-                      stop_grace_s=session_mod.DEFAULT_STOP_GRACE_S if grace is None else float(grace))
+                      stop_grace_s=session_mod.stop_grace_of(spec))
     if session.checkpoint is not None:  # the running totals continue from its result
         name = Path(session.checkpoint.path).name
         session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))
@@ -103,7 +102,7 @@ def run_trial(exp: ExperimentDir, trial_id: str) -> int:
 def _ranks(session: Session) -> dict[str, Any]:
     """The start event's record of a multi-task trial: how many tasks, on which nodes."""
     size = session.context.get_world_size()
-    return {"world_size": size, "nodelist": os.environ.get("SLURM_JOB_NODELIST", "")} if size > 1 else {}
+    return {WORLD_SIZE: size, NODELIST: os.environ.get("SLURM_JOB_NODELIST", "")} if size > 1 else {}
 
 
 def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict) -> int:

@@ -32,8 +32,9 @@ from hpctune.core.checkpoint import (
     refuse_nested_source,
 )
 from hpctune.errors import HpctuneError
-from hpctune.storage.atomic import read_json
-from hpctune.storage.events import JOB_ID, KIND, RESTART_COUNT, EventKind, new_event
+from hpctune.storage import events as ev
+from hpctune.storage.control import ControlRecord, read_control
+from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.worker.context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 from hpctune.worker.report_values import plain_metrics
@@ -66,11 +67,6 @@ class Preempted(BaseException):
 class PeerFailed(BaseException):
     """Raised on rank 0 of a multi-task trial instead of recording anything once another rank of
     this run wrote the trial's error event: srun is ending the step, the trial is retried."""
-
-
-#: the events that end a run of a trial's job
-_RUN_ENDS = frozenset(k.value for k in (EventKind.ERROR, EventKind.COMPLETE, EventKind.STOPPED,
-                                        EventKind.TERMINATED, EventKind.PAUSED, EventKind.REQUEUED))
 
 
 class Session:
@@ -110,13 +106,14 @@ class Session:
             self.start_stop_watchdog("the trial did not end within stop_grace_s={:g} s of SIGTERM")
 
     def base_fields(self) -> dict[str, Any]:
+        """The fields every event of this run carries (``events.BASE_FIELDS``)."""
         return {
-            "trial_id": self.context.trial_id,
-            "slurm_job_id": self.context.slurm_job_id,
-            "restart_count": self.context.restart_count,
-            "hostname": self.hostname,
-            "pid": os.getpid(),
-            "time": time.time(),
+            ev.TRIAL_ID: self.context.trial_id,
+            ev.JOB_ID: self.context.slurm_job_id,
+            ev.RESTART_COUNT: self.context.restart_count,
+            ev.HOSTNAME: self.hostname,
+            ev.PID: os.getpid(),
+            ev.TIME: time.time(),
         }
 
     def log_event(self, kind: EventKind, fsync: bool = False, **fields: Any) -> None:
@@ -187,7 +184,7 @@ class Session:
             path = persist_checkpoint(checkpoint.path, Path(self.context.trial_dir), self.iteration)
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
-            event["checkpoint"] = path.name
+            event[ev.CHECKPOINT] = path.name
         self.append(event, fsync=checkpoint is not None)
 
     def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
@@ -197,8 +194,8 @@ class Session:
         tail, deadline = LogTail(self.log.path), time.monotonic() + timeout_s
         while True:
             for event in tail.read_new():
-                if event.get(KIND) == EventKind.START.value and self._of_this_run(event):
-                    self.iteration = int(event.get("restored_iteration") or 0)
+                if event.get(ev.KIND) == EventKind.START.value and self._of_this_run(event):
+                    self.iteration = int(event.get(ev.RESTORED_ITERATION) or 0)
                     path = Path(self.context.trial_dir) / checkpoint_dir_name(self.iteration)
                     self.checkpoint = Checkpoint(path) if self.iteration else None
                     return True
@@ -215,14 +212,15 @@ class Session:
 
     def is_error_of_this_run(self, event: dict[str, Any]) -> bool:
         """``event`` is an error event of this job run (same job id and restart count)."""
-        return event.get(KIND) == EventKind.ERROR.value and self._of_this_run(event)
+        return event.get(ev.KIND) == EventKind.ERROR.value and self._of_this_run(event)
 
     def _ended_this_run(self, event: dict[str, Any]) -> bool:
-        return event.get(KIND) in _RUN_ENDS and self._of_this_run(event)
+        kind = event_kind(event, self.log.path)
+        return kind is not None and kind.ends_run and self._of_this_run(event)
 
     def _of_this_run(self, event: dict[str, Any]) -> bool:
-        return (event.get(JOB_ID) == self.context.slurm_job_id
-                and event.get(RESTART_COUNT) == self.context.restart_count)
+        return (event.get(ev.JOB_ID) == self.context.slurm_job_id
+                and event.get(ev.RESTART_COUNT) == self.context.restart_count)
 
     def _auto_fill(self, result: dict[str, Any], now: float) -> dict[str, Any]:
         """Ray's auto-filled metrics; ``done``, ``timesteps_total`` and ``episodes_total`` only
@@ -268,20 +266,22 @@ class Session:
         if mtime == self._control_mtime:
             return
         self._control_mtime = mtime
-        request = self._control_request()
-        if request.get("action") == "stop":
+        request = read_control(self.control_path)
+        if request is None:
+            return
+        if request.is_stop:
             self.stop_raised = True
             self.start_stop_watchdog()
             raise _stop_for(request)
-        if request.get("action") == "pause":
+        if request.is_pause:
             self.on_signal(PAUSE)  # checkpoint, then exit: the driver resumes it later
 
-    def stop_request(self) -> dict[str, Any] | None:
+    def stop_request(self) -> ControlRecord | None:
         """The driver's stop request for this trial (its control record), or None."""
-        request = self._control_request()
-        return request if request.get("action") == "stop" else None
+        request = read_control(self.control_path)
+        return request if request is not None and request.is_stop else None
 
-    def on_stop_signal(self, request: dict[str, Any]) -> None:
+    def on_stop_signal(self, request: ControlRecord) -> None:
         """The SIGTERM of a stop (the driver's scancel): raise StopTrial in the trainable now,
         or at the next safe point while hpctune writes; the cleanup has ``stop_grace_s``."""
         self.start_stop_watchdog()
@@ -318,12 +318,15 @@ class Session:
             self._watchdog.daemon = True
             self._watchdog.start()
 
-    def _control_request(self) -> dict[str, Any]:
-        return read_json(self.control_path, default={}) or {}
+
+def stop_grace_of(spec: dict[str, Any]) -> float:
+    """The experiment's ``stop_grace_s`` (``experiment.json``), or the default where it has none."""
+    grace = spec.get("stop_grace_s")
+    return DEFAULT_STOP_GRACE_S if grace is None else float(grace)
 
 
-def _stop_for(request: dict[str, Any]) -> StopTrial:
-    return StopTrial(str(request.get("reason", "stopped by the driver")), final=bool(request.get("final")))
+def _stop_for(request: ControlRecord) -> StopTrial:
+    return StopTrial(request.reason or "stopped by the driver", final=request.final)
 
 
 def _grace_exceeded(what: str) -> None:

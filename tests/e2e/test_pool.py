@@ -141,7 +141,7 @@ def test_killed_pool_task_hands_its_trials_back(tmp_path, slurm_lab):
         def busy_claim():
             queue = PoolQueue(exp)
             for seq, task in queue.view().claimed.items():
-                trial = queue.run(seq)["trial_id"]
+                trial = queue.run(seq).trial_id
                 log = exp / "trials" / trial / "result.jsonl"
                 if log.exists() and sum(e["event"] == "result" for e in read_events(log)) >= 2:
                     return task, trial
@@ -335,7 +335,7 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
             assert f"pool task {task}" in shown, shown
         queue = PoolQueue(exp)
         victim_seq, victim_task = sorted(claimed.items())[0]
-        victim = queue.run(victim_seq)["trial_id"]
+        victim = queue.run(victim_seq).trial_id
         assert main(["cancel", str(exp), victim]) == 0
         wait_for(lambda: queue.ended(victim_seq), timeout=30, what="the cancelled trial's process to end")
         assert victim_task in squeue_tasks(name), "the pool task ended with the trial"

@@ -20,6 +20,7 @@ import pytest
 from hpctune import tune
 from hpctune.core.metrics import AUTO_METRICS
 from hpctune.errors import ConfigError
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 from hpctune.tune.tuner import pickle_trainable
@@ -173,8 +174,7 @@ def test_sigterm_after_a_stop_request_raises_inside_the_trainable(tmp_path, fina
         while "result" not in [e["event"] for e in read_events(exp.result_log_path("t_00000"))]:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
-        request = {"action": "stop", "reason": "test"} | ({"final": True} if final else {})
-        exp.write_control("t_00000", request)
+        exp.write_control("t_00000", ControlRecord.stop("test", final=final))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -176,10 +176,10 @@ class FakeJob:
         self.cancelled = True
         if self.state == "RUNNING" and not self.hung:
             control = self.backend.exp.read_control(self.trial_id)
-            if control.get("action") == "stop" and control.get("final"):
-                self._write(EventKind.STOPPED, reason=control.get("reason", ""))
+            if control is not None and control.is_stop and control.final:
+                self._write(EventKind.STOPPED, reason=control.reason)
             else:  # preempted, or cancelled to be resumed later (Ctrl+C on the driver)
-                self._write(EventKind.TERMINATED, reason=control.get("reason", "SIGTERM"))
+                self._write(EventKind.TERMINATED, reason=control.reason if control else "SIGTERM")
         if self.state in QUEUED:
             self.state = "CANCELLED"
 

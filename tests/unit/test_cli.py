@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from hpctune import tune
+from hpctune.cli.cancel import CANCEL_REASON
 from hpctune.cli.main import main
+from hpctune.storage.experiment import ExperimentDir
 from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -339,8 +341,8 @@ def test_cancel_everything_is_one_scancel(capsys, tmp_path, recorded_slurm):
     assert code == 0
     assert recorded_slurm == [["scancel", "899", "900_0", "900_1", "900_2"]]
     assert "Cancelling 3 trial(s)" in out
-    control = json.loads((exp / "trials" / "abc_00000" / "control.json").read_text())
-    assert control["action"] == "stop"
+    control = ExperimentDir(exp).read_control("abc_00000")
+    assert control.is_stop and not control.final and control.reason == CANCEL_REASON
     assert not (exp / "trials" / "abc_00003" / "control.json").exists()
 
 

@@ -19,6 +19,7 @@ from hpctune.config import CheckpointConfig
 from hpctune.controller import Controller, ControllerSettings
 from hpctune.controller.snapshot import on_interrupt
 from hpctune.errors import TuneError
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
@@ -126,7 +127,7 @@ class Rig:
     def statuses(self) -> dict[str, TrialStatus]:
         return {t.trial_id: t.status for t in self.ctl.trial_list}
 
-    def control(self, index: int) -> dict:
+    def control(self, index: int) -> ControlRecord | None:
         return self.exp.read_control(tid(index))
 
 
@@ -300,8 +301,8 @@ def test_a_stop_decision_writes_control_json_and_cancels_only_that_trial(tmp_pat
     for i in (0, 1, 2):
         rig.job(i).report(loss=0.5)
     rig.step()
-    assert rig.control(1)["action"] == "stop" and rig.control(1)["reason"] == "stopped by scheduler"
-    assert rig.control(0) == {} and rig.control(2) == {}
+    assert rig.control(1).is_stop and rig.control(1).reason == "stopped by scheduler"
+    assert rig.control(0) is None and rig.control(2) is None
     assert rig.backend.cancels == [["100_1"]]
     assert rig.job(1).written[-1] == "stopped" and rig.job(1).state == "CANCELLED"
     t1 = rig.trial(1)
@@ -324,7 +325,7 @@ def test_stop_grace_delays_no_scancel(tmp_path):
     rig.job(1).start().report(loss=1.0)
     rig.step()
     assert rig.backend.cancels == [["100_0"]]
-    assert rig.control(0)["reason"] == "stop criterion reached" and rig.control(1) == {}
+    assert rig.control(0).reason == "stop criterion reached" and rig.control(1) is None
     t0 = rig.trial(0)
     assert (t0.status, t0.stopped_by_scheduler) == (TERMINATED, False)
     assert ("complete", tid(0), 2) in rig.scheduler.calls  # a stopper's stop is a completion
@@ -357,7 +358,7 @@ def test_a_time_budget_ends_the_experiment_on_the_fake_clock(tmp_path):
     rig.clock.advance(1)
     rig.step()
     assert rig.backend.cancels == [["100_0", "100_1"]]
-    assert [rig.control(i)["reason"] for i in (0, 1)] == ["time budget of 100.0 s spent"] * 2
+    assert [rig.control(i).reason for i in (0, 1)] == ["time budget of 100.0 s spent"] * 2
     assert rig.statuses() == {tid(0): TERMINATED, tid(1): TERMINATED}
     assert rig.ctl.done and rig.ctl.fatal_error is None
 
@@ -443,7 +444,7 @@ def test_a_job_cancelled_on_request_is_a_stop_not_a_failure(tmp_path):
     rig.step()
     start_all(rig, 0)
     rig.step()
-    rig.exp.write_control(tid(0), {"action": "stop", "reason": "cancelled by the user"})
+    rig.exp.write_control(tid(0), ControlRecord.stop("cancelled by the user"))
     rig.job(0).vanish("CANCELLED")
     rig.step()
     trial = rig.trial(0)
@@ -573,8 +574,8 @@ def test_fail_fast_stops_every_other_trial_and_ends_the_run(tmp_path):
     rig.step()
     assert rig.backend.cancels == [["100_0", "100_2", "100_3"]]
     for i in (0, 2):
-        assert rig.control(i)["action"] == "stop" and "fail_fast" in rig.control(i)["reason"]
-    assert rig.control(3) == {}
+        assert rig.control(i).is_stop and "fail_fast" in rig.control(i).reason
+    assert rig.control(3) is None
     assert rig.statuses() == {tid(0): TERMINATED, tid(1): ERROR, tid(2): TERMINATED, tid(3): PENDING}
     assert rig.trial(1).num_failures == 1
     assert rig.trial(3).job_id is None
@@ -670,14 +671,14 @@ def test_a_paused_trial_is_resubmitted_and_continues(tmp_path):
     rig.step()
     rig.job(0).start().report(loss=1.0)
     rig.step()
-    assert rig.control(0) == {"action": "pause"}
+    assert rig.control(0).is_pause
     rig.job(0).paused()
     rig.step()
     trial = rig.trial(0)
     assert (trial.status, trial.job_id) == (TrialStatus.PAUSED, None)
     rig.step()
     assert rig.backend.launches[1:] == [Launch([tid(0)], CPU1, None, ["101_0"])]
-    assert rig.control(0) == {}, "the pause request is cleared before the relaunch"
+    assert rig.control(0) is None, "the pause request is cleared before the relaunch"
     rig.job(0).start(restored_iteration=1).report(loss=0.5).complete()
     rig.step()
     assert (trial.status, trial.num_failures, trial.max_iteration) == (TERMINATED, 0, 2)
@@ -788,4 +789,4 @@ def test_trials_cancelled_by_ctrl_c_run_again_after_restore(tmp_path):
     new.step()
     assert new.backend.launches == [Launch([tid(0), tid(1)], CPU1, None, ["101_0", "101_1"])]
     assert new.statuses() == {tid(0): PENDING, tid(1): PENDING}
-    assert new.control(0) == {} and new.control(1) == {}
+    assert new.control(0) is None and new.control(1) is None

@@ -59,8 +59,8 @@ def make_experiment(root: Path, trials: int = 3) -> ExperimentDir:
         if index == 2:
             log.append(new_event(EventKind.EXPLOITED, donor="abc_00000", donor_iteration=4, step=4,
                                  new_config={"lr": 0.2}, time=1003.0))
-        kind = EventKind.ERROR if index == 2 else EventKind.COMPLETE
-        log.append(new_event(kind, slurm_job_id=job, time=1020.0, error="boom"))
+        end = new_event(EventKind.ERROR, error="boom") if index == 2 else new_event(EventKind.COMPLETE)
+        log.append({**end, "slurm_job_id": job, "time": 1020.0})
     return exp
 
 

@@ -19,10 +19,12 @@ from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
 from hpctune.pool.slots import SlotPlan, default_slots, plan_for, task_resources
 from hpctune.pool.task import PoolTask
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pickling import pickle_trainable
 from hpctune.storage.pool_queue import (
     PoolQueue,
+    RunEnd,
     check_task_id,
     is_pool_job,
     run_job_id,
@@ -51,7 +53,7 @@ def test_runs_are_claimed_oldest_first_and_finished_once(tmp_path):
     view = queue.view()
     assert view.queued == {2: SHAPE} and view.claimed == {0: "7_0", 1: "7_1"}
     queue.finish("7_0", 0, 3)
-    assert queue.ended(0) == {"exit": 3, "task": "7_0"}
+    assert queue.ended(0) == RunEnd(exit_code=3, task="7_0")
     assert queue.claims("7_0") == [] and queue.claims("7_1") == [1]
     assert queue.claim_next("7_0", SHAPE) == 2 and queue.claim_next("7_0", SHAPE) is None
     assert queue.next_seq() == 3
@@ -243,7 +245,7 @@ def test_pool_task_runs_each_trial_in_a_fresh_process_and_survives_a_crash(tmp_p
     started = time.monotonic()
     assert task.run() == 0
     assert time.monotonic() - started < 30
-    assert [queue.ended(s)["exit"] for s in range(4)] == [0, 3, 0, 0]
+    assert [queue.ended(s).exit_code for s in range(4)] == [0, 3, 0, 0]
     assert kinds(exp, "t_00001") == ["start"]  # the crash: the driver retries it per max_failures
     pids = set()
     for trial in ("t_00000", "t_00002", "t_00003"):
@@ -262,7 +264,7 @@ def test_a_cancelled_run_ends_alone_and_the_task_goes_on(tmp_path):
     def cancel_when_running():
         while not any(e["event"] == "result" for e in read_events(exp.result_log_path("t_00000"))):
             time.sleep(0.05)
-        exp.write_control("t_00000", {"action": "stop", "reason": "test", "final": True})
+        exp.write_control("t_00000", ControlRecord.stop("test", final=True))
         queue.cancel(0)
 
     thread = threading.Thread(target=cancel_when_running, daemon=True)
@@ -271,7 +273,7 @@ def test_a_cancelled_run_ends_alone_and_the_task_goes_on(tmp_path):
     thread.join(timeout=5)
     assert kinds(exp, "t_00000")[-1] == "stopped"
     assert kinds(exp, "t_00001")[-1] == "complete"
-    assert queue.ended(0)["task"] == queue.ended(1)["task"] == "43_0"
+    assert queue.ended(0).task == queue.ended(1).task == "43_0"
 
 
 def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_path):
@@ -356,7 +358,7 @@ def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(
     assert "#SBATCH --array=0-3%4" in slurm.scripts[0] and "-m hpctune.pool" in slurm.scripts[0]
     slurm.tasks = {f"77_{i}": "RUNNING" for i in range(4)}
     queue = backend.queue
-    shape = queue.run(0)["shape"]
+    shape = queue.run(0).shape
     for i in range(4):
         assert queue.claim_next(f"77_{i}", shape) == i
     states = backend.poll()
@@ -412,7 +414,7 @@ def test_a_pool_task_that_does_not_end_a_cancelled_run_is_scancelled(tmp_path):
     backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
     backend.launch(["t_00000", "t_00001"], {"cpu": 1, "gpu": 0}, throttle=2)
     slurm.tasks = {"77_0": "RUNNING", "77_1": "RUNNING"}
-    shape = backend.queue.run(0)["shape"]
+    shape = backend.queue.run(0).shape
     backend.queue.claim_next("77_0", shape)
     backend.cancel(["pool-0"])
     backend.poll()

@@ -349,7 +349,7 @@ def test_a_change_pauses_the_trial_and_resubmits_it_with_the_new_request(tmp_pat
     ctl, backend, exp = make_run(tmp_path)
     job = decide_change(ctl, backend)
     trial = ctl.trials[T0]
-    assert exp.read_control(T0) == {"action": "pause"} and trial.pending_resources["cpu"] == 2
+    assert exp.read_control(T0).is_pause and trial.pending_resources["cpu"] == 2
     assert backend.launches[0].resources["cpu"] == 1 and backend.cancels == []
     job.report(checkpoint=True, loss=0.8).paused()  # the worker checkpoints at its next report
     ctl.step()

@@ -27,6 +27,7 @@ from hpctune.config import SBATCH_TEXT_FIELDS, RunConfig, SlurmConfig
 from hpctune.core.checkpoint import persist_checkpoint
 from hpctune.errors import ConfigError, UnsafeFileError
 from hpctune.storage.atomic import write_bytes_atomic, write_json_atomic
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import DRIVER_STATE_FILE, TUNER_FILE, ExperimentDir
 from hpctune.storage.result_log import ResultLog
@@ -146,7 +147,7 @@ def test_every_storage_writer_uses_the_policy_mode(tmp_path, mask, share, expect
         exp.write_experiment({})
         exp.write_params("t1", {"a": 1})
         exp.write_trial_meta("t1", {})
-        exp.write_control("t1", {"action": "stop"})
+        exp.write_control("t1", ControlRecord.stop("test"))
         ResultLog(exp.result_log_path("t1")).append({"e": 1})
         persist_checkpoint(source, exp.trial_dir("t1"), 1)
         persist_checkpoint(source, exp.trial_dir("t1"), 1)  # replacing keeps the modes

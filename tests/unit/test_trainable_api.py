@@ -20,6 +20,7 @@ from hpctune.controller.controller import Controller, ControllerSettings
 from hpctune.core.metrics import AUTO_METRICS
 from hpctune.core.resources import ResourceSpec, check_gpu_share, normalize_resources, resources_for
 from hpctune.errors import ConfigError, UnsafeFileError
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir, config_view, pickle_config
 from hpctune.storage.replay import replay_trial
 from hpctune.storage.result_log import ResultLog, read_events
@@ -191,7 +192,7 @@ def test_report_fills_every_auto_metric_like_ray(tmp_path):
 
 def test_a_stop_signal_raises_in_the_trainable_but_never_while_hpctune_writes(tmp_path):
     session = make_session(tmp_path)
-    request = {"action": "stop", "reason": "asha", "final": True}
+    request = ControlRecord.stop("asha", final=True)
     session.on_stop_signal(request)  # hpctune's own code runs: the stop waits
     with pytest.raises(StopTrial, match="asha") as stop, session.trainable_code():
         pass
@@ -201,7 +202,7 @@ def test_a_stop_signal_raises_in_the_trainable_but_never_while_hpctune_writes(tm
 
     other = make_session(tmp_path / "b")
     with pytest.raises(StopTrial) as cancelled, other.trainable_code():
-        other.on_stop_signal({"action": "stop", "reason": "interrupted"})
+        other.on_stop_signal(ControlRecord.stop("interrupted"))
     assert cancelled.value.final is False  # Ctrl+C: resumable, not the trial's end
     other._watchdog.cancel()
 
@@ -322,4 +323,4 @@ def test_a_stop_is_cancelled_at_once_and_marked_final(tmp_path):
     ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
     ctl._enact_stops()
     assert cancelled == ["7_1"] and trial.job_state == "CANCELLING"
-    assert exp.read_control("t1")["final"] is True
+    assert exp.read_control("t1").final is True

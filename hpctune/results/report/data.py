@@ -113,9 +113,9 @@ def _trial_record(exp: ExperimentDir, trial: Trial) -> TrialRecord:
     runs: list[TrialRun] = []
     lineage: list[dict[str, Any]] = []
     for event in read_events(log):
-        kind, when = event.get(ev.KIND), float(event.get("time") or 0.0)
+        kind, when = event.get(ev.KIND), float(event.get(ev.TIME) or 0.0)
         if kind == ev.EventKind.START.value or (not runs and kind != ev.EventKind.EXPLOITED.value):
-            runs.append(TrialRun(str(event.get(ev.JOB_ID) or ""), str(event.get("hostname") or ""), when, when))
+            runs.append(TrialRun(str(event.get(ev.JOB_ID) or ""), str(event.get(ev.HOSTNAME) or ""), when, when))
         elif kind == ev.EventKind.EXPLOITED.value:
             lineage.append({k: v for k, v in event.items() if k not in (ev.KIND, ev.VERSION)})
             continue

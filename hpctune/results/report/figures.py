@@ -11,6 +11,7 @@ from typing import Any
 
 from hpctune.results.report import stats
 from hpctune.results.report.data import ExperimentRecord
+from hpctune.storage import events as ev
 
 HIGHLIGHTED = 5
 _GREY = "rgba(120,120,120,0.35)"
@@ -114,11 +115,11 @@ def pbt_lineage(exp: ExperimentRecord) -> Any | None:
         return None
     fig = go.Figure()
     for recipient, event in exploits:
-        donor = str(event.get("donor", "?"))
+        donor = str(event.get(ev.DONOR, "?"))
         fig.add_trace(go.Scatter(
-            x=[event.get("donor_iteration"), event.get("step")], y=[donor, recipient],
+            x=[event.get(ev.DONOR_ITERATION), event.get(ev.STEP)], y=[donor, recipient],
             mode="lines+markers", showlegend=False, line={"width": 1.5},
-            hovertext=f"{recipient} took {donor}'s checkpoint at {event.get('donor_iteration')}"))
+            hovertext=f"{recipient} took {donor}'s checkpoint at {event.get(ev.DONOR_ITERATION)}"))
     fig.update_layout(title="PBT exploits: donor checkpoint -> recipient", xaxis_title="training_iteration",
                       height=max(300, 18 * len({t.trial_id for t in exp.trials})))
     return fig

@@ -17,6 +17,7 @@ from typing import Any
 from hpctune.errors import ConfigError
 from hpctune.results.report import figures, stats
 from hpctune.results.report.data import ExperimentRecord
+from hpctune.storage import events as ev
 
 MAX_CURVE_METRICS = 8
 BEST_ROWS = 10
@@ -125,8 +126,8 @@ def _pbt(exp: ExperimentRecord) -> str:
     exploits = [(t.trial_id, e) for t in exp.trials for e in t.lineage]
     if not exploits:
         return "<h2 id='pbt'>PBT lineage</h2><p>No PBT exploits in this experiment.</p>"
-    rows = [[r, e.get("donor", ""), e.get("donor_iteration", ""), e.get("step", ""),
-             json.dumps(e.get("new_config", ""), default=str)] for r, e in exploits]
+    rows = [[r, e.get(ev.DONOR, ""), e.get(ev.DONOR_ITERATION, ""), e.get(ev.STEP, ""),
+             json.dumps(e.get(ev.NEW_CONFIG, ""), default=str)] for r, e in exploits]
     table = _table(["trial", "took the checkpoint of", "at iteration", "its own iteration", "new config"], rows)
     return f"<h2 id='pbt'>PBT lineage</h2>{_figure(figures.pbt_lineage(exp), 'lineage')}{table}"
 
