@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hpctune import session as session_mod
 from hpctune import tune
 from hpctune.backends.local import LocalBackend, detect_gpus
 from hpctune.controller.controller import Controller, ControllerSettings
@@ -26,6 +25,7 @@ from hpctune.storage.replay import replay_trial
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.trainable import Trainable
+from hpctune.worker import session as session_mod
 from hpctune.worker.run import _run_generator
 from hpctune.worker.run import make_session as worker_session
 from hpctune.worker.session import Session, StopTrial, TrialContext
