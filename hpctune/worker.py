@@ -25,6 +25,7 @@ from typing import Any
 from hpctune import session as session_mod
 from hpctune.checkpoint import Checkpoint
 from hpctune.exit_guard import start_guard, stop_guard
+from hpctune.ids import experiment_id_of
 from hpctune.log_to_file import redirect_output
 from hpctune.session import PeerFailed, Preempted, Session, StopTrial, TrialContext, slurm_job_ids
 from hpctune.storage.events import RANK, EventKind, new_event
@@ -60,7 +61,7 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         slurm_array_job_id=array_job,
         slurm_array_task_id=task,
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
-        experiment_id=trial_id.rpartition("_")[0] or exp.root.name,  # the experiment's unique prefix
+        experiment_id=experiment_id_of(trial_id) or exp.root.name,  # the experiment's unique prefix
     )
     grace = spec.get("stop_grace_s")
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
@@ -341,9 +342,10 @@ def requeue_self(session: Session) -> None:
     job_id = session.context.slurm_job_id
     if not job_id or os.environ.get(POOL_JOB_ENV):
         return  # a pool task requeues itself once all its trials have checkpointed
+    from hpctune.backends.slurm_commands import requeue_args
     from hpctune.backends.slurm_limits import shared_commands
 
-    proc = shared_commands().run(["scontrol", "requeue", job_id], check=False)
+    proc = shared_commands().run(requeue_args(job_id), check=False)
     if proc.returncode != 0:
         print(f"hpctune: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hpctune.backends.slurm_commands import requeue_args
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.plan import SubmitPlan, build_file_tuner, pin_location, read_plan
 from hpctune.config import check_sbatch_options, check_sbatch_text
@@ -160,7 +161,7 @@ def install_driver_signals() -> None:
         job = os.environ.get("SLURM_JOB_ID")
         if job:
             print(f"hpctune driver: time limit near: requeueing job {job}", flush=True)
-            shared_commands().run(["scontrol", "requeue", job], check=False)
+            shared_commands().run(requeue_args(job), check=False)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, on_usr1)
