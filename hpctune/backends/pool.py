@@ -65,7 +65,7 @@ class PoolBackend(SlurmBackend):
         #: a pool task that has not ended a cancelled run after this long is scancelled whole
         self.escalate_after_s = self.config.stop_grace_s + ESCALATE_MARGIN_S
         self.task_states: dict[str, JobState] = {}  # pool task -> its state at the last poll
-        self._unreconciled: QueueView | None = None  # the last poll's listing, until reconciled
+        self._view: QueueView | None = None  # the queue as the last poll listed it
 
     # -- launching -----------------------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
@@ -115,12 +115,14 @@ class PoolBackend(SlurmBackend):
         self._arrays[array_id] = shape
         self._live[shape] = self._live.get(shape, 0) + count * slots
 
-    def preview_script(self, resources: dict[str, Any], trials: int, throttle: int | None) -> str:
-        """The pool array ``fit()`` submits first for ``trials`` trials (nothing is written)."""
+    def preview_script(self, resources: dict[str, Any], trials: int, throttle: int | None,
+                       manifest: Path | None = None) -> str:
+        """The pool array ``fit()`` submits first for ``trials`` trials (nothing is written);
+        ``manifest``: its task lines' file (default: a ``<uid>`` placeholder)."""
         slots = default_slots(resources, self.config.pool_slots_per_task)
         tasks = math.ceil(min(trials, throttle or trials) / slots)
         return self.render_script(task_resources(resources, slots), tasks, tasks,
-                                  self.queue.array_paths("<uid>")[0])
+                                  manifest or self.queue.array_paths("<uid>")[0])
 
     def _shape(self, shape: str) -> dict[str, Any]:
         """The resources of a shape (read once)."""
@@ -157,17 +159,17 @@ class PoolBackend(SlurmBackend):
         (``run_states``). It changes nothing outside this object: ``reconcile`` acts on it."""
         tasks = super().poll()  # first: a claim listed after it belongs to a task it shows
         view = self.queue.view()
-        self.task_states, self._unreconciled = tasks, view
+        self.task_states, self._view = tasks, view
         self._live = self._live_slots(tasks)
         return run_states(view, tasks)
 
     def reconcile(self) -> None:
-        """Act on the last poll, once: hand back the claims of pool tasks that left the queue
-        (that poll reported their runs gone), scancel pool tasks that ignore a cancel, submit
-        pool tasks for work that has too few."""
-        view, self._unreconciled = self._unreconciled, None
+        """Act on the last poll: hand back the claims of pool tasks that left the queue (that
+        poll reported their runs gone), scancel pool tasks that ignore a cancel, submit pool
+        tasks for work that has too few (a second call submits nothing more: they count as live)."""
+        view = self._view
         if view is None:
-            return
+            return  # nothing polled yet
         for seq, task in orphaned_claims(view, self.task_states).items():
             if self.queue.hand_back(seq, task):
                 self._lost[seq] = task  # final_states says which pool task it died with

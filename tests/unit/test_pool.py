@@ -391,7 +391,7 @@ def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):
     slurm.tasks = {f"77_{i}": "RUNNING" for i in range(3)}  # one idled out: one replacement
     restored.poll()
     restored.reconcile()
-    restored.reconcile()  # once per poll: no second replacement
+    restored.reconcile()  # the replacement counts as live: no second one
     assert slurm.counts["sbatch"] == 2 and "#SBATCH --array=0-0%1" in slurm.scripts[1]
 
 
