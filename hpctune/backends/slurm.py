@@ -44,7 +44,7 @@ class SlurmBackend:
 
     name = "slurm"
     jobs_survive_driver = True
-    #: what each array task runs (``python -m``); the pool backend's run many trials each
+    #: the module each array task runs (``python -m``): one trial; PoolBackend's run many
     entry_module = WORKER_MODULE
 
     def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
