@@ -23,7 +23,7 @@ from typing import Any
 
 from hpctune.backends.base import JobState
 from hpctune.errors import ConfigError
-from hpctune.ids import JobKind, job_kind, job_number, local_job_id
+from hpctune.ids import LOCAL_PREFIX, JobKind, job_kind, job_number, local_job_id
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir, open_private
 from hpctune.trainable import check_gpu_share
@@ -202,7 +202,7 @@ def _gpu_source() -> str:
 def _next_job_number(exp: ExperimentDir) -> int:
     """One more than the highest ``local-N`` this experiment used: a restored driver's job ids
     never repeat an earlier driver's, so each job's log files stay its own."""
-    numbers = [job_number(p.stem) for p in exp.jobs_dir.glob("local-*.out")
+    numbers = [job_number(p.stem) for p in exp.jobs_dir.glob(f"{LOCAL_PREFIX}*.out")
                if job_kind(p.stem) is JobKind.LOCAL]
     return max(numbers, default=-1) + 1
 
