@@ -39,6 +39,9 @@ class Backend(Protocol):
     def poll(self) -> dict[str, JobState]:
         """States of every job of this backend still known to the scheduler (one query)."""
 
+    def reconcile(self) -> None:
+        """Act on what the last ``poll`` saw (the controller calls it after each poll)."""
+
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel jobs (one call for all)."""
 

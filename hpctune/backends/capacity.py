@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hpctune.backends.slurm_commands import sinfo_args
 from hpctune.errors import SlurmCommandError
 
 _GRES_GPU = re.compile(r"^gpu(?::[^:(,]+)?:(\d+)")
@@ -30,9 +31,8 @@ def cluster_resources(backend: Any) -> dict[str, float] | None:
 
 def _partition_resources(backend: Any) -> dict[str, float] | None:
     partition = getattr(backend.config, "partition", None)
-    args = ["sinfo", "-h", "-N", "-o", "%N|%P|%c|%G"] + (["-p", partition] if partition else [])
     try:
-        proc = backend.commands.run(args, check=False)
+        proc = backend.commands.run(sinfo_args("%N|%P|%c|%G", partition), check=False)
     except SlurmCommandError:
         return None
     if proc.returncode != 0:

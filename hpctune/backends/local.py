@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.core.ids import LOCAL_PREFIX, JobKind, job_kind, job_number, local_job_id
 from hpctune.core.parent_death import set_parent_death_signal
 from hpctune.core.resources import check_gpu_share
 from hpctune.errors import ConfigError
@@ -63,7 +64,7 @@ class LocalBackend:
         self._throttle = throttle
         job_ids = []
         for trial_id in trial_ids:
-            job_id = f"local-{next(self._ids)}"
+            job_id = local_job_id(next(self._ids))
             self._queue.append((job_id, trial_id, min(resources.get("cpu", 1), self.max_cpus), gpus))
             job_ids.append(job_id)
         self._start_queued()
@@ -128,6 +129,10 @@ class LocalBackend:
         states = {job_id: JobState("RUNNING", node="localhost") for job_id in self._running}
         states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
         return states
+
+    def reconcile(self) -> None:
+        """Nothing left to do after a poll: this backend is its own scheduler, and its poll is
+        its scheduling cycle (it starts queued processes and kills the ones past their grace)."""
 
     def queued(self) -> set[str]:
         """Jobs waiting for a free CPU or slot (``poll`` would start some of them)."""
@@ -197,8 +202,8 @@ def _gpu_source() -> str:
 def _next_job_number(exp: ExperimentDir) -> int:
     """One more than the highest ``local-N`` this experiment used: a restored driver's job ids
     never repeat an earlier driver's, so each job's log files stay its own."""
-    numbers = [int(p.stem.split("-", 1)[1]) for p in exp.jobs_dir.glob("local-*.out")
-               if p.stem.split("-", 1)[1].isdigit()]
+    numbers = [job_number(p.stem) for p in exp.jobs_dir.glob(f"{LOCAL_PREFIX}*.out")
+               if job_kind(p.stem) is JobKind.LOCAL]
     return max(numbers, default=-1) + 1
 
 

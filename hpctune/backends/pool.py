@@ -10,9 +10,11 @@ move PENDING (queued) -> the state of the pool task that claimed it -> gone (end
 takes the same decisions as with one job per trial.
 
 Polling stays one ``squeue`` for the experiment (the pool arrays share its job name)
-plus one listing of the queue's directories; a claim whose pool task left the queue
-(killed, node failure) is handed back: the run is reported gone and the driver retries
-the trial per ``max_failures``, as for a job that died.
+plus one listing of the queue's directories, and acts on nothing. ``reconcile``, which the
+controller calls after each poll, does what that listing calls for: a claim whose pool task
+left the queue (killed, node failure) is handed back (the poll reported the run gone, and
+the driver retries the trial per ``max_failures``, as for a job that died), a pool task that
+ignores a cancel is scancelled, and pool tasks are submitted for work that has too few.
 """
 
 from __future__ import annotations
@@ -24,20 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobState
+from hpctune.backends.pool_runs import orphaned_claims, run_states
 from hpctune.backends.pool_settings import check_single_node
+from hpctune.backends.sbatch_script import POOL_MODULE
 from hpctune.backends.slurm import SlurmBackend
-from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
+from hpctune.backends.slurm_commands import SlurmCommands, sbatch_args, submitted_job_id
 from hpctune.config import SlurmConfig
+from hpctune.core.ids import array_of, is_pool_job, run_job_id, run_seq, validate_job_id
 from hpctune.pool.slots import default_slots, task_resources
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.pool_manifest import PoolManifest, read_manifest, write_manifest
 from hpctune.storage.pool_queue import (
     PoolQueue,
     QueueView,
-    is_pool_job,
-    node_label,
-    run_job_id,
-    run_seq,
     shape_key,
 )
 from hpctune.storage.secure import make_private_dir
@@ -53,6 +54,8 @@ _LEAVING = {"COMPLETING", "CANCELLING", "COMPLETED", "CANCELLED", "FAILED", "TIM
 class PoolBackend(SlurmBackend):
     """Runs trials through pool tasks: Slurm array tasks that each run many trials."""
 
+    entry_module = POOL_MODULE
+
     def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
                  commands: SlurmCommands | None = None):
         super().__init__(experiment_root, config, commands)
@@ -67,6 +70,7 @@ class PoolBackend(SlurmBackend):
         #: a pool task that has not ended a cancelled run after this long is scancelled whole
         self.escalate_after_s = self.config.stop_grace_s + ESCALATE_MARGIN_S
         self.task_states: dict[str, JobState] = {}  # pool task -> its state at the last poll
+        self._view: QueueView | None = None  # the queue as the last poll listed it
 
     # -- launching -----------------------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
@@ -89,7 +93,7 @@ class PoolBackend(SlurmBackend):
         """Submit pool tasks for each shape whose waiting and running work outnumbers them."""
         for shape in {*view.queued.values()}:
             work = sum(1 for s in view.queued.values() if s == shape)
-            work += sum(1 for task in view.claimed.values() if self._arrays.get(task.split("_")[0]) == shape)
+            work += sum(1 for task in view.claimed.values() if self._arrays.get(array_of(task)) == shape)
             if shape not in self._slots:  # a restored driver: the cap its predecessor launched with
                 self._slots[shape] = self.queue.read_cap(shape)
             cap = self._slots[shape]
@@ -110,18 +114,19 @@ class PoolBackend(SlurmBackend):
                                               cfg.signal_lead_s, slots), count)
         script = self.render_script(task_resources(resources, slots), count, count, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)
-        out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
-        array_id = validate_job_id(out.split(";")[0])
+        array_id = submitted_job_id(self.commands.run(sbatch_args(script_path)).stdout)
         write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
         self._arrays[array_id] = shape
         self._live[shape] = self._live.get(shape, 0) + count * slots
 
-    def preview_script(self, resources: dict[str, Any], trials: int, throttle: int | None) -> str:
-        """The pool array ``fit()`` submits first for ``trials`` trials (nothing is written)."""
+    def preview_script(self, resources: dict[str, Any], trials: int, throttle: int | None,
+                       manifest: Path | None = None) -> str:
+        """The pool array ``fit()`` submits first for ``trials`` trials (nothing is written);
+        ``manifest``: its task lines' file (default: a ``<uid>`` placeholder)."""
         slots = default_slots(resources, self.config.pool_slots_per_task)
         tasks = math.ceil(min(trials, throttle or trials) / slots)
         return self.render_script(task_resources(resources, slots), tasks, tasks,
-                                  self.queue.array_paths("<uid>")[0])
+                                  manifest or self.queue.array_paths("<uid>")[0])
 
     def _shape(self, shape: str) -> dict[str, Any]:
         """The resources of a shape (read once)."""
@@ -129,13 +134,10 @@ class PoolBackend(SlurmBackend):
             self._shapes[shape] = self.queue.read_shape(shape)
         return self._shapes[shape]
 
-    def _worker_command(self, manifest: Path, use_srun: bool) -> str:
-        """The pool task's command (the sbatch script is otherwise the one-job-per-trial one); a
-        pool runs single-task trials in the batch shell itself, never under srun."""
-        return super()._worker_command(manifest, False).replace(" -m hpctune.worker ", " -m hpctune.pool ")
-
     def _use_srun(self, resources: dict[str, Any]) -> bool:
-        return False  # the warning signal goes to the batch shell: the pool task (B:)
+        """Never: a pool runs single-task trials, and the warning signal goes to the batch
+        shell, which is the pool task (B:)."""
+        return False
 
     def _known_arrays(self) -> dict[str, str]:
         """{pool array id: shape} of every pool array this experiment submitted (a restored
@@ -157,26 +159,36 @@ class PoolBackend(SlurmBackend):
 
     # -- watching ------------------------------------------------------------------------------
     def poll(self) -> dict[str, JobState]:
-        """One squeue (the pool tasks), one listing of the queue: the state of every run."""
+        """One squeue (the pool tasks), one listing of the queue: the state of every run
+        (``run_states``). It changes nothing outside this object: ``reconcile`` acts on it."""
         tasks = super().poll()  # first: a claim listed after it belongs to a task it shows
         view = self.queue.view()
-        self.task_states = tasks
-        self._live = {}
-        for task, state in tasks.items():
-            shape = self._arrays.get(task.split("_")[0])
-            if shape and state.state not in _LEAVING:  # counted in slots: trials it can run at once
-                slots = default_slots(self._shape(shape), self.config.pool_slots_per_task)
-                self._live[shape] = self._live.get(shape, 0) + slots
-        states = {run_job_id(seq): JobState("PENDING", "PoolQueue") for seq in view.queued}
-        for seq, task in view.claimed.items():
-            state = tasks.get(task)
-            if state is not None:
-                states[run_job_id(seq)] = JobState(state.state, state.reason, node_label(state.node, task))
-            elif self.queue.hand_back(seq, task):
-                self._lost[seq] = task  # reported gone: the driver retries the trial
+        self.task_states, self._view = tasks, view
+        self._live = self._live_slots(tasks)
+        return run_states(view, tasks)
+
+    def reconcile(self) -> None:
+        """Act on the last poll: hand back the claims of pool tasks that left the queue (that
+        poll reported their runs gone), scancel pool tasks that ignore a cancel, submit pool
+        tasks for work that has too few (a second call submits nothing more: they count as live)."""
+        view = self._view
+        if view is None:
+            return  # nothing polled yet
+        for seq, task in orphaned_claims(view, self.task_states).items():
+            if self.queue.hand_back(seq, task):
+                self._lost[seq] = task  # final_states says which pool task it died with
         self._escalate_cancels(view)
         self._ensure_tasks(view)
-        return states
+
+    def _live_slots(self, tasks: dict[str, JobState]) -> dict[str, int]:
+        """shape -> trials its pool tasks in the queue can run at once (leaving tasks excluded)."""
+        live: dict[str, int] = {}
+        for task, state in tasks.items():
+            shape = self._arrays.get(array_of(task))
+            if shape and state.state not in _LEAVING:
+                slots = default_slots(self._shape(shape), self.config.pool_slots_per_task)
+                live[shape] = live.get(shape, 0) + slots
+        return live
 
     def final_states(self, job_ids: list[str]) -> dict[str, str]:
         """How runs ended (exit code, or the pool task that died with them); Slurm jobs via sacct."""
@@ -236,6 +248,6 @@ class PoolBackend(SlurmBackend):
             return
         busy = set(view.claimed.values())
         tasks = [task for task, state in self.task_states.items() if task not in busy
-                 and task.split("_")[0] in self._arrays and state.state not in _LEAVING]
+                 and array_of(task) in self._arrays and state.state not in _LEAVING]
         if tasks:
             super().cancel(sorted(tasks))

@@ -8,26 +8,35 @@ Every command goes through ``SlurmCommands``.
 from __future__ import annotations
 
 import getpass
-import shlex
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from submitit.slurm.slurm import SlurmExecutor
-
 from hpctune.backends.base import JobState
-from hpctune.backends.slurm_commands import SlurmCommands, validate_job_id
+from hpctune.backends.sbatch_script import (
+    COMMENT_PREFIX,
+    WORKER_MODULE,
+    ArrayScript,
+    render_array_script,
+)
+from hpctune.backends.slurm_commands import (
+    SlurmCommands,
+    sacct_args,
+    sbatch_args,
+    scancel_args,
+    show_args,
+    squeue_args,
+    submitted_job_id,
+)
 from hpctune.backends.slurm_limits import ClusterLimits, RateLimitedCommands
 from hpctune.config import SlurmConfig, check_sbatch_text
+from hpctune.core.ids import array_task_id, validate_job_id
 from hpctune.core.resources import check_gpu_share, task_count
-from hpctune.errors import ConfigError, SlurmCommandError
+from hpctune.errors import SlurmCommandError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
-
-#: ``--comment`` of each array: ``hpctune:<manifest uid>``
-COMMENT_PREFIX = "hpctune:"
 
 
 class SlurmBackend:
@@ -35,6 +44,8 @@ class SlurmBackend:
 
     name = "slurm"
     jobs_survive_driver = True
+    #: the module each array task runs (``python -m``): one trial; PoolBackend's run many
+    entry_module = WORKER_MODULE
 
     def __init__(self, experiment_root: Path, config: SlurmConfig | None = None,
                  commands: SlurmCommands | None = None):
@@ -78,10 +89,9 @@ class SlurmBackend:
         write_bytes_atomic(manifest, ("\n".join(trial_ids) + "\n").encode(), fsync=False)
         script = self.render_script(resources, len(trial_ids), throttle, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)
-        out = self.commands.run(["sbatch", "--parsable", str(script_path)]).stdout.strip()
-        array_id = validate_job_id(out.split(";")[0])
+        array_id = submitted_job_id(self.commands.run(sbatch_args(script_path)).stdout)
         write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
-        return [f"{array_id}_{i}" for i in range(len(trial_ids))]
+        return [array_task_id(array_id, i) for i in range(len(trial_ids))]
 
     def recorded_launches(self) -> dict[str, str]:
         """{trial_id: job id} of this experiment's newest launch of each trial, from the array
@@ -100,13 +110,13 @@ class SlurmBackend:
                 continue  # never submitted, or gone: the trials' logs tell the rest
             validate_job_id(array_id)
             for index, trial_id in enumerate(manifest.read_text().split()):
-                found[trial_id] = f"{array_id}_{index}"
+                found[trial_id] = array_task_id(array_id, index)
         return found
 
     def _arrays_by_comment(self) -> dict[str, str]:
         """{uid: array job id} of this experiment's jobs still in the queue (one squeue)."""
-        proc = self.commands.run(["squeue", "-h", "-u", self._user, "-n", self.job_name,
-                                  "-o", "%A|%k"], check=False)
+        proc = self.commands.run(squeue_args("%A|%k", user=self._user, name=self.job_name,
+                                             array_tasks=False), check=False)
         found = {}
         for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
             array_id, _, comment = line.strip().partition("|")
@@ -119,11 +129,10 @@ class SlurmBackend:
         return self.limits.submit_room(queued)
 
     def requeue_enabled(self) -> bool:
-        """``--requeue`` when asked for, or when the partition preempts by requeueing."""
+        """``--requeue`` when asked for, or when the partition preempts by requeueing (asked of
+        Slurm once, with ``scontrol show partition``)."""
         if self._requeue is None:
-            args = ["scontrol", "show", "partition", "-o"]
-            if self.config.partition:
-                args.append(self.config.partition)
+            args = show_args("partition", self.config.partition, one_line=True)
             try:
                 lines = self.commands.run(args, check=False).stdout.splitlines()
             except SlurmCommandError:  # no Slurm here (a --dry-run on a laptop)
@@ -136,62 +145,30 @@ class SlurmBackend:
     def render_script(self, resources: dict[str, Any], count: int, throttle: int | None,
                       manifest: Path | None = None) -> str:
         """The exact sbatch script submitted for ``count`` trials (used for previews too)."""
-        executor = _ScriptRenderer(self.jobs_dir)
-        try:
-            executor.update_parameters(**self._sbatch_parameters(resources, throttle or count))
-        except ValueError as exc:
-            raise ConfigError(f"Invalid Slurm parameters: {exc}") from exc
-        executor.parameters["map_count"] = count
-        manifest = manifest or self.exp.array_paths("<uid>")[0]
-        executor.parameters["additional_parameters"].setdefault(  # finds an unrecorded array
-            "comment", COMMENT_PREFIX + manifest.stem.removeprefix("array_"))
-        command = self._worker_command(manifest, self._use_srun(resources))
-        return executor._make_submission_file_text(command, "preview")
+        return render_array_script(self.array_script(resources, count, throttle, manifest))
+
+    def array_script(self, resources: dict[str, Any], count: int, throttle: int | None,
+                     manifest: Path | None = None) -> ArrayScript:
+        """What the script of an array of ``count`` tasks depends on, looked up now (the one
+        Slurm query: ``requeue_enabled``) so that rendering it asks nothing."""
+        return ArrayScript(
+            config=self.config, experiment_root=self.root, jobs_dir=self.jobs_dir,
+            job_name=self.job_name, manifest=manifest or self.exp.array_paths("<uid>")[0],
+            resources=resources, count=count, throttle=throttle or count,
+            requeue=self.requeue_enabled(), python=self.config.python or sys.executable,
+            module=self.entry_module, use_srun=self._use_srun(resources))
 
     def _use_srun(self, resources: dict[str, Any]) -> bool:
         """A trial of several tasks always starts them with srun (one worker per rank)."""
         return self.config.use_srun or task_count(resources) > 1
 
-    def _worker_command(self, manifest: Path, use_srun: bool) -> str:
-        python = self.config.python or sys.executable
-        args = [python, "-u", "-m", "hpctune.worker", str(self.root), "--manifest", str(manifest)]
-        command = " ".join(shlex.quote(a) for a in args)
-        return command if use_srun else f"exec {command}"
-
-    def _sbatch_parameters(self, resources: dict[str, Any], throttle: int) -> dict[str, Any]:
-        cfg = self.config
-        use_srun = self._use_srun(resources)
-        # the warning goes to the worker: the batch shell itself (B:) when it is the worker, the
-        # srun tasks (every rank) otherwise; a batch shell running srun would die of it
-        target = "" if use_srun else "B:"
-        extra: dict[str, Any] = {"signal": f"{target}{cfg.signal}@{cfg.signal_lead_s}"}
-        if self.requeue_enabled():
-            extra["requeue"] = True
-        extra.update(cfg.sbatch_options)
-        params: dict[str, Any] = {
-            "job_name": self.job_name, "time": cfg.time_min, "cpus_per_task": resources["cpu"],
-            "array_parallelism": throttle, "use_srun": use_srun, "wckey": "hpctune",
-            "setup": list(cfg.setup), "additional_parameters": extra,
-        }
-        optional = {"partition": cfg.partition, "account": cfg.account, "qos": cfg.qos,
-                    "constraint": cfg.constraint, "exclude": cfg.exclude, "nodelist": cfg.nodelist}
-        params.update({k: v for k, v in optional.items() if v})
-        if resources.get("gpu"):
-            params["gres"] = f"gpu:{resources['gpu']}"
-        if resources.get("mem_gb"):
-            params["mem"] = _mem(resources["mem_gb"])
-        if resources.get("nodes"):
-            params["nodes"] = resources["nodes"]
-        if resources.get("tasks_per_node"):
-            params["ntasks_per_node"] = resources["tasks_per_node"]
-        if task_count(resources) > 1:
-            _task_parameters(params, resources)
-        return params
-
     # -- watching -----------------------------------------------------------------
     def poll(self) -> dict[str, JobState]:
         """One squeue call for every live task of this experiment's job name."""
-        return self.commands.job_states(["-u", self._user, "-n", self.job_name])
+        return self.commands.job_states(user=self._user, name=self.job_name)
+
+    def reconcile(self) -> None:
+        """Nothing to do after a poll: Slurm itself runs, requeues and ends the arrays."""
 
     def poll_ready(self) -> bool:
         """May a poll go now? Not while it would take a token kept for sbatch and scancel."""
@@ -206,10 +183,7 @@ class SlurmBackend:
         """End states from sacct, when accounting is enabled (one call for all)."""
         if not job_ids:
             return {}
-        for job_id in job_ids:
-            validate_job_id(job_id)
-        proc = self.commands.run(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids),
-                                  "-o", "JobID,State,ExitCode"], check=False)
+        proc = self.commands.run(sacct_args(job_ids, "JobID,State,ExitCode"), check=False)
         if proc.returncode != 0:
             return {}
         found = {}
@@ -221,10 +195,8 @@ class SlurmBackend:
 
     def cancel(self, job_ids: list[str]) -> None:
         """One scancel for all; every id is checked first (ids come back from files)."""
-        for job_id in job_ids:
-            validate_job_id(job_id)
         if job_ids:
-            self.commands.run(["scancel", *job_ids], check=False)
+            self.commands.run(scancel_args(job_ids), check=False)
 
     def log_paths(self, job_id: str) -> tuple[str, str]:
         out, err = self.exp.job_log_paths(job_id)
@@ -235,27 +207,3 @@ class SlurmBackend:
 
     def close(self) -> None:
         pass
-
-
-def _task_parameters(params: dict[str, Any], resources: dict[str, Any]) -> None:
-    """A trial of several tasks: ``--ntasks``, ``--gpus-per-task``, and ``srun
-    --kill-on-bad-exit``, so that a failing rank ends the whole trial at once (one error).
-    The MPI plugin is Slurm's own choice: ``SLURM_MPI_TYPE`` or the cluster's ``MpiDefault``."""
-    if resources.get("tasks"):
-        params["additional_parameters"].setdefault("ntasks", resources["tasks"])
-        params.setdefault("nodes", f"1-{resources['tasks']}")  # Slurm packs them on as few as fit
-    if resources.get("gpus_per_task"):
-        params["gpus_per_task"] = resources["gpus_per_task"]
-    params["srun_args"] = ["--kill-on-bad-exit=1"]
-
-
-def _mem(mem_gb: float) -> str:
-    return f"{int(mem_gb)}GB" if float(mem_gb).is_integer() else f"{int(mem_gb * 1024)}MB"
-
-
-class _ScriptRenderer(SlurmExecutor):
-    """submitit's executor used to validate parameters and render sbatch text (no srun check)."""
-
-    @classmethod
-    def affinity(cls) -> int:
-        return 1

@@ -1,14 +1,24 @@
-"""The one place where hpctune runs Slurm commands: counted, rate-aware, with good errors."""
+"""The one place where hpctune spells and runs Slurm commands: counted, rate-aware, good errors.
+
+Every Slurm command line is built by one function here (``sbatch_args``, ``squeue_args``,
+``scancel_args``, ``requeue_args``, ``show_args``, ``ping_args``, ``sacct_args``,
+``sinfo_args``, ``sacctmgr_args``) and run by ``SlurmCommands.run``; no other module writes
+one (``tests/unit/test_slurm_argv.py`` checks). Job ids are checked before they become
+arguments: they come back from files, and one like ``--user=root`` must never reach Slurm as
+an option. Stdlib and ``hpctune.errors``/``hpctune.core.ids`` only: the worker imports it in a job.
+"""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
 
 from hpctune.backends.base import JobState
-from hpctune.errors import ConfigError, SlurmCommandError
+from hpctune.core.ids import validate_job_id
+from hpctune.errors import SlurmCommandError
 
 _HINTS = [
     ("invalid partition", "check the partitions you may use with `sinfo -s` and set "
@@ -28,23 +38,74 @@ _HINTS = [
 ]
 
 
-_JOB_ID = re.compile(r"\d+(_\d+)?(\+\d+)?", re.ASCII)
+#: squeue's columns for ``job_states``: job id, state, pending reason, node
+STATE_FIELDS = "%i|%T|%r|%N"
 
 
-def validate_job_id(text: str) -> str:
-    """``text`` if it is a Slurm job id (``123``, ``123_4``, ``123+1``), else ConfigError.
-
-    Job ids come back from files (state.json); one like ``--user=root`` must never reach
-    a Slurm command line as an option.
-    """
-    if not isinstance(text, str) or not _JOB_ID.fullmatch(text):
-        raise ConfigError(
-            f"{text!r} is not a Slurm job id (digits, optionally _<task> or +<component>, e.g. "
-            "12345_7), so hpctune will not pass it to a Slurm command. Fix: check the experiment's "
-            "state.json for a damaged or edited job id, or cancel the job yourself with scancel.")
-    return text
+# -- the arguments of each command ---------------------------------------------------------------
+def sbatch_args(script: Path) -> list[str]:
+    """Submit ``script``; ``--parsable`` prints only ``<job id>[;<cluster>]`` (``submitted_job_id``)."""
+    return ["sbatch", "--parsable", str(script)]
 
 
+def submitted_job_id(stdout: str) -> str:
+    """The job id ``sbatch --parsable`` printed, checked (it is written to files and used again)."""
+    return validate_job_id(stdout.strip().split(";")[0])
+
+
+def squeue_args(fields: str, *, jobs: Sequence[str] = (), user: str | None = None,
+                name: str | None = None, array_tasks: bool = True) -> list[str]:
+    """The queued jobs that ``jobs`` (checked), ``user`` and ``name`` select, one line each in
+    ``fields`` (``-o``), without a header; ``array_tasks``: one line per array task (``-r``)."""
+    args = ["squeue", "-h", *(["-r"] if array_tasks else [])]
+    if jobs:
+        args += ["-j", ",".join(validate_job_id(job) for job in jobs)]
+    if user:
+        args += ["-u", user]
+    if name:
+        args += ["-n", name]
+    return [*args, "-o", fields]
+
+
+def scancel_args(job_ids: Sequence[str]) -> list[str]:
+    """Cancel ``job_ids`` (each checked) in one call."""
+    return ["scancel", *(validate_job_id(job) for job in job_ids)]
+
+
+def requeue_args(job_id: str) -> list[str]:
+    """Put a running job (checked) back in the queue; it keeps its id and restart count + 1."""
+    return ["scontrol", "requeue", validate_job_id(job_id)]
+
+
+def show_args(entity: str, name: str | None = None, one_line: bool = False) -> list[str]:
+    """``scontrol show`` an entity (``config``, ``partition``), or only the one called ``name``;
+    ``one_line``: each record on one line (``-o``)."""
+    return ["scontrol", "show", entity, *(["-o"] if one_line else []), *([name] if name else [])]
+
+
+def ping_args() -> list[str]:
+    """Ask whether Slurm's controller answers (its output says ``UP``)."""
+    return ["scontrol", "ping"]
+
+
+def sacct_args(job_ids: Sequence[str], fields: str) -> list[str]:
+    """Accounting records of ``job_ids`` (each checked): one ``|``-separated line per job
+    (``-X``: no steps) with ``fields``, no header."""
+    return ["sacct", "-n", "-P", "-X", "-j", ",".join(validate_job_id(job) for job in job_ids),
+            "-o", fields]
+
+
+def sinfo_args(fields: str, partition: str | None = None) -> list[str]:
+    """One line per node (``-N``) in ``fields``, no header; only ``partition``'s when given."""
+    return ["sinfo", "-h", "-N", "-o", fields, *(["-p", partition] if partition else [])]
+
+
+def sacctmgr_args(user: str, fields: str) -> list[str]:
+    """The user's associations (limits) with ``fields``, ``|``-separated, no header."""
+    return ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={fields}"]
+
+
+# -- running them ----------------------------------------------------------------------------------
 def hint_for(stderr: str) -> str:
     lowered = stderr.lower()
     return next((fix for needle, fix in _HINTS if needle in lowered), "")
@@ -70,19 +131,12 @@ class SlurmCommands:
             raise SlurmCommandError(args, proc.returncode, proc.stdout, proc.stderr, hint_for(proc.stderr))
         return proc
 
-    def job_states(self, selector: list[str], check: bool = True) -> dict[str, JobState]:
-        """``squeue`` for the jobs that ``selector`` names (e.g. ``["-j", "12,13"]``), one line
-        per array task: ``{job id: JobState}``. Empty when the call fails and ``check`` is off."""
-        proc = self.run(["squeue", "-h", "-r", *selector, "-o", "%i|%T|%r|%N"], check=check)
-        if proc.returncode != 0:
-            return {}
-        states = {}
-        for line in proc.stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) == 4:
-                reason = "" if parts[2] in ("None", "(null)") else parts[2]
-                states[parts[0]] = JobState(parts[1], reason, parts[3])
-        return states
+    def job_states(self, *, jobs: Sequence[str] = (), user: str | None = None,
+                   name: str | None = None, check: bool = True) -> dict[str, JobState]:
+        """One ``squeue`` for the jobs that ``jobs``, ``user`` and ``name`` select, one line per
+        array task: ``{job id: JobState}``. Empty when the call fails and ``check`` is off."""
+        proc = self.run(squeue_args(STATE_FIELDS, jobs=jobs, user=user, name=name), check=check)
+        return parse_job_states(proc.stdout) if proc.returncode == 0 else {}
 
     def _call(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         try:
@@ -98,3 +152,14 @@ def _transient(stderr: str) -> bool:
     lowered = stderr.lower()
     return any(s in lowered for s in ("socket timed out", "unable to contact slurm controller",
                                       "resource temporarily unavailable", "timed out after"))
+
+
+def parse_job_states(text: str) -> dict[str, JobState]:
+    """``{job id: JobState}`` from squeue's ``STATE_FIELDS`` lines (``None`` reasons are blank)."""
+    states = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 4:
+            reason = "" if parts[2] in ("None", "(null)") else parts[2]
+            states[parts[0]] = JobState(parts[1], reason, parts[3])
+    return states

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hpctune.backends.slurm_commands import SlurmCommands
+from hpctune.backends.slurm_commands import SlurmCommands, sacctmgr_args, show_args
 from hpctune.errors import ConfigError, HpctuneError
 
 DEFAULT_MAX_CALLS_PER_MINUTE = 120
@@ -83,7 +83,7 @@ class ClusterLimits:
 
 def _scontrol_config(commands: SlurmCommands) -> dict[str, str]:
     try:
-        proc = commands.run(["scontrol", "show", "config"], check=False)
+        proc = commands.run(show_args("config"), check=False)
     except HpctuneError:
         return {}
     return parse_config(proc.stdout) if proc.returncode == 0 else {}
@@ -102,8 +102,7 @@ def parse_config(text: str) -> dict[str, str]:
 def _assoc_limits(commands: SlurmCommands, user: str) -> tuple[int | None, int | None]:
     """(MaxSubmitJobs, MaxJobs): the smallest over the user's associations; None when unset."""
     try:
-        proc = commands.run(["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}",
-                             "format=MaxSubmitJobs,MaxJobs"], check=False)
+        proc = commands.run(sacctmgr_args(user, "MaxSubmitJobs,MaxJobs"), check=False)
     except HpctuneError:
         return None, None
     if proc.returncode != 0:

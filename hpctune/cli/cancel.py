@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 
-from hpctune.backends.slurm_commands import validate_job_id
+from hpctune.backends.slurm_commands import scancel_args
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import (
     experiment_info,
@@ -24,6 +24,7 @@ from hpctune.cli.common import (
     resolve_experiment,
     slurm_job_ids,
 )
+from hpctune.core.ids import validate_job_id
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.process import recorded_driver_pid
@@ -100,7 +101,7 @@ def _interrupt_driver(exp: ExperimentDir) -> str | None:
 
 
 def _scancel(job_ids: list[str]) -> str:
-    proc = shared_commands().run(["scancel", *job_ids], check=False)
+    proc = shared_commands().run(scancel_args(job_ids), check=False)
     if proc.returncode != 0:
         return f"scancel reported: {proc.stderr.strip()}"
     return f"scancel {' '.join(job_ids)}"

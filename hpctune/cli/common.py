@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpctune.backends.slurm_commands import validate_job_id
 from hpctune.config import DEFAULT_STORAGE
+from hpctune.core.ids import JobKind, job_kind, validate_job_id
 from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
@@ -26,7 +25,6 @@ from hpctune.tune.experiment.trial import Trial
 
 #: a running experiment whose summary is older than this is flagged: its driver may be gone
 STALE_AFTER_S = 60.0
-_LOCAL_JOB = re.compile(r"(local|pool)-\d+", re.ASCII)  # a local process, a pool run
 #: what damaged JSON or a record of the wrong shape raises while it is read
 DAMAGED = (ValueError, TypeError, KeyError, AttributeError)
 
@@ -236,32 +234,20 @@ def find_trial(trials: list[Trial], text: str) -> Trial:
 
 def trial_job_ids(exp: ExperimentDir, trial: Trial) -> list[str]:
     """Every job the trial ran in, oldest first: from its result log's events, plus its current
-    job. Only real job ids (Slurm ``123_4``, local ``local-7``): a damaged one names no file."""
+    job. Only real job ids (Slurm ``123_4``, ``local-7``, ``pool-3``): a damaged one names no file."""
     seen: dict[str, None] = {}
     for event in read_events(exp.result_log_path(trial.trial_id)):
         if event.get(ev.JOB_ID):
             seen[str(event[ev.JOB_ID])] = None
     if trial.job_id:
         seen[str(trial.job_id)] = None
-    return [job for job in seen if _LOCAL_JOB.fullmatch(job) or is_valid_slurm_job(job)]
-
-
-def is_slurm_job(job_id: Any) -> bool:
-    """True for a Slurm job id (checked later); False for none, a local process (``local-N``) or
-    a pool run (``pool-N``: its pool task ends it when the trial's control record says stop)."""
-    return bool(job_id) and not str(job_id).startswith(("local", "pool-"))
+    return [job for job in seen if job_kind(job) is not None]
 
 
 def slurm_job_ids(job_ids: list[Any]) -> list[str]:
-    """The Slurm job ids among ``job_ids``, each checked by ``validate_job_id`` (a ConfigError for
-    one that is not a job id, e.g. ``--user=root`` from an edited state file)."""
-    return [validate_job_id(str(job)) for job in job_ids if is_slurm_job(job)]
-
-
-def is_valid_slurm_job(job_id: str) -> bool:
-    """True if ``job_id`` passes ``validate_job_id``."""
-    try:
-        validate_job_id(job_id)
-    except ConfigError:
-        return False
-    return True
+    """The ids among ``job_ids`` that are for Slurm: all but none, local processes and pool runs
+    (a pool task ends a run when the trial's control record says stop). Each is checked by
+    ``validate_job_id``: a ConfigError for one that is no job id, e.g. ``--user=root`` from an
+    edited state file."""
+    return [validate_job_id(str(job)) for job in job_ids
+            if job and job_kind(job) not in (JobKind.LOCAL, JobKind.POOL)]

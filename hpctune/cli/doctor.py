@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shutil
 
+from hpctune.backends.slurm_commands import ping_args
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import storage_root
 from hpctune.errors import HpctuneError
@@ -52,7 +53,7 @@ def check_slurm() -> CheckResult | None:
     fix = ("check `scontrol ping` and SLURM_CONF; ask your admins if slurmctld is down, or run "
            "trials locally with --backend local")
     try:
-        proc = shared_commands().run(["scontrol", "ping"], check=False)
+        proc = shared_commands().run(ping_args(), check=False)
     except (OSError, HpctuneError) as exc:
         return CheckResult("slurm", FAILED, f"scontrol ping could not run: {exc}", fix)
     said = " ".join((proc.stdout or proc.stderr).split())

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hpctune.backends.slurm_commands import requeue_args
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.plan import SubmitPlan, build_file_tuner, pin_location, read_plan
 from hpctune.config import check_sbatch_options, check_sbatch_text
@@ -89,7 +90,7 @@ def driver_directives(plan: SubmitPlan) -> tuple[dict[str, Any], list[str]]:
 
 
 #: [driver] settings that must have a kind: (is it right, what it must be)
-_DRIVER_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+_DRIVER_SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "time_min": (lambda v: _number(v, int) and v >= 1, "a whole number of minutes >= 1"),
     "mem_gb": (lambda v: _number(v, (int, float)) and v > 0, "a number of GB > 0"),
     "setup": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of shell lines"),
@@ -103,7 +104,7 @@ def _number(value: Any, kinds: type | tuple[type, ...]) -> bool:
 
 def _check_driver_types(driver: dict[str, Any]) -> None:
     """``[driver]`` values of the right kinds: a time limit in minutes, memory in GB, lists, tables."""
-    for key, (right, what) in _DRIVER_KINDS.items():
+    for key, (right, what) in _DRIVER_SETTING_TYPES.items():
         value = driver.get(key)
         if value is not None and not right(value):
             raise ConfigError(f"The driver job's {key} is {value!r}, but must be {what}. Fix: correct "
@@ -160,7 +161,7 @@ def install_driver_signals() -> None:
         job = os.environ.get("SLURM_JOB_ID")
         if job:
             print(f"hpctune driver: time limit near: requeueing job {job}", flush=True)
-            shared_commands().run(["scontrol", "requeue", job], check=False)
+            shared_commands().run(requeue_args(job), check=False)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, on_usr1)

@@ -14,6 +14,8 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from hpctune.backends.base import JobState
+from hpctune.backends.pool_runs import run_states
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import (
     ago,
@@ -22,20 +24,19 @@ from hpctune.cli.common import (
     driver_text,
     experiment_dirs,
     experiment_info,
-    is_slurm_job,
-    is_valid_slurm_job,
     load_trials,
     positive_float,
     positive_int,
     resolve_experiment,
     storage_root,
 )
+from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
 from hpctune.core.metrics import best_trial, flat_value
 from hpctune.display.reporter import CLIReporter
 from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.pool_queue import PoolQueue, is_pool_job, node_label, run_seq
+from hpctune.storage.pool_queue import PoolQueue
 from hpctune.tune.experiment.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
@@ -117,38 +118,32 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
 
 def refresh_job_states(trials: list[Trial]) -> None:
     """One squeue for the arrays of the live trials; Slurm's answer replaces the snapshot's."""
-    live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)
-            and is_valid_slurm_job(str(t.job_id))]  # a damaged job id never reaches squeue
+    # a damaged job id never reaches squeue
+    live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)]
     if not live or not shutil.which("squeue"):
         return
-    arrays = sorted({str(t.job_id).split("_")[0] for t in live})
-    states = shared_commands().job_states(["-j", ",".join(arrays)], check=False)
-    for trial in live:
-        job = states.get(str(trial.job_id))
-        if job is not None:
-            trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
+    arrays = sorted({array_of(str(t.job_id)) for t in live})
+    _apply_states(live, shared_commands().job_states(jobs=arrays, check=False))
 
 
 def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
-    """Worker pool runs (``pool-N``): queued, or which pool task runs them (one squeue for the
-    pool tasks, one listing of the queue)."""
+    """Worker pool runs (``pool-N``): queued, or the state of the pool task that runs them (one
+    squeue for those pool tasks, one listing of the queue), mapped as the driver's poll does."""
     live = [t for t in trials if not t.is_finished and is_pool_job(t.job_id)]
     if not live:
         return
     view = PoolQueue(exp.root).view()
-    tasks = sorted(set(view.claimed.values()))
-    states = (shared_commands().job_states(["-j", ",".join(sorted({t.split("_")[0] for t in tasks}))],
-                                           check=False) if tasks and shutil.which("squeue") else {})
-    for trial in live:
-        seq = run_seq(str(trial.job_id))
-        if seq in view.queued:
-            trial.job_state, trial.job_reason, trial.node = "PENDING", "PoolQueue", ""
-        elif seq in view.claimed:
-            task = view.claimed[seq]
-            job = states.get(task)
-            trial.job_state = job.state if job else trial.job_state
-            trial.job_reason = job.reason if job else ""
-            trial.node = node_label(job.node if job else "", task)
+    arrays = sorted({array_of(task) for task in view.claimed.values() if is_slurm_job(task)})
+    tasks = shared_commands().job_states(jobs=arrays, check=False) if arrays and shutil.which("squeue") else {}
+    _apply_states(live, run_states(view, tasks))
+
+
+def _apply_states(trials: list[Trial], states: dict[str, JobState]) -> None:
+    """A trial whose job ``states`` (Slurm's answer) lists takes its state, reason and node."""
+    for trial in trials:
+        job = states.get(str(trial.job_id))
+        if job is not None:
+            trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import argparse
 import os
 from typing import Any
 
-from hpctune.backends.slurm_commands import validate_job_id
+from hpctune.backends.slurm_commands import sbatch_args, submitted_job_id
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import (
     non_negative_int,
@@ -215,8 +215,8 @@ def submit_driver(plan: SubmitPlan) -> int:
         ensure_dir(exp.root, root_dir_mode())
     write_plan(plan)
     write_bytes_atomic(exp.driver_script_path, script.encode())
-    out = shared_commands().run(["sbatch", "--parsable", str(exp.driver_script_path)]).stdout.strip()
-    plan.driver_job_id = validate_job_id(out.split(";")[0])
+    proc = shared_commands().run(sbatch_args(exp.driver_script_path))
+    plan.driver_job_id = submitted_job_id(proc.stdout)
     write_plan(plan)
     print(f"Submitted driver job {plan.driver_job_id} for experiment {plan.name}\n"
           f"  directory: {exp.root}\n  driver log: {exp.driver_log_path}\n"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,28 +72,31 @@ def profile_dirs() -> list[Path]:
     return dirs
 
 
-def available_profiles() -> dict[str, Path]:
-    """``{name: file}`` of every profile; a later directory's file replaces an earlier one."""
+def available_profiles(dirs: Sequence[Path] | None = None) -> dict[str, Path]:
+    """``{name: file}`` of every profile in ``dirs`` (default: ``profile_dirs()``); a later
+    directory's file replaces an earlier one."""
     found: dict[str, Path] = {}
-    for directory in profile_dirs():
+    for directory in profile_dirs() if dirs is None else dirs:
         if directory.is_dir():
             found.update({p.stem: p for p in sorted(directory.glob("*.toml"))})
     return dict(sorted(found.items()))
 
 
-def load_profile(name: str, _seen: tuple[str, ...] = ()) -> Profile:
-    """The profile called ``name`` (``extends`` resolved); ConfigError names the available ones."""
-    files = available_profiles()
+def load_profile(name: str, dirs: Sequence[Path] | None = None, _seen: tuple[str, ...] = ()) -> Profile:
+    """The profile called ``name`` (``extends`` resolved), looked up in ``dirs`` (default:
+    ``profile_dirs()``; ``[package_profile_dir()]``: as shipped, whatever the user's own say);
+    ConfigError names the available ones."""
+    files = available_profiles(dirs)
     if name not in files:
         raise ConfigError(
             f"Unknown profile {name!r}. Available profiles: {', '.join(files) or 'none'} "
-            f"(looked in {', '.join(str(d) for d in profile_dirs())}). "
+            f"(looked in {', '.join(str(d) for d in (profile_dirs() if dirs is None else dirs))}). "
             "Write your own as ~/.config/hpctune/<name>.toml (see docs/profiles.md)."
         )
     if name in _seen:
         raise ConfigError(f"Profiles extend each other in a cycle: {' -> '.join((*_seen, name))}.")
     data = read_toml(files[name])
-    base = load_profile(data["extends"], (*_seen, name)) if "extends" in data else None
+    base = load_profile(data["extends"], dirs, (*_seen, name)) if "extends" in data else None
     return _profile_from(name, files[name], data, base)
 
 

@@ -40,6 +40,7 @@ class JobWatch:
         ctl = self.ctl
         self._last_poll = ctl.clock()
         states = ctl.backend.poll()
+        ctl.backend.reconcile()  # what the poll calls for (a pool hands back claims, submits tasks)
         gone = []
         for trial in ctl.live_trials:
             if trial.job_id is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpctune.core.checkpoint import discard_checkpoints
+from hpctune.core.ids import job_number
 from hpctune.storage.atomic import write_json_atomic
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
@@ -112,15 +113,8 @@ def _reattach_unrecorded_launches(ctl: Controller) -> None:
 def _newer(job_id: str, than: str | None) -> bool:
     if than is None:
         return True
-    try:
-        return _job_number(job_id) > _job_number(than)
-    except ValueError:
-        return False
-
-
-def _job_number(job_id: str) -> int:
-    """A Slurm job's number (``123_4`` -> 123) or a pool run's (``pool-12`` -> 12): newer is higher."""
-    return int(job_id.split("_")[0].removeprefix("pool-"))
+    new, old = job_number(job_id), job_number(than)  # Slurm's 123_4 -> 123, pool-12 -> 12
+    return new is not None and old is not None and new > old
 
 
 def _ended_jobs(log_path: Path) -> set[str]:

@@ -218,9 +218,10 @@ class PoolTask:
 
 def _requeue_self(task_id: str) -> None:
     """``scontrol requeue`` this pool task: it resumes its checkpointed runs when it restarts."""
+    from hpctune.backends.slurm_commands import requeue_args
     from hpctune.backends.slurm_limits import shared_commands
 
-    proc = shared_commands().run(["scontrol", "requeue", task_id], check=False)
+    proc = shared_commands().run(requeue_args(task_id), check=False)
     if proc.returncode != 0:
         print(f"hpctune pool: scontrol requeue {task_id} failed on {socket.gethostname()}: "
               f"{proc.stderr.strip()}", file=sys.stderr)

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from hpctune.core.ids import is_slurm_job
 from hpctune.errors import ConfigError
 from hpctune.storage import control
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
@@ -157,7 +158,7 @@ class ExperimentDir:
     def job_log_paths(self, job_id: str) -> tuple[Path, Path]:
         """(stdout, stderr) of a job: a local process ``local-N``, a pool run ``pool-N`` or a Slurm
         array task."""
-        base = f"{job_id}" if job_id.startswith(("local", "pool")) else f"{job_id}_0_log"
+        base = f"{job_id}_0_log" if is_slurm_job(job_id) else f"{job_id}"  # submitit's %A_%a_0_log
         return self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
 
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:

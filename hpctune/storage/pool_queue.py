@@ -16,7 +16,7 @@ is in exactly one place and no two pool tasks can claim it::
       dropped/<N>              cancelled before a claim, or handed back from a pool task that died
       arrays/<uid>.tasks|.sbatch|.jobid   each pool array: its tasks' lines, script, job id
 
-A run's job id, as the controller and the trial's events see it, is ``pool-<N>``. The JSON
+A run's job id, as the controller and the trial's events see it, is ``pool-<N>`` (``hpctune.core.ids``). The JSON
 records (a run, a shape's cap, a run's end) carry ``"v": QUEUE_VERSION`` and are read and
 written only here (``RunRecord``, ``RunEnd``); one without ``"v"`` (hpctune before records had
 versions) is version 1, and one of a newer hpctune raises SchemaError. A shape's file holds
@@ -34,15 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpctune.core.ids import check_task_id, is_pool_job, run_job_id, run_seq  # noqa: F401 - also pool/'s
 from hpctune.errors import ConfigError, ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
 from hpctune.storage.secure import make_private_dir
 
 POOL_DIR = "pool"
-JOB_PREFIX = "pool-"
-_RUN_JOB = re.compile(r"pool-(\d+)", re.ASCII)
-_TASK = re.compile(r"\d+_\d+", re.ASCII)
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 _MISSING = object()
 #: the version of the queue's JSON records this hpctune writes (and the newest it reads)
@@ -67,22 +65,6 @@ class RunEnd:
     version: int = QUEUE_VERSION
 
 
-def run_job_id(seq: int) -> str:
-    """The job id the controller sees for run ``seq``."""
-    return f"{JOB_PREFIX}{seq}"
-
-
-def run_seq(job_id: str) -> int | None:
-    """The run number of a pool job id (``pool-12`` -> 12); None for any other id."""
-    match = _RUN_JOB.fullmatch(str(job_id))
-    return int(match.group(1)) if match else None
-
-
-def is_pool_job(job_id: Any) -> bool:
-    """True for a pool run's job id (not a Slurm job: never passed to a Slurm command)."""
-    return run_seq(str(job_id)) is not None
-
-
 def node_label(node: str, task: str) -> str:
     """What the status table's node column shows for a run: the node and the pool task."""
     return f"{node} (pool task {task})" if node else f"pool task {task}"
@@ -92,14 +74,6 @@ def shape_key(resources: dict[str, Any]) -> str:
     """A short stable name for a resource shape (one pool array per shape)."""
     text = json.dumps(sorted(resources.items()), default=str)
     return "s" + hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def check_task_id(task: str) -> str:
-    """``task`` if it is a Slurm array task id (``123_4``): it becomes a directory name."""
-    if not isinstance(task, str) or not _TASK.fullmatch(task):
-        raise ConfigError(f"{task!r} is not a Slurm array task id (<array>_<index>): a pool task "
-                          "runs as a Slurm array task (python -m hpctune.pool is not for direct use).")
-    return task
 
 
 def check_shape(key: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
+from hpctune.core.ids import experiment_id_of
 from hpctune.storage.events import NODELIST, RANK, WORLD_SIZE, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, checkpoint_results
@@ -67,7 +68,7 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         slurm_array_job_id=array_job,
         slurm_array_task_id=task,
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
-        experiment_id=trial_id.rpartition("_")[0] or exp.root.name,  # the experiment's unique prefix
+        experiment_id=experiment_id_of(trial_id) or exp.root.name,  # the experiment's unique prefix
     )
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
                       stop_grace_s=session_mod.stop_grace_of(spec))
@@ -337,9 +338,10 @@ def requeue_self(session: Session) -> None:
     job_id = session.context.slurm_job_id
     if not job_id or os.environ.get(POOL_JOB_ENV):
         return  # a pool task requeues itself once all its trials have checkpointed
+    from hpctune.backends.slurm_commands import requeue_args
     from hpctune.backends.slurm_limits import shared_commands
 
-    proc = shared_commands().run(["scontrol", "requeue", job_id], check=False)
+    proc = shared_commands().run(requeue_args(job_id), check=False)
     if proc.returncode != 0:
         print(f"hpctune: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr)
 

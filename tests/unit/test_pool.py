@@ -14,7 +14,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.backends import pool_settings as settings
-from hpctune.cli.common import is_slurm_job
+from hpctune.cli.common import slurm_job_ids
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
 from hpctune.pool.slots import SlotPlan, default_slots, plan_for, task_resources
@@ -100,7 +100,7 @@ def test_a_dead_tasks_claim_is_handed_back_once(tmp_path):
 def test_pool_job_ids_are_not_slurm_jobs():
     assert run_job_id(12) == "pool-12" and run_seq("pool-12") == 12 and run_seq("12_3") is None
     assert is_pool_job("pool-0") and not is_pool_job("123_4") and not is_pool_job("pool-x")
-    assert not is_slurm_job("pool-4") and is_slurm_job("123_4")  # `hpctune cancel` never scancels it
+    assert slurm_job_ids(["pool-4", "123_4", None]) == ["123_4"]  # `hpctune cancel` never scancels a run
     for bad in ("../x", "1_2; rm", "12"):
         with pytest.raises(ConfigError, match="array task id"):
             check_task_id(bad)
@@ -341,7 +341,7 @@ class ScriptedSlurm:
             return self._proc(args, 0, f"{self.next_array - 1}\n", "")
         return self._proc(args, 0, "", "")
 
-    def job_states(self, selector, check=True):
+    def job_states(self, check=True, **selector):
         from hpctune.backends.base import JobState
 
         self.counts["squeue"] += 1
@@ -362,11 +362,14 @@ def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(
     for i in range(4):
         assert queue.claim_next(f"77_{i}", shape) == i
     states = backend.poll()
+    backend.reconcile()
     assert states["pool-0"].state == "RUNNING" and states["pool-0"].node == "n1 (pool task 77_0)"
     assert states["pool-9"].state == "PENDING" and slurm.counts["sbatch"] == 1  # 4 tasks suffice
-    del slurm.tasks["77_1"]  # killed: its claim is handed back, its run reported gone
+    del slurm.tasks["77_1"]  # killed: its run is reported gone, and its claim handed back
     states = backend.poll()
-    assert "pool-1" not in states and queue.dropped(1)
+    assert "pool-1" not in states and not queue.dropped(1) and slurm.counts["sbatch"] == 1
+    backend.reconcile()
+    assert queue.dropped(1)
     assert "pool task 77_1 ended while running it" in backend.final_states(["pool-1"])["pool-1"]
     assert slurm.counts["sbatch"] == 2 and "#SBATCH --array=0-0%1" in slurm.scripts[1]  # a replacement
     backend.cancel(["pool-9", "pool-2"])  # queued: out of the queue; claimed: its task ends it
@@ -385,9 +388,12 @@ def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):
     slurm.tasks = {f"77_{i}": "RUNNING" for i in range(4)}
     restored = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
     restored.poll()
+    restored.reconcile()
     assert slurm.counts["sbatch"] == 1
     slurm.tasks = {f"77_{i}": "RUNNING" for i in range(3)}  # one idled out: one replacement
     restored.poll()
+    restored.reconcile()
+    restored.reconcile()  # the replacement counts as live: no second one
     assert slurm.counts["sbatch"] == 2 and "#SBATCH --array=0-0%1" in slurm.scripts[1]
 
 
@@ -418,9 +424,12 @@ def test_a_pool_task_that_does_not_end_a_cancelled_run_is_scancelled(tmp_path):
     backend.queue.claim_next("77_0", shape)
     backend.cancel(["pool-0"])
     backend.poll()
+    backend.reconcile()
     assert not [c for c in calls if c[0] == "scancel"]  # it has stop_grace_s + 30 s to answer
     backend.escalate_after_s = 0.0
     backend.poll()
+    assert not [c for c in calls if c[0] == "scancel"]  # polling alone acts on nothing
+    backend.reconcile()
     assert ["scancel", "77_0"] in calls  # hung: the whole pool task goes
 
 

@@ -1,9 +1,11 @@
-"""The sbatch script hpctune submits, pinned line by line (rendered by submitit, no Slurm needed)."""
+"""The sbatch script hpctune submits, pinned line by line (rendered by submitit, no Slurm needed);
+whole scripts are pinned byte for byte by test_golden_sbatch.py."""
 
 from pathlib import Path
 
 import pytest
 
+from hpctune.backends.sbatch_script import render_array_script
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.config import SlurmConfig
 
@@ -101,3 +103,31 @@ def test_preview_with_reuse_actors_shows_the_pool_array(monkeypatch, tmp_path):
     assert "#SBATCH --array=0-3%4" in lines and "#SBATCH --gres=gpu:1" in lines, lines
     assert "#SBATCH --cpus-per-task=4" in lines and "-m hpctune.pool" in text
     assert not any(tmp_path.iterdir())
+
+
+class PartitionAnswers:
+    """Answers ``scontrol show partition -o`` with ``lines``; records every command."""
+
+    def __init__(self, lines):
+        self.lines, self.calls, self.counts = lines, [], {}
+
+    def run(self, args, check=True):
+        import subprocess
+
+        self.calls.append(list(args))
+        named = args[-1] if args[-1] != "-o" else None  # scontrol shows only that partition
+        lines = [line for line in self.lines if named is None or f"PartitionName={named} " in line]
+        return subprocess.CompletedProcess(args, 0, "\n".join(lines) + "\n", "")
+
+
+@pytest.mark.parametrize("partition, requeue", [(None, True), ("short", False)])
+def test_requeue_follows_the_partition_and_is_asked_once_before_rendering(tmp_path, partition, requeue):
+    slurm = PartitionAnswers(["PartitionName=long Default=YES PreemptMode=REQUEUE",
+                              "PartitionName=short Default=NO PreemptMode=OFF"])
+    backend = SlurmBackend(tmp_path / "exp", SlurmConfig(partition=partition), commands=slurm)
+    spec = backend.array_script({"cpu": 1}, 2, 2, Path("/x/array_1.trials"))
+    assert spec.requeue is requeue
+    assert slurm.calls == [["scontrol", "show", "partition", "-o", *([partition] if partition else [])]]
+    assert ("#SBATCH --requeue" in directives(render_array_script(spec))) is requeue
+    backend.render_script({"cpu": 1}, 2, 2)
+    assert len(slurm.calls) == 1  # looked up once per backend; rendering itself asks nothing

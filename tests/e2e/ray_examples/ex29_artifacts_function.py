@@ -4,6 +4,7 @@
 import logging_library  # ex: mlflow, wandb
 from ray import train
 
+
 def trainable(config):
     logging_library.init(
         name=trial_id,

@@ -1,10 +1,9 @@
 # Ray Tune reference (ray-tune-docs.rst), section "How to Build Custom Tune Loggers?":
 # code block 31 of 45, at line 4036. Copied verbatim: tests/e2e/test_ray_reference_examples.py
 # adds what it uses from its page, applies the rewrites it lists and switches imports to hpctune.
-from typing import Dict, List
-
 import json
 import os
+from typing import Dict, List
 
 from ray.tune.logger import LoggerCallback
 

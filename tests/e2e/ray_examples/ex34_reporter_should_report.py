@@ -3,6 +3,7 @@
 # adds what it uses from its page, applies the rewrites it lists and switches imports to hpctune.
 from ray.tune.experiment.trial import Trial
 
+
 class ExperimentTerminationReporter(CLIReporter):
     def should_report(self, trials, done=False):
         """Reports only on experiment termination."""

@@ -3,6 +3,7 @@
 # adds what it uses from its page, applies the rewrites it lists and switches imports to hpctune.
 from ray.tune import ProgressReporter
 
+
 class CustomReporter(ProgressReporter):
 
     def should_report(self, trials, done=False):

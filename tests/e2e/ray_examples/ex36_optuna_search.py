@@ -2,8 +2,8 @@
 # code block 36 of 45, at line 4253. Copied verbatim: tests/e2e/test_ray_reference_examples.py
 # adds what it uses from its page, applies the rewrites it lists and switches imports to hpctune.
 from ray import train, tune
-from ray.train import RunConfig
 from ray.tune.search.optuna import OptunaSearch
+
 
 def train_fn(config):
     # This objective function is just for demonstration purposes

@@ -4,6 +4,7 @@
 from ray import train, tune
 from tune.schedulers import ASHAScheduler
 
+
 def train_fn(config):
     # This objective function is just for demonstration purposes
     train.report({"loss": config["param"]})
