@@ -17,8 +17,8 @@ from typing import Any
 from submitit.slurm.slurm import SlurmExecutor
 
 from hpctune.config import SlurmConfig
+from hpctune.core.resources import task_count
 from hpctune.errors import ConfigError
-from hpctune.tune.trainable import task_count
 
 #: ``--comment`` of each array: ``hpctune:<manifest uid>`` (finds an array whose job id was not recorded)
 COMMENT_PREFIX = "hpctune:"

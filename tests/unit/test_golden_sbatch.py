@@ -26,8 +26,8 @@ from hpctune.backends.slurm import SlurmBackend
 from hpctune.cli.driver import driver_script
 from hpctune.cli.plan import SubmitPlan
 from hpctune.config.profiles import available_profiles, load_profile, package_profile_dir
+from hpctune.core.resources import normalize_resources
 from hpctune.storage.pool_queue import PoolQueue
-from hpctune.tune.trainable import normalize_resources
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "sbatch"
 REGEN = "python -m tests.unit.test_golden_sbatch --regen"
