@@ -19,15 +19,12 @@ from hpctune.core.objective import check_state_version, finite_or_none
 from hpctune.errors import ConfigError, SearchSpaceError
 from hpctune.tune.search.optuna_space import (
     INSTALL_HINT,
-    _check_objectives,
     _contains_searchable,
-    _fill,
-    _merge,
     _Param,
-    _unflatten,
     convert_search_space,
 )
 from hpctune.tune.search.searcher import Searcher
+from hpctune.tune.search.space_conversion import check_objectives, fill, merge, unflatten
 
 try:
     import optuna
@@ -73,7 +70,7 @@ class OptunaSearch(Searcher):
     ):
         _require_optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        _check_objectives(metric, mode)
+        check_objectives(metric, mode)
         super().__init__(None if isinstance(metric, list) else metric,
                          None if isinstance(mode, list) else mode)
         self._metric, self._mode = metric, mode
@@ -137,7 +134,7 @@ class OptunaSearch(Searcher):
         A param_space with search spaces is converted when this searcher has none (or the
         same one, as after a restore); one with constants only is merged into every config.
         """
-        _check_objectives(metric, mode)
+        check_objectives(metric, mode)
         params = None
         if config and _contains_searchable(config):
             if self._define_by_run is not None:
@@ -150,7 +147,7 @@ class OptunaSearch(Searcher):
         if params is not None:
             self._params, self._template = params, config
         elif config:
-            self._extra = _merge(self._extra, config)
+            self._extra = merge(self._extra, config)
         return True
 
     # -- study set-up
@@ -222,19 +219,19 @@ class OptunaSearch(Searcher):
             del self._trials[trial_id]
             study.tell(trial.number, state=TrialState.FAIL)
             raise
-        return _merge(self._extra, config) if self._extra else config
+        return merge(self._extra, config) if self._extra else config
 
     def _config_of(self, trial: Any) -> dict:
         if self._define_by_run is None:
             values = {k: self._params[k].decode(v) for k, v in trial.params.items()}
-            return _fill(self._template, values)
+            return fill(self._template, values)
         constants = self._define_by_run(trial)
         if constants is not None and not isinstance(constants, dict):
             raise ConfigError(
                 "The define-by-run function passed as `space` must return None or a dict of "
                 f"constants, got {type(constants).__name__}."
             )
-        return _unflatten({**trial.params, **(constants or {})})
+        return unflatten({**trial.params, **(constants or {})})
 
     # -- tell
 
