@@ -179,3 +179,32 @@ def check_objectives(metric: Any, mode: Any) -> None:
     for m in mode:
         if m not in ("min", "max"):
             raise ConfigError(f"The value of `mode` is {m!r}, but must be 'min' or 'max'.")
+
+
+def snap(leaf: Any, value: Any) -> Any:
+    """A value a library sampled, made one that ``leaf`` itself could have sampled.
+
+    Libraries sample on continuous scales: this rounds to ``q`` (without float noise),
+    clips to the domain's bounds, casts integers and returns the category object itself (not a
+    library's numpy copy). The library's own leaves pass through.
+    """
+    if isinstance(leaf, Integer):
+        lo, hi = leaf.inclusive_bounds()
+        q = leaf.q or 1
+        return int(min(max(round(float(value) / q) * q, lo), hi))
+    if isinstance(leaf, Float) and leaf.sampler != "normal":
+        lo, hi = leaf.inclusive_bounds()
+        value = float(value)
+        if leaf.q:
+            value = float(f"{round(value / leaf.q) * leaf.q:.15g}")
+        return min(max(value, lo), hi)
+    if isinstance(leaf, Float):
+        return float(f"{round(float(value) / leaf.q) * leaf.q:.15g}") if leaf.q else float(value)
+    if isinstance(leaf, Categorical):  # the category itself (a library may return a copy)
+        for category in leaf.categories:
+            if type(category) is type(value) and category == value:
+                return copy.deepcopy(category)
+        for category in leaf.categories:
+            if category == value:
+                return copy.deepcopy(category)
+    return value
