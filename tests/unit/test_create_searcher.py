@@ -24,5 +24,6 @@ def test_random_search_names(name):
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="'hyperopt'.*basic_variant, optuna, random"):
-        create_searcher("hyperopt")
+    with pytest.raises(ConfigError, match="'smac'.*ax, basic_variant, bayesopt, bohb, hebo, "
+                                          "hyperopt, nevergrad, optuna, random"):
+        create_searcher("smac")

@@ -445,5 +445,3 @@ def test_create_scheduler_knows_the_new_names():
     assert isinstance(create_scheduler("pbt", hyperparam_mutations={"lr": [1, 2]}), PopulationBasedTraining)
     assert isinstance(create_scheduler("PBT_replay", policy_file="x", policy_rows=[]),
                       PopulationBasedTrainingReplay)
-    with pytest.raises(ConfigError, match="not available in this version"):
-        create_scheduler("hb_bohb")

@@ -287,8 +287,6 @@ def test_the_state_round_trips_mid_run():
 
 def test_create_scheduler_by_rays_name():
     assert isinstance(create_scheduler("resource_changing"), ResourceChangingScheduler)
-    with pytest.raises(ConfigError, match="not available in this version"):
-        create_scheduler("hb_bohb")
 
 
 # -- the cluster's size --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Trial schedulers: pure decision logic (CONTINUE / PAUSE / STOP / Exploit) from results."""
 
 from hpctune.tune.schedulers.async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
+from hpctune.tune.schedulers.hb_bohb import HyperBandForBOHB
 from hpctune.tune.schedulers.hyperband import HyperBandScheduler
 from hpctune.tune.schedulers.median_stopping import MedianStoppingRule
 from hpctune.tune.schedulers.pb2 import PB2
@@ -30,6 +31,7 @@ __all__ = [
     "DistributeResourcesToTopJob",
     "Exploit",
     "FIFOScheduler",
+    "HyperBandForBOHB",
     "HyperBandScheduler",
     "MedianStoppingRule",
     "PB2",

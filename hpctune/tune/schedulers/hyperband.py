@@ -144,16 +144,20 @@ class HyperBandScheduler(TrialScheduler):
                 if len(self._bands[-1]) == self._s_max_1:
                     self._bands.append([])
                 band = self._bands[-1]
-                s = len(band)
+                s = self._bracket_s(len(band))
                 if self._r0(s) == 0:
                     band.append(None)  # too small a bracket: Ray skips it
                     continue
                 band.append(Bracket(self._n0(s), self._r0(s), self._max_t, self._eta, s,
                                     self._stop_last_trials))
-                self._current = (len(self._bands) - 1, s)
+                self._current = (len(self._bands) - 1, len(band) - 1)
                 break
         self._bracket_at(self._current).add(trial.trial_id)
         self._trial_bracket[trial.trial_id] = self._current
+
+    def _bracket_s(self, position: int) -> int:
+        """The halvings of the bracket at ``position`` in a band: the least aggressive first."""
+        return position
 
     def _bracket_at(self, where: tuple[int, int] | None) -> Bracket | None:
         return None if where is None else self._bands[where[0]][where[1]]

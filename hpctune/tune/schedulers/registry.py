@@ -9,7 +9,7 @@ from hpctune.errors import ConfigError
 from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
 
 # name -> "module:attribute"; imported on use, so optional schedulers cost nothing.
-# Names follow Ray Tune's create_scheduler, plus "asha".
+# Names follow Ray Tune's create_scheduler (all of them), plus "asha".
 SCHEDULERS: dict[str, str] = {
     "fifo": "hpctune.tune.schedulers.trial_scheduler:FIFOScheduler",
     "async_hyperband": "hpctune.tune.schedulers.async_hyperband:AsyncHyperBandScheduler",
@@ -22,9 +22,8 @@ SCHEDULERS: dict[str, str] = {
     "pbt_replay": "hpctune.tune.schedulers.pbt_replay:PopulationBasedTrainingReplay",
     "pb2": "hpctune.tune.schedulers.pb2:PB2",
     "resource_changing": "hpctune.tune.schedulers.resource_changing_scheduler:ResourceChangingScheduler",
+    "hb_bohb": "hpctune.tune.schedulers.hb_bohb:HyperBandForBOHB",
 }
-#: Ray Tune's other scheduler names: not in this version (a clear error, not "unknown")
-NOT_YET = ("hb_bohb",)
 
 
 def _load(name: str) -> type[TrialScheduler]:
@@ -40,9 +39,6 @@ def _load(name: str) -> type[TrialScheduler]:
 def create_scheduler(name: str, **kwargs: Any) -> TrialScheduler:
     """Instantiate the scheduler called ``name`` (case-insensitive) with ``kwargs``."""
     key = name.lower() if isinstance(name, str) else name
-    if key in NOT_YET:
-        raise ConfigError(f"The scheduler {name!r} is not available in this version of hpctune: "
-                          f"use one of {sorted(SCHEDULERS)}.")
     if key not in SCHEDULERS:
         raise ConfigError(
             f"The value of `scheduler` is {name!r}, but must be one of {sorted(SCHEDULERS)}."

@@ -1,4 +1,9 @@
-"""create_searcher: build a search algorithm from its name (for CLI options and config files)."""
+"""create_searcher: build a search algorithm from its name (for CLI options and config files).
+
+Every name of Ray Tune's ``create_searcher`` is known. A searcher's library is imported when
+the searcher is built, so a missing library fails there with the extra to install
+(``pip install 'hpctune[hyperopt]'``), and unknown names list the valid ones.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,25 @@ from typing import Any
 from hpctune.errors import ConfigError
 from hpctune.tune.search.searcher import Searcher
 
+_BASIC = "hpctune.tune.search.basic_variant:BasicVariantGenerator"
 # name -> "module:Class", imported on use so that optional dependencies stay optional
 SEARCHERS: dict[str, str] = {
-    "random": "hpctune.tune.search.basic_variant:BasicVariantGenerator",
-    "variant_generator": "hpctune.tune.search.basic_variant:BasicVariantGenerator",
-    "basic_variant": "hpctune.tune.search.basic_variant:BasicVariantGenerator",
+    "random": _BASIC,
+    "variant_generator": _BASIC,
+    "basic_variant": _BASIC,
     "optuna": "hpctune.tune.search.optuna:OptunaSearch",
+    "hyperopt": "hpctune.tune.search.hyperopt:HyperOptSearch",
+    "bayesopt": "hpctune.tune.search.bayesopt:BayesOptSearch",
+    "nevergrad": "hpctune.tune.search.nevergrad:NevergradSearch",
+    "zoopt": "hpctune.tune.search.zoopt:ZOOptSearch",
+    "bohb": "hpctune.tune.search.bohb:TuneBOHB",
+    "ax": "hpctune.tune.search.ax:AxSearch",
+    "hebo": "hpctune.tune.search.hebo:HEBOSearch",
+}
+#: Ray Tune's names that hpctune does not provide, and why
+UNAVAILABLE: dict[str, str] = {
+    "vizier": "VizierSearch needs Google's OSS Vizier service, which hpctune does not support; "
+              "use OptunaSearch or HyperOptSearch instead.",
 }
 
 
@@ -23,6 +41,8 @@ def create_searcher(name: str, **kwargs: Any) -> Searcher:
     >>> create_searcher("optuna", metric="loss", mode="min", seed=0)  # doctest: +SKIP
     """
     key = name.strip().lower() if isinstance(name, str) else name
+    if key in UNAVAILABLE:
+        raise ConfigError(f"The search algorithm {name!r} is not available: {UNAVAILABLE[key]}")
     if key not in SEARCHERS:
         raise ConfigError(
             f"Unknown search algorithm {name!r}; valid names: {', '.join(sorted(SEARCHERS))}."
