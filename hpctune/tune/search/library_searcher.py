@@ -84,7 +84,7 @@ class LibrarySearcher(Searcher):
         raise NotImplementedError
 
     def _ask_point(self, values: dict[str, Any]) -> Any:
-        """The handle of a point given by the user (points_to_evaluate)."""
+        """The handle of a point given by the user (points_to_evaluate); None to wait."""
         raise NotImplementedError
 
     def _tell(self, handle: Any, loss: float | None) -> None:
@@ -147,6 +147,8 @@ class LibrarySearcher(Searcher):
         if self._points:
             values = self._point_values(self._points[0])
             handle = self._ask_point(values)
+            if handle is None:
+                return None  # the library waits: the point is asked again
             self._points.pop(0)
         else:
             asked = self._ask()

@@ -38,7 +38,7 @@ def _discrete(key: str, d: Integer) -> tuple:
 
 
 def _grid(key: str, d: Categorical) -> tuple:
-    return (ValueType.GRID, list(d.categories))
+    return (ValueType.GRID, list(range(len(d.categories))))  # by index: ZOOpt makes them strings
 
 
 class ZOOptSearch(LibrarySearcher):
@@ -50,7 +50,7 @@ class ZOOptSearch(LibrarySearcher):
         dim_dict: the space in ZOOpt's format, ``{"x": (ValueType.CONTINUOUS, [0, 1], 1e-2)}``;
             without it the Tuner's ``param_space`` is converted.
         metric, mode: the objective; may come from TuneConfig.
-        points_to_evaluate: configs to run first (ZOOpt's ``init_samples``).
+        points_to_evaluate: configs to run first.
         parallel_num: how many trials ZOOpt lets run at once.
         **kwargs: passed to ``zoopt.Parameter`` (``seed``, ``exploration_rate``, ...).
     """
@@ -85,19 +85,41 @@ class ZOOptSearch(LibrarySearcher):
                 and isinstance(value[0], type(ValueType.CONTINUOUS)))
 
     def _setup(self) -> Any:
-        keys = list(self._space)
-        samples = [zoopt.Solution(x=[self._point_values(p)[k] for k in keys]) for p in self._points]
-        self._points = []  # ZOOpt runs them first itself, as its init_samples
-        dimension = zoopt.Dimension2([self._space[k] for k in keys])
-        parameter = zoopt.Parameter(budget=self._budget, init_samples=samples or None,
-                                    **self._kwargs)
+        dimension = zoopt.Dimension2([self._space[k] for k in self._space])
+        parameter = zoopt.Parameter(budget=self._budget, **self._kwargs)
         return SRacosTune(dimension=dimension, parameter=parameter, parallel_num=self._parallel_num)
 
     def _ask(self) -> tuple[Any, dict[str, Any]] | None | str:
         solution = self._opt.suggest()
+        if solution is None and self._opt.semaphore == 0 and (
+                self._opt.complete_num >= self._opt._parameter.get_train_size()):
+            # SRacosTune waits for the last initial result, but it came before this ask:
+            # without this it would wait forever (zoopt 0.4.2)
+            self._opt.semaphore = 1
+            solution = self._opt.suggest()
         if solution is None or solution == "FINISHED":
             return Searcher.FINISHED if solution == "FINISHED" else None
-        return solution, dict(zip(self._space, solution.get_x(), strict=True))
+        values = dict(zip(self._space, solution.get_x(), strict=True))
+        for key, leaf in self._leaves.items():
+            if isinstance(leaf, Categorical):
+                values[key] = leaf.categories[int(values[key])]
+        return solution, values
+
+    def _ask_point(self, values: dict[str, Any]) -> Any:
+        """A solution ZOOpt asked for, moved to the given point (ZOOpt's own init_samples are
+        dropped once a first result arrives)."""
+        asked = self._ask()
+        if not isinstance(asked, tuple):
+            return None
+        solution = asked[0]
+        solution.set_x([self._index(key, values[key]) for key in self._space])
+        return solution
+
+    def _index(self, key: str, value: Any) -> Any:
+        leaf = self._leaves[key]
+        if not isinstance(leaf, Categorical):
+            return value
+        return next(i for i, c in enumerate(leaf.categories) if c == value)
 
     def _tell(self, handle: Any, loss: float | None) -> None:
         self._opt.complete(handle, math.inf if loss is None else loss)
