@@ -4,7 +4,9 @@ ZOOpt's ``SRacosTune`` is built for Tune: ``suggest`` gives a solution while few
 ``parallel_num`` run and ``complete(solution, loss)`` tells one, as results arrive. Its first
 ``train_size`` points are its initial sample, which it evaluates before it learns (the
 library's own design: it answers None until they are told). A failed trial is told as the
-worst loss (``inf``), which frees its slot. ``zoopt`` is imported here only:
+worst loss (``inf``), which frees its slot. ZOOpt ends the search (FINISHED) when it cannot
+sample a point unlike those it has seen, and draws from numpy's global generator (its
+``seed`` seeds that). ``zoopt`` is imported here only:
 ``pip install 'hpctune[zoopt]'``.
 """
 
