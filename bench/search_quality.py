@@ -1,78 +1,197 @@
-"""Search quality: seeded TPE (OptunaSearch) vs seeded random search on Hartmann-4.
+"""Search quality: every searcher against random search, and each adapter against its library.
 
-Both searchers see the same hpctune space, four ``tune.uniform(0, 1)`` parameters, and
-the same budget. TPE is driven through the Searcher API (suggest -> evaluate ->
-on_trial_complete); random search draws from the same space with ``Domain.sample`` and
-a seeded numpy Generator. Hartmann-4 (Picheny et al. 2013 scaling) has its global
-minimum near -3.135 at about (0.187, 0.191, 0.557, 0.265). Lower is better.
+Analytic functions with known minima (lower is better): Branin (2-D, minimum 0.397887) and
+Hartmann-6 (6-D on [0, 1], minimum -3.32237). Each searcher gets the same budget of
+sequential evaluations per seed, driven through the Searcher API (suggest -> evaluate ->
+on_trial_complete); random search samples the same hpctune space with a seeded generator.
+Each adapter is also compared with its library driven directly through the library's own
+loop with the same budget and seed (Optuna ``study.optimize``, HyperOpt ``fmin``, BayesOpt
+``maximize``, Nevergrad ``minimize``, ZOOpt ``Opt.min``): an adapter must not make its
+library worse. TuneBOHB has no maintained library to compare with (hpbandster), and without
+HyperBand it is BOHB's model on a single budget.
 
-    python bench/search_quality.py [--seeds 10] [--budget 60]
+    python bench/search_quality.py [--seeds 10] [--budget 40] [--only hyperopt,optuna]
+
+Prints a markdown table: per function and searcher the median best value over the seeds, how
+many seeds it beat random search on, and the same for the library driven directly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import math
 import statistics
+import warnings
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from hpctune import space as tune
-from hpctune.tune.search.optuna import OptunaSearch
+from hpctune.tune.search.searcher import Searcher
 
-ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-A = np.array([[10, 3, 17, 3.5], [0.05, 10, 17, 0.1], [3, 3.5, 1.7, 10], [17, 8, 0.05, 10]])
-P = 1e-4 * np.array(
-    [[1312, 1696, 5569, 124], [2329, 4135, 8307, 3736], [2348, 1451, 3522, 2883],
-     [4047, 8828, 8732, 5743]]
-)
-SPACE = {f"x{i}": tune.uniform(0.0, 1.0) for i in range(4)}
+# ---------------------------------------------------------------- functions
 
 
-def hartmann4(config: dict) -> float:
-    """The 4-D Hartmann function, deterministic; minimum about -3.135."""
-    x = np.array([config[f"x{i}"] for i in range(4)])
-    inner = np.sum(A * (x - P) ** 2, axis=1)
-    return float((1.1 - np.sum(ALPHA * np.exp(-inner))) / 0.839)
+def branin(c: dict) -> float:
+    x1, x2 = c["x1"], c["x2"]
+    b, cc, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + cc * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
-def best_tpe(seed: int, budget: int) -> float:
-    """Best value found by OptunaSearch (TPE) in ``budget`` sequential evaluations."""
-    searcher = OptunaSearch(SPACE, metric="loss", mode="min", seed=seed)
-    best = float("inf")
-    for n in range(budget):
-        trial_id = f"trial_{n}"
-        loss = hartmann4(searcher.suggest(trial_id))
-        searcher.on_trial_complete(trial_id, {"loss": loss})
-        best = min(best, loss)
+H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                 [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
+H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                        [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+
+
+def hartmann6(c: dict) -> float:
+    x = np.array([c[f"x{i}"] for i in range(6)])
+    return float(-np.sum(H6_ALPHA * np.exp(-np.sum(H6_A * (x - H6_P) ** 2, axis=1))))
+
+
+FUNCTIONS: dict[str, tuple[Callable[[dict], float], dict[str, tuple[float, float]], float]] = {
+    "Branin": (branin, {"x1": (-5.0, 10.0), "x2": (0.0, 15.0)}, 0.397887),
+    "Hartmann-6": (hartmann6, {f"x{i}": (0.0, 1.0) for i in range(6)}, -3.32237),
+}
+
+# ---------------------------------------------------------------- through hpctune
+
+
+def adapter(name: str, space: dict, seed: int, budget: int) -> Searcher:
+    """The hpctune searcher ``name`` with its library's defaults, seeded."""
+    common = {"metric": "loss", "mode": "min"}
+    if name == "optuna":
+        from hpctune.tune.search.optuna import OptunaSearch
+        return OptunaSearch(space, seed=seed, **common)
+    if name == "hyperopt":
+        from hpctune.tune.search.hyperopt import HyperOptSearch
+        return HyperOptSearch(space, random_state_seed=seed, **common)
+    if name == "bayesopt":
+        from hpctune.tune.search.bayesopt import BayesOptSearch
+        return BayesOptSearch(space, random_state=seed, **common)
+    if name == "nevergrad":
+        import nevergrad as ng
+
+        from hpctune.tune.search.nevergrad import NevergradSearch
+        np.random.seed(seed)  # Nevergrad seeds its parametrization from numpy's generator
+        return NevergradSearch(ng.optimizers.NGOpt, {"budget": budget}, space, **common)
+    if name == "zoopt":
+        from hpctune.tune.search.zoopt import ZOOptSearch
+        return ZOOptSearch(budget=budget, dim_dict=space, seed=seed, **common)
+    if name == "bohb":
+        from hpctune.tune.search.bohb import TuneBOHB
+        return TuneBOHB(space, seed=seed, **common)
+    raise ValueError(name)
+
+
+def best_through_adapter(name: str, fn: Callable, bounds: dict, seed: int, budget: int) -> float:
+    space = {k: tune.uniform(lo, hi) for k, (lo, hi) in bounds.items()}
+    searcher, best, n, asked = adapter(name, space, seed, budget), math.inf, 0, 0
+    while n < budget and asked < 10 * budget:
+        asked += 1
+        config = searcher.suggest(f"t{asked}")
+        if config == Searcher.FINISHED:
+            break
+        if config is None:
+            continue
+        loss = fn(config)
+        searcher.on_trial_complete(f"t{asked}", {"loss": loss})
+        best, n = min(best, loss), n + 1
     return best
 
 
-def best_random(seed: int, budget: int) -> float:
-    """Best value found by seeded uniform sampling of the same space."""
+def best_random(fn: Callable, bounds: dict, seed: int, budget: int) -> float:
     rng = np.random.default_rng(seed)
-    return min(
-        hartmann4({key: domain.sample(rng) for key, domain in SPACE.items()})
-        for _ in range(budget)
-    )
+    space = {k: tune.uniform(lo, hi) for k, (lo, hi) in bounds.items()}
+    return min(fn({k: d.sample(rng) for k, d in space.items()}) for _ in range(budget))
+
+
+# ---------------------------------------------------------------- the libraries directly
+
+
+def best_direct(name: str, fn: Callable, bounds: dict, seed: int, budget: int) -> float | None:
+    """The best value of the library's own loop with the same budget (None: no library)."""
+    keys = list(bounds)
+    if name == "optuna":
+        import optuna
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+        study.optimize(lambda t: fn({k: t.suggest_float(k, *bounds[k]) for k in keys}),
+                       n_trials=budget)
+        return study.best_value
+    if name == "hyperopt":
+        import hyperopt
+        trials = hyperopt.Trials()
+        hyperopt.fmin(fn, {k: hyperopt.hp.uniform(k, *bounds[k]) for k in keys},
+                      algo=partial(hyperopt.tpe.suggest, n_startup_jobs=20, gamma=0.25),
+                      max_evals=budget, trials=trials, rstate=np.random.default_rng(seed),
+                      show_progressbar=False)
+        return min(trials.losses())
+    if name == "bayesopt":
+        import bayes_opt
+        optimizer = bayes_opt.BayesianOptimization(lambda **c: -fn(c), bounds, random_state=seed,
+                                                   verbose=0)
+        optimizer.maximize(init_points=10, n_iter=budget - 10, acquisition_function=
+                           bayes_opt.UtilityFunction(kind="ucb", kappa=2.576, xi=0.0))
+        return -optimizer.max["target"]
+    if name == "nevergrad":
+        import nevergrad as ng
+        param = ng.p.Dict(**{k: ng.p.Scalar(lower=lo, upper=hi) for k, (lo, hi) in bounds.items()})
+        param.random_state = np.random.RandomState(seed)
+        optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget)
+        best = math.inf
+        for _ in range(budget):
+            candidate = optimizer.ask()
+            loss = fn(candidate.value)
+            optimizer.tell(candidate, loss)
+            best = min(best, loss)
+        return best
+    if name == "zoopt":
+        import zoopt
+        dim = zoopt.Dimension2([(zoopt.ValueType.CONTINUOUS, list(bounds[k]), 1e-10) for k in keys])
+        objective = zoopt.Objective(lambda s: fn(dict(zip(keys, s.get_x(), strict=True))), dim)
+        with contextlib.redirect_stdout(io.StringIO()):  # Opt.min prints its result
+            solution = zoopt.Opt.min(objective, zoopt.Parameter(budget=budget, seed=seed))
+        return solution.get_value()
+    return None
+
+
+SEARCHERS = ["optuna", "hyperopt", "bayesopt", "nevergrad", "zoopt", "bohb"]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=60)
+    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--only", default=",".join(SEARCHERS), help="searchers, comma-separated")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    seeds = range(args.seeds)
 
-    print(f"Hartmann-4, budget {args.budget} evaluations, lower is better (optimum -3.135)")
-    print(f"{'seed':>4}  {'best TPE':>9}  {'best random':>11}  winner")
-    tpe, rand = [], []
-    for seed in range(args.seeds):
-        tpe.append(best_tpe(seed, args.budget))
-        rand.append(best_random(seed, args.budget))
-        winner = "TPE" if tpe[-1] < rand[-1] else "random" if rand[-1] < tpe[-1] else "tie"
-        print(f"{seed:>4}  {tpe[-1]:>9.4f}  {rand[-1]:>11.4f}  {winner}")
-    wins = sum(t < r for t, r in zip(tpe, rand, strict=True))
-    print(f"TPE won {wins}/{args.seeds} seeds; median best: TPE {statistics.median(tpe):.4f}, "
-          f"random {statistics.median(rand):.4f}")
+    print(f"{args.seeds} seeds, {args.budget} sequential evaluations each; lower is better.\n")
+    print("| function | searcher | median best (hpctune) | beat random | median best "
+          "(library directly) | beat random | hpctune <= library |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for fname, (fn, bounds, optimum) in FUNCTIONS.items():
+        rand = [best_random(fn, bounds, s, args.budget) for s in seeds]
+        print(f"| {fname} (min {optimum}) | random | {statistics.median(rand):.4f} | - | - | - | - |")
+        for name in args.only.split(","):
+            ours = [best_through_adapter(name, fn, bounds, s, args.budget) for s in seeds]
+            direct = [best_direct(name, fn, bounds, s, args.budget) for s in seeds]
+            wins = sum(o < r for o, r in zip(ours, rand, strict=True))
+            if direct[0] is None:
+                lib = ("n/a", "-", "-")
+            else:
+                lib_wins = sum(d < r for d, r in zip(direct, rand, strict=True))
+                no_worse = sum(o <= d + 1e-9 for o, d in zip(ours, direct, strict=True))
+                lib = (f"{statistics.median(direct):.4f}", f"{lib_wins}/{args.seeds}",
+                       f"{no_worse}/{args.seeds}")
+            print(f"| {fname} | {name} | {statistics.median(ours):.4f} | {wins}/{args.seeds} | "
+                  f"{lib[0]} | {lib[1]} | {lib[2]} |", flush=True)
 
 
 if __name__ == "__main__":
