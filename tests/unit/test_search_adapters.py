@@ -160,6 +160,15 @@ def test_no_space_and_no_metric_are_clear_errors(name):
         make(name, {"x": tune.uniform(0, 1)}, metric=None).suggest("t")
 
 
+def test_bayesopt_bounds_are_parameters_only_in_its_own_space():
+    searcher = make("bayesopt", {"x": (0, 1), "shape": [2, 3]})
+    assert searcher._space == {"x": (0, 1)}
+    searcher = make("bayesopt")
+    searcher.set_search_properties(None, None, {"x": tune.uniform(0, 1), "shape": (2, 3)})
+    assert searcher._space == {"x": (0.0, 1.0)}
+    assert searcher.suggest("t")["shape"] == (2, 3)  # a constant of the param_space
+
+
 def test_hyperopt_tells_losses_failures_and_max_mode():
     searcher = make("hyperopt", {"x": tune.uniform(0, 1)}, mode="max")
     for trial in ("a", "b", "c"):

@@ -67,14 +67,17 @@ class BayesOptSearch(LibrarySearcher):
                  skip_duplicate: bool = True):
         if bayes_opt is None:
             raise ImportError(INSTALL_HINT)
-        super().__init__(space, metric, mode, points_to_evaluate)
+        self._bounds_are_leaves = True  # (lower, upper) is a parameter in `space` only, never
+        super().__init__(space, metric, mode, points_to_evaluate)  # a tuple in param_space
+        self._bounds_are_leaves = False
         self._utility_kwargs = {"kind": "ucb", "kappa": 2.576, "xi": 0.0, **(utility_kwargs or {})}
         self._random_state, self._verbose = random_state, verbose
         self._random_search_steps = random_search_steps
         self._patience, self._skip_duplicate = patience, skip_duplicate
 
     def _native(self, value: Any) -> bool:
-        return (isinstance(value, tuple) and len(value) == 2
+        return (getattr(self, "_bounds_are_leaves", False) and isinstance(value, tuple)
+                and len(value) == 2
                 and all(isinstance(v, (int, float)) for v in value))
 
     def _setup(self) -> Any:
