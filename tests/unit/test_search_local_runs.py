@@ -76,7 +76,6 @@ def test_create_searcher_knows_rays_names(name):
 @pytest.mark.parametrize(("name", "reason"), [
     ("hebo", "HEBO 0.3.6, its latest release, requires numpy<1.25"),
     ("vizier", "needs Google's OSS Vizier service"),
-    ("ax", "no adapter for Ax yet"),
 ])
 def test_unavailable_searchers_say_why(name, reason):
     with pytest.raises(ConfigError, match=reason):
