@@ -169,3 +169,7 @@ class HyperOptSearch(LibrarySearcher):
 
     def _set_library_state(self, saved: Any) -> None:
         self._opt, self._domain = saved, None
+
+    def __getstate__(self) -> dict:
+        """Pickled without the hyperopt.Domain (it holds a lambda); rebuilt on use."""
+        return {**self.__dict__, "_domain": None}
