@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--only", default=",".join(SEARCHERS), help="searchers, comma-separated")
+    parser.add_argument("--problems", default="", help="run the problems whose name has this")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     seeds = range(args.seeds)
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
           "(library directly) | beat random | hpctune <= library |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for fname, (fn, space, optimum) in problems().items():
+        if args.problems not in fname:
+            continue
         rand = [best_random(fn, space, s, args.budget) for s in seeds]
         label = fname if optimum == "table" else f"{fname} (min {optimum})"
         print(f"| {label} | random | {statistics.median(rand):.4g} | - | - | - | - |")

@@ -100,8 +100,8 @@ class HyperOptSearch(LibrarySearcher):
         return partial(hpo.tpe.suggest, n_startup_jobs=self._n_initial_points, gamma=self._gamma)
 
     def _setup(self) -> Any:
-        """HyperOpt's Trials and the seed generator of the suggestions."""
-        return {"trials": hpo.Trials(), "rstate": np.random.RandomState(self._seed)}
+        """HyperOpt's Trials and the generator of the suggestions' seeds (fmin's kind)."""
+        return {"trials": hpo.Trials(), "rstate": np.random.default_rng(self._seed)}
 
     def _hyperopt_domain(self) -> Any:
         if self._domain is None:
@@ -113,7 +113,8 @@ class HyperOptSearch(LibrarySearcher):
         trials, domain = self._opt["trials"], self._hyperopt_domain()
         tids = trials.new_trial_ids(1)
         trials.refresh()
-        docs = self._algo(tids, domain, trials, self._opt["rstate"].randint(2**31 - 1))
+        # the seed of each ask drawn as hyperopt.fmin draws it: the same seed, the same search
+        docs = self._algo(tids, domain, trials, self._opt["rstate"].integers(2**31 - 1))
         trials.insert_trial_docs(docs)
         trials.refresh()
         return docs[0]["tid"], self._evaluate(docs[0])
