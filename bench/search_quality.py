@@ -198,12 +198,10 @@ def best_direct(name: str, fn: Callable, space: dict, seed: int, budget: int) ->
         return -optimizer.max["target"]
     if name == "nevergrad":
         import nevergrad as ng
-        param = ng.p.Dict(**{k: ng.p.Scalar(lower=_range(d)[0], upper=_range(d)[1]) for k, d
-                             in space.items()})
-        for k, d in space.items():
-            if _is_int(d):
-                param[k].set_integer_casting()
-        param.random_state = np.random.RandomState(seed)
+        np.random.seed(seed)  # seeded as the adapter is: the parameters draw from numpy
+        scalars = {k: ng.p.Scalar(lower=_range(d)[0], upper=_range(d)[1]) for k, d in space.items()}
+        param = ng.p.Dict(**{k: p.set_integer_casting() if _is_int(space[k]) else p
+                             for k, p in scalars.items()})
         optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget)
         best = math.inf
         for _ in range(budget):
