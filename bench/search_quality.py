@@ -188,7 +188,8 @@ def best_direct(name: str, fn: Callable, space: dict, seed: int, budget: int) ->
         import bayes_opt
 
         def target(**c: float) -> float:
-            return -fn({k: round(c[k]) if _is_int(d) else c[k] for k, d in space.items()})
+            return -fn({k: min(max(round(c[k]), _range(d)[0]), _range(d)[1]) if _is_int(d)
+                        else c[k] for k, d in space.items()})
 
         bounds = {k: (d.lower - 0.5, d.upper - 0.5) if _is_int(d) else _range(d)
                   for k, d in space.items()}
