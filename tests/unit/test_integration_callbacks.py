@@ -154,3 +154,105 @@ def test_lightgbm_cv_reports_mean_and_stdv(trial_dir):
                                                    checkpoint_at_end=False)])
     results = [r for r, _ in recorded(trial_dir)]
     assert len(results) == 2 and results[1]["valid-binary_logloss-stdv"] >= 0
+
+
+# -- PyTorch Lightning ---------------------------------------------------------------------------------
+def lightning_fit(pl, callback, max_epochs, ckpt_path=None, on_step=None):
+    """A linear classifier on generated data, two batches per epoch, CPU, nothing else logged."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def step(self, batch, name):
+            x, y = batch
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(self.layer(x).squeeze(1), y)
+            self.log(name, loss, on_epoch=True, on_step=False)
+            return loss
+
+        def training_step(self, batch, batch_idx):
+            if on_step is not None:
+                on_step(self)
+            return self.step(batch, "train_loss")
+
+        def validation_step(self, batch, batch_idx):
+            self.step(batch, "val_loss")
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.5)
+
+    x, y = binary_data(64)
+    data = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+    trainer = pl.Trainer(max_epochs=max_epochs, callbacks=[callback], accelerator="cpu", devices=1,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=1)
+    trainer.fit(Tiny(), DataLoader(data, batch_size=32), DataLoader(data, batch_size=32), ckpt_path=ckpt_path)
+    return trainer
+
+
+@pytest.mark.parametrize("package", ["lightning.pytorch", "pytorch_lightning"])
+def test_lightning_reports_and_checkpoints_at_validation_end_and_restores(trial_dir, package):
+    import importlib
+
+    from hpctune.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+    pl = importlib.import_module(package)
+    open_session(trial_dir)
+    lightning_fit(pl, TuneReportCheckpointCallback({"loss": "val_loss"}, filename="trainer.ckpt"), max_epochs=2)
+    results = recorded(trial_dir)  # the sanity check reports nothing; each epoch's validation does
+    assert [(r["training_iteration"], c) for r, c in results] == [(1, "checkpoint_000001"), (2, "checkpoint_000002")]
+    assert set(results[0][0]) & {"loss", "val_loss", "train_loss"} == {"loss"}
+    assert results[1][0]["loss"] < results[0][0]["loss"]
+    assert [p.name for p in (trial_dir / "checkpoint_000002").iterdir()] == ["trainer.ckpt"]
+
+    open_session(trial_dir)  # a restart continues from epoch 2's checkpoint: one more epoch
+    with session_mod.get_checkpoint().as_directory() as directory:
+        callback = TuneReportCheckpointCallback(["val_loss", "train_loss"], on="train_epoch_end")
+        trainer = lightning_fit(pl, callback, max_epochs=3,
+                                ckpt_path=str(Path(directory) / "trainer.ckpt"))
+    assert trainer.current_epoch == 3
+    (last, checkpoint), = recorded(trial_dir)[2:]
+    assert (last["training_iteration"], checkpoint) == (3, "checkpoint_000003")
+    assert {"val_loss", "train_loss"} <= set(last)
+    assert [p.name for p in (trial_dir / "checkpoint_000003").iterdir()] == ["checkpoint"]
+
+
+def test_lightning_report_only_hooks_and_missing_metrics(trial_dir, caplog):
+    import lightning.pytorch as pl
+
+    from hpctune.tune.integration.pytorch_lightning import TuneReportCallback, TuneReportCheckpointCallback
+
+    open_session(trial_dir)
+    lightning_fit(pl, TuneReportCallback({"t": "train_loss", "gone": "nope"}, on=["train_epoch_end"]),
+                  max_epochs=2)
+    results = recorded(trial_dir)
+    assert [(sorted(set(r) & {"t", "gone", "val_loss"}), c) for r, c in results] == [(["t"], None)] * 2
+    assert "Metric nope does not exist" in caplog.text
+    assert not list(trial_dir.glob("checkpoint_*"))
+    with pytest.raises(ConfigError, match=r"on='validation_ends'.*'validation_end'"):
+        TuneReportCheckpointCallback(on="validation_ends")
+
+
+def test_a_preempted_lightning_trial_ends_as_preempted_not_complete(trial_dir):
+    """After Slurm's SIGTERM, Lightning ends fit with its SIGTERMException (a SystemExit, which a
+    trainable's sys.exit(0) also is); the callback makes it the preemption it is."""
+    import os
+    import signal
+
+    import lightning.pytorch as pl
+
+    from hpctune.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+    session = open_session(trial_dir)
+
+    def preempt(module):
+        if module.current_epoch == 1:  # after epoch 1's checkpoint, as the worker's handler would
+            session.context.preempted, session.signal_name = True, "SIGTERM"
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning's own handler: fit ends after the batch
+
+    with pytest.raises(session_mod.Preempted, match="SIGTERM"):
+        lightning_fit(pl, TuneReportCheckpointCallback("val_loss"), max_epochs=5, on_step=preempt)
+    assert [c for _, c in recorded(trial_dir)] == ["checkpoint_000001"]
