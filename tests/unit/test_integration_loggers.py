@@ -4,6 +4,7 @@ API: aim cannot be installed beside filelock 4, see hpctune/tune/logger/aim.py) 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 import zipfile
@@ -31,6 +32,7 @@ def test_comet_logger_writes_offline_experiments_in_the_trial_directories(tmp_pa
     from hpctune.tune.logger.comet import CometLoggerCallback
 
     monkeypatch.delenv("COMET_OFFLINE_DIRECTORY", raising=False)
+    monkeypatch.delenv("COMET_ERROR_TRACKING_ENABLE", raising=False)
     logger = CometLoggerCallback(online=False, tags=["hpc"], project_name="sweep", display_summary_level=0)
     ok, bad = make_trial(tmp_path, "t_00000"), make_trial(tmp_path, "t_00001", {"lr": 0.2})
     run_trial_through(logger, ok, [result(1, loss=0.5, val={"acc": 0.7}, trial_id="t_00000", hostname="n1"),
@@ -54,6 +56,7 @@ def test_comet_logger_writes_offline_experiments_in_the_trial_directories(tmp_pa
     assert not names & {"done", "hostname", "trial_id", "config/lr", "lr"}
     assert {"key": "hostname", "value": "n1"} in [m["system_info"] for m in of_type(messages, "system_info")]
     assert comet_messages(Path(bad.path))[0]["project_name"] == "sweep"
+    assert os.environ["COMET_ERROR_TRACKING_ENABLE"] == "false"  # offline: no report to Sentry either
 
 
 def test_comet_logger_needs_comet_ml(monkeypatch):

@@ -49,7 +49,7 @@ class CometLoggerCallback(BatchedLoggerCallback):
 
     def setup(self, **info: Any) -> None:
         """Check the library before any trial runs."""
-        _import_comet()
+        _import_comet(self.online)
 
     # -- experiments -----------------------------------------------------------------------------
     def log_trial_start(self, trial: Any) -> None:
@@ -58,7 +58,7 @@ class CometLoggerCallback(BatchedLoggerCallback):
     def _experiment(self, trial: Any) -> Any:
         experiment = self._experiments.get(trial.trial_id)
         if experiment is None:
-            comet_ml = _import_comet()
+            comet_ml = _import_comet(self.online)
             from comet_ml.config import set_global_experiment
 
             options = dict(self.experiment_kwargs)
@@ -83,7 +83,7 @@ class CometLoggerCallback(BatchedLoggerCallback):
 
     def log_trial_save(self, trial: Any) -> None:
         if self.save_checkpoints and trial.checkpoint:
-            comet_ml = _import_comet()
+            comet_ml = _import_comet(self.online)
             artifact = comet_ml.Artifact(name=f"checkpoint_{trial}", artifact_type="model")
             root = Path(trial.path) / trial.checkpoint
             for file in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -99,7 +99,7 @@ class CometLoggerCallback(BatchedLoggerCallback):
                 self._log_config(trial.trial_id, experiment, result["config"], step)
             metrics, others, system = {}, {}, {}
             for key, value in flatten(result).items():
-                if _under(key, self._exclude_results):
+                if value is None or _under(key, self._exclude_results):
                     continue
                 if _under(key, self._other_results):
                     others[key] = value
@@ -130,9 +130,12 @@ def _under(key: str, names: list[str]) -> bool:
     return any(key == name or key.startswith(name + "/") for name in names)
 
 
-def _import_comet() -> Any:
-    """comet_ml, with Comet's automatic logging of the importing process off (as Ray does)."""
+def _import_comet(online: bool) -> Any:
+    """comet_ml, with Comet's automatic logging of the importing process off (as Ray does) and,
+    offline, its error reports to Sentry too (nothing may need the network)."""
     os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
+    if not online:
+        os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
     try:
         import comet_ml
     except ImportError as exc:
