@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hpctune import train, tune
 from hpctune.storage.result_log import read_events
+from tests.conftest import wait_for
 
 NETWORKED = ("wandb", "mlflow", "comet_ml")
 
@@ -102,7 +103,10 @@ def test_loggers_write_offline_from_the_driver_and_the_trials_never_import_them(
     assert {r.metrics["loaded"] for r in grid} == {"none"}  # nothing on the compute node logs
 
     # W&B: one offline run per trial, which `wandb sync` takes as it is (here without uploading)
-    offline_runs = sorted((tmp_path / "results" / "offline").glob("trials/*/wandb/offline-run-*"))
+    experiment = tmp_path / "results" / "offline"
+    # wandb's service may close the run file a moment after finish() returned (a loaded machine)
+    wait_for(lambda: list(experiment.glob("trials/*/wandb/offline-run-*/run-*.wandb")), timeout=30)
+    offline_runs = sorted(experiment.glob("trials/*/wandb/offline-run-*"))
     assert len(offline_runs) == 1
     sync = subprocess.run([sys.executable, "-m", "wandb", "sync", "--dry-run", *map(str, offline_runs)],
                           capture_output=True, text=True, timeout=120)
@@ -115,5 +119,5 @@ def test_loggers_write_offline_from_the_driver_and_the_trials_never_import_them(
     assert run.info.status == "FINISHED"
     assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [1.0, 0.5]
     # Comet: one complete archive per trial, for `comet upload` later
-    (archive,) = (tmp_path / "results" / "offline").glob("trials/*/*.zip")
+    (archive,) = experiment.glob("trials/*/*.zip")
     assert "messages.json" in zipfile.ZipFile(archive).namelist()

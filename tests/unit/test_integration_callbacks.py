@@ -84,7 +84,7 @@ def test_xgboost_restores_from_the_checkpoint_and_does_not_save_the_last_round_t
     open_session(trial_dir)
     xgb_train(TuneReportCheckpointCallback("eval-logloss", frequency=3, checkpoint_at_end=False), rounds=4)
     assert [c for _, c in recorded(trial_dir)] == [None, None, "checkpoint_000003", None]
-    session = open_session(trial_dir)  # a restart: the latest checkpoint is round 3's
+    open_session(trial_dir)  # a restart: the latest checkpoint is round 3's
     assert Path(session_mod.get_checkpoint().path).name == "checkpoint_000003"
     booster = TuneReportCheckpointCallback.get_model(session_mod.get_checkpoint())
     xgb_train(TuneReportCheckpointCallback("eval-logloss", frequency=3), rounds=3, booster=booster)
@@ -223,7 +223,10 @@ def test_lightning_reports_and_checkpoints_at_validation_end_and_restores(trial_
 def test_lightning_report_only_hooks_and_missing_metrics(trial_dir, caplog):
     import lightning.pytorch as pl
 
-    from hpctune.tune.integration.pytorch_lightning import TuneReportCallback, TuneReportCheckpointCallback
+    from hpctune.tune.integration.pytorch_lightning import (
+        TuneReportCallback,
+        TuneReportCheckpointCallback,
+    )
 
     open_session(trial_dir)
     lightning_fit(pl, TuneReportCallback({"t": "train_loss", "gone": "nope"}, on=["train_epoch_end"]),

@@ -8,13 +8,13 @@ import importlib
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
-from typing import Any, Union
+from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.errors import ConfigError
 
 #: Ray's ``metrics`` argument: one name, names reported as they are, or {reported name: library's name}
-Metrics = Union[str, list[str], dict[str, str], None]
+Metrics = str | list[str] | dict[str, str] | None
 
 
 def import_library(module: str, callback: str, extra: str) -> ModuleType:
