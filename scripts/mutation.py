@@ -374,8 +374,32 @@ MUTANTS: list[Mutant] = [
            'if mode in ("min", "max") or (mode is None and allow_none):',
            'if mode in ("min", "max") or mode is None:', STOPPERS,
            "TrialPlateauStopper(metric_threshold=...) without a mode is accepted"),
+    # -- tune.integration: the callbacks' report and checkpoint rules ------------------------------
+    Mutant("boosting-frequency-off-by-one", "hpctune/tune/integration/_common.py",
+           "(round_index + 1) % self._frequency == 0", "round_index % self._frequency == 0",
+           (U + "test_integration_callbacks.py",), "XGBoost/LightGBM checkpoint at the wrong rounds"),
+    Mutant("xgboost-epoch-not-rounds", "hpctune/tune/integration/xgboost.py",
+           "boosted = model.num_boosted_rounds() - 1", "boosted = epoch",
+           (U + "test_integration_callbacks.py",),
+           "a restored XGBoost trial checkpoints off its rhythm and saves its last round twice"),
+    Mutant("lightgbm-no-checkpoint-at-end", "hpctune/tune/integration/lightgbm.py",
+           "or (self._checkpoint_at_end and last)", "or False",
+           (U + "test_integration_callbacks.py",), "LightGBM's last round is never checkpointed"),
+    Mutant("lightning-reports-sanity-check", "hpctune/tune/integration/pytorch_lightning.py",
+           "        if trainer.sanity_checking:\n            return\n", "",
+           (U + "test_integration_callbacks.py",), "Lightning's sanity check is reported as epoch 1"),
+    Mutant("lightning-sigterm-completes", "hpctune/tune/integration/pytorch_lightning.py",
+           "if isinstance(exception, SystemExit) and session is not None and session.context.preempted:",
+           "if False:", (U + "test_integration_callbacks.py",),
+           "a Lightning trial preempted by SIGTERM ends as complete instead of being requeued"),
+    Mutant("comet-config-as-metrics", "hpctune/tune/logger/comet.py",
+           '_exclude_results = ["done", "should_checkpoint", "config"]',
+           '_exclude_results = ["done", "should_checkpoint"]',
+           (U + "test_integration_loggers.py",), "Comet gets every config value as a metric"),
+    Mutant("aim-tracks-nan", "hpctune/tune/logger/aim.py",
+           "return value if math.isfinite(value) else None", "return value",
+           (U + "test_integration_loggers.py",), "Aim is given NaN and infinite values"),
 ]
-
 
 # -- running ------------------------------------------------------------------------------------
 def copy_repository(target: Path) -> None:
