@@ -386,7 +386,7 @@ MUTANTS: list[Mutant] = [
            "or (self._checkpoint_at_end and last)", "or False",
            (U + "test_integration_callbacks.py",), "LightGBM's last round is never checkpointed"),
     Mutant("lightning-reports-sanity-check", "hpctune/tune/integration/pytorch_lightning.py",
-           "        if trainer.sanity_checking:\n            return\n", "",
+           "        if trainer.sanity_checking:", "        if False:",
            (U + "test_integration_callbacks.py",), "Lightning's sanity check is reported as epoch 1"),
     Mutant("lightning-sigterm-completes", "hpctune/tune/integration/pytorch_lightning.py",
            "if isinstance(exception, SystemExit) and session is not None and session.context.preempted:",
