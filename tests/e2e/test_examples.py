@@ -47,10 +47,10 @@ def test_pytorch_mlp(backend, tmp_path):
 
 
 def test_lightning_mnist(tmp_path):
-    """Two trials of three epochs (ASHA may stop one after its first rungs), local processes."""
-    out = run_example([str(REPO_ROOT / "examples" / "lightning_mnist.py"), "--samples", "2", "--epochs", "3",
+    """One trial of two epochs as a local process (each trial imports torch and Lightning)."""
+    out = run_example([str(REPO_ROOT / "examples" / "lightning_mnist.py"), "--samples", "1", "--epochs", "2",
                        "--gpus", "0", "--storage", str(tmp_path / "results")], "local", tmp_path)
-    assert "Best loss" in out and "accuracy" in out, out
+    assert "Best loss" in out and "after 2 epochs" in out, out
     best = out.split("Best checkpoint: Checkpoint(path='")[1].split("'")[0]
     assert (Path(best) / "trainer.ckpt").is_file(), out  # the trainer, checkpointed by the callback
 

@@ -4,9 +4,10 @@ for compute nodes without internet.
 * LightGBM through a Tuner: a trial fails after its checkpoint, and its retry continues the
   booster from ``train.get_checkpoint()`` (the Lightning and XGBoost callbacks run the same way
   in tests/e2e/test_examples.py; the lab's preemption in test_integrations_lab.py).
-* Offline logging: W&B, MLflow and Comet log from the driver only (the trials never import
-  them), into files that are uploaded later: ``wandb sync`` takes the W&B offline runs as they
-  are, the MLflow store (an SQLite file) is read back with MLflow's client, Comet's archives are complete.
+* Offline logging: W&B and MLflow log from the driver only (the trials never import them,
+  nor Comet's library), into files that are uploaded later: ``wandb sync`` takes the W&B offline
+  runs as they are, the MLflow store (an SQLite file) is read back with MLflow's client.
+  (Comet's offline archives: tests/unit/test_integration_loggers.py.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 from hpctune import train, tune
@@ -83,21 +83,18 @@ def reports_what_it_imported(config):
 def test_loggers_write_offline_from_the_driver_and_the_trials_never_import_them(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from hpctune.tune.logger.comet import CometLoggerCallback
     from hpctune.tune.logger.mlflow import MLflowLoggerCallback
     from hpctune.tune.logger.wandb import WandbLoggerCallback
 
     monkeypatch.setenv("HPCTUNE_BACKEND", "local")
     monkeypatch.setenv("WANDB_MODE", "offline")  # the login node cannot reach W&B either
     monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("COMET_OFFLINE_DIRECTORY", raising=False)
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")  # no report to Sentry from the sync either
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a file of the shared filesystem, no server
     grid = tune.Tuner(
         reports_what_it_imported, param_space={"x": 1.0},
         run_config=tune.RunConfig(name="offline", storage_path=str(tmp_path / "results"), verbose=0, callbacks=[
-            WandbLoggerCallback(project="sweep"), MLflowLoggerCallback(store),
-            CometLoggerCallback(online=False, project_name="sweep", display_summary_level=0)]),
+            WandbLoggerCallback(project="sweep"), MLflowLoggerCallback(store)]),
     ).fit()
     assert grid.num_terminated == 1 and grid.num_errors == 0
     assert {r.metrics["loaded"] for r in grid} == {"none"}  # nothing on the compute node logs
@@ -118,6 +115,3 @@ def test_loggers_write_offline_from_the_driver_and_the_trials_never_import_them(
     (run,) = client.search_runs([client.get_experiment_by_name("offline").experiment_id])
     assert run.info.status == "FINISHED"
     assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [1.0, 0.5]
-    # Comet: one complete archive per trial, for `comet upload` later
-    (archive,) = experiment.glob("trials/*/*.zip")
-    assert "messages.json" in zipfile.ZipFile(archive).namelist()
