@@ -259,3 +259,25 @@ def test_a_preempted_lightning_trial_ends_as_preempted_not_complete(trial_dir):
     with pytest.raises(session_mod.Preempted, match="SIGTERM"):
         lightning_fit(pl, TuneReportCheckpointCallback("val_loss"), max_epochs=5, on_step=preempt)
     assert [c for _, c in recorded(trial_dir)] == ["checkpoint_000001"]
+
+
+def test_a_missing_library_is_a_config_error_naming_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for name in ('lightning', 'lightning.pytorch', 'pytorch_lightning', 'xgboost', 'lightgbm'):\n"
+            "    sys.modules[name] = None\n"
+            "for module in ('pytorch_lightning', 'xgboost', 'lightgbm'):\n"
+            "    try:\n"
+            "        __import__('hpctune.tune.integration.' + module)\n"
+            "    except Exception as exc:\n"
+            "        print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "ConfigError hpctune.tune.integration.pytorch_lightning needs Lightning: pip install "
+        "'hpctune[lightning]' (or lightning, or pytorch_lightning) in the trials' environment.",
+        "ConfigError hpctune.tune.integration.xgboost needs xgboost: pip install 'hpctune[xgboost]' "
+        "in the trials' environment.",
+        "ConfigError hpctune.tune.integration.lightgbm needs lightgbm: pip install 'hpctune[lightgbm]' "
+        "in the trials' environment."]
