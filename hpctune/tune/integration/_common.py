@@ -12,6 +12,7 @@ from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.errors import ConfigError
+from hpctune.worker.session import report
 
 #: Ray's ``metrics`` argument: one name, names reported as they are, or {reported name: library's name}
 Metrics = str | list[str] | dict[str, str] | None
@@ -61,6 +62,15 @@ def temporary_checkpoint(save: Callable[[str], None]) -> Iterator[Checkpoint]:
         yield Checkpoint.from_directory(directory)
 
 
+def report_values(values: dict[str, Any], save: Callable[[str], None] | None = None) -> None:
+    """``train.report(values)``, with a checkpoint of what ``save(directory)`` writes when given."""
+    if save is None:
+        report(values)
+        return
+    with temporary_checkpoint(save) as checkpoint:
+        report(values, checkpoint=checkpoint)
+
+
 class BoostingReport:
     """The arguments and the reporting rule of Ray's XGBoost and LightGBM callbacks.
 
@@ -101,12 +111,3 @@ class BoostingReport:
             values = self._results_postprocessing_fn(values)
         return values
 
-    def _report(self, values: dict[str, Any], save_model: Callable[[str], None] | None) -> None:
-        """``report(values)``, with a checkpoint of the model when ``save_model`` is given."""
-        from hpctune.worker.session import report
-
-        if save_model is None:
-            report(values)
-            return
-        with temporary_checkpoint(save_model) as checkpoint:
-            report(values, checkpoint=checkpoint)

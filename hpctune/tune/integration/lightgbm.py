@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
-from hpctune.tune.integration._common import BoostingReport, Metrics, import_library
+from hpctune.tune.integration._common import BoostingReport, Metrics, import_library, report_values
 
 _lgb = import_library("lightgbm", "hpctune.tune.integration.lightgbm", "lightgbm")
 
@@ -54,7 +54,7 @@ class TuneReportCheckpointCallback(BoostingReport):
         due = self._checkpoint_due(env.iteration) or (self._checkpoint_at_end and last)
         model = env.model
         save = (lambda directory: model.save_model(str(Path(directory, self._filename)))) if due else None
-        self._report(self._values(latest), save)
+        report_values(self._values(latest), save)
 
 
 class TuneReportCallback(TuneReportCheckpointCallback):

@@ -26,9 +26,10 @@ from hpctune.errors import ConfigError
 from hpctune.tune.integration._common import (
     Metrics,
     normalize_metrics,
+    report_values,
     select_metrics,
-    temporary_checkpoint,
 )
+from hpctune.worker.session import Preempted, current_session
 
 logger = logging.getLogger(__name__)
 
@@ -87,22 +88,14 @@ class TuneReportCheckpointCallback(*_BASES):  # type: ignore[misc]
         if not values:
             return
         values = {name: _number(value) for name, value in values.items()}
-        from hpctune.worker.session import report
-
-        if not self._save_checkpoints:
-            report(values)
-            return
-        path = lambda directory: os.path.join(directory, self._filename)  # noqa: E731
-        with temporary_checkpoint(lambda directory: trainer.save_checkpoint(path(directory))) as checkpoint:
-            report(values, checkpoint=checkpoint)
+        save = lambda directory: trainer.save_checkpoint(os.path.join(directory, self._filename))  # noqa: E731
+        report_values(values, save if self._save_checkpoints else None)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """Lightning ends ``fit`` with its ``SIGTERMException`` (a ``SystemExit``) after a
         SIGTERM. When Slurm preempted the trial, that is a preemption, not the trial's end."""
         if "exception" in self._on:
             self._handle(trainer, pl_module, exception)
-        from hpctune.worker.session import Preempted, current_session
-
         session = current_session()
         if isinstance(exception, SystemExit) and session is not None and session.context.preempted:
             raise Preempted(session.signal_name or "preempted") from exception

@@ -19,7 +19,7 @@ from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.core.metrics import flatten
-from hpctune.tune.integration._common import BoostingReport, Metrics, import_library
+from hpctune.tune.integration._common import BoostingReport, Metrics, import_library, report_values
 
 _xgb = import_library("xgboost", "hpctune.tune.integration.xgboost", "xgboost")
 _callback = import_library("xgboost.callback", "hpctune.tune.integration.xgboost", "xgboost")
@@ -67,13 +67,13 @@ class TuneReportCheckpointCallback(BoostingReport, _callback.TrainingCallback):
         due = self._checkpoint_due(boosted)
         if due:
             self._checkpointed_round = boosted
-        self._report(self._values(self._latest()), self._saver(model) if due else None)
+        report_values(self._values(self._latest()), self._saver(model) if due else None)
         return False
 
     def after_training(self, model: Any) -> Any:
         """The checkpoint at the end, unless the last round already saved one."""
         if self._checkpoint_at_end and self._checkpointed_round != model.num_boosted_rounds() - 1:
-            self._report(self._values(self._latest()) if self._evals_log else {}, self._saver(model))
+            report_values(self._values(self._latest()) if self._evals_log else {}, self._saver(model))
         return model
 
 
