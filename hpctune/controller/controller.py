@@ -25,10 +25,10 @@ from hpctune.controller.job_watch import JobWatch
 from hpctune.controller.launching import Launcher
 from hpctune.controller.snapshot import interrupt_flag, on_interrupt, restore_trials, save_snapshot
 from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
-from hpctune.core.checkpoint import checkpoints_to_delete
 from hpctune.core.metrics import flat_value
 from hpctune.display.view import StatusView
 from hpctune.errors import StorageFullError, TuneError
+from hpctune.storage.checkpoints import checkpoints_to_delete
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import TIME, EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir

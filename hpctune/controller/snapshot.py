@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctune.core.checkpoint import discard_checkpoints
 from hpctune.core.ids import job_number
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.checkpoints import discard_checkpoints
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, event_kind

@@ -23,16 +23,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checkpoint import (
-    Checkpoint,
+from hpctune.core.checkpoint import Checkpoint
+from hpctune.errors import HpctuneError
+from hpctune.storage import events as ev
+from hpctune.storage.checkpoints import (
     checkpoint_dir_name,
     checkpoint_iteration,
     latest_checkpoint,
     persist_checkpoint,
     refuse_nested_source,
 )
-from hpctune.errors import HpctuneError
-from hpctune.storage import events as ev
 from hpctune.storage.control import ControlRecord, read_control
 from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events

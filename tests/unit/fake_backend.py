@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpctune.backends.base import JobState
-from hpctune.core.checkpoint import checkpoint_dir_name
+from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog

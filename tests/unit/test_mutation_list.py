@@ -55,7 +55,7 @@ def test_the_list_covers_the_decision_code():
     files = {m.file for m in MUTANTS}
     assert files >= {
         "hpctune/tune/schedulers/async_hyperband.py", "hpctune/tune/schedulers/median_stopping.py",
-        "hpctune/tune/stopper.py", "hpctune/core/checkpoint.py", "hpctune/controller/controller.py",
+        "hpctune/tune/stopper.py", "hpctune/storage/checkpoints.py", "hpctune/controller/controller.py",
         "hpctune/controller/job_watch.py", "hpctune/controller/snapshot.py",
         "hpctune/storage/replay.py", "hpctune/core/metrics.py", "hpctune/backends/slurm_limits.py",
         "hpctune/space/resolve.py", "hpctune/tune/search/basic_variant.py", "hpctune/tune/tuner.py",

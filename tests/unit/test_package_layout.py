@@ -159,8 +159,6 @@ LAYERS: dict[str, set[str]] = {
 }
 #: (importer, imported) pairs that break LAYERS today, each with its reason; keep this short
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("hpctune.core.checkpoint", "hpctune.storage.secure"): "checkpoint files: split pending",
-    ("hpctune.core.checkpoint", "hpctune.storage.atomic"): "checkpoint files: split pending",
     ("hpctune.storage.replay", "hpctune.tune.experiment.trial"): "replay rebuilds the driver's Trial",
 }
 

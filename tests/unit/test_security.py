@@ -24,9 +24,9 @@ from hpctune.backends.local import LocalBackend
 from hpctune.backends.slurm import SlurmBackend
 from hpctune.backends.slurm_commands import validate_job_id
 from hpctune.config import SBATCH_TEXT_FIELDS, RunConfig, SlurmConfig
-from hpctune.core.checkpoint import persist_checkpoint
 from hpctune.errors import ConfigError, UnsafeFileError
 from hpctune.storage.atomic import write_bytes_atomic, write_json_atomic
+from hpctune.storage.checkpoints import persist_checkpoint
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import DRIVER_STATE_FILE, TUNER_FILE, ExperimentDir
