@@ -374,6 +374,10 @@ MUTANTS: list[Mutant] = [
            'if mode in ("min", "max") or (mode is None and allow_none):',
            'if mode in ("min", "max") or mode is None:', STOPPERS,
            "TrialPlateauStopper(metric_threshold=...) without a mode is accepted"),
+    # -- array manifest ----------------------------------------------------------------------------
+    Mutant("array-manifest-header-is-a-trial", "hpctune/storage/array_manifest.py",
+           "        lines = lines[1:]\n", "", (U + "test_array_manifest.py",),
+           "array task 0 runs a trial named after the manifest's header, every task one off"),
 ]
 
 

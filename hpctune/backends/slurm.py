@@ -34,6 +34,7 @@ from hpctune.config import SlurmConfig, check_sbatch_text
 from hpctune.core.ids import array_task_id, validate_job_id
 from hpctune.core.resources import check_gpu_share, task_count
 from hpctune.errors import SlurmCommandError
+from hpctune.storage.array_manifest import read_array_manifest, write_array_manifest
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
@@ -86,7 +87,7 @@ class SlurmBackend:
         make_private_dir(self.jobs_dir)  # 0700: also guards the job logs Slurm creates in it
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.exp.array_paths(uid)
-        write_bytes_atomic(manifest, ("\n".join(trial_ids) + "\n").encode(), fsync=False)
+        write_array_manifest(manifest, trial_ids)
         script = self.render_script(resources, len(trial_ids), throttle, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)
         array_id = submitted_job_id(self.commands.run(sbatch_args(script_path)).stdout)
@@ -109,7 +110,7 @@ class SlurmBackend:
             if not array_id:
                 continue  # never submitted, or gone: the trials' logs tell the rest
             validate_job_id(array_id)
-            for index, trial_id in enumerate(manifest.read_text().split()):
+            for index, trial_id in enumerate(read_array_manifest(manifest)):
                 found[trial_id] = array_task_id(array_id, index)
         return found
 
