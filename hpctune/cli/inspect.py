@@ -36,7 +36,7 @@ from hpctune.progress import CLIReporter
 from hpctune.run_view import StatusView
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue, is_pool_job, node_label, run_seq
-from hpctune.trial import Trial
+from hpctune.trial import JobState, Trial
 
 #: states in which ``status --watch`` keeps refreshing
 LIVE_STATES = ("running", "queued", "starting")
@@ -126,7 +126,7 @@ def refresh_job_states(trials: list[Trial]) -> None:
     for trial in live:
         job = states.get(str(trial.job_id))
         if job is not None:
-            trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
+            trial.observe_job(job.state, job.reason, job.node)
 
 
 def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
@@ -142,13 +142,12 @@ def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
     for trial in live:
         seq = run_seq(str(trial.job_id))
         if seq in view.queued:
-            trial.job_state, trial.job_reason, trial.node = "PENDING", "PoolQueue", ""
+            trial.observe_job(JobState.PENDING, "PoolQueue")
         elif seq in view.claimed:
             task = view.claimed[seq]
             job = states.get(task)
-            trial.job_state = job.state if job else trial.job_state
-            trial.job_reason = job.reason if job else ""
-            trial.node = node_label(job.node if job else "", task)
+            trial.observe_job(job.state if job else trial.job_state, job.reason if job else "",
+                              node_label(job.node if job else "", task))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
