@@ -52,6 +52,7 @@ MEDIAN = (U + "test_median_stopping.py",)
 STOPPERS = (U + "test_stoppers.py",)
 CONTROLLER = (U + "test_controller.py",)
 REPLAY = (U + "test_replay.py", U + "test_log_compatibility.py")
+LIFECYCLE = (U + "test_trial_state.py",)
 BEST = (U + "test_best_result.py",)
 LIMITS = (U + "test_slurm_limits.py",)
 GRID = (U + "test_basic_variant.py", U + "test_space.py")
@@ -162,9 +163,9 @@ MUTANTS: list[Mutant] = [
            "        trial.num_failures += 1\n        if self._may_retry(trial):\n",
            "        trial.num_failures += 0\n        if self._may_retry(trial):\n", CONTROLLER,
            "failures are not counted: retried forever"),
-    Mutant("retry-not-awaiting-restart", "hpctune/controller/controller.py",
-           "        trial.awaiting_restart = True\n\n    def keep_checkpoint",
-           "        trial.awaiting_restart = False\n\n    def keep_checkpoint", CONTROLLER,
+    Mutant("retry-not-awaiting-restart", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        self.awaiting_restart = True\n\n    def _busy",
+           "        self.awaiting_restart = False\n\n    def _busy", CONTROLLER + LIFECYCLE,
            "a retried trial is relaunched as if new (no checkpoint, no throttle wait)"),
     Mutant("fail-fast-does-not-stop", "hpctune/controller/controller.py",
            "            self.stop_experiment(self.fatal_error)", "            pass",
@@ -179,8 +180,8 @@ MUTANTS: list[Mutant] = [
            "and restarts > trial.restart_count", "and restarts > trial.restart_count + 1",
            CONTROLLER, "a job Slurm restarted without warning is no failure"),
     Mutant("preemption-is-a-failure", "hpctune/controller/events.py",
-           "        super().on_preempted(event)\n        self.trial.awaiting_restart = True",
-           "        super().on_preempted(event)\n        self.trial.awaiting_restart = False",
+           "        super().on_preempted(event)\n        self.trial.preempt()",
+           "        super().on_preempted(event)\n        pass",
            CONTROLLER, "the restart after a preemption counts as a failure"),
     Mutant("over-budget-not-cancelled", "hpctune/controller/controller.py",
            "                self.backend.cancel([trial.job_id])", "                pass", CONTROLLER,
@@ -204,11 +205,11 @@ MUTANTS: list[Mutant] = [
            "return max(0, throttle - len(in_slurm))", "return max(0, throttle)", CONTROLLER,
            "a retry runs as a third trial beside a full array of 2"),
     Mutant("relaunch-while-array-queued", "hpctune/controller/launching.py",
-           'if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):',
+           'if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):',
            "if False:", CONTROLLER, "a retry jumps the array's queued tasks"),
     Mutant("relaunch-behind-queued-resubmission", "hpctune/controller/launching.py",
-           'if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):',
-           'if any(t.job_state == "PENDING" for t in in_slurm):', ("tests/unit/test_pbt_exploit.py",),
+           'if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):',
+           'if any(t.job_state is JobState.PENDING for t in in_slurm):', ("tests/unit/test_pbt_exploit.py",),
            "an exploit's resubmission waits until the previous one's job runs"),
     # -- heartbeats and vanished jobs ------------------------------------------------------------
     Mutant("heartbeat-never-fires", "hpctune/controller/job_watch.py",
@@ -271,6 +272,31 @@ MUTANTS: list[Mutant] = [
     Mutant("queue-old-record-refused", "hpctune/storage/pool_queue.py",
            "check_version(data.get(VERSION, 1), QUEUE_VERSION", "check_version(data.get(VERSION), QUEUE_VERSION",
            (U + "test_pool_records.py",), "a run queued by the previous release is never started"),
+    Mutant("replay-retry-not-reopened", "hpctune/storage/replay.py",
+           "        if self.trial.is_finished:\n            self.trial.reopen()",
+           "        if False:\n            self.trial.reopen()", REPLAY,
+           "a log that goes on after an error (a retry) cannot be replayed"),
+    # -- the trial state machine -------------------------------------------------------------------
+    Mutant("lifecycle-unchecked", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        if phase not in TRANSITIONS[operation]:", "        if False:", LIFECYCLE,
+           "an operation runs from any phase (a finished trial is launched again)"),
+    Mutant("lifecycle-launch-twice", "hpctune/tune/experiment/trial_lifecycle.py",
+           '"launch": frozenset({Phase.NEW, Phase.RELAUNCH}),',
+           '"launch": frozenset({Phase.NEW, Phase.RELAUNCH, Phase.QUEUED}),', LIFECYCLE,
+           "a trial with a job is submitted a second time"),
+    Mutant("lifecycle-second-stop", "hpctune/tune/experiment/trial_lifecycle.py",
+           '"a stop was requested already" if self.stop_requested_at is not None else ""',
+           '""', LIFECYCLE, "a second stop decision overwrites the first one's reason and time"),
+    Mutant("lifecycle-late-result-runs", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        if not self.awaiting_restart:\n            self.status = TrialStatus.RUNNING",
+           "        if True:\n            self.status = TrialStatus.RUNNING", LIFECYCLE + CONTROLLER,
+           "a late result of a job retried away from makes the waiting trial RUNNING (never relaunched)"),
+    Mutant("lifecycle-cancelled-job-forgotten", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        self.cancelled_jobs.append(str(self.job_id))", "        pass", LIFECYCLE,
+           "a job cancelled on Ctrl+C is re-attached to at the restore"),
+    Mutant("lifecycle-unknown-slurm-state-fails", "hpctune/tune/experiment/trial_lifecycle.py",
+           "            return cls.UNKNOWN", "            raise", LIFECYCLE,
+           "a Slurm state this version does not know fails the poll"),
     # -- best result -------------------------------------------------------------------------------
     Mutant("best-scope-all-is-last", "hpctune/core/metrics.py",
            'key = mode if scope == "all" else scope', 'key = "last" if scope == "all" else scope',
@@ -376,7 +402,7 @@ MUTANTS: list[Mutant] = [
            "TrialPlateauStopper(metric_threshold=...) without a mode is accepted"),
     # -- array manifest ----------------------------------------------------------------------------
     Mutant("array-manifest-header-is-a-trial", "hpctune/storage/array_manifest.py",
-           "        lines = lines[1:]\n", "", (U + "test_array_manifest.py",),
+           "lines = lines[1:]", "lines = lines[0:]", (U + "test_array_manifest.py",),
            "array task 0 runs a trial named after the manifest's header, every task one off"),
 ]
 

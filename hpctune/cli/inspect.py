@@ -143,7 +143,7 @@ def _apply_states(trials: list[Trial], states: dict[str, JobState]) -> None:
     for trial in trials:
         job = states.get(str(trial.job_id))
         if job is not None:
-            trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
+            trial.observe_job(job.state, job.reason, job.node)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

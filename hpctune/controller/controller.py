@@ -34,7 +34,7 @@ from hpctune.storage.events import TIME, EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail, ResultLog
 from hpctune.tune.callback import CallbackList
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.tune.search.searcher import Searcher
 
@@ -194,7 +194,7 @@ class Controller:
         for trial in self.live_trials:
             if trial.job_id is None and not unsubmitted:
                 continue
-            if not everything and trial.status is not TrialStatus.RUNNING and trial.job_state != "RUNNING":
+            if not everything and trial.status is not TrialStatus.RUNNING and trial.job_state is not JobState.RUNNING:
                 continue
             ready = self._settled(self.tails[trial.trial_id].peek(), horizon)
             if ready:
@@ -220,12 +220,14 @@ class Controller:
             ready.append(event)
         return ready
 
-    # -- enacting decisions ---------------------------------------------------------
-    def complete(self, trial: Trial, early: bool = False) -> None:
-        """The trial ended: it finished (or a stopper ended it), or a scheduler stopped it early."""
+    # -- ending trials ---------------------------------------------------------------
+    def terminate(self, trial: Trial, early: bool = False) -> None:
+        """The trial's run is over without error: it completed (or a stopper ended it), or its
+        scheduler stopped it (``early``). A PBT exploit waiting for the job's end takes over."""
         if self.exploits.on_job_end(trial):
             return  # its job was stopped for a PBT exploit: it goes on from the donor's checkpoint
-        self.finish(trial, TrialStatus.TERMINATED)
+        trial.finish(self.clock())
+        self.live.pop(trial.trial_id, None)
         if early:
             self.scheduler.on_trial_remove(trial.info)
             self.searcher.on_trial_stopped_early(trial.trial_id, trial.last_result or None)
@@ -235,21 +237,20 @@ class Controller:
         self.callbacks.call("on_trial_complete", iteration=self.iteration,
                             trials=self.trial_list, trial=trial)
 
-    def trial_failed(self, trial: Trial, error: str) -> None:
-        """The trial raised or its job died: retry it from its checkpoint, or fail it."""
+    def retry_or_fail(self, trial: Trial, error: str) -> None:
+        """The trial's run failed (it raised, its job died or hung): it is resubmitted from its
+        latest checkpoint while ``FailureConfig(max_failures)`` allows, else it ends in ERROR."""
         trial.num_failures += 1
         if self._may_retry(trial):
-            self.retry(trial)
+            trial.mark_for_relaunch()
             self.callbacks.call("on_trial_recover", iteration=self.iteration,
                                 trials=self.trial_list, trial=trial)
             return
         self.fail(trial, error)
 
-    def _may_retry(self, trial: Trial) -> bool:
-        return self.settings.max_failures < 0 or trial.num_failures <= self.settings.max_failures
-
-    def count_failure(self, trial: Trial, why: str) -> None:
-        """A failure that Slurm already retried (requeued job): end the trial if over budget."""
+    def count_slurm_restart(self, trial: Trial, why: str) -> None:
+        """Slurm restarted the trial's job by itself (a failure it already retried): counted, and
+        over ``max_failures`` the job is cancelled and the trial ends in ERROR."""
         trial.num_failures += 1
         if not self._may_retry(trial):
             if trial.job_id:
@@ -257,9 +258,13 @@ class Controller:
             self.fail(trial, f"Trial {trial.trial_id} failed {trial.num_failures} times; "
                              f"the last time {why}. Raise FailureConfig(max_failures=...) to retry more.")
 
+    def _may_retry(self, trial: Trial) -> bool:
+        return self.settings.max_failures < 0 or trial.num_failures <= self.settings.max_failures
+
     def fail(self, trial: Trial, error: str) -> None:
-        trial.error = error
-        self.finish(trial, TrialStatus.ERROR)
+        """The trial ends in ERROR, not retried; with ``fail_fast`` the experiment stops too."""
+        trial.fail(error, self.clock())
+        self.live.pop(trial.trial_id, None)
         self.scheduler.on_trial_error(trial.info)
         self.searcher.on_trial_complete(trial.trial_id, trial.last_result or None, error=True)
         self.callbacks.call("on_trial_error", iteration=self.iteration,
@@ -268,12 +273,7 @@ class Controller:
             self.fatal_error = f"Trial {trial.trial_id} failed (fail_fast is set):\n{error}"
             self.stop_experiment(self.fatal_error)
 
-    @staticmethod
-    def retry(trial: Trial) -> None:
-        """Resubmit a failed trial; it resumes from its latest checkpoint."""
-        trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
-        trial.awaiting_restart = True
-
+    # -- enacting decisions ---------------------------------------------------------
     def keep_checkpoint(self, trial: Trial, name: str, result: dict) -> None:
         """Track a new checkpoint; delete those beyond CheckpointConfig(num_to_keep)."""
         cfg = self.settings.checkpoint_config
@@ -287,18 +287,12 @@ class Controller:
             shutil.rmtree(Path(trial.path) / doomed_name, ignore_errors=True)
         trial.checkpoints = [c for c in trial.checkpoints if c[0] not in doomed]
 
-    def finish(self, trial: Trial, status: TrialStatus) -> None:
-        """The trial is over (its files for people are the loggers', written as results came)."""
-        trial.status, trial.ended_at = status, self.clock()
-        self.live.pop(trial.trial_id, None)
-
     def request_stop(self, trial: Trial, reason: str, by_scheduler: bool) -> None:
         """End the trial: the control record tells the worker (at its next report, or when the
         scancel that ``_enact_stops`` sends at once arrives) to raise StopTrial in the trainable,
         run its cleanup within ``stop_grace_s`` and write ``stopped`` (``final``: the trial is
         over, not cancelled to be resumed)."""
-        trial.stop_requested_at, trial.stop_reason = self.clock(), reason
-        trial.stopped_by_scheduler = by_scheduler
+        trial.request_stop(reason, by_scheduler, self.clock())
         self.record_event(trial, new_event(EventKind.STOP_DECIDED, trial_id=trial.trial_id,
                                            at_iteration=trial.max_iteration, reason=reason,
                                            time=time.time()))
@@ -315,18 +309,18 @@ class Controller:
 
     def request_pause(self, trial: Trial) -> None:
         """Ask the worker to checkpoint and exit; the trial is resubmitted later."""
-        trial.awaiting_restart = True
+        trial.request_pause()
         self.exp.write_control(trial.trial_id, ControlRecord.pause())
 
     def _enact_stops(self) -> None:
         """scancel every newly stopped trial at once, in one call: the fastest slot handover on
         the lab (bench/asha.py). ``stop_grace_s`` bounds the worker's cleanup, it delays nothing."""
         overdue = [t for t in self.live_trials if t.stop_requested_at is not None
-                   and t.job_id and t.job_state != "CANCELLING"]
+                   and t.job_id and t.job_state is not JobState.CANCELLING]
         if overdue:
             self.backend.cancel([t.job_id for t in overdue])
             for trial in overdue:
-                trial.job_state = "CANCELLING"
+                trial.mark_cancelling()
 
     def stop_experiment(self, reason: str) -> None:
         """End the experiment: stop what runs; trials that never started stay PENDING (as in
@@ -335,21 +329,21 @@ class Controller:
         self.stop_everything = True
         self.searcher_finished = True
         live = self.live_trials
-        queued = self.backend.queued()
+        queued_jobs = self.backend.queued()
         unstarted = {t.trial_id for t in live if t.started_at is None and not t.num_results
-                     and t.status is TrialStatus.PENDING and (t.job_id is None or t.job_id in queued)}
+                     and t.status is TrialStatus.PENDING and (t.job_id is None or t.job_id in queued_jobs)}
         for trial in live:
             if trial.stop_requested_at is None and trial.trial_id not in unstarted:
                 self.request_stop(trial, reason, by_scheduler=False)
-        queued = [t for t in live if t.job_id and t.job_state != "CANCELLING"]
-        self.backend.cancel([t.job_id for t in queued])
+        self.backend.cancel([t.job_id for t in live if t.job_id and t.job_state is not JobState.CANCELLING])
         for trial in live:
-            trial.job_state = "CANCELLING"
             if trial.trial_id in unstarted:  # never ran: out of the loop, not finished
-                trial.job_id, trial.job_state = None, ""
+                trial.withdraw()
                 self.live.pop(trial.trial_id, None)
             elif trial.job_id is None:
-                self.complete(trial, early=trial.stopped_by_scheduler)
+                self.terminate(trial, early=trial.stopped_by_scheduler)
+            elif trial.job_state is not JobState.CANCELLING:
+                trial.mark_cancelling()
 
     def _check_budget(self) -> None:
         budget = self.settings.time_budget_s

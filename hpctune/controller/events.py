@@ -14,7 +14,7 @@ from hpctune.controller.resource_change import begin_change
 from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
 from hpctune.storage.replay import TrialReplay
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.schedulers.trial_scheduler import ChangeResources, Decision, Exploit
 
 if TYPE_CHECKING:
@@ -39,26 +39,21 @@ class TrialEvents(TrialReplay):
     def on_start(self, event: dict[str, Any]) -> None:
         trial = self.trial
         first = trial.started_at is None
-        job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0)
+        job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0) or 0
         if job in trial.cancelled_jobs:
             return  # a run Ctrl+C cancelled: the trial runs again in a new job
-        if job and trial.job_id is None and not trial.is_finished:
-            trial.job_id = job  # a launch the snapshot missed, read at restore: adopt it
         unexplained = not first and not trial.awaiting_restart and restarts > trial.restart_count
-        super().on_start(event)
-        trial.awaiting_restart = False
-        trial.started_at = trial.started_at or self.ctl.clock()
+        trial.start(restarts, job_id=job, at=self.ctl.clock())  # a launch the snapshot missed: adopted
         if first:
             self.ctl.callbacks.call("on_trial_start", iteration=self.ctl.iteration,
                                     trials=self.ctl.trial_list, trial=trial)
         elif unexplained:  # Slurm restarted the job without a signal: node failure, kill -9
-            self.ctl.count_failure(trial, "the job was restarted by Slurm without warning "
-                                          "(node failure or a kill without signal)")
+            self.ctl.count_slurm_restart(trial, "the job was restarted by Slurm without warning "
+                                                "(node failure or a kill without signal)")
 
     def on_result(self, event: dict[str, Any]) -> None:
         trial, result = self.trial, event[ev.RESULT]
-        if not trial.awaiting_restart:
-            trial.status = TrialStatus.RUNNING
+        trial.report()
         if event.get(ev.CHECKPOINT):
             self.ctl.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
         if trial.stop_requested_at is not None:
@@ -108,48 +103,46 @@ class TrialEvents(TrialReplay):
         """This driver's own stop record, read back (at a restore it may be all that is left of
         a decision made just before the driver died)."""
         if self.trial.stop_requested_at is None:
-            self.trial.stop_requested_at = self.ctl.clock()
-            self.trial.stop_reason = str(event.get(ev.REASON, "stopped"))
+            self.trial.request_stop(str(event.get(ev.REASON, "stopped")), by_scheduler=False,
+                                    at=self.ctl.clock())
 
     def on_complete(self, event: dict[str, Any]) -> None:
         if self.ctl.exploits.on_job_end(self.trial, completed=True):
             return  # it finished after the exploit decision: it goes on from the donor's checkpoint
-        super().on_complete(event)
-        self.ctl.complete(self.trial)
+        self.mark_done()
+        self.ctl.terminate(self.trial)
 
     def on_stopped(self, event: dict[str, Any]) -> None:
         if not self.ctl.exploits.on_job_end(self.trial):
-            self.ctl.complete(self.trial, early=self.trial.stopped_by_scheduler)
+            self.ctl.terminate(self.trial, early=self.trial.stopped_by_scheduler)
 
     def on_error(self, event: dict[str, Any]) -> None:
         if not self.ctl.exploits.on_job_end(self.trial):  # a failure after the decision: superseded
-            self.ctl.trial_failed(self.trial, event.get(ev.ERROR, "unknown error"))
+            self.ctl.retry_or_fail(self.trial, event.get(ev.ERROR, "unknown error"))
 
     def on_exploited(self, event: dict[str, Any]) -> None:
         """The driver's own record of an exploit (read back, or written by a driver before a
-        restore): the trial goes on from the donor's checkpoint."""
-        super().on_exploited(event)
+        restore): the trial goes on from the donor's checkpoint (where it is, the driver set
+        when it enacted the exploit)."""
+        self.continue_from_donor(event)
         self.ctl.exploits.on_logged(self.trial, event)
 
     def on_resources_changed(self, event: dict[str, Any]) -> None:
         """The driver's record of a new request, read back (or a predecessor's, at a restore)."""
         super().on_resources_changed(event)
-        if self.trial.pending_resources == event.get(ev.NEW_RESOURCES):
-            self.trial.pending_resources = None
+        self.trial.resources_changed(event.get(ev.NEW_RESOURCES))
 
     def on_preempted(self, event: dict[str, Any]) -> None:
         super().on_preempted(event)
-        self.trial.awaiting_restart = True
+        self.trial.preempt()
 
     def on_requeued(self, event: dict[str, Any]) -> None:
-        self.trial.status, self.trial.job_state = TrialStatus.PENDING, "REQUEUED"
+        self.trial.requeue()
 
     def on_terminated(self, event: dict[str, Any]) -> None:
         if not self.ctl.exploits.on_job_end(self.trial):
-            self.trial.awaiting_restart = True  # SIGTERM: preempted (Slurm requeues it) or cancelled
+            self.trial.preempt()  # SIGTERM: preempted (Slurm requeues it) or cancelled
 
     def on_paused(self, event: dict[str, Any]) -> None:
-        if self.ctl.exploits.on_job_end(self.trial):
-            return
-        super().on_paused(event)
-        self.trial.job_id, self.trial.job_state = None, ""
+        if not self.ctl.exploits.on_job_end(self.trial):
+            self.trial.paused()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller
@@ -49,7 +49,7 @@ class JobWatch:
             if state is None:
                 gone.append((trial, trial.job_id))
                 continue
-            trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
+            trial.observe_job(state.state, state.reason, state.node)
             self._check_heartbeat(trial)
             self._check_reports(trial)
         if gone:
@@ -61,20 +61,20 @@ class JobWatch:
         """A job Slurm reports RUNNING whose log stopped advancing is hung or lost: retry it."""
         ctl = self.ctl
         timeout = ctl.settings.heartbeat_timeout_s
-        if timeout is None or trial.job_state != "RUNNING" or trial.stop_requested_at is not None:
+        if timeout is None or trial.job_state is not JobState.RUNNING or trial.stop_requested_at is not None:
             return
         since = trial.last_event_at or trial.submitted_at or ctl.clock()
         if ctl.clock() - since > timeout:
             ctl.backend.cancel([trial.job_id])
-            ctl.trial_failed(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s while "
-                                    "Slurm reported it RUNNING: cancelled it as lost.")
+            ctl.retry_or_fail(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s while "
+                                      "Slurm reported it RUNNING: cancelled it as lost.")
 
     def _check_reports(self, trial: Trial) -> None:
         """A running trial that reported nothing for ``report_timeout_s`` (its heartbeats do not
         count) is hung: cancel its job and retry it per ``max_failures``."""
         ctl = self.ctl
         timeout = getattr(ctl.settings, "report_timeout_s", None)
-        running = (trial.status is TrialStatus.RUNNING and trial.job_state == "RUNNING"
+        running = (trial.status is TrialStatus.RUNNING and trial.job_state is JobState.RUNNING
                    and trial.stop_requested_at is None and not trial.is_finished)
         if timeout is None or not running:
             self._progress.pop(trial.trial_id, None)
@@ -89,29 +89,29 @@ class JobWatch:
         del self._progress[trial.trial_id]
         job = trial.job_id
         ctl.backend.cancel([job])
-        ctl.trial_failed(trial, f"Trial {trial.trial_id} reported no result for {timeout:g} s "
-                                f"(FailureConfig(report_timeout_s={timeout:g})): its trainable looks "
-                                f"hung, so job {job} was cancelled. Fix: find where it waits (`hpctune "
-                                "logs`), or raise report_timeout_s if a step can take that long.")
+        ctl.retry_or_fail(trial, f"Trial {trial.trial_id} reported no result for {timeout:g} s "
+                                  f"(FailureConfig(report_timeout_s={timeout:g})): its trainable looks "
+                                  f"hung, so job {job} was cancelled. Fix: find where it waits (`hpctune "
+                                  "logs`), or raise report_timeout_s if a step can take that long.")
 
     def _on_jobs_gone(self, trials: list[Trial]) -> None:
         """Jobs that left the queue without a final event: stopped, or an error."""
         ctl = self.ctl
         for trial in trials:  # `hpctune cancel` writes a stop request before its scancel
             if trial.stop_requested_at is None and self._stop_requested_on_disk(trial):
-                trial.stop_requested_at, trial.stop_reason = ctl.clock(), "cancelled"
+                trial.request_stop("cancelled", by_scheduler=False, at=ctl.clock())
         unexplained = [t for t in trials if t.stop_requested_at is None]
         for trial in trials:
             if trial.stop_requested_at is not None:
-                ctl.complete(trial, early=trial.stopped_by_scheduler)
+                ctl.terminate(trial, early=trial.stopped_by_scheduler)
         if not unexplained:
             return
         final = ctl.backend.final_states([t.job_id for t in unexplained])
         for trial in unexplained:
             _, stderr = ctl.backend.log_paths(trial.job_id)
             state = final.get(trial.job_id, "unknown: no accounting record")
-            ctl.trial_failed(trial, f"Job {trial.job_id} ended without a final result "
-                                    f"(scheduler state: {state}). See its stderr: {stderr}")
+            ctl.retry_or_fail(trial, f"Job {trial.job_id} ended without a final result "
+                                      f"(scheduler state: {state}). See its stderr: {stderr}")
 
     def _stop_requested_on_disk(self, trial: Trial) -> bool:
         record = self.ctl.exp.read_control(trial.trial_id)

@@ -16,7 +16,7 @@ from hpctune.config.ray_env import max_pending_trials
 from hpctune.controller.resource_change import apply_pending
 from hpctune.space import format_experiment_tag
 from hpctune.storage.result_log import LogTail
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 from hpctune.tune.search.searcher import Searcher
 
 if TYPE_CHECKING:
@@ -121,8 +121,7 @@ class Launcher:
             job_ids = ctl.backend.launch([t.trial_id for t in batch], batch[0].resources, throttle)
             now = ctl.clock()
             for trial, job_id in zip(batch, job_ids, strict=True):
-                trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
-                trial.last_event_at = None
+                trial.launch(job_id, now)
         ctl.save()  # a restored driver must know every submitted job
         self._created_since_save = False
 
@@ -140,10 +139,11 @@ class Launcher:
         budget = self._relaunch_budget(throttle)
         groups: dict[str, list[Trial]] = defaultdict(list)
         for trial in fresh + (again if budget is None else again[:budget]):
+            if trial.status is TrialStatus.PAUSED:
+                trial.resume()
             if trial.awaiting_restart:
                 ctl.exp.clear_control(trial.trial_id)
                 apply_pending(ctl, trial)  # ResourceChangingScheduler's new request
-            trial.status = TrialStatus.PENDING
             groups[repr(sorted(trial.resources.items()))].append(trial)
         return groups
 
@@ -164,6 +164,6 @@ class Launcher:
         in_slurm = [t for t in self.ctl.live.values() if t.job_id]
         if throttle is None or not in_slurm:
             return None
-        if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):
+        if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):
             return 0
         return max(0, throttle - len(in_slurm))

@@ -39,7 +39,7 @@ def begin_change(ctl: Controller, trial: Trial, decision: ChangeResources) -> No
                           f"{error}") from error
     if new == trial.resources:
         return
-    trial.pending_resources = new
+    trial.request_resources(new)
     ctl.request_pause(trial)
 
 
@@ -48,10 +48,9 @@ def apply_pending(ctl: Controller, trial: Trial) -> None:
     new = trial.pending_resources
     if not new:
         return
-    old = dict(trial.resources)
+    old = trial.apply_resources()
     meta = ctl.exp.read_trial_meta(trial.trial_id)
     ctl.exp.write_trial_meta(trial.trial_id, {**meta, "resources": new})
     ctl.record_event(trial, new_event(EventKind.RESOURCES_CHANGED, trial_id=trial.trial_id,
                                       old_resources=old, new_resources=new,
                                       at_iteration=trial.max_iteration, time=time.time()))
-    trial.resources, trial.pending_resources = dict(new), None

@@ -83,16 +83,15 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
         if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
             if restart_errored:
                 discard_checkpoints(Path(trial.path))
-            trial.status, trial.error, trial.job_id, trial.num_failures = (
-                TrialStatus.PENDING, None, None, 0)
+            trial.revive()
             ctl.live[trial.trial_id] = trial
         elif not trial.is_finished and not resume_unfinished:
             if trial.job_id:
                 ctl.backend.cancel([trial.job_id])
-            trial.status = TrialStatus.TERMINATED
+            trial.finish()
             del ctl.live[trial.trial_id]
         elif not trial.is_finished and trial.job_id and not ctl.backend.jobs_survive_driver:
-            trial.job_id, trial.status, trial.awaiting_restart = None, TrialStatus.PENDING, True
+            trial.mark_for_relaunch()
 
 
 def _reattach_unrecorded_launches(ctl: Controller) -> None:
@@ -106,8 +105,7 @@ def _reattach_unrecorded_launches(ctl: Controller) -> None:
             continue  # cancelled on purpose (Ctrl+C): the trial runs again in a new job
         if job_id in _ended_jobs(ctl.exp.result_log_path(trial_id)):
             continue  # that job ran and ended (paused, failed): the snapshot knows what follows
-        trial.job_id, trial.job_state, trial.status = job_id, "PENDING", TrialStatus.PENDING
-        trial.awaiting_restart, trial.submitted_at, trial.last_event_at = False, ctl.clock(), None
+        trial.adopt_launch(job_id, ctl.clock())
 
 
 def _newer(job_id: str, than: str | None) -> bool:
@@ -133,9 +131,7 @@ def on_interrupt(ctl: Controller) -> None:
         ctl.exp.write_control(trial.trial_id, ControlRecord.stop("interrupted"))
     ctl.backend.cancel([t.job_id for t in live])
     for trial in live:  # resumed from their checkpoints by Tuner.restore
-        trial.cancelled_jobs.append(trial.job_id)
-        trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
-        trial.awaiting_restart = True
+        trial.cancel_for_relaunch()
     ctl.note(f"interrupted; cancelled {len(live)} running trials. {resume} To keep trials "
              "running when you press Ctrl+C, set RunConfig(keep_jobs_on_interrupt=True).")
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import is_storage_full, rewrite_in_place, storage_full_error
 from hpctune.storage.summary import experiment_summary
-from hpctune.tune.experiment.trial import TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller
@@ -37,9 +36,7 @@ def stop_for_full_storage(ctl: Controller, exc: OSError) -> None:
     if live and not ctl.settings.keep_jobs_on_interrupt:
         ctl.backend.cancel([t.job_id for t in live])  # no control records: nothing can be written
         for trial in live:  # resumed from their checkpoints by `hpctune resume`
-            trial.cancelled_jobs.append(trial.job_id)
-            trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
-            trial.awaiting_restart = True
+            trial.cancel_for_relaunch()
 
 
 def save_at_end(ctl: Controller, status: str) -> None:
