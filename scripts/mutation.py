@@ -449,6 +449,9 @@ MUTANTS += [
            "JobState(state.state, state.reason, node_label(state.node, task))",
            "JobState(state.state, state.reason, state.node)", (POOL_STATUS,),
            "`hpctune status` no longer names the pool task of a running trial"),
+    Mutant("bench-ray-all-cores", "bench/pbt.py",
+           "ray.init(num_cpus=slots(args), include_dashboard=False", "ray.init(include_dashboard=False",
+           (U + "test_bench_ray.py",), "the PBT bench's Ray column runs on every core, not on hpctune's 8 slots"),
     # the same two bugs on the lab (--lab): the lab tests that caught them before the unit tests did
     Mutant("rank-other-requeues-lab", "hpctune/worker/run.py",
            'if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):',
