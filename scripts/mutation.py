@@ -7,10 +7,14 @@ temporary directory, checks that the copy is what Python imports, runs the tests
 mutants once on the unmutated copy (they must pass), then for each mutant applies it, runs its
 tests there with ``pytest -x`` under a timeout, and puts the file back. Only unit tests and
 local-backend tests run (``-m "not slurm"``, ``HPCTUNE_BACKEND=local``): no Slurm lab needed.
+Mutants marked ``lab=True`` name lab tests: they run only with ``--lab``, against the Slurm lab
+of ``scripts/slurm-lab.sh`` (``eval "$(scripts/slurm-lab.sh env)"`` first), so that a bug
+"caught only on the lab" is checked rather than assumed; CI does not run them.
 
     .venv/bin/python scripts/mutation.py                 # every mutant (a few minutes)
     .venv/bin/python scripts/mutation.py -k asha -k ckpt  # those whose id or file matches
     .venv/bin/python scripts/mutation.py --list           # the list, nothing run
+    .venv/bin/python scripts/mutation.py --lab -k lab     # the lab-only mutants, on the lab
 
 One line per mutant (killed and by which test / SURVIVED / NOT FOUND, seconds), the counts
 per module and ``killed N of M``. Exit status 1 when a mutant survived, its snippet is not
@@ -44,6 +48,8 @@ class Mutant:
     replacement: str
     tests: tuple[str, ...]
     what: str = ""
+    #: its tests need the Slurm lab (they run only with --lab, against it)
+    lab: bool = False
 
 
 U = "tests/unit/"
@@ -407,6 +413,90 @@ MUTANTS: list[Mutant] = [
 ]
 
 
+# -- issue 29: behaviours of wave 2 that no test pinned (one block: tests/unit/test_*_catch etc.) --
+CATCH = U + "test_results_catch.py"
+FULL = U + "test_storage_full_fast.py"
+ERRORED = U + "test_restore_errored.py"
+SELECT = U + "test_trials_select.py"
+RANKS = U + "test_rank_exit.py"
+POOL_STATUS = U + "test_pool_status.py"
+MUTANTS += [
+    Mutant("pb2-bonus-subtracted", "hpctune/tune/schedulers/pb2.py",
+           "return mean + kappa * float(std[0]) ** 2", "return mean - kappa * float(std[0]) ** 2",
+           (U + "test_pb2_bonus.py",), "PB2 prefers what it knows most about"),
+    Mutant("hdf5-missing-is-zero", "hpctune/results/hdf5.py",
+           "math.nan if v is None else float(v) for v in values", "0.0 if v is None else float(v) for v in values",
+           (CATCH,), "a value a result did not report is 0.0 in the HDF5 file"),
+    Mutant("report-worst-first", "hpctune/results/report/stats.py",
+           'key=lambda pair: pair[1], reverse=exp.mode == "max")', 'key=lambda pair: pair[1], reverse=exp.mode == "min")',
+           (CATCH,), "the HTML report names the worst trial as the best"),
+    Mutant("report-driver-fields-lost", "hpctune/results/report/data.py",
+           "        if known is not None:\n", "        if False:\n", (CATCH,),
+           "a report from the directory loses queue times, job ids and nodes"),
+    Mutant("report-node-lost", "hpctune/results/report/data.py",
+           '"stop_reason", "node")', '"stop_reason")', (CATCH,),
+           "a report from the directory loses the trials' nodes"),
+    Mutant("exploit-recipient-keeps-later-results", "hpctune/storage/replay.py",
+           "keep = min(int(event.get(ev.DONOR_ITERATION, 0) or 0), int(event.get(ev.STEP, 0) or 0))",
+           "keep = max(int(event.get(ev.DONOR_ITERATION, 0) or 0), int(event.get(ev.STEP, 0) or 0))",
+           (CATCH,), "a PBT recipient keeps results after its donor's checkpoint when the run ends early"),
+    Mutant("edquot-not-full", "hpctune/storage/atomic.py",
+           "FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})",
+           "FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS})", (FULL,),
+           "an over-quota error is not a full disk"),
+    Mutant("full-disk-jobs-kept", "hpctune/controller/storage_full.py",
+           "        ctl.backend.cancel([t.job_id for t in live])", "        pass", (FULL,),
+           "on a full disk the Slurm jobs run on"),
+    Mutant("log-short-write-kept", "hpctune/storage/result_log.py",
+           "            os.ftruncate(fd, start)", "            pass", (FULL,),
+           "a write cut short by a full disk leaves half a record in the log"),
+    Mutant("restart-errored-from-checkpoint", "hpctune/controller/snapshot.py",
+           "                discard_checkpoints(Path(trial.path))", "                pass", (ERRORED,),
+           "--restart-errored resumes from the checkpoints"),
+    Mutant("restart-errored-old-iterations", "hpctune/controller/snapshot.py",
+           "trial.checkpoint, trial.checkpoints, trial.max_iteration = None, [], 0",
+           "trial.checkpoint, trial.checkpoints = None, []", (ERRORED,),
+           "a trial restarted from scratch: its first results reach no scheduler"),
+    Mutant("resume-errored-spent-retries", "hpctune/tune/experiment/trial_lifecycle.py",
+           "self.error, self.num_failures = None, 0", "self.error = None",
+           (ERRORED,), "a resumed errored trial keeps its spent retry count"),
+    Mutant("trials-filter-le-strict", "hpctune/cli/trials.py",
+           '"<=": operator.le', '"<=": operator.lt', (SELECT,), 'hpctune trials --filter "x <= v" leaves out v'),
+    Mutant("trials-sort-missing-first", "hpctune/cli/trials.py",
+           "kept = present + missing", "kept = missing + present", (SELECT,),
+           "--sort puts trials without the value first"),
+    Mutant("sbatch-account-unchecked", "hpctune/config/__init__.py",
+           'SBATCH_TEXT_FIELDS = ("partition", "account", "qos",', 'SBATCH_TEXT_FIELDS = ("partition", "qos",',
+           (U + "test_sbatch_text_fields.py",), "a newline in SlurmConfig(account=...) reaches the sbatch script"),
+    Mutant("rank-other-requeues", "hpctune/worker/run.py",
+           'if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):',
+           'if (signal_name == "SIGTERM" and session.peer_failed()):', (RANKS,),
+           "every rank writes the requeue/terminate event and requeues the job"),
+    Mutant("rank-other-final-event", "hpctune/worker/run.py",
+           "    if session.writes:\n        session.append({**event", "    if True:\n        session.append({**event",
+           (RANKS,), "every rank writes the trial's last event"),
+    Mutant("pool-status-no-task", "hpctune/backends/pool_runs.py",
+           "JobState(state.state, state.reason, node_label(state.node, task))",
+           "JobState(state.state, state.reason, state.node)", (POOL_STATUS,),
+           "`hpctune status` no longer names the pool task of a running trial"),
+    Mutant("bench-ray-all-cores", "bench/pbt.py",
+           "ray.init(num_cpus=slots(args), include_dashboard=False", "ray.init(include_dashboard=False",
+           (U + "test_bench_ray.py",), "the PBT bench's Ray column runs on every core, not on hpctune's 8 slots"),
+    # the same two bugs on the lab (--lab): the lab tests that caught them before the unit tests did
+    Mutant("rank-other-requeues-lab", "hpctune/worker/run.py",
+           'if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):',
+           'if (signal_name == "SIGTERM" and session.peer_failed()):',
+           ("tests/e2e/test_distributed.py::test_a_preempted_two_node_trial_resumes_from_rank_zeros_checkpoint_on_every_rank",
+            "tests/e2e/test_distributed.py::test_the_time_limit_warning_reaches_every_rank_and_the_trial_requeues"),
+           "every rank requeues the job (on the lab)", lab=True),
+    Mutant("pool-status-no-task-lab", "hpctune/backends/pool_runs.py",
+           "JobState(state.state, state.reason, node_label(state.node, task))",
+           "JobState(state.state, state.reason, state.node)",
+           ("tests/e2e/test_pool.py::test_status_cancel_and_ctrl_c_with_pool_tasks",),
+           "`hpctune status` without the pool task (on the lab)", lab=True),
+]
+
+
 # -- running ------------------------------------------------------------------------------------
 def copy_repository(target: Path) -> None:
     """The working tree's tracked files and untracked, not ignored, ones (as they are now)."""
@@ -424,10 +514,24 @@ def copy_repository(target: Path) -> None:
             shutil.copy2(source, dest)
 
 
-def environment(copy: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(copy), HPCTUNE_BACKEND="local", PYTHONDONTWRITEBYTECODE="1")
+def environment(copy: Path, lab: bool = False) -> dict[str, str]:
+    """The tests' environment: the copy first on PYTHONPATH; local processes, or the lab's Slurm."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HPCTUNE_BACKEND")}
+    env.update(PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1")
+    if not lab:
+        env["HPCTUNE_BACKEND"] = "local"
     return env
+
+
+def check_lab() -> None:
+    """Exit 2 unless the Slurm lab answers (sinfo under this environment's SLURM_CONF)."""
+    try:
+        ok = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        sys.exit('mutation: --lab needs the Slurm lab: scripts/slurm-lab.sh up; '
+                 'eval "$(scripts/slurm-lab.sh env)"; export SLURM_CONF')
 
 
 def check_imports_copy(copy: Path, env: dict[str, str]) -> None:
@@ -439,10 +543,10 @@ def check_imports_copy(copy: Path, env: dict[str, str]) -> None:
 
 
 def run_tests(copy: Path, env: dict[str, str], tests: tuple[str, ...],
-              timeout_s: float) -> tuple[str, float, str]:
-    """('passed' | 'failed' | 'timeout', seconds, output tail)."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slurm",
-           *tests]
+              timeout_s: float, lab: bool = False) -> tuple[str, float, str]:
+    """('passed' | 'failed' | 'timeout', seconds, output tail); ``lab``: the slurm tests too."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *([] if lab else ["-m", "not slurm"]), *tests]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -485,12 +589,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the run of the unmutated tests")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--lab", action="store_true",
+                        help="also run the lab-only mutants, against the Slurm lab (slow)")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.k or any(k in m.id or k in m.file for k in args.k)]
     if args.list:
         for m in chosen:
-            print(f"{m.id:32} {m.file}: {m.what}")
+            print(f"{m.id:32} {m.file}: {m.what}" + ("  [lab]" if m.lab else ""))
         return 0
+    lab_only = [m for m in chosen if m.lab and not args.lab]
+    if lab_only:
+        print(f"{len(lab_only)} lab-only mutants not run (--lab runs them against the Slurm lab)")
+        chosen = [m for m in chosen if m not in lab_only]
+    if args.lab and any(m.lab for m in chosen):
+        check_lab()
     if not chosen:
         print("mutation: no mutant matches", args.k)
         return 1
@@ -499,15 +611,17 @@ def main(argv: list[str] | None = None) -> int:
     copy = workdir / "repo"
     try:
         copy_repository(copy)
-        env = environment(copy)
+        env, lab_env = environment(copy), environment(copy, lab=True)
         check_imports_copy(copy, env)
-        if not args.no_baseline:
-            tests = tuple(sorted({t for m in chosen for t in m.tests}))
-            outcome, seconds, out = run_tests(copy, env, tests, args.timeout * 2)
+        for lab in ([False, True] if not args.no_baseline else []):
+            tests = tuple(sorted({t for m in chosen if m.lab == lab for t in m.tests}))
+            if not tests:
+                continue
+            outcome, seconds, out = run_tests(copy, lab_env if lab else env, tests, args.timeout * 2, lab)
             if outcome != "passed":
                 print(f"mutation: the unmutated tests {outcome} ({seconds:.1f} s); fix them first:\n{out}")
                 return 2
-            print(f"baseline: {len(tests)} test files pass on the unmutated copy ({seconds:.1f} s)")
+            print(f"baseline: {len(tests)} {'lab ' if lab else ''}tests pass on the unmutated copy ({seconds:.1f} s)")
         results: list[tuple[Mutant, str]] = []
         for mutant in chosen:
             path = copy / mutant.file
@@ -519,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path.write_text(original.replace(mutant.original, mutant.replacement))
             try:
-                outcome, seconds, out = run_tests(copy, env, mutant.tests, args.timeout)
+                outcome, seconds, out = run_tests(copy, lab_env if mutant.lab else env, mutant.tests,
+                                                  args.timeout * (4 if mutant.lab else 1), mutant.lab)
             finally:
                 path.write_text(original)
             # killed: a test failed (or the tests hung, or could not even be collected)

@@ -81,8 +81,9 @@ def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bo
     ctl.ingest_logs(settle=False, unsubmitted=True)
     for trial in ctl.trial_list:
         if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
-            if restart_errored:
+            if restart_errored:  # from scratch: its old iterations and checkpoints are gone
                 discard_checkpoints(Path(trial.path))
+                trial.checkpoint, trial.checkpoints, trial.max_iteration = None, [], 0
             trial.revive()
             ctl.live[trial.trial_id] = trial
         elif not trial.is_finished and not resume_unfinished:
