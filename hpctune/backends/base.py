@@ -39,6 +39,10 @@ class Backend(Protocol):
     def poll(self) -> dict[str, JobState]:
         """States of every job of this backend still known to the scheduler (one query)."""
 
+    def poll_ready(self) -> bool:
+        """May a poll go now? (False defers it: on Slurm, while it would take a command kept for
+        sbatch and scancel.)"""
+
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel jobs (one call for all)."""
 

@@ -129,6 +129,10 @@ class LocalBackend:
         states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
         return states
 
+    def poll_ready(self) -> bool:
+        """A local poll costs no Slurm command: always."""
+        return True
+
     def queued(self) -> set[str]:
         """Jobs waiting for a free CPU or slot (``poll`` would start some of them)."""
         return {entry[0] for entry in self._queue}  # (job id, trial id, ...)

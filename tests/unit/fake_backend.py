@@ -242,6 +242,9 @@ class FakeBackend:
         return {job.job_id: JobState(job.state, node="fake-node" if job.state == "RUNNING" else "")
                 for job in self.jobs.values() if job.state in QUEUED}
 
+    def poll_ready(self) -> bool:
+        return True
+
     def queued(self) -> set[str]:
         return {job.job_id for job in self.jobs.values() if job.state == "PENDING"}
 
