@@ -43,6 +43,9 @@ class InMemoryQueue:
     def poll(self):
         return dict(self.jobs)
 
+    def poll_ready(self):
+        return True
+
     def cancel(self, job_ids):
         pass
 

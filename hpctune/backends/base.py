@@ -42,6 +42,10 @@ class Backend(Protocol):
     def reconcile(self) -> None:
         """Act on what the last ``poll`` saw (the controller calls it after each poll)."""
 
+    def poll_ready(self) -> bool:
+        """May a poll go now? (False defers it: on Slurm, while it would take a command kept for
+        sbatch and scancel.)"""
+
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel jobs (one call for all)."""
 

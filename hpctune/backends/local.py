@@ -134,6 +134,10 @@ class LocalBackend:
         """Nothing left to do after a poll: this backend is its own scheduler, and its poll is
         its scheduling cycle (it starts queued processes and kills the ones past their grace)."""
 
+    def poll_ready(self) -> bool:
+        """A local poll costs no Slurm command: always."""
+        return True
+
     def queued(self) -> set[str]:
         """Jobs waiting for a free CPU or slot (``poll`` would start some of them)."""
         return {entry[0] for entry in self._queue}  # (job id, trial id, ...)

@@ -245,6 +245,9 @@ class FakeBackend:
     def reconcile(self) -> None:
         """Nothing to act on: a fake job changes when the test makes it."""
 
+    def poll_ready(self) -> bool:
+        return True
+
     def queued(self) -> set[str]:
         return {job.job_id for job in self.jobs.values() if job.state == "PENDING"}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hpctune.controller.storage_full import stop_for_full_storage
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import is_storage_full
 from hpctune.storage.experiment import ExperimentDir
@@ -97,6 +98,6 @@ def test_keep_jobs_on_interrupt_keeps_them_on_a_full_disk_too(tmp_path):
     rig.step()
     start_all(rig, 0, 1)
     rig.step()
-    rig.ctl.on_storage_error(OSError(errno.ENOSPC, "No space left on device"))
+    stop_for_full_storage(rig.ctl.parts, OSError(errno.ENOSPC, "No space left on device"))
     assert rig.backend.cancels == []
     assert [t.job_id for t in rig.ctl.trial_list] == ["100_0", "100_1"]

@@ -327,7 +327,7 @@ def test_a_stop_is_cancelled_at_once_and_marked_final(tmp_path):
     trial = Trial("t1", {}, "", str(exp.trial_dir("t1")), job_id="7_1", job_state="RUNNING")
     exp.trial_dir("t1").mkdir()
     ctl.trials["t1"] = ctl.live["t1"] = trial
-    ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
-    ctl._enact_stops()
+    ctl.enactor.request_stop(trial, "stopped by scheduler", by_scheduler=True)
+    ctl.enactor.cancel_stopped()
     assert cancelled == ["7_1"] and trial.job_state == "CANCELLING"
     assert exp.read_control("t1").final is True
