@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import Backend
@@ -33,6 +32,7 @@ from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import TIME, EventKind, dispatch, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail, ResultLog
+from hpctune.storage.secure import child_path
 from hpctune.tune.callback import CallbackList
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
@@ -284,7 +284,7 @@ class Controller:
         doomed = checkpoints_to_delete([tuple(c) for c in trial.checkpoints], cfg.num_to_keep,
                                        cfg.checkpoint_score_order, by_score=bool(attribute))
         for doomed_name in doomed:
-            shutil.rmtree(Path(trial.path) / doomed_name, ignore_errors=True)
+            shutil.rmtree(child_path(trial.path, doomed_name, "checkpoint name"), ignore_errors=True)
         trial.checkpoints = [c for c in trial.checkpoints if c[0] not in doomed]
 
     def finish(self, trial: Trial, status: TrialStatus) -> None:
