@@ -157,17 +157,17 @@ class Tuner:
 
         as_stopper(self.run_config.stop), make_reporter(self.run_config, self.tune_config)
         check_before_writing(self, scheduler)
+        payloads = pickle_trainable(self.trainable), self._tuner_payload()
         check_storage(exp.root)  # every check before the directory exists: no name is burnt
         exp.create()
         with experiment_lock(exp):
-            self._start(exp)
+            self._start(exp, *payloads)
             return self._run(self._controller(exp, searcher, scheduler))
 
-    def _start(self, exp: ExperimentDir) -> None:
+    def _start(self, exp: ExperimentDir, trainable: bytes, tuner: bytes) -> None:
         """Write what ``Tuner.restore`` needs, ``experiment.json`` last (a driver killed midway
         leaves an experiment that is not started: the next ``fit()`` starts it over). Under
         the experiment lock: a first ``fit()`` that never ran a trial is cleared first."""
-        trainable, tuner = pickle_trainable(self.trainable), self._tuner_payload()
         refuse_started(exp)
         exp.reset_unstarted()
         exp.write_trainable(trainable)
@@ -181,7 +181,7 @@ class Tuner:
             if not exp.has_started():  # the first fit() failed before any trial ran: start it now
                 scheduler = self._scheduler()
                 check_before_writing(self, scheduler)
-                self._start(exp)
+                self._start(exp, pickle_trainable(self.trainable), self._tuner_payload())
                 return self._run(self._controller(exp, self._searcher(), scheduler))
             state = load_driver_state(exp)
             controller = self._controller(exp, self._searcher(), self._scheduler(),
