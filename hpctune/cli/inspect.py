@@ -31,7 +31,7 @@ from hpctune.cli.common import (
     storage_root,
 )
 from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
-from hpctune.core.metrics import best_trial, flat_value
+from hpctune.core.metrics import best_trial, metric_value
 from hpctune.display.reporter import CLIReporter
 from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
@@ -184,7 +184,7 @@ def cmd_best(args: argparse.Namespace) -> int:
                           f"{', '.join(reported) or 'none yet'}.")
     checkpoint = str(Path(best.path) / best.checkpoint) if best.checkpoint else None
     record = {"trial_id": best.trial_id, "metric": metric, "mode": mode,
-              "value": flat_value(best.last_result, metric), "status": best.status.value,
+              "value": metric_value(best, metric, mode), "status": best.status.value,
               "config": best.config, "metrics": best.last_result, "checkpoint": checkpoint,
               "path": best.path}
     if args.json:
