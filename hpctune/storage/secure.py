@@ -130,7 +130,8 @@ def _open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
     try:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        # ELOOP; ENOTDIR when O_DIRECTORY meets the link first
+        if exc.errno == errno.ELOOP or exc.errno == errno.ENOTDIR and path.is_symlink():
             raise UnsafeFileError(
                 f"{path} is a symbolic link where hpctune expects its own file or directory: "
                 "someone may be redirecting hpctune's writes. Fix: remove the link "
