@@ -216,8 +216,12 @@ def test_a_driver_killed_during_the_first_fit_leaves_a_rerunnable_directory(tmp_
     assert len(exp.trial_ids()) == 1
 
 
-def test_an_experiment_that_ran_a_trial_is_still_protected(tmp_path):
+@pytest.mark.parametrize("keep_job_logs", [True, False])
+def test_an_experiment_that_ran_a_trial_is_still_protected(tmp_path, keep_job_logs):
     fit()
+    if not keep_job_logs:  # a trial's result log alone says it ran
+        for path in ExperimentDir(root(tmp_path)).jobs_dir.iterdir():
+            path.unlink()
     with pytest.raises(ConfigError, match="already holds an experiment: continue it with"):
         fit()
 
