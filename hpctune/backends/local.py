@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,7 @@ class LocalBackend:
 
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         check_gpu_share(resources, pooled=False)  # the local backend has no worker pool
-        # a trial of several tasks runs here as its rank 0 alone: one task's GPUs (docs/distributed.md)
-        gpus = int(resources.get("gpu", 0) or resources.get("gpus_per_task", 0) or 0)
-        if gpus and gpus > len(self.gpus):
-            raise ConfigError(
-                f"The trials ask for {gpus} GPU(s) each, but this machine has {len(self.gpus)} "
-                f"({_gpu_source()}): run them on Slurm, or request at most {len(self.gpus)} with "
-                "with_resources(trainable, {'gpu': ...}).")
+        gpus = check_local_gpus(resources, lambda: self.gpus)
         self._throttle = throttle
         job_ids = []
         for trial_id in trial_ids:
@@ -174,6 +169,21 @@ class LocalBackend:
         """SIGKILL after the worker's own bound on a stopped trial's cleanup (stop_grace_s)."""
         grace = ExperimentDir(self.root).read_experiment().get("stop_grace_s")
         return max(KILL_AFTER_S, float(grace or 0) + 2.0)
+
+
+def check_local_gpus(resources: dict[str, Any], available: Callable[[], list[str]]) -> int:
+    """The GPUs one trial of ``resources`` takes here; a ConfigError if this machine has fewer
+    (``available()``, asked only for a GPU trial). ``Tuner.fit`` checks it before anything is
+    written, each launch again."""
+    # a trial of several tasks runs here as its rank 0 alone: one task's GPUs (docs/distributed.md)
+    gpus = int(resources.get("gpu", 0) or resources.get("gpus_per_task", 0) or 0)
+    have = len(available()) if gpus else 0
+    if gpus > have:
+        raise ConfigError(
+            f"The trials ask for {gpus} GPU(s) each, but this machine has {have} "
+            f"({_gpu_source()}): run them on Slurm, or request at most {have} with "
+            "with_resources(trainable, {'gpu': ...}).")
+    return gpus
 
 
 def detect_gpus() -> list[str]:

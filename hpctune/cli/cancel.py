@@ -21,6 +21,8 @@ from hpctune.cli.common import (
     experiment_info,
     find_trial,
     load_trials,
+    printable,
+    require_own_experiment,
     resolve_experiment,
     slurm_job_ids,
 )
@@ -49,6 +51,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cancel_experiment(exp: ExperimentDir, trial_texts: list[str]) -> str:
     """Stop the driver (all trials) or some trials: stop requests, then one scancel for all jobs."""
+    require_own_experiment(exp, "cancel")
     trials = load_trials(exp)
     targets = [find_trial(trials, text) for text in trial_texts] if trial_texts else trials
     live = [t for t in targets if not t.is_finished]
@@ -64,8 +67,8 @@ def cancel_experiment(exp: ExperimentDir, trial_texts: list[str]) -> str:
     if job_ids:
         notes.append(_scancel(job_ids))
     if not live and not job_ids:
-        return "\n".join([f"Nothing to cancel in {exp.root.name}: no trial is queued or running.", *notes])
-    return "\n".join([f"Cancelling {len(live)} trial(s) of {exp.root.name}.", *notes])
+        return "\n".join([f"Nothing to cancel in {printable(exp.root.name)}: no trial is queued or running.", *notes])
+    return "\n".join([f"Cancelling {len(live)} trial(s) of {printable(exp.root.name)}.", *notes])
 
 
 def _driver_job(exp: ExperimentDir) -> str | None:

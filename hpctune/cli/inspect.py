@@ -27,11 +27,12 @@ from hpctune.cli.common import (
     load_trials,
     positive_float,
     positive_int,
+    printable,
     resolve_experiment,
     storage_root,
 )
 from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
-from hpctune.core.metrics import best_trial, flat_value
+from hpctune.core.metrics import best_trial, is_finite_number, metric_value
 from hpctune.display.reporter import CLIReporter
 from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
@@ -72,8 +73,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     root = storage_root(args.storage_path)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{printable(root)} is not a directory: give the storage path, the "
+                          "directory that holds the experiments.")
     if not root.is_dir():
-        raise ConfigError(f"{root} does not exist: no experiments yet, or give another storage path.")
+        raise ConfigError(f"{printable(root)} does not exist: no experiments yet, or give another storage path.")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for header in ("experiment", "status", "trials", "by status", "best", "updated", "driver"):
         table.add_column(header, no_wrap=True)
@@ -94,9 +98,9 @@ def ls_row(exp: ExperimentDir) -> list[str]:
     short = " ".join(f"{n}{s[0]}" for s, n in sorted(by_status.items()))
     best = summary.get("best") or {}
     value = best.get("value")
-    best_text = f"{summary.get('metric')}={value:.6g}" if isinstance(value, (int, float)) else ""
+    best_text = f"{summary.get('metric')}={value:.6g}" if is_finite_number(value) else ""
     updated = f"{ago(time.time() - summary['updated'])} ago" if summary.get("updated") else ""
-    return [exp.root.name, describe_state(info), str(summary.get("num_trials", 0)), short,
+    return [printable(exp.root.name), describe_state(info), str(summary.get("num_trials", 0)), short,
             best_text, updated, driver_text(summary) or ""]
 
 
@@ -110,7 +114,7 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
         refresh_job_states(trials)
         refresh_pool_runs(exp, trials)
     summary = info["summary"]
-    return StatusView(trials=trials, experiment_dir=str(exp.root), scheduler=info["spec"].get("scheduler"),
+    return StatusView(trials=trials, experiment_dir=printable(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
                       slurm_commands=summary.get("slurm_commands", {}), state=state,
                       driver=driver_text(summary), updated=summary.get("updated"))
@@ -184,7 +188,7 @@ def cmd_best(args: argparse.Namespace) -> int:
                           f"{', '.join(reported) or 'none yet'}.")
     checkpoint = str(Path(best.path) / best.checkpoint) if best.checkpoint else None
     record = {"trial_id": best.trial_id, "metric": metric, "mode": mode,
-              "value": flat_value(best.last_result, metric), "status": best.status.value,
+              "value": metric_value(best, metric, mode), "status": best.status.value,
               "config": best.config, "metrics": best.last_result, "checkpoint": checkpoint,
               "path": best.path}
     if args.json:
@@ -196,5 +200,5 @@ def cmd_best(args: argparse.Namespace) -> int:
     for key, value in best.last_result.items():
         print(f"  {key}: {value}")
     print(f"Checkpoint: {checkpoint or 'none'}")
-    print(f"Trial directory: {best.path}")
+    print(f"Trial directory: {printable(best.path)}")
     return 0

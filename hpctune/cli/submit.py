@@ -19,6 +19,7 @@ from hpctune.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    require_own_experiment,
     resolve_experiment,
     storage_root,
 )
@@ -227,6 +228,7 @@ def submit_driver(plan: SubmitPlan) -> int:
 # -- hpctune resume ---------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
+    require_own_experiment(exp, "resume")
     flags = {"resume_unfinished": args.resume_unfinished, "resume_errored": args.resume_errored,
              "restart_errored": args.restart_errored}
     if args.detach:

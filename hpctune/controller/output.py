@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
 from hpctune.config import CheckpointConfig
@@ -13,6 +12,7 @@ from hpctune.core.metrics import flat_value
 from hpctune.storage.checkpoints import checkpoints_to_delete
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog
+from hpctune.storage.secure import child_path
 from hpctune.tune.experiment.trial import Trial
 
 
@@ -35,7 +35,7 @@ def keep_checkpoint(trial: Trial, name: str, result: dict[str, Any], config: Che
     doomed = checkpoints_to_delete([tuple(c) for c in trial.checkpoints], config.num_to_keep,
                                    config.checkpoint_score_order, by_score=bool(attribute))
     for doomed_name in doomed:
-        shutil.rmtree(Path(trial.path) / doomed_name, ignore_errors=True)
+        shutil.rmtree(child_path(trial.path, doomed_name, "checkpoint name"), ignore_errors=True)
     trial.checkpoints = [c for c in trial.checkpoints if c[0] not in doomed]
 
 

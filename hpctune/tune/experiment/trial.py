@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, flatten
+from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, fits_float, flatten
 from hpctune.tune.experiment.trial_lifecycle import JobState, TrialLifecycle, TrialStatus
 
 __all__ = ["JobState", "Trial", "TrialInfo", "TrialStatus"]
@@ -117,7 +117,7 @@ class Trial(TrialLifecycle):
         for key, value in flatten({k: v for k, v in result.items() if k != "config"}).items():
             if key in _ANALYSIS_SKIP or isinstance(value, bool):
                 continue
-            if isinstance(value, (int, float)):
+            if isinstance(value, (int, float)) and fits_float(value):  # an old log's huge int: skipped
                 _update_analysis(self.metric_analysis.setdefault(key, {}), float(value))
 
     def to_dict(self) -> dict[str, Any]:
