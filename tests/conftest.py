@@ -19,6 +19,12 @@ Helpers (plain functions, also available as methods of the ``slurm_lab`` fixture
   ``slurm-lab.sh up`` with another config and restore the previous one afterwards
 * ``as_background_job(env) -> dict``: ``subprocess.Popen`` arguments that start a command as
   ``nohup CMD <&- &`` from a script would (signals ignored, no terminal, stdin closed)
+
+The suite does not depend on the shell that runs it: the session fixture
+``_default_signal_dispositions`` gives this process (and so every child a test starts) the
+default handling of the signals that a background shell or ``nohup`` leaves ignored;
+tests/unit/test_signal_dispositions.py and tests/e2e/test_started_in_background.py check that
+the product copes when they stay ignored, as a user's ``nohup ... &`` leaves them.
 """
 
 from __future__ import annotations
