@@ -535,6 +535,22 @@ MUTANTS += [
     Mutant("own-directive-allowed", "hpctune/config/__init__.py",
            'hint = OWN_DIRECTIVES.get(key.replace("_", "-"))', "hint = None",
            (U + "test_hardening_checks.py",), "sbatch_options replaces --array"),
+    # -- a caller that left signals ignored (nohup, `cmd &`) -------------------------------------
+    Mutant("cancel-ignored-sigint", "hpctune/cli/cancel.py",
+           "usable = [s for s in (signal.SIGINT, signal.SIGTERM) if not process_ignores(verified, s)]",
+           "usable = [signal.SIGINT, signal.SIGTERM]", (U + "test_cli_hardening.py",),
+           "cancel sends SIGINT to a driver that ignores it: the driver runs on"),
+    Mutant("sigign-bit", "hpctune/storage/process.py",
+           "return bool(int(line.split()[1], 16) >> (signum - 1) & 1)",
+           "return bool(int(line.split()[1], 16) >> signum & 1)", (U + "test_signal_dispositions.py",),
+           "the SigIgn mask read one signal off"),
+    Mutant("driver-keeps-inherited-sigign", "hpctune/cli/driver.py",
+           "if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:", "if False:",
+           (U + "test_signal_dispositions.py",),
+           "a detached driver started with SIGINT ignored swallows its SIGTERM"),
+    Mutant("version-wraps", "hpctune/cli/main.py",
+           "formatter_class=argparse.RawDescriptionHelpFormatter)", ")",
+           (U + "test_signal_dispositions.py",), "`hpctune --version` wraps in a narrow terminal"),
 ]
 
 

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every ``hpctune`` command."""
     parser = argparse.ArgumentParser(
         prog="hpctune", description="Hyperparameter tuning on Slurm with Ray Tune's API.",
-        epilog="Run `hpctune COMMAND --help` for a command's options.")
+        epilog="Run `hpctune COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)  # `--version`: one line at any width
     parser.add_argument("--version", action="version", version=f"hpctune {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
