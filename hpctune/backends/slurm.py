@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.backends.sbatch_script import (
     COMMENT_PREFIX,
     WORKER_MODULE,
@@ -164,7 +164,7 @@ class SlurmBackend:
         return self.config.use_srun or task_count(resources) > 1
 
     # -- watching -----------------------------------------------------------------
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """One squeue call for every live task of this experiment's job name."""
         return self.commands.job_states(user=self._user, name=self.job_name)
 
