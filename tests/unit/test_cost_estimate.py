@@ -25,6 +25,7 @@ from hpctune.backends.slurm import SlurmBackend
 from hpctune.config import FailureConfig, RunConfig, SlurmConfig
 from hpctune.tune.schedulers import ASHAScheduler, HyperBandScheduler
 from hpctune.tune.stopper import MaximumIterationStopper
+from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse: storage under tmp_path
 
 
 def train(config):
@@ -254,3 +255,18 @@ def test_billing_weights_come_from_the_one_partition_lookup(tmp_path, partition,
     assert backend.billing_weights() == weights
     backend.requeue_enabled(), backend.billing_weights()
     assert slurm.calls == [["scontrol", "show", "partition", "-o", *([partition] if partition else [])]]
+
+
+def test_submit_dry_run_prints_the_cost_of_an_experiment_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(SlurmBackend, "billing_weights", lambda self: None)  # no TRESBillingWeights
+    (tmp_path / "train.py").write_text("def objective(config):\n    pass\n")
+    (tmp_path / "exp.toml").write_text('trainable = "train.py:objective"\nnum_samples = 2\n'
+                                       "[param_space]\na = {grid_search = [3, 1, 2]}\n")
+    code, out, err = run(capsys, "submit", "--dry-run", "--backend", "slurm", "--time-min", "45",
+                         "--cpus", "2", "--nodes", "2", "--name", "dry", "exp.toml")
+    assert code == 0, err
+    # 3 grid points x 2 samples = 6 trials of 2 nodes x 2 CPUs, 45 min: 4.5 trial-hours
+    assert "# worst-case cost: 6 trials, 6 Slurm jobs\n" in out
+    assert "#   node-hours 9.0, CPU-hours 18.0, GPU-hours 0.0, billing units x hours 18.0\n" in out
+    assert f"#   billing: {UNWEIGHTED}\n" in out
+    assert not (tmp_path / "results" / "dry").exists()
