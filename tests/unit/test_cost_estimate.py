@@ -28,6 +28,11 @@ from hpctune.tune.stopper import MaximumIterationStopper
 from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse: storage under tmp_path
 
 
+@pytest.fixture(autouse=True)
+def slurm_backend(cli_env, monkeypatch):  # noqa: F811 - after cli_env, which it overrides
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")  # the Tuners here preview Slurm (HPCTUNE_BACKEND wins)
+
+
 def train(config):
     pass
 
@@ -259,10 +264,11 @@ def test_billing_weights_come_from_the_one_partition_lookup(tmp_path, partition,
 
 def test_submit_dry_run_prints_the_cost_of_an_experiment_file(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(SlurmBackend, "billing_weights", lambda self: None)  # no TRESBillingWeights
+    monkeypatch.setattr(SlurmBackend, "requeue_enabled", lambda self: False)  # asks no Slurm
     (tmp_path / "train.py").write_text("def objective(config):\n    pass\n")
     (tmp_path / "exp.toml").write_text('trainable = "train.py:objective"\nnum_samples = 2\n'
                                        "[param_space]\na = {grid_search = [3, 1, 2]}\n")
-    code, out, err = run(capsys, "submit", "--dry-run", "--backend", "slurm", "--time-min", "45",
+    code, out, err = run(capsys, "submit", "--dry-run", "--time-min", "45",
                          "--cpus", "2", "--nodes", "2", "--name", "dry", "exp.toml")
     assert code == 0, err
     # 3 grid points x 2 samples = 6 trials of 2 nodes x 2 CPUs, 45 min: 4.5 trial-hours
