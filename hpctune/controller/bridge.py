@@ -11,6 +11,7 @@ does the flattening for a searcher's completion calls. Neither decides anything 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.capacity import cluster_resources
@@ -105,10 +106,12 @@ class SchedulerBridge(TrialScheduler):
             if self.namer is not None and self._ctl is not None:
                 self.namer.name(record, self._ctl.trials.values())
         self._call("on_trial_add", trial)
-        initial = getattr(self.scheduler, "initial_config", None)
-        config = initial(trial) if initial is not None else None
-        if config is not None and isinstance(record, Trial) and self._ctl is not None:
-            self._ctl.exploits.apply_initial_config(record, dict(config))  # PBT filled keys
+
+    def initial_config(self, trial: TrialInfo) -> Mapping[str, Any] | None:
+        """The new trial's config as the scheduler completes it (PBT fills the keys the search
+        space lacks), or None (schedulers without the hook: Ray's, the user's own)."""
+        method = getattr(self.scheduler, "initial_config", None)
+        return method(trial) if method is not None else None
 
     def on_trial_result(self, trial: TrialInfo, result: dict) -> SchedulerDecision:
         flat = flatten(result)

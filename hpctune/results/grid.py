@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctune.core.checkpoint import CHECKPOINT_PREFIX, Checkpoint, latest_checkpoint
+from hpctune.core.checkpoint import Checkpoint
 from hpctune.core.metrics import SCOPES, best_trial, flatten, result_delimiter
 from hpctune.errors import ConfigError, HpctuneError
+from hpctune.storage.checkpoints import CHECKPOINT_PREFIX, latest_checkpoint
 from hpctune.storage.experiment import RESULT_LOG_FILE, ExperimentDir
 from hpctune.storage.replay import load_trials, trial_results
 from hpctune.storage.result_log import checkpoint_results

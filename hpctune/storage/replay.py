@@ -32,13 +32,12 @@ class TrialReplay(EventHandler):
         self.stopped_after = stopped_after
 
     def on_start(self, event: dict[str, Any]) -> None:
-        self.trial.restart_count = event.get(ev.RESTART_COUNT, 0) or 0
-        self.trial.status = TrialStatus.RUNNING
+        self._running_again().start(event.get(ev.RESTART_COUNT, 0) or 0)
 
     def on_result(self, event: dict[str, Any]) -> None:
         if _after_stop(event[ev.RESULT], self.stopped_after):
             return
-        self.trial.status = TrialStatus.RUNNING
+        self._running_again().report()
         if event.get(ev.CHECKPOINT):
             self.trial.checkpoint = event[ev.CHECKPOINT]
         self.record(event[ev.RESULT])
@@ -57,25 +56,33 @@ class TrialReplay(EventHandler):
         self.trial.preemptions += 1
 
     def on_paused(self, event: dict[str, Any]) -> None:
-        self.trial.status = TrialStatus.PAUSED
+        self._running_again().paused()
 
     def on_complete(self, event: dict[str, Any]) -> None:
-        self.trial.status, self.trial.error = TrialStatus.TERMINATED, None
+        self._running_again().finish()
+        self.mark_done()
+
+    def mark_done(self) -> None:
+        """The trial completed: its last result says ``done`` (as in Ray)."""
         if self.trial.last_result:
             self.trial.last_result["done"] = True
 
     def on_stopped(self, event: dict[str, Any]) -> None:
-        self.trial.status, self.trial.error = TrialStatus.TERMINATED, None
+        self._running_again().finish()
 
     def on_error(self, event: dict[str, Any]) -> None:
         self.trial.num_failures += 1
-        self.trial.status, self.trial.error = TrialStatus.ERROR, event.get(ev.ERROR, "unknown error")
+        self._running_again().fail(event.get(ev.ERROR, "unknown error"))
 
     def on_exploited(self, event: dict[str, Any]) -> None:
-        """PBT: the trial goes on from its donor's checkpoint (iteration ``donor_iteration``),
-        so its next results are new progress from there; it waits to be resubmitted."""
+        """PBT: the trial goes on from its donor's checkpoint; it waits to be resubmitted."""
+        self._running_again().exploited(relaunch=True)
+        self.continue_from_donor(event)
+
+    def continue_from_donor(self, event: dict[str, Any]) -> None:
+        """An ``exploited`` event's facts: the trial's next results are new progress from the
+        donor's checkpoint (iteration ``donor_iteration``), which it now descends from."""
         trial = self.trial
-        trial.status, trial.error = TrialStatus.PENDING, None
         trial.max_iteration = int(event.get(ev.DONOR_ITERATION, 0) or 0)
         trial.lineage = [*trial.lineage, f"{event.get(ev.DONOR)}@{trial.max_iteration}"]
         if event.get(ev.CHECKPOINT):
@@ -86,6 +93,13 @@ class TrialReplay(EventHandler):
         new = event.get(ev.NEW_RESOURCES)
         if isinstance(new, dict):
             self.trial.resources = dict(new)
+
+    def _running_again(self) -> Trial:
+        """The trial, reopened if the log goes on after an end it recorded (a retry after an
+        error, an exploit after a completion: the driver ran it again)."""
+        if self.trial.is_finished:
+            self.trial.reopen()
+        return self.trial
 
 
 def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
@@ -136,8 +150,7 @@ def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
         trial = replay_trial(exp, trial_id, real_config)
         known = snapshot.get(trial_id)
         if known and trial.status is not TrialStatus.TERMINATED:
-            trial.status = TrialStatus(known["status"])
-            trial.error = trial.error or known.get("error")
+            trial.restore_status(TrialStatus(known["status"]), known.get("error"))
         trials.append(trial)
     return trials
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.core.ids import experiment_id_of
+from hpctune.storage.array_manifest import trial_of_task
 from hpctune.storage.events import NODELIST, RANK, WORLD_SIZE, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, checkpoint_results
@@ -48,8 +49,7 @@ POOL_JOB_ENV = "HPCTUNE_POOL_JOB"
 def trial_id_from_manifest(manifest: Path, task_id: str | None) -> str:
     if task_id is None:
         raise SystemExit("hpctune.worker: --manifest needs SLURM_ARRAY_TASK_ID (run as an array task)")
-    lines = manifest.read_text().split()
-    return lines[int(task_id)]
+    return trial_of_task(manifest, task_id)
 
 
 def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) -> Session:

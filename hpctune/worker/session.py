@@ -23,21 +23,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checkpoint import (
-    Checkpoint,
+from hpctune.core.checkpoint import Checkpoint
+from hpctune.errors import HpctuneError
+from hpctune.storage import events as ev
+from hpctune.storage.checkpoints import (
     checkpoint_dir_name,
     checkpoint_iteration,
     latest_checkpoint,
     persist_checkpoint,
     refuse_nested_source,
 )
-from hpctune.errors import HpctuneError
-from hpctune.storage import events as ev
 from hpctune.storage.control import ControlRecord, read_control
 from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.worker.context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
-from hpctune.worker.report_values import plain_metrics
+from hpctune.worker.report_values import check_checkpoint, plain_metrics
 
 _session: Session | None = None
 PAUSE = "pause"
@@ -157,6 +157,7 @@ class Session:
                 "write report({'loss': value})."
             )
         metrics = plain_metrics(dict(metrics))  # a ReportError naming a value JSON cannot hold
+        check_checkpoint(checkpoint)  # a ReportError for a file or a missing path
         if checkpoint is not None:  # Checkpoint.from_directory(".") would copy itself into itself
             refuse_nested_source(Path(checkpoint.path), Path(self.context.trial_dir))
         interruptible, self.interruptible = self.interruptible, False  # no StopTrial mid-write

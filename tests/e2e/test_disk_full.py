@@ -22,9 +22,9 @@ import pytest
 
 from hpctune import tune
 from hpctune.cli.main import main
-from hpctune.core.checkpoint import persist_checkpoint
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.checkpoints import persist_checkpoint
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from hpctune import tune
-from hpctune.core.metrics import AUTO_METRICS
 from hpctune.errors import ConfigError
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 from hpctune.tune.tuner import pickle_trainable
 from tests.e2e import trainables
+from tests.unit.test_trainable_api import AUTO_FILLED
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +124,7 @@ def test_get_context_getters_and_auto_filled_metrics(tmp_path):
     assert (ctx["local_rank"], ctx["world_rank"], ctx["node_rank"]) == (0, 0, 0)
     assert (ctx["world_size"], ctx["local_world_size"]) == (1, 1)
     for row in result.metrics_dataframe.to_dict("records"):
-        assert AUTO_METRICS - {"config"} <= set(row), AUTO_METRICS - set(row)
+        assert AUTO_FILLED - {"config"} <= set(row), AUTO_FILLED - set(row)
     assert list(result.metrics_dataframe["timesteps_total"]) == [10, 20]
     assert list(result.metrics_dataframe["episodes_total"]) == [1, 2]
     assert result.metrics["experiment_id"] and result.metrics["trial_id"].startswith(

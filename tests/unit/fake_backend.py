@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.backends.base import JobState
-from hpctune.core.checkpoint import checkpoint_dir_name
+from hpctune.backends.base import JobReport
+from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog
@@ -237,13 +237,16 @@ class FakeBackend:
             newest[job.trial_id] = job.job_id  # launched in order: the last one wins
         return newest
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         self.polls += 1
-        return {job.job_id: JobState(job.state, node="fake-node" if job.state == "RUNNING" else "")
+        return {job.job_id: JobReport(job.state, node="fake-node" if job.state == "RUNNING" else "")
                 for job in self.jobs.values() if job.state in QUEUED}
 
     def reconcile(self) -> None:
         """Nothing to act on: a fake job changes when the test makes it."""
+
+    def poll_ready(self) -> bool:
+        return True
 
     def queued(self) -> set[str]:
         return {job.job_id for job in self.jobs.values() if job.state == "PENDING"}

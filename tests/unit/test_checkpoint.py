@@ -1,7 +1,7 @@
 """Checkpoints are persisted atomically into the trial directory; retention keeps the best."""
 
-from hpctune.core.checkpoint import (
-    Checkpoint,
+from hpctune.core.checkpoint import Checkpoint
+from hpctune.storage.checkpoints import (
     checkpoint_iteration,
     checkpoints_to_delete,
     latest_checkpoint,

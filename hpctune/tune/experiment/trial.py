@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, flatten
+from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, fits_float, flatten
+from hpctune.tune.experiment.trial_lifecycle import JobState, TrialLifecycle, TrialStatus
 
-
-class TrialStatus(str, enum.Enum):
-    """Life cycle of a trial, as Ray Tune names it (PENDING covers "queued in Slurm")."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    TERMINATED = "TERMINATED"
-    ERROR = "ERROR"
-
-    @property
-    def is_finished(self) -> bool:
-        return self in (TrialStatus.TERMINATED, TrialStatus.ERROR)
+__all__ = ["JobState", "Trial", "TrialInfo", "TrialStatus"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +28,13 @@ _ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
 
 
 @dataclass(eq=False)  # a trial is one thing: equal to itself only, hashable (Ray's is a dict key)
-class Trial:
+class Trial(TrialLifecycle):
     """The driver's record of a trial: status, Slurm job, latest result, log offset.
 
     ``Trial.PENDING`` ... ``Trial.ERROR`` are the statuses, as on Ray's ``Trial``
-    (``trial.status == Trial.TERMINATED`` works: statuses are strings).
+    (``trial.status == Trial.TERMINATED`` works: statuses are strings). Where the trial is
+    (status, job, pause, stop) changes only through the operations of ``TrialLifecycle``
+    (``hpctune/tune/experiment/trial_lifecycle.py``); the other fields are its record.
     """
 
     PENDING = TrialStatus.PENDING
@@ -60,7 +50,7 @@ class Trial:
     resources: dict[str, Any] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.PENDING
     job_id: str | None = None
-    job_state: str = ""
+    job_state: JobState = JobState.NONE
     job_reason: str = ""
     node: str = ""
     last_result: dict[str, Any] = field(default_factory=dict)
@@ -127,12 +117,12 @@ class Trial:
         for key, value in flatten({k: v for k, v in result.items() if k != "config"}).items():
             if key in _ANALYSIS_SKIP or isinstance(value, bool):
                 continue
-            if isinstance(value, (int, float)):
+            if isinstance(value, (int, float)) and fits_float(value):  # an old log's huge int: skipped
                 _update_analysis(self.metric_analysis.setdefault(key, {}), float(value))
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data["status"] = self.status.value
+        data["status"], data["job_state"] = self.status.value, self.job_state.value
         return data
 
     @classmethod
@@ -140,9 +130,7 @@ class Trial:
         """A trial from ``to_dict``'s output; fields an older version saved and this one no
         longer has are ignored, so its snapshots still restore."""
         known = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        data["status"] = TrialStatus(data["status"])
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in known})  # statuses: __post_init__
 
     def __str__(self) -> str:
         return self.name
