@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hpctune.errors import ExperimentStateError
 from hpctune.storage import events as ev
 from hpctune.storage.checkpoints import STAGE_PREFIX
 from hpctune.storage.experiment import (
@@ -36,6 +37,7 @@ from hpctune.storage.experiment import (
     TRIAL_META_FILE,
     ExperimentDir,
 )
+from hpctune.storage.replay import trial_meta
 from hpctune.storage.result_log import read_events
 from hpctune.storage.secure import check_component
 
@@ -82,7 +84,7 @@ def damaged_file(exp: ExperimentDir, tid: str) -> str | None:
     """Why the trial's files cannot be trusted (the file, the reason and the fix), or None."""
     checks = ((exp.params_pickle_path(tid), lambda: exp.read_config(tid)),
               (exp.control_path(tid), lambda: exp.read_control(tid)),
-              (exp.trial_meta_path(tid), lambda: _json_object(exp.read_trial_meta(tid))),
+              (exp.trial_meta_path(tid), lambda: trial_meta(exp, tid)),
               (exp.result_log_path(tid), lambda: check_log(exp.result_log_path(tid))))
     for path, check in checks:
         try:
@@ -95,9 +97,20 @@ def damaged_file(exp: ExperimentDir, tid: str) -> str | None:
     return None
 
 
-def _json_object(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise ValueError(f"it holds a {type(value).__name__}, not a JSON object")
+def check_experiment_file(exp: ExperimentDir) -> None:
+    """ExperimentStateError naming ``experiment.json`` when it is damaged: every trial's job reads
+    it, so no trial could run (raised before the restore changes anything)."""
+    path = exp.experiment_path
+    try:
+        spec = exp.read_experiment()
+    except (ValueError, OSError) as exc:  # not JSON, not a regular file, too big
+        spec = exc
+    if not isinstance(spec, dict):
+        why = f"{type(spec).__name__}: {spec}" if isinstance(spec, Exception) else "not a JSON object"
+        raise ExperimentStateError(
+            f"{path} is damaged ({why}); every trial's job reads its settings, so the experiment cannot "
+            "be continued as it is. Fix: restore the file from a backup (or a copy of an experiment run "
+            "with the same script), then resume again; the trials' results are untouched.")
 
 
 def check_log(path: Path) -> None:

@@ -25,6 +25,7 @@ from hpctune.controller.exploit import Exploits
 from hpctune.controller.output import note
 from hpctune.controller.paused import PausedTrials
 from hpctune.controller.recovery import (
+    check_experiment_file,
     collect_leftovers,
     damaged_file,
     interrupted_by_full_storage,
@@ -95,6 +96,7 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
                    resume_errored: bool = False, restart_errored: bool = False) -> None:
     """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
     table, deciders, exp, backend = parts.table, parts.deciders, parts.exp, parts.backend
+    check_experiment_file(exp)
     deciders.searcher.set_state(snapshot["searcher"])
     deciders.scheduler.set_state(snapshot["scheduler"])
     deciders.stopper.set_state(snapshot.get("stopper", {}))

@@ -188,3 +188,36 @@ def test_a_garbage_control_record_is_no_request_for_a_running_trial(tmp_path, ca
     err = capsys.readouterr().err
     assert f"hpctune: ignoring the control record {tmp_path / 'control.json'}: " in err
     assert "is not an hpctune control record" in err
+
+
+# -- experiment.json and ResultGrid.from_path ------------------------------------------------------
+def test_a_damaged_experiment_json_is_a_clear_error_before_the_restore_changes_anything(tmp_path):
+    from hpctune.errors import ExperimentStateError
+
+    rig = two_running(tmp_path)
+    rig.exp.experiment_path.write_bytes(b'{"metric": "loss", ')
+    new = make_rig(rig.exp.root.parent, rig.space, backend=rig.backend.successor(), exp_name="exp")
+    with pytest.raises(ExperimentStateError, match=f"{rig.exp.experiment_path} is damaged .*JSONDecodeError.* "
+                                                   "Fix: restore the file from a backup"):
+        new.ctl.restore(load_driver_state(rig.exp))
+    assert new.ctl.trial_list == [] and new.backend.cancels == []
+
+
+def test_from_path_marks_a_trial_with_a_garbled_trial_json_and_loads_the_rest(tmp_path):
+    from hpctune.tune import ResultGrid
+
+    rig = two_running(tmp_path)
+    rig.job(1).report(loss=0.5).complete()
+    rig.step()
+    rig.ctl.save()
+    meta = rig.exp.trial_meta_path(tid(0))
+    meta.write_bytes(b"\x00garbled{")
+    rig.exp.experiment_path.write_text("[]")
+    with pytest.warns(UserWarning) as caught:
+        grid_ = ResultGrid.from_path(rig.exp.root)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith(f"{meta} is damaged (UnicodeDecodeError") and "It is shown as an errored trial" in m
+               for m in messages), messages
+    assert any(m.startswith(f"{rig.exp.experiment_path} is damaged (not a JSON object)") for m in messages)
+    assert (len(grid_), grid_.num_errors, grid_.num_terminated) == (2, 1, 1)
+    assert f"{meta} is damaged" in str(grid_.errors[0])
