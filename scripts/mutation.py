@@ -571,7 +571,7 @@ MUTANTS += [  # issue 24 deliverable 4: recovery that finishes
            "        if forged is not None:", "        if False:", RECOVERY,
            "a forged trial id in the snapshot aborts the restore"),
     Mutant("leftovers-kept", "hpctune/controller/recovery.py",
-           "            removed.append(path)", "            removed.append(path)\n            break", RECOVERY,
+           "            if entry.is_dir(follow_symlinks=False):", "            if entry.is_dir(follow_symlinks=False) and False:", RECOVERY,
            "temp files of killed writes are left behind"),
     Mutant("leftovers-any-tmp", "hpctune/controller/recovery.py",
            "        return atomic[\"file\"] in _OWN_FILES", "        return True", RECOVERY,
@@ -585,9 +585,9 @@ MUTANTS += [  # issue 24 deliverable 4: recovery that finishes
            "a garbage control.json kills a running trial"),
     Mutant("grid-one-bad-trial", "hpctune/storage/replay.py",
            "            trials.append(_unreadable(exp, trial_id, exc))\n            continue",
-           "            raise", RECOVERY, "a garbled trial.json breaks ResultGrid.from_path"),
+           "            raise\n            continue", RECOVERY, "a garbled trial.json breaks ResultGrid.from_path"),
     Mutant("experiment-json-unchecked", "hpctune/controller/snapshot.py",
-           "    check_experiment_file(exp)\n", "", RECOVERY,
+           "    check_experiment_file(exp)\n", "    pass\n", RECOVERY,
            "a damaged experiment.json is found only by every trial's job"),
 ]
 
