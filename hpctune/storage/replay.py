@@ -12,11 +12,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hpctune.errors import ExperimentStateError
+from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import EventHandler, dispatch
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
+from hpctune.storage.secure import check_component
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
@@ -39,7 +40,7 @@ class TrialReplay(EventHandler):
         if _after_stop(event[ev.RESULT], self.stopped_after):
             return
         self._running_again().report()
-        if event.get(ev.CHECKPOINT):
+        if event.get(ev.CHECKPOINT) and checkpoint_name_ok(event[ev.CHECKPOINT], self.trial.trial_id):
             self.trial.checkpoint = event[ev.CHECKPOINT]
         self.record(event[ev.RESULT])
 
@@ -101,6 +102,17 @@ class TrialReplay(EventHandler):
         if self.trial.is_finished:
             self.trial.reopen()
         return self.trial
+
+
+def checkpoint_name_ok(name: object, trial_id: str) -> bool:
+    """True for a checkpoint name that is one path component; a crafted one (``../..``) is
+    never used as a path: False, with a warning naming the trial."""
+    try:
+        check_component(name, "checkpoint name")
+    except UnsafeFileError as exc:
+        warnings.warn(f"Trial {trial_id}: its result log names a checkpoint that is not used: {exc}", stacklevel=3)
+        return False
+    return True
 
 
 def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:

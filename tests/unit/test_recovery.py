@@ -221,3 +221,18 @@ def test_from_path_marks_a_trial_with_a_garbled_trial_json_and_loads_the_rest(tm
     assert any(m.startswith(f"{rig.exp.experiment_path} is damaged (not a JSON object)") for m in messages)
     assert (len(grid_), grid_.num_errors, grid_.num_terminated) == (2, 1, 1)
     assert f"{meta} is damaged" in str(grid_.errors[0])
+
+
+def test_from_path_never_uses_a_crafted_checkpoint_name(tmp_path):
+    from hpctune.tune import ResultGrid
+
+    rig = two_running(tmp_path)
+    rig.job(0).complete()
+    rig.step()
+    _append_line = b'{"event": "result", "schema": 1, "result": {"training_iteration": 9}, "checkpoint": "../../x"}\n'
+    with open(rig.exp.result_log_path(tid(1)), "ab") as f:
+        f.write(_append_line)
+    with pytest.warns(UserWarning, match=f"Trial {tid(1)}: its result log names a checkpoint that is not used"):
+        grid_ = ResultGrid.from_path(rig.exp.root)
+    checkpoint = next(r for r in grid_ if r.trial_id == tid(1)).checkpoint
+    assert checkpoint is not None and checkpoint.path.endswith("checkpoint_000001")
