@@ -6,8 +6,9 @@ of file, restore with default flags; count what was lost.
 Per case it prints whether the restore finished, how many trials were quarantined (ERROR with
 a message naming the damaged file), lost otherwise (not finished, not quarantined) or shown
 twice, how many iterations the surviving trials miss, and whether a failed restore said
-clearly why (an hpctune error naming the file, not a raw traceback). Exit status 1 when a
-restore failed without a clear message or a trial was lost without being quarantined.
+clearly why (an hpctune error naming the file, not a raw traceback), and how many temp files
+of killed writes are left. Exit status 1 when a restore failed without a clear message, a trial
+was lost without being quarantined, or temp files were left.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def _victim(exp: ExperimentDir) -> str:
     return exp.trial_ids()[0]
 
 
+def _temps(exp: ExperimentDir) -> int:
+    """What killed writes left (hpctune's temp names) at the root and in the trials' directories."""
+    places = [exp.root, *(exp.trial_dir(t) for t in exp.trial_ids())]
+    return sum(1 for d in places for p in d.iterdir()
+               if (p.name.startswith(".") and p.name.endswith(".tmp")) or p.name.startswith(".tmp_checkpoint_"))
+
+
 def run_case(name: str, tmp: Path, rng: random.Random) -> dict:
     exp = ExperimentDir(tmp / name.replace(" ", "_").replace(".", "_"))
     driver = _driver(exp.root, "local", restore=False, sleep=0.05)
@@ -99,7 +107,7 @@ def run_case(name: str, tmp: Path, rng: random.Random) -> dict:
         restore.wait()
     stderr = restore.stderr.read().decode(errors="replace")
     outcome = {"case": name, "restore_rc": restore.returncode, "quarantined": 0, "lost": 0,
-               "iterations_lost": 0, "clear": True}
+               "iterations_lost": 0, "clear": True, "temps_left": _temps(exp)}
     if restore.returncode != 0:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         outcome["clear"] = "hpctune.errors." in last and str(exp.root) in last
@@ -138,17 +146,18 @@ def main() -> int:
             row["wall_s"] = round(time.monotonic() - started, 1)
             rows.append(row)
             print(row, flush=True)
-    print(f"\n{'case':32} {'restore':>8} {'quarantined':>11} {'lost':>5} {'iters lost':>10} {'clear':>6}")
+    print(f"\n{'case':32} {'restore':>8} {'quarantined':>11} {'lost':>5} {'iters lost':>10} {'clear':>6} "
+          f"{'temps left':>10}")
     for r in rows:
         verdict = "ok" if r["restore_rc"] == 0 else "failed"
         print(f"{r['case']:32} {verdict:>8} {r['quarantined']:>11} {r['lost']:>5} {r['iterations_lost']:>10} "
-              f"{'yes' if r['clear'] else 'NO':>6}")
+              f"{'yes' if r['clear'] else 'NO':>6} {r['temps_left']:>10}")
     recovered = sum(r["restore_rc"] == 0 and not r["quarantined"] and not r["lost"] for r in rows)
     quarantined = sum(r["restore_rc"] == 0 and r["quarantined"] > 0 for r in rows)
     failed = sum(r["restore_rc"] != 0 or r["lost"] > 0 for r in rows)
     print(f"\n{len(rows)} cases: {recovered} recovered, {quarantined} quarantined one trial, {failed} failed "
           f"({sum(r['restore_rc'] != 0 and r['clear'] for r in rows)} of them with a clear error)")
-    bad = [r for r in rows if (r["restore_rc"] != 0 and not r["clear"]) or r["lost"]]
+    bad = [r for r in rows if (r["restore_rc"] != 0 and not r["clear"]) or r["lost"] or r["temps_left"]]
     return 1 if bad else 0
 
 
