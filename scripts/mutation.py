@@ -54,6 +54,7 @@ class Mutant:
 
 U = "tests/unit/"
 ASHA = (U + "test_asha.py",)
+COST = (U + "test_cost_estimate.py",)
 MEDIAN = (U + "test_median_stopping.py",)
 STOPPERS = (U + "test_stoppers.py",)
 CONTROLLER = (U + "test_controller.py",)
@@ -356,7 +357,8 @@ MUTANTS: list[Mutant] = [
            "if task not in tasks}", "if task in tasks}", (U + "test_pool.py",),
            "the runs of a pool task that died are never handed back"),
     Mutant("requeue-never-looked-up", "hpctune/backends/slurm.py",
-           'self._requeue = any("PreemptMode=REQUEUE" in line for line in lines)', "self._requeue = False",
+           'self._requeue = any("PreemptMode=REQUEUE" in line for line in self._partition_lines())',
+           "self._requeue = False",
            (U + "test_sbatch_script.py",), "a partition that preempts by requeueing gets no --requeue"),
     Mutant("requeue-not-rendered", "hpctune/backends/sbatch_script.py",
            "    if spec.requeue:\n", "    if False:\n", (U + "test_golden_sbatch.py",),
@@ -426,6 +428,38 @@ MUTANTS: list[Mutant] = [
     Mutant("array-manifest-header-is-a-trial", "hpctune/storage/array_manifest.py",
            "lines = lines[1:]", "lines = lines[0:]", (U + "test_array_manifest.py",),
            "array task 0 runs a trial named after the manifest's header, every task one off"),
+    # -- the worst-case cost estimate ----------------------------------------------------------------
+    Mutant("cost-gpus-per-node-once", "hpctune/accounting/estimate.py",
+           'float(resources.get("gpu") or 0) * nodes', 'float(resources.get("gpu") or 0)', COST,
+           "a multi-node trial's GPUs counted for one node only"),
+    Mutant("cost-cpus-per-trial-not-task", "hpctune/accounting/estimate.py",
+           'cpus=int(resources.get("cpu") or 1) * tasks', 'cpus=int(resources.get("cpu") or 1)', COST,
+           "a trial of several tasks counted as one task's CPUs"),
+    Mutant("cost-mem-weight-per-gb", "hpctune/accounting/estimate.py",
+           'values["mem_per_gb"] = number * 1024 / (unit or 1.0)',
+           'values["mem_per_gb"] = number / (unit or 1.0)', COST,
+           "a Mem weight read per GB where Slurm means per MB (or the reverse)"),
+    Mutant("cost-billing-drops-gpus", "hpctune/accounting/estimate.py",
+           "self.cpu * shape.cpus + self.gpu * shape.gpus", "self.cpu * shape.cpus", COST,
+           "GPUs left out of the billed units"),
+    Mutant("cost-retries-ignored", "hpctune/accounting/estimate.py",
+           "else inputs.trials * inputs.attempts", "else inputs.trials", COST,
+           "max_failures retries left out of the worst case"),
+    Mutant("cost-pool-jobs-per-trial", "hpctune/accounting/estimate.py",
+           "return math.ceil(runs / pool_slots)", "return runs", COST,
+           "a worker pool counted as one job per trial"),
+    Mutant("cost-loosest-bound", "hpctune/accounting/estimate.py",
+           "return min(candidates, key=lambda c: c[0])", "return max(candidates, key=lambda c: c[0])", COST,
+           "the loosest bound reported instead of the tightest"),
+    Mutant("cost-minutes-as-hours", "hpctune/accounting/estimate.py",
+           "limit_h = inputs.time_limit_min / 60", "limit_h = inputs.time_limit_min", COST,
+           "the time limit read as hours"),
+    Mutant("cost-hyperband-keeps-all", "hpctune/accounting/estimate.py",
+           "live = min(live, n)", "live = live", COST,
+           "HyperBand's halvings keep every trial of a bracket"),
+    Mutant("cost-asha-rung-share", "hpctune/accounting/estimate.py",
+           "previous, share = rung, share / reduction_factor", "previous, share = rung, share", COST,
+           "ASHA's designed figure keeps every trial at each rung"),
 ]
 
 
@@ -492,7 +526,7 @@ MUTANTS += [
            "    if session.writes:\n        session.append({**event", "    if True:\n        session.append({**event",
            (RANKS,), "every rank writes the trial's last event"),
     Mutant("pool-status-no-task", "hpctune/backends/pool_runs.py",
-           "JobState(state.state, state.reason, node_label(state.node, task))",
+           "JobReport(state.state, state.reason, node_label(state.node, task))",
            "JobState(state.state, state.reason, state.node)", (POOL_STATUS,),
            "`hpctune status` no longer names the pool task of a running trial"),
     Mutant("bench-ray-all-cores", "bench/pbt.py",
@@ -506,7 +540,7 @@ MUTANTS += [
             "tests/e2e/test_distributed.py::test_the_time_limit_warning_reaches_every_rank_and_the_trial_requeues"),
            "every rank requeues the job (on the lab)", lab=True),
     Mutant("pool-status-no-task-lab", "hpctune/backends/pool_runs.py",
-           "JobState(state.state, state.reason, node_label(state.node, task))",
+           "JobReport(state.state, state.reason, node_label(state.node, task))",
            "JobState(state.state, state.reason, state.node)",
            ("tests/e2e/test_pool.py::test_status_cancel_and_ctrl_c_with_pool_tasks",),
            "`hpctune status` without the pool task (on the lab)", lab=True),

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class JobState:
+class JobReport:
     """A job as the scheduler sees it: Slurm state, pending reason, node."""
 
     state: str
@@ -36,7 +36,7 @@ class Backend(Protocol):
     def queued(self) -> set[str]:
         """Ids of the jobs still waiting to start (asked when an experiment stops; starts nothing)."""
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """States of every job of this backend still known to the scheduler (one query)."""
 
     def reconcile(self) -> None:

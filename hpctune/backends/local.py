@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.core.ids import LOCAL_PREFIX, JobKind, job_kind, job_number, local_job_id
 from hpctune.core.parent_death import set_parent_death_signal
 from hpctune.core.resources import check_gpu_share
@@ -108,7 +108,7 @@ class LocalBackend:
         """Nothing to re-attach to: local jobs end with their driver."""
         return {}
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """States of the jobs; a slot freed by a job that ended here is given to a queued job at
         the next poll, after the driver has read that job's end (as Slurm's scheduling cycle
         does): a fail_fast or a stop decided on it still finds the queued jobs unstarted."""
@@ -121,8 +121,8 @@ class LocalBackend:
                 self._killing.pop(job_id, None)
             elif job_id in self._killing and time.monotonic() > self._killing[job_id]:
                 _signal_group(proc, signal.SIGKILL)
-        states = {job_id: JobState("RUNNING", node="localhost") for job_id in self._running}
-        states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
+        states = {job_id: JobReport("RUNNING", node="localhost") for job_id in self._running}
+        states.update({job_id: JobReport("PENDING", "Resources") for job_id, *_ in self._queue})
         return states
 
     def reconcile(self) -> None:

@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.backends.pool_runs import run_states
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import (
@@ -142,7 +142,7 @@ def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
     _apply_states(live, run_states(view, tasks))
 
 
-def _apply_states(trials: list[Trial], states: dict[str, JobState]) -> None:
+def _apply_states(trials: list[Trial], states: dict[str, JobReport]) -> None:
     """A trial whose job ``states`` (Slurm's answer) lists takes its state, reason and node."""
     for trial in trials:
         job = states.get(str(trial.job_id))

@@ -67,7 +67,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--detach", action="store_true", help="submit the driver as a Slurm job that "
                    "requeues itself and resumes the experiment")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch scripts of the driver "
-                   "and of the trials; submit nothing")
+                   "and of the trials, and the experiment's worst-case cost; submit nothing")
     add_driver_options(p)
     p.set_defaults(func=cmd_submit)
 
@@ -152,13 +152,14 @@ def exp_argument(exp: ExperimentDir) -> str:
 
 
 def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
-    """The driver's sbatch script (with --detach) and the trials' sbatch script."""
+    """The driver's sbatch script (with --detach), the trials' sbatch script and, as ``#``
+    lines after it, the experiment's worst-case cost (``accounting/estimate.py``)."""
     lines = ["# ---- driver job (hpctune submit --detach) ----"]
     if detach:
         lines.append(driver_script(plan))
     else:
         lines.append("# (none: the driver runs in the foreground; add --detach to run it as a job)")
-    lines += ["# ---- trials (one array task per trial) ----", trial_preview(plan)]
+    lines += ["# ---- trials (one array task per trial), then the worst-case cost ----", trial_preview(plan)]
     return "\n".join(lines)
 
 

@@ -279,7 +279,8 @@ class Tuner:
 
     def preview_sbatch(self, count: int | None = None) -> str:
         """The exact sbatch script that ``fit()`` submits first (``count`` trials: by default
-        what the search puts in its first array, grid variants times ``num_samples``)."""
+        what the search puts in its first array, grid variants times ``num_samples``) + its cost."""
+        from hpctune.accounting.from_tuner import with_cost
         from hpctune.backends.slurm import SlurmBackend
 
         root = self.run_config.experiment_root(self._default_name())
@@ -291,8 +292,10 @@ class Tuner:
         if reuse_actors(self.tune_config.reuse_actors, self.trainable):  # the pool array instead
             from hpctune.backends.pool import PoolBackend
 
-            return PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
-        return backend.render_script(resources, count, throttle)
+            script = PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
+        else:
+            script = backend.render_script(resources, count, throttle)
+        return with_cost(script, self, backend.billing_weights())  # the worst case, as # lines
 
     # -- parts -----------------------------------------------------------------------
     def _searcher(self) -> Searcher:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
@@ -238,9 +238,9 @@ class FakeBackend:
             newest[job.trial_id] = job.job_id  # launched in order: the last one wins
         return newest
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         self.polls += 1
-        return {job.job_id: JobState(job.state, node="fake-node" if job.state == "RUNNING" else "")
+        return {job.job_id: JobReport(job.state, node="fake-node" if job.state == "RUNNING" else "")
                 for job in self.jobs.values() if job.state in QUEUED}
 
     def reconcile(self) -> None:
