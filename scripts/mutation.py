@@ -612,6 +612,48 @@ MUTANTS += [
            (U + "test_signal_dispositions.py",), "`hpctune --version` wraps in a narrow terminal"),
 ]
 
+RECOVERY = (U + "test_recovery.py",)
+MUTANTS += [  # issue 24 deliverable 4: recovery that finishes
+    Mutant("full-disk-not-revived", "hpctune/controller/snapshot.py",
+           "if interrupted and not restart_errored:", "if False:", RECOVERY,
+           "a trial a full disk interrupted stays ERROR after a default restore"),
+    Mutant("full-disk-mark-ignored", "hpctune/controller/recovery.py",
+           "if error and FULL_STORAGE_MARK in error:", "if False:", RECOVERY,
+           "a storage-full error event is taken for the trial's own error"),
+    Mutant("quarantine-skipped", "hpctune/controller/snapshot.py",
+           "        if problem is not None:\n            note(problem)", "        if False:\n            note(problem)",
+           RECOVERY, "a damaged file of one trial aborts the whole restore"),
+    Mutant("checkpoint-name-unchecked", "hpctune/controller/recovery.py",
+           "            check_component(name, f\"checkpoint name in {path}\")", "            pass", RECOVERY,
+           "a crafted checkpoint name in a result log reaches the driver's rmtree"),
+    Mutant("forged-id-kept", "hpctune/controller/snapshot.py",
+           "        if forged is not None:", "        if False:", RECOVERY,
+           "a forged trial id in the snapshot aborts the restore"),
+    Mutant("leftovers-kept", "hpctune/controller/recovery.py",
+           "            if entry.is_dir(follow_symlinks=False):", "            if entry.is_dir(follow_symlinks=False) and False:", RECOVERY,
+           "temp files of killed writes are left behind"),
+    Mutant("leftovers-any-tmp", "hpctune/controller/recovery.py",
+           "        return atomic[\"file\"] in _OWN_FILES", "        return True", RECOVERY,
+           "a trainable's own temp file is removed as a leftover"),
+    Mutant("orphan-checkpoint-uncounted", "hpctune/controller/snapshot.py",
+           "                trial.checkpoints.append([name, None])", "                pass", RECOVERY,
+           "a torn line's checkpoint stays outside num_to_keep"),
+    Mutant("garbage-control-kills-trial", "hpctune/worker/session.py",
+           "        request = read_request(self.control_path)\n        if request is None:",
+           "        request = read_control(self.control_path)\n        if request is None:", RECOVERY,
+           "a garbage control.json kills a running trial"),
+    Mutant("grid-one-bad-trial", "hpctune/storage/replay.py",
+           "            trials.append(_unreadable(exp, trial_id, exc))\n            continue",
+           "            raise\n            continue", RECOVERY, "a garbled trial.json breaks ResultGrid.from_path"),
+    Mutant("replay-crafted-checkpoint", "hpctune/storage/replay.py",
+           "if event.get(ev.CHECKPOINT) and checkpoint_name_ok(event[ev.CHECKPOINT], self.trial.trial_id):",
+           "if event.get(ev.CHECKPOINT):", RECOVERY, "ResultGrid takes a crafted checkpoint name as a path"),
+    Mutant("experiment-json-unchecked", "hpctune/controller/snapshot.py",
+           "    check_experiment_file(exp)\n", "    pass\n", RECOVERY,
+           "a damaged experiment.json is found only by every trial's job"),
+]
+
+
 # -- running ------------------------------------------------------------------------------------
 def copy_repository(target: Path) -> None:
     """The working tree's tracked files and untracked, not ignored, ones (as they are now)."""

@@ -24,6 +24,15 @@ from hpctune.controller.events import Reading
 from hpctune.controller.exploit import Exploits
 from hpctune.controller.output import note
 from hpctune.controller.paused import PausedTrials
+from hpctune.controller.recovery import (
+    check_experiment_file,
+    collect_leftovers,
+    damaged_file,
+    interrupted_by_full_storage,
+    orphan_checkpoints,
+    strings_in,
+    unsafe_id,
+)
 from hpctune.controller.state import RunState, TrialTable
 from hpctune.core.ids import job_number
 from hpctune.storage.atomic import write_json_atomic
@@ -87,6 +96,7 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
                    resume_errored: bool = False, restart_errored: bool = False) -> None:
     """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
     table, deciders, exp, backend = parts.table, parts.deciders, parts.exp, parts.backend
+    check_experiment_file(exp)
     deciders.searcher.set_state(snapshot["searcher"])
     deciders.scheduler.set_state(snapshot["scheduler"])
     deciders.stopper.set_state(snapshot.get("stopper", {}))
@@ -94,16 +104,24 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
     parts.exploits.set_state(snapshot.get("exploits") or {})  # PBT exploits pinned, not yet enacted
     parts.paused.set_state(snapshot.get("exploits") or {})  # and those held for a donor's pause
     parts.state.searcher_finished = snapshot["searcher_finished"]
-    for data in snapshot["trials"]:
-        trial = Trial.from_dict(data)
-        trial.config = exp.read_config(trial.trial_id)  # params.pkl, not the text view
-        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset))
+    quarantined = {t.trial_id: t.error for t in _add_trials(table, exp, snapshot["trials"])}
     _reattach_unrecorded_launches(table, backend, exp, clock)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
     # relaunched, so a trial that finished while no driver ran is never run again.
     read_logs(Reading.RESTORE)
     for trial in table.all:
-        if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
+        if trial.trial_id in quarantined:
+            if trial.job_id and trial.status is TrialStatus.ERROR and trial.error == quarantined[trial.trial_id]:
+                backend.cancel([trial.job_id])  # nobody would read what it writes
+            continue  # its files must be fixed first (its message says how)
+        interrupted = trial.status is TrialStatus.ERROR and interrupted_by_full_storage(
+            trial.error, exp.job_log_paths(trial.job_id)[1] if trial.job_id else None)
+        if interrupted and not restart_errored:  # not the trial's error: it goes on from its checkpoint
+            failures = max(0, trial.num_failures - 1)
+            trial.revive()
+            trial.num_failures = failures
+            table.bring_back(trial)
+        elif trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
             if restart_errored:  # from scratch: its old iterations and checkpoints are gone
                 discard_checkpoints(Path(trial.path))
                 trial.checkpoint, trial.checkpoints, trial.max_iteration = None, [], 0
@@ -116,6 +134,37 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
             table.retire(trial)
         elif not trial.is_finished and trial.job_id and not backend.jobs_survive_driver:
             trial.mark_for_relaunch()
+    writing = {t.trial_id for t in table.submitted()} if backend.jobs_survive_driver else set()
+    idle = [t.trial_id for t in table.all if t.trial_id not in writing | set(quarantined)]
+    for path in collect_leftovers(exp, idle, keep=strings_in(snapshot.get("exploits"))):
+        note(f"removed {path}: left by a write that was killed")
+
+
+def _add_trials(table: TrialTable, exp: ExperimentDir, records: list[dict[str, Any]]) -> list[Trial]:
+    """The snapshot's trials into the table; those whose files are damaged are quarantined
+    (ERROR, with a message naming the file and the fix) and their logs are not read. A
+    checkpoint whose result line was torn is counted with the others (``num_to_keep``)."""
+    quarantined = []
+    for data in records:
+        forged = unsafe_id(data.get("trial_id"))
+        if forged is not None:  # names no directory of ours: nothing of it can be restored
+            note(f"left out a trial of {exp.state_path.name}: {forged}")
+            continue
+        problem = damaged_file(exp, data["trial_id"])
+        trial = Trial.from_dict(data)
+        if problem is not None:
+            note(problem)
+            if not trial.is_finished:  # a finished trial keeps its end (its config: the text view)
+                trial.fail(problem)
+            quarantined.append(trial)
+        else:
+            trial.config = exp.read_config(trial.trial_id)  # params.pkl, not the text view
+            known = [c[0] for c in trial.checkpoints]
+            for name in orphan_checkpoints(exp.trial_dir(trial.trial_id), known,
+                                           exp.result_log_path(trial.trial_id)):
+                trial.checkpoints.append([name, None])  # its result line is lost; the copy is not
+        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset))
+    return quarantined
 
 
 def _reattach_unrecorded_launches(table: TrialTable, backend: Backend, exp: ExperimentDir,

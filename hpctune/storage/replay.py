@@ -12,10 +12,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import EventHandler, dispatch
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
+from hpctune.storage.secure import check_component
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
@@ -38,7 +40,7 @@ class TrialReplay(EventHandler):
         if _after_stop(event[ev.RESULT], self.stopped_after):
             return
         self._running_again().report()
-        if event.get(ev.CHECKPOINT):
+        if event.get(ev.CHECKPOINT) and checkpoint_name_ok(event[ev.CHECKPOINT], self.trial.trial_id):
             self.trial.checkpoint = event[ev.CHECKPOINT]
         self.record(event[ev.RESULT])
 
@@ -102,10 +104,21 @@ class TrialReplay(EventHandler):
         return self.trial
 
 
+def checkpoint_name_ok(name: object, trial_id: str) -> bool:
+    """True for a checkpoint name that is one path component; a crafted one (``../..``) is
+    never used as a path: False, with a warning naming the trial."""
+    try:
+        check_component(name, "checkpoint name")
+    except UnsafeFileError as exc:
+        warnings.warn(f"Trial {trial_id}: its result log names a checkpoint that is not used: {exc}", stacklevel=3)
+        return False
+    return True
+
+
 def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
     """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
     or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded)."""
-    meta = exp.read_trial_meta(trial_id)
+    meta = trial_meta(exp, trial_id)
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
                   str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
@@ -141,18 +154,58 @@ def trial_config(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
         return exp.read_params(trial_id)
 
 
+def trial_meta(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
+    """The trial's ``trial.json``; ExperimentStateError naming the file when it is damaged."""
+    path = exp.trial_meta_path(trial_id)
+    try:
+        meta = exp.read_trial_meta(trial_id)
+    except (ValueError, OSError) as exc:  # not JSON, not a regular file, too big
+        meta = exc
+    if not isinstance(meta, dict):
+        why = f"{type(meta).__name__}: {meta}" if isinstance(meta, Exception) else "not a JSON object"
+        raise ExperimentStateError(f"{path} is damaged ({why}). It holds the trial's tag and resources: "
+                                   "restore it from a backup, or move the trial's directory out of the "
+                                   "experiment to leave the trial out.")
+    return meta
+
+
 def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
     """Every trial rebuilt from its log; the driver's snapshot adds what only the driver knew
-    (a trial still queued, an error the worker could not write)."""
-    snapshot = {t["trial_id"]: t for t in exp.read_state().get("trials", [])}
+    (a trial still queued, an error the worker could not write). A trial whose files cannot be
+    read is kept as an ERROR trial saying why (with a warning): the others still load."""
+    snapshot = {t.get("trial_id"): t for t in _snapshot_trials(exp)}
     trials = []
     for trial_id in exp.trial_ids():
-        trial = replay_trial(exp, trial_id, real_config)
+        try:
+            trial = replay_trial(exp, trial_id, real_config)
+        except Exception as exc:  # noqa: BLE001 - a damaged file of one trial must not hide the rest
+            trials.append(_unreadable(exp, trial_id, exc))
+            continue
         known = snapshot.get(trial_id)
         if known and trial.status is not TrialStatus.TERMINATED:
             trial.restore_status(TrialStatus(known["status"]), known.get("error"))
         trials.append(trial)
     return trials
+
+
+def _snapshot_trials(exp: ExperimentDir) -> list[dict[str, Any]]:
+    try:
+        trials = exp.read_state().get("trials", [])
+    except (ValueError, OSError, AttributeError) as exc:
+        warnings.warn(f"{exp.state_path} cannot be read ({type(exc).__name__}: {exc}): the trials are "
+                      "rebuilt from their result logs alone.", stacklevel=3)
+        return []
+    return [t for t in trials if isinstance(t, dict)] if isinstance(trials, list) else []
+
+
+def _unreadable(exp: ExperimentDir, trial_id: str, exc: Exception) -> Trial:
+    """A trial whose files cannot be read: ERROR, saying which file and why (and a warning)."""
+    message = str(exc) if isinstance(exc, ExperimentStateError) else (
+        f"Trial {trial_id} cannot be read from {exp.trial_dir(trial_id)} ({type(exc).__name__}: {exc}).")
+    warnings.warn(f"{message} It is shown as an errored trial.", stacklevel=3)
+    trial = Trial(trial_id, {}, "", str(exp.trial_dir(trial_id)))
+    trial.fail(message)
+    return trial
 
 
 def snapshot_trials(exp: ExperimentDir) -> list[Trial]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -267,7 +268,7 @@ class Session:
         if mtime == self._control_mtime:
             return
         self._control_mtime = mtime
-        request = read_control(self.control_path)
+        request = read_request(self.control_path)
         if request is None:
             return
         if request.is_stop:
@@ -279,7 +280,7 @@ class Session:
 
     def stop_request(self) -> ControlRecord | None:
         """The driver's stop request for this trial (its control record), or None."""
-        request = read_control(self.control_path)
+        request = read_request(self.control_path)
         return request if request is not None and request.is_stop else None
 
     def on_stop_signal(self, request: ControlRecord) -> None:
@@ -385,3 +386,13 @@ def get_checkpoint() -> Checkpoint | None:
 def get_trial_resources() -> dict[str, Any]:
     """The running trial's resources (``tune.get_trial_resources()``): {"cpu": 2, "gpu": 1, ...}."""
     return _require_session().context.get_trial_resources()
+
+
+def read_request(path: Path) -> ControlRecord | None:
+    """The driver's request (``read_control``); an unreadable record (garbage, a newer hpctune's)
+    is no request: the trial goes on, and the job's stderr says why."""
+    try:
+        return read_control(path)
+    except (HpctuneError, OSError) as exc:
+        print(f"hpctune: ignoring the control record {path}: {exc}", file=sys.stderr, flush=True)
+        return None

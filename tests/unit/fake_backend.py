@@ -29,6 +29,7 @@ from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog
+from hpctune.worker.session import read_request
 
 #: job states in which a job is still in the queue (``poll`` reports it)
 QUEUED = ("PENDING", "RUNNING")
@@ -175,7 +176,7 @@ class FakeJob:
     def _on_cancel(self) -> None:
         self.cancelled = True
         if self.state == "RUNNING" and not self.hung:
-            control = self.backend.exp.read_control(self.trial_id)
+            control = read_request(self.backend.exp.control_path(self.trial_id))  # as the worker reads it
             if control is not None and control.is_stop and control.final:
                 self._write(EventKind.STOPPED, reason=control.reason)
             else:  # preempted, or cancelled to be resumed later (Ctrl+C on the driver)
