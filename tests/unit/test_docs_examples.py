@@ -104,10 +104,9 @@ def test_the_readme_names_files_that_exist():
 
 
 # -- the documentation site's own pages ------------------------------------------------------------
-#: the pages written for the site (mkdocs.yml): every code block on them is run below, or marked
+#: every page of the site (mkdocs.yml): every code block on them is run below, or marked
 #: ``<!-- not runnable: REASON -->`` on the line before it
-SITE_PAGES = ["index.md", "getting-started.md", "coming-from-ray.md", "troubleshooting.md",
-              "administrators.md", "security.md"]
+SITE_PAGES = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
 NOT_RUNNABLE = re.compile(r"<!-- not runnable: (.+?) -->\n$")
 
 
