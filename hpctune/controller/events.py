@@ -171,6 +171,7 @@ class TrialEvents(TrialReplay):
         if self.trial.stop_requested_at is None:
             self.trial.request_stop(str(event.get(ev.REASON, "stopped")), by_scheduler=False,
                                     at=self.enactor.clock())
+        self.mark_done()  # the trial's final result says done, as Ray's does after a STOP
 
     def on_complete(self, event: dict[str, Any]) -> None:
         if self.exploits.on_job_end(self.trial, completed=True):
@@ -179,7 +180,10 @@ class TrialEvents(TrialReplay):
         self.enactor.terminate(self.trial)
 
     def on_stopped(self, event: dict[str, Any]) -> None:
+        if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
+            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
         if not self.exploits.on_job_end(self.trial):
+            self.mark_done()
             self.enactor.terminate(self.trial, early=self.trial.stopped_by_scheduler)
 
     def on_error(self, event: dict[str, Any]) -> None:

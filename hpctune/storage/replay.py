@@ -67,8 +67,14 @@ class TrialReplay(EventHandler):
         if self.trial.last_result:
             self.trial.last_result["done"] = True
 
+    def on_stop_decided(self, event: dict[str, Any]) -> None:
+        self.mark_done()  # a stopper or scheduler ended it: its final result says done (Ray)
+
     def on_stopped(self, event: dict[str, Any]) -> None:
         self._running_again().finish()
+        self.mark_done()
+        if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
+            self.trial.checkpoint = event[ev.CHECKPOINT]
 
     def on_error(self, event: dict[str, Any]) -> None:
         self.trial.num_failures += 1

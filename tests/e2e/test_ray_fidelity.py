@@ -201,3 +201,41 @@ def test_each_local_gpu_trial_gets_its_own_gpu(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="3 GPU.*has 2"):
         run(tune.with_resources(trainables.quadratic, {"gpu": 3}), tmp_path, name="big",
             param_space={"a": 1, "b": 1})
+
+
+# -- 4. checkpoints and the end of a trial, as Ray has them (issue 22) --------------------------
+def run_with_checkpoints(trainable, tmp_path, checkpoint_config, **kwargs):
+    run_config = tune.RunConfig(name="ckpt", storage_path=str(tmp_path), verbose=0,
+                                stop=kwargs.pop("stop", None), checkpoint_config=checkpoint_config,
+                                failure_config=kwargs.pop("failure_config", None))
+    return tune.Tuner(trainable, run_config=run_config, **kwargs).fit()
+
+
+def test_a_dict_returned_by_save_checkpoint_is_what_load_checkpoint_receives(tmp_path):
+    """Ray: "save_checkpoint ... can return a dict"; restoring passes that dict to load_checkpoint."""
+    grid = run_with_checkpoints(trainables.DictCheckpointed, tmp_path, tune.CheckpointConfig(),
+                                param_space={"steps": 4, "fail_at": 3},
+                                failure_config=tune.FailureConfig(max_failures=1))
+    (result,) = grid
+    assert result.error is None
+    rows = result.metrics_dataframe.to_dict("records")
+    assert [(r["count"], r["loaded"]) for r in rows] == [
+        (1, "nothing"), (2, "nothing"), (3, "'dict':{'count': 2}"), (4, "'dict':{'count': 2}")]
+
+
+def test_checkpoint_at_end_holds_when_a_stopper_ends_the_trial(tmp_path):
+    """Ray: checkpoint_at_end=True saves a checkpoint at the end of the trial, also when a stop
+    criterion ends it; that final result says ``done``."""
+    grid = run_with_checkpoints(trainables.CountsToEnd, tmp_path,
+                                tune.CheckpointConfig(checkpoint_at_end=True),
+                                stop={"training_iteration": 3}, param_space={"sleep": 0.05})
+    (result,) = grid
+    assert result.error is None and result.metrics["training_iteration"] == 3
+    assert result.metrics["done"] is True
+    assert result.checkpoint is not None
+    with result.checkpoint.as_directory() as path:
+        saved = int(Path(path, "count").read_text())
+    # the checkpoint holds the state of the iteration its name gives (3 once reports wait for
+    # the verdict, issue 22 S1; a later one while the worker may run past the decision)
+    assert saved == int(Path(result.checkpoint.path).name.rsplit("_", 1)[1]) >= 3
+    assert tune.ExperimentAnalysis(str(tmp_path / "ckpt")).trials[0].last_result["done"] is True
