@@ -17,6 +17,7 @@ from typing import Any
 from hpctune.controller.enactor import Enactor
 from hpctune.controller.resource_change import begin_change
 from hpctune.controller.state import TrialTable
+from hpctune.core.checks import check_result_metrics
 from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
 from hpctune.storage.events import dispatch
@@ -139,6 +140,7 @@ class TrialEvents(TrialReplay):
         deciders, trial = self.deciders, self.trial
         result = {**result, "config": trial.config}  # as Ray's results carry it (not in the log)
         flat = flatten(result)
+        check_result_metrics(flat, self.enactor.settings.metric, deciders.scheduler, deciders.searcher)
         deciders.searcher.on_trial_result(trial.trial_id, flat)
         self.enactor.tell_result(trial, result)
         if deciders.stopper(trial.trial_id, flat):

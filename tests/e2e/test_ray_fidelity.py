@@ -239,3 +239,34 @@ def test_checkpoint_at_end_holds_when_a_stopper_ends_the_trial(tmp_path):
     # the verdict, issue 22 S1; a later one while the worker may run past the decision)
     assert saved == int(Path(result.checkpoint.path).name.rsplit("_", 1)[1]) >= 3
     assert tune.ExperimentAnalysis(str(tmp_path / "ckpt")).trials[0].last_result["done"] is True
+
+
+def test_a_metric_no_result_contains_fails_the_run_unless_strict_checking_is_off(tmp_path, monkeypatch):
+    """Ray: "Trial returned a result which did not include the specified metric(s) ... set the
+    TUNE_DISABLE_STRICT_METRIC_CHECKING environment variable to 1"."""
+    config = tune.TuneConfig(metric="acc", mode="max")
+    with pytest.raises(ValueError, match=r"did not include the specified metric\(s\) `acc` that "
+                                         r"`tune.TuneConfig\(\)` expects.*TUNE_DISABLE_STRICT_METRIC_CHECKING"):
+        run(trainables.quadratic, tmp_path, name="strict", tune_config=config, param_space={"a": 1.0, "b": 0.0})
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    (result,) = run(trainables.quadratic, tmp_path, name="lax", tune_config=config, param_space={"a": 1.0, "b": 0.0})
+    assert result.error is None and "acc" not in result.metrics
+
+
+def test_seeding_numpy_before_the_tuner_gives_the_same_configs_every_run(tmp_path):
+    """Ray's FAQ: search algorithms that use Numpy's ``np.random`` interface are seeded with
+    ``np.random.seed()`` on the driver, so that the configurations suggested are the same."""
+    space = {"lr": tune.loguniform(1e-4, 1e-1), "units": tune.randint(8, 256), "x": 1.0, "steps": 1}
+
+    def configs(name):
+        np.random.seed(1234)
+        grid = run(trainables.yielding, tmp_path, name=name, param_space=space,
+                   tune_config=tune.TuneConfig(num_samples=2))
+        assert not grid.errors
+        return sorted((r.config["lr"], r.config["units"]) for r in grid)
+
+    first = configs("first")
+    assert configs("second") == first and len(set(first)) == 2
+    np.random.seed(4321)
+    generator = tune.search.BasicVariantGenerator(space, num_samples=2)
+    assert sorted((c["lr"], c["units"]) for c in (generator.suggest(f"t{n}") for n in range(2))) != first
