@@ -114,7 +114,9 @@ def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) ->
     meta = exp.read_trial_meta(trial_id)
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
-                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
+                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}),
+                  trial_name=meta.get("trial_name", ""), dirname=meta.get("trial_dirname", ""),
+                  trainable_name=exp.read_experiment().get("trainable", ""))
     path = exp.result_log_path(trial_id)
     events = read_events(path)
     replay = TrialReplay(trial, stopped_after(events, path))

@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.ids import experiment_id_of
+from hpctune.core.ids import default_trial_name, experiment_id_of
 from hpctune.storage.array_manifest import trial_of_task
 from hpctune.storage.events import (
     CHECKPOINT,
@@ -67,7 +67,7 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
     job = os.environ.get(POOL_JOB_ENV) or job  # in a pool, events name the run, not the pool task
     context = TrialContext(
         trial_id=trial_id,
-        trial_name=meta.get("trial_name", trial_id),
+        trial_name=meta.get("trial_name") or default_trial_name(spec.get("trainable", ""), trial_id),
         trial_dir=str(exp.trial_dir(trial_id)),
         experiment_name=exp.root.name,
         experiment_tag=meta.get("experiment_tag", ""),

@@ -104,7 +104,8 @@ def test_class_trainable_attributes_log_result_and_default_resource_request(tmp_
     assert [r["training_iteration_attr"] for r in rows] == [0, 1, 2]
     assert rows[-1]["logged"] == [1, 2]  # log_result got every earlier result
     trial_id = rows[0]["trial_id"]
-    assert rows[0]["trial_id_attr"] == trial_id and rows[0]["trial_name_attr"] == trial_id
+    assert rows[0]["trial_id_attr"] == trial_id
+    assert rows[0]["trial_name_attr"] == f"Introspective_{trial_id}"  # Ray: <trainable>_<trial_id>
     assert os.path.samefile(rows[0]["logdir_attr"], result.path)
     assert rows[0]["cpus"] == 2  # default_resource_request(config), no with_resources
     assert result.metrics["config_attr"] == {"cpus": 2}

@@ -175,6 +175,22 @@ def test_trial_has_rays_status_constants_and_name():
     assert Trial.from_dict(trial.to_dict()).trial_name == "lr=0.1"
 
 
+def test_trial_is_finished_is_rays_method_and_default_names_are_rays():
+    """Ray: ``Trial.is_finished()`` is a method; ``str(trial)`` is ``<trainable>_<trial_id>``."""
+    ended = Trial("abc_00000", {}, "", "/d", status=TrialStatus.ERROR, trainable_name="train_fn")
+    running = Trial("abc_00001", {}, "", "/d", status=TrialStatus.RUNNING, trainable_name="train_fn")
+    assert ended.is_finished() is True and running.is_finished() is False
+    assert ended.is_finished and not running.is_finished  # hpctune's flag reading still works
+    assert str(ended) == "train_fn_abc_00000" and ended.name == "train_fn_abc_00000"
+
+
+def test_experiment_analysis_of_a_path_keeps_trial_name_creator_names(experiment):
+    experiment.write_experiment({"metric": "val/acc", "mode": "max", "trainable": "train_fn"})
+    experiment.write_trial_meta("abc_00000", {**experiment.read_trial_meta("abc_00000"), "trial_name": "lr=0.1"})
+    analysis = ExperimentAnalysis(str(experiment.root))
+    assert sorted(str(t) for t in analysis.trials) == ["lr=0.1", "train_fn_abc_00001"]
+
+
 def test_cli_reporter_takes_metric_columns_positionally():
     reporter = CLIReporter(["acc"], ["lr"], None, 5)
     trial = Trial("t1", {"lr": 0.1, "b": 2}, "", "/d", last_result={"acc": 0.5, "loss": 1})
