@@ -9,8 +9,8 @@ barrier, and a state round trip that continues the same population.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 
 import numpy as np
 import pytest
