@@ -8,6 +8,12 @@ trainable's ``step()`` returning ``{SHOULD_CHECKPOINT: True}`` asks for a checkp
 import os
 
 from hpctune.config import DEFAULT_STORAGE
+from hpctune.storage.experiment import (
+    PARAMS_FILE,
+    PARAMS_PICKLE_FILE,
+    PROGRESS_CSV_FILE,
+    RESULT_JSON_FILE,
+)
 
 # -- in a result (``report()`` / ``step()``) ---------------------------------------------------
 DONE = "done"  # the trial has ended (auto-filled when not reported)
@@ -56,10 +62,10 @@ JOB_META_FILE = "job_status.json"
 EXPR_META_FILE = "trial_status.json"
 #: the prefix of config columns in ExperimentAnalysis' dataframes (``config/lr``)
 CONFIG_PREFIX = "config"
-EXPR_PARAM_FILE = "params.json"
-EXPR_PARAM_PICKLE_FILE = "params.pkl"
-EXPR_PROGRESS_FILE = "progress.csv"
-EXPR_RESULT_FILE = "result.json"
+EXPR_PARAM_FILE = PARAMS_FILE
+EXPR_PARAM_PICKLE_FILE = PARAMS_PICKLE_FILE
+EXPR_PROGRESS_FILE = PROGRESS_CSV_FILE
+EXPR_RESULT_FILE = RESULT_JSON_FILE
 
 __all__ = [
     "AUTO_RESULT_KEYS", "CONFIG_PREFIX", "DEBUG_METRICS", "DEFAULT_EXPERIMENT_INFO_KEYS",
