@@ -10,11 +10,11 @@ does the flattening for a searcher's completion calls. Neither decides anything 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.capacity import cluster_resources
+from hpctune.core.checks import strict_metric_checking
 from hpctune.core.metrics import flatten
 from hpctune.errors import ConfigError
 from hpctune.storage.pbt_files import read_policy_rows
@@ -33,10 +33,6 @@ from hpctune.tune.search.searcher import Searcher, SearcherWrapper
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller
     from hpctune.controller.trial_names import TrialNamer
-
-#: Ray's switch: a result without the scheduler's metric is not an error, the trial continues
-LAX_METRIC_ENV = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
-
 
 class RunView:
     """The ``tune_controller`` a Ray-style scheduler gets: a read-only view of the run."""
@@ -116,7 +112,7 @@ class SchedulerBridge(TrialScheduler):
     def on_trial_result(self, trial: TrialInfo, result: dict) -> SchedulerDecision:
         flat = flatten(result)
         metric = self.metric
-        if isinstance(metric, str) and metric not in flat and os.environ.get(LAX_METRIC_ENV, "0") not in ("", "0"):
+        if isinstance(metric, str) and metric not in flat and not strict_metric_checking():
             return Decision.CONTINUE
         return self._decision(self._call("on_trial_result", trial, flat))
 

@@ -17,6 +17,7 @@ from typing import Any
 from hpctune.controller.enactor import Enactor
 from hpctune.controller.resource_change import begin_change
 from hpctune.controller.state import TrialTable
+from hpctune.core.checks import check_result_metrics
 from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
 from hpctune.storage.events import dispatch
@@ -139,6 +140,7 @@ class TrialEvents(TrialReplay):
         deciders, trial = self.deciders, self.trial
         result = {**result, "config": trial.config}  # as Ray's results carry it (not in the log)
         flat = flatten(result)
+        check_result_metrics(flat, self.enactor.settings.metric, deciders.scheduler, deciders.searcher)
         deciders.searcher.on_trial_result(trial.trial_id, flat)
         self.enactor.tell_result(trial, result)
         if deciders.stopper(trial.trial_id, flat):
@@ -171,6 +173,7 @@ class TrialEvents(TrialReplay):
         if self.trial.stop_requested_at is None:
             self.trial.request_stop(str(event.get(ev.REASON, "stopped")), by_scheduler=False,
                                     at=self.enactor.clock())
+        self.mark_done()  # the trial's final result says done, as Ray's does after a STOP
 
     def on_complete(self, event: dict[str, Any]) -> None:
         if self.exploits.on_job_end(self.trial, completed=True):
@@ -179,7 +182,10 @@ class TrialEvents(TrialReplay):
         self.enactor.terminate(self.trial)
 
     def on_stopped(self, event: dict[str, Any]) -> None:
+        if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
+            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
         if not self.exploits.on_job_end(self.trial):
+            self.mark_done()
             self.enactor.terminate(self.trial, early=self.trial.stopped_by_scheduler)
 
     def on_error(self, event: dict[str, Any]) -> None:

@@ -144,11 +144,13 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
 
 def checkpoints_to_delete(checkpoints: list[tuple[str, float | None]], num_to_keep: int | None,
                           order: str = "max", by_score: bool = False) -> list[str]:
-    """Names of checkpoints beyond ``num_to_keep``; never the latest one.
+    """Names of the checkpoints ``CheckpointConfig(num_to_keep)`` no longer keeps (Ray's rule).
 
-    ``checkpoints`` are (name, score) in the order they were written. Without a score
-    attribute the oldest go first; with one, the worst scores go first (a checkpoint
-    without a score counts as worst).
+    ``checkpoints`` are (name, score) in the order they were written. Kept: the best
+    ``num_to_keep`` (the newest ones without a score attribute; with one, the best scores, a
+    checkpoint without a score counting as worst and the older of two equal scores going
+    first), plus the latest checkpoint whatever its score: the best are never deleted to make
+    room for it.
     """
     if num_to_keep is None or len(checkpoints) <= num_to_keep:
         return []
@@ -158,9 +160,8 @@ def checkpoints_to_delete(checkpoints: list[tuple[str, float | None]], num_to_ke
         ranked = sorted(checkpoints, key=lambda c: float("-inf") if c[1] is None else sign * c[1])
     else:
         ranked = list(checkpoints)
-    excess = len(checkpoints) - num_to_keep
-    doomed = [name for name, _ in ranked if name != latest]
-    return doomed[:excess]
+    kept = {name for name, _ in ranked[len(ranked) - num_to_keep:]} | {latest}
+    return [name for name, _ in checkpoints if name not in kept]
 
 
 def discard_checkpoints(trial_dir: Path) -> None:

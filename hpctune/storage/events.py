@@ -118,7 +118,7 @@ KIND_FIELDS: dict[EventKind, frozenset[str]] = {
     EventKind.TERMINATED: frozenset({REASON}),
     EventKind.PAUSED: frozenset(),
     EventKind.COMPLETE: frozenset(),
-    EventKind.STOPPED: frozenset({REASON}),
+    EventKind.STOPPED: frozenset({REASON, CHECKPOINT, RESULT}),  # checkpoint_at_end's, with its result
     EventKind.ERROR: frozenset({ERROR, RANK}),
     EventKind.EXPLOITED: frozenset({DONOR, DONOR_ITERATION, STEP, EXPLOIT_ID, CHECKPOINT, RESULT,
                                     OLD_CONFIG, NEW_CONFIG, DECIDED_AT}),

@@ -69,8 +69,14 @@ class TrialReplay(EventHandler):
         if self.trial.last_result:
             self.trial.last_result["done"] = True
 
+    def on_stop_decided(self, event: dict[str, Any]) -> None:
+        self.mark_done()  # a stopper or scheduler ended it: its final result says done (Ray)
+
     def on_stopped(self, event: dict[str, Any]) -> None:
         self._running_again().finish()
+        self.mark_done()
+        if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
+            self.trial.checkpoint = event[ev.CHECKPOINT]
 
     def on_error(self, event: dict[str, Any]) -> None:
         self.trial.num_failures += 1
@@ -121,7 +127,9 @@ def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) ->
     meta = trial_meta(exp, trial_id)
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
-                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
+                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}),
+                  trial_name=meta.get("trial_name", ""), dirname=meta.get("trial_dirname", ""),
+                  trainable_name=exp.read_experiment().get("trainable", ""))
     path = exp.result_log_path(trial_id)
     events = read_events(path)
     replay = TrialReplay(trial, stopped_after(events, path))

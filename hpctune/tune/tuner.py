@@ -356,7 +356,7 @@ class Tuner:
 
         tc = self.tune_config
         return {
-            "hpctune_version": __version__, "trainable": getattr(self.trainable, "__name__", "?"),
+            "hpctune_version": __version__, "trainable": self._trainable_name(),
             "metric": tc.metric, "mode": tc.mode, "num_samples": tc.num_samples,
             "scheduler": type(tc.scheduler).__name__ if tc.scheduler else "FIFOScheduler",
             "max_concurrent_trials": tc.max_concurrent_trials, "backend": self.backend_name,

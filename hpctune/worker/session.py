@@ -58,6 +58,7 @@ class StopTrial(BaseException):
     def __init__(self, reason: str = "stopped by the driver", final: bool = True):
         super().__init__(reason)
         self.final = final
+        self.checkpoint: str | None = None  # checkpoint_at_end's, saved as the trial stopped
 
 
 class Preempted(BaseException):
@@ -90,6 +91,7 @@ class Session:
         self.time_total, self.timesteps_total, self.episodes_total = 0.0, None, None
         self.iterations_since_restore = self.timesteps_since_restore = 0
         self.checkpointed_this_run = False
+        self.last_result: dict[str, Any] | None = None  # this run's latest result, as recorded
         self.signal_name: str | None = None
         self.start_time = self.last_time = time.time()
         self.interruptible = False  # True while the trainable's own code runs
@@ -165,7 +167,7 @@ class Session:
         try:
             self.iteration += 1
             self.iterations_since_restore += 1
-            result = self._auto_fill(metrics, time.time())
+            result = self.last_result = self._auto_fill(metrics, time.time())
             if self.writes:
                 self._record(result, checkpoint)
             elif checkpoint is not None:  # rank 0 writes it: every rank names the same one

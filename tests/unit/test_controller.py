@@ -632,12 +632,12 @@ def test_a_stopper_ending_the_experiment_stops_every_trial(tmp_path):
 
 # -- checkpoints -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("order", "kept"), [
-    ("max", ["checkpoint_000002", "checkpoint_000004"]),  # 0.9 is the best; the latest stays
-    ("min", ["checkpoint_000003", "checkpoint_000004"]),  # 0.1 is the best
+    ("max", ["checkpoint_000001", "checkpoint_000002", "checkpoint_000004"]),  # 0.5, 0.9 and the latest
+    ("min", ["checkpoint_000003", "checkpoint_000004"]),  # 0.1 and 0.3, the latest among them
 ])
 def test_checkpoints_kept_by_score(tmp_path, order, kept):
-    """num_to_keep=2 with a score attribute keeps the best-scored checkpoint and the latest
-    one, on disk and in the trial's record."""
+    """num_to_keep=2 with a score attribute keeps the two best-scored checkpoints plus the
+    latest one (Ray's rule), on disk and in the trial's record."""
     rig = make_rig(tmp_path, grid(1), checkpoint_config=CheckpointConfig(
         num_to_keep=2, checkpoint_score_attribute="acc", checkpoint_score_order=order))
     rig.step()
@@ -647,7 +647,7 @@ def test_checkpoints_kept_by_score(tmp_path, order, kept):
     rig.step()
     trial = rig.trial(0)
     assert sorted(p.name for p in Path(trial.path).glob("checkpoint_*")) == kept
-    scores = {"checkpoint_000002": 0.9, "checkpoint_000003": 0.1, "checkpoint_000004": 0.3}
+    scores = {"checkpoint_000001": 0.5, "checkpoint_000002": 0.9, "checkpoint_000003": 0.1, "checkpoint_000004": 0.3}
     assert trial.checkpoints == [[name, scores[name]] for name in kept]
     assert trial.checkpoint == "checkpoint_000004"
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.core.ids import default_trial_name
 from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, fits_float, flatten
 from hpctune.tune.experiment.trial_lifecycle import JobState, TrialLifecycle, TrialStatus
 
@@ -25,6 +26,31 @@ class TrialInfo:
 
 
 _ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
+
+
+class Finished:
+    """A truth value that is also callable: Ray's ``Trial.is_finished()`` is a method, while
+    code written for hpctune reads ``trial.is_finished`` as a flag; both give the same bool."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bool):
+        self._value = bool(value)
+
+    def __bool__(self) -> bool:
+        return self._value
+
+    def __call__(self) -> bool:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return self._value == other
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return repr(self._value)
 
 
 @dataclass(eq=False)  # a trial is one thing: equal to itself only, hashable (Ray's is a dict key)
@@ -93,8 +119,8 @@ class Trial(TrialLifecycle):
 
     @property
     def name(self) -> str:
-        """The trial's name: ``trial_name_creator``'s, else its id."""
-        return self.trial_name or self.trial_id
+        """The trial's name: ``trial_name_creator``'s, else Ray's ``<trainable>_<trial_id>``."""
+        return self.trial_name or default_trial_name(self.trainable_name, self.trial_id)
 
     @property
     def logdir(self) -> str:
@@ -106,8 +132,10 @@ class Trial(TrialLifecycle):
         return self.path
 
     @property
-    def is_finished(self) -> bool:
-        return self.status.is_finished
+    def is_finished(self) -> Finished:
+        """TERMINATED or ERROR: ``trial.is_finished()`` as Ray's method, ``if trial.is_finished``
+        as a flag (both work)."""
+        return Finished(self.status.is_finished)
 
     def record_result(self, result: dict[str, Any]) -> None:
         """Keep the latest result (as reported) and Ray's metric analysis (min/max/avg/last-k-avg)
