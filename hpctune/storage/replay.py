@@ -121,15 +121,17 @@ def checkpoint_name_ok(name: object, trial_id: str) -> bool:
     return True
 
 
-def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
+def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True,
+                 trainable_name: str | None = None) -> Trial:
     """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
-    or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded)."""
+    or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded).
+    ``trainable_name``: the experiment's (read from ``experiment.json`` when not given)."""
     meta = trial_meta(exp, trial_id)
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
                   str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}),
                   trial_name=meta.get("trial_name", ""), dirname=meta.get("trial_dirname", ""),
-                  trainable_name=exp.read_experiment().get("trainable", ""))
+                  trainable_name=_trainable_name(exp) if trainable_name is None else trainable_name)
     path = exp.result_log_path(trial_id)
     events = read_events(path)
     replay = TrialReplay(trial, stopped_after(events, path))
@@ -182,10 +184,11 @@ def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
     (a trial still queued, an error the worker could not write). A trial whose files cannot be
     read is kept as an ERROR trial saying why (with a warning): the others still load."""
     snapshot = {t.get("trial_id"): t for t in _snapshot_trials(exp)}
+    trainable = _trainable_name(exp)  # read once, not once per trial
     trials = []
     for trial_id in exp.trial_ids():
         try:
-            trial = replay_trial(exp, trial_id, real_config)
+            trial = replay_trial(exp, trial_id, real_config, trainable)
         except Exception as exc:  # noqa: BLE001 - a damaged file of one trial must not hide the rest
             trials.append(_unreadable(exp, trial_id, exc))
             continue
@@ -194,6 +197,17 @@ def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
             trial.restore_status(TrialStatus(known["status"]), known.get("error"))
         trials.append(trial)
     return trials
+
+
+def _trainable_name(exp: ExperimentDir) -> str:
+    """The trainable's name in ``experiment.json`` ("" when that file is damaged: the trials'
+    default names then lack it, and the rest still loads)."""
+    try:
+        spec = exp.read_experiment()
+    except (ValueError, OSError):
+        return ""
+    name = spec.get("trainable", "") if isinstance(spec, dict) else ""
+    return name if isinstance(name, str) else ""
 
 
 def _snapshot_trials(exp: ExperimentDir) -> list[dict[str, Any]]:
