@@ -128,6 +128,8 @@ class TrialEvents(TrialReplay):
             return
         if self.record(result):
             self._decide(result)
+        if event.get(ev.WAITS):  # its worker waits for the verdict: a stop or pause was written
+            self.enactor.let_proceed(trial, result.get("training_iteration"))
 
     def _decide(self, result: dict[str, Any]) -> None:
         """New progress: tell the searcher and callbacks; ask the stopper, then the scheduler.

@@ -5,8 +5,8 @@ the protocol, from the driver (or ``hpctune cancel``) to the job. It is read by 
 each report, and on SIGTERM to tell a stop from a preemption), by a pool task (to end a run),
 and by the driver itself (a restored driver finds the pause or stop it had asked for).
 
-On disk: ``{"v": CONTROL_VERSION, "action": "stop" | "pause", "reason": ..., "final": ...,
-"time": ...}``, written atomically (a reader never sees half a record) by ``write_control``
+On disk: ``{"v": CONTROL_VERSION, "action": "stop" | "pause" | "proceed", "reason": ...,
+"final": ..., "iteration": ..., "time": ...}``, written atomically (a reader never sees half a record) by ``write_control``
 and read by ``read_control``, the only two functions that touch the file. A record without
 ``"v"`` (hpctune before records had versions) is version 1. It holds no code, so like the
 other JSON files of an experiment it is read without the ownership checks pickles get
@@ -32,6 +32,7 @@ CONTROL_VERSION = 1
 ACTION = "action"
 REASON = "reason"
 FINAL = "final"
+ITERATION = "iteration"
 TIME = "time"
 
 
@@ -40,6 +41,10 @@ class ControlAction(str, enum.Enum):
 
     STOP = "stop"    # end the trial (StopTrial in the trainable); ``final`` says if it is over
     PAUSE = "pause"  # checkpoint and exit: the driver resubmits the trial later
+    #: the driver decided on the result of ``iteration`` and the trial goes on: a worker waiting
+    #: there (``core/decision_points``) returns from ``report()``. Only written for a worker
+    #: that waits, so a worker of an older hpctune never reads one.
+    PROCEED = "proceed"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class ControlRecord:
     time: float | None = field(default_factory=time.time)
     #: the version it was read with (``CONTROL_VERSION`` for a new one)
     version: int = CONTROL_VERSION
+    #: a proceed: the training_iteration of the result it answers
+    iteration: int | None = None
 
     @classmethod
     def stop(cls, reason: str, final: bool = False) -> ControlRecord:
@@ -64,6 +71,14 @@ class ControlRecord:
     @classmethod
     def pause(cls) -> ControlRecord:
         return cls(ControlAction.PAUSE)
+
+    @classmethod
+    def proceed(cls, iteration: int) -> ControlRecord:
+        return cls(ControlAction.PROCEED, iteration=iteration)
+
+    def lets_go_on_after(self, iteration: int) -> bool:
+        """A proceed for the result of exactly ``iteration`` (an older one answers another wait)."""
+        return self.action is ControlAction.PROCEED and self.iteration == iteration
 
     @property
     def is_stop(self) -> bool:
@@ -75,8 +90,11 @@ class ControlRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as written (always at ``CONTROL_VERSION``)."""
-        return {VERSION: CONTROL_VERSION, ACTION: self.action.value, REASON: self.reason,
+        data = {VERSION: CONTROL_VERSION, ACTION: self.action.value, REASON: self.reason,
                 FINAL: self.final, TIME: self.time}
+        if self.iteration is not None:
+            data[ITERATION] = self.iteration
+        return data
 
 
 def write_control(path: str | Path, record: ControlRecord) -> None:
@@ -105,9 +123,11 @@ def read_control(path: str | Path) -> ControlRecord | None:
     try:
         action = ControlAction(data.get(ACTION))
     except ValueError:
-        raise _not_a_record(path, f"its action is {data.get(ACTION)!r}, not 'stop' or 'pause'") from None
-    moment = data.get(TIME)
+        raise _not_a_record(path, f"its action is {data.get(ACTION)!r}, not 'stop', 'pause' or "
+                                  "'proceed'") from None
+    moment, iteration = data.get(TIME), data.get(ITERATION)
     return ControlRecord(action, reason=str(data.get(REASON) or ""), final=bool(data.get(FINAL)),
+                         iteration=iteration if isinstance(iteration, int) else None,
                          time=float(moment) if isinstance(moment, (int, float)) else None,
                          version=version)
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
+from hpctune.core.decision_points import META_KEY as POINTS_KEY
+from hpctune.core.decision_points import DecisionPoints
 from hpctune.core.ids import experiment_id_of
 from hpctune.storage.array_manifest import trial_of_task
 from hpctune.storage.events import NODELIST, RANK, WORLD_SIZE, EventKind, new_event
@@ -71,7 +73,8 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         experiment_id=experiment_id_of(trial_id) or exp.root.name,  # the experiment's unique prefix
     )
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
-                      stop_grace_s=session_mod.stop_grace_of(spec))
+                      stop_grace_s=session_mod.stop_grace_of(spec),
+                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)))
     if session.checkpoint is not None:  # the running totals continue from its result
         name = Path(session.checkpoint.path).name
         session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))

@@ -2,7 +2,8 @@
 
 One ``Session`` per worker process. ``report`` auto-fills Ray Tune's metrics, appends a
 ``result`` event to the trial's log, persists checkpoints and checks the driver's
-control record (a STOP decision makes ``report`` end the trial cleanly). A STOP that
+control record (a STOP decision makes ``report`` end the trial cleanly). At a result where a
+decision can fall (``decision_points``) it first waits for the driver's verdict (``verdict``). A STOP that
 arrives as the SIGTERM of the driver's scancel raises ``StopTrial`` in the trainable's
 own code (``on_stop_signal``), so its ``finally:`` blocks and ``cleanup()`` run, within
 ``stop_grace_s`` seconds: a watchdog ends the process when the cleanup takes longer.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
+from hpctune.core.decision_points import NEVER, DecisionPoints
 from hpctune.errors import HpctuneError
 from hpctune.storage import events as ev
 from hpctune.storage.checkpoints import (
@@ -38,6 +40,7 @@ from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.worker.context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 from hpctune.worker.report_values import check_checkpoint, plain_metrics
+from hpctune.worker.verdict import await_verdict
 
 _session: Session | None = None
 PAUSE = "pause"
@@ -73,8 +76,10 @@ class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
     def __init__(self, context: TrialContext, log: ResultLog, control_path: Path,
-                 stop_grace_s: float = DEFAULT_STOP_GRACE_S):
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER):
         self.context, self.log, self.control_path = context, log, control_path
+        #: after a result at one of these, report() waits for the driver's verdict (verdict.py)
+        self.decision_points = decision_points
         self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
         self.stop_grace_s = stop_grace_s
         self._control_mtime: float | None = None
@@ -172,6 +177,9 @@ class Session:
                 self.checkpointed_this_run = True
         finally:
             self.interruptible = interruptible
+        if self.decision_points.waits_at(self.iteration) and await_verdict(
+                self.control_path, self.iteration) is None:
+            self.decision_points = NEVER  # the driver is gone: no more waiting in this run
         self.check_control()
         if interruptible:
             self.raise_pending_stop()
@@ -186,6 +194,8 @@ class Session:
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
             event[ev.CHECKPOINT] = path.name
+        if self.decision_points.waits_at(self.iteration):
+            event[ev.WAITS] = True  # the driver answers it (a proceed, a stop or a pause)
         self.append(event, fsync=checkpoint is not None)
 
     def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
