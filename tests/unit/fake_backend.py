@@ -88,9 +88,10 @@ class FakeJob:
         self._write(EventKind.START, restored_iteration=restored_iteration)
         return self
 
-    def report(self, checkpoint: bool = False, **metrics: Any) -> FakeJob:
+    def report(self, checkpoint: bool = False, waits: bool = False, **metrics: Any) -> FakeJob:
         """``train.report(metrics)``: the next training_iteration, with a checkpoint
-        directory created in the trial directory when ``checkpoint``."""
+        directory created in the trial directory when ``checkpoint``; ``waits``: at a decision
+        point (the worker waits for the driver's verdict)."""
         self.iteration += 1
         self.since_restore += 1
         result = {**metrics, "training_iteration": self.iteration,
@@ -102,6 +103,8 @@ class FakeJob:
             name = checkpoint_dir_name(self.iteration)
             (self.backend.exp.trial_dir(self.trial_id) / name).mkdir(parents=True, exist_ok=True)
             fields["checkpoint"] = name
+        if waits:
+            fields["waits"] = True
         self._write(EventKind.RESULT, **fields)
         return self
 
