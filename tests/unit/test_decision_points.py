@@ -88,10 +88,10 @@ def test_fifo_never_and_a_custom_scheduler_everywhere():
 
 
 def test_asha_waits_at_its_rungs_and_max_t():
-    asha = ASHAScheduler(metric="loss", mode="min", max_t=9, grace_period=1, reduction_factor=3)
+    asha = ASHAScheduler(metric="loss", mode="min", max_t=10, grace_period=1, reduction_factor=3)
     t = trial()
     asha.on_trial_add(t.info)
-    assert waits(asha.decision_points(t.info)) == [1, 3, 9]
+    assert waits(asha.decision_points(t.info)) == [1, 3, 9, 10]  # stops the last trials at max_t
     asha = ASHAScheduler(metric="loss", mode="min", max_t=10, grace_period=2, reduction_factor=2,
                          stop_last_trials=False)
     asha.on_trial_add(t.info)
