@@ -9,7 +9,6 @@ def test_the_launch_tells_the_worker_where_to_wait(tmp_path):
     """The test's recording scheduler decides in its own on_trial_result: every result."""
     rig = make_rig(tmp_path, stop={"training_iteration": 3})
     rig.step()
-    first_job = rig.trial(0).job_id
     meta = rig.exp.read_trial_meta(tid(0))
     assert DecisionPoints.from_json(meta["decision_points"]) == EVERY
 
