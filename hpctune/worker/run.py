@@ -27,6 +27,7 @@ from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.core.decision_points import DecisionPoints
 from hpctune.core.ids import experiment_id_of
 from hpctune.storage.array_manifest import trial_of_task
+from hpctune.storage.control import DOORBELL_FILE
 from hpctune.storage.events import NODELIST, RANK, WORLD_SIZE, EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, checkpoint_results
@@ -74,7 +75,8 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
     )
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
                       stop_grace_s=session_mod.stop_grace_of(spec),
-                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)))
+                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)),
+                      doorbell=exp.root / DOORBELL_FILE)
     if session.checkpoint is not None:  # the running totals continue from its result
         name = Path(session.checkpoint.path).name
         session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))

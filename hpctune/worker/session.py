@@ -40,7 +40,7 @@ from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.worker.context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 from hpctune.worker.report_values import check_checkpoint, plain_metrics
-from hpctune.worker.verdict import await_verdict
+from hpctune.worker.verdict import Verdicts
 
 _session: Session | None = None
 PAUSE = "pause"
@@ -76,15 +76,16 @@ class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
     def __init__(self, context: TrialContext, log: ResultLog, control_path: Path,
-                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER):
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER,
+                 doorbell: Path | None = None):
         self.context, self.log, self.control_path = context, log, control_path
-        #: after a result at one of these, report() waits for the driver's verdict (verdict.py)
-        self.decision_points = decision_points
         self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
         self.stop_grace_s = stop_grace_s
         self._control_mtime: float | None = None
         #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
         self.writes = context.is_rank_zero()
+        #: after a result at a decision point, report() waits for the driver's verdict
+        self.verdicts = Verdicts(decision_points, control_path, doorbell if self.writes else None)
         self._run_offset = log.size()  # this run's events come after it
         self._errors_checked_to = self._run_offset  # rank 0: the log is free of peer errors up to here
         self.hostname = socket.gethostname()
@@ -177,9 +178,7 @@ class Session:
                 self.checkpointed_this_run = True
         finally:
             self.interruptible = interruptible
-        if self.decision_points.waits_at(self.iteration) and await_verdict(
-                self.control_path, self.iteration) is None:
-            self.decision_points = NEVER  # the driver is gone: no more waiting in this run
+        self.verdicts.after(self.iteration)
         self.check_control()
         if interruptible:
             self.raise_pending_stop()
@@ -194,7 +193,7 @@ class Session:
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
             event[ev.CHECKPOINT] = path.name
-        if self.decision_points.waits_at(self.iteration):
+        if self.verdicts.waits_at(self.iteration):
             event[ev.WAITS] = True  # the driver answers it (a proceed, a stop or a pause)
         self.append(event, fsync=checkpoint is not None)
 

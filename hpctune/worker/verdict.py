@@ -9,6 +9,9 @@ result that decided it, as in Ray). The poll starts at a millisecond and backs o
 A driver that does not answer within ``timeout_s`` is taken for dead (or stuck): the worker
 notes it on stderr and goes on without waiting for the rest of this run; a restored driver
 re-decides from the log, as before waiting existed.
+
+At its run's first wait the worker rings the experiment's doorbell (``storage/control``): the
+driver may not know yet that the job runs, and reads only known-running jobs' logs every tick.
 """
 
 from __future__ import annotations
@@ -18,12 +21,35 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hpctune.storage.control import ControlRecord, read_control
+from hpctune.core.decision_points import NEVER, DecisionPoints
+from hpctune.storage.control import ControlRecord, read_control, ring_doorbell
 
 #: how long a worker waits for a verdict before it goes on without one
 VERDICT_TIMEOUT_S = 60.0
 FIRST_POLL_S = 0.001
 MAX_POLL_S = 0.01
+
+
+class Verdicts:
+    """One run's waits: where (``points``), on which control record, and the doorbell to ring
+    once (rank 0's; None on other ranks)."""
+
+    def __init__(self, points: DecisionPoints, control_path: Path, doorbell: Path | None = None):
+        self.points, self.control_path, self.doorbell = points, control_path, doorbell
+
+    def waits_at(self, iteration: int) -> bool:
+        return self.points.waits_at(iteration)
+
+    def after(self, iteration: int) -> None:
+        """Wait for the verdict on the result of ``iteration`` where one can fall (the caller
+        enacts a stop or pause); after a timeout, wait no more in this run."""
+        if not self.points.waits_at(iteration):
+            return
+        if self.doorbell is not None:
+            ring_doorbell(self.doorbell)
+            self.doorbell = None
+        if await_verdict(self.control_path, iteration) is None:
+            self.points = NEVER  # the driver is gone: no more waiting in this run
 
 
 def await_verdict(control_path: Path, iteration: int, timeout_s: float = VERDICT_TIMEOUT_S,
