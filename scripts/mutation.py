@@ -683,6 +683,60 @@ MUTANTS += [  # issue 24 deliverable 4: recovery that finishes
 ]
 
 
+# -- issue 22 S1: reports that wait where a decision can fall --------------------------------------
+POINTS = U + "test_decision_points.py"
+VERDICTS = U + "test_verdicts.py"
+MUTANTS += [
+    Mutant("points-period-off", "hpctune/core/decision_points.py",
+           "return (iteration - self.start) % self.period == 0", "return (iteration - self.start) % self.period == 1",
+           (POINTS,), "PBT's trials wait one iteration after each perturbation point"),
+    Mutant("points-union-drops-other", "hpctune/core/decision_points.py",
+           "iterations=self.iterations | other.iterations", "iterations=self.iterations",
+           (POINTS,), "a scheduler's and a stopper's points: only the scheduler's are waited at"),
+    Mutant("points-subclass-trusted", "hpctune/core/decision_points.py",
+           "and issubclass(deciding, declaring)):", "and False):",
+           (POINTS,), "a subclass that decides itself keeps its parent's points: no wait where it decides"),
+    Mutant("points-rung-floor", "hpctune/core/decision_points.py",
+           "frozenset(max(1, math.ceil(v)) for v in values)", "frozenset(max(1, int(v)) for v in values)",
+           (POINTS,), "a rung at 2.5 waits at 2, where nothing is decided yet"),
+    Mutant("asha-points-no-max-t", "hpctune/tune/schedulers/async_hyperband.py",
+           "return at(rungs + ([self._max_t] if self._stop_last_trials else []))", "return at(rungs)",
+           (POINTS,), "ASHA's stop at max_t falls where the worker does not wait"),
+    Mutant("hyperband-points-current-only", "hpctune/tune/schedulers/hyperband.py",
+           "for _ in range(self.halves):", "for _ in range(0):",
+           (POINTS,), "HyperBand's later milestones are not waited at"),
+    Mutant("pbt-points-from-zero", "hpctune/tune/schedulers/pbt.py",
+           "last = state.last_perturbation_time if state is not None else 0.0", "last = 0.0",
+           (POINTS,), "an exploited trial waits at the old perturbation points"),
+    Mutant("dict-stopper-points-any-key", "hpctune/tune/stopper.py",
+           'if set(self._criteria) == {"training_iteration"}:', 'if "training_iteration" in self._criteria:',
+           (POINTS,), "stop={iteration, acc}: an accuracy stop falls where nobody waits"),
+    Mutant("verdict-any-proceed", "hpctune/storage/control.py",
+           "return self.action is ControlAction.PROCEED and self.iteration == iteration",
+           "return self.action is ControlAction.PROCEED",
+           (POINTS,), "a proceed for an earlier result lets the worker run past this one's decision"),
+    Mutant("session-never-waits", "hpctune/worker/session.py",
+           "self.verdicts.after(self.iteration)", "pass", (POINTS, "tests/e2e/test_report_waits.py"),
+           "report() returns before the verdict: a stopped trial runs on"),
+    Mutant("doorbell-ignored", "hpctune/controller/controller.py",
+           "Reading.SUBMITTED if polling or self.doorbell.rang() else", "Reading.SUBMITTED if polling else",
+           (VERDICTS,), "a job that started since the last poll waits for the next poll for its verdict"),
+    Mutant("doorbell-rings-always", "hpctune/worker/verdict.py",
+           "            self.doorbell = None", "            pass",
+           (POINTS,), "every wait rings: the driver reads every submitted log every answer"),
+    Mutant("proceed-overwrites-stop", "hpctune/controller/enactor.py",
+           "if (isinstance(iteration, int) and trial.stop_requested_at is None and not trial.awaiting_restart",
+           "if (isinstance(iteration, int) and not trial.awaiting_restart",
+           (VERDICTS,), "a proceed replaces the stop the same result decided"),
+    Mutant("no-proceed", "hpctune/controller/events.py",
+           "self.enactor.let_proceed(trial, result.get(\"training_iteration\"))", "pass",
+           (VERDICTS,), "a waiting worker never hears it may go on: it waits out the timeout"),
+    Mutant("no-points-at-relaunch", "hpctune/controller/launching.py",
+           "**self._points_meta(trial)})\n\n    def _points_meta", "})\n\n    def _points_meta",
+           (VERDICTS,), "a resubmitted trial waits at its first launch's points"),
+]
+
+
 # -- running ------------------------------------------------------------------------------------
 def copy_repository(target: Path) -> None:
     """The working tree's tracked files and untracked, not ignored, ones (as they are now)."""

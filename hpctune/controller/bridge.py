@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.capacity import cluster_resources
 from hpctune.core.checks import strict_metric_checking
+from hpctune.core.decision_points import EVERY, DecisionPoints, declared
 from hpctune.core.metrics import flatten
 from hpctune.errors import ConfigError
 from hpctune.storage.pbt_files import read_policy_rows
@@ -115,6 +116,12 @@ class SchedulerBridge(TrialScheduler):
         if isinstance(metric, str) and metric not in flat and not strict_metric_checking():
             return Decision.CONTINUE
         return self._decision(self._call("on_trial_result", trial, flat))
+
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        """The user's scheduler's declaration; every result for one with Ray's hooks."""
+        if "on_trial_result" in self.ray_hooks:
+            return EVERY
+        return declared(self.scheduler, "on_trial_result", trial)
 
     def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
         """The scheduler's word on a PAUSED trial (schedulers without the hook: resume it)."""

@@ -42,6 +42,7 @@ from hpctune.controller.state import RunState, TrialTable
 from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
 from hpctune.display.view import StatusView
 from hpctune.errors import TuneError
+from hpctune.storage.control import DOORBELL_FILE, Doorbell
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.tune.callback import CallbackList
 from hpctune.tune.experiment.trial import Trial
@@ -96,6 +97,7 @@ class Controller:
                                  self.paused, settings)
         self._last_snapshot = clock()
         self._started = clock()
+        self.doorbell = Doorbell(exp.root / DOORBELL_FILE, clock=clock)
 
     def restore(self, snapshot: dict, resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False) -> None:
@@ -132,7 +134,8 @@ class Controller:
             self.launcher.create_trials()
             self.launcher.launch_pending()
         polling = self.jobs.poll_due()
-        self.ingest_logs(Reading.SUBMITTED if polling else Reading.RUNNING)
+        # a worker that waits for a verdict rings when the driver may not know its job runs yet
+        self.ingest_logs(Reading.SUBMITTED if polling or self.doorbell.rang() else Reading.RUNNING)
         self.enactor.cancel_stopped()
         enacted = self.exploits.take_enacted()
         if enacted and not self.state.stop_everything:  # PBT's recipients: out now, not a step later

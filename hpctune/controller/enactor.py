@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpctune.backends.base import Backend
 from hpctune.controller.output import append_event, keep_checkpoint
 from hpctune.controller.state import RunState, TrialTable
+from hpctune.core.decision_points import DecisionPoints, declared
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
@@ -38,6 +39,12 @@ class Deciders:
     scheduler: TrialScheduler
     stopper: Any
     callbacks: CallbackList
+
+    def decision_points(self, trial: Trial) -> DecisionPoints:
+        """Where the scheduler or the stopper may decide about ``trial`` (its worker waits for
+        the verdict after those results): the union of their declarations."""
+        return declared(self.scheduler, "on_trial_result", trial.info).union(
+            declared(self.stopper, "__call__", trial.trial_id))
 
 
 class Enactor:
@@ -81,6 +88,14 @@ class Enactor:
         """Ask the worker to checkpoint and exit; the trial is resubmitted later."""
         trial.request_pause()
         self.exp.write_control(trial.trial_id, ControlRecord.pause())
+
+    def let_proceed(self, trial: Trial, iteration: Any) -> None:
+        """The verdict on a result the worker waits at (``core/decision_points``) is to go on:
+        unless a stop or pause was written for it just now (that is the verdict), or PBT's
+        exploit stops it, write the ``proceed`` that lets its ``report()`` return."""
+        if (isinstance(iteration, int) and trial.stop_requested_at is None and not trial.awaiting_restart
+                and not trial.status.is_finished and trial.trial_id not in self.exploits.pending):
+            self.exp.write_control(trial.trial_id, ControlRecord.proceed(iteration))
 
     def cancel_stopped(self) -> None:
         """scancel every newly stopped trial at once, in one call: the fastest slot handover on

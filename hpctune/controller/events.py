@@ -129,6 +129,8 @@ class TrialEvents(TrialReplay):
             return
         if self.record(result):
             self._decide(result)
+        if event.get(ev.WAITS):  # its worker waits: a proceed, unless a stop or pause was the verdict
+            self.enactor.let_proceed(trial, result.get("training_iteration"))
 
     def _decide(self, result: dict[str, Any]) -> None:
         """New progress: tell the searcher and callbacks; ask the stopper, then the scheduler.

@@ -19,6 +19,7 @@ from hpctune.controller.enactor import Deciders
 from hpctune.controller.paused import PausedTrials
 from hpctune.controller.resource_change import apply_pending
 from hpctune.controller.state import RunState, TrialTable
+from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.space import format_experiment_tag
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
@@ -49,7 +50,7 @@ class Launcher:
                  deciders: Deciders, settings: ControllerSettings, paused: PausedTrials,
                  clock: Callable[[], float], save: Callable[[], None]):
         self.table, self.state, self.exp, self.backend = table, state, exp, backend
-        self.searcher, self.scheduler = deciders.searcher, deciders.scheduler
+        self.searcher, self.scheduler, self.deciders = deciders.searcher, deciders.scheduler, deciders
         self.settings, self.paused, self.clock, self.save = settings, paused, clock, save
         self._eager_batch_size: int | None = None
         self._created_since_save = False
@@ -103,10 +104,10 @@ class Launcher:
         exp.write_params(trial_id, config)
         tag = format_experiment_tag(len(self.table.trials), config, self.settings.param_space)
         trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
-        exp.write_trial_meta(trial_id, {"trial_id": trial_id, "experiment_tag": tag,
-                                        "resources": trial.resources})
         self.table.add(trial, LogTail(exp.result_log_path(trial_id)))
-        self.scheduler.on_trial_add(trial.info)
+        self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
+        exp.write_trial_meta(trial_id, {"trial_id": trial_id, "experiment_tag": tag,
+                                        "resources": trial.resources, **self._points_meta(trial)})
         initial = self.scheduler.initial_config(trial.info)
         if initial is not None:
             trial.config = dict(initial)
@@ -167,6 +168,13 @@ class Launcher:
         if trial.awaiting_restart:
             self.exp.clear_control(trial.trial_id)
             apply_pending(self.exp, trial)
+            self.exp.write_trial_meta(trial.trial_id, {**self.exp.read_trial_meta(trial.trial_id),
+                                                       **self._points_meta(trial)})
+
+    def _points_meta(self, trial: Trial) -> dict:
+        """The trial meta's entry of where its worker waits for the driver's verdict (a
+        scheduler's points move as the run goes: PBT's next perturbation, HyperBand's halvings)."""
+        return {POINTS_KEY: self.deciders.decision_points(trial).to_json()}
 
     def _throttle(self) -> int | None:
         """The array throttle (``%K``): ``max_concurrent_trials`` of a non-adaptive search."""

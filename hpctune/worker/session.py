@@ -2,7 +2,8 @@
 
 One ``Session`` per worker process. ``report`` auto-fills Ray Tune's metrics, appends a
 ``result`` event to the trial's log, persists checkpoints and checks the driver's
-control record (a STOP decision makes ``report`` end the trial cleanly). A STOP that
+control record (a STOP decision makes ``report`` end the trial cleanly). At a result where a
+decision can fall (``decision_points``) it first waits for the driver's verdict (``verdict``). A STOP that
 arrives as the SIGTERM of the driver's scancel raises ``StopTrial`` in the trainable's
 own code (``on_stop_signal``), so its ``finally:`` blocks and ``cleanup()`` run, within
 ``stop_grace_s`` seconds: a watchdog ends the process when the cleanup takes longer.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.checkpoint import Checkpoint
+from hpctune.core.decision_points import NEVER, DecisionPoints
 from hpctune.errors import HpctuneError
 from hpctune.storage import events as ev
 from hpctune.storage.checkpoints import (
@@ -34,11 +35,12 @@ from hpctune.storage.checkpoints import (
     persist_checkpoint,
     refuse_nested_source,
 )
-from hpctune.storage.control import ControlRecord, read_control
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.worker.context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
 from hpctune.worker.report_values import check_checkpoint, plain_metrics
+from hpctune.worker.verdict import Verdicts, read_request
 
 _session: Session | None = None
 PAUSE = "pause"
@@ -75,13 +77,16 @@ class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
     def __init__(self, context: TrialContext, log: ResultLog, control_path: Path,
-                 stop_grace_s: float = DEFAULT_STOP_GRACE_S):
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER,
+                 doorbell: Path | None = None):
         self.context, self.log, self.control_path = context, log, control_path
         self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
         self.stop_grace_s = stop_grace_s
         self._control_mtime: float | None = None
         #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
         self.writes = context.is_rank_zero()
+        #: after a result at a decision point, report() waits for the driver's verdict
+        self.verdicts = Verdicts(decision_points, control_path, doorbell if self.writes else None)
         self._run_offset = log.size()  # this run's events come after it
         self._errors_checked_to = self._run_offset  # rank 0: the log is free of peer errors up to here
         self.hostname = socket.gethostname()
@@ -175,6 +180,7 @@ class Session:
                 self.checkpointed_this_run = True
         finally:
             self.interruptible = interruptible
+        self.verdicts.after(self.iteration)
         self.check_control()
         if interruptible:
             self.raise_pending_stop()
@@ -189,6 +195,8 @@ class Session:
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
             event[ev.CHECKPOINT] = path.name
+        if self.verdicts.waits_at(self.iteration):
+            event[ev.WAITS] = True  # the driver answers it (a proceed, a stop or a pause)
         self.append(event, fsync=checkpoint is not None)
 
     def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
@@ -388,13 +396,3 @@ def get_checkpoint() -> Checkpoint | None:
 def get_trial_resources() -> dict[str, Any]:
     """The running trial's resources (``tune.get_trial_resources()``): {"cpu": 2, "gpu": 1, ...}."""
     return _require_session().context.get_trial_resources()
-
-
-def read_request(path: Path) -> ControlRecord | None:
-    """The driver's request (``read_control``); an unreadable record (garbage, a newer hpctune's)
-    is no request: the trial goes on, and the job's stderr says why."""
-    try:
-        return read_control(path)
-    except (HpctuneError, OSError) as exc:
-        print(f"hpctune: ignoring the control record {path}: {exc}", file=sys.stderr, flush=True)
-        return None

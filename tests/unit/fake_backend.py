@@ -29,7 +29,7 @@ from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog
-from hpctune.worker.session import read_request
+from hpctune.worker.verdict import read_request
 
 #: job states in which a job is still in the queue (``poll`` reports it)
 QUEUED = ("PENDING", "RUNNING")
@@ -89,9 +89,10 @@ class FakeJob:
         self._write(EventKind.START, restored_iteration=restored_iteration)
         return self
 
-    def report(self, checkpoint: bool = False, **metrics: Any) -> FakeJob:
+    def report(self, checkpoint: bool = False, waits: bool = False, **metrics: Any) -> FakeJob:
         """``train.report(metrics)``: the next training_iteration, with a checkpoint
-        directory created in the trial directory when ``checkpoint``."""
+        directory created in the trial directory when ``checkpoint``; ``waits``: at a decision
+        point (the worker waits for the driver's verdict)."""
         self.iteration += 1
         self.since_restore += 1
         result = {**metrics, "training_iteration": self.iteration,
@@ -103,6 +104,8 @@ class FakeJob:
             name = checkpoint_dir_name(self.iteration)
             (self.backend.exp.trial_dir(self.trial_id) / name).mkdir(parents=True, exist_ok=True)
             fields["checkpoint"] = name
+        if waits:
+            fields["waits"] = True
         self._write(EventKind.RESULT, **fields)
         return self
 
