@@ -40,7 +40,7 @@ from hpctune.tune.stopper import (
     TrialPlateauStopper,
 )
 from hpctune.worker.context import TrialContext
-from hpctune.worker.run import verdict
+from hpctune.worker import verdict
 from hpctune.worker.session import Session, StopTrial
 
 
