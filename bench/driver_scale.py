@@ -16,7 +16,7 @@ import time
 
 from _common import peak_rss_mb
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.controller import Controller, ControllerSettings
 from hpctune.space import grid_search, uniform
 from hpctune.storage.experiment import ExperimentDir
@@ -32,16 +32,19 @@ class InMemoryQueue:
     name, poll_interval_s, jobs_survive_driver = "in-memory", 2.0, True
 
     def __init__(self) -> None:
-        self.jobs: dict[str, JobState] = {}
+        self.jobs: dict[str, JobReport] = {}
 
     def launch(self, trial_ids, resources, throttle):
         first = len(self.jobs)
         ids = [f"1_{i}" for i in range(first, first + len(trial_ids))]
-        self.jobs.update({j: JobState("PENDING", "JobArrayTaskLimit") for j in ids})
+        self.jobs.update({j: JobReport("PENDING", "JobArrayTaskLimit") for j in ids})
         return ids
 
     def poll(self):
         return dict(self.jobs)
+
+    def poll_ready(self):
+        return True
 
     def cancel(self, job_ids):
         pass

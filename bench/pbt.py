@@ -6,7 +6,10 @@ The trainable needs a learning-rate schedule (``v += lr * (1 - v)`` per step, sc
 number of exploits, the exploit latency (the decision to the recipient's first result from
 the donor's checkpoint: stop, copy, rewrite, sbatch, start; median and p95), the fraction
 of the slots' time spent running trials, the best score against the best constant rate,
-and the Slurm commands. The same workload runs through Ray Tune when ``ray`` is importable.
+and the Slurm commands. The same workload runs through Ray Tune when ``ray`` is importable,
+on as many CPUs as hpctune has slots (``ray.init(num_cpus=...)``: Ray would take every core of
+the machine otherwise), with Ray Tune's own names inside the trainable (``ray.tune.report``,
+``ray.tune.get_checkpoint``: Ray refuses ``ray.train``'s inside Tune).
     python bench/pbt.py [--population 8] [--steps 30] [--sleep 0.5] [--interval 3]
 """
 
@@ -110,6 +113,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
+def slots(args: argparse.Namespace) -> int:
+    """Trials at once, for both systems: the whole population."""
+    return args.population
+
+
 def run_hpctune(args: argparse.Namespace) -> dict:
     pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=args.interval,
                                   hyperparam_mutations={"lr": tune.loguniform(1e-3, 1)}, seed=1)
@@ -119,7 +127,7 @@ def run_hpctune(args: argparse.Namespace) -> dict:
         param_space={"lr": tune.grid_search(INITIAL_LRS[: args.population]), "steps": args.steps,
                      "sleep": args.sleep},
         tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=pbt,
-                                    max_concurrent_trials=args.population),
+                                    max_concurrent_trials=slots(args)),
         run_config=tune.RunConfig(storage_path=storage_dir("pbt"), verbose=0,
                                   slurm=tune.SlurmConfig(poll_interval_s=0.5)),
     ).fit()
@@ -139,10 +147,12 @@ def run_hpctune(args: argparse.Namespace) -> dict:
 def run_ray(args: argparse.Namespace) -> dict | None:
     """The same workload through Ray Tune (ray.tune.Tuner, its PBT), when Ray is installed."""
     try:
+        import ray
         from ray import tune as ray_tune
         from ray.tune.schedulers import PopulationBasedTraining as RayPBT
     except ImportError:
         return None
+    ray.init(num_cpus=slots(args), include_dashboard=False, log_to_driver=False)
     pbt = RayPBT(time_attr="training_iteration", perturbation_interval=args.interval,
                  hyperparam_mutations={"lr": ray_tune.loguniform(1e-3, 1)})
     start = time.time()
@@ -150,18 +160,21 @@ def run_ray(args: argparse.Namespace) -> dict | None:
         ray_tune.with_resources(_ray_trainable, {"cpu": 1}),
         param_space={"lr": ray_tune.grid_search(INITIAL_LRS[: args.population]), "steps": args.steps,
                      "sleep": args.sleep},
-        tune_config=ray_tune.TuneConfig(metric="score", mode="max", scheduler=pbt),
+        tune_config=ray_tune.TuneConfig(metric="score", mode="max", scheduler=pbt,
+                                        max_concurrent_trials=slots(args)),
+        run_config=ray_tune.RunConfig(storage_path=storage_dir("pbt-ray"), verbose=0),
     ).fit()
-    return {"wall_s": round(time.time() - start, 1),
-            "best_score": round(grid.get_best_result().metrics["score"], 4)}
+    wall = time.time() - start
+    ray.shutdown()
+    return {"wall_s": round(wall, 1), "best_score": round(grid.get_best_result().metrics["score"], 4),
+            "errors": grid.num_errors}
 
 
 def _ray_trainable(config):
-    import ray.train as train
-    from ray.train import Checkpoint
+    from ray import tune as ray_tune
 
     v, start = 0.0, 0
-    checkpoint = train.get_checkpoint()
+    checkpoint = ray_tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as path, open(os.path.join(path, "state.json")) as f:
             state = json.load(f)
@@ -172,8 +185,8 @@ def _ray_trainable(config):
         with tempfile.TemporaryDirectory() as tmp:
             with open(os.path.join(tmp, "state.json"), "w") as f:
                 json.dump({"v": v, "step": step}, f)
-            train.report({"score": v - PENALTY * config["lr"], "lr": config["lr"]},
-                         checkpoint=Checkpoint.from_directory(tmp))
+            ray_tune.report({"score": v - PENALTY * config["lr"], "lr": config["lr"]},
+                            checkpoint=ray_tune.Checkpoint.from_directory(tmp))
 
 
 def main() -> None:

@@ -7,10 +7,14 @@ temporary directory, checks that the copy is what Python imports, runs the tests
 mutants once on the unmutated copy (they must pass), then for each mutant applies it, runs its
 tests there with ``pytest -x`` under a timeout, and puts the file back. Only unit tests and
 local-backend tests run (``-m "not slurm"``, ``HPCTUNE_BACKEND=local``): no Slurm lab needed.
+Mutants marked ``lab=True`` name lab tests: they run only with ``--lab``, against the Slurm lab
+of ``scripts/slurm-lab.sh`` (``eval "$(scripts/slurm-lab.sh env)"`` first), so that a bug
+"caught only on the lab" is checked rather than assumed; CI does not run them.
 
     .venv/bin/python scripts/mutation.py                 # every mutant (a few minutes)
     .venv/bin/python scripts/mutation.py -k asha -k ckpt  # those whose id or file matches
     .venv/bin/python scripts/mutation.py --list           # the list, nothing run
+    .venv/bin/python scripts/mutation.py --lab -k lab     # the lab-only mutants, on the lab
 
 One line per mutant (killed and by which test / SURVIVED / NOT FOUND, seconds), the counts
 per module and ``killed N of M``. Exit status 1 when a mutant survived, its snippet is not
@@ -44,14 +48,18 @@ class Mutant:
     replacement: str
     tests: tuple[str, ...]
     what: str = ""
+    #: its tests need the Slurm lab (they run only with --lab, against it)
+    lab: bool = False
 
 
 U = "tests/unit/"
 ASHA = (U + "test_asha.py",)
+COST = (U + "test_cost_estimate.py",)
 MEDIAN = (U + "test_median_stopping.py",)
 STOPPERS = (U + "test_stoppers.py",)
 CONTROLLER = (U + "test_controller.py",)
 REPLAY = (U + "test_replay.py", U + "test_log_compatibility.py")
+LIFECYCLE = (U + "test_trial_state.py",)
 BEST = (U + "test_best_result.py",)
 LIMITS = (U + "test_slurm_limits.py",)
 GRID = (U + "test_basic_variant.py", U + "test_space.py")
@@ -139,40 +147,69 @@ MUTANTS: list[Mutant] = [
            "decisions = [stopper(trial_id, result) for stopper in self._stoppers[:1]]", STOPPERS,
            "CombinedStopper asks only its first stopper"),
     # -- checkpoint retention -------------------------------------------------------------------
-    Mutant("ckpt-score-order", "hpctune/core/checkpoint.py",
+    Mutant("ckpt-score-order", "hpctune/storage/checkpoints.py",
            'sign = 1 if order == "max" else -1', 'sign = -1 if order == "max" else 1',
            (U + "test_checkpoint.py",) + CONTROLLER, "keeps the worst checkpoints"),
-    Mutant("ckpt-latest-deleted", "hpctune/core/checkpoint.py",
-           "doomed = [name for name, _ in ranked if name != latest]",
-           "doomed = [name for name, _ in ranked]", (U + "test_checkpoint.py",) + CONTROLLER,
+    Mutant("ckpt-latest-deleted", "hpctune/storage/checkpoints.py",
+           "kept = {name for name, _ in ranked[len(ranked) - num_to_keep:]} | {latest}",
+           "kept = {name for name, _ in ranked[len(ranked) - num_to_keep:]}", (U + "test_checkpoint.py",) + CONTROLLER,
            "the latest checkpoint may be deleted"),
-    Mutant("ckpt-unscored-best", "hpctune/core/checkpoint.py",
+    Mutant("ckpt-best-deleted-for-latest", "hpctune/storage/checkpoints.py",
+           "kept = {name for name, _ in ranked[len(ranked) - num_to_keep:]} | {latest}",
+           "kept = {name for name, _ in ranked[len(ranked) - num_to_keep + 1:]} | {latest}",
+           (U + "test_checkpoint.py",) + CONTROLLER, "the best checkpoint makes room for the latest"),
+    Mutant("ckpt-unscored-best", "hpctune/storage/checkpoints.py",
            'key=lambda c: float("-inf") if c[1] is None', 'key=lambda c: float("inf") if c[1] is None',
            (U + "test_checkpoint.py",), "a checkpoint without a score counts as best"),
-    Mutant("ckpt-score-not-recorded", "hpctune/controller/controller.py",
+    Mutant("ckpt-score-not-recorded", "hpctune/controller/output.py",
            "trial.checkpoints.append([name, flat_value(result, attribute) if attribute else None])",
            "trial.checkpoints.append([name, None])", CONTROLLER,
            "the controller forgets checkpoint scores"),
+    # -- Ray's semantics at the end of a trial (issue 22) ------------------------------------------
+    Mutant("ckpt-dict-not-loaded", "hpctune/worker/class_trainable.py",
+           "instance.load_checkpoint(load_private_pickle(saved) if saved.is_file() else directory)",
+           "instance.load_checkpoint(directory)", ("tests/e2e/test_ray_fidelity.py",),
+           "load_checkpoint gets the directory, not the dict save_checkpoint returned"),
+    Mutant("ckpt-at-end-ignored-on-stop", "hpctune/worker/class_trainable.py",
+           "stop.checkpoint = _checkpoint_at_stop(instance, session)", "stop.checkpoint = None",
+           ("tests/e2e/test_ray_fidelity.py",), "checkpoint_at_end ignored when a stopper ends the trial"),
+    Mutant("stopped-not-done", "hpctune/storage/replay.py",
+           "        self.mark_done()  # a stopper or scheduler ended it", "        pass  # a stopper or scheduler ended it",
+           REPLAY, "a replayed stopped trial's final result lacks done"),
+    Mutant("strict-metric-off", "hpctune/core/checks.py",
+           "        if missing:\n            shown", "        if False:\n            shown",
+           ("tests/e2e/test_ray_fidelity.py",), "a metric no result holds passes silently"),
+    Mutant("strict-metric-env-ignored", "hpctune/core/checks.py",
+           'return os.environ.get(STRICT_METRIC_ENV, "0").strip() in ("", "0")', "return True",
+           ("tests/e2e/test_ray_fidelity.py",), "TUNE_DISABLE_STRICT_METRIC_CHECKING is not read"),
+    Mutant("seed-from-os", "hpctune/tune/search/basic_variant.py",
+           "self._entropy = int(np.random.randint(0, 2**63 - 1, dtype=np.int64))",
+           "self._entropy = int(np.random.SeedSequence().entropy)", ("tests/e2e/test_ray_fidelity.py",),
+           "np.random.seed() before the Tuner does not repeat the configs"),
+    Mutant("trial-name-bare-id", "hpctune/tune/experiment/trial.py",
+           "return self.trial_name or default_trial_name(self.trainable_name, self.trial_id)",
+           "return self.trial_name or self.trial_id", (U + "test_ray_api.py",),
+           "default trial names are bare ids, not Ray's <trainable>_<id>"),
     # -- retries and fail_fast ------------------------------------------------------------------
-    Mutant("retry-one-too-few", "hpctune/controller/controller.py",
+    Mutant("retry-one-too-few", "hpctune/controller/enactor.py",
            "trial.num_failures <= self.settings.max_failures",
            "trial.num_failures < self.settings.max_failures", CONTROLLER,
            "max_failures=1 does not retry"),
-    Mutant("retry-unlimited-ignored", "hpctune/controller/controller.py",
+    Mutant("retry-unlimited-ignored", "hpctune/controller/enactor.py",
            "return self.settings.max_failures < 0 or trial",
            "return trial", CONTROLLER, "max_failures=-1 does not retry"),
-    Mutant("retry-not-counted", "hpctune/controller/controller.py",
+    Mutant("retry-not-counted", "hpctune/controller/enactor.py",
            "        trial.num_failures += 1\n        if self._may_retry(trial):\n",
            "        trial.num_failures += 0\n        if self._may_retry(trial):\n", CONTROLLER,
            "failures are not counted: retried forever"),
-    Mutant("retry-not-awaiting-restart", "hpctune/controller/controller.py",
-           "        trial.awaiting_restart = True\n\n    def keep_checkpoint",
-           "        trial.awaiting_restart = False\n\n    def keep_checkpoint", CONTROLLER,
+    Mutant("retry-not-awaiting-restart", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        self.awaiting_restart = True\n\n    def _busy",
+           "        self.awaiting_restart = False\n\n    def _busy", CONTROLLER + LIFECYCLE,
            "a retried trial is relaunched as if new (no checkpoint, no throttle wait)"),
-    Mutant("fail-fast-does-not-stop", "hpctune/controller/controller.py",
-           "            self.stop_experiment(self.fatal_error)", "            pass",
+    Mutant("fail-fast-does-not-stop", "hpctune/controller/enactor.py",
+           "            self.stop_experiment(self.state.fatal_error)", "            pass",
            CONTROLLER, "fail_fast records the error but the run goes on"),
-    Mutant("stop-not-cancelled", "hpctune/controller/controller.py",
+    Mutant("stop-not-cancelled", "hpctune/controller/enactor.py",
            "            self.backend.cancel([t.job_id for t in overdue])", "            pass",
            CONTROLLER, "a STOP decision never reaches Slurm"),
     Mutant("time-budget-ignored", "hpctune/controller/controller.py",
@@ -182,10 +219,10 @@ MUTANTS: list[Mutant] = [
            "and restarts > trial.restart_count", "and restarts > trial.restart_count + 1",
            CONTROLLER, "a job Slurm restarted without warning is no failure"),
     Mutant("preemption-is-a-failure", "hpctune/controller/events.py",
-           "        super().on_preempted(event)\n        self.trial.awaiting_restart = True",
-           "        super().on_preempted(event)\n        self.trial.awaiting_restart = False",
+           "        super().on_preempted(event)\n        self.trial.preempt()",
+           "        super().on_preempted(event)\n        pass",
            CONTROLLER, "the restart after a preemption counts as a failure"),
-    Mutant("over-budget-not-cancelled", "hpctune/controller/controller.py",
+    Mutant("over-budget-not-cancelled", "hpctune/controller/enactor.py",
            "                self.backend.cancel([trial.job_id])", "                pass", CONTROLLER,
            "a trial out of retries keeps its job running"),
     Mutant("stale-job-taken", "hpctune/controller/events.py",
@@ -198,7 +235,7 @@ MUTANTS: list[Mutant] = [
            "results after a stop decision change the trial"),
     # -- launching ------------------------------------------------------------------------------
     Mutant("launch-without-throttle", "hpctune/controller/launching.py",
-           "batch[0].resources, throttle)", "batch[0].resources, None)", CONTROLLER,
+           "batch[0].resources, self._throttle())", "batch[0].resources, None)", CONTROLLER,
            "max_concurrent_trials never reaches the array (%K)"),
     Mutant("launch-beyond-submit-limit", "hpctune/controller/launching.py",
            "batch, room = batch[:room], room - min(room, len(batch))", "batch, room = batch, room",
@@ -207,34 +244,34 @@ MUTANTS: list[Mutant] = [
            "return max(0, throttle - len(in_slurm))", "return max(0, throttle)", CONTROLLER,
            "a retry runs as a third trial beside a full array of 2"),
     Mutant("relaunch-while-array-queued", "hpctune/controller/launching.py",
-           'if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):',
+           'if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):',
            "if False:", CONTROLLER, "a retry jumps the array's queued tasks"),
     Mutant("relaunch-behind-queued-resubmission", "hpctune/controller/launching.py",
-           'if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):',
-           'if any(t.job_state == "PENDING" for t in in_slurm):', ("tests/unit/test_pbt_exploit.py",),
+           'if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):',
+           'if any(t.job_state is JobState.PENDING for t in in_slurm):', ("tests/unit/test_pbt_exploit.py",),
            "an exploit's resubmission waits until the previous one's job runs"),
     # -- heartbeats and vanished jobs ------------------------------------------------------------
     Mutant("heartbeat-never-fires", "hpctune/controller/job_watch.py",
-           "if ctl.clock() - since > timeout:", 'if ctl.clock() - since > float("inf"):',
+           "if self.clock() - since > timeout:", 'if self.clock() - since > float("inf"):',
            CONTROLLER, "a hung job is never cancelled"),
     Mutant("cancel-request-is-failure", "hpctune/controller/job_watch.py",
            "if trial.stop_requested_at is None and self._stop_requested_on_disk(trial):",
            "if False:", CONTROLLER, "`hpctune cancel` counts as a failure"),
     # -- restore -----------------------------------------------------------------------------------
     Mutant("restore-no-catch-up", "hpctune/controller/snapshot.py",
-           "    ctl.ingest_logs(settle=False, unsubmitted=True)", "    pass", CONTROLLER,
+           "    read_logs(Reading.RESTORE)", "    pass", CONTROLLER,
            "events written while no driver ran are read only after relaunching"),
     Mutant("restore-offset-zero", "hpctune/controller/snapshot.py",
-           "LogTail(ctl.exp.result_log_path(trial.trial_id), trial.log_offset)",
-           "LogTail(ctl.exp.result_log_path(trial.trial_id), 0)", CONTROLLER,
+           "LogTail(exp.result_log_path(trial.trial_id), trial.log_offset)",
+           "LogTail(exp.result_log_path(trial.trial_id), 0)", CONTROLLER,
            "a restored driver handles every result twice"),
-    Mutant("restore-finished-live", "hpctune/controller/snapshot.py",
-           "        if not trial.is_finished:\n            ctl.live[trial.trial_id] = trial",
-           "        if True:\n            ctl.live[trial.trial_id] = trial", CONTROLLER,
+    Mutant("restore-finished-live", "hpctune/controller/state.py",
+           "        if not trial.is_finished:\n            self.live[trial.trial_id] = trial",
+           "        if True:\n            self.live[trial.trial_id] = trial", CONTROLLER,
            "finished trials come back to the loop"),
     Mutant("restore-local-not-relaunched", "hpctune/controller/snapshot.py",
-           "trial.job_id and not ctl.backend.jobs_survive_driver:",
-           "trial.job_id and ctl.backend.jobs_survive_driver:", CONTROLLER,
+           "trial.job_id and not backend.jobs_survive_driver:",
+           "trial.job_id and backend.jobs_survive_driver:", CONTROLLER,
            "local trials killed with the driver are waited on forever"),
     # -- result replay -----------------------------------------------------------------------------
     Mutant("replay-rerun-is-progress", "hpctune/storage/replay.py",
@@ -274,6 +311,47 @@ MUTANTS: list[Mutant] = [
     Mutant("queue-old-record-refused", "hpctune/storage/pool_queue.py",
            "check_version(data.get(VERSION, 1), QUEUE_VERSION", "check_version(data.get(VERSION), QUEUE_VERSION",
            (U + "test_pool_records.py",), "a run queued by the previous release is never started"),
+    Mutant("replay-retry-not-reopened", "hpctune/storage/replay.py",
+           "        if self.trial.is_finished:\n            self.trial.reopen()",
+           "        if False:\n            self.trial.reopen()", REPLAY,
+           "a log that goes on after an error (a retry) cannot be replayed"),
+    # -- the loop's parts --------------------------------------------------------------------------
+    Mutant("paused-stop-ignored", "hpctune/controller/paused.py",
+           "            self._end(trial)\n            return False", "            pass\n            return False",
+           ("tests/unit/test_pbt_exploit.py",), "a paused trial its scheduler stops stays paused forever"),
+    Mutant("paused-donor-not-awaited", "hpctune/controller/paused.py",
+           "            if self._donor_pausing(decision.donor_trial_id):", "            if False:",
+           ("tests/unit/test_pbt_exploit.py",), "a paused recipient exploits its donor's older checkpoint"),
+    Mutant("relaunch-keeps-pause-request", "hpctune/controller/launching.py",
+           "            self.exp.clear_control(trial.trial_id)", "            pass", CONTROLLER,
+           "a resumed trial is relaunched with its old pause request (it pauses again at once)"),
+    Mutant("restore-skips-unsubmitted-logs", "hpctune/controller/events.py",
+           "if trial.job_id is None and reading is not Reading.RESTORE:", "if trial.job_id is None:",
+           CONTROLLER, "a restored driver misses what a launch its snapshot missed wrote"),
+    Mutant("enacted-not-resubmitted-at-once", "hpctune/controller/controller.py",
+           "        if enacted and not self.state.stop_everything:", "        if False:",
+           ("tests/unit/test_pbt_exploit.py",), "PBT's recipients wait a step before they go out again"),
+    # -- the trial state machine -------------------------------------------------------------------
+    Mutant("lifecycle-unchecked", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        if phase not in TRANSITIONS[operation]:", "        if False:", LIFECYCLE,
+           "an operation runs from any phase (a finished trial is launched again)"),
+    Mutant("lifecycle-launch-twice", "hpctune/tune/experiment/trial_lifecycle.py",
+           '"launch": frozenset({Phase.NEW, Phase.RELAUNCH}),',
+           '"launch": frozenset({Phase.NEW, Phase.RELAUNCH, Phase.QUEUED}),', LIFECYCLE,
+           "a trial with a job is submitted a second time"),
+    Mutant("lifecycle-second-stop", "hpctune/tune/experiment/trial_lifecycle.py",
+           '"a stop was requested already" if self.stop_requested_at is not None else ""',
+           '""', LIFECYCLE, "a second stop decision overwrites the first one's reason and time"),
+    Mutant("lifecycle-late-result-runs", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        if not self.awaiting_restart:\n            self.status = TrialStatus.RUNNING",
+           "        if True:\n            self.status = TrialStatus.RUNNING", LIFECYCLE + CONTROLLER,
+           "a late result of a job retried away from makes the waiting trial RUNNING (never relaunched)"),
+    Mutant("lifecycle-cancelled-job-forgotten", "hpctune/tune/experiment/trial_lifecycle.py",
+           "        self.cancelled_jobs.append(str(self.job_id))", "        pass", LIFECYCLE,
+           "a job cancelled on Ctrl+C is re-attached to at the restore"),
+    Mutant("lifecycle-unknown-slurm-state-fails", "hpctune/tune/experiment/trial_lifecycle.py",
+           "            return cls.UNKNOWN", "            raise", LIFECYCLE,
+           "a Slurm state this version does not know fails the poll"),
     # -- best result -------------------------------------------------------------------------------
     Mutant("best-scope-all-is-last", "hpctune/core/metrics.py",
            'key = mode if scope == "all" else scope', 'key = "last" if scope == "all" else scope',
@@ -311,7 +389,8 @@ MUTANTS: list[Mutant] = [
            "if task not in tasks}", "if task in tasks}", (U + "test_pool.py",),
            "the runs of a pool task that died are never handed back"),
     Mutant("requeue-never-looked-up", "hpctune/backends/slurm.py",
-           'self._requeue = any("PreemptMode=REQUEUE" in line for line in lines)', "self._requeue = False",
+           'self._requeue = any("PreemptMode=REQUEUE" in line for line in self._partition_lines())',
+           "self._requeue = False",
            (U + "test_sbatch_script.py",), "a partition that preempts by requeueing gets no --requeue"),
     Mutant("requeue-not-rendered", "hpctune/backends/sbatch_script.py",
            "    if spec.requeue:\n", "    if False:\n", (U + "test_golden_sbatch.py",),
@@ -357,7 +436,7 @@ MUTANTS: list[Mutant] = [
            "checkpoint_results(exp.result_log_path(trial_id)).get(name, {})",
            "checkpoint_results(exp.result_log_path(trial_id)).get(trial_id, {})",
            (U + "test_trainable_api.py",), "a rerun's time_total_s starts again from 0"),
-    Mutant("latest-checkpoint-lowest", "hpctune/core/checkpoint.py",
+    Mutant("latest-checkpoint-lowest", "hpctune/storage/checkpoints.py",
            "return max(found, key=lambda p: checkpoint_iteration(p.name), default=None)",
            "return min(found, key=lambda p: checkpoint_iteration(p.name), default=None)",
            (U + "test_checkpoint.py",), "a rerun restores its oldest checkpoint"),
@@ -377,6 +456,287 @@ MUTANTS: list[Mutant] = [
            'if mode in ("min", "max") or (mode is None and allow_none):',
            'if mode in ("min", "max") or mode is None:', STOPPERS,
            "TrialPlateauStopper(metric_threshold=...) without a mode is accepted"),
+    # -- tune.integration: the callbacks' report and checkpoint rules ------------------------------
+    Mutant("boosting-frequency-off-by-one", "hpctune/tune/integration/_common.py",
+           "(round_index + 1) % self._frequency == 0", "round_index % self._frequency == 0",
+           (U + "test_integration_callbacks.py",), "XGBoost/LightGBM checkpoint at the wrong rounds"),
+    Mutant("xgboost-epoch-not-rounds", "hpctune/tune/integration/xgboost.py",
+           "boosted = model.num_boosted_rounds() - 1", "boosted = epoch",
+           (U + "test_integration_callbacks.py",),
+           "a restored XGBoost trial checkpoints off its rhythm and saves its last round twice"),
+    Mutant("lightgbm-no-checkpoint-at-end", "hpctune/tune/integration/lightgbm.py",
+           "or (self._checkpoint_at_end and last)", "or False",
+           (U + "test_integration_callbacks.py",), "LightGBM's last round is never checkpointed"),
+    Mutant("lightning-reports-sanity-check", "hpctune/tune/integration/pytorch_lightning.py",
+           "        if trainer.sanity_checking:", "        if False:",
+           (U + "test_integration_callbacks.py",), "Lightning's sanity check is reported as epoch 1"),
+    Mutant("lightning-sigterm-completes", "hpctune/tune/integration/pytorch_lightning.py",
+           "if isinstance(exception, SystemExit) and session is not None and session.context.preempted:",
+           "if False:", (U + "test_integration_callbacks.py",),
+           "a Lightning trial preempted by SIGTERM ends as complete instead of being requeued"),
+    Mutant("comet-config-as-metrics", "hpctune/tune/logger/comet.py",
+           '_exclude_results = ["done", "should_checkpoint", "config"]',
+           '_exclude_results = ["done", "should_checkpoint"]',
+           (U + "test_integration_loggers.py",), "Comet gets every config value as a metric"),
+    Mutant("aim-tracks-nan", "hpctune/tune/logger/aim.py",
+           "return value if math.isfinite(value) else None", "return value",
+           (U + "test_integration_loggers.py",), "Aim is given NaN and infinite values"),
+    # -- array manifest ----------------------------------------------------------------------------
+    Mutant("array-manifest-header-is-a-trial", "hpctune/storage/array_manifest.py",
+           "lines = lines[1:]", "lines = lines[0:]", (U + "test_array_manifest.py",),
+           "array task 0 runs a trial named after the manifest's header, every task one off"),
+    # -- the worst-case cost estimate ----------------------------------------------------------------
+    Mutant("cost-gpus-per-node-once", "hpctune/accounting/estimate.py",
+           'float(resources.get("gpu") or 0) * nodes', 'float(resources.get("gpu") or 0)', COST,
+           "a multi-node trial's GPUs counted for one node only"),
+    Mutant("cost-cpus-per-trial-not-task", "hpctune/accounting/estimate.py",
+           'cpus=int(resources.get("cpu") or 1) * tasks', 'cpus=int(resources.get("cpu") or 1)', COST,
+           "a trial of several tasks counted as one task's CPUs"),
+    Mutant("cost-mem-weight-per-gb", "hpctune/accounting/estimate.py",
+           'values["mem_per_gb"] = number * 1024 / (unit or 1.0)',
+           'values["mem_per_gb"] = number / (unit or 1.0)', COST,
+           "a Mem weight read per GB where Slurm means per MB (or the reverse)"),
+    Mutant("cost-billing-drops-gpus", "hpctune/accounting/estimate.py",
+           "self.cpu * shape.cpus + self.gpu * shape.gpus", "self.cpu * shape.cpus", COST,
+           "GPUs left out of the billed units"),
+    Mutant("cost-retries-ignored", "hpctune/accounting/estimate.py",
+           "else inputs.trials * inputs.attempts", "else inputs.trials", COST,
+           "max_failures retries left out of the worst case"),
+    Mutant("cost-pool-jobs-per-trial", "hpctune/accounting/estimate.py",
+           "return math.ceil(runs / pool_slots)", "return runs", COST,
+           "a worker pool counted as one job per trial"),
+    Mutant("cost-loosest-bound", "hpctune/accounting/estimate.py",
+           "return min(candidates, key=lambda c: c[0])", "return max(candidates, key=lambda c: c[0])", COST,
+           "the loosest bound reported instead of the tightest"),
+    Mutant("cost-minutes-as-hours", "hpctune/accounting/estimate.py",
+           "limit_h = inputs.time_limit_min / 60", "limit_h = inputs.time_limit_min", COST,
+           "the time limit read as hours"),
+    Mutant("cost-hyperband-keeps-all", "hpctune/accounting/estimate.py",
+           "live = min(live, n)", "live = live", COST,
+           "HyperBand's halvings keep every trial of a bracket"),
+    Mutant("cost-asha-rung-share", "hpctune/accounting/estimate.py",
+           "previous, share = rung, share / reduction_factor", "previous, share = rung, share", COST,
+           "ASHA's designed figure keeps every trial at each rung"),
+]
+
+
+# -- issue 29: behaviours of wave 2 that no test pinned (one block: tests/unit/test_*_catch etc.) --
+CATCH = U + "test_results_catch.py"
+FULL = U + "test_storage_full_fast.py"
+ERRORED = U + "test_restore_errored.py"
+SELECT = U + "test_trials_select.py"
+RANKS = U + "test_rank_exit.py"
+POOL_STATUS = U + "test_pool_status.py"
+MUTANTS += [
+    Mutant("pb2-bonus-subtracted", "hpctune/tune/schedulers/pb2.py",
+           "return mean + kappa * float(std[0]) ** 2", "return mean - kappa * float(std[0]) ** 2",
+           (U + "test_pb2_bonus.py",), "PB2 prefers what it knows most about"),
+    Mutant("hdf5-missing-is-zero", "hpctune/results/hdf5.py",
+           "math.nan if v is None else float(v) for v in values", "0.0 if v is None else float(v) for v in values",
+           (CATCH,), "a value a result did not report is 0.0 in the HDF5 file"),
+    Mutant("report-worst-first", "hpctune/results/report/stats.py",
+           'key=lambda pair: pair[1], reverse=exp.mode == "max")', 'key=lambda pair: pair[1], reverse=exp.mode == "min")',
+           (CATCH,), "the HTML report names the worst trial as the best"),
+    Mutant("report-driver-fields-lost", "hpctune/results/report/data.py",
+           "        if known is not None:\n", "        if False:\n", (CATCH,),
+           "a report from the directory loses queue times, job ids and nodes"),
+    Mutant("report-node-lost", "hpctune/results/report/data.py",
+           '"stop_reason", "node")', '"stop_reason")', (CATCH,),
+           "a report from the directory loses the trials' nodes"),
+    Mutant("exploit-recipient-keeps-later-results", "hpctune/storage/replay.py",
+           "keep = min(int(event.get(ev.DONOR_ITERATION, 0) or 0), int(event.get(ev.STEP, 0) or 0))",
+           "keep = max(int(event.get(ev.DONOR_ITERATION, 0) or 0), int(event.get(ev.STEP, 0) or 0))",
+           (CATCH,), "a PBT recipient keeps results after its donor's checkpoint when the run ends early"),
+    Mutant("edquot-not-full", "hpctune/storage/atomic.py",
+           "FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})",
+           "FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS})", (FULL,),
+           "an over-quota error is not a full disk"),
+    Mutant("full-disk-jobs-kept", "hpctune/controller/storage_full.py",
+           "        parts.backend.cancel([t.job_id for t in live])", "        pass", (FULL,),
+           "on a full disk the Slurm jobs run on"),
+    Mutant("log-short-write-kept", "hpctune/storage/result_log.py",
+           "            os.ftruncate(fd, start)", "            pass", (FULL,),
+           "a write cut short by a full disk leaves half a record in the log"),
+    Mutant("restart-errored-from-checkpoint", "hpctune/controller/snapshot.py",
+           "                discard_checkpoints(Path(trial.path))", "                pass", (ERRORED,),
+           "--restart-errored resumes from the checkpoints"),
+    Mutant("restart-errored-old-iterations", "hpctune/controller/snapshot.py",
+           "trial.checkpoint, trial.checkpoints, trial.max_iteration = None, [], 0",
+           "trial.checkpoint, trial.checkpoints = None, []", (ERRORED,),
+           "a trial restarted from scratch: its first results reach no scheduler"),
+    Mutant("resume-errored-spent-retries", "hpctune/tune/experiment/trial_lifecycle.py",
+           "self.error, self.num_failures = None, 0", "self.error = None",
+           (ERRORED,), "a resumed errored trial keeps its spent retry count"),
+    Mutant("trials-filter-le-strict", "hpctune/cli/trials.py",
+           '"<=": operator.le', '"<=": operator.lt', (SELECT,), 'hpctune trials --filter "x <= v" leaves out v'),
+    Mutant("trials-sort-missing-first", "hpctune/cli/trials.py",
+           "kept = present + missing", "kept = missing + present", (SELECT,),
+           "--sort puts trials without the value first"),
+    Mutant("sbatch-account-unchecked", "hpctune/config/__init__.py",
+           'SBATCH_TEXT_FIELDS = ("partition", "account", "qos",', 'SBATCH_TEXT_FIELDS = ("partition", "qos",',
+           (U + "test_sbatch_text_fields.py",), "a newline in SlurmConfig(account=...) reaches the sbatch script"),
+    Mutant("rank-other-requeues", "hpctune/worker/run.py",
+           'if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):',
+           'if (signal_name == "SIGTERM" and session.peer_failed()):', (RANKS,),
+           "every rank writes the requeue/terminate event and requeues the job"),
+    Mutant("rank-other-final-event", "hpctune/worker/run.py",
+           "    if session.writes:\n        session.append({**event", "    if True:\n        session.append({**event",
+           (RANKS,), "every rank writes the trial's last event"),
+    Mutant("pool-status-no-task", "hpctune/backends/pool_runs.py",
+           "JobReport(state.state, state.reason, node_label(state.node, task))",
+           "JobState(state.state, state.reason, state.node)", (POOL_STATUS,),
+           "`hpctune status` no longer names the pool task of a running trial"),
+    Mutant("bench-ray-all-cores", "bench/pbt.py",
+           "ray.init(num_cpus=slots(args), include_dashboard=False", "ray.init(include_dashboard=False",
+           (U + "test_bench_ray.py",), "the PBT bench's Ray column runs on every core, not on hpctune's 8 slots"),
+    # the same two bugs on the lab (--lab): the lab tests that caught them before the unit tests did
+    Mutant("rank-other-requeues-lab", "hpctune/worker/run.py",
+           'if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):',
+           'if (signal_name == "SIGTERM" and session.peer_failed()):',
+           ("tests/e2e/test_distributed.py::test_a_preempted_two_node_trial_resumes_from_rank_zeros_checkpoint_on_every_rank",
+            "tests/e2e/test_distributed.py::test_the_time_limit_warning_reaches_every_rank_and_the_trial_requeues"),
+           "every rank requeues the job (on the lab)", lab=True),
+    Mutant("pool-status-no-task-lab", "hpctune/backends/pool_runs.py",
+           "JobReport(state.state, state.reason, node_label(state.node, task))",
+           "JobState(state.state, state.reason, state.node)",
+           ("tests/e2e/test_pool.py::test_status_cancel_and_ctrl_c_with_pool_tasks",),
+           "`hpctune status` without the pool task (on the lab)", lab=True),
+    # -- hardening (issue 24) ---------------------------------------------------------------------
+    Mutant("started-ignores-result-logs", "hpctune/storage/experiment.py",
+           "return any((self.trials_dir / name / RESULT_LOG_FILE).exists()", "return any(False",
+           (U + "test_hardening_checks.py",), "an experiment that ran a trial is started over"),
+    Mutant("probe-skipped", "hpctune/tune/preflight.py",
+           "        _probe_names(tuner, config)", "        pass",
+           (U + "test_hardening_checks.py",), "a bad trial_name_creator fails after the files exist"),
+    Mutant("huge-int-accepted", "hpctune/worker/report_values.py",
+           "if type(value) is int and not fits_float(value):", "if False:",
+           (U + "test_hardening_checks.py",), "report() logs an int that readers cannot compare"),
+    Mutant("component-allows-dotdot", "hpctune/storage/secure.py",
+           'name not in ("", ".", "..")', 'name not in ("", ".")',
+           (U + "test_hardening_trust.py",), "a crafted name '..' becomes a path"),
+    Mutant("link-out-copied", "hpctune/storage/secure.py",
+           "if target != inside and inside not in target.parents:", "if False:",
+           (U + "test_hardening_trust.py",), "a checkpoint copies a link to ~/.ssh/id_rsa"),
+    Mutant("foreign-owner-trusted", "hpctune/cli/common.py",
+           "if st.st_uid != me or writable or stat.S_ISLNK(st.st_mode):", "if writable:",
+           (U + "test_hardening_trust.py",), "hpctune cancel signals another user's driver"),
+    Mutant("control-chars-printed", "hpctune/cli/common.py",
+           "return pattern.sub(lambda m: m.group().encode", "return str(value) or pattern.sub(lambda m: m.group().encode",
+           (U + "test_hardening_trust.py",), "escape sequences from a file reach the terminal"),
+    Mutant("own-directive-allowed", "hpctune/config/__init__.py",
+           'hint = OWN_DIRECTIVES.get(key.replace("_", "-"))', "hint = None",
+           (U + "test_hardening_checks.py",), "sbatch_options replaces --array"),
+    # -- a caller that left signals ignored (nohup, `cmd &`) -------------------------------------
+    Mutant("cancel-ignored-sigint", "hpctune/cli/cancel.py",
+           "usable = [s for s in (signal.SIGINT, signal.SIGTERM) if not process_ignores(verified, s)]",
+           "usable = [signal.SIGINT, signal.SIGTERM]", (U + "test_cli_hardening.py",),
+           "cancel sends SIGINT to a driver that ignores it: the driver runs on"),
+    Mutant("sigign-bit", "hpctune/storage/process.py",
+           "return bool(int(line.split()[1], 16) >> (signum - 1) & 1)",
+           "return bool(int(line.split()[1], 16) >> signum & 1)", (U + "test_signal_dispositions.py",),
+           "the SigIgn mask read one signal off"),
+    Mutant("driver-keeps-inherited-sigign", "hpctune/cli/driver.py",
+           "if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:", "if False:",
+           (U + "test_signal_dispositions.py",),
+           "a detached driver started with SIGINT ignored swallows its SIGTERM"),
+    Mutant("version-wraps", "hpctune/cli/main.py",
+           "formatter_class=argparse.RawDescriptionHelpFormatter)", ")",
+           (U + "test_signal_dispositions.py",), "`hpctune --version` wraps in a narrow terminal"),
+]
+
+RECOVERY = (U + "test_recovery.py",)
+MUTANTS += [  # issue 24 deliverable 4: recovery that finishes
+    Mutant("full-disk-not-revived", "hpctune/controller/snapshot.py",
+           "if interrupted and not restart_errored:", "if False:", RECOVERY,
+           "a trial a full disk interrupted stays ERROR after a default restore"),
+    Mutant("full-disk-mark-ignored", "hpctune/controller/recovery.py",
+           "if error and FULL_STORAGE_MARK in error:", "if False:", RECOVERY,
+           "a storage-full error event is taken for the trial's own error"),
+    Mutant("quarantine-skipped", "hpctune/controller/snapshot.py",
+           "        if problem is not None:\n            note(problem)", "        if False:\n            note(problem)",
+           RECOVERY, "a damaged file of one trial aborts the whole restore"),
+    Mutant("checkpoint-name-unchecked", "hpctune/controller/recovery.py",
+           "            check_component(name, f\"checkpoint name in {path}\")", "            pass", RECOVERY,
+           "a crafted checkpoint name in a result log reaches the driver's rmtree"),
+    Mutant("forged-id-kept", "hpctune/controller/snapshot.py",
+           "        if forged is not None:", "        if False:", RECOVERY,
+           "a forged trial id in the snapshot aborts the restore"),
+    Mutant("leftovers-kept", "hpctune/controller/recovery.py",
+           "            if entry.is_dir(follow_symlinks=False):", "            if entry.is_dir(follow_symlinks=False) and False:", RECOVERY,
+           "temp files of killed writes are left behind"),
+    Mutant("leftovers-any-tmp", "hpctune/controller/recovery.py",
+           "        return atomic[\"file\"] in _OWN_FILES", "        return True", RECOVERY,
+           "a trainable's own temp file is removed as a leftover"),
+    Mutant("orphan-checkpoint-uncounted", "hpctune/controller/snapshot.py",
+           "                trial.checkpoints.append([name, None])", "                pass", RECOVERY,
+           "a torn line's checkpoint stays outside num_to_keep"),
+    Mutant("garbage-control-kills-trial", "hpctune/worker/session.py",
+           "        request = read_request(self.control_path)\n        if request is None:",
+           "        request = read_control(self.control_path)\n        if request is None:", RECOVERY,
+           "a garbage control.json kills a running trial"),
+    Mutant("grid-one-bad-trial", "hpctune/storage/replay.py",
+           "            trials.append(_unreadable(exp, trial_id, exc))\n            continue",
+           "            raise\n            continue", RECOVERY, "a garbled trial.json breaks ResultGrid.from_path"),
+    Mutant("replay-crafted-checkpoint", "hpctune/storage/replay.py",
+           "if event.get(ev.CHECKPOINT) and checkpoint_name_ok(event[ev.CHECKPOINT], self.trial.trial_id):",
+           "if event.get(ev.CHECKPOINT):", RECOVERY, "ResultGrid takes a crafted checkpoint name as a path"),
+    Mutant("experiment-json-unchecked", "hpctune/controller/snapshot.py",
+           "    check_experiment_file(exp)\n", "    pass\n", RECOVERY,
+           "a damaged experiment.json is found only by every trial's job"),
+]
+
+
+# -- issue 22 S1: reports that wait where a decision can fall --------------------------------------
+POINTS = U + "test_decision_points.py"
+VERDICTS = U + "test_verdicts.py"
+MUTANTS += [
+    Mutant("points-period-off", "hpctune/core/decision_points.py",
+           "return (iteration - self.start) % self.period == 0", "return (iteration - self.start) % self.period == 1",
+           (POINTS,), "PBT's trials wait one iteration after each perturbation point"),
+    Mutant("points-union-drops-other", "hpctune/core/decision_points.py",
+           "iterations=self.iterations | other.iterations", "iterations=self.iterations",
+           (POINTS,), "a scheduler's and a stopper's points: only the scheduler's are waited at"),
+    Mutant("points-subclass-trusted", "hpctune/core/decision_points.py",
+           "and issubclass(deciding, declaring)):", "and False):",
+           (POINTS,), "a subclass that decides itself keeps its parent's points: no wait where it decides"),
+    Mutant("points-rung-floor", "hpctune/core/decision_points.py",
+           "frozenset(max(1, math.ceil(v)) for v in values)", "frozenset(max(1, int(v)) for v in values)",
+           (POINTS,), "a rung at 2.5 waits at 2, where nothing is decided yet"),
+    Mutant("asha-points-no-max-t", "hpctune/tune/schedulers/async_hyperband.py",
+           "return at(rungs + ([self._max_t] if self._stop_last_trials else []))", "return at(rungs)",
+           (POINTS,), "ASHA's stop at max_t falls where the worker does not wait"),
+    Mutant("hyperband-points-current-only", "hpctune/tune/schedulers/hyperband.py",
+           "for _ in range(self.halves):", "for _ in range(0):",
+           (POINTS,), "HyperBand's later milestones are not waited at"),
+    Mutant("pbt-points-from-zero", "hpctune/tune/schedulers/pbt.py",
+           "last = state.last_perturbation_time if state is not None else 0.0", "last = 0.0",
+           (POINTS,), "an exploited trial waits at the old perturbation points"),
+    Mutant("dict-stopper-points-any-key", "hpctune/tune/stopper.py",
+           'if set(self._criteria) == {"training_iteration"}:', 'if "training_iteration" in self._criteria:',
+           (POINTS,), "stop={iteration, acc}: an accuracy stop falls where nobody waits"),
+    Mutant("verdict-any-proceed", "hpctune/storage/control.py",
+           "return self.action is ControlAction.PROCEED and self.iteration == iteration",
+           "return self.action is ControlAction.PROCEED",
+           (POINTS,), "a proceed for an earlier result lets the worker run past this one's decision"),
+    Mutant("session-never-waits", "hpctune/worker/session.py",
+           "self.verdicts.after(self.iteration)", "pass", (POINTS, "tests/e2e/test_report_waits.py"),
+           "report() returns before the verdict: a stopped trial runs on"),
+    Mutant("doorbell-ignored", "hpctune/controller/controller.py",
+           "Reading.SUBMITTED if polling or self.doorbell.rang() else", "Reading.SUBMITTED if polling else",
+           (VERDICTS,), "a job that started since the last poll waits for the next poll for its verdict"),
+    Mutant("doorbell-rings-always", "hpctune/worker/verdict.py",
+           "            self.doorbell = None", "            pass",
+           (POINTS,), "every wait rings: the driver reads every submitted log every answer"),
+    Mutant("proceed-overwrites-stop", "hpctune/controller/enactor.py",
+           "if (isinstance(iteration, int) and trial.stop_requested_at is None and not trial.awaiting_restart",
+           "if (isinstance(iteration, int) and not trial.awaiting_restart",
+           (VERDICTS,), "a proceed replaces the stop the same result decided"),
+    Mutant("no-proceed", "hpctune/controller/events.py",
+           "self.enactor.let_proceed(trial, result.get(\"training_iteration\"))", "pass",
+           (VERDICTS,), "a waiting worker never hears it may go on: it waits out the timeout"),
+    Mutant("no-points-at-relaunch", "hpctune/controller/launching.py",
+           "**self._points_meta(trial)})\n\n    def _points_meta", "})\n\n    def _points_meta",
+           (VERDICTS,), "a resubmitted trial waits at its first launch's points"),
     # -- searchers over libraries (search/library_searcher.py and the adapters) ---------------------
     Mutant("lib-max-not-negated", "hpctune/tune/search/library_searcher.py",
            'return value if self._mode == "min" else -value',
@@ -430,10 +790,24 @@ def copy_repository(target: Path) -> None:
             shutil.copy2(source, dest)
 
 
-def environment(copy: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(copy), HPCTUNE_BACKEND="local", PYTHONDONTWRITEBYTECODE="1")
+def environment(copy: Path, lab: bool = False) -> dict[str, str]:
+    """The tests' environment: the copy first on PYTHONPATH; local processes, or the lab's Slurm."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HPCTUNE_BACKEND")}
+    env.update(PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1")
+    if not lab:
+        env["HPCTUNE_BACKEND"] = "local"
     return env
+
+
+def check_lab() -> None:
+    """Exit 2 unless the Slurm lab answers (sinfo under this environment's SLURM_CONF)."""
+    try:
+        ok = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        sys.exit('mutation: --lab needs the Slurm lab: scripts/slurm-lab.sh up; '
+                 'eval "$(scripts/slurm-lab.sh env)"; export SLURM_CONF')
 
 
 def check_imports_copy(copy: Path, env: dict[str, str]) -> None:
@@ -445,10 +819,10 @@ def check_imports_copy(copy: Path, env: dict[str, str]) -> None:
 
 
 def run_tests(copy: Path, env: dict[str, str], tests: tuple[str, ...],
-              timeout_s: float) -> tuple[str, float, str]:
-    """('passed' | 'failed' | 'timeout', seconds, output tail)."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slurm",
-           *tests]
+              timeout_s: float, lab: bool = False) -> tuple[str, float, str]:
+    """('passed' | 'failed' | 'timeout', seconds, output tail); ``lab``: the slurm tests too."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *([] if lab else ["-m", "not slurm"]), *tests]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -491,12 +865,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the run of the unmutated tests")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--lab", action="store_true",
+                        help="also run the lab-only mutants, against the Slurm lab (slow)")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.k or any(k in m.id or k in m.file for k in args.k)]
     if args.list:
         for m in chosen:
-            print(f"{m.id:32} {m.file}: {m.what}")
+            print(f"{m.id:32} {m.file}: {m.what}" + ("  [lab]" if m.lab else ""))
         return 0
+    lab_only = [m for m in chosen if m.lab and not args.lab]
+    if lab_only:
+        print(f"{len(lab_only)} lab-only mutants not run (--lab runs them against the Slurm lab)")
+        chosen = [m for m in chosen if m not in lab_only]
+    if args.lab and any(m.lab for m in chosen):
+        check_lab()
     if not chosen:
         print("mutation: no mutant matches", args.k)
         return 1
@@ -505,15 +887,17 @@ def main(argv: list[str] | None = None) -> int:
     copy = workdir / "repo"
     try:
         copy_repository(copy)
-        env = environment(copy)
+        env, lab_env = environment(copy), environment(copy, lab=True)
         check_imports_copy(copy, env)
-        if not args.no_baseline:
-            tests = tuple(sorted({t for m in chosen for t in m.tests}))
-            outcome, seconds, out = run_tests(copy, env, tests, args.timeout * 2)
+        for lab in ([False, True] if not args.no_baseline else []):
+            tests = tuple(sorted({t for m in chosen if m.lab == lab for t in m.tests}))
+            if not tests:
+                continue
+            outcome, seconds, out = run_tests(copy, lab_env if lab else env, tests, args.timeout * 2, lab)
             if outcome != "passed":
                 print(f"mutation: the unmutated tests {outcome} ({seconds:.1f} s); fix them first:\n{out}")
                 return 2
-            print(f"baseline: {len(tests)} test files pass on the unmutated copy ({seconds:.1f} s)")
+            print(f"baseline: {len(tests)} {'lab ' if lab else ''}tests pass on the unmutated copy ({seconds:.1f} s)")
         results: list[tuple[Mutant, str]] = []
         for mutant in chosen:
             path = copy / mutant.file
@@ -525,7 +909,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path.write_text(original.replace(mutant.original, mutant.replacement))
             try:
-                outcome, seconds, out = run_tests(copy, env, mutant.tests, args.timeout)
+                outcome, seconds, out = run_tests(copy, lab_env if mutant.lab else env, mutant.tests,
+                                                  args.timeout * (4 if mutant.lab else 1), mutant.lab)
             finally:
                 path.write_text(original)
             # killed: a test failed (or the tests hung, or could not even be collected)

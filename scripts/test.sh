@@ -56,14 +56,15 @@ if [[ ! -x $VENV/bin/python ]]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
-# constraints/test.txt pins every version (regenerate with scripts/lock.sh)
-"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -c constraints/test.txt \
-  -e '.[test]' --config-settings editable_mode=compat
-# The PyTorch example's test needs torch, pinned here (HPCTUNE_TORCH overrides the pin); pip takes
-# the machine's CPU wheel when its find-links folder has one, else PyPI's default build.
+# torch first (the PyTorch example and the Lightning callback need it), pinned here (HPCTUNE_TORCH
+# overrides the pin): pip takes the machine's CPU wheel when its find-links folder has one, else
+# PyPI's default build. Installed before '.[test]', whose lightning would otherwise pull torch in.
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q "${HPCTUNE_TORCH:-torch==2.13.0}"
 fi
+# constraints/test.txt pins every other version (regenerate with scripts/lock.sh)
+"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -c constraints/test.txt \
+  -e '.[test]' --config-settings editable_mode=compat
 log "$("$VENV/bin/python" -c 'import sys, pytest, submitit; print(f"python {sys.version.split()[0]} ({sys.executable}), pytest {pytest.__version__}, submitit {submitit.__version__}")')"
 phase_done "pip install"
 

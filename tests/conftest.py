@@ -17,6 +17,14 @@ Helpers (plain functions, also available as methods of the ``slurm_lab`` fixture
 * ``sacct_states(jobid) -> [(jobid, state), ...]`` including earlier incarnations (``sacct -D``)
 * ``lab_accounting(enabled)`` / ``lab_config(**knobs)``: context managers that re-run
   ``slurm-lab.sh up`` with another config and restore the previous one afterwards
+* ``as_background_job(env) -> dict``: ``subprocess.Popen`` arguments that start a command as
+  ``nohup CMD <&- &`` from a script would (signals ignored, no terminal, stdin closed)
+
+The suite does not depend on the shell that runs it: the session fixture
+``_default_signal_dispositions`` gives this process (and so every child a test starts) the
+default handling of the signals that a background shell or ``nohup`` leaves ignored;
+tests/unit/test_signal_dispositions.py and tests/e2e/test_started_in_background.py check that
+the product copes when they stay ignored, as a user's ``nohup ... &`` leaves them.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -119,6 +128,22 @@ def unique_name(prefix: str) -> str:
     """``prefix-<8 hex digits>``: an experiment (and so a Slurm job) name no other test run on
     the same lab uses, so that ``squeue -n hpctune-<name>`` sees this run's jobs only."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def as_background_job(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``subprocess.Popen`` keyword arguments that start a command the way ``nohup CMD <&- &``
+    from a script does: SIGINT, SIGQUIT and SIGHUP ignored (inherited SIG_IGN), no controlling
+    terminal (a new session), stdin closed, no ``TERM``, a 7-column ``COLUMNS``. ``env`` is
+    merged into ``os.environ``."""
+
+    def in_the_child() -> None:
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        os.close(0)
+
+    environ = {**os.environ, **(env or {}), "COLUMNS": "7"}
+    environ.pop("TERM", None)
+    return {"preexec_fn": in_the_child, "start_new_session": True, "env": environ}
 
 
 # --------------------------------------------------------------------------- Slurm helpers
@@ -282,6 +307,30 @@ def lab_accounting(enabled: bool) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- fixtures
+#: signals that a caller may leave ignored: a background job (`cmd &` without job control)
+#: ignores SIGINT and SIGQUIT, ``nohup`` SIGHUP; an ignored signal stays ignored across exec
+INHERITED_IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM)
+
+
+def default_disposition(signum: int) -> Any:
+    """What a process started from an interactive shell has: Python's KeyboardInterrupt for
+    SIGINT (SIG_DFL for its children), SIG_DFL for the others."""
+    return signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_signal_dispositions() -> Iterator[None]:
+    """Signals the caller left ignored get their default handling for the session, so a
+    test's child (a stand-in driver, ``sleep``) reacts to a signal as it would when the suite
+    runs from a terminal; the caller's dispositions come back at the end."""
+    ignored = [s for s in INHERITED_IGNORED if signal.getsignal(s) == signal.SIG_IGN]
+    for signum in ignored:
+        signal.signal(signum, default_disposition(signum))
+    yield
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 @dataclass(frozen=True)
 class SlurmLab:
     """What the ``slurm_lab`` fixture returns: paths plus the helpers above as methods."""

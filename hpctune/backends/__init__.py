@@ -1,5 +1,5 @@
 """Execution backends: Slurm (the real thing) and local processes (the embedded default)."""
 
-from hpctune.backends.base import Backend, JobState
+from hpctune.backends.base import Backend, JobReport
 
-__all__ = ["Backend", "JobState"]
+__all__ = ["Backend", "JobReport"]

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class JobState:
+class JobReport:
     """A job as the scheduler sees it: Slurm state, pending reason, node."""
 
     state: str
@@ -36,11 +36,15 @@ class Backend(Protocol):
     def queued(self) -> set[str]:
         """Ids of the jobs still waiting to start (asked when an experiment stops; starts nothing)."""
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """States of every job of this backend still known to the scheduler (one query)."""
 
     def reconcile(self) -> None:
         """Act on what the last ``poll`` saw (the controller calls it after each poll)."""
+
+    def poll_ready(self) -> bool:
+        """May a poll go now? (False defers it: on Slurm, while it would take a command kept for
+        sbatch and scancel.)"""
 
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel jobs (one call for all)."""

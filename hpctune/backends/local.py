@@ -18,10 +18,11 @@ import subprocess
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.core.ids import LOCAL_PREFIX, JobKind, job_kind, job_number, local_job_id
 from hpctune.core.parent_death import set_parent_death_signal
 from hpctune.core.resources import check_gpu_share
@@ -54,13 +55,7 @@ class LocalBackend:
 
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         check_gpu_share(resources, pooled=False)  # the local backend has no worker pool
-        # a trial of several tasks runs here as its rank 0 alone: one task's GPUs (docs/distributed.md)
-        gpus = int(resources.get("gpu", 0) or resources.get("gpus_per_task", 0) or 0)
-        if gpus and gpus > len(self.gpus):
-            raise ConfigError(
-                f"The trials ask for {gpus} GPU(s) each, but this machine has {len(self.gpus)} "
-                f"({_gpu_source()}): run them on Slurm, or request at most {len(self.gpus)} with "
-                "with_resources(trainable, {'gpu': ...}).")
+        gpus = check_local_gpus(resources, lambda: self.gpus)
         self._throttle = throttle
         job_ids = []
         for trial_id in trial_ids:
@@ -113,7 +108,7 @@ class LocalBackend:
         """Nothing to re-attach to: local jobs end with their driver."""
         return {}
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """States of the jobs; a slot freed by a job that ended here is given to a queued job at
         the next poll, after the driver has read that job's end (as Slurm's scheduling cycle
         does): a fail_fast or a stop decided on it still finds the queued jobs unstarted."""
@@ -126,13 +121,17 @@ class LocalBackend:
                 self._killing.pop(job_id, None)
             elif job_id in self._killing and time.monotonic() > self._killing[job_id]:
                 _signal_group(proc, signal.SIGKILL)
-        states = {job_id: JobState("RUNNING", node="localhost") for job_id in self._running}
-        states.update({job_id: JobState("PENDING", "Resources") for job_id, *_ in self._queue})
+        states = {job_id: JobReport("RUNNING", node="localhost") for job_id in self._running}
+        states.update({job_id: JobReport("PENDING", "Resources") for job_id, *_ in self._queue})
         return states
 
     def reconcile(self) -> None:
         """Nothing left to do after a poll: this backend is its own scheduler, and its poll is
         its scheduling cycle (it starts queued processes and kills the ones past their grace)."""
+
+    def poll_ready(self) -> bool:
+        """A local poll costs no Slurm command: always."""
+        return True
 
     def queued(self) -> set[str]:
         """Jobs waiting for a free CPU or slot (``poll`` would start some of them)."""
@@ -170,6 +169,21 @@ class LocalBackend:
         """SIGKILL after the worker's own bound on a stopped trial's cleanup (stop_grace_s)."""
         grace = ExperimentDir(self.root).read_experiment().get("stop_grace_s")
         return max(KILL_AFTER_S, float(grace or 0) + 2.0)
+
+
+def check_local_gpus(resources: dict[str, Any], available: Callable[[], list[str]]) -> int:
+    """The GPUs one trial of ``resources`` takes here; a ConfigError if this machine has fewer
+    (``available()``, asked only for a GPU trial). ``Tuner.fit`` checks it before anything is
+    written, each launch again."""
+    # a trial of several tasks runs here as its rank 0 alone: one task's GPUs (docs/distributed.md)
+    gpus = int(resources.get("gpu", 0) or resources.get("gpus_per_task", 0) or 0)
+    have = len(available()) if gpus else 0
+    if gpus > have:
+        raise ConfigError(
+            f"The trials ask for {gpus} GPU(s) each, but this machine has {have} "
+            f"({_gpu_source()}): run them on Slurm, or request at most {have} with "
+            "with_resources(trainable, {'gpu': ...}).")
+    return gpus
 
 
 def detect_gpus() -> list[str]:

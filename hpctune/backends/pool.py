@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.backends.pool_runs import orphaned_claims, run_states
 from hpctune.backends.pool_settings import check_single_node
 from hpctune.backends.sbatch_script import POOL_MODULE
@@ -69,7 +69,7 @@ class PoolBackend(SlurmBackend):
         self._cancelled: dict[int, float] = {}  # claimed run -> when its cancel was asked for
         #: a pool task that has not ended a cancelled run after this long is scancelled whole
         self.escalate_after_s = self.config.stop_grace_s + ESCALATE_MARGIN_S
-        self.task_states: dict[str, JobState] = {}  # pool task -> its state at the last poll
+        self.task_states: dict[str, JobReport] = {}  # pool task -> its state at the last poll
         self._view: QueueView | None = None  # the queue as the last poll listed it
 
     # -- launching -----------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class PoolBackend(SlurmBackend):
                 or self.queue.ended(seq) is not None or self.queue.dropped(seq)}
 
     # -- watching ------------------------------------------------------------------------------
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """One squeue (the pool tasks), one listing of the queue: the state of every run
         (``run_states``). It changes nothing outside this object: ``reconcile`` acts on it."""
         tasks = super().poll()  # first: a claim listed after it belongs to a task it shows
@@ -180,7 +180,7 @@ class PoolBackend(SlurmBackend):
         self._escalate_cancels(view)
         self._ensure_tasks(view)
 
-    def _live_slots(self, tasks: dict[str, JobState]) -> dict[str, int]:
+    def _live_slots(self, tasks: dict[str, JobReport]) -> dict[str, int]:
         """shape -> trials its pool tasks in the queue can run at once (leaving tasks excluded)."""
         live: dict[str, int] = {}
         for task, state in tasks.items():

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.backends.sbatch_script import (
     COMMENT_PREFIX,
     WORKER_MODULE,
@@ -34,6 +34,7 @@ from hpctune.config import SlurmConfig, check_sbatch_text
 from hpctune.core.ids import array_task_id, validate_job_id
 from hpctune.core.resources import check_gpu_share, task_count
 from hpctune.errors import SlurmCommandError
+from hpctune.storage.array_manifest import read_array_manifest, write_array_manifest
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
@@ -62,6 +63,7 @@ class SlurmBackend:
         self._user = getpass.getuser()
         self._requeue: bool | None = self.config.requeue
         self._limits: ClusterLimits | None = None
+        self._partition: list[str] | None = None  # `scontrol show partition -o`, read once
 
     @property
     def limits(self) -> ClusterLimits:
@@ -86,7 +88,7 @@ class SlurmBackend:
         make_private_dir(self.jobs_dir)  # 0700: also guards the job logs Slurm creates in it
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.exp.array_paths(uid)
-        write_bytes_atomic(manifest, ("\n".join(trial_ids) + "\n").encode(), fsync=False)
+        write_array_manifest(manifest, trial_ids)
         script = self.render_script(resources, len(trial_ids), throttle, manifest)
         write_bytes_atomic(script_path, script.encode(), fsync=False)
         array_id = submitted_job_id(self.commands.run(sbatch_args(script_path)).stdout)
@@ -109,7 +111,7 @@ class SlurmBackend:
             if not array_id:
                 continue  # never submitted, or gone: the trials' logs tell the rest
             validate_job_id(array_id)
-            for index, trial_id in enumerate(manifest.read_text().split()):
+            for index, trial_id in enumerate(read_array_manifest(manifest)):
                 found[trial_id] = array_task_id(array_id, index)
         return found
 
@@ -132,6 +134,23 @@ class SlurmBackend:
         """``--requeue`` when asked for, or when the partition preempts by requeueing (asked of
         Slurm once, with ``scontrol show partition``)."""
         if self._requeue is None:
+            self._requeue = any("PreemptMode=REQUEUE" in line for line in self._partition_lines())
+        return self._requeue
+
+    def billing_weights(self) -> str | None:
+        """The partition's ``TRESBillingWeights`` (``CPU=1.0,GRES/gpu=2.0``) as Slurm spells
+        them, or None when it has none (Slurm then bills one unit per CPU) or no Slurm answers."""
+        for line in self._partition_lines():
+            for item in line.split():
+                key, _, value = item.partition("=")
+                if key == "TRESBillingWeights" and value:
+                    return value
+        return None
+
+    def _partition_lines(self) -> list[str]:
+        """``scontrol show partition -o`` of the trials' partition (the default one when none
+        is set), asked once: requeue and billing weights both read it."""
+        if self._partition is None:
             args = show_args("partition", self.config.partition, one_line=True)
             try:
                 lines = self.commands.run(args, check=False).stdout.splitlines()
@@ -139,8 +158,8 @@ class SlurmBackend:
                 lines = []
             if not self.config.partition:
                 lines = [line for line in lines if "Default=YES" in line]
-            self._requeue = any("PreemptMode=REQUEUE" in line for line in lines)
-        return self._requeue
+            self._partition = lines
+        return self._partition
 
     def render_script(self, resources: dict[str, Any], count: int, throttle: int | None,
                       manifest: Path | None = None) -> str:
@@ -163,7 +182,7 @@ class SlurmBackend:
         return self.config.use_srun or task_count(resources) > 1
 
     # -- watching -----------------------------------------------------------------
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         """One squeue call for every live task of this experiment's job name."""
         return self.commands.job_states(user=self._user, name=self.job_name)
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.core.ids import validate_job_id
 from hpctune.errors import SlurmCommandError
 
@@ -132,9 +132,9 @@ class SlurmCommands:
         return proc
 
     def job_states(self, *, jobs: Sequence[str] = (), user: str | None = None,
-                   name: str | None = None, check: bool = True) -> dict[str, JobState]:
+                   name: str | None = None, check: bool = True) -> dict[str, JobReport]:
         """One ``squeue`` for the jobs that ``jobs``, ``user`` and ``name`` select, one line per
-        array task: ``{job id: JobState}``. Empty when the call fails and ``check`` is off."""
+        array task: ``{job id: JobReport}``. Empty when the call fails and ``check`` is off."""
         proc = self.run(squeue_args(STATE_FIELDS, jobs=jobs, user=user, name=name), check=check)
         return parse_job_states(proc.stdout) if proc.returncode == 0 else {}
 
@@ -154,12 +154,12 @@ def _transient(stderr: str) -> bool:
                                       "resource temporarily unavailable", "timed out after"))
 
 
-def parse_job_states(text: str) -> dict[str, JobState]:
-    """``{job id: JobState}`` from squeue's ``STATE_FIELDS`` lines (``None`` reasons are blank)."""
+def parse_job_states(text: str) -> dict[str, JobReport]:
+    """``{job id: JobReport}`` from squeue's ``STATE_FIELDS`` lines (``None`` reasons are blank)."""
     states = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
         if len(parts) == 4:
             reason = "" if parts[2] in ("None", "(null)") else parts[2]
-            states[parts[0]] = JobState(parts[1], reason, parts[3])
+            states[parts[0]] = JobReport(parts[1], reason, parts[3])
     return states

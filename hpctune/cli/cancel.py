@@ -1,7 +1,8 @@
 """``hpctune cancel EXP [TRIAL...]``: stop requests for the live trials, then one scancel.
 
 Without trials it stops the driver too: a detached driver's job joins the scancel; a
-foreground driver on this host gets SIGINT (its Ctrl+C: final snapshot, jobs cancelled),
+foreground driver on this host gets SIGINT (its Ctrl+C: final snapshot, jobs cancelled), or
+SIGTERM where it ignores SIGINT (started with ``&``/``nohup`` and TUNE_DISABLE_SIGINT_HANDLER=1),
 but only once ``/proc`` confirms that the recorded pid still is that driver (same start
 time, boot and command line): a stale or forged record never signals another process.
 Every job id read from the experiment's files is checked (``validate_job_id``) before any
@@ -21,13 +22,15 @@ from hpctune.cli.common import (
     experiment_info,
     find_trial,
     load_trials,
+    printable,
+    require_own_experiment,
     resolve_experiment,
     slurm_job_ids,
 )
 from hpctune.core.ids import validate_job_id
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.process import recorded_driver_pid
+from hpctune.storage.process import process_ignores, recorded_driver_pid
 
 CANCEL_REASON = "cancelled with `hpctune cancel`"
 
@@ -49,6 +52,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cancel_experiment(exp: ExperimentDir, trial_texts: list[str]) -> str:
     """Stop the driver (all trials) or some trials: stop requests, then one scancel for all jobs."""
+    require_own_experiment(exp, "cancel")
     trials = load_trials(exp)
     targets = [find_trial(trials, text) for text in trial_texts] if trial_texts else trials
     live = [t for t in targets if not t.is_finished]
@@ -64,8 +68,8 @@ def cancel_experiment(exp: ExperimentDir, trial_texts: list[str]) -> str:
     if job_ids:
         notes.append(_scancel(job_ids))
     if not live and not job_ids:
-        return "\n".join([f"Nothing to cancel in {exp.root.name}: no trial is queued or running.", *notes])
-    return "\n".join([f"Cancelling {len(live)} trial(s) of {exp.root.name}.", *notes])
+        return "\n".join([f"Nothing to cancel in {printable(exp.root.name)}: no trial is queued or running.", *notes])
+    return "\n".join([f"Cancelling {len(live)} trial(s) of {printable(exp.root.name)}.", *notes])
 
 
 def _driver_job(exp: ExperimentDir) -> str | None:
@@ -78,7 +82,8 @@ def _driver_job(exp: ExperimentDir) -> str | None:
 
 
 def _interrupt_driver(exp: ExperimentDir) -> str | None:
-    """SIGINT to a foreground driver on this host, once /proc confirms the pid is that driver."""
+    """SIGINT to a foreground driver on this host (SIGTERM if it ignores SIGINT), once /proc
+    confirms the pid is that driver."""
     summary = experiment_info(exp)["summary"]
     if summary.get("status") not in (None, "running"):
         return None
@@ -93,10 +98,18 @@ def _interrupt_driver(exp: ExperimentDir) -> str | None:
     if verified is None:
         return (f"The driver is not running (stale record: {why}); no process was signalled. "
                 "If a driver still runs, stop it with Ctrl-C where it runs.")
+    usable = [s for s in (signal.SIGINT, signal.SIGTERM) if not process_ignores(verified, s)]
+    if not usable:
+        return (f"The driver (pid {verified}) ignores SIGINT and SIGTERM: no signal was sent. "
+                f"Stop it with `kill -KILL {verified}`.")
     try:
-        os.kill(verified, signal.SIGINT)  # the driver writes its final snapshot and exits
+        os.kill(verified, usable[0])  # SIGINT: the driver writes its final snapshot and exits
     except ProcessLookupError:
         return f"The driver is not running (pid {verified} ended just now); nothing was signalled."
+    if usable[0] == signal.SIGTERM:
+        return (f"The driver (pid {verified}) ignores SIGINT (started in the background with "
+                "TUNE_DISABLE_SIGINT_HANDLER=1?): sent SIGTERM, which ends it at once; "
+                f"continue it from its last snapshot with `hpctune resume {exp.root}`.")
     return f"Interrupted the driver (pid {verified})."
 
 

@@ -7,8 +7,11 @@ any login node while the driver runs elsewhere.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
+import re
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 
 from hpctune.config import DEFAULT_STORAGE
 from hpctune.core.ids import JobKind, job_kind, validate_job_id
-from hpctune.errors import ConfigError, HpctuneError
+from hpctune.errors import ConfigError, HpctuneError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import snapshot_trials
@@ -104,6 +107,26 @@ def resolve_experiment(text: str) -> ExperimentDir:
                       f"{storage_root()} (set $HPCTUNE_STORAGE_PATH or give the path).{hint}")
 
 
+def require_own_experiment(exp: ExperimentDir, action: str) -> None:
+    """A ConfigError unless ``exp`` and the files the CLI acts on are yours and nobody else may
+    write them: another user's experiment is data to read, never to signal, cancel or write."""
+    me = os.geteuid()
+    for path in (exp.root, exp.trials_dir, exp.summary_path, exp.state_path, exp.submit_path):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        writable = st.st_mode & 0o022 and not (path == exp.root and st.st_mode & 0o1000)
+        if st.st_uid != me or writable or stat.S_ISLNK(st.st_mode):
+            why = (f"belongs to uid {st.st_uid}, not to you (uid {me})" if st.st_uid != me else
+                   "is a symbolic link" if stat.S_ISLNK(st.st_mode) else
+                   "may be written by others")
+            raise ConfigError(
+                f"Refusing to {action} {printable(exp.root)}: {printable(path)} {why}. hpctune "
+                "reads other users' experiments as data only: the driver and job ids in their "
+                "files could name any process or job. Fix: ask the experiment's owner to run it.")
+
+
 # -- describing an experiment ---------------------------------------------------------------------
 def experiment_info(exp: ExperimentDir) -> dict[str, Any]:
     """The summary, the spec and the submit plan merged into one small dict.
@@ -112,9 +135,9 @@ def experiment_info(exp: ExperimentDir) -> dict[str, Any]:
     its name goes to ``unreadable``, so that one damaged experiment never hides the others.
     """
     unreadable: list[str] = []
-    summary = _read(exp.read_summary, exp.summary_path, unreadable, _summary_ok)
-    spec = _read(exp.read_experiment, exp.experiment_path, unreadable)
-    submit = _read(exp.read_submit, exp.submit_path, unreadable)
+    summary = scrubbed(_read(exp.read_summary, exp.summary_path, unreadable, _summary_ok))
+    spec = scrubbed(_read(exp.read_experiment, exp.experiment_path, unreadable))
+    submit = scrubbed(_read(exp.read_submit, exp.submit_path, unreadable))
     return {"summary": summary, "spec": spec, "submit": submit, "unreadable": unreadable,
             "metric": summary.get("metric") or spec.get("metric"),
             "mode": summary.get("mode") or spec.get("mode")}
@@ -124,7 +147,7 @@ def _read(reader: Callable[[], Any], path: Path, unreadable: list[str],
           valid: Callable[[dict[str, Any]], bool] = lambda data: True) -> dict[str, Any]:
     try:
         data = reader()
-    except (OSError, ValueError):  # not readable, empty, torn, not UTF-8
+    except (OSError, ValueError, UnsafeFileError):  # not readable, empty, torn, a FIFO, a link
         data = None
     if isinstance(data, dict) and valid(data):
         return data
@@ -171,7 +194,7 @@ def load_trials(exp: ExperimentDir) -> list[Trial]:
     except DAMAGED as exc:
         raise ConfigError(f"{exp.state_path} is damaged ({exc}). {state_fix}") from exc
     try:
-        return snapshot_trials(exp)
+        return [scrub_trial(trial) for trial in snapshot_trials(exp)]
     except HpctuneError:
         raise
     except DAMAGED as exc:
@@ -213,8 +236,42 @@ def console() -> Any:
     """A rich Console; a wide one when stdout is not a terminal (a pipe, a file)."""
     from rich.console import Console  # rich costs ~40 ms: only the commands that print tables
 
-    out = Console()
-    return out if out.is_terminal else Console(width=200)
+    # no markup: a config value such as "[/]" read from a file is text, never a style
+    out = Console(markup=False, emoji=False, highlight=False)
+    return out if out.is_terminal else Console(width=200, markup=False, emoji=False, highlight=False)
+
+
+# -- what reaches the terminal ---------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: object, keep_newlines: bool = False) -> str:
+    """``value`` as text with each control character written as an escape (``\\x1b``): names,
+    configs and errors read from an experiment (another user's, perhaps) never reach the
+    terminal as escape sequences. The one sanitiser of the CLI's output."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+
+
+def scrubbed(value: Any) -> Any:
+    """``value`` with ``printable`` applied to every string in it (keys too)."""
+    if isinstance(value, str):
+        return printable(value) if _CONTROL.search(value) else value
+    if isinstance(value, dict):
+        return {scrubbed(k): scrubbed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrubbed(v) for v in value]
+    return value
+
+
+def scrub_trial(trial: Trial) -> Trial:
+    """``trial`` with ``scrubbed`` text fields, for display (its ``path`` stays a real path:
+    commands read files through it and print it with ``printable``)."""
+    for field in dataclasses.fields(trial):
+        if field.name != "path":
+            setattr(trial, field.name, scrubbed(getattr(trial, field.name)))
+    return trial
 
 
 # -- trials --------------------------------------------------------------------------------------

@@ -149,7 +149,8 @@ def restore_tuner(exp: ExperimentDir, flags: dict[str, bool]) -> Any:
 
 
 def install_driver_signals() -> None:
-    """SIGTERM: stop like Ctrl+C (final snapshot written); USR1: requeue this job before its limit."""
+    """SIGTERM: stop like Ctrl+C (final snapshot written); USR1: requeue this job before its limit.
+    SIGINT is this driver's Ctrl+C even when its caller left it ignored."""
     def on_term(signum: int, frame: Any) -> None:
         # As Ctrl+C: the controller ends its loop at a clean point and writes its snapshot;
         # a detached driver keeps the trials' jobs (keep_jobs_on_interrupt) for the next start.
@@ -165,6 +166,8 @@ def install_driver_signals() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, on_usr1)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # inherited from `&`/nohup: on_term needs it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- script mode ----------------------------------------------------------------------------------

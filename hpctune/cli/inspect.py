@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.backends.pool_runs import run_states
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import (
@@ -27,11 +27,12 @@ from hpctune.cli.common import (
     load_trials,
     positive_float,
     positive_int,
+    printable,
     resolve_experiment,
     storage_root,
 )
 from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
-from hpctune.core.metrics import best_trial, flat_value
+from hpctune.core.metrics import best_trial, is_finite_number, metric_value
 from hpctune.display.reporter import CLIReporter
 from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError
@@ -72,8 +73,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     root = storage_root(args.storage_path)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{printable(root)} is not a directory: give the storage path, the "
+                          "directory that holds the experiments.")
     if not root.is_dir():
-        raise ConfigError(f"{root} does not exist: no experiments yet, or give another storage path.")
+        raise ConfigError(f"{printable(root)} does not exist: no experiments yet, or give another storage path.")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for header in ("experiment", "status", "trials", "by status", "best", "updated", "driver"):
         table.add_column(header, no_wrap=True)
@@ -94,9 +98,9 @@ def ls_row(exp: ExperimentDir) -> list[str]:
     short = " ".join(f"{n}{s[0]}" for s, n in sorted(by_status.items()))
     best = summary.get("best") or {}
     value = best.get("value")
-    best_text = f"{summary.get('metric')}={value:.6g}" if isinstance(value, (int, float)) else ""
+    best_text = f"{summary.get('metric')}={value:.6g}" if is_finite_number(value) else ""
     updated = f"{ago(time.time() - summary['updated'])} ago" if summary.get("updated") else ""
-    return [exp.root.name, describe_state(info), str(summary.get("num_trials", 0)), short,
+    return [printable(exp.root.name), describe_state(info), str(summary.get("num_trials", 0)), short,
             best_text, updated, driver_text(summary) or ""]
 
 
@@ -110,7 +114,7 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
         refresh_job_states(trials)
         refresh_pool_runs(exp, trials)
     summary = info["summary"]
-    return StatusView(trials=trials, experiment_dir=str(exp.root), scheduler=info["spec"].get("scheduler"),
+    return StatusView(trials=trials, experiment_dir=printable(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
                       slurm_commands=summary.get("slurm_commands", {}), state=state,
                       driver=driver_text(summary), updated=summary.get("updated"))
@@ -138,12 +142,12 @@ def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
     _apply_states(live, run_states(view, tasks))
 
 
-def _apply_states(trials: list[Trial], states: dict[str, JobState]) -> None:
+def _apply_states(trials: list[Trial], states: dict[str, JobReport]) -> None:
     """A trial whose job ``states`` (Slurm's answer) lists takes its state, reason and node."""
     for trial in trials:
         job = states.get(str(trial.job_id))
         if job is not None:
-            trial.job_state, trial.job_reason, trial.node = job.state, job.reason, job.node
+            trial.observe_job(job.state, job.reason, job.node)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -184,7 +188,7 @@ def cmd_best(args: argparse.Namespace) -> int:
                           f"{', '.join(reported) or 'none yet'}.")
     checkpoint = str(Path(best.path) / best.checkpoint) if best.checkpoint else None
     record = {"trial_id": best.trial_id, "metric": metric, "mode": mode,
-              "value": flat_value(best.last_result, metric), "status": best.status.value,
+              "value": metric_value(best, metric, mode), "status": best.status.value,
               "config": best.config, "metrics": best.last_result, "checkpoint": checkpoint,
               "path": best.path}
     if args.json:
@@ -196,5 +200,5 @@ def cmd_best(args: argparse.Namespace) -> int:
     for key, value in best.last_result.items():
         print(f"  {key}: {value}")
     print(f"Checkpoint: {checkpoint or 'none'}")
-    print(f"Trial directory: {best.path}")
+    print(f"Trial directory: {printable(best.path)}")
     return 0

@@ -35,6 +35,7 @@ from hpctune.cli import (
     submit,
     trials,
 )
+from hpctune.cli.common import printable
 from hpctune.errors import HpctuneError
 
 #: the command modules, in the order of `hpctune --help`
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every ``hpctune`` command."""
     parser = argparse.ArgumentParser(
         prog="hpctune", description="Hyperparameter tuning on Slurm with Ray Tune's API.",
-        epilog="Run `hpctune COMMAND --help` for a command's options.")
+        epilog="Run `hpctune COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)  # `--version`: one line at any width
     parser.add_argument("--version", action="version", version=f"hpctune {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HpctuneError as exc:
-        print(f"hpctune {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hpctune {args.command}: error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"hpctune {args.command}: interrupted", file=sys.stderr)
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. another user's experiment, a full disk: one line, no traceback
         if args.command in RUNS_USER_CODE:
             raise
-        print(f"hpctune {args.command}: error: {exc}. Fix: check that the path exists and that "
+        print(f"hpctune {args.command}: error: {printable(exc)}. Fix: check that the path exists and that "
               "you may read (or write) it.", file=sys.stderr)
         return 1
 

@@ -19,6 +19,7 @@ from hpctune.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    require_own_experiment,
     resolve_experiment,
     storage_root,
 )
@@ -66,7 +67,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--detach", action="store_true", help="submit the driver as a Slurm job that "
                    "requeues itself and resumes the experiment")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch scripts of the driver "
-                   "and of the trials; submit nothing")
+                   "and of the trials, and the experiment's worst-case cost; submit nothing")
     add_driver_options(p)
     p.set_defaults(func=cmd_submit)
 
@@ -151,13 +152,14 @@ def exp_argument(exp: ExperimentDir) -> str:
 
 
 def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
-    """The driver's sbatch script (with --detach) and the trials' sbatch script."""
+    """The driver's sbatch script (with --detach), the trials' sbatch script and, as ``#``
+    lines after it, the experiment's worst-case cost (``accounting/estimate.py``)."""
     lines = ["# ---- driver job (hpctune submit --detach) ----"]
     if detach:
         lines.append(driver_script(plan))
     else:
         lines.append("# (none: the driver runs in the foreground; add --detach to run it as a job)")
-    lines += ["# ---- trials (one array task per trial) ----", trial_preview(plan)]
+    lines += ["# ---- trials (one array task per trial), then the worst-case cost ----", trial_preview(plan)]
     return "\n".join(lines)
 
 
@@ -227,6 +229,7 @@ def submit_driver(plan: SubmitPlan) -> int:
 # -- hpctune resume ---------------------------------------------------------------------------
 def cmd_resume(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
+    require_own_experiment(exp, "resume")
     flags = {"resume_unfinished": args.resume_unfinished, "resume_errored": args.resume_errored,
              "restart_errored": args.restart_errored}
     if args.detach:

@@ -21,7 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpctune.cli.common import experiment_info, load_trials, positive_int, resolve_experiment
+from hpctune.cli.common import (
+    experiment_info,
+    load_trials,
+    positive_int,
+    printable,
+    resolve_experiment,
+)
 from hpctune.core.metrics import AUTO_METRICS, flatten
 from hpctune.display.table import format_value, resources_cell
 from hpctune.errors import ConfigError
@@ -197,7 +203,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
     records = [trial_record(t, exp) for t in load_trials(exp)]
     if not records:
-        print(f"No trials in {exp.root.name} yet.")
+        print(f"No trials in {printable(exp.root.name)} yet.")
         return 0
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]

@@ -44,7 +44,20 @@ def check_sbatch_options(options: dict[str, Any], owner: str = "SlurmConfig") ->
                 f"{owner}(sbatch_options=...) has the key {key!r}, which is not an sbatch option "
                 "name. Fix: write the long option without dashes or '=': {'reservation': 'ml', "
                 "'mail-type': 'FAIL'}.")
+        hint = OWN_DIRECTIVES.get(key.replace("_", "-"))
+        if hint is not None:
+            raise ConfigError(
+                f"{owner}(sbatch_options=...) sets {key!r}, a directive hpctune writes itself for "
+                f"every job: replacing it would break how hpctune tracks its jobs. Fix: remove it{hint}.")
         check_sbatch_text(f"{owner}(sbatch_options[{key!r}])", value)
+
+
+#: the #SBATCH directives hpctune owns (long names and sbatch's one-letter aliases): the fix
+OWN_DIRECTIVES = {
+    **dict.fromkeys(("array", "a", "output", "o", "error", "e", "job-name", "J", "comment",
+                     "open-mode", "wckey", "wrap"), ""),
+    "signal": " and choose the warning with SlurmConfig(signal=..., signal_lead_s=...)",
+}
 
 
 def validate_experiment_name(name: str) -> str:

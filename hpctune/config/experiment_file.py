@@ -35,23 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpctune.config.file_space import PRIMITIVES, parse_space, show_data  # noqa: F401 - PRIMITIVES: tests
 from hpctune.errors import ConfigError, HpctuneError
 
-# primitive -> (argument names, an example written as data)
-PRIMITIVES: dict[str, tuple[tuple[str, ...], str]] = {
-    "uniform": (("lower", "upper"), "{uniform = [0, 1]}"),
-    "quniform": (("lower", "upper", "q"), "{quniform = [0, 1, 0.1]}"),
-    "loguniform": (("lower", "upper", "base"), "{loguniform = [1e-4, 1e-1]}"),
-    "qloguniform": (("lower", "upper", "q", "base"), "{qloguniform = [1e-4, 1e-1, 5e-5]}"),
-    "randn": (("mean", "sd"), "{randn = [0, 1]}"),
-    "qrandn": (("mean", "sd", "q"), "{qrandn = [0, 1, 0.1]}"),
-    "randint": (("lower", "upper"), "{randint = [1, 10]}"),
-    "qrandint": (("lower", "upper", "q"), "{qrandint = [0, 100, 10]}"),
-    "lograndint": (("lower", "upper", "base"), "{lograndint = [1, 1024]}"),
-    "qlograndint": (("lower", "upper", "q", "base"), "{qlograndint = [1, 1024, 2]}"),
-    "choice": (("categories",), '{choice = ["relu", "tanh"]}'),
-    "grid_search": (("values",), "{grid_search = [16, 64, 256]}"),
-}
 TOP_LEVEL = {
     "name", "storage_path", "trainable", "param_space", "metric", "mode", "num_samples",
     "max_concurrent_trials", "time_budget_s", "seed", "scheduler", "search", "stop",
@@ -187,7 +173,7 @@ def _parse_file(path: Path) -> dict[str, Any]:
     else:
         raise ConfigError(f"{path}: an experiment file must end in .toml, .yaml or .yml.")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a table of settings at the top level, got {_show(data)}.")
+        raise ConfigError(f"{path}: expected a table of settings at the top level, got {show_data(data)}.")
     return data
 
 
@@ -195,7 +181,7 @@ def parse_experiment(data: dict[str, Any], path: Path) -> ExperimentFile:
     """Check every section of an experiment file's data; errors name the key path."""
     odd = [key for key in data if not isinstance(key, str)]
     if odd:
-        raise ConfigError(f"{_show(odd[0])}: a setting's name must be text, like num_samples; valid "
+        raise ConfigError(f"{show_data(odd[0])}: a setting's name must be text, like num_samples; valid "
                           f"keys: {', '.join(sorted(TOP_LEVEL))}.")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
@@ -203,7 +189,7 @@ def parse_experiment(data: dict[str, Any], path: Path) -> ExperimentFile:
         raise ConfigError(f"{unknown[0]}: unknown key{hint}; valid keys: {', '.join(sorted(TOP_LEVEL))}.")
     if not isinstance(data.get("trainable"), str) or ":" not in data["trainable"]:
         raise ConfigError('trainable: expected "module:function" or "path/to/file.py:function", '
-                          f"got {_show(data.get('trainable'))}.")
+                          f"got {show_data(data.get('trainable'))}.")
     tune = {k: data[k] for k in ("metric", "mode", "num_samples", "max_concurrent_trials",
                                  "time_budget_s", "seed") if k in data}
     return ExperimentFile(
@@ -226,14 +212,14 @@ def parse_experiment(data: dict[str, Any], path: Path) -> ExperimentFile:
 def _text(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f'{key}: expected a name in quotes, like {key} = "gpu", got {_show(value)}.')
+        raise ConfigError(f'{key}: expected a name in quotes, like {key} = "gpu", got {show_data(value)}.')
     return value
 
 
 def _backend(data: dict[str, Any]) -> str | None:
     value = data.get("backend")
     if value not in (None, "slurm", "local"):
-        raise ConfigError(f'backend: expected "slurm" or "local", got {_show(value)}.')
+        raise ConfigError(f'backend: expected "slurm" or "local", got {show_data(value)}.')
     return value
 
 
@@ -249,7 +235,7 @@ def _verbose(data: dict[str, Any]) -> int:
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"{key}: expected a table ([{key}] or {key} = {{...}}), got {_show(value)}.")
+        raise ConfigError(f"{key}: expected a table ([{key}] or {key} = {{...}}), got {show_data(value)}.")
     return dict(value)
 
 
@@ -263,77 +249,8 @@ def _named_table(data: dict[str, Any], key: str) -> dict[str, Any] | None:
     table = _table(data, key)
     if not isinstance(table.get("name"), str):
         raise ConfigError(f'{key}.name: expected the {key} name, like {key} = {{name = "...", ...}}, '
-                          f"got {_show(table.get('name'))}.")
+                          f"got {show_data(table.get('name'))}.")
     return table
-
-
-# -- search space as data -----------------------------------------------------------------
-def parse_space(node: Any, where: str) -> Any:
-    """Turn data into search-space objects: one-key primitive tables, nested tables, constants."""
-    if isinstance(node, dict):
-        if len(node) == 1:
-            (key, args), = node.items()
-            if key in PRIMITIVES:
-                return _primitive(key, args, where)
-            _reject_typo(key, args, where)
-        return {k: parse_space(v, f"{where}.{k}") for k, v in node.items()}
-    if isinstance(node, list):
-        return [parse_space(v, f"{where}[{i}]") for i, v in enumerate(node)]
-    return node
-
-
-def _primitive(kind: str, args: Any, where: str) -> Any:
-    from hpctune import space
-    from hpctune.errors import SearchSpaceError
-
-    names, example = PRIMITIVES[kind]
-    if kind in ("choice", "grid_search"):
-        if not isinstance(args, list) or not args:
-            raise _expected(where, example, {kind: args})
-        values = [parse_space(v, f"{where}.{kind}[{i}]") for i, v in enumerate(args)]
-        return getattr(space, kind)(values)
-    if isinstance(args, dict):
-        unknown = sorted(set(args) - set(names))
-        if unknown:
-            raise ConfigError(f"{where}.{kind}: unknown argument `{unknown[0]}`; "
-                              f"{kind} takes {', '.join(names)}, like {example}.")
-        positional, keywords = [], args
-    elif isinstance(args, list) and all(_is_number(a) for a in args):
-        positional, keywords = args, {}
-    else:
-        raise _expected(where, example, {kind: args})
-    try:
-        return getattr(space, kind)(*positional, **keywords)
-    except TypeError:
-        raise _expected(where, example, {kind: args}) from None
-    except SearchSpaceError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _expected(where: str, example: str, got: dict[str, Any]) -> ConfigError:
-    (kind, args), = got.items()
-    return ConfigError(f"{where}: expected a table like {example}, got {{{kind} = {_show(args)}}}.")
-
-
-def _reject_typo(key: str, args: Any, where: str) -> None:
-    """A one-key table whose key looks like a misspelt primitive is an error, not a constant."""
-    close = difflib.get_close_matches(key, PRIMITIVES, n=1, cutoff=0.8)
-    if close and isinstance(args, list):
-        raise ConfigError(f"{where}: unknown search-space primitive `{key}` (did you mean "
-                          f"`{close[0]}`?); write it like {PRIMITIVES[close[0]][1]}.")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _show(value: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def _did_you_mean(key: str, options: set[str]) -> str:

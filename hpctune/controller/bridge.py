@@ -10,10 +10,12 @@ does the flattening for a searcher's completion calls. Neither decides anything 
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.capacity import cluster_resources
+from hpctune.core.checks import strict_metric_checking
+from hpctune.core.decision_points import EVERY, DecisionPoints, declared
 from hpctune.core.metrics import flatten
 from hpctune.errors import ConfigError
 from hpctune.storage.pbt_files import read_policy_rows
@@ -32,10 +34,6 @@ from hpctune.tune.search.searcher import Searcher, SearcherWrapper
 if TYPE_CHECKING:
     from hpctune.controller.controller import Controller
     from hpctune.controller.trial_names import TrialNamer
-
-#: Ray's switch: a result without the scheduler's metric is not an error, the trial continues
-LAX_METRIC_ENV = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
-
 
 class RunView:
     """The ``tune_controller`` a Ray-style scheduler gets: a read-only view of the run."""
@@ -105,17 +103,25 @@ class SchedulerBridge(TrialScheduler):
             if self.namer is not None and self._ctl is not None:
                 self.namer.name(record, self._ctl.trials.values())
         self._call("on_trial_add", trial)
-        initial = getattr(self.scheduler, "initial_config", None)
-        config = initial(trial) if initial is not None else None
-        if config is not None and isinstance(record, Trial) and self._ctl is not None:
-            self._ctl.exploits.apply_initial_config(record, dict(config))  # PBT filled keys
+
+    def initial_config(self, trial: TrialInfo) -> Mapping[str, Any] | None:
+        """The new trial's config as the scheduler completes it (PBT fills the keys the search
+        space lacks), or None (schedulers without the hook: Ray's, the user's own)."""
+        method = getattr(self.scheduler, "initial_config", None)
+        return method(trial) if method is not None else None
 
     def on_trial_result(self, trial: TrialInfo, result: dict) -> SchedulerDecision:
         flat = flatten(result)
         metric = self.metric
-        if isinstance(metric, str) and metric not in flat and os.environ.get(LAX_METRIC_ENV, "0") not in ("", "0"):
+        if isinstance(metric, str) and metric not in flat and not strict_metric_checking():
             return Decision.CONTINUE
         return self._decision(self._call("on_trial_result", trial, flat))
+
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        """The user's scheduler's declaration; every result for one with Ray's hooks."""
+        if "on_trial_result" in self.ray_hooks:
+            return EVERY
+        return declared(self.scheduler, "on_trial_result", trial)
 
     def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
         """The scheduler's word on a PAUSED trial (schedulers without the hook: resume it)."""

@@ -1,32 +1,100 @@
-"""The driver's reading of a trial's events: the log's facts, then the decisions they call for.
+"""The driver's reading of the trials' events: the log's facts, then the decisions they call for.
 
-``TrialEvents`` extends the one log replay (``TrialReplay``) with what only the driver
-does: it checks that an event belongs to the trial's current job, keeps checkpoints
-within ``num_to_keep``, asks the stoppers, scheduler and searcher about each new result,
-and tells the controller to stop, pause, exploit (PBT), retry or finish the trial.
+``read_new_events`` hands the new events of all trials to their handlers in the order they were
+reported. ``TrialEvents`` extends the one log replay (``TrialReplay``) with what only the
+driver does: it checks that an event belongs to the trial's current job, keeps checkpoints
+within ``num_to_keep``, asks the stoppers, scheduler and searcher about each new result, and
+has the ``Enactor`` stop, pause, exploit (PBT), retry or end the trial.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import enum
+import heapq
+import time
+from typing import Any
 
+from hpctune.controller.enactor import Enactor
 from hpctune.controller.resource_change import begin_change
+from hpctune.controller.state import TrialTable
+from hpctune.core.checks import check_result_metrics
 from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
+from hpctune.storage.events import dispatch
 from hpctune.storage.replay import TrialReplay
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 from hpctune.tune.schedulers.trial_scheduler import ChangeResources, Decision, Exploit
 
-if TYPE_CHECKING:
-    from hpctune.controller.controller import Controller
+#: events younger than this wait a step, so that none still being appended is overtaken
+ORDER_SETTLE_S = 0.02
+
+
+class Reading(enum.Enum):
+    """Which logs ``read_new_events`` reads, and whether the youngest events wait."""
+
+    #: between Slurm polls: the logs of running trials only (few stats); young events wait
+    RUNNING = "running"
+    #: at a poll: every submitted trial's log; young events wait
+    SUBMITTED = "submitted"
+    #: jobs left the queue: every submitted trial's log, to the end (a final event may be there)
+    TO_THE_END = "to the end"
+    #: a restore: every trial's log, submitted or not (a launch the snapshot missed), to the end
+    RESTORE = "restore"
+
+
+def read_new_events(table: TrialTable, enactor: Enactor, reading: Reading) -> None:
+    """Handle the new events of the live trials in the order they were reported.
+
+    Unless the reading goes to the end, events younger than ``ORDER_SETTLE_S`` wait for the
+    next step, so that an event still being appended elsewhere cannot be overtaken by a later
+    one: replaying the logs in timestamp order reproduces every decision.
+    """
+    settle = reading in (Reading.RUNNING, Reading.SUBMITTED)
+    horizon = time.time() - ORDER_SETTLE_S if settle else float("inf")
+    streams = []
+    for trial in table.unfinished:
+        if trial.job_id is None and reading is not Reading.RESTORE:
+            continue
+        if (reading is Reading.RUNNING and trial.status is not TrialStatus.RUNNING
+                and trial.job_state is not JobState.RUNNING):
+            continue
+        ready = _settled(table.tails[trial.trial_id].peek(), horizon)
+        if ready:
+            streams.append([(_reported_at(e), trial.trial_id, e) for e in ready])
+    handlers: dict[str, TrialEvents] = {}
+    for _, trial_id, event in heapq.merge(*streams, key=lambda item: item[0]):
+        trial, tail = table.trials[trial_id], table.tails[trial_id]
+        if trial.is_finished or trial_id not in table.live:
+            continue  # ended (or set aside as never started) earlier in this step
+        trial.last_event_at = enactor.clock()
+        handler = handlers.setdefault(trial_id, TrialEvents(trial, enactor))
+        if not handler.from_an_earlier_job(event):
+            dispatch(event, handler, tail.path)
+        tail.consume(1)
+
+
+def _settled(events: list[tuple[dict, int]], horizon: float) -> list[dict]:
+    """The leading events reported before ``horizon`` (a trial's order is kept)."""
+    ready = []
+    for event, _ in events:
+        if _reported_at(event) > horizon:
+            break
+        ready.append(event)
+    return ready
+
+
+def _reported_at(event: dict) -> float:
+    """When the worker wrote the event (0 for events without a time: they come first)."""
+    value = event.get(ev.TIME, 0.0)
+    return value if isinstance(value, (int, float)) else 0.0
 
 
 class TrialEvents(TrialReplay):
-    """Handles the new events of one trial for the controller."""
+    """Handles the new events of one trial for the driver."""
 
-    def __init__(self, controller: Controller, trial: Trial):
+    def __init__(self, trial: Trial, enactor: Enactor):
         super().__init__(trial)
-        self.ctl = controller
+        self.enactor, self.exploits, self.deciders = enactor, enactor.exploits, enactor.deciders
 
     def from_an_earlier_job(self, event: dict[str, Any]) -> bool:
         """A worker's event from a job the trial no longer runs as (retried away from it, or
@@ -39,34 +107,30 @@ class TrialEvents(TrialReplay):
     def on_start(self, event: dict[str, Any]) -> None:
         trial = self.trial
         first = trial.started_at is None
-        job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0)
+        job, restarts = event.get(ev.JOB_ID), event.get(ev.RESTART_COUNT, 0) or 0
         if job in trial.cancelled_jobs:
             return  # a run Ctrl+C cancelled: the trial runs again in a new job
-        if job and trial.job_id is None and not trial.is_finished:
-            trial.job_id = job  # a launch the snapshot missed, read at restore: adopt it
         unexplained = not first and not trial.awaiting_restart and restarts > trial.restart_count
-        super().on_start(event)
-        trial.awaiting_restart = False
-        trial.started_at = trial.started_at or self.ctl.clock()
+        trial.start(restarts, job_id=job, at=self.enactor.clock())  # a launch the snapshot missed: adopted
         if first:
-            self.ctl.callbacks.call("on_trial_start", iteration=self.ctl.iteration,
-                                    trials=self.ctl.trial_list, trial=trial)
+            self.enactor.tell("on_trial_start", trial)
         elif unexplained:  # Slurm restarted the job without a signal: node failure, kill -9
-            self.ctl.count_failure(trial, "the job was restarted by Slurm without warning "
-                                          "(node failure or a kill without signal)")
+            self.enactor.count_slurm_restart(trial, "the job was restarted by Slurm without warning "
+                                                    "(node failure or a kill without signal)")
 
     def on_result(self, event: dict[str, Any]) -> None:
         trial, result = self.trial, event[ev.RESULT]
-        if not trial.awaiting_restart:
-            trial.status = TrialStatus.RUNNING
+        trial.report()
         if event.get(ev.CHECKPOINT):
-            self.ctl.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
+            self.enactor.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
         if trial.stop_requested_at is not None:
             trial.results_after_stop += 1  # in the log, but the trial ended with its decision
-            self.ctl.exploits.on_late_result(trial, result)
+            self.exploits.on_late_result(trial, result)
             return
         if self.record(result):
             self._decide(result)
+        if event.get(ev.WAITS):  # its worker waits: a proceed, unless a stop or pause was the verdict
+            self.enactor.let_proceed(trial, result.get("training_iteration"))
 
     def _decide(self, result: dict[str, Any]) -> None:
         """New progress: tell the searcher and callbacks; ask the stopper, then the scheduler.
@@ -75,81 +139,84 @@ class TrialEvents(TrialReplay):
         as in Ray, so a nested metric is named the same everywhere; callbacks get it as
         reported. A decision may be given as Ray's strings ("STOP") too.
         """
-        ctl, trial = self.ctl, self.trial
+        deciders, trial = self.deciders, self.trial
         result = {**result, "config": trial.config}  # as Ray's results carry it (not in the log)
         flat = flatten(result)
-        ctl.searcher.on_trial_result(trial.trial_id, flat)
-        ctl.callbacks.result_hooks(ctl.iteration, ctl.trial_list, trial, result)
-        if ctl.stopper(trial.trial_id, flat):
-            ctl.request_stop(trial, "stop criterion reached", by_scheduler=False)
+        check_result_metrics(flat, self.enactor.settings.metric, deciders.scheduler, deciders.searcher)
+        deciders.searcher.on_trial_result(trial.trial_id, flat)
+        self.enactor.tell_result(trial, result)
+        if deciders.stopper(trial.trial_id, flat):
+            self.enactor.request_stop(trial, "stop criterion reached", by_scheduler=False)
         else:
-            self._enact(ctl.scheduler.on_trial_result(trial.info, flat) or Decision.CONTINUE)
-        if ctl.stopper.stop_all():
-            ctl.stop_experiment("a stopper ended the experiment")
+            self._enact(deciders.scheduler.on_trial_result(trial.info, flat) or Decision.CONTINUE)
+        if deciders.stopper.stop_all():
+            self.enactor.stop_experiment("a stopper ended the experiment")
 
     def _enact(self, decision: Any) -> None:
         """STOP ends the trial, PAUSE checkpoints it and resubmits it later, an ``Exploit``
         continues it from the donor's checkpoint with a new config (``controller/exploit``),
         ``ChangeResources`` pauses it to resubmit it with a new request (``resource_change``)."""
-        ctl, trial = self.ctl, self.trial
+        enactor, trial = self.enactor, self.trial
         if isinstance(decision, Exploit):
-            ctl.exploits.begin(trial, decision)
+            self.exploits.begin(trial, decision)
             return
         if isinstance(decision, ChangeResources):
-            begin_change(ctl, trial, decision)
+            begin_change(enactor, trial, decision)
             return
         decision = Decision(decision)
         if decision is Decision.STOP:
-            ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
+            enactor.request_stop(trial, "stopped by scheduler", by_scheduler=True)
         elif decision is Decision.PAUSE and not trial.awaiting_restart:
-            ctl.request_pause(trial)
+            enactor.request_pause(trial)
 
     def on_stop_decided(self, event: dict[str, Any]) -> None:
         """This driver's own stop record, read back (at a restore it may be all that is left of
         a decision made just before the driver died)."""
         if self.trial.stop_requested_at is None:
-            self.trial.stop_requested_at = self.ctl.clock()
-            self.trial.stop_reason = str(event.get(ev.REASON, "stopped"))
+            self.trial.request_stop(str(event.get(ev.REASON, "stopped")), by_scheduler=False,
+                                    at=self.enactor.clock())
+        self.mark_done()  # the trial's final result says done, as Ray's does after a STOP
 
     def on_complete(self, event: dict[str, Any]) -> None:
-        if self.ctl.exploits.on_job_end(self.trial, completed=True):
+        if self.exploits.on_job_end(self.trial, completed=True):
             return  # it finished after the exploit decision: it goes on from the donor's checkpoint
-        super().on_complete(event)
-        self.ctl.complete(self.trial)
+        self.mark_done()
+        self.enactor.terminate(self.trial)
 
     def on_stopped(self, event: dict[str, Any]) -> None:
-        if not self.ctl.exploits.on_job_end(self.trial):
-            self.ctl.complete(self.trial, early=self.trial.stopped_by_scheduler)
+        if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
+            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
+        if not self.exploits.on_job_end(self.trial):
+            self.mark_done()
+            self.enactor.terminate(self.trial, early=self.trial.stopped_by_scheduler)
 
     def on_error(self, event: dict[str, Any]) -> None:
-        if not self.ctl.exploits.on_job_end(self.trial):  # a failure after the decision: superseded
-            self.ctl.trial_failed(self.trial, event.get(ev.ERROR, "unknown error"))
+        if not self.exploits.on_job_end(self.trial):  # a failure after the decision: superseded
+            self.enactor.retry_or_fail(self.trial, event.get(ev.ERROR, "unknown error"))
 
     def on_exploited(self, event: dict[str, Any]) -> None:
         """The driver's own record of an exploit (read back, or written by a driver before a
-        restore): the trial goes on from the donor's checkpoint."""
-        super().on_exploited(event)
-        self.ctl.exploits.on_logged(self.trial, event)
+        restore): the trial goes on from the donor's checkpoint (where it is, the driver set
+        when it enacted the exploit)."""
+        self.continue_from_donor(event)
+        self.exploits.on_logged(self.trial, event)
 
     def on_resources_changed(self, event: dict[str, Any]) -> None:
         """The driver's record of a new request, read back (or a predecessor's, at a restore)."""
         super().on_resources_changed(event)
-        if self.trial.pending_resources == event.get(ev.NEW_RESOURCES):
-            self.trial.pending_resources = None
+        self.trial.resources_changed(event.get(ev.NEW_RESOURCES))
 
     def on_preempted(self, event: dict[str, Any]) -> None:
         super().on_preempted(event)
-        self.trial.awaiting_restart = True
+        self.trial.preempt()
 
     def on_requeued(self, event: dict[str, Any]) -> None:
-        self.trial.status, self.trial.job_state = TrialStatus.PENDING, "REQUEUED"
+        self.trial.requeue()
 
     def on_terminated(self, event: dict[str, Any]) -> None:
-        if not self.ctl.exploits.on_job_end(self.trial):
-            self.trial.awaiting_restart = True  # SIGTERM: preempted (Slurm requeues it) or cancelled
+        if not self.exploits.on_job_end(self.trial):
+            self.trial.preempt()  # SIGTERM: preempted (Slurm requeues it) or cancelled
 
     def on_paused(self, event: dict[str, Any]) -> None:
-        if self.ctl.exploits.on_job_end(self.trial):
-            return
-        super().on_paused(event)
-        self.trial.job_id, self.trial.job_state = None, ""
+        if not self.exploits.on_job_end(self.trial):
+            self.trial.paused()

@@ -11,19 +11,25 @@ request first) or failed; its accounting record, when there is one, says how.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from hpctune.tune.experiment.trial import Trial, TrialStatus
-
-if TYPE_CHECKING:
-    from hpctune.controller.controller import Controller
+from hpctune.backends.base import Backend
+from hpctune.controller.enactor import Enactor
+from hpctune.controller.events import Reading
+from hpctune.controller.state import TrialTable
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 
 
 class JobWatch:
-    """Polls the backend for the controller and acts on what changed."""
+    """Polls the backend and acts on what changed (see the module docstring)."""
 
-    def __init__(self, controller: Controller):
-        self.ctl = controller
+    def __init__(self, table: TrialTable, backend: Backend, exp: ExperimentDir, enactor: Enactor,
+                 heartbeat_timeout_s: float | None, report_timeout_s: float | None,
+                 read_logs: Callable[[Reading], None]):
+        self.table, self.backend, self.exp, self.enactor = table, backend, exp, enactor
+        self.heartbeat_timeout_s, self.report_timeout_s = heartbeat_timeout_s, report_timeout_s
+        self.read_logs, self.clock = read_logs, enactor.clock
         self._last_poll = -1e9
         #: trial id -> (the run and result count last seen, when the driver first saw it)
         self._progress: dict[str, tuple[tuple, float]] = {}
@@ -31,55 +37,51 @@ class JobWatch:
     def poll_due(self) -> bool:
         """Every ``poll_interval_s``, unless the backend defers it (a poll must not take the
         Slurm calls kept for stops and resubmissions)."""
-        if self.ctl.clock() - self._last_poll < self.ctl.backend.poll_interval_s:
+        if self.clock() - self._last_poll < self.backend.poll_interval_s:
             return False
-        ready = getattr(self.ctl.backend, "poll_ready", None)
-        return ready is None or bool(ready())
+        return self.backend.poll_ready()
 
     def poll(self) -> None:
-        ctl = self.ctl
-        self._last_poll = ctl.clock()
-        states = ctl.backend.poll()
-        ctl.backend.reconcile()  # what the poll calls for (a pool hands back claims, submits tasks)
+        """One backend poll: every submitted trial's job state, a hung or lost one retried, a
+        job that left the queue without a final event explained."""
+        self._last_poll = self.clock()
+        states = self.backend.poll()
+        self.backend.reconcile()  # what the poll calls for (a pool hands back claims, submits tasks)
         gone = []
-        for trial in ctl.live_trials:
-            if trial.job_id is None:
-                continue
+        for trial in self.table.submitted():
             state = states.get(trial.job_id)
             if state is None:
                 gone.append((trial, trial.job_id))
                 continue
-            trial.job_state, trial.job_reason, trial.node = state.state, state.reason, state.node
+            trial.observe_job(state.state, state.reason, state.node)
             self._check_heartbeat(trial)
             self._check_reports(trial)
         if gone:
-            ctl.ingest_logs(settle=False)  # a final event may have landed since the last read
+            self.read_logs(Reading.TO_THE_END)  # a final event may have landed since the last read
             # still unexplained: not finished, and not paused or retried (a new job) meanwhile
             self._on_jobs_gone([t for t, job in gone if not t.is_finished and t.job_id == job])
 
     def _check_heartbeat(self, trial: Trial) -> None:
         """A job Slurm reports RUNNING whose log stopped advancing is hung or lost: retry it."""
-        ctl = self.ctl
-        timeout = ctl.settings.heartbeat_timeout_s
-        if timeout is None or trial.job_state != "RUNNING" or trial.stop_requested_at is not None:
+        timeout = self.heartbeat_timeout_s
+        if timeout is None or trial.job_state is not JobState.RUNNING or trial.stop_requested_at is not None:
             return
-        since = trial.last_event_at or trial.submitted_at or ctl.clock()
-        if ctl.clock() - since > timeout:
-            ctl.backend.cancel([trial.job_id])
-            ctl.trial_failed(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s while "
-                                    "Slurm reported it RUNNING: cancelled it as lost.")
+        since = trial.last_event_at or trial.submitted_at or self.clock()
+        if self.clock() - since > timeout:
+            self.backend.cancel([trial.job_id])
+            self.enactor.retry_or_fail(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s "
+                                              "while Slurm reported it RUNNING: cancelled it as lost.")
 
     def _check_reports(self, trial: Trial) -> None:
         """A running trial that reported nothing for ``report_timeout_s`` (its heartbeats do not
         count) is hung: cancel its job and retry it per ``max_failures``."""
-        ctl = self.ctl
-        timeout = getattr(ctl.settings, "report_timeout_s", None)
-        running = (trial.status is TrialStatus.RUNNING and trial.job_state == "RUNNING"
+        timeout = self.report_timeout_s
+        running = (trial.status is TrialStatus.RUNNING and trial.job_state is JobState.RUNNING
                    and trial.stop_requested_at is None and not trial.is_finished)
         if timeout is None or not running:
             self._progress.pop(trial.trial_id, None)
             return
-        mark, now = (trial.job_id, trial.restart_count, trial.num_results), ctl.clock()
+        mark, now = (trial.job_id, trial.restart_count, trial.num_results), self.clock()
         seen = self._progress.get(trial.trial_id)
         if seen is None or seen[0] != mark:
             self._progress[trial.trial_id] = (mark, now)  # started, or a new result: the clock restarts
@@ -88,31 +90,31 @@ class JobWatch:
             return
         del self._progress[trial.trial_id]
         job = trial.job_id
-        ctl.backend.cancel([job])
-        ctl.trial_failed(trial, f"Trial {trial.trial_id} reported no result for {timeout:g} s "
-                                f"(FailureConfig(report_timeout_s={timeout:g})): its trainable looks "
-                                f"hung, so job {job} was cancelled. Fix: find where it waits (`hpctune "
-                                "logs`), or raise report_timeout_s if a step can take that long.")
+        self.backend.cancel([job])
+        self.enactor.retry_or_fail(trial, f"Trial {trial.trial_id} reported no result for {timeout:g} s "
+                                          f"(FailureConfig(report_timeout_s={timeout:g})): its trainable "
+                                          f"looks hung, so job {job} was cancelled. Fix: find where it waits "
+                                          "(`hpctune logs`), or raise report_timeout_s if a step can take "
+                                          "that long.")
 
     def _on_jobs_gone(self, trials: list[Trial]) -> None:
         """Jobs that left the queue without a final event: stopped, or an error."""
-        ctl = self.ctl
         for trial in trials:  # `hpctune cancel` writes a stop request before its scancel
             if trial.stop_requested_at is None and self._stop_requested_on_disk(trial):
-                trial.stop_requested_at, trial.stop_reason = ctl.clock(), "cancelled"
+                trial.request_stop("cancelled", by_scheduler=False, at=self.clock())
         unexplained = [t for t in trials if t.stop_requested_at is None]
         for trial in trials:
             if trial.stop_requested_at is not None:
-                ctl.complete(trial, early=trial.stopped_by_scheduler)
+                self.enactor.terminate(trial, early=trial.stopped_by_scheduler)
         if not unexplained:
             return
-        final = ctl.backend.final_states([t.job_id for t in unexplained])
+        final = self.backend.final_states([t.job_id for t in unexplained])
         for trial in unexplained:
-            _, stderr = ctl.backend.log_paths(trial.job_id)
+            _, stderr = self.backend.log_paths(trial.job_id)
             state = final.get(trial.job_id, "unknown: no accounting record")
-            ctl.trial_failed(trial, f"Job {trial.job_id} ended without a final result "
-                                    f"(scheduler state: {state}). See its stderr: {stderr}")
+            self.enactor.retry_or_fail(trial, f"Job {trial.job_id} ended without a final result "
+                                              f"(scheduler state: {state}). See its stderr: {stderr}")
 
     def _stop_requested_on_disk(self, trial: Trial) -> bool:
-        record = self.ctl.exp.read_control(trial.trial_id)
+        record = self.exp.read_control(trial.trial_id)
         return record is not None and record.is_stop

@@ -10,17 +10,24 @@ paused trial goes out once its scheduler lets it (a synchronous barrier holds it
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hpctune.backends.base import Backend
 from hpctune.config.ray_env import max_pending_trials
+from hpctune.controller.enactor import Deciders
+from hpctune.controller.paused import PausedTrials
 from hpctune.controller.resource_change import apply_pending
+from hpctune.controller.state import RunState, TrialTable
+from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.space import format_experiment_tag
+from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 from hpctune.tune.search.searcher import Searcher
 
 if TYPE_CHECKING:
-    from hpctune.controller.controller import Controller
+    from hpctune.controller.controller import ControllerSettings
 
 EAGER_BATCH = 10_000
 DEFAULT_ADAPTIVE_WINDOW = 32
@@ -37,22 +44,25 @@ def first_batch_size(searcher: Searcher, max_concurrent: int | None) -> int:
 
 
 class Launcher:
-    """Asks the searcher for trials and submits pending ones for the controller."""
+    """Asks the searcher for trials and submits the waiting ones within the throttles."""
 
-    def __init__(self, controller: Controller):
-        self.ctl = controller
+    def __init__(self, table: TrialTable, state: RunState, exp: ExperimentDir, backend: Backend,
+                 deciders: Deciders, settings: ControllerSettings, paused: PausedTrials,
+                 clock: Callable[[], float], save: Callable[[], None]):
+        self.table, self.state, self.exp, self.backend = table, state, exp, backend
+        self.searcher, self.scheduler, self.deciders = deciders.searcher, deciders.scheduler, deciders
+        self.settings, self.paused, self.clock, self.save = settings, paused, clock, save
         self._eager_batch_size: int | None = None
         self._created_since_save = False
         self._max_pending = max_pending_trials()
 
     # -- creating -----------------------------------------------------------------------
     def create_trials(self) -> None:
-        ctl = self.ctl
         for _ in range(self._room_for_new_trials()):
-            trial_id = f"{ctl.settings.trial_id_prefix}_{len(ctl.trials):05d}"
-            config = ctl.searcher.suggest(trial_id)
+            trial_id = f"{self.settings.trial_id_prefix}_{len(self.table.trials):05d}"
+            config = self.searcher.suggest(trial_id)
             if config == Searcher.FINISHED:
-                ctl.searcher_finished = True
+                self.state.searcher_finished = True
                 return
             if config is None:
                 return
@@ -61,99 +71,116 @@ class Launcher:
     def _room_for_new_trials(self) -> int:
         """How many trials to ask the searcher for now (``TUNE_MAX_PENDING_TRIALS_PG`` caps
         the trials waiting to run)."""
-        ctl = self.ctl
-        if ctl.searcher_finished:
+        if self.state.searcher_finished:
             return 0
-        live = len(ctl.live)
-        if not ctl.searcher.adaptive:  # one throttled array per batch; wait for it to drain
-            submitted = sum(1 for t in ctl.live.values() if t.job_id is not None)
-            room = 0 if submitted else max(0, self._eager_batch() - live)
+        live = len(self.table.live)
+        if not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
+            room = 0 if self.table.submitted() else max(0, self._eager_batch() - live)
         else:
-            room = max(0, (ctl.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW) - live)
+            room = max(0, (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW) - live)
         if self._max_pending is not None:
-            waiting = sum(1 for t in ctl.live.values() if t.status is TrialStatus.PENDING)
+            waiting = sum(1 for t in self.table.live.values() if t.status is TrialStatus.PENDING)
             room = min(room, max(0, self._max_pending - waiting))
         return room
 
     def _eager_batch(self) -> int:
-        """How many trials of a non-adaptive search go into one array: all of a finite
-        search (up to EAGER_BATCH), a few rounds of slots of an endless one."""
-        if self._eager_batch_size is None:  # a finite search is asked once more: for FINISHED
-            finite = getattr(self.ctl.searcher, "total_trials", None) is not None
-            slots = self.ctl.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW
+        """How many trials of a non-adaptive search go into one array: all of a finite search
+        (up to EAGER_BATCH), a few rounds of slots of an endless one. A finite search gets room
+        beyond its last trial, so that it is asked once more in the same step and answers
+        FINISHED: the run knows then that no more trials come."""
+        if self._eager_batch_size is None:
+            finite = getattr(self.searcher, "total_trials", None) is not None
+            slots = self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW
             self._eager_batch_size = EAGER_BATCH if finite else 4 * slots
         return self._eager_batch_size
 
     def _add_trial(self, trial_id: str, config: dict) -> None:
         """Record a new trial; its config is written exactly as the searcher made it (params.pkl,
-        read by the worker) and as text (params.json). A value that cannot be pickled is a
-        ConfigError naming its key, raised here (so by ``fit()``) before the trial exists."""
-        ctl = self.ctl
-        resources = ctl.settings.resources_for(config)
-        ctl.exp.write_params(trial_id, config)
-        tag = format_experiment_tag(len(ctl.trials), config, ctl.settings.param_space)
-        trial = Trial(trial_id, config, tag, str(ctl.exp.trial_dir(trial_id)), resources=resources)
-        ctl.exp.write_trial_meta(trial_id, {"trial_id": trial_id, "experiment_tag": tag,
-                                            "resources": trial.resources})
-        ctl.trials[trial_id] = ctl.live[trial_id] = trial
-        ctl.tails[trial_id] = LogTail(ctl.exp.result_log_path(trial_id))
-        ctl.scheduler.on_trial_add(trial.info)
+        read by the worker) and as text (params.json), or as the scheduler completed it (PBT
+        fills the keys the search space lacks). A value that cannot be pickled is a ConfigError
+        naming its key, raised here (so by ``fit()``) before the trial exists."""
+        exp = self.exp
+        resources = self.settings.resources_for(config)
+        exp.write_params(trial_id, config)
+        tag = format_experiment_tag(len(self.table.trials), config, self.settings.param_space)
+        trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
+        self.table.add(trial, LogTail(exp.result_log_path(trial_id)))
+        self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
+        exp.write_trial_meta(trial_id, {"trial_id": trial_id, "experiment_tag": tag,
+                                        "resources": trial.resources, **self._points_meta(trial)})
+        initial = self.scheduler.initial_config(trial.info)
+        if initial is not None:
+            trial.config = dict(initial)
+            exp.write_params(trial_id, trial.config)
         self._created_since_save = True
 
     # -- launching ----------------------------------------------------------------------
     def launch_pending(self, only: set[str] | None = None) -> None:
         """Submit waiting trials, one backend launch per resource shape (``only``: just these
-        trials, if they wait: PBT's recipients in the step that enacted their exploits)."""
-        groups = self._pending_by_resources(only)
-        self.ctl.exploits.enacted.clear()
-        if not groups:
+        trials, if they wait: PBT's recipients in the step that enacted their exploits).
+
+        New trials go first, then retried and paused ones as far as the throttle allows (the
+        scheduler says which paused ones may go on)."""
+        fresh, again, paused = self._waiting(only)
+        again += self.paused.ready(paused)  # at the back
+        budget = self._relaunch_budget()
+        chosen = fresh + (again if budget is None else again[:budget])
+        if not chosen:
             return
-        ctl = self.ctl
+        for trial in chosen:
+            self._prepare(trial)
         if self._created_since_save:  # a restored driver must know every trial it may submit
-            ctl.save()
-        throttle = ctl.settings.max_concurrent if not ctl.searcher.adaptive else None
-        room = ctl.backend.submit_room(sum(1 for t in ctl.live.values() if t.job_id))
-        for batch in groups.values():
+            self.save()
+        room = self.backend.submit_room(len(self.table.submitted()))
+        for batch in _by_resources(chosen):
             if room is not None:  # stay within the user's MaxSubmitJobs; the rest waits
                 batch, room = batch[:room], room - min(room, len(batch))
             if not batch:
                 continue
-            job_ids = ctl.backend.launch([t.trial_id for t in batch], batch[0].resources, throttle)
-            now = ctl.clock()
+            job_ids = self.backend.launch([t.trial_id for t in batch], batch[0].resources, self._throttle())
+            now = self.clock()
             for trial, job_id in zip(batch, job_ids, strict=True):
-                trial.job_id, trial.submitted_at, trial.job_state = job_id, now, "PENDING"
-                trial.last_event_at = None
-        ctl.save()  # a restored driver must know every submitted job
+                trial.launch(job_id, now)
+        self.save()  # a restored driver must know every submitted job
         self._created_since_save = False
 
-    def _pending_by_resources(self, only: set[str] | None = None) -> dict[str, list[Trial]]:
-        """New trials first, then retried and paused ones as far as the throttle allows."""
-        ctl = self.ctl
-        throttle = ctl.settings.max_concurrent if not ctl.searcher.adaptive else None
-        waiting = [t for t in ctl.live.values() if t.job_id is None and t.status is TrialStatus.PENDING
-                   and (only is None or t.trial_id in only)]
+    def _waiting(self, only: set[str] | None) -> tuple[list[Trial], list[Trial], list[Trial]]:
+        """The trials without a job, in three lists: new ones; those to resubmit from their
+        checkpoint (retried, exploited, restored); paused ones, and pausing ones whose job ended
+        before it could pause (a restored driver's local jobs, a failure while pausing)."""
+        waiting = [t for t in self.table.live.values() if t.job_id is None
+                   and t.status is TrialStatus.PENDING and (only is None or t.trial_id in only)]
         fresh = [t for t in waiting if not t.awaiting_restart]
         pausing = [t for t in waiting if t.awaiting_restart and self._pause_requested(t)]
         again = [t for t in waiting if t.awaiting_restart and t not in pausing]
-        paused = [t for t in ctl.live.values() if t.status is TrialStatus.PAUSED] if only is None else []
-        again += [t for t in paused + pausing if ctl.exploits.resume(t)]  # at the back; may be held
-        budget = self._relaunch_budget(throttle)
-        groups: dict[str, list[Trial]] = defaultdict(list)
-        for trial in fresh + (again if budget is None else again[:budget]):
-            if trial.awaiting_restart:
-                ctl.exp.clear_control(trial.trial_id)
-                apply_pending(ctl, trial)  # ResourceChangingScheduler's new request
-            trial.status = TrialStatus.PENDING
-            groups[repr(sorted(trial.resources.items()))].append(trial)
-        return groups
+        paused = [t for t in self.table.live.values() if t.status is TrialStatus.PAUSED] if only is None else []
+        return fresh, again, paused + pausing
 
     def _pause_requested(self, trial: Trial) -> bool:
-        """A trial whose job ended before it could pause (a restored driver's local jobs, a
-        failure while pausing) is resumed as a paused one: its scheduler may still hold it."""
-        record = self.ctl.exp.read_control(trial.trial_id)
+        record = self.exp.read_control(trial.trial_id)
         return record is not None and record.is_pause
 
-    def _relaunch_budget(self, throttle: int | None) -> int | None:
+    def _prepare(self, trial: Trial) -> None:
+        """Before its resubmission: a paused trial resumes, an old control record goes, and a
+        request ResourceChangingScheduler decided becomes the trial's."""
+        if trial.status is TrialStatus.PAUSED:
+            trial.resume()
+        if trial.awaiting_restart:
+            self.exp.clear_control(trial.trial_id)
+            apply_pending(self.exp, trial)
+            self.exp.write_trial_meta(trial.trial_id, {**self.exp.read_trial_meta(trial.trial_id),
+                                                       **self._points_meta(trial)})
+
+    def _points_meta(self, trial: Trial) -> dict:
+        """The trial meta's entry of where its worker waits for the driver's verdict (a
+        scheduler's points move as the run goes: PBT's next perturbation, HyperBand's halvings)."""
+        return {POINTS_KEY: self.deciders.decision_points(trial).to_json()}
+
+    def _throttle(self) -> int | None:
+        """The array throttle (``%K``): ``max_concurrent_trials`` of a non-adaptive search."""
+        return self.settings.max_concurrent if not self.searcher.adaptive else None
+
+    def _relaunch_budget(self) -> int | None:
         """How many retried or paused trials may go out now (None: all of them).
 
         A throttled array caps only its own tasks, so a resubmitted trial would run beside
@@ -161,9 +188,17 @@ class Launcher:
         is free. A resubmission still queued holds its slot in the count, but does not hold
         back the next one (PBT's exploits of one round go out together).
         """
-        in_slurm = [t for t in self.ctl.live.values() if t.job_id]
+        throttle, in_slurm = self._throttle(), self.table.submitted()
         if throttle is None or not in_slurm:
             return None
-        if any(t.job_state == "PENDING" and t.started_at is None for t in in_slurm):
+        if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):
             return 0
         return max(0, throttle - len(in_slurm))
+
+
+def _by_resources(trials: list[Trial]) -> list[list[Trial]]:
+    """The trials grouped by resource request (one launch each), in order."""
+    groups: dict[str, list[Trial]] = defaultdict(list)
+    for trial in trials:
+        groups[repr(sorted(trial.resources.items()))].append(trial)
+    return list(groups.values())

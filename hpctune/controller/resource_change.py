@@ -12,23 +12,22 @@ trial's next result.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
+from hpctune.controller.enactor import Enactor
+from hpctune.controller.output import append_event
 from hpctune.core.resources import normalize_resources
 from hpctune.errors import ConfigError
 from hpctune.storage.events import EventKind, new_event
+from hpctune.storage.experiment import ExperimentDir
 from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.schedulers.trial_scheduler import ChangeResources
 
-if TYPE_CHECKING:
-    from hpctune.controller.controller import Controller
 
-
-def begin_change(ctl: Controller, trial: Trial, decision: ChangeResources) -> None:
+def begin_change(enactor: Enactor, trial: Trial, decision: ChangeResources) -> None:
     """Ask the trial to checkpoint and exit; its new request applies when it is resubmitted.
     Ignored while the trial is already pausing, stopping or being exploited."""
     busy = (trial.awaiting_restart or trial.stop_requested_at is not None
-            or trial.trial_id in ctl.exploits.pending)
+            or trial.trial_id in enactor.exploits.pending)
     if busy:
         return
     try:
@@ -39,19 +38,18 @@ def begin_change(ctl: Controller, trial: Trial, decision: ChangeResources) -> No
                           f"{error}") from error
     if new == trial.resources:
         return
-    trial.pending_resources = new
-    ctl.request_pause(trial)
+    trial.request_resources(new)
+    enactor.request_pause(trial)
 
 
-def apply_pending(ctl: Controller, trial: Trial) -> None:
+def apply_pending(exp: ExperimentDir, trial: Trial) -> None:
     """Before a resubmission: the decided request becomes the trial's (record, trial.json, log)."""
     new = trial.pending_resources
     if not new:
         return
-    old = dict(trial.resources)
-    meta = ctl.exp.read_trial_meta(trial.trial_id)
-    ctl.exp.write_trial_meta(trial.trial_id, {**meta, "resources": new})
-    ctl.record_event(trial, new_event(EventKind.RESOURCES_CHANGED, trial_id=trial.trial_id,
-                                      old_resources=old, new_resources=new,
-                                      at_iteration=trial.max_iteration, time=time.time()))
-    trial.resources, trial.pending_resources = dict(new), None
+    old = trial.apply_resources()
+    meta = exp.read_trial_meta(trial.trial_id)
+    exp.write_trial_meta(trial.trial_id, {**meta, "resources": new})
+    append_event(exp, trial, new_event(EventKind.RESOURCES_CHANGED, trial_id=trial.trial_id,
+                                       old_resources=old, new_resources=new,
+                                       at_iteration=trial.max_iteration, time=time.time()))

@@ -13,101 +13,173 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctune.core.checkpoint import discard_checkpoints
+from hpctune.backends.base import Backend
+from hpctune.controller.enactor import Deciders
+from hpctune.controller.events import Reading
+from hpctune.controller.exploit import Exploits
+from hpctune.controller.output import note
+from hpctune.controller.paused import PausedTrials
+from hpctune.controller.recovery import (
+    check_experiment_file,
+    collect_leftovers,
+    damaged_file,
+    interrupted_by_full_storage,
+    orphan_checkpoints,
+    strings_in,
+    unsafe_id,
+)
+from hpctune.controller.state import RunState, TrialTable
 from hpctune.core.ids import job_number
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.checkpoints import discard_checkpoints
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, event_kind
-from hpctune.storage.experiment import config_view
+from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import experiment_summary
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
-    from hpctune.controller.controller import Controller
+    from hpctune.controller.controller import ControllerSettings
 
 
-def save_snapshot(ctl: Controller, status: str = "running") -> None:
+@dataclass(frozen=True)
+class DriverParts:
+    """The parts of the driver whose state a snapshot keeps and a restore brings back."""
+
+    exp: ExperimentDir
+    backend: Backend
+    table: TrialTable
+    state: RunState
+    deciders: Deciders
+    exploits: Exploits
+    paused: PausedTrials
+    settings: ControllerSettings
+
+
+def save_snapshot(parts: DriverParts, status: str = "running") -> None:
     """Write the driver's state atomically."""
-    for trial_id, tail in ctl.tails.items():  # where a restored driver resumes reading
-        ctl.trials[trial_id].log_offset = tail.offset
-    trials = [{**t.to_dict(), "config": config_view(t.config)} for t in ctl.trials.values()]
-    write_json_atomic(ctl.exp.state_path, {
+    table, deciders, exp = parts.table, parts.deciders, parts.exp
+    for trial_id, tail in table.tails.items():  # where a restored driver resumes reading
+        table.trials[trial_id].log_offset = tail.offset
+    trials = [{**t.to_dict(), "config": config_view(t.config)} for t in table.all]
+    write_json_atomic(exp.state_path, {
         "trials": trials,
-        "searcher_finished": ctl.searcher_finished,
-        "backend_commands": ctl.backend.command_counts(),
+        "searcher_finished": parts.state.searcher_finished,
+        "backend_commands": parts.backend.command_counts(),
         "updated": time.time(),
     }, fsync=True, indent=None)  # fsynced: a crash or a full disk never leaves it empty
-    save_driver_state(ctl.exp, {
+    save_driver_state(exp, {
         "trials": trials,
-        "searcher": ctl.searcher.get_state(),
-        "scheduler": ctl.scheduler.get_state(),
-        "stopper": ctl.stopper.get_state(),
-        "callbacks": ctl.callbacks.get_state(),
-        "exploits": ctl.exploits.get_state(),
-        "searcher_finished": ctl.searcher_finished,
-        "trial_id_prefix": ctl.settings.trial_id_prefix,
+        "searcher": deciders.searcher.get_state(),
+        "scheduler": deciders.scheduler.get_state(),
+        "stopper": deciders.stopper.get_state(),
+        "callbacks": deciders.callbacks.get_state(),
+        "exploits": {**parts.exploits.get_state(), **parts.paused.get_state()},
+        "searcher_finished": parts.state.searcher_finished,
+        "trial_id_prefix": parts.settings.trial_id_prefix,
     })
-    ctl.searcher.save_to_dir(ctl.exp.root)
-    write_json_atomic(ctl.exp.summary_path, experiment_summary(
-        ctl.trial_list, ctl.settings.metric, ctl.settings.mode, status,
-        ctl.backend.command_counts()), fsync=True)
+    deciders.searcher.save_to_dir(exp.root)
+    write_json_atomic(exp.summary_path, experiment_summary(
+        table.all, parts.settings.metric, parts.settings.mode, status,
+        parts.backend.command_counts()), fsync=True)
 
 
-def restore_trials(ctl: Controller, state: dict[str, Any], resume_unfinished: bool = True,
-            resume_errored: bool = False, restart_errored: bool = False) -> None:
+def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Callable[[Reading], None],
+                   clock: Callable[[], float], resume_unfinished: bool = True,
+                   resume_errored: bool = False, restart_errored: bool = False) -> None:
     """Continue from a snapshot: trials re-attach to their jobs, logs replay from offsets."""
-    ctl.searcher.set_state(state["searcher"])
-    ctl.scheduler.set_state(state["scheduler"])
-    ctl.stopper.set_state(state.get("stopper", {}))
-    ctl.callbacks.set_state(state.get("callbacks") or [])  # snapshots before callback states: none
-    ctl.exploits.set_state(state.get("exploits") or {})  # PBT exploits pinned, not yet enacted
-    ctl.searcher_finished = state["searcher_finished"]
-    for data in state["trials"]:
-        trial = Trial.from_dict(data)
-        trial.config = ctl.exp.read_config(trial.trial_id)  # params.pkl, not the text view
-        ctl.trials[trial.trial_id] = trial
-        if not trial.is_finished:
-            ctl.live[trial.trial_id] = trial
-        ctl.tails[trial.trial_id] = LogTail(ctl.exp.result_log_path(trial.trial_id), trial.log_offset)
-    _reattach_unrecorded_launches(ctl)
+    table, deciders, exp, backend = parts.table, parts.deciders, parts.exp, parts.backend
+    check_experiment_file(exp)
+    deciders.searcher.set_state(snapshot["searcher"])
+    deciders.scheduler.set_state(snapshot["scheduler"])
+    deciders.stopper.set_state(snapshot.get("stopper", {}))
+    deciders.callbacks.set_state(snapshot.get("callbacks") or [])  # snapshots before callback states: none
+    parts.exploits.set_state(snapshot.get("exploits") or {})  # PBT exploits pinned, not yet enacted
+    parts.paused.set_state(snapshot.get("exploits") or {})  # and those held for a donor's pause
+    parts.state.searcher_finished = snapshot["searcher_finished"]
+    quarantined = {t.trial_id: t.error for t in _add_trials(table, exp, snapshot["trials"])}
+    _reattach_unrecorded_launches(table, backend, exp, clock)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
     # relaunched, so a trial that finished while no driver ran is never run again.
-    ctl.ingest_logs(settle=False, unsubmitted=True)
-    for trial in ctl.trial_list:
-        if trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
-            if restart_errored:
+    read_logs(Reading.RESTORE)
+    for trial in table.all:
+        if trial.trial_id in quarantined:
+            if trial.job_id and trial.status is TrialStatus.ERROR and trial.error == quarantined[trial.trial_id]:
+                backend.cancel([trial.job_id])  # nobody would read what it writes
+            continue  # its files must be fixed first (its message says how)
+        interrupted = trial.status is TrialStatus.ERROR and interrupted_by_full_storage(
+            trial.error, exp.job_log_paths(trial.job_id)[1] if trial.job_id else None)
+        if interrupted and not restart_errored:  # not the trial's error: it goes on from its checkpoint
+            failures = max(0, trial.num_failures - 1)
+            trial.revive()
+            trial.num_failures = failures
+            table.bring_back(trial)
+        elif trial.status is TrialStatus.ERROR and (resume_errored or restart_errored):
+            if restart_errored:  # from scratch: its old iterations and checkpoints are gone
                 discard_checkpoints(Path(trial.path))
-            trial.status, trial.error, trial.job_id, trial.num_failures = (
-                TrialStatus.PENDING, None, None, 0)
-            ctl.live[trial.trial_id] = trial
+                trial.checkpoint, trial.checkpoints, trial.max_iteration = None, [], 0
+            trial.revive()
+            table.bring_back(trial)
         elif not trial.is_finished and not resume_unfinished:
             if trial.job_id:
-                ctl.backend.cancel([trial.job_id])
-            trial.status = TrialStatus.TERMINATED
-            del ctl.live[trial.trial_id]
-        elif not trial.is_finished and trial.job_id and not ctl.backend.jobs_survive_driver:
-            trial.job_id, trial.status, trial.awaiting_restart = None, TrialStatus.PENDING, True
+                backend.cancel([trial.job_id])
+            trial.finish()
+            table.retire(trial)
+        elif not trial.is_finished and trial.job_id and not backend.jobs_survive_driver:
+            trial.mark_for_relaunch()
+    writing = {t.trial_id for t in table.submitted()} if backend.jobs_survive_driver else set()
+    idle = [t.trial_id for t in table.all if t.trial_id not in writing | set(quarantined)]
+    for path in collect_leftovers(exp, idle, keep=strings_in(snapshot.get("exploits"))):
+        note(f"removed {path}: left by a write that was killed")
 
 
-def _reattach_unrecorded_launches(ctl: Controller) -> None:
+def _add_trials(table: TrialTable, exp: ExperimentDir, records: list[dict[str, Any]]) -> list[Trial]:
+    """The snapshot's trials into the table; those whose files are damaged are quarantined
+    (ERROR, with a message naming the file and the fix) and their logs are not read. A
+    checkpoint whose result line was torn is counted with the others (``num_to_keep``)."""
+    quarantined = []
+    for data in records:
+        forged = unsafe_id(data.get("trial_id"))
+        if forged is not None:  # names no directory of ours: nothing of it can be restored
+            note(f"left out a trial of {exp.state_path.name}: {forged}")
+            continue
+        problem = damaged_file(exp, data["trial_id"])
+        trial = Trial.from_dict(data)
+        if problem is not None:
+            note(problem)
+            if not trial.is_finished:  # a finished trial keeps its end (its config: the text view)
+                trial.fail(problem)
+            quarantined.append(trial)
+        else:
+            trial.config = exp.read_config(trial.trial_id)  # params.pkl, not the text view
+            known = [c[0] for c in trial.checkpoints]
+            for name in orphan_checkpoints(exp.trial_dir(trial.trial_id), known,
+                                           exp.result_log_path(trial.trial_id)):
+                trial.checkpoints.append([name, None])  # its result line is lost; the copy is not
+        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset))
+    return quarantined
+
+
+def _reattach_unrecorded_launches(table: TrialTable, backend: Backend, exp: ExperimentDir,
+                                  clock: Callable[[], float]) -> None:
     """Jobs submitted after the snapshot (the driver died between ``sbatch`` and its next
     snapshot) are adopted from the backend's launch records, not submitted again."""
-    for trial_id, job_id in ctl.backend.recorded_launches().items():
-        trial = ctl.live.get(trial_id)
+    for trial_id, job_id in backend.recorded_launches().items():
+        trial = table.live.get(trial_id)
         if trial is None or job_id == trial.job_id or not _newer(job_id, trial.job_id):
             continue
         if job_id in trial.cancelled_jobs:
             continue  # cancelled on purpose (Ctrl+C): the trial runs again in a new job
-        if job_id in _ended_jobs(ctl.exp.result_log_path(trial_id)):
+        if job_id in _ended_jobs(exp.result_log_path(trial_id)):
             continue  # that job ran and ended (paused, failed): the snapshot knows what follows
-        trial.job_id, trial.job_state, trial.status = job_id, "PENDING", TrialStatus.PENDING
-        trial.awaiting_restart, trial.submitted_at, trial.last_event_at = False, ctl.clock(), None
+        trial.adopt_launch(job_id, clock())
 
 
 def _newer(job_id: str, than: str | None) -> bool:
@@ -122,21 +194,20 @@ def _ended_jobs(log_path: Path) -> set[str]:
             if (kind := event_kind(e, log_path)) is not None and kind.ends_job}
 
 
-def on_interrupt(ctl: Controller) -> None:
-    """Ctrl+C: stop submitting; cancel the jobs unless told to keep them; save state."""
-    live = [t for t in ctl.live_trials if t.job_id]
-    resume = f"Resume with Tuner.restore('{ctl.exp.root}') or `hpctune resume {ctl.exp.root}`."
-    if ctl.settings.keep_jobs_on_interrupt:
-        ctl.note(f"interrupted; {len(live)} trials keep running in Slurm. {resume}")
+def on_interrupt(table: TrialTable, backend: Backend, exp: ExperimentDir, keep_jobs: bool) -> None:
+    """Ctrl+C: stop submitting; cancel the jobs unless told to keep them (``keep_jobs``); the
+    loop saves the state after it."""
+    live = table.submitted()
+    resume = f"Resume with Tuner.restore('{exp.root}') or `hpctune resume {exp.root}`."
+    if keep_jobs:
+        note(f"interrupted; {len(live)} trials keep running in Slurm. {resume}")
         return
     for trial in live:  # the workers exit at once instead of checkpointing
-        ctl.exp.write_control(trial.trial_id, ControlRecord.stop("interrupted"))
-    ctl.backend.cancel([t.job_id for t in live])
+        exp.write_control(trial.trial_id, ControlRecord.stop("interrupted"))
+    backend.cancel([t.job_id for t in live])
     for trial in live:  # resumed from their checkpoints by Tuner.restore
-        trial.cancelled_jobs.append(trial.job_id)
-        trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
-        trial.awaiting_restart = True
-    ctl.note(f"interrupted; cancelled {len(live)} running trials. {resume} To keep trials "
+        trial.cancel_for_relaunch()
+    note(f"interrupted; cancelled {len(live)} running trials. {resume} To keep trials "
              "running when you press Ctrl+C, set RunConfig(keep_jobs_on_interrupt=True).")
 
 

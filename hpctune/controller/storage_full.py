@@ -13,59 +13,57 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from hpctune.controller.output import note
+from hpctune.controller.snapshot import DriverParts
+from hpctune.controller.state import RunState
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import is_storage_full, rewrite_in_place, storage_full_error
+from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.summary import experiment_summary
-from hpctune.tune.experiment.trial import TrialStatus
-
-if TYPE_CHECKING:
-    from hpctune.controller.controller import Controller
 
 #: what the summary (``hpctune ls``) says about an experiment stopped by a full filesystem
 DISK_FULL_STATUS = "error: disk full"
 
 
-def stop_for_full_storage(ctl: Controller, exc: OSError) -> None:
+def stop_for_full_storage(parts: DriverParts, exc: OSError) -> None:
     """Stop the run for a full or read-only filesystem; any other error is raised again."""
     if not is_storage_full(exc):
         raise exc
-    error = _as_error(ctl, exc)
-    ctl.note(str(error))
-    live = [t for t in ctl.live_trials if t.job_id]
-    if live and not ctl.settings.keep_jobs_on_interrupt:
-        ctl.backend.cancel([t.job_id for t in live])  # no control records: nothing can be written
+    error = _as_error(parts.state, parts.exp, exc)
+    note(str(error))
+    live = parts.table.submitted()
+    if live and not parts.settings.keep_jobs_on_interrupt:
+        parts.backend.cancel([t.job_id for t in live])  # no control records: nothing can be written
         for trial in live:  # resumed from their checkpoints by `hpctune resume`
-            trial.cancelled_jobs.append(trial.job_id)
-            trial.job_id, trial.status, trial.job_state = None, TrialStatus.PENDING, ""
-            trial.awaiting_restart = True
+            trial.cancel_for_relaunch()
 
 
-def save_at_end(ctl: Controller, status: str) -> None:
-    """The driver's last snapshot; on a full filesystem the previous one stands and the run
-    stops with ``StorageFullError`` (the summary is rewritten in place if it can be)."""
+def save_at_end(parts: DriverParts, save: Callable[[str], None], status: str) -> None:
+    """The driver's last snapshot (``save``); on a full filesystem the previous one stands and
+    the run stops with ``StorageFullError`` (the summary is rewritten in place if it can be)."""
     try:
-        ctl.save(status)
+        save(status)
         return
     except OSError as exc:
         if not is_storage_full(exc):
             raise
-        first = ctl.storage_full is None
-        error = _as_error(ctl, exc)
+        first = parts.state.storage_full is None
+        error = _as_error(parts.state, parts.exp, exc)
         if first:
-            ctl.note(str(error))
+            note(str(error))
     with contextlib.suppress(OSError):  # the summary's own blocks are reused: often still possible
-        summary = experiment_summary(ctl.trial_list, ctl.settings.metric, ctl.settings.mode,
-                                     DISK_FULL_STATUS, ctl.backend.command_counts())
-        rewrite_in_place(ctl.exp.summary_path, json.dumps(summary, indent=1, default=str).encode())
-    ctl.note(f"the driver's state could not be saved ({error.reason}): its last snapshot stands, "
+        summary = experiment_summary(parts.table.all, parts.settings.metric, parts.settings.mode,
+                                     DISK_FULL_STATUS, parts.backend.command_counts())
+        rewrite_in_place(parts.exp.summary_path, json.dumps(summary, indent=1, default=str).encode())
+    note(f"the driver's state could not be saved ({error.reason}): its last snapshot stands, "
              "and the trials' result logs hold everything they wrote.")
 
 
-def _as_error(ctl: Controller, exc: OSError) -> StorageFullError:
-    """The first full-filesystem error of the run, kept on the controller."""
-    if ctl.storage_full is None:
-        ctl.storage_full = storage_full_error(exc.filename or ctl.exp.root / "state", exc)
-        ctl.fatal_error = str(ctl.storage_full)
-    return ctl.storage_full
+def _as_error(state: RunState, exp: ExperimentDir, exc: OSError) -> StorageFullError:
+    """The first full-filesystem error of the run, kept in its state."""
+    if state.storage_full is None:
+        state.storage_full = storage_full_error(exc.filename or exp.root / "state", exc)
+        state.fatal_error = str(state.storage_full)
+    return state.storage_full

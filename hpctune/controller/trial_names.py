@@ -22,7 +22,6 @@ from hpctune.errors import ConfigError
 from hpctune.storage import experiment as layout
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.tune.experiment.trial import Trial
-from hpctune.tune.search.searcher import SEARCHER_STATE_FILE
 
 MAX_LEN_ENV = "TUNE_MAX_LEN_IDENTIFIER"
 DEFAULT_MAX_LEN = 130
@@ -62,9 +61,6 @@ class TrialNamer:
         self.name_creator, self.dirname_creator = name_creator, dirname_creator
         self._names: set[str] | None = None
         self._dirnames: set[str] = set()
-        #: names the experiment's own files have or will have at its root
-        self._reserved = {exp.trials_dir.name, exp.jobs_dir.name, SEARCHER_STATE_FILE, *(
-            getattr(layout, n) for n in dir(layout) if n.endswith(("_FILE", "_LOG", "_SCRIPT")))}
 
     def name(self, trial: Trial, trials: Iterable[Trial]) -> None:
         """Name ``trial`` (new) unless it has names already; ``trials``: all trials so far."""
@@ -75,27 +71,29 @@ class TrialNamer:
         limit = max_identifier_length()
         meta = {}
         if self.name_creator is not None and not trial.trial_name:
-            text = self._call(self.name_creator, "trial_name_creator", trial)
+            text = call_creator(self.name_creator, "trial_name_creator", trial)
             trial.trial_name = unique(safe_name(text, trial.trial_id, 255), self._names)
             meta["trial_name"] = trial.trial_name
         if self.dirname_creator is not None and not trial.dirname:
-            text = self._call(self.dirname_creator, "trial_dirname_creator", trial)
+            text = call_creator(self.dirname_creator, "trial_dirname_creator", trial)
             trial.dirname = unique(safe_name(text, trial.trial_id, limit), self._dirnames,
-                                   lambda n: n in self._reserved or os.path.lexists(self.exp.root / n))
+                                   lambda n: layout.is_reserved_name(n) or os.path.lexists(self.exp.root / n))
             os.symlink(os.path.relpath(trial.path, self.exp.root), self.exp.root / trial.dirname)
             meta["trial_dirname"] = trial.dirname
         if meta:
             self.exp.write_trial_meta(trial.trial_id, {**self.exp.read_trial_meta(trial.trial_id), **meta})
 
-    @staticmethod
-    def _call(creator: Any, option: str, trial: Trial) -> str:
-        try:
-            value = creator(trial)
-        except Exception as exc:
-            raise ConfigError(f"TuneConfig({option}=...) raised {type(exc).__name__}: {exc} for trial "
-                              f"{trial.trial_id} (config {trial.config}). Fix the function; it gets "
-                              "the trial (trial_id, config, experiment_tag, trainable_name).") from exc
-        if value is None:
-            raise ConfigError(f"TuneConfig({option}=...) returned None for trial {trial.trial_id}: "
-                              "it must return a string.")
-        return str(value)
+
+def call_creator(creator: Any, option: str, trial: Trial) -> str:
+    """What ``creator(trial)`` returns, as text; a ConfigError naming ``option`` when it raises or
+    returns None (also ``Tuner.fit``'s check on a probe trial, before anything is written)."""
+    try:
+        value = creator(trial)
+    except Exception as exc:
+        raise ConfigError(f"TuneConfig({option}=...) raised {type(exc).__name__}: {exc} for trial "
+                          f"{trial.trial_id} (config {trial.config}). Fix the function; it gets "
+                          "the trial (trial_id, config, experiment_tag, trainable_name).") from exc
+    if value is None:
+        raise ConfigError(f"TuneConfig({option}=...) returned None for trial {trial.trial_id}: "
+                          "it must return a string.")
+    return str(value)

@@ -8,6 +8,7 @@ but must be ...``. Nothing is coerced: a number written as a string is refused, 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
@@ -91,6 +92,40 @@ def require_number(result: Mapping[str, Any], key: str, trial_id: str, owner: st
             f"The value of `{key}` reported by trial {trial_id} is {value!r}, but {owner} needs a "
             f"number. Fix: report `{key}` as a number, or configure {owner} with another metric."
         ) from None
+
+
+#: Ray's switch: ``1`` turns off the check that results hold the metrics the experiment names
+STRICT_METRIC_ENV = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
+
+
+def strict_metric_checking() -> bool:
+    """False when ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1`` (Ray reads it as a number)."""
+    return os.environ.get(STRICT_METRIC_ENV, "0").strip() in ("", "0")
+
+
+def check_result_metrics(flat: Mapping[str, Any], tune_metric: Any, scheduler: Any, searcher: Any) -> None:
+    """Ray's strict metric checking: a ConfigError (a ValueError, as Ray's) at the first result
+    that lacks the metric of ``TuneConfig``, else of the scheduler, else of the searcher (each
+    ``.metric``; names as flattened), unless ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``."""
+    if not strict_metric_checking():
+        return
+    for where, metric in (("tune.TuneConfig()", tune_metric),
+                          (_owner_name(scheduler), getattr(scheduler, "metric", None)),
+                          (_owner_name(searcher), getattr(searcher, "metric", None))):
+        names = [metric] if isinstance(metric, str) else list(metric or [])
+        missing = [name for name in names if name and name != "_metric" and name not in flat]
+        if missing:
+            shown = missing[0] if len(missing) == 1 else missing
+            raise ConfigError(
+                f"Trial returned a result which did not include the specified metric(s) `{shown}` "
+                f"that `{where}` expects. Make sure your calls to `tune.report()` include the metric, "
+                f"or set the {STRICT_METRIC_ENV} environment variable to 1. Result: {dict(flat)}")
+
+
+def _owner_name(decider: Any) -> str:
+    """The user's scheduler or searcher's class name, through hpctune's wrappers."""
+    inner = getattr(decider, "scheduler", None) or getattr(decider, "searcher", None) or decider
+    return type(inner).__name__
 
 
 def _fix(name: str, value: Any, kind: str) -> str:

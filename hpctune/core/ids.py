@@ -126,3 +126,9 @@ def trial_id(experiment_id: str, index: int) -> str:
 def experiment_id_of(trial: str) -> str:
     """The experiment id a trial id starts with (``trial_id``'s inverse); "" for an id without one."""
     return trial.rpartition("_")[0]
+
+
+def default_trial_name(trainable_name: str, trial: str) -> str:
+    """A trial's name without ``trial_name_creator``: Ray's ``str(trial)``, ``<trainable>_<trial id>``
+    (the bare id where the trainable's name is not known)."""
+    return f"{trainable_name}_{trial}" if trainable_name else trial

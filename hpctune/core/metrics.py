@@ -58,7 +58,19 @@ def flat_value(result: Mapping[str, Any], metric: str, default: Any = None) -> A
 
 
 def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A number (not a bool) that a float holds, and finite."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and fits_float(value)
+            and math.isfinite(value))
+
+
+def fits_float(value: int | float) -> bool:
+    """False for an int beyond a float's range (>= 2**1024): ``float()`` of it raises. An old
+    hpctune let ``report()`` log one; every reader skips it in comparisons instead of failing."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def metric_value(trial: Trial, metric: str, mode: str, scope: str = "last") -> float | None:

@@ -52,6 +52,21 @@ class ExperimentAnalysis:
     def experiment_path(self) -> str:
         return self._experiment_path
 
+    def stats(self) -> dict[str, Any]:
+        """Ray's experiment statistics: ``start_time`` and ``timestamp`` (the driver's latest
+        update), plus the trial counts by status and the experiment's status from ``summary.json``."""
+        exp = ExperimentDir(self._experiment_path)
+        summary, spec = exp.read_summary(), exp.read_experiment()
+        return {"start_time": spec.get("created"), "timestamp": summary.get("updated"),
+                "status": summary.get("status"), "num_trials": len(self._trials),
+                "by_status": {s: sum(1 for t in self._trials if t.status.value == s)
+                              for s in sorted({t.status.value for t in self._trials})}}
+
+    def runner_data(self) -> dict[str, Any]:
+        """Ray's driver data: what the experiment was run with (``experiment.json``: trainable,
+        metric, mode, scheduler, num_samples, checkpoint policy, backend...)."""
+        return ExperimentDir(self._experiment_path).read_experiment()
+
     @property
     def trials(self) -> list[Trial]:
         return list(self._trials)

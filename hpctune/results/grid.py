@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctune.core.checkpoint import CHECKPOINT_PREFIX, Checkpoint, latest_checkpoint
+from hpctune.core.checkpoint import Checkpoint
 from hpctune.core.metrics import SCOPES, best_trial, flatten, result_delimiter
 from hpctune.errors import ConfigError, HpctuneError
+from hpctune.storage.checkpoints import CHECKPOINT_PREFIX, latest_checkpoint
 from hpctune.storage.experiment import RESULT_LOG_FILE, ExperimentDir
 from hpctune.storage.replay import load_trials, trial_results
 from hpctune.storage.result_log import checkpoint_results
@@ -89,7 +91,15 @@ class ResultGrid:
         exp = ExperimentDir(path)
         if not exp.trials_dir.is_dir():
             raise ConfigError(f"{exp.root} is not an hpctune experiment directory (no trials/).")
-        spec = exp.read_experiment()
+        try:
+            spec = exp.read_experiment()
+        except (ValueError, OSError) as exc:  # damaged: the results still load, without its defaults
+            spec = f"{type(exc).__name__}: {exc}"
+        if not isinstance(spec, dict):
+            why = spec if isinstance(spec, str) else "not a JSON object"
+            warnings.warn(f"{exp.experiment_path} is damaged ({why}): its metric and mode are not "
+                          "known; pass them to get_best_result().", stacklevel=2)
+            spec = {}
         return cls(load_trials(exp), exp.root, spec.get("metric"), spec.get("mode"))
 
     def __len__(self) -> int:

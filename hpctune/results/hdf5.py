@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.metrics import flatten
+from hpctune.core.metrics import fits_float, flatten
 from hpctune.errors import ConfigError
 from hpctune.results.report.data import ExperimentRecord, TrialRecord
 from hpctune.storage.atomic import replacing
@@ -165,8 +165,9 @@ def _scalar(value: Any) -> Any:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def _is_number(value: Any) -> bool:
-    return value is None or isinstance(value, (int, float))
+    """None or a number a float holds (an old log's int beyond that range is stored as text)."""
+    return value is None or isinstance(value, (int, float)) and fits_float(value)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import StorageFullError
-from hpctune.storage.secure import file_mode_for
+from hpctune.storage.secure import file_mode_for, read_regular_bytes
 
 #: a write failed because the filesystem is full (or over quota) or mounted read-only
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -123,9 +123,9 @@ def rewrite_in_place(path: str | Path, data: bytes) -> None:
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:
-    """Read a JSON file; ``default`` when it does not exist."""
+    """Read a JSON file; ``default`` when it does not exist. Only a regular file of bounded size
+    is read, never through a link at ``path`` (``secure.read_regular_bytes``: UnsafeFileError)."""
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
+        return json.loads(read_regular_bytes(path))
     except FileNotFoundError:
         return default

@@ -5,8 +5,8 @@ the protocol, from the driver (or ``hpctune cancel``) to the job. It is read by 
 each report, and on SIGTERM to tell a stop from a preemption), by a pool task (to end a run),
 and by the driver itself (a restored driver finds the pause or stop it had asked for).
 
-On disk: ``{"v": CONTROL_VERSION, "action": "stop" | "pause", "reason": ..., "final": ...,
-"time": ...}``, written atomically (a reader never sees half a record) by ``write_control``
+On disk: ``{"v": CONTROL_VERSION, "action": "stop" | "pause" | "proceed", "reason": ...,
+"final": ..., "iteration": ..., "time": ...}``, written atomically (a reader never sees half a record) by ``write_control``
 and read by ``read_control``, the only two functions that touch the file. A record without
 ``"v"`` (hpctune before records had versions) is version 1. It holds no code, so like the
 other JSON files of an experiment it is read without the ownership checks pickles get
@@ -15,9 +15,12 @@ other JSON files of an experiment it is read without the ownership checks pickle
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +31,15 @@ from hpctune.storage.events import VERSION, check_version
 
 #: the version of the control record this hpctune writes (and the newest it reads)
 CONTROL_VERSION = 1
+#: the experiment's doorbell, at its root (hidden: never a trial's directory name)
+DOORBELL_FILE = ".doorbell"
+#: the driver answers the doorbell at most this often (each answer reads every submitted log)
+DOORBELL_MIN_INTERVAL_S = 0.2
 
 ACTION = "action"
 REASON = "reason"
 FINAL = "final"
+ITERATION = "iteration"
 TIME = "time"
 
 
@@ -40,6 +48,10 @@ class ControlAction(str, enum.Enum):
 
     STOP = "stop"    # end the trial (StopTrial in the trainable); ``final`` says if it is over
     PAUSE = "pause"  # checkpoint and exit: the driver resubmits the trial later
+    #: the driver decided on the result of ``iteration`` and the trial goes on: a worker waiting
+    #: there (``core/decision_points``) returns from ``report()``. Only written for a worker
+    #: that waits, so a worker of an older hpctune never reads one.
+    PROCEED = "proceed"
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class ControlRecord:
     time: float | None = field(default_factory=time.time)
     #: the version it was read with (``CONTROL_VERSION`` for a new one)
     version: int = CONTROL_VERSION
+    #: a proceed: the training_iteration of the result it answers
+    iteration: int | None = None
 
     @classmethod
     def stop(cls, reason: str, final: bool = False) -> ControlRecord:
@@ -64,6 +78,14 @@ class ControlRecord:
     @classmethod
     def pause(cls) -> ControlRecord:
         return cls(ControlAction.PAUSE)
+
+    @classmethod
+    def proceed(cls, iteration: int) -> ControlRecord:
+        return cls(ControlAction.PROCEED, iteration=iteration)
+
+    def lets_go_on_after(self, iteration: int) -> bool:
+        """A proceed for the result of exactly ``iteration`` (an older one answers another wait)."""
+        return self.action is ControlAction.PROCEED and self.iteration == iteration
 
     @property
     def is_stop(self) -> bool:
@@ -75,8 +97,11 @@ class ControlRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as written (always at ``CONTROL_VERSION``)."""
-        return {VERSION: CONTROL_VERSION, ACTION: self.action.value, REASON: self.reason,
+        data = {VERSION: CONTROL_VERSION, ACTION: self.action.value, REASON: self.reason,
                 FINAL: self.final, TIME: self.time}
+        if self.iteration is not None:
+            data[ITERATION] = self.iteration
+        return data
 
 
 def write_control(path: str | Path, record: ControlRecord) -> None:
@@ -105,9 +130,11 @@ def read_control(path: str | Path) -> ControlRecord | None:
     try:
         action = ControlAction(data.get(ACTION))
     except ValueError:
-        raise _not_a_record(path, f"its action is {data.get(ACTION)!r}, not 'stop' or 'pause'") from None
-    moment = data.get(TIME)
+        raise _not_a_record(path, f"its action is {data.get(ACTION)!r}, not 'stop', 'pause' or "
+                                  "'proceed'") from None
+    moment, iteration = data.get(TIME), data.get(ITERATION)
     return ControlRecord(action, reason=str(data.get(REASON) or ""), final=bool(data.get(FINAL)),
+                         iteration=iteration if isinstance(iteration, int) else None,
                          time=float(moment) if isinstance(moment, (int, float)) else None,
                          version=version)
 
@@ -121,3 +148,36 @@ def _not_a_record(path: str | Path, why: str) -> ExperimentStateError:
     return ExperimentStateError(
         f"{path} is not an hpctune control record ({why}). Delete it: the driver writes a new "
         "one when it next stops or pauses the trial.")
+
+
+def ring_doorbell(path: str | Path) -> None:
+    """A worker waits at its run's first decision point: bump the doorbell's mtime, so that the
+    driver reads every submitted trial's log now rather than at its next Slurm poll (between
+    polls it reads only the logs of jobs it knows to run)."""
+    with contextlib.suppress(OSError):  # then the driver finds the result at its next poll
+        Path(path).touch()
+
+
+class Doorbell:
+    """The driver's side of the doorbell: one stat per ``rang()``, True when a worker rang since
+    (at most once per ``min_interval_s``, so that a start wave costs a bounded number of reads)."""
+
+    def __init__(self, path: str | Path, min_interval_s: float = DOORBELL_MIN_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.path, self.min_interval_s, self.clock = Path(path), min_interval_s, clock
+        self._seen, self._answered_at = self._mtime(), -math.inf
+
+    def rang(self) -> bool:
+        if self.clock() - self._answered_at < self.min_interval_s:
+            return False
+        mtime = self._mtime()
+        if mtime == self._seen:
+            return False
+        self._seen, self._answered_at = mtime, self.clock()
+        return True
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return None

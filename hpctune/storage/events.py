@@ -38,6 +38,7 @@ TIME = "time"  # Unix time the event was written (the driver's: when it decided)
 # -- a kind's own fields -------------------------------------------------------------------------
 RESULT = "result"  # the reported metrics with Ray's auto-filled ones
 CHECKPOINT = "checkpoint"  # a checkpoint directory's name in the trial's directory
+WAITS = "waits"  # a result after which the worker waits for the driver's verdict (control.py)
 ERROR = "error"  # the traceback
 RANK = "rank"  # an error event written by a task other than rank 0 of a multi-task trial
 RESTORED_ITERATION = "restored_iteration"  # the checkpoint a start restored (0: none)
@@ -111,14 +112,14 @@ BASE_FIELDS = frozenset({TRIAL_ID, JOB_ID, RESTART_COUNT, HOSTNAME, PID, TIME})
 #: each kind's own fields, beyond ``KIND``, ``VERSION`` and ``BASE_FIELDS``
 KIND_FIELDS: dict[EventKind, frozenset[str]] = {
     EventKind.START: frozenset({RESTORED_ITERATION, WORLD_SIZE, NODELIST}),
-    EventKind.RESULT: frozenset({RESULT, CHECKPOINT}),
+    EventKind.RESULT: frozenset({RESULT, CHECKPOINT, WAITS}),
     EventKind.HEARTBEAT: frozenset(),
     EventKind.PREEMPTED: frozenset({SIGNAL}),
     EventKind.REQUEUED: frozenset(),
     EventKind.TERMINATED: frozenset({REASON}),
     EventKind.PAUSED: frozenset(),
     EventKind.COMPLETE: frozenset(),
-    EventKind.STOPPED: frozenset({REASON}),
+    EventKind.STOPPED: frozenset({REASON, CHECKPOINT, RESULT}),  # checkpoint_at_end's, with its result
     EventKind.ERROR: frozenset({ERROR, RANK}),
     EventKind.EXPLOITED: frozenset({DONOR, DONOR_ITERATION, STEP, EXPLOIT_ID, CHECKPOINT, RESULT,
                                     OLD_CONFIG, NEW_CONFIG, DECIDED_AT}),

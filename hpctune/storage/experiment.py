@@ -15,18 +15,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from hpctune.core.ids import is_slurm_job
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, ExperimentLockedError
 from hpctune.storage import control
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.pickling import dumps_by_value
-from hpctune.storage.secure import ensure_dir, load_private_pickle, make_private_dir, root_dir_mode
+from hpctune.storage.secure import (
+    check_component,
+    ensure_dir,
+    load_private_pickle,
+    make_private_dir,
+    root_dir_mode,
+)
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
@@ -42,6 +51,13 @@ PBT_GLOBAL_FILE = "pbt_global.txt"
 PBT_POLICY_PREFIX = "pbt_policy_"
 #: any of these makes a directory an experiment (a driver may not have started yet)
 MARKER_FILES = (SUMMARY_FILE, EXPERIMENT_FILE, SUBMIT_FILE, STATE_FILE)
+TRIALS_DIR = "trials"
+JOBS_DIR = "jobs"
+POOL_DIR = "pool"  # the worker pool's queue (``storage/pool_queue``)
+SEARCHER_STATE_FILE = "searcher-state.pkl"  # the searcher's own (``tune.search.searcher``)
+#: the driver's own files of a fit() that may be started over while no trial has run
+FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, SUMMARY_FILE, TRAINABLE_FILE, TUNER_FILE,
+             DRIVER_STATE_FILE, SEARCHER_STATE_FILE, PBT_GLOBAL_FILE)
 
 TRIAL_META_FILE = "trial.json"
 PARAMS_FILE = "params.json"
@@ -59,16 +75,20 @@ class ExperimentDir:
     """Paths and small readers/writers for one experiment directory."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser().resolve()
+        # the last component is kept as given: a link planted at <storage>/<name> must be seen
+        # (``create`` refuses it), never silently followed to wherever it points
+        path = Path(root).expanduser().absolute()
+        plain = path.name not in ("", ".", "..")
+        self.root = path.parent.resolve() / path.name if plain else path.resolve()
 
     # -- the experiment's own files ---------------------------------------------------------
     @property
     def trials_dir(self) -> Path:
-        return self.root / "trials"
+        return self.root / TRIALS_DIR
 
     @property
     def jobs_dir(self) -> Path:
-        return self.root / "jobs"
+        return self.root / JOBS_DIR
 
     @property
     def trainable_path(self) -> Path:
@@ -117,10 +137,37 @@ class ExperimentDir:
 
     def pbt_policy_path(self, trial_id: str) -> Path:
         """The exploits in a trial's lineage (Ray's ``pbt_policy_<trial>.txt``)."""
-        return self.root / f"{PBT_POLICY_PREFIX}{trial_id}.txt"
+        return self.root / f"{PBT_POLICY_PREFIX}{check_component(trial_id, 'trial id')}.txt"
 
     def is_experiment(self) -> bool:
         return any((self.root / marker).exists() for marker in MARKER_FILES)
+
+    def has_started(self) -> bool:
+        """True once a trial may have run: a job was launched (``jobs/`` or the pool's queue
+        holds something) or a trial has a result log. Until then a failed or killed first
+        ``fit()`` can be started over (``reset_unstarted``) instead of burning the name."""
+        if (self.root / POOL_DIR).exists() or any(_entries(self.jobs_dir)):
+            return True
+        return any((self.trials_dir / name / RESULT_LOG_FILE).exists()
+                   for name in _entries(self.trials_dir))
+
+    def reset_unstarted(self) -> None:
+        """Remove what a first ``fit()`` that never launched a trial left (its files, its trial
+        directories and their name links at the root), so that ``fit()`` starts over. Call it
+        under the experiment lock, after ``has_started()`` said False; ``submit.json`` and the
+        detached driver's files stay."""
+        for name in _entries(self.root):
+            path = self.root / name
+            if path.is_symlink() and os.readlink(path).startswith(TRIALS_DIR + os.sep):
+                path.unlink()  # a trial_dirname_creator link into trials/
+            elif name in FIT_FILES or name.startswith(PBT_POLICY_PREFIX):
+                path.unlink()
+        for name in _entries(self.trials_dir):
+            path = self.trials_dir / name
+            if path.is_symlink() or not path.is_dir():
+                path.unlink()
+            else:
+                shutil.rmtree(path)
 
     def create(self, share_with_group: bool | None = None) -> None:
         """Create root, trials/ and jobs/ as 0700 (0750 when shared with the group; None: the
@@ -132,7 +179,9 @@ class ExperimentDir:
 
     # -- per trial ----------------------------------------------------------------------------
     def trial_dir(self, trial_id: str) -> Path:
-        return self.trials_dir / trial_id
+        """``trials/<trial_id>``; an id that is not one path component (read from a forged
+        file) is an UnsafeFileError, never a path outside the experiment."""
+        return self.trials_dir / check_component(trial_id, "trial id")
 
     def trial_meta_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / TRIAL_META_FILE
@@ -152,7 +201,7 @@ class ExperimentDir:
     def trial_ids(self) -> list[str]:
         if not self.trials_dir.is_dir():
             return []
-        return sorted(p.name for p in self.trials_dir.iterdir() if p.is_dir())
+        return sorted(p.name for p in self.trials_dir.iterdir() if p.is_dir() and not p.is_symlink())
 
     # -- per job --------------------------------------------------------------------------------
     def job_log_paths(self, job_id: str) -> tuple[Path, Path]:
@@ -227,6 +276,48 @@ class ExperimentDir:
 
     def read_submit(self) -> dict[str, Any]:
         return read_json(self.submit_path, default={}) or {}
+
+
+def is_reserved_name(name: str) -> bool:
+    """True for a name hpctune uses at the experiment root (its files, ``trials``, ``jobs``,
+    ``pool``, PBT's policy files, hidden and temporary files): never a trial's directory name."""
+    return (name in RESERVED_NAMES or name.startswith((PBT_POLICY_PREFIX, "."))
+            or name.endswith(".tmp"))
+
+
+RESERVED_NAMES = frozenset({TRIALS_DIR, JOBS_DIR, POOL_DIR, SEARCHER_STATE_FILE, LOCK_FILE,
+                            DRIVER_LOG, DRIVER_SCRIPT, *MARKER_FILES, *FIT_FILES})
+
+
+def _entries(directory: Path) -> list[str]:
+    """The names in ``directory``; none if it does not exist."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        return os.listdir(directory)
+    return []
+
+
+class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
+    """One driver per experiment directory; a dead driver's lock is released by the OS."""
+
+    def __init__(self, exp: ExperimentDir):
+        from filelock import FileLock, Timeout
+
+        self._timeout = Timeout
+        self.path = exp.lock_path
+        self.lock = FileLock(str(self.path), mode=0o600)
+
+    def __enter__(self) -> experiment_lock:
+        try:
+            self.lock.acquire(timeout=0)
+        except self._timeout as exc:
+            raise ExperimentLockedError(
+                f"Another driver is running the experiment in {self.path.parent} (lock {self.path}). "
+                "Wait for it to finish, or stop it first; two drivers would corrupt the experiment."
+            ) from exc
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
 
 
 # -- a trial's config: pickled as it is, and as text for people ---------------------------------

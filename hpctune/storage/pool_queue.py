@@ -38,9 +38,9 @@ from hpctune.core.ids import check_task_id, is_pool_job, run_job_id, run_seq  # 
 from hpctune.errors import ConfigError, ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
+from hpctune.storage.experiment import POOL_DIR  # the one name, reserved there for trial dirs
 from hpctune.storage.secure import make_private_dir
 
-POOL_DIR = "pool"
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 _MISSING = object()
 #: the version of the queue's JSON records this hpctune writes (and the newest it reads)

@@ -54,6 +54,19 @@ def process_cmdline(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
+def process_ignores(pid: int, signum: int) -> bool:
+    """Whether ``pid`` ignores ``signum`` (its SigIgn mask in /proc/<pid>/status): a process
+    started from a background shell (``cmd &``, ``nohup``) may have inherited SIG_IGN."""
+    try:
+        status = (PROC / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def boot_id() -> str | None:
     """This boot's id: a start time is only comparable within one boot."""
     try:

@@ -12,10 +12,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import EventHandler, dispatch
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
+from hpctune.storage.secure import check_component
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
@@ -32,14 +34,13 @@ class TrialReplay(EventHandler):
         self.stopped_after = stopped_after
 
     def on_start(self, event: dict[str, Any]) -> None:
-        self.trial.restart_count = event.get(ev.RESTART_COUNT, 0) or 0
-        self.trial.status = TrialStatus.RUNNING
+        self._running_again().start(event.get(ev.RESTART_COUNT, 0) or 0)
 
     def on_result(self, event: dict[str, Any]) -> None:
         if _after_stop(event[ev.RESULT], self.stopped_after):
             return
-        self.trial.status = TrialStatus.RUNNING
-        if event.get(ev.CHECKPOINT):
+        self._running_again().report()
+        if event.get(ev.CHECKPOINT) and checkpoint_name_ok(event[ev.CHECKPOINT], self.trial.trial_id):
             self.trial.checkpoint = event[ev.CHECKPOINT]
         self.record(event[ev.RESULT])
 
@@ -57,25 +58,39 @@ class TrialReplay(EventHandler):
         self.trial.preemptions += 1
 
     def on_paused(self, event: dict[str, Any]) -> None:
-        self.trial.status = TrialStatus.PAUSED
+        self._running_again().paused()
 
     def on_complete(self, event: dict[str, Any]) -> None:
-        self.trial.status, self.trial.error = TrialStatus.TERMINATED, None
+        self._running_again().finish()
+        self.mark_done()
+
+    def mark_done(self) -> None:
+        """The trial completed: its last result says ``done`` (as in Ray)."""
         if self.trial.last_result:
             self.trial.last_result["done"] = True
 
+    def on_stop_decided(self, event: dict[str, Any]) -> None:
+        self.mark_done()  # a stopper or scheduler ended it: its final result says done (Ray)
+
     def on_stopped(self, event: dict[str, Any]) -> None:
-        self.trial.status, self.trial.error = TrialStatus.TERMINATED, None
+        self._running_again().finish()
+        self.mark_done()
+        if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
+            self.trial.checkpoint = event[ev.CHECKPOINT]
 
     def on_error(self, event: dict[str, Any]) -> None:
         self.trial.num_failures += 1
-        self.trial.status, self.trial.error = TrialStatus.ERROR, event.get(ev.ERROR, "unknown error")
+        self._running_again().fail(event.get(ev.ERROR, "unknown error"))
 
     def on_exploited(self, event: dict[str, Any]) -> None:
-        """PBT: the trial goes on from its donor's checkpoint (iteration ``donor_iteration``),
-        so its next results are new progress from there; it waits to be resubmitted."""
+        """PBT: the trial goes on from its donor's checkpoint; it waits to be resubmitted."""
+        self._running_again().exploited(relaunch=True)
+        self.continue_from_donor(event)
+
+    def continue_from_donor(self, event: dict[str, Any]) -> None:
+        """An ``exploited`` event's facts: the trial's next results are new progress from the
+        donor's checkpoint (iteration ``donor_iteration``), which it now descends from."""
         trial = self.trial
-        trial.status, trial.error = TrialStatus.PENDING, None
         trial.max_iteration = int(event.get(ev.DONOR_ITERATION, 0) or 0)
         trial.lineage = [*trial.lineage, f"{event.get(ev.DONOR)}@{trial.max_iteration}"]
         if event.get(ev.CHECKPOINT):
@@ -87,14 +102,36 @@ class TrialReplay(EventHandler):
         if isinstance(new, dict):
             self.trial.resources = dict(new)
 
+    def _running_again(self) -> Trial:
+        """The trial, reopened if the log goes on after an end it recorded (a retry after an
+        error, an exploit after a completion: the driver ran it again)."""
+        if self.trial.is_finished:
+            self.trial.reopen()
+        return self.trial
 
-def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True) -> Trial:
+
+def checkpoint_name_ok(name: object, trial_id: str) -> bool:
+    """True for a checkpoint name that is one path component; a crafted one (``../..``) is
+    never used as a path: False, with a warning naming the trial."""
+    try:
+        check_component(name, "checkpoint name")
+    except UnsafeFileError as exc:
+        warnings.warn(f"Trial {trial_id}: its result log names a checkpoint that is not used: {exc}", stacklevel=3)
+        return False
+    return True
+
+
+def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True,
+                 trainable_name: str | None = None) -> Trial:
     """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
-    or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded)."""
-    meta = exp.read_trial_meta(trial_id)
+    or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded).
+    ``trainable_name``: the experiment's (read from ``experiment.json`` when not given)."""
+    meta = trial_meta(exp, trial_id)
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
-                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}))
+                  str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}),
+                  trial_name=meta.get("trial_name", ""), dirname=meta.get("trial_dirname", ""),
+                  trainable_name=_trainable_name(exp) if trainable_name is None else trainable_name)
     path = exp.result_log_path(trial_id)
     events = read_events(path)
     replay = TrialReplay(trial, stopped_after(events, path))
@@ -127,19 +164,70 @@ def trial_config(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
         return exp.read_params(trial_id)
 
 
+def trial_meta(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
+    """The trial's ``trial.json``; ExperimentStateError naming the file when it is damaged."""
+    path = exp.trial_meta_path(trial_id)
+    try:
+        meta = exp.read_trial_meta(trial_id)
+    except (ValueError, OSError) as exc:  # not JSON, not a regular file, too big
+        meta = exc
+    if not isinstance(meta, dict):
+        why = f"{type(meta).__name__}: {meta}" if isinstance(meta, Exception) else "not a JSON object"
+        raise ExperimentStateError(f"{path} is damaged ({why}). It holds the trial's tag and resources: "
+                                   "restore it from a backup, or move the trial's directory out of the "
+                                   "experiment to leave the trial out.")
+    return meta
+
+
 def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
     """Every trial rebuilt from its log; the driver's snapshot adds what only the driver knew
-    (a trial still queued, an error the worker could not write)."""
-    snapshot = {t["trial_id"]: t for t in exp.read_state().get("trials", [])}
+    (a trial still queued, an error the worker could not write). A trial whose files cannot be
+    read is kept as an ERROR trial saying why (with a warning): the others still load."""
+    snapshot = {t.get("trial_id"): t for t in _snapshot_trials(exp)}
+    trainable = _trainable_name(exp)  # read once, not once per trial
     trials = []
     for trial_id in exp.trial_ids():
-        trial = replay_trial(exp, trial_id, real_config)
+        try:
+            trial = replay_trial(exp, trial_id, real_config, trainable)
+        except Exception as exc:  # noqa: BLE001 - a damaged file of one trial must not hide the rest
+            trials.append(_unreadable(exp, trial_id, exc))
+            continue
         known = snapshot.get(trial_id)
         if known and trial.status is not TrialStatus.TERMINATED:
-            trial.status = TrialStatus(known["status"])
-            trial.error = trial.error or known.get("error")
+            trial.restore_status(TrialStatus(known["status"]), known.get("error"))
         trials.append(trial)
     return trials
+
+
+def _trainable_name(exp: ExperimentDir) -> str:
+    """The trainable's name in ``experiment.json`` ("" when that file is damaged: the trials'
+    default names then lack it, and the rest still loads)."""
+    try:
+        spec = exp.read_experiment()
+    except (ValueError, OSError):
+        return ""
+    name = spec.get("trainable", "") if isinstance(spec, dict) else ""
+    return name if isinstance(name, str) else ""
+
+
+def _snapshot_trials(exp: ExperimentDir) -> list[dict[str, Any]]:
+    try:
+        trials = exp.read_state().get("trials", [])
+    except (ValueError, OSError, AttributeError) as exc:
+        warnings.warn(f"{exp.state_path} cannot be read ({type(exc).__name__}: {exc}): the trials are "
+                      "rebuilt from their result logs alone.", stacklevel=3)
+        return []
+    return [t for t in trials if isinstance(t, dict)] if isinstance(trials, list) else []
+
+
+def _unreadable(exp: ExperimentDir, trial_id: str, exc: Exception) -> Trial:
+    """A trial whose files cannot be read: ERROR, saying which file and why (and a warning)."""
+    message = str(exc) if isinstance(exc, ExperimentStateError) else (
+        f"Trial {trial_id} cannot be read from {exp.trial_dir(trial_id)} ({type(exc).__name__}: {exc}).")
+    warnings.warn(f"{message} It is shown as an errored trial.", stacklevel=3)
+    trial = Trial(trial_id, {}, "", str(exp.trial_dir(trial_id)))
+    trial.fail(message)
+    return trial
 
 
 def snapshot_trials(exp: ExperimentDir) -> list[Trial]:

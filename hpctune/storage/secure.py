@@ -130,7 +130,8 @@ def _open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
     try:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        # ELOOP; ENOTDIR when O_DIRECTORY meets the link first
+        if exc.errno == errno.ELOOP or exc.errno == errno.ENOTDIR and path.is_symlink():
             raise UnsafeFileError(
                 f"{path} is a symbolic link where hpctune expects its own file or directory: "
                 "someone may be redirecting hpctune's writes. Fix: remove the link "
@@ -140,10 +141,17 @@ def _open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
 
 def copy_tree_private(source: str | Path, target: str | Path, fsync: bool = True) -> None:
     """Copy the files of ``source`` into the existing directory ``target``; directories and
-    files get ``target``'s policy modes (the source's own modes are not kept)."""
+    files get ``target``'s policy modes (the source's own modes are not kept).
+
+    A symbolic link inside ``source`` is copied as what it points to only when that lies
+    inside ``source`` too; a link out of it (``~/.ssh/id_rsa``) is an UnsafeFileError: a
+    checkpoint copy must never carry files from elsewhere into the experiment."""
     source, target = Path(source), Path(target)
+    inside = source.resolve()
     for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
         here = target / Path(dirpath).relative_to(source)
+        for name in dirnames + filenames:
+            _refuse_link_out(Path(dirpath) / name, inside)
         for name in dirnames:
             make_private_dir(here / name)
         for name in filenames:
@@ -154,6 +162,64 @@ def copy_tree_private(source: str | Path, target: str | Path, fsync: bool = True
                 if fsync:
                     out.flush()
                     os.fsync(out.fileno())
+
+
+def _refuse_link_out(path: Path, inside: Path) -> None:
+    if not path.is_symlink():
+        return
+    target = path.resolve()
+    here = path.parent.resolve()
+    if target.is_dir() and (target == here or target in here.parents):
+        raise UnsafeFileError(f"The checkpoint holds {path}, a symbolic link to its own parent "
+                              f"{target}: copying it would never end. Fix: remove the link.")
+    if target != inside and inside not in target.parents:
+        raise UnsafeFileError(
+            f"The checkpoint holds {path}, a symbolic link to {target}, outside the checkpoint "
+            f"directory {inside}: hpctune copies a checkpoint's own files only. Fix: save a copy "
+            "of the file in the checkpoint directory instead of a link.")
+
+
+# -- reading files that others may have planted ---------------------------------------------------
+#: the largest JSON record hpctune reads (state.json of a very large experiment is far smaller)
+MAX_RECORD_BYTES = 128 * 1024 * 1024
+
+
+def read_regular_bytes(path: str | Path, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
+    """The contents of ``path`` if it is a regular file (not a link, FIFO or device) of at most
+    ``max_bytes``; FileNotFoundError if it does not exist, UnsafeFileError otherwise. A FIFO
+    planted as ``summary.json`` must not hang a reader, nor a link to /dev/zero fill memory."""
+    path = Path(path)
+    fd = _open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError(f"Refusing to read {path}: it is not a regular file. Fix: remove "
+                                  "it; hpctune writes its files as regular files.")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnsafeFileError(f"Refusing to read {path}: it is larger than {max_bytes} bytes, far "
+                              "more than hpctune writes there. Fix: move it away.")
+    return data
+
+
+# -- names that become paths ----------------------------------------------------------------------
+def check_component(name: object, what: str) -> str:
+    """``name`` if it is one path component (a trial id, a checkpoint name read from a file):
+    not empty, not ``.``/``..``, without ``/``, NUL or control characters, at most 255 bytes.
+    A crafted name such as ``../../x`` must never reach a path that is written or removed."""
+    ok = (isinstance(name, str) and name not in ("", ".", "..") and len(name.encode()) <= 255
+          and not any(ch == "/" or ord(ch) < 32 or ord(ch) == 127 for ch in name))
+    if not ok:
+        raise UnsafeFileError(
+            f"{name!r} is not a valid {what}: it must be a single file name (no '/', no control "
+            "characters, not '.' or '..'). An edited or forged experiment file holds it: hpctune "
+            "will not use it as a path. Fix: restore the file, or move the experiment away.")
+    return name
+
+
+def child_path(parent: str | Path, name: object, what: str) -> Path:
+    """``parent / name`` once ``name`` is checked to be a single component (``check_component``)."""
+    return Path(parent) / check_component(name, what)
 
 
 # -- loading pickles -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import hpctune as _hpctune
 
 __all__ = [name for name in _hpctune.__all__ if name not in ("train", "tune", "__version__")]
 #: Ray's submodules of ``ray.tune`` that are attributes before anyone imported them
-_SUBPACKAGES = ("experiment", "result", "logger", "search", "schedulers", "stopper")
+_SUBPACKAGES = ("experiment", "result", "logger", "search", "schedulers", "stopper", "utils")
 
 
 def __getattr__(name: str) -> Any:

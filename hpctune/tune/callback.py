@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from hpctune.core.checkpoint import Checkpoint, checkpoint_dir_name
+from hpctune.core.checkpoint import Checkpoint
 from hpctune.core.metrics import AUTO_METRICS, flatten
+from hpctune.storage.checkpoints import checkpoint_dir_name
 
 
 class Callback:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hpctune.core.checks import check_metric, check_mode, check_number, require_number
+from hpctune.core.decision_points import EVERY, NEVER, DecisionPoints, at, declared
 from hpctune.core.metrics import MISSING, flat_value
 from hpctune.errors import ConfigError
 
@@ -50,6 +51,12 @@ class Stopper:
         """True if the whole experiment should stop (no new trials, running ones stop)."""
         return False
 
+    def decision_points(self, trial_id: str) -> DecisionPoints:
+        """Where ``__call__`` may say stop (``core/decision_points``): the trial's worker waits
+        for the verdict there. Default: every result (Ray's semantics), also for a subclass
+        that overrides ``__call__`` below the class that declared its points."""
+        return EVERY
+
     #: the attributes that hold what the stopper has seen: saved with the driver's snapshot,
     #: so a restored experiment's stopper continues where it was (a subclass lists its own)
     _state_attributes: tuple[str, ...] = ()
@@ -68,6 +75,9 @@ class Stopper:
 
 class NoopStopper(Stopper):
     """Never stops anything (what ``RunConfig(stop=None)`` means)."""
+
+    def decision_points(self, trial_id: str) -> DecisionPoints:
+        return NEVER
 
 
 class FunctionStopper(Stopper):
@@ -142,6 +152,12 @@ class DictStopper(Stopper):
             stop = stop or (value is not None and value >= threshold)
         return stop
 
+    def decision_points(self, trial_id: str) -> DecisionPoints:
+        """At the threshold when ``training_iteration`` is the only criterion; else every result."""
+        if set(self._criteria) == {"training_iteration"}:
+            return at([self._criteria["training_iteration"]])
+        return EVERY
+
 
 class MaximumIterationStopper(Stopper):
     """Stops each trial after it has reported ``max_iter`` results."""
@@ -154,6 +170,9 @@ class MaximumIterationStopper(Stopper):
     def __call__(self, trial_id: str, result: dict) -> bool:
         self._iter[trial_id] = self._iter.get(trial_id, 0) + 1
         return self._iter[trial_id] >= self._max_iter
+
+    def decision_points(self, trial_id: str) -> DecisionPoints:
+        return at([self._max_iter])
 
 
 class ExperimentPlateauStopper(Stopper):
@@ -279,6 +298,10 @@ class TimeoutStopper(Stopper):
         self._last_check = now
         return self._budget <= 0
 
+    def decision_points(self, trial_id: str) -> DecisionPoints:
+        """Never: a time limit falls between results, at no result in particular."""
+        return NEVER
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_last_check": None}
 
@@ -306,6 +329,12 @@ class CombinedStopper(Stopper):
     def stop_all(self) -> bool:
         decisions = [stopper.stop_all() for stopper in self._stoppers]
         return any(decisions)
+
+    def decision_points(self, trial_id: str) -> DecisionPoints:
+        points = NEVER
+        for stopper in self._stoppers:
+            points = points.union(declared(stopper, "__call__", trial_id))
+        return points
 
     def get_state(self) -> dict:
         return {"stoppers": [stopper.get_state() for stopper in self._stoppers]}

@@ -22,14 +22,20 @@ from hpctune.controller.launching import first_batch_size
 from hpctune.controller.trial_names import TrialNamer
 from hpctune.core.checks import check_tuner_args
 from hpctune.core.resources import resources_for
-from hpctune.errors import ConfigError, ExperimentLockedError, HpctuneError
+from hpctune.errors import ConfigError, HpctuneError
 from hpctune.results.grid import ResultGrid
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.driver_state import load_driver_state
-from hpctune.storage.experiment import ExperimentDir, pickle_config
+from hpctune.storage.experiment import ExperimentDir, experiment_lock, pickle_config
 from hpctune.storage.fs_check import check_storage
 from hpctune.storage.pickling import pickle_trainable
 from hpctune.tune.callback import CallbackList, progress_callbacks
+from hpctune.tune.preflight import (
+    check_before_writing,
+    check_signature,
+    refuse_started,
+    trial_resources,
+)
 from hpctune.tune.registry import resolve_trainable
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.tune.search.searcher import SampleLimiter, Searcher
@@ -77,6 +83,7 @@ class Tuner:
                  backend: str | None = None, slurm_config: SlurmConfig | None = None):
         trainable, self._registered_name = resolve_trainable(trainable)
         validate_trainable(trainable)
+        check_signature(trainable)
         check_tuner_args(param_space, {"tune_config": (tune_config, TuneConfig), "run_config": (
             run_config, RunConfig), "slurm_config": (slurm_config, SlurmConfig)})
         self.trainable = trainable
@@ -139,11 +146,7 @@ class Tuner:
         if self._restore is not None:
             return self._fit_restored()
         exp = ExperimentDir(self.run_config.experiment_root(self._default_name()))
-        if exp.experiment_path.exists():
-            raise ConfigError(
-                f"{exp.root} already holds an experiment: continue it with "
-                f"Tuner.restore('{exp.root}', trainable), or choose another RunConfig(name=...)."
-            )
+        refuse_started(exp)
         for config in (self.tune_config, self.run_config, self.run_config.failure_config,
                        self.run_config.checkpoint_config):
             config.__post_init__()  # again: fields may have been set after construction
@@ -153,19 +156,33 @@ class Tuner:
         from hpctune.tune.stopper import as_stopper
 
         as_stopper(self.run_config.stop), make_reporter(self.run_config, self.tune_config)
-        trainable, tuner = pickle_trainable(self.trainable), self._tuner_payload()
+        check_before_writing(self, scheduler)
+        payloads = pickle_trainable(self.trainable), self._tuner_payload()
         check_storage(exp.root)  # every check before the directory exists: no name is burnt
         exp.create()
         with experiment_lock(exp):
-            exp.write_trainable(trainable)
-            exp.write_experiment(self._spec())
-            write_bytes_atomic(exp.tuner_path, tuner)  # private mode, no predictable temp name
+            self._start(exp, *payloads)
             return self._run(self._controller(exp, searcher, scheduler))
+
+    def _start(self, exp: ExperimentDir, trainable: bytes, tuner: bytes) -> None:
+        """Write what ``Tuner.restore`` needs, ``experiment.json`` last (a driver killed midway
+        leaves an experiment that is not started: the next ``fit()`` starts it over). Under
+        the experiment lock: a first ``fit()`` that never ran a trial is cleared first."""
+        refuse_started(exp)
+        exp.reset_unstarted()
+        exp.write_trainable(trainable)
+        write_bytes_atomic(exp.tuner_path, tuner)  # private mode, no predictable temp name
+        exp.write_experiment(self._spec())
 
     def _fit_restored(self) -> ResultGrid:
         exp = ExperimentDir(self.run_config.experiment_root(""))
         check_storage(exp.root)
         with experiment_lock(exp):
+            if not exp.has_started():  # the first fit() failed before any trial ran: start it now
+                scheduler = self._scheduler()
+                check_before_writing(self, scheduler)
+                self._start(exp, pickle_trainable(self.trainable), self._tuner_payload())
+                return self._run(self._controller(exp, self._searcher(), scheduler))
             state = load_driver_state(exp)
             controller = self._controller(exp, self._searcher(), self._scheduler(),
                                           prefix=state["trial_id_prefix"] if state else None)
@@ -222,7 +239,7 @@ class Tuner:
             time_budget_s=budget_seconds(self.tune_config.time_budget_s),
             max_failures=self.run_config.failure_config.max_failures,
             fail_fast=self.run_config.failure_config.fail_fast,
-            resources_for=lambda config: resources_for(self.trainable, config),
+            resources_for=lambda config: trial_resources(self.trainable, config),
             trial_id_prefix=prefix or uuid.uuid4().hex[:8],
             param_space=self.param_space,
             metric=self.tune_config.metric,
@@ -262,7 +279,8 @@ class Tuner:
 
     def preview_sbatch(self, count: int | None = None) -> str:
         """The exact sbatch script that ``fit()`` submits first (``count`` trials: by default
-        what the search puts in its first array, grid variants times ``num_samples``)."""
+        what the search puts in its first array, grid variants times ``num_samples``) + its cost."""
+        from hpctune.accounting.from_tuner import with_cost
         from hpctune.backends.slurm import SlurmBackend
 
         root = self.run_config.experiment_root(self._default_name())
@@ -274,8 +292,10 @@ class Tuner:
         if reuse_actors(self.tune_config.reuse_actors, self.trainable):  # the pool array instead
             from hpctune.backends.pool import PoolBackend
 
-            return PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
-        return backend.render_script(resources, count, throttle)
+            script = PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
+        else:
+            script = backend.render_script(resources, count, throttle)
+        return with_cost(script, self, backend.billing_weights())  # the worst case, as # lines
 
     # -- parts -----------------------------------------------------------------------
     def _searcher(self) -> Searcher:
@@ -336,7 +356,7 @@ class Tuner:
 
         tc = self.tune_config
         return {
-            "hpctune_version": __version__, "trainable": getattr(self.trainable, "__name__", "?"),
+            "hpctune_version": __version__, "trainable": self._trainable_name(),
             "metric": tc.metric, "mode": tc.mode, "num_samples": tc.num_samples,
             "scheduler": type(tc.scheduler).__name__ if tc.scheduler else "FIFOScheduler",
             "max_concurrent_trials": tc.max_concurrent_trials, "backend": self.backend_name,
@@ -371,27 +391,3 @@ def choose_backend(requested: str | None) -> str:
         raise ConfigError("backend='slurm' but `sbatch` is not on PATH: run on a Slurm login node "
                           "or use backend='local'.")
     return choice
-
-
-class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
-    """One driver per experiment directory; a dead driver's lock is released by the OS."""
-
-    def __init__(self, exp: ExperimentDir):
-        from filelock import FileLock, Timeout
-
-        self._timeout = Timeout
-        self.path = exp.lock_path
-        self.lock = FileLock(str(self.path), mode=0o600)
-
-    def __enter__(self) -> experiment_lock:
-        try:
-            self.lock.acquire(timeout=0)
-        except self._timeout as exc:
-            raise ExperimentLockedError(
-                f"Another driver is running the experiment in {self.path.parent} (lock {self.path}). "
-                "Wait for it to finish, or stop it first; two drivers would corrupt the experiment."
-            ) from exc
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.lock.release()

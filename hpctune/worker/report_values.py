@@ -4,13 +4,18 @@ A metric is a number, a string, a bool, None, or a list or dict (string keys) of
 numpy and torch scalars and arrays become the numbers and lists they hold (``tolist()``),
 which is the same value. Anything else (a ``Decimal``, a ``datetime``, an object) is a
 ``ReportError`` naming its key: the log would otherwise hold ``str(value)``, a string that
-schedulers, stoppers and dataframes then misread.
+schedulers, stoppers and dataframes then misread. An int beyond a float's range (>= 2**1024)
+is refused too: every reader compares metrics as floats, and would fail on it.
+
+``check_checkpoint`` refuses a reported checkpoint that is not an existing directory.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from hpctune.core.metrics import fits_float
 from hpctune.errors import ReportError
 
 _PLAIN = (str, bool, int, float, type(None))
@@ -21,7 +26,8 @@ _MAX_DEPTH = 64
 def plain_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics`` with numpy/torch values as the Python numbers and lists they hold; a
     ReportError for a value the result log cannot hold exactly."""
-    if all(type(v) in _PLAIN and type(k) is str for k, v in metrics.items()):
+    if all(type(v) in _PLAIN and type(k) is str and (type(v) is not int or fits_float(v))
+           for k, v in metrics.items()):
         return metrics  # the common case: nothing to convert, nothing to walk
     return _plain_dict(metrics, "", 0)
 
@@ -39,7 +45,14 @@ def _plain_dict(value: dict, where: str, depth: int) -> dict[str, Any]:
 
 def _plain(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, _PLAIN):
-        return value if type(value) in _PLAIN else _exact(value)
+        value = value if type(value) in _PLAIN else _exact(value)
+        if type(value) is int and not fits_float(value):
+            raise ReportError(
+                f"report(): the value of `{where}` is an int of {value.bit_length()} bits, beyond "
+                "the range of a float (about 1.8e308), which the driver's comparisons and the "
+                "readers of the result log cannot handle. Fix: report float(value) if it fits, "
+                "math.log(value), or str(value).")
+        return value
     if depth > _MAX_DEPTH:
         raise ReportError(f"report(): the value of `{where}` is nested more than {_MAX_DEPTH} levels "
                           "deep (a list or dict that contains itself?).")
@@ -55,6 +68,23 @@ def _plain(value: Any, where: str, depth: int) -> Any:
         f"{type(value).__qualname__}), which the result log cannot hold exactly. Fix: report a "
         "number, a string, a bool, None, or a list or dict of them, e.g. float(value) or "
         "value.isoformat().")
+
+
+def check_checkpoint(checkpoint: Any) -> None:
+    """``report(checkpoint=...)``'s value: None, or a Checkpoint whose path is an existing
+    directory (a file or a missing path would become an empty checkpoint kept over good ones)."""
+    if checkpoint is None:
+        return
+    path = getattr(checkpoint, "path", None)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ReportError(f"report(checkpoint=...) got {_short(checkpoint)} (a "
+                          f"{type(checkpoint).__name__}): pass Checkpoint.from_directory(path).")
+    if not os.path.isdir(path):
+        what = "is a file, not a directory" if os.path.exists(path) else "does not exist"
+        raise ReportError(
+            f"report(checkpoint=...): the checkpoint path {os.fspath(path)} {what}. A checkpoint is "
+            "a directory of files: save them into a directory (e.g. tempfile.mkdtemp()) and report "
+            "Checkpoint.from_directory(that_directory).")
 
 
 def _exact(value: Any) -> Any:

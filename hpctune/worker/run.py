@@ -22,13 +22,25 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checkpoint import Checkpoint
-from hpctune.core.ids import experiment_id_of
-from hpctune.storage.events import NODELIST, RANK, WORLD_SIZE, EventKind, new_event
+from hpctune.core.decision_points import META_KEY as POINTS_KEY
+from hpctune.core.decision_points import DecisionPoints
+from hpctune.core.ids import default_trial_name, experiment_id_of
+from hpctune.storage.array_manifest import trial_of_task
+from hpctune.storage.control import DOORBELL_FILE
+from hpctune.storage.events import (
+    CHECKPOINT,
+    NODELIST,
+    RANK,
+    RESULT,
+    WORLD_SIZE,
+    EventKind,
+    new_event,
+)
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, checkpoint_results
 from hpctune.storage.secure import load_private_pickle
 from hpctune.worker import session as session_mod
+from hpctune.worker.class_trainable import run_class
 from hpctune.worker.exit_guard import start_guard, stop_guard
 from hpctune.worker.output import redirect_output
 from hpctune.worker.session import (
@@ -48,8 +60,7 @@ POOL_JOB_ENV = "HPCTUNE_POOL_JOB"
 def trial_id_from_manifest(manifest: Path, task_id: str | None) -> str:
     if task_id is None:
         raise SystemExit("hpctune.worker: --manifest needs SLURM_ARRAY_TASK_ID (run as an array task)")
-    lines = manifest.read_text().split()
-    return lines[int(task_id)]
+    return trial_of_task(manifest, task_id)
 
 
 def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) -> Session:
@@ -59,7 +70,7 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
     job = os.environ.get(POOL_JOB_ENV) or job  # in a pool, events name the run, not the pool task
     context = TrialContext(
         trial_id=trial_id,
-        trial_name=meta.get("trial_name", trial_id),
+        trial_name=meta.get("trial_name") or default_trial_name(spec.get("trainable", ""), trial_id),
         trial_dir=str(exp.trial_dir(trial_id)),
         experiment_name=exp.root.name,
         experiment_tag=meta.get("experiment_tag", ""),
@@ -71,7 +82,9 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         experiment_id=experiment_id_of(trial_id) or exp.root.name,  # the experiment's unique prefix
     )
     session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
-                      stop_grace_s=session_mod.stop_grace_of(spec))
+                      stop_grace_s=session_mod.stop_grace_of(spec),
+                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)),
+                      doorbell=exp.root / DOORBELL_FILE)
     if session.checkpoint is not None:  # the running totals continue from its result
         name = Path(session.checkpoint.path).name
         session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))
@@ -121,7 +134,8 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         # A scheduler's or stopper's decision ends the trial; a cancel (Ctrl+C on the driver,
         # `hpctune cancel`) leaves it to the driver, which may resume it later.
         kind = EventKind.STOPPED if stop.final else EventKind.TERMINATED
-        _final_event(session, new_event(kind, reason=str(stop)))
+        at_end = {CHECKPOINT: stop.checkpoint, RESULT: session.last_result} if stop.checkpoint else {}
+        _final_event(session, new_event(kind, reason=str(stop), **at_end))
         return 0
     except Preempted as why:
         return _exit_for(str(why), session)
@@ -189,7 +203,7 @@ def _run(trainable: Any, config: dict, session: Session, spec: dict) -> Any:
     with session.trainable_code():
         try:
             if is_class_trainable(trainable):
-                return _run_class(trainable, config, session, spec.get("checkpoint_config", {}))
+                return run_class(trainable, config, session, spec.get("checkpoint_config", {}))
             out = trainable(config)
             return _run_generator(out, session) if inspect.isgenerator(out) else out
         except SystemExit as end:
@@ -225,39 +239,6 @@ def _throw_into(gen: Any, exc: BaseException) -> None:
             raise
         return
     gen.close()
-
-
-def _run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> None:
-    from hpctune.tune.trainable import step_result
-
-    instance = cls(config)
-    try:
-        if session.checkpoint is not None:
-            instance.load_checkpoint(session.checkpoint.path)
-        frequency = ckpt_config.get("checkpoint_frequency", 0)
-        at_end = ckpt_config.get("checkpoint_at_end") or False
-        while True:
-            result = step_result(instance)  # a clear error when step() returns no dict
-            done = bool(result.get("done", False))
-            due = frequency and (session.iteration + 1) % frequency == 0
-            if result.get("should_checkpoint") or due or (done and at_end) or session.context.should_checkpoint():
-                result = _report_with_checkpoint(instance, result, session)
-            else:
-                result = session.report(result)
-            instance.log_result(result)
-            if done:
-                return
-    finally:
-        session.interruptible = False  # a STOP arriving now must not cut cleanup() short
-        instance.cleanup()
-
-
-def _report_with_checkpoint(instance: Any, result: dict, session: Session) -> dict:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="hpctune-ckpt-") as tmp:
-        instance.save_checkpoint(tmp)
-        return session.report(result, checkpoint=Checkpoint(tmp))
 
 
 class Watcher:

@@ -2,7 +2,8 @@
 
 One ``Session`` per worker process. ``report`` auto-fills Ray Tune's metrics, appends a
 ``result`` event to the trial's log, persists checkpoints and checks the driver's
-control record (a STOP decision makes ``report`` end the trial cleanly). A STOP that
+control record (a STOP decision makes ``report`` end the trial cleanly). At a result where a
+decision can fall (``decision_points``) it first waits for the driver's verdict (``verdict``). A STOP that
 arrives as the SIGTERM of the driver's scancel raises ``StopTrial`` in the trainable's
 own code (``on_stop_signal``), so its ``finally:`` blocks and ``cleanup()`` run, within
 ``stop_grace_s`` seconds: a watchdog ends the process when the cleanup takes longer.
@@ -23,21 +24,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checkpoint import (
-    Checkpoint,
+from hpctune.core.checkpoint import Checkpoint
+from hpctune.core.decision_points import NEVER, DecisionPoints
+from hpctune.errors import HpctuneError
+from hpctune.storage import events as ev
+from hpctune.storage.checkpoints import (
     checkpoint_dir_name,
     checkpoint_iteration,
     latest_checkpoint,
     persist_checkpoint,
     refuse_nested_source,
 )
-from hpctune.errors import HpctuneError
-from hpctune.storage import events as ev
-from hpctune.storage.control import ControlRecord, read_control
+from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import EventKind, event_kind, new_event
 from hpctune.storage.result_log import LogTail, ResultLog, read_events
 from hpctune.worker.context import TrialContext, TrialStorage, slurm_job_ids  # noqa: F401 - re-exported
-from hpctune.worker.report_values import plain_metrics
+from hpctune.worker.report_values import check_checkpoint, plain_metrics
+from hpctune.worker.verdict import Verdicts, read_request
 
 _session: Session | None = None
 PAUSE = "pause"
@@ -57,6 +60,7 @@ class StopTrial(BaseException):
     def __init__(self, reason: str = "stopped by the driver", final: bool = True):
         super().__init__(reason)
         self.final = final
+        self.checkpoint: str | None = None  # checkpoint_at_end's, saved as the trial stopped
 
 
 class Preempted(BaseException):
@@ -73,13 +77,16 @@ class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
     def __init__(self, context: TrialContext, log: ResultLog, control_path: Path,
-                 stop_grace_s: float = DEFAULT_STOP_GRACE_S):
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER,
+                 doorbell: Path | None = None):
         self.context, self.log, self.control_path = context, log, control_path
         self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
         self.stop_grace_s = stop_grace_s
         self._control_mtime: float | None = None
         #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
         self.writes = context.is_rank_zero()
+        #: after a result at a decision point, report() waits for the driver's verdict
+        self.verdicts = Verdicts(decision_points, control_path, doorbell if self.writes else None)
         self._run_offset = log.size()  # this run's events come after it
         self._errors_checked_to = self._run_offset  # rank 0: the log is free of peer errors up to here
         self.hostname = socket.gethostname()
@@ -89,6 +96,7 @@ class Session:
         self.time_total, self.timesteps_total, self.episodes_total = 0.0, None, None
         self.iterations_since_restore = self.timesteps_since_restore = 0
         self.checkpointed_this_run = False
+        self.last_result: dict[str, Any] | None = None  # this run's latest result, as recorded
         self.signal_name: str | None = None
         self.start_time = self.last_time = time.time()
         self.interruptible = False  # True while the trainable's own code runs
@@ -157,13 +165,14 @@ class Session:
                 "write report({'loss': value})."
             )
         metrics = plain_metrics(dict(metrics))  # a ReportError naming a value JSON cannot hold
+        check_checkpoint(checkpoint)  # a ReportError for a file or a missing path
         if checkpoint is not None:  # Checkpoint.from_directory(".") would copy itself into itself
             refuse_nested_source(Path(checkpoint.path), Path(self.context.trial_dir))
         interruptible, self.interruptible = self.interruptible, False  # no StopTrial mid-write
         try:
             self.iteration += 1
             self.iterations_since_restore += 1
-            result = self._auto_fill(metrics, time.time())
+            result = self.last_result = self._auto_fill(metrics, time.time())
             if self.writes:
                 self._record(result, checkpoint)
             elif checkpoint is not None:  # rank 0 writes it: every rank names the same one
@@ -171,6 +180,7 @@ class Session:
                 self.checkpointed_this_run = True
         finally:
             self.interruptible = interruptible
+        self.verdicts.after(self.iteration)
         self.check_control()
         if interruptible:
             self.raise_pending_stop()
@@ -185,6 +195,8 @@ class Session:
             self.checkpoint = Checkpoint(path)
             self.checkpointed_this_run = True
             event[ev.CHECKPOINT] = path.name
+        if self.verdicts.waits_at(self.iteration):
+            event[ev.WAITS] = True  # the driver answers it (a proceed, a stop or a pause)
         self.append(event, fsync=checkpoint is not None)
 
     def follow_rank_zero(self, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
@@ -266,7 +278,7 @@ class Session:
         if mtime == self._control_mtime:
             return
         self._control_mtime = mtime
-        request = read_control(self.control_path)
+        request = read_request(self.control_path)
         if request is None:
             return
         if request.is_stop:
@@ -278,7 +290,7 @@ class Session:
 
     def stop_request(self) -> ControlRecord | None:
         """The driver's stop request for this trial (its control record), or None."""
-        request = read_control(self.control_path)
+        request = read_request(self.control_path)
         return request if request is not None and request.is_stop else None
 
     def on_stop_signal(self, request: ControlRecord) -> None:

@@ -86,7 +86,8 @@ def chaos_run(exp: Path, backend: str, kills: int, rng: random.Random, sleep: fl
     deadline = time.monotonic() + timeout_s
     killed_at = []
     for attempt in range(kills + 1):
-        driver = _driver(exp, backend, restore=attempt > 0, sleep=sleep)
+        # a driver killed before it wrote tuner.pkl left nothing to restore: start afresh
+        driver = _driver(exp, backend, restore=ExperimentDir(exp).tuner_path.exists(), sleep=sleep)
         if attempt < kills:
             wait = rng.uniform(0.5, 4.0)
             try:

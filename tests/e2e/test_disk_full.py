@@ -22,9 +22,9 @@ import pytest
 
 from hpctune import tune
 from hpctune.cli.main import main
-from hpctune.core.checkpoint import persist_checkpoint
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import write_json_atomic
+from hpctune.storage.checkpoints import persist_checkpoint
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog, read_events
 
@@ -224,3 +224,47 @@ def test_a_worker_that_cannot_write_its_error_says_so_on_stderr(small_fs):
     assert "RuntimeError: boom boom" in proc.stderr
     assert "its error event could not be written to" in proc.stderr and FULL in proc.stderr
     assert [e["event"] for e in read_events(exp.result_log_path("t"))] == ["start"]
+
+
+def fills_the_disk_once(config):
+    """Reports to iteration 30 with a checkpoint every 5th; at iteration 12 of its first run the
+    trial fills the disk but 64 kB and reports a result too big for them: ``report()`` raises
+    StorageFullError in the worker, whose error event is logged (the run ended, not by the
+    trial's own error), and the driver may go on writing."""
+    start = 0
+    if tune.get_checkpoint():
+        start = int(Path(tune.get_checkpoint().path, "n").read_text())
+    for n in range(start + 1, 31):
+        ckpt, blob = None, ""
+        if n == 12 and not Path(config["marker"]).exists():
+            Path(config["marker"]).write_text("filled")
+            filler = fill(Path(tune.get_context().get_trial_dir()).parents[2])
+            os.truncate(filler, filler.stat().st_size - 65536)  # room for its error, not for the blob
+            blob = "x" * 1_000_000
+        if n % 5 == 0:
+            directory = Path(tune.get_context().get_trial_dir()) / f"ckpt_src_{n}"
+            directory.mkdir(exist_ok=True)
+            (directory / "n").write_text(str(n))
+            ckpt = tune.Checkpoint.from_directory(directory)
+        tune.report({"n": n, "blob": blob}, checkpoint=ckpt)
+
+
+def test_a_trial_the_full_disk_interrupted_is_resumed_with_default_flags(monkeypatch, tmp_path, capsys):
+    """Issue 24: the worker meets the full disk first (its report fails); with the default
+    FailureConfig (no retries) a plain `hpctune resume` still runs every iteration."""
+    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # workers import this module
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    with mounted(["-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mnt)], mnt):
+        tuner = tune.Tuner(fills_the_disk_once, param_space={"marker": str(tmp_path / "filled")},
+                           run_config=tune.RunConfig(name="full", storage_path=str(mnt), verbose=0))
+        with contextlib.suppress(StorageFullError):  # the driver may or may not meet the full disk
+            tuner.fit()
+        assert (tmp_path / "filled").exists()
+        (mnt / "filler").unlink()
+        exp = mnt / "full"
+        assert main(["resume", str(exp)]) == 0
+        grid = tune.ResultGrid.from_path(exp)
+        assert (grid.num_terminated, grid.num_errors) == (1, 0), grid.errors
+        assert [r["n"] for r in grid[0].metrics_dataframe.to_dict("records")] == list(range(1, 31))

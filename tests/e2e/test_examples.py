@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,20 @@ def test_pytorch_mlp(backend, tmp_path):
     out = run_example([str(REPO_ROOT / "examples" / "pytorch_mlp.py"), "--samples", "2",
                        "--epochs", "3", "--storage", str(tmp_path / "results")], backend, tmp_path)
     assert "Best val_loss" in out and "checkpoint_000003" in out, out
+
+
+def test_lightning_mnist(tmp_path):
+    """One trial of two epochs as a local process (each trial imports torch and Lightning)."""
+    out = run_example([str(REPO_ROOT / "examples" / "lightning_mnist.py"), "--samples", "1", "--epochs", "2",
+                       "--gpus", "0", "--storage", str(tmp_path / "results")], "local", tmp_path)
+    assert "Best loss" in out and "after 2 epochs" in out, out
+    best = out.split("Best checkpoint: Checkpoint(path='")[1].split("'")[0]
+    assert (Path(best) / "trainer.ckpt").is_file(), out  # the trainer, checkpointed by the callback
+
+
+def test_xgboost_tune(tmp_path):
+    out = run_example([str(REPO_ROOT / "examples" / "xgboost_tune.py"), "--samples", "2", "--rounds", "6",
+                       "--checkpoint-every", "3", "--storage", str(tmp_path / "results")], "local", tmp_path)
+    assert "Best logloss" in out, out
+    # the best trial is one ASHA let finish: its last checkpoint holds all 6 rounds
+    assert out.rstrip().endswith("/checkpoint_000006') (6 rounds)"), out

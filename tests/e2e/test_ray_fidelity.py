@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from hpctune import tune
-from hpctune.core.metrics import AUTO_METRICS
 from hpctune.errors import ConfigError
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 from hpctune.tune.tuner import pickle_trainable
 from tests.e2e import trainables
+from tests.unit.test_trainable_api import AUTO_FILLED
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +104,8 @@ def test_class_trainable_attributes_log_result_and_default_resource_request(tmp_
     assert [r["training_iteration_attr"] for r in rows] == [0, 1, 2]
     assert rows[-1]["logged"] == [1, 2]  # log_result got every earlier result
     trial_id = rows[0]["trial_id"]
-    assert rows[0]["trial_id_attr"] == trial_id and rows[0]["trial_name_attr"] == trial_id
+    assert rows[0]["trial_id_attr"] == trial_id
+    assert rows[0]["trial_name_attr"] == f"Introspective_{trial_id}"  # Ray: <trainable>_<trial_id>
     assert os.path.samefile(rows[0]["logdir_attr"], result.path)
     assert rows[0]["cpus"] == 2  # default_resource_request(config), no with_resources
     assert result.metrics["config_attr"] == {"cpus": 2}
@@ -124,7 +125,7 @@ def test_get_context_getters_and_auto_filled_metrics(tmp_path):
     assert (ctx["local_rank"], ctx["world_rank"], ctx["node_rank"]) == (0, 0, 0)
     assert (ctx["world_size"], ctx["local_world_size"]) == (1, 1)
     for row in result.metrics_dataframe.to_dict("records"):
-        assert AUTO_METRICS - {"config"} <= set(row), AUTO_METRICS - set(row)
+        assert AUTO_FILLED - {"config"} <= set(row), AUTO_FILLED - set(row)
     assert list(result.metrics_dataframe["timesteps_total"]) == [10, 20]
     assert list(result.metrics_dataframe["episodes_total"]) == [1, 2]
     assert result.metrics["experiment_id"] and result.metrics["trial_id"].startswith(
@@ -201,3 +202,72 @@ def test_each_local_gpu_trial_gets_its_own_gpu(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="3 GPU.*has 2"):
         run(tune.with_resources(trainables.quadratic, {"gpu": 3}), tmp_path, name="big",
             param_space={"a": 1, "b": 1})
+
+
+# -- 4. checkpoints and the end of a trial, as Ray has them (issue 22) --------------------------
+def run_with_checkpoints(trainable, tmp_path, checkpoint_config, **kwargs):
+    run_config = tune.RunConfig(name="ckpt", storage_path=str(tmp_path), verbose=0,
+                                stop=kwargs.pop("stop", None), checkpoint_config=checkpoint_config,
+                                failure_config=kwargs.pop("failure_config", None))
+    return tune.Tuner(trainable, run_config=run_config, **kwargs).fit()
+
+
+def test_a_dict_returned_by_save_checkpoint_is_what_load_checkpoint_receives(tmp_path):
+    """Ray: "save_checkpoint ... can return a dict"; restoring passes that dict to load_checkpoint."""
+    grid = run_with_checkpoints(trainables.DictCheckpointed, tmp_path, tune.CheckpointConfig(),
+                                param_space={"steps": 4, "fail_at": 3},
+                                failure_config=tune.FailureConfig(max_failures=1))
+    (result,) = grid
+    assert result.error is None
+    rows = result.metrics_dataframe.to_dict("records")
+    assert [(r["count"], r["loaded"]) for r in rows] == [
+        (1, "nothing"), (2, "nothing"), (3, "'dict':{'count': 2}"), (4, "'dict':{'count': 2}")]
+
+
+def test_checkpoint_at_end_holds_when_a_stopper_ends_the_trial(tmp_path):
+    """Ray: checkpoint_at_end=True saves a checkpoint at the end of the trial, also when a stop
+    criterion ends it; that final result says ``done``."""
+    grid = run_with_checkpoints(trainables.CountsToEnd, tmp_path,
+                                tune.CheckpointConfig(checkpoint_at_end=True),
+                                stop={"training_iteration": 3}, param_space={"sleep": 0.05})
+    (result,) = grid
+    assert result.error is None and result.metrics["training_iteration"] == 3
+    assert result.metrics["done"] is True
+    assert result.checkpoint is not None
+    with result.checkpoint.as_directory() as path:
+        saved = int(Path(path, "count").read_text())
+    # the checkpoint holds the state of the iteration that decided the stop: the report at 3
+    # waits for the driver's verdict, so the worker never runs past it
+    assert saved == int(Path(result.checkpoint.path).name.rsplit("_", 1)[1]) == 3
+    assert tune.ExperimentAnalysis(str(tmp_path / "ckpt")).trials[0].last_result["done"] is True
+
+
+def test_a_metric_no_result_contains_fails_the_run_unless_strict_checking_is_off(tmp_path, monkeypatch):
+    """Ray: "Trial returned a result which did not include the specified metric(s) ... set the
+    TUNE_DISABLE_STRICT_METRIC_CHECKING environment variable to 1"."""
+    config = tune.TuneConfig(metric="acc", mode="max")
+    with pytest.raises(ValueError, match=r"did not include the specified metric\(s\) `acc` that "
+                                         r"`tune.TuneConfig\(\)` expects.*TUNE_DISABLE_STRICT_METRIC_CHECKING"):
+        run(trainables.quadratic, tmp_path, name="strict", tune_config=config, param_space={"a": 1.0, "b": 0.0})
+    monkeypatch.setenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    (result,) = run(trainables.quadratic, tmp_path, name="lax", tune_config=config, param_space={"a": 1.0, "b": 0.0})
+    assert result.error is None and "acc" not in result.metrics
+
+
+def test_seeding_numpy_before_the_tuner_gives_the_same_configs_every_run(tmp_path):
+    """Ray's FAQ: search algorithms that use Numpy's ``np.random`` interface are seeded with
+    ``np.random.seed()`` on the driver, so that the configurations suggested are the same."""
+    space = {"lr": tune.loguniform(1e-4, 1e-1), "units": tune.randint(8, 256), "x": 1.0, "steps": 1}
+
+    def configs(name):
+        np.random.seed(1234)
+        grid = run(trainables.yielding, tmp_path, name=name, param_space=space,
+                   tune_config=tune.TuneConfig(num_samples=2))
+        assert not grid.errors
+        return sorted((r.config["lr"], r.config["units"]) for r in grid)
+
+    first = configs("first")
+    assert configs("second") == first and len(set(first)) == 2
+    np.random.seed(4321)
+    generator = tune.search.BasicVariantGenerator(space, num_samples=2)
+    assert sorted((c["lr"], c["units"]) for c in (generator.suggest(f"t{n}") for n in range(2))) != first

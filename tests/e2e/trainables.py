@@ -244,3 +244,44 @@ def lr_schedule_problem(config):
             tune.report({"score": v - LR_PENALTY * lr, "v": v, "lr": lr, "step": step,
                          "restored_from": restored_from, "restored_v": restored_v},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+class DictCheckpointed(tune.Trainable):
+    """Counts steps; ``save_checkpoint`` returns a dict (Ray's dict checkpoints) and each result
+    says what ``load_checkpoint`` received. ``fail_at``: raises once at that step (a retry
+    restores from the checkpoint)."""
+
+    def setup(self, config):
+        self.count, self.loaded = 0, "nothing"
+
+    def step(self):
+        self.count += 1
+        marker = os.path.join(self.logdir, "failed_once")
+        if self.count == self.config.get("fail_at") and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("fails once")
+        return {"count": self.count, "loaded": self.loaded, "should_checkpoint": True,
+                "done": self.count >= self.config.get("steps", 3)}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"count": self.count}
+
+    def load_checkpoint(self, checkpoint):
+        self.loaded = repr(type(checkpoint).__name__) + ":" + repr(checkpoint)
+        self.count = checkpoint["count"]
+
+
+class CountsToEnd(tune.Trainable):
+    """Counts steps forever (a stopper ends it); its checkpoint is a file holding the count."""
+
+    def setup(self, config):
+        self.count = 0
+
+    def step(self):
+        self.count += 1
+        time.sleep(self.config.get("sleep", 0.0))
+        return {"count": self.count}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "count"), "w") as f:
+            f.write(str(self.count))

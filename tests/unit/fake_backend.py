@@ -24,11 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.backends.base import JobState
-from hpctune.core.checkpoint import checkpoint_dir_name
+from hpctune.backends.base import JobReport
+from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import ResultLog
+from hpctune.worker.verdict import read_request
 
 #: job states in which a job is still in the queue (``poll`` reports it)
 QUEUED = ("PENDING", "RUNNING")
@@ -88,9 +89,10 @@ class FakeJob:
         self._write(EventKind.START, restored_iteration=restored_iteration)
         return self
 
-    def report(self, checkpoint: bool = False, **metrics: Any) -> FakeJob:
+    def report(self, checkpoint: bool = False, waits: bool = False, **metrics: Any) -> FakeJob:
         """``train.report(metrics)``: the next training_iteration, with a checkpoint
-        directory created in the trial directory when ``checkpoint``."""
+        directory created in the trial directory when ``checkpoint``; ``waits``: at a decision
+        point (the worker waits for the driver's verdict)."""
         self.iteration += 1
         self.since_restore += 1
         result = {**metrics, "training_iteration": self.iteration,
@@ -102,6 +104,8 @@ class FakeJob:
             name = checkpoint_dir_name(self.iteration)
             (self.backend.exp.trial_dir(self.trial_id) / name).mkdir(parents=True, exist_ok=True)
             fields["checkpoint"] = name
+        if waits:
+            fields["waits"] = True
         self._write(EventKind.RESULT, **fields)
         return self
 
@@ -175,7 +179,7 @@ class FakeJob:
     def _on_cancel(self) -> None:
         self.cancelled = True
         if self.state == "RUNNING" and not self.hung:
-            control = self.backend.exp.read_control(self.trial_id)
+            control = read_request(self.backend.exp.control_path(self.trial_id))  # as the worker reads it
             if control is not None and control.is_stop and control.final:
                 self._write(EventKind.STOPPED, reason=control.reason)
             else:  # preempted, or cancelled to be resumed later (Ctrl+C on the driver)
@@ -237,13 +241,16 @@ class FakeBackend:
             newest[job.trial_id] = job.job_id  # launched in order: the last one wins
         return newest
 
-    def poll(self) -> dict[str, JobState]:
+    def poll(self) -> dict[str, JobReport]:
         self.polls += 1
-        return {job.job_id: JobState(job.state, node="fake-node" if job.state == "RUNNING" else "")
+        return {job.job_id: JobReport(job.state, node="fake-node" if job.state == "RUNNING" else "")
                 for job in self.jobs.values() if job.state in QUEUED}
 
     def reconcile(self) -> None:
         """Nothing to act on: a fake job changes when the test makes it."""
+
+    def poll_ready(self) -> bool:
+        return True
 
     def queued(self) -> set[str]:
         return {job.job_id for job in self.jobs.values() if job.state == "PENDING"}

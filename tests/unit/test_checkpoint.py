@@ -1,7 +1,7 @@
 """Checkpoints are persisted atomically into the trial directory; retention keeps the best."""
 
-from hpctune.core.checkpoint import (
-    Checkpoint,
+from hpctune.core.checkpoint import Checkpoint
+from hpctune.storage.checkpoints import (
     checkpoint_iteration,
     checkpoints_to_delete,
     latest_checkpoint,
@@ -62,14 +62,14 @@ WRITTEN = [("c1", 0.5), ("c2", 0.9), ("c3", 0.1), ("c4", 0.3)]  # in the order w
 
 
 def test_retention_by_score_max_deletes_the_lowest_scores_first():
-    """order="max": the worst (lowest) go; the latest is kept whatever its score."""
-    assert checkpoints_to_delete(WRITTEN, 2, "max", by_score=True) == ["c3", "c1"]
+    """order="max": the best K (highest) are kept, and the latest whatever its score (Ray)."""
+    assert checkpoints_to_delete(WRITTEN, 2, "max", by_score=True) == ["c3"]
     assert checkpoints_to_delete(WRITTEN, 3, "max", by_score=True) == ["c3"]
-    assert checkpoints_to_delete(WRITTEN, 1, "max", by_score=True) == ["c3", "c1", "c2"]
+    assert checkpoints_to_delete(WRITTEN, 1, "max", by_score=True) == ["c1", "c3"]
 
 
 def test_retention_by_score_min_deletes_the_highest_scores_first():
-    assert checkpoints_to_delete(WRITTEN, 2, "min", by_score=True) == ["c2", "c1"]
+    assert checkpoints_to_delete(WRITTEN, 2, "min", by_score=True) == ["c1", "c2"]
     assert checkpoints_to_delete(WRITTEN, 3, "min", by_score=True) == ["c2"]
 
 
@@ -92,5 +92,12 @@ def test_nothing_is_deleted_within_num_to_keep():
 
 def test_the_latest_checkpoint_is_kept_even_when_it_is_the_worst():
     written = [("c1", 0.9), ("c2", 0.8), ("c3", 0.1)]
-    assert checkpoints_to_delete(written, 1, "max", by_score=True) == ["c2", "c1"]
-    assert checkpoints_to_delete(written, 2, "max", by_score=True) == ["c2"]
+    assert checkpoints_to_delete(written, 1, "max", by_score=True) == ["c2"]
+    assert checkpoints_to_delete(written, 2, "max", by_score=True) == []  # the best 2 and the latest
+
+
+def test_the_best_checkpoint_is_never_deleted_to_keep_the_latest():
+    """Ray keeps the best ``num_to_keep`` plus the latest: (0.9, 0.3) with num_to_keep=1 keeps both."""
+    assert checkpoints_to_delete([("c1", 0.9), ("c2", 0.3)], 1, "max", by_score=True) == []
+    assert checkpoints_to_delete([("c1", 0.9), ("c2", 0.3), ("c3", 0.5)], 1, "max", by_score=True) == ["c2"]
+    assert checkpoints_to_delete([("c1", 0.9), ("c2", 0.3), ("c3", 0.95)], 1, "max", by_score=True) == ["c1", "c2"]

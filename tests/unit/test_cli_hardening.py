@@ -84,10 +84,19 @@ def running_experiment(root: Path, job_ids=("900_0", "900_1"), driver=None, driv
 
 
 @pytest.fixture
-def sleeper(monkeypatch):
-    """A `sleep 60` process, and os.kill as cancel sees it: calls recorded, only the sleeper
-    really signalled (a wrong pid from a regression must not hit anything else)."""
-    proc = subprocess.Popen(["sleep", "60"])
+def sleeper(request, monkeypatch):
+    """A `sleep 60` process standing in for the driver, and os.kill as cancel sees it: calls
+    recorded, only the sleeper really signalled (a wrong pid from a regression must not hit
+    anything else). SIGINT and SIGTERM end the sleeper, as they end a driver, whatever the
+    shell running the tests ignores; the signals in ``request.param`` (indirect
+    parametrization) it ignores instead, as a driver started with ``&`` may."""
+    ignored = getattr(request, "param", ())
+
+    def dispositions() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
+
+    proc = subprocess.Popen(["sleep", "60"], preexec_fn=dispositions)
     real_kill, sent = os.kill, []
 
     def guarded_kill(pid, sig):
@@ -143,6 +152,28 @@ def test_cancel_signals_the_driver_it_recorded(capsys, tmp_path, sleeper, slurm_
     code, out, _ = run(capsys, "cancel", "live")
     assert code == 0 and f"Interrupted the driver (pid {proc.pid})" in out
     assert sent == [(proc.pid, signal.SIGINT)] and proc.wait(timeout=10) == -signal.SIGINT
+
+
+@pytest.mark.parametrize("sleeper", [(signal.SIGINT,)], indirect=True, ids=["ignores-INT"])
+def test_cancel_sends_sigterm_to_a_driver_that_ignores_sigint(capsys, tmp_path, sleeper, slurm_calls):
+    """A driver started with `&` and TUNE_DISABLE_SIGINT_HANDLER=1 never sees SIGINT."""
+    proc, sent = sleeper
+    running_experiment(tmp_path / "results", driver=identity(proc.pid))
+    code, out, _ = run(capsys, "cancel", "live")
+    assert code == 0 and f"The driver (pid {proc.pid}) ignores SIGINT" in out and "sent SIGTERM" in out
+    assert sent == [(proc.pid, signal.SIGTERM)] and proc.wait(timeout=10) == -signal.SIGTERM
+    assert slurm_calls == [["scancel", "900_0", "900_1"]]
+
+
+@pytest.mark.parametrize("sleeper", [(signal.SIGINT, signal.SIGTERM)], indirect=True, ids=["ignores-INT-TERM"])
+def test_cancel_says_so_when_the_driver_ignores_every_signal_it_could_send(capsys, tmp_path, sleeper,
+                                                                        slurm_calls):
+    proc, sent = sleeper
+    running_experiment(tmp_path / "results", driver=identity(proc.pid))
+    code, out, _ = run(capsys, "cancel", "live")
+    assert code == 0 and "ignores SIGINT and SIGTERM: no signal was sent" in out
+    assert f"kill -KILL {proc.pid}" in out and sent == [] and proc.poll() is None
+    assert slurm_calls == [["scancel", "900_0", "900_1"]]
 
 
 def test_the_summary_records_who_the_driver_is():

@@ -67,7 +67,7 @@ def test_a_newer_or_unnumbered_record_is_refused(tmp_path, version):
 
 @pytest.mark.parametrize("content, why", [
     ("{not json", "not a JSON object"), ("[1, 2]", "not a JSON object"), ("null", "not a JSON object"),
-    ('{"action": "resume"}', "'resume', not 'stop' or 'pause'"), ("{}", "None, not 'stop'"),
+    ('{"action": "resume"}', "'resume', not 'stop', 'pause' or 'proceed'"), ("{}", "None, not 'stop'"),
 ])
 def test_a_file_that_is_no_control_record_names_the_file_and_the_fix(tmp_path, content, why):
     path = tmp_path / "control.json"

@@ -17,6 +17,7 @@ import pytest
 from hpctune import tune
 from hpctune.config import CheckpointConfig
 from hpctune.controller import Controller, ControllerSettings
+from hpctune.controller.events import Reading
 from hpctune.controller.snapshot import on_interrupt
 from hpctune.errors import TuneError
 from hpctune.storage.control import ControlRecord
@@ -354,13 +355,13 @@ def test_a_time_budget_ends_the_experiment_on_the_fake_clock(tmp_path):
     start_all(rig, 0, 1)
     rig.clock.advance(99)
     rig.step()
-    assert rig.backend.cancels == [] and not rig.ctl.stop_everything
+    assert rig.backend.cancels == [] and not rig.ctl.state.stop_everything
     rig.clock.advance(1)
     rig.step()
     assert rig.backend.cancels == [["100_0", "100_1"]]
     assert [rig.control(i).reason for i in (0, 1)] == ["time budget of 100.0 s spent"] * 2
     assert rig.statuses() == {tid(0): TERMINATED, tid(1): TERMINATED}
-    assert rig.ctl.done and rig.ctl.fatal_error is None
+    assert rig.ctl.done and rig.ctl.state.fatal_error is None
 
 
 # -- failures and retries -----------------------------------------------------------------------
@@ -579,7 +580,7 @@ def test_fail_fast_stops_every_other_trial_and_ends_the_run(tmp_path):
     assert rig.statuses() == {tid(0): TERMINATED, tid(1): ERROR, tid(2): TERMINATED, tid(3): PENDING}
     assert rig.trial(1).num_failures == 1
     assert rig.trial(3).job_id is None
-    assert rig.ctl.done and rig.ctl.fatal_error.startswith("Trial t_00001 failed (fail_fast is set)")
+    assert rig.ctl.done and rig.ctl.state.fatal_error.startswith("Trial t_00001 failed (fail_fast is set)")
     rig.step(2)
     assert len(rig.backend.launches) == 1 and len(rig.backend.cancels) == 1
 
@@ -631,12 +632,12 @@ def test_a_stopper_ending_the_experiment_stops_every_trial(tmp_path):
 
 # -- checkpoints -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("order", "kept"), [
-    ("max", ["checkpoint_000002", "checkpoint_000004"]),  # 0.9 is the best; the latest stays
-    ("min", ["checkpoint_000003", "checkpoint_000004"]),  # 0.1 is the best
+    ("max", ["checkpoint_000001", "checkpoint_000002", "checkpoint_000004"]),  # 0.5, 0.9 and the latest
+    ("min", ["checkpoint_000003", "checkpoint_000004"]),  # 0.1 and 0.3, the latest among them
 ])
 def test_checkpoints_kept_by_score(tmp_path, order, kept):
-    """num_to_keep=2 with a score attribute keeps the best-scored checkpoint and the latest
-    one, on disk and in the trial's record."""
+    """num_to_keep=2 with a score attribute keeps the two best-scored checkpoints plus the
+    latest one (Ray's rule), on disk and in the trial's record."""
     rig = make_rig(tmp_path, grid(1), checkpoint_config=CheckpointConfig(
         num_to_keep=2, checkpoint_score_attribute="acc", checkpoint_score_order=order))
     rig.step()
@@ -646,7 +647,7 @@ def test_checkpoints_kept_by_score(tmp_path, order, kept):
     rig.step()
     trial = rig.trial(0)
     assert sorted(p.name for p in Path(trial.path).glob("checkpoint_*")) == kept
-    scores = {"checkpoint_000002": 0.9, "checkpoint_000003": 0.1, "checkpoint_000004": 0.3}
+    scores = {"checkpoint_000001": 0.5, "checkpoint_000002": 0.9, "checkpoint_000003": 0.1, "checkpoint_000004": 0.3}
     assert trial.checkpoints == [[name, scores[name]] for name in kept]
     assert trial.checkpoint == "checkpoint_000004"
 
@@ -683,6 +684,25 @@ def test_a_paused_trial_is_resubmitted_and_continues(tmp_path):
     rig.step()
     assert (trial.status, trial.num_failures, trial.max_iteration) == (TERMINATED, 0, 2)
     assert rig.backend.cancels == []
+
+
+def test_finding_the_waiting_trials_asks_nobody_and_changes_nothing(tmp_path):
+    """The launcher's query for waiting trials is pure: the scheduler is asked about a paused
+    trial (and the trial resumed, its pause request cleared) only when the launch goes out."""
+    rig = make_rig(tmp_path, grid(1), decisions={(tid(0), 1): Decision.PAUSE})
+    rig.step()
+    rig.job(0).start().report(loss=1.0)
+    rig.step()
+    rig.job(0).paused()
+    rig.ctl.ingest_logs(Reading.TO_THE_END)
+    asked = []
+    rig.scheduler.resume_decision = lambda trial: asked.append(trial.trial_id) or Decision.CONTINUE
+    trial, before = rig.trial(0), rig.trial(0).to_dict()
+    assert rig.ctl.launcher._waiting(None) == ([], [], [trial])
+    assert asked == [] and trial.to_dict() == before and rig.control(0).is_pause
+    rig.ctl.launcher.launch_pending()
+    assert asked == [tid(0)] and (trial.status, trial.job_id) == (PENDING, "101_0")
+    assert rig.control(0) is None
 
 
 # -- restore ------------------------------------------------------------------------------------
@@ -756,6 +776,25 @@ def test_a_restored_local_driver_relaunches_only_the_unfinished_trials(tmp_path)
     assert [new.trial(i).num_results for i in range(4)] == [1, 2, 2, 1]
 
 
+def test_a_launch_neither_the_snapshot_nor_the_backend_recorded_is_read_not_run_again(tmp_path):
+    """The driver died between sbatch and its next snapshot, and the backend kept no record of
+    the launch: the restore reads the logs of trials without a job too, adopts the job their
+    start names, and runs nothing twice."""
+    old = make_rig(tmp_path, grid(1))
+    old.ctl.launcher.create_trials()
+    old.ctl.save()
+    snapshot = load_driver_state(old.exp)  # what the driver had saved when it died
+    old.step()
+    old.job(0).start().report(loss=0.3).complete()
+    backend = old.backend.successor()
+    backend.recorded_launches = dict
+    new = make_rig(tmp_path, old.space, backend=backend, exp_name=old.exp.root.name)
+    new.ctl.restore(snapshot)
+    assert (new.trial(0).status, new.trial(0).job_id, new.trial(0).num_results) == (TERMINATED, "100_0", 1)
+    new.step()
+    assert new.ctl.done and new.backend.launches == []
+
+
 # -- Ctrl+C ---------------------------------------------------------------------------------------
 def test_trials_whose_start_ctrl_c_cancelled_unread_run_again_after_restore(tmp_path):
     """Jobs that started just before Ctrl+C, their start events not read yet: the restored
@@ -763,7 +802,7 @@ def test_trials_whose_start_ctrl_c_cancelled_unread_run_again_after_restore(tmp_
     rig = make_rig(tmp_path, grid(2))
     rig.step()
     start_all(rig, 0, 1)  # written, but the driver has not read them
-    on_interrupt(rig.ctl)
+    on_interrupt(rig.ctl.table, rig.backend, rig.exp, keep_jobs=False)
     rig.ctl.save("interrupted")
     assert rig.backend.cancels == [["100_0", "100_1"]]
     new = restored(rig, rig.backend.successor())
@@ -780,7 +819,7 @@ def test_trials_cancelled_by_ctrl_c_run_again_after_restore(tmp_path):
     rig.step()
     start_all(rig, 0, 1)
     rig.step()
-    on_interrupt(rig.ctl)
+    on_interrupt(rig.ctl.table, rig.backend, rig.exp, keep_jobs=False)
     rig.ctl.save("interrupted")
     assert rig.backend.cancels == [["100_0", "100_1"]]
     assert [rig.job(i).written[-1] for i in (0, 1)] == ["terminated", "terminated"]

@@ -101,3 +101,82 @@ def test_the_readme_names_files_that_exist():
         assert (ROOT / path).exists(), path
     for path in re.findall(r"`((?:examples|scripts)/[\w./-]+)`", readme):
         assert (ROOT / path).exists(), path
+
+
+# -- the documentation site's own pages ------------------------------------------------------------
+#: every page of the site (mkdocs.yml): every code block on them is run below, or marked
+#: ``<!-- not runnable: REASON -->`` on the line before it
+SITE_PAGES = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+NOT_RUNNABLE = re.compile(r"<!-- not runnable: (.+?) -->\n$")
+
+
+def site_blocks() -> list:
+    found = []
+    for name in SITE_PAGES:
+        text = (ROOT / "docs" / name).read_text()
+        for match in FENCE.finditer(text):
+            line = text[: match.start()].count("\n") + 1
+            marked = NOT_RUNNABLE.search(text[: match.start()])
+            found.append(pytest.param(match.group(1), match.group(2), marked and marked.group(1),
+                                      id=f"{name}:{line}"))
+    return found
+
+
+@pytest.mark.parametrize(("language", "code", "not_runnable"), site_blocks())
+def test_every_site_block_is_run_or_says_why_not(language, code, not_runnable, tmp_path, monkeypatch):
+    """Python runs until its ``fit()``; a shell block's lines are hpctune commands the real parser
+    accepts. Anything else must say why it cannot run here."""
+    if not_runnable:
+        assert len(not_runnable) > 10, "say why the block cannot run"
+        return
+    monkeypatch.chdir(tmp_path)
+    if language == "python":
+        assert captured_tuner(code) is not None, "a Python block on the site builds a Tuner and fits it"
+    elif language in ("bash", "sh"):
+        for line in filter(None, (raw.split("#", 1)[0].strip() for raw in code.splitlines())):
+            words = shlex.split(line)
+            while words and "=" in words[0] and not words[0].startswith("-"):  # VAR=value command
+                words.pop(0)
+            if words[:1] == ["python"]:
+                continue  # `python first.py`: the Python block above it, run by this test
+            assert words[:1] == ["hpctune"], f"not an hpctune command: {line}"
+            build_parser().parse_args(words[1:])
+    else:
+        pytest.fail(f"a {language or 'plain'} block must be marked <!-- not runnable: why -->")
+
+
+def _site_code(page: str, *needles: str) -> str:
+    text = (ROOT / "docs" / page).read_text()
+    return next(m.group(2) for m in FENCE.finditer(text)
+                if m.group(1) == "python" and all(n in m.group(2) for n in needles))
+
+
+def test_the_laptop_experiment_runs_to_the_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HPCTUNE_BACKEND", "local")
+    code = _site_code("getting-started.md", 'name="first", storage_path="./hpctune_results"')
+    exec(compile(code.replace("num_samples=4", "num_samples=2"), "<getting-started>", "exec"), {})
+    out = capsys.readouterr().out
+    assert re.search(r"best config: \{'lr': [\d.e-]+, 'width': (16|32|64)\} loss: [\d.e-]+", out), out
+    assert (tmp_path / "hpctune_results" / "first" / "summary.json").exists()
+
+
+def test_the_cluster_experiment_submits_what_the_page_says(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
+    tuner = captured_tuner(_site_code("getting-started.md", "SlurmConfig"))
+    script = tuner.preview_sbatch()
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    array, gres, cpus, partition = re.search(
+        r"as `(--array=\S+)` with `(--gres=\S+)` and `(--cpus-per-task=\d+)`\s+on partition `(\w+)`", page).groups()
+    for directive in (array, gres, cpus, f"--partition={partition}"):
+        assert f"#SBATCH {directive}\n" in script, directive
+
+
+def test_every_message_the_troubleshooting_page_quotes_is_one_hpctune_prints():
+    """A quoted message (``> `text` ``) must occur in hpctune's code: a reworded error fails here."""
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    quotes = [q for line in page.splitlines() if line.startswith("> ") for q in re.findall(r"`([^`]+)`", line)]
+    source = "\n".join(p.read_text() for p in (ROOT / "hpctune").rglob("*.py"))
+    assert len(quotes) >= 15
+    assert [q for q in quotes if q not in source] == []

@@ -22,6 +22,7 @@ from hpctune.tune.logger import (
     TBXLoggerCallback,
     auto_loggers,
 )
+from tests.conftest import wait_for
 
 
 def make_trial(tmp_path: Path, trial_id: str = "t_00000", config: dict | None = None) -> Trial:
@@ -334,6 +335,19 @@ def wandb_records(run_file: Path) -> list:
     return [pb.Record.FromString(c) for c in chunks]
 
 
+def finished_wandb_run(trial: Trial) -> list | None:
+    """The records of the trial's offline run once they end with its exit record, else None:
+    ``run.finish()`` returns before wandb's own process (wandb-core) has written them."""
+    for run_file in Path(trial.path).glob(f"wandb/offline-run-*/run-{trial.trial_id}.wandb"):
+        try:
+            records = wandb_records(run_file)
+        except Exception:  # noqa: BLE001 - a record still being written does not parse yet
+            return None
+        if records and records[-1].HasField("exit"):
+            return records
+    return None
+
+
 def test_wandb_logger_records_runs_config_and_history_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from hpctune.tune.logger.wandb import WandbLoggerCallback
@@ -346,8 +360,7 @@ def test_wandb_logger_records_runs_config_and_history_offline(tmp_path, monkeypa
     logger = WandbLoggerCallback(project="sweep", excludes=["time_total_s"])
     trial = make_trial(tmp_path)
     run_trial_through(logger, trial, [result(1, loss=0.5, val={"acc": 0.7}), result(2, loss=0.25)])
-    (run_file,) = Path(trial.path).glob("wandb/offline-run-*/run-t_00000.wandb")
-    records = wandb_records(run_file)
+    records = wait_for(lambda: finished_wandb_run(trial), timeout=30, what="wandb's run file")
     (run,) = [r.run for r in records if r.HasField("run")]
     assert (run.run_id, run.display_name, run.project, run.run_group) == (
         "t_00000", "t_00000", "sweep", tmp_path.name)  # grouped by experiment

@@ -41,11 +41,15 @@ def test_snippet_found_exactly_once_and_one_line_changed(mutant):
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
 def test_named_tests_exist_and_need_no_lab(mutant):
+    """Test files (or ``file::test`` of one test); only ``lab=True`` mutants name lab tests."""
     assert mutant.tests, f"{mutant.id} names no tests"
     for test in mutant.tests:
-        path = REPO_ROOT / test
-        assert path.is_file(), f"{mutant.id}: {test} does not exist"
-        assert test.startswith(("tests/unit/", "tests/e2e/")), f"{mutant.id}: {test}"
+        file, _, name = test.partition("::")
+        path = REPO_ROOT / file
+        assert path.is_file(), f"{mutant.id}: {file} does not exist"
+        assert not name or f"def {name}(" in path.read_text(), f"{mutant.id}: no {name} in {file}"
+        roots = ("tests/unit/", "tests/e2e/", "tests/slurm/") if mutant.lab else ("tests/unit/", "tests/e2e/")
+        assert test.startswith(roots), f"{mutant.id}: {test}"
 
 
 def test_the_list_covers_the_decision_code():
@@ -55,7 +59,7 @@ def test_the_list_covers_the_decision_code():
     files = {m.file for m in MUTANTS}
     assert files >= {
         "hpctune/tune/schedulers/async_hyperband.py", "hpctune/tune/schedulers/median_stopping.py",
-        "hpctune/tune/stopper.py", "hpctune/core/checkpoint.py", "hpctune/controller/controller.py",
+        "hpctune/tune/stopper.py", "hpctune/storage/checkpoints.py", "hpctune/controller/controller.py",
         "hpctune/controller/job_watch.py", "hpctune/controller/snapshot.py",
         "hpctune/storage/replay.py", "hpctune/core/metrics.py", "hpctune/backends/slurm_limits.py",
         "hpctune/space/resolve.py", "hpctune/tune/search/basic_variant.py", "hpctune/tune/tuner.py",

@@ -72,12 +72,18 @@ def test_state_round_trip_keeps_the_data():
 @pytest.mark.parametrize(("bounds", "message"), [
     (None, "needs `hyperparam_bounds`"),
     ({"lr": [1.0]}, r"hyperparam_bounds\['lr'\]"),
-    ({"lr": [1.0, 0.1]}, "min < max"),
-    ({"lr": "x"}, r"\[min, max\]"),
+    ({"lr": [0.1, 0.1]}, "two different numbers"),
+    ({"lr": "x"}, "two different numbers"),
 ])
 def test_bad_bounds_are_named(bounds, message):
     with pytest.raises(ConfigError, match=message):
         PB2(metric="score", mode="max", hyperparam_bounds=bounds)
+
+
+def test_the_references_example_bounds_are_taken_in_either_order():
+    """Ray's PB2 example: ``hyperparam_bounds={"lr": [1e-3, 1e-5], "alpha": [0.0, 1.0]}``."""
+    pb2 = PB2(metric="score", mode="max", hyperparam_bounds={"lr": [1e-3, 1e-5], "alpha": [0.0, 1.0]})
+    assert pb2._bounds == {"lr": (1e-5, 1e-3), "alpha": (0.0, 1.0)}
 
 
 def test_create_scheduler_pb2():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -433,6 +434,7 @@ def test_replay_reads_its_file_through_the_driver(tmp_path):
     with pytest.raises(ConfigError, match="line 1 is not a JSON list"):
         bridge_scheduler(PopulationBasedTrainingReplay(str(path)))
     empty = PopulationBasedTrainingReplay(str(path), policy_rows=[])
+    assert empty.policy_file == str(path)
     with pytest.raises(ConfigError, match="holds no exploit and the trial has no config"):
         empty.on_trial_add(TrialInfo("r0", {}))
     empty.on_trial_add(TrialInfo("r1", {"lr": 1}))
@@ -445,3 +447,20 @@ def test_create_scheduler_knows_the_new_names():
     assert isinstance(create_scheduler("pbt", hyperparam_mutations={"lr": [1, 2]}), PopulationBasedTraining)
     assert isinstance(create_scheduler("PBT_replay", policy_file="x", policy_rows=[]),
                       PopulationBasedTrainingReplay)
+
+
+def test_replay_takes_the_references_experiment_dir_and_trial_id_form(tmp_path):
+    """Ray's docs: ``PopulationBasedTrainingReplay(experiment_dir="~/ray_results/pbt_experiment/",
+    trial_id="XXXXX_00001")``."""
+    from hpctune.tune.schedulers import PopulationBasedTrainingReplay
+
+    (tmp_path / "pbt_policy_t2.txt").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    replay = PopulationBasedTrainingReplay(experiment_dir=str(tmp_path), trial_id="t2")
+    assert replay.policy_file == str(tmp_path / "pbt_policy_t2.txt")
+    bridge_scheduler(replay)
+    assert replay.config == {"lr": 0.36}
+    home = PopulationBasedTrainingReplay(experiment_dir="~/ray_results/pbt_experiment/", trial_id="XXXXX_00001")
+    assert home.policy_file == os.path.expanduser("~/ray_results/pbt_experiment/pbt_policy_XXXXX_00001.txt")
+    for half in ({"experiment_dir": str(tmp_path)}, {"trial_id": "t2"}, {}):
+        with pytest.raises(ConfigError, match="either policy_file=.* or experiment_dir="):
+            PopulationBasedTrainingReplay(**half)

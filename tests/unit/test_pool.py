@@ -342,10 +342,10 @@ class ScriptedSlurm:
         return self._proc(args, 0, "", "")
 
     def job_states(self, check=True, **selector):
-        from hpctune.backends.base import JobState
+        from hpctune.backends.base import JobReport
 
         self.counts["squeue"] += 1
-        return {task: JobState(state, "", "n1") for task, state in self.tasks.items()}
+        return {task: JobReport(state, "", "n1") for task, state in self.tasks.items()}
 
 
 def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(tmp_path):

@@ -175,6 +175,30 @@ def test_trial_has_rays_status_constants_and_name():
     assert Trial.from_dict(trial.to_dict()).trial_name == "lr=0.1"
 
 
+def test_trial_is_finished_is_rays_method_and_default_names_are_rays():
+    """Ray: ``Trial.is_finished()`` is a method; ``str(trial)`` is ``<trainable>_<trial_id>``."""
+    ended = Trial("abc_00000", {}, "", "/d", status=TrialStatus.ERROR, trainable_name="train_fn")
+    running = Trial("abc_00001", {}, "", "/d", status=TrialStatus.RUNNING, trainable_name="train_fn")
+    assert ended.is_finished() is True and running.is_finished() is False
+    assert ended.is_finished and not running.is_finished  # hpctune's flag reading still works
+    assert str(ended) == "train_fn_abc_00000" and ended.name == "train_fn_abc_00000"
+
+
+def test_experiment_analysis_stats_and_runner_data(experiment):
+    experiment.write_experiment({"metric": "val/acc", "mode": "max", "trainable": "train_fn", "created": 100.0})
+    analysis = ExperimentAnalysis(str(experiment.root))
+    assert analysis.stats() == {"start_time": 100.0, "timestamp": None, "status": None, "num_trials": 2,
+                                "by_status": {"TERMINATED": 2}}
+    assert analysis.runner_data()["trainable"] == "train_fn" and analysis.runner_data()["mode"] == "max"
+
+
+def test_experiment_analysis_of_a_path_keeps_trial_name_creator_names(experiment):
+    experiment.write_experiment({"metric": "val/acc", "mode": "max", "trainable": "train_fn"})
+    experiment.write_trial_meta("abc_00000", {**experiment.read_trial_meta("abc_00000"), "trial_name": "lr=0.1"})
+    analysis = ExperimentAnalysis(str(experiment.root))
+    assert sorted(str(t) for t in analysis.trials) == ["lr=0.1", "train_fn_abc_00001"]
+
+
 def test_cli_reporter_takes_metric_columns_positionally():
     reporter = CLIReporter(["acc"], ["lr"], None, 5)
     trial = Trial("t1", {"lr": 0.1, "b": 2}, "", "/d", last_result={"acc": 0.5, "loss": 1})
@@ -579,3 +603,86 @@ def test_rays_environment_variables_that_make_sense_here(monkeypatch, tmp_path):
     assert re.fullmatch(r"train_fn_\d{4}-\d\d-\d\d_.*", tuner._default_name())
     monkeypatch.setenv("TUNE_DISABLE_DATED_SUBDIR", "1")
     assert tuner._default_name() == "train_fn"
+
+
+# -- ray.tune.utils and ray.tune.result (issue 22) --------------------------------------------------
+def test_tune_result_has_rays_constants():
+    from hpctune.tune import result
+
+    assert (result.SHOULD_CHECKPOINT, result.DONE, result.TRAINING_ITERATION) == (
+        "should_checkpoint", "done", "training_iteration")
+    assert (result.TIMESTEPS_THIS_ITER, result.EPISODES_THIS_ITER, result.DEFAULT_METRIC) == (
+        "timesteps_this_iter", "episodes_this_iter", "_metric")
+    assert result.DEFAULT_RESULT_KEYS == ("training_iteration", "time_total_s", "mean_accuracy", "mean_loss")
+    assert "config" in result.DEBUG_METRICS and "iterations_since_restore" in result.AUTO_RESULT_KEYS
+
+
+@pytest.fixture
+def fake_nvidia_smi(tmp_path, monkeypatch):
+    """An ``nvidia-smi`` on PATH that lists GPU 0 (uses 0 of 1000 MiB) and GPU 1 (600 of 1000)."""
+    script = tmp_path / "bin" / "nvidia-smi"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\necho '0, GPU-aaa, 0, 1000'\necho '1, GPU-bbb, 600, 1000'\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_wait_for_gpu_waits_for_the_trials_gpu_memory(fake_nvidia_smi, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert tune.utils.wait_for_gpu() is True  # the trial's first GPU is free
+    assert tune.utils.wait_for_gpu("GPU-aaa") is True
+    with pytest.raises(RuntimeError, match="GPU memory was not freed: GPU 1 still uses 60.0%"):
+        tune.utils.wait_for_gpu(1, retry=2, delay_s=0)
+    assert tune.utils.wait_for_gpu(1, target_util=0.7) is True
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    with pytest.raises(RuntimeError, match="No GPU ids found"):
+        tune.utils.wait_for_gpu()
+
+
+def test_diagnose_serialization_names_the_variable_that_fails(capsys):
+    import threading
+
+    from hpctune.tune.utils import diagnose_serialization
+
+    lock = threading.Lock()
+
+    def holds_a_lock(config):
+        with lock:
+            return {"x": config["x"]}
+
+    def plain(config):
+        return {"x": config["x"]}
+
+    assert diagnose_serialization(plain) is True
+    assert diagnose_serialization(holds_a_lock) == {"lock"}
+    assert "FAIL: lock" in capsys.readouterr().out
+
+
+class _Counting(tune.Trainable):
+    def setup(self, config):
+        self.count = 0
+
+    def step(self):
+        self.count += 1
+        return {"count": self.count}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"count": self.count}
+
+    def load_checkpoint(self, checkpoint):
+        self.count = checkpoint["count"]
+
+
+class _ForgetsItsState(_Counting):
+    def load_checkpoint(self, checkpoint):
+        raise ValueError("cannot restore")
+
+
+def test_validate_save_restore_runs_a_save_and_a_restore():
+    from hpctune.tune.utils import validate_save_restore
+
+    assert validate_save_restore(_Counting) is True
+    with pytest.raises(ValueError, match="cannot restore"):
+        validate_save_restore(_ForgetsItsState)
+    with pytest.raises(TrainableError, match="Trainable subclass"):
+        validate_save_restore(lambda config: None)

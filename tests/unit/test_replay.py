@@ -151,3 +151,19 @@ def test_results_after_the_drivers_stop_decision_are_not_the_trials(tmp_path):
     assert trial.last_result["training_iteration"] == 3 and trial.num_results == 3
     assert trial.status.value == "TERMINATED"
     assert [r["training_iteration"] for r in trial_results(exp.result_log_path("t_00000"))] == [1, 2, 3]
+
+
+def test_a_stopped_trial_ends_with_done_and_its_checkpoint_at_end(exp):
+    """Ray sets ``done`` in the final result of a trial a stopper or scheduler ended; a
+    ``checkpoint_at_end`` saved as it stopped (its ``stopped`` event) is the trial's checkpoint.
+    The driver's ``stop_decided`` alone (a worker killed before its ``stopped``) is enough."""
+    decided = (EventKind.STOP_DECIDED, {"at_iteration": 2, "reason": "stop criterion reached"})
+    write(exp, "t", START, result(1, 3.0), result(2, 2.0), decided)
+    trial = replay_trial(exp, "t")
+    assert trial.last_result == {"training_iteration": 2, "loss": 2.0, "done": True}
+    write(exp, "u", START, result(1, 3.0), result(2, 2.0), decided, result(3, 1.0),
+          (EventKind.STOPPED, {"reason": "stopped", "checkpoint": "checkpoint_000002",
+                               "result": {"training_iteration": 2, "loss": 2.0}}))
+    trial = replay_trial(exp, "u")
+    assert trial.last_result == {"training_iteration": 2, "loss": 2.0, "done": True}
+    assert (trial.status, trial.checkpoint) == (TrialStatus.TERMINATED, "checkpoint_000002")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpctune.backends.base import JobState
+from hpctune.backends.base import JobReport
 from hpctune.backends.slurm_commands import (
     STATE_FIELDS,
     parse_job_states,
@@ -106,7 +106,7 @@ def test_no_builder_lets_something_else_than_a_job_id_through(build, job):
 
 def test_squeue_answers_and_sbatch_answers_are_parsed():
     assert parse_job_states("7_1|PENDING|Priority|\n7_0|RUNNING|None|n3\nbroken\n") == {
-        "7_1": JobState("PENDING", "Priority", ""), "7_0": JobState("RUNNING", "", "n3")}
+        "7_1": JobReport("PENDING", "Priority", ""), "7_0": JobReport("RUNNING", "", "n3")}
     assert submitted_job_id("4242;cluster-a\n") == "4242"
 
 

@@ -130,19 +130,18 @@ def test_rate_from_environment(monkeypatch):
 
 def test_routine_calls_leave_tokens_for_the_calls_that_act(tmp_path):
     from hpctune.backends.slurm import SlurmBackend
-    from hpctune.backends.slurm_limits import ACTION_RESERVE
 
     clock = FakeClock()
     limiter = RateLimiter(max_calls_per_minute=60, burst=10, clock=clock, sleep=clock.sleep)
     backend = SlurmBackend(tmp_path / "exp", commands=RateLimitedCommands(limiter=limiter))
-    for _ in range(10 - ACTION_RESERVE - 1):
+    for _ in range(5):  # of a burst of 10, polls leave 4 tokens for the calls that act
         assert backend.poll_ready()
         limiter.acquire()
-    assert backend.poll_ready()  # one more poll: ACTION_RESERVE tokens stay
+    assert backend.poll_ready()  # one more poll: 4 tokens stay
     limiter.acquire()
     assert not backend.poll_ready()
-    assert [limiter.acquire() for _ in range(ACTION_RESERVE)] == [0] * ACTION_RESERVE  # sbatch/scancel
-    clock.now += ACTION_RESERVE + 0.5
+    assert [limiter.acquire() for _ in range(4)] == [0, 0, 0, 0]  # sbatch/scancel
+    clock.now += 4.5
     assert not backend.poll_ready()
     clock.now += 0.5
     assert backend.poll_ready()

@@ -30,6 +30,13 @@ from hpctune.worker.run import _run_generator
 from hpctune.worker.run import make_session as worker_session
 from hpctune.worker.session import Session, StopTrial, TrialContext
 
+#: every result carries these, written out (Ray's auto-filled metrics, then hpctune's own two)
+AUTO_FILLED = frozenset({
+    "training_iteration", "time_this_iter_s", "time_total_s", "time_since_restore", "iterations_since_restore",
+    "timestamp", "date", "done", "trial_id", "experiment_tag", "hostname", "node_ip", "pid", "config",
+    "experiment_id", "timesteps_total", "episodes_total", "timesteps_since_restore",
+    "slurm_job_id", "restart_count"})
+
 
 def noop(config):
     pass
@@ -180,14 +187,14 @@ def test_report_fills_every_auto_metric_like_ray(tmp_path):
         second = session.report({"loss": 0.5, "timesteps_this_iter": 5, "done": True})
     finally:
         session_mod.set_session(None)
-    assert set(first) >= AUTO_METRICS, AUTO_METRICS - set(first)
+    assert set(first) >= AUTO_FILLED, AUTO_FILLED - set(first)
     assert first["config"] == {"x": (1, 2)} and first["experiment_id"] == "abc"
     assert (first["timesteps_total"], second["timesteps_total"]) == (5, 10)
     assert (first["episodes_total"], second["episodes_total"]) == (2, 2)
     assert second["timesteps_since_restore"] == 10 and second["done"] is True and first["done"] is False
     logged = [e["result"] for e in read_events(Path(session.context.trial_dir) / "result.jsonl")]
     assert "config" not in logged[0] and logged[1]["training_iteration"] == 2  # params.pkl holds it
-    assert {"experiment_id", "timesteps_total", "episodes_total", "timesteps_since_restore"} <= AUTO_METRICS
+    assert AUTO_METRICS == AUTO_FILLED  # the names kept out of user metrics are these
 
 
 def test_a_stop_signal_raises_in_the_trainable_but_never_while_hpctune_writes(tmp_path):
@@ -320,7 +327,7 @@ def test_a_stop_is_cancelled_at_once_and_marked_final(tmp_path):
     trial = Trial("t1", {}, "", str(exp.trial_dir("t1")), job_id="7_1", job_state="RUNNING")
     exp.trial_dir("t1").mkdir()
     ctl.trials["t1"] = ctl.live["t1"] = trial
-    ctl.request_stop(trial, "stopped by scheduler", by_scheduler=True)
-    ctl._enact_stops()
+    ctl.enactor.request_stop(trial, "stopped by scheduler", by_scheduler=True)
+    ctl.enactor.cancel_stopped()
     assert cancelled == ["7_1"] and trial.job_state == "CANCELLING"
     assert exp.read_control("t1").final is True

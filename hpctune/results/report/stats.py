@@ -6,13 +6,12 @@ tests read the same figures.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hpctune.core.metrics import AUTO_METRICS, flatten
+from hpctune.core.metrics import AUTO_METRICS, flatten, is_finite_number
 from hpctune.results.report.data import ExperimentRecord, TrialRecord
 
 
@@ -21,7 +20,7 @@ def metric_values(record: TrialRecord, metric: str) -> list[tuple[float, float]]
     points = []
     for i, result in enumerate(record.results):
         value = flatten(result).get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if is_finite_number(value):
             points.append((float(result.get("training_iteration") or i + 1), float(value)))
     return points
 

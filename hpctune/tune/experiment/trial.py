@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, flatten
+from hpctune.core.ids import default_trial_name
+from hpctune.core.metrics import ANALYSED_AUTO_METRICS, AUTO_METRICS, fits_float, flatten
+from hpctune.tune.experiment.trial_lifecycle import JobState, TrialLifecycle, TrialStatus
 
-
-class TrialStatus(str, enum.Enum):
-    """Life cycle of a trial, as Ray Tune names it (PENDING covers "queued in Slurm")."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    TERMINATED = "TERMINATED"
-    ERROR = "ERROR"
-
-    @property
-    def is_finished(self) -> bool:
-        return self in (TrialStatus.TERMINATED, TrialStatus.ERROR)
+__all__ = ["JobState", "Trial", "TrialInfo", "TrialStatus"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +28,39 @@ class TrialInfo:
 _ANALYSIS_SKIP = AUTO_METRICS - ANALYSED_AUTO_METRICS
 
 
+class Finished:
+    """A truth value that is also callable: Ray's ``Trial.is_finished()`` is a method, while
+    code written for hpctune reads ``trial.is_finished`` as a flag; both give the same bool."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bool):
+        self._value = bool(value)
+
+    def __bool__(self) -> bool:
+        return self._value
+
+    def __call__(self) -> bool:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return self._value == other
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return repr(self._value)
+
+
 @dataclass(eq=False)  # a trial is one thing: equal to itself only, hashable (Ray's is a dict key)
-class Trial:
+class Trial(TrialLifecycle):
     """The driver's record of a trial: status, Slurm job, latest result, log offset.
 
     ``Trial.PENDING`` ... ``Trial.ERROR`` are the statuses, as on Ray's ``Trial``
-    (``trial.status == Trial.TERMINATED`` works: statuses are strings).
+    (``trial.status == Trial.TERMINATED`` works: statuses are strings). Where the trial is
+    (status, job, pause, stop) changes only through the operations of ``TrialLifecycle``
+    (``hpctune/tune/experiment/trial_lifecycle.py``); the other fields are its record.
     """
 
     PENDING = TrialStatus.PENDING
@@ -60,7 +76,7 @@ class Trial:
     resources: dict[str, Any] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.PENDING
     job_id: str | None = None
-    job_state: str = ""
+    job_state: JobState = JobState.NONE
     job_reason: str = ""
     node: str = ""
     last_result: dict[str, Any] = field(default_factory=dict)
@@ -103,8 +119,8 @@ class Trial:
 
     @property
     def name(self) -> str:
-        """The trial's name: ``trial_name_creator``'s, else its id."""
-        return self.trial_name or self.trial_id
+        """The trial's name: ``trial_name_creator``'s, else Ray's ``<trainable>_<trial_id>``."""
+        return self.trial_name or default_trial_name(self.trainable_name, self.trial_id)
 
     @property
     def logdir(self) -> str:
@@ -116,8 +132,10 @@ class Trial:
         return self.path
 
     @property
-    def is_finished(self) -> bool:
-        return self.status.is_finished
+    def is_finished(self) -> Finished:
+        """TERMINATED or ERROR: ``trial.is_finished()`` as Ray's method, ``if trial.is_finished``
+        as a flag (both work)."""
+        return Finished(self.status.is_finished)
 
     def record_result(self, result: dict[str, Any]) -> None:
         """Keep the latest result (as reported) and Ray's metric analysis (min/max/avg/last-k-avg)
@@ -127,12 +145,12 @@ class Trial:
         for key, value in flatten({k: v for k, v in result.items() if k != "config"}).items():
             if key in _ANALYSIS_SKIP or isinstance(value, bool):
                 continue
-            if isinstance(value, (int, float)):
+            if isinstance(value, (int, float)) and fits_float(value):  # an old log's huge int: skipped
                 _update_analysis(self.metric_analysis.setdefault(key, {}), float(value))
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data["status"] = self.status.value
+        data["status"], data["job_state"] = self.status.value, self.job_state.value
         return data
 
     @classmethod
@@ -140,9 +158,7 @@ class Trial:
         """A trial from ``to_dict``'s output; fields an older version saved and this one no
         longer has are ignored, so its snapshots still restore."""
         known = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        data["status"] = TrialStatus(data["status"])
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in known})  # statuses: __post_init__
 
     def __str__(self) -> str:
         return self.name

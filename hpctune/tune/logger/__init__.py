@@ -5,8 +5,9 @@ result as it arrives, in the driver.
 ``tensorboardX`` is installed, ``TBXLoggerCallback`` are added to every experiment's callbacks
 unless the run already has one of the kind or ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``.
 ``MLflowLoggerCallback`` (``hpctune.tune.logger.mlflow``, ``pip install 'hpctune[mlflow]'``) and
-``WandbLoggerCallback`` (``hpctune.tune.logger.wandb``, ``pip install 'hpctune[wandb]'``) are
-added by you. The workers never write any of these files.
+``WandbLoggerCallback`` (``hpctune.tune.logger.wandb``, ``pip install 'hpctune[wandb]'``),
+``CometLoggerCallback`` (``hpctune.tune.logger.comet``, ``pip install 'hpctune[comet]'``) and
+``AimLoggerCallback`` (``hpctune.tune.logger.aim``, ``pip install aim``) are added by you. The workers never write any of these files.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from hpctune.tune.logger.base import BatchedLoggerCallback, LoggerCallback
 from hpctune.tune.logger.files import CSVLoggerCallback, JsonLoggerCallback
 from hpctune.tune.logger.tbx import TBXLoggerCallback
 
-#: loaded on first use: importing them does not import mlflow or wandb either
-_LAZY = {"MLflowLoggerCallback": "hpctune.tune.logger.mlflow", "WandbLoggerCallback": "hpctune.tune.logger.wandb"}
+#: loaded on first use: importing them does not import mlflow, wandb, comet_ml or aim either
+_LAZY = {"MLflowLoggerCallback": "hpctune.tune.logger.mlflow", "WandbLoggerCallback": "hpctune.tune.logger.wandb",
+         "CometLoggerCallback": "hpctune.tune.logger.comet", "AimLoggerCallback": "hpctune.tune.logger.aim"}
 
 __all__ = ["LoggerCallback", "BatchedLoggerCallback", "JsonLoggerCallback", "CSVLoggerCallback",
-           "TBXLoggerCallback", "MLflowLoggerCallback", "WandbLoggerCallback", "auto_loggers"]
+           "TBXLoggerCallback", "MLflowLoggerCallback", "WandbLoggerCallback", "CometLoggerCallback",
+           "AimLoggerCallback", "auto_loggers"]
 
 
 def auto_loggers(callbacks: list[Any]) -> list[LoggerCallback]:

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from hpctune.core.checks import check_number, require_number
+from hpctune.core.decision_points import EVERY, DecisionPoints, at
 from hpctune.core.objective import check_state_version
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
@@ -181,6 +182,16 @@ class AsyncHyperBandScheduler(TrialScheduler):
         if decision == Decision.STOP:
             self._num_stopped += 1
         return decision
+
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        """The rungs of the trial's bracket (of every bracket before it has one) and ``max_t``,
+        when ``time_attr`` is ``training_iteration``; else every result."""
+        if self._time_attr != "training_iteration":
+            return EVERY
+        index = self._trial_bracket.get(trial.trial_id)
+        brackets = self._brackets if index is None else [self._brackets[index]]
+        rungs = [rung.milestone for bracket in brackets for rung in bracket.rungs]
+        return at(rungs + ([self._max_t] if self._stop_last_trials else []))
 
     def on_trial_complete(self, trial: TrialInfo, result: dict | None) -> None:
         """Record the final result (it may reach a rung), then forget the trial."""

@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from hpctune.core.checks import check_number, require_number
+from hpctune.core.decision_points import EVERY, DecisionPoints, at
 from hpctune.core.objective import check_state_version
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
@@ -50,8 +51,21 @@ class Bracket:
         for _ in range(self.halves + 1):
             work += int(n) * int(r)
             n = int(math.ceil(n / self.eta))
-            r = int(min(r * self.eta, self.max_t - self.cumul_r))
+            r = self._next_r(r, self.cumul_r)
         return work
+
+    def _next_r(self, r: float, cumul_r: float) -> int:
+        """The resource of the bracket's next round (Ray's milestone update)."""
+        return int(min(r * self.eta, self.max_t - cumul_r))
+
+    def milestones(self) -> list[float]:
+        """Where a trial of this bracket may pause or stop from now on: its current milestone and
+        those of the halvings still to come."""
+        found, r, cumul_r = [self.cumul_r], self.r, self.cumul_r
+        for _ in range(self.halves):
+            r = cumul_r = self._next_r(r, cumul_r)
+            found.append(cumul_r)
+        return found
 
     def filled(self) -> bool:
         return len(self.live) == self.n
@@ -85,7 +99,7 @@ class Bracket:
             return list(self.live), []
         self.halves -= 1
         self.n = int(math.ceil(self.n / self.eta))
-        self.r = int(min(self.r * self.eta, self.max_t - self.cumul_r))
+        self.r = self._next_r(self.r, self.cumul_r)
         self.cumul_r = self.r
         ranked = sorted(self.live, key=lambda t: self.live[t][1])  # stable: ties keep add order
         cut = len(ranked) - self.n
@@ -217,6 +231,14 @@ class HyperBandScheduler(TrialScheduler):
         if trial_id != current and trial_id in self._waiting:
             self._waiting.discard(trial_id)
             self._pending[trial_id] = decision
+
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        """The milestones left to the trial's bracket and ``max_t``, when ``time_attr`` is
+        ``training_iteration``; else (or before it has a bracket) every result."""
+        bracket = self._bracket_of(trial.trial_id)
+        if self._time_attr != "training_iteration" or bracket is None:
+            return EVERY
+        return at([*bracket.milestones(), self._max_t])
 
     def resume_decision(self, trial: TrialInfo) -> SchedulerDecision | None:
         if trial.trial_id in self._pending:

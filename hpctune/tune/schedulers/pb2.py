@@ -47,10 +47,11 @@ def _check_bounds(bounds: Mapping[str, Any] | None) -> dict[str, tuple[float, fl
     for key, value in bounds.items():
         ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        if not ok or value[0] >= value[1]:
+        if not ok or value[0] == value[1]:
             raise ConfigError(f"The value of `hyperparam_bounds[{key!r}]` is {value!r}, but must be "
-                              "[min, max] with min < max, e.g. [1e-4, 1e-1].")
-        checked[key] = (float(value[0]), float(value[1]))
+                              "two different numbers, e.g. [1e-4, 1e-1].")
+        # either order, as Ray's (its own example gives [1e-3, 1e-5])
+        checked[key] = (float(min(value)), float(max(value)))
     return checked
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hpctune.core.checks import check_number
+from hpctune.core.decision_points import EVERY, DecisionPoints, periodic
 from hpctune.core.metrics import flat_value
 from hpctune.core.objective import check_state_version
 from hpctune.errors import ConfigError
@@ -172,6 +173,17 @@ class PopulationBasedTraining(TrialScheduler):
             state.running = False
         # an exploited trial goes back to the queue in the slot it left: nobody waits for it
         return decision
+
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        """With ``time_attr="training_iteration"``: the trial's next perturbation point and every
+        ``perturbation_interval`` after it (an exploit or a pause relaunches the trial, which
+        declares anew); else every result."""
+        if self._time_attr != "training_iteration":
+            return EVERY
+        state = self._trials.get(trial.trial_id)
+        last = state.last_perturbation_time if state is not None else 0.0
+        return periodic(max(self._burn_in_period, last + self._perturbation_interval),
+                        self._perturbation_interval)
 
     def _synch_result(self, trial_id: str, time: float) -> SchedulerDecision:
         if any(s.last_train_time < self._next_perturbation_sync

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hpctune.errors import ConfigError
-from hpctune.space import Domain
+from hpctune.space import Domain, is_grid_search
 from hpctune.space.sample_from import Function
 
 
@@ -37,6 +37,11 @@ def check_mutations(mutations: Mapping[str, Any], where: str = "hyperparam_mutat
                 f"The value of `{where}[{key!r}]` is a tune.sample_from(...), which PBT cannot "
                 "perturb: use a list of values, tune.uniform/loguniform/choice/randint, or a "
                 "function without arguments.")
+        if is_grid_search(value):
+            raise ConfigError(
+                f"The value of `{where}[{key!r}]` is a tune.grid_search(...), which PBT cannot "
+                "mutate (it would put {'grid_search': ...} in the config): give the values as a "
+                f"list, `{key!r}: {value['grid_search']!r}`, or tune.choice(...).")
         if isinstance(value, Mapping):
             check_mutations(value, f"{where}[{key!r}]")
         elif not isinstance(value, (list, tuple, Domain)) and not callable(value):

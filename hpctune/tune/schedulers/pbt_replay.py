@@ -15,6 +15,7 @@ the experiment starts: decision logic never opens files.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,20 @@ def policy_schedule(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, Any] | Non
     return initial, list(reversed(schedule))
 
 
+def policy_path(policy_file: str | None, experiment_dir: str | None, trial_id: str | None) -> str:
+    """The policy file: given as is, or (the reference's other form) ``experiment_dir`` and
+    ``trial_id``, which name ``<experiment_dir>/pbt_policy_<trial_id>.txt``."""
+    if policy_file is not None and experiment_dir is None and trial_id is None:
+        return str(policy_file)
+    if policy_file is None and experiment_dir is not None and trial_id is not None:
+        # Ray's name of the file PBT writes (storage.experiment.pbt_policy_path); nothing is read here
+        return os.path.join(os.path.expanduser(str(experiment_dir)), f"pbt_policy_{trial_id}.txt")
+    raise ConfigError("PopulationBasedTrainingReplay takes either policy_file='<dir>/pbt_policy_<trial>.txt' "
+                      "or experiment_dir='<dir>' with trial_id='<trial id>', not both and not one half: "
+                      f"got policy_file={policy_file!r}, experiment_dir={experiment_dir!r}, "
+                      f"trial_id={trial_id!r}.")
+
+
 class PopulationBasedTrainingReplay(TrialScheduler):
     """Replays the config schedule of ``policy_file`` (a ``pbt_policy_<trial>.txt``) on one trial.
 
@@ -56,9 +71,10 @@ class PopulationBasedTrainingReplay(TrialScheduler):
     #: the driver reads ``policy_file`` and hands its rows to ``set_policy`` before the run
     needs_policy_rows = True
 
-    def __init__(self, policy_file: str, *, policy_rows: Sequence[Sequence[Any]] | None = None):
+    def __init__(self, policy_file: str | None = None, *, experiment_dir: str | None = None,
+                 trial_id: str | None = None, policy_rows: Sequence[Sequence[Any]] | None = None):
         super().__init__()
-        self.policy_file = str(policy_file)
+        self.policy_file = policy_path(policy_file, experiment_dir, trial_id)
         self.config: dict[str, Any] | None = None
         self._schedule: list[tuple[int, dict]] = []
         self._next = 0

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.core.decision_points import EVERY, NEVER, DecisionPoints
 from hpctune.core.objective import Objective
 from hpctune.tune.experiment.trial import TrialInfo
 
@@ -88,6 +89,13 @@ class TrialScheduler(Objective):
     def on_trial_complete(self, trial: TrialInfo, result: dict | None) -> None:
         pass
 
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        """Where ``on_trial_result`` may return anything but CONTINUE for ``trial`` (asked at each
+        launch; ``core/decision_points``): the trial's worker waits for the verdict there. A
+        superset is safe. Default: every result (a subclass that decides in its own
+        ``on_trial_result`` gets this too, whatever its parent declared)."""
+        return EVERY
+
     def on_trial_error(self, trial: TrialInfo) -> None:
         pass
 
@@ -141,3 +149,6 @@ def ray_style_hooks(scheduler: Any) -> frozenset[str]:
 
 class FIFOScheduler(TrialScheduler):
     """Runs every trial to the end (the default)."""
+
+    def decision_points(self, trial: TrialInfo) -> DecisionPoints:
+        return NEVER

@@ -4,7 +4,9 @@ Trials come in *units*: first one per entry of ``points_to_evaluate``, then one 
 remaining ``num_samples`` repetition; each unit expands into every grid_search
 combination, and the random values are drawn per config. Config (unit, grid index) is
 drawn from its own stream of a seeded SeedSequence, so the whole sequence is a pure
-function of the seed, and ``get_state`` is just the seed and a cursor.
+function of the seed, and ``get_state`` is just the seed and a cursor. Without ``seed=`` the
+seed is drawn from numpy's global random state, so Ray's recipe (``np.random.seed(1234)``
+before the Tuner) gives the same configs on every run.
 """
 
 from __future__ import annotations
@@ -179,9 +181,11 @@ class BasicVariantGenerator(Searcher):
         return np.random.Generator(np.random.PCG64(sequence))
 
     def _ensure_entropy(self) -> int:
-        """The root seed; drawn from the OS once if none was given, then kept (and saved)."""
+        """The root seed; if none was given, drawn once from numpy's global random state (as Ray
+        samples from it: ``np.random.seed(...)`` before the Tuner makes the configs repeat), then
+        kept (and saved)."""
         if self._entropy is None:
-            self._entropy = int(np.random.SeedSequence().entropy)
+            self._entropy = int(np.random.randint(0, 2**63 - 1, dtype=np.int64))
         return self._entropy
 
     def _reset_caches(self) -> None:

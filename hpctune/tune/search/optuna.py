@@ -91,6 +91,7 @@ class OptunaSearch(Searcher):
         self._template: dict = {}
         self._extra: dict = {}
         self._set_space(space)
+        self._check_points()
         self._study: Any = None
         self._trials: dict[str, Any] = {}  # running: trial_id -> optuna.trial.Trial
         self._finished: set[str] = set()
@@ -148,7 +149,15 @@ class OptunaSearch(Searcher):
             self._params, self._template = params, config
         elif config:
             self._extra = merge(self._extra, config)
+        self._check_points()
         return True
+
+    def _check_points(self) -> None:
+        """A SearchSpaceError now, before the experiment is written, for a point of
+        ``points_to_evaluate`` that names a parameter the space lacks."""
+        if self._define_by_run is None and self._params:
+            for point in self._points:
+                self._encode_point(point, strict=True)
 
     # -- study set-up
 

@@ -1,0 +1,67 @@
+"""The driver's own state: the run's trials (``TrialTable``) and where the run is (``RunState``).
+
+Both are plain records the loop's parts share; a part gets the one it reads or changes, never
+the whole ``Controller``. A trial's own state changes only through ``TrialLifecycle``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpctune.errors import StorageFullError
+from hpctune.storage.result_log import LogTail
+from hpctune.tune.experiment.trial import Trial
+
+
+class TrialTable:
+    """Every trial of the run, the unfinished ones (each step looks only at these), and the
+    reader of each one's result log."""
+
+    def __init__(self) -> None:
+        self.trials: dict[str, Trial] = {}
+        self.live: dict[str, Trial] = {}
+        self.tails: dict[str, LogTail] = {}
+        self._in_order: list[Trial] = []
+
+    def add(self, trial: Trial, tail: LogTail) -> None:
+        """A trial of the run (live unless it is finished), its log read from ``tail``."""
+        self.trials[trial.trial_id] = trial
+        self.tails[trial.trial_id] = tail
+        if not trial.is_finished:
+            self.live[trial.trial_id] = trial
+
+    def retire(self, trial: Trial) -> None:
+        """Out of the loop: the trial ended, or the experiment stopped before it started."""
+        self.live.pop(trial.trial_id, None)
+
+    def bring_back(self, trial: Trial) -> None:
+        """Into the loop again (an errored trial a restore runs again)."""
+        self.live[trial.trial_id] = trial
+
+    @property
+    def all(self) -> list[Trial]:
+        """Every trial, in creation order (rebuilt only when trials were added: callbacks get it
+        with every result, and trials are never removed)."""
+        if len(self._in_order) != len(self.trials):
+            self._in_order = list(self.trials.values())
+        return self._in_order
+
+    @property
+    def unfinished(self) -> list[Trial]:
+        return list(self.live.values())
+
+    def submitted(self) -> list[Trial]:
+        """The unfinished trials that have a job (queued or running)."""
+        return [t for t in self.live.values() if t.job_id]
+
+
+@dataclass
+class RunState:
+    """Where the run is: its step count, whether the searcher or the experiment is done, and
+    the error that ended it (a trial's with ``fail_fast``, or a full filesystem)."""
+
+    iteration: int = 0
+    searcher_finished: bool = False
+    stop_everything: bool = False
+    fatal_error: str | None = None
+    storage_full: StorageFullError | None = None
