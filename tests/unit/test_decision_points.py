@@ -39,8 +39,8 @@ from hpctune.tune.stopper import (
     TimeoutStopper,
     TrialPlateauStopper,
 )
-from hpctune.worker.context import TrialContext
 from hpctune.worker import verdict
+from hpctune.worker.context import TrialContext
 from hpctune.worker.session import Session, StopTrial
 
 
