@@ -26,6 +26,7 @@ SUBPACKAGES: dict[str, tuple[str, ...]] = {
     "hpctune.tune.logger": (),
     "hpctune.tune.experiment": (),
     "hpctune.tune.result": (),
+    "hpctune.tune.utils": (),
 }
 #: the ``hpctune`` submodules that are other names of a subpackage above
 SUBMODULE_ALIASES = {"stoppers": "stopper", "loggers": "logger"}

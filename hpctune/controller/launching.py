@@ -106,8 +106,10 @@ class Launcher:
         trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
         self.table.add(trial, LogTail(exp.result_log_path(trial_id)))
         self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
-        exp.write_trial_meta(trial_id, {"trial_id": trial_id, "experiment_tag": tag,
-                                        "resources": trial.resources, **self._points_meta(trial)})
+        # what naming wrote during on_trial_add (trial_name_creator's names) is kept
+        exp.write_trial_meta(trial_id, {**exp.read_trial_meta(trial_id), "trial_id": trial_id,
+                                        "experiment_tag": tag, "resources": trial.resources,
+                                        **self._points_meta(trial)})
         initial = self.scheduler.initial_config(trial.info)
         if initial is not None:
             trial.config = dict(initial)

@@ -83,7 +83,8 @@ def test_a_nested_checkpoint_score_attribute_keeps_the_best(tmp_path):
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val/acc",
                                                 checkpoint_score_order="max"))).fit()
     kept = sorted(p.name for p in Path(grid[0].path).glob("checkpoint_*"))
-    assert kept == ["checkpoint_000001", "checkpoint_000003"]  # the best (0.9) and the latest
+    # the two best (0.9, 0.5) and the latest (Ray keeps the best num_to_keep plus the latest)
+    assert kept == ["checkpoint_000001", "checkpoint_000002", "checkpoint_000003"]
 
 
 def keys_probe(config):
