@@ -140,3 +140,32 @@ def _overlaps(trial_id: str, events: list[dict]) -> list[str]:
             runs[len(owner) - 1 - owner[::-1].index(who)][1] = event["time"]
     return [f"{trial_id}: run {k + 1} started at {runs[k + 1][0]:.3f} while run {k} wrote until "
             f"{runs[k][1]:.3f}" for k in range(len(runs) - 1) if runs[k + 1][0] < runs[k][1]]
+
+
+def kill_mid_search_and_restore(script: Path, exp: Path, trainable, cwd: Path):
+    """Run the driver ``script`` until 3 trials of ``exp`` ended, SIGKILL it, restore and finish
+    the experiment with ``trainable``; check that its 10 trials ended once each with 10
+    different configs. Returns (the restored Tuner, its ResultGrid)."""
+    import json
+
+    from hpctune import tune
+    from tests.conftest import wait_for
+
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=cwd)
+
+    def three_done() -> bool:
+        state = exp / "state.json"
+        trials = json.loads(state.read_text())["trials"] if state.exists() else []
+        return sum(1 for t in trials if t["status"] == "TERMINATED") >= 3
+
+    wait_for(three_done, timeout=120)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    restored = tune.Tuner.restore(str(exp), trainable)
+    grid = restored.fit()
+    assert len(grid) == 10 and grid.num_terminated == 10, [str(e) for e in grid.errors]
+    assert len({(r.config["x"], r.config["y"]) for r in grid}) == 10, "a suggestion was repeated"
+    for result in grid:
+        starts = [e for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start"]
+        assert len(starts) == 1, "a trial was run twice"
+    return restored, grid

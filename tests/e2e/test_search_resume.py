@@ -1,21 +1,15 @@
 """Library searchers on the lab, across a driver kill: the same search continues, with no
 suggestion lost or repeated and every result told to the library once."""
 
-import json
-import signal
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import hyperopt  # noqa: F401 - test dependencies: a missing library fails here
 import nevergrad  # noqa: F401
 import pytest
 
-from hpctune import tune
-from hpctune.storage.result_log import read_events
-from tests.conftest import REPO_ROOT, unique_name, wait_for
+from tests.conftest import REPO_ROOT, unique_name
 from tests.e2e import trainables
+from tests.e2e.chaos import kill_mid_search_and_restore
 
 SEARCHERS = {
     "hyperopt": ("from hpctune.tune.search.hyperopt import HyperOptSearch",
@@ -58,23 +52,6 @@ def test_search_continues_after_driver_kill(name, tmp_path, monkeypatch):
     script.write_text(textwrap.dedent(DRIVER.format(
         repo=str(REPO_ROOT), storage=str(tmp_path), name=experiment, imports=imports,
         searcher=searcher)))
-    driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
-    exp = tmp_path / experiment
-
-    def three_done():
-        state = exp / "state.json"
-        trials = json.loads(state.read_text())["trials"] if state.exists() else []
-        return sum(1 for t in trials if t["status"] == "TERMINATED") >= 3
-
-    wait_for(three_done, timeout=120)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
-
-    restored = tune.Tuner.restore(str(exp), trainables.slow_quadratic)
-    grid = restored.fit()
-    assert len(grid) == 10 and grid.num_terminated == 10, [str(e) for e in grid.errors]
-    assert len({(r.config["x"], r.config["y"]) for r in grid}) == 10, "a suggestion was repeated"
-    for result in grid:
-        starts = [e for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start"]
-        assert len(starts) == 1, "a trial was run twice"
+    restored, _ = kill_mid_search_and_restore(script, tmp_path / experiment, trainables.slow_quadratic,
+                                              tmp_path)
     assert told(name, restored.tune_config.search_alg) == 10
