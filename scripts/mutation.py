@@ -770,6 +770,13 @@ MUTANTS += [
     Mutant("hb-bohb-smallest-bracket-first", "hpctune/tune/schedulers/hb_bohb.py",
            "return self._s_max_1 - 1 - position", "return position", SEARCH_RUNS,
            "HyperBandForBOHB fills the least aggressive bracket first"),
+    # -- Ray's smaller cases ---------------------------------------------------------------------------
+    Mutant("one-bundle-pg-refused", "hpctune/core/resources.py",
+           "        return bundles[0]", "        return resources", (U + "test_ray_smaller_cases.py",),
+           "tune.with_resources(f, PlacementGroupFactory([{...}])) is refused"),
+    Mutant("print-all-errors-ignored", "hpctune/tune/callback.py",
+           'PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "1"', 'PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "0"',
+           (U + "test_ray_smaller_cases.py",), "TUNE_PRINT_ALL_TRIAL_ERRORS=1 prints nothing (and 0 prints)"),
 ]
 
 

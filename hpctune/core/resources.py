@@ -75,7 +75,9 @@ def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a resource dict: Ray's ``memory`` (bytes) becomes ``mem_gb``, ``CPU``/``GPU``
     are ``cpu``/``gpu``, fractional CPUs are rounded up; custom resources, fractional GPUs,
     values that are not numbers, negative counts, zero nodes and less than 1 MB of memory
-    (Slurm reads ``--mem=0`` as "all of the node's memory") are ConfigErrors."""
+    (Slurm reads ``--mem=0`` as "all of the node's memory") are ConfigErrors. Ray's one-bundle
+    ``PlacementGroupFactory([{"CPU": 2}])`` is read as its bundle."""
+    resources = _one_bundle(resources)
     if not isinstance(resources, Mapping):
         raise ConfigError(f"A trial's resources must be a dict such as {{'cpu': 2, 'gpu': 1}}, got "
                           f"{resources!r}: return a dict from the resources function.")
@@ -104,6 +106,15 @@ def normalize_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = int(value)
     _check_task_layout(out)
     return out
+
+
+def _one_bundle(resources: Any) -> Any:
+    """The bundle of a one-bundle placement group (Ray's ``PlacementGroupFactory``, which checks
+    that it has exactly one), else ``resources`` as given."""
+    bundles = getattr(resources, "bundles", None)
+    if isinstance(bundles, list) and len(bundles) == 1 and isinstance(bundles[0], Mapping):
+        return bundles[0]
+    return resources
 
 
 def _refuse_twice(resources: Mapping[str, Any]) -> None:

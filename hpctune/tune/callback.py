@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -149,6 +150,27 @@ def brief_result(result: dict) -> str:
     return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()) or "{}"
 
 
+class TrialErrorPrinter(Callback):
+    """Ray's ``TUNE_PRINT_ALL_TRIAL_ERRORS=1``: each trial's error, traceback and all, printed
+    (to stderr) as it happens."""
+
+    def __init__(self, out: TextIO | None = None):
+        self.out = out
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        print(f"Trial {trial} errored:\n{(trial.error or 'unknown error').rstrip()}",
+              file=self.out or sys.stderr, flush=True)
+
+
+#: Ray's switch for printing every trial's error as it happens
+PRINT_ALL_TRIAL_ERRORS_ENV = "TUNE_PRINT_ALL_TRIAL_ERRORS"
+
+
 def progress_callbacks(verbose: int) -> list[Callback]:
-    """The callbacks that print trial progress at Ray's verbosity ``verbose`` (0-3)."""
-    return [TrialProgressPrinter(verbose)] if verbose >= 2 else []
+    """The callbacks that print trial progress at Ray's verbosity ``verbose`` (0-3), and every
+    trial's error with ``TUNE_PRINT_ALL_TRIAL_ERRORS=1`` (unset: the status table's error rows
+    and ``Result.error`` hold them, a quieter default than Ray's)."""
+    printers: list[Callback] = [TrialProgressPrinter(verbose)] if verbose >= 2 else []
+    if os.environ.get(PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "1":
+        printers.append(TrialErrorPrinter())
+    return printers
