@@ -60,6 +60,8 @@ MOVED: dict[str, str] = {
 
 def new_name(old: str) -> str | None:
     """Where module ``old`` lives now, or None when it did not move."""
+    if not old.startswith("hpctune."):
+        return None  # every import of the process asks this finder first: answer others at once
     for prefix, target in MOVED.items():
         if old == prefix or old.startswith(prefix + "."):
             return target + old[len(prefix):]
