@@ -58,6 +58,7 @@ COST = (U + "test_cost_estimate.py",)
 MEDIAN = (U + "test_median_stopping.py",)
 STOPPERS = (U + "test_stoppers.py",)
 CONTROLLER = (U + "test_controller.py",)
+FEED = U + "test_change_feed.py"
 REPLAY = (U + "test_replay.py", U + "test_log_compatibility.py")
 LIFECYCLE = (U + "test_trial_state.py",)
 BEST = (U + "test_best_result.py",)
@@ -326,7 +327,8 @@ MUTANTS: list[Mutant] = [
            "            self.exp.clear_control(trial.trial_id)", "            pass", CONTROLLER,
            "a resumed trial is relaunched with its old pause request (it pauses again at once)"),
     Mutant("restore-skips-unsubmitted-logs", "hpctune/controller/events.py",
-           "if trial.job_id is None and reading is not Reading.RESTORE:", "if trial.job_id is None:",
+           "    if reading is Reading.RESTORE:\n        return table.unfinished",
+           "    if reading is Reading.RESTORE:\n        return [t for t in table.unfinished if t.job_id]",
            CONTROLLER, "a restored driver misses what a launch its snapshot missed wrote"),
     Mutant("enacted-not-resubmitted-at-once", "hpctune/controller/controller.py",
            "        if enacted and not self.state.stop_everything:", "        if False:",
@@ -721,12 +723,29 @@ MUTANTS += [
     Mutant("session-never-waits", "hpctune/worker/session.py",
            "self.verdicts.after(self.iteration)", "pass", (POINTS, "tests/e2e/test_report_waits.py"),
            "report() returns before the verdict: a stopped trial runs on"),
-    Mutant("doorbell-ignored", "hpctune/controller/controller.py",
-           "Reading.SUBMITTED if polling or self.doorbell.rang() else", "Reading.SUBMITTED if polling else",
-           (VERDICTS,), "a job that started since the last poll waits for the next poll for its verdict"),
-    Mutant("doorbell-rings-always", "hpctune/worker/verdict.py",
-           "            self.doorbell = None", "            pass",
-           (POINTS,), "every wait rings: the driver reads every submitted log every answer"),
+    Mutant("changes-not-read", "hpctune/controller/controller.py",
+           "        self.table.mark_changed(self.changes.take())", "        self.changes.take()",
+           (VERDICTS, FEED), "between polls the driver reads no log: every verdict waits for a Slurm poll"),
+    Mutant("append-does-not-ring", "hpctune/storage/result_log.py",
+           "            self.bell.ring()", "            pass",
+           (FEED, VERDICTS), "a result reaches the driver only at its next Slurm poll (30 s)"),
+    Mutant("waiting-events-forgotten", "hpctune/controller/events.py",
+           "            table.read_again(trial.trial_id)", "            pass",
+           (FEED,), "an event too young to be handled waits until its trial writes again"),
+    Mutant("tail-reads-one-piece", "hpctune/storage/result_log.py",
+           "        while chunk := os.pread(self._fd, _TAIL_CHUNK, position):",
+           "        if chunk := os.pread(self._fd, _TAIL_CHUNK, position):",
+           (FEED,), "a log that grew by more than a megabyte is read in part; the rest waits for a ring"),
+    Mutant("feed-never-emptied", "hpctune/storage/changes.py",
+           "        if self._offsets[index] >= COMPACT_BYTES:", "        if False:",
+           (FEED,), "the feed's shards grow for the whole experiment"),
+    Mutant("polls-never-back-off", "hpctune/backends/slurm.py",
+           "            self.poll_interval_s = min(2 * self.poll_interval_s, self.steady_poll_s)",
+           "            pass", (FEED,), "squeue every 2 s in a steady state: 30 calls a minute"),
+    Mutant("pending-jobs-read-at-polls", "hpctune/controller/events.py",
+           "        return [t for t in submitted if t.trial_id in named or t.job_state is not JobState.PENDING",
+           "        return [t for t in submitted if True or t.job_state is not JobState.PENDING",
+           (FEED,), "every poll opens the (missing) log of every queued trial"),
     Mutant("proceed-overwrites-stop", "hpctune/controller/enactor.py",
            "if (isinstance(iteration, int) and trial.stop_requested_at is None and not trial.awaiting_restart",
            "if (isinstance(iteration, int) and not trial.awaiting_restart",

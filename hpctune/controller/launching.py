@@ -104,7 +104,7 @@ class Launcher:
         exp.write_params(trial_id, config)
         tag = format_experiment_tag(len(self.table.trials), config, self.settings.param_space)
         trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
-        self.table.add(trial, LogTail(exp.result_log_path(trial_id)))
+        self.table.add(trial, LogTail(exp.result_log_path(trial_id), keep_open=True))
         self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
         # what naming wrote during on_trial_add (trial_name_creator's names) is kept
         exp.write_trial_meta(trial_id, {**exp.read_trial_meta(trial_id), "trial_id": trial_id,
