@@ -46,7 +46,6 @@ from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
 
-
 #: the wait before the next squeue after something changed (never above the steady interval)
 QUICK_POLL_S = 2.0
 

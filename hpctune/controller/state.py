@@ -66,6 +66,10 @@ class TrialTable:
     def unfinished(self) -> list[Trial]:
         return list(self.live.values())
 
+    def any_submitted(self) -> bool:
+        """True if an unfinished trial has a job (stops at the first)."""
+        return any(t.job_id for t in self.live.values())
+
     def submitted(self) -> list[Trial]:
         """The unfinished trials that have a job (queued or running)."""
         return [t for t in self.live.values() if t.job_id]
