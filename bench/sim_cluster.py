@@ -50,13 +50,29 @@ CONFIG_TEXT = "MaxArraySize = 1000001\nMaxJobCount = 10000000\nAccountingStorage
 
 
 class VirtualClock:
-    """Virtual seconds since ``start`` (a ``time.monotonic()`` value, the same in every process)."""
+    """Virtual seconds since ``start`` (a ``time.monotonic()`` value, the same in every process).
 
-    def __init__(self, speed: float, start: float):
+    ``pause()``/``resume()`` stop it in every process (shared values): the benchmark pauses it
+    while the driver creates and submits the experiment's trials, which takes real seconds
+    that the clock's speed would otherwise turn into minutes without a heartbeat."""
+
+    def __init__(self, speed: float, start: float, shared: tuple[Any, Any] | None = None):
         self.speed, self.start = speed, start
+        # (real seconds paused so far, monotonic time of the pause in progress or 0)
+        self.shared = shared or (multiprocessing.Value("d", 0.0, lock=False),
+                                 multiprocessing.Value("d", 0.0, lock=False))
 
     def now(self) -> float:
-        return (time.monotonic() - self.start) * self.speed
+        paused, since = self.shared[0].value, self.shared[1].value
+        real = (since or time.monotonic()) - self.start - paused
+        return real * self.speed
+
+    def pause(self) -> None:
+        self.shared[1].value = time.monotonic()
+
+    def resume(self) -> None:
+        self.shared[0].value += time.monotonic() - self.shared[1].value
+        self.shared[1].value = 0.0
 
     def wall(self) -> float:
         return EPOCH + self.now()
@@ -249,10 +265,10 @@ class Cluster:
         self.stats.last_end = now
 
 
-def host_main(conn: Connection, root: str, speed: float, start: float, slots: int,
+def host_main(conn: Connection, root: str, clock: VirtualClock, slots: int,
               duration_s: float, report_every_s: float) -> None:
     """The child process: answer commands, run the workers, until told to stop."""
-    cluster = Cluster(ExperimentDir(root), VirtualClock(speed, start), slots, duration_s, report_every_s)
+    cluster = Cluster(ExperimentDir(root), clock, slots, duration_s, report_every_s)
     while True:
         while conn.poll(0.0005):
             args = conn.recv()
@@ -270,8 +286,8 @@ class SimHost:
         self.clock = VirtualClock(speed, time.monotonic())
         driver_end, host_end = multiprocessing.Pipe()
         self.process = multiprocessing.get_context("fork").Process(
-            target=host_main, args=(host_end, str(root), speed, self.clock.start, slots, duration_s,
-                                    report_every_s), daemon=True)
+            target=host_main, args=(host_end, str(root), self.clock, slots, duration_s, report_every_s),
+            daemon=True)
         self.process.start()
         self.commands = SimCommands(driver_end)
         self._conn = driver_end
