@@ -15,7 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from hpctune.storage.atomic import write_all, write_bytes_atomic
-from hpctune.storage.secure import open_private
+from hpctune.storage.secure import file_mode_for, open_private
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 _TAIL_BLOCK = 1 << 16
@@ -35,11 +35,13 @@ class OpenAppends:
     kept open between appends: an open (and the stat of its directory) per batch of results
     would be metadata load that grows with the running trials. At most ``max_open`` stay open
     (the least recently used are closed; default: a quarter of the process's file limit).
-    Nothing open survives pickling."""
+    Every trial directory has the experiment's mode, so the mode of a new file is looked up
+    once. Nothing open survives pickling."""
 
     def __init__(self, max_open: int | None = None):
         self.max_open = max_open
         self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._mode: int | None = None
 
     def append(self, path: Path, data: bytes) -> None:
         fd = self._fds.pop(path, None)
@@ -52,13 +54,15 @@ class OpenAppends:
         limit = self.max_open or max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
         while len(self._fds) >= limit:
             self._close(next(iter(self._fds)))
+        if self._mode is None:
+            self._mode = file_mode_for(path.parent)
         try:
-            return open_private(path, _APPEND)
+            return open_private(path, _APPEND, self._mode)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._fds:
                 raise
             self.close_all()  # out of descriptors: give back ours and try once more
-            return open_private(path, _APPEND)
+            return open_private(path, _APPEND, self._mode)
 
     def close(self, path: Path) -> None:
         """Close ``path`` if it is open (the trial ended, or the file is about to be replaced)."""

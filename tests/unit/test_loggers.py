@@ -455,3 +455,15 @@ def test_file_loggers_keep_a_running_trials_files_open_and_close_them_at_its_end
     for logger in loggers:
         logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
         assert not logger._open_files()[0]._fds
+
+
+def test_a_trial_started_under_this_driver_has_nothing_read_back(tmp_path, monkeypatch):
+    """Reading a file back is for a restored driver's trials; a trial this driver saw start has
+    nothing there, and a read per start would be metadata load at scale."""
+    trial, logger = make_trial(tmp_path), CSVLoggerCallback()
+    reads = []
+    monkeypatch.setattr("hpctune.tune.logger.files.first_and_last_line", lambda p: reads.append(p))
+    logger.on_trial_start(iteration=1, trials=[trial], trial=trial)
+    feed(logger, trial, [result(1, loss=0.5)])
+    assert reads == []
+    assert csv_rows(trial)[1][0]["loss"] == "0.5"

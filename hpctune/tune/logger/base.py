@@ -86,6 +86,17 @@ class BatchedLoggerCallback(LoggerCallback):
     def close_trial(self, trial: Any, failed: bool) -> None:
         """The trial ended and its results are written: release what is held for it."""
 
+    def is_new(self, trial: Any) -> bool:
+        """True for a trial this driver saw start for the first time: its files hold nothing
+        yet, so nothing is read back (a read per trial start is metadata load at scale)."""
+        return trial.trial_id in self.__dict__.get("_new", ())
+
+    # -- the hooks of a trial's first start -----------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.__dict__.setdefault("_new", set()).add(trial.trial_id)
+        self.__dict__.setdefault("_checked", set()).add(trial.trial_id)
+        super().on_trial_start(iteration, trials, trial, **info)
+
     # -- for subclasses -----------------------------------------------------------------------
     def append(self, trial: Any, path: Path, data: bytes) -> None:
         """Append ``data`` to the trial's file ``path``, kept open until the trial ends
@@ -118,6 +129,7 @@ class BatchedLoggerCallback(LoggerCallback):
         appends, paths = self._open_files()
         for path in paths.pop(trial.trial_id, ()):
             appends.close(path)
+        self.__dict__.get("_new", set()).discard(trial.trial_id)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.flush()
@@ -143,7 +155,8 @@ class BatchedLoggerCallback(LoggerCallback):
         trial = self._trials.get(trial_id)
         if not results or trial is None:
             return
-        if trial_id not in self._checked:  # the first batch of this driver: skip what is there
+        if trial_id not in self._checked:  # the first batch of a trial that ran before this
+            # driver (a restore): skip what its files already hold
             self._checked.add(trial_id)
             done = self._guarded(trial, "read", lambda: self.logged_until(trial))
             if done is not None:

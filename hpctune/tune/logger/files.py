@@ -55,7 +55,7 @@ class CSVLoggerCallback(BatchedLoggerCallback):
         rows = [flatten({k: v for k, v in r.items() if k != "config"}) for r in results]
         columns = self._columns.get(trial.trial_id)
         if columns is None:
-            columns = self._header_on_disk(path)
+            columns = [] if self.is_new(trial) else self._header_on_disk(path)
         known = dict.fromkeys(columns)
         added = []
         for key in (k for row in rows for k in row):
