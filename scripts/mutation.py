@@ -777,6 +777,11 @@ MUTANTS += [
     Mutant("print-all-errors-ignored", "hpctune/tune/callback.py",
            'PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "1"', 'PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "0"',
            (U + "test_ray_smaller_cases.py",), "TUNE_PRINT_ALL_TRIAL_ERRORS=1 prints nothing (and 0 prints)"),
+    # -- Ray's last smaller cases (issue 22) ---------------------------------------------------------
+    Mutant("pbt-seed-from-os", "hpctune/tune/schedulers/pbt.py",
+           "return random.getrandbits(64) if seed is None else seed",
+           "return np.random.SeedSequence().entropy if seed is None else seed",
+           (U + "test_ray_last_cases.py",), "random.seed(...) before PBT does not repeat its perturbations"),
 ]
 
 
