@@ -782,6 +782,9 @@ MUTANTS += [
            "return random.getrandbits(64) if seed is None else seed",
            "return np.random.SeedSequence().entropy if seed is None else seed",
            (U + "test_ray_last_cases.py",), "random.seed(...) before PBT does not repeat its perturbations"),
+    Mutant("result-path-not-named", "hpctune/results/grid.py",
+           "self.path: str = trial_path(trial)", "self.path: str = trial.path",
+           ("tests/e2e/test_ray_last_cases_local.py",), "Result.path stays trials/<id> under trial_dirname_creator"),
 ]
 
 
