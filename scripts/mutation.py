@@ -785,6 +785,14 @@ MUTANTS += [
     Mutant("result-path-not-named", "hpctune/results/grid.py",
            "self.path: str = trial_path(trial)", "self.path: str = trial.path",
            ("tests/e2e/test_ray_last_cases_local.py",), "Result.path stays trials/<id> under trial_dirname_creator"),
+    Mutant("pause-waits-for-checkpoint", "hpctune/worker/session.py",
+           "or not self.checkpointed_this_run or pausing):", "or not self.checkpointed_this_run):",
+           ("tests/e2e/test_ray_last_cases_local.py",),
+           "a paused function trainable runs on to its next checkpointed report"),
+    Mutant("class-pause-not-saved", "hpctune/worker/class_trainable.py",
+           "            paused.checkpoint = _checkpoint_at_stop(instance, session)", "            pass",
+           ("tests/e2e/test_ray_last_cases_local.py",),
+           "a paused class trainable is not saved: it resumes from an older checkpoint"),
 ]
 
 

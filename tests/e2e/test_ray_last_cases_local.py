@@ -4,11 +4,15 @@ param_space=...)`` and a PAUSE of a function trainable whose result carries no c
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from hpctune import tune
+from hpctune.storage.checkpoints import checkpoint_dir_name
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import read_events
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +52,99 @@ def test_without_a_dirname_creator_result_path_is_the_trials_directory(tmp_path)
     grid = tune.Tuner(named, param_space={"x": 1},
                       run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), verbose=0)).fit()
     assert Path(grid[0].path).parent == tmp_path / "exp" / "trials"
+
+
+# -- a PAUSE at a result that carries no checkpoint ------------------------------------------------
+def checkpoints_every_second(config):
+    """Ray's function API: ``train.get_checkpoint()`` to resume, a checkpoint every second
+    iteration (so HyperBand's milestones 1 and 3 come without one)."""
+    start = tune.get_checkpoint()
+    first = int(Path(start.path, "i").read_text()) if start else 0
+    for i in range(first + 1, 10):
+        if i % 2 == 0:
+            with tempfile.TemporaryDirectory() as d:
+                Path(d, "i").write_text(str(i))
+                tune.report({"loss": config["c"] + 1.0 / i}, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report({"loss": config["c"] + 1.0 / i})
+
+
+class SavesWhenAsked(tune.Trainable):
+    """Ray's class API without checkpoint_frequency: Tune saves it when it pauses it."""
+
+    def setup(self, config):
+        self.i = 0
+
+    def step(self):
+        self.i += 1
+        return {"loss": self.config["c"] + 1.0 / self.i}
+
+    def save_checkpoint(self, checkpoint_dir):
+        Path(checkpoint_dir, "i").write_text(str(self.i))
+
+    def load_checkpoint(self, checkpoint_dir):
+        self.i = int(Path(checkpoint_dir, "i").read_text())
+
+
+def runs(path: Path, trial_id: str) -> list[tuple[int, list[int], str]]:
+    """The trial's runs: (iteration restored, iterations reported, how the run ended)."""
+    found = []
+    for event in read_events(ExperimentDir(path).result_log_path(trial_id)):
+        kind = event["event"]
+        if kind == "start":
+            found.append((event.get("restored_iteration", 0), [], ""))
+        elif kind == "result" and found:
+            found[-1][1].append(event["result"]["training_iteration"])
+        elif found and not found[-1][2] and kind in ("paused", "complete", "stopped", "error"):
+            found[-1] = (*found[-1][:2], kind)
+    return found
+
+
+def hyperband_run(tmp_path, trainable):
+    """max_t=3, eta=3: trials c=0, 1 form a bracket with its milestone at 3; trials c=2, 3, 4 one
+    with its milestones at 1, then 2."""
+    scheduler = tune.schedulers.HyperBandScheduler(max_t=3, reduction_factor=3)
+    grid = tune.Tuner(trainable, param_space={"c": tune.grid_search([0.0, 1.0, 2.0, 3.0, 4.0])},
+                      tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0)).fit()
+    assert grid.num_errors == 0, [str(e) for e in grid.errors]
+    return grid
+
+
+def test_a_paused_function_trainable_stops_at_the_result_and_resumes_from_its_last_checkpoint(tmp_path):
+    """Ray pauses a function trainable at the result the scheduler judged and restores it from
+    its latest checkpoint (``train.get_checkpoint()``): iterations after it run again."""
+    grid = hyperband_run(tmp_path, checkpoints_every_second)
+    paused = 0
+    for result in grid:
+        trial_runs = runs(tmp_path / "exp", result.metrics["trial_id"])
+        for (_, iterations, end), following in zip(trial_runs, trial_runs[1:] + [None], strict=True):
+            if end != "paused":
+                continue
+            paused += 1
+            milestones = {3} if result.config["c"] < 2 else {1, 2}
+            assert iterations and iterations[-1] in milestones, trial_runs  # no iteration past it
+            if following is not None:  # resumed: from the latest checkpoint, an even iteration
+                assert following[0] == iterations[-1] - iterations[-1] % 2, trial_runs
+                assert following[1][0] == following[0] + 1, trial_runs
+    assert paused >= 3
+    logs = "".join(p.read_text() for p in (tmp_path / "exp" / "jobs").glob("*.err"))
+    assert "was paused at iteration 1, whose result carried no checkpoint: it resumes from the start" in logs
+    assert "was paused at iteration 3, whose result carried no checkpoint: it resumes from its checkpoint of iteration 2" in logs
+
+
+def test_a_paused_class_trainable_is_saved_at_the_result_and_resumes_there(tmp_path):
+    """Ray saves a class trainable when it pauses it (``save_checkpoint``) and restores that."""
+    grid = hyperband_run(tmp_path, SavesWhenAsked)
+    resumed = 0
+    for result in grid:
+        trial_runs = runs(tmp_path / "exp", result.metrics["trial_id"])
+        for (_, iterations, end), following in zip(trial_runs, trial_runs[1:] + [None], strict=True):
+            if end == "paused":
+                assert iterations[-1] in ({3} if result.config["c"] < 2 else {1, 2}), trial_runs
+                saved = Path(result.path, checkpoint_dir_name(iterations[-1]))
+                assert Path(saved, "i").read_text() == str(iterations[-1])
+                if following is not None:
+                    resumed += 1
+                    assert following[0] == iterations[-1] and following[1][0] == iterations[-1] + 1
+    assert resumed >= 1
