@@ -793,6 +793,17 @@ MUTANTS += [
            "            paused.checkpoint = _checkpoint_at_stop(instance, session)", "            pass",
            ("tests/e2e/test_ray_last_cases_local.py",),
            "a paused class trainable is not saved: it resumes from an older checkpoint"),
+    Mutant("restore-objects-ignored", "hpctune/tune/tuner.py",
+           "respecify(controller.table.all, self._objects, exp.write_params)", "pass",
+           ("tests/e2e/test_ray_last_cases_local.py",),
+           "Tuner.restore(param_space=...) does not reach the restored trials"),
+    Mutant("respecify-first-option", "hpctune/tune/respecify.py",
+           "                if mine == old:", "                if True:", (U + "test_ray_last_cases.py",),
+           "a trial gets the new object of another grid/choice option than its own"),
+    Mutant("respecify-value-change-accepted", "hpctune/tune/respecify.py",
+           "        if type(old) is not type(new) or old != new:", "        if False:",
+           (U + "test_ray_last_cases.py", "tests/e2e/test_ray_last_cases_local.py"),
+           "Tuner.restore(param_space=...) silently takes a changed number or string"),
 ]
 
 

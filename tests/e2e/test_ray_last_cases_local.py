@@ -4,6 +4,7 @@ param_space=...)`` and a PAUSE of a function trainable whose result carries no c
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -148,3 +149,67 @@ def test_a_paused_class_trainable_is_saved_at_the_result_and_resumes_there(tmp_p
                     resumed += 1
                     assert following[0] == iterations[-1] and following[1][0] == iterations[-1] + 1
     assert resumed >= 1
+
+
+# -- Tuner.restore(path, trainable, param_space=...) ------------------------------------------------
+class ModelHandle:
+    """Stands for a Ray object reference: it points to an object of the session that made it."""
+
+    def __init__(self, name: str, session: int):
+        self.name, self.session = name, session
+
+
+def uses_model(config):
+    """Ray's example: each trial uses one of several large pre-trained models, by reference."""
+    handle = config["model"]
+    if handle.session != int(os.environ["MODEL_SESSION"]):
+        raise RuntimeError(f"the object {handle.name} of session {handle.session} no longer exists")
+    if handle.name == "b" and os.environ["MODEL_SESSION"] == "1":
+        raise RuntimeError("node lost")  # the first session ends with trial b unfinished
+    tune.report({"score": config["lr"], "model": handle.name, "session": handle.session})
+
+
+def models(session: int) -> dict:
+    return {"model": tune.grid_search([ModelHandle("a", session), ModelHandle("b", session)]), "lr": 0.1}
+
+
+@pytest.fixture
+def first_session(tmp_path, monkeypatch):
+    """An experiment whose trial b errored in session 1; then session 2 begins."""
+    monkeypatch.setenv("MODEL_SESSION", "1")
+    grid = tune.Tuner(uses_model, param_space=models(1),
+                      run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), verbose=0)).fit()
+    assert sorted((r.config["model"].name, r.status) for r in grid) == [("a", "TERMINATED"), ("b", "ERROR")]
+    monkeypatch.setenv("MODEL_SESSION", "2")
+    return tmp_path / "exp"
+
+
+def test_restore_with_param_space_re_specifies_the_objects(first_session):
+    """Ray: "To restore, we just need to re-specify the param_space via Tuner.restore"."""
+    grid = tune.Tuner.restore(str(first_session), trainable=uses_model, resume_errored=True,
+                              param_space=models(2)).fit()
+    assert grid.num_errors == 0, [str(e) for e in grid.errors]
+    by_name = {r.config["model"].name: r for r in grid}
+    assert by_name["b"].metrics["session"] == 2  # it ran with the new object
+    assert {r.config["model"].session for r in grid} == {2}  # every trial's config refers to it
+    again = tune.ResultGrid.from_path(first_session)  # params.pkl holds it too
+    assert {r.config["model"].session for r in again if r.config["model"].name == "b"} == {2}
+
+
+def test_restore_without_param_space_keeps_the_old_objects(first_session):
+    """Ray: without it, "attempting to retrieve these objects will not work properly"."""
+    grid = tune.Tuner.restore(str(first_session), trainable=uses_model, resume_errored=True).fit()
+    assert grid.num_errors == 1 and "of session 1 no longer exists" in str(grid.errors[0])
+
+
+@pytest.mark.parametrize(("space", "named"), [
+    ({"model": tune.grid_search([ModelHandle("a", 2), ModelHandle("b", 2)]), "lr": 0.2}, "'lr': 0.1 became 0.2"),
+    ({"model": tune.grid_search([ModelHandle("a", 2)]), "lr": 0.1}, "changes 'model'"),
+    ({"model": tune.grid_search([ModelHandle("a", 2), ModelHandle("b", 2)]), "lr": 0.1, "wd": 1}, "keys"),
+    ({"model": tune.grid_search([ModelHandle("a", 2), 3]), "lr": 0.1}, "became 3"),
+])
+def test_restore_refuses_a_param_space_that_changes_more_than_objects(first_session, space, named):
+    """Ray: "It should not be used to introduce new hyperparameters to tune" (a ValueError)."""
+    with pytest.raises(ValueError, match="Tuner.restore\\(param_space=...\\) changes") as error:
+        tune.Tuner.restore(str(first_session), trainable=uses_model, param_space=space)
+    assert named in str(error.value)

@@ -44,3 +44,47 @@ def test_random_seed_before_pbt_gives_the_same_perturbations():
 def test_without_a_seed_pbt_still_explores_differently_each_run():
     random.seed()  # from the OS: two runs differ, as in Ray
     assert perturbations(None) != perturbations(None)
+
+
+# -- Tuner.restore(param_space=...): which objects are given anew -------------------------------
+class Ref:
+    """An object reference of one session (equal only to itself, as Ray's are after a restart)."""
+
+    def __init__(self, key: str, session: int):
+        self.key, self.session = key, session
+
+
+def test_objects_are_re_specified_where_they_stand_and_nothing_else():
+    from hpctune.tune.respecify import object_slots
+
+    def space(session: int) -> dict:
+        return {"data": Ref("data", session), "lr": tune.loguniform(1e-4, 1e-1),
+                "nested": {"pair": (1, Ref("enc", session))},
+                "model": tune.choice([Ref("small", session), Ref("large", session), "none"]),
+                "seed": tune.sample_from(lambda spec: session)}
+
+    slots = object_slots(space(1), space(2))
+    trial = {"data": Ref("data", 1), "lr": 0.01, "nested": {"pair": (1, Ref("enc", 1))},
+             "model": Ref("large", 1), "seed": 1}
+    new = slots.apply(trial)
+    assert new is not None and new["lr"] == 0.01 and new["seed"] == 1  # sampled values stay
+    assert [new["data"].session, new["nested"]["pair"][1].session] == [2, 2]
+    assert isinstance(new["nested"]["pair"], tuple) and new["nested"]["pair"][0] == 1
+    assert (new["model"].key, new["model"].session) == ("large", 2)  # the option this trial got
+    assert trial["data"].session == 1  # the trial's own config is not changed in place
+    assert slots.apply({**trial, "data": Ref("other", 1), "model": "none", "nested": {}}) is None
+
+
+def test_a_changed_distribution_or_grid_is_refused_before_anything_runs():
+    import pytest
+
+    from hpctune.errors import ConfigError
+    from hpctune.tune.respecify import object_slots
+
+    with pytest.raises(ConfigError, match="changes 'lr'"):
+        object_slots({"lr": tune.uniform(0, 1)}, {"lr": tune.uniform(0, 2)})
+    with pytest.raises(ConfigError, match="changes 'opt/grid_search'|changes 'opt'"):
+        object_slots({"opt": tune.grid_search(["adam", "sgd"])}, {"opt": tune.grid_search(["adam", "lamb"])})
+    with pytest.raises(ConfigError, match="changes 'a/b'"):
+        object_slots({"a": {"b": [1, 2]}}, {"a": {"b": [1, 2, 3]}})
+    assert object_slots({"x": 1, "f": tune.sample_from(lambda: 1)}, {"x": 1, "f": tune.sample_from(lambda: 2)}).slots == {}
