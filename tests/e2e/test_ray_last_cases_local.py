@@ -213,3 +213,41 @@ def test_restore_refuses_a_param_space_that_changes_more_than_objects(first_sess
     with pytest.raises(ValueError, match="Tuner.restore\\(param_space=...\\) changes") as error:
         tune.Tuner.restore(str(first_session), trainable=uses_model, param_space=space)
     assert named in str(error.value)
+
+
+# -- the reproducibility recipe with PBT ------------------------------------------------------------
+def perturbed_run(tmp_path, name: str) -> list[tuple]:
+    """Ray's FAQ: ``random.seed(1234)`` and ``np.random.seed(5678)`` on the driver, then the
+    Tuner with PBT (no ``seed=``); the trainable is deterministic. The perturbations, by trial."""
+    import random
+
+    import numpy as np
+
+    from tests.e2e import trainables
+
+    random.seed(1234)
+    np.random.seed(5678)
+    pbt = tune.schedulers.PopulationBasedTraining(
+        time_attr="training_iteration", perturbation_interval=3, quantile_fraction=0.5, synch=True,
+        hyperparam_mutations={"lr": tune.uniform(0.01, 1.0)})
+    grid = tune.Tuner(
+        trainables.lr_schedule_problem,
+        param_space={"lr": tune.grid_search([0.02, 0.1, 0.4, 0.9]), "steps": 7, "sleep": 0.0},
+        tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=pbt),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0)).fit()
+    assert grid.num_errors == 0, [str(e) for e in grid.errors]
+    tag_of = {r.trial_id: r.metrics["experiment_tag"].split("_")[0] for r in grid}
+    exp = ExperimentDir(tmp_path / name)
+    found = []
+    for result in grid:
+        for event in read_events(exp.result_log_path(result.trial_id)):
+            if event["event"] == "exploited":
+                found.append((tag_of[result.trial_id], event.get("step"), tag_of[event["donor"]],
+                              round(event["new_config"]["lr"], 12)))
+    return sorted(found)
+
+
+def test_the_reproducibility_recipe_gives_pbt_the_same_perturbations(tmp_path):
+    first = perturbed_run(tmp_path, "first")
+    assert len(first) >= 2, first
+    assert perturbed_run(tmp_path, "second") == first
