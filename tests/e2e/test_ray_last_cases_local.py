@@ -1,6 +1,8 @@
-"""Ray's last smaller cases of issue 22 run as a Ray user writes them, as local processes:
+"""Ray's last smaller cases of issue 22 run as a Ray user writes them, as local processes (the
+PAUSE of a function trainable also on the Slurm lab, where the worker is the same):
 ``Result.path`` under ``trial_dirname_creator``, ``Tuner.restore(path, trainable,
-param_space=...)`` and a PAUSE of a function trainable whose result carries no checkpoint."""
+param_space=...)``, a PAUSE at a result that carries no checkpoint, and the reproducibility
+recipe with PBT."""
 
 from __future__ import annotations
 
@@ -107,14 +109,20 @@ def hyperband_run(tmp_path, trainable):
     scheduler = tune.schedulers.HyperBandScheduler(max_t=3, reduction_factor=3)
     grid = tune.Tuner(trainable, param_space={"c": tune.grid_search([0.0, 1.0, 2.0, 3.0, 4.0])},
                       tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler),
-                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0)).fit()
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0,
+                                                slurm=tune.SlurmConfig(poll_interval_s=1.0, time_min=10))).fit()
     assert grid.num_errors == 0, [str(e) for e in grid.errors]
     return grid
 
 
-def test_a_paused_function_trainable_stops_at_the_result_and_resumes_from_its_last_checkpoint(tmp_path):
+@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_a_paused_function_trainable_stops_at_the_result_and_resumes_from_its_last_checkpoint(
+        tmp_path, monkeypatch, backend, request):
     """Ray pauses a function trainable at the result the scheduler judged and restores it from
     its latest checkpoint (``train.get_checkpoint()``): iterations after it run again."""
+    if backend == "slurm":
+        request.getfixturevalue("slurm_lab")
+    monkeypatch.setenv("HPCTUNE_BACKEND", backend)
     grid = hyperband_run(tmp_path, checkpoints_every_second)
     paused = 0
     for result in grid:
@@ -129,7 +137,7 @@ def test_a_paused_function_trainable_stops_at_the_result_and_resumes_from_its_la
                 assert following[0] == iterations[-1] - iterations[-1] % 2, trial_runs
                 assert following[1][0] == following[0] + 1, trial_runs
     assert paused >= 3
-    logs = "".join(p.read_text() for p in (tmp_path / "exp" / "jobs").glob("*.err"))
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "exp" / "jobs").glob("*.err"))
     assert "was paused at iteration 1, whose result carried no checkpoint: it resumes from the start" in logs
     assert "was paused at iteration 3, whose result carried no checkpoint: it resumes from its checkpoint of iteration 2" in logs
 
