@@ -88,3 +88,17 @@ def test_a_changed_distribution_or_grid_is_refused_before_anything_runs():
     with pytest.raises(ConfigError, match="changes 'a/b'"):
         object_slots({"a": {"b": [1, 2]}}, {"a": {"b": [1, 2, 3]}})
     assert object_slots({"x": 1, "f": tune.sample_from(lambda: 1)}, {"x": 1, "f": tune.sample_from(lambda: 2)}).slots == {}
+
+
+def test_random_seed_before_pb2_repeats_its_randomness_too():
+    """PB2 is PBT with a GP bandit: the same recipe seeds its donors and its GP's restarts."""
+    import pytest
+
+    pytest.importorskip("sklearn")
+
+    def state(seed: int) -> dict:
+        random.seed(seed)
+        return tune.schedulers.pb2.PB2(time_attr="training_iteration", metric="score", mode="max",
+                                       hyperparam_bounds={"lr": [1e-4, 1e-1]}).get_state()["rng"]
+
+    assert state(1234) == state(1234) != state(4321)

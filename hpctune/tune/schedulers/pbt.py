@@ -125,7 +125,7 @@ class PopulationBasedTraining(TrialScheduler):
         self.log_config = log_config
         self._require_attrs = require_attrs
         self._synch = synch
-        self._rng = rng if rng is not None else np.random.default_rng(_root_seed(seed))
+        self._rng = rng if rng is not None else np.random.default_rng(root_seed(seed))
         self._trials: dict[str, TrialState] = {}
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
         self._waiting: set[str] = set()  # paused (synch: at the barrier) until resumed
@@ -341,7 +341,7 @@ class PopulationBasedTraining(TrialScheduler):
                 f"{self._num_perturbations} perturbs")
 
 
-def _root_seed(seed: int | None) -> int:
+def root_seed(seed: int | None) -> int:
     """``seed``, else a draw from Python's module-level ``random`` (what ``random.seed`` sets)."""
     return random.getrandbits(64) if seed is None else seed
 
