@@ -236,5 +236,7 @@ class TrialEvents(TrialReplay):
             self.trial.preempt()  # SIGTERM: preempted (Slurm requeues it) or cancelled
 
     def on_paused(self, event: dict[str, Any]) -> None:
+        if event.get(ev.CHECKPOINT):  # a class trainable's, saved as it paused (Ray's save on pause)
+            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
         if not self.exploits.on_job_end(self.trial):
             self.trial.paused()

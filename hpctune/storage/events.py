@@ -117,7 +117,7 @@ KIND_FIELDS: dict[EventKind, frozenset[str]] = {
     EventKind.PREEMPTED: frozenset({SIGNAL}),
     EventKind.REQUEUED: frozenset(),
     EventKind.TERMINATED: frozenset({REASON}),
-    EventKind.PAUSED: frozenset(),
+    EventKind.PAUSED: frozenset({CHECKPOINT, RESULT}),  # a class trainable's, saved as it paused
     EventKind.COMPLETE: frozenset(),
     EventKind.STOPPED: frozenset({REASON, CHECKPOINT, RESULT}),  # checkpoint_at_end's, with its result
     EventKind.ERROR: frozenset({ERROR, RANK}),

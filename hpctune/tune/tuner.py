@@ -37,6 +37,7 @@ from hpctune.tune.preflight import (
     trial_resources,
 )
 from hpctune.tune.registry import resolve_trainable
+from hpctune.tune.respecify import object_slots, respecify
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.tune.search.searcher import SampleLimiter, Searcher
 from hpctune.tune.trainable import validate_trainable
@@ -93,6 +94,7 @@ class Tuner:
         self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
+        self._objects = None  # Tuner.restore(param_space=...): the objects it gives anew
         self._results: ResultGrid | None = None
         self._validate_space()
         check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name,
@@ -120,7 +122,8 @@ class Tuner:
         """Continue an experiment after the driver stopped (killed, Ctrl+C, node lost).
 
         Trials whose jobs are still queued or running in Slurm are re-attached, not
-        resubmitted; everything they wrote meanwhile is read from their logs.
+        resubmitted; everything they wrote meanwhile is read from their logs. ``param_space``
+        gives its objects anew, as in Ray (``tune/respecify.py``); nothing else of it may change.
         """
         exp = ExperimentDir(path)
         if not cls.can_restore(path):
@@ -137,6 +140,7 @@ class Tuner:
                     backend=backend or saved["backend"], slurm_config=saved["slurm_config"])
         tuner._restore = {"resume_unfinished": resume_unfinished, "resume_errored": resume_errored,
                           "restart_errored": restart_errored}
+        tuner._objects = object_slots(saved["param_space"], param_space) if param_space is not None else None
         return tuner
 
     def fit(self) -> ResultGrid:
@@ -188,6 +192,8 @@ class Tuner:
                                           prefix=state["trial_id_prefix"] if state else None)
             if state is not None:
                 controller.restore(state, **self._restore)
+                if self._objects is not None:  # Tuner.restore(param_space=...): Ray's new objects
+                    respecify(controller.table.all, self._objects, exp.write_params)
             return self._run(controller)
 
     def _run(self, controller: Controller) -> ResultGrid:
