@@ -626,6 +626,13 @@ MUTANTS += [
     Mutant("own-directive-allowed", "hpctune/config/__init__.py",
            'hint = OWN_DIRECTIVES.get(key.replace("_", "-"))', "hint = None",
            (U + "test_hardening_checks.py",), "sbatch_options replaces --array"),
+    Mutant("suggestion-keys-unchecked", "hpctune/controller/bridge.py",
+           "    if isinstance(config, dict) and _bad_key(config) is None:", "    if isinstance(config, dict):",
+           (U + "test_hardening_searcher.py",), "a suggestion with an int key becomes a trial"),
+    Mutant("suggestion-any-string", "hpctune/controller/bridge.py",
+           "if config is None or (isinstance(config, str) and config == Searcher.FINISHED):",
+           "if config is None or isinstance(config, str):",
+           (U + "test_hardening_searcher.py",), "a suggestion that is a string becomes a trial"),
     # -- a caller that left signals ignored (nohup, `cmd &`) -------------------------------------
     Mutant("cancel-ignored-sigint", "hpctune/cli/cancel.py",
            "usable = [s for s in (signal.SIGINT, signal.SIGTERM) if not process_ignores(verified, s)]",

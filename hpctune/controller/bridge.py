@@ -180,9 +180,56 @@ def bridge_scheduler(scheduler: Any, namer: TrialNamer | None = None,
     return cls(scheduler, namer, trainable_name)
 
 
+def user_searcher(searcher: Any) -> Any:
+    """The user's own searcher inside hpctune's wrappers (FlatResults, SampleLimiter,
+    ConcurrencyLimiter...): the one an error message names."""
+    seen = 0
+    while isinstance(searcher, SearcherWrapper) and seen < 32:
+        searcher, seen = searcher.searcher, seen + 1
+    return searcher
+
+
+def _bad_key(config: dict, path: str = "") -> str | None:
+    """The first key of ``config`` (nested dicts too) that is not a string, as a path."""
+    for key, value in config.items():
+        if not isinstance(key, str):
+            return f"{path}{key!r} (type {type(key).__name__})"
+        if isinstance(value, dict):
+            bad = _bad_key(value, f"{path}{key}/")
+            if bad is not None:
+                return bad
+    return None
+
+
+def checked_suggestion(searcher: Any, trial_id: str, config: Any) -> dict | None | str:
+    """``config`` as ``searcher.suggest(trial_id)`` returned it, if it is a suggestion the
+    controller can use: a dict with string keys, None (nothing now) or ``Searcher.FINISHED``.
+    Anything else is a ConfigError naming the searcher and what it returned, raised before the
+    trial exists (a non-dict counted as no suggestion once created trials without end)."""
+    if config is None or (isinstance(config, str) and config == Searcher.FINISHED):
+        return config
+    if isinstance(config, dict) and _bad_key(config) is None:
+        return config
+    name = type(user_searcher(searcher)).__name__
+    if isinstance(config, dict):
+        what = f"a dict whose key {_bad_key(config)} is not a string"
+    else:
+        shown = repr(config)
+        what = f"{shown[:80] + '...' if len(shown) > 80 else shown} (type {type(config).__name__})"
+    raise ConfigError(
+        f"{name}.suggest({trial_id!r}) returned {what}: a searcher must return a config dict "
+        "with string keys, None when it has nothing to suggest yet, or Searcher.FINISHED when "
+        "it is done. Nothing was written for this trial; fix the searcher and rerun (or "
+        "Tuner.restore) the experiment.")
+
+
 class FlatResults(SearcherWrapper):
     """Forwards everything to the user's searcher, with the results of ended trials flattened
-    (results during the run reach it flattened already), and keeps its state format."""
+    (results during the run reach it flattened already), and keeps its state format; what it
+    suggests is checked first (``checked_suggestion``)."""
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        return checked_suggestion(self.searcher, trial_id, self.searcher.suggest(trial_id))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.searcher.on_trial_complete(trial_id, flatten(result) if result else result, error)
