@@ -633,6 +633,9 @@ MUTANTS += [
            "if config is None or (isinstance(config, str) and config == Searcher.FINISHED):",
            "if config is None or isinstance(config, str):",
            (U + "test_hardening_searcher.py",), "a suggestion that is a string becomes a trial"),
+    Mutant("submit-refuses-unstarted", "hpctune/cli/submit.py",
+           "    if exp.has_started():", "    if exp.is_experiment():",
+           (U + "test_submit_rerun.py",), "hpctune submit refuses a directory whose first run never started a trial"),
     # -- a caller that left signals ignored (nohup, `cmd &`) -------------------------------------
     Mutant("cancel-ignored-sigint", "hpctune/cli/cancel.py",
            "usable = [s for s in (signal.SIGINT, signal.SIGTERM) if not process_ignores(verified, s)]",
