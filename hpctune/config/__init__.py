@@ -293,6 +293,7 @@ class SlurmConfig:
         check_value(owner, "use_srun", self.use_srun, "bool")
         check_value(owner, "requeue", self.requeue, "bool", optional=True)
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
+        _check_signal(self.signal)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
@@ -381,12 +382,33 @@ class RunConfig:
             as_stopper(self.stop)  # a ConfigError for a stop that cannot be one
         callbacks = self.callbacks
         if not isinstance(callbacks, (list, tuple)) or any(
-                isinstance(c, (str, bytes, type, int, float)) or c is None for c in callbacks):
+                isinstance(c, (str, bytes, type, int, float)) or c is None or not _has_hooks(c)
+                for c in callbacks):
             raise ConfigError(f"RunConfig(callbacks={callbacks!r}) is not valid: it must be a list of "
-                              "callback objects (instances, not classes). Fix: callbacks=[MyCallback()].")
+                              "callback objects (instances, not classes) with hooks hpctune calls "
+                              "(subclass tune.Callback). Fix: callbacks=[MyCallback()].")
 
     def experiment_root(self, default_name: str) -> Path:
         """``<storage_path>/<name>``; checked again here (fields may be set after construction)."""
         storage = self.storage_path or os.environ.get("HPCTUNE_STORAGE_PATH") or DEFAULT_STORAGE
         name = validate_experiment_name(self.name or default_name)
         return Path(validate_storage_path(str(storage))).expanduser().resolve() / name
+
+
+def _has_hooks(callback: Any) -> bool:
+    """Whether ``callback`` has a hook hpctune calls (``on_trial_result``, ``setup``...): an
+    object without any would be ignored in silence."""
+    return any(name.startswith(("on_", "setup")) and callable(getattr(callback, name, None))
+               for name in dir(callback))
+
+
+def _check_signal(name: str) -> None:
+    """``SlurmConfig(signal=...)``: a signal Slurm and the worker know (``USR1``, ``SIGUSR2``, ``10``)."""
+    import signal as signals
+
+    text = name.upper().removeprefix("SIG")
+    known = {s.name.removeprefix("SIG") for s in signals.Signals}
+    if text in known or (text.isdigit() and 0 < int(text) < signals.NSIG):
+        return
+    raise ConfigError(f"SlurmConfig(signal={name!r}) is not a signal: Slurm would refuse the job at "
+                      "sbatch. Fix: a name such as 'USR1' (the default) or 'USR2', or a number.")

@@ -10,7 +10,9 @@ does the flattening for a searcher's completion calls. Neither decides anything 
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.capacity import cluster_resources
@@ -255,3 +257,27 @@ class FlatResults(SearcherWrapper):
 def wrap_searcher(searcher: Searcher) -> Searcher:
     """``searcher`` seen through ``FlatResults`` (for model-based searchers the Tuner wraps)."""
     return FlatResults(searcher)
+
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def note_user_error(exc: BaseException, experiment: str | Path) -> None:
+    """Add to an exception the user's code raised in the driver (a searcher's ``suggest``, a
+    stopper, a scheduler's or a callback's hook) a note that says where hpctune called it
+    from and that the experiment can be continued: the exception itself stays what the user's
+    code raised (as in Ray), but no longer reads like hpctune's own failure. hpctune's own
+    errors are left alone (their messages say all that)."""
+    from hpctune.errors import HpctuneError
+
+    if isinstance(exc, HpctuneError) or not hasattr(exc, "add_note"):  # add_note: Python >= 3.11
+        return
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [i for i, f in enumerate(frames) if str(Path(f.filename).resolve()).startswith(_PACKAGE)]
+    if not ours or ours[-1] == len(frames) - 1:
+        return  # raised inside hpctune, not by the user's code
+    caller, raiser = frames[ours[-1]], frames[ours[-1] + 1]
+    exc.add_note(f"hpctune: raised by your code, {raiser.name}() at {raiser.filename}:{raiser.lineno}, "
+                 f"called by the driver ({Path(caller.filename).name}, {caller.name}). The "
+                 f"experiment's state is saved: fix the code, then Tuner.restore('{experiment}', ...) "
+                 "or `hpctune resume` continues it.")
