@@ -10,7 +10,14 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
+from hpctune.core.checks import (
+    check_instance,
+    check_mode,
+    check_plugin,
+    check_slurm_signal,
+    check_value,
+    has_hooks,
+)
 from hpctune.errors import ConfigError
 
 DEFAULT_STORAGE = "~/hpctune_results"
@@ -293,7 +300,7 @@ class SlurmConfig:
         check_value(owner, "use_srun", self.use_srun, "bool")
         check_value(owner, "requeue", self.requeue, "bool", optional=True)
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
-        _check_signal(self.signal)
+        check_slurm_signal(self.signal)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
@@ -382,7 +389,7 @@ class RunConfig:
             as_stopper(self.stop)  # a ConfigError for a stop that cannot be one
         callbacks = self.callbacks
         if not isinstance(callbacks, (list, tuple)) or any(
-                isinstance(c, (str, bytes, type, int, float)) or c is None or not _has_hooks(c)
+                isinstance(c, (str, bytes, type, int, float)) or c is None or not has_hooks(c)
                 for c in callbacks):
             raise ConfigError(f"RunConfig(callbacks={callbacks!r}) is not valid: it must be a list of "
                               "callback objects (instances, not classes) with hooks hpctune calls "
@@ -394,21 +401,3 @@ class RunConfig:
         name = validate_experiment_name(self.name or default_name)
         return Path(validate_storage_path(str(storage))).expanduser().resolve() / name
 
-
-def _has_hooks(callback: Any) -> bool:
-    """Whether ``callback`` has a hook hpctune calls (``on_trial_result``, ``setup``...): an
-    object without any would be ignored in silence."""
-    return any(name.startswith(("on_", "setup")) and callable(getattr(callback, name, None))
-               for name in dir(callback))
-
-
-def _check_signal(name: str) -> None:
-    """``SlurmConfig(signal=...)``: a signal Slurm and the worker know (``USR1``, ``SIGUSR2``, ``10``)."""
-    import signal as signals
-
-    text = name.upper().removeprefix("SIG")
-    known = {s.name.removeprefix("SIG") for s in signals.Signals}
-    if text in known or (text.isdigit() and 0 < int(text) < signals.NSIG):
-        return
-    raise ConfigError(f"SlurmConfig(signal={name!r}) is not a signal: Slurm would refuse the job at "
-                      "sbatch. Fix: a name such as 'USR1' (the default) or 'USR2', or a number.")

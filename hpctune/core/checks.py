@@ -208,3 +208,22 @@ def check_space_shape(param_space: Any) -> None:
         raise ConfigError(f"param_space has two entries both named `{clash}` once nested keys are "
                           "joined with '/' (as the result table and searchers see them), so one "
                           "would silently hide the other. Fix: rename one.")
+
+
+def has_hooks(callback: Any) -> bool:
+    """Whether ``callback`` has a hook hpctune calls (``on_trial_result``, ``setup``...): an
+    object without any would be ignored in silence."""
+    return any(name.startswith(("on_", "setup")) and callable(getattr(callback, name, None))
+               for name in dir(callback))
+
+
+def check_slurm_signal(name: str) -> None:
+    """``SlurmConfig(signal=...)``: a signal Slurm and the worker know (``USR1``, ``SIGUSR2``, ``10``)."""
+    import signal as signals
+
+    text = name.upper().removeprefix("SIG")
+    known = {s.name.removeprefix("SIG") for s in signals.Signals}
+    if text in known or (text.isdigit() and 0 < int(text) < signals.NSIG):
+        return
+    raise ConfigError(f"SlurmConfig(signal={name!r}) is not a signal: Slurm would refuse the job at "
+                      "sbatch. Fix: a name such as 'USR1' (the default) or 'USR2', or a number.")
