@@ -10,14 +10,8 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.checks import (
-    check_instance,
-    check_mode,
-    check_plugin,
-    check_slurm_signal,
-    check_value,
-    has_hooks,
-)
+from hpctune.core import checks as core_checks
+from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
 
 DEFAULT_STORAGE = "~/hpctune_results"
@@ -300,7 +294,7 @@ class SlurmConfig:
         check_value(owner, "use_srun", self.use_srun, "bool")
         check_value(owner, "requeue", self.requeue, "bool", optional=True)
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
-        check_slurm_signal(self.signal)
+        core_checks.check_slurm_signal(self.signal)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
@@ -389,7 +383,7 @@ class RunConfig:
             as_stopper(self.stop)  # a ConfigError for a stop that cannot be one
         callbacks = self.callbacks
         if not isinstance(callbacks, (list, tuple)) or any(
-                isinstance(c, (str, bytes, type, int, float)) or c is None or not has_hooks(c)
+                isinstance(c, (str, bytes, type, int, float)) or c is None or not core_checks.has_hooks(c)
                 for c in callbacks):
             raise ConfigError(f"RunConfig(callbacks={callbacks!r}) is not valid: it must be a list of "
                               "callback objects (instances, not classes) with hooks hpctune calls "
@@ -400,4 +394,3 @@ class RunConfig:
         storage = self.storage_path or os.environ.get("HPCTUNE_STORAGE_PATH") or DEFAULT_STORAGE
         name = validate_experiment_name(self.name or default_name)
         return Path(validate_storage_path(str(storage))).expanduser().resolve() / name
-
