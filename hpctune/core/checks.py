@@ -180,7 +180,7 @@ MAX_SPACE_DEPTH = 100
 
 
 def check_space_shape(param_space: Any) -> None:
-    """A param_space the resolver and every flattened view can take: string keys, at most
+    """A param_space the resolver and every flattened view can take: at most
     ``MAX_SPACE_DEPTH`` levels of dicts and lists (walked without recursion), and no two
     entries that flatten to one name (``{"a/b": 1, "a": {"b": 2}}``)."""
     from collections.abc import Mapping
@@ -195,12 +195,7 @@ def check_space_shape(param_space: Any) -> None:
                               f"{where[:80]}...): hpctune cannot resolve it. Fix: flatten it; keep "
                               "deep constants out of param_space (tune.with_parameters).")
         if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise ConfigError(f"param_space key {key!r} at {where or 'the top'} is a "
-                                      f"{type(key).__name__}, not a string: configs are named by "
-                                      f"string keys. Fix: write '{key}' in quotes.")
-                stack.append((item, f"{where}{key}/", depth + 1))
+            stack.extend((item, f"{where}{key}/", depth + 1) for key, item in value.items())
         elif isinstance(value, (list, tuple)):
             stack.extend((item, f"{where}[{i}]/", depth + 1) for i, item in enumerate(value))
     clash = flat_collision(param_space)
