@@ -7,7 +7,11 @@ appended to or replaced atomically, so a reader never sees half a rewrite.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import resource
+from collections import OrderedDict
 from pathlib import Path
 
 from hpctune.storage.atomic import write_all, write_bytes_atomic
@@ -24,6 +28,56 @@ def append_bytes(path: str | Path, data: bytes) -> None:
         write_all(fd, data)
     finally:
         os.close(fd)
+
+
+class OpenAppends:
+    """Files the driver appends to again and again (a logger's file of each running trial),
+    kept open between appends: an open (and the stat of its directory) per batch of results
+    would be metadata load that grows with the running trials. At most ``max_open`` stay open
+    (the least recently used are closed; default: a quarter of the process's file limit).
+    Nothing open survives pickling."""
+
+    def __init__(self, max_open: int | None = None):
+        self.max_open = max_open
+        self._fds: OrderedDict[Path, int] = OrderedDict()
+
+    def append(self, path: Path, data: bytes) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is None:
+            fd = self._open(path)
+        self._fds[path] = fd  # the most recently used last
+        write_all(fd, data)
+
+    def _open(self, path: Path) -> int:
+        limit = self.max_open or max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+        while len(self._fds) >= limit:
+            self._close(next(iter(self._fds)))
+        try:
+            return open_private(path, _APPEND)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._fds:
+                raise
+            self.close_all()  # out of descriptors: give back ours and try once more
+            return open_private(path, _APPEND)
+
+    def close(self, path: Path) -> None:
+        """Close ``path`` if it is open (the trial ended, or the file is about to be replaced)."""
+        if path in self._fds:
+            self._close(path)
+
+    def close_all(self) -> None:
+        for path in list(self._fds):
+            self._close(path)
+
+    def _close(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fds.pop(path))
+
+    def __getstate__(self) -> dict:
+        return {"max_open": self.max_open}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state.get("max_open"))
 
 
 def replace_bytes(path: str | Path, data: bytes) -> None:

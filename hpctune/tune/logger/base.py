@@ -10,8 +10,10 @@ whatever the rate at which trials report.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+from hpctune.storage.user_files import OpenAppends
 from hpctune.tune.callback import Callback
 
 
@@ -84,6 +86,25 @@ class BatchedLoggerCallback(LoggerCallback):
     def close_trial(self, trial: Any, failed: bool) -> None:
         """The trial ended and its results are written: release what is held for it."""
 
+    # -- for subclasses -----------------------------------------------------------------------
+    def append(self, trial: Any, path: Path, data: bytes) -> None:
+        """Append ``data`` to the trial's file ``path``, kept open until the trial ends
+        (``storage.user_files.OpenAppends``)."""
+        appends, paths = self._open_files()
+        paths.setdefault(trial.trial_id, set()).add(path)
+        appends.append(path, data)
+
+    def forget(self, path: Path) -> None:
+        """Close ``path`` before it is replaced (a kept-open descriptor would write to the old file)."""
+        self._open_files()[0].close(path)
+
+    def _open_files(self) -> tuple[OpenAppends, dict[str, set[Path]]]:
+        """The kept-open files and which trial each belongs to (made at first use: a subclass
+        need not call ``__init__``)."""
+        if "_appends" not in self.__dict__:
+            self._appends, self._paths = OpenAppends(), {}
+        return self._appends, self._paths
+
     # -- the hooks ----------------------------------------------------------------------------
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         self._trials[trial.trial_id] = trial
@@ -94,12 +115,18 @@ class BatchedLoggerCallback(LoggerCallback):
         self._flush_trial(trial.trial_id)
         self._guarded(trial, "close", lambda: self.close_trial(trial, failed))
         self._trials.pop(trial.trial_id, None)
+        appends, paths = self._open_files()
+        for path in paths.pop(trial.trial_id, ()):
+            appends.close(path)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
+        appends, paths = self._open_files()
+        appends.close_all()
+        paths.clear()
 
     def get_state(self) -> dict | None:
         """Called at every snapshot: what was read before it is written before it (no state)."""
