@@ -17,7 +17,7 @@ from hpctune.backends.pool_settings import check_pool_use, reuse_actors
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.config.ray_env import apply_ray_env, config_notices, dated_subdir
 from hpctune.controller import Controller, ControllerSettings
-from hpctune.controller.bridge import bridge_scheduler, wrap_searcher
+from hpctune.controller.bridge import bridge_scheduler, note_user_error, wrap_searcher
 from hpctune.controller.launching import first_batch_size
 from hpctune.controller.trial_names import TrialNamer
 from hpctune.core.checks import check_tuner_args
@@ -91,6 +91,9 @@ class Tuner:
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
+        if slurm_config is not None and self.run_config.slurm is not None and slurm_config != self.run_config.slurm:
+            raise ConfigError("Two SlurmConfigs: Tuner(slurm_config=...) and RunConfig(slurm=...) differ, "
+                              "and one would be ignored in silence. Fix: pass one of them.")
         self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
@@ -199,6 +202,9 @@ class Tuner:
     def _run(self, controller: Controller) -> ResultGrid:
         try:
             trials = controller.run()
+        except Exception as exc:  # the user's searcher, stopper, scheduler or callback raised
+            note_user_error(exc, controller.exp.root)
+            raise
         finally:
             controller.backend.close()
         tc = self.tune_config

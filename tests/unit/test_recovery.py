@@ -10,6 +10,7 @@ import os
 import pytest
 
 from hpctune.controller.recovery import collect_leftovers
+from hpctune.errors import StorageFullError
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.tune import CheckpointConfig
 from hpctune.tune.experiment.trial import TrialStatus
@@ -40,10 +41,13 @@ def restored(rig, settings: dict | None = None, **flags):
 # -- a full disk --------------------------------------------------------------------------------------
 def test_a_trial_a_full_disk_ended_is_resumed_by_a_default_restore(tmp_path):
     rig = two_running(tmp_path)
-    rig.job(0).error(FULL)  # its report() hit the full disk: with max_failures=0, ERROR
+    rig.job(0).error(FULL)  # its report() hit the full disk
     rig.job(1).error("RuntimeError: its own bug")
-    rig.step()
-    assert rig.statuses() == {tid(0): TrialStatus.ERROR, tid(1): TrialStatus.ERROR}
+    with pytest.raises(StorageFullError):  # the run stops for it (tests/unit/test_hardening_run.py)
+        rig.step()
+    assert rig.statuses() == {tid(0): TrialStatus.PENDING, tid(1): TrialStatus.ERROR}
+    rig.trial(0).fail(FULL)  # as a driver that marked it ERROR (before the run-time stop) left it
+    rig.trial(0).num_failures = 1
     rig.ctl.save()
     new = restored(rig)
     assert (new.trial(0).status, new.trial(0).error, new.trial(0).num_failures) == (TrialStatus.PENDING, None, 0)
@@ -57,9 +61,12 @@ def test_a_worker_that_could_not_write_its_error_is_known_by_its_stderr(tmp_path
     job = rig.trial(0).job_id
     rig.exp.job_log_paths(job)[1].write_text(f"Traceback ...\n{FULL}\n")
     rig.job(0).state = "FAILED"  # gone without an error event
-    for _ in range(3):
-        rig.step()
-    assert rig.trial(0).status is TrialStatus.ERROR and "ended without a final result" in rig.trial(0).error
+    with pytest.raises(StorageFullError):  # the run stops for it at the poll that sees the job gone
+        for _ in range(3):
+            rig.step()
+    assert rig.trial(0).status is TrialStatus.PENDING
+    rig.trial(0).job_id = job  # as a driver before the run-time stop left it: ERROR, with its job
+    rig.trial(0).fail("the job ended without a final result")
     rig.ctl.save()
     assert restored(rig).trial(0).status is TrialStatus.PENDING
 
