@@ -1,0 +1,67 @@
+"""Files per trial: params.pkl only for a config JSON cannot give back, the trial's metadata
+as ``meta`` events in its result log (an older hpctune's trial.json still read)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hpctune.errors import ExperimentStateError
+from hpctune.storage.experiment import ExperimentDir, json_exact
+from hpctune.storage.replay import replay_trial, trial_meta
+
+
+@pytest.fixture
+def exp(tmp_path):
+    exp = ExperimentDir(tmp_path / "exp")
+    exp.create()
+    return exp
+
+
+@pytest.mark.parametrize("value, exact", [
+    ({"a": 1, "b": [1.5, "x", None, True], "c": {"d": -2}}, True),
+    ({"a": (1, 2)}, False), ({1: "a"}, False), ({"f": np.float64(0.5)}, False),
+    ({"f": float("nan")}, False), ({"f": float("inf")}, False), ({"c": json}, False),
+])
+def test_json_exact_is_true_only_when_json_gives_the_value_back_with_its_types(value, exact):
+    assert json_exact(value) is exact
+
+
+def test_a_json_exact_config_is_params_json_alone_and_a_rewrite_drops_a_stale_pickle(exp):
+    exp.write_params("t1", {"lr": 0.1, "layers": [32, 32]})
+    assert not exp.params_pickle_path("t1").exists()
+    assert exp.read_config("t1") == {"lr": 0.1, "layers": [32, 32]}
+    exp.write_params("t1", {"lr": np.float32(0.2)})  # a numpy number: pickled as it is
+    assert type(exp.read_config("t1")["lr"]) is np.float32
+    exp.write_params("t1", {"lr": 0.3})  # PBT's exploit writes a plain config: the pickle goes
+    assert not exp.params_pickle_path("t1").exists() and exp.read_config("t1") == {"lr": 0.3}
+
+
+def test_trial_meta_is_the_logs_latest_meta_event_and_no_file_of_its_own(exp):
+    exp.write_params("t1", {})
+    assert exp.read_trial_meta("t1") == {}
+    exp.write_trial_meta("t1", {"experiment_tag": "0_x=1", "resources": {"cpu": 1}})
+    exp.write_trial_meta("t1", {"experiment_tag": "0_x=1", "resources": {"cpu": 2}})
+    assert exp.read_trial_meta("t1") == {"experiment_tag": "0_x=1", "resources": {"cpu": 2}}
+    assert sorted(p.name for p in exp.trial_dir("t1").iterdir()) == ["params.json", "result.jsonl"]
+    trial = replay_trial(exp, "t1")
+    assert (trial.experiment_tag, trial.resources) == ("0_x=1", {"cpu": 2})
+    assert not exp.has_started()  # the driver's meta events are not a run
+
+
+def test_an_older_experiments_trial_json_is_still_read(exp):
+    exp.write_params("t1", {})
+    exp.trial_meta_path("t1").write_text(json.dumps({"experiment_tag": "7_old", "resources": {"cpu": 3}}))
+    assert exp.read_trial_meta("t1")["experiment_tag"] == "7_old"
+    assert replay_trial(exp, "t1").resources == {"cpu": 3}
+    exp.write_trial_meta("t1", {**exp.read_trial_meta("t1"), "trial_name": "n"})  # a restore updates it
+    assert exp.read_trial_meta("t1") == {"experiment_tag": "7_old", "resources": {"cpu": 3}, "trial_name": "n"}
+
+
+def test_a_damaged_meta_event_names_the_result_log(exp):
+    exp.write_params("t1", {})
+    exp.result_log_path("t1").write_text('{"event": "meta", "v": 1, "meta": "nope"}\n')
+    with pytest.raises(ExperimentStateError, match=r"result\.jsonl is damaged \(not a JSON object\)"):
+        trial_meta(exp, "t1")
