@@ -209,9 +209,11 @@ class ExperimentDir:
     # -- per job --------------------------------------------------------------------------------
     def job_log_paths(self, job_id: str) -> tuple[Path, Path]:
         """(stdout, stderr) of a job: a local process ``local-N``, a pool run ``pool-N`` or a Slurm
-        array task."""
+        array task. One file for both (``.out``: a file per job, not two), unless the job has
+        the ``.err`` an older hpctune wrote stderr to."""
         base = f"{job_id}_0_log" if is_slurm_job(job_id) else f"{job_id}"  # submitit's %A_%a_0_log
-        return self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
+        out, err = self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
+        return out, err if os.path.lexists(err) else out
 
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:
         """(manifest of trial ids, sbatch script, file holding the array's job id) of one array."""
