@@ -69,7 +69,8 @@ def print_files(files: list[Path]) -> dict[Path, int]:
     offsets = {}
     for path in files:
         if not path.exists():
-            print(f"==> {path} (not written yet) <==")
+            print(f"==> {path} (not written yet; or the job ended with no output, and hpctune removed "
+                  "the empty log) <==")
             offsets[path] = 0
             continue
         print(f"==> {path} <==")

@@ -215,6 +215,23 @@ class ExperimentDir:
         out, err = self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
         return out, err if os.path.lexists(err) else out
 
+    def remove_empty_job_log(self, job_id: str, fd: int = 1) -> bool:
+        """At a Slurm array task's clean end: remove its log when nothing was written to it (a
+        file per trial fewer; ``hpctune logs`` then says there was no output). Only the job's
+        own ``.out`` (the file ``fd`` writes to, same inode), only while empty; a local process
+        or a pool run keeps its log (their numbering reads the logs back). True when removed."""
+        if not is_slurm_job(job_id):
+            return False
+        out = self.job_log_paths(job_id)[0]
+        try:
+            mine, there = os.fstat(fd), os.lstat(out)
+            if mine.st_size or (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+                return False
+            out.unlink()
+        except OSError:
+            return False
+        return True
+
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:
         """(manifest of trial ids, sbatch script, file holding the array's job id) of one array."""
         base = self.jobs_dir / f"array_{uid}"

@@ -65,3 +65,24 @@ def test_a_damaged_meta_event_names_the_result_log(exp):
     exp.result_log_path("t1").write_text('{"event": "meta", "v": 1, "meta": "nope"}\n')
     with pytest.raises(ExperimentStateError, match=r"result\.jsonl is damaged \(not a JSON object\)"):
         trial_meta(exp, "t1")
+
+
+def test_an_array_tasks_empty_log_is_removed_only_when_it_is_its_own_and_empty(exp):
+    out = exp.job_log_paths("12_3")[0]
+    out.write_bytes(b"")
+    with open(out, "ab") as f:
+        assert not exp.remove_empty_job_log("local-3", f.fileno())  # a local job's numbering reads its logs
+        assert not exp.remove_empty_job_log("12_4", f.fileno())  # another job's log: not this fd's
+        f.write(b"x")
+        f.flush()
+        assert not exp.remove_empty_job_log("12_3", f.fileno()) and out.exists()  # it printed
+    out.write_bytes(b"")
+    with open(out, "ab") as f:
+        assert exp.remove_empty_job_log("12_3", f.fileno()) and not out.exists()
+
+
+def test_a_jobs_stderr_is_its_stdouts_file_unless_an_older_hpctune_wrote_an_err(exp):
+    out, err = exp.job_log_paths("12_3")
+    assert out == err and out.name == "12_3_0_log.out"
+    (exp.jobs_dir / "12_3_0_log.err").write_text("old")
+    assert exp.job_log_paths("12_3")[1].name == "12_3_0_log.err"
