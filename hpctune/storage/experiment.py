@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.ids import is_slurm_job
+from hpctune.core.ids import is_pool_job, is_slurm_job
 from hpctune.errors import ExperimentLockedError
 from hpctune.storage import control, trial_meta
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
@@ -216,11 +216,12 @@ class ExperimentDir:
         return out, err if os.path.lexists(err) else out
 
     def remove_empty_job_log(self, job_id: str, fd: int = 1) -> bool:
-        """At a Slurm array task's clean end: remove its log when nothing was written to it (a
-        file per trial fewer; ``hpctune logs`` then says there was no output). Only the job's
-        own ``.out`` (the file ``fd`` writes to, same inode), only while empty; a local process
-        or a pool run keeps its log (their numbering reads the logs back). True when removed."""
-        if not is_slurm_job(job_id):
+        """At a trial's clean end: remove its job's log when nothing was written to it (a file
+        per trial fewer; ``hpctune logs`` then says there was no output). Only the job's own
+        ``.out`` (the file ``fd`` writes to, same inode), only while empty, only for a Slurm
+        array task or a pool run, whose ids never come back; a local process keeps its log (a
+        restored driver numbers its jobs after the logs it finds). True when removed."""
+        if not (is_slurm_job(job_id) or is_pool_job(job_id)):
             return False
         out = self.job_log_paths(job_id)[0]
         try:

@@ -37,9 +37,9 @@ def stop_one(trial_id, result):
     return result["x"] == STOPPED_X and result["training_iteration"] >= 2
 
 
-def fit(tmp_path, talk, slurm=None):
+def fit(tmp_path, talk, slurm=None, pool=False):
     grid = tune.Tuner(reports, param_space={"x": tune.grid_search([0, STOPPED_X, 2]), "talk": talk},
-                      tune_config=tune.TuneConfig(metric="loss", mode="min"),
+                      tune_config=tune.TuneConfig(metric="loss", mode="min", reuse_actors=pool),
                       run_config=tune.RunConfig(name=unique_name("files"), storage_path=str(tmp_path),
                                                 verbose=0, stop=stop_one, slurm=slurm)).fit()
     assert grid.num_terminated == 3 and grid.num_errors == 0, [str(e) for e in grid.errors]
@@ -101,3 +101,15 @@ def test_a_slurm_array_trial_keeps_four_files_and_its_log_only_when_it_printed(t
     out = capsys.readouterr().out
     assert "stdout of x=2 step 3" in out and "stderr of x=2 step 3" in out and out.count("==> ") == 1
     assert ExperimentDir(talking.experiment_path).read_trial_meta(result.trial_id)["resources"]["cpu"] == 1
+
+
+@pytest.mark.slurm
+def test_a_pool_trial_keeps_four_files_and_no_log_of_its_own_when_quiet(tmp_path, monkeypatch, slurm_lab):
+    monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    grid = fit(tmp_path, talk=False, pool=True,
+               slurm=tune.SlurmConfig(poll_interval_s=0.5, time_min=5, pool_idle_s=2))
+    for files in trial_files(grid).values():
+        assert len(files) <= 4 and "trial.json" not in files and "control.json" not in files, files
+    runs = [p.name for p in job_logs(grid) if p.name.startswith("pool-")]
+    assert runs == []  # a quiet run's log goes; the pool tasks' own logs are per task

@@ -79,6 +79,10 @@ def test_an_array_tasks_empty_log_is_removed_only_when_it_is_its_own_and_empty(e
     out.write_bytes(b"")
     with open(out, "ab") as f:
         assert exp.remove_empty_job_log("12_3", f.fileno()) and not out.exists()
+    run_log = exp.job_log_paths("pool-7")[0]  # a pool run's: its number never comes back either
+    run_log.write_bytes(b"")
+    with open(run_log, "ab") as f:
+        assert exp.remove_empty_job_log("pool-7", f.fileno()) and not run_log.exists()
 
 
 def test_a_jobs_stderr_is_its_stdouts_file_unless_an_older_hpctune_wrote_an_err(exp):
