@@ -603,7 +603,7 @@ MUTANTS += [
            "`hpctune status` without the pool task (on the lab)", lab=True),
     # -- hardening (issue 24) ---------------------------------------------------------------------
     Mutant("started-ignores-result-logs", "hpctune/storage/experiment.py",
-           "return any((self.trials_dir / name / RESULT_LOG_FILE).exists()", "return any(False",
+           "return any(_worker_wrote(self.trials_dir / name / RESULT_LOG_FILE)", "return any(False",
            (U + "test_hardening_checks.py",), "an experiment that ran a trial is started over"),
     Mutant("probe-skipped", "hpctune/tune/preflight.py",
            "        _probe_names(tuner, config)", "        pass",
@@ -777,6 +777,55 @@ MUTANTS += [
     Mutant("print-all-errors-ignored", "hpctune/tune/callback.py",
            'PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "1"', 'PRINT_ALL_TRIAL_ERRORS_ENV, "0").strip() == "0"',
            (U + "test_ray_smaller_cases.py",), "TUNE_PRINT_ALL_TRIAL_ERRORS=1 prints nothing (and 0 prints)"),
+]
+
+
+# -- issue 23 deliverable 3: files per trial with a ceiling ----------------------------------------
+FILES = (U + "test_files_per_trial.py",)
+FILES_E2E = ("tests/e2e/test_files_per_trial.py",)
+MUTANTS += [
+    Mutant("params-pkl-skipped-for-tuple", "hpctune/storage/trial_config.py",
+           "    if kind is list:", "    if kind in (list, tuple):", FILES + (U + "test_trainable_api.py",),
+           "a tuple in the config reaches the trainable as a list (params.pkl skipped when needed)"),
+    Mutant("params-pkl-skipped-for-numpy", "hpctune/storage/trial_config.py",
+           "    return kind in (str, int, bool) or value is None",
+           "    return isinstance(value, (str, int, bool, float)) or value is None", FILES,
+           "a numpy float64 in the config reaches the trainable as a float"),
+    Mutant("stale-params-pkl-kept", "hpctune/storage/experiment.py",
+           "            self.params_pickle_path(trial_id).unlink(missing_ok=True)", "            pass", FILES,
+           "after an exploit's plain config the worker still runs the old pickled one"),
+    Mutant("trial-meta-first-wins", "hpctune/storage/trial_meta.py",
+           "    for event in reversed(events):", "    for event in events:", FILES,
+           "a resubmission's new resources never reach the worker or a restore"),
+    Mutant("trial-json-ignored", "hpctune/storage/trial_meta.py",
+           "    return read_json(legacy_path, default={}) or {}", "    return {}", FILES,
+           "an older experiment's trial.json is no longer read (tags and resources lost)"),
+    Mutant("meta-event-counts-as-a-run", "hpctune/storage/experiment.py",
+           "        return any(e.get(KIND) != EventKind.META.value for e in read_events(log))",
+           "        return any(True for e in read_events(log))", FILES,
+           "a fit() that never launched a trial cannot be started over (the driver's meta events)"),
+    Mutant("control-json-kept-at-end", "hpctune/worker/run.py",
+           "        clear_control(session.control_path)  # the trial is over: what was asked of it, done",
+           "        pass", FILES_E2E, "a stopped trial keeps its control.json: a file per trial more"),
+    Mutant("printed-job-log-removed", "hpctune/storage/experiment.py",
+           "            if mine.st_size or (mine.st_dev, mine.st_ino)", "            if (mine.st_dev, mine.st_ino)",
+           FILES, "a job's log is removed although the trial printed to it"),
+    Mutant("local-job-log-removed", "hpctune/storage/experiment.py",
+           "        if not (is_slurm_job(job_id) or is_pool_job(job_id)):", "        if False:", FILES,
+           "a local job's log goes: a restored driver reuses its number"),
+    Mutant("stderr-own-file-again", "hpctune/storage/experiment.py",
+           "        return out, err if os.path.lexists(err) else out", "        return out, err", FILES,
+           "the driver and hpctune logs look for a .err no job writes any more"),
+    Mutant("sbatch-error-file-again", "hpctune/backends/sbatch_script.py",
+           '"stderr_to_stdout": True,', '"stderr_to_stdout": False,', (U + "test_golden_sbatch.py",),
+           "each array task writes a .err besides its .out: a file per trial more"),
+    Mutant("logs-merged-file-twice", "hpctune/cli/logs.py",
+           "    return list(dict.fromkeys(files))", "    return files", (U + "test_cli.py",),
+           "hpctune logs prints a job's merged log twice"),
+    Mutant("json-logger-default-again", "hpctune/tune/logger/__init__.py",
+           "    kinds: list[type[LoggerCallback]] = [CSVLoggerCallback]",
+           "    kinds: list[type[LoggerCallback]] = [JsonLoggerCallback, CSVLoggerCallback]",
+           (U + "test_loggers.py",), "result.json is written by default again, repeating result.jsonl"),
 ]
 
 

@@ -68,10 +68,13 @@ def test_a_damaged_meta_event_names_the_result_log(exp):
 
 
 def test_an_array_tasks_empty_log_is_removed_only_when_it_is_its_own_and_empty(exp):
+    local = exp.job_log_paths("local-3")[0]
+    local.write_bytes(b"")
+    with open(local, "ab") as f:
+        assert not exp.remove_empty_job_log("local-3", f.fileno()) and local.exists()  # numbered after its logs
     out = exp.job_log_paths("12_3")[0]
     out.write_bytes(b"")
     with open(out, "ab") as f:
-        assert not exp.remove_empty_job_log("local-3", f.fileno())  # a local job's numbering reads its logs
         assert not exp.remove_empty_job_log("12_4", f.fileno())  # another job's log: not this fd's
         f.write(b"x")
         f.flush()
