@@ -826,6 +826,16 @@ MUTANTS += [
            "    kinds: list[type[LoggerCallback]] = [CSVLoggerCallback]",
            "    kinds: list[type[LoggerCallback]] = [JsonLoggerCallback, CSVLoggerCallback]",
            (U + "test_loggers.py",), "result.json is written by default again, repeating result.jsonl"),
+    Mutant("pool-newest-run-record-deleted", "hpctune/storage/pool_queue.py",
+           "        if logged_end and seq < self.next_seq() - 1:", "        if logged_end:",
+           (U + "test_pool.py",), "a restored driver numbers its runs from an older one: pool-N comes back"),
+    Mutant("pool-crash-record-deleted", "hpctune/pool/task.py",
+           "            self.queue.finish(self.task_id, running.seq, code, logged_end=ended)",
+           "            self.queue.finish(self.task_id, running.seq, code, logged_end=True)",
+           (U + "test_pool.py",), "a crashed run's exit code is lost before the driver took it"),
+    Mutant("pool-ended-run-cancel-marker", "hpctune/storage/pool_queue.py",
+           "            return False  # its record went when it ended", "            pass  # its record went when it ended",
+           (U + "test_pool.py",), "cancelling a run that ended leaves a cancel/ marker nobody removes"),
 ]
 
 

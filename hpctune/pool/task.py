@@ -145,9 +145,10 @@ class PoolTask:
             if code is None:
                 continue
             del self.children[pid]
-            if self.signal_name is not None and not self._ended_for_good(running):
+            ended = self._ended_for_good(running)
+            if self.signal_name is not None and not ended:
                 continue  # keeps its claim: the requeued pool task resumes it from its checkpoint
-            self.queue.finish(self.task_id, running.seq, code)
+            self.queue.finish(self.task_id, running.seq, code, logged_end=ended)
 
     def _ended_for_good(self, running: Child) -> bool:
         """True if the run's last event ends its job (``EventKind.ends_job``: complete, stopped,

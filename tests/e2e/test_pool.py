@@ -337,7 +337,8 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
         victim_seq, victim_task = sorted(claimed.items())[0]
         victim = queue.run(victim_seq).trial_id
         assert main(["cancel", str(exp), victim]) == 0
-        wait_for(lambda: queue.ended(victim_seq), timeout=30, what="the cancelled trial's process to end")
+        wait_for(lambda: victim_seq not in queue.view().claimed, timeout=30,  # its end is in its log:
+                 what="the cancelled trial's process to end")  # no ended/ record (files per trial)
         assert victim_task in squeue_tasks(name), "the pool task ended with the trial"
         wait_for(lambda: victim_task in queue.view().claimed.values(), timeout=30,
                  what="the pool task to take the next trial")
