@@ -137,6 +137,8 @@ class PoolTask:
         logs = self.exp.job_log_paths(job_id)
         pid, popen = child_mod.start(self.start_method, self.exp.root, trial_id, env, logs,
                                      close_fds=(self._wake_r, self._wake_w))
+        # in the pool task's own log: which runs it ran (their records go when they end)
+        print(f"hpctune pool: run {job_id} of trial {trial_id} started (pid {pid})", flush=True)
         self.children[pid] = Child(seq, trial_id, pid, gpus, popen=popen)
 
     def _reap(self) -> None:
