@@ -836,6 +836,10 @@ MUTANTS += [
     Mutant("pool-ended-run-cancel-marker", "hpctune/storage/pool_queue.py",
            "            return False  # its record went when it ended", "            pass  # its record went when it ended",
            (U + "test_pool.py",), "cancelling a run that ended leaves a cancel/ marker nobody removes"),
+    Mutant("control-json-removed-on-cancel", "hpctune/worker/run.py",
+           "        if event[KIND] == EventKind.TERMINATED.value:", "        if False:",
+           ("tests/e2e/test_pool.py",), "hpctune cancel's stop is gone when the driver looks: the trial is retried",
+           lab=True),
 ]
 
 

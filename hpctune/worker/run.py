@@ -29,6 +29,7 @@ from hpctune.storage.array_manifest import trial_of_task
 from hpctune.storage.control import DOORBELL_FILE, clear_control
 from hpctune.storage.events import (
     CHECKPOINT,
+    KIND,
     NODELIST,
     RANK,
     RESULT,
@@ -168,6 +169,8 @@ def _final_event(session: Session, event: dict) -> None:
     rank 0's alone in a multi-task trial."""
     if session.writes:
         session.append({**event, **session.base_fields()}, fsync=True)
+        if event[KIND] == EventKind.TERMINATED.value:
+            return  # a cancel: the driver reads its stop request when the job is gone, and may resume it
         clear_control(session.control_path)  # the trial is over: what was asked of it, done
         if session.context.get_world_size() == 1 and session.context.slurm_job_id:
             sys.stdout.flush()

@@ -283,8 +283,8 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
     for result in grid:
         assert [e["result"]["n"] for e in events(result, "result")] == [1, 2, 3, 4, 5, 6]
         assert len(events(result, "start")) == 1, "a trial was run twice"
-    runs = PoolQueue(exp).runs()
-    assert len(runs) == 12, "the restored driver queued a trial again"
+    # runs numbered from 0, the newest record kept (an ended run's goes): 12 runs ever enqueued
+    assert PoolQueue(exp).next_seq() == 12, "the restored driver queued a trial again"
 
 
 INTERRUPTED_DRIVER = """
@@ -451,8 +451,8 @@ def test_pbt_exploits_and_hyperband_resumes_run_in_the_running_pool(tmp_path, sl
         steps = [e["result"]["step"] for e in events(result, "result")]
         assert steps[-1] == 12, steps
     assert len(pool_arrays(tmp_path / name)) == 1, pool_arrays(tmp_path / name)
-    runs = PoolQueue(tmp_path / name).runs()
-    assert len(runs) == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
+    runs = PoolQueue(tmp_path / name).next_seq()  # runs ever enqueued (an ended run's record goes)
+    assert runs == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
 
     hb = unique_name("poolhb")
     grid = tune.Tuner(
