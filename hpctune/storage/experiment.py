@@ -27,9 +27,10 @@ from hpctune.core.ids import is_pool_job, is_slurm_job
 from hpctune.errors import ExperimentLockedError
 from hpctune.storage import control, trial_meta
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
+from hpctune.storage.changes import ChangeBell
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import KIND, EventKind
-from hpctune.storage.result_log import read_events
+from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import (
     check_component,
     ensure_dir,
@@ -192,6 +193,11 @@ class ExperimentDir:
     def result_log_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / RESULT_LOG_FILE
 
+    def result_log(self, trial_id: str) -> ResultLog:
+        """The trial's log as its writers open it: each append rings the change feed, so the
+        driver reads this log without looking at the others (``storage/changes``)."""
+        return ResultLog(self.result_log_path(trial_id), ChangeBell(self.root, trial_id))
+
     def control_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / CONTROL_FILE
 
@@ -258,7 +264,7 @@ class ExperimentDir:
         """The trial's whole metadata record (tag, resources, name...): a ``meta`` event in its
         result log (``storage/trial_meta``), not a file of its own."""
         make_private_dir(self.trial_dir(trial_id))
-        trial_meta.write_meta(self.result_log_path(trial_id), trial_id, meta)
+        trial_meta.write_meta(self.result_log(trial_id), trial_id, meta)
 
     def read_trial_meta(self, trial_id: str) -> dict[str, Any]:
         """The trial's latest metadata record (``{}``: none yet, or not a JSON object)."""

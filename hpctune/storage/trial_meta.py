@@ -15,7 +15,6 @@ hpctune before this wrote it to ``trials/<id>/trial.json``; that file is still r
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,13 @@ from hpctune.storage.atomic import read_json
 from hpctune.storage.result_log import ResultLog, read_events
 
 
-def write_meta(log_path: Path, trial_id: str, meta: dict[str, Any]) -> None:
-    """Append ``meta``, the trial's whole record, to its result log (under the log's lock)."""
-    log = ResultLog(log_path)
+def write_meta(log: ResultLog, trial_id: str, meta: dict[str, Any]) -> None:
+    """Append ``meta``, the trial's whole record, to its result log ``log`` (under the log's
+    lock; ``ExperimentDir.result_log``, which rings the change feed as every writer does)."""
     try:
-        log.append(ev.new_event(ev.EventKind.META, trial_id=trial_id, time=time.time(), meta=meta))
+        # no time: the driver orders events across trials by their time, and one without comes
+        # first (a record, not something that happened: it never waits behind a worker's events)
+        log.append(ev.new_event(ev.EventKind.META, trial_id=trial_id, meta=meta))
     finally:
         log.close()
 
