@@ -51,7 +51,8 @@ CASES: dict[str, Callable[[ExperimentDir, str], None]] = {
     "none": lambda exp, victim: None,
     "params.pkl": lambda exp, victim: exp.params_pickle_path(victim).write_bytes(b"\x80\x04garbage"),
     "control.json": lambda exp, victim: exp.control_path(victim).write_bytes(b"{garbage"),
-    "trial.json": lambda exp, victim: exp.trial_meta_path(victim).write_bytes(b"\x00garbled{"),
+    "params.json": lambda exp, victim: exp.params_path(victim).write_bytes(b"{garbage"),
+    "trial metadata": lambda exp, victim: _append(exp.result_log_path(victim), b'{"event": "meta", "v": 1, "meta": [1]}\n'),
     "result.jsonl garbage line": lambda exp, victim: _append(exp.result_log_path(victim), b"%%garbage%%\n"),
     "result.jsonl torn line": lambda exp, victim: _append(exp.result_log_path(victim), b'{"event": "res'),
     "result.jsonl checkpoint name": lambda exp, victim: _append(

@@ -27,8 +27,10 @@ from hpctune.core.decision_points import DecisionPoints
 from hpctune.core.ids import default_trial_name, experiment_id_of
 from hpctune.storage.array_manifest import trial_of_task
 from hpctune.storage.checkpoints import checkpoint_iteration
+from hpctune.storage.control import clear_control
 from hpctune.storage.events import (
     CHECKPOINT,
+    KIND,
     NODELIST,
     RANK,
     RESULT,
@@ -154,6 +156,8 @@ def _error_event(session: Session, exc: BaseException) -> None:
         if session.context.get_world_size() > 1:
             event[RANK] = session.context.get_world_rank()
         session.append_error(event)  # of ranks failing together, the first one's
+        if session.writes:
+            clear_control(session.control_path)  # a retry starts with none (the driver clears it too)
     except Exception as failed:  # noqa: BLE001 - the trial's own error is the one to report
         print(f"hpctune: trial {session.context.trial_id} failed ({type(exc).__name__}: {str(exc)[:200]}) and "
               f"its error event could not be written to {session.log.path}: {failed}",
@@ -165,6 +169,14 @@ def _final_event(session: Session, event: dict) -> None:
     rank 0's alone in a multi-task trial."""
     if session.writes:
         session.append({**event, **session.base_fields()}, fsync=True)
+        if event[KIND] == EventKind.TERMINATED.value:
+            return  # a cancel: the driver reads its stop request when the job is gone, and may resume it
+        clear_control(session.control_path)  # the trial is over: what was asked of it, done
+        if session.context.get_world_size() == 1 and session.context.slurm_job_id:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ExperimentDir(Path(session.context.trial_dir).parents[1]).remove_empty_job_log(
+                session.context.slurm_job_id)
 
 
 def _exit_for(signal_name: str, session: Session, checkpoint: str | None = None) -> int:

@@ -223,7 +223,7 @@ def test_a_worker_that_cannot_write_its_error_says_so_on_stderr(small_fs):
     assert proc.returncode == 1
     assert "RuntimeError: boom boom" in proc.stderr
     assert "its error event could not be written to" in proc.stderr and FULL in proc.stderr
-    assert [e["event"] for e in read_events(exp.result_log_path("t"))] == ["start"]
+    assert [e["event"] for e in read_events(exp.result_log_path("t"))] == ["meta", "start"]
 
 
 def fills_the_disk_once(config):

@@ -114,9 +114,10 @@ def test_asha_stops_trials_inside_the_pool(tmp_path, slurm_lab):
         kinds = [e["event"] for e in events(result) if e["event"] not in ("result", "heartbeat")]
         assert kinds[-1] in ("stopped", "terminated"), kinds
     (array,) = pool_arrays(tmp_path / name)
-    ended = [json.loads(p.read_text()) for p in (tmp_path / name / "pool" / "ended").glob("*.json")]
-    assert len(ended) == 9
-    per_task = collections.Counter(e["task"] for e in ended)
+    # each pool task's log names the runs it started (a run's queue records go when it ends)
+    per_task = collections.Counter({p.name: p.read_text().count("hpctune pool: run pool-")
+                                    for p in (tmp_path / name / "jobs").glob(f"{array}_*_log.out")})
+    assert sum(per_task.values()) == 9, per_task
     # 3 tasks ran the 9 trials: those that ran stopped trials went on with the next ones
     assert len(per_task) == 3 and max(per_task.values()) >= 3, per_task
     if slurm_lab.accounting_enabled():  # no pool task was cancelled for a trial's stop
@@ -282,8 +283,8 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
     for result in grid:
         assert [e["result"]["n"] for e in events(result, "result")] == [1, 2, 3, 4, 5, 6]
         assert len(events(result, "start")) == 1, "a trial was run twice"
-    runs = PoolQueue(exp).runs()
-    assert len(runs) == 12, "the restored driver queued a trial again"
+    # runs numbered from 0, the newest record kept (an ended run's goes): 12 runs ever enqueued
+    assert PoolQueue(exp).next_seq() == 12, "the restored driver queued a trial again"
 
 
 INTERRUPTED_DRIVER = """
@@ -337,7 +338,8 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
         victim_seq, victim_task = sorted(claimed.items())[0]
         victim = queue.run(victim_seq).trial_id
         assert main(["cancel", str(exp), victim]) == 0
-        wait_for(lambda: queue.ended(victim_seq), timeout=30, what="the cancelled trial's process to end")
+        wait_for(lambda: victim_seq not in queue.view().claimed, timeout=30,  # its end is in its log:
+                 what="the cancelled trial's process to end")  # no ended/ record (files per trial)
         assert victim_task in squeue_tasks(name), "the pool task ended with the trial"
         wait_for(lambda: victim_task in queue.view().claimed.values(), timeout=30,
                  what="the pool task to take the next trial")
@@ -449,8 +451,8 @@ def test_pbt_exploits_and_hyperband_resumes_run_in_the_running_pool(tmp_path, sl
         steps = [e["result"]["step"] for e in events(result, "result")]
         assert steps[-1] == 12, steps
     assert len(pool_arrays(tmp_path / name)) == 1, pool_arrays(tmp_path / name)
-    runs = PoolQueue(tmp_path / name).runs()
-    assert len(runs) == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
+    runs = PoolQueue(tmp_path / name).next_seq()  # runs ever enqueued (an ended run's record goes)
+    assert runs == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
 
     hb = unique_name("poolhb")
     grid = tune.Tuner(

@@ -74,8 +74,9 @@ def test_a_worker_that_could_not_write_its_error_is_known_by_its_stderr(tmp_path
 # -- one trial's damaged file -----------------------------------------------------------------------
 @pytest.mark.parametrize("name, content", [
     ("params.pkl", b"\x80\x04garbage"),
+    ("params.json", b"{not json"),  # no params.pkl: it holds the config
     ("control.json", b"{not json"),
-    ("trial.json", b"[1, 2]"),
+    ("result.jsonl", b'{"event": "meta", "v": 1, "meta": [1, 2]}\n'),  # the trial's metadata record
     ("result.jsonl", b'{"event": "result", "schema": 1, "result": {"x": 1}, "checkpoint": "../../victim"}\n'),
 ])
 def test_one_damaged_file_quarantines_that_trial_and_restores_the_rest(tmp_path, capsys, name, content):
@@ -100,7 +101,8 @@ def test_one_damaged_file_quarantines_that_trial_and_restores_the_rest(tmp_path,
 
 def test_a_quarantined_trial_stays_so_with_resume_errored_until_its_file_is_fixed(tmp_path):
     rig = two_running(tmp_path)
-    params = rig.exp.params_pickle_path(tid(0))
+    params = rig.exp.params_path(tid(0))  # the config is JSON-exact: params.json holds it (no params.pkl)
+    assert not rig.exp.params_pickle_path(tid(0)).exists()
     good = params.read_bytes()
     params.write_bytes(b"garbage")
     assert restored(rig, resume_errored=True).trial(0).status is TrialStatus.ERROR
@@ -217,6 +219,8 @@ def test_from_path_marks_a_trial_with_a_garbled_trial_json_and_loads_the_rest(tm
     rig.job(1).report(loss=0.5).complete()
     rig.step()
     rig.ctl.save()
+    log = rig.exp.result_log_path(tid(0))  # as an older hpctune left it: no meta events, a trial.json
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines() if '"meta"' not in line))
     meta = rig.exp.trial_meta_path(tid(0))
     meta.write_bytes(b"\x00garbled{")
     rig.exp.experiment_path.write_text("[]")
