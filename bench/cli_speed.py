@@ -26,7 +26,7 @@ from _common import storage_dir
 
 from hpctune.cli.main import main as cli_main
 from hpctune.storage.summary import experiment_summary
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 
 STATES = [TrialStatus.TERMINATED] * 8 + [TrialStatus.RUNNING, TrialStatus.PENDING]
 
@@ -60,9 +60,9 @@ def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> T
         lines.append(json.dumps({"event": "result", "result": result, "slurm_job_id": trial.job_id}))
     (directory / "result.jsonl").write_text("\n".join(lines) + "\n")
     if trial.status is TrialStatus.RUNNING:
-        trial.job_state, trial.node = "RUNNING", f"n{index % 64}"
+        trial.job_state, trial.node = JobState.RUNNING, f"n{index % 64}"
     elif trial.status is TrialStatus.PENDING:
-        trial.job_state, trial.job_reason = "PENDING", "Priority"
+        trial.job_state, trial.job_reason = JobState.PENDING, "Priority"
     return trial
 
 

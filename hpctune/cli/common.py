@@ -19,7 +19,7 @@ from typing import Any
 
 from hpctune.config import DEFAULT_STORAGE
 from hpctune.core.ids import JobKind, job_kind, validate_job_id
-from hpctune.errors import ConfigError, HpctuneError, UnsafeFileError
+from hpctune.errors import ConfigError, ExperimentStateError, HpctuneError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import snapshot_trials
@@ -190,16 +190,15 @@ def load_trials(exp: ExperimentDir) -> list[Trial]:
                  "rebuilds the trials from their result logs, and a running driver writes it again "
                  "at its next snapshot.")
     try:
-        has_state = bool(exp.read_state())
-    except DAMAGED as exc:
-        raise ConfigError(f"{exp.state_path} is damaged ({exc}). {state_fix}") from exc
-    try:
         return [scrub_trial(trial) for trial in snapshot_trials(exp)]
+    except ExperimentStateError as exc:  # state.json or its journal: the message names the file
+        fix = "" if "Fix:" in str(exc) else f" {state_fix}"
+        raise ConfigError(f"{exc}{fix}") from exc
     except HpctuneError:
         raise
     except DAMAGED as exc:
         what = f"{type(exc).__name__}: {exc}"
-        if has_state:
+        if exp.state_path.exists():
             raise ConfigError(f"{exp.state_path} is damaged (a trial record: {what}). {state_fix}") from exc
         raise ConfigError(f"A trial file of {exp.root} is damaged ({what}). Fix: look for an empty "
                           f"or edited file under {exp.trials_dir}.") from exc

@@ -22,6 +22,8 @@ class TrialTable:
         self.live: dict[str, Trial] = {}
         self.tails: dict[str, LogTail] = {}
         self._in_order: list[Trial] = []
+        #: trials added, retired or brought back since the last snapshot (``take_dirty``)
+        self.dirty: set[str] = set()
 
     def add(self, trial: Trial, tail: LogTail) -> None:
         """A trial of the run (live unless it is finished), its log read from ``tail``."""
@@ -29,14 +31,27 @@ class TrialTable:
         self.tails[trial.trial_id] = tail
         if not trial.is_finished:
             self.live[trial.trial_id] = trial
+        self.dirty.add(trial.trial_id)
 
     def retire(self, trial: Trial) -> None:
         """Out of the loop: the trial ended, or the experiment stopped before it started."""
         self.live.pop(trial.trial_id, None)
+        self.dirty.add(trial.trial_id)
 
     def bring_back(self, trial: Trial) -> None:
         """Into the loop again (an errored trial a restore runs again)."""
         self.live[trial.trial_id] = trial
+        self.dirty.add(trial.trial_id)
+
+    def touch(self, trial: Trial) -> None:
+        """The next snapshot looks at ``trial`` although it is finished (it changed anyway)."""
+        self.dirty.add(trial.trial_id)
+
+    def take_dirty(self) -> set[str]:
+        """The trials a snapshot must look at besides the live ones: marked since the last
+        call (the snapshot's journal writes those whose record changed)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
 
     @property
     def all(self) -> list[Trial]:

@@ -1,0 +1,221 @@
+"""The driver's trial state on disk: a compact base plus an append-only journal of changes.
+
+A snapshot appends only the trials that changed since the last one to ``state.journal``
+(JSON lines), so its cost follows what changed, not how many trials the experiment has.
+When the journal grows past a share of the base, the base (``state.json``) is rewritten
+from the driver's memory (atomically, fsynced) and the journal starts again empty.
+
+Files (one writer: the driver's ``JournalWriter``; one reader: ``read_trial_state``):
+
+```
+state.json     {"format": "hpctune-state", "version": 2, "generation": G, "seq": S,
+                "searcher_finished": ..., "backend_commands": ..., "updated": ...,
+                "trials": [<one trial record per line>]}
+state.journal  {"kind": "header", "version": 2, "generation": G}
+               {"kind": "trial", "seq": N, "trial": {...}}      a trial's whole record, as now
+               {"kind": "run", "seq": N, "searcher_finished": ..., ...}
+```
+
+The journal counts only while its header names the base's generation: a compaction that
+was interrupted after its new base leaves an old journal behind, whose lines the base holds
+already. ``seq`` numbers the snapshots: ``driver-state.pkl`` records the one it was written
+with, and a restore replays the lines up to it, so trials and searcher state agree. A last
+line torn by a crash is reported and ignored; the writer's first snapshot is a compaction,
+so a torn line never stays in the middle of a journal. A ``state.json`` without ``format``
+(hpctune before the journal) is read as it is: every trial, no journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpctune.errors import ExperimentStateError
+from hpctune.storage.atomic import full_storage_is_clear, write_all, write_bytes_atomic
+from hpctune.storage.experiment import STATE_JOURNAL_FILE, ExperimentDir
+from hpctune.storage.secure import read_regular_bytes
+
+FORMAT = "hpctune-state"
+VERSION = 2
+JOURNAL_FILE = STATE_JOURNAL_FILE
+#: a compaction rewrites the base once the journal is larger than this share of it ...
+COMPACT_RATIO = 0.5
+#: ... and larger than this (a small experiment's journal is not worth a rewrite)
+COMPACT_MIN_BYTES = 4 * 1024 * 1024
+#: the run's fields besides the trials (``state.json``'s top level, a journal's ``run`` lines)
+RUN_FIELDS = ("searcher_finished", "backend_commands", "updated")
+#: the largest state file read (a 100,000-trial base is about 300 MB)
+MAX_STATE_BYTES = 2 * 1024 * 1024 * 1024
+
+
+def journal_path(exp: ExperimentDir) -> Path:
+    """Where the journal of ``exp`` lives (next to ``state.json``)."""
+    return exp.root / JOURNAL_FILE
+
+
+@dataclass
+class TrialState:
+    """What the base and the journal say: every trial's record by id (creation order), the
+    run's fields, the last snapshot number read, and problems a reader should report."""
+
+    trials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    problems: list[str] = field(default_factory=list)
+    #: False for an experiment of an hpctune before the journal (``state.json`` only)
+    journaled: bool = True
+
+    def as_snapshot(self) -> dict[str, Any]:
+        """The old ``state.json`` shape: ``{"trials": [...], <run fields>}``."""
+        return {**self.run, "trials": list(self.trials.values())}
+
+
+def read_trial_state(exp: ExperimentDir, upto_seq: int | None = None) -> TrialState | None:
+    """The trials as of the last snapshot (or of snapshot ``upto_seq``: what a restore pairs
+    with ``driver-state.pkl``); None when no snapshot was written yet.
+
+    ExperimentStateError for a damaged base, a journal of a newer hpctune or a damaged line
+    in the middle of the journal; a torn last line is left out and named in ``problems``.
+    """
+    try:
+        raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    if not raw.strip():
+        return None
+    try:
+        base = json.loads(raw)
+    except ValueError as exc:
+        raise ExperimentStateError(f"{exp.state_path} is damaged ({exc}).") from exc
+    if not isinstance(base, dict) or not isinstance(base.get("trials", []), list):
+        raise ExperimentStateError(f"{exp.state_path} is damaged: not a trial snapshot.")
+    trials = {t["trial_id"]: t for t in base.get("trials", []) if isinstance(t, dict) and "trial_id" in t}
+    run = {k: base[k] for k in RUN_FIELDS if k in base}
+    if base.get("format") != FORMAT:  # written before the journal: the whole state, as it is
+        return TrialState(trials, run, 0, journaled=False)
+    _check_version(base.get("version"), exp.state_path)
+    state = TrialState(trials, run, int(base.get("seq", 0)))
+    _replay(journal_path(exp), str(base.get("generation")), upto_seq, state)
+    return state
+
+
+def _check_version(version: object, path: Path) -> None:
+    if not isinstance(version, int) or version > VERSION:
+        raise ExperimentStateError(
+            f"{path} was written by a newer hpctune (state format version {version!r}; this one "
+            f"reads up to {VERSION}). Fix: upgrade hpctune to read or restore this experiment.")
+
+
+def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState) -> None:
+    """Apply the journal's lines of the base's generation to ``state``, in order."""
+    try:
+        raw = read_regular_bytes(path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return
+    lines = raw.split(b"\n")
+    complete = len(lines) - 1  # the part after the last newline is a torn line, or empty
+    if lines[-1].strip():
+        state.problems.append(f"{path}: its last line is incomplete (a write cut short); it is "
+                              "left out.")
+    for number, line in enumerate(lines[:complete], start=1):
+        record = _record(line, path, number, last=number == complete, state=state)
+        if record is None:
+            continue
+        kind = record.get("kind")
+        if kind == "header":
+            _check_version(record.get("version"), path)
+            if str(record.get("generation")) != generation:
+                return  # an older journal, from before the base's compaction: the base has it all
+            continue
+        seq = int(record.get("seq", 0))
+        if upto_seq is not None and seq > upto_seq:
+            return  # written after the driver-state the restore pairs it with
+        if kind == "trial":
+            trial = record["trial"]
+            state.trials[trial["trial_id"]] = trial
+        elif kind == "run":
+            state.run.update({k: record[k] for k in RUN_FIELDS if k in record})
+        state.seq = max(state.seq, seq)
+
+
+def _record(line: bytes, path: Path, number: int, last: bool, state: TrialState) -> dict[str, Any] | None:
+    """One journal line; None for a blank one and for a damaged last one (reported)."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or (record.get("kind") == "trial"
+                                            and not isinstance(record["trial"].get("trial_id"), str)):
+            raise ValueError("not a journal record")
+        return record
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        if last:  # cut short by a crash while its newline was already written: left out
+            state.problems.append(f"{path}: its last line is damaged ({exc}); it is left out.")
+            return None
+        raise ExperimentStateError(
+            f"{path} is damaged at line {number} ({exc}). Fix: move it away (`mv {path} "
+            f"{path}.damaged`): the trials then come from state.json and their result logs, "
+            "and a running driver writes a new journal at its next snapshot.") from exc
+
+
+class JournalWriter:
+    """The driver's one writer of ``state.json`` and ``state.journal``.
+
+    ``append`` writes the changed trials of one snapshot; ``compact`` rewrites the base with
+    every trial. ``due`` says when to compact instead of appending: at the writer's first
+    snapshot (a fresh generation, and no torn line of an earlier driver stays behind), after a
+    failed append, and when the journal outgrew ``COMPACT_RATIO`` of the base.
+    """
+
+    def __init__(self, exp: ExperimentDir, ratio: float = COMPACT_RATIO,
+                 min_bytes: int = COMPACT_MIN_BYTES):
+        self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
+        self.generation: str | None = None
+        self.base_bytes = 0
+        self.journal_bytes = 0
+
+    @property
+    def path(self) -> Path:
+        return journal_path(self.exp)
+
+    def due(self) -> bool:
+        """True when the next snapshot should be a compaction."""
+        if self.generation is None:
+            return True
+        return self.journal_bytes > max(self.min_bytes, self.ratio * self.base_bytes)
+
+    def compact(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> None:
+        """Rewrite the base with ``trials`` (all of them), then start an empty journal."""
+        generation = uuid.uuid4().hex
+        head = json.dumps({"format": FORMAT, "version": VERSION, "generation": generation, "seq": seq,
+                           **{k: run[k] for k in RUN_FIELDS if k in run}}, default=str)
+        body = ",\n".join(json.dumps(t, default=str) for t in trials)
+        data = f"{head[:-1]}, \"trials\": [\n{body}\n]}}\n".encode()
+        self.generation = None  # until both files are written: the next snapshot compacts again
+        write_bytes_atomic(self.exp.state_path, data, fsync=True)
+        header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
+        write_bytes_atomic(self.path, header.encode(), fsync=True)
+        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+
+    def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
+        """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
+        fsynced); the number of bytes written."""
+        lines = [json.dumps({"kind": "trial", "seq": seq, "trial": t}, default=str) for t in trials]
+        lines.append(json.dumps({"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
+                                default=str))
+        data = ("\n".join(lines) + "\n").encode()
+        generation, self.generation = self.generation, None  # a failed write: compact next time
+        with full_storage_is_clear(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)  # never created here
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.generation = generation
+        self.journal_bytes += len(data)
+        return len(data)
