@@ -93,7 +93,9 @@ def read_trial_state(exp: ExperimentDir, upto_seq: int | None = None) -> TrialSt
         raise ExperimentStateError(f"{exp.state_path} is damaged ({exc}).") from exc
     if not isinstance(base, dict) or not isinstance(base.get("trials", []), list):
         raise ExperimentStateError(f"{exp.state_path} is damaged: not a trial snapshot.")
-    trials = {t["trial_id"]: t for t in base.get("trials", []) if isinstance(t, dict) and "trial_id" in t}
+    trials = {
+        t["trial_id"]: t for t in base.get("trials", []) if isinstance(t, dict) and "trial_id" in t
+    }
     run = {k: base[k] for k in RUN_FIELDS if k in base}
     if base.get("format") != FORMAT:  # written before the journal: the whole state, as it is
         return TrialState(trials, run, 0, journaled=False)
@@ -107,7 +109,8 @@ def _check_version(version: object, path: Path) -> None:
     if not isinstance(version, int) or version > VERSION:
         raise ExperimentStateError(
             f"{path} was written by a newer hpctune (state format version {version!r}; this one "
-            f"reads up to {VERSION}). Fix: upgrade hpctune to read or restore this experiment.")
+            f"reads up to {VERSION}). Fix: upgrade hpctune to read or restore this experiment."
+        )
 
 
 def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState) -> None:
@@ -119,8 +122,9 @@ def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState
     lines = raw.split(b"\n")
     complete = len(lines) - 1  # the part after the last newline is a torn line, or empty
     if lines[-1].strip():
-        state.problems.append(f"{path}: its last line is incomplete (a write cut short); it is "
-                              "left out.")
+        state.problems.append(
+            f"{path}: its last line is incomplete (a write cut short); it is left out."
+        )
     for number, line in enumerate(lines[:complete], start=1):
         record = _record(line, path, number, last=number == complete, state=state)
         if record is None:
@@ -142,14 +146,17 @@ def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState
         state.seq = max(state.seq, seq)
 
 
-def _record(line: bytes, path: Path, number: int, last: bool, state: TrialState) -> dict[str, Any] | None:
+def _record(
+    line: bytes, path: Path, number: int, last: bool, state: TrialState
+) -> dict[str, Any] | None:
     """One journal line; None for a blank one and for a damaged last one (reported)."""
     if not line.strip():
         return None
     try:
         record = json.loads(line)
-        if not isinstance(record, dict) or (record.get("kind") == "trial"
-                                            and not isinstance(record["trial"].get("trial_id"), str)):
+        if not isinstance(record, dict) or (
+            record.get("kind") == "trial" and not isinstance(record["trial"].get("trial_id"), str)
+        ):
             raise ValueError("not a journal record")
         return record
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
@@ -159,7 +166,8 @@ def _record(line: bytes, path: Path, number: int, last: bool, state: TrialState)
         raise ExperimentStateError(
             f"{path} is damaged at line {number} ({exc}). Fix: move it away (`mv {path} "
             f"{path}.damaged`): the trials then come from state.json and their result logs, "
-            "and a running driver writes a new journal at its next snapshot.") from exc
+            "and a running driver writes a new journal at its next snapshot."
+        ) from exc
 
 
 class JournalWriter:
@@ -171,8 +179,9 @@ class JournalWriter:
     failed append, and when the journal outgrew ``COMPACT_RATIO`` of the base.
     """
 
-    def __init__(self, exp: ExperimentDir, ratio: float = COMPACT_RATIO,
-                 min_bytes: int = COMPACT_MIN_BYTES):
+    def __init__(
+        self, exp: ExperimentDir, ratio: float = COMPACT_RATIO, min_bytes: int = COMPACT_MIN_BYTES
+    ):
         self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
         self.generation: str | None = None
         self.base_bytes = 0
@@ -191,10 +200,18 @@ class JournalWriter:
     def compact(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> None:
         """Rewrite the base with ``trials`` (all of them), then start an empty journal."""
         generation = uuid.uuid4().hex
-        head = json.dumps({"format": FORMAT, "version": VERSION, "generation": generation, "seq": seq,
-                           **{k: run[k] for k in RUN_FIELDS if k in run}}, default=str)
+        head = json.dumps(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "generation": generation,
+                "seq": seq,
+                **{k: run[k] for k in RUN_FIELDS if k in run},
+            },
+            default=str,
+        )
         body = ",\n".join(json.dumps(t, default=str) for t in trials)
-        data = f"{head[:-1]}, \"trials\": [\n{body}\n]}}\n".encode()
+        data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
         self.generation = None  # until both files are written: the next snapshot compacts again
         write_bytes_atomic(self.exp.state_path, data, fsync=True)
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
@@ -205,8 +222,12 @@ class JournalWriter:
         """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
         fsynced); the number of bytes written."""
         lines = [json.dumps({"kind": "trial", "seq": seq, "trial": t}, default=str) for t in trials]
-        lines.append(json.dumps({"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
-                                default=str))
+        lines.append(
+            json.dumps(
+                {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
+                default=str,
+            )
+        )
         data = ("\n".join(lines) + "\n").encode()
         generation, self.generation = self.generation, None  # a failed write: compact next time
         with full_storage_is_clear(self.path):

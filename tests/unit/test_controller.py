@@ -22,8 +22,8 @@ from hpctune.controller.snapshot import on_interrupt
 from hpctune.errors import TuneError
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import load_driver_state
-from hpctune.storage.journal import read_trial_state
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.result_log import read_events
 from hpctune.tune.callback import Callback, CallbackList
 from hpctune.tune.experiment.trial import TrialStatus
