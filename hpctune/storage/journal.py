@@ -180,8 +180,10 @@ class JournalWriter:
     """
 
     def __init__(
-        self, exp: ExperimentDir, ratio: float = COMPACT_RATIO, min_bytes: int = COMPACT_MIN_BYTES
+        self, exp: ExperimentDir, ratio: float | None = None, min_bytes: int | None = None
     ):
+        ratio = COMPACT_RATIO if ratio is None else ratio
+        min_bytes = COMPACT_MIN_BYTES if min_bytes is None else min_bytes
         self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
         self.generation: str | None = None
         self.base_bytes = 0
