@@ -5,7 +5,7 @@ summary.json, state.json with every trial, trials/<id>/{params.json,trial.json,r
 jobs/), written directly, then times ``hpctune ls``, ``status``, ``best`` and ``trials``
 in-process (``hpctune.cli.main``) and as a subprocess (what a user waits for, Python
 start-up included).
-    python bench/cli_speed.py [--trials 10000] [--iterations 20] [--repeat 3] [--keep] [--compact-state]
+    python bench/cli_speed.py [--trials 10000] [--iterations 20] [--repeat 3] [--keep] [--old-state]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from _common import storage_dir
 
 from hpctune.cli.main import main as cli_main
+from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.summary import experiment_summary
 from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 
@@ -42,8 +43,9 @@ def auto_fields(trial_id: str, step: int, job_id: str) -> dict:
 
 
 def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> Trial:
-    """One trial with ``iterations`` results, its files written like the driver and worker do."""
-    trial_id = f"bench0001_{index:05d}"
+    """One trial with ``iterations`` results, its files written like the driver and worker do
+    (the metric analysis from its last ten results: the record has its real size)."""
+    trial_id = f"bench0001_{index:06d}"
     config = {"lr": 10 ** rng.uniform(-4, -1), "layers": rng.choice([2, 4, 8]), "opt": {"name": "adam"}}
     trial = Trial(trial_id, config, f"{index}_lr={config['lr']:.4g}", str(root / "trials" / trial_id),
                   resources={"cpu": 1, "gpu": 1}, status=STATES[index % len(STATES)],
@@ -56,9 +58,12 @@ def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> T
     for step in range(1, iterations + 1):
         result = {"loss": rng.random() / step, "accuracy": 1 - rng.random() / step,
                   **auto_fields(trial_id, step, trial.job_id)}
-        trial.record_result(result)
+        if step > iterations - 10:
+            trial.record_result(result)
         lines.append(json.dumps({"event": "result", "result": result, "slurm_job_id": trial.job_id}))
-    (directory / "result.jsonl").write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    (directory / "result.jsonl").write_text(text)
+    trial.num_results, trial.log_offset, trial.max_iteration = iterations, len(text), iterations
     if trial.status is TrialStatus.RUNNING:
         trial.job_state, trial.node = JobState.RUNNING, f"n{index % 64}"
     elif trial.status is TrialStatus.PENDING:
@@ -66,18 +71,29 @@ def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> T
     return trial
 
 
-def build(root: Path, count: int, iterations: int, compact: bool = False) -> None:
+def build(root: Path, count: int, iterations: int, old_state: bool = False) -> list[Trial]:
+    """The experiment directory; its state as the driver writes it (a compacted base and a
+    journal of the last snapshot's changes), or with ``old_state`` as hpctune before the
+    journal wrote it (one ``state.json`` with every trial, indented)."""
     rng = random.Random(0)
     (root / "jobs").mkdir(parents=True)
     trials = [make_trial(root, i, iterations, rng) for i in range(count)]
     (root / "experiment.json").write_text(json.dumps({"metric": "loss", "mode": "min",
                                                       "scheduler": "AsyncHyperBandScheduler"}))
-    state = {"trials": [t.to_dict() for t in trials], "searcher_finished": True,
-             "backend_commands": {"sbatch": 10, "squeue": 5000}, "updated": time.time()}
-    indent = None if compact else 1  # the controller writes indent=1 today
-    (root / "state.json").write_text(json.dumps(state, indent=indent, default=str))
-    summary = experiment_summary(trials, "loss", "min", "running", state["backend_commands"])
+    commands = {"sbatch": 10, "squeue": 5000}
+    run = {"searcher_finished": True, "backend_commands": commands, "updated": time.time()}
+    records = [{**t.to_dict(), "config": config_view(t.config)} for t in trials]
+    if old_state:
+        (root / "state.json").write_text(json.dumps({"trials": records, **run}, indent=1, default=str))
+    else:
+        from hpctune.storage.journal import JournalWriter  # not in hpctune before the journal
+
+        writer = JournalWriter(ExperimentDir(root))
+        writer.compact(1, records, run)
+        writer.append(2, records[: max(1, count // 50)], run)  # one interval's changes
+    summary = experiment_summary(trials, "loss", "min", "running", commands)
     (root / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return trials
 
 
 def time_in_process(argv: list[str], repeat: int) -> float:
@@ -108,16 +124,16 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the experiment directory")
-    parser.add_argument("--compact-state", action="store_true",
-                        help="write state.json without indentation (what a compact snapshot would give)")
+    parser.add_argument("--old-state", action="store_true",
+                        help="write state.json as hpctune before the state journal did (every trial, indented)")
     args = parser.parse_args()
     storage = Path(storage_dir("cli-speed"))
     root = storage / "big"
     start = time.perf_counter()
-    build(root, args.trials, args.iterations, args.compact_state)
-    state_mb = (root / "state.json").stat().st_size / 1e6
+    build(root, args.trials, args.iterations, args.old_state)
+    state_mb = sum(p.stat().st_size for p in root.glob("state.*")) / 1e6
     print(f"built {args.trials} trials x {args.iterations} results in {time.perf_counter() - start:.1f} s "
-          f"(state.json {state_mb:.1f} MB) at {root}")
+          f"(state files {state_mb:.1f} MB) at {root}")
     os.environ["HPCTUNE_STORAGE_PATH"] = str(storage)
     commands = [["ls"], ["status", "big", "--no-squeue"], ["best", "big"],
                 ["trials", "big", "--filter", "loss < 0.01", "--sort", "loss"]]

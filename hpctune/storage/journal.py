@@ -27,8 +27,10 @@ so a torn line never stays in the middle of a journal. A ``state.json`` without 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,15 +70,24 @@ class TrialState:
     problems: list[str] = field(default_factory=list)
     #: False for an experiment of an hpctune before the journal (``state.json`` only)
     journaled: bool = True
+    #: the trials whose text holds an escaped control character; None: not known (all may)
+    escaped: set[str] | None = None
 
     def as_snapshot(self) -> dict[str, Any]:
         """The old ``state.json`` shape: ``{"trials": [...], <run fields>}``."""
         return {**self.run, "trials": list(self.trials.values())}
 
 
-def read_trial_state(exp: ExperimentDir, upto_seq: int | None = None) -> TrialState | None:
+def read_trial_state(
+    exp: ExperimentDir, upto_seq: int | None = None, view: bool = False
+) -> TrialState | None:
     """The trials as of the last snapshot (or of snapshot ``upto_seq``: what a restore pairs
     with ``driver-state.pkl``); None when no snapshot was written yet.
+
+    ``view``: for displays, the base's trial records without their ``metric_analysis`` (the
+    largest part, which the base writes last so that a reader can stop before it); and
+    ``escaped`` names the trials whose text holds an escaped control character (only those
+    need scrubbing before they reach a terminal).
 
     ExperimentStateError for a damaged base, a journal of a newer hpctune or a damaged line
     in the middle of the journal; a torn last line is left out and named in ``problems``.
@@ -87,22 +98,62 @@ def read_trial_state(exp: ExperimentDir, upto_seq: int | None = None) -> TrialSt
         return None
     if not raw.strip():
         return None
-    try:
-        base = json.loads(raw)
-    except ValueError as exc:
-        raise ExperimentStateError(f"{exp.state_path} is damaged ({exc}).") from exc
+    base = _base_by_lines(raw, view)
+    if base is None:  # not one trial a line (an older hpctune, a hand-written file): whole
+        try:
+            base = json.loads(raw)
+        except ValueError as exc:
+            raise ExperimentStateError(f"{exp.state_path} is damaged ({exc}).") from exc
+        if isinstance(base, dict):
+            base["escaped"] = None  # not known per trial: scrub them all
     if not isinstance(base, dict) or not isinstance(base.get("trials", []), list):
         raise ExperimentStateError(f"{exp.state_path} is damaged: not a trial snapshot.")
     trials = {
         t["trial_id"]: t for t in base.get("trials", []) if isinstance(t, dict) and "trial_id" in t
     }
     run = {k: base[k] for k in RUN_FIELDS if k in base}
+    escaped = base.get("escaped")
     if base.get("format") != FORMAT:  # written before the journal: the whole state, as it is
-        return TrialState(trials, run, 0, journaled=False)
+        return TrialState(trials, run, 0, journaled=False, escaped=None)
     _check_version(base.get("version"), exp.state_path)
-    state = TrialState(trials, run, int(base.get("seq", 0)))
+    state = TrialState(trials, run, int(base.get("seq", 0)), escaped=escaped)
     _replay(journal_path(exp), str(base.get("generation")), upto_seq, state)
     return state
+
+
+#: where a base's trial record reaches the fields a display does not need (written last)
+_HEAVY = b', "metric_analysis": '
+#: an escaped control character in JSON text (C0, DEL, C1; as escapes or raw UTF-8 C1)
+_ESCAPED_CONTROL = re.compile(rb"\\[nrtbf]|\\u00[01]|\\u007[fF]|\\u00[89]|\xc2[\x80-\x9f]")
+
+
+def _base_by_lines(raw: bytes, view: bool) -> dict[str, Any] | None:
+    """A base as ``compact`` writes it (its header, then one trial a line), parsed line by
+    line; None for any other text (the caller parses it whole)."""
+    lines = raw.split(b"\n")
+    if len(lines) < 3 or lines[-2] != b"]}" or lines[-1] or not lines[0].endswith(b'"trials": ['):
+        return None
+    try:
+        base = json.loads(lines[0] + b"]}")
+        trials, escaped = [], set()
+        for line in lines[1:-2]:
+            record = _trial_line(line[:-1] if line.endswith(b",") else line, view)
+            trials.append(record)
+            if _ESCAPED_CONTROL.search(line):
+                escaped.add(record.get("trial_id"))
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(base, dict):
+        return None
+    base["trials"], base["escaped"] = trials, escaped
+    return base
+
+
+def _trial_line(line: bytes, view: bool) -> dict[str, Any]:
+    if view and (cut := line.find(_HEAVY)) > 0:
+        with contextlib.suppress(ValueError):  # the marker was inside a value: read it whole
+            return json.loads(line[:cut] + b"}")
+    return json.loads(line)
 
 
 def _check_version(version: object, path: Path) -> None:
@@ -141,6 +192,8 @@ def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState
         if kind == "trial":
             trial = record["trial"]
             state.trials[trial["trial_id"]] = trial
+            if state.escaped is not None and _ESCAPED_CONTROL.search(line):
+                state.escaped.add(trial["trial_id"])
         elif kind == "run":
             state.run.update({k: record[k] for k in RUN_FIELDS if k in record})
         state.seq = max(state.seq, seq)
@@ -212,7 +265,7 @@ class JournalWriter:
             },
             default=str,
         )
-        body = ",\n".join(json.dumps(t, default=str) for t in trials)
+        body = ",\n".join(json.dumps(_heavy_last(t), default=str) for t in trials)
         data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
         self.generation = None  # until both files are written: the next snapshot compacts again
         write_bytes_atomic(self.exp.state_path, data, fsync=True)
@@ -223,7 +276,10 @@ class JournalWriter:
     def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
         """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
         fsynced); the number of bytes written."""
-        lines = [json.dumps({"kind": "trial", "seq": seq, "trial": t}, default=str) for t in trials]
+        lines = [
+            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str)
+            for t in trials
+        ]
         lines.append(
             json.dumps(
                 {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
@@ -242,3 +298,12 @@ class JournalWriter:
         self.generation = generation
         self.journal_bytes += len(data)
         return len(data)
+
+
+def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``metric_analysis`` last: a display reads each line up to it."""
+    if "metric_analysis" not in record:
+        return record
+    record = dict(record)
+    record["metric_analysis"] = record.pop("metric_analysis")
+    return record

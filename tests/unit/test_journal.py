@@ -259,3 +259,35 @@ def test_an_experiment_of_an_hpctune_before_the_journal_restores(tmp_path):
     assert new.trial(0).status is rig.trial(0).status
     new.ctl.save()  # from now on: base + journal
     assert json.loads(rig.exp.state_path.read_text())["format"] == "hpctune-state"
+
+
+# -- what the CLI reads ---------------------------------------------------------------------------
+def test_a_display_reads_the_records_without_their_metric_analysis(exp):
+    analysed = trial(0, metric_analysis={"loss": {"last": 0.5}}, last_result={"loss": 0.5})
+    JournalWriter(exp).compact(1, [analysed, trial(1, metric_analysis={"x": {"n": 1}})], RUN)
+    line = exp.state_path.read_text().splitlines()[1]
+    assert line.index('"metric_analysis"') > line.index('"last_result"')  # written last
+    view = read_trial_state(exp, view=True)
+    assert "metric_analysis" not in view.trials[tid(0)] and view.trials[tid(0)]["last_result"] == {"loss": 0.5}
+    assert read_trial_state(exp).trials[tid(0)]["metric_analysis"] == {"loss": {"last": 0.5}}  # a restore
+
+
+def test_a_marker_inside_a_value_reads_the_record_whole(exp):
+    odd = trial(0, config={"a": 1, "metric_analysis": 2}, metric_analysis={"loss": {"n": 1}})
+    JournalWriter(exp).compact(1, [odd], RUN)
+    assert read_trial_state(exp, view=True).trials[tid(0)]["config"] == {"a": 1, "metric_analysis": 2}
+
+
+def test_only_trials_with_control_characters_are_scrubbed_and_none_reach_the_terminal(exp, capsys):
+    from hpctune.cli.main import main
+
+    writer = JournalWriter(exp)
+    writer.compact(1, [trial(0, config={"x": "\x1b[31m"}), trial(1)], RUN)
+    writer.append(2, [trial(2, error="boom\x07")], RUN)
+    exp.write_experiment({"metric": "loss", "mode": "min"})
+    state = read_trial_state(exp, view=True)
+    assert state.escaped == {tid(0), tid(2)}
+    for argv in (["status", str(exp.root), "--no-squeue"], ["trials", str(exp.root)]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out
