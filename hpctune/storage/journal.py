@@ -307,3 +307,46 @@ def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:
     record = dict(record)
     record["metric_analysis"] = record.pop("metric_analysis")
     return record
+
+
+def read_one_trial(exp: ExperimentDir, trial_id: str) -> dict[str, Any] | None:
+    """One trial's record as of the last snapshot, found by its id without parsing the other
+    trials (``hpctune best``); None when the snapshot does not hold it."""
+    try:
+        raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    head = raw[: raw.find(b"\n")]
+    if not head.endswith(b'"trials": [') or b'"format": "' + FORMAT.encode() not in head:
+        state = read_trial_state(exp)  # an older or hand-written file: read it all
+        return state.trials.get(trial_id) if state is not None else None
+    base = json.loads(head + b"]}")
+    _check_version(base.get("version"), exp.state_path)
+    needle = b'{"trial_id": ' + json.dumps(trial_id).encode() + b", "
+    found = None
+    at = raw.find(b"\n" + needle)
+    if at >= 0:
+        line = raw[at + 1 : raw.find(b"\n", at + 1)]
+        found = json.loads(line[:-1] if line.endswith(b",") else line)
+    return _last_in_journal(journal_path(exp), str(base.get("generation")), needle) or found
+
+
+def _last_in_journal(path: Path, generation: str, needle: bytes) -> dict[str, Any] | None:
+    """The trial's last complete record in a journal of ``generation``; None: none."""
+    try:
+        raw = read_regular_bytes(path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    header = json.loads(raw[: raw.find(b"\n")] or b"{}")
+    if str(header.get("generation")) != generation:
+        return None
+    end = len(raw)
+    while (at := raw.rfind(b'"trial": ' + needle, 0, end)) >= 0:
+        start = raw.rfind(b"\n", 0, at) + 1
+        stop = raw.find(b"\n", at)
+        end = start
+        if stop < 0:
+            continue  # a torn last line: its trial is read from the line before
+        with contextlib.suppress(ValueError):
+            return json.loads(raw[start:stop])["trial"]
+    return None

@@ -14,7 +14,7 @@ from hpctune.controller.snapshot import save_trials
 from hpctune.errors import ExperimentStateError
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.journal import JournalWriter, journal_path, read_trial_state
+from hpctune.storage.journal import JournalWriter, journal_path, read_one_trial, read_trial_state
 from hpctune.storage.replay import snapshot_trials
 from hpctune.tune.experiment.trial import TrialStatus
 from tests.unit.test_controller import grid, make_rig, tid
@@ -291,3 +291,36 @@ def test_only_trials_with_control_characters_are_scrubbed_and_none_reach_the_ter
         assert main(argv) == 0
         out = capsys.readouterr().out
         assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out
+
+
+def test_best_reads_the_trial_the_summary_names_alone(tmp_path, capsys, monkeypatch):
+    from hpctune.cli.main import main
+
+    rig = make_rig(tmp_path, grid(3))
+    rig.step()
+    for i, loss in enumerate((0.5, 0.25, 0.75)):
+        rig.job(i).start().report(loss=loss)
+    rig.step()
+    rig.ctl.save()
+    rig.job(1).report(loss=0.125)  # the best trial's newer record is in the journal
+    rig.step()
+    rig.ctl.save()
+    assert main(["best", str(rig.exp.root), "--json"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert fast["trial_id"] == tid(1) and fast["value"] == 0.125
+    assert main(["best", str(rig.exp.root), "--json", "--metric", "loss", "--mode", "min"]) == 0
+    assert json.loads(capsys.readouterr().out) == fast  # the same as reading every trial
+    monkeypatch.setattr("hpctune.cli.inspect.load_trials", lambda exp: pytest.fail("read every trial"))
+    assert main(["best", str(rig.exp.root)]) == 0
+
+
+def test_one_trial_is_found_in_the_base_and_in_the_journal(exp):
+    writer = JournalWriter(exp)
+    writer.compact(1, [trial(0), trial(1)], RUN)
+    assert read_one_trial(exp, tid(1))["status"] == "RUNNING"
+    writer.append(2, [trial(1, status="TERMINATED"), trial(2)], RUN)
+    assert read_one_trial(exp, tid(1))["status"] == "TERMINATED" and read_one_trial(exp, tid(2)) is not None
+    with open(journal_path(exp), "ab") as f:
+        f.write(json.dumps({"kind": "trial", "seq": 3, "trial": trial(1, status="ERROR")}).encode()[:-5])
+    assert read_one_trial(exp, tid(1))["status"] == "TERMINATED"  # the torn line is left out
+    assert read_one_trial(exp, "t_09999") is None
