@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 from _common import storage_dir
@@ -42,28 +43,30 @@ def auto_fields(trial_id: str, step: int, job_id: str) -> dict:
             "slurm_job_id": job_id, "restart_count": 0}
 
 
-def make_trial(root: Path, index: int, iterations: int, rng: random.Random) -> Trial:
+def make_trial(root: Path, index: int, iterations: int, rng: random.Random, files: bool = True) -> Trial:
     """One trial with ``iterations`` results, its files written like the driver and worker do
-    (the metric analysis from its last ten results: the record has its real size)."""
+    (``files``; the metric analysis from its last ten results: the record has its real size)."""
     trial_id = f"bench0001_{index:06d}"
     config = {"lr": 10 ** rng.uniform(-4, -1), "layers": rng.choice([2, 4, 8]), "opt": {"name": "adam"}}
     trial = Trial(trial_id, config, f"{index}_lr={config['lr']:.4g}", str(root / "trials" / trial_id),
                   resources={"cpu": 1, "gpu": 1}, status=STATES[index % len(STATES)],
                   job_id=f"{1000 + index // 1000}_{index % 1000}")
-    directory = Path(trial.path)
-    directory.mkdir(parents=True)
-    (directory / "params.json").write_text(json.dumps(config))
-    (directory / "trial.json").write_text(json.dumps({"trial_id": trial_id, "resources": trial.resources}))
     lines = []
     for step in range(1, iterations + 1):
         result = {"loss": rng.random() / step, "accuracy": 1 - rng.random() / step,
                   **auto_fields(trial_id, step, trial.job_id)}
         if step > iterations - 10:
             trial.record_result(result)
-        lines.append(json.dumps({"event": "result", "result": result, "slurm_job_id": trial.job_id}))
+        if files:
+            lines.append(json.dumps({"event": "result", "result": result, "slurm_job_id": trial.job_id}))
     text = "\n".join(lines) + "\n"
-    (directory / "result.jsonl").write_text(text)
-    trial.num_results, trial.log_offset, trial.max_iteration = iterations, len(text), iterations
+    if files:
+        directory = Path(trial.path)
+        directory.mkdir(parents=True)
+        (directory / "params.json").write_text(json.dumps(config))
+        (directory / "trial.json").write_text(json.dumps({"trial_id": trial_id, "resources": trial.resources}))
+        (directory / "result.jsonl").write_text(text)
+    trial.num_results, trial.log_offset, trial.max_iteration = iterations, len(text) * 40, iterations
     if trial.status is TrialStatus.RUNNING:
         trial.job_state, trial.node = JobState.RUNNING, f"n{index % 64}"
     elif trial.status is TrialStatus.PENDING:
@@ -96,6 +99,96 @@ def build(root: Path, count: int, iterations: int, old_state: bool = False) -> l
     return trials
 
 
+def snapshot_costs(root: Path, count: int, changed: int, intervals: int = 5) -> None:
+    """What one snapshot interval costs the driver with ``count`` trials of which ``changed``
+    reported since the last one: the whole-state rewrite of hpctune before the journal
+    (``state.json`` and ``driver-state.pkl`` with every trial) against the journal's append,
+    and the compaction that now and then rewrites the base. Summary and fsyncs included."""
+    import cloudpickle
+
+    from hpctune.controller.snapshot import SnapshotBook, save_trials
+    from hpctune.controller.state import RunState, TrialTable
+    from hpctune.storage.atomic import write_bytes_atomic, write_json_atomic
+
+    rng = random.Random(1)
+    root.mkdir(parents=True)
+    exp = ExperimentDir(root)
+    trials = [make_trial(root, i, 20, rng, files=False) for i in range(count)]
+    running = [t for t in trials if t.status is TrialStatus.RUNNING][:changed]
+    queued = [t for t in trials if t.status is TrialStatus.PENDING][:changed]
+    for trial in set(trials) - set(running) - set(queued):  # the others have ended
+        trial.status, trial.job_state = TrialStatus.TERMINATED, JobState.NONE
+    table = TrialTable()
+    for trial in trials:
+        table.add(trial, types.SimpleNamespace(offset=trial.log_offset))
+    commands = {"sbatch": 10, "squeue": 5000}
+    settings = types.SimpleNamespace(metric="loss", mode="min")
+    parts = types.SimpleNamespace(table=table, exp=exp, snapshots=SnapshotBook(), state=RunState(), settings=settings,
+                                  backend=types.SimpleNamespace(command_counts=lambda: commands))
+    searcher = {"searcher": {"counter": count}, "scheduler": {"rungs": list(range(100))}}
+
+    def one_interval() -> None:  # the running trials report once more
+        for trial in running:
+            trial.record_result({**trial.last_result, "loss": rng.random()})
+            table.tails[trial.trial_id].offset += 900
+
+    def summary() -> None:
+        write_json_atomic(exp.summary_path, experiment_summary(table.all, "loss", "min", "running", commands),
+                          fsync=True)
+
+    def before() -> None:  # hpctune before the journal: every trial, twice, every interval
+        records = [{**t.to_dict(), "config": config_view(t.config)} for t in table.all]
+        write_json_atomic(exp.state_path, {"trials": records, "searcher_finished": False,
+                                           "backend_commands": commands, "updated": time.time()},
+                          fsync=True, indent=None)
+        write_bytes_atomic(exp.driver_state_path, cloudpickle.dumps({"trials": records, **searcher}))
+        summary()
+
+    def after() -> int:  # what save_snapshot writes now
+        parts.snapshots.seq += 1
+        written = save_trials(parts)
+        write_bytes_atomic(exp.driver_state_path, cloudpickle.dumps({"journal_seq": parts.snapshots.seq,
+                                                                      **searcher}))
+        write_json_atomic(exp.summary_path, parts.snapshots.tally.summary("running", commands), fsync=True)
+        return written
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    one_interval()
+    old = min(timed(before) for _ in range(2))
+    sizes = {"state.json": exp.state_path.stat().st_size, "driver-state.pkl": exp.driver_state_path.stat().st_size}
+    journal = exp.root / "state.journal"
+    compaction = timed(after)  # a writer's first snapshot: the whole base
+    appends, grown = [], []
+    for _ in range(intervals):
+        one_interval()
+        size = journal.stat().st_size
+        appends.append(timed(after))
+        grown.append(journal.stat().st_size - size)
+    trials_only = []
+    for _ in range(intervals):
+        one_interval()
+        trials_only.append(timed(lambda: save_trials(parts)))
+    summary_s = min(timed(lambda: write_json_atomic(exp.summary_path, parts.snapshots.tally.summary(
+        "running", commands), fsync=True)) for _ in range(3))
+    print(f"snapshot at {count} trials, {len(running)} running (each reported since the last snapshot), "
+          f"{len(queued)} queued:")
+    print(f"  before (state.json + driver-state.pkl with every trial): {old * 1e3:9.1f} ms per interval; "
+          f"state.json {sizes['state.json'] / 1e6:.1f} MB, driver-state.pkl {sizes['driver-state.pkl'] / 1e6:.1f} MB")
+    print(f"  after, journal append (whole snapshot):                  {min(appends) * 1e3:9.1f} ms per interval "
+          f"(median {sorted(appends)[len(appends) // 2] * 1e3:.1f}); +{min(grown) / 1e6:.2f} MB journal; "
+          f"driver-state.pkl {exp.driver_state_path.stat().st_size} B")
+    print(f"    of which the trials (save_trials):                     {min(trials_only) * 1e3:9.1f} ms; "
+          f"summary.json {summary_s * 1e3:.1f} ms")
+    writer = parts.snapshots.writer
+    every = max(1, int(max(writer.min_bytes, writer.ratio * writer.base_bytes) / max(grown)))
+    print(f"  after, compaction (every ~{every} intervals):{'':<15} {compaction * 1e3:9.1f} ms; "
+          f"base {exp.state_path.stat().st_size / 1e6:.1f} MB")
+
+
 def time_in_process(argv: list[str], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -126,8 +219,16 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the experiment directory")
     parser.add_argument("--old-state", action="store_true",
                         help="write state.json as hpctune before the state journal did (every trial, indented)")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="measure the driver's snapshot per interval instead of the commands")
+    parser.add_argument("--changed", type=int, default=2000,
+                        help="--snapshot: trials that reported since the last snapshot")
     args = parser.parse_args()
     storage = Path(storage_dir("cli-speed"))
+    if args.snapshot:
+        snapshot_costs(storage / "snap", args.trials, args.changed)
+        shutil.rmtree(storage)
+        return
     root = storage / "big"
     start = time.perf_counter()
     build(root, args.trials, args.iterations, args.old_state)

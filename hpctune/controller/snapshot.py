@@ -11,6 +11,8 @@ from the offsets the snapshot recorded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import operator
 import os
 import signal
 import threading
@@ -45,7 +47,7 @@ from hpctune.storage.events import JOB_ID, event_kind
 from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.journal import JournalWriter
 from hpctune.storage.result_log import LogTail, read_events
-from hpctune.storage.summary import experiment_summary
+from hpctune.storage.summary import SummaryTally
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -60,6 +62,8 @@ class SnapshotBook:
     writer: JournalWriter | None = None
     seq: int = 0
     written: dict[str, tuple] = field(default_factory=dict)
+    #: the summary's counts and best, updated with the trials that changed
+    tally: SummaryTally = field(default_factory=lambda: SummaryTally(None, None))
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,7 @@ class DriverParts:
 def save_snapshot(parts: DriverParts, status: str = "running") -> None:
     """Write the driver's state: the trials that changed to the journal (``save_trials``),
     then the searcher and scheduler state paired with that snapshot, then the summary."""
-    table, deciders, exp = parts.table, parts.deciders, parts.exp
-    book = parts.snapshots
+    deciders, exp, book = parts.deciders, parts.exp, parts.snapshots
     book.seq += 1
     save_trials(parts, final=status != "running")
     save_driver_state(exp, {
@@ -96,9 +99,7 @@ def save_snapshot(parts: DriverParts, status: str = "running") -> None:
         "trial_id_prefix": parts.settings.trial_id_prefix,
     })
     deciders.searcher.save_to_dir(exp.root)
-    write_json_atomic(exp.summary_path, experiment_summary(
-        table.all, parts.settings.metric, parts.settings.mode, status,
-        parts.backend.command_counts()), fsync=True)
+    write_json_atomic(exp.summary_path, book.tally.summary(status, parts.backend.command_counts()), fsync=True)
 
 
 def save_trials(parts: DriverParts, final: bool = False) -> int:
@@ -112,6 +113,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     table, exp, book = parts.table, parts.exp, parts.snapshots
     if book.writer is None:
         book.writer = JournalWriter(exp)
+        book.tally = SummaryTally(parts.settings.metric, parts.settings.mode)
     run = {"searcher_finished": parts.state.searcher_finished,
            "backend_commands": parts.backend.command_counts(), "updated": time.time()}
     changed = []
@@ -122,6 +124,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         if book.written.get(trial_id) != key:
             book.written[trial_id] = key
             changed.append(trial)
+    book.tally.update(changed)
     if not (final or book.writer.due()):
         try:
             book.writer.append(book.seq, [_record(t) for t in changed], run)
@@ -131,6 +134,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     for trial_id, tail in table.tails.items():
         table.trials[trial_id].log_offset = tail.offset
     book.written = {t.trial_id: fingerprint(t) for t in table.all}
+    book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
     book.writer.compact(book.seq, [_record(t) for t in table.all], run)
     return len(table.all)
 
@@ -139,12 +143,18 @@ def _record(trial: Trial) -> dict[str, Any]:
     return {**trial.to_dict(), "config": config_view(trial.config)}
 
 
+#: a trial's fields but its metric analysis (it changes only with ``num_results``)
+_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Trial) if f.name != "metric_analysis"))
+
+
 def fingerprint(trial: Trial) -> tuple:
-    """What tells whether a trial changed: its plain fields' values, and of its lists and
-    dicts which object and how long (they are replaced or grow when they change; an event
-    that edits one in place also moves the trial's log offset)."""
-    return tuple(v if v is None or isinstance(v, (str, int, float)) else (id(v), len(v))
-                 for v in trial.__dict__.values())
+    """What tells whether a trial changed: its fields, as one tuple (built in C). Compared with
+    the tuple of the last snapshot: an unchanged field is the same object (equal at once); a
+    replaced dict or list compares by value. One edited in place compares equal to itself, so
+    the scalar fields that move with such an edit tell instead: ``num_results`` with the
+    metric analysis, ``job_id`` with ``cancelled_jobs``, ``log_offset`` with anything an
+    event of the trial's log changes."""
+    return _FIELDS(trial)
 
 
 def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Callable[[Reading], None],

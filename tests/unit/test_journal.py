@@ -324,3 +324,24 @@ def test_one_trial_is_found_in_the_base_and_in_the_journal(exp):
         f.write(json.dumps({"kind": "trial", "seq": 3, "trial": trial(1, status="ERROR")}).encode()[:-5])
     assert read_one_trial(exp, tid(1))["status"] == "TERMINATED"  # the torn line is left out
     assert read_one_trial(exp, "t_09999") is None
+
+
+def test_the_summary_tally_follows_best_trial_as_trials_change():
+    from hpctune.core.metrics import best_trial
+    from hpctune.storage.summary import SummaryTally
+    from hpctune.tune.experiment.trial import Trial
+
+    trials = [Trial(tid(i), {}, "", f"/x/{i}") for i in range(4)]
+    tally = SummaryTally("loss", "min")
+    tally.update(trials)
+    assert tally.best() is None and tally.summary("running", {})["by_status"] == {"PENDING": 4}
+    for t, loss in zip(trials, (0.5, 0.25, 0.25, float("nan")), strict=True):
+        t.record_result({"loss": loss})
+    tally.update(trials)
+    assert tally.best() is trials[1] is best_trial(trials, "loss", "min")  # the first on ties; NaN skipped
+    trials[1].record_result({"loss": 0.75})  # its last report is worse now
+    trials[0].start(0)
+    tally.update([trials[0], trials[1]])
+    assert tally.best() is trials[2] is best_trial(trials, "loss", "min")
+    assert tally.summary("running", {})["by_status"] == {"PENDING": 3, "RUNNING": 1}
+    assert SummaryTally("loss", "max").best() is None
