@@ -45,7 +45,7 @@ FORMAT = "hpctune-state"
 VERSION = 2
 JOURNAL_FILE = STATE_JOURNAL_FILE
 #: a compaction rewrites the base once the journal is larger than this share of it ...
-COMPACT_RATIO = 0.5
+COMPACT_RATIO = 1.0
 #: ... and larger than this (a small experiment's journal is not worth a rewrite)
 COMPACT_MIN_BYTES = 4 * 1024 * 1024
 #: the run's fields besides the trials (``state.json``'s top level, a journal's ``run`` lines)
