@@ -216,7 +216,9 @@ def _displayed_trials(exp: ExperimentDir) -> list[Trial]:
     for problem in state.problems:
         warnings.warn(problem, stacklevel=3)
     escaped = state.escaped
-    trials = [Trial.from_dict(t) for t in state.trials.values()]
+    known = frozenset(f.name for f in dataclasses.fields(Trial))
+    # a record of this version has exactly Trial's fields (``Trial.to_dict``): built directly
+    trials = [Trial(**t) if known.issuperset(t) else Trial.from_dict(t) for t in state.trials.values()]
     return [scrub_trial(t) if escaped is None or t.trial_id in escaped else t for t in trials]
 
 
