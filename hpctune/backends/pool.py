@@ -87,6 +87,7 @@ class PoolBackend(SlurmBackend):
             self._slots[shape] = throttle or None
             self.queue.write_cap(shape, throttle or None)
         self._ensure_tasks(self.queue.view())
+        self.changed()
         return job_ids
 
     def _ensure_tasks(self, view: QueueView) -> None:

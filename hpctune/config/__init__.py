@@ -244,7 +244,7 @@ class SlurmConfig:
     requeue: bool | None = None
     signal: str = "USR1"
     signal_lead_s: int = 90
-    poll_interval_s: float = 2.0
+    poll_interval_s: float = 30.0
     max_array_size: int | None = None
     #: upper bound, in seconds, of a stopped trial's cleanup: after a STOP decision the task
     #: is scancelled at once, the trainable gets StopTrial (its ``finally:`` blocks and

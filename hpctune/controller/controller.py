@@ -42,8 +42,9 @@ from hpctune.controller.state import RunState, TrialTable
 from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
 from hpctune.display.view import StatusView
 from hpctune.errors import TuneError
-from hpctune.storage.control import DOORBELL_FILE, Doorbell
+from hpctune.storage.changes import ChangeFeed, create_feed
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import allow_open_logs
 from hpctune.tune.callback import CallbackList
 from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
@@ -80,10 +81,13 @@ class Controller:
     def __init__(self, exp: ExperimentDir, backend: Backend, searcher: Searcher,
                  scheduler: TrialScheduler, stopper: Any, callbacks: CallbackList,
                  settings: ControllerSettings, reporter: Any = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
         self.exp, self.backend, self.searcher = exp, backend, searcher
         self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
         self.settings, self.reporter, self.clock = settings, reporter, clock
+        self.wall_clock, self.sleep = wall_clock, sleep  # a simulated cluster's (bench/sim_cluster)
         self.table, self.state = TrialTable(), RunState()
         deciders = Deciders(searcher, scheduler, stopper, callbacks)
         self.exploits = Exploits(self.table, self.state, exp, settings.checkpoint_config, clock, self.save)
@@ -97,7 +101,9 @@ class Controller:
                                  self.paused, settings)
         self._last_snapshot = clock()
         self._started = clock()
-        self.doorbell = Doorbell(exp.root / DOORBELL_FILE, clock=clock)
+        create_feed(exp.root)
+        self.changes = ChangeFeed(exp.root)
+        allow_open_logs()  # the logs of running trials stay open (LogTail(keep_open=True))
 
     def restore(self, snapshot: dict, resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False) -> None:
@@ -111,13 +117,14 @@ class Controller:
             try:
                 while not self.done and not interrupted.is_set():
                     self.step()
-                    time.sleep(self.settings.tick_s)
+                    self.sleep(self.settings.tick_s)
                 if interrupted.is_set():
                     on_interrupt(self.table, self.backend, self.exp, self.settings.keep_jobs_on_interrupt)
             except OSError as exc:  # a full disk stops the run cleanly; any other error is raised
                 stop_for_full_storage(self.parts, exc)
             finally:
                 save_at_end(self.parts, self.save, self._final_status())
+                self.changes.close()
         if self.state.storage_full is not None:
             raise self.state.storage_full
         self.callbacks.call("on_experiment_end", trials=self.trial_list)
@@ -134,8 +141,9 @@ class Controller:
             self.launcher.create_trials()
             self.launcher.launch_pending()
         polling = self.jobs.poll_due()
-        # a worker that waits for a verdict rings when the driver may not know its job runs yet
-        self.ingest_logs(Reading.SUBMITTED if polling or self.doorbell.rang() else Reading.RUNNING)
+        # between polls only the logs the change feed names are read (storage/changes)
+        self.table.mark_changed(self.changes.take())
+        self.ingest_logs(Reading.SUBMITTED if polling else Reading.CHANGED)
         self.enactor.cancel_stopped()
         enacted = self.exploits.take_enacted()
         if enacted and not self.state.stop_everything:  # PBT's recipients: out now, not a step later
@@ -150,7 +158,7 @@ class Controller:
 
     def ingest_logs(self, reading: Reading = Reading.SUBMITTED) -> None:
         """Handle the new events of the trials' result logs (``events.read_new_events``)."""
-        read_new_events(self.table, self.enactor, reading)
+        read_new_events(self.table, self.enactor, reading, self.wall_clock)
 
     def _tell(self, hook: str) -> None:
         if self.callbacks:

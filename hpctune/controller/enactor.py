@@ -100,8 +100,8 @@ class Enactor:
     def cancel_stopped(self) -> None:
         """scancel every newly stopped trial at once, in one call: the fastest slot handover on
         the lab (bench/asha.py). ``stop_grace_s`` bounds the worker's cleanup, it delays nothing."""
-        overdue = [t for t in self.table.submitted() if t.stop_requested_at is not None
-                   and t.job_state is not JobState.CANCELLING]
+        overdue = [t for t in self.table.live.values() if t.stop_requested_at is not None
+                   and t.job_id and t.job_state is not JobState.CANCELLING]
         if overdue:
             self.backend.cancel([t.job_id for t in overdue])
             for trial in overdue:

@@ -11,7 +11,6 @@ from hpctune.config import CheckpointConfig
 from hpctune.core.metrics import flat_value
 from hpctune.storage.checkpoints import checkpoints_to_delete
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog
 from hpctune.storage.secure import child_path
 from hpctune.tune.experiment.trial import Trial
 
@@ -19,7 +18,7 @@ from hpctune.tune.experiment.trial import Trial
 def append_event(exp: ExperimentDir, trial: Trial, event: dict[str, Any], fsync: bool = False) -> None:
     """Append a driver's event to the trial's result log (under the log's lock), so that what
     the driver decided is in the log a replay reads."""
-    log = ResultLog(exp.result_log_path(trial.trial_id))
+    log = exp.result_log(trial.trial_id)
     try:
         log.append(event, fsync=fsync)
     finally:

@@ -232,7 +232,7 @@ def _add_trials(table: TrialTable, exp: ExperimentDir, records: list[dict[str, A
             for name in orphan_checkpoints(exp.trial_dir(trial.trial_id), known,
                                            exp.result_log_path(trial.trial_id)):
                 trial.checkpoints.append([name, None])  # its result line is lost; the copy is not
-        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset))
+        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset, keep_open=True))
     return quarantined
 
 

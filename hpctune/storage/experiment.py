@@ -28,8 +28,10 @@ from hpctune.core.ids import is_slurm_job
 from hpctune.errors import ConfigError, ExperimentLockedError
 from hpctune.storage import control
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
+from hpctune.storage.changes import ChangeBell
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.pickling import dumps_by_value
+from hpctune.storage.result_log import ResultLog
 from hpctune.storage.secure import (
     check_component,
     ensure_dir,
@@ -190,6 +192,11 @@ class ExperimentDir:
 
     def result_log_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / RESULT_LOG_FILE
+
+    def result_log(self, trial_id: str) -> ResultLog:
+        """The trial's log as its writers open it: each append rings the change feed, so the
+        driver reads this log without looking at the others (``storage/changes``)."""
+        return ResultLog(self.result_log_path(trial_id), ChangeBell(self.root, trial_id))
 
     def control_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / CONTROL_FILE

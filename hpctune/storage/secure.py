@@ -107,13 +107,15 @@ def _set_dir_mode(path: Path, mode: int) -> None:
         os.close(fd)
 
 
-def open_private(path: str | Path, flags: int) -> int:
+def open_private(path: str | Path, flags: int, mode: int | None = None) -> int:
     """``os.open`` that never follows a symlink at ``path``; a file it creates (``O_CREAT``)
-    gets exactly the mode of its directory's policy (0600 or 0640), whatever the umask."""
+    gets exactly the mode of its directory's policy (0600 or 0640; ``mode``: that policy,
+    already known), whatever the umask."""
     path = Path(path)
     if not flags & os.O_CREAT:
         return _open_nofollow(path, flags)
-    mode = file_mode_for(path.parent)
+    if mode is None:
+        mode = file_mode_for(path.parent)
     while True:
         try:
             fd = _open_nofollow(path, flags | os.O_EXCL, mode)

@@ -26,7 +26,6 @@ from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.core.decision_points import DecisionPoints
 from hpctune.core.ids import default_trial_name, experiment_id_of
 from hpctune.storage.array_manifest import trial_of_task
-from hpctune.storage.control import DOORBELL_FILE
 from hpctune.storage.events import (
     CHECKPOINT,
     NODELIST,
@@ -37,7 +36,7 @@ from hpctune.storage.events import (
     new_event,
 )
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog, checkpoint_results
+from hpctune.storage.result_log import checkpoint_results
 from hpctune.storage.secure import load_private_pickle
 from hpctune.worker import session as session_mod
 from hpctune.worker.class_trainable import run_class
@@ -81,10 +80,9 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
         experiment_id=experiment_id_of(trial_id) or exp.root.name,  # the experiment's unique prefix
     )
-    session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
+    session = Session(context, exp.result_log(trial_id), exp.control_path(trial_id),
                       stop_grace_s=session_mod.stop_grace_of(spec),
-                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)),
-                      doorbell=exp.root / DOORBELL_FILE)
+                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)))
     if session.checkpoint is not None:  # the running totals continue from its result
         name = Path(session.checkpoint.path).name
         session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))

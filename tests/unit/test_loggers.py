@@ -429,3 +429,41 @@ def test_a_notebook_run_gets_the_jupyter_reporter_by_default(monkeypatch):
     assert isinstance(reporter, JupyterNotebookReporter)
     fake_ipython(monkeypatch, "TerminalInteractiveShell")
     assert type(make_reporter(tune.RunConfig(), tune.TuneConfig())) is CLIReporter
+
+
+def test_file_loggers_keep_a_running_trials_files_open_and_close_them_at_its_end(tmp_path, monkeypatch):
+    """An open per batch of results would be metadata load per running trial; a file rewritten
+    with a wider header is written through a new descriptor, not the old file's."""
+    opened = []
+    real_open = os.open
+    def counting_open(path, flags, *args, **kwargs):
+        if flags & os.O_WRONLY:
+            opened.append(Path(path).name)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    trial, loggers = make_trial(tmp_path), [JsonLoggerCallback(), CSVLoggerCallback()]
+    for logger in loggers:
+        for i in range(1, 4):
+            feed(logger, trial, [result(i, loss=1.0 / i)])
+        feed(logger, trial, [result(4, loss=0.2, extra="x")])  # the CSV is rewritten once
+        feed(logger, trial, [result(5, loss=0.1, extra="y")])
+    assert opened.count("result.json") == 1
+    assert opened.count("progress.csv") == 3  # the first, the rewrite, the one after it
+    assert [r["training_iteration"] for r in csv_rows(trial)[1]] == ["1", "2", "3", "4", "5"]
+    assert csv_rows(trial)[1][4]["extra"] == "y"
+    for logger in loggers:
+        logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
+        assert not logger._open_files()[0]._fds
+
+
+def test_a_trial_started_under_this_driver_has_nothing_read_back(tmp_path, monkeypatch):
+    """Reading a file back is for a restored driver's trials; a trial this driver saw start has
+    nothing there, and a read per start would be metadata load at scale."""
+    trial, logger = make_trial(tmp_path), CSVLoggerCallback()
+    reads = []
+    monkeypatch.setattr("hpctune.tune.logger.files.first_and_last_line", lambda p: reads.append(p))
+    logger.on_trial_start(iteration=1, trials=[trial], trial=trial)
+    feed(logger, trial, [result(1, loss=0.5)])
+    assert reads == []
+    assert csv_rows(trial)[1][0]["loss"] == "0.5"
