@@ -59,10 +59,6 @@ class TrialTable:
         self.live[trial.trial_id] = trial
         self.dirty.add(trial.trial_id)
 
-    def touch(self, trial: Trial) -> None:
-        """The next snapshot looks at ``trial`` although it is finished (it changed anyway)."""
-        self.dirty.add(trial.trial_id)
-
     def take_dirty(self) -> set[str]:
         """The trials a snapshot must look at besides the live ones: marked since the last
         call (the snapshot's journal writes those whose record changed)."""
