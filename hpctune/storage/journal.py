@@ -139,7 +139,9 @@ def _base_by_lines(raw: bytes, view: bool) -> dict[str, Any] | None:
         for line in lines[1:-2]:
             record = _trial_line(line[:-1] if line.endswith(b",") else line, view)
             trials.append(record)
-            if (b"\\" in line or b"\xc2" in line) and _ESCAPED_CONTROL.search(line):  # most have neither
+            if (b"\\" in line or b"\xc2" in line) and _ESCAPED_CONTROL.search(
+                line
+            ):  # most have neither
                 escaped.add(record.get("trial_id"))
     except (ValueError, AttributeError):
         return None
