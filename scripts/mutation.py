@@ -67,6 +67,7 @@ GRID = (U + "test_basic_variant.py", U + "test_space.py")
 SEARCH_ADAPTERS = (U + "test_search_adapters.py",)
 SEARCH_CONVERSION = (U + "test_search_space_conversion.py", U + "test_search_adapters.py")
 SEARCH_RUNS = (U + "test_search_local_runs.py",)
+JOURNAL = (U + "test_journal.py",)
 
 MUTANTS: list[Mutant] = [
     # -- ASHA ------------------------------------------------------------------------------------
@@ -274,6 +275,46 @@ MUTANTS: list[Mutant] = [
            "trial.job_id and not backend.jobs_survive_driver:",
            "trial.job_id and backend.jobs_survive_driver:", CONTROLLER,
            "local trials killed with the driver are waited on forever"),
+    # -- the state journal (issue 23) ---------------------------------------------------------------
+    Mutant("journal-replay-keeps-base", "hpctune/storage/journal.py",
+           'state.trials[trial["trial_id"]] = trial', 'state.trials.setdefault(trial["trial_id"], trial)',
+           JOURNAL, "a journal line does not replace the trial's older record"),
+    Mutant("journal-torn-line-fatal", "hpctune/storage/journal.py",
+           "        if last:  # cut short", "        if False:  # cut short", JOURNAL,
+           "a torn last line (newline written) makes the experiment unreadable"),
+    Mutant("journal-upto-seq-ignored", "hpctune/storage/journal.py",
+           "if upto_seq is not None and seq > upto_seq:", "if False:", JOURNAL,
+           "a restore pairs an older driver-state with newer trial records"),
+    Mutant("journal-stale-generation-replayed", "hpctune/storage/journal.py",
+           'if str(record.get("generation")) != generation:', "if False:", JOURNAL,
+           "an old journal left by a cut-off compaction is replayed over the newer base"),
+    Mutant("journal-first-snapshot-appends", "hpctune/storage/journal.py",
+           "        if self.generation is None:\n            return True",
+           "        if self.generation is None:\n            return False", JOURNAL,
+           "a new driver appends after an earlier driver's torn line instead of compacting"),
+    Mutant("journal-failed-append-not-compacted", "hpctune/storage/journal.py",
+           "generation, self.generation = self.generation, None", "generation = self.generation",
+           JOURNAL, "after a failed append the next snapshot appends after a torn line"),
+    Mutant("journal-dirty-ignored", "hpctune/controller/snapshot.py",
+           "for trial_id in table.take_dirty() | table.live.keys():",
+           "for trial_id in table.live.keys():", JOURNAL,
+           "a trial that ended between two snapshots is never written as ended"),
+    Mutant("journal-only-new-trials", "hpctune/controller/snapshot.py",
+           "if book.written.get(trial_id) != key:", "if trial_id not in book.written:", JOURNAL,
+           "a trial's changes after its first snapshot are never written"),
+    Mutant("journal-compaction-loses-trials", "hpctune/controller/snapshot.py",
+           "book.writer.compact(book.seq, [_record(t) for t in table.all], run)",
+           "book.writer.compact(book.seq, [_record(t) for t in changed], run)", JOURNAL,
+           "a compaction keeps only the trials that changed since the last snapshot"),
+    Mutant("summary-best-not-rescanned", "hpctune/storage/summary.py",
+           "rescan = True  # the best got worse", "rescan = False  # the best got worse", JOURNAL,
+           "the summary keeps naming a best trial whose last report got worse"),
+    Mutant("cli-escaped-not-scrubbed", "hpctune/cli/common.py",
+           "scrub_trial(t) if escaped is None or t.trial_id in escaped else t", "t", JOURNAL,
+           "a control character in a journaled trial reaches the terminal"),
+    Mutant("best-ignores-journal", "hpctune/storage/journal.py",
+           "return _last_in_journal(journal_path(exp), str(base.get(\"generation\")), needle) or found",
+           "return found", JOURNAL, "hpctune best shows the best trial as the base had it, not as now"),
     # -- result replay -----------------------------------------------------------------------------
     Mutant("replay-rerun-is-progress", "hpctune/storage/replay.py",
            "if iteration <= self.trial.max_iteration:", "if iteration < self.trial.max_iteration:",

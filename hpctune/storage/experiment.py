@@ -2,6 +2,7 @@
 
 ```
 <root>/experiment.json   spec, written once         state.json     driver snapshot (JSON)
+                                                    state.journal  its changes since (JSON lines)
        summary.json      what `hpctune ls` reads    driver-state.pkl  searcher/scheduler state
        trainable.pkl     the pickled trainable      tuner.pkl      what Tuner.restore needs
        submit.json       a `hpctune submit` plan    driver.log, driver.sbatch  the detached driver
@@ -42,6 +43,7 @@ from hpctune.storage.trial_config import config_view, json_exact, pickle_config
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
+STATE_JOURNAL_FILE = "state.journal"  # the trials' changes since state.json (``storage/journal``)
 SUMMARY_FILE = "summary.json"
 SUBMIT_FILE = "submit.json"
 TRAINABLE_FILE = "trainable.pkl"
@@ -59,7 +61,7 @@ JOBS_DIR = "jobs"
 POOL_DIR = "pool"  # the worker pool's queue (``storage/pool_queue``)
 SEARCHER_STATE_FILE = "searcher-state.pkl"  # the searcher's own (``tune.search.searcher``)
 #: the driver's own files of a fit() that may be started over while no trial has run
-FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, SUMMARY_FILE, TRAINABLE_FILE, TUNER_FILE,
+FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, STATE_JOURNAL_FILE, SUMMARY_FILE, TRAINABLE_FILE, TUNER_FILE,
              DRIVER_STATE_FILE, SEARCHER_STATE_FILE, PBT_GLOBAL_FILE)
 
 TRIAL_META_FILE = "trial.json"

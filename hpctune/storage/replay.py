@@ -16,6 +16,7 @@ from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import EventHandler, dispatch
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.result_log import read_events
 from hpctune.storage.secure import check_component
 from hpctune.storage.trial_meta import meta_of
@@ -219,12 +220,12 @@ def _trainable_name(exp: ExperimentDir) -> str:
 
 def _snapshot_trials(exp: ExperimentDir) -> list[dict[str, Any]]:
     try:
-        trials = exp.read_state().get("trials", [])
-    except (ValueError, OSError, AttributeError) as exc:
+        state = read_trial_state(exp)
+    except (ValueError, OSError, AttributeError, ExperimentStateError) as exc:
         warnings.warn(f"{exp.state_path} cannot be read ({type(exc).__name__}: {exc}): the trials are "
                       "rebuilt from their result logs alone.", stacklevel=3)
         return []
-    return [t for t in trials if isinstance(t, dict)] if isinstance(trials, list) else []
+    return list(state.trials.values()) if state is not None else []
 
 
 def _unreadable(exp: ExperimentDir, trial_id: str, exc: Exception) -> Trial:
@@ -240,10 +241,12 @@ def _unreadable(exp: ExperimentDir, trial_id: str, exc: Exception) -> Trial:
 def snapshot_trials(exp: ExperimentDir) -> list[Trial]:
     """Trials from the driver's snapshot (one small read, at most a few seconds old), or
     rebuilt from the logs when the driver has not written one yet."""
-    state = exp.read_state()
-    if not state:
+    state = read_trial_state(exp)  # state.json and the journal of changes since
+    if state is None:
         return load_trials(exp, real_config=False)  # displays: the text view, no pickle loaded
-    return [Trial.from_dict(t) for t in state.get("trials", [])]
+    for problem in state.problems:
+        warnings.warn(problem, stacklevel=2)
+    return [Trial.from_dict(t) for t in state.trials.values()]
 
 
 def trial_results(log_path: Path) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from hpctune.storage.pool_queue import PoolQueue
 from hpctune.storage.result_log import read_events
 from tests.conftest import run, unique_name, wait_for
 from tests.e2e import trainables
+from tests.e2e.state import trials_of
 
 pytestmark = pytest.mark.slurm
 
@@ -265,10 +266,7 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
                               env={**os.environ, "HPCTUNE_BACKEND": "slurm"})
 
     def some_done_some_running():
-        state = exp / "state.json"
-        if not state.exists():
-            return False
-        trials = json.loads(state.read_text())["trials"]
+        trials = trials_of(exp)
         done = sum(1 for t in trials if t["status"] == "TERMINATED")
         return len(trials) == 12 and 2 <= done <= 6
 
@@ -325,8 +323,7 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
     try:
         def two_running():
             claimed = PoolQueue(exp).view().claimed if (exp / "pool").exists() else {}
-            state = exp / "state.json"
-            trials = json.loads(state.read_text())["trials"] if state.exists() else []
+            trials = trials_of(exp)
             return len(claimed) == 2 and sum(t["num_results"] >= 2 for t in trials) == 2 and claimed
         claimed = wait_for(two_running, timeout=90)
         capsys.readouterr()
@@ -345,7 +342,7 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
                  what="the pool task to take the next trial")
 
         def victim_ended():
-            trials = json.loads((exp / "state.json").read_text())["trials"]
+            trials = trials_of(exp)
             return any(t["trial_id"] == victim and t["status"] == "TERMINATED" for t in trials)
         wait_for(victim_ended, timeout=30, what="the driver to end the cancelled trial")
         driver.send_signal(signal.SIGINT)
