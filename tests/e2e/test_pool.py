@@ -3,7 +3,6 @@ array task, each in a clean process; stops, crashes and dead pool tasks as with 
 trial."""
 
 import collections
-import json
 import threading
 from pathlib import Path
 
