@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpctune.backends.base import Backend
+from hpctune.backends.choice import BACKEND_ENV, choose_backend  # noqa: F401 - BACKEND_ENV: its old home
 from hpctune.backends.pool_settings import check_pool_use, reuse_actors
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.config.ray_env import apply_ray_env, config_notices, dated_subdir
@@ -42,8 +42,6 @@ from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialSchedule
 from hpctune.tune.search.searcher import SampleLimiter, Searcher
 from hpctune.tune.trainable import validate_trainable
 from hpctune.worker.output import SPEC_FIELD, output_files
-
-BACKEND_ENV = "HPCTUNE_BACKEND"
 
 
 @dataclass(frozen=True)
@@ -383,23 +381,3 @@ class Tuner:
 def heartbeat_interval(timeout_s: float | None) -> float:
     """How often workers write a heartbeat: often enough for the driver's timeout."""
     return 30.0 if timeout_s is None else max(1.0, min(30.0, timeout_s / 4))
-
-
-def choose_backend(requested: str | None) -> str:
-    """HPCTUNE_BACKEND wins over the argument; without either, Slurm if sbatch exists."""
-    from shutil import which
-
-    choice = os.environ.get(BACKEND_ENV) or requested
-    if choice is None:
-        if which("sbatch"):
-            return "slurm"
-        print("hpctune: no `sbatch` on this machine: running trials as local processes.",
-              file=sys.stderr)
-        return "local"
-    if choice not in ("slurm", "local"):
-        raise ConfigError(f"Unknown backend {choice!r}: use 'slurm' or 'local' "
-                          f"(argument backend= or environment variable {BACKEND_ENV}).")
-    if choice == "slurm" and not which("sbatch"):
-        raise ConfigError("backend='slurm' but `sbatch` is not on PATH: run on a Slurm login node "
-                          "or use backend='local'.")
-    return choice
