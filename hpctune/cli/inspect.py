@@ -29,14 +29,16 @@ from hpctune.cli.common import (
     positive_int,
     printable,
     resolve_experiment,
+    scrub_trial,
     storage_root,
 )
 from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
 from hpctune.core.metrics import best_trial, is_finite_number, metric_value
 from hpctune.display.reporter import CLIReporter
 from hpctune.display.view import StatusView
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_one_trial
 from hpctune.storage.pool_queue import PoolQueue
 from hpctune.tune.experiment.trial import Trial
 
@@ -172,6 +174,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # -- hpctune best --------------------------------------------------------------------------------------------
+def _summary_best(exp: ExperimentDir, info: dict) -> Trial | None:
+    """The experiment's best trial as the driver's last snapshot named it in the summary (for
+    its own metric and mode), read alone from the snapshot; None: not known that way."""
+    named = (info["summary"].get("best") or {}).get("trial_id")
+    if not isinstance(named, str) or info["summary"].get("metric") != info["metric"]:
+        return None
+    try:
+        record = read_one_trial(exp, named)
+        trial = Trial.from_dict(record) if record is not None else None
+    except (ValueError, TypeError, KeyError, AttributeError, HpctuneError):
+        return None  # damaged: the full read says what and how to fix it
+    return scrub_trial(trial) if trial is not None else None
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
     info = experiment_info(exp)
@@ -180,8 +196,9 @@ def cmd_best(args: argparse.Namespace) -> int:
     metric, mode = args.metric or info["metric"], args.mode or info["mode"]
     if not metric or mode not in ("min", "max"):
         raise ConfigError(f"{exp.root.name} has no metric/mode: pass --metric NAME --mode min|max.")
-    trials = load_trials(exp)
-    best = best_trial(trials, metric, mode)
+    best = _summary_best(exp, info) if args.metric is None and args.mode is None else None
+    trials = [] if best is not None else load_trials(exp)
+    best = best or best_trial(trials, metric, mode)
     if best is None:
         reported = sorted({k for t in trials for k in t.last_result})
         raise ConfigError(f"No trial reported a finite `{metric}`; reported metrics: "

@@ -141,7 +141,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _refuse_existing(exp: ExperimentDir) -> None:
-    if exp.is_experiment():
+    """A ConfigError if ``exp`` holds an experiment that ran a trial. One whose first run
+    failed or was killed before any trial started is started over, as ``fit()`` does
+    (``tune/preflight.refuse_started``): the fixed file or script reruns with the same name."""
+    if exp.has_started():
         raise ConfigError(f"{exp.root} already holds an experiment: continue it with "
                           f"`hpctune resume {exp_argument(exp)}`, or choose another --name.")
 

@@ -68,10 +68,13 @@ def lineage(exp: ExperimentDir, trial_id: str) -> str:
     return ",".join(donors)
 
 
-def trial_record(trial: Trial, exp: ExperimentDir | None = None) -> dict[str, Any]:
-    """Every column of one trial (``lineage`` when ``exp`` had PBT exploits)."""
+def trial_record(trial: Trial, exp: ExperimentDir | None = None, pbt: bool | None = None) -> dict[str, Any]:
+    """Every column of one trial (``lineage`` when ``exp`` had PBT exploits; ``pbt``: whether
+    it had, when the caller looked once for all trials)."""
     record: dict[str, Any] = {f: getattr(trial, f) for f in TRIAL_FIELDS}
-    if exp is not None and exp.pbt_global_path.exists():
+    if pbt is None:
+        pbt = exp is not None and exp.pbt_global_path.exists()
+    if exp is not None and pbt:
         record["lineage"] = lineage(exp, trial.trial_id)
     record["status"] = trial.status.value
     record["resources"] = resources_cell(trial)
@@ -201,7 +204,8 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> N
 
 def cmd_trials(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
-    records = [trial_record(t, exp) for t in load_trials(exp)]
+    pbt = exp.pbt_global_path.exists()  # looked at once, not once per trial
+    records = [trial_record(t, exp, pbt) for t in load_trials(exp)]
     if not records:
         print(f"No trials in {printable(exp.root.name)} yet.")
         return 0

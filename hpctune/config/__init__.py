@@ -10,6 +10,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from hpctune.core import checks as core_checks
 from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
 
@@ -293,6 +294,7 @@ class SlurmConfig:
         check_value(owner, "use_srun", self.use_srun, "bool")
         check_value(owner, "requeue", self.requeue, "bool", optional=True)
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
+        core_checks.check_slurm_signal(self.signal)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
@@ -381,9 +383,11 @@ class RunConfig:
             as_stopper(self.stop)  # a ConfigError for a stop that cannot be one
         callbacks = self.callbacks
         if not isinstance(callbacks, (list, tuple)) or any(
-                isinstance(c, (str, bytes, type, int, float)) or c is None for c in callbacks):
+                isinstance(c, (str, bytes, type, int, float)) or c is None or not core_checks.has_hooks(c)
+                for c in callbacks):
             raise ConfigError(f"RunConfig(callbacks={callbacks!r}) is not valid: it must be a list of "
-                              "callback objects (instances, not classes). Fix: callbacks=[MyCallback()].")
+                              "callback objects (instances, not classes) with hooks hpctune calls "
+                              "(subclass tune.Callback). Fix: callbacks=[MyCallback()].")
 
     def experiment_root(self, default_name: str) -> Path:
         """``<storage_path>/<name>``; checked again here (fields may be set after construction)."""

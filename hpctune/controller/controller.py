@@ -150,6 +150,8 @@ class Controller:
             self.launcher.launch_pending(only=enacted)
         if polling:
             self.jobs.poll()
+        if self.state.storage_full is not None:  # a trial's job met a full disk: stop the run
+            raise self.state.storage_full
         if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
             self.save()
         if self.reporter is not None:

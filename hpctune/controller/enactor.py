@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpctune.backends.base import Backend
 from hpctune.controller.output import append_event, keep_checkpoint
 from hpctune.controller.state import RunState, TrialTable
+from hpctune.controller.storage_full import interrupted_run, stop_after_interruption
 from hpctune.core.decision_points import DecisionPoints, declared
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import EventKind, new_event
@@ -148,7 +149,11 @@ class Enactor:
 
     def retry_or_fail(self, trial: Trial, error: str) -> None:
         """The trial's run failed (it raised, its job died or hung): it is resubmitted from its
-        latest checkpoint while ``FailureConfig(max_failures)`` allows, else it ends in ERROR."""
+        latest checkpoint while ``FailureConfig(max_failures)`` allows, else it ends in ERROR.
+        A full filesystem that ended the run is no failure of the trial: the run stops for it."""
+        full = interrupted_run(self.exp, trial, error)
+        if full is not None:
+            return stop_after_interruption(self.state, trial, full)
         trial.num_failures += 1
         if self._may_retry(trial):
             trial.mark_for_relaunch()

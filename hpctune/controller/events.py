@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from hpctune.controller.enactor import Enactor
+from hpctune.controller.quarantine import quarantine_running
 from hpctune.controller.resource_change import begin_change
 from hpctune.controller.state import TrialTable
 from hpctune.core.checks import check_result_metrics
 from hpctune.core.metrics import flatten
+from hpctune.errors import UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import dispatch
 from hpctune.storage.replay import TrialReplay
@@ -140,7 +142,10 @@ class TrialEvents(TrialReplay):
         trial, result = self.trial, event[ev.RESULT]
         trial.report()
         if event.get(ev.CHECKPOINT):
-            self.enactor.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
+            try:
+                self.enactor.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
+            except UnsafeFileError as exc:  # a crafted name (``../x``): that trial only
+                return quarantine_running(self.enactor, trial, self.enactor.exp.result_log_path(trial.trial_id), exc)
         if trial.stop_requested_at is not None:
             trial.results_after_stop += 1  # in the log, but the trial ended with its decision
             self.exploits.on_late_result(trial, result)
@@ -203,7 +208,11 @@ class TrialEvents(TrialReplay):
 
     def on_stopped(self, event: dict[str, Any]) -> None:
         if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
-            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
+            try:
+                self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
+            except UnsafeFileError as exc:
+                return quarantine_running(self.enactor, self.trial,
+                                          self.enactor.exp.result_log_path(self.trial.trial_id), exc)
         if not self.exploits.on_job_end(self.trial):
             self.mark_done()
             self.enactor.terminate(self.trial, early=self.trial.stopped_by_scheduler)
@@ -236,5 +245,7 @@ class TrialEvents(TrialReplay):
             self.trial.preempt()  # SIGTERM: preempted (Slurm requeues it) or cancelled
 
     def on_paused(self, event: dict[str, Any]) -> None:
+        if event.get(ev.CHECKPOINT):  # a class trainable's, saved as it paused (Ray's save on pause)
+            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
         if not self.exploits.on_job_end(self.trial):
             self.trial.paused()

@@ -11,7 +11,7 @@ from hpctune.config import CheckpointConfig
 from hpctune.core.metrics import flat_value
 from hpctune.storage.checkpoints import checkpoints_to_delete
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.secure import child_path
+from hpctune.storage.secure import check_component, child_path
 from hpctune.tune.experiment.trial import Trial
 
 
@@ -27,6 +27,7 @@ def append_event(exp: ExperimentDir, trial: Trial, event: dict[str, Any], fsync:
 
 def keep_checkpoint(trial: Trial, name: str, result: dict[str, Any], config: CheckpointConfig) -> None:
     """Track the trial's new checkpoint ``name``; delete those beyond ``num_to_keep``."""
+    check_component(name, "checkpoint name")  # before it is the trial's: never a path outside
     attribute = config.checkpoint_score_attribute
     trial.checkpoint = name
     trial.checkpoints = [c for c in trial.checkpoints if c[0] != name]

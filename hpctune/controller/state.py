@@ -24,6 +24,8 @@ class TrialTable:
         self.tails: dict[str, LogTail] = {}
         self._in_order: list[Trial] = []
         self._changed: set[str] = set()
+        #: trials added, retired or brought back since the last snapshot (``take_dirty``)
+        self.dirty: set[str] = set()
 
     def add(self, trial: Trial, tail: LogTail) -> None:
         """A trial of the run (live unless it is finished), its log read from ``tail``."""
@@ -31,11 +33,13 @@ class TrialTable:
         self.tails[trial.trial_id] = tail
         if not trial.is_finished:
             self.live[trial.trial_id] = trial
+        self.dirty.add(trial.trial_id)
 
     def retire(self, trial: Trial) -> None:
         """Out of the loop: the trial ended, or the experiment stopped before it started."""
         self.live.pop(trial.trial_id, None)
         self.tails[trial.trial_id].close()
+        self.dirty.add(trial.trial_id)
 
     def mark_changed(self, trial_ids: set[str]) -> None:
         """Logs the change feed says grew: read them in this step (unknown ids are ignored)."""
@@ -53,6 +57,13 @@ class TrialTable:
     def bring_back(self, trial: Trial) -> None:
         """Into the loop again (an errored trial a restore runs again)."""
         self.live[trial.trial_id] = trial
+        self.dirty.add(trial.trial_id)
+
+    def take_dirty(self) -> set[str]:
+        """The trials a snapshot must look at besides the live ones: marked since the last
+        call (the snapshot's journal writes those whose record changed)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
 
     @property
     def all(self) -> list[Trial]:

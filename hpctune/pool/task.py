@@ -137,6 +137,8 @@ class PoolTask:
         logs = self.exp.job_log_paths(job_id)
         pid, popen = child_mod.start(self.start_method, self.exp.root, trial_id, env, logs,
                                      close_fds=(self._wake_r, self._wake_w))
+        # in the pool task's own log: which runs it ran (their records go when they end)
+        print(f"hpctune pool: run {job_id} of trial {trial_id} started (pid {pid})", flush=True)
         self.children[pid] = Child(seq, trial_id, pid, gpus, popen=popen)
 
     def _reap(self) -> None:
@@ -145,9 +147,10 @@ class PoolTask:
             if code is None:
                 continue
             del self.children[pid]
-            if self.signal_name is not None and not self._ended_for_good(running):
+            ended = self._ended_for_good(running)
+            if self.signal_name is not None and not ended:
                 continue  # keeps its claim: the requeued pool task resumes it from its checkpoint
-            self.queue.finish(self.task_id, running.seq, code)
+            self.queue.finish(self.task_id, running.seq, code, logged_end=ended)
 
     def _ended_for_good(self, running: Child) -> bool:
         """True if the run's last event ends its job (``EventKind.ends_job``: complete, stopped,

@@ -31,7 +31,7 @@ class Result:
         self._trial = trial
         self.metrics: dict[str, Any] = {**trial.last_result, "config": trial.config}
         self.config: dict[str, Any] = trial.config
-        self.path: str = trial.path
+        self.path: str = trial_path(trial)
         self.trial_id: str = trial.trial_id
         self.status: str = trial.status.value
         self.error: TrialError | None = TrialError(trial.error) if trial.error else None
@@ -73,6 +73,16 @@ class Result:
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.metrics.items() if k != "config"}
         return f"Result(trial_id={self.trial_id!r}, status={self.status}, metrics={shown!r})"
+
+
+def trial_path(trial: Trial) -> str:
+    """Where Ray puts the trial: the directory ``trial_dirname_creator`` named (a link at the
+    experiment root to ``trials/<id>``), else ``trials/<id>`` itself (also when the link is gone)."""
+    if trial.dirname:
+        named = Path(trial.path).parent.parent / trial.dirname
+        if named.is_symlink() and named.resolve() == Path(trial.path).resolve():
+            return str(named)
+    return trial.path
 
 
 class ResultGrid:

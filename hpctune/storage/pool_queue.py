@@ -6,12 +6,13 @@ change is one ``rename`` of a small marker file, atomic on a POSIX filesystem, s
 is in exactly one place and no two pool tasks can claim it::
 
     <exp>/pool/
-      runs/<N>.json            the run: trial id and resource shape (written once, kept)
+      runs/<N>.json            the run: trial id and resource shape (written once; removed
+                               when the run ended with its end in the trial's log)
       shapes/<key>.json        the resources of a shape (one pool array per shape)
       shapes/<key>.cap.json    the most trials of that shape that run at once
       queue/<key>/<N>          queued: waits for a pool task of that shape
       claimed/<task>/<N>       claimed by pool task <task> (``<array>_<index>``)
-      ended/<N>.json           its process exited: exit code, pool task
+      ended/<N>.json           its process exited without its end in the trial's log (a crash)
       cancel/<N>               the driver asks the pool task to end a claimed run
       dropped/<N>              cancelled before a claim, or handed back from a pool task that died
       arrays/<uid>.tasks|.sbatch|.jobid   each pool array: its tasks' lines, script, job id
@@ -183,6 +184,8 @@ class PoolQueue:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self._dir("queue", record.shape, _name(seq)), self._dir("dropped", _name(seq)))
                 return True
+        elif not self._dir("runs", f"{_name(seq)}.json").exists():
+            return False  # its record went when it ended (``finish``): nothing left to cancel
         if self.ended(seq) is None:
             write_json_atomic(self._dir("cancel", _name(seq)), {}, fsync=False)
         return False
@@ -235,12 +238,23 @@ class PoolQueue:
         """True if the driver asked the pool task running ``seq`` to end it."""
         return self._dir("cancel", _name(seq)).exists()
 
-    def finish(self, task: str, seq: int, exit_code: int) -> None:
-        """Record that the run's process exited, then drop the claim."""
-        _write_record(self._dir("ended", f"{_name(seq)}.json"), {"exit": exit_code, "task": task})
+    def finish(self, task: str, seq: int, exit_code: int, logged_end: bool = False) -> None:
+        """Record that the run's process exited, then drop the claim.
+
+        ``logged_end``: the trial's result log holds the event that ended this run's job
+        (complete, stopped, error...). The driver reads the log to the end before it asks how
+        a job that left the queue ended, and a restore reads it too, so the run needs no
+        record any more: no ``ended/<N>.json`` is written and ``runs/<N>.json`` goes (unless it
+        is the newest run, which ``next_seq`` counts from): a finished trial keeps no file in
+        the queue. A run that ended without such an event (a crash) keeps both, for the driver."""
+        if not logged_end:
+            _write_record(self._dir("ended", f"{_name(seq)}.json"), {"exit": exit_code, "task": task})
         for path in (self._dir("claimed", check_task_id(task), _name(seq)), self._dir("cancel", _name(seq))):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        if logged_end and seq < self.next_seq() - 1:
+            with contextlib.suppress(FileNotFoundError):
+                self._dir("runs", f"{_name(seq)}.json").unlink()
 
 
 def _write_record(path: Path, fields: dict[str, Any]) -> None:

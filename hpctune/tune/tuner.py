@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpctune.backends.base import Backend
+from hpctune.backends.choice import BACKEND_ENV, choose_backend  # noqa: F401 - BACKEND_ENV: its old home
 from hpctune.backends.pool_settings import check_pool_use, reuse_actors
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.config.ray_env import apply_ray_env, config_notices, dated_subdir
 from hpctune.controller import Controller, ControllerSettings
-from hpctune.controller.bridge import bridge_scheduler, wrap_searcher
+from hpctune.controller.bridge import bridge_scheduler, note_user_error, wrap_searcher
 from hpctune.controller.launching import first_batch_size
 from hpctune.controller.trial_names import TrialNamer
 from hpctune.core.checks import check_tuner_args
@@ -37,12 +37,11 @@ from hpctune.tune.preflight import (
     trial_resources,
 )
 from hpctune.tune.registry import resolve_trainable
+from hpctune.tune.respecify import object_slots, respecify
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.tune.search.searcher import SampleLimiter, Searcher
 from hpctune.tune.trainable import validate_trainable
 from hpctune.worker.output import SPEC_FIELD, output_files
-
-BACKEND_ENV = "HPCTUNE_BACKEND"
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,13 @@ class Tuner:
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
+        if slurm_config is not None and self.run_config.slurm is not None and slurm_config != self.run_config.slurm:
+            raise ConfigError("Two SlurmConfigs: Tuner(slurm_config=...) and RunConfig(slurm=...) differ, "
+                              "and one would be ignored in silence. Fix: pass one of them.")
         self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
+        self._objects = None  # Tuner.restore(param_space=...): the objects it gives anew
         self._results: ResultGrid | None = None
         self._validate_space()
         check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name,
@@ -120,7 +123,8 @@ class Tuner:
         """Continue an experiment after the driver stopped (killed, Ctrl+C, node lost).
 
         Trials whose jobs are still queued or running in Slurm are re-attached, not
-        resubmitted; everything they wrote meanwhile is read from their logs.
+        resubmitted; everything they wrote meanwhile is read from their logs. ``param_space``
+        gives its objects anew, as in Ray (``tune/respecify.py``); nothing else of it may change.
         """
         exp = ExperimentDir(path)
         if not cls.can_restore(path):
@@ -137,6 +141,7 @@ class Tuner:
                     backend=backend or saved["backend"], slurm_config=saved["slurm_config"])
         tuner._restore = {"resume_unfinished": resume_unfinished, "resume_errored": resume_errored,
                           "restart_errored": restart_errored}
+        tuner._objects = object_slots(saved["param_space"], param_space) if param_space is not None else None
         return tuner
 
     def fit(self) -> ResultGrid:
@@ -188,11 +193,16 @@ class Tuner:
                                           prefix=state["trial_id_prefix"] if state else None)
             if state is not None:
                 controller.restore(state, **self._restore)
+                if self._objects is not None:  # Tuner.restore(param_space=...): Ray's new objects
+                    respecify(controller.table.all, self._objects, exp.write_params)
             return self._run(controller)
 
     def _run(self, controller: Controller) -> ResultGrid:
         try:
             trials = controller.run()
+        except Exception as exc:  # the user's searcher, stopper, scheduler or callback raised
+            note_user_error(exc, controller.exp.root)
+            raise
         finally:
             controller.backend.close()
         tc = self.tune_config
@@ -371,23 +381,3 @@ class Tuner:
 def heartbeat_interval(timeout_s: float | None) -> float:
     """How often workers write a heartbeat: often enough for the driver's timeout."""
     return 30.0 if timeout_s is None else max(1.0, min(30.0, timeout_s / 4))
-
-
-def choose_backend(requested: str | None) -> str:
-    """HPCTUNE_BACKEND wins over the argument; without either, Slurm if sbatch exists."""
-    from shutil import which
-
-    choice = os.environ.get(BACKEND_ENV) or requested
-    if choice is None:
-        if which("sbatch"):
-            return "slurm"
-        print("hpctune: no `sbatch` on this machine: running trials as local processes.",
-              file=sys.stderr)
-        return "local"
-    if choice not in ("slurm", "local"):
-        raise ConfigError(f"Unknown backend {choice!r}: use 'slurm' or 'local' "
-                          f"(argument backend= or environment variable {BACKEND_ENV}).")
-    if choice == "slurm" and not which("sbatch"):
-        raise ConfigError("backend='slurm' but `sbatch` is not on PATH: run on a Slurm login node "
-                          "or use backend='local'.")
-    return choice

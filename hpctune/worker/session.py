@@ -64,8 +64,9 @@ class StopTrial(BaseException):
 
 
 class Preempted(BaseException):
-    """Raised inside ``report`` once Slurm announced preemption or the time limit and the
-    trial has saved what it can: the worker then requeues the job and exits."""
+    """Raised inside ``report`` once Slurm announced preemption or the time limit (or the driver
+    paused the trial: ``pause``) and the trial has saved what it can: the worker then exits."""
+    checkpoint: str | None = None  # a checkpoint a class trainable saved as it paused (its name)
 
 
 class PeerFailed(BaseException):
@@ -183,7 +184,8 @@ class Session:
         self.check_control()
         if interruptible:
             self.raise_pending_stop()
-        if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run):
+        pausing = self.signal_name == PAUSE  # at the result it answers, as in Ray (see class_trainable)
+        if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run or pausing):
             raise Preempted(self.signal_name or "preempted")
         return {**result, "config": self.config}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from hpctune.results.grid import ResultGrid
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
+from tests.e2e.state import trials_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRIALS, STEPS = 12, 20
@@ -146,7 +147,6 @@ def kill_mid_search_and_restore(script: Path, exp: Path, trainable, cwd: Path):
     """Run the driver ``script`` until 3 trials of ``exp`` ended, SIGKILL it, restore and finish
     the experiment with ``trainable``; check that its 10 trials ended once each with 10
     different configs. Returns (the restored Tuner, its ResultGrid)."""
-    import json
 
     from hpctune import tune
     from tests.conftest import wait_for
@@ -154,8 +154,7 @@ def kill_mid_search_and_restore(script: Path, exp: Path, trainable, cwd: Path):
     driver = subprocess.Popen([sys.executable, str(script)], cwd=cwd)
 
     def three_done() -> bool:
-        state = exp / "state.json"
-        trials = json.loads(state.read_text())["trials"] if state.exists() else []
+        trials = trials_of(exp)
         return sum(1 for t in trials if t["status"] == "TERMINATED") >= 3
 
     wait_for(three_done, timeout=120)

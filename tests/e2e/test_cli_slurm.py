@@ -8,6 +8,7 @@ import pytest
 
 from hpctune.cli.main import main
 from tests.conftest import run, squeue_states, unique_name, wait_for
+from tests.e2e.state import trials_of
 
 pytestmark = pytest.mark.slurm
 
@@ -67,7 +68,7 @@ def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path,
     capsys.readouterr()
 
     def reporting():
-        trials = json.loads((root / "state.json").read_text())["trials"] if (root / "state.json").exists() else []
+        trials = trials_of(root)
         return any(t["last_result"] for t in trials)
 
     wait_for(reporting, timeout=90, interval=0.5, what="first results")
@@ -116,9 +117,9 @@ def test_cancel_stops_the_driver_and_every_trial_with_one_scancel(tmp_path, stor
     driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
 
     def submitted():
-        if not (root / "state.json").exists():
+        trials = trials_of(root)
+        if not trials:
             return None
-        trials = json.loads((root / "state.json").read_text())["trials"]
         return [t["job_id"] for t in trials if t["job_id"]]
 
     job_ids = wait_for(submitted, timeout=90, interval=0.5, what="trial jobs")

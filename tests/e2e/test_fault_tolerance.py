@@ -14,6 +14,7 @@ from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, run, sbatch, unique_name, wait_for
 from tests.e2e import trainables
+from tests.e2e.state import trials_of
 
 
 @pytest.fixture
@@ -223,10 +224,7 @@ def test_killed_driver_is_restored_without_losing_or_rerunning_anything(
         exp = tmp_path / name
 
         def some_done_some_running():
-            state = exp / "state.json"
-            if not state.exists():
-                return False
-            trials = json.loads(state.read_text())["trials"]
+            trials = trials_of(exp)
             done = sum(1 for t in trials if t["status"] == "TERMINATED")
             return len(trials) == 12 and 2 <= done <= 6
 

@@ -320,9 +320,13 @@ def test_logs_across_jobs_and_the_driver_log(capsys, tmp_path):
     code, out, _ = run(capsys, "logs", "live", "1")
     assert code == 0
     assert out.index("800_0_0_log.out") < out.index("first attempt") < out.index("900_1_0_log.out")
-    assert "hello from 900_1" in out and "900_1_0_log.err (not written yet)" in out
+    assert "hello from 900_1" in out and ".err" not in out  # one log per job: stderr is in the .out
+    assert out.count("==> ") == 2
     code, out, _ = run(capsys, "logs", "live", "abc_00001", "--stream", "err")
-    assert ".out" not in out
+    assert "900_1_0_log.out" in out and "hello from 900_1" in out  # stderr: the merged log
+    (exp / "jobs" / "800_0_0_log.err").write_text("an older hpctune's stderr\n")
+    code, out, _ = run(capsys, "logs", "live", "abc_00001", "--stream", "err")
+    assert "800_0_0_log.err" in out and "800_0_0_log.out" not in out and "an older hpctune's stderr" in out
     (exp / "driver.log").write_text("driver says hi\n")
     code, out, _ = run(capsys, "logs", "live", "driver")
     assert "driver says hi" in out

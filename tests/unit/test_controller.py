@@ -23,6 +23,7 @@ from hpctune.errors import TuneError
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.result_log import read_events
 from hpctune.tune.callback import Callback, CallbackList
 from hpctune.tune.experiment.trial import TrialStatus
@@ -178,7 +179,7 @@ def test_a_grid_goes_out_as_one_throttled_launch_in_trial_order(tmp_path):
         assert (trial.config, trial.job_id, trial.status, trial.job_state) == (
             {"x": i}, f"100_{i}", PENDING, "PENDING")
         assert trial.submitted_at == rig.clock.now and trial.num_failures == 0
-    snapshot = json.loads(rig.exp.state_path.read_text())
+    snapshot = read_trial_state(rig.exp).as_snapshot()  # state.json and its journal
     assert [(t["trial_id"], t["job_id"]) for t in snapshot["trials"]] == [
         (tid(i), f"100_{i}") for i in range(5)]
     rig.step(3)

@@ -203,10 +203,11 @@ def test_tbx_logger_writes_scalars_under_rays_tags_and_hparams_at_the_end(tmp_pa
 def test_default_loggers_follow_rays_rules(monkeypatch):
     kinds = lambda loggers: [type(c).__name__ for c in loggers]  # noqa: E731
     monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
-    assert kinds(auto_loggers([]))[:2] == ["JsonLoggerCallback", "CSVLoggerCallback"]
+    assert kinds(auto_loggers([]))[:1] == ["CSVLoggerCallback"]  # result.json only when asked for
+    assert kinds(auto_loggers([CSVLoggerCallback()]))[:1] != ["CSVLoggerCallback"]
     assert kinds(auto_loggers([JsonLoggerCallback()]))[0] == "CSVLoggerCallback"
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    assert kinds(auto_loggers([])) == ["JsonLoggerCallback", "CSVLoggerCallback"]
+    assert kinds(auto_loggers([])) == ["CSVLoggerCallback"]
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     assert auto_loggers([]) == []
 

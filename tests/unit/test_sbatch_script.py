@@ -19,7 +19,7 @@ def directives(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH")]
 
 
-def test_gpu_array_script(tmp_path):
+def test_gpu_array_script(tmp_path):  # no --error: stderr goes to the task's .out (one log per task)
     script = render(tmp_path, {"cpu": 2, "gpu": 1, "mem_gb": 8}, partition="gpu", time_min=120,
                     setup=["module load cuda/12"], sbatch_options={"reservation": "ml"})
     out = tmp_path / "exp" / "jobs"
@@ -27,7 +27,6 @@ def test_gpu_array_script(tmp_path):
         "#SBATCH --array=0-15%4",
         "#SBATCH --comment=hpctune:1",
         "#SBATCH --cpus-per-task=2",
-        f"#SBATCH --error={out}/%A_%a_0_log.err",
         "#SBATCH --gres=gpu:1",
         "#SBATCH --job-name=hpctune-exp",
         "#SBATCH --mem=8GB",

@@ -24,7 +24,7 @@ import numpy as np
 
 from hpctune.errors import ConfigError
 from hpctune.space import uniform
-from hpctune.tune.schedulers.pbt import PopulationBasedTraining
+from hpctune.tune.schedulers.pbt import PopulationBasedTraining, root_seed
 
 #: the GP is fitted to at most this many (latest) data points
 MAX_POINTS = 200
@@ -71,6 +71,8 @@ class PB2(PopulationBasedTraining):
                  require_attrs: bool = True, synch: bool = False, seed: int | None = None,
                  rng: np.random.Generator | None = None):
         bounds = _check_bounds(hyperparam_bounds)
+        if seed is None and rng is None:  # drawn from `random` before importing scikit-learn draws from it
+            seed = root_seed(None)
         _require_sklearn()
         super().__init__(time_attr=time_attr, metric=metric, mode=mode,
                          perturbation_interval=perturbation_interval,

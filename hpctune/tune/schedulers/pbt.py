@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -78,7 +79,10 @@ class PopulationBasedTraining(TrialScheduler):
         log_config: write ``pbt_global.txt`` and ``pbt_policy_<trial>.txt`` (Ray's files).
         require_attrs: a result without ``time_attr`` or the metric is an error (else ignored).
         synch: synchronous PBT (a barrier at every perturbation point).
-        seed, rng: the randomness of donors and exploration (give at most one).
+        seed, rng: the randomness of donors and exploration (give at most one). Without
+            either, the seed is drawn from Python's ``random`` when the scheduler is made
+            (Ray's PBT draws from the module-level ``random``): ``random.seed(1234)`` before
+            it, as in Ray's reproducibility recipe, makes the same perturbations.
 
     The donor's *latest persisted* checkpoint is used: report a checkpoint at least every
     ``perturbation_interval`` (Ray asks the donor to save one at that moment).
@@ -121,7 +125,7 @@ class PopulationBasedTraining(TrialScheduler):
         self.log_config = log_config
         self._require_attrs = require_attrs
         self._synch = synch
-        self._rng = rng if rng is not None else np.random.default_rng(seed)
+        self._rng = rng if rng is not None else np.random.default_rng(root_seed(seed))
         self._trials: dict[str, TrialState] = {}
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
         self._waiting: set[str] = set()  # paused (synch: at the barrier) until resumed
@@ -335,6 +339,11 @@ class PopulationBasedTraining(TrialScheduler):
     def debug_string(self) -> str:
         return (f"PopulationBasedTraining: {self._num_checkpoints} checkpoints, "
                 f"{self._num_perturbations} perturbs")
+
+
+def root_seed(seed: int | None) -> int:
+    """``seed``, else a draw from Python's module-level ``random`` (what ``random.seed`` sets)."""
+    return random.getrandbits(64) if seed is None else seed
 
 
 def _validate(mutations: dict, custom_explore_fn: Any, quantile_fraction: float,
