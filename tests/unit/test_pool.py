@@ -159,7 +159,9 @@ def test_a_gpu_share_needs_the_pool(tmp_path, monkeypatch):
         tune.Tuner(shared, backend="local", run_config=tune.RunConfig(storage_path=str(tmp_path)))
     monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     with pytest.raises(ConfigError, match=r"reuse_actors=True"):
-        tune.Tuner(shared, run_config=tune.RunConfig(storage_path=str(tmp_path)))
+        tune.Tuner(shared, tune_config=tune.TuneConfig(reuse_actors=False),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    assert tune.Tuner(shared, run_config=tune.RunConfig(storage_path=str(tmp_path)))._pooled()
     tune.Tuner(shared, tune_config=tune.TuneConfig(reuse_actors=True),
                run_config=tune.RunConfig(storage_path=str(tmp_path)))
     assert not any(tmp_path.iterdir())
@@ -183,12 +185,71 @@ def test_reuse_actors_default_lives_in_one_place(monkeypatch):
     def fn(config):
         return None
 
-    assert settings.reuse_actors(None, fn) is settings.DEFAULT_REUSE_ACTORS
-    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", True)
-    assert settings.reuse_actors(None, fn) is True
+    assert settings.reuse_actors(None, fn) is settings.DEFAULT_REUSE_ACTORS is True
     assert settings.reuse_actors(None, _Resets) is True
     assert settings.reuse_actors(None, _NoReset) is False  # Ray's rule: only with reset_config
     assert settings.reuse_actors(False, fn) is False
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", False)
+    assert settings.reuse_actors(None, fn) is False
+    assert settings.use_pool(None, fn, "slurm") is False
+
+
+class _Sized(_Resets):
+    @classmethod
+    def default_resource_request(cls, config):
+        return {"cpu": config.get("cpus", 1)}
+
+
+@pytest.mark.parametrize("requested, trainable, backend, srun, changing, pooled", [
+    (None, "fn", "slurm", False, False, True),  # Ray's default: on for function trainables
+    (None, _Resets, "slurm", False, False, True),  # and classes that implement reset_config
+    (None, _NoReset, "slurm", False, False, False),
+    (None, "fn", "local", False, False, False),  # the local backend: one process per trial
+    (True, "fn", "local", False, False, False),
+    (False, "fn", "slurm", False, False, False),  # False keeps one job per trial
+    (True, "fn", "slurm", False, False, True),
+    (None, "fn", "slurm", True, False, False),  # use_srun: one job per trial by default
+    (None, "fn", "slurm", False, True, False),  # ResourceChangingScheduler: the same
+    (None, "two_nodes", "slurm", False, False, False),  # multi-node trials: the same
+    (None, "two_tasks", "slurm", False, False, False),
+    (None, "of_config", "slurm", False, False, False),  # a request that depends on the config
+    (None, _Sized, "slurm", False, False, False),
+    (None, "gpu_share", "slurm", False, False, True),
+])
+def test_the_pool_is_the_default_only_where_it_can_run_the_trials(
+        requested, trainable, backend, srun, changing, pooled):
+    def fn(config):
+        return None
+
+    trainable = {"fn": fn, "two_nodes": tune.with_resources(fn, {"nodes": 2}),
+                 "two_tasks": tune.with_resources(fn, {"tasks_per_node": 2}),
+                 "of_config": tune.with_resources(fn, lambda config: {"cpu": 1}),
+                 "gpu_share": tune.with_resources(fn, {"gpu": 0.5})}.get(trainable, trainable)
+    scheduler = tune.schedulers.ResourceChangingScheduler(
+        base_scheduler=tune.schedulers.FIFOScheduler()) if changing else None
+    assert settings.use_pool(requested, trainable, backend, srun, scheduler) is pooled
+
+
+def test_a_restored_experiment_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
+    """The default may change between versions: a restore keeps job-per-trial or pool."""
+    import cloudpickle
+
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
+    tuner = tune.Tuner(_pool_fn, run_config=tune.RunConfig(storage_path=str(tmp_path), name="e"))
+    assert tuner._pooled()
+    exp = ExperimentDir(tmp_path / "e")
+    exp.create()
+    exp.write_trainable(pickle_trainable(_pool_fn))
+    payload = cloudpickle.loads(tuner._tuner_payload())
+    assert payload["pooled_on_slurm"] is True
+    exp.tuner_path.write_bytes(cloudpickle.dumps(payload))
+    assert tune.Tuner.restore(str(exp.root), _pool_fn)._pooled()
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", False)  # today's default: off
+    assert tune.Tuner.restore(str(exp.root), _pool_fn)._pooled()  # the experiment's: on
+    del payload["pooled_on_slurm"]  # saved before the default was on: one job per trial
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", True)
+    exp.tuner_path.write_bytes(cloudpickle.dumps(payload))
+    assert not tune.Tuner.restore(str(exp.root), _pool_fn)._pooled()
 
 
 def test_reuse_actors_with_a_class_without_reset_config_fails_before_anything_runs(tmp_path):
