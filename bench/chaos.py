@@ -30,7 +30,8 @@ MODES = {"job": False, "pool": True, "default": None}
 def campaign(backend: str, runs: int, seed: int, mode: str = "default") -> dict:
     """``runs`` chaos runs on ``backend``; totals of kills, problems and failed restores."""
     rng = random.Random(seed)
-    totals: dict = {"runs": 0, "kills": 0, "problems": [], "failed_restores": [], "bad_trials": 0}
+    totals: dict = {"runs": 0, "kills": 0, "problems": [], "failed_restores": [], "bad_trials": 0,
+                    "lost": 0}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"hpctune-chaos-{backend}-") as tmp:
         for run in range(runs):
@@ -55,7 +56,10 @@ def campaign(backend: str, runs: int, seed: int, mode: str = "default") -> dict:
             totals["runs"] += 1
             totals["kills"] += outcome["kills"]
             totals["problems"] += [f"run {run}: {p}" for p in problems]
-            totals["bad_trials"] += len({p.split(":")[0] for p in problems} - {f"{TRIALS} trials"})
+            # a trial's problems start with its id; the grid's own ("11 trials, ...") does not
+            totals["bad_trials"] += len({p.split(":")[0] for p in problems if " trials, " not in p})
+            totals["lost"] += sum(TRIALS - int(p.split()[2]) for p in problems
+                                  if " trials, " in p and p.split()[3] == "terminated,")
             print(f"  {backend} run {run:2d}: kills at {outcome['killed_at_s']} s -> "
                   f"{len(problems)} problems ({time.monotonic() - run_started:.0f} s)", flush=True)
     totals["wall_s"] = time.monotonic() - started
@@ -77,6 +81,7 @@ def main() -> int:
         bad += len(totals["problems"]) + len(totals["failed_restores"])
         print(f"{backend} ({args.mode}): {totals['runs']} runs, {totals['kills']} driver kills, "
               f"{len(totals['problems'])} problems in {totals['bad_trials']} trials, "
+              f"{totals['lost']} trials not terminated, "
               f"{len(totals['failed_restores'])} failed restores ({totals['wall_s']:.0f} s)")
         for problem in (totals["problems"] + totals["failed_restores"])[:20]:
             print(f"    {problem}")
