@@ -103,9 +103,17 @@ class PoolBackend(SlurmBackend):
                 self._submit_pool(shape, missing)
 
     def _submit_pool(self, shape: str, count: int) -> None:
+        """Submit pool tasks for ``count`` more slots of ``shape``: arrays no larger than the
+        cluster allows (``SlurmConfig.max_array_size``, MaxArraySize, MaxSubmitJobs)."""
+        slots = default_slots(self._shape(shape), self.config.pool_slots_per_task)
+        tasks = math.ceil(count / slots)  # each pool task runs `slots` trials at once
+        size = self.limits.array_chunk(self.config.max_array_size, tasks)
+        for start in range(0, tasks, size):
+            self._submit_pool_array(shape, slots, min(size, tasks - start))
+
+    def _submit_pool_array(self, shape: str, slots: int, count: int) -> None:
+        """One array of ``count`` pool tasks of ``slots`` slots each."""
         resources = self._shape(shape)
-        slots = default_slots(resources, self.config.pool_slots_per_task)
-        count = math.ceil(count / slots)  # each pool task runs `slots` trials at once
         make_private_dir(self.jobs_dir)  # the pool tasks' own Slurm logs go there
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.queue.array_paths(uid)

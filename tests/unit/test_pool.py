@@ -357,14 +357,18 @@ def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_pa
 
 
 def test_no_run_starts_too_close_to_the_time_limit(tmp_path):
-    """Past ``claim_until`` a pool task claims nothing and leaves: the driver sends a fresh one."""
-    exp, queue = make_experiment(tmp_path, [{"steps": 1}])
+    """Past ``claim_until`` a pool task that has run a trial claims nothing more and leaves: the
+    driver sends a fresh one. Its first fill is exempt (a fresh task whose time limit is within
+    the warning lead, time_min=1 with signal_lead_s=55, must still run trials, not leave at once
+    and be replaced for ever)."""
+    exp, queue = make_experiment(tmp_path, [{"steps": 1}, {"steps": 1}])
     task = PoolTask(exp.root, "45_0", SHAPE, idle_s=30, start_method="fork", plan=SlotPlan(slots=1),
                     claim_until=time.monotonic())
     started = time.monotonic()
     task.run()
-    assert time.monotonic() - started < 5  # not the 30 s idle wait
-    assert queue.view().queued == {0: SHAPE} and not read_events(exp.result_log_path("t_00000"))
+    assert time.monotonic() - started < 15  # not the 30 s idle wait
+    assert queue.ended(0).exit_code == 0 and kinds(exp, "t_00000")[-1] == "complete"
+    assert queue.view().queued == {1: SHAPE} and not read_events(exp.result_log_path("t_00001"))
 
 
 def test_a_restored_driver_adopts_only_runs_that_reached_the_queue(tmp_path):
@@ -436,6 +440,19 @@ def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(
     backend.cancel(["pool-9", "pool-2"])  # queued: out of the queue; claimed: its task ends it
     assert queue.dropped(9) and queue.cancel_requested(2)
     assert backend.final_states(["pool-9"]) == {"pool-9": "cancelled before a pool task started it"}
+
+
+def test_pool_arrays_fit_the_max_array_size(tmp_path):
+    """10 trials without a throttle want 10 pool tasks: with max_array_size=4 they go out as
+    arrays of 4, 4 and 2 (one array of 10 is refused by sbatch: "Invalid job array")."""
+    from hpctune.backends.pool import PoolBackend
+
+    slurm = ScriptedSlurm()
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False, max_array_size=4), commands=slurm)
+    backend.launch([f"t_{i:05d}" for i in range(10)], {"cpu": 1, "gpu": 0}, throttle=None)
+    arrays = [line for script in slurm.scripts for line in script.splitlines() if "--array=" in line]
+    assert arrays == ["#SBATCH --array=0-3%4", "#SBATCH --array=0-3%4", "#SBATCH --array=0-1%2"]
+    assert slurm.counts["sbatch"] == 3
 
 
 def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):
