@@ -455,6 +455,33 @@ def test_pool_arrays_fit_the_max_array_size(tmp_path):
     assert slurm.counts["sbatch"] == 3
 
 
+def test_pool_tasks_that_never_start_a_run_fail_the_queued_runs(tmp_path):
+    """Pool tasks that end at once (a failing setup line): after BARREN_TASKS of them with no
+    run taken, the queued runs fail as their jobs would, instead of fresh pool tasks for ever;
+    tasks that take runs and end are replaced without limit."""
+    from hpctune.backends.pool import BARREN_TASKS, PoolBackend
+
+    slurm = ScriptedSlurm()
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
+    jobs = backend.launch([f"t_{i:05d}" for i in range(30)], {"cpu": 1, "gpu": 0}, throttle=2)
+    shape = backend.queue.run(0).shape
+    for round_ in range(2 * BARREN_TASKS):  # each round: both tasks take a run and end
+        for task in (f"{1000 + round_}_0", f"{1000 + round_}_1"):
+            backend.queue.finish(task, backend.queue.claim_next(task, shape), 0)
+        backend.poll()  # the tasks are gone
+        backend.reconcile()
+    assert not backend._failed_unstarted and slurm.counts["sbatch"] == 1 + 2 * BARREN_TASKS
+    submitted = slurm.counts["sbatch"]
+    for _ in range(BARREN_TASKS):  # now no task takes anything
+        backend.poll()
+        backend.reconcile()
+    assert slurm.counts["sbatch"] - submitted < BARREN_TASKS
+    assert not backend.queue.view().queued and backend.queue.dropped(29)
+    why = backend.final_states(["pool-29"])["pool-29"]
+    assert "without starting any trial" in why and "SlurmConfig(setup)" in why
+    assert 0 not in backend._failed_unstarted and jobs[29] == "pool-29"
+
+
 def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):
     """A restored driver polls before it launches anything: the cap (max_concurrent_trials) its
     predecessor launched with still holds, so it submits no pool task beyond it."""
