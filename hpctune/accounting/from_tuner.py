@@ -44,7 +44,7 @@ def with_cost(script: str, tuner: Tuner, billing: str | None) -> str:
 def cost_inputs(tuner: Tuner, billing: str | None = None,
                 seconds_per_iteration: float | None = None) -> CostInputs:
     """Everything ``estimate`` needs, from the Tuner's configs (nothing is submitted or written)."""
-    from hpctune.backends.pool_settings import reuse_actors
+    from hpctune.backends.pool_settings import pooled_on_slurm
     from hpctune.core.resources import resources_for
     from hpctune.pool.slots import default_slots
 
@@ -52,7 +52,7 @@ def cost_inputs(tuner: Tuner, billing: str | None = None,
     resources = resources_for(tuner.trainable, {})
     trials = trial_count(tuner)
     failures = tuner.run_config.failure_config.max_failures
-    pooled = tuner.backend_name == "slurm" and reuse_actors(tc.reuse_actors, tuner.trainable)
+    pooled = tuner.backend_name == "slurm" and pooled_on_slurm(tc, tuner.trainable, slurm)
     return CostInputs(
         trials=trials, shape=TrialShape.from_resources(resources), time_limit_min=slurm.time_min,
         attempts=None if failures < 0 else 1 + failures,

@@ -162,7 +162,8 @@ def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
         lines.append(driver_script(plan))
     else:
         lines.append("# (none: the driver runs in the foreground; add --detach to run it as a job)")
-    lines += ["# ---- trials (one array task per trial), then the worst-case cost ----", trial_preview(plan)]
+    lines += ["# ---- trials (a worker pool, or one array task per trial), then the worst-case cost ----",
+              trial_preview(plan)]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from hpctune.backends.base import Backend
 from hpctune.backends.choice import BACKEND_ENV, choose_backend  # noqa: F401 - BACKEND_ENV: its old home
-from hpctune.backends.pool_settings import check_pool_use, reuse_actors
+from hpctune.backends.pool_settings import check_pool_use, pooled_on_slurm
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.config.ray_env import apply_ray_env, config_notices, dated_subdir
 from hpctune.controller import Controller, ControllerSettings
@@ -134,11 +134,14 @@ class Tuner:
         saved = load_private_pickle(exp.tuner_path)
         if trainable is None:
             trainable = load_private_pickle(exp.trainable_path)
-        run_config = saved["run_config"]
+        run_config, tune_config = saved["run_config"], saved["tune_config"]
         run_config.storage_path, run_config.name = str(exp.root.parent), exp.root.name
+        backend = backend or saved["backend"]
+        if tune_config.reuse_actors is None and backend == "slurm":  # as it started, not today's
+            tune_config.reuse_actors = saved.get("pooled_on_slurm", False)  # default (older: off)
         tuner = cls(trainable, param_space=param_space or saved["param_space"],
-                    tune_config=saved["tune_config"], run_config=run_config,
-                    backend=backend or saved["backend"], slurm_config=saved["slurm_config"])
+                    tune_config=tune_config, run_config=run_config,
+                    backend=backend, slurm_config=saved["slurm_config"])
         tuner._restore = {"resume_unfinished": resume_unfinished, "resume_errored": resume_errored,
                           "restart_errored": restart_errored}
         tuner._objects = object_slots(saved["param_space"], param_space) if param_space is not None else None
@@ -226,12 +229,16 @@ class Tuner:
         pickle_config(self.param_space)  # an unpicklable value: a ConfigError naming its key
         payload = {"param_space": self.param_space, "tune_config": self.tune_config,
                    "run_config": self.run_config, "slurm_config": self.slurm_config,
-                   "backend": self.backend_name}
+                   "backend": self.backend_name, "pooled_on_slurm": self._pooled()}
         try:
             return cloudpickle.dumps(payload)
         except Exception as exc:
             raise ConfigError(f"The experiment's configuration cannot be pickled for resuming ({exc}): "
                               "avoid open files or locks in callbacks, searchers and stoppers.") from exc
+
+    def _pooled(self) -> bool:
+        """Whether the trials run through a worker pool on Slurm (whatever this Tuner's backend)."""
+        return pooled_on_slurm(self.tune_config, self.trainable, self.slurm_config)
 
     @property
     def is_restored(self) -> bool:
@@ -278,7 +285,7 @@ class Tuner:
         if self.backend_name == "slurm":
             from hpctune.backends.slurm import SlurmBackend
 
-            if reuse_actors(self.tune_config.reuse_actors, self.trainable):
+            if self._pooled():
                 from hpctune.backends.pool import PoolBackend
 
                 return PoolBackend(exp.root, self.slurm_config)
@@ -299,7 +306,7 @@ class Tuner:
         searcher = self._searcher()
         count = count or first_batch_size(searcher, self.tune_config.max_concurrent_trials)
         throttle = self.tune_config.max_concurrent_trials if not searcher.adaptive else None
-        if reuse_actors(self.tune_config.reuse_actors, self.trainable):  # the pool array instead
+        if self._pooled():  # the pool array instead
             from hpctune.backends.pool import PoolBackend
 
             script = PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
