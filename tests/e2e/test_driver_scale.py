@@ -16,7 +16,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: files per finished trial without checkpoints, the default loggers included
-FILES_PER_TRIAL = 7
+FILES_PER_TRIAL = 4
+
+
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
