@@ -1,0 +1,293 @@
+"""The allocation an experiment used: pure arithmetic on plain records.
+
+Three sources, best first, each turned into node-, CPU- and GPU-hours (``Hours``):
+
+* ``sacct`` (accounting on): each job's ``ElapsedRaw`` x what Slurm allocated it (``NNodes``,
+  ``NCPUS``, ``gres/gpu`` of ``AllocTRES``), every incarnation of a requeued job counted
+  (``sacct -D``). Its ``Submit``/``Start`` give the time a job waited ``PENDING``.
+* a worker pool run: its child's wall time (measured by the pool task, ``RunEnd.wall_s``) x
+  the trial's resources (one slot of the task), so a trial is accounted without a job of
+  its own. The pool task's own allocation minus its runs' shares is idle: slots that held
+  nothing.
+* the trial's own events (accounting off): from the first to the last event of each run of a
+  job (``restart_count``) x the trial's resources. The time before the worker's first event
+  (Python's start, srun) is not seen, so this slightly under-counts.
+
+Nothing here reads Slurm, a clock or a file (``accounting/meter.py`` gathers the records).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hpctune.accounting.estimate import TrialShape
+
+#: the sacct fields ``parse_sacct`` reads, in this order (``slurm_commands.sacct_usage_args``)
+SACCT_FIELDS = "JobID,State,ElapsedRaw,NNodes,NCPUS,AllocTRES,Submit,Start"
+#: sources of a figure, as shown in tables
+SACCT = "sacct"
+POOL = "pool"
+EVENTS = "events"
+
+
+@dataclass(frozen=True)
+class Hours:
+    """Node-, CPU- and GPU-hours (and the wall hours of the holder: trial-hours)."""
+
+    node: float = 0.0
+    cpu: float = 0.0
+    gpu: float = 0.0
+    wall: float = 0.0
+
+    @classmethod
+    def held(cls, shape: TrialShape, seconds: float) -> Hours:
+        """What holding ``shape`` for ``seconds`` uses."""
+        h = max(0.0, seconds) / 3600
+        return cls(node=shape.nodes * h, cpu=shape.cpus * h, gpu=shape.gpus * h, wall=h)
+
+    def __add__(self, other: Hours) -> Hours:
+        return Hours(
+            self.node + other.node,
+            self.cpu + other.cpu,
+            self.gpu + other.gpu,
+            self.wall + other.wall,
+        )
+
+    def __sub__(self, other: Hours) -> Hours:
+        """The difference, never below zero (idle: what a pool task held beyond its runs)."""
+        return Hours(
+            max(0.0, self.node - other.node),
+            max(0.0, self.cpu - other.cpu),
+            max(0.0, self.gpu - other.gpu),
+            max(0.0, self.wall - other.wall),
+        )
+
+    def of(self, unit: str) -> float:
+        """The figure in ``unit``: ``"gpu"``, ``"cpu"``, ``"node"`` or ``"wall"``."""
+        return float(getattr(self, unit))
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "node_hours": self.node,
+            "cpu_hours": self.cpu,
+            "gpu_hours": self.gpu,
+            "wall_hours": self.wall,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Hours:
+        return cls(
+            float(data.get("node_hours", 0)),
+            float(data.get("cpu_hours", 0)),
+            float(data.get("gpu_hours", 0)),
+            float(data.get("wall_hours", 0)),
+        )
+
+
+def total(items: Iterable[Hours]) -> Hours:
+    out = Hours()
+    for item in items:
+        out = out + item
+    return out
+
+
+@dataclass(frozen=True)
+class SacctRecord:
+    """One incarnation of one job as ``sacct -D -X`` lists it."""
+
+    job_id: str
+    state: str
+    elapsed_s: float
+    nodes: int
+    cpus: int
+    gpus: float
+    pending_s: float | None  # Start - Submit; None: not started, or times unknown
+
+    @property
+    def hours(self) -> Hours:
+        """What the job held while it ran: Slurm's allocation x its elapsed time."""
+        return Hours.held(
+            TrialShape(nodes=self.nodes, cpus=self.cpus, gpus=self.gpus), self.elapsed_s
+        )
+
+
+def parse_sacct(text: str) -> list[SacctRecord]:
+    """The records of ``sacct -n -P -D -X -o SACCT_FIELDS``; lines of another shape are skipped."""
+    records = []
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 8 or not parts[2].isdigit():
+            continue
+        job, state, elapsed, nodes, cpus, tres, submit, start = parts
+        records.append(
+            SacctRecord(
+                job,
+                state.split()[0] if state else "",
+                float(elapsed),
+                _int(nodes),
+                _int(cpus),
+                tres_gpus(tres),
+                _waited(submit, start),
+            )
+        )
+    return records
+
+
+def tres_gpus(tres: str) -> float:
+    """GPUs in a TRES string (``cpu=2,mem=1G,node=1,gres/gpu=2``); typed ``gres/gpu:a100=`` too,
+    counted once (Slurm lists the total as ``gres/gpu`` beside the typed ones)."""
+    total_gpus, typed = None, 0.0
+    for item in tres.split(","):
+        key, _, value = item.partition("=")
+        if key == "gres/gpu":
+            total_gpus = _float(value)
+        elif key.startswith("gres/gpu:"):
+            typed += _float(value)
+    return total_gpus if total_gpus is not None else typed
+
+
+def _int(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def _waited(submit: str, start: str) -> float | None:
+    """Seconds from Submit to Start (both as sacct prints them, local time); None if not started."""
+    try:
+        t0, t1 = datetime.datetime.fromisoformat(submit), datetime.datetime.fromisoformat(start)
+    except ValueError:  # "Unknown", "None": still pending
+        return None
+    return max(0.0, (t1 - t0).total_seconds())
+
+
+def sacct_by_job(records: Iterable[SacctRecord]) -> dict[str, list[SacctRecord]]:
+    """The records of each job id (a requeued job has one per incarnation)."""
+    out: dict[str, list[SacctRecord]] = {}
+    for record in records:
+        out.setdefault(record.job_id, []).append(record)
+    return out
+
+
+def event_spans(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], float]:
+    """Seconds each run of each job was seen running: ``{(job id, restart count): last event
+    time - first event time}`` from a trial's worker events (the driver's own are left out,
+    since they are written when it decides, not while the job runs)."""
+    first: dict[tuple[str, int], float] = {}
+    last: dict[tuple[str, int], float] = {}
+    for event in events:
+        job, when = event.get("slurm_job_id"), event.get("time")
+        if not job or not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:
+            continue
+        key = (str(job), int(event.get("restart_count") or 0))
+        first[key] = min(first.get(key, when), when)
+        last[key] = max(last.get(key, when), when)
+    return {key: last[key] - first[key] for key in first}
+
+
+#: the events the driver writes (``storage/events.py``'s ``DRIVER_KINDS``; repeated here so this
+#: module stays free of imports beyond the estimate's)
+DRIVER_EVENTS = frozenset({"exploited", "stop_decided", "resources_changed"})
+
+
+@dataclass(frozen=True)
+class TrialUsage:
+    """One trial's allocation: what it used, the time its jobs waited queued, and from where."""
+
+    used: Hours
+    queued_s: float | None  # None: unknown (no accounting)
+    source: str
+
+
+def trial_usage(
+    shape: TrialShape,
+    job_ids: Iterable[str],
+    spans: Mapping[tuple[str, int], float],
+    sacct: Mapping[str, list[SacctRecord]] | None,
+    pool_walls: Mapping[str, float],
+) -> TrialUsage:
+    """A trial's usage over its jobs: a pool run's measured wall time x ``shape``; a job that
+    ``sacct`` knows, Slurm's allocation x elapsed; else its event spans x ``shape``."""
+    used, queued, sources = Hours(), 0.0, set()
+    queue_known = sacct is not None
+    for job in dict.fromkeys(job_ids):
+        if job in pool_walls:
+            used = used + Hours.held(shape, pool_walls[job])
+            sources.add(POOL)
+        elif sacct is not None and job in sacct:
+            for record in sacct[job]:
+                used = used + record.hours
+                queued += record.pending_s or 0.0
+            sources.add(SACCT)
+        else:
+            seconds = sum(s for (j, _), s in spans.items() if j == job)
+            used = used + Hours.held(shape, seconds)
+            sources.add(EVENTS)
+    return TrialUsage(used, queued if queue_known else None, "+".join(sorted(sources)) or EVENTS)
+
+
+@dataclass(frozen=True)
+class ExperimentUsage:
+    """An experiment's allocation: its trials', the idle part, and the sum Slurm charged."""
+
+    trials: dict[str, TrialUsage]
+    idle: Hours | None  # pool slots that held nothing (None: unknown, no accounting)
+    queued_s: float | None  # job-per-trial: seconds trials' jobs waited PENDING, summed
+    used: Hours  # trials + idle: the allocation spent
+
+    @property
+    def trial_total(self) -> Hours:
+        return total(u.used for u in self.trials.values())
+
+    def idle_share(self, unit: str = "cpu") -> float | None:
+        """Idle / used, in ``unit`` (None: idle unknown or nothing used)."""
+        if self.idle is None or not self.used.of(unit):
+            return None
+        return self.idle.of(unit) / self.used.of(unit)
+
+
+def experiment_usage(
+    trials: Mapping[str, TrialUsage], pool_tasks: Iterable[SacctRecord] | None
+) -> ExperimentUsage:
+    """The experiment's figures: the trials' usage, plus what pool tasks held beyond their runs
+    (``pool_tasks``: sacct's records of the pool arrays; None: no accounting, idle unknown)."""
+    trial_sum = total(u.used for u in trials.values())
+    known = [u.queued_s for u in trials.values() if u.queued_s is not None]
+    queued = sum(known) if known else None
+    pooled = total(u.used for u in trials.values() if POOL in u.source.split("+"))
+    if pool_tasks is None:
+        idle = None if pooled.wall else Hours()
+    else:
+        idle = total(r.hours for r in pool_tasks) - pooled
+    return ExperimentUsage(dict(trials), idle, queued, trial_sum + (idle or Hours()))
+
+
+def fmt_hours(hours: Hours | None, unit: str = "cpu") -> str:
+    """A short cell: ``1.25`` (hours in ``unit``), blank when unknown."""
+    return "" if hours is None else f"{hours.of(unit):.3g}"
+
+
+def describe_usage(usage: ExperimentUsage) -> str:
+    """One line for footers and ``hpctune status``: used CPU/GPU/node-hours, idle and queue time."""
+    u = usage.used
+    parts = [f"used {u.cpu:.3g} CPU-h, {u.gpu:.3g} GPU-h, {u.node:.3g} node-h"]
+    share = usage.idle_share("cpu")
+    if usage.idle is not None and usage.idle.cpu:
+        parts.append(
+            f"idle pool slots {usage.idle.cpu:.3g} CPU-h"
+            + (f" ({share:.0%})" if share is not None else "")
+        )
+    if usage.queued_s:
+        parts.append(f"queued {usage.queued_s / 3600:.3g} trial-h")
+    sources = sorted({s for t in usage.trials.values() for s in t.source.split("+")})
+    if sources:
+        parts.append(f"from {'+'.join(sources)}")
+    return "; ".join(parts)
