@@ -184,10 +184,10 @@ def event_spans(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], fl
     first: dict[tuple[str, int], float] = {}
     last: dict[tuple[str, int], float] = {}
     for event in events:
-        job, when = event.get("slurm_job_id"), event.get("time")
-        if not job or not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:
+        job, when = event.get("slurm_job_id") or "", event.get("time")
+        if not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:
             continue
-        key = (str(job), int(event.get("restart_count") or 0))
+        key = (str(job), int(event.get("restart_count") or 0))  # "": a local run, no job id
         first[key] = min(first.get(key, when), when)
         last[key] = max(last.get(key, when), when)
     return {key: last[key] - first[key] for key in first}
@@ -218,7 +218,8 @@ def trial_usage(
     ``sacct`` knows, Slurm's allocation x elapsed; else its event spans x ``shape``."""
     used, queued, sources = Hours(), 0.0, set()
     queue_known = sacct is not None
-    for job in dict.fromkeys(job_ids):
+    unattributed = [""] if any(job == "" for job, _ in spans) else []  # events of a local run
+    for job in dict.fromkeys([*job_ids, *unattributed]):
         if job in pool_walls:
             used = used + Hours.held(shape, pool_walls[job])
             sources.add(POOL)

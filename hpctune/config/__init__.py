@@ -147,6 +147,10 @@ class TuneConfig:
     #: accepted for Ray compatibility; each trial is its own job (said once when True)
     reuse_actors: bool | None = None
     seed: int | None = None
+    #: an allocation budget, in GPU-hours or CPU-hours (core-hours; one of the two): no trial
+    #: is launched whose worst case could pass it, and the experiment stops when it is used
+    gpu_hours_budget: float | None = None
+    cpu_hours_budget: float | None = None
 
     def __post_init__(self) -> None:
         self.time_budget_s = budget_seconds(self.time_budget_s)
@@ -169,6 +173,9 @@ class TuneConfig:
         check_value(owner, "reuse_actors", self.reuse_actors, "bool", optional=True)
         check_plugin("search_alg", self.search_alg, "suggest", "create_searcher")
         check_plugin("scheduler", self.scheduler, "on_trial_result", "create_scheduler")
+        from hpctune.accounting.budget import budget_of
+
+        budget_of(self.gpu_hours_budget, self.cpu_hours_budget)  # ConfigError for a bad one
 
 
 @dataclass

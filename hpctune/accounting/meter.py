@@ -1,0 +1,198 @@
+"""The driver's allocation meter: measures what the experiment used, enforces its budget.
+
+``AllocationMeter.measure`` gathers the records ``accounting/usage.py`` turns into hours: each
+trial's events (its job ids, and their spans when accounting is off), the pool's run ends
+(``RunEnd.wall_s``) and one ``sacct`` for every Slurm job and pool array of the experiment
+(``slurm_commands.sacct_usage_args``; never one per job). The driver measures at most once per
+``interval_s`` (the poll interval with a budget, else ``LIVE_INTERVAL_S``) and once at the end,
+and writes ``usage.json`` (``storage/usage_record.py``) for the tables, report and exports.
+
+With a budget (``accounting/budget.py``) the controller asks ``admit`` which waiting trials may
+launch and ``stop_reason`` whether to stop the experiment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hpctune.accounting.budget import Budget, admissible, committed, stop_reason
+from hpctune.accounting.estimate import TrialShape
+from hpctune.accounting.usage import (
+    SACCT_FIELDS,
+    ExperimentUsage,
+    SacctRecord,
+    event_spans,
+    experiment_usage,
+    parse_sacct,
+    sacct_by_job,
+    trial_usage,
+)
+from hpctune.core.ids import array_of, is_slurm_job, run_job_id
+from hpctune.storage.events import JOB_ID
+from hpctune.storage.pool_queue import PoolQueue
+from hpctune.storage.result_log import read_events
+from hpctune.storage.usage_record import write_usage
+
+#: without a budget, the live figures are refreshed this often at most (seconds)
+LIVE_INTERVAL_S = 30.0
+
+
+def shape_of(resources: dict[str, Any] | None) -> TrialShape:
+    """What a trial holds, from its resources (the default request when it has none)."""
+    return TrialShape.from_resources(resources or {"cpu": 1})
+
+
+def measure(root: Any, trials: Iterable[Any], commands: Any = None) -> tuple[ExperimentUsage, bool]:
+    """The experiment's usage now, and whether ``sacct`` answered (accounting on). ``trials``:
+    objects with ``trial_id``, ``job_id`` and ``resources``; ``commands``: a ``SlurmCommands``
+    (None: no Slurm, events and pool records only)."""
+    from hpctune.backends.slurm_commands import sacct_usage_args
+    from hpctune.storage.experiment import ExperimentDir
+
+    exp, queue = ExperimentDir(root), PoolQueue(root)
+    pool_walls = {
+        run_job_id(seq): end.wall_s
+        for seq, end in queue.ended_runs().items()
+        if end.wall_s is not None
+    }
+    found = []
+    for trial in trials:
+        events = read_events(exp.result_log_path(trial.trial_id))
+        jobs = [str(e[JOB_ID]) for e in events if e.get(JOB_ID)]
+        if trial.job_id:
+            jobs.append(str(trial.job_id))
+        found.append((trial, jobs, event_spans(events)))
+    pool_arrays = _pool_arrays(queue)
+    slurm_ids = sorted(
+        {array_of(j) for _, jobs, _ in found for j in jobs if is_slurm_job(j)} | set(pool_arrays)
+    )
+    records: list[SacctRecord] | None = None
+    if commands is not None and slurm_ids:
+        proc = commands.run(sacct_usage_args(slurm_ids, SACCT_FIELDS), check=False)
+        records = parse_sacct(proc.stdout) if proc.returncode == 0 else None
+    by_job = sacct_by_job(records) if records is not None else None
+    per_trial = {
+        t.trial_id: trial_usage(shape_of(t.resources), jobs, spans, by_job, pool_walls)
+        for t, jobs, spans in found
+    }
+    tasks = None if records is None else [r for r in records if array_of(r.job_id) in pool_arrays]
+    return experiment_usage(per_trial, tasks), records is not None
+
+
+def _pool_arrays(queue: PoolQueue) -> set[str]:
+    from hpctune.core.ids import validate_job_id
+    from hpctune.errors import ConfigError
+
+    found = set()
+    for uid in queue.array_uids():
+        path = queue.array_paths(uid)[2]
+        try:
+            found.add(validate_job_id(path.read_text().strip()))
+        except (OSError, ConfigError):
+            continue
+    return found
+
+
+class AllocationMeter:
+    """Measures (rate-limited) and, with a budget, admits trials and says when to stop."""
+
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        worst_trial_hours: float | None = None,
+        interval_s: float = LIVE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.budget, self.worst_trial_hours = budget, worst_trial_hours
+        self.interval_s, self.clock = interval_s, clock
+        self.root: Any = None
+        self.commands: Any = None
+        self.latest: ExperimentUsage | None = None
+        self.accounting: bool | None = None  # sacct answered at the last measurement
+        self.stopped: str | None = None
+        self._last = -float("inf")
+        #: trials that ran at the last measurement: one that ended since is counted at its
+        #: worst case until measured again (at most ``interval_s`` later), never at a stale figure
+        self._measured_running: dict[str, Any] = {}
+
+    def bind(self, root: Any, backend: Any) -> None:
+        """The experiment and the backend's Slurm commands (counted with the driver's own)."""
+        self.root, self.commands = root, getattr(backend, "commands", None)
+
+    def update(self, trials: Iterable[Any], force: bool = False) -> ExperimentUsage | None:
+        """Measure and write ``usage.json`` if ``interval_s`` passed since the last time (or ``force``)."""
+        if self.root is None or (not force and self.clock() - self._last < self.interval_s):
+            return self.latest
+        self._last = self.clock()
+        trials = list(trials)
+        self.latest, self.accounting = measure(self.root, trials, self.commands)
+        self._measured_running = {t.trial_id: t for t in trials if t.job_id and not t.is_finished}
+        self._write()
+        return self.latest
+
+    def _write(self) -> None:
+        budget = None if self.budget is None else {**self.budget.to_json(), "stopped": self.stopped}
+        if self.latest is not None:
+            write_usage(self.root, self.latest, budget)
+
+    # -- the budget -------------------------------------------------------------------------------
+    def _worst(self, trial: Any) -> float:
+        """A trial's worst case in the budget's unit (its resources for its whole time limit)."""
+        assert self.budget is not None
+        hours = self.worst_trial_hours if self.worst_trial_hours is not None else float("inf")
+        shape = shape_of(trial.resources)
+        return hours * (shape.gpus if self.budget.unit == "gpu" else shape.cpus)
+
+    def _used(self) -> float:
+        assert self.budget is not None
+        return 0.0 if self.latest is None else self.latest.used.of(self.budget.unit)
+
+    def _running_left(self, running: list[Any]) -> float:
+        assert self.budget is not None
+        usage = self.latest.trials if self.latest is not None else {}
+        return sum(
+            committed(
+                self._worst(t),
+                [usage[t.trial_id].used.of(self.budget.unit) if t.trial_id in usage else 0.0],
+            )
+            for t in running
+        )
+
+    def admit(self, waiting: list[Any], all_trials: list[Any], running: list[Any]) -> list[Any]:
+        """The waiting trials (in order) that may launch within the budget (all without one)."""
+        if self.budget is None or not waiting or self.stopped:
+            return [] if self.stopped else waiting
+        self.update(all_trials)
+        worst = max(self._worst(t) for t in waiting)
+        n = admissible(
+            self.budget,
+            self._used(),
+            self._running_left(running + self._ended_since(running)),
+            worst,
+            len(waiting),
+        )
+        return waiting[:n]
+
+    def _ended_since(self, running: list[Any]) -> list[Any]:
+        """Trials that ran at the last measurement and no longer run: not measured since."""
+        now = {t.trial_id for t in running}
+        return [t for tid, t in self._measured_running.items() if tid not in now]
+
+    def stop_reason(
+        self, all_trials: list[Any], running: list[Any], waiting: list[Any]
+    ) -> str | None:
+        """Why the experiment stops for its budget now (None: it goes on); said once."""
+        if self.budget is None or self.stopped:
+            return None
+        self.update(all_trials)
+        if self._ended_since(running):
+            return None  # decide on figures that include the trials that just ended
+        worst = max((self._worst(t) for t in waiting), default=0.0)
+        admitted = len(self.admit(waiting, all_trials, running)) if waiting else 0
+        reason = stop_reason(self.budget, self._used(), len(running), len(waiting), admitted, worst)
+        if reason is not None:
+            self.stopped = reason
+            self._write()
+        return reason
