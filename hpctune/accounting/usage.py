@@ -103,15 +103,19 @@ class SacctRecord:
     elapsed_s: float
     nodes: int
     cpus: int
-    gpus: float
+    gpus: float | None  # None: sacct records no GPUs (``AccountingStorageTRES``)
     pending_s: float | None  # Start - Submit; None: not started, or times unknown
 
     @property
     def hours(self) -> Hours:
-        """What the job held while it ran: Slurm's allocation x its elapsed time."""
-        return Hours.held(
-            TrialShape(nodes=self.nodes, cpus=self.cpus, gpus=self.gpus), self.elapsed_s
-        )
+        """What the job held while it ran: Slurm's allocation x its elapsed time (no GPUs
+        where sacct records none: ``hours_for`` takes the trial's request then)."""
+        return self.hours_for(0.0)
+
+    def hours_for(self, requested_gpus: float) -> Hours:
+        """As ``hours``, with ``requested_gpus`` where sacct records no GPUs."""
+        gpus = self.gpus if self.gpus is not None else requested_gpus
+        return Hours.held(TrialShape(nodes=self.nodes, cpus=self.cpus, gpus=gpus), self.elapsed_s)
 
 
 def parse_sacct(text: str) -> list[SacctRecord]:
@@ -136,17 +140,21 @@ def parse_sacct(text: str) -> list[SacctRecord]:
     return records
 
 
-def tres_gpus(tres: str) -> float:
+def tres_gpus(tres: str) -> float | None:
     """GPUs in a TRES string (``cpu=2,mem=1G,node=1,gres/gpu=2``); typed ``gres/gpu:a100=`` too,
-    counted once (Slurm lists the total as ``gres/gpu`` beside the typed ones)."""
-    total_gpus, typed = None, 0.0
+    counted once (Slurm lists the total as ``gres/gpu`` beside the typed ones). None when the
+    string has no GPU entry: a cluster whose ``AccountingStorageTRES`` leaves out ``gres/gpu``
+    (the default) records no GPUs, so the trial's own request is the figure."""
+    total_gpus, typed, seen = None, 0.0, False
     for item in tres.split(","):
         key, _, value = item.partition("=")
         if key == "gres/gpu":
             total_gpus = _float(value)
         elif key.startswith("gres/gpu:"):
-            typed += _float(value)
-    return total_gpus if total_gpus is not None else typed
+            typed, seen = typed + _float(value), True
+    if total_gpus is not None:
+        return total_gpus
+    return typed if seen else None
 
 
 def _int(text: str) -> int:
@@ -225,7 +233,7 @@ def trial_usage(
             sources.add(POOL)
         elif sacct is not None and job in sacct:
             for record in sacct[job]:
-                used = used + record.hours
+                used = used + record.hours_for(shape.gpus)
                 queued += record.pending_s or 0.0
             sources.add(SACCT)
         else:

@@ -48,7 +48,16 @@ def test_sacct_lines_become_records_with_allocation_and_queue_time():
 def test_typed_gpus_count_once():
     assert tres_gpus("cpu=1,gres/gpu=2,gres/gpu:a100=2") == 2
     assert tres_gpus("cpu=1,gres/gpu:a100=1,gres/gpu:v100=2") == 3
-    assert tres_gpus("cpu=1") == 0
+    assert tres_gpus("cpu=1") is None  # AccountingStorageTRES without gres/gpu: unknown
+
+
+def test_where_sacct_records_no_gpus_the_trials_request_counts():
+    sacct = sacct_by_job(
+        parse_sacct("9|COMPLETED|1800|1|2|cpu=2,node=1|2026-12-07T10:00:00|2026-12-07T10:00:00")
+    )
+    assert sacct["9"][0].gpus is None and sacct["9"][0].hours.gpu == 0
+    usage = trial_usage(TrialShape(cpus=2, gpus=1), ["9"], {}, sacct, {})
+    assert usage.used == Hours(node=0.5, cpu=1.0, gpu=0.5, wall=0.5) and usage.queued_s == 0
 
 
 def test_a_trial_from_sacct_counts_every_incarnation_and_its_queue_time():
