@@ -28,6 +28,7 @@ from hpctune.accounting.usage import (
     parse_sacct,
     sacct_by_job,
     trial_usage,
+    usage_lines,
 )
 from hpctune.core.ids import array_of, is_slurm_job, run_job_id
 from hpctune.storage.events import JOB_ID
@@ -93,6 +94,14 @@ def _pool_arrays(queue: PoolQueue) -> set[str]:
         except (OSError, ConfigError):
             continue
     return found
+
+
+def allocation_lines(meter: AllocationMeter | None) -> list[str]:
+    """The live table's footer lines: the last measurement and the budget (none: no meter)."""
+    if meter is None:
+        return []
+    budget = None if meter.budget is None else {**meter.budget.to_json(), "stopped": meter.stopped}
+    return usage_lines(meter.latest, budget)
 
 
 class AllocationMeter:

@@ -300,3 +300,53 @@ def describe_usage(usage: ExperimentUsage) -> str:
     if sources:
         parts.append(f"from {'+'.join(sources)}")
     return "; ".join(parts)
+
+
+#: the per-trial columns of ``hpctune trials``, ``get_dataframe()`` and the HDF5 summary
+USAGE_COLUMNS = ("cpu_hours", "gpu_hours", "node_hours")
+
+
+def usage_columns(usage: TrialUsage | None) -> dict[str, float | None]:
+    """A trial's ``USAGE_COLUMNS`` (None each: not measured yet, or an older experiment)."""
+    if usage is None:
+        return dict.fromkeys(USAGE_COLUMNS)
+    return {"cpu_hours": usage.used.cpu, "gpu_hours": usage.used.gpu, "node_hours": usage.used.node}
+
+
+def usage_lines(usage: ExperimentUsage | None, budget: Mapping[str, Any] | None) -> list[str]:
+    """What the live table's footer and ``hpctune status`` say about the allocation."""
+    lines = [] if usage is None else [f"Allocation {describe_usage(usage)}"]
+    if budget:
+        unit = "GPU-hours" if budget.get("unit") == "gpu" else "CPU-hours"
+        used = 0.0 if usage is None else usage.used.of(str(budget.get("unit")))
+        limit = float(budget.get("limit") or 0)
+        share = f" ({used / limit:.0%})" if limit else ""
+        lines.append(f"Allocation budget: {limit:g} {unit}, {used:.3g} used{share}")
+        if budget.get("stopped"):
+            lines.append(f"Stopped by its budget: {budget['stopped']}; `hpctune resume EXP "
+                         f"--{budget.get('unit')}-hours-budget N` continues with a larger one")
+    return lines
+
+
+def short_usage(usage: ExperimentUsage | None) -> str:
+    """The ``hpctune ls`` cell: ``1.2 GPU-h`` where GPUs were used, else ``3.4 CPU-h``."""
+    if usage is None:
+        return ""
+    return f"{usage.used.gpu:.3g} GPU-h" if usage.used.gpu else f"{usage.used.cpu:.3g} CPU-h"
+
+
+#: the sshare fields ``fairshare_line`` reads, in this order (``slurm_commands.sshare_args``)
+SSHARE_FIELDS = "Account,User,RawShares,EffectvUsage,FairShare"
+
+
+def fairshare_line(text: str) -> str | None:
+    """One line from ``sshare -n -P -U -o SSHARE_FIELDS``: each account's fair-share factor (1:
+    under its share, 0: far over) and effective usage; None when it lists nothing."""
+    parts = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) == 5 and fields[1]:
+            account, _, shares, usage, factor = fields
+            parts.append(f"account {account}: fair-share {factor or '-'}, effective usage "
+                         f"{usage or '-'}, shares {shares or '-'}")
+    return ("Fair-share (sshare): " + "; ".join(parts)) if parts else None

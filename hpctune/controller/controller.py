@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.accounting.meter import allocation_lines
 from hpctune.backends.base import Backend
 from hpctune.config import CheckpointConfig
 from hpctune.controller.enactor import Deciders, Enactor
@@ -224,4 +225,4 @@ class Controller:
         return StatusView(trials=self.trial_list, experiment_dir=str(self.exp.root),
                           scheduler=type(self.scheduler).__name__, metric=self.settings.metric,
                           mode=self.settings.mode, slurm_commands=self.backend.command_counts(),
-                          done=self.done)
+                          done=self.done, allocation=allocation_lines(self.settings.allocation))
