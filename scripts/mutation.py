@@ -592,6 +592,49 @@ MUTANTS: list[Mutant] = [
            "ASHA's designed figure keeps every trial at each rung"),
 ]
 
+# -- issue 27: the allocation used and the budget ------------------------------------------------
+USAGE = (U + "test_usage.py",)
+BUDGET = (U + "test_budget.py",)
+USAGE_LAB = ("tests/slurm/test_usage_lab.py",)
+MUTANTS += [
+    Mutant("usage-requeue-last-only", "hpctune/accounting/usage.py",
+           "for record in sacct[job]:", "for record in sacct[job][-1:]:", USAGE,
+           "a requeued job's earlier incarnations not counted"),
+    Mutant("usage-request-not-allocation", "hpctune/accounting/usage.py",
+           "used = used + record.hours_for(shape.gpus)", "used = used + Hours.held(shape, record.elapsed_s)",
+           USAGE, "the trial's request counted where sacct gives Slurm's allocation"),
+    Mutant("usage-missing-gpus-zero", "hpctune/accounting/usage.py",
+           "gpus = self.gpus if self.gpus is not None else requested_gpus", "gpus = self.gpus or 0.0",
+           USAGE, "a cluster that records no GPUs in sacct shows no GPU-hours"),
+    Mutant("usage-pool-idle-whole-task", "hpctune/accounting/usage.py",
+           "idle = total(r.hours for r in pool_tasks) - pooled", "idle = total(r.hours for r in pool_tasks)",
+           USAGE, "the pool's trials counted twice: as shares and as idle"),
+    Mutant("usage-driver-events-as-runtime", "hpctune/accounting/usage.py",
+           'if not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:',
+           "if not isinstance(when, (int, float)):", USAGE,
+           "the driver's own events stretch a job's span"),
+    Mutant("usage-pool-wall-not-recorded", "hpctune/pool/task.py",
+           "self.queue.finish(self.task_id, running.seq, code, self.clock() - running.started)",
+           "self.queue.finish(self.task_id, running.seq, code)", USAGE_LAB,
+           "a pool run's end without its wall time: the trial falls back to its events (on the lab)",
+           lab=True),
+    Mutant("budget-running-not-committed", "hpctune/accounting/budget.py",
+           "room = budget.limit - used - running_left", "room = budget.limit - used", BUDGET,
+           "running trials' worst case left out of admission"),
+    Mutant("budget-admits-a-partial-trial", "hpctune/accounting/budget.py",
+           "math.floor(room / worst_per_trial + 1e-9)", "math.ceil(room / worst_per_trial)", BUDGET,
+           "a trial admitted whose worst case only partly fits"),
+    Mutant("budget-stops-past-the-limit", "hpctune/accounting/budget.py",
+           "if used >= budget.limit:", "if used > budget.limit:", BUDGET,
+           "a budget used exactly does not stop the experiment"),
+    Mutant("budget-launch-not-gated", "hpctune/controller/launching.py",
+           "chosen = self.settings.allocation.admit(chosen, self.table.all, self.table.submitted())",
+           "chosen = chosen", BUDGET, "the driver launches trials whatever the budget"),
+    Mutant("budget-stale-ended-trials", "hpctune/accounting/meter.py",
+           "self._running_left(running + self._ended_since(running))", "self._running_left(running)",
+           BUDGET, "a trial that just ended counted at its last (stale) figure, not its worst case"),
+]
+
 
 # -- issue 29: behaviours of wave 2 that no test pinned (one block: tests/unit/test_*_catch etc.) --
 CATCH = U + "test_results_catch.py"
