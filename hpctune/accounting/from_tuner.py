@@ -8,6 +8,7 @@ billing weights the caller looked up (``SlurmBackend.billing_weights``, one ``sc
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from hpctune.accounting.estimate import (
@@ -118,8 +119,11 @@ def allocation_meter(tuner: Tuner) -> Any:
     poll = tuner.slurm_config.poll_interval_s
     if budget is None:
         return AllocationMeter(interval_s=max(poll, LIVE_INTERVAL_S))
-    one = replace(cost_inputs(tuner), trials=1, attempts=1, max_concurrent=None, time_budget_s=None,
-                  pool_slots=None)
+    inputs = cost_inputs(tuner)
+    print(f"hpctune: allocation budget of {budget.limit:g} {budget.name}; the experiment's worst "
+          f"case (no trial is launched that could pass the budget):\n{describe(estimate(inputs))}",
+          file=sys.stderr)
+    one = replace(inputs, trials=1, attempts=1, max_concurrent=None, time_budget_s=None, pool_slots=None)
     return AllocationMeter(budget, estimate(one).trial_hours, interval_s=poll)
 
 

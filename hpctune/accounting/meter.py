@@ -13,6 +13,7 @@ launch and ``stop_reason`` whether to stop the experiment.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,7 +24,7 @@ from hpctune.accounting.usage import (
     SACCT_FIELDS,
     ExperimentUsage,
     SacctRecord,
-    event_spans,
+    event_bounds,
     experiment_usage,
     parse_sacct,
     sacct_by_job,
@@ -33,7 +34,7 @@ from hpctune.accounting.usage import (
 from hpctune.core.ids import array_of, is_slurm_job, run_job_id
 from hpctune.storage.events import JOB_ID
 from hpctune.storage.pool_queue import PoolQueue
-from hpctune.storage.result_log import read_events
+from hpctune.storage.result_log import LogTail
 from hpctune.storage.usage_record import write_usage
 
 #: without a budget, the live figures are refreshed this often at most (seconds)
@@ -45,26 +46,50 @@ def shape_of(resources: dict[str, Any] | None) -> TrialShape:
     return TrialShape.from_resources(resources or {"cpu": 1})
 
 
-def measure(root: Any, trials: Iterable[Any], commands: Any = None) -> tuple[ExperimentUsage, bool]:
+class TrialEvents:
+    """What a trial's result log says about its jobs, read incrementally (the driver's meter
+    reads only the lines added since its last measurement): job ids, and each run's span."""
+
+    def __init__(self, path: Any):
+        self.tail = LogTail(path)
+        self.jobs: dict[str, None] = {}
+        self.first: dict[tuple[str, int], float] = {}
+        self.last: dict[tuple[str, int], float] = {}
+
+    def read(self) -> TrialEvents:
+        events = self.tail.read_new()
+        self.jobs.update(dict.fromkeys(str(e[JOB_ID]) for e in events if e.get(JOB_ID)))
+        for key, (start, end) in event_bounds(events).items():
+            self.first[key] = min(self.first.get(key, start), start)
+            self.last[key] = max(self.last.get(key, end), end)
+        return self
+
+    @property
+    def spans(self) -> dict[tuple[str, int], float]:
+        return {key: self.last[key] - self.first[key] for key in self.first}
+
+
+def measure(root: Any, trials: Iterable[Any], commands: Any = None,
+            cache: dict[str, TrialEvents] | None = None) -> tuple[ExperimentUsage, bool]:
     """The experiment's usage now, and whether ``sacct`` answered (accounting on). ``trials``:
     objects with ``trial_id``, ``job_id`` and ``resources``; ``commands``: a ``SlurmCommands``
-    (None: no Slurm, events and pool records only)."""
+    (None: no Slurm, events and pool records only); ``cache``: each trial's log as read so far
+    (kept between calls: only new lines are read)."""
     from hpctune.backends.slurm_commands import sacct_usage_args
     from hpctune.storage.experiment import ExperimentDir
 
     exp, queue = ExperimentDir(root), PoolQueue(root)
-    pool_walls = {
-        run_job_id(seq): end.wall_s
-        for seq, end in queue.ended_runs().items()
-        if end.wall_s is not None
-    }
+    cache = {} if cache is None else cache
+    pool_walls = {run_job_id(seq): end.wall_s for seq, end in queue.ended_runs().items()
+                  if end.wall_s is not None}
     found = []
     for trial in trials:
-        events = read_events(exp.result_log_path(trial.trial_id))
-        jobs = [str(e[JOB_ID]) for e in events if e.get(JOB_ID)]
-        if trial.job_id:
-            jobs.append(str(trial.job_id))
-        found.append((trial, jobs, event_spans(events)))
+        seen = cache.get(trial.trial_id)
+        if seen is None:
+            seen = cache[trial.trial_id] = TrialEvents(exp.result_log_path(trial.trial_id))
+        seen.read()
+        jobs = [*seen.jobs, *([str(trial.job_id)] if trial.job_id else [])]
+        found.append((trial, jobs, seen.spans))
     pool_arrays = _pool_arrays(queue)
     slurm_ids = sorted(
         {array_of(j) for _, jobs, _ in found for j in jobs if is_slurm_job(j)} | set(pool_arrays)
@@ -125,6 +150,7 @@ class AllocationMeter:
         #: trials that ran at the last measurement: one that ended since is counted at its
         #: worst case until measured again (at most ``interval_s`` later), never at a stale figure
         self._measured_running: dict[str, Any] = {}
+        self._events: dict[str, TrialEvents] = {}
 
     def bind(self, root: Any, backend: Any) -> None:
         """The experiment and the backend's Slurm commands (counted with the driver's own)."""
@@ -136,7 +162,7 @@ class AllocationMeter:
             return self.latest
         self._last = self.clock()
         trials = list(trials)
-        self.latest, self.accounting = measure(self.root, trials, self.commands)
+        self.latest, self.accounting = measure(self.root, trials, self.commands, self._events)
         self._measured_running = {t.trial_id: t for t in trials if t.job_id and not t.is_finished}
         self._write()
         return self.latest
@@ -204,4 +230,7 @@ class AllocationMeter:
         if reason is not None:
             self.stopped = reason
             self._write()
+            print(f"hpctune: the experiment stops: {reason}. Trials that never started stay PENDING; "
+                  f"`hpctune resume EXP --{self.budget.unit}-hours-budget N` continues with a larger "
+                  "budget.", file=sys.stderr)
         return reason

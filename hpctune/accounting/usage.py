@@ -185,20 +185,24 @@ def sacct_by_job(records: Iterable[SacctRecord]) -> dict[str, list[SacctRecord]]
     return out
 
 
-def event_spans(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], float]:
-    """Seconds each run of each job was seen running: ``{(job id, restart count): last event
-    time - first event time}`` from a trial's worker events (the driver's own are left out,
-    since they are written when it decides, not while the job runs)."""
-    first: dict[tuple[str, int], float] = {}
-    last: dict[tuple[str, int], float] = {}
+def event_bounds(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], tuple[float, float]]:
+    """``{(job id, restart count): (first event time, last event time)}`` of a trial's worker
+    events (the driver's own are left out, since they are written when it decides, not while
+    the job runs); a local run's events, without a job id, under ``""``."""
+    bounds: dict[tuple[str, int], tuple[float, float]] = {}
     for event in events:
         job, when = event.get("slurm_job_id") or "", event.get("time")
         if not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:
             continue
-        key = (str(job), int(event.get("restart_count") or 0))  # "": a local run, no job id
-        first[key] = min(first.get(key, when), when)
-        last[key] = max(last.get(key, when), when)
-    return {key: last[key] - first[key] for key in first}
+        key = (str(job), int(event.get("restart_count") or 0))
+        start, end = bounds.get(key, (when, when))
+        bounds[key] = (min(start, when), max(end, when))
+    return bounds
+
+
+def event_spans(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], float]:
+    """Seconds each run of each job was seen running: last event time - first event time."""
+    return {key: end - start for key, (start, end) in event_bounds(events).items()}
 
 
 #: the events the driver writes (``storage/events.py``'s ``DRIVER_KINDS``; repeated here so this
@@ -323,8 +327,10 @@ def usage_lines(usage: ExperimentUsage | None, budget: Mapping[str, Any] | None)
         share = f" ({used / limit:.0%})" if limit else ""
         lines.append(f"Allocation budget: {limit:g} {unit}, {used:.3g} used{share}")
         if budget.get("stopped"):
-            lines.append(f"Stopped by its budget: {budget['stopped']}; `hpctune resume EXP "
-                         f"--{budget.get('unit')}-hours-budget N` continues with a larger one")
+            lines.append(
+                f"Stopped by its budget: {budget['stopped']}; `hpctune resume EXP "
+                f"--{budget.get('unit')}-hours-budget N` continues with a larger one"
+            )
     return lines
 
 
@@ -347,6 +353,8 @@ def fairshare_line(text: str) -> str | None:
         fields = [f.strip() for f in line.split("|")]
         if len(fields) == 5 and fields[1]:
             account, _, shares, usage, factor = fields
-            parts.append(f"account {account}: fair-share {factor or '-'}, effective usage "
-                         f"{usage or '-'}, shares {shares or '-'}")
+            parts.append(
+                f"account {account}: fair-share {factor or '-'}, effective usage "
+                f"{usage or '-'}, shares {shares or '-'}"
+            )
     return ("Fair-share (sshare): " + "; ".join(parts)) if parts else None

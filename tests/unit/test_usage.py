@@ -112,3 +112,36 @@ def test_hours_round_trip_and_never_go_negative():
     h = Hours(1, 2, 3, 4)
     assert Hours.from_json(h.to_json()) == h
     assert Hours(1, 1, 1, 1) - Hours(2, 0, 2, 0) == Hours(0, 1, 0, 1)
+
+
+def test_the_meter_reads_a_log_incrementally_to_the_same_spans(tmp_path):
+    import json
+
+    from hpctune.accounting.meter import TrialEvents
+
+    events = [
+        {"event": "start", "slurm_job_id": "7_1", "restart_count": 0, "time": 10.0},
+        {"event": "result", "slurm_job_id": "7_1", "restart_count": 0, "time": 25.0},
+        {"event": "start", "slurm_job_id": "8_0", "restart_count": 0, "time": 100.0},
+        {"event": "complete", "slurm_job_id": "8_0", "restart_count": 0, "time": 130.0},
+    ]
+    log = tmp_path / "result.jsonl"
+    seen = TrialEvents(log)
+    log.write_text("".join(json.dumps(e) + "\n" for e in events[:3]))
+    seen.read()
+    with log.open("a") as f:
+        f.write(json.dumps(events[3]) + "\n")
+    seen.read()
+    assert seen.spans == event_spans(events) == {("7_1", 0): 15.0, ("8_0", 0): 30.0}
+    assert list(seen.jobs) == ["7_1", "8_0"]
+
+
+def test_fair_share_from_sshare():
+    from hpctune.accounting.usage import fairshare_line
+
+    text = "proj|ann|10|0.250000|0.600000\nproj||10|0.3|0.5\n"
+    assert fairshare_line(text) == (
+        "Fair-share (sshare): account proj: fair-share 0.600000, "
+        "effective usage 0.250000, shares 10"
+    )
+    assert fairshare_line("") is None
