@@ -11,7 +11,7 @@ import pytest
 
 from hpctune import tune
 from hpctune.accounting.meter import measure
-from hpctune.accounting.usage import POOL, SACCT, event_spans, tres_gpus
+from hpctune.accounting.usage import EVENTS, POOL, SACCT, event_spans, tres_gpus
 from hpctune.backends.slurm_commands import SlurmCommands
 from hpctune.cli.common import load_trials
 from hpctune.core.ids import array_of, is_slurm_job
@@ -196,3 +196,32 @@ def test_a_gpu_hour_budget_stops_the_experiment_and_a_larger_one_resumes_it(tmp_
     assert sorted(r.metrics.get("slept") for r in resumed) == [10, 11, 12]
     after = read_usage(exp)
     assert after.budget["stopped"] is None and after.usage.used.gpu > record.usage.used.gpu
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["job-per-trial", "pool"])
+def test_without_accounting_trials_are_accounted_from_their_events_and_the_pool(
+        tmp_path, slurm_lab, lab_accounting, pool):
+    """Accounting off (sacct fails): one job per trial, each trial's figure is its events'
+    span x its resources; in the pool, its process's wall time x one slot. Queue time and idle
+    pool slots are unknown, and said to be (None), never shown as zero."""
+    name = unique_name("noacct")
+    with lab_accounting(False):
+        grid = tune.Tuner(
+            tune.with_resources(sleeper, {"cpu": 2}),
+            param_space={"s": tune.grid_search([5, 7])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=pool),
+            run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                      slurm=tune.SlurmConfig(poll_interval_s=0.5, pool_idle_s=2,
+                                                             time_min=2)),
+        ).fit()
+    assert grid.num_terminated == 2, [str(e) for e in grid.errors]
+    usage = read_usage(tmp_path / name).usage
+    for result in grid:
+        trial = usage.trials[result.trial_id]
+        assert trial.source == (POOL if pool else EVENTS) and trial.queued_s is None
+        slept = result.config["s"]
+        # each run (a start event: a trial preempted on the shared lab runs again) sleeps anew
+        runs = sum(1 for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start")
+        assert 2 * slept / 3600 <= trial.used.cpu <= 2 * runs * (slept + 5) / 3600, (runs, trial)
+    assert usage.queued_s is None
+    assert (usage.idle is None) if pool else (usage.idle.cpu == 0)
