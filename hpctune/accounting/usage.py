@@ -7,7 +7,7 @@ Three sources, best first, each turned into node-, CPU- and GPU-hours (``Hours``
   (``sacct -D``). Its ``Submit``/``Start`` give the time a job waited ``PENDING``.
 * a worker pool run: its child's wall time (measured by the pool task, ``RunEnd.wall_s``) x
   the trial's resources (one slot of the task), so a trial is accounted without a job of
-  its own. The pool task's own allocation minus its runs' shares is idle: slots that held
+  its own (a run resumed by its requeued pool task: its earlier processes from its events). The pool task's own allocation minus its runs' shares is idle: slots that held
   nothing.
 * the trial's own events (accounting off): from the first to the last event of each run of a
   job (``restart_count``) x the trial's resources. The time before the worker's first event
@@ -233,7 +233,11 @@ def trial_usage(
     unattributed = [""] if any(job == "" for job, _ in spans) else []  # events of a local run
     for job in dict.fromkeys([*job_ids, *unattributed]):
         if job in pool_walls:
-            used = used + Hours.held(shape, pool_walls[job])
+            # the wall time covers the run's last process; a run its requeued pool task resumed
+            # (a higher restart count) ran before that too: those earlier runs from its events
+            restarts = sorted(rc for j, rc in spans if j == job)
+            earlier = sum(spans[(job, rc)] for rc in restarts[:-1])
+            used = used + Hours.held(shape, pool_walls[job] + earlier)
             sources.add(POOL)
         elif sacct is not None and job in sacct:
             for record in sacct[job]:

@@ -145,3 +145,9 @@ def test_fair_share_from_sshare():
         "effective usage 0.250000, shares 10"
     )
     assert fairshare_line("") is None
+
+
+def test_a_pool_run_resumed_after_a_requeue_counts_its_earlier_process_from_events():
+    spans = {("pool-3", 0): 40.0, ("pool-3", 1): 25.0}  # the task was requeued: the run resumed
+    usage = trial_usage(TrialShape(cpus=1), ["pool-3"], spans, None, {"pool-3": 26.0})
+    assert usage.used.wall * 3600 == pytest.approx(40.0 + 26.0) and usage.source == POOL
