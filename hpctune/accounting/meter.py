@@ -26,6 +26,7 @@ from hpctune.accounting.usage import (
     SacctRecord,
     event_bounds,
     experiment_usage,
+    final_arrays,
     parse_sacct,
     sacct_by_job,
     trial_usage,
@@ -70,12 +71,13 @@ class TrialEvents:
 
 
 def measure(root: Any, trials: Iterable[Any], commands: Any = None,
-            cache: dict[str, TrialEvents] | None = None) -> tuple[ExperimentUsage, bool]:
+            cache: dict[str, TrialEvents] | None = None,
+            final: dict[str, list[SacctRecord]] | None = None) -> tuple[ExperimentUsage, bool]:
     """The experiment's usage now, and whether ``sacct`` answered (accounting on). ``trials``:
     objects with ``trial_id``, ``job_id`` and ``resources``; ``commands``: a ``SlurmCommands``
     (None: no Slurm, events and pool records only); ``cache``: each trial's log as read so far
-    (kept between calls: only new lines are read)."""
-    from hpctune.backends.slurm_commands import sacct_usage_args
+    (kept between calls: only new lines are read); ``final``: the sacct records of arrays that
+    ended for good (kept between calls: sacct is asked only about the others)."""
     from hpctune.storage.experiment import ExperimentDir
 
     exp, queue = ExperimentDir(root), PoolQueue(root)
@@ -94,10 +96,7 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
     slurm_ids = sorted(
         {array_of(j) for _, jobs, _ in found for j in jobs if is_slurm_job(j)} | set(pool_arrays)
     )
-    records: list[SacctRecord] | None = None
-    if commands is not None and slurm_ids:
-        proc = commands.run(sacct_usage_args(slurm_ids, SACCT_FIELDS), check=False)
-        records = parse_sacct(proc.stdout) if proc.returncode == 0 else None
+    records = _sacct(commands, slurm_ids, final)
     by_job = sacct_by_job(records) if records is not None else None
     per_trial = {
         t.trial_id: trial_usage(shape_of(t.resources), jobs, spans, by_job, pool_walls)
@@ -105,6 +104,26 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
     }
     tasks = None if records is None else [r for r in records if array_of(r.job_id) in pool_arrays]
     return experiment_usage(per_trial, tasks), records is not None
+
+
+def _sacct(commands: Any, arrays: list[str], final: dict[str, list[SacctRecord]] | None
+           ) -> list[SacctRecord] | None:
+    """The records of ``arrays``: one sacct for those not known to have ended (None: no
+    Slurm, or sacct failed: accounting off); arrays that ended for good go into ``final``."""
+    from hpctune.backends.slurm_commands import sacct_usage_args
+
+    final = {} if final is None else final
+    if commands is None or not arrays:
+        return None
+    ask = [array for array in arrays if array not in final]
+    fresh: list[SacctRecord] = []
+    if ask:
+        proc = commands.run(sacct_usage_args(ask, SACCT_FIELDS), check=False)
+        if proc.returncode != 0:
+            return None
+        fresh = parse_sacct(proc.stdout)
+        final.update(final_arrays(fresh, array_of))
+    return fresh + [r for array in arrays if array not in ask for r in final[array]]
 
 
 def _pool_arrays(queue: PoolQueue) -> set[str]:
@@ -151,6 +170,7 @@ class AllocationMeter:
         #: worst case until measured again (at most ``interval_s`` later), never at a stale figure
         self._measured_running: dict[str, Any] = {}
         self._events: dict[str, TrialEvents] = {}
+        self._final: dict[str, list[SacctRecord]] = {}
 
     def bind(self, root: Any, backend: Any) -> None:
         """The experiment and the backend's Slurm commands (counted with the driver's own)."""
@@ -162,7 +182,7 @@ class AllocationMeter:
             return self.latest
         self._last = self.clock()
         trials = list(trials)
-        self.latest, self.accounting = measure(self.root, trials, self.commands, self._events)
+        self.latest, self.accounting = measure(self.root, trials, self.commands, self._events, self._final)
         self._measured_running = {t.trial_id: t for t in trials if t.job_id and not t.is_finished}
         self._write()
         return self.latest

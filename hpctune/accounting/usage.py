@@ -185,6 +185,26 @@ def sacct_by_job(records: Iterable[SacctRecord]) -> dict[str, list[SacctRecord]]
     return out
 
 
+#: states after which a job never runs again (its sacct record is final)
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
+                          "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE"})
+
+
+def final_arrays(records: Iterable[SacctRecord], array_of: Any) -> dict[str, list[SacctRecord]]:
+    """The records of each array whose every job ended for good (its newest incarnation in a
+    ``FINAL_STATES`` state; an array with a task still queued lists it as ``N_[5-9]``
+    ``PENDING``): these never change again, so the meter keeps them and asks sacct no more."""
+    by_array: dict[str, list[SacctRecord]] = {}
+    for record in records:
+        by_array.setdefault(array_of(record.job_id), []).append(record)
+    out = {}
+    for array, rows in by_array.items():
+        newest = {r.job_id: r.state for r in rows}  # sacct lists incarnations oldest first
+        if all(state in FINAL_STATES for state in newest.values()):
+            out[array] = rows
+    return out
+
+
 def event_bounds(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], tuple[float, float]]:
     """``{(job id, restart count): (first event time, last event time)}`` of a trial's worker
     events (the driver's own are left out, since they are written when it decides, not while

@@ -110,8 +110,12 @@ def test_used_hours_match_sacct_and_events_come_close(tmp_path, slurm_lab):
     assert driver.used.cpu == pytest.approx(own["cpu"], rel=0.05), (driver.used, own)
     assert driver.used.gpu == pytest.approx(own["gpu"], rel=0.05), (driver.used, own)
     assert all(u.queued_s is not None for u in driver.trials.values())
-    final, accounting = measure(exp, load_trials(ExperimentDir(exp)), SlurmCommands())
+    commands, ended = SlurmCommands(), {}
+    final, accounting = measure(exp, load_trials(ExperimentDir(exp)), commands, final=ended)
     assert accounting and final.used.cpu == pytest.approx(own["cpu"], rel=0.01)
+    # the arrays ended for good: measured again, sacct is not asked, and the figures hold
+    again, _ = measure(exp, load_trials(ExperimentDir(exp)), commands, final=ended)
+    assert commands.counts["sacct"] == 1 and again == final
     from_events, accounting = measure(exp, load_trials(ExperimentDir(exp)), None)
     assert not accounting and from_events.idle is not None and not from_events.idle.cpu
     print(

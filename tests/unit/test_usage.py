@@ -151,3 +151,14 @@ def test_a_pool_run_resumed_after_a_requeue_counts_its_earlier_process_from_even
     spans = {("pool-3", 0): 40.0, ("pool-3", 1): 25.0}  # the task was requeued: the run resumed
     usage = trial_usage(TrialShape(cpus=1), ["pool-3"], spans, None, {"pool-3": 26.0})
     assert usage.used.wall * 3600 == pytest.approx(40.0 + 26.0) and usage.source == POOL
+
+
+def test_an_array_is_final_once_every_jobs_newest_incarnation_ended():
+    from hpctune.accounting.usage import final_arrays
+    from hpctune.core.ids import array_of
+
+    records = parse_sacct(SACCT_TEXT)  # 101: 101_1 REQUEUED then COMPLETED; 102 PENDING
+    assert list(final_arrays(records, array_of)) == ["101"]
+    queued = parse_sacct("103_0|COMPLETED|5|1|1|cpu=1|2026-12-07T10:00:00|2026-12-07T10:00:01\n"
+                         "103_[1-3]|PENDING|0|1|1||2026-12-07T10:00:00|Unknown\n")
+    assert final_arrays(queued, array_of) == {}
