@@ -249,7 +249,7 @@ def trial_usage(
     """A trial's usage over its jobs: a pool run's measured wall time x ``shape``; a job that
     ``sacct`` knows, Slurm's allocation x elapsed; else its event spans x ``shape``."""
     used, queued, sources = Hours(), 0.0, set()
-    queue_known = sacct is not None
+    queue_known = False  # only a job of its own (in sacct) has a queue time: a pool run has none
     unattributed = [""] if any(job == "" for job, _ in spans) else []  # events of a local run
     for job in dict.fromkeys([*job_ids, *unattributed]):
         if job in pool_walls:
@@ -263,6 +263,7 @@ def trial_usage(
             for record in sacct[job]:
                 used = used + record.hours_for(shape.gpus)
                 queued += record.pending_s or 0.0
+                queue_known = True
             sources.add(SACCT)
         else:
             seconds = sum(s for (j, _), s in spans.items() if j == job)
