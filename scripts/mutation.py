@@ -607,7 +607,7 @@ MUTANTS += [
            "gpus = self.gpus if self.gpus is not None else requested_gpus", "gpus = self.gpus or 0.0",
            USAGE, "a cluster that records no GPUs in sacct shows no GPU-hours"),
     Mutant("usage-pool-idle-whole-task", "hpctune/accounting/usage.py",
-           "idle = total(r.hours for r in pool_tasks) - pooled", "idle = total(r.hours for r in pool_tasks)",
+           "total(pool_tasks) - pooled if pool_tasks", "total(pool_tasks) if pool_tasks",
            USAGE, "the pool's trials counted twice: as shares and as idle"),
     Mutant("usage-driver-events-as-runtime", "hpctune/accounting/usage.py",
            'if not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:',

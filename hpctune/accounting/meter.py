@@ -102,7 +102,8 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
         t.trial_id: trial_usage(shape_of(t.resources), jobs, spans, by_job, pool_walls)
         for t, jobs, spans in found
     }
-    tasks = None if records is None else [r for r in records if array_of(r.job_id) in pool_arrays]
+    tasks = None if records is None else [r.hours_for(pool_arrays[array_of(r.job_id)])
+                                          for r in records if array_of(r.job_id) in pool_arrays]
     return experiment_usage(per_trial, tasks), records is not None
 
 
@@ -126,17 +127,27 @@ def _sacct(commands: Any, arrays: list[str], final: dict[str, list[SacctRecord]]
     return fresh + [r for array in arrays if array not in ask for r in final[array]]
 
 
-def _pool_arrays(queue: PoolQueue) -> set[str]:
+def _pool_arrays(queue: PoolQueue) -> dict[str, float]:
+    """{pool array job id: GPUs each of its tasks holds} (the shape's GPUs x its slots: what
+    the idle figure needs where sacct records no GPUs)."""
     from hpctune.core.ids import validate_job_id
-    from hpctune.errors import ConfigError
+    from hpctune.errors import ConfigError, HpctuneError
+    from hpctune.pool.slots import task_resources
+    from hpctune.storage.pool_manifest import read_manifest
 
-    found = set()
+    found = {}
     for uid in queue.array_uids():
-        path = queue.array_paths(uid)[2]
+        manifest, _, job_id = queue.array_paths(uid)
         try:
-            found.add(validate_job_id(path.read_text().strip()))
+            array = validate_job_id(job_id.read_text().strip())
         except (OSError, ConfigError):
             continue
+        try:
+            line = read_manifest(manifest, 0)
+            held = task_resources(queue.read_shape(line.shape), line.slots)
+            found[array] = shape_of(held).gpus
+        except (OSError, ValueError, HpctuneError):
+            found[array] = 0.0
     return found
 
 

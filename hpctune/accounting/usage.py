@@ -186,8 +186,19 @@ def sacct_by_job(records: Iterable[SacctRecord]) -> dict[str, list[SacctRecord]]
 
 
 #: states after which a job never runs again (its sacct record is final)
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
-                          "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE"})
+FINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+    }
+)
 
 
 def final_arrays(records: Iterable[SacctRecord], array_of: Any) -> dict[str, list[SacctRecord]]:
@@ -293,18 +304,18 @@ class ExperimentUsage:
 
 
 def experiment_usage(
-    trials: Mapping[str, TrialUsage], pool_tasks: Iterable[SacctRecord] | None
+    trials: Mapping[str, TrialUsage], pool_tasks: Iterable[Hours] | None
 ) -> ExperimentUsage:
     """The experiment's figures: the trials' usage, plus what pool tasks held beyond their runs
-    (``pool_tasks``: sacct's records of the pool arrays; None: no accounting, idle unknown)."""
+    (``pool_tasks``: what each pool task held by sacct's records, ``SacctRecord.hours_for``
+    its GPUs; None: no accounting, idle unknown)."""
     trial_sum = total(u.used for u in trials.values())
     known = [u.queued_s for u in trials.values() if u.queued_s is not None]
     queued = sum(known) if known else None
     pooled = total(u.used for u in trials.values() if POOL in u.source.split("+"))
-    if pool_tasks is None:
-        idle = None if pooled.wall else Hours()
-    else:
-        idle = total(r.hours for r in pool_tasks) - pooled
+    idle = (
+        total(pool_tasks) - pooled if pool_tasks is not None else None if pooled.wall else Hours()
+    )
     return ExperimentUsage(dict(trials), idle, queued, trial_sum + (idle or Hours()))
 
 

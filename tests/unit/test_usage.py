@@ -92,11 +92,14 @@ def test_a_pool_run_is_its_wall_time_times_one_slot_and_the_rest_of_the_task_is_
     assert a.used == Hours(node=0.5, cpu=1.0, gpu=0.5, wall=0.5) and a.source == POOL
     # one pool task of 2 slots (4 CPUs, 2 GPUs) held for one hour: 4 CPU-h, of which 1.5 used
     task = SacctRecord("55_0", "COMPLETED", 3600, 1, 4, 2, 5.0)
-    usage = experiment_usage({"a": a, "b": b}, [task])
+    usage = experiment_usage({"a": a, "b": b}, [task.hours_for(2)])
     assert usage.idle == Hours(node=0.25, cpu=2.5, gpu=1.25, wall=0.25)
     assert usage.used.cpu == pytest.approx(4.0) and usage.used.gpu == pytest.approx(2.0)
     assert usage.idle_share("cpu") == pytest.approx(2.5 / 4)
     assert "idle pool slots 2.5 CPU-h (62%)" in describe_usage(usage)
+    # sacct without GPUs (AccountingStorageTRES): the task's own GPUs, its shape x its slots
+    unrecorded = SacctRecord("55_0", "COMPLETED", 3600, 1, 4, None, 5.0)
+    assert experiment_usage({"a": a, "b": b}, [unrecorded.hours_for(2)]) == usage
 
 
 def test_no_accounting_pool_idle_is_unknown_and_job_per_trial_idle_is_zero():
