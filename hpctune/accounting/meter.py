@@ -82,8 +82,10 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
 
     exp, queue = ExperimentDir(root), PoolQueue(root)
     cache = {} if cache is None else cache
-    pool_walls = {run_job_id(seq): end.wall_s for seq, end in queue.ended_runs().items()
-                  if end.wall_s is not None}
+    pool_arrays = _pool_arrays(queue)
+    ends = {run_job_id(seq): end for seq, end in queue.ended_runs().items() if end.wall_s is not None}
+    pool_walls = {job: float(end.wall_s or 0.0) for job, end in ends.items()}
+    pool_slots = {job: pool_arrays.get(array_of(end.task), (0.0, 1))[1] for job, end in ends.items()}
     found = []
     for trial in trials:
         seen = cache.get(trial.trial_id)
@@ -92,17 +94,16 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
         seen.read()
         jobs = [*seen.jobs, *([str(trial.job_id)] if trial.job_id else [])]
         found.append((trial, jobs, seen.spans))
-    pool_arrays = _pool_arrays(queue)
     slurm_ids = sorted(
         {array_of(j) for _, jobs, _ in found for j in jobs if is_slurm_job(j)} | set(pool_arrays)
     )
     records = _sacct(commands, slurm_ids, final)
     by_job = sacct_by_job(records) if records is not None else None
     per_trial = {
-        t.trial_id: trial_usage(shape_of(t.resources), jobs, spans, by_job, pool_walls)
+        t.trial_id: trial_usage(shape_of(t.resources), jobs, spans, by_job, pool_walls, pool_slots)
         for t, jobs, spans in found
     }
-    tasks = None if records is None else [r.hours_for(pool_arrays[array_of(r.job_id)])
+    tasks = None if records is None else [r.hours_for(pool_arrays[array_of(r.job_id)][0])
                                           for r in records if array_of(r.job_id) in pool_arrays]
     return experiment_usage(per_trial, tasks), records is not None
 
@@ -127,9 +128,10 @@ def _sacct(commands: Any, arrays: list[str], final: dict[str, list[SacctRecord]]
     return fresh + [r for array in arrays if array not in ask for r in final[array]]
 
 
-def _pool_arrays(queue: PoolQueue) -> dict[str, float]:
-    """{pool array job id: GPUs each of its tasks holds} (the shape's GPUs x its slots: what
-    the idle figure needs where sacct records no GPUs)."""
+def _pool_arrays(queue: PoolQueue) -> dict[str, tuple[float, int]]:
+    """{pool array job id: (GPUs each of its tasks holds, its slots)}: the shape's GPUs x its
+    slots (what the idle figure needs where sacct records no GPUs), and how many runs share
+    a task's node."""
     from hpctune.core.ids import validate_job_id
     from hpctune.errors import ConfigError, HpctuneError
     from hpctune.pool.slots import task_resources
@@ -145,9 +147,9 @@ def _pool_arrays(queue: PoolQueue) -> dict[str, float]:
         try:
             line = read_manifest(manifest, 0)
             held = task_resources(queue.read_shape(line.shape), line.slots)
-            found[array] = shape_of(held).gpus
+            found[array] = (shape_of(held).gpus, line.slots)
         except (OSError, ValueError, HpctuneError):
-            found[array] = 0.0
+            found[array] = (0.0, 1)
     return found
 
 

@@ -256,8 +256,10 @@ def trial_usage(
     spans: Mapping[tuple[str, int], float],
     sacct: Mapping[str, list[SacctRecord]] | None,
     pool_walls: Mapping[str, float],
+    pool_slots: Mapping[str, int] | None = None,
 ) -> TrialUsage:
-    """A trial's usage over its jobs: a pool run's measured wall time x ``shape``; a job that
+    """A trial's usage over its jobs: a pool run's measured wall time x ``shape`` (its node
+    shared by the ``pool_slots`` runs of its task: 1/slots of a node each); a job that
     ``sacct`` knows, Slurm's allocation x elapsed; else its event spans x ``shape``."""
     used, queued, sources = Hours(), 0.0, set()
     queue_known = False  # only a job of its own (in sacct) has a queue time: a pool run has none
@@ -268,7 +270,9 @@ def trial_usage(
             # (a higher restart count) ran before that too: those earlier runs from its events
             restarts = sorted(rc for j, rc in spans if j == job)
             earlier = sum(spans[(job, rc)] for rc in restarts[:-1])
-            used = used + Hours.held(shape, pool_walls[job] + earlier)
+            slots = max(1, (pool_slots or {}).get(job, 1))
+            held = Hours.held(shape, pool_walls[job] + earlier)
+            used = used + Hours(held.node / slots, held.cpu, held.gpu, held.wall)
             sources.add(POOL)
         elif sacct is not None and job in sacct:
             for record in sacct[job]:

@@ -165,3 +165,8 @@ def test_an_array_is_final_once_every_jobs_newest_incarnation_ended():
     queued = parse_sacct("103_0|COMPLETED|5|1|1|cpu=1|2026-12-07T10:00:00|2026-12-07T10:00:01\n"
                          "103_[1-3]|PENDING|0|1|1||2026-12-07T10:00:00|Unknown\n")
     assert final_arrays(queued, array_of) == {}
+
+
+def test_pool_runs_sharing_a_task_share_its_node():
+    usage = trial_usage(TrialShape(cpus=2), ["pool-4"], {}, None, {"pool-4": 3600.0}, {"pool-4": 4})
+    assert usage.used == Hours(node=0.25, cpu=2.0, gpu=0.0, wall=1.0)
