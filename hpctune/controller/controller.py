@@ -180,7 +180,7 @@ class Controller:
         if budget is not None and not self.state.stop_everything and self.clock() - self._started >= budget:
             self.enactor.stop_experiment(f"time budget of {budget} s spent")
         meter = self.settings.allocation
-        if meter is not None and not self.state.stop_everything:
+        if meter is not None and meter.budget is not None and not self.state.stop_everything:
             reason = meter.stop_reason(self.trial_list, self.table.submitted(), self.launcher.waiting())
             if reason is not None:
                 self.enactor.stop_experiment(reason)
