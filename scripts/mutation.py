@@ -646,6 +646,9 @@ MUTANTS += [
     Mutant("budget-stale-ended-trials", "hpctune/accounting/meter.py",
            "self._running_left(running + self._ended_since(running))", "self._running_left(running)",
            BUDGET, "a trial that just ended counted at its last (stale) figure, not its worst case"),
+    Mutant("budget-admitted-not-tracked", "hpctune/accounting/meter.py",
+           "self._measured_running.update({t.trial_id: t for t in chosen})", "pass", BUDGET,
+           "a trial that started and ended between two measurements counted as having used nothing"),
 ]
 
 

@@ -179,8 +179,9 @@ class AllocationMeter:
         self.accounting: bool | None = None  # sacct answered at the last measurement
         self.stopped: str | None = None
         self._last = -float("inf")
-        #: trials that ran at the last measurement: one that ended since is counted at its
-        #: worst case until measured again (at most ``interval_s`` later), never at a stale figure
+        #: trials that ran at the last measurement or were admitted since: one that no longer
+        #: runs is counted at its worst case until measured again (at most ``interval_s``
+        #: later), never at a stale figure
         self._measured_running: dict[str, Any] = {}
         self._events: dict[str, TrialEvents] = {}
         self._final: dict[str, list[SacctRecord]] = {}
@@ -229,22 +230,25 @@ class AllocationMeter:
         )
 
     def admit(self, waiting: list[Any], all_trials: list[Any], running: list[Any]) -> list[Any]:
-        """The waiting trials (in order) that may launch within the budget (all without one)."""
+        """The waiting trials (in order) that may launch within the budget (all without one).
+        Those admitted count at their worst case once they stopped running, until a
+        measurement includes them (a trial may start and end between two measurements)."""
         if self.budget is None or not waiting or self.stopped:
             return [] if self.stopped else waiting
         self.update(all_trials)
+        chosen = waiting[: self._admissible(waiting, running)]
+        self._measured_running.update({t.trial_id: t for t in chosen})
+        return chosen
+
+    def _admissible(self, waiting: list[Any], running: list[Any]) -> int:
+        assert self.budget is not None
         worst = max(self._worst(t) for t in waiting)
-        n = admissible(
-            self.budget,
-            self._used(),
-            self._running_left(running + self._ended_since(running)),
-            worst,
-            len(waiting),
-        )
-        return waiting[:n]
+        return admissible(self.budget, self._used(), self._running_left(running + self._ended_since(running)),
+                          worst, len(waiting))
 
     def _ended_since(self, running: list[Any]) -> list[Any]:
-        """Trials that ran at the last measurement and no longer run: not measured since."""
+        """Trials that ran at the last measurement, or were admitted since, and no longer run:
+        their figure is not measured yet."""
         now = {t.trial_id for t in running}
         return [t for tid, t in self._measured_running.items() if tid not in now]
 
@@ -258,7 +262,7 @@ class AllocationMeter:
         if self._ended_since(running):
             return None  # decide on figures that include the trials that just ended
         worst = max((self._worst(t) for t in waiting), default=0.0)
-        admitted = len(self.admit(waiting, all_trials, running)) if waiting else 0
+        admitted = self._admissible(waiting, running) if waiting else 0
         reason = stop_reason(self.budget, self._used(), len(running), len(waiting), admitted, worst)
         if reason is not None:
             self.stopped = reason
