@@ -70,9 +70,13 @@ class TrialEvents:
         return {key: self.last[key] - self.first[key] for key in self.first}
 
 
-def measure(root: Any, trials: Iterable[Any], commands: Any = None,
-            cache: dict[str, TrialEvents] | None = None,
-            final: dict[str, list[SacctRecord]] | None = None) -> tuple[ExperimentUsage, bool]:
+def measure(
+    root: Any,
+    trials: Iterable[Any],
+    commands: Any = None,
+    cache: dict[str, TrialEvents] | None = None,
+    final: dict[str, list[SacctRecord]] | None = None,
+) -> tuple[ExperimentUsage, bool]:
     """The experiment's usage now, and whether ``sacct`` answered (accounting on). ``trials``:
     objects with ``trial_id``, ``job_id`` and ``resources``; ``commands``: a ``SlurmCommands``
     (None: no Slurm, events and pool records only); ``cache``: each trial's log as read so far
@@ -83,9 +87,13 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
     exp, queue = ExperimentDir(root), PoolQueue(root)
     cache = {} if cache is None else cache
     pool_arrays = _pool_arrays(queue)
-    ends = {run_job_id(seq): end for seq, end in queue.ended_runs().items() if end.wall_s is not None}
+    ends = {
+        run_job_id(seq): end for seq, end in queue.ended_runs().items() if end.wall_s is not None
+    }
     pool_walls = {job: float(end.wall_s or 0.0) for job, end in ends.items()}
-    pool_slots = {job: pool_arrays.get(array_of(end.task), (0.0, 1))[1] for job, end in ends.items()}
+    pool_slots = {
+        job: pool_arrays.get(array_of(end.task), (0.0, 1))[1] for job, end in ends.items()
+    }
     found = []
     for trial in trials:
         seen = cache.get(trial.trial_id)
@@ -103,13 +111,21 @@ def measure(root: Any, trials: Iterable[Any], commands: Any = None,
         t.trial_id: trial_usage(shape_of(t.resources), jobs, spans, by_job, pool_walls, pool_slots)
         for t, jobs, spans in found
     }
-    tasks = None if records is None else [r.hours_for(pool_arrays[array_of(r.job_id)][0])
-                                          for r in records if array_of(r.job_id) in pool_arrays]
+    tasks = (
+        None
+        if records is None
+        else [
+            r.hours_for(pool_arrays[array_of(r.job_id)][0])
+            for r in records
+            if array_of(r.job_id) in pool_arrays
+        ]
+    )
     return experiment_usage(per_trial, tasks), records is not None
 
 
-def _sacct(commands: Any, arrays: list[str], final: dict[str, list[SacctRecord]] | None
-           ) -> list[SacctRecord] | None:
+def _sacct(
+    commands: Any, arrays: list[str], final: dict[str, list[SacctRecord]] | None
+) -> list[SacctRecord] | None:
     """The records of ``arrays``: one sacct for those not known to have ended (None: no
     Slurm, or sacct failed: accounting off); arrays that ended for good go into ``final``."""
     from hpctune.backends.slurm_commands import sacct_usage_args
@@ -196,7 +212,9 @@ class AllocationMeter:
             return self.latest
         self._last = self.clock()
         trials = list(trials)
-        self.latest, self.accounting = measure(self.root, trials, self.commands, self._events, self._final)
+        self.latest, self.accounting = measure(
+            self.root, trials, self.commands, self._events, self._final
+        )
         self._measured_running = {t.trial_id: t for t in trials if t.job_id and not t.is_finished}
         self._write()
         return self.latest
@@ -243,8 +261,13 @@ class AllocationMeter:
     def _admissible(self, waiting: list[Any], running: list[Any]) -> int:
         assert self.budget is not None
         worst = max(self._worst(t) for t in waiting)
-        return admissible(self.budget, self._used(), self._running_left(running + self._ended_since(running)),
-                          worst, len(waiting))
+        return admissible(
+            self.budget,
+            self._used(),
+            self._running_left(running + self._ended_since(running)),
+            worst,
+            len(waiting),
+        )
 
     def _ended_since(self, running: list[Any]) -> list[Any]:
         """Trials that ran at the last measurement, or were admitted since, and no longer run:
@@ -267,7 +290,10 @@ class AllocationMeter:
         if reason is not None:
             self.stopped = reason
             self._write()
-            print(f"hpctune: the experiment stops: {reason}. Trials that never started stay PENDING; "
-                  f"`hpctune resume EXP --{self.budget.unit}-hours-budget N` continues with a larger "
-                  "budget.", file=sys.stderr)
+            print(
+                f"hpctune: the experiment stops: {reason}. Trials that never started stay PENDING; "
+                f"`hpctune resume EXP --{self.budget.unit}-hours-budget N` continues with a larger "
+                "budget.",
+                file=sys.stderr,
+            )
         return reason

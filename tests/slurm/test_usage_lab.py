@@ -68,9 +68,17 @@ def sacct_own(arrays: list[str], gpus_per_job: float = 0) -> dict[str, float]:
             check=True,
         ).stdout
         rows = [line.split("|") for line in out.splitlines() if line.count("|") == 3]
-        out_last = run(["sacct", "-n", "-P", "-X", "-j", ",".join(arrays), "-o", "State"], check=True).stdout
-        last = [line.split()[0] for line in out_last.splitlines() if line.strip()]  # each job's newest
-        if not rows or not last or any(state in ("RUNNING", "PENDING", "REQUEUED") for state in last):
+        out_last = run(
+            ["sacct", "-n", "-P", "-X", "-j", ",".join(arrays), "-o", "State"], check=True
+        ).stdout
+        last = [
+            line.split()[0] for line in out_last.splitlines() if line.strip()
+        ]  # each job's newest
+        if (
+            not rows
+            or not last
+            or any(state in ("RUNNING", "PENDING", "REQUEUED") for state in last)
+        ):
             return None
         return {
             "cpu": sum(int(r[1]) for r in rows) / 3600,
@@ -204,7 +212,8 @@ def test_a_gpu_hour_budget_stops_the_experiment_and_a_larger_one_resumes_it(tmp_
 
 @pytest.mark.parametrize("pool", [False, True], ids=["job-per-trial", "pool"])
 def test_without_accounting_trials_are_accounted_from_their_events_and_the_pool(
-        tmp_path, slurm_lab, lab_accounting, pool):
+    tmp_path, slurm_lab, lab_accounting, pool
+):
     """Accounting off (sacct fails): one job per trial, each trial's figure is its events'
     span x its resources; in the pool, its process's wall time x one slot. Queue time and idle
     pool slots are unknown, and said to be (None), never shown as zero."""
@@ -214,9 +223,12 @@ def test_without_accounting_trials_are_accounted_from_their_events_and_the_pool(
             tune.with_resources(sleeper, {"cpu": 2}),
             param_space={"s": tune.grid_search([5, 7])},
             tune_config=tune.TuneConfig(max_concurrent_trials=2, reuse_actors=pool),
-            run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
-                                      slurm=tune.SlurmConfig(poll_interval_s=0.5, pool_idle_s=2,
-                                                             time_min=2)),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(tmp_path),
+                verbose=0,
+                slurm=tune.SlurmConfig(poll_interval_s=0.5, pool_idle_s=2, time_min=2),
+            ),
         ).fit()
     assert grid.num_terminated == 2, [str(e) for e in grid.errors]
     usage = read_usage(tmp_path / name).usage
@@ -225,7 +237,9 @@ def test_without_accounting_trials_are_accounted_from_their_events_and_the_pool(
         assert trial.source == (POOL if pool else EVENTS) and trial.queued_s is None
         slept = result.config["s"]
         # each run (a start event: a trial preempted on the shared lab runs again) sleeps anew
-        runs = sum(1 for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start")
+        runs = sum(
+            1 for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start"
+        )
         assert 2 * slept / 3600 <= trial.used.cpu <= 2 * runs * (slept + 5) / 3600, (runs, trial)
     assert usage.queued_s is None
     assert (usage.idle is None) if pool else (usage.idle.cpu == 0)

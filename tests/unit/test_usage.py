@@ -162,8 +162,10 @@ def test_an_array_is_final_once_every_jobs_newest_incarnation_ended():
 
     records = parse_sacct(SACCT_TEXT)  # 101: 101_1 REQUEUED then COMPLETED; 102 PENDING
     assert list(final_arrays(records, array_of)) == ["101"]
-    queued = parse_sacct("103_0|COMPLETED|5|1|1|cpu=1|2026-12-07T10:00:00|2026-12-07T10:00:01\n"
-                         "103_[1-3]|PENDING|0|1|1||2026-12-07T10:00:00|Unknown\n")
+    queued = parse_sacct(
+        "103_0|COMPLETED|5|1|1|cpu=1|2026-12-07T10:00:00|2026-12-07T10:00:01\n"
+        "103_[1-3]|PENDING|0|1|1||2026-12-07T10:00:00|Unknown\n"
+    )
     assert final_arrays(queued, array_of) == {}
 
 

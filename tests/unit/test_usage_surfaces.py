@@ -22,17 +22,22 @@ def two_cpus(config):
 
 @pytest.fixture
 def experiment(tmp_path):
-    grid = Tuner(tune.with_resources(two_cpus, {"cpu": 2}), param_space={"a": tune.grid_search([1, 2])},
-                 tune_config=TuneConfig(metric="loss", mode="min"),
-                 run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), name="acct", verbose=0),
-                 backend="local").fit()
+    grid = Tuner(
+        tune.with_resources(two_cpus, {"cpu": 2}),
+        param_space={"a": tune.grid_search([1, 2])},
+        tune_config=TuneConfig(metric="loss", mode="min"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), name="acct", verbose=0),
+        backend="local",
+    ).fit()
     return grid
 
 
 def test_every_surface_shows_what_each_trial_used(capsys, experiment, tmp_path):
     record = read_usage(experiment.experiment_path)
     per_trial = {tid: u.used.cpu for tid, u in record.usage.trials.items()}
-    assert len(per_trial) == 2 and all(2 * 0.5 / 3600 < cpu < 2 * 5 / 3600 for cpu in per_trial.values())
+    assert len(per_trial) == 2 and all(
+        2 * 0.5 / 3600 < cpu < 2 * 5 / 3600 for cpu in per_trial.values()
+    )
     assert record.usage.used.cpu == pytest.approx(sum(per_trial.values()))
 
     frame = experiment.get_dataframe()
@@ -41,13 +46,20 @@ def test_every_surface_shows_what_each_trial_used(capsys, experiment, tmp_path):
 
     code, out, err = run(capsys, "status", "acct", "--no-squeue")
     assert code == 0, err
-    assert f"Allocation used {record.usage.used.cpu:.3g} CPU-h, 0 GPU-h" in out and "from events" in out
+    assert (
+        f"Allocation used {record.usage.used.cpu:.3g} CPU-h, 0 GPU-h" in out
+        and "from events" in out
+    )
 
     code, out, _ = run(capsys, "trials", "acct")
     header, _, *rows = out.splitlines()
-    assert "cpu_hours" in header.split() and "gpu_hours" not in header.split()  # no GPU used: no column
+    assert (
+        "cpu_hours" in header.split() and "gpu_hours" not in header.split()
+    )  # no GPU used: no column
     column = header.split().index("cpu_hours")
-    assert {row.split()[0]: float(row.split()[column]) for row in rows} == pytest.approx(per_trial, rel=1e-4)
+    assert {row.split()[0]: float(row.split()[column]) for row in rows} == pytest.approx(
+        per_trial, rel=1e-4
+    )
 
     code, out, _ = run(capsys, "ls")
     assert f"{record.usage.used.cpu:.3g} CPU-h" in out.splitlines()[2]
@@ -60,7 +72,8 @@ def test_the_hdf5_export_and_the_report_carry_it(capsys, experiment, tmp_path):
         summary = f["summary"][:]
         usage = json.loads(f.attrs["usage"])
     assert sorted(summary["cpu_hours"]) == pytest.approx(
-        sorted(u.used.cpu for u in read_usage(experiment.experiment_path).usage.trials.values()))
+        sorted(u.used.cpu for u in read_usage(experiment.experiment_path).usage.trials.values())
+    )
     assert usage["used"]["cpu_hours"] == pytest.approx(float(summary["cpu_hours"].sum()))
     pytest.importorskip("plotly")
     code, out, err = run(capsys, "report", "acct", "--output", str(tmp_path / "r.html"))
