@@ -87,3 +87,14 @@ def test_a_damaged_usage_record_is_named_and_ls_goes_on(capsys, experiment):
     assert code == 0 and " ? " in out.splitlines()[2]
     code, _, err = run(capsys, "status", "acct", "--no-squeue")
     assert code != 0 and "usage.json is not an hpctune usage record" in err and "remove it" in err
+
+
+def test_the_live_tables_footer_says_what_was_used(capsys, tmp_path):
+    """The driver's own table (``Controller.view()``): its last report ends with the allocation."""
+    Tuner(tune.with_resources(two_cpus, {"cpu": 2}), param_space={"a": tune.grid_search([1])},
+          tune_config=TuneConfig(metric="loss", mode="min", cpu_hours_budget=5),
+          run_config=tune.RunConfig(storage_path=str(tmp_path / "live"), name="live", verbose=1),
+          backend="local").fit()
+    out = capsys.readouterr().out
+    final = out[out.rindex("== Status =="):]
+    assert "Allocation used" in final and "Allocation budget: 5 CPU-hours" in final, final
