@@ -73,9 +73,12 @@ def test_a_budget_stops_the_run_and_a_larger_one_resumes_it(tmp_path):
     assert record.budget["stopped"].startswith(f"allocation budget of {worst + 0.001:g} CPU-hours")
     # one trial of 2 CPUs for ~3 s: events see ~3 s (the time before its first event is not seen)
     assert 2 * 2.5 / 3600 < record.usage.used.cpu < 2 * 8 / 3600
-    resumed = Tuner.restore(
-        grid.experiment_path, tune.with_resources(sleepy, {"cpu": 2}), cpu_hours_budget=1.0
-    ).fit()
+    # `hpctune resume EXP --cpu-hours-budget 1` (Tuner.restore(..., cpu_hours_budget=1) on the lab)
+    from hpctune.cli.main import main
+    from hpctune.results.grid import ResultGrid
+
+    assert main(["resume", grid.experiment_path, "--cpu-hours-budget", "1"]) == 0
+    resumed = ResultGrid.from_path(grid.experiment_path)
     assert len([r for r in resumed if "i" in (r.metrics or {})]) == 4
     after = read_usage(grid.experiment_path)
     assert after.budget == {"limit": 1.0, "unit": "cpu", "stopped": None}
