@@ -1,8 +1,8 @@
 """The driver's allocation meter: measures what the experiment used, enforces its budget.
 
 ``AllocationMeter.measure`` gathers the records ``accounting/usage.py`` turns into hours: each
-trial's events (its job ids, and their spans when accounting is off), the pool's run ends
-(``RunEnd.wall_s``) and one ``sacct`` for every Slurm job and pool array of the experiment
+trial's events (its job ids, and their spans when accounting is off), the pool's measured
+wall time of each run (``PoolQueue.run_walls``) and one ``sacct`` for every Slurm job and pool array of the experiment
 (``slurm_commands.sacct_usage_args``; never one per job). The driver measures at most once per
 ``interval_s`` (the poll interval with a budget, else ``LIVE_INTERVAL_S``) and once at the end,
 and writes ``usage.json`` (``storage/usage_record.py``) for the tables, report and exports.
@@ -87,13 +87,9 @@ def measure(
     exp, queue = ExperimentDir(root), PoolQueue(root)
     cache = {} if cache is None else cache
     pool_arrays = _pool_arrays(queue)
-    ends = {
-        run_job_id(seq): end for seq, end in queue.ended_runs().items() if end.wall_s is not None
-    }
-    pool_walls = {job: float(end.wall_s or 0.0) for job, end in ends.items()}
-    pool_slots = {
-        job: pool_arrays.get(array_of(end.task), (0.0, 1))[1] for job, end in ends.items()
-    }
+    walls = {run_job_id(seq): wall for seq, wall in queue.run_walls().items()}
+    pool_walls = {job: wall.wall_s for job, wall in walls.items()}
+    pool_slots = {job: pool_arrays.get(array_of(wall.task), (0.0, 1))[1] for job, wall in walls.items()}
     found = []
     for trial in trials:
         seen = cache.get(trial.trial_id)

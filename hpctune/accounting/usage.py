@@ -5,7 +5,7 @@ Three sources, best first, each turned into node-, CPU- and GPU-hours (``Hours``
 * ``sacct`` (accounting on): each job's ``ElapsedRaw`` x what Slurm allocated it (``NNodes``,
   ``NCPUS``, ``gres/gpu`` of ``AllocTRES``), every incarnation of a requeued job counted
   (``sacct -D``). Its ``Submit``/``Start`` give the time a job waited ``PENDING``.
-* a worker pool run: its child's wall time (measured by the pool task, ``RunEnd.wall_s``) x
+* a worker pool run: its child's wall time (measured by the pool task, ``PoolQueue.run_walls``) x
   the trial's resources (one slot of the task), so a trial is accounted without a job of
   its own (a run resumed by its requeued pool task: its earlier processes from its events). The pool task's own allocation minus its runs' shares is idle: slots that held
   nothing.

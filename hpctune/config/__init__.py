@@ -10,6 +10,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.budget import budget_of
 from hpctune.core import checks as core_checks
 from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
@@ -147,8 +148,6 @@ class TuneConfig:
     #: accepted for Ray compatibility; each trial is its own job (said once when True)
     reuse_actors: bool | None = None
     seed: int | None = None
-    #: an allocation budget, in GPU-hours or CPU-hours (core-hours; one of the two): no trial
-    #: is launched whose worst case could pass it, and the experiment stops when it is used
     gpu_hours_budget: float | None = None
     cpu_hours_budget: float | None = None
 
@@ -173,9 +172,7 @@ class TuneConfig:
         check_value(owner, "reuse_actors", self.reuse_actors, "bool", optional=True)
         check_plugin("search_alg", self.search_alg, "suggest", "create_searcher")
         check_plugin("scheduler", self.scheduler, "on_trial_result", "create_scheduler")
-        from hpctune.accounting.budget import budget_of
-
-        budget_of(self.gpu_hours_budget, self.cpu_hours_budget)  # ConfigError for a bad one
+        budget_of(self.gpu_hours_budget, self.cpu_hours_budget)  # allocation budget: ConfigError if bad
 
 
 @dataclass

@@ -17,7 +17,14 @@ from hpctune.storage.pool_manifest import (
     read_manifest,
     write_manifest,
 )
-from hpctune.storage.pool_queue import QUEUE_VERSION, PoolQueue, RunEnd, RunRecord, RunWall, shape_key
+from hpctune.storage.pool_queue import (
+    QUEUE_VERSION,
+    PoolQueue,
+    RunEnd,
+    RunRecord,
+    RunWall,
+    shape_key,
+)
 from tests.unit.test_pool import ScriptedSlurm
 
 SHAPE = shape_key({"cpu": 1, "gpu": 0})
