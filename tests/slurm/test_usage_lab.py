@@ -102,7 +102,7 @@ def test_used_hours_match_sacct_and_events_come_close(tmp_path, slurm_lab):
     grid = tune.Tuner(
         tune.with_resources(sleeper, {"cpu": 2, "gpu": 1}),
         param_space={"s": tune.grid_search([8, 12, 16])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=3),
+        tune_config=tune.TuneConfig(max_concurrent_trials=3, reuse_actors=False),
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(tmp_path),
