@@ -592,6 +592,64 @@ MUTANTS: list[Mutant] = [
            "ASHA's designed figure keeps every trial at each rung"),
 ]
 
+# -- issue 27: the allocation used and the budget ------------------------------------------------
+USAGE = (U + "test_usage.py",)
+BUDGET = (U + "test_budget.py",)
+USAGE_LAB = ("tests/slurm/test_usage_lab.py",)
+MUTANTS += [
+    Mutant("usage-requeue-last-only", "hpctune/accounting/usage.py",
+           "for record in sacct[job]:", "for record in sacct[job][-1:]:", USAGE,
+           "a requeued job's earlier incarnations not counted"),
+    Mutant("usage-request-not-allocation", "hpctune/accounting/usage.py",
+           "used = used + record.hours_for(shape.gpus)", "used = used + Hours.held(shape, record.elapsed_s)",
+           USAGE, "the trial's request counted where sacct gives Slurm's allocation"),
+    Mutant("usage-missing-gpus-zero", "hpctune/accounting/usage.py",
+           "gpus = self.gpus if self.gpus is not None else requested_gpus", "gpus = self.gpus or 0.0",
+           USAGE, "a cluster that records no GPUs in sacct shows no GPU-hours"),
+    Mutant("usage-pool-idle-whole-task", "hpctune/accounting/usage.py",
+           "total(pool_tasks) - pooled if pool_tasks", "total(pool_tasks) if pool_tasks",
+           USAGE, "the pool's trials counted twice: as shares and as idle"),
+    Mutant("usage-driver-events-as-runtime", "hpctune/accounting/usage.py",
+           'if not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:',
+           "if not isinstance(when, (int, float)):", USAGE,
+           "the driver's own events stretch a job's span"),
+    Mutant("usage-final-array-any-job", "hpctune/accounting/usage.py",
+           "if all(state in FINAL_STATES for state in newest.values()):",
+           "if any(state in FINAL_STATES for state in newest.values()):", USAGE,
+           "an array with a task still queued kept as final: its later use never measured"),
+    Mutant("usage-final-oldest-incarnation", "hpctune/accounting/usage.py",
+           "newest = {r.job_id: r.state for r in rows}", "newest = {r.job_id: r.state for r in reversed(rows)}",
+           USAGE, "a requeued job judged by its first incarnation"),
+    Mutant("usage-pool-resumed-run-once", "hpctune/accounting/usage.py",
+           "earlier = sum(spans[(job, rc)] for rc in restarts[:-1])", "earlier = 0.0", USAGE,
+           "a pool run resumed after a requeue counts only its last process"),
+    Mutant("usage-pool-run-whole-node", "hpctune/accounting/usage.py",
+           "Hours(held.node / slots, held.cpu, held.gpu, held.wall)", "held", USAGE,
+           "each run of a pool task counted as holding the task's whole node"),
+    Mutant("usage-pool-wall-not-recorded", "hpctune/pool/task.py",
+           "wall_s=self.clock() - running.started)", "wall_s=None)", USAGE_LAB,
+           "a pool run's end without its wall time: the trial falls back to its events (on the lab)",
+           lab=True),
+    Mutant("budget-running-not-committed", "hpctune/accounting/budget.py",
+           "room = budget.limit - used - running_left", "room = budget.limit - used", BUDGET,
+           "running trials' worst case left out of admission"),
+    Mutant("budget-admits-a-partial-trial", "hpctune/accounting/budget.py",
+           "math.floor(room / worst_per_trial + 1e-9)", "math.ceil(room / worst_per_trial)", BUDGET,
+           "a trial admitted whose worst case only partly fits"),
+    Mutant("budget-stops-past-the-limit", "hpctune/accounting/budget.py",
+           "if used >= budget.limit:", "if used > budget.limit:", BUDGET,
+           "a budget used exactly does not stop the experiment"),
+    Mutant("budget-launch-not-gated", "hpctune/controller/launching.py",
+           "chosen = self.settings.allocation.admit(chosen, self.table.all, self.table.submitted())",
+           "chosen = chosen", BUDGET, "the driver launches trials whatever the budget"),
+    Mutant("budget-stale-ended-trials", "hpctune/accounting/meter.py",
+           "self._running_left(running + self._ended_since(running))", "self._running_left(running)",
+           BUDGET, "a trial that just ended counted at its last (stale) figure, not its worst case"),
+    Mutant("budget-admitted-not-tracked", "hpctune/accounting/meter.py",
+           "self._measured_running.update({t.trial_id: t for t in chosen})", "pass", BUDGET,
+           "a trial that started and ended between two measurements counted as having used nothing"),
+]
+
 
 # -- issue 29: behaviours of wave 2 that no test pinned (one block: tests/unit/test_*_catch etc.) --
 CATCH = U + "test_results_catch.py"

@@ -10,6 +10,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.budget import budget_of
 from hpctune.core import checks as core_checks
 from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
@@ -147,6 +148,8 @@ class TuneConfig:
     #: accepted for Ray compatibility; each trial is its own job (said once when True)
     reuse_actors: bool | None = None
     seed: int | None = None
+    gpu_hours_budget: float | None = None
+    cpu_hours_budget: float | None = None
 
     def __post_init__(self) -> None:
         self.time_budget_s = budget_seconds(self.time_budget_s)
@@ -169,6 +172,7 @@ class TuneConfig:
         check_value(owner, "reuse_actors", self.reuse_actors, "bool", optional=True)
         check_plugin("search_alg", self.search_alg, "suggest", "create_searcher")
         check_plugin("scheduler", self.scheduler, "on_trial_result", "create_scheduler")
+        budget_of(self.gpu_hours_budget, self.cpu_hours_budget)  # allocation budget: ConfigError if bad
 
 
 @dataclass
