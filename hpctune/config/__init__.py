@@ -279,6 +279,7 @@ class SlurmConfig:
             )
         for name in SBATCH_TEXT_FIELDS:
             check_sbatch_text(f"SlurmConfig({name}=...)", getattr(self, name))
+        core_checks.check_slurm_signal(self.signal)  # after the text check: that message says more
         if not isinstance(self.setup, (list, tuple)) or not all(isinstance(x, str) for x in self.setup):
             raise ConfigError(f"SlurmConfig(setup={self.setup!r}) is not valid: it must be a list of "
                               "lines (strings), e.g. ['module load cuda'].")
@@ -298,7 +299,6 @@ class SlurmConfig:
         check_value(owner, "use_srun", self.use_srun, "bool")
         check_value(owner, "requeue", self.requeue, "bool", optional=True)
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
-        core_checks.check_slurm_signal(self.signal)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)
