@@ -146,7 +146,7 @@ class PoolTask:
                                      close_fds=(self._wake_r, self._wake_w))
         # in the pool task's own log: which runs it ran (their records go when they end)
         print(f"hpctune pool: run {job_id} of trial {trial_id} started (pid {pid})", flush=True)
-        self.children[pid] = Child(seq, trial_id, pid, gpus, popen=popen)
+        self.children[pid] = Child(seq, trial_id, pid, gpus, started=self.clock(), popen=popen)
 
     def _reap(self) -> None:
         for pid, running in list(self.children.items()):
@@ -157,7 +157,8 @@ class PoolTask:
             ended = self._ended_for_good(running)
             if self.signal_name is not None and not ended:
                 continue  # keeps its claim: the requeued pool task resumes it from its checkpoint
-            self.queue.finish(self.task_id, running.seq, code, logged_end=ended)
+            self.queue.finish(self.task_id, running.seq, code, logged_end=ended,
+                              wall_s=self.clock() - running.started)
 
     def _ended_for_good(self, running: Child) -> bool:
         """True if the run's last event ends its job (``EventKind.ends_job``: complete, stopped,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hpctune.accounting.from_tuner import allocation_meter, with_budget
 from hpctune.backends.base import Backend
 from hpctune.backends.choice import BACKEND_ENV, choose_backend  # noqa: F401 - BACKEND_ENV: its old home
 from hpctune.backends.pool_settings import check_pool_use, pooled_on_slurm
@@ -119,12 +120,15 @@ class Tuner:
     def restore(cls, path: str | os.PathLike, trainable: Any = None, *,
                 resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False, param_space: dict | None = None,
-                backend: str | None = None) -> Tuner:
+                backend: str | None = None, gpu_hours_budget: float | None = None,
+                cpu_hours_budget: float | None = None) -> Tuner:
         """Continue an experiment after the driver stopped (killed, Ctrl+C, node lost).
 
         Trials whose jobs are still queued or running in Slurm are re-attached, not
         resubmitted; everything they wrote meanwhile is read from their logs. ``param_space``
         gives its objects anew, as in Ray (``tune/respecify.py``); nothing else of it may change.
+        ``gpu_hours_budget``/``cpu_hours_budget`` replace the saved allocation budget (an
+        experiment its budget stopped continues with a larger one).
         """
         exp = ExperimentDir(path)
         if not cls.can_restore(path):
@@ -142,6 +146,7 @@ class Tuner:
         tuner = cls(trainable, param_space=param_space or saved["param_space"],
                     tune_config=tune_config, run_config=run_config,
                     backend=backend, slurm_config=saved["slurm_config"])
+        with_budget(tuner.tune_config, gpu_hours_budget, cpu_hours_budget)
         tuner._restore = {"resume_unfinished": resume_unfinished, "resume_errored": resume_errored,
                           "restart_errored": restart_errored}
         tuner._objects = object_slots(saved["param_space"], param_space) if param_space is not None else None
@@ -266,6 +271,7 @@ class Tuner:
             report_timeout_s=self.run_config.failure_config.report_timeout_s,
             keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
             stop_grace_s=self.slurm_config.stop_grace_s,
+            allocation=allocation_meter(self),  # usage.json and TuneConfig's budget
         )
         user_callbacks = list(self.run_config.callbacks)  # then Ray's default loggers (JSON, CSV, TBX)
         callbacks = CallbackList([*user_callbacks, *progress_callbacks(self.run_config.verbose),
