@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from hpctune.accounting.usage import SSHARE_FIELDS, fairshare_line, short_usage, usage_lines
+from hpctune.accounting.usage_record import read_usage
 from hpctune.backends.base import JobReport
 from hpctune.backends.pool_runs import run_states
 from hpctune.backends.slurm_commands import sshare_args
@@ -43,7 +44,6 @@ from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import read_one_trial
 from hpctune.storage.pool_queue import PoolQueue
-from hpctune.storage.usage_record import read_usage
 from hpctune.tune.experiment.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
