@@ -96,7 +96,9 @@ def build(root: Path, count: int, iterations: int, old_state: bool = False, file
     if old_state:
         (root / "state.json").write_text(json.dumps({"trials": records, **run}, default=str))
     else:
-        from hpctune.storage.journal import JournalWriter  # not in hpctune before the journal
+        from hpctune.storage.journal_writer import (
+            JournalWriter,  # not in hpctune before the journal
+        )
 
         writer = JournalWriter(ExperimentDir(root))
         writer.compact(1, records, run)
