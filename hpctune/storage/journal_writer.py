@@ -14,11 +14,12 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ExperimentStateError
-from hpctune.storage.atomic import full_storage_is_clear, write_all, write_bytes_atomic
+from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all, write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import FORMAT, MAX_STATE_BYTES, RUN_FIELDS, VERSION, journal_path
 from hpctune.storage.secure import read_regular_bytes
@@ -190,25 +191,32 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
     ``continues`` with the journal's lines up to snapshot ``upto_seq`` applied (each trial's
     record as the journal holds it, without parsing it). The base names ``continues``: until
     a journal of its own generation replaces it, the old journal's later lines count on top.
-    The number of bytes written; ExperimentStateError when the files are not of ``continues``."""
+    The number of bytes written; ExperimentStateError when the files are not of ``continues``.
+
+    It runs beside the driver's step: it works a line at a time (no call on a whole file of
+    hundreds of MB that would hold the interpreter's lock for a second) and writes in pieces."""
     raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
-    lines = raw.split(b"\n")
-    head = json.loads(lines[0] + b"]}") if lines[0].endswith(b'"trials": [') else {}
-    if str(head.get("generation")) != continues or len(lines) < 3:
+    lines = _lines(raw)
+    first = next(lines, b"")
+    head = json.loads(first + b"]}") if first.endswith(b'"trials": [') else {}
+    if str(head.get("generation")) != continues:
         raise ExperimentStateError(f"{exp.state_path} is not the base of generation {continues}.")
     trials: dict[bytes, bytes] = {}
-    for line in lines[1:-2]:
+    for line in lines:
+        if line == b"]}":
+            break
         line = line[:-1] if line.endswith(b",") else line
         if line:
             trials[_trial_key(line)] = line
     del raw, lines
     run = {k: head[k] for k in RUN_FIELDS if k in head}
-    journal = read_regular_bytes(journal_path(exp), MAX_STATE_BYTES).split(b"\n")
-    if str(json.loads(journal[0]).get("generation")) != continues:
+    raw = read_regular_bytes(journal_path(exp), MAX_STATE_BYTES)
+    lines = _lines(raw)  # complete lines (what follows the last newline is being written)
+    if str(json.loads(next(lines, b"{}")).get("generation")) != continues:
         raise ExperimentStateError(
             f"{journal_path(exp)} is not the journal of generation {continues}."
         )
-    for line in journal[1:-1]:  # complete lines (what follows the last newline is being written)
+    for line in lines:
         if line.startswith(_TRIAL_LINE):
             end = line.index(b",", len(_TRIAL_LINE))
             if int(line[len(_TRIAL_LINE) : end]) > upto_seq:
@@ -220,7 +228,7 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
             if int(record.get("seq", 0)) > upto_seq:
                 break
             run.update({k: record[k] for k in RUN_FIELDS if k in record})
-    del journal
+    del raw, lines
     top = {
         "format": FORMAT,
         "version": VERSION,
@@ -229,16 +237,32 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
         "continues": continues,
         **run,
     }
-    data = b"".join(
-        (
-            json.dumps(top, default=str)[:-1].encode(),
-            b', "trials": [\n',
-            b",\n".join(trials.values()),
-            b"\n]}\n",
-        )
-    )
-    write_bytes_atomic(exp.state_path, data, fsync=True)
-    return len(data)
+    records = list(trials.values())
+    size = 0
+    with full_storage_is_clear(exp.state_path), replacing(exp.state_path, fsync=True) as (fd, _):
+        for at in range(0, max(1, len(records)), _PIECE):
+            piece = b",\n".join(records[at : at + _PIECE])
+            if at == 0:
+                piece = json.dumps(top, default=str)[:-1].encode() + b', "trials": [\n' + piece
+            if at + _PIECE >= len(records):
+                piece += b"\n]}\n"
+            elif piece:
+                piece += b",\n"
+            write_all(fd, piece)
+            size += len(piece)
+    return size
+
+
+#: trial records written at a time by ``merge_base``
+_PIECE = 512
+
+
+def _lines(raw: bytes) -> Iterator[bytes]:
+    """The complete lines of ``raw``, one at a time (the part after the last newline is left out)."""
+    start = 0
+    while (end := raw.find(b"\n", start)) >= 0:
+        yield raw[start:end]
+        start = end + 1
 
 
 def _trial_key(line: bytes) -> bytes:

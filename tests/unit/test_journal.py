@@ -15,7 +15,7 @@ from hpctune.errors import ExperimentStateError
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import journal_path, read_one_trial, read_trial_state
-from hpctune.storage.journal_writer import JournalWriter
+from hpctune.storage.journal_writer import JournalWriter, merge_base
 from hpctune.storage.replay import snapshot_trials
 from hpctune.tune.experiment.trial import TrialStatus
 from tests.unit.test_controller import grid, make_rig, tid
@@ -120,6 +120,16 @@ def test_a_background_compaction_keeps_every_trial_at_each_point(exp):
     writer.append(4, [trial(2, status="PAUSED")], RUN)
     assert statuses(exp) == expected_as_of(4) and statuses(exp, upto_seq=3) == expected_as_of(3)
     assert read_one_trial(exp, tid(2))["status"] == "PAUSED" and read_one_trial(exp, tid(3))["status"] == "RUNNING"
+
+
+def test_a_background_compaction_of_many_trials_equals_the_replay(exp):
+    """Written in pieces (``_PIECE`` records at a time): the same trials, in the same order."""
+    writer = JournalWriter(exp, ratio=0.0, min_bytes=0)
+    writer.compact(1, [trial(i) for i in range(1100)], RUN)
+    writer.append(2, [trial(i, status="TERMINATED") for i in range(0, 1100, 7)] + [trial(1100)], RUN)
+    expected = read_trial_state(exp).trials
+    merge_base(exp, writer.generation, 2, "g2")
+    assert read_trial_state(exp).trials == expected and json.loads(exp.state_path.read_bytes())["seq"] == 2
 
 
 def test_a_compaction_waits_for_a_background_one_and_a_failed_one_compacts_next(exp):
