@@ -116,9 +116,13 @@ class JournalWriter:
             self.generation = None
             return
         generation, size, offset = merged
-        with open(self.path, "rb") as f:  # the lines appended since it began (this writer's)
-            f.seek(offset)
-            tail = f.read()
+        try:
+            with open(self.path, "rb") as f:  # the lines appended since it began (this writer's)
+                f.seek(offset)
+                tail = f.read()
+        except FileNotFoundError:  # the journal was moved away: a new base starts a new one
+            self.generation = None
+            return
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
         data = header.encode() + tail
         self.generation = None  # until written: a failure compacts at the next snapshot

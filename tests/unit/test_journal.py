@@ -144,6 +144,13 @@ def test_a_compaction_waits_for_a_background_one_and_a_failed_one_compacts_next(
     writer._merge.join()
     writer.poll()  # it failed: the next snapshot compacts from memory
     assert writer.due() and not writer.background()
+    writer.compact(6, [trial(0)], RUN)
+    writer.append(7, [trial(1)], RUN)
+    writer.compact_in_background(6)
+    writer._merge.join()
+    journal_path(exp).unlink()  # moved away meanwhile: the next snapshot compacts
+    writer.poll()
+    assert writer.due() and statuses(exp) == {tid(0): "RUNNING"}
 
 
 @pytest.mark.parametrize("tail", [b'{"kind": "trial", "seq": 3, "tri', b'{"kind": "trial", "seq": 3, "tri\n'])
