@@ -8,6 +8,7 @@ one small summary per experiment; ``status`` and ``best`` read the driver's snap
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import shutil
 import time
@@ -15,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpctune.accounting.usage import SSHARE_FIELDS, fairshare_line, short_usage, usage_lines
 from hpctune.cli.common import (
     ago,
     console,
@@ -34,6 +36,7 @@ from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
 from hpctune.core.metrics import best_trial, is_finite_number, metric_value
 from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.usage_record import read_usage
 
 if TYPE_CHECKING:  # `ls` imports none of these: the other commands import them where they run
     from hpctune.backends.base import JobReport
@@ -79,7 +82,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise ConfigError(f"{printable(root)} does not exist: no experiments yet, or give another storage path.")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in ("experiment", "status", "trials", "by status", "best", "updated", "driver"):
+    for header in ("experiment", "status", "trials", "by status", "best", "used", "updated", "driver"):
         table.add_column(header, no_wrap=True)
     for exp in experiment_dirs(root):
         table.add_row(*ls_row(exp))
@@ -101,7 +104,17 @@ def ls_row(exp: ExperimentDir) -> list[str]:
     best_text = f"{summary.get('metric')}={value:.6g}" if is_finite_number(value) else ""
     updated = f"{ago(time.time() - summary['updated'])} ago" if summary.get("updated") else ""
     return [printable(exp.root.name), describe_state(info), str(summary.get("num_trials", 0)), short,
-            best_text, updated, driver_text(summary) or ""]
+            best_text, used_text(exp), updated, driver_text(summary) or ""]
+
+
+def used_text(exp: ExperimentDir) -> str:
+    """The ``used`` cell of ``hpctune ls``: the allocation the driver last measured (blank: none
+    yet, or a record this hpctune cannot read: the listing goes on)."""
+    try:
+        record = read_usage(exp.root)
+    except HpctuneError:
+        return "?"
+    return short_usage(record.usage) if record else ""
 
 
 # -- hpctune status --------------------------------------------------------------------------------------
@@ -119,7 +132,23 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     return StatusView(trials=trials, experiment_dir=printable(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
                       slurm_commands=summary.get("slurm_commands", {}), state=state,
-                      driver=driver_text(summary), updated=summary.get("updated"))
+                      driver=driver_text(summary), updated=summary.get("updated"),
+                      allocation=allocation_lines(exp, squeue and info["spec"].get("backend") == "slurm"))
+
+
+def allocation_lines(exp: ExperimentDir, ask_slurm: bool) -> list[str]:
+    """The allocation the driver last measured (``usage.json``), its budget, and the user's
+    fair-share (one ``sshare``, when Slurm has it and ``ask_slurm``)."""
+    record = read_usage(exp.root)
+    lines = usage_lines(record.usage if record else None, record.budget if record else None)
+    if ask_slurm and shutil.which("sshare"):
+        from hpctune.backends.slurm_commands import sshare_args
+
+        proc = shared_commands().run(sshare_args(getpass.getuser(), SSHARE_FIELDS), check=False)
+        line = fairshare_line(proc.stdout) if proc.returncode == 0 else None
+        if line:
+            lines.append(line)
+    return lines
 
 
 def shared_commands() -> Any:

@@ -10,6 +10,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.budget import budget_of
 from hpctune.core import checks as core_checks
 from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
@@ -147,6 +148,8 @@ class TuneConfig:
     #: accepted for Ray compatibility; each trial is its own job (said once when True)
     reuse_actors: bool | None = None
     seed: int | None = None
+    gpu_hours_budget: float | None = None
+    cpu_hours_budget: float | None = None
 
     def __post_init__(self) -> None:
         self.time_budget_s = budget_seconds(self.time_budget_s)
@@ -169,6 +172,7 @@ class TuneConfig:
         check_value(owner, "reuse_actors", self.reuse_actors, "bool", optional=True)
         check_plugin("search_alg", self.search_alg, "suggest", "create_searcher")
         check_plugin("scheduler", self.scheduler, "on_trial_result", "create_scheduler")
+        budget_of(self.gpu_hours_budget, self.cpu_hours_budget)  # allocation budget: ConfigError if bad
 
 
 @dataclass
@@ -275,6 +279,7 @@ class SlurmConfig:
             )
         for name in SBATCH_TEXT_FIELDS:
             check_sbatch_text(f"SlurmConfig({name}=...)", getattr(self, name))
+        core_checks.check_slurm_signal(self.signal)  # after the text check: that message says more
         if not isinstance(self.setup, (list, tuple)) or not all(isinstance(x, str) for x in self.setup):
             raise ConfigError(f"SlurmConfig(setup={self.setup!r}) is not valid: it must be a list of "
                               "lines (strings), e.g. ['module load cuda'].")
@@ -294,7 +299,6 @@ class SlurmConfig:
         check_value(owner, "use_srun", self.use_srun, "bool")
         check_value(owner, "requeue", self.requeue, "bool", optional=True)
         check_value(owner, "signal_lead_s", self.signal_lead_s, "int", 0)
-        core_checks.check_slurm_signal(self.signal)
         check_value(owner, "max_array_size", self.max_array_size, "int", 1, optional=True)
         check_value(owner, "stop_grace_s", self.stop_grace_s, "number", 0)
         check_value(owner, "pool_idle_s", self.pool_idle_s, "number", 0)

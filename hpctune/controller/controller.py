@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.accounting.meter import allocation_lines
 from hpctune.backends.base import Backend
 from hpctune.config import CheckpointConfig
 from hpctune.controller.enactor import Deciders, Enactor
@@ -73,6 +74,8 @@ class ControllerSettings:
     #: FailureConfig(report_timeout_s): a running trial without a result for this long is hung
     report_timeout_s: float | None = None
     keep_jobs_on_interrupt: bool = False
+    #: measures the allocation used and enforces TuneConfig's budget (accounting/meter.py)
+    allocation: Any = None
 
 
 class Controller:
@@ -104,6 +107,8 @@ class Controller:
         create_feed(exp.root)
         self.changes = ChangeFeed(exp.root)
         allow_open_logs()  # the logs of running trials stay open (LogTail(keep_open=True))
+        if settings.allocation is not None:
+            settings.allocation.bind(exp.root, backend)
 
     def restore(self, snapshot: dict, resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False) -> None:
@@ -123,6 +128,8 @@ class Controller:
             except OSError as exc:  # a full disk stops the run cleanly; any other error is raised
                 stop_for_full_storage(self.parts, exc)
             finally:
+                if self.settings.allocation is not None:  # the final figures, for tables and exports
+                    self.settings.allocation.update(self.trial_list, force=True)
                 save_at_end(self.parts, self.save, self._final_status())
                 self.changes.close()
         if self.state.storage_full is not None:
@@ -150,6 +157,8 @@ class Controller:
             self.launcher.launch_pending(only=enacted)
         if polling:
             self.jobs.poll()
+            if self.settings.allocation is not None:
+                self.settings.allocation.update(self.trial_list)
         if self.state.storage_full is not None:  # a trial's job met a full disk: stop the run
             raise self.state.storage_full
         if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
@@ -170,6 +179,11 @@ class Controller:
         budget = self.settings.time_budget_s
         if budget is not None and not self.state.stop_everything and self.clock() - self._started >= budget:
             self.enactor.stop_experiment(f"time budget of {budget} s spent")
+        meter = self.settings.allocation
+        if meter is not None and meter.budget is not None and not self.state.stop_everything:
+            reason = meter.stop_reason(self.trial_list, self.table.submitted(), self.launcher.waiting())
+            if reason is not None:
+                self.enactor.stop_experiment(reason)
 
     def _final_status(self) -> str:
         if self.state.storage_full is not None:
@@ -211,4 +225,4 @@ class Controller:
         return StatusView(trials=self.trial_list, experiment_dir=str(self.exp.root),
                           scheduler=type(self.scheduler).__name__, metric=self.settings.metric,
                           mode=self.settings.mode, slurm_commands=self.backend.command_counts(),
-                          done=self.done)
+                          done=self.done, allocation=allocation_lines(self.settings.allocation))

@@ -127,6 +127,8 @@ class Launcher:
         again += self.paused.ready(paused)  # at the back
         budget = self._relaunch_budget() if again else None
         chosen = fresh + (again if budget is None else again[:budget])
+        if self.settings.allocation is not None:  # TuneConfig's allocation budget (accounting/meter.py)
+            chosen = self.settings.allocation.admit(chosen, self.table.all, self.table.submitted())
         if not chosen:
             return
         for trial in chosen:
@@ -145,6 +147,11 @@ class Launcher:
                 trial.launch(job_id, now)
         self.save()  # a restored driver must know every submitted job
         self._created_since_save = False
+
+    def waiting(self) -> list[Trial]:
+        """Every trial waiting for a job (new, retried, paused): what a budget must still fit."""
+        fresh, again, paused = self._waiting(None)
+        return fresh + again + paused
 
     def _waiting(self, only: set[str] | None) -> tuple[list[Trial], list[Trial], list[Trial]]:
         """The trials without a job, in three lists: new ones; those to resubmit from their

@@ -149,15 +149,22 @@ class ResultGrid:
 
     def get_dataframe(self, filter_metric: str | None = None,
                       filter_mode: str | None = None) -> pd.DataFrame:
-        """One row per trial: its last result (or its best by ``filter_metric``) and config."""
+        """One row per trial: its last result (or its best by ``filter_metric``), config, and
+        the allocation it used (``cpu_hours``, ``gpu_hours``, ``node_hours``; None: unknown)."""
         import pandas as pd
+
+        from hpctune.accounting.usage import usage_columns
+        from hpctune.storage.usage_record import read_usage
 
         rows = []
         sep = result_delimiter()
+        usage = read_usage(self.experiment_path) if self.experiment_path else None
         for result in self._results:
             row = self._row(result, filter_metric, filter_mode)
             row.update({f"config{sep}{k}": v for k, v in flatten(result.config, sep=sep).items()})
             row.update(trial_id=result.trial_id, logdir=result.path, status=result.status)
+            # the allocation the trial used (usage.json, as the driver last measured it)
+            row.update(usage_columns(usage.usage.trials.get(result.trial_id) if usage else None))
             rows.append(row)
         return pd.DataFrame(rows)
 

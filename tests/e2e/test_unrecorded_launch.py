@@ -40,6 +40,7 @@ else:  # before the array's job id file is written
 tune.Tuner(
     trainables.slow_quadratic,
     param_space={{"x": tune.grid_search([0.1, 0.2, 0.3, 0.4]), "y": 0.5, "sleep": 0.3}},
+    tune_config=tune.TuneConfig(reuse_actors=False),  # one array (the pool: tests/unit/test_pool.py)
     run_config=tune.RunConfig(name="unrecorded", storage_path={storage!r}, verbose=0,
                               slurm=tune.SlurmConfig(poll_interval_s=0.5)),
 ).fit()

@@ -166,7 +166,8 @@ def test_dry_run_prints_driver_and_trial_scripts_with_overrides(capsys, experime
     assert "#SBATCH --requeue" in driver and "#SBATCH --cpus-per-task=1" in driver
     assert "#SBATCH --partition=debug" in driver and "#SBATCH --signal=B:USR1@120" in driver
     assert "-m hpctune.cli.driver " in driver and "module load cuda" in driver
-    assert "#SBATCH --array=0-2%2" in trials and "#SBATCH --gres=gpu:1" in trials
+    assert "#SBATCH --array=0-1%2" in trials and "#SBATCH --gres=gpu:1" in trials  # 2 pool tasks
+    assert "-m hpctune.pool" in trials
     assert "#SBATCH --partition=urgent" in trials and "#SBATCH --time=7" in trials
     assert "#SBATCH --reservation=ml" in trials and "#SBATCH --cpus-per-task=2" in trials
     assert not (Path("results") / "dry").exists()

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from hpctune.core.seeding import root_seed
 from hpctune.errors import ConfigError
 from hpctune.space import uniform
-from hpctune.tune.schedulers.pbt import PopulationBasedTraining, root_seed
+from hpctune.tune.schedulers.pbt import PopulationBasedTraining
 
 #: the GP is fitted to at most this many (latest) data points
 MAX_POINTS = 200

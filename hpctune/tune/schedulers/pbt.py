@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from hpctune.core.checks import check_number
 from hpctune.core.decision_points import EVERY, DecisionPoints, periodic
 from hpctune.core.metrics import flat_value
 from hpctune.core.objective import check_state_version
+from hpctune.core.seeding import root_seed
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
 from hpctune.tune.schedulers.pbt_explore import check_mutations, explore, fill_config, perturbed_tag
@@ -339,11 +339,6 @@ class PopulationBasedTraining(TrialScheduler):
     def debug_string(self) -> str:
         return (f"PopulationBasedTraining: {self._num_checkpoints} checkpoints, "
                 f"{self._num_perturbations} perturbs")
-
-
-def root_seed(seed: int | None) -> int:
-    """``seed``, else a draw from Python's module-level ``random`` (what ``random.seed`` sets)."""
-    return random.getrandbits(64) if seed is None else seed
 
 
 def _validate(mutations: dict, custom_explore_fn: Any, quantile_fraction: float,
