@@ -71,7 +71,7 @@ class ExperimentRecord:
     mode: str | None
     search_space: Any
     trials: list[TrialRecord]
-    #: the allocation the driver last measured (``storage/usage_record``; None: not measured)
+    #: the allocation the driver last measured (``accounting/usage_record``; None: not measured)
     usage: UsageRecord | None = None
 
     def trial_usage(self, trial_id: str) -> dict[str, float | None]:
