@@ -120,6 +120,9 @@ def adapter(name: str, space: dict, seed: int, budget: int) -> Searcher:
     if name == "bohb":
         from hpctune.tune.search.bohb import TuneBOHB
         return TuneBOHB(space, seed=seed, **common)
+    if name == "ax":
+        from hpctune.tune.search.ax import AxSearch
+        return AxSearch(space, random_seed=seed, **common)
     raise ValueError(name)
 
 
@@ -220,10 +223,40 @@ def best_direct(name: str, fn: Callable, space: dict, seed: int, budget: int) ->
         with contextlib.redirect_stdout(io.StringIO()):  # Opt.min prints its result
             solution = zoopt.Opt.min(objective, zoopt.Parameter(budget=budget, seed=seed))
         return solution.get_value()
+    if name == "ax":
+        return _best_ax(fn, space, seed, budget)
     return None
 
 
-SEARCHERS = ["optuna", "hyperopt", "bayesopt", "nevergrad", "zoopt", "bohb"]
+def _best_ax(fn: Callable, space: dict, seed: int, budget: int) -> float:
+    """Ax 1.x's Client with its default generation strategy (center and Sobol points, then
+    BoTorch), one trial at a time, as its tutorials drive it."""
+    from ax import Client, RangeParameterConfig
+
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=[
+        RangeParameterConfig(name=k, bounds=_range(d), parameter_type="int" if _is_int(d)
+                             else "float") for k, d in space.items()])
+    client.configure_optimization(objective="-loss")
+    best = math.inf
+    for _ in range(budget):
+        (index, params), = client.get_next_trials(max_trials=1).items()
+        loss = fn(params)
+        client.complete_trial(index, raw_data={"loss": loss})
+        best = min(best, loss)
+    return best
+
+
+def _quiet_ax() -> None:
+    """Ax logs each trial at INFO on loggers of its own: keep the table readable."""
+    import logging
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "ax" or name.startswith("ax."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+SEARCHERS = ["optuna", "hyperopt", "bayesopt", "nevergrad", "zoopt", "bohb", "ax"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,9 +264,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--only", default=",".join(SEARCHERS), help="searchers, comma-separated")
-    parser.add_argument("--problems", default="", help="run the problems whose name has this")
+    parser.add_argument("--problems", default="", help="run the problems whose name has one of these (comma-separated)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch's intra-op threads for Ax (BoTorch), the same for both loops")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if "ax" in args.only.split(","):
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+        import ax  # noqa: F401  (its loggers exist once it is imported)
+
+        _quiet_ax()
     seeds = range(args.seeds)
 
     print(f"{args.seeds} seeds, {args.budget} sequential evaluations each; lower is better.\n")
@@ -241,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
           "(library directly) | beat random | hpctune <= library |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for fname, (fn, space, optimum) in problems().items():
-        if args.problems not in fname:
+        if not any(part in fname for part in args.problems.split(",")):
             continue
         rand = [best_random(fn, space, s, args.budget) for s in seeds]
         label = fname if optimum == "table" else f"{fname} (min {optimum})"
