@@ -25,6 +25,7 @@ import contextlib
 import io
 import math
 import statistics
+import sys
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -358,8 +359,17 @@ def main(argv: list[str] | None = None) -> None:
         label = fname if optimum == "table" else f"{fname} (min {optimum})"
         print(f"| {label} | random | {statistics.median(rand):.4g} | - | - | - | - |")
         for name in args.only.split(","):
-            ours = [best_through_adapter(name, fn, space, s, args.budget) for s in seeds]
-            direct = [best_direct(name, fn, space, s, args.budget) for s in seeds]
+            ours, direct = [], []
+            for s in seeds:
+                ours.append(best_through_adapter(name, fn, space, s, args.budget))
+                direct.append(best_direct(name, fn, space, s, args.budget))
+                print(
+                    f"  {fname} {name} seed {s}: hpctune {ours[-1]:.6g}, library "
+                    f"{direct[-1] if direct[-1] is None else f'{direct[-1]:.6g}'}, random "
+                    f"{rand[s]:.6g}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             wins = sum(o < r for o, r in zip(ours, rand, strict=True))
             if direct[0] is None:
                 lib = ("n/a", "-", "-")
