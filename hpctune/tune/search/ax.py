@@ -5,6 +5,9 @@ pending in Ax (so a slot that frees gets a point without waiting for a batch); e
 ``complete_trial`` as it arrives, a failed trial ``mark_trial_failed``. Ax's ``Client`` (Ax
 1.x) replaces the ``AxClient`` Ray used. Ax starts with a quasi-random (Sobol) stage, then
 fits a Gaussian process per suggestion, which takes seconds: meant for expensive trials.
+On a busy shared node, torch's default thread pool can make each suggestion much slower
+(measured on a loaded 2-core machine: 20-50 s with 2 threads, 1-2 s with
+``torch.set_num_threads(1)`` in the driver).
 ``ax`` is imported here only: ``pip install 'hpctune[ax]'``.
 """
 
