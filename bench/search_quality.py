@@ -154,6 +154,10 @@ def reseed(fn: Callable, seed: int) -> None:
         fn.reseed(seed)
 
 
+#: evaluations each adapter run made (the progress lines show the last)
+EVALUATED: list[int] = []
+
+
 def best_through_adapter(name: str, fn: Callable, space: dict, seed: int, budget: int) -> float:
     reseed(fn, seed)
     searcher, best, n, asked = adapter(name, space, seed, budget), math.inf, 0, 0
@@ -167,6 +171,7 @@ def best_through_adapter(name: str, fn: Callable, space: dict, seed: int, budget
         loss = fn(config)
         searcher.on_trial_complete(f"t{asked}", {"loss": loss})
         best, n = min(best, loss), n + 1
+    EVALUATED.append(n)  # a searcher may end early (BayesOpt's patience, ZOOpt's budget)
     return best
 
 
@@ -364,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
                 ours.append(best_through_adapter(name, fn, space, s, args.budget))
                 direct.append(best_direct(name, fn, space, s, args.budget))
                 print(
-                    f"  {fname} {name} seed {s}: hpctune {ours[-1]:.6g}, library "
+                    f"  {fname} {name} seed {s}: hpctune {ours[-1]:.6g} ({EVALUATED[-1]} evaluations), library "
                     f"{direct[-1] if direct[-1] is None else f'{direct[-1]:.6g}'}, random "
                     f"{rand[s]:.6g}",
                     file=sys.stderr,
