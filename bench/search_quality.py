@@ -327,6 +327,9 @@ SEARCHERS = ["optuna", "hyperopt", "bayesopt", "nevergrad", "zoopt", "bohb", "ax
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1"
+    )
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--only", default=",".join(SEARCHERS), help="searchers, comma-separated")
     parser.add_argument(
@@ -349,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         import ax  # noqa: F401  (its loggers exist once it is imported)
 
         _quiet_ax()
-    seeds = range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     print(f"{args.seeds} seeds, {args.budget} sequential evaluations each; lower is better.\n")
     print(
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"  {fname} {name} seed {s}: hpctune {ours[-1]:.6g} ({EVALUATED[-1]} evaluations), library "
                     f"{direct[-1] if direct[-1] is None else f'{direct[-1]:.6g}'}, random "
-                    f"{rand[s]:.6g}",
+                    f"{rand[s - args.first_seed]:.6g}",
                     file=sys.stderr,
                     flush=True,
                 )
