@@ -7,7 +7,8 @@ Per case it prints whether the restore finished, how many trials were quarantine
 a message naming the damaged file), lost otherwise (not finished, not quarantined) or shown
 twice, how many iterations the surviving trials miss, and whether a failed restore said
 clearly why (an hpctune error naming the file, not a raw traceback), and how many temp files
-of killed writes are left. Exit status 1 when a restore failed without a clear message, a trial
+of killed writes are left (those in a quarantined trial's directory are counted apart: its files
+stay as they are until fixed, and the restore after the fix collects them). Exit status 1 when a restore failed without a clear message, a trial
 was lost without being quarantined, or temp files were left.
 """
 
@@ -50,7 +51,8 @@ CASES: dict[str, Callable[[ExperimentDir, str], None]] = {
     "none": lambda exp, victim: None,
     "params.pkl": lambda exp, victim: exp.params_pickle_path(victim).write_bytes(b"\x80\x04garbage"),
     "control.json": lambda exp, victim: exp.control_path(victim).write_bytes(b"{garbage"),
-    "trial.json": lambda exp, victim: exp.trial_meta_path(victim).write_bytes(b"\x00garbled{"),
+    "params.json": lambda exp, victim: exp.params_path(victim).write_bytes(b"{garbage"),
+    "trial metadata": lambda exp, victim: _append(exp.result_log_path(victim), b'{"event": "meta", "v": 1, "meta": [1]}\n'),
     "result.jsonl garbage line": lambda exp, victim: _append(exp.result_log_path(victim), b"%%garbage%%\n"),
     "result.jsonl torn line": lambda exp, victim: _append(exp.result_log_path(victim), b'{"event": "res'),
     "result.jsonl checkpoint name": lambda exp, victim: _append(
@@ -83,11 +85,11 @@ def _victim(exp: ExperimentDir) -> str:
     return exp.trial_ids()[0]
 
 
-def _temps(exp: ExperimentDir) -> int:
+def _temps(exp: ExperimentDir) -> list[Path]:
     """What killed writes left (hpctune's temp names) at the root and in the trials' directories."""
     places = [exp.root, *(exp.trial_dir(t) for t in exp.trial_ids())]
-    return sum(1 for d in places for p in d.iterdir()
-               if (p.name.startswith(".") and p.name.endswith(".tmp")) or p.name.startswith(".tmp_checkpoint_"))
+    return [p for d in places for p in d.iterdir()
+            if (p.name.startswith(".") and p.name.endswith(".tmp")) or p.name.startswith(".tmp_checkpoint_")]
 
 
 def run_case(name: str, tmp: Path, rng: random.Random) -> dict:
@@ -106,8 +108,10 @@ def run_case(name: str, tmp: Path, rng: random.Random) -> dict:
         restore.kill()
         restore.wait()
     stderr = restore.stderr.read().decode(errors="replace")
+    temps = _temps(exp)
     outcome = {"case": name, "restore_rc": restore.returncode, "quarantined": 0, "lost": 0,
-               "iterations_lost": 0, "clear": True, "temps_left": _temps(exp)}
+               "iterations_lost": 0, "clear": True, "temps_left": len(temps),
+               "temps": [str(p.relative_to(exp.root)) for p in temps]}
     if restore.returncode != 0:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         outcome["clear"] = "hpctune.errors." in last and str(exp.root) in last
@@ -120,6 +124,11 @@ def run_case(name: str, tmp: Path, rng: random.Random) -> dict:
         error = str(result.error or "")
         if "is quarantined" in error or "is damaged" in error:  # at the restore, or by from_path
             outcome["quarantined"] += 1
+            # its files are left as they are until they are fixed (its message says how); the
+            # restore after the fix collects its temp files with the others
+            kept = [t for t in outcome["temps"] if t.startswith(f"trials/{result.trial_id}/")]
+            outcome["temps_kept"] = outcome.get("temps_kept", 0) + len(kept)
+            outcome["temps_left"] -= len(kept)
             continue
         frame = result.metrics_dataframe
         shown = list(frame["training_iteration"]) if "training_iteration" in frame else []
@@ -147,11 +156,11 @@ def main() -> int:
             rows.append(row)
             print(row, flush=True)
     print(f"\n{'case':32} {'restore':>8} {'quarantined':>11} {'lost':>5} {'iters lost':>10} {'clear':>6} "
-          f"{'temps left':>10}")
+          f"{'temps left':>10} {'kept (quarantined)':>18}")
     for r in rows:
         verdict = "ok" if r["restore_rc"] == 0 else "failed"
         print(f"{r['case']:32} {verdict:>8} {r['quarantined']:>11} {r['lost']:>5} {r['iterations_lost']:>10} "
-              f"{'yes' if r['clear'] else 'NO':>6} {r['temps_left']:>10}")
+              f"{'yes' if r['clear'] else 'NO':>6} {r['temps_left']:>10} {r.get('temps_kept', 0):>18}")
     recovered = sum(r["restore_rc"] == 0 and not r["quarantined"] and not r["lost"] for r in rows)
     quarantined = sum(r["restore_rc"] == 0 and r["quarantined"] > 0 for r in rows)
     failed = sum(r["restore_rc"] != 0 or r["lost"] > 0 for r in rows)

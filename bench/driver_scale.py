@@ -1,9 +1,21 @@
-"""The driver's own cost with many trials: creating/submitting 10,000 and one loop step.
+"""The driver at scale: many trials, thousands running at once, on a simulated cluster.
 
-Slurm is replaced by an in-memory queue here, on purpose: this measures the driver loop
-(searcher, files, bookkeeping), not the cluster. The floor printed beside it is the time
-to write the two small files per trial that the protocol needs, measured in this run.
-    python bench/driver_scale.py [--trials 10000]
+The driver is the real one (``Controller`` over ``SlurmBackend``, files, change feed,
+snapshots, default loggers); Slurm and the workers are simulated (``bench/sim_cluster.py``)
+with a virtual clock ``--speed`` times faster than real time. Prints, per virtual second
+(what a real run of that length costs):
+
+* the driver's filesystem metadata operations (``strace -c`` on the driver's process for a
+  steady-state window: stat family, open, readdir, rename, unlink, mkdir), and per running trial;
+* Slurm calls per minute (squeue, sbatch, scancel), counted by the simulated slurmctld;
+* the driver's CPU share of one core and its peak RSS;
+* slot utilisation: slot-seconds in the trainable over slot-seconds of the run;
+* snapshot cost (the driver's ``save()``), and files per finished trial.
+
+    python bench/driver_scale.py --trials 10000 --running 1000 --duration 60 --report-every 1
+    python bench/driver_scale.py --trials 100000 --running 2000 --speed 20 --json
+
+``HPCTUNE_BENCH_KEEP=1`` keeps the experiment directory.
 """
 
 from __future__ import annotations
@@ -11,102 +23,186 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
+import resource
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from _common import peak_rss_mb
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mb, storage_dir  # noqa: E402
+from sim_cluster import SimHost  # noqa: E402
 
-from hpctune.backends.base import JobReport
-from hpctune.controller import Controller, ControllerSettings
-from hpctune.space import grid_search, uniform
-from hpctune.storage.experiment import ExperimentDir
-from hpctune.tune.callback import CallbackList
-from hpctune.tune.schedulers import FIFOScheduler
-from hpctune.tune.search.basic_variant import BasicVariantGenerator
-from hpctune.tune.stopper import as_stopper
+from hpctune.backends.slurm import SlurmBackend  # noqa: E402
+from hpctune.config import SlurmConfig  # noqa: E402
+from hpctune.controller import Controller, ControllerSettings  # noqa: E402
+from hpctune.space import uniform  # noqa: E402
+from hpctune.storage.experiment import ExperimentDir  # noqa: E402
+from hpctune.tune.callback import CallbackList  # noqa: E402
+from hpctune.tune.logger import auto_loggers  # noqa: E402
+from hpctune.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
+from hpctune.tune.search.basic_variant import BasicVariantGenerator  # noqa: E402
+from hpctune.tune.stopper import as_stopper  # noqa: E402
+
+#: syscalls that are filesystem metadata operations (what a parallel filesystem's MDS serves)
+METADATA = {
+    "stat": ("stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2"),
+    "open": ("open", "openat", "creat"),
+    "readdir": ("getdents", "getdents64"),
+    "rename": ("rename", "renameat", "renameat2"),
+    "unlink": ("unlink", "unlinkat", "rmdir"),
+    "mkdir": ("mkdir", "mkdirat"),
+}
 
 
-class InMemoryQueue:
-    """Accepts every launch as a pending array task; never runs anything."""
-
-    name, poll_interval_s, jobs_survive_driver = "in-memory", 2.0, True
+class Traced:
+    """``strace -c`` attached to this process (all threads) until ``stop()``."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, JobReport] = {}
+        self.proc = None
+        self.out = Path(storage_dir("strace")) / "strace.txt"
+        if shutil.which("strace") is None:
+            return
+        summary = [] if os.environ.get("HPCTUNE_BENCH_STRACE_FULL") else ["-c"]  # full: every call
+        self.proc = subprocess.Popen(["strace", *summary, "-f", "-o", str(self.out), "-p", str(os.getpid())],
+                                     stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached
 
-    def launch(self, trial_ids, resources, throttle):
-        first = len(self.jobs)
-        ids = [f"1_{i}" for i in range(first, first + len(trial_ids))]
-        self.jobs.update({j: JobReport("PENDING", "JobArrayTaskLimit") for j in ids})
-        return ids
-
-    def poll(self):
-        return dict(self.jobs)
-
-    def poll_ready(self):
-        return True
-
-    def cancel(self, job_ids):
-        pass
-
-    def final_states(self, job_ids):
-        return {}
-
-    def log_paths(self, job_id):
-        return ("", "")
-
-    def command_counts(self):
-        return {}
-
-    def submit_room(self, queued):
-        return None
-
-    def queued(self):
-        return set(self.jobs)
-
-    def recorded_launches(self):
-        return {}
-
-    def close(self):
-        pass
+    def stop(self) -> dict[str, int] | None:
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        self.proc.wait(10)
+        if os.environ.get("HPCTUNE_BENCH_STRACE_FULL"):
+            print(f"full trace: {self.out}", file=sys.stderr)
+            return None
+        counts: dict[str, int] = {}
+        for line in self.out.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and not parts[-1].startswith("total"):
+                calls, name = int(parts[3]), parts[-1]
+                for group, names in METADATA.items():
+                    if name in names:
+                        counts[group] = counts.get(group, 0) + calls
+        return counts
 
 
-def file_floor(trials: int) -> float:
-    """Seconds to create a directory and write two small JSON files per trial."""
-    root = tempfile.mkdtemp(prefix="hpctune-bench-floor-")
-    start = time.perf_counter()
-    for i in range(trials):
-        d = os.path.join(root, str(i))
-        os.mkdir(d)
-        for name in ("params.json", "trial.json"):
-            with open(os.path.join(d, name), "w") as f:
-                json.dump({"x": i}, f)
-    return time.perf_counter() - start
+def build(args: argparse.Namespace, root: Path, sim: SimHost) -> Controller:
+    exp = ExperimentDir(root)
+    exp.create()
+    space = {"lr": uniform(1e-4, 1e-1)}
+    searcher = BasicVariantGenerator(seed=0)
+    searcher.set_search_properties("loss", "min", space, num_samples=args.trials)
+    if args.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration",
+                                  max_t=int(args.duration / args.report_every), grace_period=1)
+    else:
+        scheduler = FIFOScheduler()
+    scheduler.set_search_properties("loss", "min")
+    backend = SlurmBackend(root, SlurmConfig(), commands=sim.commands)
+    settings = ControllerSettings(param_space=space, metric="loss", mode="min",
+                                  max_concurrent=args.max_concurrent)
+    return Controller(exp, backend, searcher, scheduler, as_stopper(None), CallbackList(auto_loggers([])),
+                      settings, clock=sim.clock.now, wall_clock=sim.clock.wall, sleep=sim.clock.sleep)
+
+
+def run(args: argparse.Namespace) -> dict:
+    root = Path(storage_dir("scale")) / "exp"
+    sim = SimHost(root, args.speed, args.running, args.duration, args.report_every)
+    controller = build(args, root, sim)
+    saves: list[float] = []
+    save = controller.save
+
+    def timed_save(*a, **k):
+        start = time.perf_counter()
+        save(*a, **k)
+        saves.append(time.perf_counter() - start)
+
+    controller.save = timed_save
+    controller.launcher.save = controller.exploits.save = timed_save
+    sim.clock.pause()  # creating and submitting the trials: real seconds, not virtual minutes
+    create0 = time.perf_counter()
+    controller.step()
+    created_s = time.perf_counter() - create0
+    sim.clock.resume()
+    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    steady = (args.window_at, args.window_at + args.window)  # virtual seconds
+    traced, window, calls_at = None, None, None
+    with_trace = not args.no_strace
+    while not controller.done:
+        controller.step()
+        now = sim.clock.now()
+        if traced is None and window is None and now >= steady[0]:
+            traced = Traced() if with_trace else None
+            window = [sim.clock.now(), None, len(controller.backend.command_counts())]
+            calls_at = dict(controller.backend.command_counts())
+            running_at = [sum(1 for t in controller.table.live.values() if t.status.value == "RUNNING")]
+        elif window is not None and window[1] is None and now >= steady[1]:
+            metadata = traced.stop() if traced is not None else None
+            window[1] = sim.clock.now()
+            calls_end = dict(controller.backend.command_counts())
+            running_at.append(sum(1 for t in controller.table.live.values() if t.status.value == "RUNNING"))
+        sim.clock.sleep(controller.settings.tick_s)
+    virtual = sim.clock.now()
+    cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    stats = sim.stop()
+    trials = controller.trial_list
+    files = sum(len(files) for _, _, files in os.walk(root / "trials"))
+    span = (stats.last_end - (stats.first_start or 0)) * args.running
+    result = {
+        "trials": args.trials, "running": args.running, "duration_s": args.duration,
+        "report_every_s": args.report_every, "scheduler": args.scheduler, "speed": args.speed,
+        "create_and_submit_s": round(created_s, 1),
+        "wall_s": round(wall1 - wall0, 1), "virtual_s": round(virtual, 1),
+        "finished": sum(1 for t in trials if t.is_finished),
+        "driver_cpu_share": round((cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / virtual, 4),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "slot_utilisation": round(stats.busy_slot_s / span, 4) if span else None,
+        "snapshot_median_s": round(sorted(saves)[len(saves) // 2], 4) if saves else None,
+        "snapshot_max_s": round(max(saves), 4) if saves else None,
+        "files_per_trial": round(files / max(1, len(trials)), 2),
+        "slurm_calls_per_min": {k: round(v / virtual * 60, 2) for k, v in stats.calls.items()},
+    }
+    if window is not None and window[1] is not None:
+        seconds = window[1] - window[0]
+        steady_calls = {k: calls_end.get(k, 0) - calls_at.get(k, 0) for k in calls_end}
+        result["steady_window_s"] = round(seconds, 1)
+        result["steady_running"] = running_at
+        result["steady_slurm_calls_per_min"] = {k: round(v / seconds * 60, 2) for k, v in steady_calls.items()}
+        if metadata is not None:
+            total = sum(metadata.values())
+            result["metadata_ops"] = metadata
+            result["metadata_ops_per_s"] = round(total / seconds, 1)
+            result["metadata_ops_per_running_trial_s"] = round(total / seconds / max(1, min(running_at)), 4)
+    if not os.environ.get("HPCTUNE_BENCH_KEEP"):
+        shutil.rmtree(root.parent, ignore_errors=True)
+    else:
+        result["experiment"] = str(root)
+    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=10_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--running", type=int, default=100, help="slots of the simulated cluster")
+    parser.add_argument("--duration", type=float, default=60.0, help="virtual seconds a trial runs")
+    parser.add_argument("--report-every", type=float, default=1.0, help="virtual seconds between results")
+    parser.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
+    parser.add_argument("--window-at", type=float, default=20.0,
+                        help="virtual second the strace window starts (a steady state: every slot busy)")
+    parser.add_argument("--window", type=float, default=30.0, help="virtual seconds of the strace window")
+    parser.add_argument("--max-concurrent", type=int, default=None)
+    parser.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo")
+    parser.add_argument("--no-strace", action="store_true")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    exp = ExperimentDir(tempfile.mkdtemp(prefix="hpctune-bench-scale-"))
-    exp.create()
-    space = {"x": grid_search(list(range(args.trials))), "lr": uniform(0, 1)}
-    searcher = BasicVariantGenerator(seed=0)
-    searcher.set_search_properties(None, None, space, num_samples=1)
-    controller = Controller(exp, InMemoryQueue(), searcher, FIFOScheduler(), as_stopper(None),
-                            CallbackList([]), ControllerSettings(max_concurrent=8, param_space=space))
-    start = time.perf_counter()
-    controller.step()
-    created = time.perf_counter() - start
-    floor = file_floor(args.trials)
-    start = time.perf_counter()
-    for _ in range(50):
-        controller.step()
-    step_ms = (time.perf_counter() - start) / 50 * 1000
-    print(f"create + submit {args.trials} trials   {created:.2f} s "
-          f"(floor: writing their files {floor:.2f} s, ratio {created / floor:.1f})")
-    print(f"one driver step, {args.trials} queued    {step_ms:.1f} ms (the loop ticks every 50 ms)")
-    print(f"driver peak RSS                  {peak_rss_mb():.0f} MiB")
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:36s} {value}")
 
 
 if __name__ == "__main__":

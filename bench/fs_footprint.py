@@ -1,11 +1,15 @@
 """What an experiment does to the shared filesystem: files and bytes per trial, and the
 filesystem calls of one trial's worker and of the driver, counted with strace.
 
-    python bench/fs_footprint.py [--trials 4 --results 20 --checkpoint-every 5]
+    python bench/fs_footprint.py [--trials 4 --results 20 --checkpoint-every 5] [--no-auto-loggers]
 
 Runs on the local backend (the worker is the one Slurm starts; only the launching differs),
-under ``strace -f`` when it is installed. Prints files and bytes per trial directory, and the
-calls per worker (per result) and of the driver by kind (open, stat, rename, flock, fsync...).
+under ``strace -f`` when it is installed. Prints files and bytes per trial directory, the job
+logs per trial (``jobs/local-N.*``: one job per trial here, as with a Slurm array; a pool's
+are per pool task) and so the files per finished trial, and the calls per worker (per result)
+and of the driver by kind (open, stat, rename, flock, fsync...). ``--checkpoint-every 0``: no
+checkpoints (the files-per-trial ceiling of docs/concepts.md); ``--no-auto-loggers``:
+``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``, the setting for very large experiments.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from hpctune import train, tune
 def objective(config):
     for step in range(1, {results} + 1):
         ckpt = None
-        if step % {every} == 0:
+        if {every} and step % {every} == 0:
             d = tempfile.mkdtemp()
             open(os.path.join(d, "model.txt"), "w").write(str(step))
             ckpt = train.Checkpoint.from_directory(d)
@@ -50,12 +54,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--results", type=int, default=20)
-    ap.add_argument("--checkpoint-every", type=int, default=5)
+    ap.add_argument("--checkpoint-every", type=int, default=5, help="0: no checkpoints")
+    ap.add_argument("--no-auto-loggers", action="store_true", help="TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     script = tmp / "exp.py"
     script.write_text(EXPERIMENT.format(results=args.results, every=args.checkpoint_every, trials=args.trials))
     env = {**os.environ, "HPCTUNE_BACKEND": "local"}
+    env.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
+    if args.no_auto_loggers:
+        env["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     trace = tmp / "trace"
     prefix = ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=%file,%desc"] if shutil.which("strace") else []
     subprocess.run([*prefix, sys.executable, str(script), str(tmp / "storage")], env=env, check=True)
@@ -63,10 +71,15 @@ def main() -> None:
     trials = [d for d in (root / "trials").iterdir() if d.is_dir()]
     per_trial = [sum(1 for p in d.rglob("*") if p.is_file()) for d in trials]
     sizes = [sum(p.stat().st_size for p in d.rglob("*") if p.is_file()) for d in trials]
-    other = sum(1 for p in root.rglob("*") if p.is_file()) - sum(per_trial)
-    print(f"{len(trials)} trials x {args.results} results, a checkpoint every {args.checkpoint_every} (2 kept)")
-    print(f"files per trial directory: {min(per_trial)}-{max(per_trial)}; bytes per trial: "
-          f"{min(sizes)}-{max(sizes)}; files outside the trial directories: {other}")
+    job_logs = [p for p in (root / "jobs").iterdir() if p.name.startswith("local-")]
+    other = sum(1 for p in root.rglob("*") if p.is_file()) - sum(per_trial) - len(job_logs)
+    every = f"a checkpoint every {args.checkpoint_every} (2 kept)" if args.checkpoint_every else "no checkpoints"
+    loggers = "no auto loggers" if args.no_auto_loggers else "default loggers"
+    print(f"{len(trials)} trials x {args.results} results, {every}, {loggers}")
+    print(f"files per trial directory: {min(per_trial)}-{max(per_trial)}; job logs per trial: "
+          f"{len(job_logs) / len(trials):g}; files per finished trial: "
+          f"{max(per_trial) + len(job_logs) / len(trials):g}; bytes per trial: {min(sizes)}-{max(sizes)}; "
+          f"other files of the experiment: {other}")
     for d in trials[:1]:
         print("  " + ", ".join(sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file())))
     if prefix:

@@ -8,6 +8,7 @@ billing weights the caller looked up (``SlurmBackend.billing_weights``, one ``sc
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from hpctune.accounting.estimate import (
@@ -44,7 +45,7 @@ def with_cost(script: str, tuner: Tuner, billing: str | None) -> str:
 def cost_inputs(tuner: Tuner, billing: str | None = None,
                 seconds_per_iteration: float | None = None) -> CostInputs:
     """Everything ``estimate`` needs, from the Tuner's configs (nothing is submitted or written)."""
-    from hpctune.backends.pool_settings import reuse_actors
+    from hpctune.backends.pool_settings import pooled_on_slurm
     from hpctune.core.resources import resources_for
     from hpctune.pool.slots import default_slots
 
@@ -52,7 +53,7 @@ def cost_inputs(tuner: Tuner, billing: str | None = None,
     resources = resources_for(tuner.trainable, {})
     trials = trial_count(tuner)
     failures = tuner.run_config.failure_config.max_failures
-    pooled = tuner.backend_name == "slurm" and reuse_actors(tc.reuse_actors, tuner.trainable)
+    pooled = tuner.backend_name == "slurm" and pooled_on_slurm(tc, tuner.trainable, slurm)
     return CostInputs(
         trials=trials, shape=TrialShape.from_resources(resources), time_limit_min=slurm.time_min,
         attempts=None if failures < 0 else 1 + failures,
@@ -103,3 +104,35 @@ def _stop_bound(stop: Any) -> IterationBound | None:
         n = stop["training_iteration"]
         return iteration_limit(n, f"stop={{'training_iteration': {n}}}")
     return None
+
+
+def allocation_meter(tuner: Tuner) -> Any:
+    """What measures the allocation used (``usage.json``) and enforces TuneConfig's budget:
+    with a budget, at every poll, each trial's worst case from the estimate (its time limit)."""
+    from dataclasses import replace
+
+    from hpctune.accounting.budget import budget_of
+    from hpctune.accounting.meter import LIVE_INTERVAL_S, AllocationMeter
+
+    tc = tuner.tune_config
+    budget = budget_of(tc.gpu_hours_budget, tc.cpu_hours_budget)
+    poll = tuner.slurm_config.poll_interval_s
+    if budget is None:
+        return AllocationMeter(interval_s=max(poll, LIVE_INTERVAL_S))
+    inputs = cost_inputs(tuner)
+    print(f"hpctune: allocation budget of {budget.limit:g} {budget.name}; the experiment's worst "
+          f"case (no trial is launched that could pass the budget):\n{describe(estimate(inputs))}",
+          file=sys.stderr)
+    one = replace(inputs, trials=1, attempts=1, max_concurrent=None, time_budget_s=None, pool_slots=None)
+    return AllocationMeter(budget, estimate(one).trial_hours, interval_s=poll)
+
+
+def with_budget(tune_config: Any, gpu_hours: float | None, cpu_hours: float | None) -> None:
+    """A restored experiment's new budget (``Tuner.restore(..., gpu_hours_budget=N)``, ``hpctune
+    resume --gpu-hours-budget N``) in place of the saved one; none given: the saved one stays."""
+    from hpctune.accounting.budget import budget_of
+
+    if gpu_hours is None and cpu_hours is None:
+        return
+    budget_of(gpu_hours, cpu_hours)  # ConfigError before anything runs
+    tune_config.gpu_hours_budget, tune_config.cpu_hours_budget = gpu_hours, cpu_hours

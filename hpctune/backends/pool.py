@@ -47,6 +47,10 @@ from hpctune.storage.secure import make_private_dir
 CLOSE_WAIT_S = 2.0
 #: beyond stop_grace_s, how long a pool task may take to end a cancelled run (s)
 ESCALATE_MARGIN_S = 30.0
+#: pool tasks of this driver that left the queue beyond the runs they took: they end without
+#: starting any (a failing ``SlurmConfig(setup)`` line, Python or hpctune missing on the nodes);
+#: the queued runs then fail, as their jobs would, instead of pool tasks being submitted for ever
+BARREN_TASKS = 5
 #: squeue states of a pool task that will not take more work
 _LEAVING = {"COMPLETING", "CANCELLING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT"}
 
@@ -71,6 +75,11 @@ class PoolBackend(SlurmBackend):
         self.escalate_after_s = self.config.stop_grace_s + ESCALATE_MARGIN_S
         self.task_states: dict[str, JobReport] = {}  # pool task -> its state at the last poll
         self._view: QueueView | None = None  # the queue as the last poll listed it
+        self._taken_out = 0  # queued runs the driver cancelled (left the queue unclaimed)
+        self._own: dict[str, int] = {"tasks": 0, "live": 0}  # pool tasks this driver submitted
+        self._own_arrays: set[str] = set()
+        self._barren_base: int | None = None  # (tasks gone - runs taken) when last counted from
+        self._failed_unstarted: dict[int, str] = {}  # run -> why it failed before any start
 
     # -- launching -----------------------------------------------------------------------------
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
@@ -87,6 +96,7 @@ class PoolBackend(SlurmBackend):
             self._slots[shape] = throttle or None
             self.queue.write_cap(shape, throttle or None)
         self._ensure_tasks(self.queue.view())
+        self.changed()
         return job_ids
 
     def _ensure_tasks(self, view: QueueView) -> None:
@@ -99,13 +109,42 @@ class PoolBackend(SlurmBackend):
             cap = self._slots[shape]
             wanted = work if cap is None else min(cap, work)
             missing = wanted - self._live.get(shape, 0)
-            if missing > 0:
+            if missing > 0 and not self._fail_if_barren(view):
                 self._submit_pool(shape, missing)
 
+    def _fail_if_barren(self, view: QueueView) -> bool:
+        """True (and every queued run dropped, to fail as a job that died) when this driver's
+        pool tasks that left the queue outnumber the runs taken meanwhile by ``BARREN_TASKS``:
+        they end without starting any. A task that ran trials took at least one run."""
+        taken = self._next_seq - len(view.queued) - self._taken_out  # claimed, at any time
+        excess = self._own["tasks"] - self._own["live"] - taken
+        if self._barren_base is None:
+            self._barren_base = excess
+        if excess - self._barren_base < BARREN_TASKS:
+            return False
+        self._barren_base = excess
+        logs = self.jobs_dir / f"{max(self._own_arrays, key=int)}_*_log.err"
+        why = (f"its pool tasks ended {BARREN_TASKS} times without starting any trial "
+               f"(a failing SlurmConfig(setup) line, or Python/hpctune missing on the compute "
+               f"nodes?): see {logs}; reuse_actors=False runs one job per trial")
+        for seq in view.queued:
+            if self.queue.cancel(seq):
+                self._taken_out += 1
+                self._failed_unstarted[seq] = why
+        return True
+
     def _submit_pool(self, shape: str, count: int) -> None:
+        """Submit pool tasks for ``count`` more slots of ``shape``: arrays no larger than the
+        cluster allows (``SlurmConfig.max_array_size``, MaxArraySize, MaxSubmitJobs)."""
+        slots = default_slots(self._shape(shape), self.config.pool_slots_per_task)
+        tasks = math.ceil(count / slots)  # each pool task runs `slots` trials at once
+        size = self.limits.array_chunk(self.config.max_array_size, tasks)
+        for start in range(0, tasks, size):
+            self._submit_pool_array(shape, slots, min(size, tasks - start))
+
+    def _submit_pool_array(self, shape: str, slots: int, count: int) -> None:
+        """One array of ``count`` pool tasks of ``slots`` slots each."""
         resources = self._shape(shape)
-        slots = default_slots(resources, self.config.pool_slots_per_task)
-        count = math.ceil(count / slots)  # each pool task runs `slots` trials at once
         make_private_dir(self.jobs_dir)  # the pool tasks' own Slurm logs go there
         uid = uuid.uuid4().hex[:10]
         manifest, script_path, job_id_path = self.queue.array_paths(uid)
@@ -118,6 +157,9 @@ class PoolBackend(SlurmBackend):
         write_bytes_atomic(job_id_path, (array_id + "\n").encode(), fsync=False)
         self._arrays[array_id] = shape
         self._live[shape] = self._live.get(shape, 0) + count * slots
+        self._own_arrays.add(array_id)
+        self._own["tasks"] += count
+        self._own["live"] += count
 
     def preview_script(self, resources: dict[str, Any], trials: int, throttle: int | None,
                        manifest: Path | None = None) -> str:
@@ -165,6 +207,7 @@ class PoolBackend(SlurmBackend):
         view = self.queue.view()
         self.task_states, self._view = tasks, view
         self._live = self._live_slots(tasks)
+        self._own["live"] = sum(1 for task in tasks if array_of(task) in self._own_arrays)
         return run_states(view, tasks)
 
     def reconcile(self) -> None:
@@ -204,6 +247,8 @@ class PoolBackend(SlurmBackend):
                 task = self._lost[seq]
                 found[job_id] = (f"pool task {task} ended while running it "
                                  f"({task_states.get(task, 'no accounting record')})")
+            elif seq in self._failed_unstarted:
+                found[job_id] = self._failed_unstarted[seq]
             elif self.queue.dropped(seq):
                 found[job_id] = "cancelled before a pool task started it"
         return found
@@ -219,7 +264,9 @@ class PoolBackend(SlurmBackend):
         task (which goes on with other trials). Other (Slurm) ids go to scancel."""
         for job_id in filter(is_pool_job, job_ids):
             seq = run_seq(job_id)
-            if not self.queue.cancel(seq):
+            if self.queue.cancel(seq):
+                self._taken_out += 1
+            else:
                 self._cancelled.setdefault(seq, time.monotonic())
         super().cancel([j for j in job_ids if not is_pool_job(j)])
 

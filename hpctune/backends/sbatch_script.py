@@ -33,7 +33,7 @@ class ArrayScript:
 
     config: SlurmConfig
     experiment_root: Path
-    jobs_dir: Path  # the Slurm logs (--output/--error)
+    jobs_dir: Path  # the Slurm logs (--output, stderr included)
     job_name: str
     manifest: Path  # one line per array task: a trial id, or a pool task's settings
     resources: dict[str, Any]  # per array task
@@ -79,6 +79,7 @@ def _sbatch_parameters(spec: ArrayScript) -> dict[str, Any]:
         "job_name": spec.job_name, "time": cfg.time_min, "cpus_per_task": resources["cpu"],
         "array_parallelism": spec.throttle, "use_srun": spec.use_srun, "wckey": "hpctune",
         "setup": list(cfg.setup), "additional_parameters": extra,
+        "stderr_to_stdout": True,  # one log per array task: no --error, stderr goes to the .out
     }
     optional = {"partition": cfg.partition, "account": cfg.account, "qos": cfg.qos,
                 "constraint": cfg.constraint, "exclude": cfg.exclude, "nodelist": cfg.nodelist}

@@ -3,6 +3,13 @@
 One ``sbatch`` per batch of trials with the same resources (``--array=0-N%K``), one
 ``squeue`` per poll for every job of the experiment, one ``scancel`` per batch of stops.
 Every command goes through ``SlurmCommands``.
+
+Polls are few in a steady state: results, starts and ends reach the driver through the
+result logs and the change feed, so ``squeue`` only has to catch what no log says (a job
+that left the queue without a word, a start Slurm delays). After a launch, a cancel, or a
+poll that saw something change, the next poll comes after ``QUICK_POLL_S``; each poll that
+saw nothing new doubles the wait, up to ``SlurmConfig.poll_interval_s`` (30 s by default:
+two calls a minute, what cluster administrators ask for).
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.secure import make_private_dir
 
+#: the wait before the next squeue after something changed (never above the steady interval)
+QUICK_POLL_S = 2.0
+
 
 class SlurmBackend:
     """Runs trials as Slurm array tasks."""
@@ -54,7 +64,9 @@ class SlurmBackend:
         self.config = config or SlurmConfig()
         self.config.validate()  # again: fields may have been set after construction
         self.commands = commands or RateLimitedCommands()  # its own counts, the shared rate
-        self.poll_interval_s = self.config.poll_interval_s
+        self.steady_poll_s = self.config.poll_interval_s
+        self.poll_interval_s = min(QUICK_POLL_S, self.steady_poll_s)
+        self._last_states: dict[str, str] | None = None
         self.job_name = self.config.job_name or f"hpctune-{self.root.name}"[:60]
         check_sbatch_text("The experiment directory", str(self.root))  # in --output= and the command
         check_sbatch_text("SlurmConfig(job_name=...)", self.job_name)
@@ -81,6 +93,7 @@ class SlurmBackend:
         for start in range(0, len(trial_ids), size):
             chunk = trial_ids[start:start + size]
             job_ids += self._submit_array(chunk, resources, throttle)
+        self.changed()
         return job_ids
 
     def _submit_array(self, trial_ids: list[str], resources: dict[str, Any],
@@ -183,8 +196,20 @@ class SlurmBackend:
 
     # -- watching -----------------------------------------------------------------
     def poll(self) -> dict[str, JobReport]:
-        """One squeue call for every live task of this experiment's job name."""
-        return self.commands.job_states(user=self._user, name=self.job_name)
+        """One squeue call for every live task of this experiment's job name; the next poll
+        comes sooner if it saw a change, later if not (see the module docstring)."""
+        reports = self.commands.job_states(user=self._user, name=self.job_name)
+        states = {job: report.state for job, report in reports.items()}
+        if states == self._last_states:
+            self.poll_interval_s = min(2 * self.poll_interval_s, self.steady_poll_s)
+        else:
+            self.changed()
+        self._last_states = states
+        return reports
+
+    def changed(self) -> None:
+        """Something was launched, cancelled or seen to change: poll again soon."""
+        self.poll_interval_s = min(QUICK_POLL_S, self.steady_poll_s)
 
     def reconcile(self) -> None:
         """Nothing to do after a poll: Slurm itself runs, requeues and ends the arrays."""
@@ -216,6 +241,7 @@ class SlurmBackend:
         """One scancel for all; every id is checked first (ids come back from files)."""
         if job_ids:
             self.commands.run(scancel_args(job_ids), check=False)
+        self.changed()
 
     def log_paths(self, job_id: str) -> tuple[str, str]:
         out, err = self.exp.job_log_paths(job_id)

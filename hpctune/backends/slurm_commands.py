@@ -2,7 +2,7 @@
 
 Every Slurm command line is built by one function here (``sbatch_args``, ``squeue_args``,
 ``scancel_args``, ``requeue_args``, ``show_args``, ``ping_args``, ``sacct_args``,
-``sinfo_args``, ``sacctmgr_args``) and run by ``SlurmCommands.run``; no other module writes
+``sinfo_args``, ``sacctmgr_args``, ``sacct_usage_args``, ``sshare_args``) and run by ``SlurmCommands.run``; no other module writes
 one (``tests/unit/test_slurm_argv.py`` checks). Job ids are checked before they become
 arguments: they come back from files, and one like ``--user=root`` must never reach Slurm as
 an option. Stdlib and ``hpctune.errors``/``hpctune.core.ids`` only: the worker imports it in a job.
@@ -93,6 +93,19 @@ def sacct_args(job_ids: Sequence[str], fields: str) -> list[str]:
     (``-X``: no steps) with ``fields``, no header."""
     return ["sacct", "-n", "-P", "-X", "-j", ",".join(validate_job_id(job) for job in job_ids),
             "-o", fields]
+
+
+def sacct_usage_args(job_ids: Sequence[str], fields: str) -> list[str]:
+    """What ``job_ids`` (each checked; an array's id names all its tasks) used: one line per
+    incarnation of each job (``-D``: a requeued job's earlier runs used allocation too), no
+    steps (``-X``), ``fields`` ``|``-separated, no header. One call for a whole experiment."""
+    return ["sacct", "-n", "-P", "-X", "-D", "-j", ",".join(validate_job_id(job) for job in job_ids),
+            "-o", fields]
+
+
+def sshare_args(user: str, fields: str) -> list[str]:
+    """The user's fair-share (``sshare -U``): one ``|``-separated line per association, no header."""
+    return ["sshare", "-n", "-P", "-U", "-u", user, "-o", fields]
 
 
 def sinfo_args(fields: str, partition: str | None = None) -> list[str]:

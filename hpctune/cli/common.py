@@ -13,15 +13,17 @@ import os
 import re
 import stat
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hpctune.config import DEFAULT_STORAGE
 from hpctune.core.ids import JobKind, job_kind, validate_job_id
-from hpctune.errors import ConfigError, HpctuneError, UnsafeFileError
+from hpctune.errors import ConfigError, ExperimentStateError, HpctuneError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.replay import snapshot_trials
 from hpctune.storage.result_log import read_events
 from hpctune.tune.experiment.trial import Trial
@@ -190,19 +192,34 @@ def load_trials(exp: ExperimentDir) -> list[Trial]:
                  "rebuilds the trials from their result logs, and a running driver writes it again "
                  "at its next snapshot.")
     try:
-        has_state = bool(exp.read_state())
-    except DAMAGED as exc:
-        raise ConfigError(f"{exp.state_path} is damaged ({exc}). {state_fix}") from exc
-    try:
-        return [scrub_trial(trial) for trial in snapshot_trials(exp)]
+        return _displayed_trials(exp)
+    except ExperimentStateError as exc:  # state.json or its journal: the message names the file
+        fix = "" if "Fix:" in str(exc) else f" {state_fix}"
+        raise ConfigError(f"{exc}{fix}") from exc
     except HpctuneError:
         raise
     except DAMAGED as exc:
         what = f"{type(exc).__name__}: {exc}"
-        if has_state:
+        if exp.state_path.exists():
             raise ConfigError(f"{exp.state_path} is damaged (a trial record: {what}). {state_fix}") from exc
         raise ConfigError(f"A trial file of {exp.root} is damaged ({what}). Fix: look for an empty "
                           f"or edited file under {exp.trials_dir}.") from exc
+
+
+def _displayed_trials(exp: ExperimentDir) -> list[Trial]:
+    """The trials from the snapshot (base + journal, without the metric analysis the
+    commands do not show), scrubbed where their text holds a control character; rebuilt from
+    the logs (all scrubbed) while the driver has written no snapshot yet."""
+    state = read_trial_state(exp, view=True)
+    if state is None:
+        return [scrub_trial(trial) for trial in snapshot_trials(exp)]
+    for problem in state.problems:
+        warnings.warn(problem, stacklevel=3)
+    escaped = state.escaped
+    known = frozenset(f.name for f in dataclasses.fields(Trial))
+    # a record of this version has exactly Trial's fields (``Trial.to_dict``): built directly
+    trials = [Trial(**t) if known.issuperset(t) else Trial.from_dict(t) for t in state.trials.values()]
+    return [scrub_trial(t) if escaped is None or t.trial_id in escaped else t for t in trials]
 
 
 def driver_text(summary: dict[str, Any]) -> str | None:

@@ -138,7 +138,7 @@ def run_driver(spec_path: Path) -> int:
         print("hpctune driver: exiting", flush=True)
 
 
-def restore_tuner(exp: ExperimentDir, flags: dict[str, bool]) -> Any:
+def restore_tuner(exp: ExperimentDir, flags: dict[str, Any]) -> Any:
     """``Tuner.restore(exp, **flags)``, with a clear error when it cannot be restored."""
     from hpctune.tune.tuner import Tuner
 

@@ -10,6 +10,7 @@ import argparse
 import time
 
 from hpctune.cli.common import output_path, resolve_experiment
+from hpctune.errors import ConfigError
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +32,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
     start = time.monotonic()
     record = load_experiment(exp.root)
+    if not record.trials:  # an HDF5 table needs columns; nothing is written
+        raise ConfigError(f"{exp.root.name} has no trials yet: nothing to export, and {out} is not "
+                          "written. Export it once a trial has reported (`hpctune status` shows them).")
     path = write_hdf5(record, out)
     size = path.stat().st_size / 2**20
     print(f"hpctune export: {len(record.trials)} trials of {exp.root.name} -> {path} "

@@ -8,14 +8,17 @@ one small summary per experiment; ``status`` and ``best`` read the driver's snap
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from hpctune.accounting.usage import SSHARE_FIELDS, fairshare_line, short_usage, usage_lines
 from hpctune.backends.base import JobReport
 from hpctune.backends.pool_runs import run_states
+from hpctune.backends.slurm_commands import sshare_args
 from hpctune.backends.slurm_limits import shared_commands
 from hpctune.cli.common import (
     ago,
@@ -29,15 +32,18 @@ from hpctune.cli.common import (
     positive_int,
     printable,
     resolve_experiment,
+    scrub_trial,
     storage_root,
 )
 from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
 from hpctune.core.metrics import best_trial, is_finite_number, metric_value
 from hpctune.display.reporter import CLIReporter
 from hpctune.display.view import StatusView
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_one_trial
 from hpctune.storage.pool_queue import PoolQueue
+from hpctune.storage.usage_record import read_usage
 from hpctune.tune.experiment.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
@@ -79,7 +85,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise ConfigError(f"{printable(root)} does not exist: no experiments yet, or give another storage path.")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in ("experiment", "status", "trials", "by status", "best", "updated", "driver"):
+    for header in ("experiment", "status", "trials", "by status", "best", "used", "updated", "driver"):
         table.add_column(header, no_wrap=True)
     for exp in experiment_dirs(root):
         table.add_row(*ls_row(exp))
@@ -101,7 +107,17 @@ def ls_row(exp: ExperimentDir) -> list[str]:
     best_text = f"{summary.get('metric')}={value:.6g}" if is_finite_number(value) else ""
     updated = f"{ago(time.time() - summary['updated'])} ago" if summary.get("updated") else ""
     return [printable(exp.root.name), describe_state(info), str(summary.get("num_trials", 0)), short,
-            best_text, updated, driver_text(summary) or ""]
+            best_text, used_text(exp), updated, driver_text(summary) or ""]
+
+
+def used_text(exp: ExperimentDir) -> str:
+    """The ``used`` cell of ``hpctune ls``: the allocation the driver last measured (blank: none
+    yet, or a record this hpctune cannot read: the listing goes on)."""
+    try:
+        record = read_usage(exp.root)
+    except HpctuneError:
+        return "?"
+    return short_usage(record.usage) if record else ""
 
 
 # -- hpctune status --------------------------------------------------------------------------------------
@@ -117,7 +133,21 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     return StatusView(trials=trials, experiment_dir=printable(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
                       slurm_commands=summary.get("slurm_commands", {}), state=state,
-                      driver=driver_text(summary), updated=summary.get("updated"))
+                      driver=driver_text(summary), updated=summary.get("updated"),
+                      allocation=allocation_lines(exp, squeue and info["spec"].get("backend") == "slurm"))
+
+
+def allocation_lines(exp: ExperimentDir, ask_slurm: bool) -> list[str]:
+    """The allocation the driver last measured (``usage.json``), its budget, and the user's
+    fair-share (one ``sshare``, when Slurm has it and ``ask_slurm``)."""
+    record = read_usage(exp.root)
+    lines = usage_lines(record.usage if record else None, record.budget if record else None)
+    if ask_slurm and shutil.which("sshare"):
+        proc = shared_commands().run(sshare_args(getpass.getuser(), SSHARE_FIELDS), check=False)
+        line = fairshare_line(proc.stdout) if proc.returncode == 0 else None
+        if line:
+            lines.append(line)
+    return lines
 
 
 def refresh_job_states(trials: list[Trial]) -> None:
@@ -172,6 +202,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # -- hpctune best --------------------------------------------------------------------------------------------
+def _summary_best(exp: ExperimentDir, info: dict) -> Trial | None:
+    """The experiment's best trial as the driver's last snapshot named it in the summary (for
+    its own metric and mode), read alone from the snapshot; None: not known that way."""
+    named = (info["summary"].get("best") or {}).get("trial_id")
+    if not isinstance(named, str) or info["summary"].get("metric") != info["metric"]:
+        return None
+    try:
+        record = read_one_trial(exp, named)
+        trial = Trial.from_dict(record) if record is not None else None
+    except (ValueError, TypeError, KeyError, AttributeError, HpctuneError):
+        return None  # damaged: the full read says what and how to fix it
+    return scrub_trial(trial) if trial is not None else None
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
     info = experiment_info(exp)
@@ -180,8 +224,9 @@ def cmd_best(args: argparse.Namespace) -> int:
     metric, mode = args.metric or info["metric"], args.mode or info["mode"]
     if not metric or mode not in ("min", "max"):
         raise ConfigError(f"{exp.root.name} has no metric/mode: pass --metric NAME --mode min|max.")
-    trials = load_trials(exp)
-    best = best_trial(trials, metric, mode)
+    best = _summary_best(exp, info) if args.metric is None and args.mode is None else None
+    trials = [] if best is not None else load_trials(exp)
+    best = best or best_trial(trials, metric, mode)
     if best is None:
         reported = sorted({k for t in trials for k in t.last_result})
         raise ConfigError(f"No trial reported a finite `{metric}`; reported metrics: "

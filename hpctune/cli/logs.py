@@ -1,6 +1,8 @@
 """``hpctune logs EXP TRIAL [-f]``: a trial's stdout/stderr, across requeues and retries.
 
-A retried trial runs in a new job (new files); a requeued one appends to the same files.
+A retried trial runs in a new job (a new file); a requeued one appends to the same file. A
+job's stderr is in its stdout's file (one log per job); ``--stream out|err`` picks one of the
+two only for jobs of an older hpctune, which wrote a ``.err`` of their own.
 ``TRIAL`` may be ``driver``: the detached driver's log.
 """
 
@@ -56,8 +58,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def trial_log_files(exp: ExperimentDir, trial: Trial, streams: tuple[int, ...] = (0, 1)) -> list[Path]:
-    """The trial's log files, job by job, oldest first; ``streams``: 0 stdout, 1 stderr."""
-    return [exp.job_log_paths(job)[i] for job in trial_job_ids(exp, trial) for i in streams]
+    """The trial's log files, job by job, oldest first; ``streams``: 0 stdout, 1 stderr. A job
+    of this hpctune has one file for both (``ExperimentDir.job_log_paths``): listed once."""
+    files = [exp.job_log_paths(job)[i] for job in trial_job_ids(exp, trial) for i in streams]
+    return list(dict.fromkeys(files))
 
 
 def print_files(files: list[Path]) -> dict[Path, int]:
@@ -65,7 +69,8 @@ def print_files(files: list[Path]) -> dict[Path, int]:
     offsets = {}
     for path in files:
         if not path.exists():
-            print(f"==> {path} (not written yet) <==")
+            print(f"==> {path} (not written yet; or the job ended with no output, and hpctune removed "
+                  "the empty log) <==")
             offsets[path] = 0
             continue
         print(f"==> {path} <==")

@@ -46,7 +46,9 @@ class SubmitPlan:
     overrides: dict[str, Any] = field(default_factory=dict)  # script mode: SubmitOverrides
     resources: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] = field(default_factory=dict)
-    restore: dict[str, bool] = field(default_factory=dict)
+    #: Tuner.restore's flags: resume_unfinished/errored, restart_errored, and a new budget
+    #: (gpu_hours_budget or cpu_hours_budget, a number)
+    restore: dict[str, Any] = field(default_factory=dict)
     driver: dict[str, Any] = field(default_factory=dict)
     backend: str | None = None
     detached: bool = False

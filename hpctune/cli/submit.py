@@ -81,6 +81,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     r.add_argument("--no-resume-unfinished", dest="resume_unfinished", action="store_false",
                    help="do not continue unfinished trials")
     r.add_argument("--detach", action="store_true", help="continue in a detached driver job")
+    budget = r.add_mutually_exclusive_group()
+    budget.add_argument("--gpu-hours-budget", type=positive_float, metavar="N",
+                        help="a new allocation budget in GPU-hours (e.g. larger, after the old one stopped it)")
+    budget.add_argument("--cpu-hours-budget", type=positive_float, metavar="N",
+                        help="a new allocation budget in CPU-hours (core-hours)")
     add_driver_options(r)
     r.set_defaults(func=cmd_resume)
 
@@ -141,7 +146,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _refuse_existing(exp: ExperimentDir) -> None:
-    if exp.is_experiment():
+    """A ConfigError if ``exp`` holds an experiment that ran a trial. One whose first run
+    failed or was killed before any trial started is started over, as ``fit()`` does
+    (``tune/preflight.refuse_started``): the fixed file or script reruns with the same name."""
+    if exp.has_started():
         raise ConfigError(f"{exp.root} already holds an experiment: continue it with "
                           f"`hpctune resume {exp_argument(exp)}`, or choose another --name.")
 
@@ -159,7 +167,8 @@ def dry_run_text(plan: SubmitPlan, detach: bool) -> str:
         lines.append(driver_script(plan))
     else:
         lines.append("# (none: the driver runs in the foreground; add --detach to run it as a job)")
-    lines += ["# ---- trials (one array task per trial), then the worst-case cost ----", trial_preview(plan)]
+    lines += ["# ---- trials (a worker pool, or one array task per trial), then the worst-case cost ----",
+              trial_preview(plan)]
     return "\n".join(lines)
 
 
@@ -232,6 +241,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     require_own_experiment(exp, "resume")
     flags = {"resume_unfinished": args.resume_unfinished, "resume_errored": args.resume_errored,
              "restart_errored": args.restart_errored}
+    for name in ("gpu_hours_budget", "cpu_hours_budget"):  # Tuner.restore's new budget
+        if getattr(args, name) is not None:
+            flags[name] = getattr(args, name)
     if args.detach:
         plan = SubmitPlan(mode="resume", target=str(exp.root), experiment_path=str(exp.root),
                           restore=flags, cwd=os.getcwd(),

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.usage import USAGE_COLUMNS, ExperimentUsage, usage_columns
 from hpctune.cli.common import (
     experiment_info,
     load_trials,
@@ -34,6 +35,7 @@ from hpctune.errors import ConfigError
 from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
+from hpctune.storage.usage_record import read_usage
 from hpctune.tune.experiment.trial import Trial
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
@@ -68,10 +70,17 @@ def lineage(exp: ExperimentDir, trial_id: str) -> str:
     return ",".join(donors)
 
 
-def trial_record(trial: Trial, exp: ExperimentDir | None = None) -> dict[str, Any]:
-    """Every column of one trial (``lineage`` when ``exp`` had PBT exploits)."""
+def trial_record(trial: Trial, exp: ExperimentDir | None = None, pbt: bool | None = None,
+                 usage: ExperimentUsage | None = None) -> dict[str, Any]:
+    """Every column of one trial (``lineage`` when ``exp`` had PBT exploits; ``pbt``: whether
+    it had, when the caller looked once for all trials; the allocation it used, ``cpu_hours``
+    ``gpu_hours`` ``node_hours``, from ``usage``)."""
     record: dict[str, Any] = {f: getattr(trial, f) for f in TRIAL_FIELDS}
-    if exp is not None and exp.pbt_global_path.exists():
+    if usage is not None:
+        record.update(usage_columns(usage.trials.get(trial.trial_id)))
+    if pbt is None:
+        pbt = exp is not None and exp.pbt_global_path.exists()
+    if exp is not None and pbt:
         record["lineage"] = lineage(exp, trial.trial_id)
     record["status"] = trial.status.value
     record["resources"] = resources_cell(trial)
@@ -89,10 +98,11 @@ def default_columns(records: list[dict[str, Any]], metric: str | None) -> list[s
         keys.update(dict.fromkeys(record))
     config = [k for k in keys if k.startswith("config/")]
     metrics = [k for k in keys if k not in TRIAL_FIELDS and not k.startswith("config/")
-               and k not in AUTO_METRICS and k not in (metric, "lineage", "resources")][:3]
+               and k not in AUTO_METRICS and k not in (metric, "lineage", "resources", *USAGE_COLUMNS)][:3]
     varied = ["resources"] if len({r.get("resources") for r in records}) > 1 else []
     wanted = ["trial_id", "status", "job_id", *varied, "lineage", *config, *([metric] if metric else []),
-              *metrics, "training_iteration", "time_total_s", "error"]
+              *metrics, "training_iteration", "time_total_s", "cpu_hours",
+              *(["gpu_hours"] if any(r.get("gpu_hours") for r in records) else []), "error"]
     return [c for c in wanted if c in keys and any(r.get(c) not in (None, "") for r in records)]
 
 
@@ -201,7 +211,9 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> N
 
 def cmd_trials(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
-    records = [trial_record(t, exp) for t in load_trials(exp)]
+    pbt = exp.pbt_global_path.exists()  # looked at once, not once per trial
+    usage = read_usage(exp.root)
+    records = [trial_record(t, exp, pbt, usage.usage if usage else None) for t in load_trials(exp)]
     if not records:
         print(f"No trials in {printable(exp.root.name)} yet.")
         return 0

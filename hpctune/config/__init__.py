@@ -10,6 +10,8 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.budget import budget_of
+from hpctune.core import checks as core_checks
 from hpctune.core.checks import check_instance, check_mode, check_plugin, check_value
 from hpctune.errors import ConfigError
 
@@ -146,6 +148,8 @@ class TuneConfig:
     #: accepted for Ray compatibility; each trial is its own job (said once when True)
     reuse_actors: bool | None = None
     seed: int | None = None
+    gpu_hours_budget: float | None = None
+    cpu_hours_budget: float | None = None
 
     def __post_init__(self) -> None:
         self.time_budget_s = budget_seconds(self.time_budget_s)
@@ -168,6 +172,7 @@ class TuneConfig:
         check_value(owner, "reuse_actors", self.reuse_actors, "bool", optional=True)
         check_plugin("search_alg", self.search_alg, "suggest", "create_searcher")
         check_plugin("scheduler", self.scheduler, "on_trial_result", "create_scheduler")
+        budget_of(self.gpu_hours_budget, self.cpu_hours_budget)  # allocation budget: ConfigError if bad
 
 
 @dataclass
@@ -244,7 +249,7 @@ class SlurmConfig:
     requeue: bool | None = None
     signal: str = "USR1"
     signal_lead_s: int = 90
-    poll_interval_s: float = 2.0
+    poll_interval_s: float = 30.0
     max_array_size: int | None = None
     #: upper bound, in seconds, of a stopped trial's cleanup: after a STOP decision the task
     #: is scancelled at once, the trainable gets StopTrial (its ``finally:`` blocks and
@@ -274,6 +279,7 @@ class SlurmConfig:
             )
         for name in SBATCH_TEXT_FIELDS:
             check_sbatch_text(f"SlurmConfig({name}=...)", getattr(self, name))
+        core_checks.check_slurm_signal(self.signal)  # after the text check: that message says more
         if not isinstance(self.setup, (list, tuple)) or not all(isinstance(x, str) for x in self.setup):
             raise ConfigError(f"SlurmConfig(setup={self.setup!r}) is not valid: it must be a list of "
                               "lines (strings), e.g. ['module load cuda'].")
@@ -381,9 +387,11 @@ class RunConfig:
             as_stopper(self.stop)  # a ConfigError for a stop that cannot be one
         callbacks = self.callbacks
         if not isinstance(callbacks, (list, tuple)) or any(
-                isinstance(c, (str, bytes, type, int, float)) or c is None for c in callbacks):
+                isinstance(c, (str, bytes, type, int, float)) or c is None or not core_checks.has_hooks(c)
+                for c in callbacks):
             raise ConfigError(f"RunConfig(callbacks={callbacks!r}) is not valid: it must be a list of "
-                              "callback objects (instances, not classes). Fix: callbacks=[MyCallback()].")
+                              "callback objects (instances, not classes) with hooks hpctune calls "
+                              "(subclass tune.Callback). Fix: callbacks=[MyCallback()].")
 
     def experiment_root(self, default_name: str) -> Path:
         """``<storage_path>/<name>``; checked again here (fields may be set after construction)."""

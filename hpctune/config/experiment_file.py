@@ -40,8 +40,9 @@ from hpctune.errors import ConfigError, HpctuneError
 
 TOP_LEVEL = {
     "name", "storage_path", "trainable", "param_space", "metric", "mode", "num_samples",
-    "max_concurrent_trials", "time_budget_s", "seed", "scheduler", "search", "stop",
+    "max_concurrent_trials", "reuse_actors", "time_budget_s", "seed", "scheduler", "search", "stop",
     "resources", "slurm", "failure", "checkpoint", "profile", "backend", "verbose",
+    "gpu_hours_budget", "cpu_hours_budget",
 }
 
 
@@ -191,7 +192,8 @@ def parse_experiment(data: dict[str, Any], path: Path) -> ExperimentFile:
         raise ConfigError('trainable: expected "module:function" or "path/to/file.py:function", '
                           f"got {show_data(data.get('trainable'))}.")
     tune = {k: data[k] for k in ("metric", "mode", "num_samples", "max_concurrent_trials",
-                                 "time_budget_s", "seed") if k in data}
+                                 "reuse_actors", "time_budget_s", "seed", "gpu_hours_budget",
+                                 "cpu_hours_budget") if k in data}
     return ExperimentFile(
         path=path, trainable_ref=data["trainable"],
         param_space=parse_space(_table(data, "param_space"), "param_space"),

@@ -50,7 +50,7 @@ def dated_subdir() -> bool:
 
 def auto_loggers_disabled() -> bool:
     """True when ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: the Tuner adds none of Ray's default
-    loggers (result.json, progress.csv, TensorBoard files); the result log is written regardless."""
+    loggers (progress.csv, TensorBoard files); the result log is written regardless."""
     return _flag(AUTO_LOGGERS_ENV)
 
 

@@ -10,7 +10,9 @@ does the flattening for a searcher's completion calls. Neither decides anything 
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.capacity import cluster_resources
@@ -180,9 +182,56 @@ def bridge_scheduler(scheduler: Any, namer: TrialNamer | None = None,
     return cls(scheduler, namer, trainable_name)
 
 
+def user_searcher(searcher: Any) -> Any:
+    """The user's own searcher inside hpctune's wrappers (FlatResults, SampleLimiter,
+    ConcurrencyLimiter...): the one an error message names."""
+    seen = 0
+    while isinstance(searcher, SearcherWrapper) and seen < 32:
+        searcher, seen = searcher.searcher, seen + 1
+    return searcher
+
+
+def _bad_key(config: dict, path: str = "") -> str | None:
+    """The first key of ``config`` (nested dicts too) that is not a string, as a path."""
+    for key, value in config.items():
+        if not isinstance(key, str):
+            return f"{path}{key!r} (type {type(key).__name__})"
+        if isinstance(value, dict):
+            bad = _bad_key(value, f"{path}{key}/")
+            if bad is not None:
+                return bad
+    return None
+
+
+def checked_suggestion(searcher: Any, trial_id: str, config: Any) -> dict | None | str:
+    """``config`` as ``searcher.suggest(trial_id)`` returned it, if it is a suggestion the
+    controller can use: a dict with string keys, None (nothing now) or ``Searcher.FINISHED``.
+    Anything else is a ConfigError naming the searcher and what it returned, raised before the
+    trial exists (a non-dict counted as no suggestion once created trials without end)."""
+    if config is None or (isinstance(config, str) and config == Searcher.FINISHED):
+        return config
+    if isinstance(config, dict) and _bad_key(config) is None:
+        return config
+    name = type(user_searcher(searcher)).__name__
+    if isinstance(config, dict):
+        what = f"a dict whose key {_bad_key(config)} is not a string"
+    else:
+        shown = repr(config)
+        what = f"{shown[:80] + '...' if len(shown) > 80 else shown} (type {type(config).__name__})"
+    raise ConfigError(
+        f"{name}.suggest({trial_id!r}) returned {what}: a searcher must return a config dict "
+        "with string keys, None when it has nothing to suggest yet, or Searcher.FINISHED when "
+        "it is done. Nothing was written for this trial; fix the searcher and rerun (or "
+        "Tuner.restore) the experiment.")
+
+
 class FlatResults(SearcherWrapper):
     """Forwards everything to the user's searcher, with the results of ended trials flattened
-    (results during the run reach it flattened already), and keeps its state format."""
+    (results during the run reach it flattened already), and keeps its state format; what it
+    suggests is checked first (``checked_suggestion``)."""
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        return checked_suggestion(self.searcher, trial_id, self.searcher.suggest(trial_id))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.searcher.on_trial_complete(trial_id, flatten(result) if result else result, error)
@@ -208,3 +257,27 @@ class FlatResults(SearcherWrapper):
 def wrap_searcher(searcher: Searcher) -> Searcher:
     """``searcher`` seen through ``FlatResults`` (for model-based searchers the Tuner wraps)."""
     return FlatResults(searcher)
+
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def note_user_error(exc: BaseException, experiment: str | Path) -> None:
+    """Add to an exception the user's code raised in the driver (a searcher's ``suggest``, a
+    stopper, a scheduler's or a callback's hook) a note that says where hpctune called it
+    from and that the experiment can be continued: the exception itself stays what the user's
+    code raised (as in Ray), but no longer reads like hpctune's own failure. hpctune's own
+    errors are left alone (their messages say all that)."""
+    from hpctune.errors import HpctuneError
+
+    if isinstance(exc, HpctuneError) or not hasattr(exc, "add_note"):  # add_note: Python >= 3.11
+        return
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [i for i, f in enumerate(frames) if str(Path(f.filename).resolve()).startswith(_PACKAGE)]
+    if not ours or ours[-1] == len(frames) - 1:
+        return  # raised inside hpctune, not by the user's code
+    caller, raiser = frames[ours[-1]], frames[ours[-1] + 1]
+    exc.add_note(f"hpctune: raised by your code, {raiser.name}() at {raiser.filename}:{raiser.lineno}, "
+                 f"called by the driver ({Path(caller.filename).name}, {caller.name}). The "
+                 f"experiment's state is saved: fix the code, then Tuner.restore('{experiment}', ...) "
+                 "or `hpctune resume` continues it.")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpctune.accounting.meter import allocation_lines
 from hpctune.backends.base import Backend
 from hpctune.config import CheckpointConfig
 from hpctune.controller.enactor import Deciders, Enactor
@@ -42,8 +43,9 @@ from hpctune.controller.state import RunState, TrialTable
 from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
 from hpctune.display.view import StatusView
 from hpctune.errors import TuneError
-from hpctune.storage.control import DOORBELL_FILE, Doorbell
+from hpctune.storage.changes import ChangeFeed, create_feed
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.result_log import allow_open_logs
 from hpctune.tune.callback import CallbackList
 from hpctune.tune.experiment.trial import Trial
 from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
@@ -72,6 +74,8 @@ class ControllerSettings:
     #: FailureConfig(report_timeout_s): a running trial without a result for this long is hung
     report_timeout_s: float | None = None
     keep_jobs_on_interrupt: bool = False
+    #: measures the allocation used and enforces TuneConfig's budget (accounting/meter.py)
+    allocation: Any = None
 
 
 class Controller:
@@ -80,10 +84,13 @@ class Controller:
     def __init__(self, exp: ExperimentDir, backend: Backend, searcher: Searcher,
                  scheduler: TrialScheduler, stopper: Any, callbacks: CallbackList,
                  settings: ControllerSettings, reporter: Any = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
         self.exp, self.backend, self.searcher = exp, backend, searcher
         self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
         self.settings, self.reporter, self.clock = settings, reporter, clock
+        self.wall_clock, self.sleep = wall_clock, sleep  # a simulated cluster's (bench/sim_cluster)
         self.table, self.state = TrialTable(), RunState()
         deciders = Deciders(searcher, scheduler, stopper, callbacks)
         self.exploits = Exploits(self.table, self.state, exp, settings.checkpoint_config, clock, self.save)
@@ -97,7 +104,11 @@ class Controller:
                                  self.paused, settings)
         self._last_snapshot = clock()
         self._started = clock()
-        self.doorbell = Doorbell(exp.root / DOORBELL_FILE, clock=clock)
+        create_feed(exp.root)
+        self.changes = ChangeFeed(exp.root)
+        allow_open_logs()  # the logs of running trials stay open (LogTail(keep_open=True))
+        if settings.allocation is not None:
+            settings.allocation.bind(exp.root, backend)
 
     def restore(self, snapshot: dict, resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False) -> None:
@@ -111,13 +122,16 @@ class Controller:
             try:
                 while not self.done and not interrupted.is_set():
                     self.step()
-                    time.sleep(self.settings.tick_s)
+                    self.sleep(self.settings.tick_s)
                 if interrupted.is_set():
                     on_interrupt(self.table, self.backend, self.exp, self.settings.keep_jobs_on_interrupt)
             except OSError as exc:  # a full disk stops the run cleanly; any other error is raised
                 stop_for_full_storage(self.parts, exc)
             finally:
+                if self.settings.allocation is not None:  # the final figures, for tables and exports
+                    self.settings.allocation.update(self.trial_list, force=True)
                 save_at_end(self.parts, self.save, self._final_status())
+                self.changes.close()
         if self.state.storage_full is not None:
             raise self.state.storage_full
         self.callbacks.call("on_experiment_end", trials=self.trial_list)
@@ -134,14 +148,19 @@ class Controller:
             self.launcher.create_trials()
             self.launcher.launch_pending()
         polling = self.jobs.poll_due()
-        # a worker that waits for a verdict rings when the driver may not know its job runs yet
-        self.ingest_logs(Reading.SUBMITTED if polling or self.doorbell.rang() else Reading.RUNNING)
+        # between polls only the logs the change feed names are read (storage/changes)
+        self.table.mark_changed(self.changes.take())
+        self.ingest_logs(Reading.SUBMITTED if polling else Reading.CHANGED)
         self.enactor.cancel_stopped()
         enacted = self.exploits.take_enacted()
         if enacted and not self.state.stop_everything:  # PBT's recipients: out now, not a step later
             self.launcher.launch_pending(only=enacted)
         if polling:
             self.jobs.poll()
+            if self.settings.allocation is not None:
+                self.settings.allocation.update(self.trial_list)
+        if self.state.storage_full is not None:  # a trial's job met a full disk: stop the run
+            raise self.state.storage_full
         if self.clock() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
             self.save()
         if self.reporter is not None:
@@ -150,7 +169,7 @@ class Controller:
 
     def ingest_logs(self, reading: Reading = Reading.SUBMITTED) -> None:
         """Handle the new events of the trials' result logs (``events.read_new_events``)."""
-        read_new_events(self.table, self.enactor, reading)
+        read_new_events(self.table, self.enactor, reading, self.wall_clock)
 
     def _tell(self, hook: str) -> None:
         if self.callbacks:
@@ -160,6 +179,11 @@ class Controller:
         budget = self.settings.time_budget_s
         if budget is not None and not self.state.stop_everything and self.clock() - self._started >= budget:
             self.enactor.stop_experiment(f"time budget of {budget} s spent")
+        meter = self.settings.allocation
+        if meter is not None and meter.budget is not None and not self.state.stop_everything:
+            reason = meter.stop_reason(self.trial_list, self.table.submitted(), self.launcher.waiting())
+            if reason is not None:
+                self.enactor.stop_experiment(reason)
 
     def _final_status(self) -> str:
         if self.state.storage_full is not None:
@@ -201,4 +225,4 @@ class Controller:
         return StatusView(trials=self.trial_list, experiment_dir=str(self.exp.root),
                           scheduler=type(self.scheduler).__name__, metric=self.settings.metric,
                           mode=self.settings.mode, slurm_commands=self.backend.command_counts(),
-                          done=self.done)
+                          done=self.done, allocation=allocation_lines(self.settings.allocation))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpctune.backends.base import Backend
 from hpctune.controller.output import append_event, keep_checkpoint
 from hpctune.controller.state import RunState, TrialTable
+from hpctune.controller.storage_full import interrupted_run, stop_after_interruption
 from hpctune.core.decision_points import DecisionPoints, declared
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import EventKind, new_event
@@ -100,8 +101,8 @@ class Enactor:
     def cancel_stopped(self) -> None:
         """scancel every newly stopped trial at once, in one call: the fastest slot handover on
         the lab (bench/asha.py). ``stop_grace_s`` bounds the worker's cleanup, it delays nothing."""
-        overdue = [t for t in self.table.submitted() if t.stop_requested_at is not None
-                   and t.job_state is not JobState.CANCELLING]
+        overdue = [t for t in self.table.live.values() if t.stop_requested_at is not None
+                   and t.job_id and t.job_state is not JobState.CANCELLING]
         if overdue:
             self.backend.cancel([t.job_id for t in overdue])
             for trial in overdue:
@@ -148,7 +149,11 @@ class Enactor:
 
     def retry_or_fail(self, trial: Trial, error: str) -> None:
         """The trial's run failed (it raised, its job died or hung): it is resubmitted from its
-        latest checkpoint while ``FailureConfig(max_failures)`` allows, else it ends in ERROR."""
+        latest checkpoint while ``FailureConfig(max_failures)`` allows, else it ends in ERROR.
+        A full filesystem that ended the run is no failure of the trial: the run stops for it."""
+        full = interrupted_run(self.exp, trial, error)
+        if full is not None:
+            return stop_after_interruption(self.state, trial, full)
         trial.num_failures += 1
         if self._may_retry(trial):
             trial.mark_for_relaunch()

@@ -12,13 +12,16 @@ from __future__ import annotations
 import enum
 import heapq
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hpctune.controller.enactor import Enactor
+from hpctune.controller.quarantine import quarantine_running
 from hpctune.controller.resource_change import begin_change
 from hpctune.controller.state import TrialTable
 from hpctune.core.checks import check_result_metrics
 from hpctune.core.metrics import flatten
+from hpctune.errors import UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import dispatch
 from hpctune.storage.replay import TrialReplay
@@ -32,9 +35,9 @@ ORDER_SETTLE_S = 0.02
 class Reading(enum.Enum):
     """Which logs ``read_new_events`` reads, and whether the youngest events wait."""
 
-    #: between Slurm polls: the logs of running trials only (few stats); young events wait
-    RUNNING = "running"
-    #: at a poll: every submitted trial's log; young events wait
+    #: between Slurm polls: the logs the change feed named (and those with events waiting)
+    CHANGED = "changed"
+    #: at a poll: every submitted trial's log, except jobs still queued; young events wait
     SUBMITTED = "submitted"
     #: jobs left the queue: every submitted trial's log, to the end (a final event may be there)
     TO_THE_END = "to the end"
@@ -42,25 +45,24 @@ class Reading(enum.Enum):
     RESTORE = "restore"
 
 
-def read_new_events(table: TrialTable, enactor: Enactor, reading: Reading) -> None:
+def read_new_events(table: TrialTable, enactor: Enactor, reading: Reading,
+                    wall_clock: Callable[[], float] = time.time) -> None:
     """Handle the new events of the live trials in the order they were reported.
 
     Unless the reading goes to the end, events younger than ``ORDER_SETTLE_S`` wait for the
     next step, so that an event still being appended elsewhere cannot be overtaken by a later
     one: replaying the logs in timestamp order reproduces every decision.
     """
-    settle = reading in (Reading.RUNNING, Reading.SUBMITTED)
-    horizon = time.time() - ORDER_SETTLE_S if settle else float("inf")
+    settle = reading in (Reading.CHANGED, Reading.SUBMITTED)
+    horizon = wall_clock() - ORDER_SETTLE_S if settle else float("inf")
     streams = []
-    for trial in table.unfinished:
-        if trial.job_id is None and reading is not Reading.RESTORE:
-            continue
-        if (reading is Reading.RUNNING and trial.status is not TrialStatus.RUNNING
-                and trial.job_state is not JobState.RUNNING):
-            continue
-        ready = _settled(table.tails[trial.trial_id].peek(), horizon)
+    for trial in _to_read(table, reading):
+        pending = table.tails[trial.trial_id].peek()
+        ready = _settled(pending, horizon)
         if ready:
             streams.append([(_reported_at(e), trial.trial_id, e) for e in ready])
+        if settle and len(ready) < len(pending):
+            table.read_again(trial.trial_id)  # its young events wait: not rung again for them
     handlers: dict[str, TrialEvents] = {}
     for _, trial_id, event in heapq.merge(*streams, key=lambda item: item[0]):
         trial, tail = table.trials[trial_id], table.tails[trial_id]
@@ -71,6 +73,24 @@ def read_new_events(table: TrialTable, enactor: Enactor, reading: Reading) -> No
         if not handler.from_an_earlier_job(event):
             dispatch(event, handler, tail.path)
         tail.consume(1)
+
+
+def _to_read(table: TrialTable, reading: Reading) -> list[Trial]:
+    """The live trials whose logs this reading reads: only those the change feed named between
+    polls; at a poll every submitted one whose job may have run (a job still queued has
+    written nothing; one that started rang the feed); at a restore every one (a launch the
+    snapshot missed may have run)."""
+    changed = [t for t in table.take_changed() if t.job_id is not None]  # a job's events only
+    if reading is Reading.CHANGED:
+        return changed
+    if reading is Reading.RESTORE:
+        return table.unfinished
+    submitted = [t for t in table.unfinished if t.job_id is not None]
+    if reading is Reading.SUBMITTED:
+        named = {t.trial_id for t in changed}
+        return [t for t in submitted if t.trial_id in named or t.job_state is not JobState.PENDING
+                or t.status is TrialStatus.RUNNING]
+    return submitted
 
 
 def _settled(events: list[tuple[dict, int]], horizon: float) -> list[dict]:
@@ -122,7 +142,10 @@ class TrialEvents(TrialReplay):
         trial, result = self.trial, event[ev.RESULT]
         trial.report()
         if event.get(ev.CHECKPOINT):
-            self.enactor.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
+            try:
+                self.enactor.keep_checkpoint(trial, event[ev.CHECKPOINT], result)
+            except UnsafeFileError as exc:  # a crafted name (``../x``): that trial only
+                return quarantine_running(self.enactor, trial, self.enactor.exp.result_log_path(trial.trial_id), exc)
         if trial.stop_requested_at is not None:
             trial.results_after_stop += 1  # in the log, but the trial ended with its decision
             self.exploits.on_late_result(trial, result)
@@ -185,7 +208,11 @@ class TrialEvents(TrialReplay):
 
     def on_stopped(self, event: dict[str, Any]) -> None:
         if event.get(ev.CHECKPOINT):  # checkpoint_at_end, saved as the trial stopped
-            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
+            try:
+                self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
+            except UnsafeFileError as exc:
+                return quarantine_running(self.enactor, self.trial,
+                                          self.enactor.exp.result_log_path(self.trial.trial_id), exc)
         if not self.exploits.on_job_end(self.trial):
             self.mark_done()
             self.enactor.terminate(self.trial, early=self.trial.stopped_by_scheduler)
@@ -218,5 +245,7 @@ class TrialEvents(TrialReplay):
             self.trial.preempt()  # SIGTERM: preempted (Slurm requeues it) or cancelled
 
     def on_paused(self, event: dict[str, Any]) -> None:
+        if event.get(ev.CHECKPOINT):  # a class trainable's, saved as it paused (Ray's save on pause)
+            self.enactor.keep_checkpoint(self.trial, event[ev.CHECKPOINT], event.get(ev.RESULT) or {})
         if not self.exploits.on_job_end(self.trial):
             self.trial.paused()

@@ -33,6 +33,8 @@ class JobWatch:
         self._last_poll = -1e9
         #: trial id -> (the run and result count last seen, when the driver first saw it)
         self._progress: dict[str, tuple[tuple, float]] = {}
+        #: trial id -> (its job, when a poll first saw that job RUNNING)
+        self._running_since: dict[str, tuple[str | None, float]] = {}
 
     def poll_due(self) -> bool:
         """Every ``poll_interval_s``, unless the backend defers it (a poll must not take the
@@ -65,8 +67,13 @@ class JobWatch:
         """A job Slurm reports RUNNING whose log stopped advancing is hung or lost: retry it."""
         timeout = self.heartbeat_timeout_s
         if timeout is None or trial.job_state is not JobState.RUNNING or trial.stop_requested_at is not None:
+            self._running_since.pop(trial.trial_id, None)
             return
-        since = trial.last_event_at or trial.submitted_at or self.clock()
+        job, seen = self._running_since.get(trial.trial_id, (None, 0.0))
+        if job != trial.job_id:  # the silence counts from when Slurm started the job, not
+            seen = self.clock()  # from its submission: an array task may queue for hours
+            self._running_since[trial.trial_id] = (trial.job_id, seen)
+        since = max(trial.last_event_at or seen, seen)
         if self.clock() - since > timeout:
             self.backend.cancel([trial.job_id])
             self.enactor.retry_or_fail(trial, f"No heartbeat from job {trial.job_id} for {timeout:.0f} s "

@@ -75,7 +75,7 @@ class Launcher:
             return 0
         live = len(self.table.live)
         if not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
-            room = 0 if self.table.submitted() else max(0, self._eager_batch() - live)
+            room = 0 if self.table.any_submitted() else max(0, self._eager_batch() - live)
         else:
             room = max(0, (self.settings.max_concurrent or DEFAULT_ADAPTIVE_WINDOW) - live)
         if self._max_pending is not None:
@@ -104,7 +104,7 @@ class Launcher:
         exp.write_params(trial_id, config)
         tag = format_experiment_tag(len(self.table.trials), config, self.settings.param_space)
         trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
-        self.table.add(trial, LogTail(exp.result_log_path(trial_id)))
+        self.table.add(trial, LogTail(exp.result_log_path(trial_id), keep_open=True))
         self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
         # what naming wrote during on_trial_add (trial_name_creator's names) is kept
         exp.write_trial_meta(trial_id, {**exp.read_trial_meta(trial_id), "trial_id": trial_id,
@@ -125,8 +125,10 @@ class Launcher:
         scheduler says which paused ones may go on)."""
         fresh, again, paused = self._waiting(only)
         again += self.paused.ready(paused)  # at the back
-        budget = self._relaunch_budget()
+        budget = self._relaunch_budget() if again else None
         chosen = fresh + (again if budget is None else again[:budget])
+        if self.settings.allocation is not None:  # TuneConfig's allocation budget (accounting/meter.py)
+            chosen = self.settings.allocation.admit(chosen, self.table.all, self.table.submitted())
         if not chosen:
             return
         for trial in chosen:
@@ -146,16 +148,31 @@ class Launcher:
         self.save()  # a restored driver must know every submitted job
         self._created_since_save = False
 
+    def waiting(self) -> list[Trial]:
+        """Every trial waiting for a job (new, retried, paused): what a budget must still fit."""
+        fresh, again, paused = self._waiting(None)
+        return fresh + again + paused
+
     def _waiting(self, only: set[str] | None) -> tuple[list[Trial], list[Trial], list[Trial]]:
         """The trials without a job, in three lists: new ones; those to resubmit from their
         checkpoint (retried, exploited, restored); paused ones, and pausing ones whose job ended
         before it could pause (a restored driver's local jobs, a failure while pausing)."""
-        waiting = [t for t in self.table.live.values() if t.job_id is None
-                   and t.status is TrialStatus.PENDING and (only is None or t.trial_id in only)]
-        fresh = [t for t in waiting if not t.awaiting_restart]
-        pausing = [t for t in waiting if t.awaiting_restart and self._pause_requested(t)]
-        again = [t for t in waiting if t.awaiting_restart and t not in pausing]
-        paused = [t for t in self.table.live.values() if t.status is TrialStatus.PAUSED] if only is None else []
+        fresh: list[Trial] = []
+        again: list[Trial] = []
+        paused: list[Trial] = []
+        pausing: list[Trial] = []
+        for t in self.table.live.values():  # one pass: this runs every step, over every unfinished trial
+            if only is not None and t.trial_id not in only:
+                continue
+            if t.job_id is None and t.status is TrialStatus.PENDING:
+                if not t.awaiting_restart:
+                    fresh.append(t)
+                elif self._pause_requested(t):
+                    pausing.append(t)
+                else:
+                    again.append(t)
+            elif t.status is TrialStatus.PAUSED and only is None:
+                paused.append(t)
         return fresh, again, paused + pausing
 
     def _pause_requested(self, trial: Trial) -> bool:

@@ -11,15 +11,14 @@ from hpctune.config import CheckpointConfig
 from hpctune.core.metrics import flat_value
 from hpctune.storage.checkpoints import checkpoints_to_delete
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog
-from hpctune.storage.secure import child_path
+from hpctune.storage.secure import check_component, child_path
 from hpctune.tune.experiment.trial import Trial
 
 
 def append_event(exp: ExperimentDir, trial: Trial, event: dict[str, Any], fsync: bool = False) -> None:
     """Append a driver's event to the trial's result log (under the log's lock), so that what
     the driver decided is in the log a replay reads."""
-    log = ResultLog(exp.result_log_path(trial.trial_id))
+    log = exp.result_log(trial.trial_id)
     try:
         log.append(event, fsync=fsync)
     finally:
@@ -28,6 +27,7 @@ def append_event(exp: ExperimentDir, trial: Trial, event: dict[str, Any], fsync:
 
 def keep_checkpoint(trial: Trial, name: str, result: dict[str, Any], config: CheckpointConfig) -> None:
     """Track the trial's new checkpoint ``name``; delete those beyond ``num_to_keep``."""
+    check_component(name, "checkpoint name")  # before it is the trial's: never a path outside
     attribute = config.checkpoint_score_attribute
     trial.checkpoint = name
     trial.checkpoints = [c for c in trial.checkpoints if c[0] != name]

@@ -1,7 +1,7 @@
 """What a restore checks before it trusts a trial's files, and what it clears up.
 
-* ``damaged_file``: one trial's unreadable ``params.pkl``, ``control.json``, ``trial.json``
-  or result log (or a forged trial id, a crafted checkpoint name) quarantines that trial
+* ``damaged_file``: one trial's unreadable ``params.pkl`` (``params.json`` without one),
+  ``control.json``, metadata (an old ``trial.json``, or the log's ``meta`` event) or result log (or a forged trial id, a crafted checkpoint name) quarantines that trial
   with a message naming the file and what to do; the other trials are restored.
 * ``interrupted_by_full_storage``: a trial whose run ended because the filesystem was full
   or read-only did not fail: a restore runs it again by default.
@@ -82,9 +82,11 @@ def unsafe_id(trial_id: object) -> str | None:
 
 def damaged_file(exp: ExperimentDir, tid: str) -> str | None:
     """Why the trial's files cannot be trusted (the file, the reason and the fix), or None."""
-    checks = ((exp.params_pickle_path(tid), lambda: exp.read_config(tid)),
+    params = exp.params_pickle_path(tid)  # params.json holds the config when there is no pickle
+    legacy = exp.trial_meta_path(tid)  # an older hpctune's trial.json; else the log's meta event
+    checks = ((params if params.exists() else exp.params_path(tid), lambda: exp.read_config(tid)),
               (exp.control_path(tid), lambda: exp.read_control(tid)),
-              (exp.trial_meta_path(tid), lambda: trial_meta(exp, tid)),
+              (legacy if legacy.exists() else exp.result_log_path(tid), lambda: trial_meta(exp, tid)),
               (exp.result_log_path(tid), lambda: check_log(exp.result_log_path(tid))))
     for path, check in checks:
         try:

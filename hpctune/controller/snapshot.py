@@ -1,20 +1,24 @@
 """The driver's state on disk: snapshots, restoring from one, and Ctrl+C.
 
-A snapshot writes ``state.json`` (trials, for the CLI), ``driver-state.pkl`` (searcher and
-scheduler state, for ``Tuner.restore``), the searcher's own ``searcher-state.pkl`` and
-``summary.json`` (for ``hpctune ls``). The result logs remain the source of truth: a
-restored driver re-reads them from the offsets the snapshot recorded.
+A snapshot appends the trials that changed to ``state.journal`` (now and then it rewrites the
+base, ``state.json``, instead: ``storage/journal``), then writes ``driver-state.pkl``
+(searcher and scheduler state, for ``Tuner.restore``, paired with the journal by the
+snapshot's number), the searcher's own ``searcher-state.pkl`` and ``summary.json`` (for
+``hpctune ls``). The result logs remain the source of truth: a restored driver re-reads them
+from the offsets the snapshot recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import operator
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +45,25 @@ from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, event_kind
 from hpctune.storage.experiment import ExperimentDir, config_view
+from hpctune.storage.journal import JournalWriter
 from hpctune.storage.result_log import LogTail, read_events
-from hpctune.storage.summary import experiment_summary
+from hpctune.storage.summary import SummaryTally
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import ControllerSettings
+
+
+@dataclass
+class SnapshotBook:
+    """What the driver's snapshots remember between them: the journal's writer, the number
+    of the last snapshot, and each trial's fingerprint as last written."""
+
+    writer: JournalWriter | None = None
+    seq: int = 0
+    written: dict[str, tuple] = field(default_factory=dict)
+    #: the summary's counts and best, updated with the trials that changed
+    tally: SummaryTally = field(default_factory=lambda: SummaryTally(None, None))
 
 
 @dataclass(frozen=True)
@@ -61,22 +78,18 @@ class DriverParts:
     exploits: Exploits
     paused: PausedTrials
     settings: ControllerSettings
+    #: the snapshots' own bookkeeping (``save_trials``)
+    snapshots: SnapshotBook = field(default_factory=SnapshotBook)
 
 
 def save_snapshot(parts: DriverParts, status: str = "running") -> None:
-    """Write the driver's state atomically."""
-    table, deciders, exp = parts.table, parts.deciders, parts.exp
-    for trial_id, tail in table.tails.items():  # where a restored driver resumes reading
-        table.trials[trial_id].log_offset = tail.offset
-    trials = [{**t.to_dict(), "config": config_view(t.config)} for t in table.all]
-    write_json_atomic(exp.state_path, {
-        "trials": trials,
-        "searcher_finished": parts.state.searcher_finished,
-        "backend_commands": parts.backend.command_counts(),
-        "updated": time.time(),
-    }, fsync=True, indent=None)  # fsynced: a crash or a full disk never leaves it empty
+    """Write the driver's state: the trials that changed to the journal (``save_trials``),
+    then the searcher and scheduler state paired with that snapshot, then the summary."""
+    deciders, exp, book = parts.deciders, parts.exp, parts.snapshots
+    book.seq += 1
+    save_trials(parts, final=status != "running")
     save_driver_state(exp, {
-        "trials": trials,
+        "journal_seq": book.seq,  # a restore replays the journal up to this snapshot
         "searcher": deciders.searcher.get_state(),
         "scheduler": deciders.scheduler.get_state(),
         "stopper": deciders.stopper.get_state(),
@@ -86,9 +99,62 @@ def save_snapshot(parts: DriverParts, status: str = "running") -> None:
         "trial_id_prefix": parts.settings.trial_id_prefix,
     })
     deciders.searcher.save_to_dir(exp.root)
-    write_json_atomic(exp.summary_path, experiment_summary(
-        table.all, parts.settings.metric, parts.settings.mode, status,
-        parts.backend.command_counts()), fsync=True)
+    write_json_atomic(exp.summary_path, book.tally.summary(status, parts.backend.command_counts()), fsync=True)
+
+
+def save_trials(parts: DriverParts, final: bool = False) -> int:
+    """Append the trials whose record changed since the last snapshot to the journal, or
+    rewrite the base with every trial when a compaction is due (and at the end of a run,
+    ``final``); the number of trial records written.
+
+    Only the live trials and those the table marked (added, retired, brought back) can have
+    changed: each step reads only the live trials' logs. Of these, a trial is written when
+    its fingerprint differs from the one written last."""
+    table, exp, book = parts.table, parts.exp, parts.snapshots
+    if book.writer is None:
+        book.writer = JournalWriter(exp)
+        book.tally = SummaryTally(parts.settings.metric, parts.settings.mode)
+    run = {"searcher_finished": parts.state.searcher_finished,
+           "backend_commands": parts.backend.command_counts(), "updated": time.time()}
+    changed = []
+    for trial_id in table.take_dirty() | table.live.keys():
+        trial = table.trials[trial_id]
+        trial.log_offset = table.tails[trial_id].offset  # where a restored driver resumes reading
+        key = fingerprint(trial)
+        if book.written.get(trial_id) != key:
+            book.written[trial_id] = key
+            changed.append(trial)
+    book.tally.update(changed)
+    if not (final or book.writer.due()):
+        try:
+            book.writer.append(book.seq, [_record(t) for t in changed], run)
+            return len(changed)
+        except FileNotFoundError:  # the journal was moved away: a new base starts a new one
+            pass
+    for trial_id, tail in table.tails.items():
+        table.trials[trial_id].log_offset = tail.offset
+    book.written = {t.trial_id: fingerprint(t) for t in table.all}
+    book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
+    book.writer.compact(book.seq, [_record(t) for t in table.all], run)
+    return len(table.all)
+
+
+def _record(trial: Trial) -> dict[str, Any]:
+    return {**trial.to_dict(), "config": config_view(trial.config)}
+
+
+#: a trial's fields but its metric analysis (it changes only with ``num_results``)
+_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Trial) if f.name != "metric_analysis"))
+
+
+def fingerprint(trial: Trial) -> tuple:
+    """What tells whether a trial changed: its fields, as one tuple (built in C). Compared with
+    the tuple of the last snapshot: an unchanged field is the same object (equal at once); a
+    replaced dict or list compares by value. One edited in place compares equal to itself, so
+    the scalar fields that move with such an edit tell instead: ``num_results`` with the
+    metric analysis, ``job_id`` with ``cancelled_jobs``, ``log_offset`` with anything an
+    event of the trial's log changes."""
+    return _FIELDS(trial)
 
 
 def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Callable[[Reading], None],
@@ -104,6 +170,9 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
     parts.exploits.set_state(snapshot.get("exploits") or {})  # PBT exploits pinned, not yet enacted
     parts.paused.set_state(snapshot.get("exploits") or {})  # and those held for a donor's pause
     parts.state.searcher_finished = snapshot["searcher_finished"]
+    parts.snapshots.seq = int(snapshot.get("journal_seq", 0))  # the next snapshots go on from it
+    for problem in snapshot.get("state_problems", []):
+        note(problem)
     quarantined = {t.trial_id: t.error for t in _add_trials(table, exp, snapshot["trials"])}
     _reattach_unrecorded_launches(table, backend, exp, clock)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
@@ -163,7 +232,7 @@ def _add_trials(table: TrialTable, exp: ExperimentDir, records: list[dict[str, A
             for name in orphan_checkpoints(exp.trial_dir(trial.trial_id), known,
                                            exp.result_log_path(trial.trial_id)):
                 trial.checkpoints.append([name, None])  # its result line is lost; the copy is not
-        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset))
+        table.add(trial, LogTail(exp.result_log_path(trial.trial_id), trial.log_offset, keep_open=True))
     return quarantined
 
 

@@ -14,14 +14,18 @@ from hpctune.tune.experiment.trial import Trial
 
 
 class TrialTable:
-    """Every trial of the run, the unfinished ones (each step looks only at these), and the
-    reader of each one's result log."""
+    """Every trial of the run, the unfinished ones (each step looks only at these), the
+    reader of each one's result log, and which logs to read in the next step (the change
+    feed named them, or events in them wait for a later step)."""
 
     def __init__(self) -> None:
         self.trials: dict[str, Trial] = {}
         self.live: dict[str, Trial] = {}
         self.tails: dict[str, LogTail] = {}
         self._in_order: list[Trial] = []
+        self._changed: set[str] = set()
+        #: trials added, retired or brought back since the last snapshot (``take_dirty``)
+        self.dirty: set[str] = set()
 
     def add(self, trial: Trial, tail: LogTail) -> None:
         """A trial of the run (live unless it is finished), its log read from ``tail``."""
@@ -29,14 +33,37 @@ class TrialTable:
         self.tails[trial.trial_id] = tail
         if not trial.is_finished:
             self.live[trial.trial_id] = trial
+        self.dirty.add(trial.trial_id)
 
     def retire(self, trial: Trial) -> None:
         """Out of the loop: the trial ended, or the experiment stopped before it started."""
         self.live.pop(trial.trial_id, None)
+        self.tails[trial.trial_id].close()
+        self.dirty.add(trial.trial_id)
+
+    def mark_changed(self, trial_ids: set[str]) -> None:
+        """Logs the change feed says grew: read them in this step (unknown ids are ignored)."""
+        self._changed.update(trial_ids)
+
+    def read_again(self, trial_id: str) -> None:
+        """A log whose events wait for a later step: read it again then, rung or not."""
+        self._changed.add(trial_id)
+
+    def take_changed(self) -> list[Trial]:
+        """The live trials whose logs are to be read, in id order; the set starts over."""
+        changed, self._changed = self._changed, set()
+        return [self.live[i] for i in sorted(changed) if i in self.live]
 
     def bring_back(self, trial: Trial) -> None:
         """Into the loop again (an errored trial a restore runs again)."""
         self.live[trial.trial_id] = trial
+        self.dirty.add(trial.trial_id)
+
+    def take_dirty(self) -> set[str]:
+        """The trials a snapshot must look at besides the live ones: marked since the last
+        call (the snapshot's journal writes those whose record changed)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
 
     @property
     def all(self) -> list[Trial]:
@@ -49,6 +76,10 @@ class TrialTable:
     @property
     def unfinished(self) -> list[Trial]:
         return list(self.live.values())
+
+    def any_submitted(self) -> bool:
+        """True if an unfinished trial has a job (stops at the first)."""
+        return any(t.job_id for t in self.live.values())
 
     def submitted(self) -> list[Trial]:
         """The unfinished trials that have a job (queued or running)."""

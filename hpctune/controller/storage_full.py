@@ -7,24 +7,59 @@ state is saved if the filesystem still takes it (the last snapshot stands otherw
 written atomically), the summary says ``error: disk full``, and ``fit()`` raises
 ``StorageFullError``: "the filesystem holding <path> is full (or read-only); nothing written
 so far is lost; free space, then `hpctune resume <exp>`".
+
+A trial's job that meets the full disk first (its ``report()`` or checkpoint fails, or it
+dies unable to write its error, which its stderr says) stops the run the same way, with or
+without ``FailureConfig(max_failures)``: the trial is not failed (nor a retry spent), it waits
+to be resumed from its checkpoint (``interrupted_run``, ``stop_after_interruption``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hpctune.controller.output import note
-from hpctune.controller.snapshot import DriverParts
+from hpctune.controller.recovery import interrupted_by_full_storage
 from hpctune.controller.state import RunState
 from hpctune.errors import StorageFullError
 from hpctune.storage.atomic import is_storage_full, rewrite_in_place, storage_full_error
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.summary import experiment_summary
 
+if TYPE_CHECKING:
+    from hpctune.controller.snapshot import DriverParts
+    from hpctune.tune.experiment.trial import Trial
+
 #: what the summary (``hpctune ls``) says about an experiment stopped by a full filesystem
 DISK_FULL_STATUS = "error: disk full"
+#: the path a worker's StorageFullError names (``hpctune.errors``)
+_HOLDING = re.compile(r"the filesystem holding (?P<path>.+?) is full \(or read-only\)")
+
+
+def interrupted_run(exp: ExperimentDir, trial: Trial, error: str | None) -> StorageFullError | None:
+    """The ``StorageFullError`` that ended ``trial``'s run, when its error (or, for a worker that
+    could not write its error, its job's stderr) says a full or read-only filesystem ended it;
+    None for the trial's own failure."""
+    stderr = exp.job_log_paths(trial.job_id)[1] if trial.job_id else None
+    if not interrupted_by_full_storage(error, stderr):
+        return None
+    match = _HOLDING.search(error or "")
+    path = match["path"] if match else str(exp.trial_dir(trial.trial_id))
+    return StorageFullError(path, str(exp.root), f"trial {trial.trial_id}'s job could not write", errno.ENOSPC)
+
+
+def stop_after_interruption(state: RunState, trial: Trial, error: StorageFullError) -> None:
+    """A full filesystem ended ``trial``'s run: it waits to be resumed from its checkpoint (not
+    failed, no retry spent), and the run stops at the end of this step (``Controller.step``
+    raises ``state.storage_full``; ``stop_for_full_storage`` cancels the other jobs)."""
+    trial.mark_for_relaunch()
+    if state.storage_full is None:
+        state.storage_full, state.fatal_error = error, str(error)
 
 
 def stop_for_full_storage(parts: DriverParts, exc: OSError) -> None:

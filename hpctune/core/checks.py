@@ -166,8 +166,59 @@ def check_tuner_args(param_space: Any, configs: dict[str, tuple[Any, type]]) -> 
     if param_space is not None and not hasattr(param_space, "keys"):
         raise ConfigError(f"Tuner(param_space={param_space!r}) is not valid: it must be a dict of "
                           "parameters. Fix: param_space={'lr': tune.loguniform(1e-4, 1e-1)}.")
+    if param_space is not None:
+        check_space_shape(param_space)
     for name, (value, cls) in configs.items():
         if value is not None and not isinstance(value, cls):
             raise ConfigError(f"Tuner({name}={value!r}) is not valid: `{name}` must be a "
                               f"{cls.__name__}. Fix: {name}={cls.__name__}(...), e.g. "
                               f"{cls.__name__}(**fields) for a dict of its fields.")
+
+
+#: how deep a param_space may nest dicts and lists (the resolver walks it recursively)
+MAX_SPACE_DEPTH = 100
+
+
+def check_space_shape(param_space: Any) -> None:
+    """A param_space the resolver and every flattened view can take: at most
+    ``MAX_SPACE_DEPTH`` levels of dicts and lists (walked without recursion), and no two
+    entries that flatten to one name (``{"a/b": 1, "a": {"b": 2}}``)."""
+    from collections.abc import Mapping
+
+    from hpctune.core.metrics import flat_collision
+
+    stack: list[tuple[Any, str, int]] = [(param_space, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_SPACE_DEPTH:
+            raise ConfigError(f"param_space is nested more than {MAX_SPACE_DEPTH} levels deep (at "
+                              f"{where[:80]}...): hpctune cannot resolve it. Fix: flatten it; keep "
+                              "deep constants out of param_space (tune.with_parameters).")
+        if isinstance(value, Mapping):
+            stack.extend((item, f"{where}{key}/", depth + 1) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, f"{where}[{i}]/", depth + 1) for i, item in enumerate(value))
+    clash = flat_collision(param_space)
+    if clash is not None:
+        raise ConfigError(f"param_space has two entries both named `{clash}` once nested keys are "
+                          "joined with '/' (as the result table and searchers see them), so one "
+                          "would silently hide the other. Fix: rename one.")
+
+
+def has_hooks(callback: Any) -> bool:
+    """Whether ``callback`` has a hook hpctune calls (``on_trial_result``, ``setup``...): an
+    object without any would be ignored in silence."""
+    return any(name.startswith(("on_", "setup")) and callable(getattr(callback, name, None))
+               for name in dir(callback))
+
+
+def check_slurm_signal(name: str) -> None:
+    """``SlurmConfig(signal=...)``: a signal Slurm and the worker know (``USR1``, ``SIGUSR2``, ``10``)."""
+    import signal as signals
+
+    text = name.upper().removeprefix("SIG")
+    known = {s.name.removeprefix("SIG") for s in signals.Signals}
+    if text in known or (text.isdigit() and 0 < int(text) < signals.NSIG):
+        return
+    raise ConfigError(f"SlurmConfig(signal={name!r}) is not a signal: Slurm would refuse the job at "
+                      "sbatch. Fix: a name such as 'USR1' (the default) or 'USR2', or a number.")

@@ -39,6 +39,27 @@ def flatten(nested: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict
     return flat
 
 
+def flat_collision(nested: Mapping[str, Any], sep: str = "/") -> str | None:
+    """A name two entries of ``nested`` flatten to (``{"a/b": 1, "a": {"b": 2}}``: ``"a/b"``),
+    so that one would silently shadow the other in every flattened view; None if none."""
+    seen: set[str] = set()
+
+    def walk(mapping: Mapping[str, Any], prefix: str) -> str | None:
+        for key, value in mapping.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and value:
+                found = walk(value, f"{name}{sep}")
+                if found is not None:
+                    return found
+            elif name in seen:
+                return name
+            else:
+                seen.add(name)
+        return None
+
+    return walk(nested, "")
+
+
 def result_delimiter() -> str:
     """The separator of nested keys in dataframe columns: ``$TUNE_RESULT_DELIM``, else ``/``."""
     return os.environ.get(RESULT_DELIM_ENV) or "/"

@@ -263,6 +263,7 @@ def render(view: StatusView, columns: Columns, max_rows: int = 20, max_error_row
     errors = error_rows(ordered, max_error_rows)
     if errors:
         parts.append(_error_table(errors, sum(1 for t in view.trials if t.status.value == "ERROR")))
+    parts += [Text(line) for line in view.allocation]
     return Group(*parts)
 
 

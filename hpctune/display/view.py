@@ -27,3 +27,5 @@ class StatusView:
     updated: float | None = None
     #: True once the run has ended (no live trial and nothing left to start)
     done: bool = False
+    #: the allocation used, the budget, fair-share (``accounting/usage.usage_lines``): the footer
+    allocation: list[str] = field(default_factory=list)

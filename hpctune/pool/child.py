@@ -34,6 +34,8 @@ class Child:
     pid: int
     gpus: tuple[str, ...] = ()
     term_sent_at: float | None = None
+    #: when it started (the pool task's clock): its wall time is the trial's share of the task
+    started: float = 0.0
     popen: subprocess.Popen | None = field(default=None, repr=False)
 
 

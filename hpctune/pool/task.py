@@ -20,6 +20,9 @@ trial directory, log files, checkpoint restore and signals:
 * no run starts once the time left before the task's time limit is shorter than the
   warning lead (``SlurmConfig(signal_lead_s)``, the time a trial is given to checkpoint):
   the task exits when its runs are done, and the driver submits a fresh one for the rest.
+  A task's first fill of its slots is exempt: those runs get what a job of their own would
+  (with ``time_min * 60`` not above the lead, a task could otherwise never start a run, and
+  the driver would submit fresh tasks for ever).
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ class PoolTask:
         self.task_id, self.shape, self.idle_s = task_id, shape, idle_s
         self.start_method, self.plan, self.clock = start_method, plan, clock
         #: no new run starts after this (``clock()``): it could not checkpoint before the time limit
+        #: (from the task's second fill of its slots on: see the module's docstring)
         self.claim_until = claim_until
+        self._filled_once = False
         self.children: dict[int, Child] = {}
         self.signal_name: str | None = None
         self._forwarded = False
@@ -103,7 +108,8 @@ class PoolTask:
                 self._kill_overdue()
             else:
                 self._enact_cancels()
-                late = self.claim_until is not None and self.clock() >= self.claim_until
+                late = (self._filled_once and self.claim_until is not None
+                        and self.clock() >= self.claim_until)
                 if not late:
                     self._fill_slots()
                 if self.children:
@@ -119,8 +125,9 @@ class PoolTask:
         while self.plan.free(self.children.values()):
             seq = self.queue.claim_next(self.task_id, self.shape)
             if seq is None:
-                return
+                break
             self._start(seq)
+        self._filled_once = self._filled_once or bool(self.children)
 
     def _start(self, seq: int) -> None:
         record = self.queue.run(seq)
@@ -137,7 +144,9 @@ class PoolTask:
         logs = self.exp.job_log_paths(job_id)
         pid, popen = child_mod.start(self.start_method, self.exp.root, trial_id, env, logs,
                                      close_fds=(self._wake_r, self._wake_w))
-        self.children[pid] = Child(seq, trial_id, pid, gpus, popen=popen)
+        # in the pool task's own log: which runs it ran (their records go when they end)
+        print(f"hpctune pool: run {job_id} of trial {trial_id} started (pid {pid})", flush=True)
+        self.children[pid] = Child(seq, trial_id, pid, gpus, started=self.clock(), popen=popen)
 
     def _reap(self) -> None:
         for pid, running in list(self.children.items()):
@@ -145,9 +154,11 @@ class PoolTask:
             if code is None:
                 continue
             del self.children[pid]
-            if self.signal_name is not None and not self._ended_for_good(running):
+            ended = self._ended_for_good(running)
+            if self.signal_name is not None and not ended:
                 continue  # keeps its claim: the requeued pool task resumes it from its checkpoint
-            self.queue.finish(self.task_id, running.seq, code)
+            self.queue.finish(self.task_id, running.seq, code, logged_end=ended,
+                              wall_s=self.clock() - running.started)
 
     def _ended_for_good(self, running: Child) -> bool:
         """True if the run's last event ends its job (``EventKind.ends_job``: complete, stopped,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.core.metrics import SCOPES, best_trial, flat_value, flatten, result_delimiter
 from hpctune.errors import ConfigError
-from hpctune.results.grid import Result
+from hpctune.results.grid import Result, trial_path
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.replay import load_trials
 from hpctune.tune.experiment.trial import Trial
@@ -105,8 +105,8 @@ class ExperimentAnalysis:
         rows, configs = [], self.get_all_configs(prefix=True)
         for trial in self._trials:
             row = self._best_row(trial, metric, mode) if metric and mode else self._last_row(trial)
-            row.update(configs.get(trial.path, {}))
-            row["logdir"] = trial.path
+            row.update(configs.get(trial_path(trial), {}))
+            row["logdir"] = trial_path(trial)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -124,7 +124,7 @@ class ExperimentAnalysis:
     def get_all_configs(self, prefix: bool = False) -> dict[str, dict[str, Any]]:
         """Every trial's config by trial directory; ``prefix``: flattened, as ``config/<key>``."""
         sep = result_delimiter()
-        return {t.path: ({f"config{sep}{k}": v for k, v in flatten(t.config, sep=sep).items()}
+        return {trial_path(t): ({f"config{sep}{k}": v for k, v in flatten(t.config, sep=sep).items()}
                          if prefix else t.config) for t in self._trials}
 
     # -- the best trial ----------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class ExperimentAnalysis:
     def get_best_logdir(self, metric: str | None = None, mode: str | None = None,
                         scope: str = "last") -> str | None:
         best = self.get_best_trial(metric, mode, scope)
-        return best.path if best else None
+        return trial_path(best) if best else None
 
     @property
     def best_trial(self) -> Trial | None:

@@ -31,7 +31,7 @@ class Result:
         self._trial = trial
         self.metrics: dict[str, Any] = {**trial.last_result, "config": trial.config}
         self.config: dict[str, Any] = trial.config
-        self.path: str = trial.path
+        self.path: str = trial_path(trial)
         self.trial_id: str = trial.trial_id
         self.status: str = trial.status.value
         self.error: TrialError | None = TrialError(trial.error) if trial.error else None
@@ -73,6 +73,16 @@ class Result:
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.metrics.items() if k != "config"}
         return f"Result(trial_id={self.trial_id!r}, status={self.status}, metrics={shown!r})"
+
+
+def trial_path(trial: Trial) -> str:
+    """Where Ray puts the trial: the directory ``trial_dirname_creator`` named (a link at the
+    experiment root to ``trials/<id>``), else ``trials/<id>`` itself (also when the link is gone)."""
+    if trial.dirname:
+        named = Path(trial.path).parent.parent / trial.dirname
+        if named.is_symlink() and named.resolve() == Path(trial.path).resolve():
+            return str(named)
+    return trial.path
 
 
 class ResultGrid:
@@ -139,15 +149,22 @@ class ResultGrid:
 
     def get_dataframe(self, filter_metric: str | None = None,
                       filter_mode: str | None = None) -> pd.DataFrame:
-        """One row per trial: its last result (or its best by ``filter_metric``) and config."""
+        """One row per trial: its last result (or its best by ``filter_metric``), config, and
+        the allocation it used (``cpu_hours``, ``gpu_hours``, ``node_hours``; None: unknown)."""
         import pandas as pd
+
+        from hpctune.accounting.usage import usage_columns
+        from hpctune.storage.usage_record import read_usage
 
         rows = []
         sep = result_delimiter()
+        usage = read_usage(self.experiment_path) if self.experiment_path else None
         for result in self._results:
             row = self._row(result, filter_metric, filter_mode)
             row.update({f"config{sep}{k}": v for k, v in flatten(result.config, sep=sep).items()})
             row.update(trial_id=result.trial_id, logdir=result.path, status=result.status)
+            # the allocation the trial used (usage.json, as the driver last measured it)
+            row.update(usage_columns(usage.usage.trials.get(result.trial_id) if usage else None))
             rows.append(row)
         return pd.DataFrame(rows)
 

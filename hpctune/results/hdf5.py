@@ -3,9 +3,11 @@
 Layout (``FORMAT_VERSION`` 1)::
 
     /                      attrs: hpctune_version, format_version, experiment, metric, mode,
-                                  search_space (JSON), spec (experiment.json as JSON), created
+                                  search_space (JSON), spec (experiment.json as JSON), created,
+                                  usage (JSON: the allocation used, idle, budget; usage.json)
     /summary               one row per trial: trial_id, status, num_results, last iteration,
-                           the metric's last and best value, every scalar config value
+                           the metric's last and best value, every scalar config value,
+                           the allocation it used: cpu_hours, gpu_hours, node_hours (NaN: unknown)
     /trials/<trial_id>/    attrs: status, trial_name, experiment_tag, slurm_job_ids, error,
                                   config (JSON), config/<key> (each scalar value), lineage (JSON)
         metrics/<key>      one 1-D dataset per reported key (nested keys as groups: val/acc),
@@ -72,7 +74,17 @@ def _root_attrs(f: Any, record: ExperimentRecord) -> None:
     f.attrs.update({"hpctune_version": __version__, "format_version": FORMAT_VERSION,
                     "experiment": record.name, "metric": record.metric or "", "mode": record.mode or "",
                     "search_space": json.dumps(record.search_space, default=str),
-                    "spec": json.dumps(record.spec, default=str), "created": time.time()})
+                    "spec": json.dumps(record.spec, default=str), "created": time.time(),
+                    "usage": json.dumps(_usage_json(record), default=str)})
+
+
+def _usage_json(record: ExperimentRecord) -> dict[str, Any] | None:
+    """The experiment's allocation as the root's ``usage`` attribute (None: not measured)."""
+    if record.usage is None:
+        return None
+    usage = record.usage.usage
+    return {"used": usage.used.to_json(), "idle": None if usage.idle is None else usage.idle.to_json(),
+            "queued_s": usage.queued_s, "budget": record.usage.budget}
 
 
 def _trial_group(group: Any, record: TrialRecord, h5py: Any) -> None:
@@ -129,7 +141,7 @@ def _summary(f: Any, record: ExperimentRecord, h5py: Any) -> None:
     """One row per trial (a compound dataset: ``pandas.DataFrame(f["summary"][:])``)."""
     import numpy as np
 
-    rows = [_summary_row(t, record.metric, record.mode) for t in record.trials]
+    rows = [_summary_row(t, record.metric, record.mode, record.trial_usage(t.trial_id)) for t in record.trials]
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
@@ -141,7 +153,8 @@ def _summary(f: Any, record: ExperimentRecord, h5py: Any) -> None:
     f.create_dataset("summary", data=table, **_COMPRESSION)
 
 
-def _summary_row(record: TrialRecord, metric: str | None, mode: str | None) -> dict[str, Any]:
+def _summary_row(record: TrialRecord, metric: str | None, mode: str | None,
+                 usage: dict[str, float | None]) -> dict[str, Any]:
     last = record.results[-1] if record.results else {}
     row: dict[str, Any] = {"trial_id": record.trial_id, "status": record.trial.status.value,
                            "num_results": len(record.results),
@@ -154,7 +167,7 @@ def _summary_row(record: TrialRecord, metric: str | None, mode: str | None) -> d
     for key, value in flatten(record.config).items():
         if _scalar(value) is not None:
             row[f"config/{key}"] = _scalar(value)
-    return row
+    return {**row, **{k: math.nan if v is None else v for k, v in usage.items()}}
 
 
 def _scalar(value: Any) -> Any:

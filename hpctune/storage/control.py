@@ -15,12 +15,9 @@ other JSON files of an experiment it is read without the ownership checks pickle
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +28,6 @@ from hpctune.storage.events import VERSION, check_version
 
 #: the version of the control record this hpctune writes (and the newest it reads)
 CONTROL_VERSION = 1
-#: the experiment's doorbell, at its root (hidden: never a trial's directory name)
-DOORBELL_FILE = ".doorbell"
-#: the driver answers the doorbell at most this often (each answer reads every submitted log)
-DOORBELL_MIN_INTERVAL_S = 0.2
 
 ACTION = "action"
 REASON = "reason"
@@ -148,36 +141,3 @@ def _not_a_record(path: str | Path, why: str) -> ExperimentStateError:
     return ExperimentStateError(
         f"{path} is not an hpctune control record ({why}). Delete it: the driver writes a new "
         "one when it next stops or pauses the trial.")
-
-
-def ring_doorbell(path: str | Path) -> None:
-    """A worker waits at its run's first decision point: bump the doorbell's mtime, so that the
-    driver reads every submitted trial's log now rather than at its next Slurm poll (between
-    polls it reads only the logs of jobs it knows to run)."""
-    with contextlib.suppress(OSError):  # then the driver finds the result at its next poll
-        Path(path).touch()
-
-
-class Doorbell:
-    """The driver's side of the doorbell: one stat per ``rang()``, True when a worker rang since
-    (at most once per ``min_interval_s``, so that a start wave costs a bounded number of reads)."""
-
-    def __init__(self, path: str | Path, min_interval_s: float = DOORBELL_MIN_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic):
-        self.path, self.min_interval_s, self.clock = Path(path), min_interval_s, clock
-        self._seen, self._answered_at = self._mtime(), -math.inf
-
-    def rang(self) -> bool:
-        if self.clock() - self._answered_at < self.min_interval_s:
-            return False
-        mtime = self._mtime()
-        if mtime == self._seen:
-            return False
-        self._seen, self._answered_at = mtime, self.clock()
-        return True
-
-    def _mtime(self) -> int | None:
-        try:
-            return self.path.stat().st_mtime_ns
-        except OSError:
-            return None

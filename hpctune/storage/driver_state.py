@@ -1,4 +1,9 @@
-"""The driver's snapshot for resuming: pickled searcher and scheduler state."""
+"""The driver's snapshot for resuming: pickled searcher and scheduler state.
+
+The trials are not in it (``storage/journal`` keeps them): it records the number of the
+snapshot it was written with (``journal_seq``), and ``load_driver_state`` adds the trials as
+the journal had them at that snapshot. A snapshot of an hpctune before the journal holds its
+trials itself (``trials``) and is read as it is."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 from hpctune.errors import ExperimentStateError
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.secure import load_private_pickle
 
 
@@ -42,6 +48,19 @@ def load_driver_state(exp: ExperimentDir) -> dict[str, Any] | None:
             f"{path} is damaged ({type(exc).__name__}: {exc}): the experiment cannot be "
             "restored from it. Nothing was changed; the results so far are readable with "
             f"ResultGrid.from_path('{exp.root}').") from exc
-    if not isinstance(state, dict) or "trials" not in state:
+    if not isinstance(state, dict) or not ("trials" in state or "journal_seq" in state):
         raise ExperimentStateError(f"{path} is not a driver snapshot of this hpctune version.")
+    if "trials" not in state:
+        state["trials"], state["state_problems"] = _journaled_trials(exp, state["journal_seq"])
     return state
+
+
+def _journaled_trials(exp: ExperimentDir, seq: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The trials as of snapshot ``seq`` (base + journal), and what the journal reader reported."""
+    trials = read_trial_state(exp, upto_seq=seq)
+    if trials is None:
+        raise ExperimentStateError(
+            f"{exp.state_path} is missing, but {exp.driver_state_path} says snapshot {seq} was "
+            "written: restoring without the trials' records would run them again. Nothing was "
+            f"changed; put the file back, or read the results with ResultGrid.from_path('{exp.root}').")
+    return list(trials.trials.values()), trials.problems

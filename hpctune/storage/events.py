@@ -7,7 +7,8 @@ so every name written is declared here). Readers go through ``dispatch``, so the
 each kind is decided in one place per reader (the driver, ``ResultGrid``), and spell field
 names with the constants below.
 
-The driver writes three kinds itself (``EventKind.by_driver``). ``exploited`` (PBT): the trial
+The driver writes four kinds itself (``EventKind.by_driver``). ``meta``: the trial's metadata
+record (``storage/trial_meta``), the latest one wins. ``exploited`` (PBT): the trial
 continues from a donor's checkpoint with a new config; ``slurm_job_id`` is the job the exploit
 ended, ``checkpoint`` the copy's name in this trial, ``result`` the donor's result that went
 with that checkpoint (a reader that maps checkpoints to results, or a worker continuing
@@ -56,6 +57,7 @@ NEW_CONFIG = "new_config"
 DECIDED_AT = "decided_at"
 OLD_RESOURCES = "old_resources"
 NEW_RESOURCES = "new_resources"
+META = "meta"  # the trial's metadata record (``storage/trial_meta``)
 
 
 class EventKind(str, enum.Enum):
@@ -74,6 +76,7 @@ class EventKind(str, enum.Enum):
     EXPLOITED = "exploited"    # (driver) continues from a donor's checkpoint with a new config
     STOP_DECIDED = "stop_decided"  # (driver) ended by a stopper/scheduler after ``at_iteration``
     RESOURCES_CHANGED = "resources_changed"  # (driver) resubmitted with ``new_resources``
+    META = "meta"  # (driver) the trial's tag, resources, name, decision points (``trial_meta``)
 
     @property
     def by_driver(self) -> bool:
@@ -98,7 +101,8 @@ class EventKind(str, enum.Enum):
         return self in _ENDS_JOB
 
 
-_BY_DRIVER = frozenset({EventKind.EXPLOITED, EventKind.STOP_DECIDED, EventKind.RESOURCES_CHANGED})
+_BY_DRIVER = frozenset({EventKind.EXPLOITED, EventKind.STOP_DECIDED, EventKind.RESOURCES_CHANGED,
+                        EventKind.META})
 _ENDS_JOB = frozenset({EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR, EventKind.PAUSED,
                        EventKind.EXPLOITED})
 _ENDS_RUN = frozenset({EventKind.COMPLETE, EventKind.STOPPED, EventKind.ERROR, EventKind.PAUSED,
@@ -117,7 +121,7 @@ KIND_FIELDS: dict[EventKind, frozenset[str]] = {
     EventKind.PREEMPTED: frozenset({SIGNAL}),
     EventKind.REQUEUED: frozenset(),
     EventKind.TERMINATED: frozenset({REASON}),
-    EventKind.PAUSED: frozenset(),
+    EventKind.PAUSED: frozenset({CHECKPOINT, RESULT}),  # a class trainable's, saved as it paused
     EventKind.COMPLETE: frozenset(),
     EventKind.STOPPED: frozenset({REASON, CHECKPOINT, RESULT}),  # checkpoint_at_end's, with its result
     EventKind.ERROR: frozenset({ERROR, RANK}),
@@ -125,6 +129,7 @@ KIND_FIELDS: dict[EventKind, frozenset[str]] = {
                                     OLD_CONFIG, NEW_CONFIG, DECIDED_AT}),
     EventKind.STOP_DECIDED: frozenset({AT_ITERATION, REASON}),
     EventKind.RESOURCES_CHANGED: frozenset({OLD_RESOURCES, NEW_RESOURCES, AT_ITERATION}),
+    EventKind.META: frozenset({META}),
 }
 #: every field name an event may carry
 FIELDS = frozenset({KIND, VERSION, *BASE_FIELDS}.union(*KIND_FIELDS.values()))
@@ -184,6 +189,7 @@ class EventHandler:
     def on_exploited(self, event: dict[str, Any]) -> None: ...
     def on_stop_decided(self, event: dict[str, Any]) -> None: ...
     def on_resources_changed(self, event: dict[str, Any]) -> None: ...
+    def on_meta(self, event: dict[str, Any]) -> None: ...
 
 
 _METHODS = {kind: f"on_{kind.value}" for kind in EventKind}

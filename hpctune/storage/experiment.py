@@ -2,13 +2,16 @@
 
 ```
 <root>/experiment.json   spec, written once         state.json     driver snapshot (JSON)
+                                                    state.journal  its changes since (JSON lines)
        summary.json      what `hpctune ls` reads    driver-state.pkl  searcher/scheduler state
        trainable.pkl     the pickled trainable      tuner.pkl      what Tuner.restore needs
        submit.json       a `hpctune submit` plan    driver.log, driver.sbatch  the detached driver
        .driver.lock      one driver at a time
-       trials/<id>/{trial.json,params.json,params.pkl,result.jsonl,control.json}
-       trials/<id>/{result.json,progress.csv,events.out.tfevents.*}  the driver's loggers, live
-       jobs/             sbatch scripts, array manifests, job stdout/stderr
+       trials/<id>/{params.json,result.jsonl}  (the trial's metadata: ``meta`` events in its log)
+       trials/<id>/params.pkl   only for a config JSON cannot give back exactly
+       trials/<id>/control.json while the driver asks the trial's job to stop or pause
+       trials/<id>/{progress.csv,events.out.tfevents.*}  the driver's default loggers, live
+       jobs/             sbatch scripts, array manifests, one log per Slurm job (stdout and stderr)
        pbt_global.txt, pbt_policy_<trial id>.txt   PBT's exploits, in Ray's format
 ```
 """
@@ -16,19 +19,19 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import shutil
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hpctune.core.ids import is_slurm_job
-from hpctune.errors import ConfigError, ExperimentLockedError
-from hpctune.storage import control
+from hpctune.core.ids import is_pool_job, is_slurm_job
+from hpctune.errors import ExperimentLockedError
+from hpctune.storage import control, trial_meta
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
+from hpctune.storage.changes import ChangeBell
 from hpctune.storage.control import ControlRecord
-from hpctune.storage.pickling import dumps_by_value
+from hpctune.storage.events import KIND, EventKind
+from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import (
     check_component,
     ensure_dir,
@@ -36,9 +39,11 @@ from hpctune.storage.secure import (
     make_private_dir,
     root_dir_mode,
 )
+from hpctune.storage.trial_config import config_view, json_exact, pickle_config
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
+STATE_JOURNAL_FILE = "state.journal"  # the trials' changes since state.json (``storage/journal``)
 SUMMARY_FILE = "summary.json"
 SUBMIT_FILE = "submit.json"
 TRAINABLE_FILE = "trainable.pkl"
@@ -56,7 +61,7 @@ JOBS_DIR = "jobs"
 POOL_DIR = "pool"  # the worker pool's queue (``storage/pool_queue``)
 SEARCHER_STATE_FILE = "searcher-state.pkl"  # the searcher's own (``tune.search.searcher``)
 #: the driver's own files of a fit() that may be started over while no trial has run
-FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, SUMMARY_FILE, TRAINABLE_FILE, TUNER_FILE,
+FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, STATE_JOURNAL_FILE, SUMMARY_FILE, TRAINABLE_FILE, TUNER_FILE,
              DRIVER_STATE_FILE, SEARCHER_STATE_FILE, PBT_GLOBAL_FILE)
 
 TRIAL_META_FILE = "trial.json"
@@ -148,8 +153,7 @@ class ExperimentDir:
         ``fit()`` can be started over (``reset_unstarted``) instead of burning the name."""
         if (self.root / POOL_DIR).exists() or any(_entries(self.jobs_dir)):
             return True
-        return any((self.trials_dir / name / RESULT_LOG_FILE).exists()
-                   for name in _entries(self.trials_dir))
+        return any(_worker_wrote(self.trials_dir / name / RESULT_LOG_FILE) for name in _entries(self.trials_dir))
 
     def reset_unstarted(self) -> None:
         """Remove what a first ``fit()`` that never launched a trial left (its files, its trial
@@ -184,10 +188,17 @@ class ExperimentDir:
         return self.trials_dir / check_component(trial_id, "trial id")
 
     def trial_meta_path(self, trial_id: str) -> Path:
+        """``trial.json``: the metadata of a trial run by hpctune before it went into the result
+        log (``storage/trial_meta``); read when the log has none, never written."""
         return self.trial_dir(trial_id) / TRIAL_META_FILE
 
     def result_log_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / RESULT_LOG_FILE
+
+    def result_log(self, trial_id: str) -> ResultLog:
+        """The trial's log as its writers open it: each append rings the change feed, so the
+        driver reads this log without looking at the others (``storage/changes``)."""
+        return ResultLog(self.result_log_path(trial_id), ChangeBell(self.root, trial_id))
 
     def control_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / CONTROL_FILE
@@ -206,9 +217,29 @@ class ExperimentDir:
     # -- per job --------------------------------------------------------------------------------
     def job_log_paths(self, job_id: str) -> tuple[Path, Path]:
         """(stdout, stderr) of a job: a local process ``local-N``, a pool run ``pool-N`` or a Slurm
-        array task."""
+        array task. One file for both (``.out``: a file per job, not two), unless the job has
+        the ``.err`` an older hpctune wrote stderr to."""
         base = f"{job_id}_0_log" if is_slurm_job(job_id) else f"{job_id}"  # submitit's %A_%a_0_log
-        return self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
+        out, err = self.jobs_dir / f"{base}.out", self.jobs_dir / f"{base}.err"
+        return out, err if os.path.lexists(err) else out
+
+    def remove_empty_job_log(self, job_id: str, fd: int = 1) -> bool:
+        """At a trial's clean end: remove its job's log when nothing was written to it (a file
+        per trial fewer; ``hpctune logs`` then says there was no output). Only the job's own
+        ``.out`` (the file ``fd`` writes to, same inode), only while empty, only for a Slurm
+        array task or a pool run, whose ids never come back; a local process keeps its log (a
+        restored driver numbers its jobs after the logs it finds). True when removed."""
+        if not (is_slurm_job(job_id) or is_pool_job(job_id)):
+            return False
+        out = self.job_log_paths(job_id)[0]
+        try:
+            mine, there = os.fstat(fd), os.lstat(out)
+            if mine.st_size or (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+                return False
+            out.unlink()
+        except OSError:
+            return False
+        return True
 
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:
         """(manifest of trial ids, sbatch script, file holding the array's job id) of one array."""
@@ -232,17 +263,30 @@ class ExperimentDir:
         return read_json(self.experiment_path, default={})
 
     def write_trial_meta(self, trial_id: str, meta: dict[str, Any]) -> None:
-        write_json_atomic(self.trial_meta_path(trial_id), meta, fsync=False)
+        """The trial's whole metadata record (tag, resources, name...): a ``meta`` event in its
+        result log (``storage/trial_meta``), not a file of its own."""
+        make_private_dir(self.trial_dir(trial_id))
+        trial_meta.write_meta(self.result_log(trial_id), trial_id, meta)
 
     def read_trial_meta(self, trial_id: str) -> dict[str, Any]:
-        return read_json(self.trial_meta_path(trial_id), default={}) or {}
+        """The trial's latest metadata record (``{}``: none yet, or not a JSON object)."""
+        meta = trial_meta.read_meta(self.result_log_path(trial_id), self.trial_meta_path(trial_id))
+        return meta if isinstance(meta, dict) else {}
 
     def write_params(self, trial_id: str, params: dict[str, Any]) -> None:
-        """The trial's config exactly as the searcher made it (``params.pkl``, what the worker
-        passes to the trainable) and as text for people (``params.json``). Raises ConfigError
-        naming the key of a value that cannot be pickled, before anything is written."""
+        """The trial's config as text for people (``params.json``) and, only when that text
+        does not give it back exactly (a tuple, a numpy number, a class...), pickled as the
+        searcher made it (``params.pkl``, what the worker then passes to the trainable): one
+        file per trial fewer in the common case. Raises ConfigError naming the key of a value
+        that cannot be pickled, before anything is written."""
         payload = pickle_config(params)
         make_private_dir(self.trial_dir(trial_id))
+        if json_exact(params):
+            # params.json first: a crash between the two leaves the older pickle, which a
+            # rewrite of the same config (an exploit enacted again on restore) replaces
+            write_json_atomic(self.params_path(trial_id), params, fsync=False)
+            self.params_pickle_path(trial_id).unlink(missing_ok=True)
+            return
         write_bytes_atomic(self.params_pickle_path(trial_id), payload, fsync=False)
         write_json_atomic(self.params_path(trial_id), config_view(params), fsync=False)
 
@@ -252,7 +296,8 @@ class ExperimentDir:
 
     def read_config(self, trial_id: str) -> dict[str, Any]:
         """The trial's real config from ``params.pkl`` (loaded only from a file of yours that
-        nobody else can write); the JSON view for a trial written before params.pkl existed."""
+        nobody else can write) when there is one; else ``params.json``, which then holds it
+        exactly (``write_params``; or a trial written before params.pkl existed)."""
         if not self.params_pickle_path(trial_id).exists():
             return self.read_params(trial_id)
         return load_private_pickle(self.params_pickle_path(trial_id))
@@ -285,8 +330,17 @@ def is_reserved_name(name: str) -> bool:
             or name.endswith(".tmp"))
 
 
+__all__ = ["ExperimentDir", "experiment_lock", "is_reserved_name", "config_view", "json_exact", "pickle_config"]
+
 RESERVED_NAMES = frozenset({TRIALS_DIR, JOBS_DIR, POOL_DIR, SEARCHER_STATE_FILE, LOCK_FILE,
                             DRIVER_LOG, DRIVER_SCRIPT, *MARKER_FILES, *FIT_FILES})
+
+
+def _worker_wrote(log: Path) -> bool:
+    """True when a result log holds more than the driver's ``meta`` events (a worker wrote)."""
+    with contextlib.suppress(OSError):
+        return any(e.get(KIND) != EventKind.META.value for e in read_events(log))
+    return False
 
 
 def _entries(directory: Path) -> list[str]:
@@ -318,61 +372,3 @@ class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
 
     def __exit__(self, *exc: Any) -> None:
         self.lock.release()
-
-
-# -- a trial's config: pickled as it is, and as text for people ---------------------------------
-def pickle_config(config: dict[str, Any]) -> bytes:
-    """cloudpickle ``config`` the way the trainable is pickled: values from the user's own
-    modules by value (so a class in the config is the same class the trainable sees), the
-    rest by reference. Raises ConfigError naming the key of a value that cannot be pickled."""
-    try:
-        return dumps_by_value(config)
-    except Exception as exc:
-        where, value, why = _unpicklable("config", config, exc)
-        raise ConfigError(
-            f"The trial's config value {where} = {_short(value)} (a {type(value).__name__}) cannot be "
-            f"pickled ({type(why).__name__}: {why}). Each trial runs in its own process and gets its "
-            "config pickled: put a picklable value in the search space (a number, a name, a class or "
-            "function defined at module level) and create the object inside the trainable, or pass "
-            "shared objects with tune.with_parameters(trainable, name=obj).") from exc
-
-
-def _unpicklable(where: str, value: Any, error: Exception) -> tuple[str, Any, Exception]:
-    """The innermost (path, value, error) of ``value`` that cloudpickle refuses."""
-    import cloudpickle
-
-    for key, item in _children(value):
-        try:
-            cloudpickle.dumps(item)
-        except Exception as exc:
-            return _unpicklable(f"{where}[{key!r}]", item, exc)
-    return where, value, error
-
-
-def _children(value: Any) -> Iterator[tuple[Any, Any]]:
-    if isinstance(value, Mapping):
-        yield from value.items()
-    elif isinstance(value, (list, tuple)):
-        yield from enumerate(value)
-
-
-def config_view(value: Any) -> Any:
-    """``value`` in JSON types, for people: numpy scalars as numbers, classes and functions as
-    their dotted names, other objects as text, tuples as lists, keys as strings where needed."""
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): config_view(v)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [config_view(v) for v in value]
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if getattr(value, "shape", None) == () and hasattr(value, "item"):
-        return config_view(value.item())
-    if inspect.isclass(value) or inspect.isroutine(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
-    return str(value)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -6,15 +6,17 @@ change is one ``rename`` of a small marker file, atomic on a POSIX filesystem, s
 is in exactly one place and no two pool tasks can claim it::
 
     <exp>/pool/
-      runs/<N>.json            the run: trial id and resource shape (written once, kept)
+      runs/<N>.json            the run: trial id and resource shape (written once; removed
+                               when the run ended with its end in the trial's log)
       shapes/<key>.json        the resources of a shape (one pool array per shape)
       shapes/<key>.cap.json    the most trials of that shape that run at once
       queue/<key>/<N>          queued: waits for a pool task of that shape
       claimed/<task>/<N>       claimed by pool task <task> (``<array>_<index>``)
-      ended/<N>.json           its process exited: exit code, pool task
+      ended/<N>.json           its process exited without its end in the trial's log (a crash)
       cancel/<N>               the driver asks the pool task to end a claimed run
       dropped/<N>              cancelled before a claim, or handed back from a pool task that died
       arrays/<uid>.tasks|.sbatch|.jobid   each pool array: its tasks' lines, script, job id
+      walls/<task>.jsonl       each run's wall time, one line per run its pool task ran (accounting)
 
 A run's job id, as the controller and the trial's events see it, is ``pool-<N>`` (``hpctune.core.ids``). The JSON
 records (a run, a shape's cap, a run's end) carry ``"v": QUEUE_VERSION`` and are read and
@@ -43,8 +45,9 @@ from hpctune.storage.secure import make_private_dir
 
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 _MISSING = object()
-#: the version of the queue's JSON records this hpctune writes (and the newest it reads)
-QUEUE_VERSION = 1
+#: the version of the queue's JSON records this hpctune writes (and the newest it reads);
+#: 2: a run's end carries ``wall_s`` (a version-1 end has none: its trial is accounted from events)
+QUEUE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,23 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunWall:
+    """How long a run's process ran (``walls/<task>.jsonl``, written by its pool task)."""
+
+    task: str  #: the pool task that ran it (``<array>_<index>``)
+    wall_s: float
+
+
+@dataclass(frozen=True)
 class RunEnd:
     """How a run's process ended (``ended/<N>.json``, written by its pool task)."""
 
     exit_code: int
     task: str  #: the pool task that ran it (``<array>_<index>``)
     version: int = QUEUE_VERSION
+    #: seconds its process ran, measured by the pool task: the trial's share of the task's
+    #: allocation (x its resources); None in a version-1 record
+    wall_s: float | None = None
 
 
 def node_label(node: str, task: str) -> str:
@@ -183,6 +197,8 @@ class PoolQueue:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self._dir("queue", record.shape, _name(seq)), self._dir("dropped", _name(seq)))
                 return True
+        elif not self._dir("runs", f"{_name(seq)}.json").exists():
+            return False  # its record went when it ended (``finish``): nothing left to cancel
         if self.ended(seq) is None:
             write_json_atomic(self._dir("cancel", _name(seq)), {}, fsync=False)
         return False
@@ -199,7 +215,11 @@ class PoolQueue:
     def ended(self, seq: int) -> RunEnd | None:
         """How the run's process ended, or None (still queued or running)."""
         record = _read_record(self._dir("ended", f"{_name(seq)}.json"), "exit", "task")
-        return None if record is None else RunEnd(int(record["exit"]), str(record["task"]), record[VERSION])
+        if record is None:
+            return None
+        wall = record.get("wall_s")
+        return RunEnd(int(record["exit"]), str(record["task"]), record[VERSION],
+                      float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None)
 
     def dropped(self, seq: int) -> bool:
         """True if the run was cancelled before a claim, or handed back from a dead pool task."""
@@ -235,12 +255,71 @@ class PoolQueue:
         """True if the driver asked the pool task running ``seq`` to end it."""
         return self._dir("cancel", _name(seq)).exists()
 
-    def finish(self, task: str, seq: int, exit_code: int) -> None:
-        """Record that the run's process exited, then drop the claim."""
-        _write_record(self._dir("ended", f"{_name(seq)}.json"), {"exit": exit_code, "task": task})
+    def finish(self, task: str, seq: int, exit_code: int, logged_end: bool = False,
+               wall_s: float | None = None) -> None:
+        """Record that the run's process exited, then drop the claim.
+
+        ``logged_end``: the trial's result log holds the event that ended this run's job
+        (complete, stopped, error...). The driver reads the log to the end before it asks how
+        a job that left the queue ended, and a restore reads it too, so the run needs no
+        record any more: no ``ended/<N>.json`` is written and ``runs/<N>.json`` goes (unless it
+        is the newest run, which ``next_seq`` counts from): a finished trial keeps no file in
+        the queue. A run that ended without such an event (a crash) keeps both, for the driver.
+
+        ``wall_s``: how long its process ran, by the pool task's clock: the trial's share of
+        the task's allocation. One line in the task's own ``walls/<task>.jsonl`` (one file per
+        pool task, not per run), and ``wall_s`` in a crash's end record."""
+        if wall_s is not None:
+            self._append_wall(task, seq, wall_s)
+        if not logged_end:
+            fields: dict[str, Any] = {"exit": exit_code, "task": task}
+            if wall_s is not None:
+                fields["wall_s"] = round(float(wall_s), 3)
+            _write_record(self._dir("ended", f"{_name(seq)}.json"), fields)
         for path in (self._dir("claimed", check_task_id(task), _name(seq)), self._dir("cancel", _name(seq))):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        if logged_end and seq < self.next_seq() - 1:
+            with contextlib.suppress(FileNotFoundError):
+                self._dir("runs", f"{_name(seq)}.json").unlink()
+
+
+    def _append_wall(self, task: str, seq: int, wall_s: float) -> None:
+        """One line ``{"v", "run", "wall_s"}`` appended to the task's walls file (its one writer)."""
+        directory = make_private_dir(self._dir("walls"))
+        line = json.dumps({VERSION: QUEUE_VERSION, "run": seq, "wall_s": round(float(wall_s), 3)}) + "\n"
+        fd = os.open(directory / f"{check_task_id(task)}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def run_walls(self) -> dict[int, RunWall]:
+        """Every run's measured wall time and the pool task that ran it (the pool's accounting):
+        the tasks' walls files, and the end records of crashed runs. A torn or foreign line is
+        skipped; a line of a newer hpctune raises SchemaError."""
+        found: dict[int, RunWall] = {}
+        for name in _listdir(self._dir("walls")):
+            task = name[: -len(".jsonl")] if name.endswith(".jsonl") else ""
+            if not task:
+                continue
+            try:
+                text = (self._dir("walls") / name).read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                try:
+                    record = json.loads(line)
+                    check_version(record.get(VERSION, 1), QUEUE_VERSION, self._dir("walls") / name, "pool record")
+                    found[int(record["run"])] = RunWall(task, float(record["wall_s"]))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+        for seq in _seqs(self._dir("ended")):
+            with contextlib.suppress(ExperimentStateError):
+                end = self.ended(seq)
+                if end is not None and end.wall_s is not None and seq not in found:
+                    found[seq] = RunWall(end.task, end.wall_s)
+        return found
 
 
 def _write_record(path: Path, fields: dict[str, Any]) -> None:

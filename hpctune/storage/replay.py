@@ -16,8 +16,10 @@ from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.events import EventHandler, dispatch
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.result_log import read_events
 from hpctune.storage.secure import check_component
+from hpctune.storage.trial_meta import meta_of
 from hpctune.tune.experiment.trial import Trial, TrialStatus
 
 
@@ -126,14 +128,14 @@ def replay_trial(exp: ExperimentDir, trial_id: str, real_config: bool = True,
     """A trial as its result log tells it; its config as the trainable got it (``params.pkl``),
     or with ``real_config=False`` the text view of ``params.json`` (no pickle is loaded).
     ``trainable_name``: the experiment's (read from ``experiment.json`` when not given)."""
-    meta = trial_meta(exp, trial_id)
+    path = exp.result_log_path(trial_id)
+    events = read_events(path)
+    meta = trial_meta(exp, trial_id, events)
     config = trial_config(exp, trial_id) if real_config else exp.read_params(trial_id)
     trial = Trial(trial_id, config, meta.get("experiment_tag", ""),
                   str(exp.trial_dir(trial_id)), resources=meta.get("resources", {}),
                   trial_name=meta.get("trial_name", ""), dirname=meta.get("trial_dirname", ""),
                   trainable_name=_trainable_name(exp) if trainable_name is None else trainable_name)
-    path = exp.result_log_path(trial_id)
-    events = read_events(path)
     replay = TrialReplay(trial, stopped_after(events, path))
     for event in events:
         dispatch(event, replay, path)
@@ -164,11 +166,17 @@ def trial_config(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
         return exp.read_params(trial_id)
 
 
-def trial_meta(exp: ExperimentDir, trial_id: str) -> dict[str, Any]:
-    """The trial's ``trial.json``; ExperimentStateError naming the file when it is damaged."""
+def trial_meta(exp: ExperimentDir, trial_id: str, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The trial's metadata record (``storage/trial_meta``: the last ``meta`` event of its log,
+    ``events`` when already read, or an older hpctune's ``trial.json``); ExperimentStateError
+    naming the file when it is damaged."""
     path = exp.trial_meta_path(trial_id)
     try:
-        meta = exp.read_trial_meta(trial_id)
+        if events is None:
+            events = read_events(exp.result_log_path(trial_id))
+        if any(e.get(ev.KIND) == ev.EventKind.META.value for e in events):
+            path = exp.result_log_path(trial_id)
+        meta = meta_of(events, exp.trial_meta_path(trial_id))
     except (ValueError, OSError) as exc:  # not JSON, not a regular file, too big
         meta = exc
     if not isinstance(meta, dict):
@@ -212,12 +220,12 @@ def _trainable_name(exp: ExperimentDir) -> str:
 
 def _snapshot_trials(exp: ExperimentDir) -> list[dict[str, Any]]:
     try:
-        trials = exp.read_state().get("trials", [])
-    except (ValueError, OSError, AttributeError) as exc:
+        state = read_trial_state(exp)
+    except (ValueError, OSError, AttributeError, ExperimentStateError) as exc:
         warnings.warn(f"{exp.state_path} cannot be read ({type(exc).__name__}: {exc}): the trials are "
                       "rebuilt from their result logs alone.", stacklevel=3)
         return []
-    return [t for t in trials if isinstance(t, dict)] if isinstance(trials, list) else []
+    return list(state.trials.values()) if state is not None else []
 
 
 def _unreadable(exp: ExperimentDir, trial_id: str, exc: Exception) -> Trial:
@@ -233,10 +241,12 @@ def _unreadable(exp: ExperimentDir, trial_id: str, exc: Exception) -> Trial:
 def snapshot_trials(exp: ExperimentDir) -> list[Trial]:
     """Trials from the driver's snapshot (one small read, at most a few seconds old), or
     rebuilt from the logs when the driver has not written one yet."""
-    state = exp.read_state()
-    if not state:
+    state = read_trial_state(exp)  # state.json and the journal of changes since
+    if state is None:
         return load_trials(exp, real_config=False)  # displays: the text view, no pickle loaded
-    return [Trial.from_dict(t) for t in state.get("trials", [])]
+    for problem in state.problems:
+        warnings.warn(problem, stacklevel=2)
+    return [Trial.from_dict(t) for t in state.trials.values()]
 
 
 def trial_results(log_path: Path) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from hpctune.errors import StorageError
 from hpctune.storage.atomic import full_storage_is_clear, write_all
+from hpctune.storage.changes import ChangeBell
 from hpctune.storage.events import CHECKPOINT, RESULT
 from hpctune.storage.secure import open_private
 
@@ -35,8 +36,8 @@ class ResultLog:
     could report (bench/throughput.py).
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, bell: ChangeBell | None = None):
+        self.path, self.bell = Path(path), bell
         self._fd: int | None = None
         self._threads = threading.Lock()  # flock does not exclude threads sharing one fd
 
@@ -48,6 +49,7 @@ class ResultLog:
         data = _lines(events)
         with self._locked() as fd:
             _append_lines(fd, data, fsync)
+        self._ring()
 
     def append_first(self, event: dict[str, Any], same: Callable[[dict[str, Any]], bool],
                      since: int = 0, fsync: bool = True) -> int | None:
@@ -62,7 +64,14 @@ class ResultLog:
             logged, _ = parse_events(os.pread(fd, max(0, size - since), since), since)
             if any(same(e) for e, _ in logged):
                 return None
-            return _append_lines(fd, data, fsync)
+            size = _append_lines(fd, data, fsync)
+        self._ring()
+        return size
+
+    def _ring(self) -> None:
+        """Tell the driver this log grew (``storage/changes``), after the lock is let go."""
+        if self.bell is not None:
+            self.bell.ring()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -102,6 +111,8 @@ class ResultLog:
         return self._fd
 
     def close(self) -> None:
+        if self.bell is not None:
+            self.bell.close()
         with self._threads:
             if self._fd is not None:
                 os.close(self._fd)
@@ -146,14 +157,22 @@ class LogTail:
     ``offset`` is where a reader resuming later must start: ``read_new`` moves it past
     everything it returns; ``peek`` returns new events with their end offsets without
     moving it, and ``consume(n)`` moves it past the first ``n`` of them once handled.
+
+    With ``keep_open`` (the driver's tails) the log is opened once and read with ``pread``
+    from where the last read ended: no stat and no open per read, which on a parallel
+    filesystem is load on the metadata server. Logs are only ever appended to, never
+    replaced, so the descriptor stays the log's. Without descriptors to spare (EMFILE) it
+    reads the old way, a stat and an open each time.
     """
 
-    def __init__(self, path: str | Path, offset: int = 0):
+    def __init__(self, path: str | Path, offset: int = 0, keep_open: bool = False):
         self.path = Path(path)
         self.offset = offset
         self.bad_lines = 0
         self._read_to = offset
         self._pending: list[tuple[dict[str, Any], int]] = []
+        self._keep_open = keep_open
+        self._fd: int | None = None
 
     def read_new(self) -> list[dict[str, Any]]:
         """Complete events after ``offset``; advances past them."""
@@ -163,21 +182,47 @@ class LogTail:
 
     def peek(self) -> list[tuple[dict[str, Any], int]]:
         """(event, offset after it) of every complete event not consumed yet."""
+        data = self._read_open() if self._keep_open else self._read_once()
+        end = data.rfind(b"\n")
+        if end >= 0:
+            events, bad = parse_events(data[: end + 1], self._read_to)
+            self._pending += events
+            self.bad_lines += bad
+            self._read_to += end + 1
+        return list(self._pending)
+
+    @property
+    def has_pending(self) -> bool:
+        """Events were read but not consumed yet (they wait for the next step)."""
+        return bool(self._pending)
+
+    def _read_once(self) -> bytes:
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
-            return list(self._pending)
-        if size > self._read_to:
-            with open(self.path, "rb") as f:
-                f.seek(self._read_to)
-                data = f.read(size - self._read_to)
-            end = data.rfind(b"\n")
-            if end >= 0:
-                events, bad = parse_events(data[: end + 1], self._read_to)
-                self._pending += events
-                self.bad_lines += bad
-                self._read_to += end + 1
-        return list(self._pending)
+            return b""
+        if size <= self._read_to:
+            return b""
+        with open(self.path, "rb") as f:
+            f.seek(self._read_to)
+            return f.read(size - self._read_to)
+
+    def _read_open(self) -> bytes:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return b""  # no event yet
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
+                self._keep_open = False  # out of descriptors: stat and open per read
+                return self._read_once()
+        chunks, position = [], self._read_to
+        while chunk := os.pread(self._fd, _TAIL_CHUNK, position):
+            chunks.append(chunk)
+            position += len(chunk)
+        return b"".join(chunks)
 
     def consume(self, count: int) -> None:
         """Mark the first ``count`` peeked events handled."""
@@ -186,6 +231,28 @@ class LogTail:
         done, self._pending = self._pending[:count], self._pending[count:]
         self.offset = done[-1][1] if self._pending else self._read_to
 
+    def close(self) -> None:
+        """Let go of the kept-open log (the trial ended); a later read opens it again."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+#: a kept-open tail reads its log in pieces of this size
+_TAIL_CHUNK = 1 << 20
+
+
+def allow_open_logs() -> None:
+    """Raise this process's soft limit on open files to its hard limit: the driver keeps the
+    log of every trial that runs open (``LogTail(keep_open=True)``), thousands at scale."""
+    import resource  # POSIX only, like the rest of the driver
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
+                                                        else max(soft, 1 << 20), hard))
 
 
 def parse_events(data: bytes, start: int) -> tuple[list[tuple[dict[str, Any], int]], int]:

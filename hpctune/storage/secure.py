@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from hpctune.errors import UnsafeFileError
+from hpctune.errors import ConfigError, StorageError, UnsafeFileError
 
 SHARE_ENV = "HPCTUNE_SHARE_WITH_GROUP"
 PRIVATE_DIR_MODE, PRIVATE_FILE_MODE = 0o700, 0o600
@@ -78,7 +78,14 @@ def make_private_dir(path: str | Path, mode: int | None = None) -> Path:
     except FileExistsError:
         if path.is_dir():  # created meanwhile by another process
             return path
-        raise
+        raise StorageError(f"Cannot create the directory {path}: something that is not a directory "
+                           "is there. Fix: move it away, or choose another storage path or name.") from None
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        raise ConfigError(f"Cannot create the directory {path}: its name ({path.name[:40]}...) is "
+                          f"{len(path.name.encode())} bytes, more than the filesystem takes (255 at most "
+                          "on most). Fix: choose a shorter RunConfig(name=...) or --name.") from None
     _set_dir_mode(path, wanted)
     return path
 
@@ -107,13 +114,15 @@ def _set_dir_mode(path: Path, mode: int) -> None:
         os.close(fd)
 
 
-def open_private(path: str | Path, flags: int) -> int:
+def open_private(path: str | Path, flags: int, mode: int | None = None) -> int:
     """``os.open`` that never follows a symlink at ``path``; a file it creates (``O_CREAT``)
-    gets exactly the mode of its directory's policy (0600 or 0640), whatever the umask."""
+    gets exactly the mode of its directory's policy (0600 or 0640; ``mode``: that policy,
+    already known), whatever the umask."""
     path = Path(path)
     if not flags & os.O_CREAT:
         return _open_nofollow(path, flags)
-    mode = file_mode_for(path.parent)
+    if mode is None:
+        mode = file_mode_for(path.parent)
     while True:
         try:
             fd = _open_nofollow(path, flags | os.O_EXCL, mode)

@@ -7,11 +7,12 @@ many trials an experiment has. Its ``driver`` record says who drives the experim
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from typing import Any
 
-from hpctune.core.metrics import best_trial, flat_value
+from hpctune.core.metrics import flat_value, metric_value
 from hpctune.storage.experiment import config_view
 from hpctune.storage.process import driver_record
 
@@ -19,21 +20,77 @@ from hpctune.storage.process import driver_record
 def experiment_summary(trials: list, metric: str | None, mode: str | None, status: str,
                        slurm_commands: dict[str, int]) -> dict[str, Any]:
     """Status, trial counts by state, the best trial so far, who drives it, when updated."""
-    return {
-        "status": status,
-        "num_trials": len(trials),
-        "by_status": dict(Counter(t.status.value for t in trials)),
-        "metric": metric,
-        "mode": mode,
-        "best": _best(trials, metric, mode),
-        "driver": driver_record(),
-        "slurm_commands": slurm_commands,
-        "updated": time.time(),
-    }
+    tally = SummaryTally(metric, mode)
+    tally.update(trials)
+    return tally.summary(status, slurm_commands)
 
 
-def _best(trials: list, metric: str | None, mode: str | None) -> dict[str, Any] | None:
-    trial = best_trial(trials, metric, mode)
+class SummaryTally:
+    """The summary's counts and best trial, kept up to date from the trials that changed (a
+    snapshot passes only those), so that writing it does not cost a pass over every trial.
+    The best is ``core.metrics.best_trial``'s: the first of the trials (in the order they were
+    first seen) with the best finite value of the metric's last report."""
+
+    def __init__(self, metric: str | None, mode: str | None):
+        self.metric, self.mode = metric, mode
+        self.trials: dict[str, Any] = {}
+        self.status: dict[str, str] = {}
+        self.counts: Counter[str] = Counter()
+        #: each trial's rank key: (its value, best first; the order it was first seen in)
+        self.keys: dict[str, tuple[float, int]] = {}
+        self._best: str | None = None
+
+    def update(self, trials: list) -> None:
+        """Count these trials as they are now."""
+        scored = bool(self.metric) and self.mode in ("min", "max")
+        rescan = False
+        for trial in trials:
+            trial_id, now = trial.trial_id, trial.status.value
+            before = self.status.get(trial_id)
+            if before != now:
+                if before is not None:
+                    self.counts[before] -= 1
+                self.counts[now] += 1
+                self.status[trial_id] = now
+            order = len(self.trials) if trial_id not in self.trials else self.keys[trial_id][1]
+            self.trials[trial_id] = trial
+            key = (self._rank(trial) if scored else math.inf, order)
+            self.keys[trial_id] = key
+            if self._best is None or key < self.keys[self._best]:
+                self._best = trial_id
+            elif trial_id == self._best:
+                rescan = True  # the best got worse: another trial may be better now
+        if rescan:
+            self._best = min(self.keys, key=self.keys.__getitem__)
+
+    def _rank(self, trial: Any) -> float:
+        value = metric_value(trial, self.metric, self.mode)
+        if value is None or not math.isfinite(value):
+            return math.inf
+        return value if self.mode == "min" else -value
+
+    def best(self) -> Any:
+        """The best trial; None while none reported a finite value."""
+        if self._best is None or self.keys[self._best][0] == math.inf:
+            return None
+        return self.trials[self._best]
+
+    def summary(self, status: str, slurm_commands: dict[str, int]) -> dict[str, Any]:
+        """The record ``hpctune ls`` reads."""
+        return {
+            "status": status,
+            "num_trials": len(self.trials),
+            "by_status": {k: n for k, n in self.counts.items() if n},
+            "metric": self.metric,
+            "mode": self.mode,
+            "best": _best(self.best(), self.metric),
+            "driver": driver_record(),
+            "slurm_commands": slurm_commands,
+            "updated": time.time(),
+        }
+
+
+def _best(trial: Any, metric: str | None) -> dict[str, Any] | None:
     if trial is None:
         return None
     return {"trial_id": trial.trial_id, "value": flat_value(trial.last_result, metric),

@@ -7,11 +7,15 @@ appended to or replaced atomically, so a reader never sees half a rewrite.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import resource
+from collections import OrderedDict
 from pathlib import Path
 
 from hpctune.storage.atomic import write_all, write_bytes_atomic
-from hpctune.storage.secure import open_private
+from hpctune.storage.secure import file_mode_for, open_private
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 _TAIL_BLOCK = 1 << 16
@@ -24,6 +28,60 @@ def append_bytes(path: str | Path, data: bytes) -> None:
         write_all(fd, data)
     finally:
         os.close(fd)
+
+
+class OpenAppends:
+    """Files the driver appends to again and again (a logger's file of each running trial),
+    kept open between appends: an open (and the stat of its directory) per batch of results
+    would be metadata load that grows with the running trials. At most ``max_open`` stay open
+    (the least recently used are closed; default: a quarter of the process's file limit).
+    Every trial directory has the experiment's mode, so the mode of a new file is looked up
+    once. Nothing open survives pickling."""
+
+    def __init__(self, max_open: int | None = None):
+        self.max_open = max_open
+        self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._mode: int | None = None
+
+    def append(self, path: Path, data: bytes) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is None:
+            fd = self._open(path)
+        self._fds[path] = fd  # the most recently used last
+        write_all(fd, data)
+
+    def _open(self, path: Path) -> int:
+        limit = self.max_open or max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+        while len(self._fds) >= limit:
+            self._close(next(iter(self._fds)))
+        if self._mode is None:
+            self._mode = file_mode_for(path.parent)
+        try:
+            return open_private(path, _APPEND, self._mode)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._fds:
+                raise
+            self.close_all()  # out of descriptors: give back ours and try once more
+            return open_private(path, _APPEND, self._mode)
+
+    def close(self, path: Path) -> None:
+        """Close ``path`` if it is open (the trial ended, or the file is about to be replaced)."""
+        if path in self._fds:
+            self._close(path)
+
+    def close_all(self) -> None:
+        for path in list(self._fds):
+            self._close(path)
+
+    def _close(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fds.pop(path))
+
+    def __getstate__(self) -> dict:
+        return {"max_open": self.max_open}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state.get("max_open"))
 
 
 def replace_bytes(path: str | Path, data: bytes) -> None:

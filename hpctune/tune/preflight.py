@@ -31,6 +31,8 @@ PROBE_TRIAL_ID = "probe_00000"
 def check_before_writing(tuner: Tuner, scheduler: Any) -> None:
     """Every check of ``fit()`` that needs the searcher's first config or a file, run now."""
     read_replay_policy(scheduler)
+    check_checkpoint_settings(tuner)
+    tell_if_endless(tuner)
     config = probe_config(tuner)
     resources = _probe_resources(tuner.trainable, config)
     if resources is not None and tuner.backend_name == "local":
@@ -39,6 +41,51 @@ def check_before_writing(tuner: Tuner, scheduler: Any) -> None:
         check_local_gpus(resources, detect_gpus)
     if config is not None:
         _probe_names(tuner, config)
+
+
+def check_checkpoint_settings(tuner: Tuner) -> None:
+    """``CheckpointConfig(checkpoint_frequency=..., checkpoint_at_end=True)`` with a function
+    trainable is a ConfigError, as in Ray: only a class trainable's ``save_checkpoint`` can be
+    called by the driver's schedule; a function saves with ``tune.report(checkpoint=...)``."""
+    from hpctune.tune.trainable import is_class_trainable
+
+    cc = tuner.run_config.checkpoint_config
+    asked = [f"{name}={value!r}" for name, value in (("checkpoint_frequency", cc.checkpoint_frequency),
+                                                    ("checkpoint_at_end", cc.checkpoint_at_end)) if value]
+    if asked and not is_class_trainable(tuner.trainable):
+        raise ConfigError(
+            f"CheckpointConfig({', '.join(asked)}) needs a class trainable (hpctune.Trainable with "
+            "save_checkpoint); a function trainable would ignore it. Fix: save from the function "
+            "with tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(path)), and drop "
+            "the setting (as Ray Tune requires).")
+
+
+#: a search of more trials than this is said to be long before it starts
+LONG_SEARCH_TRIALS = 100_000
+
+
+def tell_if_endless(tuner: Tuner) -> None:
+    """Say on stderr, before the run, that the search never ends by itself (``num_samples=-1``
+    without a stop criterion or time budget) or holds a vast grid: Ray runs both as asked,
+    and so does hpctune, but not without a word."""
+    import sys
+
+    from hpctune.space import count_grid_variants
+
+    tc, rc = tuner.tune_config, tuner.run_config
+    if tc.num_samples == -1 and rc.stop is None and tc.time_budget_s is None:
+        print("hpctune: num_samples=-1 with no stop criterion or time budget: trials are created "
+              "until you stop the run (Ctrl+C, `hpctune cancel`); set RunConfig(stop=...) or "
+              "TuneConfig(time_budget_s=...) to end it.", file=sys.stderr)
+    elif tc.search_alg is None and tc.num_samples > 0:
+        try:
+            total = count_grid_variants(tuner.param_space) * tc.num_samples
+        except Exception:  # noqa: BLE001 - the search reports a bad space itself
+            return
+        if total > LONG_SEARCH_TRIALS:
+            print(f"hpctune: this search has {total:.3g} trials (grid points x num_samples): it "
+                  "runs until all have run or you stop it; a random or model-based search with "
+                  "fewer samples may be what you meant.", file=sys.stderr)
 
 
 def refuse_started(exp: ExperimentDir) -> None:

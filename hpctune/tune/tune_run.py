@@ -25,7 +25,7 @@ RAY_ONLY = {
     "export_formats": "model export is not supported: save what you need in a checkpoint or the trial directory",
     "chdir_to_trial_dir": "set HPCTUNE_CHDIR_TO_TRIAL_DIR=0 (or Ray's RAY_CHDIR_TO_TRIAL_DIR=0) in the environment",
     "trial_executor": "Slurm runs the trials: there is no trial executor to replace",
-    "loggers": "pass callbacks=[...] (hpctune.tune.logger: Ray's LoggerCallback API); the JSON, CSV and TensorBoard loggers are on by default (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 turns them off)",
+    "loggers": "pass callbacks=[...] (hpctune.tune.logger: Ray's LoggerCallback API); the CSV and TensorBoard loggers are on by default (JSON when added) (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 turns them off)",
     "with_server": "there is no Tune server: watch the run with `hpctune status`",
     "server_port": "there is no Tune server: watch the run with `hpctune status`",
     "queue_trials": "Slurm queues the trials",

@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hpctune.accounting.from_tuner import allocation_meter, with_budget
 from hpctune.backends.base import Backend
-from hpctune.backends.pool_settings import check_pool_use, reuse_actors
+from hpctune.backends.choice import BACKEND_ENV, choose_backend  # noqa: F401 - BACKEND_ENV: its old home
+from hpctune.backends.pool_settings import check_pool_use, pooled_on_slurm
 from hpctune.config import RunConfig, SlurmConfig, TuneConfig, budget_seconds
 from hpctune.config.ray_env import apply_ray_env, config_notices, dated_subdir
 from hpctune.controller import Controller, ControllerSettings
-from hpctune.controller.bridge import bridge_scheduler, wrap_searcher
+from hpctune.controller.bridge import bridge_scheduler, note_user_error, wrap_searcher
 from hpctune.controller.launching import first_batch_size
 from hpctune.controller.trial_names import TrialNamer
 from hpctune.core.checks import check_tuner_args
@@ -37,12 +38,11 @@ from hpctune.tune.preflight import (
     trial_resources,
 )
 from hpctune.tune.registry import resolve_trainable
+from hpctune.tune.respecify import object_slots, respecify
 from hpctune.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from hpctune.tune.search.searcher import SampleLimiter, Searcher
 from hpctune.tune.trainable import validate_trainable
 from hpctune.worker.output import SPEC_FIELD, output_files
-
-BACKEND_ENV = "HPCTUNE_BACKEND"
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,13 @@ class Tuner:
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
+        if slurm_config is not None and self.run_config.slurm is not None and slurm_config != self.run_config.slurm:
+            raise ConfigError("Two SlurmConfigs: Tuner(slurm_config=...) and RunConfig(slurm=...) differ, "
+                              "and one would be ignored in silence. Fix: pass one of them.")
         self.slurm_config = slurm_config or self.run_config.slurm or SlurmConfig()
         self.backend_name = choose_backend(backend)
         self._restore: dict[str, Any] | None = None
+        self._objects = None  # Tuner.restore(param_space=...): the objects it gives anew
         self._results: ResultGrid | None = None
         self._validate_space()
         check_pool_use(self.tune_config.reuse_actors, self.trainable, self.backend_name,
@@ -116,11 +120,15 @@ class Tuner:
     def restore(cls, path: str | os.PathLike, trainable: Any = None, *,
                 resume_unfinished: bool = True, resume_errored: bool = False,
                 restart_errored: bool = False, param_space: dict | None = None,
-                backend: str | None = None) -> Tuner:
+                backend: str | None = None, gpu_hours_budget: float | None = None,
+                cpu_hours_budget: float | None = None) -> Tuner:
         """Continue an experiment after the driver stopped (killed, Ctrl+C, node lost).
 
         Trials whose jobs are still queued or running in Slurm are re-attached, not
-        resubmitted; everything they wrote meanwhile is read from their logs.
+        resubmitted; everything they wrote meanwhile is read from their logs. ``param_space``
+        gives its objects anew, as in Ray (``tune/respecify.py``); nothing else of it may change.
+        ``gpu_hours_budget``/``cpu_hours_budget`` replace the saved allocation budget (an
+        experiment its budget stopped continues with a larger one).
         """
         exp = ExperimentDir(path)
         if not cls.can_restore(path):
@@ -130,13 +138,18 @@ class Tuner:
         saved = load_private_pickle(exp.tuner_path)
         if trainable is None:
             trainable = load_private_pickle(exp.trainable_path)
-        run_config = saved["run_config"]
+        run_config, tune_config = saved["run_config"], saved["tune_config"]
         run_config.storage_path, run_config.name = str(exp.root.parent), exp.root.name
+        backend = backend or saved["backend"]
+        if tune_config.reuse_actors is None and backend == "slurm":  # as it started, not today's
+            tune_config.reuse_actors = saved.get("pooled_on_slurm", False)  # default (older: off)
         tuner = cls(trainable, param_space=param_space or saved["param_space"],
-                    tune_config=saved["tune_config"], run_config=run_config,
-                    backend=backend or saved["backend"], slurm_config=saved["slurm_config"])
+                    tune_config=tune_config, run_config=run_config,
+                    backend=backend, slurm_config=saved["slurm_config"])
+        with_budget(tuner.tune_config, gpu_hours_budget, cpu_hours_budget)
         tuner._restore = {"resume_unfinished": resume_unfinished, "resume_errored": resume_errored,
                           "restart_errored": restart_errored}
+        tuner._objects = object_slots(saved["param_space"], param_space) if param_space is not None else None
         return tuner
 
     def fit(self) -> ResultGrid:
@@ -188,11 +201,16 @@ class Tuner:
                                           prefix=state["trial_id_prefix"] if state else None)
             if state is not None:
                 controller.restore(state, **self._restore)
+                if self._objects is not None:  # Tuner.restore(param_space=...): Ray's new objects
+                    respecify(controller.table.all, self._objects, exp.write_params)
             return self._run(controller)
 
     def _run(self, controller: Controller) -> ResultGrid:
         try:
             trials = controller.run()
+        except Exception as exc:  # the user's searcher, stopper, scheduler or callback raised
+            note_user_error(exc, controller.exp.root)
+            raise
         finally:
             controller.backend.close()
         tc = self.tune_config
@@ -216,12 +234,16 @@ class Tuner:
         pickle_config(self.param_space)  # an unpicklable value: a ConfigError naming its key
         payload = {"param_space": self.param_space, "tune_config": self.tune_config,
                    "run_config": self.run_config, "slurm_config": self.slurm_config,
-                   "backend": self.backend_name}
+                   "backend": self.backend_name, "pooled_on_slurm": self._pooled()}
         try:
             return cloudpickle.dumps(payload)
         except Exception as exc:
             raise ConfigError(f"The experiment's configuration cannot be pickled for resuming ({exc}): "
                               "avoid open files or locks in callbacks, searchers and stoppers.") from exc
+
+    def _pooled(self) -> bool:
+        """Whether the trials run through a worker pool on Slurm (whatever this Tuner's backend)."""
+        return pooled_on_slurm(self.tune_config, self.trainable, self.slurm_config)
 
     @property
     def is_restored(self) -> bool:
@@ -249,6 +271,7 @@ class Tuner:
             report_timeout_s=self.run_config.failure_config.report_timeout_s,
             keep_jobs_on_interrupt=self.run_config.keep_jobs_on_interrupt,
             stop_grace_s=self.slurm_config.stop_grace_s,
+            allocation=allocation_meter(self),  # usage.json and TuneConfig's budget
         )
         user_callbacks = list(self.run_config.callbacks)  # then Ray's default loggers (JSON, CSV, TBX)
         callbacks = CallbackList([*user_callbacks, *progress_callbacks(self.run_config.verbose),
@@ -268,7 +291,7 @@ class Tuner:
         if self.backend_name == "slurm":
             from hpctune.backends.slurm import SlurmBackend
 
-            if reuse_actors(self.tune_config.reuse_actors, self.trainable):
+            if self._pooled():
                 from hpctune.backends.pool import PoolBackend
 
                 return PoolBackend(exp.root, self.slurm_config)
@@ -289,7 +312,7 @@ class Tuner:
         searcher = self._searcher()
         count = count or first_batch_size(searcher, self.tune_config.max_concurrent_trials)
         throttle = self.tune_config.max_concurrent_trials if not searcher.adaptive else None
-        if reuse_actors(self.tune_config.reuse_actors, self.trainable):  # the pool array instead
+        if self._pooled():  # the pool array instead
             from hpctune.backends.pool import PoolBackend
 
             script = PoolBackend(root, self.slurm_config).preview_script(resources, count, throttle)
@@ -371,23 +394,3 @@ class Tuner:
 def heartbeat_interval(timeout_s: float | None) -> float:
     """How often workers write a heartbeat: often enough for the driver's timeout."""
     return 30.0 if timeout_s is None else max(1.0, min(30.0, timeout_s / 4))
-
-
-def choose_backend(requested: str | None) -> str:
-    """HPCTUNE_BACKEND wins over the argument; without either, Slurm if sbatch exists."""
-    from shutil import which
-
-    choice = os.environ.get(BACKEND_ENV) or requested
-    if choice is None:
-        if which("sbatch"):
-            return "slurm"
-        print("hpctune: no `sbatch` on this machine: running trials as local processes.",
-              file=sys.stderr)
-        return "local"
-    if choice not in ("slurm", "local"):
-        raise ConfigError(f"Unknown backend {choice!r}: use 'slurm' or 'local' "
-                          f"(argument backend= or environment variable {BACKEND_ENV}).")
-    if choice == "slurm" and not which("sbatch"):
-        raise ConfigError("backend='slurm' but `sbatch` is not on PATH: run on a Slurm login node "
-                          "or use backend='local'.")
-    return choice

@@ -1,7 +1,8 @@
 """A class trainable's loop inside the worker: ``step()``, its checkpoints, ``cleanup()``.
 
 Ray's semantics: a checkpoint is written when ``should_checkpoint``, ``checkpoint_frequency``
-or ``checkpoint_at_end`` asks for it; ``checkpoint_at_end`` holds also when a stopper or a
+or ``checkpoint_at_end`` asks for it, and when a scheduler PAUSEs the trial (at the result it
+judged: the trial resumes from there); ``checkpoint_at_end`` holds also when a stopper or a
 scheduler ends the trial (the state saved is the one after the last reported step: with it set,
 a STOP never interrupts ``step()``). A
 ``save_checkpoint`` that returns a dict has it kept in the checkpoint (``_dict_checkpoint.pkl``),
@@ -17,7 +18,7 @@ from typing import Any
 from hpctune.core.checkpoint import Checkpoint
 from hpctune.storage.checkpoints import checkpoint_dir_name, persist_checkpoint
 from hpctune.storage.secure import load_private_pickle
-from hpctune.worker.session import Session, StopTrial
+from hpctune.worker.session import PAUSE, Preempted, Session, StopTrial
 
 #: the file holding the dict a ``save_checkpoint`` returned (Ray's name)
 DICT_CHECKPOINT_FILE = "_dict_checkpoint.pkl"
@@ -52,6 +53,10 @@ def run_class(cls: Any, config: dict, session: Session, ckpt_config: dict) -> No
         if stop.final and at_end:  # a stopper or a scheduler ended the trial (not a cancel)
             stop.checkpoint = _checkpoint_at_stop(instance, session)
         raise
+    except Preempted as paused:
+        if str(paused) == PAUSE:  # Ray saves a class trainable as it pauses it: resumed from here
+            paused.checkpoint = _checkpoint_at_stop(instance, session)
+        raise
     finally:
         session.interruptible = False  # a STOP arriving now must not cut cleanup() short
         instance.cleanup()
@@ -79,9 +84,9 @@ def _report_with_checkpoint(instance: Any, result: dict, session: Session) -> di
 
 
 def _checkpoint_at_stop(instance: Any, session: Session) -> str | None:
-    """``checkpoint_at_end`` for a trial a STOP ended: the checkpoint of its last reported
-    iteration (its name; the worker's ``stopped`` event records it), unless it has one already
-    or reported nothing."""
+    """``checkpoint_at_end`` for a trial a STOP ended, or a PAUSE: the checkpoint of its last
+    reported iteration (its name; the worker's ``stopped``/``paused`` event records it), unless
+    it has one already or reported nothing."""
     if not session.writes or session.last_result is None:
         return None  # rank 0 writes checkpoints; nothing reported in this run: nothing to save
     name = checkpoint_dir_name(session.iteration)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hpctune.core.metrics import fits_float
+from hpctune.core.metrics import fits_float, flat_collision
 from hpctune.errors import ReportError
 
 _PLAIN = (str, bool, int, float, type(None))
@@ -29,7 +29,14 @@ def plain_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     if all(type(v) in _PLAIN and type(k) is str and (type(v) is not int or fits_float(v))
            for k, v in metrics.items()):
         return metrics  # the common case: nothing to convert, nothing to walk
-    return _plain_dict(metrics, "", 0)
+    plain = _plain_dict(metrics, "", 0)
+    clash = flat_collision(plain)
+    if clash is not None:
+        raise ReportError(
+            f"report(): two metrics are both named `{clash}` once nested keys are joined with '/' "
+            "(as schedulers, stoppers and the result table see them), so one would silently hide "
+            f"the other. Fix: rename one, e.g. report {{'{clash.replace('/', '_')}': ...}}.")
+    return plain
 
 
 def _plain_dict(value: dict, where: str, depth: int) -> dict[str, Any]:

@@ -26,9 +26,11 @@ from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.core.decision_points import DecisionPoints
 from hpctune.core.ids import default_trial_name, experiment_id_of
 from hpctune.storage.array_manifest import trial_of_task
-from hpctune.storage.control import DOORBELL_FILE
+from hpctune.storage.checkpoints import checkpoint_iteration
+from hpctune.storage.control import clear_control
 from hpctune.storage.events import (
     CHECKPOINT,
+    KIND,
     NODELIST,
     RANK,
     RESULT,
@@ -37,7 +39,7 @@ from hpctune.storage.events import (
     new_event,
 )
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog, checkpoint_results
+from hpctune.storage.result_log import checkpoint_results
 from hpctune.storage.secure import load_private_pickle
 from hpctune.worker import session as session_mod
 from hpctune.worker.class_trainable import run_class
@@ -81,10 +83,9 @@ def make_session(exp: ExperimentDir, trial_id: str, spec: dict | None = None) ->
         restart_count=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
         experiment_id=experiment_id_of(trial_id) or exp.root.name,  # the experiment's unique prefix
     )
-    session = Session(context, ResultLog(exp.result_log_path(trial_id)), exp.control_path(trial_id),
+    session = Session(context, exp.result_log(trial_id), exp.control_path(trial_id),
                       stop_grace_s=session_mod.stop_grace_of(spec),
-                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)),
-                      doorbell=exp.root / DOORBELL_FILE)
+                      decision_points=DecisionPoints.from_json(meta.get(POINTS_KEY)))
     if session.checkpoint is not None:  # the running totals continue from its result
         name = Path(session.checkpoint.path).name
         session.restore_totals(checkpoint_results(exp.result_log_path(trial_id)).get(name, {}))
@@ -138,7 +139,7 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         _final_event(session, new_event(kind, reason=str(stop), **at_end))
         return 0
     except Preempted as why:
-        return _exit_for(str(why), session)
+        return _exit_for(str(why), session, why.checkpoint)
     except PeerFailed:
         raise  # not an error of this rank's: run_trial ends the worker, recording nothing
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
@@ -155,6 +156,8 @@ def _error_event(session: Session, exc: BaseException) -> None:
         if session.context.get_world_size() > 1:
             event[RANK] = session.context.get_world_rank()
         session.append_error(event)  # of ranks failing together, the first one's
+        if session.writes:
+            clear_control(session.control_path)  # a retry starts with none (the driver clears it too)
     except Exception as failed:  # noqa: BLE001 - the trial's own error is the one to report
         print(f"hpctune: trial {session.context.trial_id} failed ({type(exc).__name__}: {str(exc)[:200]}) and "
               f"its error event could not be written to {session.log.path}: {failed}",
@@ -166,9 +169,17 @@ def _final_event(session: Session, event: dict) -> None:
     rank 0's alone in a multi-task trial."""
     if session.writes:
         session.append({**event, **session.base_fields()}, fsync=True)
+        if event[KIND] == EventKind.TERMINATED.value:
+            return  # a cancel: the driver reads its stop request when the job is gone, and may resume it
+        clear_control(session.control_path)  # the trial is over: what was asked of it, done
+        if session.context.get_world_size() == 1 and session.context.slurm_job_id:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ExperimentDir(Path(session.context.trial_dir).parents[1]).remove_empty_job_log(
+                session.context.slurm_job_id)
 
 
-def _exit_for(signal_name: str, session: Session) -> int:
+def _exit_for(signal_name: str, session: Session, checkpoint: str | None = None) -> int:
     """Leave after a checkpoint: paused (the driver resubmits), requeued, or terminated.
 
     SIGTERM comes from Slurm's preemption (Slurm requeues the job itself) or from a
@@ -178,16 +189,36 @@ def _exit_for(signal_name: str, session: Session) -> int:
     """
     if not session.writes or (signal_name == "SIGTERM" and session.peer_failed()):
         return 0
+    fields: dict[str, Any] = {}
     if signal_name == session_mod.PAUSE:
         kind = EventKind.PAUSED
+        if checkpoint:  # a class trainable's, saved as it paused
+            fields = {CHECKPOINT: checkpoint, RESULT: session.last_result}
+        else:
+            _warn_paused_without_checkpoint(session)
     elif signal_name == "SIGTERM":
         kind = EventKind.TERMINATED
     else:
         kind = EventKind.REQUEUED
-    session.append(new_event(kind, **session.base_fields()), fsync=True)
+    session.append(new_event(kind, **fields, **session.base_fields()), fsync=True)
     if kind is EventKind.REQUEUED:
         requeue_self(session)
     return 0
+
+
+def _warn_paused_without_checkpoint(session: Session) -> None:
+    """A function trainable paused at a result that carried no checkpoint: as in Ray, it resumes
+    from its latest checkpoint and runs the iterations after it again. Said in the job's log."""
+    done = session.iteration
+    saved = session.checkpoint
+    at = checkpoint_iteration(Path(saved.path).name) if saved is not None else 0
+    if session.last_result is None or at == done:
+        return
+    start = f"its checkpoint of iteration {at}" if at else "the start (it reported no checkpoint)"
+    print(f"hpctune: trial {session.context.trial_name} ({session.context.trial_id}) was paused at "
+          f"iteration {done}, whose result carried no checkpoint: it resumes from {start} and runs "
+          f"iterations {at + 1}-{done} again (as in Ray). Report a checkpoint where a scheduler may "
+          "pause it (HyperBand's milestones, PBT's perturbation points).", file=sys.stderr, flush=True)
 
 
 def _describe(exc: BaseException) -> str:

@@ -64,8 +64,9 @@ class StopTrial(BaseException):
 
 
 class Preempted(BaseException):
-    """Raised inside ``report`` once Slurm announced preemption or the time limit and the
-    trial has saved what it can: the worker then requeues the job and exits."""
+    """Raised inside ``report`` once Slurm announced preemption or the time limit (or the driver
+    paused the trial: ``pause``) and the trial has saved what it can: the worker then exits."""
+    checkpoint: str | None = None  # a checkpoint a class trainable saved as it paused (its name)
 
 
 class PeerFailed(BaseException):
@@ -77,8 +78,7 @@ class Session:
     """The reporting channel of one trial run (one process, one restart)."""
 
     def __init__(self, context: TrialContext, log: ResultLog, control_path: Path,
-                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER,
-                 doorbell: Path | None = None):
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, decision_points: DecisionPoints = NEVER):
         self.context, self.log, self.control_path = context, log, control_path
         self.config: dict[str, Any] = {}  # the trial's config, set by the worker once loaded
         self.stop_grace_s = stop_grace_s
@@ -86,7 +86,7 @@ class Session:
         #: rank 0 (or the only task): the one that writes the trial's events and checkpoints
         self.writes = context.is_rank_zero()
         #: after a result at a decision point, report() waits for the driver's verdict
-        self.verdicts = Verdicts(decision_points, control_path, doorbell if self.writes else None)
+        self.verdicts = Verdicts(decision_points, control_path)
         self._run_offset = log.size()  # this run's events come after it
         self._errors_checked_to = self._run_offset  # rank 0: the log is free of peer errors up to here
         self.hostname = socket.gethostname()
@@ -184,7 +184,8 @@ class Session:
         self.check_control()
         if interruptible:
             self.raise_pending_stop()
-        if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run):
+        pausing = self.signal_name == PAUSE  # at the result it answers, as in Ray (see class_trainable)
+        if self.context.preempted and (checkpoint is not None or not self.checkpointed_this_run or pausing):
             raise Preempted(self.signal_name or "preempted")
         return {**result, "config": self.config}
 

@@ -10,8 +10,8 @@ A driver that does not answer within ``timeout_s`` is taken for dead (or stuck):
 notes it on stderr and goes on without waiting for the rest of this run; a restored driver
 re-decides from the log, as before waiting existed.
 
-At its run's first wait the worker rings the experiment's doorbell (``storage/control``): the
-driver may not know yet that the job runs, and reads only known-running jobs' logs every tick.
+The driver learns of the waiting result as of any other: the append rang the change feed
+(``storage/changes``), so the driver reads this trial's log in its next tick.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hpctune.core.decision_points import NEVER, DecisionPoints
 from hpctune.errors import HpctuneError
-from hpctune.storage.control import ControlRecord, read_control, ring_doorbell
+from hpctune.storage.control import ControlRecord, read_control
 
 #: how long a worker waits for a verdict before it goes on without one
 VERDICT_TIMEOUT_S = 60.0
@@ -32,11 +32,10 @@ MAX_POLL_S = 0.01
 
 
 class Verdicts:
-    """One run's waits: where (``points``), on which control record, and the doorbell to ring
-    once (rank 0's; None on other ranks)."""
+    """One run's waits: where (``points``), and on which control record."""
 
-    def __init__(self, points: DecisionPoints, control_path: Path, doorbell: Path | None = None):
-        self.points, self.control_path, self.doorbell = points, control_path, doorbell
+    def __init__(self, points: DecisionPoints, control_path: Path):
+        self.points, self.control_path = points, control_path
 
     def waits_at(self, iteration: int) -> bool:
         return self.points.waits_at(iteration)
@@ -46,9 +45,6 @@ class Verdicts:
         enacts a stop or pause); after a timeout, wait no more in this run."""
         if not self.points.waits_at(iteration):
             return
-        if self.doorbell is not None:
-            ring_doorbell(self.doorbell)
-            self.doorbell = None
         if await_verdict(self.control_path, iteration) is None:
             self.points = NEVER  # the driver is gone: no more waiting in this run
 

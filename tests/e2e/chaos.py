@@ -23,6 +23,7 @@ from pathlib import Path
 from hpctune.results.grid import ResultGrid
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
+from tests.e2e.state import trials_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRIALS, STEPS = 12, 20
@@ -39,7 +40,7 @@ else:
     tune.Tuner(
         chaos_counter,
         param_space={{"i": tune.grid_search(list(range({trials}))), "steps": {steps}, "sleep": {sleep}}},
-        tune_config=tune.TuneConfig(max_concurrent_trials=4),
+        tune_config=tune.TuneConfig(max_concurrent_trials=4, reuse_actors={reuse!r}),
         run_config=tune.RunConfig(name={name!r}, storage_path={storage!r}, verbose=0,
                                   keep_jobs_on_interrupt=True,
                                   slurm=tune.SlurmConfig(poll_interval_s=0.5)),
@@ -70,24 +71,28 @@ def chaos_counter(config):
             tune.report({"n": n})
 
 
-def _driver(exp: Path, backend: str, restore: bool, sleep: float) -> subprocess.Popen:
+def _driver(exp: Path, backend: str, restore: bool, sleep: float,
+            reuse: bool | None) -> subprocess.Popen:
     script = exp.parent / f"driver_{exp.name}.py"
     script.write_text(textwrap.dedent(DRIVER.format(
         repo=str(REPO_ROOT), restore=restore, exp=str(exp), trials=TRIALS, steps=STEPS,
-        sleep=sleep, name=exp.name, storage=str(exp.parent))))
+        sleep=sleep, name=exp.name, storage=str(exp.parent), reuse=reuse)))
     return subprocess.Popen([sys.executable, str(script)], cwd=exp.parent,
                             env={**os.environ, "HPCTUNE_BACKEND": backend},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def chaos_run(exp: Path, backend: str, kills: int, rng: random.Random, sleep: float = 0.05,
-              timeout_s: float = 300.0) -> dict:
-    """Run the experiment at ``exp`` with ``kills`` driver SIGKILLs; returns what happened."""
+              timeout_s: float = 300.0, reuse_actors: bool | None = None) -> dict:
+    """Run the experiment at ``exp`` with ``kills`` driver SIGKILLs; returns what happened.
+    ``reuse_actors`` is the experiment's ``TuneConfig(reuse_actors=...)`` (True: the worker
+    pool on Slurm; False: one job per trial; None: the default)."""
     deadline = time.monotonic() + timeout_s
     killed_at = []
     for attempt in range(kills + 1):
         # a driver killed before it wrote tuner.pkl left nothing to restore: start afresh
-        driver = _driver(exp, backend, restore=ExperimentDir(exp).tuner_path.exists(), sleep=sleep)
+        driver = _driver(exp, backend, restore=ExperimentDir(exp).tuner_path.exists(), sleep=sleep,
+                         reuse=reuse_actors)
         if attempt < kills:
             wait = rng.uniform(0.5, 4.0)
             try:
@@ -146,7 +151,6 @@ def kill_mid_search_and_restore(script: Path, exp: Path, trainable, cwd: Path):
     """Run the driver ``script`` until 3 trials of ``exp`` ended, SIGKILL it, restore and finish
     the experiment with ``trainable``; check that its 10 trials ended once each with 10
     different configs. Returns (the restored Tuner, its ResultGrid)."""
-    import json
 
     from hpctune import tune
     from tests.conftest import wait_for
@@ -154,8 +158,7 @@ def kill_mid_search_and_restore(script: Path, exp: Path, trainable, cwd: Path):
     driver = subprocess.Popen([sys.executable, str(script)], cwd=cwd)
 
     def three_done() -> bool:
-        state = exp / "state.json"
-        trials = json.loads(state.read_text())["trials"] if state.exists() else []
+        trials = trials_of(exp)
         return sum(1 for t in trials if t["status"] == "TERMINATED") >= 3
 
     wait_for(three_done, timeout=120)

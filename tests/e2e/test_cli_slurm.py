@@ -8,6 +8,7 @@ import pytest
 
 from hpctune.cli.main import main
 from tests.conftest import run, squeue_states, unique_name, wait_for
+from tests.e2e.state import trials_of
 
 pytestmark = pytest.mark.slurm
 
@@ -29,13 +30,17 @@ def storage(tmp_path, monkeypatch):
     return tmp_path / "res"
 
 
-def experiment(tmp_path: Path, trials: int, steps: int, sleep: float, concurrent: int) -> Path:
+def experiment(tmp_path: Path, trials: int, steps: int, sleep: float, concurrent: int,
+               reuse_actors: bool | None = None) -> Path:
+    """An experiment file; ``reuse_actors=False``: one Slurm job per trial (None: the default,
+    a worker pool)."""
     (tmp_path / "train_slow.py").write_text(TRAINABLE)
     path = tmp_path / "exp.toml"
     path.write_text(f'''trainable = "train_slow.py:slow"
 metric = "loss"
 mode = "min"
 max_concurrent_trials = {concurrent}
+{"" if reuse_actors is None else f"reuse_actors = {str(reuse_actors).lower()}"}
 [param_space]
 x = {{grid_search = {list(range(1, trials + 1))}}}
 steps = {steps}
@@ -67,7 +72,7 @@ def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path,
     capsys.readouterr()
 
     def reporting():
-        trials = json.loads((root / "state.json").read_text())["trials"] if (root / "state.json").exists() else []
+        trials = trials_of(root)
         return any(t["last_result"] for t in trials)
 
     wait_for(reporting, timeout=90, interval=0.5, what="first results")
@@ -95,7 +100,7 @@ def test_detached_driver_is_requeued_and_the_experiment_completes_once(tmp_path,
 
 
 def test_arrays_are_split_to_the_max_array_size(tmp_path, storage, capsys):
-    path = experiment(tmp_path, 7, 1, 0.0, 7)
+    path = experiment(tmp_path, 7, 1, 0.0, 7, reuse_actors=False)  # arrays of one job per trial
     name = unique_name("split")
     assert main(["submit", "--max-array-size", "3", "--name", name, str(path)]) == 0
     state = json.loads((storage / name / "state.json").read_text())
@@ -111,14 +116,15 @@ def test_arrays_are_split_to_the_max_array_size(tmp_path, storage, capsys):
 
 def test_cancel_stops_the_driver_and_every_trial_with_one_scancel(tmp_path, storage, capsys):
     name = unique_name("stopme")
-    assert main(["submit", "--detach", "--name", name, str(experiment(tmp_path, 4, 60, 1.0, 4))]) == 0
+    assert main(["submit", "--detach", "--name", name, str(experiment(tmp_path, 4, 60, 1.0, 4,
+                                                                      reuse_actors=False))]) == 0
     root = storage / name
     driver = json.loads((root / "submit.json").read_text())["driver_job_id"]
 
     def submitted():
-        if not (root / "state.json").exists():
+        trials = trials_of(root)
+        if not trials:
             return None
-        trials = json.loads((root / "state.json").read_text())["trials"]
         return [t["job_id"] for t in trials if t["job_id"]]
 
     job_ids = wait_for(submitted, timeout=90, interval=0.5, what="trial jobs")

@@ -13,6 +13,7 @@ import pytest
 
 from hpctune.cli.main import main
 from tests.conftest import run, unique_name, wait_for
+from tests.e2e.state import trials_of
 from tests.e2e.test_cli_slurm import events, experiment, summary
 
 pytestmark = pytest.mark.slurm
@@ -26,8 +27,7 @@ def storage(tmp_path, monkeypatch):
 
 
 def reporting(root: Path) -> bool:
-    state = root / "state.json"
-    return state.exists() and any(t["last_result"] for t in json.loads(state.read_text())["trials"])
+    return any(t["last_result"] for t in trials_of(root))
 
 
 def assert_each_trial_ran_once(root: Path, trials: int, steps: int) -> None:

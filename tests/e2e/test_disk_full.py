@@ -223,7 +223,7 @@ def test_a_worker_that_cannot_write_its_error_says_so_on_stderr(small_fs):
     assert proc.returncode == 1
     assert "RuntimeError: boom boom" in proc.stderr
     assert "its error event could not be written to" in proc.stderr and FULL in proc.stderr
-    assert [e["event"] for e in read_events(exp.result_log_path("t"))] == ["start"]
+    assert [e["event"] for e in read_events(exp.result_log_path("t"))] == ["meta", "start"]
 
 
 def fills_the_disk_once(config):
@@ -259,9 +259,12 @@ def test_a_trial_the_full_disk_interrupted_is_resumed_with_default_flags(monkeyp
     with mounted(["-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mnt)], mnt):
         tuner = tune.Tuner(fills_the_disk_once, param_space={"marker": str(tmp_path / "filled")},
                            run_config=tune.RunConfig(name="full", storage_path=str(mnt), verbose=0))
-        with contextlib.suppress(StorageFullError):  # the driver may or may not meet the full disk
+        with pytest.raises(StorageFullError):  # the job met it first: the run stops, no retries needed
             tuner.fit()
         assert (tmp_path / "filled").exists()
+        summary = json.loads((mnt / "full" / "summary.json").read_text())
+        assert summary["status"] == "error: disk full"
+        assert summary["by_status"] == {"PENDING": 1}, summary  # not ERROR: resumed by default
         (mnt / "filler").unlink()
         exp = mnt / "full"
         assert main(["resume", str(exp)]) == 0

@@ -28,14 +28,15 @@ def curve_space(n: int, sleep: float) -> dict:
 
 @pytest.mark.slurm
 def test_asha_cancels_stopped_tasks_in_slurm(tmp_path, monkeypatch, slurm_lab):
-    """27 trials, ASHA(max_t=9, grace_period=1, rf=3): stopped tasks end CANCELLED in Slurm."""
+    """27 trials, ASHA(max_t=9, grace_period=1, rf=3), one job per trial: stopped tasks end
+    CANCELLED in Slurm (tests/e2e/test_pool.py has ASHA in a pool)."""
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
     scheduler = tune.schedulers.ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3)
     grid = tune.Tuner(
         trainables.learning_curve,
         param_space=curve_space(27, sleep=2.0),  # slower than the 1 s grace: scancel wins
         tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=scheduler,
-                                    max_concurrent_trials=8),
+                                    max_concurrent_trials=8, reuse_actors=False),
         run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
                                   slurm=tune.SlurmConfig(poll_interval_s=0.5, stop_grace_s=1.0)),
     ).fit()

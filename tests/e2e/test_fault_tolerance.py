@@ -14,6 +14,7 @@ from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, run, sbatch, unique_name, wait_for
 from tests.e2e import trainables
+from tests.e2e.state import trials_of
 
 
 @pytest.fixture
@@ -202,7 +203,7 @@ from tests.e2e import trainables
 tune.Tuner(
     trainables.checkpointed_counter,
     param_space={{"x": tune.grid_search(list(range(12))), "iterations": 6, "sleep": 0.4}},
-    tune_config=tune.TuneConfig(max_concurrent_trials=4),
+    tune_config=tune.TuneConfig(max_concurrent_trials=4, reuse_actors={reuse!r}),
     run_config=tune.RunConfig(name={name!r}, storage_path={storage!r}, verbose=0,
                               slurm=tune.SlurmConfig(poll_interval_s=0.5)),
 ).fit()
@@ -210,23 +211,23 @@ tune.Tuner(
 
 
 @pytest.mark.parametrize("accounting", [True, pytest.param(False, id="no-accounting")])
+@pytest.mark.parametrize("reuse_actors", [False, True], ids=["job-per-trial", "pool"])
 @pytest.mark.slurm
 def test_killed_driver_is_restored_without_losing_or_rerunning_anything(
-        tmp_path, on_slurm, lab_accounting, accounting):
+        tmp_path, on_slurm, lab_accounting, accounting, reuse_actors):
+    """SIGKILL the driver mid-run, let the jobs (or pool tasks) report without it, restore:
+    every trial ends once, nothing is resubmitted, with and without accounting."""
     with lab_accounting(accounting):
         name = unique_name("crash")
         script = tmp_path / "driver.py"
         script.write_text(textwrap.dedent(DRIVER.format(repo=str(REPO_ROOT), storage=str(tmp_path),
-                                                        name=name)))
+                                                        name=name, reuse=reuse_actors)))
         driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
                                   env={**os.environ, "HPCTUNE_BACKEND": "slurm"})
         exp = tmp_path / name
 
         def some_done_some_running():
-            state = exp / "state.json"
-            if not state.exists():
-                return False
-            trials = json.loads(state.read_text())["trials"]
+            trials = trials_of(exp)
             done = sum(1 for t in trials if t["status"] == "TERMINATED")
             return len(trials) == 12 and 2 <= done <= 6
 

@@ -13,6 +13,7 @@ from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, run, unique_name, wait_for
 from tests.e2e import trainables
+from tests.e2e.state import trials_of
 
 DRIVER = """
 import sys
@@ -44,8 +45,7 @@ def test_ctrl_c_saves_state_and_resumes(tmp_path, monkeypatch, keep):
     exp = tmp_path / name
 
     def running():
-        state = exp / "state.json"
-        trials = json.loads(state.read_text())["trials"] if state.exists() else []
+        trials = trials_of(exp)
         return any(t["num_results"] >= 2 for t in trials)
 
     wait_for(running, timeout=60)

@@ -1,5 +1,6 @@
-"""End to end (local processes): the driver's default loggers write result.json, progress.csv
-and TensorBoard files *while* the trials run, not when they end.
+"""End to end (local processes): the driver's loggers write result.json (JsonLoggerCallback,
+added here: it is not a default), progress.csv and TensorBoard files (the defaults) *while*
+the trials run, not when they end.
 
 Each trial reports once, then waits for a file that a driver callback writes only after it saw
 that first result in the trial's result.json and progress.csv: the trial can only finish if the
@@ -17,6 +18,7 @@ import pytest
 
 from hpctune import train, tune
 from hpctune.tune.experiment.trial import Trial
+from hpctune.tune.logger import JsonLoggerCallback
 
 RELEASE = "release-me"
 
@@ -62,7 +64,7 @@ def test_default_loggers_write_live_while_trials_run(local, tmp_path):
         waits_for_the_driver, param_space={"x": tune.grid_search([0, 1])},
         tune_config=tune.TuneConfig(metric="loss", mode="min"),
         run_config=tune.RunConfig(name="live", storage_path=str(tmp_path), verbose=0,
-                                  callbacks=[releaser])).fit()
+                                  callbacks=[releaser, JsonLoggerCallback()])).fit()
     assert grid.num_terminated == 2 and grid.num_errors == 0
     for result in grid:
         assert result.metrics["released"] is True  # the driver wrote the files while it ran

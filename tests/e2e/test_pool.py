@@ -3,7 +3,6 @@ array task, each in a clean process; stops, crashes and dead pool tasks as with 
 trial."""
 
 import collections
-import json
 import threading
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hpctune.storage.pool_queue import PoolQueue
 from hpctune.storage.result_log import read_events
 from tests.conftest import run, unique_name, wait_for
 from tests.e2e import trainables
+from tests.e2e.state import trials_of
 
 pytestmark = pytest.mark.slurm
 
@@ -114,9 +114,10 @@ def test_asha_stops_trials_inside_the_pool(tmp_path, slurm_lab):
         kinds = [e["event"] for e in events(result) if e["event"] not in ("result", "heartbeat")]
         assert kinds[-1] in ("stopped", "terminated"), kinds
     (array,) = pool_arrays(tmp_path / name)
-    ended = [json.loads(p.read_text()) for p in (tmp_path / name / "pool" / "ended").glob("*.json")]
-    assert len(ended) == 9
-    per_task = collections.Counter(e["task"] for e in ended)
+    # each pool task's log names the runs it started (a run's queue records go when it ends)
+    per_task = collections.Counter({p.name: p.read_text().count("hpctune pool: run pool-")
+                                    for p in (tmp_path / name / "jobs").glob(f"{array}_*_log.out")})
+    assert sum(per_task.values()) == 9, per_task
     # 3 tasks ran the 9 trials: those that ran stopped trials went on with the next ones
     assert len(per_task) == 3 and max(per_task.values()) >= 3, per_task
     if slurm_lab.accounting_enabled():  # no pool task was cancelled for a trial's stop
@@ -264,10 +265,7 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
                               env={**os.environ, "HPCTUNE_BACKEND": "slurm"})
 
     def some_done_some_running():
-        state = exp / "state.json"
-        if not state.exists():
-            return False
-        trials = json.loads(state.read_text())["trials"]
+        trials = trials_of(exp)
         done = sum(1 for t in trials if t["status"] == "TERMINATED")
         return len(trials) == 12 and 2 <= done <= 6
 
@@ -282,8 +280,8 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
     for result in grid:
         assert [e["result"]["n"] for e in events(result, "result")] == [1, 2, 3, 4, 5, 6]
         assert len(events(result, "start")) == 1, "a trial was run twice"
-    runs = PoolQueue(exp).runs()
-    assert len(runs) == 12, "the restored driver queued a trial again"
+    # runs numbered from 0, the newest record kept (an ended run's goes): 12 runs ever enqueued
+    assert PoolQueue(exp).next_seq() == 12, "the restored driver queued a trial again"
 
 
 INTERRUPTED_DRIVER = """
@@ -324,8 +322,7 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
     try:
         def two_running():
             claimed = PoolQueue(exp).view().claimed if (exp / "pool").exists() else {}
-            state = exp / "state.json"
-            trials = json.loads(state.read_text())["trials"] if state.exists() else []
+            trials = trials_of(exp)
             return len(claimed) == 2 and sum(t["num_results"] >= 2 for t in trials) == 2 and claimed
         claimed = wait_for(two_running, timeout=90)
         capsys.readouterr()
@@ -337,13 +334,14 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
         victim_seq, victim_task = sorted(claimed.items())[0]
         victim = queue.run(victim_seq).trial_id
         assert main(["cancel", str(exp), victim]) == 0
-        wait_for(lambda: queue.ended(victim_seq), timeout=30, what="the cancelled trial's process to end")
+        wait_for(lambda: victim_seq not in queue.view().claimed, timeout=30,  # its end is in its log:
+                 what="the cancelled trial's process to end")  # no ended/ record (files per trial)
         assert victim_task in squeue_tasks(name), "the pool task ended with the trial"
         wait_for(lambda: victim_task in queue.view().claimed.values(), timeout=30,
                  what="the pool task to take the next trial")
 
         def victim_ended():
-            trials = json.loads((exp / "state.json").read_text())["trials"]
+            trials = trials_of(exp)
             return any(t["trial_id"] == victim and t["status"] == "TERMINATED" for t in trials)
         wait_for(victim_ended, timeout=30, what="the driver to end the cancelled trial")
         driver.send_signal(signal.SIGINT)
@@ -449,8 +447,8 @@ def test_pbt_exploits_and_hyperband_resumes_run_in_the_running_pool(tmp_path, sl
         steps = [e["result"]["step"] for e in events(result, "result")]
         assert steps[-1] == 12, steps
     assert len(pool_arrays(tmp_path / name)) == 1, pool_arrays(tmp_path / name)
-    runs = PoolQueue(tmp_path / name).runs()
-    assert len(runs) == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
+    runs = PoolQueue(tmp_path / name).next_seq()  # runs ever enqueued (an ended run's record goes)
+    assert runs == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
 
     hb = unique_name("poolhb")
     grid = tune.Tuner(

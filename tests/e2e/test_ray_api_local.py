@@ -27,6 +27,7 @@ from hpctune.tune.search.concurrency_limiter import ConcurrencyLimiter
 from hpctune.tune.search.searcher import Searcher
 from tests.conftest import REPO_ROOT, wait_for
 from tests.e2e import trainables
+from tests.e2e.state import trials_of
 
 
 @pytest.fixture(autouse=True)
@@ -140,10 +141,8 @@ def test_sigusr1_stops_the_driver_gracefully(tmp_path):
     driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**os.environ, "HPCTUNE_BACKEND": "local"})
-    state = tmp_path / "usr1" / "state.json"
-
     def running():
-        trials = json.loads(state.read_text())["trials"] if state.exists() else []
+        trials = trials_of(tmp_path / "usr1")
         return any(t["num_results"] >= 1 for t in trials)
 
     try:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pytest
 
+from hpctune.storage.trial_meta import read_meta
 from tests.conftest import REPO_ROOT
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "ray_examples"
@@ -317,7 +318,8 @@ RESULTS_AFTER_STOP = ("results logged after a STOP were taken as the trial's (fi
 
 
 def trial_resources(result) -> dict:
-    return json.loads((Path(result.path) / "trial.json").read_text())["resources"]
+    trial_dir = Path(result.path)  # the trial's metadata: meta events in its log
+    return read_meta(trial_dir / "result.jsonl", trial_dir / "trial.json")["resources"]
 
 
 # ------------------------------------------------------------------------------------ checks

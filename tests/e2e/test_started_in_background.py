@@ -15,6 +15,7 @@ import pytest
 
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, as_background_job, wait_for
+from tests.e2e.state import trials_of
 
 DRIVER = """
 import sys
@@ -33,8 +34,7 @@ print("RESULTS", len(grid))
 
 def worker_pids(exp: Path) -> list[int]:
     """The pids of the workers once every trial has reported, else []."""
-    state = exp / "state.json"
-    trials = json.loads(state.read_text())["trials"] if state.exists() else []
+    trials = trials_of(exp)
     if len(trials) < 2 or any(t["num_results"] < 1 for t in trials):
         return []
     return [e["pid"] for t in trials for e in read_events(exp / "trials" / t["trial_id"] / "result.jsonl")

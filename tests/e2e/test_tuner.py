@@ -128,6 +128,7 @@ def test_arrays_are_split_to_the_clusters_max_array_size(tmp_path, monkeypatch, 
         grid = tune.Tuner(
             trainables.quadratic,
             param_space={"a": tune.grid_search(list(range(10))), "b": 0, "steps": 1},
+            tune_config=tune.TuneConfig(reuse_actors=False),  # arrays of one job per trial
             run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, slurm=fast_slurm()),
         ).fit()
     assert grid.num_terminated == 10, [str(e) for e in grid.errors]

@@ -15,6 +15,7 @@ from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT
 from tests.e2e import trainables
+from tests.e2e.state import state_of
 
 DRIVER = """
 import os, sys
@@ -39,6 +40,7 @@ else:  # before the array's job id file is written
 tune.Tuner(
     trainables.slow_quadratic,
     param_space={{"x": tune.grid_search([0.1, 0.2, 0.3, 0.4]), "y": 0.5, "sleep": 0.3}},
+    tune_config=tune.TuneConfig(reuse_actors=False),  # one array (the pool: tests/unit/test_pool.py)
     run_config=tune.RunConfig(name="unrecorded", storage_path={storage!r}, verbose=0,
                               slurm=tune.SlurmConfig(poll_interval_s=0.5)),
 ).fit()
@@ -56,7 +58,7 @@ def test_restore_adopts_an_array_the_snapshot_missed(tmp_path, where, monkeypatc
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9, proc.stderr[-2000:]
     exp = tmp_path / "unrecorded"
-    state = json.loads((exp / "state.json").read_text())
+    state = state_of(exp)  # state.json and its journal
     assert len(state["trials"]) == 4, "the trials were saved before their submission"
     assert all(t.get("job_id") is None for t in state["trials"]), "the snapshot knew the jobs"
     grid = tune.Tuner.restore(str(exp), trainables.slow_quadratic).fit()

@@ -28,7 +28,6 @@ from hpctune.backends.base import JobReport
 from hpctune.storage.checkpoints import checkpoint_dir_name
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.result_log import ResultLog
 from hpctune.worker.verdict import read_request
 
 #: job states in which a job is still in the queue (``poll`` reports it)
@@ -169,7 +168,7 @@ class FakeJob:
         event = new_event(kind, trial_id=self.trial_id, slurm_job_id=self.job_id,
                           restart_count=self.restart_count, hostname="fake", pid=self._pid,
                           time=self.backend.event_time(), **fields)
-        log = ResultLog(self.backend.exp.result_log_path(self.trial_id))
+        log = self.backend.exp.result_log(self.trial_id)
         try:
             log.append(event)
         finally:

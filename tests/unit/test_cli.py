@@ -166,7 +166,8 @@ def test_dry_run_prints_driver_and_trial_scripts_with_overrides(capsys, experime
     assert "#SBATCH --requeue" in driver and "#SBATCH --cpus-per-task=1" in driver
     assert "#SBATCH --partition=debug" in driver and "#SBATCH --signal=B:USR1@120" in driver
     assert "-m hpctune.cli.driver " in driver and "module load cuda" in driver
-    assert "#SBATCH --array=0-2%2" in trials and "#SBATCH --gres=gpu:1" in trials
+    assert "#SBATCH --array=0-1%2" in trials and "#SBATCH --gres=gpu:1" in trials  # 2 pool tasks
+    assert "-m hpctune.pool" in trials
     assert "#SBATCH --partition=urgent" in trials and "#SBATCH --time=7" in trials
     assert "#SBATCH --reservation=ml" in trials and "#SBATCH --cpus-per-task=2" in trials
     assert not (Path("results") / "dry").exists()
@@ -320,9 +321,13 @@ def test_logs_across_jobs_and_the_driver_log(capsys, tmp_path):
     code, out, _ = run(capsys, "logs", "live", "1")
     assert code == 0
     assert out.index("800_0_0_log.out") < out.index("first attempt") < out.index("900_1_0_log.out")
-    assert "hello from 900_1" in out and "900_1_0_log.err (not written yet)" in out
+    assert "hello from 900_1" in out and ".err" not in out  # one log per job: stderr is in the .out
+    assert out.count("==> ") == 2
     code, out, _ = run(capsys, "logs", "live", "abc_00001", "--stream", "err")
-    assert ".out" not in out
+    assert "900_1_0_log.out" in out and "hello from 900_1" in out  # stderr: the merged log
+    (exp / "jobs" / "800_0_0_log.err").write_text("an older hpctune's stderr\n")
+    code, out, _ = run(capsys, "logs", "live", "abc_00001", "--stream", "err")
+    assert "800_0_0_log.err" in out and "800_0_0_log.out" not in out and "an older hpctune's stderr" in out
     (exp / "driver.log").write_text("driver says hi\n")
     code, out, _ = run(capsys, "logs", "live", "driver")
     assert "driver says hi" in out

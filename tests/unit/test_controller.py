@@ -23,6 +23,7 @@ from hpctune.errors import TuneError
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import read_trial_state
 from hpctune.storage.result_log import read_events
 from hpctune.tune.callback import Callback, CallbackList
 from hpctune.tune.experiment.trial import TrialStatus
@@ -178,7 +179,7 @@ def test_a_grid_goes_out_as_one_throttled_launch_in_trial_order(tmp_path):
         assert (trial.config, trial.job_id, trial.status, trial.job_state) == (
             {"x": i}, f"100_{i}", PENDING, "PENDING")
         assert trial.submitted_at == rig.clock.now and trial.num_failures == 0
-    snapshot = json.loads(rig.exp.state_path.read_text())
+    snapshot = read_trial_state(rig.exp).as_snapshot()  # state.json and its journal
     assert [(t["trial_id"], t["job_id"]) for t in snapshot["trials"]] == [
         (tid(i), f"100_{i}") for i in range(5)]
     rig.step(3)
@@ -829,3 +830,19 @@ def test_trials_cancelled_by_ctrl_c_run_again_after_restore(tmp_path):
     assert new.backend.launches == [Launch([tid(0), tid(1)], CPU1, None, ["101_0", "101_1"])]
     assert new.statuses() == {tid(0): PENDING, tid(1): PENDING}
     assert new.control(0) is None and new.control(1) is None
+
+
+def test_the_heartbeat_timeout_counts_from_the_start_not_the_submission(tmp_path):
+    """A task that queued for longer than the timeout, seen RUNNING by a poll before its
+    worker wrote its start, is not lost: its silence counts from when Slurm started it."""
+    rig = make_rig(tmp_path, grid(1), heartbeat_timeout_s=60.0, max_failures=1)
+    rig.step()
+    rig.clock.advance(3600)  # an hour in the queue
+    rig.job(0).state = "RUNNING"  # Slurm started it; the worker has written nothing yet
+    rig.step()
+    rig.clock.advance(30)
+    rig.step()
+    assert rig.backend.cancels == []
+    rig.clock.advance(31)  # silent 61 s since it started: lost
+    rig.step()
+    assert rig.backend.cancels == [["100_0"]]

@@ -1,6 +1,5 @@
 """Where schedulers and stoppers may decide, and the worker's wait for the verdict there."""
 
-import os
 import threading
 import time
 
@@ -12,9 +11,7 @@ from hpctune.core.decision_points import EVERY, NEVER, DecisionPoints, at, decla
 from hpctune.errors import ExperimentStateError
 from hpctune.storage.control import (
     ControlRecord,
-    Doorbell,
     read_control,
-    ring_doorbell,
     write_control,
 )
 from hpctune.storage.result_log import ResultLog, read_events
@@ -286,31 +283,3 @@ def test_after_a_timeout_the_run_waits_no_more(tmp_path, monkeypatch):
     session.report({"loss": 1.0})
     assert calls == [1]
     assert session.verdicts.points == NEVER
-
-
-def test_the_first_wait_of_a_run_rings_the_doorbell_once(tmp_path, monkeypatch):
-    """The driver may not know yet that the job runs: the ring makes it read every submitted log."""
-    bell = tmp_path / ".doorbell"
-    session = make_session(tmp_path, at([2, 3]))
-    session.verdicts.doorbell = bell
-    rings = []
-    monkeypatch.setattr("hpctune.worker.verdict.ring_doorbell", rings.append)
-    monkeypatch.setattr("hpctune.worker.verdict.await_verdict", lambda path, iteration: ControlRecord.proceed(iteration))
-    for _ in range(4):
-        session.report({"loss": 1.0})
-    assert rings == [bell]  # at iteration 2, not again at 3
-
-
-def test_the_driver_answers_the_doorbell_at_most_every_interval(tmp_path):
-    bell = tmp_path / ".doorbell"
-    now = [100.0]
-    driver = Doorbell(bell, min_interval_s=0.2, clock=lambda: now[0])
-    assert not driver.rang()  # no bell yet
-    ring_doorbell(bell)
-    assert driver.rang()
-    assert not driver.rang()  # answered
-    os.utime(bell, ns=(1, 10**18))
-    assert not driver.rang()  # rang again, but within the interval: at the next answer
-    now[0] += 0.2
-    assert driver.rang()
-    ring_doorbell(tmp_path / "missing" / ".doorbell")  # a bell that cannot ring is no error

@@ -79,7 +79,7 @@ def test_a_multi_node_trial_is_rendered_with_srun_and_kill_on_bad_exit(tmp_path)
     assert not any("--gres" in line for line in lines)
     (command,) = [line for line in lines if "hpctune.worker" in line]
     assert command.startswith("srun ") and " --kill-on-bad-exit=1 " in command
-    assert "%t_log.err" in command  # one stderr per rank
+    assert "%t_log.out" in command and "--error" not in command  # one log per rank, stderr in it
 
 
 def test_tasks_without_nodes_let_slurm_pack_them(tmp_path):

@@ -58,12 +58,16 @@ def test_readme_example_submits_what_the_readme_says(monkeypatch):
     tuner = captured_tuner(code)
     assert tuner is not None, "the README example must call fit()"
     script = tuner.preview_sbatch()
-    claim = re.search(r"The (\d+) trials go to Slurm as one job array \(`(--array=\S+)`, `(--gres=\S+)`\)",
-                      readme)
+    claim = re.search(r"The (\d+) trials run through a worker pool: one Slurm array of (\d+) pool "
+                      r"tasks \(`(--array=\S+)`,\s+`(--gres=\S+)`\).*?one array task per trial, "
+                      r"`(--array=\S+)`\)", readme, re.S)
     assert claim, "the README states how its example is submitted"
-    count, array, gres = claim.groups()
+    count, tasks, array, gres, per_trial = claim.groups()
     assert f"#SBATCH {array}" in script and f"#SBATCH {gres}" in script
-    assert array.startswith(f"--array=0-{int(count) - 1}%")
+    assert array.startswith(f"--array=0-{int(tasks) - 1}%") and "-m hpctune.pool" in script
+    assert per_trial.startswith(f"--array=0-{int(count) - 1}%")
+    tuner.tune_config.reuse_actors = False
+    assert f"#SBATCH {per_trial}" in tuner.preview_sbatch()
     assert f"#SBATCH --partition={tuner.slurm_config.partition}" in script
     assert "module load cuda" in script
 

@@ -17,7 +17,7 @@ BUILDERS = {"new_event": set(), "log_event": {"fsync"}}
 
 
 def test_the_driver_kinds_are_every_kind_the_driver_writes():
-    assert {"exploited", "stop_decided", "resources_changed"} == ev.DRIVER_KINDS
+    assert {"exploited", "stop_decided", "resources_changed", "meta"} == ev.DRIVER_KINDS
     assert {k for k in EventKind if k.by_driver} == {EventKind(v) for v in ev.DRIVER_KINDS}
 
 
@@ -29,7 +29,7 @@ def test_the_driver_kinds_are_every_kind_the_driver_writes():
     (EventKind.PAUSED, True, True), (EventKind.COMPLETE, True, True), (EventKind.STOPPED, True, True),
     (EventKind.ERROR, True, True),
     (EventKind.EXPLOITED, False, True),  # the driver ended that job: the trial goes on in a new one
-    (EventKind.STOP_DECIDED, False, False), (EventKind.RESOURCES_CHANGED, False, False),
+    (EventKind.STOP_DECIDED, False, False), (EventKind.RESOURCES_CHANGED, False, False), (EventKind.META, False, False),
 ])
 def test_which_events_end_a_run_and_which_end_a_job(kind, ends_run, ends_job):
     assert (kind.ends_run, kind.ends_job) == (ends_run, ends_job)

@@ -91,6 +91,7 @@ metric = "score"
 mode = "max"
 num_samples = 3
 seed = 7
+gpu_hours_budget = 12.5
 stop = {training_iteration = 4}
 [param_space]
 a = {uniform = [0, 1]}
@@ -116,6 +117,7 @@ partition = "debug"
     tuner = file.tuner(resources={"mem_gb": 2}, max_concurrent_trials=5, num_samples=None)
     tc = tuner.tune_config
     assert (tc.num_samples, tc.seed, tc.max_concurrent_trials, tc.mode) == (3, 7, 5, "max")
+    assert (tc.gpu_hours_budget, tc.cpu_hours_budget) == (12.5, None)
     assert type(tc.scheduler).__name__ == "AsyncHyperBandScheduler"
     assert type(tc.search_alg).__name__ == "OptunaSearch"
     assert tuner.run_config.failure_config.max_failures == 2

@@ -203,10 +203,11 @@ def test_tbx_logger_writes_scalars_under_rays_tags_and_hparams_at_the_end(tmp_pa
 def test_default_loggers_follow_rays_rules(monkeypatch):
     kinds = lambda loggers: [type(c).__name__ for c in loggers]  # noqa: E731
     monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
-    assert kinds(auto_loggers([]))[:2] == ["JsonLoggerCallback", "CSVLoggerCallback"]
+    assert kinds(auto_loggers([]))[:1] == ["CSVLoggerCallback"]  # result.json only when asked for
+    assert kinds(auto_loggers([CSVLoggerCallback()]))[:1] != ["CSVLoggerCallback"]
     assert kinds(auto_loggers([JsonLoggerCallback()]))[0] == "CSVLoggerCallback"
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    assert kinds(auto_loggers([])) == ["JsonLoggerCallback", "CSVLoggerCallback"]
+    assert kinds(auto_loggers([])) == ["CSVLoggerCallback"]
     monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     assert auto_loggers([]) == []
 
@@ -429,3 +430,41 @@ def test_a_notebook_run_gets_the_jupyter_reporter_by_default(monkeypatch):
     assert isinstance(reporter, JupyterNotebookReporter)
     fake_ipython(monkeypatch, "TerminalInteractiveShell")
     assert type(make_reporter(tune.RunConfig(), tune.TuneConfig())) is CLIReporter
+
+
+def test_file_loggers_keep_a_running_trials_files_open_and_close_them_at_its_end(tmp_path, monkeypatch):
+    """An open per batch of results would be metadata load per running trial; a file rewritten
+    with a wider header is written through a new descriptor, not the old file's."""
+    opened = []
+    real_open = os.open
+    def counting_open(path, flags, *args, **kwargs):
+        if flags & os.O_WRONLY:
+            opened.append(Path(path).name)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    trial, loggers = make_trial(tmp_path), [JsonLoggerCallback(), CSVLoggerCallback()]
+    for logger in loggers:
+        for i in range(1, 4):
+            feed(logger, trial, [result(i, loss=1.0 / i)])
+        feed(logger, trial, [result(4, loss=0.2, extra="x")])  # the CSV is rewritten once
+        feed(logger, trial, [result(5, loss=0.1, extra="y")])
+    assert opened.count("result.json") == 1
+    assert opened.count("progress.csv") == 3  # the first, the rewrite, the one after it
+    assert [r["training_iteration"] for r in csv_rows(trial)[1]] == ["1", "2", "3", "4", "5"]
+    assert csv_rows(trial)[1][4]["extra"] == "y"
+    for logger in loggers:
+        logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
+        assert not logger._open_files()[0]._fds
+
+
+def test_a_trial_started_under_this_driver_has_nothing_read_back(tmp_path, monkeypatch):
+    """Reading a file back is for a restored driver's trials; a trial this driver saw start has
+    nothing there, and a read per start would be metadata load at scale."""
+    trial, logger = make_trial(tmp_path), CSVLoggerCallback()
+    reads = []
+    monkeypatch.setattr("hpctune.tune.logger.files.first_and_last_line", lambda p: reads.append(p))
+    logger.on_trial_start(iteration=1, trials=[trial], trial=trial)
+    feed(logger, trial, [result(1, loss=0.5)])
+    assert reads == []
+    assert csv_rows(trial)[1][0]["loss"] == "0.5"

@@ -159,7 +159,9 @@ def test_a_gpu_share_needs_the_pool(tmp_path, monkeypatch):
         tune.Tuner(shared, backend="local", run_config=tune.RunConfig(storage_path=str(tmp_path)))
     monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
     with pytest.raises(ConfigError, match=r"reuse_actors=True"):
-        tune.Tuner(shared, run_config=tune.RunConfig(storage_path=str(tmp_path)))
+        tune.Tuner(shared, tune_config=tune.TuneConfig(reuse_actors=False),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path)))
+    assert tune.Tuner(shared, run_config=tune.RunConfig(storage_path=str(tmp_path)))._pooled()
     tune.Tuner(shared, tune_config=tune.TuneConfig(reuse_actors=True),
                run_config=tune.RunConfig(storage_path=str(tmp_path)))
     assert not any(tmp_path.iterdir())
@@ -183,12 +185,71 @@ def test_reuse_actors_default_lives_in_one_place(monkeypatch):
     def fn(config):
         return None
 
-    assert settings.reuse_actors(None, fn) is settings.DEFAULT_REUSE_ACTORS
-    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", True)
-    assert settings.reuse_actors(None, fn) is True
+    assert settings.reuse_actors(None, fn) is settings.DEFAULT_REUSE_ACTORS is True
     assert settings.reuse_actors(None, _Resets) is True
     assert settings.reuse_actors(None, _NoReset) is False  # Ray's rule: only with reset_config
     assert settings.reuse_actors(False, fn) is False
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", False)
+    assert settings.reuse_actors(None, fn) is False
+    assert settings.use_pool(None, fn, "slurm") is False
+
+
+class _Sized(_Resets):
+    @classmethod
+    def default_resource_request(cls, config):
+        return {"cpu": config.get("cpus", 1)}
+
+
+@pytest.mark.parametrize("requested, trainable, backend, srun, changing, pooled", [
+    (None, "fn", "slurm", False, False, True),  # Ray's default: on for function trainables
+    (None, _Resets, "slurm", False, False, True),  # and classes that implement reset_config
+    (None, _NoReset, "slurm", False, False, False),
+    (None, "fn", "local", False, False, False),  # the local backend: one process per trial
+    (True, "fn", "local", False, False, False),
+    (False, "fn", "slurm", False, False, False),  # False keeps one job per trial
+    (True, "fn", "slurm", False, False, True),
+    (None, "fn", "slurm", True, False, False),  # use_srun: one job per trial by default
+    (None, "fn", "slurm", False, True, False),  # ResourceChangingScheduler: the same
+    (None, "two_nodes", "slurm", False, False, False),  # multi-node trials: the same
+    (None, "two_tasks", "slurm", False, False, False),
+    (None, "of_config", "slurm", False, False, False),  # a request that depends on the config
+    (None, _Sized, "slurm", False, False, False),
+    (None, "gpu_share", "slurm", False, False, True),
+])
+def test_the_pool_is_the_default_only_where_it_can_run_the_trials(
+        requested, trainable, backend, srun, changing, pooled):
+    def fn(config):
+        return None
+
+    trainable = {"fn": fn, "two_nodes": tune.with_resources(fn, {"nodes": 2}),
+                 "two_tasks": tune.with_resources(fn, {"tasks_per_node": 2}),
+                 "of_config": tune.with_resources(fn, lambda config: {"cpu": 1}),
+                 "gpu_share": tune.with_resources(fn, {"gpu": 0.5})}.get(trainable, trainable)
+    scheduler = tune.schedulers.ResourceChangingScheduler(
+        base_scheduler=tune.schedulers.FIFOScheduler()) if changing else None
+    assert settings.use_pool(requested, trainable, backend, srun, scheduler) is pooled
+
+
+def test_a_restored_experiment_keeps_the_choice_it_started_with(tmp_path, monkeypatch):
+    """The default may change between versions: a restore keeps job-per-trial or pool."""
+    import cloudpickle
+
+    monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
+    tuner = tune.Tuner(_pool_fn, run_config=tune.RunConfig(storage_path=str(tmp_path), name="e"))
+    assert tuner._pooled()
+    exp = ExperimentDir(tmp_path / "e")
+    exp.create()
+    exp.write_trainable(pickle_trainable(_pool_fn))
+    payload = cloudpickle.loads(tuner._tuner_payload())
+    assert payload["pooled_on_slurm"] is True
+    exp.tuner_path.write_bytes(cloudpickle.dumps(payload))
+    assert tune.Tuner.restore(str(exp.root), _pool_fn)._pooled()
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", False)  # today's default: off
+    assert tune.Tuner.restore(str(exp.root), _pool_fn)._pooled()  # the experiment's: on
+    del payload["pooled_on_slurm"]  # saved before the default was on: one job per trial
+    monkeypatch.setattr(settings, "DEFAULT_REUSE_ACTORS", True)
+    exp.tuner_path.write_bytes(cloudpickle.dumps(payload))
+    assert not tune.Tuner.restore(str(exp.root), _pool_fn)._pooled()
 
 
 def test_reuse_actors_with_a_class_without_reset_config_fails_before_anything_runs(tmp_path):
@@ -235,7 +296,7 @@ def make_experiment(tmp_path: Path, configs: list[dict]) -> tuple[ExperimentDir,
 
 
 def kinds(exp: ExperimentDir, trial_id: str) -> list[str]:
-    return [e["event"] for e in read_events(exp.result_log_path(trial_id)) if e["event"] != "heartbeat"]
+    return [e["event"] for e in read_events(exp.result_log_path(trial_id)) if e["event"] not in ("heartbeat", "meta")]
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
@@ -245,13 +306,16 @@ def test_pool_task_runs_each_trial_in_a_fresh_process_and_survives_a_crash(tmp_p
     started = time.monotonic()
     assert task.run() == 0
     assert time.monotonic() - started < 30
-    assert [queue.ended(s).exit_code for s in range(4)] == [0, 3, 0, 0]
+    # a run whose end is in its trial's log keeps no record in the queue (the newest run's
+    # stays: run numbers count from it); the crash, with no end in the log, keeps both for the driver
+    assert [queue.ended(s) for s in (0, 2, 3)] == [None] * 3 and queue.ended(1).exit_code == 3
+    assert sorted(queue.runs()) == [1, 3] and queue.next_seq() == 4
     assert kinds(exp, "t_00001") == ["start"]  # the crash: the driver retries it per max_failures
     pids = set()
     for trial in ("t_00000", "t_00002", "t_00003"):
         log = read_events(exp.result_log_path(trial))
-        assert [e["event"] for e in log if e["event"] != "heartbeat"][-1] == "complete"
-        assert {e["slurm_job_id"] for e in log} == {run_job_id(int(trial[-1]))}
+        assert [e["event"] for e in log if e["event"] not in ("heartbeat", "meta")][-1] == "complete"
+        assert {e["slurm_job_id"] for e in log if e["event"] != "meta"} == {run_job_id(int(trial[-1]))}
         pids |= {e["pid"] for e in log if e["event"] == "result"}
     assert len(pids) == 3 and os.getpid() not in pids
     assert queue.claims("42_0") == [] and not queue.view().queued
@@ -273,7 +337,9 @@ def test_a_cancelled_run_ends_alone_and_the_task_goes_on(tmp_path):
     thread.join(timeout=5)
     assert kinds(exp, "t_00000")[-1] == "stopped"
     assert kinds(exp, "t_00001")[-1] == "complete"
-    assert queue.ended(0).task == queue.ended(1).task == "43_0"
+    assert queue.ended(0) is None and queue.ended(1) is None and sorted(queue.runs()) == [1]
+    assert not queue.cancel(0)  # an ended run whose record went: nothing to cancel, no marker left
+    assert not any((queue.root / "cancel").iterdir())
 
 
 def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_path):
@@ -296,14 +362,18 @@ def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_pa
 
 
 def test_no_run_starts_too_close_to_the_time_limit(tmp_path):
-    """Past ``claim_until`` a pool task claims nothing and leaves: the driver sends a fresh one."""
-    exp, queue = make_experiment(tmp_path, [{"steps": 1}])
+    """Past ``claim_until`` a pool task that has run a trial claims nothing more and leaves: the
+    driver sends a fresh one. Its first fill is exempt (a fresh task whose time limit is within
+    the warning lead, time_min=1 with signal_lead_s=55, must still run trials, not leave at once
+    and be replaced for ever)."""
+    exp, queue = make_experiment(tmp_path, [{"steps": 1}, {"steps": 1}])
     task = PoolTask(exp.root, "45_0", SHAPE, idle_s=30, start_method="fork", plan=SlotPlan(slots=1),
                     claim_until=time.monotonic())
     started = time.monotonic()
     task.run()
-    assert time.monotonic() - started < 5  # not the 30 s idle wait
-    assert queue.view().queued == {0: SHAPE} and not read_events(exp.result_log_path("t_00000"))
+    assert time.monotonic() - started < 15  # not the 30 s idle wait
+    assert kinds(exp, "t_00000")[-1] == "complete"  # its end is in its log: no ended record
+    assert queue.view().queued == {1: SHAPE} and "start" not in kinds(exp, "t_00001")  # never ran
 
 
 def test_a_restored_driver_adopts_only_runs_that_reached_the_queue(tmp_path):
@@ -375,6 +445,46 @@ def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(
     backend.cancel(["pool-9", "pool-2"])  # queued: out of the queue; claimed: its task ends it
     assert queue.dropped(9) and queue.cancel_requested(2)
     assert backend.final_states(["pool-9"]) == {"pool-9": "cancelled before a pool task started it"}
+
+
+def test_pool_arrays_fit_the_max_array_size(tmp_path):
+    """10 trials without a throttle want 10 pool tasks: with max_array_size=4 they go out as
+    arrays of 4, 4 and 2 (one array of 10 is refused by sbatch: "Invalid job array")."""
+    from hpctune.backends.pool import PoolBackend
+
+    slurm = ScriptedSlurm()
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False, max_array_size=4), commands=slurm)
+    backend.launch([f"t_{i:05d}" for i in range(10)], {"cpu": 1, "gpu": 0}, throttle=None)
+    arrays = [line for script in slurm.scripts for line in script.splitlines() if "--array=" in line]
+    assert arrays == ["#SBATCH --array=0-3%4", "#SBATCH --array=0-3%4", "#SBATCH --array=0-1%2"]
+    assert slurm.counts["sbatch"] == 3
+
+
+def test_pool_tasks_that_never_start_a_run_fail_the_queued_runs(tmp_path):
+    """Pool tasks that end at once (a failing setup line): after BARREN_TASKS of them with no
+    run taken, the queued runs fail as their jobs would, instead of fresh pool tasks for ever;
+    tasks that take runs and end are replaced without limit."""
+    from hpctune.backends.pool import BARREN_TASKS, PoolBackend
+
+    slurm = ScriptedSlurm()
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
+    jobs = backend.launch([f"t_{i:05d}" for i in range(30)], {"cpu": 1, "gpu": 0}, throttle=2)
+    shape = backend.queue.run(0).shape
+    for round_ in range(2 * BARREN_TASKS):  # each round: both tasks take a run and end
+        for task in (f"{1000 + round_}_0", f"{1000 + round_}_1"):
+            backend.queue.finish(task, backend.queue.claim_next(task, shape), 0)
+        backend.poll()  # the tasks are gone
+        backend.reconcile()
+    assert not backend._failed_unstarted and slurm.counts["sbatch"] == 1 + 2 * BARREN_TASKS
+    submitted = slurm.counts["sbatch"]
+    for _ in range(BARREN_TASKS):  # now no task takes anything
+        backend.poll()
+        backend.reconcile()
+    assert slurm.counts["sbatch"] - submitted < BARREN_TASKS
+    assert not backend.queue.view().queued and backend.queue.dropped(29)
+    why = backend.final_states(["pool-29"])["pool-29"]
+    assert "without starting any trial" in why and "SlurmConfig(setup)" in why
+    assert 0 not in backend._failed_unstarted and jobs[29] == "pool-29"
 
 
 def test_a_restored_pool_backend_keeps_the_slot_cap(tmp_path):

@@ -17,7 +17,14 @@ from hpctune.storage.pool_manifest import (
     read_manifest,
     write_manifest,
 )
-from hpctune.storage.pool_queue import QUEUE_VERSION, PoolQueue, RunEnd, RunRecord, shape_key
+from hpctune.storage.pool_queue import (
+    QUEUE_VERSION,
+    PoolQueue,
+    RunEnd,
+    RunRecord,
+    RunWall,
+    shape_key,
+)
 from tests.unit.test_pool import ScriptedSlurm
 
 SHAPE = shape_key({"cpu": 1, "gpu": 0})
@@ -131,6 +138,25 @@ def test_queue_records_of_the_previous_hpctune_are_version_1(tmp_path):
     assert queue.run(0) == RunRecord("t_00000", SHAPE, version=1)
     assert queue.ended(0) == RunEnd(0, "7_0", version=1)
     assert queue.read_cap(SHAPE) is None
+
+
+def test_a_runs_end_carries_its_wall_time_and_a_version_1_end_has_none(tmp_path):
+    """The pool's accounting: the pool task's measured wall time of the run (issue 27)."""
+    queue = queue_with_run(tmp_path)
+    queue.claim_next("7_0", SHAPE)
+    queue.finish("7_0", 0, 0, wall_s=12.3456)  # a crash: its end record carries the wall time
+    assert queue.ended(0) == RunEnd(0, "7_0", wall_s=12.346)
+    queue.enqueue(1, "t_00001", SHAPE)
+    queue.enqueue(2, "t_00002", SHAPE)
+    queue.claim_next("7_0", SHAPE)
+    queue.finish("7_0", 1, 0, logged_end=True, wall_s=5)  # its end in the log: no record, a wall line
+    assert queue.ended(1) is None
+    assert queue.run_walls() == {0: RunWall("7_0", 12.346), 1: RunWall("7_0", 5.0)}
+    walls = tmp_path / "pool" / "walls" / "7_0.jsonl"
+    walls.write_text(walls.read_text() + '{"v": 2, "run": 9, "wall')  # torn: a task killed mid-line
+    assert set(queue.run_walls()) == {0, 1}
+    (tmp_path / "pool" / "ended" / "00000000.json").write_text(json.dumps({"v": 1, "exit": 0, "task": "7_0"}))
+    assert queue.ended(0) == RunEnd(0, "7_0", version=1, wall_s=None)
 
 
 def test_a_newer_queue_record_is_refused_and_a_broken_run_is_not_started(tmp_path):

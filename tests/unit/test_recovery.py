@@ -10,6 +10,7 @@ import os
 import pytest
 
 from hpctune.controller.recovery import collect_leftovers
+from hpctune.errors import StorageFullError
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.tune import CheckpointConfig
 from hpctune.tune.experiment.trial import TrialStatus
@@ -40,10 +41,13 @@ def restored(rig, settings: dict | None = None, **flags):
 # -- a full disk --------------------------------------------------------------------------------------
 def test_a_trial_a_full_disk_ended_is_resumed_by_a_default_restore(tmp_path):
     rig = two_running(tmp_path)
-    rig.job(0).error(FULL)  # its report() hit the full disk: with max_failures=0, ERROR
+    rig.job(0).error(FULL)  # its report() hit the full disk
     rig.job(1).error("RuntimeError: its own bug")
-    rig.step()
-    assert rig.statuses() == {tid(0): TrialStatus.ERROR, tid(1): TrialStatus.ERROR}
+    with pytest.raises(StorageFullError):  # the run stops for it (tests/unit/test_hardening_run.py)
+        rig.step()
+    assert rig.statuses() == {tid(0): TrialStatus.PENDING, tid(1): TrialStatus.ERROR}
+    rig.trial(0).fail(FULL)  # as a driver that marked it ERROR (before the run-time stop) left it
+    rig.trial(0).num_failures = 1
     rig.ctl.save()
     new = restored(rig)
     assert (new.trial(0).status, new.trial(0).error, new.trial(0).num_failures) == (TrialStatus.PENDING, None, 0)
@@ -57,9 +61,12 @@ def test_a_worker_that_could_not_write_its_error_is_known_by_its_stderr(tmp_path
     job = rig.trial(0).job_id
     rig.exp.job_log_paths(job)[1].write_text(f"Traceback ...\n{FULL}\n")
     rig.job(0).state = "FAILED"  # gone without an error event
-    for _ in range(3):
-        rig.step()
-    assert rig.trial(0).status is TrialStatus.ERROR and "ended without a final result" in rig.trial(0).error
+    with pytest.raises(StorageFullError):  # the run stops for it at the poll that sees the job gone
+        for _ in range(3):
+            rig.step()
+    assert rig.trial(0).status is TrialStatus.PENDING
+    rig.trial(0).job_id = job  # as a driver before the run-time stop left it: ERROR, with its job
+    rig.trial(0).fail("the job ended without a final result")
     rig.ctl.save()
     assert restored(rig).trial(0).status is TrialStatus.PENDING
 
@@ -67,8 +74,9 @@ def test_a_worker_that_could_not_write_its_error_is_known_by_its_stderr(tmp_path
 # -- one trial's damaged file -----------------------------------------------------------------------
 @pytest.mark.parametrize("name, content", [
     ("params.pkl", b"\x80\x04garbage"),
+    ("params.json", b"{not json"),  # no params.pkl: it holds the config
     ("control.json", b"{not json"),
-    ("trial.json", b"[1, 2]"),
+    ("result.jsonl", b'{"event": "meta", "v": 1, "meta": [1, 2]}\n'),  # the trial's metadata record
     ("result.jsonl", b'{"event": "result", "schema": 1, "result": {"x": 1}, "checkpoint": "../../victim"}\n'),
 ])
 def test_one_damaged_file_quarantines_that_trial_and_restores_the_rest(tmp_path, capsys, name, content):
@@ -93,7 +101,8 @@ def test_one_damaged_file_quarantines_that_trial_and_restores_the_rest(tmp_path,
 
 def test_a_quarantined_trial_stays_so_with_resume_errored_until_its_file_is_fixed(tmp_path):
     rig = two_running(tmp_path)
-    params = rig.exp.params_pickle_path(tid(0))
+    params = rig.exp.params_path(tid(0))  # the config is JSON-exact: params.json holds it (no params.pkl)
+    assert not rig.exp.params_pickle_path(tid(0)).exists()
     good = params.read_bytes()
     params.write_bytes(b"garbage")
     assert restored(rig, resume_errored=True).trial(0).status is TrialStatus.ERROR
@@ -210,6 +219,8 @@ def test_from_path_marks_a_trial_with_a_garbled_trial_json_and_loads_the_rest(tm
     rig.job(1).report(loss=0.5).complete()
     rig.step()
     rig.ctl.save()
+    log = rig.exp.result_log_path(tid(0))  # as an older hpctune left it: no meta events, a trial.json
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines() if '"meta"' not in line))
     meta = rig.exp.trial_meta_path(tid(0))
     meta.write_bytes(b"\x00garbled{")
     rig.exp.experiment_path.write_text("[]")

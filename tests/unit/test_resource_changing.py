@@ -331,7 +331,7 @@ def make_run(tmp_path: Path, backend: FakeBackend | None = None):
 
 
 def kinds(exp: ExperimentDir, trial_id: str) -> list[str]:
-    return [e["event"] for e in read_events(exp.result_log_path(trial_id))]
+    return [e["event"] for e in read_events(exp.result_log_path(trial_id)) if e["event"] != "meta"]
 
 
 def decide_change(ctl, backend):

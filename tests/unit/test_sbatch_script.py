@@ -19,7 +19,7 @@ def directives(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH")]
 
 
-def test_gpu_array_script(tmp_path):
+def test_gpu_array_script(tmp_path):  # no --error: stderr goes to the task's .out (one log per task)
     script = render(tmp_path, {"cpu": 2, "gpu": 1, "mem_gb": 8}, partition="gpu", time_min=120,
                     setup=["module load cuda/12"], sbatch_options={"reservation": "ml"})
     out = tmp_path / "exp" / "jobs"
@@ -27,7 +27,6 @@ def test_gpu_array_script(tmp_path):
         "#SBATCH --array=0-15%4",
         "#SBATCH --comment=hpctune:1",
         "#SBATCH --cpus-per-task=2",
-        f"#SBATCH --error={out}/%A_%a_0_log.err",
         "#SBATCH --gres=gpu:1",
         "#SBATCH --job-name=hpctune-exp",
         "#SBATCH --mem=8GB",
@@ -58,17 +57,24 @@ def test_requeue_fractional_memory_and_srun(tmp_path):
 
 
 def test_preview_shows_the_array_fit_submits_first(monkeypatch):
-    """README's example: a 2-value grid x num_samples=16 is one array of 32 tasks, 8 at a time."""
+    """README's example: a 2-value grid x num_samples=16 runs through 8 pool tasks by default;
+    with one job per trial it is one array of 32 tasks, 8 at a time."""
     from hpctune import tune
 
     monkeypatch.setattr("hpctune.tune.tuner.choose_backend", lambda requested: "slurm")
-    tuner = tune.Tuner(
-        tune.with_resources(lambda config: None, {"cpu": 2, "gpu": 1}),
-        param_space={"lr": tune.loguniform(1e-4, 1e-1), "layers": tune.grid_search([2, 4])},
-        tune_config=tune.TuneConfig(num_samples=16, max_concurrent_trials=8),
-        run_config=tune.RunConfig(name="lr-sweep", slurm=tune.SlurmConfig(requeue=False)))
-    assert "#SBATCH --array=0-31%8" in directives(tuner.preview_sbatch())
-    assert "#SBATCH --array=0-2%3" in directives(tuner.preview_sbatch(3))  # asked for 3: 3 at once
+
+    def tuner(**reuse):
+        return tune.Tuner(
+            tune.with_resources(lambda config: None, {"cpu": 2, "gpu": 1}),
+            param_space={"lr": tune.loguniform(1e-4, 1e-1), "layers": tune.grid_search([2, 4])},
+            tune_config=tune.TuneConfig(num_samples=16, max_concurrent_trials=8, **reuse),
+            run_config=tune.RunConfig(name="lr-sweep", slurm=tune.SlurmConfig(requeue=False)))
+
+    pooled = tuner().preview_sbatch()
+    assert "#SBATCH --array=0-7%8" in directives(pooled) and "hpctune.pool" in pooled
+    per_trial = tuner(reuse_actors=False)
+    assert "#SBATCH --array=0-31%8" in directives(per_trial.preview_sbatch())
+    assert "#SBATCH --array=0-2%3" in directives(per_trial.preview_sbatch(3))  # 3: 3 at once
 
 
 def test_preview_of_a_model_based_search_is_one_window_of_trials(monkeypatch):

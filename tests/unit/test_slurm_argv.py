@@ -18,12 +18,14 @@ from hpctune.backends.slurm_commands import (
     ping_args,
     requeue_args,
     sacct_args,
+    sacct_usage_args,
     sacctmgr_args,
     sbatch_args,
     scancel_args,
     show_args,
     sinfo_args,
     squeue_args,
+    sshare_args,
     submitted_job_id,
 )
 from hpctune.core.ids import (
@@ -43,7 +45,7 @@ from hpctune.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SLURM_COMMANDS = {"sbatch", "squeue", "scancel", "scontrol", "sacct", "sacctmgr", "sinfo",
-                  "srun", "salloc", "sstat"}
+                  "srun", "salloc", "sstat", "sshare"}
 OWNER = "hpctune/backends/slurm_commands.py"
 
 
@@ -63,7 +65,7 @@ def test_only_slurm_commands_spells_a_slurm_command_line():
     sites = argv_sites(ROOT / "hpctune")
     outside = [site for site in sites if not site.startswith(OWNER + ":")]
     assert not outside, f"build these with a function of {OWNER}: {outside}"
-    assert len(sites) == 9  # one builder per command: a new command gets one too (and a test below)
+    assert len(sites) == 11  # one builder per command: a new command gets one too (and a test below)
 
 
 def test_the_scan_finds_an_argv_written_elsewhere(tmp_path):
@@ -85,6 +87,12 @@ def test_each_builder_writes_its_command_line():
     assert ping_args() == ["scontrol", "ping"]
     assert sacct_args(["12_0", "12_1"], "JobID,State") == [
         "sacct", "-n", "-P", "-X", "-j", "12_0,12_1", "-o", "JobID,State"]
+    assert sacct_usage_args(["5_1", "6"], "JobID,ElapsedRaw") == [
+        "sacct", "-n", "-P", "-X", "-D", "-j", "5_1,6", "-o", "JobID,ElapsedRaw"]
+    assert sshare_args("ann", "Account,FairShare") == ["sshare", "-n", "-P", "-U", "-u", "ann", "-o",
+                                                        "Account,FairShare"]
+    with pytest.raises(ConfigError):
+        sacct_usage_args(["--user=root"], "JobID")
     assert sinfo_args("%N|%c") == ["sinfo", "-h", "-N", "-o", "%N|%c"]
     assert sinfo_args("%N|%c", "gpu")[-2:] == ["-p", "gpu"]
     assert sacctmgr_args("ann", "MaxJobs") == ["sacctmgr", "-n", "-P", "show", "assoc", "user=ann",

@@ -1,7 +1,6 @@
 """The driver's verdict on a result its worker waits at: proceed, or the stop or pause it decided."""
 
 from hpctune.core.decision_points import EVERY, DecisionPoints
-from hpctune.storage.control import DOORBELL_FILE, ring_doorbell
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.tune.schedulers.trial_scheduler import Decision
 from tests.unit.fake_backend import FakeBackend
@@ -65,15 +64,23 @@ def test_a_resubmitted_trial_is_told_its_points_anew(tmp_path):
     assert DecisionPoints.from_json(rig.exp.read_trial_meta(tid(0))["decision_points"]) == EVERY
 
 
-def test_the_doorbell_gets_a_verdict_before_the_next_poll(tmp_path):
-    """Between polls the driver reads only the logs of jobs it knows to run: a job that started
-    since the last poll and waits at once rings, and is answered in the next step."""
+def test_the_change_feed_gets_a_verdict_before_the_next_poll(tmp_path):
+    """Between polls the driver reads only the logs the change feed names: a job that started
+    since the last poll and waits at once is read, and answered, in the next step."""
     rig = make_rig(tmp_path, space={"x": 1},
                    backend=FakeBackend(ExperimentDir(tmp_path / "exp"), poll_interval_s=60.0))
     rig.step()  # launched, and polled: its job is pending
-    rig.job(0).start().report(loss=1.0, waits=True)
-    rig.step()
-    assert rig.control(0) is None  # no poll due: its log is not read
-    ring_doorbell(rig.exp.root / DOORBELL_FILE)
+    rig.job(0).start().report(loss=1.0, waits=True)  # each append rings the feed
     rig.step()
     assert rig.control(0).lets_go_on_after(1)
+
+
+def test_a_log_the_feed_does_not_name_waits_for_the_poll(tmp_path):
+    """Without a ring (a feed that could not be written) the log is read at the next poll."""
+    rig = make_rig(tmp_path, space={"x": 1},
+                   backend=FakeBackend(ExperimentDir(tmp_path / "exp"), poll_interval_s=60.0))
+    rig.step()
+    rig.job(0).start().report(loss=1.0, waits=True)
+    rig.ctl.changes.take()  # the rings are lost
+    rig.step()
+    assert rig.control(0) is None  # no poll due: its log is not read

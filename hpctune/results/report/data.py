@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.usage import usage_columns
 from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.replay import load_trials, snapshot_trials, trial_results
 from hpctune.storage.result_log import read_events
+from hpctune.storage.usage_record import UsageRecord, read_usage
 from hpctune.tune.experiment.trial import Trial
 
 #: fields of the driver's record that the logs alone do not know (queue times, preemptions)
@@ -69,6 +71,12 @@ class ExperimentRecord:
     mode: str | None
     search_space: Any
     trials: list[TrialRecord]
+    #: the allocation the driver last measured (``storage/usage_record``; None: not measured)
+    usage: UsageRecord | None = None
+
+    def trial_usage(self, trial_id: str) -> dict[str, float | None]:
+        """The trial's ``cpu_hours``, ``gpu_hours``, ``node_hours`` (None each: unknown)."""
+        return usage_columns(self.usage.usage.trials.get(trial_id) if self.usage else None)
 
     @property
     def name(self) -> str:
@@ -105,7 +113,7 @@ def from_trials(trials: list[Trial], root: str | Path, metric: str | None = None
     spec = exp.read_experiment()
     records = [_trial_record(exp, t) for t in trials]
     return ExperimentRecord(exp.root, spec, metric or spec.get("metric"), mode or spec.get("mode"),
-                            search_space(exp), records)
+                            search_space(exp), records, read_usage(exp.root))
 
 
 def _trial_record(exp: ExperimentDir, trial: Trial) -> TrialRecord:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hpctune.accounting.usage import usage_lines
 from hpctune.errors import ConfigError
 from hpctune.results.report import figures, stats
 from hpctune.results.report.data import ExperimentRecord
@@ -78,7 +79,9 @@ def _summary(exp: ExperimentRecord) -> str:
             ["hpctune", exp.spec.get("hpctune_version", "-")],
             ["created", time.strftime("%Y-%m-%d %H:%M", time.localtime(exp.spec.get("created", 0)))
              if exp.spec.get("created") else "-"],
-            ["trials", f"{len(exp.trials)} ({counts})"]]
+            ["trials", f"{len(exp.trials)} ({counts})"],
+            *[["allocation", line] for line in usage_lines(exp.usage.usage if exp.usage else None,
+                                                           exp.usage.budget if exp.usage else None)]]
     space = (f"<details><summary>search space</summary><pre>{_e(json.dumps(exp.search_space, indent=1))}"
              "</pre></details>" if exp.search_space is not None else "")
     return (f"<h1>{_e(exp.name)}</h1><p class='muted'>hpctune experiment report, written "

@@ -1,9 +1,11 @@
 """Loggers (Ray's ``ray.tune.logger``, here also ``tune.logger``): callbacks that record every
 result as it arrives, in the driver.
 
-``JsonLoggerCallback`` (``result.json``), ``CSVLoggerCallback`` (``progress.csv``) and, when
-``tensorboardX`` is installed, ``TBXLoggerCallback`` are added to every experiment's callbacks
-unless the run already has one of the kind or ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``.
+``CSVLoggerCallback`` (``progress.csv``) and, when ``tensorboardX`` is installed,
+``TBXLoggerCallback`` are added to every experiment's callbacks unless the run already has one
+of the kind or ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``. ``JsonLoggerCallback`` (``result.json``)
+is Ray's third default but not ours: the trial's ``result.jsonl`` already holds every result,
+and a file fewer per trial counts against inode quotas at 100,000 trials; add it yourself.
 ``MLflowLoggerCallback`` (``hpctune.tune.logger.mlflow``, ``pip install 'hpctune[mlflow]'``) and
 ``WandbLoggerCallback`` (``hpctune.tune.logger.wandb``, ``pip install 'hpctune[wandb]'``),
 ``CometLoggerCallback`` (``hpctune.tune.logger.comet``, ``pip install 'hpctune[comet]'``) and
@@ -31,11 +33,12 @@ __all__ = ["LoggerCallback", "BatchedLoggerCallback", "JsonLoggerCallback", "CSV
 
 
 def auto_loggers(callbacks: list[Any]) -> list[LoggerCallback]:
-    """The loggers Ray adds by default that ``callbacks`` lacks: JSON, CSV and TensorBoard (when
-    tensorboardX is installed); none with ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``."""
+    """The default loggers that ``callbacks`` lacks: CSV and TensorBoard (when tensorboardX is
+    installed; Ray adds JSON too, whose ``result.json`` repeats ``result.jsonl``); none with
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``."""
     if auto_loggers_disabled():
         return []
-    kinds: list[type[LoggerCallback]] = [JsonLoggerCallback, CSVLoggerCallback]
+    kinds: list[type[LoggerCallback]] = [CSVLoggerCallback]
     if importlib.util.find_spec("tensorboardX") is not None:
         kinds.append(TBXLoggerCallback)
     added = [kind() for kind in kinds if not any(isinstance(c, kind) for c in callbacks)]

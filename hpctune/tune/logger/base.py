@@ -10,8 +10,10 @@ whatever the rate at which trials report.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+from hpctune.storage.user_files import OpenAppends
 from hpctune.tune.callback import Callback
 
 
@@ -84,6 +86,36 @@ class BatchedLoggerCallback(LoggerCallback):
     def close_trial(self, trial: Any, failed: bool) -> None:
         """The trial ended and its results are written: release what is held for it."""
 
+    def is_new(self, trial: Any) -> bool:
+        """True for a trial this driver saw start for the first time: its files hold nothing
+        yet, so nothing is read back (a read per trial start is metadata load at scale)."""
+        return trial.trial_id in self.__dict__.get("_new", ())
+
+    # -- the hooks of a trial's first start -----------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.__dict__.setdefault("_new", set()).add(trial.trial_id)
+        self.__dict__.setdefault("_checked", set()).add(trial.trial_id)
+        super().on_trial_start(iteration, trials, trial, **info)
+
+    # -- for subclasses -----------------------------------------------------------------------
+    def append(self, trial: Any, path: Path, data: bytes) -> None:
+        """Append ``data`` to the trial's file ``path``, kept open until the trial ends
+        (``storage.user_files.OpenAppends``)."""
+        appends, paths = self._open_files()
+        paths.setdefault(trial.trial_id, set()).add(path)
+        appends.append(path, data)
+
+    def forget(self, path: Path) -> None:
+        """Close ``path`` before it is replaced (a kept-open descriptor would write to the old file)."""
+        self._open_files()[0].close(path)
+
+    def _open_files(self) -> tuple[OpenAppends, dict[str, set[Path]]]:
+        """The kept-open files and which trial each belongs to (made at first use: a subclass
+        need not call ``__init__``)."""
+        if "_appends" not in self.__dict__:
+            self._appends, self._paths = OpenAppends(), {}
+        return self._appends, self._paths
+
     # -- the hooks ----------------------------------------------------------------------------
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         self._trials[trial.trial_id] = trial
@@ -94,12 +126,19 @@ class BatchedLoggerCallback(LoggerCallback):
         self._flush_trial(trial.trial_id)
         self._guarded(trial, "close", lambda: self.close_trial(trial, failed))
         self._trials.pop(trial.trial_id, None)
+        appends, paths = self._open_files()
+        for path in paths.pop(trial.trial_id, ()):
+            appends.close(path)
+        self.__dict__.get("_new", set()).discard(trial.trial_id)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
+        appends, paths = self._open_files()
+        appends.close_all()
+        paths.clear()
 
     def get_state(self) -> dict | None:
         """Called at every snapshot: what was read before it is written before it (no state)."""
@@ -116,7 +155,8 @@ class BatchedLoggerCallback(LoggerCallback):
         trial = self._trials.get(trial_id)
         if not results or trial is None:
             return
-        if trial_id not in self._checked:  # the first batch of this driver: skip what is there
+        if trial_id not in self._checked:  # the first batch of a trial that ran before this
+            # driver (a restore): skip what its files already hold
             self._checked.add(trial_id)
             done = self._guarded(trial, "read", lambda: self.logged_until(trial))
             if done is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from hpctune.core.metrics import flatten
 from hpctune.storage.experiment import PROGRESS_CSV_FILE, RESULT_JSON_FILE, config_view
-from hpctune.storage.user_files import append_bytes, first_and_last_line, read_text, replace_bytes
+from hpctune.storage.user_files import first_and_last_line, read_text, replace_bytes
 from hpctune.tune.logger.base import BatchedLoggerCallback
 
 ITERATION = "training_iteration"
@@ -30,7 +30,7 @@ class JsonLoggerCallback(BatchedLoggerCallback):
     def write(self, trial: Any, results: list[dict]) -> None:
         config = config_view(trial.config)
         lines = [json.dumps({**r, "config": config}, default=str) for r in results]
-        append_bytes(Path(trial.path) / RESULT_JSON_FILE, ("\n".join(lines) + "\n").encode())
+        self.append(trial, Path(trial.path) / RESULT_JSON_FILE, ("\n".join(lines) + "\n").encode())
 
     def logged_until(self, trial: Any) -> int | None:
         ends = first_and_last_line(Path(trial.path) / RESULT_JSON_FILE)
@@ -55,7 +55,7 @@ class CSVLoggerCallback(BatchedLoggerCallback):
         rows = [flatten({k: v for k, v in r.items() if k != "config"}) for r in results]
         columns = self._columns.get(trial.trial_id)
         if columns is None:
-            columns = self._header_on_disk(path)
+            columns = [] if self.is_new(trial) else self._header_on_disk(path)
         known = dict.fromkeys(columns)
         added = []
         for key in (k for row in rows for k in row):
@@ -65,9 +65,10 @@ class CSVLoggerCallback(BatchedLoggerCallback):
         if columns and added:  # a new key: rewrite the file once with the wider header
             old = list(csv.DictReader(io.StringIO(read_text(path) or "")))
             data = _csv([*columns, *added], old + rows, header=True)
+            self.forget(path)
             replace_bytes(path, data)
         else:
-            append_bytes(path, _csv(list(known), rows, header=not columns))
+            self.append(trial, path, _csv(list(known), rows, header=not columns))
         self._columns[trial.trial_id] = list(known)
 
     def logged_until(self, trial: Any) -> int | None:

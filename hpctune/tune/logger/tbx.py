@@ -23,7 +23,6 @@ from typing import Any
 import hpctune.tune.logger.tfevents as tfevents
 from hpctune.core.metrics import flatten
 from hpctune.storage.experiment import TBX_EVENTS_PREFIX, config_view
-from hpctune.storage.user_files import append_bytes
 from hpctune.tune.logger.base import BatchedLoggerCallback
 
 TAG_PREFIX = "ray/tune/"
@@ -47,7 +46,7 @@ class TBXLoggerCallback(BatchedLoggerCallback):
             values, tags = self._values(result)
             self._last[trial.trial_id] = tags
             records.append(tfevents.record(tfevents.event(_wall_time(result), int(step), values)))
-        append_bytes(self._path(trial), b"".join(records))
+        self.append(trial, self._path(trial), b"".join(records))
 
     def close_trial(self, trial: Any, failed: bool) -> None:
         """Log the trial's hyperparameters with its metrics (TensorBoard's HParams view)."""
@@ -55,7 +54,7 @@ class TBXLoggerCallback(BatchedLoggerCallback):
         tags = self._last.pop(trial.trial_id, [])
         if params:
             values = tfevents.hparams(params, tags, failed)
-            append_bytes(self._path(trial), b"".join(
+            self.append(trial, self._path(trial), b"".join(
                 tfevents.record(tfevents.event(time.time(), 0, [v])) for v in values))
         self._files.pop(trial.trial_id, None)
 
@@ -65,7 +64,7 @@ class TBXLoggerCallback(BatchedLoggerCallback):
         if path is None:
             now = time.time()
             path = Path(trial.path) / f"{TBX_EVENTS_PREFIX}.{int(now)}.{socket.gethostname()}"
-            append_bytes(path, tfevents.record(tfevents.event(now, file_version=tfevents.FILE_VERSION)))
+            self.append(trial, path, tfevents.record(tfevents.event(now, file_version=tfevents.FILE_VERSION)))
             self._files[trial.trial_id] = path
         return path
 

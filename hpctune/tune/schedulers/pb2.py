@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from hpctune.core.seeding import root_seed
 from hpctune.errors import ConfigError
 from hpctune.space import uniform
 from hpctune.tune.schedulers.pbt import PopulationBasedTraining
@@ -71,6 +72,8 @@ class PB2(PopulationBasedTraining):
                  require_attrs: bool = True, synch: bool = False, seed: int | None = None,
                  rng: np.random.Generator | None = None):
         bounds = _check_bounds(hyperparam_bounds)
+        if seed is None and rng is None:  # drawn from `random` before importing scikit-learn draws from it
+            seed = root_seed(None)
         _require_sklearn()
         super().__init__(time_attr=time_attr, metric=metric, mode=mode,
                          perturbation_interval=perturbation_interval,

@@ -27,6 +27,7 @@ from hpctune.core.checks import check_number
 from hpctune.core.decision_points import EVERY, DecisionPoints, periodic
 from hpctune.core.metrics import flat_value
 from hpctune.core.objective import check_state_version
+from hpctune.core.seeding import root_seed
 from hpctune.errors import ConfigError
 from hpctune.tune.experiment.trial import TrialInfo
 from hpctune.tune.schedulers.pbt_explore import check_mutations, explore, fill_config, perturbed_tag
@@ -78,7 +79,10 @@ class PopulationBasedTraining(TrialScheduler):
         log_config: write ``pbt_global.txt`` and ``pbt_policy_<trial>.txt`` (Ray's files).
         require_attrs: a result without ``time_attr`` or the metric is an error (else ignored).
         synch: synchronous PBT (a barrier at every perturbation point).
-        seed, rng: the randomness of donors and exploration (give at most one).
+        seed, rng: the randomness of donors and exploration (give at most one). Without
+            either, the seed is drawn from Python's ``random`` when the scheduler is made
+            (Ray's PBT draws from the module-level ``random``): ``random.seed(1234)`` before
+            it, as in Ray's reproducibility recipe, makes the same perturbations.
 
     The donor's *latest persisted* checkpoint is used: report a checkpoint at least every
     ``perturbation_interval`` (Ray asks the donor to save one at that moment).
@@ -121,7 +125,7 @@ class PopulationBasedTraining(TrialScheduler):
         self.log_config = log_config
         self._require_attrs = require_attrs
         self._synch = synch
-        self._rng = rng if rng is not None else np.random.default_rng(seed)
+        self._rng = rng if rng is not None else np.random.default_rng(root_seed(seed))
         self._trials: dict[str, TrialState] = {}
         self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
         self._waiting: set[str] = set()  # paused (synch: at the barrier) until resumed

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hpctune.core.objective import check_state_version
-from hpctune.errors import ConfigError
+from hpctune.errors import ConfigError, SearchSpaceError
 from hpctune.space import (
     count_grid_variants,
     grid_variables,
@@ -85,6 +85,7 @@ class BasicVariantGenerator(Searcher):
         if config:
             self._space = _checked_space(config)
             self._reset_caches()
+        _check_point_keys(self._points, self._space)
         if spec.get("num_samples") is not None:
             self._num_samples = _checked_num_samples(spec["num_samples"])
         if spec.get("seed") is not None and self._entropy is None:
@@ -233,6 +234,42 @@ def _checked_points(points: Sequence[Mapping] | None) -> list[dict]:
                 "e.g. points_to_evaluate=[{'lr': 0.01}]."
             )
     return [dict(point) for point in points]
+
+
+def _check_point_keys(points: list[dict], space: Mapping) -> None:
+    """A SearchSpaceError (before the experiment is written) for a point that names a parameter
+    the search space lacks: it would be ignored in silence. A point may set a nested key of
+    a constant dict, and give a whole value for any parameter."""
+    if not space:
+        return
+    leaves: set[str] = set()
+
+    def walk(mapping: Mapping, prefix: str) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, Mapping) and value and not is_grid_search(value):
+                walk(value, f"{prefix}{key}/")
+            else:
+                leaves.add(f"{prefix}{key}")
+
+    walk(space, "")
+    for i, point in enumerate(points):
+        for name in _point_names(point, ""):
+            parts = name.split("/")
+            if not any("/".join(parts[:n]) in leaves for n in range(1, len(parts) + 1)):
+                raise SearchSpaceError(
+                    f"points_to_evaluate[{i}] names {name!r}, which is not in the search space "
+                    f"(parameters: {sorted(leaves)}); it would be ignored. Fix: name a parameter of "
+                    "param_space, or add it there.")
+
+
+def _point_names(point: Mapping, prefix: str) -> list[str]:
+    names = []
+    for key, value in point.items():
+        if isinstance(value, Mapping) and value:
+            names += _point_names(value, f"{prefix}{key}/")
+        else:
+            names.append(f"{prefix}{key}")
+    return names
 
 
 def _entropy(source: Any) -> int | None:

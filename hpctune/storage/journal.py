@@ -1,0 +1,354 @@
+"""The driver's trial state on disk: a compact base plus an append-only journal of changes.
+
+A snapshot appends only the trials that changed since the last one to ``state.journal``
+(JSON lines), so its cost follows what changed, not how many trials the experiment has.
+When the journal grows past a share of the base, the base (``state.json``) is rewritten
+from the driver's memory (atomically, fsynced) and the journal starts again empty.
+
+Files (one writer: the driver's ``JournalWriter``; one reader: ``read_trial_state``):
+
+```
+state.json     {"format": "hpctune-state", "version": 2, "generation": G, "seq": S,
+                "searcher_finished": ..., "backend_commands": ..., "updated": ...,
+                "trials": [<one trial record per line>]}
+state.journal  {"kind": "header", "version": 2, "generation": G}
+               {"kind": "trial", "seq": N, "trial": {...}}      a trial's whole record, as now
+               {"kind": "run", "seq": N, "searcher_finished": ..., ...}
+```
+
+The journal counts only while its header names the base's generation: a compaction that
+was interrupted after its new base leaves an old journal behind, whose lines the base holds
+already. ``seq`` numbers the snapshots: ``driver-state.pkl`` records the one it was written
+with, and a restore replays the lines up to it, so trials and searcher state agree. A last
+line torn by a crash is reported and ignored; the writer's first snapshot is a compaction,
+so a torn line never stays in the middle of a journal. A ``state.json`` without ``format``
+(hpctune before the journal) is read as it is: every trial, no journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpctune.errors import ExperimentStateError
+from hpctune.storage.atomic import full_storage_is_clear, write_all, write_bytes_atomic
+from hpctune.storage.experiment import STATE_JOURNAL_FILE, ExperimentDir
+from hpctune.storage.secure import read_regular_bytes
+
+FORMAT = "hpctune-state"
+VERSION = 2
+JOURNAL_FILE = STATE_JOURNAL_FILE
+#: a compaction rewrites the base once the journal is larger than this share of it ...
+COMPACT_RATIO = 1.0
+#: ... and larger than this (a small experiment's journal is not worth a rewrite)
+COMPACT_MIN_BYTES = 4 * 1024 * 1024
+#: the run's fields besides the trials (``state.json``'s top level, a journal's ``run`` lines)
+RUN_FIELDS = ("searcher_finished", "backend_commands", "updated")
+#: the largest state file read (a 100,000-trial base is about 300 MB)
+MAX_STATE_BYTES = 2 * 1024 * 1024 * 1024
+
+
+def journal_path(exp: ExperimentDir) -> Path:
+    """Where the journal of ``exp`` lives (next to ``state.json``)."""
+    return exp.root / JOURNAL_FILE
+
+
+@dataclass
+class TrialState:
+    """What the base and the journal say: every trial's record by id (creation order), the
+    run's fields, the last snapshot number read, and problems a reader should report."""
+
+    trials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    problems: list[str] = field(default_factory=list)
+    #: False for an experiment of an hpctune before the journal (``state.json`` only)
+    journaled: bool = True
+    #: the trials whose text holds an escaped control character; None: not known (all may)
+    escaped: set[str] | None = None
+
+    def as_snapshot(self) -> dict[str, Any]:
+        """The old ``state.json`` shape: ``{"trials": [...], <run fields>}``."""
+        return {**self.run, "trials": list(self.trials.values())}
+
+
+def read_trial_state(
+    exp: ExperimentDir, upto_seq: int | None = None, view: bool = False
+) -> TrialState | None:
+    """The trials as of the last snapshot (or of snapshot ``upto_seq``: what a restore pairs
+    with ``driver-state.pkl``); None when no snapshot was written yet.
+
+    ``view``: for displays, the base's trial records without their ``metric_analysis`` (the
+    largest part, which the base writes last so that a reader can stop before it); and
+    ``escaped`` names the trials whose text holds an escaped control character (only those
+    need scrubbing before they reach a terminal).
+
+    ExperimentStateError for a damaged base, a journal of a newer hpctune or a damaged line
+    in the middle of the journal; a torn last line is left out and named in ``problems``.
+    """
+    try:
+        raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    if not raw.strip():
+        return None
+    base = _base_by_lines(raw, view)
+    if base is None:  # not one trial a line (an older hpctune, a hand-written file): whole
+        try:
+            base = json.loads(raw)
+        except ValueError as exc:
+            raise ExperimentStateError(f"{exp.state_path} is damaged ({exc}).") from exc
+        if isinstance(base, dict):
+            base["escaped"] = None  # not known per trial: scrub them all
+    if not isinstance(base, dict) or not isinstance(base.get("trials", []), list):
+        raise ExperimentStateError(f"{exp.state_path} is damaged: not a trial snapshot.")
+    trials = {
+        t["trial_id"]: t for t in base.get("trials", []) if isinstance(t, dict) and "trial_id" in t
+    }
+    run = {k: base[k] for k in RUN_FIELDS if k in base}
+    escaped = base.get("escaped")
+    if base.get("format") != FORMAT:  # written before the journal: the whole state, as it is
+        return TrialState(trials, run, 0, journaled=False, escaped=None)
+    _check_version(base.get("version"), exp.state_path)
+    state = TrialState(trials, run, int(base.get("seq", 0)), escaped=escaped)
+    _replay(journal_path(exp), str(base.get("generation")), upto_seq, state)
+    return state
+
+
+#: where a base's trial record reaches the fields a display does not need (written last)
+_HEAVY = b', "metric_analysis": '
+#: an escaped control character in JSON text (C0, DEL, C1; as escapes or raw UTF-8 C1)
+_ESCAPED_CONTROL = re.compile(rb"\\[nrtbf]|\\u00[01]|\\u007[fF]|\\u00[89]|\xc2[\x80-\x9f]")
+
+
+def _base_by_lines(raw: bytes, view: bool) -> dict[str, Any] | None:
+    """A base as ``compact`` writes it (its header, then one trial a line), parsed line by
+    line; None for any other text (the caller parses it whole)."""
+    lines = raw.split(b"\n")
+    if len(lines) < 3 or lines[-2] != b"]}" or lines[-1] or not lines[0].endswith(b'"trials": ['):
+        return None
+    try:
+        base = json.loads(lines[0] + b"]}")
+        trials, escaped = [], set()
+        for line in lines[1:-2]:
+            record = _trial_line(line[:-1] if line.endswith(b",") else line, view)
+            trials.append(record)
+            if (b"\\" in line or b"\xc2" in line) and _ESCAPED_CONTROL.search(
+                line
+            ):  # most have neither
+                escaped.add(record.get("trial_id"))
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(base, dict):
+        return None
+    base["trials"], base["escaped"] = trials, escaped
+    return base
+
+
+def _trial_line(line: bytes, view: bool) -> dict[str, Any]:
+    if view and (cut := line.find(_HEAVY)) > 0:
+        with contextlib.suppress(ValueError):  # the marker was inside a value: read it whole
+            return json.loads(line[:cut] + b"}")
+    return json.loads(line)
+
+
+def _check_version(version: object, path: Path) -> None:
+    if not isinstance(version, int) or version > VERSION:
+        raise ExperimentStateError(
+            f"{path} was written by a newer hpctune (state format version {version!r}; this one "
+            f"reads up to {VERSION}). Fix: upgrade hpctune to read or restore this experiment."
+        )
+
+
+def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState) -> None:
+    """Apply the journal's lines of the base's generation to ``state``, in order."""
+    try:
+        raw = read_regular_bytes(path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return
+    lines = raw.split(b"\n")
+    complete = len(lines) - 1  # the part after the last newline is a torn line, or empty
+    if lines[-1].strip():
+        state.problems.append(
+            f"{path}: its last line is incomplete (a write cut short); it is left out."
+        )
+    for number, line in enumerate(lines[:complete], start=1):
+        record = _record(line, path, number, last=number == complete, state=state)
+        if record is None:
+            continue
+        kind = record.get("kind")
+        if kind == "header":
+            _check_version(record.get("version"), path)
+            if str(record.get("generation")) != generation:
+                return  # an older journal, from before the base's compaction: the base has it all
+            continue
+        seq = int(record.get("seq", 0))
+        if upto_seq is not None and seq > upto_seq:
+            return  # written after the driver-state the restore pairs it with
+        if kind == "trial":
+            trial = record["trial"]
+            state.trials[trial["trial_id"]] = trial
+            if state.escaped is not None and _ESCAPED_CONTROL.search(line):
+                state.escaped.add(trial["trial_id"])
+        elif kind == "run":
+            state.run.update({k: record[k] for k in RUN_FIELDS if k in record})
+        state.seq = max(state.seq, seq)
+
+
+def _record(
+    line: bytes, path: Path, number: int, last: bool, state: TrialState
+) -> dict[str, Any] | None:
+    """One journal line; None for a blank one and for a damaged last one (reported)."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or (
+            record.get("kind") == "trial" and not isinstance(record["trial"].get("trial_id"), str)
+        ):
+            raise ValueError("not a journal record")
+        return record
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        if last:  # cut short by a crash while its newline was already written: left out
+            state.problems.append(f"{path}: its last line is damaged ({exc}); it is left out.")
+            return None
+        raise ExperimentStateError(
+            f"{path} is damaged at line {number} ({exc}). Fix: move it away (`mv {path} "
+            f"{path}.damaged`): the trials then come from state.json and their result logs, "
+            "and a running driver writes a new journal at its next snapshot."
+        ) from exc
+
+
+class JournalWriter:
+    """The driver's one writer of ``state.json`` and ``state.journal``.
+
+    ``append`` writes the changed trials of one snapshot; ``compact`` rewrites the base with
+    every trial. ``due`` says when to compact instead of appending: at the writer's first
+    snapshot (a fresh generation, and no torn line of an earlier driver stays behind), after a
+    failed append, and when the journal outgrew ``COMPACT_RATIO`` of the base.
+    """
+
+    def __init__(
+        self, exp: ExperimentDir, ratio: float | None = None, min_bytes: int | None = None
+    ):
+        ratio = COMPACT_RATIO if ratio is None else ratio
+        min_bytes = COMPACT_MIN_BYTES if min_bytes is None else min_bytes
+        self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
+        self.generation: str | None = None
+        self.base_bytes = 0
+        self.journal_bytes = 0
+
+    @property
+    def path(self) -> Path:
+        return journal_path(self.exp)
+
+    def due(self) -> bool:
+        """True when the next snapshot should be a compaction."""
+        if self.generation is None:
+            return True
+        return self.journal_bytes > max(self.min_bytes, self.ratio * self.base_bytes)
+
+    def compact(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> None:
+        """Rewrite the base with ``trials`` (all of them), then start an empty journal."""
+        generation = uuid.uuid4().hex
+        head = json.dumps(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "generation": generation,
+                "seq": seq,
+                **{k: run[k] for k in RUN_FIELDS if k in run},
+            },
+            default=str,
+        )
+        body = ",\n".join(json.dumps(_heavy_last(t), default=str) for t in trials)
+        data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
+        self.generation = None  # until both files are written: the next snapshot compacts again
+        write_bytes_atomic(self.exp.state_path, data, fsync=True)
+        header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
+        write_bytes_atomic(self.path, header.encode(), fsync=True)
+        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+
+    def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
+        """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
+        fsynced); the number of bytes written."""
+        lines = [
+            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str)
+            for t in trials
+        ]
+        lines.append(
+            json.dumps(
+                {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
+                default=str,
+            )
+        )
+        data = ("\n".join(lines) + "\n").encode()
+        generation, self.generation = self.generation, None  # a failed write: compact next time
+        with full_storage_is_clear(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)  # never created here
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.generation = generation
+        self.journal_bytes += len(data)
+        return len(data)
+
+
+def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``metric_analysis`` last: a display reads each line up to it."""
+    if "metric_analysis" not in record:
+        return record
+    record = dict(record)
+    record["metric_analysis"] = record.pop("metric_analysis")
+    return record
+
+
+def read_one_trial(exp: ExperimentDir, trial_id: str) -> dict[str, Any] | None:
+    """One trial's record as of the last snapshot, found by its id without parsing the other
+    trials (``hpctune best``); None when the snapshot does not hold it."""
+    try:
+        raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    head = raw[: raw.find(b"\n")]
+    if not head.endswith(b'"trials": [') or b'"format": "' + FORMAT.encode() not in head:
+        state = read_trial_state(exp)  # an older or hand-written file: read it all
+        return state.trials.get(trial_id) if state is not None else None
+    base = json.loads(head + b"]}")
+    _check_version(base.get("version"), exp.state_path)
+    needle = b'{"trial_id": ' + json.dumps(trial_id).encode() + b", "
+    found = None
+    at = raw.find(b"\n" + needle)
+    if at >= 0:
+        line = raw[at + 1 : raw.find(b"\n", at + 1)]
+        found = json.loads(line[:-1] if line.endswith(b",") else line)
+    return _last_in_journal(journal_path(exp), str(base.get("generation")), needle) or found
+
+
+def _last_in_journal(path: Path, generation: str, needle: bytes) -> dict[str, Any] | None:
+    """The trial's last complete record in a journal of ``generation``; None: none."""
+    try:
+        raw = read_regular_bytes(path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return None
+    header = json.loads(raw[: raw.find(b"\n")] or b"{}")
+    if str(header.get("generation")) != generation:
+        return None
+    end = len(raw)
+    while (at := raw.rfind(b'"trial": ' + needle, 0, end)) >= 0:
+        start = raw.rfind(b"\n", 0, at) + 1
+        stop = raw.find(b"\n", at)
+        end = start
+        if stop < 0:
+            continue  # a torn last line: its trial is read from the line before
+        with contextlib.suppress(ValueError):
+            return json.loads(raw[start:stop])["trial"]
+    return None
