@@ -67,6 +67,7 @@ GRID = (U + "test_basic_variant.py", U + "test_space.py")
 SEARCH_ADAPTERS = (U + "test_search_adapters.py",)
 SEARCH_CONVERSION = (U + "test_search_space_conversion.py", U + "test_search_adapters.py")
 SEARCH_RUNS = (U + "test_search_local_runs.py",)
+CREATE_SEARCHER = (U + "test_create_searcher.py",)
 JOURNAL = (U + "test_journal.py",)
 
 MUTANTS: list[Mutant] = [
@@ -997,8 +998,17 @@ MUTANTS += [
            'if len(state["buffer"]) >= self._random_search_steps or len(state["optimizer"].space):',
            "if True:", SEARCH_ADAPTERS, "BayesOpt fits its GP before random_search_steps results"),
     Mutant("bohb-budget-too-early", "hpctune/tune/search/bohb.py",
-           "if len(seen) >= self._min_points + 2]", "if len(seen) >= self._min_points]",
+           "if len(seen) >= self._min_points + 2\n", "if len(seen) >= self._min_points\n",
            SEARCH_ADAPTERS, "BOHB models a budget with too few results"),
+    Mutant("create-searcher-keywords-unchecked", "hpctune/tune/search/registry.py",
+           "    unknown = sorted(set(kwargs) - set(named))", "    unknown = []", CREATE_SEARCHER,
+           "create_searcher hands a keyword the class does not take on (a raw TypeError)"),
+    Mutant("zoopt-parameter-keywords-unchecked", "hpctune/tune/search/zoopt.py",
+           "        unknown = sorted(set(kwargs) - takes)", "        unknown = []", CREATE_SEARCHER,
+           "ZOOptSearch keeps a keyword zoopt.Parameter does not take until its first suggestion"),
+    Mutant("ax-logs-each-trial", "hpctune/tune/search/ax.py", "        _quiet_ax()\n",
+           "        pass\n", (U + "test_search_ax.py",),
+           "Ax's two INFO lines per trial reach the driver's log"),
     Mutant("hb-bohb-smallest-bracket-first", "hpctune/tune/schedulers/hb_bohb.py",
            "return self._s_max_1 - 1 - position", "return position", SEARCH_RUNS,
            "HyperBandForBOHB fills the least aggressive bracket first"),
