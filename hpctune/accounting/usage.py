@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpctune.accounting.estimate import TrialShape
+from hpctune.storage import events as ev
 
 #: the sacct fields ``parse_sacct`` reads, in this order (``slurm_commands.sacct_usage_args``)
 SACCT_FIELDS = "JobID,State,ElapsedRaw,NNodes,NCPUS,AllocTRES,Submit,Start"
@@ -222,10 +223,10 @@ def event_bounds(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], t
     the job runs); a local run's events, without a job id, under ``""``."""
     bounds: dict[tuple[str, int], tuple[float, float]] = {}
     for event in events:
-        job, when = event.get("slurm_job_id") or "", event.get("time")
-        if not isinstance(when, (int, float)) or event.get("event") in DRIVER_EVENTS:
+        job, when = event.get(ev.JOB_ID) or "", event.get(ev.TIME)
+        if not isinstance(when, (int, float)) or event.get(ev.KIND) in ev.DRIVER_KINDS:
             continue
-        key = (str(job), int(event.get("restart_count") or 0))
+        key = (str(job), int(event.get(ev.RESTART_COUNT) or 0))
         start, end = bounds.get(key, (when, when))
         bounds[key] = (min(start, when), max(end, when))
     return bounds
@@ -235,10 +236,6 @@ def event_spans(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], fl
     """Seconds each run of each job was seen running: last event time - first event time."""
     return {key: end - start for key, (start, end) in event_bounds(events).items()}
 
-
-#: the events the driver writes (``storage/events.py``'s ``DRIVER_KINDS``; repeated here so this
-#: module stays free of imports beyond the estimate's)
-DRIVER_EVENTS = frozenset({"exploited", "stop_decided", "resources_changed"})
 
 
 @dataclass(frozen=True)

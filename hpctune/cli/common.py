@@ -16,17 +16,18 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpctune.config import DEFAULT_STORAGE
 from hpctune.core.ids import JobKind, job_kind, validate_job_id
 from hpctune.errors import ConfigError, ExperimentStateError, HpctuneError, UnsafeFileError
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.journal import read_trial_state
-from hpctune.storage.replay import snapshot_trials
-from hpctune.storage.result_log import read_events
-from hpctune.tune.experiment.trial import Trial
+
+if TYPE_CHECKING:  # imported where used: `hpctune ls` reads summaries only
+    from hpctune.tune.experiment.trial import Trial
+
+#: where experiments go by default (``hpctune.config.DEFAULT_STORAGE``; a test keeps them equal)
+DEFAULT_STORAGE = "~/hpctune_results"
 
 #: a running experiment whose summary is older than this is flagged: its driver may be gone
 STALE_AFTER_S = 60.0
@@ -210,6 +211,10 @@ def _displayed_trials(exp: ExperimentDir) -> list[Trial]:
     """The trials from the snapshot (base + journal, without the metric analysis the
     commands do not show), scrubbed where their text holds a control character; rebuilt from
     the logs (all scrubbed) while the driver has written no snapshot yet."""
+    from hpctune.storage.journal import read_trial_state
+    from hpctune.storage.replay import snapshot_trials
+    from hpctune.tune.experiment.trial import Trial
+
     state = read_trial_state(exp, view=True)
     if state is None:
         return [scrub_trial(trial) for trial in snapshot_trials(exp)]
@@ -309,6 +314,8 @@ def find_trial(trials: list[Trial], text: str) -> Trial:
 def trial_job_ids(exp: ExperimentDir, trial: Trial) -> list[str]:
     """Every job the trial ran in, oldest first: from its result log's events, plus its current
     job. Only real job ids (Slurm ``123_4``, ``local-7``, ``pool-3``): a damaged one names no file."""
+    from hpctune.storage.result_log import read_events
+
     seen: dict[str, None] = {}
     for event in read_events(exp.result_log_path(trial.trial_id)):
         if event.get(ev.JOB_ID):

@@ -14,12 +14,10 @@ import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hpctune.accounting.usage import SSHARE_FIELDS, fairshare_line, short_usage, usage_lines
-from hpctune.backends.base import JobReport
-from hpctune.backends.pool_runs import run_states
-from hpctune.backends.slurm_commands import sshare_args
-from hpctune.backends.slurm_limits import shared_commands
+from hpctune.accounting.usage_record import read_usage
 from hpctune.cli.common import (
     ago,
     console,
@@ -37,14 +35,13 @@ from hpctune.cli.common import (
 )
 from hpctune.core.ids import array_of, is_pool_job, is_slurm_job
 from hpctune.core.metrics import best_trial, is_finite_number, metric_value
-from hpctune.display.reporter import CLIReporter
-from hpctune.display.view import StatusView
 from hpctune.errors import ConfigError, HpctuneError
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.journal import read_one_trial
-from hpctune.storage.pool_queue import PoolQueue
-from hpctune.storage.usage_record import read_usage
-from hpctune.tune.experiment.trial import Trial
+
+if TYPE_CHECKING:  # `ls` imports none of these: the other commands import them where they run
+    from hpctune.backends.base import JobReport
+    from hpctune.display.view import StatusView
+    from hpctune.tune.experiment.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
 LIVE_STATES = ("running", "queued", "starting")
@@ -123,6 +120,8 @@ def used_text(exp: ExperimentDir) -> str:
 # -- hpctune status --------------------------------------------------------------------------------------
 def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     """The StatusView of an experiment, from its files (and one squeue when it is running)."""
+    from hpctune.display.view import StatusView
+
     info = experiment_info(exp)
     trials = load_trials(exp)
     state = describe_state(info)
@@ -143,11 +142,20 @@ def allocation_lines(exp: ExperimentDir, ask_slurm: bool) -> list[str]:
     record = read_usage(exp.root)
     lines = usage_lines(record.usage if record else None, record.budget if record else None)
     if ask_slurm and shutil.which("sshare"):
+        from hpctune.backends.slurm_commands import sshare_args
+
         proc = shared_commands().run(sshare_args(getpass.getuser(), SSHARE_FIELDS), check=False)
         line = fairshare_line(proc.stdout) if proc.returncode == 0 else None
         if line:
             lines.append(line)
     return lines
+
+
+def shared_commands() -> Any:
+    """``backends.slurm_limits.shared_commands()``, imported when a status asks Slurm."""
+    from hpctune.backends.slurm_limits import shared_commands as commands
+
+    return commands()
 
 
 def refresh_job_states(trials: list[Trial]) -> None:
@@ -166,6 +174,9 @@ def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
     live = [t for t in trials if not t.is_finished and is_pool_job(t.job_id)]
     if not live:
         return
+    from hpctune.backends.pool_runs import run_states
+    from hpctune.storage.pool_queue import PoolQueue
+
     view = PoolQueue(exp.root).view()
     arrays = sorted({array_of(task) for task in view.claimed.values() if is_slurm_job(task)})
     tasks = shared_commands().job_states(jobs=arrays, check=False) if arrays and shutil.which("squeue") else {}
@@ -181,6 +192,8 @@ def _apply_states(trials: list[Trial], states: dict[str, JobReport]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from hpctune.display.reporter import CLIReporter
+
     exp = resolve_experiment(args.experiment)
     reporter = CLIReporter(max_progress_rows=args.max_rows, live=False)
     out = console()
@@ -205,6 +218,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _summary_best(exp: ExperimentDir, info: dict) -> Trial | None:
     """The experiment's best trial as the driver's last snapshot named it in the summary (for
     its own metric and mode), read alone from the snapshot; None: not known that way."""
+    from hpctune.storage.journal import read_one_trial
+    from hpctune.tune.experiment.trial import Trial
+
     named = (info["summary"].get("best") or {}).get("trial_id")
     if not isinstance(named, str) or info["summary"].get("metric") != info["metric"]:
         return None

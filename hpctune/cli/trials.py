@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.accounting.usage import USAGE_COLUMNS, ExperimentUsage, usage_columns
+from hpctune.accounting.usage_record import read_usage
 from hpctune.cli.common import (
     experiment_info,
     load_trials,
@@ -35,7 +36,6 @@ from hpctune.errors import ConfigError
 from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.storage.usage_record import read_usage
 from hpctune.tune.experiment.trial import Trial
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",

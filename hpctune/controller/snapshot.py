@@ -45,7 +45,7 @@ from hpctune.storage.control import ControlRecord
 from hpctune.storage.driver_state import save_driver_state
 from hpctune.storage.events import JOB_ID, event_kind
 from hpctune.storage.experiment import ExperimentDir, config_view
-from hpctune.storage.journal import JournalWriter
+from hpctune.storage.journal_writer import JournalWriter
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import SummaryTally
 from hpctune.tune.experiment.trial import Trial, TrialStatus
@@ -125,9 +125,13 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
             book.written[trial_id] = key
             changed.append(trial)
     book.tally.update(changed)
-    if not (final or book.writer.due()):
+    book.writer.poll()  # a background compaction that ended: its generation's journal starts
+    due = book.writer.due()
+    if not final and (not due or book.writer.background()):
         try:
             book.writer.append(book.seq, [_record(t) for t in changed], run)
+            if due:  # a large base: rewritten from the files up to the last snapshot, aside
+                book.writer.compact_in_background(book.seq - 1)
             return len(changed)
         except FileNotFoundError:  # the journal was moved away: a new base starts a new one
             pass

@@ -221,8 +221,9 @@ class PoolTask:
 
     def _wait(self, timeout: float) -> None:
         with contextlib.suppress(InterruptedError):
-            ready, _, _ = select.select([self._wake_r], [], [], timeout)
-            if ready:
+            poller = select.poll()  # not select(): it refuses descriptors above 1023
+            poller.register(self._wake_r, select.POLLIN)
+            if poller.poll(timeout * 1000):
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
 

@@ -154,7 +154,7 @@ class ResultGrid:
         import pandas as pd
 
         from hpctune.accounting.usage import usage_columns
-        from hpctune.storage.usage_record import read_usage
+        from hpctune.accounting.usage_record import read_usage
 
         rows = []
         sep = result_delimiter()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import zlib
 from collections.abc import Iterable
@@ -90,7 +91,7 @@ class ChangeFeed:
 
     def __init__(self, root: Path):
         self.directory = root / CHANGES_DIR
-        self._fds: dict[int, int] = {}
+        self._files: dict[int, io.FileIO] = {}  # closed when this feed is (or is collected)
         self._offsets = [0] * SHARDS
 
     def take(self) -> set[str]:
@@ -103,14 +104,14 @@ class ChangeFeed:
         return named
 
     def _fd(self, index: int) -> int | None:
-        fd = self._fds.get(index)
-        if fd is None:
+        shard = self._files.get(index)
+        if shard is None:
             try:
                 fd = open_private(self.directory / f"{index:02d}", os.O_RDWR)
             except OSError:
                 return None  # no feed (an old experiment): the Slurm poll reads every log
-            self._fds[index] = fd
-        return fd
+            shard = self._files[index] = io.FileIO(fd, "r+")
+        return shard.fileno()
 
     def _read(self, index: int, fd: int) -> Iterable[str]:
         offset = self._offsets[index]
@@ -136,10 +137,10 @@ class ChangeFeed:
         return rest
 
     def close(self) -> None:
-        for fd in self._fds.values():
+        for shard in self._files.values():
             with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
+                shard.close()
+        self._files.clear()
 
 
 def _read_from(fd: int, offset: int) -> bytes:

@@ -5,7 +5,8 @@ A snapshot appends only the trials that changed since the last one to ``state.jo
 When the journal grows past a share of the base, the base (``state.json``) is rewritten
 from the driver's memory (atomically, fsynced) and the journal starts again empty.
 
-Files (one writer: the driver's ``JournalWriter``; one reader: ``read_trial_state``):
+Files (one writer: the driver's ``storage.journal_writer.JournalWriter``; one reader:
+``read_trial_state``, and ``read_one_trial`` for one trial):
 
 ```
 state.json     {"format": "hpctune-state", "version": 2, "generation": G, "seq": S,
@@ -18,7 +19,11 @@ state.journal  {"kind": "header", "version": 2, "generation": G}
 
 The journal counts only while its header names the base's generation: a compaction that
 was interrupted after its new base leaves an old journal behind, whose lines the base holds
-already. ``seq`` numbers the snapshots: ``driver-state.pkl`` records the one it was written
+already. A large base is compacted in the background, from the files (``merge_base``: the
+old base and the journal's lines up to a snapshot already paired with its
+``driver-state.pkl``), while the driver goes on appending to the old journal; that base
+names the old journal's generation as ``continues``, whose lines after the base's ``seq``
+still count, until the driver starts the new generation's journal with them. ``seq`` numbers the snapshots: ``driver-state.pkl`` records the one it was written
 with, and a restore replays the lines up to it, so trials and searcher state agree. A last
 line torn by a crash is reported and ignored; the writer's first snapshot is a compaction,
 so a torn line never stays in the middle of a journal. A ``state.json`` without ``format``
@@ -29,25 +34,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ExperimentStateError
-from hpctune.storage.atomic import full_storage_is_clear, write_all, write_bytes_atomic
 from hpctune.storage.experiment import STATE_JOURNAL_FILE, ExperimentDir
 from hpctune.storage.secure import read_regular_bytes
 
 FORMAT = "hpctune-state"
 VERSION = 2
 JOURNAL_FILE = STATE_JOURNAL_FILE
-#: a compaction rewrites the base once the journal is larger than this share of it ...
-COMPACT_RATIO = 1.0
-#: ... and larger than this (a small experiment's journal is not worth a rewrite)
-COMPACT_MIN_BYTES = 4 * 1024 * 1024
 #: the run's fields besides the trials (``state.json``'s top level, a journal's ``run`` lines)
 RUN_FIELDS = ("searcher_finished", "backend_commands", "updated")
 #: the largest state file read (a 100,000-trial base is about 300 MB)
@@ -117,8 +115,18 @@ def read_trial_state(
         return TrialState(trials, run, 0, journaled=False, escaped=None)
     _check_version(base.get("version"), exp.state_path)
     state = TrialState(trials, run, int(base.get("seq", 0)), escaped=escaped)
-    _replay(journal_path(exp), str(base.get("generation")), upto_seq, state)
+    _replay(journal_path(exp), _journal_after(base), upto_seq, state)
     return state
+
+
+def _journal_after(base: dict[str, Any]) -> dict[str, int]:
+    """The journal generations whose lines count on top of ``base``, each with the snapshot
+    number after which they do: its own generation's lines all; those of the journal it
+    ``continues`` (a background compaction's base) after the base's ``seq``."""
+    after = {str(base.get("generation")): -1}
+    if base.get("continues") is not None:
+        after[str(base["continues"])] = int(base.get("seq", 0))
+    return after
 
 
 #: where a base's trial record reaches the fields a display does not need (written last)
@@ -166,8 +174,9 @@ def _check_version(version: object, path: Path) -> None:
         )
 
 
-def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState) -> None:
-    """Apply the journal's lines of the base's generation to ``state``, in order."""
+def _replay(path: Path, after: dict[str, int], upto_seq: int | None, state: TrialState) -> None:
+    """Apply the journal's lines that count on top of the base (``after``: generation ->
+    the snapshot number after which its lines count) to ``state``, in order."""
     try:
         raw = read_regular_bytes(path, MAX_STATE_BYTES)
     except FileNotFoundError:
@@ -178,6 +187,7 @@ def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState
         state.problems.append(
             f"{path}: its last line is incomplete (a write cut short); it is left out."
         )
+    skip_upto = None
     for number, line in enumerate(lines[:complete], start=1):
         record = _record(line, path, number, last=number == complete, state=state)
         if record is None:
@@ -185,12 +195,15 @@ def _replay(path: Path, generation: str, upto_seq: int | None, state: TrialState
         kind = record.get("kind")
         if kind == "header":
             _check_version(record.get("version"), path)
-            if str(record.get("generation")) != generation:
+            skip_upto = after.get(str(record.get("generation")))
+            if skip_upto is None:
                 return  # an older journal, from before the base's compaction: the base has it all
             continue
         seq = int(record.get("seq", 0))
         if upto_seq is not None and seq > upto_seq:
             return  # written after the driver-state the restore pairs it with
+        if skip_upto is not None and seq <= skip_upto:
+            continue  # the base (compacted from these lines) holds it
         if kind == "trial":
             trial = record["trial"]
             state.trials[trial["trial_id"]] = trial
@@ -225,92 +238,6 @@ def _record(
         ) from exc
 
 
-class JournalWriter:
-    """The driver's one writer of ``state.json`` and ``state.journal``.
-
-    ``append`` writes the changed trials of one snapshot; ``compact`` rewrites the base with
-    every trial. ``due`` says when to compact instead of appending: at the writer's first
-    snapshot (a fresh generation, and no torn line of an earlier driver stays behind), after a
-    failed append, and when the journal outgrew ``COMPACT_RATIO`` of the base.
-    """
-
-    def __init__(
-        self, exp: ExperimentDir, ratio: float | None = None, min_bytes: int | None = None
-    ):
-        ratio = COMPACT_RATIO if ratio is None else ratio
-        min_bytes = COMPACT_MIN_BYTES if min_bytes is None else min_bytes
-        self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
-        self.generation: str | None = None
-        self.base_bytes = 0
-        self.journal_bytes = 0
-
-    @property
-    def path(self) -> Path:
-        return journal_path(self.exp)
-
-    def due(self) -> bool:
-        """True when the next snapshot should be a compaction."""
-        if self.generation is None:
-            return True
-        return self.journal_bytes > max(self.min_bytes, self.ratio * self.base_bytes)
-
-    def compact(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> None:
-        """Rewrite the base with ``trials`` (all of them), then start an empty journal."""
-        generation = uuid.uuid4().hex
-        head = json.dumps(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                "generation": generation,
-                "seq": seq,
-                **{k: run[k] for k in RUN_FIELDS if k in run},
-            },
-            default=str,
-        )
-        body = ",\n".join(json.dumps(_heavy_last(t), default=str) for t in trials)
-        data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
-        self.generation = None  # until both files are written: the next snapshot compacts again
-        write_bytes_atomic(self.exp.state_path, data, fsync=True)
-        header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
-        write_bytes_atomic(self.path, header.encode(), fsync=True)
-        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
-
-    def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
-        """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
-        fsynced); the number of bytes written."""
-        lines = [
-            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str)
-            for t in trials
-        ]
-        lines.append(
-            json.dumps(
-                {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
-                default=str,
-            )
-        )
-        data = ("\n".join(lines) + "\n").encode()
-        generation, self.generation = self.generation, None  # a failed write: compact next time
-        with full_storage_is_clear(self.path):
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)  # never created here
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self.generation = generation
-        self.journal_bytes += len(data)
-        return len(data)
-
-
-def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` with ``metric_analysis`` last: a display reads each line up to it."""
-    if "metric_analysis" not in record:
-        return record
-    record = dict(record)
-    record["metric_analysis"] = record.pop("metric_analysis")
-    return record
-
-
 def read_one_trial(exp: ExperimentDir, trial_id: str) -> dict[str, Any] | None:
     """One trial's record as of the last snapshot, found by its id without parsing the other
     trials (``hpctune best``); None when the snapshot does not hold it."""
@@ -330,17 +257,19 @@ def read_one_trial(exp: ExperimentDir, trial_id: str) -> dict[str, Any] | None:
     if at >= 0:
         line = raw[at + 1 : raw.find(b"\n", at + 1)]
         found = json.loads(line[:-1] if line.endswith(b",") else line)
-    return _last_in_journal(journal_path(exp), str(base.get("generation")), needle) or found
+    return _last_in_journal(journal_path(exp), _journal_after(base), needle) or found
 
 
-def _last_in_journal(path: Path, generation: str, needle: bytes) -> dict[str, Any] | None:
-    """The trial's last complete record in a journal of ``generation``; None: none."""
+def _last_in_journal(path: Path, after: dict[str, int], needle: bytes) -> dict[str, Any] | None:
+    """The trial's last complete record in a journal that counts on top of the base
+    (``after``, as ``_replay``); None: none."""
     try:
         raw = read_regular_bytes(path, MAX_STATE_BYTES)
     except FileNotFoundError:
         return None
     header = json.loads(raw[: raw.find(b"\n")] or b"{}")
-    if str(header.get("generation")) != generation:
+    skip_upto = after.get(str(header.get("generation")))
+    if skip_upto is None:
         return None
     end = len(raw)
     while (at := raw.rfind(b'"trial": ' + needle, 0, end)) >= 0:
@@ -350,5 +279,8 @@ def _last_in_journal(path: Path, generation: str, needle: bytes) -> dict[str, An
         if stop < 0:
             continue  # a torn last line: its trial is read from the line before
         with contextlib.suppress(ValueError):
-            return json.loads(raw[start:stop])["trial"]
+            record = json.loads(raw[start:stop])
+            if int(record.get("seq", 0)) <= skip_upto:
+                return None  # this line and the earlier ones: the base holds them
+            return record["trial"]
     return None

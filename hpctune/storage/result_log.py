@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import json
 import os
 import threading
@@ -172,7 +173,7 @@ class LogTail:
         self._read_to = offset
         self._pending: list[tuple[dict[str, Any], int]] = []
         self._keep_open = keep_open
-        self._fd: int | None = None
+        self._file: io.FileIO | None = None  # kept open; closed with the tail or when collected
 
     def read_new(self) -> list[dict[str, Any]]:
         """Complete events after ``offset``; advances past them."""
@@ -208,9 +209,9 @@ class LogTail:
             return f.read(size - self._read_to)
 
     def _read_open(self) -> bytes:
-        if self._fd is None:
+        if self._file is None:
             try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                self._file = io.FileIO(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC), "r")
             except FileNotFoundError:
                 return b""  # no event yet
             except OSError as exc:
@@ -219,7 +220,7 @@ class LogTail:
                 self._keep_open = False  # out of descriptors: stat and open per read
                 return self._read_once()
         chunks, position = [], self._read_to
-        while chunk := os.pread(self._fd, _TAIL_CHUNK, position):
+        while chunk := os.pread(self._file.fileno(), _TAIL_CHUNK, position):
             chunks.append(chunk)
             position += len(chunk)
         return b"".join(chunks)
@@ -233,10 +234,10 @@ class LogTail:
 
     def close(self) -> None:
         """Let go of the kept-open log (the trial ended); a later read opens it again."""
-        if self._fd is not None:
+        if self._file is not None:
             with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+                self._file.close()
+            self._file = None
 
 
 #: a kept-open tail reads its log in pieces of this size

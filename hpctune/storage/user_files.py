@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import resource
 from collections import OrderedDict
@@ -40,42 +41,42 @@ class OpenAppends:
 
     def __init__(self, max_open: int | None = None):
         self.max_open = max_open
-        self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._files: OrderedDict[Path, io.FileIO] = OrderedDict()  # closed when collected, too
         self._mode: int | None = None
 
     def append(self, path: Path, data: bytes) -> None:
-        fd = self._fds.pop(path, None)
-        if fd is None:
-            fd = self._open(path)
-        self._fds[path] = fd  # the most recently used last
-        write_all(fd, data)
+        file = self._files.pop(path, None)
+        if file is None:
+            file = io.FileIO(self._open(path), "w")
+        self._files[path] = file  # the most recently used last
+        write_all(file.fileno(), data)
 
     def _open(self, path: Path) -> int:
         limit = self.max_open or max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
-        while len(self._fds) >= limit:
-            self._close(next(iter(self._fds)))
+        while len(self._files) >= limit:
+            self._close(next(iter(self._files)))
         if self._mode is None:
             self._mode = file_mode_for(path.parent)
         try:
             return open_private(path, _APPEND, self._mode)
         except OSError as exc:
-            if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._fds:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._files:
                 raise
             self.close_all()  # out of descriptors: give back ours and try once more
             return open_private(path, _APPEND, self._mode)
 
     def close(self, path: Path) -> None:
         """Close ``path`` if it is open (the trial ended, or the file is about to be replaced)."""
-        if path in self._fds:
+        if path in self._files:
             self._close(path)
 
     def close_all(self) -> None:
-        for path in list(self._fds):
+        for path in list(self._files):
             self._close(path)
 
     def _close(self, path: Path) -> None:
         with contextlib.suppress(OSError):
-            os.close(self._fds.pop(path))
+            self._files.pop(path).close()
 
     def __getstate__(self) -> dict:
         return {"max_open": self.max_open}

@@ -113,8 +113,9 @@ def _read_signals(read_fd: int, flags: _Flags) -> int:
     if read_fd < 0:
         time.sleep(TICK_S)
         return read_fd
-    ready, _, _ = select.select([read_fd], [], [], TICK_S)
-    if ready:
+    poller = select.poll()  # not select(): a trainable that opened 1,024 files makes the pipe's
+    poller.register(read_fd, select.POLLIN)  # descriptor one that select() refuses
+    if poller.poll(TICK_S * 1000):
         data = os.read(read_fd, 256)
         if not data:
             os.close(read_fd)

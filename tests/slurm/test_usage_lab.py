@@ -12,13 +12,13 @@ import pytest
 from hpctune import tune
 from hpctune.accounting.meter import measure
 from hpctune.accounting.usage import EVENTS, POOL, SACCT, event_spans, tres_gpus
+from hpctune.accounting.usage_record import read_usage
 from hpctune.backends.slurm_commands import SlurmCommands
 from hpctune.cli.common import load_trials
 from hpctune.core.ids import array_of, is_slurm_job
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pool_queue import PoolQueue
 from hpctune.storage.result_log import read_events
-from hpctune.storage.usage_record import read_usage
 from tests.conftest import run, unique_name, wait_for
 
 pytestmark = pytest.mark.slurm

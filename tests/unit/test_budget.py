@@ -9,9 +9,9 @@ import pytest
 import hpctune as tune
 from hpctune import TuneConfig, Tuner
 from hpctune.accounting.budget import Budget, admissible, budget_of, committed, stop_reason
+from hpctune.accounting.usage_record import read_usage
 from hpctune.config import SlurmConfig
 from hpctune.errors import ConfigError
-from hpctune.storage.usage_record import read_usage
 
 
 def test_admission_keeps_the_worst_case_within_the_budget():

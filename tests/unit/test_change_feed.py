@@ -87,10 +87,10 @@ def test_a_kept_open_tail_reads_what_follows_without_reopening(tmp_path):
     log = ResultLog(path)
     log.append({"a": 1})
     assert tail.read_new() == [{"a": 1}]
-    fd = tail._fd
+    fd = tail._file.fileno()
     log.append_many([{"a": 2}, {"a": 3}])
     assert tail.read_new() == [{"a": 2}, {"a": 3}]
-    assert tail._fd == fd
+    assert tail._file.fileno() == fd
     tail.close()
     log.append({"a": 4})
     assert tail.read_new() == [{"a": 4}]  # reopened where it was

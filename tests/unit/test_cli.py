@@ -357,3 +357,23 @@ def test_cancel_some_trials(capsys, tmp_path, recorded_slurm, finished):
     assert recorded_slurm == [["scancel", "900_1", "900_2"]]
     code, out, _ = run(capsys, "cancel", "done")
     assert "Nothing to cancel" in out and len(recorded_slurm) == 1
+
+
+def test_cli_default_storage_is_the_configs():
+    """cli.common keeps its own copy (``hpctune ls`` does not import hpctune.config)."""
+    from hpctune.cli.common import DEFAULT_STORAGE
+    from hpctune.config import DEFAULT_STORAGE as CONFIG_DEFAULT
+
+    assert DEFAULT_STORAGE == CONFIG_DEFAULT
+
+
+def test_ls_imports_only_its_command(tmp_path):
+    """`hpctune ls` imports the module of its command alone, and none of the heavy ones."""
+    code = ("import sys; from hpctune.cli.main import main; main(['ls', sys.argv[1]]); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('hpctune'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1].split()
+    for heavy in ("hpctune.cli.submit", "hpctune.cli.trials", "hpctune.config", "hpctune.display.reporter",
+                  "hpctune.storage.journal", "hpctune.tune.experiment.trial", "hpctune.backends.slurm_limits"):
+        assert heavy not in out
+    assert "hpctune.cli.inspect" in out

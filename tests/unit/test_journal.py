@@ -14,7 +14,8 @@ from hpctune.controller.snapshot import save_trials
 from hpctune.errors import ExperimentStateError
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.journal import JournalWriter, journal_path, read_one_trial, read_trial_state
+from hpctune.storage.journal import journal_path, read_one_trial, read_trial_state
+from hpctune.storage.journal_writer import JournalWriter, merge_base
 from hpctune.storage.replay import snapshot_trials
 from hpctune.tune.experiment.trial import TrialStatus
 from tests.unit.test_controller import grid, make_rig, tid
@@ -70,6 +71,86 @@ def test_a_compaction_starts_a_new_generation_and_an_old_journal_is_ignored(exp)
         {"kind": "trial", "seq": 2, "trial": trial(0, status="ERROR")}).encode() + b"\n")
     state = read_trial_state(exp)
     assert state.trials[tid(0)]["status"] == "TERMINATED" and tid(1) in state.trials and state.seq == 3
+
+
+def background_writer(exp: ExperimentDir) -> JournalWriter:
+    """A writer whose every due compaction runs in the background (a large base's way)."""
+    writer = JournalWriter(exp, ratio=0.0, min_bytes=0)
+    writer.background_min_bytes = 0
+    writer.compact(1, [trial(0), trial(1)], RUN)
+    writer.append(2, [trial(1, status="TERMINATED"), trial(2)], {**RUN, "updated": 2.0})
+    assert writer.due() and writer.background()
+    writer.append(3, [trial(3), trial(0, status="ERROR")], {**RUN, "updated": 3.0})
+    return writer
+
+
+def expected_as_of(seq: int) -> dict:
+    return {2: {tid(0): "RUNNING", tid(1): "TERMINATED", tid(2): "RUNNING"},
+            3: {tid(0): "ERROR", tid(1): "TERMINATED", tid(2): "RUNNING", tid(3): "RUNNING"},
+            4: {tid(0): "ERROR", tid(1): "TERMINATED", tid(2): "PAUSED", tid(3): "RUNNING"}}[seq]
+
+
+def statuses(exp: ExperimentDir, upto_seq: int | None = None) -> dict:
+    state = read_trial_state(exp, upto_seq=upto_seq)
+    return {k: t["status"] for k, t in state.trials.items()}
+
+
+def test_a_background_compaction_keeps_every_trial_at_each_point(exp):
+    """A large base is rewritten aside from the files up to the last snapshot (whose
+    driver-state is written) while appends go on; read at any point, before its base lands,
+    after it (the old journal's later lines count on top), after its own journal starts."""
+    writer = background_writer(exp)
+    before = exp.state_path.read_bytes()
+    writer.compact_in_background(2)
+    assert not writer.due()  # one at a time; the journal goes on meanwhile
+    writer._merge.join()
+    base = json.loads(exp.state_path.read_bytes())
+    assert exp.state_path.read_bytes() != before and base["seq"] == 2 and base["continues"]
+    assert [t["trial_id"] for t in base["trials"]] == [tid(0), tid(1), tid(2)]
+    assert base["trials"][1]["status"] == "TERMINATED" and base["updated"] == 2.0
+    # killed here: the new base and the old journal, whose line 3 counts on top of it
+    assert statuses(exp) == expected_as_of(3) and statuses(exp, upto_seq=2) == expected_as_of(2)
+    assert read_one_trial(exp, tid(0))["status"] == "ERROR"  # from the old journal's line 3
+    assert read_one_trial(exp, tid(1))["status"] == "TERMINATED"  # from the base
+    assert read_trial_state(exp).run["updated"] == 3.0
+    writer.poll()  # the new generation's journal: its header and line 3
+    lines = journal_lines(exp)
+    assert lines[0]["generation"] == base["generation"] and [ln.get("seq") for ln in lines] == [None, 3, 3, 3]
+    assert statuses(exp) == expected_as_of(3) and writer.journal_bytes == journal_path(exp).stat().st_size
+    writer.append(4, [trial(2, status="PAUSED")], RUN)
+    assert statuses(exp) == expected_as_of(4) and statuses(exp, upto_seq=3) == expected_as_of(3)
+    assert read_one_trial(exp, tid(2))["status"] == "PAUSED" and read_one_trial(exp, tid(3))["status"] == "RUNNING"
+
+
+def test_a_background_compaction_of_many_trials_equals_the_replay(exp):
+    """Written in pieces (``_PIECE`` records at a time): the same trials, in the same order."""
+    writer = JournalWriter(exp, ratio=0.0, min_bytes=0)
+    writer.compact(1, [trial(i) for i in range(1100)], RUN)
+    writer.append(2, [trial(i, status="TERMINATED") for i in range(0, 1100, 7)] + [trial(1100)], RUN)
+    expected = read_trial_state(exp).trials
+    merge_base(exp, writer.generation, 2, "g2")
+    assert read_trial_state(exp).trials == expected and json.loads(exp.state_path.read_bytes())["seq"] == 2
+
+
+def test_a_compaction_waits_for_a_background_one_and_a_failed_one_compacts_next(exp):
+    writer = background_writer(exp)
+    writer.compact_in_background(2)
+    writer.compact(4, [trial(0, status="TERMINATED")], RUN)  # final: its base stays
+    assert statuses(exp) == {tid(0): "TERMINATED"} and "continues" not in json.loads(exp.state_path.read_bytes())
+    writer.append(5, [trial(1)], RUN)
+    assert writer.due()
+    exp.state_path.write_bytes(b"{}")  # not the base the journal goes with
+    writer.compact_in_background(4)
+    writer._merge.join()
+    writer.poll()  # it failed: the next snapshot compacts from memory
+    assert writer.due() and not writer.background()
+    writer.compact(6, [trial(0)], RUN)
+    writer.append(7, [trial(1)], RUN)
+    writer.compact_in_background(6)
+    writer._merge.join()
+    journal_path(exp).unlink()  # moved away meanwhile: the next snapshot compacts
+    writer.poll()
+    assert writer.due() and statuses(exp) == {tid(0): "RUNNING"}
 
 
 @pytest.mark.parametrize("tail", [b'{"kind": "trial", "seq": 3, "tri', b'{"kind": "trial", "seq": 3, "tri\n'])
@@ -158,7 +239,7 @@ def test_a_retired_trial_is_written_once_more(tmp_path):
 
 
 def test_a_compaction_keeps_every_trial(tmp_path, monkeypatch):
-    monkeypatch.setattr("hpctune.storage.journal.COMPACT_MIN_BYTES", 10_000)
+    monkeypatch.setattr("hpctune.storage.journal_writer.COMPACT_MIN_BYTES", 10_000)
     rig = make_rig(tmp_path, grid(3))
     rig.step()
     rig.job(0).start().report(loss=0.5)
@@ -174,6 +255,36 @@ def test_a_compaction_keeps_every_trial(tmp_path, monkeypatch):
     after = read_trial_state(rig.exp).trials
     assert list(after) == [tid(0), tid(1), tid(2)]
     assert after[tid(0)] == before[tid(0)] and after[tid(2)]["last_result"]["loss"] == 0.25
+
+
+def test_a_large_base_is_compacted_aside_and_a_restore_sees_every_trial(tmp_path, monkeypatch):
+    """The driver's snapshots with background compaction: the step appends and goes on; the
+    next snapshot after the new base landed starts its journal; a restore from the files
+    at each point has every trial as the snapshots left them."""
+    monkeypatch.setattr("hpctune.storage.journal_writer.COMPACT_MIN_BYTES", 0)
+    monkeypatch.setattr("hpctune.storage.journal_writer.BACKGROUND_MIN_BYTES", 0)
+    rig = make_rig(tmp_path, grid(3))
+    rig.step()
+    rig.ctl.save()
+    writer = rig.ctl.parts.snapshots.writer
+    rig.job(0).start().report(loss=0.5)
+    rig.step()
+    rig.ctl.save()  # due: appended, and the base rewritten aside up to the snapshot before
+    assert writer._merge is not None and journal_lines(rig.exp)[-1]["kind"] == "run"
+    writer._merge.join()
+    assert read_trial_state(rig.exp).trials[tid(0)]["last_result"]["loss"] == 0.5
+    rig.job(2).start().report(loss=0.25)
+    rig.step()
+    rig.ctl.save()  # the new generation's journal starts, then this snapshot's lines
+    assert journal_lines(rig.exp)[0]["generation"] == json.loads(rig.exp.state_path.read_bytes())["generation"]
+    if writer._merge is not None:
+        writer._merge.join()
+    state = read_trial_state(rig.exp)
+    assert list(state.trials) == [tid(0), tid(1), tid(2)]
+    assert state.trials[tid(0)]["last_result"]["loss"] == 0.5
+    assert state.trials[tid(2)]["last_result"]["loss"] == 0.25
+    table = {t.trial_id: t.to_dict()["status"] for t in rig.ctl.parts.table.all}
+    assert {k: t["status"] for k, t in state.trials.items()} == table
 
 
 def test_the_end_of_a_run_writes_a_whole_base(tmp_path):

@@ -455,7 +455,7 @@ def test_file_loggers_keep_a_running_trials_files_open_and_close_them_at_its_end
     assert csv_rows(trial)[1][4]["extra"] == "y"
     for logger in loggers:
         logger.on_trial_complete(iteration=1, trials=[trial], trial=trial)
-        assert not logger._open_files()[0]._fds
+        assert not logger._open_files()[0]._files
 
 
 def test_a_trial_started_under_this_driver_has_nothing_read_back(tmp_path, monkeypatch):

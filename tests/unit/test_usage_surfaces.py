@@ -11,7 +11,7 @@ import pytest
 
 import hpctune as tune
 from hpctune import TuneConfig, Tuner
-from hpctune.storage.usage_record import read_usage
+from hpctune.accounting.usage_record import read_usage
 from tests.unit.cli_env import cli_env, run  # noqa: F401 - cli_env is autouse
 
 

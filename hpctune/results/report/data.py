@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.accounting.usage import usage_columns
+from hpctune.accounting.usage_record import UsageRecord, read_usage
 from hpctune.core.metrics import flatten
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.replay import load_trials, snapshot_trials, trial_results
 from hpctune.storage.result_log import read_events
-from hpctune.storage.usage_record import UsageRecord, read_usage
 from hpctune.tune.experiment.trial import Trial
 
 #: fields of the driver's record that the logs alone do not know (queue times, preemptions)
@@ -71,7 +71,7 @@ class ExperimentRecord:
     mode: str | None
     search_space: Any
     trials: list[TrialRecord]
-    #: the allocation the driver last measured (``storage/usage_record``; None: not measured)
+    #: the allocation the driver last measured (``accounting/usage_record``; None: not measured)
     usage: UsageRecord | None = None
 
     def trial_usage(self, trial_id: str) -> dict[str, float | None]:

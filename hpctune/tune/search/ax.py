@@ -5,6 +5,9 @@ pending in Ax (so a slot that frees gets a point without waiting for a batch); e
 ``complete_trial`` as it arrives, a failed trial ``mark_trial_failed``. Ax's ``Client`` (Ax
 1.x) replaces the ``AxClient`` Ray used. Ax starts with a quasi-random (Sobol) stage, then
 fits a Gaussian process per suggestion, which takes seconds: meant for expensive trials.
+On a busy shared node, torch's default thread pool can make each suggestion much slower
+(measured on a loaded 2-core machine: 20-50 s with 2 threads, 1-2 s with
+``torch.set_num_threads(1)`` in the driver).
 ``ax`` is imported here only: ``pip install 'hpctune[ax]'``.
 """
 
@@ -32,17 +35,35 @@ def _range(key: str, d: Float | Integer) -> Any:
     kind = "int" if isinstance(d, Integer) else "float"
     low, high = d.inclusive_bounds()
     step = d.q if d.q and not d.log and not (kind == "int" and d.q == 1) else None
-    return RangeParameterConfig(name=key, bounds=(low, high), parameter_type=kind,
-                                step_size=step, scaling="log" if d.log else None)
+    return RangeParameterConfig(
+        name=key,
+        bounds=(low, high),
+        parameter_type=kind,
+        step_size=step,
+        scaling="log" if d.log else None,
+    )
 
 
 def _choice(key: str, d: Categorical) -> Any:
     kinds = {type(c) for c in d.categories}
     if len(kinds) == 1 and next(iter(kinds)) in _TYPES:
-        return ChoiceParameterConfig(name=key, values=list(d.categories),
-                                     parameter_type=_TYPES[next(iter(kinds))])
-    return ChoiceParameterConfig(name=key, values=list(range(len(d.categories))),  # by index
-                                 parameter_type="int", is_ordered=False)
+        return ChoiceParameterConfig(
+            name=key, values=list(d.categories), parameter_type=_TYPES[next(iter(kinds))]
+        )
+    return ChoiceParameterConfig(
+        name=key,
+        values=list(range(len(d.categories))),  # by index
+        parameter_type="int",
+        is_ordered=False,
+    )
+
+
+def _quiet_ax() -> None:
+    """Ax logs two INFO lines per trial, each on a logger of its own with its own level (so
+    the "ax" parent's level does not reach them): keep its warnings only."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "ax" or name.startswith("ax."):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class AxSearch(LibrarySearcher):
@@ -60,34 +81,56 @@ class AxSearch(LibrarySearcher):
 
     library = "Ax"
     converters = {
-        **dict.fromkeys(("uniform", "quniform", "loguniform", "qloguniform", "randint",
-                         "qrandint", "lograndint", "qlograndint"), _range),
+        **dict.fromkeys(
+            (
+                "uniform",
+                "quniform",
+                "loguniform",
+                "qloguniform",
+                "randint",
+                "qrandint",
+                "lograndint",
+                "qlograndint",
+            ),
+            _range,
+        ),
         "choice": _choice,
     }
 
-    def __init__(self, space: dict | None = None, metric: str | None = None,
-                 mode: str | None = None, points_to_evaluate: list[dict] | None = None,
-                 parameter_constraints: list[str] | None = None,
-                 outcome_constraints: list[str] | None = None, ax_client: Any = None,
-                 **ax_kwargs: Any):
+    def __init__(
+        self,
+        space: dict | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        points_to_evaluate: list[dict] | None = None,
+        parameter_constraints: list[str] | None = None,
+        outcome_constraints: list[str] | None = None,
+        ax_client: Any = None,
+        **ax_kwargs: Any,
+    ):
         if Client is None:
             raise ImportError(INSTALL_HINT)
         if ax_client is not None or outcome_constraints:
-            raise ConfigError("AxSearch: `ax_client` and `outcome_constraints` are not supported: "
-                              "pass the space (and parameter_constraints) and hpctune configures "
-                              "Ax's Client with one objective, the metric.")
+            raise ConfigError(
+                "AxSearch: `ax_client` and `outcome_constraints` are not supported: "
+                "pass the space (and parameter_constraints) and hpctune configures "
+                "Ax's Client with one objective, the metric."
+            )
         unknown = sorted(set(ax_kwargs) - {"random_seed"})
         if unknown:
-            raise ConfigError(f"AxSearch: unknown arguments {unknown}; ax_kwargs takes random_seed.")
-        logging.getLogger("ax").setLevel(logging.WARNING)
+            raise ConfigError(
+                f"AxSearch: unknown arguments {unknown}; ax_kwargs takes random_seed."
+            )
+        _quiet_ax()
         super().__init__(space, metric, mode, points_to_evaluate)
         self._constraints = list(parameter_constraints or [])
         self._seed = ax_kwargs.get("random_seed")
 
     def _setup(self) -> Any:
         client = Client(random_seed=self._seed)
-        client.configure_experiment(parameters=list(self._space.values()),
-                                    parameter_constraints=self._constraints or None)
+        client.configure_experiment(
+            parameters=list(self._space.values()), parameter_constraints=self._constraints or None
+        )
         client.configure_optimization(objective=f"-{OBJECTIVE}")
         return client
 
@@ -99,7 +142,7 @@ class AxSearch(LibrarySearcher):
         return values
 
     def _ask(self) -> tuple[int, dict[str, Any]]:
-        (index, params), = self._opt.get_next_trials(max_trials=1).items()
+        ((index, params),) = self._opt.get_next_trials(max_trials=1).items()
         return index, self._decode(params)
 
     def _ask_point(self, values: dict[str, Any]) -> int:

@@ -20,11 +20,10 @@ import numpy as np
 
 from hpctune.core.objective import finite_or_none
 from hpctune.errors import ConfigError
-from hpctune.tune.search.library_searcher import LibrarySearcher
+from hpctune.tune.search.library_searcher import LibrarySearcher, install_hint
 from hpctune.tune.search.optuna_space import (
     _CONVERTERS,
     _FIXES,
-    INSTALL_HINT,
     _is_distribution,
     _Param,
 )
@@ -34,11 +33,18 @@ try:
 except ImportError:  # pragma: no cover - the constructor says how to install it
     optuna = None
 
+#: BOHB's model is fitted by Optuna's TPE: the ``bohb`` extra installs optuna
+INSTALL_HINT = install_hint("TuneBOHB", "optuna", "bohb")
+
 TRAINING_ITERATION = "training_iteration"
 BUDGET_KEY = "hyperband_info/budget"
 #: BOHB's defaults (hpbandster): ``min_points_in_model`` None means dimensions + 1
-BOHB_DEFAULTS = {"min_points_in_model": None, "top_n_percent": 15, "num_samples": 64,
-                 "random_fraction": 1 / 3}
+BOHB_DEFAULTS = {
+    "min_points_in_model": None,
+    "top_n_percent": 15,
+    "num_samples": 64,
+    "random_fraction": 1 / 3,
+}
 
 
 class TuneBOHB(LibrarySearcher):
@@ -61,16 +67,23 @@ class TuneBOHB(LibrarySearcher):
     converters = _CONVERTERS
     fixes = _FIXES
 
-    def __init__(self, space: dict | None = None, bohb_config: dict | None = None,
-                 metric: str | None = None, mode: str | None = None,
-                 points_to_evaluate: list[dict] | None = None, seed: int | None = None,
-                 max_concurrent: int = 0):
+    def __init__(
+        self,
+        space: dict | None = None,
+        bohb_config: dict | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        points_to_evaluate: list[dict] | None = None,
+        seed: int | None = None,
+        max_concurrent: int = 0,
+    ):
         if optuna is None:
-            raise ImportError(INSTALL_HINT.replace("OptunaSearch", "TuneBOHB"))
+            raise ImportError(INSTALL_HINT)
         unknown = sorted(set(bohb_config or {}) - set(BOHB_DEFAULTS))
         if unknown:
-            raise ConfigError(f"TuneBOHB: unknown `bohb_config` keys {unknown}; valid: "
-                              f"{sorted(BOHB_DEFAULTS)}.")
+            raise ConfigError(
+                f"TuneBOHB: unknown `bohb_config` keys {unknown}; valid: {sorted(BOHB_DEFAULTS)}."
+            )
         super().__init__(space, metric, mode, points_to_evaluate)
         self._bohb = {**BOHB_DEFAULTS, **(bohb_config or {})}
         self._seed = seed
@@ -94,8 +107,11 @@ class TuneBOHB(LibrarySearcher):
 
     def model_budget(self) -> float | None:
         """The largest budget with enough observations for a model, or None."""
-        enough = [budget for budget, seen in self._opt["observations"].items()
-                  if len(seen) >= self._min_points + 2]
+        enough = [
+            budget
+            for budget, seen in self._opt["observations"].items()
+            if len(seen) >= self._min_points + 2
+        ]
         return max(enough) if enough else None
 
     # -- ask
@@ -108,8 +124,9 @@ class TuneBOHB(LibrarySearcher):
         dists = {key: self._param(key).dist for key in self._space}
         if not random:
             for params, loss in self._opt["observations"][budget].values():
-                study.add_trial(optuna.trial.create_trial(
-                    params=params, distributions=dists, value=loss))
+                study.add_trial(
+                    optuna.trial.create_trial(params=params, distributions=dists, value=loss)
+                )
         params = study.ask(dists).params
         return params, {key: self._param(key).decode(v) for key, v in params.items()}
 
@@ -121,8 +138,12 @@ class TuneBOHB(LibrarySearcher):
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                n_startup_trials=0, n_ei_candidates=int(self._bohb["num_samples"]),
-                gamma=lambda n: max(1, math.ceil(share * n)), multivariate=True, seed=seed)
+                n_startup_trials=0,
+                n_ei_candidates=int(self._bohb["num_samples"]),
+                gamma=lambda n: max(1, math.ceil(share * n)),
+                multivariate=True,
+                seed=seed,
+            )
 
     def _ask_point(self, values: dict[str, Any]) -> dict:
         return {key: self._param(key).encode(v) for key, v in values.items()}
@@ -142,8 +163,9 @@ class TuneBOHB(LibrarySearcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._observe(trial_id, result)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
-                          error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         if not error and result:
             self._observe(trial_id, result)
         self._pop_live(trial_id)

@@ -8,6 +8,7 @@ the searcher is built, so a missing library fails there with the extra to instal
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from hpctune.errors import ConfigError
@@ -31,7 +32,7 @@ SEARCHERS: dict[str, str] = {
 #: Ray Tune's names that hpctune does not provide, and why
 UNAVAILABLE: dict[str, str] = {
     "vizier": "VizierSearch needs Google's OSS Vizier service, which hpctune does not support; "
-              "use OptunaSearch or HyperOptSearch instead.",
+    "use OptunaSearch or HyperOptSearch instead.",
 }
 
 
@@ -48,4 +49,23 @@ def create_searcher(name: str, **kwargs: Any) -> Searcher:
             f"Unknown search algorithm {name!r}; valid names: {', '.join(sorted(SEARCHERS))}."
         )
     module_name, class_name = SEARCHERS[key].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(**kwargs)
+    cls = getattr(importlib.import_module(module_name), class_name)
+    _check_keywords(cls, kwargs)
+    return cls(**kwargs)
+
+
+def _check_keywords(cls: type, kwargs: dict[str, Any]) -> None:
+    """Every keyword reaches the class's constructor, as in Ray; one it does not take is a
+    ConfigError naming it (Ray drops it without a word). A constructor with ``**kwargs``
+    (ZOOpt's, Ax's) checks its own."""
+    parameters = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    named = [n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(kwargs) - set(named))
+    if unknown:
+        raise ConfigError(
+            f"create_searcher: {cls.__name__} takes no {', '.join(map(repr, unknown))}; it "
+            f"takes {', '.join(named)}. Leave the others out (Ray's create_searcher drops "
+            "them without a word; hpctune says so)."
+        )

@@ -12,6 +12,7 @@ sample a point unlike those it has seen, and draws from numpy's global generator
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -58,33 +59,63 @@ class ZOOptSearch(LibrarySearcher):
     """
 
     library = "ZOOpt"
-    converters = {"uniform": _continuous, "quniform": _continuous,
-                  "randint": _discrete, "qrandint": _discrete, "choice": _grid}
-    fixes = {name: "ZOOpt's dimensions are linear: use uniform/randint instead, or a searcher "
-                   "with log scales (HyperOpt, Optuna, Nevergrad)."
-             for name in ("loguniform", "qloguniform", "lograndint", "qlograndint")}
+    converters = {
+        "uniform": _continuous,
+        "quniform": _continuous,
+        "randint": _discrete,
+        "qrandint": _discrete,
+        "choice": _grid,
+    }
+    fixes = {
+        name: "ZOOpt's dimensions are linear: use uniform/randint instead, or a searcher "
+        "with log scales (HyperOpt, Optuna, Nevergrad)."
+        for name in ("loguniform", "qloguniform", "lograndint", "qlograndint")
+    }
 
-    def __init__(self, algo: str = "asracos", budget: int | None = None,
-                 dim_dict: dict | None = None, metric: str | None = None, mode: str | None = None,
-                 points_to_evaluate: list[dict] | None = None, parallel_num: int = 1,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        algo: str = "asracos",
+        budget: int | None = None,
+        dim_dict: dict | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        points_to_evaluate: list[dict] | None = None,
+        parallel_num: int = 1,
+        **kwargs: Any,
+    ):
         if zoopt is None:
             raise ImportError(INSTALL_HINT)
         if algo not in ("asracos", "sracos"):
-            raise ConfigError(f"ZOOptSearch: `algo` is {algo!r}, but must be 'asracos' or 'sracos'.")
+            raise ConfigError(
+                f"ZOOptSearch: `algo` is {algo!r}, but must be 'asracos' or 'sracos'."
+            )
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-            raise ConfigError(f"ZOOptSearch needs `budget`, the number of trials ZOOpt plans for "
-                              f"(a positive int), got {budget!r}: e.g. ZOOptSearch(budget=100).")
+            raise ConfigError(
+                f"ZOOptSearch needs `budget`, the number of trials ZOOpt plans for "
+                f"(a positive int), got {budget!r}: e.g. ZOOptSearch(budget=100)."
+            )
         if not isinstance(parallel_num, int) or parallel_num < 1:
-            raise ConfigError(f"ZOOptSearch: `parallel_num` must be a positive int, got "
-                              f"{parallel_num!r}.")
+            raise ConfigError(
+                f"ZOOptSearch: `parallel_num` must be a positive int, got {parallel_num!r}."
+            )
+        takes = set(inspect.signature(zoopt.Parameter).parameters) - {"budget"}
+        unknown = sorted(set(kwargs) - takes)
+        if unknown:
+            raise ConfigError(
+                f"ZOOptSearch: {unknown} are not arguments of zoopt.Parameter, "
+                f"which takes {sorted(takes)}."
+            )
         super().__init__(dim_dict, metric, mode, points_to_evaluate)
         self._algo, self._budget, self._parallel_num = algo, budget, parallel_num
         self._kwargs = kwargs
 
     def _native(self, value: Any) -> bool:
-        return (zoopt is not None and isinstance(value, tuple) and len(value) >= 2
-                and isinstance(value[0], type(ValueType.CONTINUOUS)))
+        return (
+            zoopt is not None
+            and isinstance(value, tuple)
+            and len(value) >= 2
+            and isinstance(value[0], type(ValueType.CONTINUOUS))
+        )
 
     def _setup(self) -> Any:
         dimension = zoopt.Dimension2([self._space[k] for k in self._space])
@@ -93,8 +124,11 @@ class ZOOptSearch(LibrarySearcher):
 
     def _ask(self) -> tuple[Any, dict[str, Any]] | None | str:
         solution = self._opt.suggest()
-        if solution is None and self._opt.semaphore == 0 and (
-                self._opt.complete_num >= self._opt._parameter.get_train_size()):
+        if (
+            solution is None
+            and self._opt.semaphore == 0
+            and (self._opt.complete_num >= self._opt._parameter.get_train_size())
+        ):
             # SRacosTune waits for the last initial result, but it came before this ask:
             # without this it would wait forever (zoopt 0.4.2)
             self._opt.semaphore = 1

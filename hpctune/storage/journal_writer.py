@@ -1,0 +1,284 @@
+"""The one writer of the driver's trial state (``state.json`` + ``state.journal``; the format
+and its reader: ``storage.journal``).
+
+``JournalWriter.append`` writes the trials of one snapshot that changed; ``compact`` rewrites
+the base from the driver's memory; a large base is rewritten in a background thread from the
+files instead (``merge_base``), so that the driver's step never waits seconds for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hpctune.errors import ExperimentStateError
+from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all, write_bytes_atomic
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import FORMAT, MAX_STATE_BYTES, RUN_FIELDS, VERSION, journal_path
+from hpctune.storage.secure import read_regular_bytes
+
+log = logging.getLogger(__name__)
+
+#: a compaction rewrites the base once the journal is larger than this share of it ...
+COMPACT_RATIO = 1.0
+#: ... and larger than this (a small experiment's journal is not worth a rewrite)
+COMPACT_MIN_BYTES = 4 * 1024 * 1024
+#: a base at least this large is compacted in a background thread (``merge_base``)
+BACKGROUND_MIN_BYTES = 32 * 1024 * 1024
+
+
+class JournalWriter:
+    """The driver's one writer of ``state.json`` and ``state.journal``.
+
+    ``append`` writes the changed trials of one snapshot; ``compact`` rewrites the base with
+    every trial. ``due`` says when to compact instead of appending: at the writer's first
+    snapshot (a fresh generation, and no torn line of an earlier driver stays behind), after a
+    failed append, and when the journal outgrew ``COMPACT_RATIO`` of the base.
+    """
+
+    def __init__(
+        self, exp: ExperimentDir, ratio: float | None = None, min_bytes: int | None = None
+    ):
+        ratio = COMPACT_RATIO if ratio is None else ratio
+        min_bytes = COMPACT_MIN_BYTES if min_bytes is None else min_bytes
+        self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
+        self.background_min_bytes = BACKGROUND_MIN_BYTES
+        self.generation: str | None = None
+        self.base_bytes = 0
+        self.journal_bytes = 0
+        #: where the last append began in the journal (a background compaction's new journal
+        #: starts with the lines from there on)
+        self.appended_at = 0
+        self._merge: threading.Thread | None = None
+        #: the background compaction's outcome: (generation, base bytes, journal offset) or error
+        self._merged: tuple[str, int, int] | BaseException | None = None
+
+    @property
+    def path(self) -> Path:
+        return journal_path(self.exp)
+
+    def due(self) -> bool:
+        """True when the next snapshot should be a compaction."""
+        if self.generation is None:
+            return True
+        if self._merge is not None:
+            return False  # a background compaction is under way: the journal goes on meanwhile
+        return self.journal_bytes > max(self.min_bytes, self.ratio * self.base_bytes)
+
+    def background(self) -> bool:
+        """True when a due compaction may run in the background (``compact_in_background``):
+        the base is large (a rewrite takes seconds) and the journal is whole."""
+        return (
+            self.generation is not None
+            and self._merge is None
+            and self.base_bytes >= self.background_min_bytes
+        )
+
+    def compact_in_background(self, upto_seq: int) -> None:
+        """Start rewriting the base from the files (``merge_base``) with the journal's lines up
+        to snapshot ``upto_seq`` (one whose ``driver-state.pkl`` is written: a restore never
+        pairs a base with an older one); appends go on to the current journal meanwhile, and
+        the first ``poll`` after it ended starts the new generation's journal."""
+        continues, offset, generation = self.generation, self.appended_at, uuid.uuid4().hex
+
+        def run() -> None:
+            try:
+                size = merge_base(self.exp, str(continues), upto_seq, generation)
+                self._merged = (generation, size, offset)
+            except BaseException as exc:  # reported by poll(); the driver compacts itself then
+                self._merged = exc
+
+        self._merged = None
+        self._merge = threading.Thread(target=run, name="hpctune-compaction", daemon=True)
+        self._merge.start()
+
+    def poll(self) -> None:
+        """When a background compaction has ended: start its generation's journal (a header,
+        then the current journal's lines it did not hold), or after an error compact at the
+        next snapshot. Nothing while it runs."""
+        if self._merge is None or self._merge.is_alive():
+            return
+        self._merge.join()
+        self._merge, merged, self._merged = None, self._merged, None
+        if not isinstance(merged, tuple):
+            log.warning(
+                "Background compaction of %s failed (%s); the next snapshot compacts.",
+                self.exp.state_path,
+                merged,
+            )
+            self.generation = None
+            return
+        generation, size, offset = merged
+        try:
+            with open(self.path, "rb") as f:  # the lines appended since it began (this writer's)
+                f.seek(offset)
+                tail = f.read()
+        except FileNotFoundError:  # the journal was moved away: a new base starts a new one
+            self.generation = None
+            return
+        header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
+        data = header.encode() + tail
+        self.generation = None  # until written: a failure compacts at the next snapshot
+        write_bytes_atomic(self.path, data, fsync=True)
+        self.generation, self.base_bytes, self.journal_bytes = generation, size, len(data)
+
+    def wait(self) -> None:
+        """Let a background compaction end (and forget it: the caller rewrites the base)."""
+        if self._merge is not None:
+            self._merge.join()
+            self._merge = self._merged = None
+
+    def compact(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> None:
+        """Rewrite the base with ``trials`` (all of them), then start an empty journal."""
+        self.wait()  # a background compaction never replaces this newer base
+        generation = uuid.uuid4().hex
+        head = json.dumps(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "generation": generation,
+                "seq": seq,
+                **{k: run[k] for k in RUN_FIELDS if k in run},
+            },
+            default=str,
+        )
+        body = ",\n".join(json.dumps(_heavy_last(t), default=str) for t in trials)
+        data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
+        self.generation = None  # until both files are written: the next snapshot compacts again
+        write_bytes_atomic(self.exp.state_path, data, fsync=True)
+        header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
+        write_bytes_atomic(self.path, header.encode(), fsync=True)
+        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+
+    def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
+        """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
+        fsynced); the number of bytes written."""
+        lines = [
+            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str)
+            for t in trials
+        ]
+        lines.append(
+            json.dumps(
+                {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
+                default=str,
+            )
+        )
+        data = ("\n".join(lines) + "\n").encode()
+        generation, self.generation = self.generation, None  # a failed write: compact next time
+        self.appended_at = self.journal_bytes
+        with full_storage_is_clear(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)  # never created here
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.generation = generation
+        self.journal_bytes += len(data)
+        return len(data)
+
+
+#: how ``append`` starts a trial's line: its snapshot number follows
+_TRIAL_LINE = b'{"kind": "trial", "seq": '
+_TRIAL_ID = re.compile(rb'\{"trial_id": ("(?:[^"\\]|\\.)*")')
+
+
+def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: str) -> int:
+    """Write a base of ``generation`` from the files alone: the base of generation
+    ``continues`` with the journal's lines up to snapshot ``upto_seq`` applied (each trial's
+    record as the journal holds it, without parsing it). The base names ``continues``: until
+    a journal of its own generation replaces it, the old journal's later lines count on top.
+    The number of bytes written; ExperimentStateError when the files are not of ``continues``.
+
+    It runs beside the driver's step: it works a line at a time (no call on a whole file of
+    hundreds of MB that would hold the interpreter's lock for a second) and writes in pieces."""
+    raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
+    lines = _lines(raw)
+    first = next(lines, b"")
+    head = json.loads(first + b"]}") if first.endswith(b'"trials": [') else {}
+    if str(head.get("generation")) != continues:
+        raise ExperimentStateError(f"{exp.state_path} is not the base of generation {continues}.")
+    trials: dict[bytes, bytes] = {}
+    for line in lines:
+        if line == b"]}":
+            break
+        line = line[:-1] if line.endswith(b",") else line
+        if line:
+            trials[_trial_key(line)] = line
+    del raw, lines
+    run = {k: head[k] for k in RUN_FIELDS if k in head}
+    raw = read_regular_bytes(journal_path(exp), MAX_STATE_BYTES)
+    lines = _lines(raw)  # complete lines (what follows the last newline is being written)
+    if str(json.loads(next(lines, b"{}")).get("generation")) != continues:
+        raise ExperimentStateError(
+            f"{journal_path(exp)} is not the journal of generation {continues}."
+        )
+    for line in lines:
+        if line.startswith(_TRIAL_LINE):
+            end = line.index(b",", len(_TRIAL_LINE))
+            if int(line[len(_TRIAL_LINE) : end]) > upto_seq:
+                break
+            body = line[line.index(b'"trial": ', end) + len(b'"trial": ') : -1]
+            trials[_trial_key(body)] = body
+        elif line.strip():
+            record = json.loads(line)
+            if int(record.get("seq", 0)) > upto_seq:
+                break
+            run.update({k: record[k] for k in RUN_FIELDS if k in record})
+    del raw, lines
+    top = {
+        "format": FORMAT,
+        "version": VERSION,
+        "generation": generation,
+        "seq": upto_seq,
+        "continues": continues,
+        **run,
+    }
+    records = list(trials.values())
+    size = 0
+    with full_storage_is_clear(exp.state_path), replacing(exp.state_path, fsync=True) as (fd, _):
+        for at in range(0, max(1, len(records)), _PIECE):
+            piece = b",\n".join(records[at : at + _PIECE])
+            if at == 0:
+                piece = json.dumps(top, default=str)[:-1].encode() + b', "trials": [\n' + piece
+            if at + _PIECE >= len(records):
+                piece += b"\n]}\n"
+            elif piece:
+                piece += b",\n"
+            write_all(fd, piece)
+            size += len(piece)
+    return size
+
+
+#: trial records written at a time by ``merge_base``
+_PIECE = 512
+
+
+def _lines(raw: bytes) -> Iterator[bytes]:
+    """The complete lines of ``raw``, one at a time (the part after the last newline is left out)."""
+    start = 0
+    while (end := raw.find(b"\n", start)) >= 0:
+        yield raw[start:end]
+        start = end + 1
+
+
+def _trial_key(line: bytes) -> bytes:
+    """A trial record line's id, as its JSON text (every line starts with it)."""
+    match = _TRIAL_ID.match(line)
+    return match.group(1) if match else json.dumps(json.loads(line)["trial_id"]).encode()
+
+
+def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``metric_analysis`` last: a display reads each line up to it."""
+    if "metric_analysis" not in record:
+        return record
+    record = dict(record)
+    record["metric_analysis"] = record.pop("metric_analysis")
+    return record
