@@ -43,6 +43,7 @@ from hpctune.controller.state import RunState, TrialTable
 from hpctune.controller.storage_full import DISK_FULL_STATUS, save_at_end, stop_for_full_storage
 from hpctune.display.view import StatusView
 from hpctune.errors import TuneError
+from hpctune.storage.atomic import is_storage_full
 from hpctune.storage.changes import ChangeFeed, create_feed
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import allow_open_logs
@@ -128,8 +129,7 @@ class Controller:
             except OSError as exc:  # a full disk stops the run cleanly; any other error is raised
                 stop_for_full_storage(self.parts, exc)
             finally:
-                if self.settings.allocation is not None:  # the final figures, for tables and exports
-                    self.settings.allocation.update(self.trial_list, force=True)
+                self._last_figures()
                 save_at_end(self.parts, self.save, self._final_status())
                 self.changes.close()
         if self.state.storage_full is not None:
@@ -170,6 +170,17 @@ class Controller:
     def ingest_logs(self, reading: Reading = Reading.SUBMITTED) -> None:
         """Handle the new events of the trials' result logs (``events.read_new_events``)."""
         read_new_events(self.table, self.enactor, reading, self.wall_clock)
+
+    def _last_figures(self) -> None:
+        """The allocation's final figures, for tables and exports; on a full disk the last ones
+        stand (the snapshot after them matters more)."""
+        if self.settings.allocation is None:
+            return
+        try:
+            self.settings.allocation.update(self.trial_list, force=True)
+        except OSError as exc:
+            if not is_storage_full(exc):
+                raise
 
     def _tell(self, hook: str) -> None:
         if self.callbacks:

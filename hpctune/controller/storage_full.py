@@ -89,9 +89,12 @@ def save_at_end(parts: DriverParts, save: Callable[[str], None], status: str) ->
         if first:
             note(str(error))
     with contextlib.suppress(OSError):  # the summary's own blocks are reused: often still possible
-        summary = experiment_summary(parts.table.all, parts.settings.metric, parts.settings.mode,
-                                     DISK_FULL_STATUS, parts.backend.command_counts())
-        rewrite_in_place(parts.exp.summary_path, json.dumps(summary, indent=1, default=str).encode())
+        tally, counts = parts.snapshots.tally, parts.backend.command_counts()
+        summary = (tally.summary(DISK_FULL_STATUS, counts) if tally is not None else  # as last written
+                   experiment_summary(parts.table.all, parts.settings.metric, parts.settings.mode,
+                                      DISK_FULL_STATUS, counts))
+        compact = json.dumps(summary, separators=(",", ":"), default=str)  # no larger than it was
+        rewrite_in_place(parts.exp.summary_path, compact.encode())
     note(f"the driver's state could not be saved ({error.reason}): its last snapshot stands, "
              "and the trials' result logs hold everything they wrote.")
 

@@ -189,7 +189,7 @@ def test_a_full_disk_stops_the_driver_cleanly_and_resume_finishes(monkeypatch, t
         assert err.count(FULL) == 1, err  # said once
         assert leftovers(exp) == []
         summary = json.loads((exp / "summary.json").read_text())
-        assert summary["status"] == "error: disk full"
+        assert summary["status"] == "error: disk full", (err, sorted(p.name for p in exp.iterdir()))
         (mnt / "filler").unlink()
 
         assert main(["resume", str(exp)]) == 0
