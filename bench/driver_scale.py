@@ -21,6 +21,7 @@ with a virtual clock ``--speed`` times faster than real time. Prints, per virtua
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -103,13 +104,25 @@ def build(args: argparse.Namespace, root: Path, sim: SimHost) -> Controller:
     backend = SlurmBackend(root, SlurmConfig(), commands=sim.commands)
     settings = ControllerSettings(param_space=space, metric="loss", mode="min",
                                   max_concurrent=args.max_concurrent)
+    clocks = {"clock": sim.clock.now}
+    if not legacy_driver():
+        clocks.update(wall_clock=sim.clock.wall, sleep=sim.clock.sleep)
     return Controller(exp, backend, searcher, scheduler, as_stopper(None), CallbackList(auto_loggers([])),
-                      settings, clock=sim.clock.now, wall_clock=sim.clock.wall, sleep=sim.clock.sleep)
+                      settings, **clocks)
+
+
+def legacy_driver() -> bool:
+    """An hpctune from before the simulated cluster (its controller sleeps and reads the wall
+    clock itself): it runs at ``--speed 1`` only, for the "before" figures."""
+    return "wall_clock" not in inspect.signature(Controller).parameters
 
 
 def run(args: argparse.Namespace) -> dict:
     root = Path(storage_dir("scale")) / "exp"
-    sim = SimHost(root, args.speed, args.running, args.duration, args.report_every)
+    if legacy_driver() and args.speed != 1:
+        raise SystemExit("this hpctune's controller runs in real time: use --speed 1")
+    sim = SimHost(root, args.speed, args.running, args.duration, args.report_every,
+                  real_epoch=legacy_driver())
     controller = build(args, root, sim)
     saves: list[float] = []
     save = controller.save

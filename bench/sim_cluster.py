@@ -57,7 +57,7 @@ class VirtualClock:
     that the clock's speed would otherwise turn into minutes without a heartbeat."""
 
     def __init__(self, speed: float, start: float, shared: tuple[Any, Any] | None = None):
-        self.speed, self.start = speed, start
+        self.speed, self.start, self.epoch = speed, start, EPOCH
         # (real seconds paused so far, monotonic time of the pause in progress or 0)
         self.shared = shared or (multiprocessing.Value("d", 0.0, lock=False),
                                  multiprocessing.Value("d", 0.0, lock=False))
@@ -75,7 +75,7 @@ class VirtualClock:
         self.shared[1].value = 0.0
 
     def wall(self) -> float:
-        return EPOCH + self.now()
+        return self.epoch + self.now()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds / self.speed)
@@ -206,7 +206,7 @@ class Cluster:
             self.in_array[task.throttle_key] += 1
             meta = self.exp.read_trial_meta(task.trial_id)  # as the worker reads it
             task.points = DecisionPoints.from_json(meta.get(POINTS_KEY))
-            task.log = self.exp.result_log(task.trial_id)
+            task.log = _result_log(self.exp, task.trial_id)
             self._write(task, EventKind.START, restored_iteration=0)
             self.stats.started += 1
             if self.stats.first_start is None:
@@ -265,6 +265,15 @@ class Cluster:
         self.stats.last_end = now
 
 
+def _result_log(exp: ExperimentDir, trial_id: str) -> Any:
+    """The trial's log as a worker opens it (an hpctune before the change feed: a plain log)."""
+    if hasattr(exp, "result_log"):
+        return exp.result_log(trial_id)
+    from hpctune.storage.result_log import ResultLog
+
+    return ResultLog(exp.result_log_path(trial_id))
+
+
 def host_main(conn: Connection, root: str, clock: VirtualClock, slots: int,
               duration_s: float, report_every_s: float) -> None:
     """The child process: answer commands, run the workers, until told to stop."""
@@ -282,8 +291,11 @@ def host_main(conn: Connection, root: str, clock: VirtualClock, slots: int,
 class SimHost:
     """Starts the simulated cluster in a child process; ``commands`` is the driver's side."""
 
-    def __init__(self, root: Path, speed: float, slots: int, duration_s: float, report_every_s: float):
+    def __init__(self, root: Path, speed: float, slots: int, duration_s: float, report_every_s: float,
+                 real_epoch: bool = False):
         self.clock = VirtualClock(speed, time.monotonic())
+        if real_epoch:  # events carry real times (a driver that reads time.time() itself)
+            self.clock.epoch = time.time()
         driver_end, host_end = multiprocessing.Pipe()
         self.process = multiprocessing.get_context("fork").Process(
             target=host_main, args=(host_end, str(root), self.clock, slots, duration_s, report_every_s),

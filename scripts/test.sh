@@ -44,6 +44,7 @@ trap report EXIT
 log "phase 1: Debian packages"
 extra=(fuse3)  # tests/e2e/test_weak_filesystem.py mounts a FUSE filesystem (libfuse3, fusermount3)
 extra+=(chromium)  # tests/e2e/test_report_browser.py opens the HTML report in it (playwright)
+extra+=(strace)  # tests/e2e/test_driver_scale.py counts the driver's metadata operations
 if [[ ! -x $VENV/bin/python ]] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   extra+=(python3 python3-venv)
 fi

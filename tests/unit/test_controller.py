@@ -846,3 +846,19 @@ def test_the_heartbeat_timeout_counts_from_the_start_not_the_submission(tmp_path
     rig.clock.advance(31)  # silent 61 s since it started: lost
     rig.step()
     assert rig.backend.cancels == [["100_0"]]
+
+
+def test_an_unthrottled_search_tops_the_queue_up_at_half_a_batch(tmp_path, monkeypatch):
+    """Without max_concurrent_trials there is no throttle to keep: the next batch goes out once
+    half of this one ended (not after all of it: the slots would idle through the drain)."""
+    monkeypatch.setattr("hpctune.controller.launching.EAGER_BATCH", 10)
+    rig = make_rig(tmp_path, {"x": tune.uniform(0, 1)}, num_samples=30)
+    rig.step()
+    assert [len(launch.trial_ids) for launch in rig.backend.launches] == [10]
+    for i in range(4):
+        rig.job(i).start().complete()
+    rig.step(2)
+    assert len(rig.backend.launches) == 1  # 6 still queued or running: not half a batch of room
+    rig.job(4).start().complete()
+    rig.step(2)
+    assert [len(launch.trial_ids) for launch in rig.backend.launches] == [10, 5]

@@ -1,0 +1,59 @@
+"""The driver at scale, on the simulated cluster (``bench/driver_scale.py``): 10,000 trials with
+1,000 running. Counts, not timings: the driver's filesystem metadata operations per running
+trial in a steady state (strace), squeue calls a minute while nothing changes, files per
+trial, and that every trial ran once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: files per finished trial without checkpoints, the default loggers included
+FILES_PER_TRIAL = 4
+
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def scale_run() -> dict:
+    if shutil.which("strace") is None:
+        pytest.fail("strace is not installed: scripts/test.sh installs it (apt-get install strace)")
+    args = ["--trials", "10000", "--running", "1000", "--duration", "120", "--report-every", "30",
+            "--speed", "20", "--window-at", "40", "--window", "60", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if os.access("/dev/shm", os.W_OK):  # the simulated experiment in memory: counts are the same,
+        env["TMPDIR"] = "/dev/shm"      # and creating and removing 10,000 trial directories is fast
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "driver_scale.py"), *args],
+                          capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_trial_runs_once_and_the_slots_stay_busy(scale_run):
+    assert scale_run["finished"] == 10_000
+    assert scale_run["slot_utilisation"] >= 0.9, scale_run
+    assert scale_run["slurm_calls_per_min"].get("scancel", 0) == 0, scale_run  # nothing was lost
+
+
+def test_metadata_operations_do_not_grow_with_running_trials(scale_run):
+    """Goal: at most one per running trial every 10 s (200 a second at 2,000 running)."""
+    assert scale_run["steady_running"][0] >= 900, scale_run
+    assert scale_run["metadata_ops_per_running_trial_s"] <= 0.1, scale_run
+
+
+def test_squeue_twice_a_minute_in_a_steady_state(scale_run):
+    assert scale_run["steady_slurm_calls_per_min"].get("squeue", 0) <= 2.0, scale_run
+    assert scale_run["steady_slurm_calls_per_min"].get("sbatch", 0) == 0, scale_run
+
+
+def test_files_per_trial_and_the_drivers_footprint(scale_run):
+    assert scale_run["files_per_trial"] <= FILES_PER_TRIAL, scale_run
+    assert scale_run["peak_rss_mb"] < 300, scale_run
