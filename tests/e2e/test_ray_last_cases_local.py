@@ -137,7 +137,7 @@ def test_a_paused_function_trainable_stops_at_the_result_and_resumes_from_its_la
                 assert following[0] == iterations[-1] - iterations[-1] % 2, trial_runs
                 assert following[1][0] == following[0] + 1, trial_runs
     assert paused >= 3
-    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "exp" / "jobs").glob("*.err"))
+    logs = "".join(p.read_text(errors="replace") for p in sorted((tmp_path / "exp" / "jobs").iterdir()))  # one log per job
     assert "was paused at iteration 1, whose result carried no checkpoint: it resumes from the start" in logs
     assert "was paused at iteration 3, whose result carried no checkpoint: it resumes from its checkpoint of iteration 2" in logs
 
