@@ -181,6 +181,10 @@ def run(args: argparse.Namespace) -> dict:
         seconds = window[1] - window[0]
         steady_calls = {k: calls_end.get(k, 0) - calls_at.get(k, 0) for k in calls_end}
         result["steady_window_s"] = round(seconds, 1)
+        polls = [t for t in stats.squeue_at if window[0] <= t <= window[1]]
+        # the shortest wait between two polls in the window: 30 s is two calls a minute
+        gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
+        result["steady_min_poll_gap_s"] = round(min(gaps), 1) if gaps else None
         result["steady_running"] = running_at
         result["steady_slurm_calls_per_min"] = {k: round(v / seconds * 60, 2) for k, v in steady_calls.items()}
         if metadata is not None:

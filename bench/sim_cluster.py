@@ -120,6 +120,7 @@ class Stats:
     first_start: float | None = None
     last_end: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)
+    squeue_at: list[float] = field(default_factory=list)  # virtual times of the squeue calls
 
 
 class Cluster:
@@ -144,6 +145,7 @@ class Cluster:
         if name == "sbatch":
             return 0, self._sbatch(Path(args[-1])), ""
         if name == "squeue":
+            self.stats.squeue_at.append(self.clock.now())
             return 0, self._squeue(), ""
         if name == "scancel":
             for job in args[1:]:
