@@ -340,6 +340,8 @@ class Watcher:
             self._signal_logged = True
             if self.session.signal_name == "SIGTERM" and self.session.peer_failed():
                 raise PeerFailed("srun ends the step for another rank's error")
+            if self.session.signal_name == "SIGTERM" and self.session.stop_raised:
+                return  # the SIGTERM of the driver's stop: the trial ends `stopped`, not preempted
             self.session.log_event(EventKind.PREEMPTED, fsync=True, signal=self.session.signal_name)
         else:
             self.session.log_event(EventKind.HEARTBEAT)
