@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         kind = EventKind.STOPPED if stop.final else EventKind.TERMINATED
         at_end = {CHECKPOINT: stop.checkpoint, RESULT: session.last_result} if stop.checkpoint else {}
         _final_event(session, new_event(kind, reason=str(stop), **at_end))
+        if stop.final:
+            _await_the_cancel(session)
         return 0
     except Preempted as why:
         return _exit_for(str(why), session, why.checkpoint)
@@ -146,6 +149,17 @@ def _run_guarded(exp: ExperimentDir, trial_id: str, session: Session, spec: dict
         traceback.print_exc()
         _error_event(session, exc)
         return 1
+
+
+def _await_the_cancel(session: Session) -> None:
+    """A Slurm array task the driver stopped is scancelled in the same driver step: a worker
+    that saw the verdict first waits a moment for that SIGTERM, so that Slurm records the task
+    CANCELLED, as a stopped trial's task is (not COMPLETED). A pool run is ended by its task."""
+    if not os.environ.get("SLURM_JOB_ID") or os.environ.get(POOL_JOB_ENV):
+        return
+    deadline = time.monotonic() + min(1.0, session.stop_grace_s / 2)
+    while session.signal_name != "SIGTERM" and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _error_event(session: Session, exc: BaseException) -> None:
