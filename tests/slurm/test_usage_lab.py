@@ -24,6 +24,13 @@ from tests.conftest import run, unique_name, wait_for
 pytestmark = pytest.mark.slurm
 
 
+@pytest.fixture
+def accounting_on(slurm_lab):
+    """The lab with accounting (slurmdbd) on for the test, whatever state it was in: never a skip."""
+    with slurm_lab.accounting(True):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def on_slurm(monkeypatch):
     monkeypatch.setenv("HPCTUNE_BACKEND", "slurm")
@@ -92,12 +99,10 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def test_used_hours_match_sacct_and_events_come_close(tmp_path, slurm_lab):
+def test_used_hours_match_sacct_and_events_come_close(tmp_path, slurm_lab, accounting_on):
     """Job per trial, accounting on: the driver's figures (usage.json, from one sacct per poll)
     within 5% of sacct's own CPUTimeRAW; each trial's queue time known; the same experiment
     measured from its events alone (accounting off) is reported beside them."""
-    if not slurm_lab.accounting_enabled():
-        pytest.skip("needs the lab's accounting (slurmdbd) on")
     name = unique_name("usage")
     grid = tune.Tuner(
         tune.with_resources(sleeper, {"cpu": 2, "gpu": 1}),
@@ -137,12 +142,10 @@ def test_used_hours_match_sacct_and_events_come_close(tmp_path, slurm_lab):
     assert own["cpu"] * 0.7 < from_events.used.cpu <= own["cpu"] * 1.01
 
 
-def test_the_pool_accounts_each_trial_and_its_idle_slots(tmp_path, slurm_lab):
+def test_the_pool_accounts_each_trial_and_its_idle_slots(tmp_path, slurm_lab, accounting_on):
     """Two slots per pool task: each trial's share is its process's wall time (measured by the
     pool task) x 1 CPU; the pool task's allocation beyond the shares is idle; trials + idle is
     what sacct charged the pool tasks, within 5%."""
-    if not slurm_lab.accounting_enabled():
-        pytest.skip("needs the lab's accounting (slurmdbd) on")
     name = unique_name("usagepool")
     grid = tune.Tuner(
         tune.with_resources(sleeper, {"cpu": 1}),
