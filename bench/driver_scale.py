@@ -111,6 +111,11 @@ def build(args: argparse.Namespace, root: Path, sim: SimHost) -> Controller:
                       settings, **clocks)
 
 
+def running(controller: Controller) -> int:
+    """Trials running now (the steady window's figures are per running trial)."""
+    return sum(1 for t in controller.table.live.values() if t.status.value == "RUNNING")
+
+
 def legacy_driver() -> bool:
     """An hpctune from before the simulated cluster (its controller sleeps and reads the wall
     clock itself): it runs at ``--speed 1`` only, for the "before" figures."""
@@ -148,14 +153,14 @@ def run(args: argparse.Namespace) -> dict:
         now = sim.clock.now()
         if traced is None and window is None and now >= steady[0]:
             traced = Traced() if with_trace else None
-            window = [sim.clock.now(), None, len(controller.backend.command_counts())]
+            window = [sim.clock.now(), None]  # virtual start and end of the steady window
             calls_at = dict(controller.backend.command_counts())
-            running_at = [sum(1 for t in controller.table.live.values() if t.status.value == "RUNNING")]
+            running_at = [running(controller)]
         elif window is not None and window[1] is None and now >= steady[1]:
             metadata = traced.stop() if traced is not None else None
             window[1] = sim.clock.now()
             calls_end = dict(controller.backend.command_counts())
-            running_at.append(sum(1 for t in controller.table.live.values() if t.status.value == "RUNNING"))
+            running_at.append(running(controller))
         sim.clock.sleep(controller.settings.tick_s)
     virtual = sim.clock.now()
     cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
