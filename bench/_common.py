@@ -15,8 +15,19 @@ def storage_dir(prefix: str) -> str:
 
 
 def peak_rss_mb() -> float:
-    """The driver's peak resident memory (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The driver's peak resident memory in MiB: this process image's high-water mark.
+
+    ``/proc/self/status``'s ``VmHWM`` belongs to the address space, which ``exec`` replaces;
+    ``ru_maxrss`` survives ``exec``, so a benchmark started from a large parent (pytest after
+    the rest of the suite: 602 MB) would report the parent's size at ``fork`` instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def slurm_command_counts(experiment_path: str | os.PathLike) -> dict[str, int]:

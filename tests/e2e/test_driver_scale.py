@@ -62,6 +62,7 @@ def test_squeue_twice_a_minute_in_a_steady_state(scale_run):
 def test_files_per_trial_and_the_drivers_footprint(scale_run):
     assert scale_run["files_per_trial"] <= FILES_PER_TRIAL, scale_run
     # a guard against regressions, not the goal of 300 MB at 100,000 trials (not met:
-    # every trial's record stays in memory). Alone it measures about 200 MB at 10,000 trials;
-    # once, inside the whole suite, 602 MB (not understood yet).
+    # every trial's record stays in memory). About 200 MB at 10,000 trials. (It once read 602 MB
+    # inside the whole suite: ru_maxrss survives exec and so counted pytest's size at fork;
+    # the benchmark reads the process image's own VmHWM now.)
     assert scale_run["peak_rss_mb"] < 1000, scale_run
