@@ -1,0 +1,474 @@
+"""The trials' row view: the few fields the displays show, column by column, beside the base.
+
+``hpctune status`` and ``hpctune trials`` show a few fields of every trial; parsing every
+trial's whole record from ``state.json`` (about 2.6 KB a trial) costs seconds at 100,000
+trials. Whenever the driver writes a base (``JournalWriter.compact``, and ``merge_base`` in the
+background) it writes ``state.rows`` beside it: the display fields of each trial of that base
+(``row_of``), one line per column, and where each trial's line lies in the base. A reader
+(``read_rows``) parses only the columns it asks for, brings the rows up to date with the
+journal's last line of each trial that changed since, and reads the base only for the few
+trials whose whole record it needs (``TrialRows.record``).
+
+One writer (``write_rows``/``carry_rows``, called by ``storage.journal_writer``), one reader
+(``read_rows``). A view of another base (generation or snapshot number), of another version,
+damaged or missing reads as None: the caller then reads the whole state (``storage.journal``),
+so a display never shows stale rows.
+
+```
+state.rows  {"format": "hpctune-rows", "version": 1, "generation": G, "seq": S, "count": N,
+             "columns": [name, ...], "escaped": [row, ...]}      then one line per column:
+            {"json": [v, ...], "absent": [row, ...]}           any JSON values
+            {"f8": "<base64 doubles>", "absent": [...]}          every present value a float
+            {"i8": "<base64 int64>", "absent": [...]}            every present value an int
+            {"codes": [c, ...], "values": [v, ...], "absent": [...]}  few distinct values
+```
+
+Columns: the trial fields of ``FIELDS`` (``error``: its last non-blank line), ``config/<key>``
+per flattened config value, ``result:<key>`` per top-level result value that is neither a
+dict nor a list, ``_keys`` (each row's config and result columns in the record's order),
+``_offset``/``_length`` (the trial's line in the base). ``escaped``: the rows whose text holds an
+escaped control character (a display scrubs them).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import stat
+import sys
+from array import array
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hpctune.core.metrics import flatten
+from hpctune.errors import ExperimentStateError
+from hpctune.storage import journal
+from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.journal import _ESCAPED_CONTROL, _HEAVY, MAX_STATE_BYTES, changed_trial_lines
+from hpctune.storage.secure import read_regular_bytes
+
+log = logging.getLogger(__name__)
+
+ROWS_FILE = "state.rows"
+FORMAT = "hpctune-rows"
+VERSION = 1
+#: the trial fields a display shows, with the value a record without one has (``Trial``'s default)
+FIELDS: dict[str, Any] = {
+    "trial_id": None,
+    "status": "PENDING",
+    "experiment_tag": None,
+    "job_id": None,
+    "job_state": "",
+    "job_reason": "",
+    "node": "",
+    "num_failures": 0,
+    "restart_count": 0,
+    "checkpoint": None,
+    "error": None,
+    "path": None,
+    "resources": {},
+    "pending_resources": None,
+    "trial_name": "",
+    "trainable_name": "",
+}
+CONFIG = "config/"
+RESULT = "result:"
+KEYS, OFFSET, LENGTH = "_keys", "_offset", "_length"
+
+
+class _Missing:
+    """A row without the column (unlike a stored None)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def rows_path(exp: ExperimentDir) -> Path:
+    """Where the row view of ``exp`` lives (next to ``state.json``)."""
+    return exp.root / ROWS_FILE
+
+
+def row_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The display fields of one trial record as the base or the journal holds it; raises
+    for a record of the wrong shape (as building its ``Trial`` would)."""
+    row = {name: record.get(name, default) for name, default in FIELDS.items()}
+    error = row["error"]
+    if error:
+        row["error"] = next((ln for ln in reversed(error.splitlines()) if ln.strip()), "")
+    keys = []
+    for key, value in flatten(record["config"]).items():
+        row[CONFIG + key] = value
+        keys.append(CONFIG + key)
+    for key, value in record.get("last_result", {}).items():
+        if not isinstance(value, (dict, list)):
+            row[RESULT + key] = value
+            keys.append(RESULT + key)
+    row[KEYS] = tuple(keys)
+    return row
+
+
+# -- writing -------------------------------------------------------------------------------------
+class _Table:
+    """Rows as columns while they are built: name -> values (``MISSING`` where a row lacks it)."""
+
+    def __init__(self, count: int = 0, columns: dict[str, list[Any]] | None = None):
+        self.count, self.columns = count, columns if columns is not None else {}
+
+    def append(self, row: dict[str, Any]) -> None:
+        for name, values in self.columns.items():
+            values.append(row.get(name, MISSING))
+        for name, value in row.items():
+            if name not in self.columns:
+                self.columns[name] = [MISSING] * self.count + [value]
+        self.count += 1
+
+    def put(self, index: int, row: dict[str, Any]) -> None:
+        if index >= self.count:
+            self.append(row)
+            return
+        for name, values in self.columns.items():
+            values[index] = row.get(name, MISSING)
+        for name, value in row.items():
+            if name not in self.columns:
+                self.columns[name] = [MISSING] * self.count
+                self.columns[name][index] = value
+
+
+def _encode(values: list[Any]) -> bytes:
+    absent = [i for i, v in enumerate(values) if v is MISSING]
+    present = [v for v in values if v is not MISSING] if absent else values
+    kinds = {type(v) for v in present}
+    if absent:
+        values = [None if v is MISSING else v for v in values]
+    if kinds == {float}:
+        return _binary(
+            "f8",
+            array("d", values if not absent else [0.0 if v is None else v for v in values]),
+            absent,
+        )
+    if kinds == {int} and all(-(2**63) <= v < 2**63 for v in present):
+        return _binary(
+            "i8",
+            array("q", values if not absent else [0 if v is None else v for v in values]),
+            absent,
+        )
+    codes: dict[Any, int] = {}
+    keyed = []
+    for value in values:
+        key = (
+            (type(value), value)
+            if isinstance(value, (str, int, float, type(None)))
+            else json.dumps(value)
+        )
+        keyed.append(codes.setdefault(key, len(codes)))
+        if len(codes) > 64:
+            break
+    if len(codes) <= 64:
+        table = [None] * len(codes)
+        for value, code in zip(values, keyed, strict=True):
+            table[code] = value
+        return json.dumps({"codes": keyed, "values": table, "absent": absent}, default=str).encode()
+    return json.dumps({"json": values, "absent": absent}, default=str).encode()
+
+
+def _binary(kind: str, numbers: array, absent: list[int]) -> bytes:
+    if sys.byteorder != "little":
+        numbers.byteswap()
+    text = base64.b64encode(numbers.tobytes()).decode()
+    return json.dumps({kind: text, "absent": absent}).encode()
+
+
+def _decode(line: bytes) -> list[Any]:
+    column = json.loads(line)
+    if "f8" in column or "i8" in column:
+        kind = "f8" if "f8" in column else "i8"
+        numbers = array("d" if kind == "f8" else "q", base64.b64decode(column[kind]))
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        values = numbers.tolist()
+    elif "codes" in column:
+        table = column["values"]
+        values = [table[c] for c in column["codes"]]
+    else:
+        values = column["json"]
+    for index in column["absent"]:
+        values[index] = MISSING
+    return values
+
+
+def write_rows(
+    exp: ExperimentDir,
+    generation: str,
+    seq: int,
+    columns: dict[str, list[Any]],
+    count: int,
+    escaped: Iterable[int],
+) -> None:
+    """Write the view of the base of ``generation`` (snapshot ``seq``): ``count`` rows as
+    ``columns`` (``_offset``/``_length`` included). Not synced: a view lost to a crash reads as
+    damaged, and the readers read the whole state instead."""
+    names = list(columns)
+    head = {
+        "format": FORMAT,
+        "version": VERSION,
+        "generation": generation,
+        "seq": seq,
+        "count": count,
+        "columns": names,
+        "escaped": sorted(escaped),
+    }
+    lines = [json.dumps(head).encode()]
+    for name in names:
+        values = columns[name]
+        if name == KEYS:
+            values = [list(v) if v is not MISSING else v for v in values]
+        lines.append(_encode(values))
+    write_bytes_atomic(rows_path(exp), b"\n".join(lines) + b"\n", fsync=False)
+
+
+def rows_of_records(
+    records: list[dict[str, Any]], lines: list[bytes] | None = None
+) -> tuple[_Table, set[int]]:
+    """The rows of ``records`` (in order) and the rows whose text (``lines``, as written)
+    holds an escaped control character."""
+    table = _Table()
+    escaped = set()
+    for index, record in enumerate(records):
+        table.append(row_of(record))
+        if lines is not None and _escapes(lines[index]):
+            escaped.add(index)
+    return table, escaped
+
+
+def _escapes(line: bytes) -> bool:
+    return (b"\\" in line or b"\xc2" in line) and _ESCAPED_CONTROL.search(line) is not None
+
+
+def save_rows(
+    exp: ExperimentDir,
+    generation: str,
+    seq: int,
+    table: _Table,
+    escaped: set[int],
+    positions: list[tuple[int, int]],
+) -> None:
+    """``write_rows`` of ``table`` with each row's line in the base; on any failure the view
+    is removed (readers read the whole state then) and the error only logged: the view never
+    fails a compaction."""
+    try:
+        columns = dict(table.columns)
+        columns[OFFSET] = [p[0] for p in positions]
+        columns[LENGTH] = [p[1] for p in positions]
+        write_rows(exp, generation, seq, columns, table.count, escaped)
+    except Exception as exc:  # a record of an odd shape, a full disk: the view is only a cache
+        log.warning("Could not write %s (%s); displays read the whole state.", rows_path(exp), exc)
+        remove_rows(exp)
+
+
+def remove_rows(exp: ExperimentDir) -> None:
+    """Remove the view (before a base it would not describe replaces the old one)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(rows_path(exp))
+
+
+def carry_rows(
+    exp: ExperimentDir,
+    continues: str,
+    old_seq: int,
+    generation: str,
+    seq: int,
+    lines: list[bytes],
+    changed: set[int],
+    positions: list[tuple[int, int]],
+) -> None:
+    """The view of a base that ``merge_base`` wrote from the base of ``continues`` (snapshot
+    ``old_seq``) and the journal: that base's view with the ``changed`` rows (and the new ones)
+    taken from their lines; every line parsed when that view is missing or of another base."""
+    try:
+        old = _read_view(exp)
+        if old is None or old[0].get("generation") != continues or old[0].get("seq") != old_seq:
+            records = [json.loads(line) for line in lines]
+            table, escaped = rows_of_records(records, lines)
+        else:
+            head, raw = old
+            count = int(head["count"])
+            table = _Table(
+                count,
+                {
+                    n: _decode(raw[i])
+                    for i, n in enumerate(head["columns"])
+                    if n not in (OFFSET, LENGTH)
+                },
+            )
+            if KEYS in table.columns:
+                table.columns[KEYS] = [
+                    tuple(v) if v is not MISSING else v for v in table.columns[KEYS]
+                ]
+            escaped = set(head.get("escaped", []))
+            for index in sorted(changed | set(range(count, len(lines)))):
+                table.put(index, row_of(json.loads(lines[index])))
+                escaped.discard(index)
+                if _escapes(lines[index]):
+                    escaped.add(index)
+        if table.count != len(lines):
+            raise ValueError(f"{table.count} rows for {len(lines)} trials")
+    except Exception as exc:
+        log.warning("Could not write %s (%s); displays read the whole state.", rows_path(exp), exc)
+        remove_rows(exp)
+        return
+    save_rows(exp, generation, seq, table, escaped, positions)
+
+
+def _read_view(exp: ExperimentDir) -> tuple[dict[str, Any], list[bytes]] | None:
+    """The view's header and its column lines; None when missing, damaged or of another version."""
+    try:
+        raw = read_regular_bytes(rows_path(exp), MAX_STATE_BYTES)
+        lines = raw.split(b"\n")
+        head = json.loads(lines[0])
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(head, dict)
+        or head.get("format") != FORMAT
+        or head.get("version") != VERSION
+        or not isinstance(head.get("columns"), list)
+        or len(lines) < len(head["columns"]) + 2
+    ):
+        return None
+    return head, lines[1 : 1 + len(head["columns"])]
+
+
+# -- reading -------------------------------------------------------------------------------------
+class TrialRows:
+    """The trials as rows (creation order, as ``read_trial_state`` gives them): ``column``
+    parses one column on demand, with the journal's changes applied; ``record`` is one
+    trial's record for display (without its metric analysis unless the journal had it)."""
+
+    def __init__(self, head: dict[str, Any], raw: list[bytes], base: Any):
+        self._raw = dict(zip(head["columns"], raw, strict=True))
+        self._parsed: dict[str, list[Any]] = {}
+        self._base = base
+        self.base_count = int(head["count"])
+        self.count = self.base_count
+        self.escaped: set[int] = set(head.get("escaped", []))
+        #: rows the journal changed since the base: index -> the trial's whole record, its row
+        self.records: dict[int, dict[str, Any]] = {}
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.problems: list[str] = []
+
+    @property
+    def names(self) -> list[str]:
+        """Every column's name: the view's, then those only the journal's rows have."""
+        names = dict.fromkeys(n for n in self._raw if n not in (OFFSET, LENGTH))
+        for row in self.rows.values():
+            names.update(dict.fromkeys(row))
+        return list(names)
+
+    def column(self, name: str) -> list[Any]:
+        """Every row's value of ``name`` (``MISSING`` where a row lacks it)."""
+        values = self._parsed.get(name)
+        if values is None:
+            line = self._raw.get(name)
+            values = _decode(line) if line is not None else [MISSING] * self.base_count
+            if name == KEYS:
+                values = [tuple(v) if v is not MISSING else v for v in values]
+            values.extend([MISSING] * (self.count - self.base_count))
+            for index, row in self.rows.items():
+                values[index] = row.get(name, MISSING)
+            self._parsed[name] = values
+        return values
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Row ``index``'s trial record: the journal's, else its line of the base (without the
+        metric analysis, as ``read_trial_state(view=True)`` reads it)."""
+        if index in self.records:
+            return self.records[index]
+        offset, length = self.column(OFFSET)[index], self.column(LENGTH)[index]
+        line = os.pread(self._base.fileno(), length, offset)
+        cut = line.find(_HEAVY)
+        record = None
+        if cut > 0:
+            try:
+                record = json.loads(line[:cut] + b"}")
+            except ValueError:  # the marker was inside a value: read it whole
+                record = None
+        record = record if record is not None else json.loads(line)
+        if record.get("trial_id") != self.column("trial_id")[index]:
+            raise ExperimentStateError(
+                f"{self._base.name} does not match {ROWS_FILE} (row {index})."
+            )
+        return record
+
+
+def read_rows(exp: ExperimentDir) -> TrialRows | None:
+    """The trials' rows as of the last snapshot (the view, with the journal applied); None
+    when there is no view of the current base (missing, damaged, of another base or version)
+    or the journal holds a line that only a full read can judge: read the whole state then."""
+    view = _read_view(exp)
+    if view is None:
+        return None
+    head, raw = view
+    try:
+        base = _open_base(exp.state_path)
+    except OSError:
+        return None
+    try:
+        top = _base_head(base)
+    except (OSError, ValueError):
+        base.close()
+        return None
+    if (
+        top is None
+        or top.get("format") != journal.FORMAT
+        or top.get("version") != journal.VERSION
+        or str(top.get("generation")) != str(head.get("generation"))
+        or top.get("seq") != head.get("seq")
+    ):
+        base.close()
+        return None
+    rows = TrialRows(head, raw, base)
+    changed = changed_trial_lines(exp, journal._journal_after(top))
+    if changed is None:
+        return None
+    lines, rows.problems = changed
+    if lines:
+        index = {trial_id: i for i, trial_id in enumerate(rows.column("trial_id"))}
+        rows._parsed.clear()
+        for trial_id, line in lines.items():
+            record = json.loads(line)["trial"]
+            at = index.get(trial_id)
+            if at is None:
+                at = index[trial_id] = rows.count
+                rows.count += 1
+            rows.records[at] = record
+            rows.rows[at] = row_of(record)
+            rows.escaped.discard(at)
+            if _escapes(line):
+                rows.escaped.add(at)
+    return rows
+
+
+def _open_base(path: Path) -> Any:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return open(fd, "rb")
+
+
+def _base_head(base: Any) -> dict[str, Any] | None:
+    """The base's first line (its header, when ``compact`` or ``merge_base`` wrote it)."""
+    data = os.pread(base.fileno(), 1 << 20, 0)
+    end = data.find(b"\n")
+    if end < 0 or not data[:end].endswith(b'"trials": ['):
+        return None
+    top = json.loads(data[:end] + b"]}")
+    return top if isinstance(top, dict) else None
