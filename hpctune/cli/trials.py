@@ -19,7 +19,7 @@ import operator
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpctune.accounting.usage import USAGE_COLUMNS, ExperimentUsage, usage_columns
 from hpctune.accounting.usage_record import read_usage
@@ -31,12 +31,16 @@ from hpctune.cli.common import (
     resolve_experiment,
 )
 from hpctune.core.metrics import AUTO_METRICS, flatten
-from hpctune.display.table import format_value, resources_cell
+from hpctune.display.table import format_value, resources_cell, resources_text
 from hpctune.errors import ConfigError
 from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
-from hpctune.tune.experiment.trial import Trial
+from hpctune.storage.trial_rows import MISSING
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from hpctune.storage.trial_rows import TrialRows
 
 TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
                 "num_failures", "restart_count", "checkpoint", "error", "path"]
@@ -96,14 +100,24 @@ def default_columns(records: list[dict[str, Any]], metric: str | None) -> list[s
     keys: dict[str, None] = {}
     for record in records[:500]:
         keys.update(dict.fromkeys(record))
+    return _default_columns(
+        list(keys), metric, lambda c: any(r.get(c) not in (None, "") for r in records),
+        varied=len({r.get("resources") for r in records}) > 1,
+        gpu_hours=any(r.get("gpu_hours") for r in records))
+
+
+def _default_columns(keys: list[str], metric: str | None, filled: Callable[[str], bool],
+                     varied: bool, gpu_hours: bool) -> list[str]:
+    """``default_columns`` from the first records' columns (``keys``, in order), whether a
+    column has a value in some record (``filled``), whether the ``resources`` differ and
+    whether some record has ``gpu_hours``."""
     config = [k for k in keys if k.startswith("config/")]
     metrics = [k for k in keys if k not in TRIAL_FIELDS and not k.startswith("config/")
                and k not in AUTO_METRICS and k not in (metric, "lineage", "resources", *USAGE_COLUMNS)][:3]
-    varied = ["resources"] if len({r.get("resources") for r in records}) > 1 else []
-    wanted = ["trial_id", "status", "job_id", *varied, "lineage", *config, *([metric] if metric else []),
-              *metrics, "training_iteration", "time_total_s", "cpu_hours",
-              *(["gpu_hours"] if any(r.get("gpu_hours") for r in records) else []), "error"]
-    return [c for c in wanted if c in keys and any(r.get(c) not in (None, "") for r in records)]
+    wanted = ["trial_id", "status", "job_id", *(["resources"] if varied else []), "lineage", *config,
+              *([metric] if metric else []), *metrics, "training_iteration", "time_total_s", "cpu_hours",
+              *(["gpu_hours"] if gpu_hours else []), "error"]
+    return [c for c in wanted if c in keys and filled(c)]
 
 
 def check_columns(columns: list[str], records: list[dict[str, Any]], flag: str) -> None:
@@ -135,7 +149,10 @@ def _parse_value(raw: str) -> Any:
 
 
 def _matches(record: dict[str, Any], column: str, op: Callable, value: Any) -> bool:
-    cell = record.get(column)
+    return _cell_matches(record.get(column), op, value)
+
+
+def _cell_matches(cell: Any, op: Callable, value: Any) -> bool:
     if isinstance(value, float):
         if isinstance(cell, bool) or not isinstance(cell, (int, float)):
             try:
@@ -213,6 +230,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
     exp = resolve_experiment(args.experiment)
     pbt = exp.pbt_global_path.exists()  # looked at once, not once per trial
     usage = read_usage(exp.root)
+    if not pbt:  # lineage reads every trial's log: the whole read then
+        table = RowRecords.of(exp, usage.usage if usage else None)
+        if table is not None and table.count and table.answers(args):
+            return _print_rows(args, exp, table)
     records = [trial_record(t, exp, pbt, usage.usage if usage else None) for t in load_trials(exp)]
     if not records:
         print(f"No trials in {printable(exp.root.name)} yet.")
@@ -226,6 +247,177 @@ def cmd_trials(args: argparse.Namespace) -> int:
     else:
         columns = default_columns(records, experiment_info(exp)["metric"])
     rows = select(records, args.filter, args.sort, args.desc)
+    if args.output:
+        write_output(Path(args.output), rows, columns)
+    shown = rows[: args.limit] if args.limit is not None else rows
+    print(format_table(shown, columns))
+    if len(shown) < len(rows):
+        print(f"({len(rows) - len(shown)} more rows; drop --limit to see them)")
+    if args.output:
+        print(f"Output saved at: {args.output}")
+    return 0
+
+
+class RowRecords:
+    """The records of ``trial_record`` column by column, from the row view
+    (``storage.trial_rows``): ``values`` resolves one column for every trial, ``record`` builds
+    one trial's record; only the columns a command names are parsed."""
+
+    def __init__(self, rows: TrialRows, usage: ExperimentUsage | None,
+                 trial: Callable[[int], Trial]):
+        self.rows, self.usage, self.count = rows, usage, rows.count
+        self._values: dict[str, list[Any]] = {}
+        #: the escaped rows' records, from their scrubbed Trials (as the whole read shows them)
+        self.scrubbed = {i: trial_record(trial(i), None, False, usage) for i in rows.escaped}
+
+    @classmethod
+    def of(cls, exp: ExperimentDir, usage: ExperimentUsage | None) -> RowRecords | None:
+        """The row view's records; None: none for the current state (read the whole state)."""
+        from hpctune.cli.common import load_rows, row_trial_loader
+
+        rows = load_rows(exp)
+        if rows is None:
+            return None
+        status = rows.column("status")
+        allowed = frozenset(s.value for s in TrialStatus)
+        if any(type(s) is not str or s not in allowed for s in status):
+            return None  # the whole read says what is wrong
+        return cls(rows, usage, row_trial_loader(rows))
+
+    def names(self) -> dict[str, None]:
+        """Every column some record has (as ``check_columns`` knows them, order aside)."""
+        from hpctune.storage.trial_rows import CONFIG, RESULT
+
+        known: dict[str, None] = dict.fromkeys(TRIAL_FIELDS)
+        if self.usage is not None:
+            known.update(dict.fromkeys(USAGE_COLUMNS))
+        known["resources"] = None
+        for name in self.rows.names:
+            if name.startswith((CONFIG, RESULT)) and any(v is not MISSING for v in self.rows.column(name)):
+                known[name[len(RESULT):] if name.startswith(RESULT) else name] = None
+        for record in self.scrubbed.values():
+            known.update(dict.fromkeys(record))
+        return known
+
+    def answers(self, args: argparse.Namespace) -> bool:
+        """Whether every column the arguments name is known here (else the whole read runs,
+        which also gives the error for an unknown one)."""
+        wanted = [parse_filter(f)[0] for f in args.filter]
+        if args.sort:
+            wanted += [k.strip() for k in args.sort.split(",") if k.strip()]
+        if args.columns:
+            named = [c.strip() for c in args.columns.split(",") if c.strip()]
+            if not named:
+                return False  # the whole read gives the error
+            wanted += named
+        known = self.names()
+        return all(c in known for c in wanted)
+
+    def values(self, column: str) -> list[Any]:
+        """``record.get(column)`` of every trial (``MISSING`` where its record lacks it)."""
+        if column in self._values:
+            return self._values[column]
+        from hpctune.storage.trial_rows import CONFIG, RESULT
+
+        rows, count = self.rows, self.count
+        layers: list[list[Any]] = []  # the later ones win, as trial_record's updates do
+        if column in TRIAL_FIELDS:
+            layers.append(self._field(column))
+        if self.usage is not None and column in USAGE_COLUMNS:
+            ids = rows.column("trial_id")
+            layers.append([usage_columns(self.usage.trials.get(t))[column] for t in ids])
+        if column == "resources":
+            layers.append(self._resources())
+        if column.startswith(CONFIG) and column in rows.names:
+            layers.append(rows.column(column))
+        if RESULT + column in rows.names:
+            layers.append(rows.column(RESULT + column))
+        if not layers:
+            values = [MISSING] * count
+        elif len(layers) == 1:
+            values = list(layers[0])
+        else:
+            values = list(layers[0])
+            for layer in layers[1:]:
+                for i, v in enumerate(layer):
+                    if v is not MISSING:
+                        values[i] = v
+        for i, record in self.scrubbed.items():
+            values[i] = record.get(column, MISSING)
+        self._values[column] = values
+        return values
+
+    def _field(self, name: str) -> list[Any]:
+        values = self.rows.column(name)
+        if name == "job_state":
+            states = {raw: JobState.parse(raw) for raw in set(values)}
+            return [states[v] for v in values]
+        return values
+
+    def _resources(self) -> list[str]:
+        cells: dict[tuple, str] = {}
+        out = []
+        for r, p, s in zip(self.rows.column("resources"), self.rows.column("pending_resources"),
+                           self.rows.column("status"), strict=True):
+            finished = s in ("TERMINATED", "ERROR")
+            key = (id(r), id(p), finished)  # equal requests share one object (the view's codes)
+            if key not in cells:
+                cells[key] = resources_text(r, p, finished)
+            out.append(cells[key])
+        return out
+
+    def keys(self, index: int) -> list[str]:
+        """Trial ``index``'s record's columns, in its order."""
+        from hpctune.storage.trial_rows import KEYS, RESULT
+
+        if index in self.scrubbed:
+            return list(self.scrubbed[index])
+        keys: dict[str, None] = dict.fromkeys(TRIAL_FIELDS)
+        if self.usage is not None:
+            keys.update(dict.fromkeys(USAGE_COLUMNS))
+        keys["resources"] = None
+        own = self.rows.column(KEYS)[index]
+        keys.update(dict.fromkeys(k[len(RESULT):] if k.startswith(RESULT) else k
+                                  for k in (own if own is not MISSING else ())))
+        return list(keys)
+
+    def record(self, index: int, columns: list[str]) -> dict[str, Any]:
+        """Trial ``index``'s record, for ``columns``."""
+        out = {}
+        for column in columns:
+            value = self.values(column)[index]
+            if value is not MISSING:
+                out[column] = value
+        return out
+
+
+def _print_rows(args: argparse.Namespace, exp: ExperimentDir, table: RowRecords) -> int:
+    """``cmd_trials`` from the row view: the filters and the sort on the columns they name,
+    records built for the rows printed only."""
+    if args.columns:
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+    else:
+        keys: dict[str, None] = {}
+        for index in range(min(table.count, 500)):
+            keys.update(dict.fromkeys(table.keys(index)))
+        columns = _default_columns(
+            list(keys), experiment_info(exp)["metric"],
+            lambda c: any(v is not MISSING and v not in (None, "") for v in table.values(c)),
+            varied=len(set(table.values("resources"))) > 1,
+            gpu_hours="gpu_hours" in keys and any(v is not MISSING and v for v in table.values("gpu_hours")))
+    kept = list(range(table.count))
+    for text in args.filter:
+        column, op, value = parse_filter(text)
+        cells = table.values(column)
+        kept = [i for i in kept if _cell_matches(None if cells[i] is MISSING else cells[i], op, value)]
+    if args.sort:
+        for key in reversed([k.strip() for k in args.sort.split(",") if k.strip()]):
+            cells = table.values(key)
+            present = [i for i in kept if cells[i] is not MISSING and cells[i] is not None]
+            missing = [i for i in kept if cells[i] is MISSING or cells[i] is None]
+            present.sort(key=lambda i, c=cells: _sort_key(c[i]), reverse=args.desc)
+            kept = present + missing
+    rows = [table.record(i, columns) for i in kept]
     if args.output:
         write_output(Path(args.output), rows, columns)
     shown = rows[: args.limit] if args.limit is not None else rows
