@@ -171,7 +171,7 @@ def row_columns(exp: ExperimentDir, metric: str | None, mode: str | None) -> Tri
         return None
     results = rows.column(RESULT + metric) if metric else [MISSING] * rows.count
     last = [None if v is MISSING else v for v in results]
-    best = [v if is_finite_number(v) else None for v in last]
+    best = [v if type(v) is float else v if is_finite_number(v) else None for v in last]
     for index, record in rows.records.items():  # the journal's records hold their analysis
         analysed = (record.get("metric_analysis") or {}).get(metric, {}).get("last") if metric else None
         if analysed is not None:

@@ -188,13 +188,37 @@ def _sort_key(value: Any) -> tuple:
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain aligned text table (fast for thousands of rows)."""
-    cells = [[format_value(r.get(c), 40) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    return format_columns(columns, [[r.get(c) for r in rows] for c in columns])
+
+
+def format_columns(columns: list[str], values: list[list[Any]]) -> str:
+    """``format_table`` with the cells given column by column (``values[i]``: column i's)."""
+    texts = [[_cell_text(v) for v in column] for column in values]
+    widths = [max([len(c), *map(len, t)]) for c, t in zip(columns, texts, strict=True)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True))
-            for row in cells]
+    numeric: dict[str, bool] = {}
+    padded = []
+    for column, width in zip(texts, widths, strict=True):
+        cells = []
+        for text in column:
+            right = numeric.get(text)
+            if right is None:
+                right = numeric[text] = _numeric(text)
+            cells.append(text.rjust(width) if right else text.ljust(width))
+        padded.append(cells)
+    out += ["  ".join(cells) for cells in zip(*padded, strict=True)]
     return "\n".join(out)
+
+
+def _cell_text(value: Any) -> str:
+    """``format_value(value, 40)``, the common cases first."""
+    kind = type(value)
+    if kind is float:
+        return f"{value:.6g}"
+    if kind is str and len(value) <= 40:
+        return value
+    return format_value(value, 40)
 
 
 def _numeric(text: str) -> bool:
@@ -284,20 +308,21 @@ class RowRecords:
             return None  # the whole read says what is wrong
         return cls(rows, usage, row_trial_loader(rows))
 
-    def names(self) -> dict[str, None]:
-        """Every column some record has (as ``check_columns`` knows them, order aside)."""
+    def knows(self, column: str) -> bool:
+        """Whether some trial's record has ``column`` (what ``check_columns`` accepts)."""
         from hpctune.storage.trial_rows import CONFIG, RESULT
 
-        known: dict[str, None] = dict.fromkeys(TRIAL_FIELDS)
-        if self.usage is not None:
-            known.update(dict.fromkeys(USAGE_COLUMNS))
-        known["resources"] = None
-        for name in self.rows.names:
-            if name.startswith((CONFIG, RESULT)) and any(v is not MISSING for v in self.rows.column(name)):
-                known[name[len(RESULT):] if name.startswith(RESULT) else name] = None
-        for record in self.scrubbed.values():
-            known.update(dict.fromkeys(record))
-        return known
+        if column in TRIAL_FIELDS or column == "resources" or any(column in r for r in self.scrubbed.values()):
+            return True
+        if self.usage is not None and column in USAGE_COLUMNS:
+            return True
+        names = self.rows.names
+        for name in (RESULT + column, column if column.startswith(CONFIG) else None):
+            if name in names:
+                values = self.rows.column(name)
+                if any(v is not MISSING for i, v in enumerate(values) if i not in self.scrubbed):
+                    return True
+        return False
 
     def answers(self, args: argparse.Namespace) -> bool:
         """Whether every column the arguments name is known here (else the whole read runs,
@@ -310,8 +335,7 @@ class RowRecords:
             if not named:
                 return False  # the whole read gives the error
             wanted += named
-        known = self.names()
-        return all(c in known for c in wanted)
+        return all(self.knows(c) for c in wanted)
 
     def values(self, column: str) -> list[Any]:
         """``record.get(column)`` of every trial (``MISSING`` where its record lacks it)."""
@@ -355,6 +379,10 @@ class RowRecords:
         return values
 
     def _resources(self) -> list[str]:
+        requests, pending = self.rows.column("resources"), self.rows.column("pending_resources")
+        if pending.count(None) == len(pending):  # none waits for a new request: one cell a request
+            texts = {id(r): resources_text(r, None, False) for r in {id(r): r for r in requests}.values()}
+            return [texts[id(r)] for r in requests]
         cells: dict[tuple, str] = {}
         out = []
         for r, p, s in zip(self.rows.column("resources"), self.rows.column("pending_resources"),
@@ -417,13 +445,16 @@ def _print_rows(args: argparse.Namespace, exp: ExperimentDir, table: RowRecords)
             missing = [i for i in kept if cells[i] is MISSING or cells[i] is None]
             present.sort(key=lambda i, c=cells: _sort_key(c[i]), reverse=args.desc)
             kept = present + missing
-    rows = [table.record(i, columns) for i in kept]
     if args.output:
-        write_output(Path(args.output), rows, columns)
-    shown = rows[: args.limit] if args.limit is not None else rows
-    print(format_table(shown, columns))
-    if len(shown) < len(rows):
-        print(f"({len(rows) - len(shown)} more rows; drop --limit to see them)")
+        write_output(Path(args.output), [table.record(i, columns) for i in kept], columns)
+    shown = kept[: args.limit] if args.limit is not None else kept
+    cells = []
+    for column in columns:
+        values = table.values(column)
+        cells.append([None if values[i] is MISSING else values[i] for i in shown])
+    print(format_columns(columns, cells))
+    if len(shown) < len(kept):
+        print(f"({len(kept) - len(shown)} more rows; drop --limit to see them)")
     if args.output:
         print(f"Output saved at: {args.output}")
     return 0

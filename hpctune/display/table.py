@@ -132,15 +132,25 @@ def _resources_line(cols: TrialColumns) -> str:
 def _resource_text(requests: Iterable[Any]) -> str:
     cpus = gpus = 0
     mem = 0.0
+    each: dict[int, tuple[int, int, float]] = {}  # equal requests are often one object
     for r in requests:
-        r = r or {}
-        nodes = int(r.get("nodes") or 1)
-        tasks = int(r.get("tasks") or nodes * int(r.get("tasks_per_node") or 1))
-        cpus += int(r.get("cpu", 1)) * tasks
-        gpus += int(r.get("gpu", 0)) * nodes + int(r.get("gpus_per_task") or 0) * tasks
-        mem += float(r.get("mem_gb") or 0) * nodes
+        amounts = each.get(id(r))
+        if amounts is None:
+            amounts = each[id(r)] = _amounts(r or {})
+        cpus += amounts[0]
+        gpus += amounts[1]
+        mem += amounts[2]
     text = f"{cpus} CPUs, {gpus} GPUs"
     return text + (f", {mem:.0f} GB" if mem else "")
+
+
+def _amounts(r: Any) -> tuple[int, int, float]:
+    """(CPUs, GPUs, GB of memory) of one request."""
+    nodes = int(r.get("nodes") or 1)
+    tasks = int(r.get("tasks") or nodes * int(r.get("tasks_per_node") or 1))
+    cpus = int(r.get("cpu", 1)) * tasks
+    gpus = int(r.get("gpu", 0)) * nodes + int(r.get("gpus_per_task") or 0) * tasks
+    return cpus, gpus, float(r.get("mem_gb") or 0) * nodes
 
 
 def best_line(trials: Sequence[Trial], metric: str | None, mode: str | None) -> str | None:

@@ -363,14 +363,17 @@ class TrialRows:
         self.records: dict[int, dict[str, Any]] = {}
         self.rows: dict[int, dict[str, Any]] = {}
         self.problems: list[str] = []
+        self._names: tuple[int, dict[str, None]] | None = None
 
     @property
-    def names(self) -> list[str]:
+    def names(self) -> dict[str, None]:
         """Every column's name: the view's, then those only the journal's rows have."""
-        names = dict.fromkeys(n for n in self._raw if n not in (OFFSET, LENGTH))
-        for row in self.rows.values():
-            names.update(dict.fromkeys(row))
-        return list(names)
+        if self._names is None or self._names[0] != len(self.rows):
+            names = dict.fromkeys(n for n in self._raw if n not in (OFFSET, LENGTH))
+            for row in self.rows.values():
+                names.update(dict.fromkeys(row))
+            self._names = (len(self.rows), names)
+        return self._names[1]
 
     def column(self, name: str) -> list[Any]:
         """Every row's value of ``name`` (``MISSING`` where a row lacks it)."""
