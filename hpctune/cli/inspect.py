@@ -154,7 +154,7 @@ def row_columns(exp: ExperimentDir, metric: str | None, mode: str | None) -> Tri
     from hpctune.cli.common import load_rows, row_trial_loader
     from hpctune.display.view import TrialColumns
     from hpctune.storage.trial_rows import MISSING, RESULT
-    from hpctune.tune.experiment.trial import JobState, TrialStatus
+    from hpctune.tune.experiment.trial import JobState
 
     if metric and "/" in metric:
         return None  # a nested metric: its value may be in a dict the view leaves out
@@ -162,8 +162,7 @@ def row_columns(exp: ExperimentDir, metric: str | None, mode: str | None) -> Tri
     if rows is None:
         return None
     status = rows.column("status")
-    allowed = frozenset(s.value for s in TrialStatus)
-    if any(type(s) is not str or s not in allowed for s in status):
+    if not _known_statuses(status):
         return None  # the whole read says what is wrong
     try:
         states = {raw: str(JobState.parse(raw)) for raw in set(rows.column("job_state"))}
@@ -172,8 +171,8 @@ def row_columns(exp: ExperimentDir, metric: str | None, mode: str | None) -> Tri
     results = rows.column(RESULT + metric) if metric else [MISSING] * rows.count
     last = [None if v is MISSING else v for v in results]
     best = [v if type(v) is float else v if is_finite_number(v) else None for v in last]
-    for index, record in rows.records.items():  # the journal's records hold their analysis
-        analysed = (record.get("metric_analysis") or {}).get(metric, {}).get("last") if metric else None
+    for index in rows.lines if metric else ():  # the journal's records hold their analysis
+        analysed = rows.analysis(index).get(metric, {}).get("last")
         if analysed is not None:
             best[index] = analysed
     resources = rows.column("resources")
@@ -185,6 +184,17 @@ def row_columns(exp: ExperimentDir, metric: str | None, mode: str | None) -> Tri
     for index in rows.escaped:  # scrubbed as the whole read scrubs them
         _set_row(columns, index, columns.trial(index), metric, mode)
     return columns
+
+
+def _known_statuses(status: list[Any]) -> bool:
+    """Every value of the status column is a status of this version."""
+    from hpctune.tune.experiment.trial import TrialStatus
+
+    try:
+        distinct = set(status)
+    except TypeError:  # an unhashable value: not a status
+        return False
+    return all(type(s) is str for s in distinct) and distinct <= {s.value for s in TrialStatus}
 
 
 def _set_row(columns: TrialColumns, index: int, trial: Trial, metric: str | None, mode: str | None) -> None:

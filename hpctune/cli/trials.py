@@ -37,7 +37,7 @@ from hpctune.storage.events import DONOR, DONOR_ITERATION, KIND, EventKind
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 from hpctune.storage.trial_rows import MISSING
-from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
+from hpctune.tune.experiment.trial import JobState, Trial
 
 if TYPE_CHECKING:
     from hpctune.storage.trial_rows import TrialRows
@@ -199,7 +199,11 @@ def format_columns(columns: list[str], values: list[list[Any]]) -> str:
     out = [line, "  ".join("-" * w for w in widths)]
     numeric: dict[str, bool] = {}
     padded = []
-    for column, width in zip(texts, widths, strict=True):
+    for column, raw, width in zip(texts, values, widths, strict=True):
+        kinds = {type(v) for v in raw}
+        if kinds <= {float, int} and (int not in kinds or max(map(len, column), default=0) < 40):
+            padded.append([text.rjust(width) for text in column])
+            continue
         cells = []
         for text in column:
             right = numeric.get(text)
@@ -302,9 +306,9 @@ class RowRecords:
         rows = load_rows(exp)
         if rows is None:
             return None
-        status = rows.column("status")
-        allowed = frozenset(s.value for s in TrialStatus)
-        if any(type(s) is not str or s not in allowed for s in status):
+        from hpctune.cli.inspect import _known_statuses
+
+        if not _known_statuses(rows.column("status")):
             return None  # the whole read says what is wrong
         return cls(rows, usage, row_trial_loader(rows))
 

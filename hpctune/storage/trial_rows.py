@@ -186,7 +186,8 @@ def _binary(kind: str, numbers: array, absent: list[int]) -> bytes:
     return json.dumps({kind: text, "absent": absent}).encode()
 
 
-def _decode(line: bytes) -> list[Any]:
+def _decode(line: bytes, keys: bool = False) -> list[Any]:
+    """A column's values (``keys``: the ``_keys`` column, whose lists become tuples)."""
     column = json.loads(line)
     if "f8" in column or "i8" in column:
         kind = "f8" if "f8" in column else "i8"
@@ -196,9 +197,13 @@ def _decode(line: bytes) -> list[Any]:
         values = numbers.tolist()
     elif "codes" in column:
         table = column["values"]
+        if keys:
+            table = [tuple(v) if isinstance(v, list) else v for v in table]
         values = [table[c] for c in column["codes"]]
     else:
         values = column["json"]
+        if keys:
+            values = [tuple(v) if isinstance(v, list) else v for v in values]
     for index in column["absent"]:
         values[index] = MISSING
     return values
@@ -303,15 +308,11 @@ def carry_rows(
             table = _Table(
                 count,
                 {
-                    n: _decode(raw[i])
+                    n: _decode(raw[i], n == KEYS)
                     for i, n in enumerate(head["columns"])
                     if n not in (OFFSET, LENGTH)
                 },
             )
-            if KEYS in table.columns:
-                table.columns[KEYS] = [
-                    tuple(v) if v is not MISSING else v for v in table.columns[KEYS]
-                ]
             escaped = set(head.get("escaped", []))
             for index in sorted(changed | set(range(count, len(lines)))):
                 table.put(index, row_of(json.loads(lines[index])))
@@ -359,9 +360,10 @@ class TrialRows:
         self.base_count = int(head["count"])
         self.count = self.base_count
         self.escaped: set[int] = set(head.get("escaped", []))
-        #: rows the journal changed since the base: index -> the trial's whole record, its row
-        self.records: dict[int, dict[str, Any]] = {}
+        #: rows the journal changed since the base: index -> its last line there, its row
+        self.lines: dict[int, bytes] = {}
         self.rows: dict[int, dict[str, Any]] = {}
+        self._records: dict[int, dict[str, Any]] = {}
         self.problems: list[str] = []
         self._names: tuple[int, dict[str, None]] | None = None
 
@@ -380,9 +382,9 @@ class TrialRows:
         values = self._parsed.get(name)
         if values is None:
             line = self._raw.get(name)
-            values = _decode(line) if line is not None else [MISSING] * self.base_count
-            if name == KEYS:
-                values = [tuple(v) if v is not MISSING else v for v in values]
+            values = (
+                _decode(line, name == KEYS) if line is not None else [MISSING] * self.base_count
+            )
             values.extend([MISSING] * (self.count - self.base_count))
             for index, row in self.rows.items():
                 values[index] = row.get(name, MISSING)
@@ -390,10 +392,12 @@ class TrialRows:
         return values
 
     def record(self, index: int) -> dict[str, Any]:
-        """Row ``index``'s trial record: the journal's, else its line of the base (without the
-        metric analysis, as ``read_trial_state(view=True)`` reads it)."""
-        if index in self.records:
-            return self.records[index]
+        """Row ``index``'s trial record: the journal's (whole), else its line of the base
+        (without the metric analysis, as ``read_trial_state(view=True)`` reads it)."""
+        if index in self.lines:
+            if index not in self._records:
+                self._records[index] = json.loads(self.lines[index])["trial"]
+            return self._records[index]
         offset, length = self.column(OFFSET)[index], self.column(LENGTH)[index]
         line = os.pread(self._base.fileno(), length, offset)
         cut = line.find(_HEAVY)
@@ -409,6 +413,17 @@ class TrialRows:
                 f"{self._base.name} does not match {ROWS_FILE} (row {index})."
             )
         return record
+
+    def analysis(self, index: int) -> dict[str, Any]:
+        """The metric analysis of a row the journal changed (its record's last field)."""
+        line = self.lines[index]
+        cut = line.find(_HEAVY)
+        if cut > 0 and line.endswith(b"}}"):
+            with contextlib.suppress(ValueError):
+                found = json.loads(line[cut + len(_HEAVY) : -2])
+                if isinstance(found, dict):
+                    return found
+        return self.record(index).get("metric_analysis") or {}
 
 
 def read_rows(exp: ExperimentDir) -> TrialRows | None:
@@ -446,17 +461,28 @@ def read_rows(exp: ExperimentDir) -> TrialRows | None:
         index = {trial_id: i for i, trial_id in enumerate(rows.column("trial_id"))}
         rows._parsed.clear()
         for trial_id, line in lines.items():
-            record = json.loads(line)["trial"]
             at = index.get(trial_id)
             if at is None:
                 at = index[trial_id] = rows.count
                 rows.count += 1
-            rows.records[at] = record
-            rows.rows[at] = row_of(record)
+            rows.lines[at] = line
+            rows.rows[at] = row_of(_display_part(line))
             rows.escaped.discard(at)
             if _escapes(line):
                 rows.escaped.add(at)
     return rows
+
+
+def _display_part(line: bytes) -> dict[str, Any]:
+    """A journal line's trial record up to its metric analysis (``append`` writes it last):
+    cut at its last mention, every field before it is whole; the line whole otherwise."""
+    cut = line.rfind(_HEAVY)
+    if cut > 0:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line[:cut] + b"}}")["trial"]
+            if isinstance(record, dict):
+                return record
+    return json.loads(line)["trial"]
 
 
 def _open_base(path: Path) -> Any:

@@ -138,7 +138,7 @@ def test_status_and_trials_print_the_same_from_the_view_as_from_the_whole_state(
     assert "t_00001" in shown[0] and "loss=-1" in shown[0]  # the journal's best, not the view's
     assert "t_00060" in shown[2] and "\\x1b" not in shown[2]
     rows = read_rows(exp)
-    assert rows is not None and rows.count == 61 and len(rows.records) == 4
+    assert rows is not None and rows.count == 61 and len(rows.lines) == 4
 
     # a filter on a column only the journal's rows have
     extra = ["trials", "exp", "--filter", "brand_new_metric > 1"]
@@ -185,7 +185,7 @@ def test_the_background_merge_carries_the_view_forward(exp, monkeypatch):
     writer.append(4, [record(trials[4])], RUN)  # after the merge's snapshot: the journal has it
     merge_base(exp, old_generation, 3, "g2")
     rows = read_rows(exp)
-    assert rows is not None and rows.count == 31 and set(rows.records) == {4}
+    assert rows is not None and rows.count == 31 and set(rows.lines) == {4}
     shown = same_both_ways(exp, monkeypatch)
     assert "loss=-7" in shown[0]
     rows_path(exp).unlink()  # without a view of the old base, the merge parses every line
