@@ -69,6 +69,7 @@ SEARCH_CONVERSION = (U + "test_search_space_conversion.py", U + "test_search_ada
 SEARCH_RUNS = (U + "test_search_local_runs.py",)
 CREATE_SEARCHER = (U + "test_create_searcher.py",)
 JOURNAL = (U + "test_journal.py",)
+ROWS = (U + "test_trial_rows.py",)
 
 MUTANTS: list[Mutant] = [
     # -- ASHA ------------------------------------------------------------------------------------
@@ -330,6 +331,33 @@ MUTANTS: list[Mutant] = [
     Mutant("best-ignores-journal", "hpctune/storage/journal.py",
            "return _last_in_journal(journal_path(exp), _journal_after(base), needle) or found",
            "return found", JOURNAL, "hpctune best shows the best trial as the base had it, not as now"),
+    # -- the displays' row view (issue 23, deliverable 5) ------------------------------------------------
+    Mutant("rows-journal-line-ignored", "hpctune/storage/trial_rows.py",
+           "    lines, rows.problems = changed\n    if lines:", "    lines, rows.problems = changed\n    if False:",
+           ROWS, "status and trials show the view as the last compaction left it, not the journal's changes"),
+    Mutant("rows-first-journal-line-kept", "hpctune/storage/journal.py",
+           "        found[json.loads(match.group(2))] = line",
+           "        found.setdefault(json.loads(match.group(2)), line)", ROWS,
+           "a trial changed twice since the compaction shows its first change, not its last"),
+    Mutant("rows-continued-lines-skipped", "hpctune/storage/journal.py",
+           "        if skip_upto is not None and int(match.group(1)) <= skip_upto:",
+           "        if skip_upto is not None and int(match.group(1)) <= skip_upto + 1:", ROWS,
+           "after a background merge the old journal's first snapshot past the new base is lost"),
+    Mutant("rows-stale-generation-used", "hpctune/storage/trial_rows.py",
+           "        or str(top.get(\"generation\")) != str(head.get(\"generation\"))\n",
+           "", ROWS, "a view of an older base is shown as the current state (fallback skipped)"),
+    Mutant("rows-version-not-checked", "hpctune/storage/trial_rows.py",
+           "or head.get(\"version\") != VERSION", "or False", ROWS,
+           "a view of another version is read as this one"),
+    Mutant("rows-merge-changed-not-applied", "hpctune/storage/journal_writer.py",
+           "            changed.add(key)", "            pass", ROWS,
+           "a background merge carries the old view forward without the trials that changed"),
+    Mutant("rows-escaped-not-scrubbed", "hpctune/storage/trial_rows.py",
+           "            if _escapes(line):\n                rows.escaped.add(at)", "            pass", ROWS,
+           "a control character in a journaled trial reaches the terminal through the view"),
+    Mutant("rows-missing-column-not-whole-read", "hpctune/cli/trials.py",
+           "        return all(self.knows(c) for c in wanted)", "        return True", ROWS,
+           "a filter on a column the view lacks is answered from the view instead of the whole read"),
     # -- result replay -----------------------------------------------------------------------------
     Mutant("replay-rerun-is-progress", "hpctune/storage/replay.py",
            "if iteration <= self.trial.max_iteration:", "if iteration < self.trial.max_iteration:",

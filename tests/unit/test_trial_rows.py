@@ -154,10 +154,13 @@ def test_a_view_of_another_base_or_version_is_never_used(exp, monkeypatch):
     stale = rows_path(exp).read_bytes()
     trials[0].status = TrialStatus.ERROR
     trials[0].error = "gone"
-    writer.compact(5, [record(t) for t in trials], RUN)
+    writer.compact(1, [record(t) for t in trials], RUN)  # a later driver, the same snapshot number
     rows_path(exp).write_bytes(stale)  # the view of the older base
     assert read_rows(exp) is None
     assert "gone" in run(["trials", "exp"])
+    writer.compact(5, [record(t) for t in trials], RUN)
+    rows_path(exp).write_bytes(stale)
+    assert read_rows(exp) is None
 
     head, rest = rows_path(exp).read_bytes().split(b"\n", 1)
     writer.compact(6, [record(t) for t in trials], RUN)
@@ -208,3 +211,12 @@ def test_a_torn_last_journal_line_is_left_out_both_ways(exp, monkeypatch):
         f.write(b'{"kind": "trial", "seq": 3, "trial": {"trial_id": "t_00004", "sta')
     with pytest.warns(UserWarning, match="incomplete"):
         same_both_ways(exp, monkeypatch)
+
+
+def test_a_column_the_view_lacks_is_left_to_the_whole_read(exp, monkeypatch, capsys):
+    rng = random.Random(7)
+    JournalWriter(exp).compact(1, [record(make_trial(exp, i, rng)) for i in range(8)], RUN)
+    assert read_rows(exp) is not None
+    for flag in (["--filter", "nope < 1"], ["--sort", "nope"], ["--columns", "trial_id,nope"]):
+        assert main(["trials", "exp", *flag]) != 0
+        assert "unknown column 'nope'" in capsys.readouterr().err
