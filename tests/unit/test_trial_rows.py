@@ -129,16 +129,20 @@ def test_status_and_trials_print_the_same_from_the_view_as_from_the_whole_state(
     trials[1].record_result({"loss": -1.0, "acc": 2.0, "training_iteration": 9})
     trials[2].job_state, trials[2].job_reason = JobState.PENDING, "QOSMaxJobsPerUserLimit"
     writer.append(2, [record(trials[1]), record(trials[2])], RUN)
+    same_both_ways(exp, monkeypatch)
+    trials[1].record_result({"loss": -2.0, "acc": 3.0, "training_iteration": 10})
     new = make_trial(exp, 60, rng)
     new.config["fresh"] = "only here"
     new.record_result({"loss": 0.01, "acc": 0.5, "brand_new_metric": 3})
     trials[7].config["tag"] = "now plain"
-    writer.append(3, [record(new), record(trials[7]), record(trials[1])], RUN)
+    trials[8].config["tag"] = "blue\x1b[34m"  # an escape only the journal has
+    writer.append(3, [record(new), record(trials[7]), record(trials[1]), record(trials[8])], RUN)
     shown = same_both_ways(exp, monkeypatch)
-    assert "t_00001" in shown[0] and "loss=-1" in shown[0]  # the journal's best, not the view's
+    assert "\x1b" not in "".join(shown) and "blue\\x1b" in shown[2]
+    assert "t_00001" in shown[0] and "loss=-2" in shown[0]  # the journal's last line, not the view's
     assert "t_00060" in shown[2] and "\\x1b" not in shown[2]
     rows = read_rows(exp)
-    assert rows is not None and rows.count == 61 and len(rows.lines) == 4
+    assert rows is not None and rows.count == 61 and len(rows.lines) == 5
 
     # a filter on a column only the journal's rows have
     extra = ["trials", "exp", "--filter", "brand_new_metric > 1"]
@@ -189,6 +193,7 @@ def test_the_background_merge_carries_the_view_forward(exp, monkeypatch):
     merge_base(exp, old_generation, 3, "g2")
     rows = read_rows(exp)
     assert rows is not None and rows.count == 31 and set(rows.lines) == {4}
+    assert rows.column("status")[3] == "TERMINATED" and rows.column("result:loss")[3] == -5.0
     shown = same_both_ways(exp, monkeypatch)
     assert "loss=-7" in shown[0]
     rows_path(exp).unlink()  # without a view of the old base, the merge parses every line
