@@ -140,7 +140,7 @@ def test_status_and_trials_print_the_same_from_the_view_as_from_the_whole_state(
     shown = same_both_ways(exp, monkeypatch)
     assert "\x1b" not in "".join(shown) and "blue\\x1b" in shown[2]
     assert "t_00001" in shown[0] and "loss=-2" in shown[0]  # the journal's last line, not the view's
-    assert "t_00060" in shown[2] and "\\x1b" not in shown[2]
+    assert "t_00060" in shown[2] and "now plain" in shown[2]
     rows = read_rows(exp)
     assert rows is not None and rows.count == 61 and len(rows.lines) == 5
 
