@@ -326,7 +326,7 @@ MUTANTS: list[Mutant] = [
            "rescan = True  # the best got worse", "rescan = False  # the best got worse", JOURNAL,
            "the summary keeps naming a best trial whose last report got worse"),
     Mutant("cli-escaped-not-scrubbed", "hpctune/cli/common.py",
-           "scrub_trial(t) if escaped is None or t.trial_id in escaped else t", "t", JOURNAL,
+           "scrub_trial(t) if escaped is None or t.trial_id in escaped else t", "t", JOURNAL + ROWS,
            "a control character in a journaled trial reaches the terminal"),
     Mutant("best-ignores-journal", "hpctune/storage/journal.py",
            "return _last_in_journal(journal_path(exp), _journal_after(base), needle) or found",
