@@ -448,7 +448,7 @@ def _print_rows(args: argparse.Namespace, exp: ExperimentDir, table: RowRecords)
             present = [i for i in kept if cells[i] is not MISSING and cells[i] is not None]
             missing = [i for i in kept if cells[i] is MISSING or cells[i] is None]
             present.sort(key=lambda i, c=cells: _sort_key(c[i]), reverse=args.desc)
-            kept = present + missing
+            kept = [*present, *missing]
     if args.output:
         write_output(Path(args.output), [table.record(i, columns) for i in kept], columns)
     shown = kept[: args.limit] if args.limit is not None else kept

@@ -117,16 +117,24 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     run = {"searcher_finished": parts.state.searcher_finished,
            "backend_commands": parts.backend.command_counts(), "updated": time.time()}
     changed = []
-    for trial_id in table.take_dirty() | table.live.keys():
+    dirty = table.take_dirty() | table.live.keys()
+    for trial_id in table.trials if final else dirty:  # the last snapshot: every trial looked at
         trial = table.trials[trial_id]
         trial.log_offset = table.tails[trial_id].offset  # where a restored driver resumes reading
         key = fingerprint(trial)
         if book.written.get(trial_id) != key:
             book.written[trial_id] = key
             changed.append(trial)
-    book.tally.update(changed)
+    book.tally.update(table.all if final else changed)
     book.writer.poll()  # a background compaction that ended: its generation's journal starts
     due = book.writer.due()
+    if final and book.writer.generation is not None:  # appended, never a rewrite in the step
+        with contextlib.suppress(FileNotFoundError):  # moved away: a new base below
+            book.writer.append(book.seq, [_record(t) for t in changed], run)
+            waited = book.writer.finish()
+            if waited >= 1.0:
+                note(f"waited {waited:.1f} s for the compaction of {exp.state_path.name} to end")
+            return len(changed)
     if not final and (not due or book.writer.background()):
         try:
             book.writer.append(book.seq, [_record(t) for t in changed], run)

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +132,16 @@ class JournalWriter:
         self.generation = None  # until written: a failure compacts at the next snapshot
         write_bytes_atomic(self.path, data, fsync=True)
         self.generation, self.base_bytes, self.journal_bytes = generation, size, len(data)
+
+    def finish(self) -> float:
+        """At the driver's end: let a background compaction end and start its generation's
+        journal (``poll``), so that no half-written base is left behind; the seconds waited."""
+        if self._merge is None:
+            return 0.0
+        start = time.monotonic()
+        self._merge.join()
+        self.poll()
+        return time.monotonic() - start
 
     def wait(self) -> None:
         """Let a background compaction end (and forget it: the caller rewrites the base)."""

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 
 import pytest
 
 from hpctune.controller.snapshot import save_trials
 from hpctune.errors import ExperimentStateError
+from hpctune.storage import journal_writer
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import journal_path, read_one_trial, read_trial_state
@@ -287,15 +289,51 @@ def test_a_large_base_is_compacted_aside_and_a_restore_sees_every_trial(tmp_path
     assert {k: t["status"] for k, t in state.trials.items()} == table
 
 
-def test_the_end_of_a_run_writes_a_whole_base(tmp_path):
+def test_the_end_of_a_run_appends_every_change_and_rewrites_nothing_in_the_step(tmp_path, monkeypatch):
+    """The last snapshot looks at every trial (one edited after it ended too) and appends what
+    changed: no rewrite of a large base in the driver's last step; a background compaction
+    under way is waited for, so that its journal starts and no half-written base stays."""
     rig = make_rig(tmp_path, grid(2))
+    rig.step()
+    rig.ctl.save()
+    base = rig.exp.state_path.read_bytes()
+    rig.job(0).start().report(loss=0.5).complete()
+    rig.step()
+    rig.ctl.save()
+    assert tid(0) not in rig.ctl.parts.table.live
+    rig.ctl.parts.table.trials[tid(0)].experiment_tag = "edited"  # neither live nor marked dirty
+    rig.ctl.save("finished")
+    assert rig.exp.state_path.read_bytes() == base
+    kinds = [line["kind"] for line in journal_lines(rig.exp)]
+    assert kinds[0] == "header" and kinds[-1] == "run" and "header" not in kinds[1:]
+    state = read_trial_state(rig.exp)
+    assert state.trials[tid(0)]["last_result"]["loss"] == 0.5
+    assert state.trials[tid(0)]["experiment_tag"] == "edited"
+
+    monkeypatch.setattr("hpctune.storage.journal_writer.COMPACT_MIN_BYTES", 0)
+    monkeypatch.setattr("hpctune.storage.journal_writer.BACKGROUND_MIN_BYTES", 0)
+    merge = journal_writer.merge_base
+
+    def slow_merge(*args, **kwargs):  # still running at the last snapshot
+        time.sleep(0.5)
+        return merge(*args, **kwargs)
+
+    monkeypatch.setattr(journal_writer, "merge_base", slow_merge)
+    rig = make_rig(tmp_path / "two", grid(2))
     rig.step()
     rig.ctl.save()
     rig.job(0).start().report(loss=0.5)
     rig.step()
+    rig.ctl.save()  # due: the base is rewritten aside
+    writer = rig.ctl.parts.snapshots.writer
+    assert writer._merge is not None
+    rig.job(0).report(loss=0.25)
+    rig.step()
     rig.ctl.save("finished")
-    assert [line["kind"] for line in journal_lines(rig.exp)] == ["header"]
-    assert json.loads(rig.exp.state_path.read_text())["trials"][0]["last_result"]["loss"] == 0.5
+    assert writer._merge is None  # waited for, and its generation's journal started
+    assert journal_lines(rig.exp)[0]["generation"] == json.loads(rig.exp.state_path.read_bytes())["generation"]
+    assert read_trial_state(rig.exp).trials[tid(0)]["last_result"]["loss"] == 0.25
+    assert not list(rig.exp.root.glob(".state.json.*"))
 
 
 def test_save_trials_counts_what_it_wrote(tmp_path):
