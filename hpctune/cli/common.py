@@ -24,7 +24,7 @@ from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
 
 if TYPE_CHECKING:  # imported where used: `hpctune ls` reads summaries only
-    from hpctune.storage.trial_rows import TrialRows
+    from hpctune.storage.trial_rows_read import TrialRows
     from hpctune.tune.experiment.trial import Trial
 
 #: where experiments go by default (``hpctune.config.DEFAULT_STORAGE``; a test keeps them equal)
@@ -232,7 +232,7 @@ def load_rows(exp: ExperimentDir) -> TrialRows | None:
     """The trials' row view (``storage.trial_rows``: the display fields column by column, up
     to date with the journal); None when there is none for the current state, or it cannot
     be read: the caller reads the whole state (``load_trials``), which also names any damage."""
-    from hpctune.storage.trial_rows import read_rows
+    from hpctune.storage.trial_rows_read import read_rows
 
     try:
         rows = read_rows(exp)

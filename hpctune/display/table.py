@@ -17,12 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpctune.core.metrics import AUTO_METRICS, flat_value, flatten, is_finite_number
-from hpctune.display.view import StatusView, TrialColumns, scored
+from hpctune.display.view import (
+    STATUS_ORDER,
+    StatusView,
+    TrialColumns,
+    best_row,
+    live_rows,
+    order_rows,
+    request_text,
+)
 from hpctune.tune.experiment.trial import Trial
 
-STATUS_ORDER = {"RUNNING": 0, "PENDING": 1, "PAUSED": 2, "ERROR": 3, "TERMINATED": 4}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING"}
-FINISHED = ("TERMINATED", "ERROR")
 MAX_INFERRED_PARAMS = 6
 #: the column of each trial's current request: shown only when the trials' requests differ
 RESOURCES_HEADER = "resources"
@@ -89,14 +95,8 @@ def slurm_line(trials: Sequence[Trial]) -> str:
     return _slurm_line(TrialColumns.of(trials, None, None))
 
 
-def _live(cols: TrialColumns) -> list[int]:
-    """The rows of trials not finished that have a job."""
-    status, job_id = cols.status, cols.job_id
-    return [i for i in range(cols.count) if status[i] not in FINISHED and job_id[i]]
-
-
 def _slurm_line(cols: TrialColumns) -> str:
-    live = _live(cols)
+    live = live_rows(cols)
     if not live:
         return "Slurm jobs: none queued"
     job_state = cols.job_state
@@ -121,55 +121,20 @@ def resources_line(trials: Sequence[Trial]) -> str:
 
 
 def _resources_line(cols: TrialColumns) -> str:
-    queued = _live(cols)
+    queued = live_rows(cols)
     if not queued:
         return "Resources requested: none (no job queued)"
     running = [i for i in queued if cols.job_state[i] in RUNNING_STATES]
-    return (f"Resources requested: {_resource_text(cols.resources[i] for i in queued)} ({len(queued)} jobs); "
-            f"in use: {_resource_text(cols.resources[i] for i in running)} ({len(running)} running)")
-
-
-def _resource_text(requests: Iterable[Any]) -> str:
-    cpus = gpus = 0
-    mem = 0.0
-    each: dict[int, tuple[int, int, float]] = {}  # equal requests are often one object
-    for r in requests:
-        amounts = each.get(id(r))
-        if amounts is None:
-            amounts = each[id(r)] = _amounts(r or {})
-        cpus += amounts[0]
-        gpus += amounts[1]
-        mem += amounts[2]
-    text = f"{cpus} CPUs, {gpus} GPUs"
-    return text + (f", {mem:.0f} GB" if mem else "")
-
-
-def _amounts(r: Any) -> tuple[int, int, float]:
-    """(CPUs, GPUs, GB of memory) of one request."""
-    nodes = int(r.get("nodes") or 1)
-    tasks = int(r.get("tasks") or nodes * int(r.get("tasks_per_node") or 1))
-    cpus = int(r.get("cpu", 1)) * tasks
-    gpus = int(r.get("gpu", 0)) * nodes + int(r.get("gpus_per_task") or 0) * tasks
-    return cpus, gpus, float(r.get("mem_gb") or 0) * nodes
+    return (f"Resources requested: {request_text(cols.resources[i] for i in queued)} ({len(queued)} jobs); "
+            f"in use: {request_text(cols.resources[i] for i in running)} ({len(running)} running)")
 
 
 def best_line(trials: Sequence[Trial], metric: str | None, mode: str | None) -> str | None:
     return _best_line(TrialColumns.of(trials, metric, mode), metric, mode)
 
 
-def _best_row(cols: TrialColumns, metric: str | None, mode: str | None) -> int | None:
-    """The row of the best trial (``best_trial``: the first one on ties); None: none."""
-    if not metric or mode not in ("min", "max"):
-        return None
-    judged = scored(cols.best_value)
-    if not judged:
-        return None
-    pick = min if mode == "min" else max
-    return pick(judged, key=lambda pair: pair[0])[1]
-
-
 def _best_line(cols: TrialColumns, metric: str | None, mode: str | None) -> str | None:
-    row = _best_row(cols, metric, mode)
+    row = best_row(cols, metric, mode)
     if row is None:
         return None
     best = cols.trial(row)
@@ -282,22 +247,6 @@ def order_trials(trials: Sequence[Trial], metric: str | None = None, mode: str |
     return sorted(trials, key=lambda t: (STATUS_ORDER.get(t.status.value, 9), index[id(t)]))
 
 
-def _order_rows(cols: TrialColumns, metric: str | None, mode: str | None,
-                sort_by_metric: bool) -> list[int]:
-    """``order_trials`` on rows: their positions in the order the table shows them."""
-    status = cols.status
-    if sort_by_metric and metric and mode in ("min", "max"):
-        sign = 1 if mode == "min" else -1
-        last = cols.last_value
-
-        def by_metric(i: int) -> tuple:
-            value = last[i]
-            return (0, sign * value) if is_finite_number(value) else (1, 0)
-
-        return sorted(range(cols.count), key=by_metric)
-    return sorted(range(cols.count), key=lambda i: (STATUS_ORDER.get(status[i], 9), i))
-
-
 def _compact_rows(order: list[int], status: list[str], max_rows: int) -> tuple[list[int], str | None, list[int]]:
     """``compact`` on rows."""
     if max_rows <= 0 or len(order) <= max_rows:
@@ -341,7 +290,7 @@ def render(view: StatusView, columns: Columns, max_rows: int = 20, max_error_row
     parts: list[Any] = [Text("== Status ==", style="bold")]
     parts += [Text(line) for line in (sys_info if sys_info is not None else header_lines(view))]
     cols = columns_of(view)
-    ordered = _order_rows(cols, view.metric, view.mode, sort_by_metric)
+    ordered = order_rows(cols, view.metric, view.mode, sort_by_metric)
     top, note, bottom = _compact_rows(ordered, cols.status, max_rows)
     if top:
         parts.append(_table([cols.trial(i) for i in top], note, [cols.trial(i) for i in bottom], columns, max_len))
@@ -398,7 +347,7 @@ def plain_line(view: StatusView) -> str:
     cols = columns_of(view)
     line = (f"== Status == {stamp} | {cols.count} trials ({_count_text(cols.status)}) | "
             f"{_slurm_line(cols)}")
-    row = _best_row(cols, view.metric, view.mode)
+    row = best_row(cols, view.metric, view.mode)
     if row is not None:
         best = cols.trial(row)
         line += f" | best {view.metric}={format_value(flat_value(best.last_result, view.metric))} ({best.name})"

@@ -7,12 +7,15 @@ from the experiment's files. Reporters, the live table and the CLI read only thi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpctune.core.metrics import flat_value, metric_value
+from hpctune.core.metrics import flat_value, is_finite_number, metric_value
 from hpctune.tune.experiment.trial import Trial
+
+STATUS_ORDER = {"RUNNING": 0, "PENDING": 1, "PAUSED": 2, "ERROR": 3, "TERMINATED": 4}
+FINISHED = ("TERMINATED", "ERROR")
 
 
 @dataclass
@@ -62,6 +65,65 @@ class TrialColumns:
 def scored(values: Sequence[Any]) -> list[tuple[Any, int]]:
     """(value, row) of the rows ``best_trial`` would judge: a value, and a finite one."""
     return [(v, i) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+
+
+# -- what the status header and the table's rows read of the columns ------------------------
+def live_rows(cols: TrialColumns) -> list[int]:
+    """The rows of trials not finished that have a job."""
+    status, job_id = cols.status, cols.job_id
+    return [i for i in range(cols.count) if status[i] not in FINISHED and job_id[i]]
+
+
+def request_text(requests: Iterable[Any]) -> str:
+    """What ``requests`` ask for in all: ``8 CPUs, 2 GPUs, 64 GB``."""
+    cpus = gpus = 0
+    mem = 0.0
+    each: dict[int, tuple[int, int, float]] = {}  # equal requests are often one object
+    for r in requests:
+        amounts = each.get(id(r))
+        if amounts is None:
+            amounts = each[id(r)] = request_amounts(r or {})
+        cpus += amounts[0]
+        gpus += amounts[1]
+        mem += amounts[2]
+    text = f"{cpus} CPUs, {gpus} GPUs"
+    return text + (f", {mem:.0f} GB" if mem else "")
+
+
+def request_amounts(r: Any) -> tuple[int, int, float]:
+    """(CPUs, GPUs, GB of memory) of one request."""
+    nodes = int(r.get("nodes") or 1)
+    tasks = int(r.get("tasks") or nodes * int(r.get("tasks_per_node") or 1))
+    cpus = int(r.get("cpu", 1)) * tasks
+    gpus = int(r.get("gpu", 0)) * nodes + int(r.get("gpus_per_task") or 0) * tasks
+    return cpus, gpus, float(r.get("mem_gb") or 0) * nodes
+
+
+def best_row(cols: TrialColumns, metric: str | None, mode: str | None) -> int | None:
+    """The row of the best trial (``best_trial``: the first one on ties); None: none."""
+    if not metric or mode not in ("min", "max"):
+        return None
+    judged = scored(cols.best_value)
+    if not judged:
+        return None
+    pick = min if mode == "min" else max
+    return pick(judged, key=lambda pair: pair[0])[1]
+
+
+def order_rows(cols: TrialColumns, metric: str | None, mode: str | None,
+               sort_by_metric: bool) -> list[int]:
+    """``order_trials`` on rows: their positions in the order the table shows them."""
+    status = cols.status
+    if sort_by_metric and metric and mode in ("min", "max"):
+        sign = 1 if mode == "min" else -1
+        last = cols.last_value
+
+        def by_metric(i: int) -> tuple:
+            value = last[i]
+            return (0, sign * value) if is_finite_number(value) else (1, 0)
+
+        return sorted(range(cols.count), key=by_metric)
+    return sorted(range(cols.count), key=lambda i: (STATUS_ORDER.get(status[i], 9), i))
 
 
 @dataclass

@@ -17,7 +17,8 @@ import hpctune.cli.common as common
 from hpctune.cli.main import main
 from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.journal_writer import JournalWriter, merge_base
-from hpctune.storage.trial_rows import read_rows, rows_path
+from hpctune.storage.trial_rows import rows_path
+from hpctune.storage.trial_rows_read import read_rows
 from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 
 RUN = {"searcher_finished": False, "backend_commands": {"sbatch": 3}, "updated": 1.0}
