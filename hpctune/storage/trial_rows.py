@@ -97,19 +97,49 @@ def row_of(record: dict[str, Any]) -> dict[str, Any]:
     """The display fields of one trial record as the base or the journal holds it; raises
     for a record of the wrong shape (as building its ``Trial`` would)."""
     row = {name: record.get(name, default) for name, default in FIELDS.items()}
-    error = row["error"]
-    if error:
-        row["error"] = next((ln for ln in reversed(error.splitlines()) if ln.strip()), "")
-    keys = []
-    for key, value in flatten(record["config"]).items():
-        row[CONFIG + key] = value
-        keys.append(CONFIG + key)
-    for key, value in record.get("last_result", {}).items():
-        if not isinstance(value, (dict, list)):
-            row[RESULT + key] = value
-            keys.append(RESULT + key)
-    row[KEYS] = tuple(keys)
+    if row["error"]:
+        row["error"] = _last_line(row["error"])
+    row.update(_extra_of(record))
     return row
+
+
+def _last_line(error: str) -> str:
+    """An error's last non-blank line (what the tables show of it)."""
+    return next((ln for ln in reversed(error.splitlines()) if ln.strip()), "")
+
+
+def _extra_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``config/<key>`` and ``result:<key>`` columns, and ``_keys``: their order."""
+    extra = dict(_extras(record))
+    extra[KEYS] = tuple(extra)
+    return extra
+
+
+def _extras(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A record's ``config/<key>`` and ``result:<key>`` values, in its order."""
+    items: list[tuple[str, Any]] = []
+    _flat(record["config"], CONFIG, items)
+    for key, value in record.get("last_result", {}).items():
+        if type(value) not in _NESTED and not isinstance(value, _NESTED):  # as JSON has none
+            items.append((RESULT + key, value))
+    return items
+
+
+#: what a result holds that the tables do not show (a tuple is a list once written as JSON)
+_NESTED = (dict, list, tuple)
+
+
+def _flat(config: dict[str, Any], prefix: str, out: list[tuple[str, Any]]) -> None:
+    """``core.metrics.flatten`` of a config as written (plain dicts), into ``out``."""
+    if type(config) is not dict:
+        out.extend((prefix + k, v) for k, v in flatten(config).items())
+        return
+    for key, value in config.items():
+        name = prefix + (key if type(key) is str else json.dumps(key))  # a key as JSON writes it
+        if type(value) is dict and value:
+            _flat(value, name + "/", out)
+        else:
+            out.append((name, value))
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -140,40 +170,66 @@ class _Table:
 
 
 def _encode(values: list[Any]) -> bytes:
-    absent = [i for i, v in enumerate(values) if v is MISSING]
-    present = [v for v in values if v is not MISSING] if absent else values
-    kinds = {type(v) for v in present}
+    """One column as its line (``_decode`` reads it back, each value of the same type)."""
+    absent = [i for i, v in enumerate(values) if v is MISSING] if values.count(MISSING) else []
+    kinds = set(map(type, values))
+    kinds.discard(_Missing)
     if absent:
         values = [None if v is MISSING else v for v in values]
     if kinds == {float}:
         return _binary(
             "f8",
-            array("d", values if not absent else [0.0 if v is None else v for v in values]),
+            array("d", [0.0 if v is None else v for v in values] if absent else values),
             absent,
         )
-    if kinds == {int} and all(-(2**63) <= v < 2**63 for v in present):
-        return _binary(
-            "i8",
-            array("q", values if not absent else [0 if v is None else v for v in values]),
-            absent,
-        )
+    if kinds == {int}:
+        gone = set(absent)
+        present = [v for i, v in enumerate(values) if i not in gone] if absent else values
+        if min(present) >= -(2**63) and max(present) < 2**63:
+            return _binary(
+                "i8",
+                array("q", [0 if v is None else v for v in values] if absent else values),
+                absent,
+            )
+    table = _distinct(values, kinds)
+    if table is not None:
+        index = {key: code for code, key in enumerate(table)}
+        keyed = [index[v] for v in values]
+        return json.dumps({"codes": keyed, "values": list(table), "absent": absent}).encode()
     codes: dict[Any, int] = {}
+    first: list[Any] = []
     keyed = []
     for value in values:
-        key = (
-            (type(value), value)
-            if isinstance(value, (str, int, float, type(None)))
-            else json.dumps(value)
-        )
-        keyed.append(codes.setdefault(key, len(codes)))
+        code = codes.setdefault(_key(value), len(codes))
+        if code == len(first):
+            first.append(value)
+        keyed.append(code)
         if len(codes) > 64:
-            break
-    if len(codes) <= 64:
-        table = [None] * len(codes)
-        for value, code in zip(values, keyed, strict=True):
-            table[code] = value
-        return json.dumps({"codes": keyed, "values": table, "absent": absent}, default=str).encode()
-    return json.dumps({"json": values, "absent": absent}, default=str).encode()
+            return json.dumps({"json": values, "absent": absent}, default=str).encode()
+    return json.dumps({"codes": keyed, "values": first, "absent": absent}, default=str).encode()
+
+
+def _distinct(values: list[Any], kinds: set[type]) -> dict[Any, None] | None:
+    """The distinct values of a column of one hashable type (None beside it) with at most 64
+    distinct values; None: another column (its values keyed one at a time by ``_key``)."""
+    if len(kinds - {type(None)}) > 1 or not kinds <= {str, int, float, tuple, type(None)}:
+        return None
+    try:
+        if len(dict.fromkeys(values[:1024])) > 64:
+            return None  # many distinct values: no need to count them all
+        distinct = dict.fromkeys(values)
+    except TypeError:  # a tuple holding something unhashable
+        return None
+    return distinct if len(distinct) <= 64 else None
+
+
+def _key(value: Any) -> Any:
+    """What tells two values apart (their types too: ``1``, ``1.0`` and ``True`` are equal)."""
+    if isinstance(value, (str, int, float, tuple, type(None))):
+        return type(value), value
+    if type(value) is dict:  # a request: its text tells it (1 and True apart, its key order)
+        return dict, repr(value)
+    return json.dumps(value, default=str)
 
 
 def _binary(kind: str, numbers: array, absent: list[int]) -> bytes:
@@ -230,8 +286,6 @@ def write_rows(
     lines = [json.dumps(head).encode()]
     for name in names:
         values = columns[name]
-        if name == KEYS:
-            values = [list(v) if v is not MISSING else v for v in values]
         lines.append(_encode(values))
     write_bytes_atomic(rows_path(exp), b"\n".join(lines) + b"\n", fsync=False)
 
@@ -241,12 +295,25 @@ def rows_of_records(
 ) -> tuple[_Table, set[int]]:
     """The rows of ``records`` (in order) and the rows whose text (``lines``, as written)
     holds an escaped control character."""
-    table = _Table()
-    escaped = set()
-    for index, record in enumerate(records):
-        table.append(row_of(record))
-        if lines is not None and _escapes(lines[index]):
-            escaped.add(index)
+    columns = {name: [r.get(name, default) for r in records] for name, default in FIELDS.items()}
+    columns["error"] = [_last_line(e) if e else e for e in columns["error"]]
+    count, orders = len(records), {}
+    keys: list[Any] = [MISSING] * count
+    extra: dict[str, list[Any]] = {}  # every column, in the order they first appear
+    for index, record in enumerate(records):  # no object per record outlives its turn
+        names = []
+        for name, value in _extras(record):
+            values = extra.get(name)
+            if values is None:
+                values = extra[name] = [MISSING] * count
+            values[index] = value
+            names.append(name)
+        order = tuple(names)
+        keys[index] = orders.setdefault(order, order)
+    columns.update(extra)
+    columns[KEYS] = keys
+    table = _Table(count, columns)
+    escaped = {i for i, line in enumerate(lines or ()) if _escapes(line)}
     return table, escaped
 
 
