@@ -32,22 +32,20 @@ escaped control character (a display scrubs them).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
 import os
-import sys
-from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hpctune.core.metrics import flatten
 from hpctune.storage.atomic import write_bytes_atomic
 from hpctune.storage.experiment import STATE_ROWS_FILE, ExperimentDir
-from hpctune.storage.journal import _ESCAPED_CONTROL, MAX_STATE_BYTES
+from hpctune.storage.journal import _ESCAPED_CONTROL, _HEAVY, MAX_STATE_BYTES
 from hpctune.storage.secure import read_regular_bytes
+from hpctune.storage.trial_rows_codec import MISSING, _decode, _encode
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +74,6 @@ FIELDS: dict[str, Any] = {
 CONFIG = "config/"
 RESULT = "result:"
 KEYS, OFFSET, LENGTH = "_keys", "_offset", "_length"
-
-
-class _Missing:
-    """A row without the column (unlike a stored None)."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
 
 
 def rows_path(exp: ExperimentDir) -> Path:
@@ -169,99 +157,6 @@ class _Table:
                 self.columns[name][index] = value
 
 
-def _encode(values: list[Any]) -> bytes:
-    """One column as its line (``_decode`` reads it back, each value of the same type)."""
-    absent = [i for i, v in enumerate(values) if v is MISSING] if values.count(MISSING) else []
-    kinds = set(map(type, values))
-    kinds.discard(_Missing)
-    if absent:
-        values = [None if v is MISSING else v for v in values]
-    if kinds == {float}:
-        return _binary(
-            "f8",
-            array("d", [0.0 if v is None else v for v in values] if absent else values),
-            absent,
-        )
-    if kinds == {int}:
-        gone = set(absent)
-        present = [v for i, v in enumerate(values) if i not in gone] if absent else values
-        if min(present) >= -(2**63) and max(present) < 2**63:
-            return _binary(
-                "i8",
-                array("q", [0 if v is None else v for v in values] if absent else values),
-                absent,
-            )
-    table = _distinct(values, kinds)
-    if table is not None:
-        index = {key: code for code, key in enumerate(table)}
-        keyed = [index[v] for v in values]
-        return json.dumps({"codes": keyed, "values": list(table), "absent": absent}).encode()
-    codes: dict[Any, int] = {}
-    first: list[Any] = []
-    keyed = []
-    for value in values:
-        code = codes.setdefault(_key(value), len(codes))
-        if code == len(first):
-            first.append(value)
-        keyed.append(code)
-        if len(codes) > 64:
-            return json.dumps({"json": values, "absent": absent}, default=str).encode()
-    return json.dumps({"codes": keyed, "values": first, "absent": absent}, default=str).encode()
-
-
-def _distinct(values: list[Any], kinds: set[type]) -> dict[Any, None] | None:
-    """The distinct values of a column of one hashable type (None beside it) with at most 64
-    distinct values; None: another column (its values keyed one at a time by ``_key``)."""
-    if len(kinds - {type(None)}) > 1 or not kinds <= {str, int, float, tuple, type(None)}:
-        return None
-    try:
-        if len(dict.fromkeys(values[:1024])) > 64:
-            return None  # many distinct values: no need to count them all
-        distinct = dict.fromkeys(values)
-    except TypeError:  # a tuple holding something unhashable
-        return None
-    return distinct if len(distinct) <= 64 else None
-
-
-def _key(value: Any) -> Any:
-    """What tells two values apart (their types too: ``1``, ``1.0`` and ``True`` are equal)."""
-    if isinstance(value, (str, int, float, tuple, type(None))):
-        return type(value), value
-    if type(value) is dict:  # a request: its text tells it (1 and True apart, its key order)
-        return dict, repr(value)
-    return json.dumps(value, default=str)
-
-
-def _binary(kind: str, numbers: array, absent: list[int]) -> bytes:
-    if sys.byteorder != "little":
-        numbers.byteswap()
-    text = base64.b64encode(numbers.tobytes()).decode()
-    return json.dumps({kind: text, "absent": absent}).encode()
-
-
-def _decode(line: bytes, keys: bool = False) -> list[Any]:
-    """A column's values (``keys``: the ``_keys`` column, whose lists become tuples)."""
-    column = json.loads(line)
-    if "f8" in column or "i8" in column:
-        kind = "f8" if "f8" in column else "i8"
-        numbers = array("d" if kind == "f8" else "q", base64.b64decode(column[kind]))
-        if sys.byteorder != "little":
-            numbers.byteswap()
-        values = numbers.tolist()
-    elif "codes" in column:
-        table = column["values"]
-        if keys:
-            table = [tuple(v) if isinstance(v, list) else v for v in table]
-        values = [table[c] for c in column["codes"]]
-    else:
-        values = column["json"]
-        if keys:
-            values = [tuple(v) if isinstance(v, list) else v for v in values]
-    for index in column["absent"]:
-        values[index] = MISSING
-    return values
-
-
 def write_rows(
     exp: ExperimentDir,
     generation: str,
@@ -291,30 +186,52 @@ def write_rows(
 
 
 def rows_of_records(
-    records: list[dict[str, Any]], lines: list[bytes] | None = None
+    records: Sequence[dict[str, Any]], lines: list[bytes] | None = None
 ) -> tuple[_Table, set[int]]:
-    """The rows of ``records`` (in order) and the rows whose text (``lines``, as written)
-    holds an escaped control character."""
-    columns = {name: [r.get(name, default) for r in records] for name, default in FIELDS.items()}
-    columns["error"] = [_last_line(e) if e else e for e in columns["error"]]
+    """The rows of ``records`` (in order; a sequence that may build each record as it is
+    asked for) and the rows whose text (``lines``, as written) holds an escaped control
+    character. No object per record outlives its turn: a background thread that made
+    100,000 of them set off collections over the driver's whole heap that stalled it."""
     count, orders = len(records), {}
-    keys: list[Any] = [MISSING] * count
-    extra: dict[str, list[Any]] = {}  # every column, in the order they first appear
-    for index, record in enumerate(records):  # no object per record outlives its turn
+    columns: dict[str, list[Any]] = {name: [MISSING] * count for name in FIELDS}
+    columns[KEYS] = [MISSING] * count
+    fields = [(name, default, columns[name]) for name, default in FIELDS.items()]
+    for index in range(count):
+        record = records[index]
+        for name, default, values in fields:
+            values[index] = record.get(name, default)
         names = []
         for name, value in _extras(record):
-            values = extra.get(name)
+            values = columns.get(name)
             if values is None:
-                values = extra[name] = [MISSING] * count
+                values = columns[name] = [MISSING] * count
             values[index] = value
             names.append(name)
         order = tuple(names)
-        keys[index] = orders.setdefault(order, order)
-    columns.update(extra)
-    columns[KEYS] = keys
-    table = _Table(count, columns)
+        columns[KEYS][index] = orders.setdefault(order, order)
+    columns["error"] = [_last_line(e) if e else e for e in columns["error"]]
+    keys = columns.pop(KEYS)
+    columns[KEYS] = keys  # after the config and result columns, as ``row_of`` orders them
     escaped = {i for i, line in enumerate(lines or ()) if _escapes(line)}
-    return table, escaped
+    return _Table(count, columns), escaped
+
+
+class _Parsed(Sequence):
+    """Base lines as records, each parsed when asked for (up to its metric analysis)."""
+
+    def __init__(self, lines: list[bytes]):
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, index: Any) -> Any:
+        line = self.lines[index]
+        cut = line.rfind(_HEAVY)
+        if cut > 0:
+            with contextlib.suppress(ValueError):
+                return json.loads(line[:cut] + b"}")
+        return json.loads(line)
 
 
 def _escapes(line: bytes) -> bool:
@@ -364,8 +281,7 @@ def carry_rows(
     try:
         old = _read_view(exp)
         if old is None or old[0].get("generation") != continues or old[0].get("seq") != old_seq:
-            records = [json.loads(line) for line in lines]
-            table, escaped = rows_of_records(records, lines)
+            table, escaped = rows_of_records(_Parsed(lines), lines)
         else:
             head, raw = old
             count = int(head["count"])
