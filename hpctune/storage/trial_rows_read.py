@@ -136,6 +136,7 @@ def read_rows(exp: ExperimentDir) -> TrialRows | None:
     rows = TrialRows(head, raw, base)
     changed = changed_trial_lines(exp, journal._journal_after(top))
     if changed is None:
+        base.close()
         return None
     lines, rows.problems = changed
     if lines:
