@@ -64,6 +64,9 @@ class SnapshotBook:
     written: dict[str, tuple] = field(default_factory=dict)
     #: the summary's counts and best, updated with the trials that changed
     tally: SummaryTally = field(default_factory=lambda: SummaryTally(None, None))
+    #: restored from the files (``written`` holds the trials as read): the first snapshot
+    #: appends to the journal on disk instead of rewriting the base (``JournalWriter.adopt``)
+    restored: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     if book.writer is None:
         book.writer = JournalWriter(exp)
         book.tally = SummaryTally(parts.settings.metric, parts.settings.mode)
+        if book.restored and book.writer.adopt(book.seq - 1):  # as restored: no rewrite
+            book.tally.update(table.all)
     run = {"searcher_finished": parts.state.searcher_finished,
            "backend_commands": parts.backend.command_counts(), "updated": time.time()}
     changed = []
@@ -186,6 +191,9 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
     for problem in snapshot.get("state_problems", []):
         note(problem)
     quarantined = {t.trial_id: t.error for t in _add_trials(table, exp, snapshot["trials"])}
+    if "state_problems" in snapshot:  # read from base and journal: later changes append to them
+        parts.snapshots.written = {t.trial_id: fingerprint(t) for t in table.all if t.trial_id not in quarantined}
+        parts.snapshots.restored = True
     _reattach_unrecorded_launches(table, backend, exp, clock)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
     # relaunched, so a trial that finished while no driver ran is never run again.

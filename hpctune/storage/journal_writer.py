@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hpctune.errors import ExperimentStateError
+from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all, write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import FORMAT, MAX_STATE_BYTES, RUN_FIELDS, VERSION, journal_path
@@ -67,6 +67,50 @@ class JournalWriter:
     @property
     def path(self) -> Path:
         return journal_path(self.exp)
+
+    def adopt(self, upto_seq: int) -> bool:
+        """Go on with the base and journal on disk (a restored driver, which read them up to
+        snapshot ``upto_seq``) instead of rewriting the base: the journal is cut after its
+        last line of that snapshot (later lines, whose driver-state was never written, and a
+        torn line go). False, and nothing changed, when the files are not one base and its
+        own journal of this version: the first snapshot compacts then."""
+        try:
+            with open(self.exp.state_path, "rb") as f:
+                first = f.readline(1 << 20)
+                base_bytes = os.fstat(f.fileno()).st_size
+            head = (
+                json.loads(first.rstrip(b"\n") + b"]}") if first.endswith(b'"trials": [\n') else {}
+            )
+            raw = read_regular_bytes(self.path, MAX_STATE_BYTES)
+            header = json.loads(raw[: raw.index(b"\n")])
+        except (OSError, ValueError, ExperimentStateError, UnsafeFileError):
+            return False
+        generation = head.get("generation")
+        if (
+            head.get("format") != FORMAT
+            or head.get("version") != VERSION
+            or "continues" in head
+            or header.get("kind") != "header"
+            or header.get("generation") != generation
+        ):
+            return False
+        end = raw.index(b"\n") + 1
+        while (stop := raw.find(b"\n", end)) >= 0:
+            match = _SEQ.match(raw, end)
+            if match is None or int(match.group(1)) > upto_seq:
+                break
+            end = stop + 1
+        del raw
+        with full_storage_is_clear(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.generation, self.base_bytes = str(generation), base_bytes
+        self.journal_bytes = self.appended_at = end
+        return True
 
     def due(self) -> bool:
         """True when the next snapshot should be a compaction."""
@@ -203,6 +247,8 @@ class JournalWriter:
         return len(data)
 
 
+#: how ``append`` starts a trial's or the run's line, with its snapshot number
+_SEQ = re.compile(rb'\{"kind": "(?:trial|run)", "seq": (\d+)[,}]')
 #: how ``append`` starts a trial's line: its snapshot number follows
 _TRIAL_LINE = b'{"kind": "trial", "seq": '
 _TRIAL_ID = re.compile(rb'\{"trial_id": ("(?:[^"\\]|\\.)*")')

@@ -358,9 +358,17 @@ def test_a_restore_reads_base_and_journal(tmp_path):
     assert "trials" in state and state["journal_seq"] == rig.ctl.parts.snapshots.seq
     new = restored(rig)
     assert new.trial(0).last_result["loss"] == 0.25 and new.trial(1).status is rig.trial(1).status
-    new.ctl.save()  # the restored driver's first snapshot: a new base
-    assert [line["kind"] for line in journal_lines(rig.exp)] == ["header"]
+    base = rig.exp.state_path.read_bytes()
+    before = journal_lines(rig.exp)
+    new.ctl.save()  # the restored driver's first snapshot: appended to the files it read
+    assert rig.exp.state_path.read_bytes() == base
+    lines = journal_lines(rig.exp)
+    assert lines[: len(before)] == before and lines[-1] == {**lines[-1], "kind": "run", "seq": state["journal_seq"] + 1}
     assert new.ctl.parts.snapshots.seq == state["journal_seq"] + 1
+    after = read_trial_state(rig.exp)
+    assert {k: t["status"] for k, t in after.trials.items()} == {
+        t.trial_id: t.status.value for t in new.ctl.parts.table.all}
+    assert after.trials[tid(0)]["last_result"]["loss"] == 0.25
 
 
 def test_journal_lines_after_the_driver_state_are_not_replayed(tmp_path):
@@ -378,6 +386,11 @@ def test_journal_lines_after_the_driver_state_are_not_replayed(tmp_path):
     assert {t["trial_id"]: t["status"] for t in state["trials"]}[tid(0)] == "RUNNING"
     new = restored(rig)
     assert new.trial(0).status is TrialStatus.TERMINATED  # its log says it completed
+    new.ctl.save()  # appended after snapshot `seq`: the lines of the lost snapshot are cut away
+    runs = [line["seq"] for line in journal_lines(rig.exp) if line["kind"] == "run"]
+    assert runs[-1] == seq + 1 and len(runs) == len(set(runs))  # one snapshot a number
+    assert read_trial_state(rig.exp).trials[tid(0)]["status"] == "TERMINATED"
+    assert load_driver_state(rig.exp)["journal_seq"] == seq + 1
 
 
 def test_a_torn_journal_line_is_reported_by_a_restore(tmp_path, capsys):
@@ -495,3 +508,21 @@ def test_the_summary_tally_follows_best_trial_as_trials_change():
     assert tally.best() is trials[2] is best_trial(trials, "loss", "min")
     assert tally.summary("running", {})["by_status"] == {"PENDING": 3, "RUNNING": 1}
     assert SummaryTally("loss", "max").best() is None
+
+
+def test_a_restore_after_a_cut_off_compaction_writes_a_new_base(tmp_path):
+    """A compaction cut off after its new base left the older journal: the restored driver
+    does not append to it (readers ignore a journal of another base) but compacts."""
+    rig = two_running(tmp_path)
+    rig.job(0).report(loss=0.25)
+    rig.step()
+    rig.ctl.save()
+    lines = journal_path(rig.exp).read_text().splitlines()
+    header = json.loads(lines[0])
+    journal_path(rig.exp).write_text("\n".join([json.dumps({**header, "generation": "older"}), *lines[1:]]) + "\n")
+    new = restored(rig)
+    new.job(1).report(loss=0.125)
+    new.step()
+    new.ctl.save()
+    assert journal_lines(rig.exp)[0]["generation"] == json.loads(rig.exp.state_path.read_bytes())["generation"]
+    assert read_trial_state(rig.exp).trials[tid(1)]["last_result"]["loss"] == 0.125
