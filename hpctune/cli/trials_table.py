@@ -22,24 +22,47 @@ from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import read_events
 from hpctune.tune.experiment.trial import Trial
 
-TRIAL_FIELDS = ["trial_id", "status", "experiment_tag", "job_id", "job_state", "job_reason", "node",
-                "num_failures", "restart_count", "checkpoint", "error", "path"]
+TRIAL_FIELDS = [
+    "trial_id",
+    "status",
+    "experiment_tag",
+    "job_id",
+    "job_state",
+    "job_reason",
+    "node",
+    "num_failures",
+    "restart_count",
+    "checkpoint",
+    "error",
+    "path",
+]
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge,
-    "<": operator.lt, ">": operator.gt,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
 }
 _FILTER = re.compile(r"^\s*(\S+)\s*(==|!=|<=|>=|<|>)\s*(.*?)\s*$")
 
 
 def lineage(exp: ExperimentDir, trial_id: str) -> str:
     """The trial's exploits from its result log: ``donor@iteration`` each, oldest first."""
-    donors = [f"{e.get(DONOR)}@{e.get(DONOR_ITERATION)}" for e in read_events(exp.result_log_path(trial_id))
-              if e.get(KIND) == EventKind.EXPLOITED.value]
+    donors = [
+        f"{e.get(DONOR)}@{e.get(DONOR_ITERATION)}"
+        for e in read_events(exp.result_log_path(trial_id))
+        if e.get(KIND) == EventKind.EXPLOITED.value
+    ]
     return ",".join(donors)
 
 
-def trial_record(trial: Trial, exp: ExperimentDir | None = None, pbt: bool | None = None,
-                 usage: ExperimentUsage | None = None) -> dict[str, Any]:
+def trial_record(
+    trial: Trial,
+    exp: ExperimentDir | None = None,
+    pbt: bool | None = None,
+    usage: ExperimentUsage | None = None,
+) -> dict[str, Any]:
     """Every column of one trial (``lineage`` when ``exp`` had PBT exploits; ``pbt``: whether
     it had, when the caller looked once for all trials; the allocation it used, ``cpu_hours``
     ``gpu_hours`` ``node_hours``, from ``usage``)."""
@@ -65,22 +88,48 @@ def default_columns(records: list[dict[str, Any]], metric: str | None) -> list[s
     for record in records[:500]:
         keys.update(dict.fromkeys(record))
     return _default_columns(
-        list(keys), metric, lambda c: any(r.get(c) not in (None, "") for r in records),
+        list(keys),
+        metric,
+        lambda c: any(r.get(c) not in (None, "") for r in records),
         varied=len({r.get("resources") for r in records}) > 1,
-        gpu_hours=any(r.get("gpu_hours") for r in records))
+        gpu_hours=any(r.get("gpu_hours") for r in records),
+    )
 
 
-def _default_columns(keys: list[str], metric: str | None, filled: Callable[[str], bool],
-                     varied: bool, gpu_hours: bool) -> list[str]:
+def _default_columns(
+    keys: list[str],
+    metric: str | None,
+    filled: Callable[[str], bool],
+    varied: bool,
+    gpu_hours: bool,
+) -> list[str]:
     """``default_columns`` from the first records' columns (``keys``, in order), whether a
     column has a value in some record (``filled``), whether the ``resources`` differ and
     whether some record has ``gpu_hours``."""
     config = [k for k in keys if k.startswith("config/")]
-    metrics = [k for k in keys if k not in TRIAL_FIELDS and not k.startswith("config/")
-               and k not in AUTO_METRICS and k not in (metric, "lineage", "resources", *USAGE_COLUMNS)][:3]
-    wanted = ["trial_id", "status", "job_id", *(["resources"] if varied else []), "lineage", *config,
-              *([metric] if metric else []), *metrics, "training_iteration", "time_total_s", "cpu_hours",
-              *(["gpu_hours"] if gpu_hours else []), "error"]
+    metrics = [
+        k
+        for k in keys
+        if k not in TRIAL_FIELDS
+        and not k.startswith("config/")
+        and k not in AUTO_METRICS
+        and k not in (metric, "lineage", "resources", *USAGE_COLUMNS)
+    ][:3]
+    wanted = [
+        "trial_id",
+        "status",
+        "job_id",
+        *(["resources"] if varied else []),
+        "lineage",
+        *config,
+        *([metric] if metric else []),
+        *metrics,
+        "training_iteration",
+        "time_total_s",
+        "cpu_hours",
+        *(["gpu_hours"] if gpu_hours else []),
+        "error",
+    ]
     return [c for c in wanted if c in keys and filled(c)]
 
 
@@ -92,15 +141,21 @@ def check_columns(columns: list[str], records: list[dict[str, Any]], flag: str) 
     for column in columns:
         if column not in known:
             close = difflib.get_close_matches(column, list(known), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"known columns: {', '.join(known)}"
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"known columns: {', '.join(known)}"
+            )
             raise ConfigError(f"{flag}: unknown column {column!r}; {hint}")
 
 
 def parse_filter(text: str) -> tuple[str, Callable[[Any, Any], bool], Any]:
     match = _FILTER.match(text)
     if not match or not match.group(3):
-        raise ConfigError(f'--filter {text!r}: expected "<column> <op> <value>" with op one of '
-                          f'{" ".join(OPERATORS)}, e.g. --filter "loss < 0.1".')
+        raise ConfigError(
+            f'--filter {text!r}: expected "<column> <op> <value>" with op one of '
+            f'{" ".join(OPERATORS)}, e.g. --filter "loss < 0.1".'
+        )
     column, op, raw = match.groups()
     return column, OPERATORS[op], _parse_value(raw.strip("'\""))
 
@@ -127,8 +182,9 @@ def _cell_matches(cell: Any, op: Callable, value: Any) -> bool:
     return op("" if cell is None else str(cell), value)
 
 
-def select(records: list[dict[str, Any]], filters: list[str], sort: str | None,
-           desc: bool) -> list[dict[str, Any]]:
+def select(
+    records: list[dict[str, Any]], filters: list[str], sort: str | None, desc: bool
+) -> list[dict[str, Any]]:
     """Records that pass every filter, sorted (missing values last)."""
     parsed = [parse_filter(f) for f in filters]
     check_columns([c for c, _, _ in parsed], records, "--filter")
@@ -204,13 +260,17 @@ def write_output(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> 
     try:
         _write_rows(path, rows, columns)
     except OSError as exc:
-        raise ConfigError(f"--output {path}: cannot write it ({exc.strerror or exc}). Fix: give a "
-                          "file in a directory that exists and that you may write to.") from exc
+        raise ConfigError(
+            f"--output {path}: cannot write it ({exc.strerror or exc}). Fix: give a "
+            "file in a directory that exists and that you may write to."
+        ) from exc
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
     if path.suffix == ".json":
-        path.write_text(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1, default=str))
+        path.write_text(
+            json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1, default=str)
+        )
     else:
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")

@@ -110,8 +110,9 @@ def best_row(cols: TrialColumns, metric: str | None, mode: str | None) -> int | 
     return pick(judged, key=lambda pair: pair[0])[1]
 
 
-def order_rows(cols: TrialColumns, metric: str | None, mode: str | None,
-               sort_by_metric: bool) -> list[int]:
+def order_rows(
+    cols: TrialColumns, metric: str | None, mode: str | None, sort_by_metric: bool
+) -> list[int]:
     """``order_trials`` on rows: their positions in the order the table shows them."""
     status = cols.status
     if sort_by_metric and metric and mode in ("min", "max"):

@@ -29,7 +29,14 @@ COMMANDS = [
     ["trials", "exp"],
     ["trials", "exp", "--filter", "loss < 0.3", "--sort", "loss"],
     ["trials", "exp", "--sort", "status,loss", "--desc", "--limit", "7"],
-    ["trials", "exp", "--filter", "config/lr > 0.01", "--columns", "trial_id,config/opt/name,acc,job_state"],
+    [
+        "trials",
+        "exp",
+        "--filter",
+        "config/lr > 0.01",
+        "--columns",
+        "trial_id,config/opt/name,acc,job_state",
+    ],
     ["trials", "exp", "--filter", "status == ERROR", "--filter", "job_state != RUNNING"],
     ["trials", "exp", "--sort", "note"],
 ]
@@ -39,17 +46,35 @@ def make_trial(exp: ExperimentDir, i: int, rng: random.Random) -> Trial:
     """A trial of every kind the displays tell apart: statuses, job states and reasons, nodes,
     errors of several lines, requests that differ, nested configs, a text with a control
     character, metrics that are missing, None, NaN, text, bools and a dict."""
-    status = [TrialStatus.TERMINATED, TrialStatus.RUNNING, TrialStatus.PENDING, TrialStatus.ERROR,
-              TrialStatus.PAUSED, TrialStatus.TERMINATED][i % 6]
+    status = [
+        TrialStatus.TERMINATED,
+        TrialStatus.RUNNING,
+        TrialStatus.PENDING,
+        TrialStatus.ERROR,
+        TrialStatus.PAUSED,
+        TrialStatus.TERMINATED,
+    ][i % 6]
     config = {"lr": 10 ** rng.uniform(-4, -1), "opt": {"name": rng.choice(["adam", "sgd"])}}
     if i == 7:
         config["tag"] = "red\x1b[31m"  # scrubbed before it reaches a terminal
-    trial = Trial(f"t_{i:05d}", config, f"{i}_lr={config['lr']:.3g}", str(exp.trials_dir / f"t_{i:05d}"),
-                  resources={"cpu": 1 + (i == 4), "gpu": int(i % 9 == 0)}, status=status,
-                  job_id=f"{100 + i // 10}_{i % 10}" if status is not TrialStatus.PAUSED else None)
+    trial = Trial(
+        f"t_{i:05d}",
+        config,
+        f"{i}_lr={config['lr']:.3g}",
+        str(exp.trials_dir / f"t_{i:05d}"),
+        resources={"cpu": 1 + (i == 4), "gpu": int(i % 9 == 0)},
+        status=status,
+        job_id=f"{100 + i // 10}_{i % 10}" if status is not TrialStatus.PAUSED else None,
+    )
     for step in range(1, 4):
-        result = {"loss": rng.random() / step, "acc": rng.random(), "training_iteration": step,
-                  "time_total_s": step * 1.5, "nested": {"a": step}, "note": rng.choice(["x", "y", None])}
+        result = {
+            "loss": rng.random() / step,
+            "acc": rng.random(),
+            "training_iteration": step,
+            "time_total_s": step * 1.5,
+            "nested": {"a": step},
+            "note": rng.choice(["x", "y", None]),
+        }
         if i % 11 == 3:
             del result["loss"]
         if i % 13 == 5:
@@ -75,8 +100,9 @@ def record(trial: Trial) -> dict:
 def exp(tmp_path, monkeypatch):
     exp = ExperimentDir(tmp_path / "exp")
     exp.create()
-    (exp.root / "experiment.json").write_text(json.dumps({"metric": "loss", "mode": "min",
-                                                          "scheduler": "FIFOScheduler"}))
+    (exp.root / "experiment.json").write_text(
+        json.dumps({"metric": "loss", "mode": "min", "scheduler": "FIFOScheduler"})
+    )
     summary = {"status": "finished", "metric": "loss", "mode": "min", "num_trials": 1}
     exp.summary_path.write_text(json.dumps(summary))
     monkeypatch.setenv("HPCTUNE_STORAGE_PATH", str(tmp_path))
@@ -140,7 +166,9 @@ def test_status_and_trials_print_the_same_from_the_view_as_from_the_whole_state(
     writer.append(3, [record(new), record(trials[7]), record(trials[1]), record(trials[8])], RUN)
     shown = same_both_ways(exp, monkeypatch)
     assert "\x1b" not in "".join(shown) and "blue\\x1b" in shown[2]
-    assert "t_00001" in shown[0] and "loss=-2" in shown[0]  # the journal's last line, not the view's
+    assert (
+        "t_00001" in shown[0] and "loss=-2" in shown[0]
+    )  # the journal's last line, not the view's
     assert "t_00060" in shown[2] and "now plain" in shown[2]
     rows = read_rows(exp)
     assert rows is not None and rows.count == 61 and len(rows.lines) == 5
