@@ -13,16 +13,18 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hpctune.errors import ExperimentStateError
+from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all, write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import FORMAT, MAX_STATE_BYTES, RUN_FIELDS, VERSION, journal_path
 from hpctune.storage.secure import read_regular_bytes
+from hpctune.storage.trial_rows import carry_rows, remove_rows, rows_of_records, save_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class JournalWriter:
         min_bytes = COMPACT_MIN_BYTES if min_bytes is None else min_bytes
         self.exp, self.ratio, self.min_bytes = exp, ratio, min_bytes
         self.background_min_bytes = BACKGROUND_MIN_BYTES
+        #: write the displays' row view (``storage.trial_rows``) with every base
+        self.rows = True
         self.generation: str | None = None
         self.base_bytes = 0
         self.journal_bytes = 0
@@ -63,6 +67,50 @@ class JournalWriter:
     @property
     def path(self) -> Path:
         return journal_path(self.exp)
+
+    def adopt(self, upto_seq: int) -> bool:
+        """Go on with the base and journal on disk (a restored driver, which read them up to
+        snapshot ``upto_seq``) instead of rewriting the base: the journal is cut after its
+        last line of that snapshot (later lines, whose driver-state was never written, and a
+        torn line go). False, and nothing changed, when the files are not one base and its
+        own journal of this version: the first snapshot compacts then."""
+        try:
+            with open(self.exp.state_path, "rb") as f:
+                first = f.readline(1 << 20)
+                base_bytes = os.fstat(f.fileno()).st_size
+            head = (
+                json.loads(first.rstrip(b"\n") + b"]}") if first.endswith(b'"trials": [\n') else {}
+            )
+            raw = read_regular_bytes(self.path, MAX_STATE_BYTES)
+            header = json.loads(raw[: raw.index(b"\n")])
+        except (OSError, ValueError, ExperimentStateError, UnsafeFileError):
+            return False
+        generation = head.get("generation")
+        if (
+            head.get("format") != FORMAT
+            or head.get("version") != VERSION
+            or "continues" in head
+            or header.get("kind") != "header"
+            or header.get("generation") != generation
+        ):
+            return False
+        end = raw.index(b"\n") + 1
+        while (stop := raw.find(b"\n", end)) >= 0:
+            match = _SEQ.match(raw, end)
+            if match is None or int(match.group(1)) > upto_seq:
+                break
+            end = stop + 1
+        del raw
+        with full_storage_is_clear(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.generation, self.base_bytes = str(generation), base_bytes
+        self.journal_bytes = self.appended_at = end
+        return True
 
     def due(self) -> bool:
         """True when the next snapshot should be a compaction."""
@@ -90,7 +138,7 @@ class JournalWriter:
 
         def run() -> None:
             try:
-                size = merge_base(self.exp, str(continues), upto_seq, generation)
+                size = merge_base(self.exp, str(continues), upto_seq, generation, self.rows)
                 self._merged = (generation, size, offset)
             except BaseException as exc:  # reported by poll(); the driver compacts itself then
                 self._merged = exc
@@ -129,6 +177,16 @@ class JournalWriter:
         write_bytes_atomic(self.path, data, fsync=True)
         self.generation, self.base_bytes, self.journal_bytes = generation, size, len(data)
 
+    def finish(self) -> float:
+        """At the driver's end: let a background compaction end and start its generation's
+        journal (``poll``), so that no half-written base is left behind; the seconds waited."""
+        if self._merge is None:
+            return 0.0
+        start = time.monotonic()
+        self._merge.join()
+        self.poll()
+        return time.monotonic() - start
+
     def wait(self) -> None:
         """Let a background compaction end (and forget it: the caller rewrites the base)."""
         if self._merge is not None:
@@ -149,13 +207,17 @@ class JournalWriter:
             },
             default=str,
         )
-        body = ",\n".join(json.dumps(_heavy_last(t), default=str) for t in trials)
-        data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
+        lines = [json.dumps(_heavy_last(t), default=str) for t in trials]
+        start = f'{head[:-1]}, "trials": [\n'
+        body = ",\n".join(lines)
+        data = f"{start}{body}\n]}}\n".encode()
         self.generation = None  # until both files are written: the next snapshot compacts again
         write_bytes_atomic(self.exp.state_path, data, fsync=True)
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
         write_bytes_atomic(self.path, header.encode(), fsync=True)
         self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+        if self.rows:
+            _save_rows(self.exp, generation, seq, trials, lines, len(start.encode()))
 
     def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
         """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
@@ -185,17 +247,22 @@ class JournalWriter:
         return len(data)
 
 
+#: how ``append`` starts a trial's or the run's line, with its snapshot number
+_SEQ = re.compile(rb'\{"kind": "(?:trial|run)", "seq": (\d+)[,}]')
 #: how ``append`` starts a trial's line: its snapshot number follows
 _TRIAL_LINE = b'{"kind": "trial", "seq": '
 _TRIAL_ID = re.compile(rb'\{"trial_id": ("(?:[^"\\]|\\.)*")')
 
 
-def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: str) -> int:
+def merge_base(
+    exp: ExperimentDir, continues: str, upto_seq: int, generation: str, rows: bool = True
+) -> int:
     """Write a base of ``generation`` from the files alone: the base of generation
     ``continues`` with the journal's lines up to snapshot ``upto_seq`` applied (each trial's
     record as the journal holds it, without parsing it). The base names ``continues``: until
     a journal of its own generation replaces it, the old journal's later lines count on top.
     The number of bytes written; ExperimentStateError when the files are not of ``continues``.
+    ``rows``: then the displays' row view of the new base (``storage.trial_rows.carry_rows``).
 
     It runs beside the driver's step: it works a line at a time (no call on a whole file of
     hundreds of MB that would hold the interpreter's lock for a second) and writes in pieces."""
@@ -213,6 +280,7 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
         if line:
             trials[_trial_key(line)] = line
     del raw, lines
+    base_count, changed = len(trials), set()
     run = {k: head[k] for k in RUN_FIELDS if k in head}
     raw = read_regular_bytes(journal_path(exp), MAX_STATE_BYTES)
     lines = _lines(raw)  # complete lines (what follows the last newline is being written)
@@ -226,7 +294,9 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
             if int(line[len(_TRIAL_LINE) : end]) > upto_seq:
                 break
             body = line[line.index(b'"trial": ', end) + len(b'"trial": ') : -1]
-            trials[_trial_key(body)] = body
+            key = _trial_key(body)
+            trials[key] = body
+            changed.add(key)
         elif line.strip():
             record = json.loads(line)
             if int(record.get("seq", 0)) > upto_seq:
@@ -243,17 +313,30 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
     }
     records = list(trials.values())
     size = 0
+    positions = []
     with full_storage_is_clear(exp.state_path), replacing(exp.state_path, fsync=True) as (fd, _):
         for at in range(0, max(1, len(records)), _PIECE):
-            piece = b",\n".join(records[at : at + _PIECE])
-            if at == 0:
-                piece = json.dumps(top, default=str)[:-1].encode() + b', "trials": [\n' + piece
+            chunk = records[at : at + _PIECE]
+            prefix = (
+                json.dumps(top, default=str)[:-1].encode() + b', "trials": [\n' if at == 0 else b""
+            )
+            offset = size + len(prefix)
+            for record in chunk:
+                positions.append((offset, len(record)))
+                offset += len(record) + 2
+            piece = prefix + b",\n".join(chunk)
             if at + _PIECE >= len(records):
                 piece += b"\n]}\n"
             elif piece:
                 piece += b",\n"
             write_all(fd, piece)
             size += len(piece)
+    if rows:
+        keys = list(trials)
+        moved = {i for i, key in enumerate(keys) if key in changed or i >= base_count}
+        carry_rows(
+            exp, continues, int(head.get("seq", 0)), generation, upto_seq, records, moved, positions
+        )
     return size
 
 
@@ -282,3 +365,26 @@ def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:
     record = dict(record)
     record["metric_analysis"] = record.pop("metric_analysis")
     return record
+
+
+def _save_rows(
+    exp: ExperimentDir,
+    generation: str,
+    seq: int,
+    records: list[dict[str, Any]],
+    lines: list[str],
+    start: int,
+) -> None:
+    """The displays' row view of the base ``compact`` just wrote (``lines`` from ``start``)."""
+    try:
+        texts = [line.encode() for line in lines]
+        positions = []
+        for text in texts:
+            positions.append((start, len(text)))
+            start += len(text) + 2
+        table, escaped = rows_of_records(records, texts)
+    except Exception as exc:  # a record of an odd shape: the view is only a cache
+        log.warning("No row view for %s (%s); displays read the whole state.", exp.state_path, exc)
+        remove_rows(exp)
+        return
+    save_rows(exp, generation, seq, table, escaped, positions)
