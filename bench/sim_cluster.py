@@ -15,7 +15,15 @@ workers:
   ``ResultLog`` (which rings the change feed); at a result where its trial's decision points
   say it waits, it waits for the driver's verdict in ``control.json`` as ``report()`` does,
   and a stop ends it with a ``stopped`` event;
-* ``squeue`` lists the queued and running tasks in the driver's format; ``scancel`` ends them.
+* ``squeue`` lists the queued and running tasks in the driver's format; ``scancel`` ends them;
+* a pool array (``PoolBackend``'s script runs ``python -m hpctune.pool``) queues long-lived pool
+  tasks. Each running one is the real pool task (``hpctune.pool.task.PoolTask``: its ``step()``,
+  claims with ``PoolQueue.claim_next``, ``finish``, its idle time-out) with one difference: a
+  run it starts is played here, as an array task's trial is, instead of in a child process
+  (``SimPoolTask``). A pool task steps when one of its runs ended (the real one wakes on
+  SIGCHLD) and, while it has a free slot, whenever its shape's queue directory changed (the
+  real one looks every 50 ms) and at least once a virtual second (its idle time-out). A
+  driver's cancel of a running run is seen at the run's next event or verdict check.
 
 Time is virtual and shared: ``VirtualClock`` runs ``speed`` times faster than the real one in
 both processes, the driver's sleeps are shortened by the same factor, and events carry virtual
@@ -27,8 +35,10 @@ from __future__ import annotations
 
 import heapq
 import multiprocessing
+import os
 import re
 import subprocess
+import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -36,16 +46,30 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from hpctune.backends.sbatch_script import POOL_MODULE
 from hpctune.backends.slurm_commands import SlurmCommands
 from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.core.decision_points import DecisionPoints
+from hpctune.core.ids import run_seq
 from hpctune.storage.array_manifest import read_array_manifest
 from hpctune.storage.events import EventKind, new_event
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.worker.verdict import read_request
 
+try:  # an hpctune from before the pool (the "before" figures of array runs)
+    from hpctune.pool.child import Child
+    from hpctune.pool.slots import plan_for
+    from hpctune.pool.task import PoolTask
+    from hpctune.storage.pool_manifest import PoolManifest, read_manifest
+    from hpctune.storage.pool_queue import PoolQueue
+    from hpctune.worker.run import POOL_JOB_ENV
+except ImportError:  # pragma: no cover
+    PoolTask = object  # type: ignore[assignment,misc]
+
 #: what the virtual wall clock reads at virtual time 0
 EPOCH = 1_700_000_000.0
+#: the longest a pool task with a free slot goes without a step (virtual s): its idle time-out
+POOL_IDLE_STEP_S = 1.0
 CONFIG_TEXT = "MaxArraySize = 1000001\nMaxJobCount = 10000000\nAccountingStorageType = accounting_storage/none\n"
 
 
@@ -107,6 +131,11 @@ class Task:
     waited: float = 0.0
     log: Any = None
     points: DecisionPoints | None = None
+    #: a trial run of a pool task: the pool task and the run's fake pid (None: an array task)
+    pool: SimPoolTask | None = None
+    pid: int = 0
+    #: a pool task waiting for a slot: its array's manifest record (None: an array task)
+    manifest: PoolManifest | None = None
 
 
 @dataclass
@@ -121,6 +150,35 @@ class Stats:
     last_end: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)
     squeue_at: list[float] = field(default_factory=list)  # virtual times of the squeue calls
+    pool_tasks: int = 0  # pool tasks started
+    pool_claims: int = 0  # runs claimed by pool tasks
+    pool_step_s: float = 0.0  # real seconds in pool task steps (claims, finishes): the simulator's cost
+
+
+class SimPoolTask(PoolTask):
+    """A pool task of the simulated cluster: the real ``PoolTask`` (its loop's ``step``, its
+    claims, ``finish``, idle time-out, cancels) whose runs the ``Cluster`` plays instead of child
+    processes: ``_launch``, ``_exit_code`` and ``_signal`` are the only methods replaced."""
+
+    def __init__(self, cluster: Cluster, task_id: str, manifest: PoolManifest):
+        plan = plan_for(cluster.queue.read_shape(manifest.shape), manifest.slots, visible="")
+        super().__init__(cluster.exp.root, task_id, manifest.shape, manifest.idle_s, manifest.start_method,
+                         plan, claim_until=None, clock=cluster.clock.now)
+        self.cluster = cluster
+        self.exits: dict[int, int] = {}  # fake pid -> exit code of a run whose process "ended"
+
+    def _launch(self, trial_id: str, env: dict[str, str], logs: tuple[Path, Path]) -> tuple[int, None]:
+        return self.cluster.start_run(self, env[POOL_JOB_ENV], trial_id), None
+
+    def _exit_code(self, running: Child) -> int | None:
+        return self.exits.pop(running.pid, None)
+
+    def _signal(self, running: Child, sig: int, group: bool = False) -> None:
+        self.cluster.signal_run(running.pid)
+
+    @property
+    def has_room(self) -> bool:
+        return self.plan.free(self.children.values())
 
 
 class Cluster:
@@ -137,6 +195,13 @@ class Cluster:
         self.due: list[tuple[float, str]] = []  # (virtual time, job id): the next event
         self.next_job = 1000
         self.stats = Stats()
+        self.queue = PoolQueue(exp.root) if PoolTask is not object else None
+        self.pool_running: dict[str, SimPoolTask] = {}  # pool task id -> its task
+        self.runs: dict[int, Task] = {}  # fake pid -> a pool task's run
+        self.next_pid = 100
+        self.woken: set[str] = set()  # pool tasks to step now (one of their runs ended)
+        self.queue_mtimes: dict[str, int] = {}  # shape -> its queue directory's mtime at the last look
+        self.idle_step_at = 0.0
 
     # -- commands -------------------------------------------------------------------------------
     def command(self, args: list[str]) -> tuple[int, str, str]:
@@ -159,21 +224,33 @@ class Cluster:
         text = script.read_text()
         array = re.search(r"^#SBATCH --array=(\d+)-(\d+)(?:%(\d+))?", text, re.M)
         manifest = re.search(r"--manifest (\S+)", text)
-        trials = read_array_manifest(Path(manifest.group(1)))
         job = str(self.next_job)
         self.next_job += 1
         self.throttles[job] = int(array.group(3)) if array.group(3) else None
         self.in_array[job] = 0
         first, last = int(array.group(1)), int(array.group(2))
+        if f"-m {POOL_MODULE} " in text:  # a pool array: its tasks' lines are all the same record
+            record = read_manifest(Path(manifest.group(1)), first)
+            self.pending += [Task(f"{job}_{i}", "", job, manifest=record) for i in range(first, last + 1)]
+            return job
+        trials = read_array_manifest(Path(manifest.group(1)))
         self.pending += [Task(f"{job}_{i}", trials[i], job) for i in range(first, last + 1)]
         return job
 
+    def _slots_used(self) -> int:
+        arrays = sum(1 for t in self.running.values() if t.pool is None)
+        return arrays + sum(p.plan.slots for p in self.pool_running.values())
+
     def _squeue(self) -> str:
-        lines = [f"{t.job_id}|RUNNING|None|sim" for t in self.running.values()]
+        lines = [f"{t.job_id}|RUNNING|None|sim" for t in self.running.values() if t.pool is None]
+        lines += [f"{task}|RUNNING|None|sim" for task in self.pool_running]
         lines += [f"{t.job_id}|PENDING|Resources|" for t in self.pending]
         return "\n".join(lines) + "\n"
 
     def _cancel(self, job: str) -> None:
+        for pool in [p for p in self.pool_running.values() if job in (p.task_id, p.task_id.partition("_")[0])]:
+            pool.signal_name = "SIGTERM"  # a pool task (or its whole array): passed on to its runs
+            self.woken.add(pool.task_id)
         task = self.running.get(job)
         if task is not None:  # SIGTERM: a requested stop is a `stopped`, anything else terminated
             request = read_request(self.exp.control_path(task.trial_id))
@@ -185,7 +262,8 @@ class Cluster:
 
     # -- the workers ----------------------------------------------------------------------------
     def advance(self) -> None:
-        """Start what fits, then every event that is due."""
+        """Start what fits, then every event that is due, then the pool tasks that have
+        something to do."""
         now = self.clock.now()
         self._start_tasks(now)
         while self.due and self.due[0][0] <= now:
@@ -195,28 +273,89 @@ class Cluster:
                 self._next_event(task, now)
         for task in [t for t in self.running.values() if t.waiting_since is not None]:
             self._check_verdict(task, now)
+        if self.pool_running:
+            self._step_pool_tasks(now)
+
+    def _step_pool_tasks(self, now: float) -> None:
+        """Step the pool tasks a run of which ended, and those with a free slot when their
+        queue changed or at least every ``POOL_IDLE_STEP_S``; a task whose step says it is done
+        leaves the cluster (its slot frees)."""
+        changed = set()
+        for shape in {p.shape for p in self.pool_running.values()}:
+            try:
+                mtime = os.stat(self.queue.root / "queue" / shape).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if self.queue_mtimes.get(shape) != mtime:
+                self.queue_mtimes[shape] = mtime
+                changed.add(shape)
+        idle_due = now >= self.idle_step_at
+        if idle_due:
+            self.idle_step_at = now + POOL_IDLE_STEP_S
+        start = time.perf_counter()
+        for task in list(self.pool_running.values()):
+            woken = task.task_id in self.woken or task.signal_name is not None
+            if woken or ((idle_due or task.shape in changed) and task.has_room):
+                self.woken.discard(task.task_id)
+                if task.step():
+                    del self.pool_running[task.task_id]
+                    self.in_array[task.task_id.partition("_")[0]] -= 1
+        self.stats.pool_step_s += time.perf_counter() - start
+
+    def start_run(self, pool: SimPoolTask, job_id: str, trial_id: str) -> int:
+        """A pool task starts a run (its ``_launch``): played as an array task's trial is."""
+        now = self.clock.now()
+        self.next_pid += 1
+        self.stats.pool_claims += 1
+        task = Task(job_id, trial_id, pool.task_id, state="RUNNING", started=now, pool=pool, pid=self.next_pid)
+        self.runs[task.pid] = task
+        self._play(task, now)
+        return task.pid
+
+    def signal_run(self, pid: int) -> None:
+        """A signal from its pool task (a cancel, a forwarded SIGTERM): the run ends stopped."""
+        task = self.runs.get(pid)
+        if task is not None and task.job_id in self.running:
+            self._cancel(task.job_id)
 
     def _start_tasks(self, now: float) -> None:
         kept = []
+        used = self._slots_used()
         for task in self.pending:
             limit = self.throttles[task.throttle_key]
-            if len(self.running) >= self.slots or (limit is not None and self.in_array[task.throttle_key] >= limit):
+            if used >= self.slots or (limit is not None and self.in_array[task.throttle_key] >= limit):
                 kept.append(task)
                 continue
-            task.state, task.started = "RUNNING", now
-            self.running[task.job_id] = task
+            used += 1
             self.in_array[task.throttle_key] += 1
-            meta = self.exp.read_trial_meta(task.trial_id)  # as the worker reads it
-            task.points = DecisionPoints.from_json(meta.get(POINTS_KEY))
-            task.log = _result_log(self.exp, task.trial_id)
-            self._write(task, EventKind.START, restored_iteration=0)
-            self.stats.started += 1
-            if self.stats.first_start is None:
-                self.stats.first_start = now
-            heapq.heappush(self.due, (now + self.report_every_s, task.job_id))
+            if task.manifest is not None:  # a pool task: the real loop's start
+                pool = SimPoolTask(self, task.job_id, task.manifest)
+                self.pool_running[task.job_id] = pool
+                self.stats.pool_tasks += 1
+                pool.resume()
+                self.woken.add(task.job_id)
+                continue
+            task.state, task.started = "RUNNING", now
+            self._play(task, now)
         self.pending = kept
 
+    def _play(self, task: Task, now: float) -> None:
+        """A trial's worker starts: its ``start`` event, its first result due."""
+        self.running[task.job_id] = task
+        meta = self.exp.read_trial_meta(task.trial_id)  # as the worker reads it
+        task.points = DecisionPoints.from_json(meta.get(POINTS_KEY))
+        task.log = _result_log(self.exp, task.trial_id)
+        self._write(task, EventKind.START, restored_iteration=0)
+        self.stats.started += 1
+        if self.stats.first_start is None:
+            self.stats.first_start = now
+        heapq.heappush(self.due, (now + self.report_every_s, task.job_id))
+
     def _next_event(self, task: Task, now: float) -> None:
+        if task.pool is not None and self.queue.cancel_requested(run_seq(task.job_id)):
+            self.woken.add(task.pool.task_id)  # its pool task passes the driver's cancel on (SIGTERM)
+            heapq.heappush(self.due, (now + self.report_every_s, task.job_id))
+            return
         task.iteration += 1
         loss = (zlib.crc32(task.trial_id.encode()) % 1000) / 1000 / task.iteration
         result = {"loss": loss, "training_iteration": task.iteration,
@@ -259,7 +398,12 @@ class Cluster:
         if task.waiting_since is not None:
             task.waited += now - task.waiting_since
         self.running.pop(task.job_id, None)
-        self.in_array[task.throttle_key] -= 1
+        if task.pool is None:
+            self.in_array[task.throttle_key] -= 1
+        else:  # its process "exits": the pool task reaps it at its next step (SIGCHLD wakes it)
+            task.pool.exits[task.pid] = 0
+            self.runs.pop(task.pid, None)
+            self.woken.add(task.pool.task_id)
         task.log.close()
         self.stats.busy_slot_s += now - task.started - task.waited
         self.stats.waiting_slot_s += task.waited
@@ -279,6 +423,7 @@ def _result_log(exp: ExperimentDir, trial_id: str) -> Any:
 def host_main(conn: Connection, root: str, clock: VirtualClock, slots: int,
               duration_s: float, report_every_s: float) -> None:
     """The child process: answer commands, run the workers, until told to stop."""
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the pool tasks' own log lines (one per run)
     cluster = Cluster(ExperimentDir(root), clock, slots, duration_s, report_every_s)
     while True:
         while conn.poll(0.0005):

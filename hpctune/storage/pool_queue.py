@@ -11,7 +11,11 @@ is in exactly one place and no two pool tasks can claim it::
       shapes/<key>.json        the resources of a shape (one pool array per shape)
       shapes/<key>.cap.json    the most trials of that shape that run at once
       queue/<key>/<N>          queued: waits for a pool task of that shape
-      claimed/<task>/<N>       claimed by pool task <task> (``<array>_<index>``)
+      claimed/<N>.<task>       claimed by pool task <task> (``<array>_<index>``): one directory
+                               for every claim, so that the driver's look at the queue is two
+                               listings whatever runs (a directory per pool task cost four
+                               metadata operations per running trial and poll); a pool task's
+                               directory ``claimed/<task>/<N>`` of an hpctune before is still read
       ended/<N>.json           its process exited without its end in the trial's log (a crash)
       cancel/<N>               the driver asks the pool task to end a claimed run
       dropped/<N>              cancelled before a claim, or handed back from a pool task that died
@@ -109,6 +113,23 @@ def _name(seq: int) -> str:
     return f"{seq:08d}"
 
 
+def _claim_name(seq: int, task: str) -> str:
+    """A claim's name in ``claimed/``: the run, then the pool task that claimed it."""
+    return f"{_name(seq)}.{check_task_id(task)}"
+
+
+def _claim_of(name: str) -> tuple[int, str] | None:
+    """(run, pool task) of a claim's name in ``claimed/``; None for a pool task's directory
+    (the layout before) or a name that is no claim."""
+    seq, dot, task = name.partition(".")
+    if not dot or not seq.isdigit():
+        return None
+    try:
+        return int(seq), check_task_id(task)
+    except ConfigError:
+        return None
+
+
 def _seqs(directory: Path) -> list[int]:
     """The run numbers named in ``directory``, lowest (oldest) first."""
     try:
@@ -179,14 +200,19 @@ class PoolQueue:
         return {seq: record for seq, record in found.items() if record is not None}
 
     def view(self) -> QueueView:
-        """Queued and claimed runs (one listing per shape and per pool task)."""
+        """Queued and claimed runs: one listing per shape and one of the claims, whatever runs
+        (plus one per pool task directory an hpctune before left)."""
         found = QueueView()
         for shape in _listdir(self._dir("queue")):
             for seq in _seqs(self._dir("queue", shape)):
                 found.queued[seq] = shape
-        for task in _listdir(self._dir("claimed")):
-            for seq in _seqs(self._dir("claimed", task)):
-                found.claimed[seq] = task
+        for name in _listdir(self._dir("claimed")):
+            claim = _claim_of(name)
+            if claim is not None:
+                found.claimed[claim[0]] = claim[1]
+            elif "." not in name:  # claimed/<task>/<N>: a pool task of an hpctune before
+                for seq in _seqs(self._dir("claimed", name)):
+                    found.claimed[seq] = name
         return found
 
     def cancel(self, seq: int) -> bool:
@@ -206,11 +232,13 @@ class PoolQueue:
     def hand_back(self, seq: int, task: str) -> bool:
         """Move the claim of a pool task that is gone aside (it can never resume it); True if it
         was still there. The driver then retries the trial as for a job that died."""
-        try:
-            os.rename(self._dir("claimed", check_task_id(task), _name(seq)), self._dir("dropped", _name(seq)))
-        except FileNotFoundError:
-            return False
-        return True
+        for claim in (self._dir("claimed", _claim_name(seq, task)), self._dir("claimed", task, _name(seq))):
+            try:
+                os.rename(claim, self._dir("dropped", _name(seq)))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return True
+        return False
 
     def ended(self, seq: int) -> RunEnd | None:
         """How the run's process ended, or None (still queued or running)."""
@@ -237,15 +265,17 @@ class PoolQueue:
     # -- the pool task's side ------------------------------------------------------------------
     def claims(self, task: str) -> list[int]:
         """Runs pool task ``task`` claimed and has not finished (a requeued task resumes them)."""
-        return _seqs(self._dir("claimed", check_task_id(task)))
+        mine = {claim[0] for name in _listdir(self._dir("claimed"))
+                if (claim := _claim_of(name)) is not None and claim[1] == check_task_id(task)}
+        return sorted(mine | set(_seqs(self._dir("claimed", task))))
 
     def claim_next(self, task: str, shape: str) -> int | None:
         """Claim the oldest queued run of ``shape`` for ``task`` (one atomic rename); None if the
         queue is empty."""
-        target = make_private_dir(self._dir("claimed", check_task_id(task)))
+        check_task_id(task)
         for seq in _seqs(self._dir("queue", check_shape(shape))):
             try:
-                os.rename(self._dir("queue", shape, _name(seq)), target / _name(seq))
+                os.rename(self._dir("queue", shape, _name(seq)), self._dir("claimed", _claim_name(seq, task)))
             except FileNotFoundError:
                 continue  # another pool task was faster, or the driver cancelled it
             return seq
@@ -276,10 +306,12 @@ class PoolQueue:
             if wall_s is not None:
                 fields["wall_s"] = round(float(wall_s), 3)
             _write_record(self._dir("ended", f"{_name(seq)}.json"), fields)
-        for path in (self._dir("claimed", check_task_id(task), _name(seq)), self._dir("cancel", _name(seq))):
-            with contextlib.suppress(FileNotFoundError):
+        for path in (self._dir("claimed", _claim_name(seq, task)), self._dir("claimed", task, _name(seq)),
+                     self._dir("cancel", _name(seq))):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
-        if logged_end and seq < self.next_seq() - 1:
+        # not the newest run: a newer record exists (one stat, most often), else a listing says
+        if logged_end and (self._dir("runs", f"{_name(seq + 1)}.json").exists() or seq < self.next_seq() - 1):
             with contextlib.suppress(FileNotFoundError):
                 self._dir("runs", f"{_name(seq)}.json").unlink()
 
