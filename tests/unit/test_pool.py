@@ -383,7 +383,7 @@ def test_a_restored_driver_adopts_only_runs_that_reached_the_queue(tmp_path):
     queue.claim_next("8_0", SHAPE)
     queue.finish("8_0", 0, 0)
     queue.claim_next("8_0", SHAPE)
-    (tmp_path / "pool" / "queue" / SHAPE / "00000002").unlink()  # the driver died before the marker
+    (tmp_path / "pool" / "queue" / SHAPE / "b00000000" / "00000002").unlink()  # died before the marker
     backend = PoolBackend(tmp_path, SlurmConfig(requeue=False))
     assert backend.recorded_launches() == {"t_00000": "pool-0", "t_00001": "pool-1"}
     assert backend._next_seq == 3

@@ -18,6 +18,7 @@ from hpctune.storage.pool_manifest import (
     write_manifest,
 )
 from hpctune.storage.pool_queue import (
+    QUEUE_BUCKET,
     QUEUE_VERSION,
     PoolQueue,
     RunEnd,
@@ -165,6 +166,31 @@ def test_claims_are_one_directory_whatever_runs_and_a_pool_task_directory_is_sti
     assert queue.view().claimed == {1: "7_1"}
     (tmp_path / "pool" / "claimed" / "notes.txt").write_text("")  # a foreign file is no claim
     assert queue.view().claimed == {1: "7_1"}
+
+
+def test_the_queue_is_in_buckets_claimed_oldest_first_and_a_run_queued_before_them_goes_first(tmp_path):
+    """Queued runs wait in directories of QUEUE_BUCKET runs, so that a claim lists a few names,
+    not every queued run; a bucket a claim found empty goes, and the driver makes it again when
+    it adds runs to it. A run queued directly in the shape's directory (hpctune before) is
+    seen by the driver, claimed first, and can be cancelled."""
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    shape_dir = tmp_path / "pool" / "queue" / SHAPE
+    for seq in range(1, QUEUE_BUCKET + 3):
+        queue.enqueue(seq, f"t_{seq:05d}", SHAPE)
+    assert sorted(p.name for p in shape_dir.iterdir()) == ["b00000000", f"b{QUEUE_BUCKET:08d}"]
+    (shape_dir / "00000000").touch()  # run 0, queued by an hpctune before buckets
+    (shape_dir / "b00000000" / "00000099").rename(shape_dir / "b00000000" / "ignored")  # no run
+    assert sorted(queue.view().queued) == [s for s in range(QUEUE_BUCKET + 3) if s != 99]
+    claimed = [queue.claim_next("7_0", SHAPE) for _ in range(3)]
+    assert claimed == [0, 1, 2]
+    assert queue.cancel(3) and queue.dropped(3)  # out of its bucket
+    rest = [queue.claim_next("7_1", SHAPE) for _ in range(QUEUE_BUCKET)]
+    assert rest == [s for s in range(4, QUEUE_BUCKET + 3) if s != 99] + [None] * 2
+    assert not shape_dir.joinpath(f"b{QUEUE_BUCKET:08d}").exists()  # found empty: removed
+    queue.enqueue(QUEUE_BUCKET + 3, "t_again", SHAPE)  # the driver makes it again
+    assert queue.claim_next("7_1", SHAPE) == QUEUE_BUCKET + 3
 
 
 def test_a_finished_run_keeps_no_record_unless_it_is_the_newest(tmp_path):
