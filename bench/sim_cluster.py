@@ -128,6 +128,7 @@ class Task:
     iteration: int = 0
     started: float = 0.0
     waiting_since: float | None = None
+    queued_at: float = 0.0  # when sbatch queued it
     waited: float = 0.0
     log: Any = None
     points: DecisionPoints | None = None
@@ -166,6 +167,8 @@ class SimPoolTask(PoolTask):
                          plan, claim_until=None, clock=cluster.clock.now)
         self.cluster = cluster
         self.exits: dict[int, int] = {}  # fake pid -> exit code of a run whose process "ended"
+        self.woke_at: float | None = None  # when the earliest of the runs it is to reap ended
+        self.step_t0 = 0.0  # perf_counter() at the start of its step in progress
 
     def _launch(self, trial_id: str, env: dict[str, str], logs: tuple[Path, Path]) -> tuple[int, None]:
         return self.cluster.start_run(self, env[POOL_JOB_ENV], trial_id), None
@@ -200,6 +203,10 @@ class Cluster:
         self.runs: dict[int, Task] = {}  # fake pid -> a pool task's run
         self.next_pid = 100
         self.woken: set[str] = set()  # pool tasks to step now (one of their runs ended)
+        self.used = 0  # slots held by running array tasks and pool tasks
+        self.free_at = [0.0] * slots  # (a heap) when each free slot freed
+        self.roomy: set[str] = set()  # pool tasks with a free slot after their last step
+        self.waiting: set[str] = set()  # runs waiting for a verdict
         self.queue_mtimes: dict[str, int] = {}  # shape -> its queue directory's mtime at the last look
         self.idle_step_at = 0.0
 
@@ -234,12 +241,10 @@ class Cluster:
             self.pending += [Task(f"{job}_{i}", "", job, manifest=record) for i in range(first, last + 1)]
             return job
         trials = read_array_manifest(Path(manifest.group(1)))
-        self.pending += [Task(f"{job}_{i}", trials[i], job) for i in range(first, last + 1)]
+        now = self.clock.now()
+        self.pending += [Task(f"{job}_{i}", trials[i], job, queued_at=now) for i in range(first, last + 1)]
         return job
 
-    def _slots_used(self) -> int:
-        arrays = sum(1 for t in self.running.values() if t.pool is None)
-        return arrays + sum(p.plan.slots for p in self.pool_running.values())
 
     def _squeue(self) -> str:
         lines = [f"{t.job_id}|RUNNING|None|sim" for t in self.running.values() if t.pool is None]
@@ -267,11 +272,11 @@ class Cluster:
         now = self.clock.now()
         self._start_tasks(now)
         while self.due and self.due[0][0] <= now:
-            _, job = heapq.heappop(self.due)
+            at, job = heapq.heappop(self.due)
             task = self.running.get(job)
             if task is not None:
-                self._next_event(task, now)
-        for task in [t for t in self.running.values() if t.waiting_since is not None]:
+                self._next_event(task, at)
+        for task in [self.running[job] for job in sorted(self.waiting) if job in self.running]:
             self._check_verdict(task, now)
         if self.pool_running:
             self._step_pool_tasks(now)
@@ -292,24 +297,44 @@ class Cluster:
         idle_due = now >= self.idle_step_at
         if idle_due:
             self.idle_step_at = now + POOL_IDLE_STEP_S
+        due = set(self.woken)
+        if idle_due or changed:
+            due |= {t for t in self.roomy if idle_due or self.pool_running[t].shape in changed}
+        self.woken.clear()
         start = time.perf_counter()
-        for task in list(self.pool_running.values()):
-            woken = task.task_id in self.woken or task.signal_name is not None
-            if woken or ((idle_due or task.shape in changed) and task.has_room):
-                self.woken.discard(task.task_id)
-                if task.step():
-                    del self.pool_running[task.task_id]
-                    self.in_array[task.task_id.partition("_")[0]] -= 1
+        for task_id in sorted(due):
+            task = self.pool_running[task_id]
+            task.step_t0 = time.perf_counter()
+            stepped = task.step()
+            task.woke_at = None
+            if stepped:
+                del self.pool_running[task_id]
+                self.roomy.discard(task_id)
+                self.used -= task.plan.slots
+                for _ in range(task.plan.slots):
+                    heapq.heappush(self.free_at, now)
+                self.in_array[task_id.partition("_")[0]] -= 1
+                continue
+            if task.signal_name is not None:
+                self.woken.add(task_id)  # ending its runs: it looks again at once
+            (self.roomy.add if task.has_room else self.roomy.discard)(task_id)
         self.stats.pool_step_s += time.perf_counter() - start
 
     def start_run(self, pool: SimPoolTask, job_id: str, trial_id: str) -> int:
-        """A pool task starts a run (its ``_launch``): played as an array task's trial is."""
+        """A pool task starts a run (its ``_launch``): played as an array task's trial is. A
+        pool task that took it after a run of its own ended starts it when that run ended plus
+        what its step took so far (reaping, ``finish``, the claim: real seconds x speed), not
+        when the simulator got round to it (a serial simulator of parallel pool tasks)."""
         now = self.clock.now()
+        started = now
+        if pool.woke_at is not None:
+            started = min(now, pool.woke_at + (time.perf_counter() - pool.step_t0) * self.clock.speed)
         self.next_pid += 1
         self.stats.pool_claims += 1
-        task = Task(job_id, trial_id, pool.task_id, state="RUNNING", started=now, pool=pool, pid=self.next_pid)
+        task = Task(job_id, trial_id, pool.task_id, state="RUNNING", started=started, pool=pool,
+                    pid=self.next_pid)
         self.runs[task.pid] = task
-        self._play(task, now)
+        self._play(task, started)
         return task.pid
 
     def signal_run(self, pid: int) -> None:
@@ -319,15 +344,18 @@ class Cluster:
             self._cancel(task.job_id)
 
     def _start_tasks(self, now: float) -> None:
+        if self.used >= self.slots or not self.pending:
+            return  # nothing can start (the common case: not worth a pass over thousands waiting)
         kept = []
-        used = self._slots_used()
         for task in self.pending:
             limit = self.throttles[task.throttle_key]
-            if used >= self.slots or (limit is not None and self.in_array[task.throttle_key] >= limit):
+            size = task.manifest.slots if task.manifest is not None else 1
+            if self.used + size > self.slots or (limit is not None and self.in_array[task.throttle_key] >= limit):
                 kept.append(task)
                 continue
-            used += 1
+            self.used += size
             self.in_array[task.throttle_key] += 1
+            freed = max(heapq.heappop(self.free_at) for _ in range(size))  # when its slot freed
             if task.manifest is not None:  # a pool task: the real loop's start
                 pool = SimPoolTask(self, task.job_id, task.manifest)
                 self.pool_running[task.job_id] = pool
@@ -335,8 +363,9 @@ class Cluster:
                 pool.resume()
                 self.woken.add(task.job_id)
                 continue
-            task.state, task.started = "RUNNING", now
-            self._play(task, now)
+            # it starts when its slot freed (or it was submitted), not when the simulator looked
+            task.state, task.started = "RUNNING", min(now, max(freed, task.queued_at))
+            self._play(task, task.started)
         self.pending = kept
 
     def _play(self, task: Task, now: float) -> None:
@@ -347,11 +376,13 @@ class Cluster:
         task.log = _result_log(self.exp, task.trial_id)
         self._write(task, EventKind.START, restored_iteration=0)
         self.stats.started += 1
-        if self.stats.first_start is None:
+        if self.stats.first_start is None or now < self.stats.first_start:
             self.stats.first_start = now
         heapq.heappush(self.due, (now + self.report_every_s, task.job_id))
 
     def _next_event(self, task: Task, now: float) -> None:
+        """The run's next result (or its end), at ``now``: the virtual time it was due, however
+        late the simulator gets to it (its worker's clock does not wait for the simulator)."""
         if task.pool is not None and self.queue.cancel_requested(run_seq(task.job_id)):
             self.woken.add(task.pool.task_id)  # its pool task passes the driver's cancel on (SIGTERM)
             heapq.heappush(self.due, (now + self.report_every_s, task.job_id))
@@ -365,13 +396,14 @@ class Cluster:
         self._write(task, EventKind.RESULT, result=result, **({"waits": True} if waits else {}))
         if waits:
             task.waiting_since = now
+            self.waiting.add(task.job_id)
             return
         self._go_on(task, now)
 
     def _go_on(self, task: Task, now: float) -> None:
         if task.iteration * self.report_every_s >= self.duration_s:
             self._write(task, EventKind.COMPLETE)
-            self._end(task)
+            self._end(task, now)
         else:
             heapq.heappush(self.due, (now + self.report_every_s, task.job_id))
 
@@ -386,6 +418,7 @@ class Cluster:
         elif request.lets_go_on_after(task.iteration):
             task.waited += now - task.waiting_since
             task.waiting_since = None
+            self.waiting.discard(task.job_id)
             self._go_on(task, now)
 
     def _write(self, task: Task, kind: EventKind, **fields: Any) -> None:
@@ -393,22 +426,27 @@ class Cluster:
                                   restart_count=0, hostname="sim", pid=1, time=self.clock.wall(),
                                   **fields))
 
-    def _end(self, task: Task) -> None:
-        now = self.clock.now()
+    def _end(self, task: Task, at: float | None = None) -> None:
+        """The run ends, at ``at`` (when its last event was due) or now (a stop, a cancel)."""
+        now = self.clock.now() if at is None else at
         if task.waiting_since is not None:
             task.waited += now - task.waiting_since
+            self.waiting.discard(task.job_id)
         self.running.pop(task.job_id, None)
         if task.pool is None:
             self.in_array[task.throttle_key] -= 1
+            self.used -= 1
+            heapq.heappush(self.free_at, now)
         else:  # its process "exits": the pool task reaps it at its next step (SIGCHLD wakes it)
             task.pool.exits[task.pid] = 0
+            task.pool.woke_at = now if task.pool.woke_at is None else min(now, task.pool.woke_at)
             self.runs.pop(task.pid, None)
             self.woken.add(task.pool.task_id)
         task.log.close()
         self.stats.busy_slot_s += now - task.started - task.waited
         self.stats.waiting_slot_s += task.waited
         self.stats.ended += 1
-        self.stats.last_end = now
+        self.stats.last_end = max(self.stats.last_end, now)
 
 
 def _result_log(exp: ExperimentDir, trial_id: str) -> Any:
