@@ -147,6 +147,29 @@ def run(args: argparse.Namespace) -> dict:
 
     controller.save = timed_save
     controller.launcher.save = controller.exploits.save = timed_save
+    topups: list[float] = []
+
+    def at_real_speed(step):
+        """The driver's top-ups (creating the next batch of trials and submitting or queueing
+        it, snapshots included) take their real time in virtual time, not ``speed`` times it:
+        they are what keeps slots busy across batches, and a real cluster waits for them
+        only as long as they take (``--speed 20`` made 5 real seconds 100 virtual ones)."""
+        def timed(*a, **k):
+            if sim.clock.paused:  # the first step: the clock is stopped already
+                return step(*a, **k)
+            sim.clock.pause()
+            start = time.perf_counter()
+            try:
+                return step(*a, **k)
+            finally:
+                sim.clock.resume(real_speed=True)
+                if time.perf_counter() - start > 0.05:
+                    topups.append(time.perf_counter() - start)
+        return timed
+
+    if not args.topups_at_speed:
+        controller.launcher.create_trials = at_real_speed(controller.launcher.create_trials)
+        controller.launcher.launch_pending = at_real_speed(controller.launcher.launch_pending)
     sim.clock.pause()  # creating and submitting the trials: real seconds, not virtual minutes
     create0 = time.perf_counter()
     controller.step()
@@ -189,6 +212,8 @@ def run(args: argparse.Namespace) -> dict:
         "slot_utilisation": round(stats.busy_slot_s / span, 4) if span else None,
         "snapshot_median_s": round(sorted(saves)[len(saves) // 2], 4) if saves else None,
         "snapshot_max_s": round(max(saves), 4) if saves else None,
+        # real seconds of the driver's top-ups after the first batch (steps over 50 ms)
+        "topups_s": [round(sum(topups), 1), round(max(topups), 2) if topups else None],
         "files_per_trial": round(files / max(1, len(trials)), 2),
         "slurm_tasks": stats.started if args.backend == "slurm" else stats.pool_tasks,
         "slurm_calls_per_min": {k: round(v / virtual * 60, 2) for k, v in stats.calls.items()},
@@ -235,6 +260,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=("slurm", "pool"), default="slurm",
                         help="slurm: one array task per trial; pool: the worker pool (pool tasks claim runs)")
     parser.add_argument("--no-strace", action="store_true")
+    parser.add_argument("--topups-at-speed", action="store_true",
+                        help="the driver's top-ups take speed x their real time in virtual time (as before)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)

@@ -94,9 +94,16 @@ class VirtualClock:
     def pause(self) -> None:
         self.shared[1].value = time.monotonic()
 
-    def resume(self) -> None:
-        self.shared[0].value += time.monotonic() - self.shared[1].value
+    def resume(self, real_speed: bool = False) -> None:
+        """Let the clock run again; ``real_speed``: the paused stretch counts as its real length
+        (the work done meanwhile takes what it would on a real cluster), not ``speed`` times it."""
+        paused = time.monotonic() - self.shared[1].value
+        self.shared[0].value += paused - (paused / self.speed if real_speed else 0.0)
         self.shared[1].value = 0.0
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.shared[1].value)
 
     def wall(self) -> float:
         return self.epoch + self.now()
