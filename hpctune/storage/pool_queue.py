@@ -10,17 +10,12 @@ is in exactly one place and no two pool tasks can claim it::
                                when the run ended with its end in the trial's log)
       shapes/<key>.json        the resources of a shape (one pool array per shape)
       shapes/<key>.cap.json    the most trials of that shape that run at once
-      queue/<key>/b<M>/<N>     queued: waits for a pool task of that shape; runs in directories of
-                               ``QUEUE_BUCKET`` (``<M>``: the first run number of it), so that a claim
-                               lists a few names and the oldest bucket, not every queued run (at
-                               10,000 queued that listing took 7-11 ms, 33 times a second at 2,000
-                               running); a pool task removes the bucket it found empty. A run queued
-                               directly in ``queue/<key>/<N>`` (hpctune before) is still claimed first
-      claimed/<N>.<task>       claimed by pool task <task> (``<array>_<index>``): one directory
-                               for every claim, so that the driver's look at the queue is two
-                               listings whatever runs (a directory per pool task cost four
-                               metadata operations per running trial and poll); a pool task's
-                               directory ``claimed/<task>/<N>`` of an hpctune before is still read
+      queue/<key>/b<M>/<N>     queued for a pool task of that shape, in buckets of QUEUE_BUCKET runs
+                               (``<M>``: its first run): a claim lists the oldest bucket, not every
+                               queued run (10,000: 7-11 ms); ``queue/<key>/<N>`` (before) still read
+      claimed/<N>.<task>       claimed by pool task <task> (``<array>_<index>``): one directory, so
+                               a look at the queue is two listings however many tasks run (not 4
+                               operations per task); ``claimed/<task>/<N>`` (before) still read
       ended/<N>.json           its process exited without its end in the trial's log (a crash)
       cancel/<N>               the driver asks the pool task to end a claimed run
       dropped/<N>              cancelled before a claim, or handed back from a pool task that died
@@ -303,15 +298,13 @@ class PoolQueue:
 
     def claim_next(self, task: str, shape: str) -> int | None:
         """Claim the oldest queued run of ``shape`` for ``task`` (one atomic rename); None if the
-        queue is empty. It lists the shape's directory and its buckets oldest first until one
-        has a run it can take; a bucket found empty is removed (the driver makes it again if it
-        still adds runs to it)."""
+        queue is empty. A bucket found empty goes (the driver makes it again if it adds to it)."""
         check_task_id(task)
         directory = self._dir("queue", check_shape(shape))
         names = _listdir(directory)
-        flat = [(name, "") for name in names if name.isdigit()]  # queued by an hpctune before
+        flat = sorted(int(name) for name in names if name.isdigit())  # queued by an hpctune before
         for bucket in [""] * bool(flat) + [name for name in names if _BUCKET.fullmatch(name)]:
-            seqs = [int(n) for n, _ in flat] if not bucket else _seqs(directory / bucket)
+            seqs = _seqs(directory / bucket) if bucket else flat
             for seq in seqs:
                 try:
                     os.rename(directory / bucket / _name(seq), self._dir("claimed", _claim_name(seq, task)))
