@@ -29,6 +29,10 @@ Time is virtual and shared: ``VirtualClock`` runs ``speed`` times faster than th
 both processes, the driver's sleeps are shortened by the same factor, and events carry virtual
 times, so the driver sees a cluster running at full speed while only ``1/speed`` of the time
 passes. Figures per second are per *virtual* second (what a real run of that length costs).
+An event happens at the virtual time it is due, however late this serial simulator gets to it
+(its workers' clocks do not wait for it): an array task starts when its slot freed, a pool
+task's next run when its last one ended plus the real time of the pool task's own step x
+``speed``; what the driver does late (verdicts, top-ups) still shows.
 """
 
 from __future__ import annotations
