@@ -9,11 +9,14 @@ with a virtual clock ``--speed`` times faster than real time. Prints, per virtua
   steady-state window: stat family, open, readdir, rename, unlink, mkdir), and per running trial;
 * Slurm calls per minute (squeue, sbatch, scancel), counted by the simulated slurmctld;
 * the driver's CPU share of one core and its peak RSS;
-* slot utilisation: slot-seconds in the trainable over slot-seconds of the run;
+* slot utilisation: slot-seconds in the trainable (a trial's run from its start event to its
+  end, less its waits for a verdict) over slots x (last end - first start), the same for both
+  backends: with ``--backend pool`` a pool task's idle time and its claims count as unused;
 * snapshot cost (the driver's ``save()``), and files per finished trial.
 
     python bench/driver_scale.py --trials 10000 --running 1000 --duration 60 --report-every 1
     python bench/driver_scale.py --trials 100000 --running 2000 --speed 20 --json
+    python bench/driver_scale.py --backend pool --trials 10000 --running 1000 --report-every 10
 
 ``HPCTUNE_BENCH_KEEP=1`` keeps the experiment directory.
 """
@@ -101,7 +104,12 @@ def build(args: argparse.Namespace, root: Path, sim: SimHost) -> Controller:
     else:
         scheduler = FIFOScheduler()
     scheduler.set_search_properties("loss", "min")
-    backend = SlurmBackend(root, SlurmConfig(), commands=sim.commands)
+    if args.backend == "pool":  # the worker pool (the default backend): pool tasks claim runs
+        from hpctune.backends.pool import PoolBackend
+
+        backend = PoolBackend(root, SlurmConfig(), commands=sim.commands)
+    else:
+        backend = SlurmBackend(root, SlurmConfig(), commands=sim.commands)
     settings = ControllerSettings(param_space=space, metric="loss", mode="min",
                                   max_concurrent=args.max_concurrent)
     clocks = {"clock": sim.clock.now}
@@ -139,6 +147,29 @@ def run(args: argparse.Namespace) -> dict:
 
     controller.save = timed_save
     controller.launcher.save = controller.exploits.save = timed_save
+    topups: list[float] = []
+
+    def at_real_speed(step):
+        """The driver's top-ups (creating the next batch of trials and submitting or queueing
+        it, snapshots included) take their real time in virtual time, not ``speed`` times it:
+        they are what keeps slots busy across batches, and a real cluster waits for them
+        only as long as they take (``--speed 20`` made 5 real seconds 100 virtual ones)."""
+        def timed(*a, **k):
+            if sim.clock.paused:  # the first step: the clock is stopped already
+                return step(*a, **k)
+            sim.clock.pause()
+            start = time.perf_counter()
+            try:
+                return step(*a, **k)
+            finally:
+                sim.clock.resume(real_speed=True)
+                if time.perf_counter() - start > 0.05:
+                    topups.append(time.perf_counter() - start)
+        return timed
+
+    if not args.topups_at_speed:
+        controller.launcher.create_trials = at_real_speed(controller.launcher.create_trials)
+        controller.launcher.launch_pending = at_real_speed(controller.launcher.launch_pending)
     sim.clock.pause()  # creating and submitting the trials: real seconds, not virtual minutes
     create0 = time.perf_counter()
     controller.step()
@@ -167,8 +198,10 @@ def run(args: argparse.Namespace) -> dict:
     stats = sim.stop()
     trials = controller.trial_list
     files = sum(len(files) for _, _, files in os.walk(root / "trials"))
+    pool_files = sum(len(files) for _, _, files in os.walk(root / "pool"))
     span = (stats.last_end - (stats.first_start or 0)) * args.running
     result = {
+        "backend": args.backend,
         "trials": args.trials, "running": args.running, "duration_s": args.duration,
         "report_every_s": args.report_every, "scheduler": args.scheduler, "speed": args.speed,
         "create_and_submit_s": round(created_s, 1),
@@ -179,9 +212,17 @@ def run(args: argparse.Namespace) -> dict:
         "slot_utilisation": round(stats.busy_slot_s / span, 4) if span else None,
         "snapshot_median_s": round(sorted(saves)[len(saves) // 2], 4) if saves else None,
         "snapshot_max_s": round(max(saves), 4) if saves else None,
+        # real seconds of the driver's top-ups after the first batch (steps over 50 ms)
+        "topups_s": [round(sum(topups), 1), round(max(topups), 2) if topups else None],
         "files_per_trial": round(files / max(1, len(trials)), 2),
+        "slurm_tasks": stats.started if args.backend == "slurm" else stats.pool_tasks,
         "slurm_calls_per_min": {k: round(v / virtual * 60, 2) for k, v in stats.calls.items()},
     }
+    if args.backend == "pool":
+        # the queue's files left (run records, the pool tasks' walls files, array manifests)
+        result["pool_files"] = pool_files
+        result["pool_claims"] = stats.pool_claims
+        result["sim_pool_step_s"] = round(stats.pool_step_s, 1)  # real s the simulated pool tasks took
     if window is not None and window[1] is not None:
         seconds = window[1] - window[0]
         steady_calls = {k: calls_end.get(k, 0) - calls_at.get(k, 0) for k in calls_end}
@@ -216,7 +257,11 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0, help="virtual seconds of the strace window")
     parser.add_argument("--max-concurrent", type=int, default=None)
     parser.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo")
+    parser.add_argument("--backend", choices=("slurm", "pool"), default="slurm",
+                        help="slurm: one array task per trial; pool: the worker pool (pool tasks claim runs)")
     parser.add_argument("--no-strace", action="store_true")
+    parser.add_argument("--topups-at-speed", action="store_true",
+                        help="the driver's top-ups take speed x their real time in virtual time (as before)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)

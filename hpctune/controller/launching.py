@@ -75,12 +75,16 @@ class Launcher:
         if self.state.searcher_finished:
             return 0
         live = len(self.table.live)
-        if not self.searcher.adaptive and self.settings.max_concurrent is None:
+        # a backend that queues runs instead of submitting arrays (the pool: no Slurm call, and
+        # its throttle is its pool tasks' cap, whatever is queued) tops up at this fraction
+        top_up = getattr(self.backend, "top_up_fraction", None)
+        if not self.searcher.adaptive and (self.settings.max_concurrent is None or top_up is not None):
             # no throttle to keep: the next batch goes out once half of this one has ended, so
             # that the queue never runs dry (waiting for a drain left a third of 2,000 slots
             # idle over 100,000 trials, bench/driver_scale.py); arrays stay half a batch or more
             room = max(0, self._eager_batch() - live)
-            room = room if room >= self._eager_batch() // 2 or not self.table.any_submitted() else 0
+            floor = int(self._eager_batch() * (top_up or 0.5))
+            room = room if room >= floor or not self.table.any_submitted() else 0
         elif not self.searcher.adaptive:  # one throttled array per batch; wait for it to drain
             room = 0 if self.table.any_submitted() else max(0, self._eager_batch() - live)
         else:

@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -78,12 +79,14 @@ class PoolTask:
         self._forwarded = False
         self._grace_s = stop_grace_of(self.exp.read_experiment()) + KILL_MARGIN_S
         self._last_control = 0.0
-        self._wake_r, self._wake_w = os.pipe()
+        self._idle_since = 0.0
+        self._wake_r = self._wake_w = -1  # the wake-up pipe: made by ``run`` (a real task only)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
         """Run trials until the queue has been empty for ``idle_s`` (or a signal ends the task)."""
         child_mod.preimport()
+        self._wake_r, self._wake_w = os.pipe()
         previous = self._install_signals()
         try:
             return self._loop()
@@ -95,31 +98,39 @@ class PoolTask:
             os.close(self._wake_w)
 
     def _loop(self) -> int:
-        for seq in self.queue.claims(self.task_id):  # requeued: resume the runs it had first
-            self._start(seq)
-        idle_since = self.clock()
-        while True:
-            self._reap()
-            if self.signal_name is not None:
-                if not self._forwarded:
-                    self._forward(self.signal_name)
-                if not self.children:
-                    break
-                self._kill_overdue()
-            else:
-                self._enact_cancels()
-                late = (self._filled_once and self.claim_until is not None
-                        and self.clock() >= self.claim_until)
-                if not late:
-                    self._fill_slots()
-                if self.children:
-                    idle_since = self.clock()
-                elif late or self.clock() - idle_since >= self.idle_s:
-                    break  # too close to the time limit: the driver submits a fresh pool task
+        self.resume()
+        while not self.step():
             self._wait(CLAIM_POLL_S)  # a run's end wakes it at once (SIGCHLD); cancels are polled
         if self.signal_name in ("SIGUSR1", "SIGUSR2") and self.queue.claims(self.task_id):
             _requeue_self(self.task_id)
         return 0
+
+    def resume(self) -> None:
+        """At the task's start: the runs it had claimed before a requeue first."""
+        for seq in self.queue.claims(self.task_id):
+            self._start(seq)
+        self._idle_since = self.clock()
+
+    def step(self) -> bool:
+        """One pass of the loop (reap ended runs, pass on signals or cancels, claim runs for free
+        slots); True when the task is done: a signal ended its runs, or it has had nothing to
+        run for ``idle_s``, or its time limit is too close. ``bench/sim_cluster`` calls it too."""
+        self._reap()
+        if self.signal_name is not None:
+            if not self._forwarded:
+                self._forward(self.signal_name)
+            if not self.children:
+                return True
+            self._kill_overdue()
+            return False
+        self._enact_cancels()
+        late = self._filled_once and self.claim_until is not None and self.clock() >= self.claim_until
+        if not late:
+            self._fill_slots()
+        if self.children:
+            self._idle_since = self.clock()
+            return False
+        return late or self.clock() - self._idle_since >= self.idle_s  # late: a fresh task takes over
 
     def _fill_slots(self) -> None:
         while self.plan.free(self.children.values()):
@@ -142,15 +153,28 @@ class PoolTask:
         if self.plan.gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         logs = self.exp.job_log_paths(job_id)
-        pid, popen = child_mod.start(self.start_method, self.exp.root, trial_id, env, logs,
-                                     close_fds=(self._wake_r, self._wake_w))
+        pid, popen = self._launch(trial_id, env, logs)
         # in the pool task's own log: which runs it ran (their records go when they end)
         print(f"hpctune pool: run {job_id} of trial {trial_id} started (pid {pid})", flush=True)
         self.children[pid] = Child(seq, trial_id, pid, gpus, started=self.clock(), popen=popen)
 
+    def _launch(self, trial_id: str, env: dict[str, str],
+                logs: tuple[Path, Path]) -> tuple[int, subprocess.Popen | None]:
+        """Start the run's process: (pid, Popen or None). The simulated cluster plays it instead."""
+        return child_mod.start(self.start_method, self.exp.root, trial_id, env, logs,
+                               close_fds=(self._wake_r, self._wake_w))
+
+    def _exit_code(self, running: Child) -> int | None:
+        """The run's exit code once its process ended, else None."""
+        return child_mod.reap(running)
+
+    def _signal(self, running: Child, sig: int, group: bool = False) -> None:
+        """Send ``sig`` to the run's process (or its process group)."""
+        child_mod.signal_child(running, sig, group=group)
+
     def _reap(self) -> None:
         for pid, running in list(self.children.items()):
-            code = child_mod.reap(running)
+            code = self._exit_code(running)
             if code is None:
                 continue
             del self.children[pid]
@@ -179,7 +203,7 @@ class PoolTask:
                 wanted = self.queue.cancel_requested(running.seq) or (
                     read_control and self._stop_requested(running.trial_id))
                 if wanted:
-                    child_mod.signal_child(running, signal.SIGTERM)
+                    self._signal(running, signal.SIGTERM)
                     running.term_sent_at = now
         self._kill_overdue()
 
@@ -192,14 +216,14 @@ class PoolTask:
         now = self.clock()
         for running in self.children.values():
             if running.term_sent_at is not None and now - running.term_sent_at > self._grace_s:
-                child_mod.signal_child(running, signal.SIGKILL, group=True)
+                self._signal(running, signal.SIGKILL, group=True)
 
     def _forward(self, name: str) -> None:
         """Pass the pool task's signal on to every run (SIGTERM is bounded by the grace time)."""
         self._forwarded = True
         sig = getattr(signal, name)
         for running in self.children.values():
-            child_mod.signal_child(running, sig)
+            self._signal(running, sig)
             if sig == signal.SIGTERM:
                 running.term_sent_at = self.clock()
 

@@ -1,7 +1,7 @@
 """The driver at scale, on the simulated cluster (``bench/driver_scale.py``): 10,000 trials with
-1,000 running. Counts, not timings: the driver's filesystem metadata operations per running
-trial in a steady state (strace), squeue calls a minute while nothing changes, files per
-trial, and that every trial ran once."""
+1,000 running, with one array task per trial and with the worker pool. Counts, not timings:
+the driver's filesystem metadata operations per running trial in a steady state (strace),
+squeue calls a minute while nothing changes, files per trial, and that every trial ran once."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ FILES_PER_TRIAL = 4
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture(scope="module")
-def scale_run() -> dict:
+def run_scale(*extra: str) -> dict:
+    """``bench/driver_scale.py`` at 10,000 trials and 1,000 running; its figures."""
     if shutil.which("strace") is None:
         pytest.fail("strace is not installed: scripts/test.sh installs it (apt-get install strace)")
     args = ["--trials", "10000", "--running", "1000", "--duration", "120", "--report-every", "30",
-            "--speed", "20", "--window-at", "40", "--window", "60", "--json"]
+            "--speed", "20", "--window-at", "40", "--window", "60", "--json", *extra]
     # a clean environment: nothing the suite's other tests left in os.environ reaches the driver
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "USER")}
     env["PYTHONPATH"] = str(REPO)
@@ -37,6 +37,17 @@ def scale_run() -> dict:
                           capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def scale_run() -> dict:
+    return run_scale()
+
+
+@pytest.fixture(scope="module")
+def pool_run() -> dict:
+    """The worker pool (the default backend): simulated pool tasks claim runs from its queue."""
+    return run_scale("--backend", "pool")
 
 
 def test_every_trial_runs_once_and_the_slots_stay_busy(scale_run):
@@ -66,3 +77,17 @@ def test_files_per_trial_and_the_drivers_footprint(scale_run):
     # inside the whole suite: ru_maxrss survives exec and so counted pytest's size at fork;
     # the benchmark reads the process image's own VmHWM now.)
     assert scale_run["peak_rss_mb"] < 1000, scale_run
+
+
+def test_the_pool_runs_every_trial_once_and_keeps_its_slots_busy(pool_run):
+    """Every run is claimed once (a claim is one rename), and pool tasks go from run to run
+    without waiting for the driver; the driver's look at the queue is a few listings however
+    many pool tasks run (a directory per pool task cost 4 metadata operations per running trial
+    and poll), and a finished run leaves no file in the queue."""
+    assert pool_run["finished"] == 10_000 and pool_run["pool_claims"] == 10_000, pool_run
+    assert pool_run["slot_utilisation"] >= 0.9, pool_run
+    assert pool_run["steady_running"][0] >= 900, pool_run
+    assert pool_run["metadata_ops_per_running_trial_s"] <= 0.1, pool_run
+    assert pool_run["files_per_trial"] <= FILES_PER_TRIAL, pool_run
+    # what stays in pool/: each pool task's walls file, the newest run's record, the arrays' files
+    assert pool_run["pool_files"] <= pool_run["slurm_tasks"] + 20, pool_run

@@ -383,7 +383,7 @@ def test_a_restored_driver_adopts_only_runs_that_reached_the_queue(tmp_path):
     queue.claim_next("8_0", SHAPE)
     queue.finish("8_0", 0, 0)
     queue.claim_next("8_0", SHAPE)
-    (tmp_path / "pool" / "queue" / SHAPE / "00000002").unlink()  # the driver died before the marker
+    (tmp_path / "pool" / "queue" / SHAPE / "b00000000" / "00000002").unlink()  # died before the marker
     backend = PoolBackend(tmp_path, SlurmConfig(requeue=False))
     assert backend.recorded_launches() == {"t_00000": "pool-0", "t_00001": "pool-1"}
     assert backend._next_seq == 3
@@ -564,3 +564,28 @@ def test_a_pool_with_resource_changing_scheduler_is_refused_before_anything_is_w
 
 def _pool_fn(config):
     return None
+
+
+def test_a_pool_tops_its_queue_up_at_a_tenth_of_a_batch_throttled_or_not(tmp_path, monkeypatch):
+    """Queueing runs costs no Slurm call and the pool's throttle is its pool tasks' cap, so the
+    launcher queues the next trials once a tenth of a batch ended (PoolBackend.top_up_fraction),
+    with max_concurrent_trials too; one job per trial keeps half a batch, and a throttled
+    array drains first."""
+    from hpctune.backends.pool import PoolBackend
+    from tests.unit.fake_backend import FakeBackend
+    from tests.unit.test_controller import make_rig
+
+    class QueueingBackend(FakeBackend):
+        top_up_fraction = PoolBackend.top_up_fraction
+
+    monkeypatch.setattr("hpctune.controller.launching.EAGER_BATCH", 20)
+    for throttle, backend, after_two in ((None, QueueingBackend, [20, 2]), (4, QueueingBackend, [20, 2]),
+                                         (None, FakeBackend, [20]), (4, FakeBackend, [20])):
+        rig = make_rig(tmp_path / f"{throttle}{backend.__name__}", {"x": tune.uniform(0, 1)},
+                       num_samples=60, max_concurrent=throttle,
+                       backend=backend(ExperimentDir(tmp_path / f"{throttle}{backend.__name__}" / "exp")))
+        rig.step()
+        for i in range(2):
+            rig.job(i).start().complete()
+        rig.step(2)
+        assert [len(launch.trial_ids) for launch in rig.backend.launches] == after_two, (throttle, backend)

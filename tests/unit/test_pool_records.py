@@ -18,6 +18,7 @@ from hpctune.storage.pool_manifest import (
     write_manifest,
 )
 from hpctune.storage.pool_queue import (
+    QUEUE_BUCKET,
     QUEUE_VERSION,
     PoolQueue,
     RunEnd,
@@ -138,6 +139,73 @@ def test_queue_records_of_the_previous_hpctune_are_version_1(tmp_path):
     assert queue.run(0) == RunRecord("t_00000", SHAPE, version=1)
     assert queue.ended(0) == RunEnd(0, "7_0", version=1)
     assert queue.read_cap(SHAPE) is None
+
+
+def test_claims_are_one_directory_whatever_runs_and_a_pool_task_directory_is_still_read(tmp_path):
+    """A claim is ``claimed/<N>.<task>``: the driver's look at the queue is two listings however
+    many pool tasks run. A pool task's own directory (``claimed/<task>/<N>``, the layout of
+    hpctune before) is read too: a requeued pool task resumes it, the driver sees it and hands
+    it back, and its task finishes it."""
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    for seq in range(4):
+        queue.enqueue(seq, f"t_{seq:05d}", SHAPE)
+    assert [queue.claim_next(task, SHAPE) for task in ("7_0", "7_1", "7_0")] == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "pool" / "claimed").iterdir()) == [
+        "00000000.7_0", "00000001.7_1", "00000002.7_0"]
+    old = tmp_path / "pool" / "claimed" / "6_3"  # the layout before: a directory per pool task
+    old.mkdir()
+    queue.claim_next("6_3", SHAPE)
+    (tmp_path / "pool" / "claimed" / "00000003.6_3").rename(old / "00000003")
+    assert queue.view().claimed == {0: "7_0", 1: "7_1", 2: "7_0", 3: "6_3"}
+    assert queue.claims("7_0") == [0, 2] and queue.claims("6_3") == [3] and queue.claims("7_1") == [1]
+    queue.finish("7_0", 0, 0, logged_end=True)
+    assert queue.hand_back(3, "6_3") and not queue.hand_back(3, "6_3") and queue.dropped(3)
+    assert queue.hand_back(2, "7_0") and queue.dropped(2)
+    assert queue.view().claimed == {1: "7_1"}
+    (tmp_path / "pool" / "claimed" / "notes.txt").write_text("")  # a foreign file is no claim
+    assert queue.view().claimed == {1: "7_1"}
+
+
+def test_the_queue_is_in_buckets_claimed_oldest_first_and_a_run_queued_before_them_goes_first(tmp_path):
+    """Queued runs wait in directories of QUEUE_BUCKET runs, so that a claim lists a few names,
+    not every queued run; a bucket a claim found empty goes, and the driver makes it again when
+    it adds runs to it. A run queued directly in the shape's directory (hpctune before) is
+    seen by the driver, claimed first, and can be cancelled."""
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    shape_dir = tmp_path / "pool" / "queue" / SHAPE
+    for seq in range(1, QUEUE_BUCKET + 3):
+        queue.enqueue(seq, f"t_{seq:05d}", SHAPE)
+    assert sorted(p.name for p in shape_dir.iterdir()) == ["b00000000", f"b{QUEUE_BUCKET:08d}"]
+    (shape_dir / "00000000").touch()  # run 0, queued by an hpctune before buckets
+    (shape_dir / "b00000000" / "00000099").rename(shape_dir / "b00000000" / "ignored")  # no run
+    assert sorted(queue.view().queued) == [s for s in range(QUEUE_BUCKET + 3) if s != 99]
+    claimed = [queue.claim_next("7_0", SHAPE) for _ in range(3)]
+    assert claimed == [0, 1, 2]
+    assert queue.cancel(3) and queue.dropped(3)  # out of its bucket
+    rest = [queue.claim_next("7_1", SHAPE) for _ in range(QUEUE_BUCKET)]
+    assert rest == [s for s in range(4, QUEUE_BUCKET + 3) if s != 99] + [None] * 2
+    assert not shape_dir.joinpath(f"b{QUEUE_BUCKET:08d}").exists()  # found empty: removed
+    queue.enqueue(QUEUE_BUCKET + 3, "t_again", SHAPE)  # the driver makes it again
+    assert queue.claim_next("7_1", SHAPE) == QUEUE_BUCKET + 3
+
+
+def test_a_finished_run_keeps_no_record_unless_it_is_the_newest(tmp_path):
+    """``next_seq`` counts from the newest record, so the newest stays; the others go (the
+    common case is decided by one look at the next run's record)."""
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    for seq in range(3):
+        queue.enqueue(seq, f"t_{seq:05d}", SHAPE)
+        queue.claim_next("7_0", SHAPE)
+    queue.finish("7_0", 1, 0, logged_end=True)
+    queue.finish("7_0", 0, 0, logged_end=True)  # its next run's record is gone: the listing says
+    queue.finish("7_0", 2, 0, logged_end=True)  # the newest: kept
+    assert sorted(queue.runs()) == [2] and queue.next_seq() == 3
 
 
 def test_a_runs_end_carries_its_wall_time_and_a_version_1_end_has_none(tmp_path):
