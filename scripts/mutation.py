@@ -405,7 +405,7 @@ MUTANTS: list[Mutant] = [
            'return _from_json(line, path) if line.startswith("{") else _from_positional(line)',
            "return _from_json(line, path)", (U + "test_pool_records.py",),
            "a pool array queued before an upgrade cannot start"),
-    Mutant("queue-old-record-refused", "hpctune/storage/pool_queue.py",
+    Mutant("queue-old-record-refused", "hpctune/storage/pool_records.py",
            "check_version(data.get(VERSION, 1), QUEUE_VERSION", "check_version(data.get(VERSION), QUEUE_VERSION",
            (U + "test_pool_records.py",), "a run queued by the previous release is never started"),
     Mutant("pool-claims-flat-unseen", "hpctune/storage/pool_queue.py",

@@ -45,47 +45,20 @@ from hpctune.errors import ConfigError, ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
 from hpctune.storage.experiment import POOL_DIR  # the one name, reserved there for trial dirs
+from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: also the queue's API
+    QUEUE_VERSION,
+    RunEnd,
+    RunRecord,
+    RunWall,
+    read_record,
+    write_record,
+)
 from hpctune.storage.secure import make_private_dir
 
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 _BUCKET = re.compile(r"b[0-9]{8,}", re.ASCII)
 #: runs per directory of a shape's queue (``queue/<key>/b<M>/``)
 QUEUE_BUCKET = 256
-_MISSING = object()
-#: the version of the queue's JSON records this hpctune writes (and the newest it reads);
-#: 2: a run's end carries ``wall_s`` (a version-1 end has none: its trial is accounted from events)
-QUEUE_VERSION = 2
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run (``runs/<N>.json``, written once by the driver): which trial, which shape."""
-
-    trial_id: str
-    shape: str
-    version: int = QUEUE_VERSION
-
-
-@dataclass(frozen=True)
-class RunWall:
-    """How long a run's process ran (``walls/<task>.jsonl``, written by its pool task)."""
-
-    task: str  #: the pool task that ran it (``<array>_<index>``)
-    wall_s: float
-
-
-@dataclass(frozen=True)
-class RunEnd:
-    """How a run's process ended (``ended/<N>.json``, written by its pool task)."""
-
-    exit_code: int
-    task: str  #: the pool task that ran it (``<array>_<index>``)
-    version: int = QUEUE_VERSION
-    #: seconds its process ran, measured by the pool task: the trial's share of the task's
-    #: allocation (x its resources); None in a version-1 record
-    wall_s: float | None = None
-
-
 def node_label(node: str, task: str) -> str:
     """What the status table's node column shows for a run: the node and the pool task."""
     return f"{node} (pool task {task})" if node else f"pool task {task}"
@@ -174,11 +147,11 @@ class PoolQueue:
     def write_cap(self, key: str, cap: int | None) -> None:
         """The most trials of a shape that may run at once (``max_concurrent_trials``; None: no
         cap), kept for a restored driver, which submits pool tasks before it launches anything."""
-        _write_record(self._dir("shapes", f"{check_shape(key)}.cap.json"), {"cap": cap})
+        write_record(self._dir("shapes", f"{check_shape(key)}.cap.json"), {"cap": cap})
 
     def read_cap(self, key: str) -> int | None:
         """The cap ``write_cap`` kept (None: none, or never written)."""
-        record = _read_record(self._dir("shapes", f"{check_shape(key)}.cap.json"))
+        record = read_record(self._dir("shapes", f"{check_shape(key)}.cap.json"))
         return None if record is None else record.get("cap")
 
     def read_shape(self, key: str) -> dict[str, Any]:
@@ -187,7 +160,7 @@ class PoolQueue:
 
     def enqueue(self, seq: int, trial_id: str, shape: str) -> str:
         """Record run ``seq`` of ``trial_id`` and queue it for a pool task of ``shape``."""
-        _write_record(self._dir("runs", f"{_name(seq)}.json"), {"trial_id": trial_id, "shape": check_shape(shape)})
+        write_record(self._dir("runs", f"{_name(seq)}.json"), {"trial_id": trial_id, "shape": check_shape(shape)})
         marker, flags = self._queued_path(shape, seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL
         for attempt in range(3):
             try:
@@ -214,7 +187,7 @@ class PoolQueue:
         """The run's record; None if there is none, or none that can be read (a pool task then
         drops the run: the driver retries its trial as for a job that died)."""
         try:
-            record = _read_record(self._dir("runs", f"{_name(seq)}.json"), "trial_id", "shape")
+            record = read_record(self._dir("runs", f"{_name(seq)}.json"), "trial_id", "shape")
         except ExperimentStateError:
             return None
         return None if record is None else RunRecord(str(record["trial_id"]), str(record["shape"]),
@@ -269,7 +242,7 @@ class PoolQueue:
 
     def ended(self, seq: int) -> RunEnd | None:
         """How the run's process ended, or None (still queued or running)."""
-        record = _read_record(self._dir("ended", f"{_name(seq)}.json"), "exit", "task")
+        record = read_record(self._dir("ended", f"{_name(seq)}.json"), "exit", "task")
         if record is None:
             return None
         wall = record.get("wall_s")
@@ -340,7 +313,7 @@ class PoolQueue:
             fields: dict[str, Any] = {"exit": exit_code, "task": task}
             if wall_s is not None:
                 fields["wall_s"] = round(float(wall_s), 3)
-            _write_record(self._dir("ended", f"{_name(seq)}.json"), fields)
+            write_record(self._dir("ended", f"{_name(seq)}.json"), fields)
         for path in (self._dir("claimed", _claim_name(seq, task)), self._dir("claimed", task, _name(seq)),
                      self._dir("cancel", _name(seq))):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
@@ -387,26 +360,6 @@ class PoolQueue:
                 if end is not None and end.wall_s is not None and seq not in found:
                     found[seq] = RunWall(end.task, end.wall_s)
         return found
-
-
-def _write_record(path: Path, fields: dict[str, Any]) -> None:
-    write_json_atomic(path, {VERSION: QUEUE_VERSION, **fields}, fsync=False)
-
-
-def _read_record(path: Path, *required: str) -> dict[str, Any] | None:
-    """A JSON record of the queue with its version checked (``VERSION`` set: 1 if it had none),
-    or None if there is none. SchemaError for a newer record, ExperimentStateError for a file
-    that is not a JSON object holding the ``required`` fields."""
-    try:
-        data = read_json(path, _MISSING)
-    except ValueError:
-        data = None
-    if data is _MISSING:
-        return None
-    if not isinstance(data, dict) or not all(name in data for name in required):
-        raise ExperimentStateError(f"{path} is not an hpctune pool record (a JSON object with "
-                                   f"{', '.join(required) or 'fields'}): remove it.")
-    return {**data, VERSION: check_version(data.get(VERSION, 1), QUEUE_VERSION, path, "pool record")}
 
 
 def _listdir(directory: Path) -> list[str]:
