@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,10 +116,11 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         book.tally = SummaryTally(parts.settings.metric, parts.settings.mode)
     run = {"searcher_finished": parts.state.searcher_finished,
            "backend_commands": parts.backend.command_counts(), "updated": time.time()}
-    changed = []
-    for trial_id in table.take_dirty() | table.live.keys():
-        trial = table.trials[trial_id]
-        trial.log_offset = table.tails[trial_id].offset  # where a restored driver resumes reading
+    changed, looked_at = [], table.take_dirty() | table.live.keys()
+    for trial_id in looked_at:
+        trial, tail = table.trials[trial_id], table.tails.get(trial_id)
+        if tail is not None:  # a packed trial has none: its offset is in its record
+            trial.log_offset = tail.offset  # where a restored driver resumes reading
         key = fingerprint(trial)
         if book.written.get(trial_id) != key:
             book.written[trial_id] = key
@@ -132,6 +133,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
             book.writer.append(book.seq, [_record(t) for t in changed], run)
             if due:  # a large base: rewritten from the files up to the last snapshot, aside
                 book.writer.compact_in_background(book.seq - 1)
+            _pack_written(table, book, looked_at)
             return len(changed)
         except FileNotFoundError:  # the journal was moved away: a new base starts a new one
             pass
@@ -139,8 +141,19 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         table.trials[trial_id].log_offset = tail.offset
     book.written = {t.trial_id: fingerprint(t) for t in table.all}
     book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
-    book.writer.compact(book.seq, [_record(t) for t in table.all], run)
+    book.writer.compact(book.seq, (_record(t) for t in table.all), run)
+    _pack_written(table, book, table.trials)
     return len(table.all)
+
+
+def _pack_written(table: TrialTable, book: SnapshotBook, trial_ids: Iterable[str]) -> None:
+    """The finished trials among ``trial_ids``, whose records the journal now holds, in their
+    compact form (``TrialTable.pack``); what a snapshot compares them with is the packed form
+    (any change unpacks a trial, and it is written again)."""
+    for trial_id in trial_ids:
+        trial = table.trials[trial_id]
+        if trial.status.is_finished and trial.packed is None and table.pack(trial):
+            book.written[trial_id] = fingerprint(trial)
 
 
 def _record(trial: Trial) -> dict[str, Any]:
@@ -158,7 +171,8 @@ def fingerprint(trial: Trial) -> tuple:
     the scalar fields that move with such an edit tell instead: ``num_results`` with the
     metric analysis, ``job_id`` with ``cancelled_jobs``, ``log_offset`` with anything an
     event of the trial's log changes."""
-    return _FIELDS(trial)
+    packed = trial.packed  # a packed trial's blob: any change to the trial unpacks it
+    return (packed,) if packed is not None else _FIELDS(trial)
 
 
 def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Callable[[Reading], None],

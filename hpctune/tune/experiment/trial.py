@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import marshal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,6 +149,33 @@ class Trial(TrialLifecycle):
             if isinstance(value, (int, float)) and fits_float(value):  # an old log's huge int: skipped
                 _update_analysis(self.metric_analysis.setdefault(key, {}), float(value))
 
+    def pack(self) -> bool:
+        """Keep this finished trial's record in a compact form (``PackedTrial``): the same
+        object, every field reading as before, ``trial_id``, ``status`` and ``config`` as they
+        are and the others from one ``marshal`` blob (a few hundred bytes instead of several
+        KB: at 100,000 trials the finished ones were most of the driver's memory). Any
+        assignment unpacks it first (``PackedTrial.__setattr__``), so no change is lost; a
+        reader gets a new copy of a list or dict field each time. False (nothing done) unless
+        it is a finished ``Trial`` holding exactly its fields, each of a type ``marshal``
+        keeps exactly (the JSON types a result log holds, tuples, sets)."""
+        if type(self) is not Trial or not self.status.is_finished or list(self.__dict__) != _FIELD_NAMES:
+            return False
+        data = self.__dict__
+        try:
+            blob = marshal.dumps(tuple(data[name] if name != "job_state" else data[name].value
+                                       for name in _PACKED_NAMES))
+        except ValueError:  # a value of another type (a numpy number, a subclass): left as it is
+            return False
+        object.__setattr__(self, "__dict__", {"trial_id": self.trial_id, "config": self.config,
+                                              "status": self.status, _BLOB: blob})
+        object.__setattr__(self, "__class__", PackedTrial)
+        return True
+
+    @property
+    def packed(self) -> bytes | None:
+        """The compact form's blob (``pack``); None while the trial holds its fields as they are."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["status"], data["job_state"] = self.status.value, self.job_state.value
@@ -162,6 +190,70 @@ class Trial(TrialLifecycle):
 
     def __str__(self) -> str:
         return self.name
+
+
+#: the fields in their order (a trial's ``__dict__`` holds exactly these: ``pack``)
+_FIELD_NAMES = [f.name for f in dataclasses.fields(Trial)]
+#: what a packed trial keeps as it is: what every pass over the trials reads (and the config,
+#: which may hold any object, and is the searcher's own)
+_PLAIN = ("trial_id", "config", "status")
+#: the fields in a packed trial's blob, in this order
+_PACKED_NAMES = tuple(name for name in _FIELD_NAMES if name not in _PLAIN)
+_BLOB = "_packed"
+
+
+class PackedTrial(Trial):
+    """A finished trial in its compact form (``Trial.pack``): what it holds reads as before;
+    an assignment of any attribute brings the trial back to a plain ``Trial`` first (a
+    restore running it again, a replay reopening it: ``TrialLifecycle``'s operations)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.unpack()
+        setattr(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.unpack()
+        delattr(self, name)
+
+    def unpack(self) -> None:
+        """Back to a plain ``Trial`` with every field as it was packed (same field order)."""
+        data = self.__dict__
+        values = dict(zip(_PACKED_NAMES, _unmarshal(data[_BLOB]), strict=True))
+        object.__setattr__(self, "__dict__", {name: data[name] if name in _PLAIN else values[name]
+                                              for name in _FIELD_NAMES})
+        object.__setattr__(self, "__class__", Trial)
+
+    @property
+    def packed(self) -> bytes | None:
+        return self.__dict__[_BLOB]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.__dict__
+        values = dict(zip(_PACKED_NAMES, marshal.loads(data[_BLOB]), strict=True))
+        return {name: (data[name] if name in _PLAIN else values[name]) if name != "status"
+                else data[name].value for name in _FIELD_NAMES}
+
+
+def _unmarshal(blob: bytes) -> list[Any]:
+    values = list(marshal.loads(blob))
+    values[_JOB_STATE] = JobState.parse(values[_JOB_STATE])
+    return values
+
+
+_JOB_STATE = _PACKED_NAMES.index("job_state")
+
+
+def _packed_field(index: int, name: str) -> property:
+    def get(self: PackedTrial) -> Any:
+        value = marshal.loads(self.__dict__[_BLOB])[index]
+        return JobState.parse(value) if index == _JOB_STATE else value
+
+    get.__name__ = name
+    return property(get, doc=f"The packed trial's ``{name}`` (a new copy of a list or dict each read).")
+
+
+for _index, _name in enumerate(_PACKED_NAMES):
+    setattr(PackedTrial, _name, _packed_field(_index, _name))
 
 
 def _update_analysis(stats: dict[str, Any], value: float) -> None:
