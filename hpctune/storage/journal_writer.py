@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +135,10 @@ class JournalWriter:
             self._merge.join()
             self._merge = self._merged = None
 
-    def compact(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> None:
-        """Rewrite the base with ``trials`` (all of them), then start an empty journal."""
+    def compact(self, seq: int, trials: Iterable[dict[str, Any]], run: dict[str, Any]) -> None:
+        """Rewrite the base with ``trials`` (all of them), then start an empty journal. The
+        records are written ``_PIECE`` at a time: at 100,000 trials the whole text at once was
+        hundreds of MB of the driver's memory (``trials`` may be a generator)."""
         self.wait()  # a background compaction never replaces this newer base
         generation = uuid.uuid4().hex
         head = json.dumps(
@@ -149,13 +151,21 @@ class JournalWriter:
             },
             default=str,
         )
-        body = ",\n".join(json.dumps(_heavy_last(t), default=str) for t in trials)
-        data = f'{head[:-1]}, "trials": [\n{body}\n]}}\n'.encode()
         self.generation = None  # until both files are written: the next snapshot compacts again
-        write_bytes_atomic(self.exp.state_path, data, fsync=True)
+        size = 0
+        state = self.exp.state_path
+        with full_storage_is_clear(state), replacing(state, fsync=True) as (fd, _):
+            parts, separator = [f'{head[:-1]}, "trials": [\n'], ""
+            for trial in trials:
+                parts += (separator, json.dumps(_heavy_last(trial), default=str))
+                separator = ",\n"
+                if len(parts) >= 2 * _PIECE:
+                    size += _write_text(fd, parts)
+                    parts = []
+            size += _write_text(fd, [*parts, "\n]}\n"])
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
         write_bytes_atomic(self.path, header.encode(), fsync=True)
-        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+        self.generation, self.base_bytes, self.journal_bytes = generation, size, len(header)
 
     def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
         """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
@@ -259,6 +269,13 @@ def merge_base(exp: ExperimentDir, continues: str, upto_seq: int, generation: st
 
 #: trial records written at a time by ``merge_base``
 _PIECE = 512
+
+
+def _write_text(fd: int, parts: list[str]) -> int:
+    """Write the text of ``parts`` to ``fd``; the number of bytes written."""
+    data = "".join(parts).encode()
+    write_all(fd, data)
+    return len(data)
 
 
 def _lines(raw: bytes) -> Iterator[bytes]:
