@@ -69,6 +69,7 @@ SEARCH_CONVERSION = (U + "test_search_space_conversion.py", U + "test_search_ada
 SEARCH_RUNS = (U + "test_search_local_runs.py",)
 CREATE_SEARCHER = (U + "test_create_searcher.py",)
 JOURNAL = (U + "test_journal.py",)
+PACKED = (U + "test_packed_trials.py",)
 
 MUTANTS: list[Mutant] = [
     # -- ASHA ------------------------------------------------------------------------------------
@@ -298,16 +299,33 @@ MUTANTS: list[Mutant] = [
            "generation, self.generation = self.generation, None", "generation = self.generation",
            JOURNAL, "after a failed append the next snapshot appends after a torn line"),
     Mutant("journal-dirty-ignored", "hpctune/controller/snapshot.py",
-           "for trial_id in table.take_dirty() | table.live.keys():",
-           "for trial_id in table.live.keys():", JOURNAL,
+           "changed, looked_at = [], table.take_dirty() | table.live.keys()",
+           "changed, looked_at = [], set(table.live.keys())", JOURNAL,
            "a trial that ended between two snapshots is never written as ended"),
     Mutant("journal-only-new-trials", "hpctune/controller/snapshot.py",
            "if book.written.get(trial_id) != key:", "if trial_id not in book.written:", JOURNAL,
            "a trial's changes after its first snapshot are never written"),
     Mutant("journal-compaction-loses-trials", "hpctune/controller/snapshot.py",
-           "book.writer.compact(book.seq, [_record(t) for t in table.all], run)",
-           "book.writer.compact(book.seq, [_record(t) for t in changed], run)", JOURNAL,
+           "book.writer.compact(book.seq, (_record(t) for t in table.all), run)",
+           "book.writer.compact(book.seq, (_record(t) for t in changed), run)", JOURNAL,
            "a compaction keeps only the trials that changed since the last snapshot"),
+    # -- finished trials packed (issue 23 item 7: the driver's memory) ---------------------------
+    Mutant("packed-field-dropped", "hpctune/tune/experiment/trial.py",
+           "_PACKED_NAMES = tuple(name for name in _FIELD_NAMES if name not in _PLAIN)",
+           "_PACKED_NAMES = tuple(name for name in _FIELD_NAMES if name not in (*_PLAIN, \"num_failures\"))",
+           PACKED, "a packed trial's num_failures reads as the class default 0"),
+    Mutant("packed-inexact-types", "hpctune/tune/experiment/trial.py",
+           "    if kind in _EXACT:\n        return True", "    if True:\n        return True", PACKED,
+           "a numpy value in a result is packed and reads back as a plain float"),
+    Mutant("packed-job-state-as-text", "hpctune/tune/experiment/trial.py",
+           "return JobState.parse(value) if index == _JOB_STATE else value", "return value", PACKED,
+           "a packed trial's job_state reads as text, not a JobState"),
+    Mutant("packed-brought-back-without-log", "hpctune/controller/state.py",
+           "if trial.trial_id not in self.tails and self.log_path is not None:",
+           "if False:", PACKED, "an errored packed trial a restore runs again has no log reader"),
+    Mutant("packed-never", "hpctune/controller/snapshot.py",
+           "            _pack_written(table, book, looked_at)", "            pass", PACKED,
+           "finished trials stay whole while the run goes on (the memory it was for)"),
     Mutant("journal-background-merge-drops-a-snapshot", "hpctune/storage/journal_writer.py",
            "            if int(line[len(_TRIAL_LINE) : end]) > upto_seq:",
            "            if int(line[len(_TRIAL_LINE) : end]) >= upto_seq:", JOURNAL,

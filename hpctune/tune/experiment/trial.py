@@ -156,16 +156,15 @@ class Trial(TrialLifecycle):
         KB: at 100,000 trials the finished ones were most of the driver's memory). Any
         assignment unpacks it first (``PackedTrial.__setattr__``), so no change is lost; a
         reader gets a new copy of a list or dict field each time. False (nothing done) unless
-        it is a finished ``Trial`` holding exactly its fields, each of a type ``marshal``
-        keeps exactly (the JSON types a result log holds, tuples, sets)."""
+        it is a finished ``Trial`` holding exactly its fields, each built of the types
+        ``marshal`` keeps exactly (``_exact``: the JSON types a result log holds, tuples)."""
         if type(self) is not Trial or not self.status.is_finished or list(self.__dict__) != _FIELD_NAMES:
             return False
         data = self.__dict__
-        try:
-            blob = marshal.dumps(tuple(data[name] if name != "job_state" else data[name].value
-                                       for name in _PACKED_NAMES))
-        except ValueError:  # a value of another type (a numpy number, a subclass): left as it is
+        values = tuple(data[name] if name != "job_state" else data[name].value for name in _PACKED_NAMES)
+        if not _exact(values):  # a value of another type (a numpy number, a subclass): left as it is
             return False
+        blob = marshal.dumps(values)
         object.__setattr__(self, "__dict__", {"trial_id": self.trial_id, "config": self.config,
                                               "status": self.status, _BLOB: blob})
         object.__setattr__(self, "__class__", PackedTrial)
@@ -232,6 +231,23 @@ class PackedTrial(Trial):
         values = dict(zip(_PACKED_NAMES, marshal.loads(data[_BLOB]), strict=True))
         return {name: (data[name] if name in _PLAIN else values[name]) if name != "status"
                 else data[name].value for name in _FIELD_NAMES}
+
+
+#: the types ``marshal`` gives back exactly (it writes a float or str subclass as the base type)
+_EXACT = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _exact(value: Any) -> bool:
+    """True if ``value`` is built of the JSON types, tuples and bytes alone, each exactly (no
+    subclass), so that ``marshal`` gives back an equal value of the same types."""
+    kind = type(value)
+    if kind in _EXACT:
+        return True
+    if kind is dict:
+        return all(type(k) in _EXACT and _exact(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_exact(v) for v in value)
+    return False
 
 
 def _unmarshal(blob: bytes) -> list[Any]:
