@@ -164,15 +164,15 @@ def _record(trial: Trial) -> dict[str, Any]:
 _FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Trial) if f.name != "metric_analysis"))
 
 
-def fingerprint(trial: Trial) -> tuple:
+def fingerprint(trial: Trial) -> tuple | bytes:
     """What tells whether a trial changed: its fields, as one tuple (built in C). Compared with
     the tuple of the last snapshot: an unchanged field is the same object (equal at once); a
     replaced dict or list compares by value. One edited in place compares equal to itself, so
     the scalar fields that move with such an edit tell instead: ``num_results`` with the
     metric analysis, ``job_id`` with ``cancelled_jobs``, ``log_offset`` with anything an
     event of the trial's log changes."""
-    packed = trial.packed  # a packed trial's blob: any change to the trial unpacks it
-    return (packed,) if packed is not None else _FIELDS(trial)
+    packed = trial.packed  # a packed trial's blob (compared as the same object): any change unpacks it
+    return packed if packed is not None else _FIELDS(trial)
 
 
 def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Callable[[Reading], None],
