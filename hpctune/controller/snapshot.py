@@ -130,7 +130,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     due = book.writer.due()
     if not final and (not due or book.writer.background()):
         try:
-            book.writer.append(book.seq, [_record(t) for t in changed], run)
+            book.writer.append(book.seq, (_record(t) for t in changed), run)
             if due:  # a large base: rewritten from the files up to the last snapshot, aside
                 book.writer.compact_in_background(book.seq - 1)
             _pack_written(table, book, looked_at)

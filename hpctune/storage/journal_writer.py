@@ -168,20 +168,23 @@ class JournalWriter:
         write_bytes_atomic(self.path, header.encode(), fsync=True)
         self.generation, self.base_bytes, self.journal_bytes = generation, size, len(header)
 
-    def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
+    def append(self, seq: int, trials: Iterable[dict[str, Any]], run: dict[str, Any]) -> int:
         """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
-        fsynced); the number of bytes written."""
+        fsynced); the number of bytes written. ``trials`` may be a generator: each record
+        becomes its line's bytes at once (a batch of 10,000 new trials held as dicts, then
+        text, then bytes was tens of MB of the driver's peak)."""
         lines = [
-            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str)
+            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str).encode()
             for t in trials
         ]
         lines.append(
             json.dumps(
                 {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
                 default=str,
-            )
+            ).encode()
         )
-        data = ("\n".join(lines) + "\n").encode()
+        data = b"\n".join(lines) + b"\n"
+        del lines
         generation, self.generation = self.generation, None  # a failed write: compact next time
         self.appended_at = self.journal_bytes
         with full_storage_is_clear(self.path):
