@@ -7,11 +7,13 @@ trials/<id>/{params.json,trial.json,result.jsonl}, jobs/), written directly, the
 (``hpctune.cli.main``) and as a subprocess (what a user waits for, Python start-up
 included), with the subprocess's CPU time (what it costs on a machine others load too).
 ``--old-state`` writes the one ``state.json`` of hpctune before the state journal (to time
-the commands of that version on the same data). ``--snapshot`` times one snapshot interval
+the commands of that version on the same data); ``--no-rows`` removes ``state.rows`` (the
+displays' row view), so that ``status`` and ``trials`` read the whole state as they did
+before it. ``--snapshot`` times one snapshot interval
 of the driver instead: the whole-state rewrite before the journal against the journal's
 append, and the compaction.
     python bench/cli_speed.py [--trials 10000] [--iterations 20] [--repeat 3] [--keep] [--old-state]
-                              [--no-trial-files] [--snapshot [--changed 2000]]
+                              [--no-rows] [--no-trial-files] [--snapshot [--changed 2000]]
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ def snapshot_costs(root: Path, count: int, changed: int, intervals: int = 5) -> 
           f"summary.json {summary_s * 1e3:.1f} ms")
     writer = parts.snapshots.writer
     every = max(1, int(max(writer.min_bytes, writer.ratio * writer.base_bytes) / max(grown)))
-    print(f"  after, compaction from memory (a driver's first and last):  {compaction * 1e3:9.1f} ms "
+    print(f"  after, compaction from memory (a driver's first snapshot):  {compaction * 1e3:9.1f} ms "
           f"({min(cpu['compaction']) * 1e3:.1f} ms CPU); "
           f"base {exp.state_path.stat().st_size / 1e6:.1f} MB")
     background_compaction(writer, one_interval, timed, after, cpu, every)
@@ -267,6 +269,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the experiment directory")
     parser.add_argument("--old-state", action="store_true",
                         help="write state.json as hpctune before the state journal did (every trial)")
+    parser.add_argument("--no-rows", action="store_true",
+                        help="remove state.rows: status and trials read the whole state")
     parser.add_argument("--no-trial-files", action="store_true",
                         help="write the state files only, not each trial's directory (building 100,000 is "
                              "faster; the timed commands read the state, not the trials' files)")
@@ -283,6 +287,8 @@ def main() -> None:
     root = storage / "big"
     start = time.perf_counter()
     build(root, args.trials, args.iterations, args.old_state, not args.no_trial_files)
+    if args.no_rows:
+        (root / "state.rows").unlink(missing_ok=True)
     state_mb = sum(p.stat().st_size for p in root.glob("state.*")) / 1e6
     print(f"built {args.trials} trials x {args.iterations} results in {time.perf_counter() - start:.1f} s "
           f"(state files {state_mb:.1f} MB) at {root}")

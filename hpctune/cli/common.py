@@ -24,6 +24,7 @@ from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
 
 if TYPE_CHECKING:  # imported where used: `hpctune ls` reads summaries only
+    from hpctune.storage.trial_rows_read import TrialRows
     from hpctune.tune.experiment.trial import Trial
 
 #: where experiments go by default (``hpctune.config.DEFAULT_STORAGE``; a test keeps them equal)
@@ -225,6 +226,40 @@ def _displayed_trials(exp: ExperimentDir) -> list[Trial]:
     # a record of this version has exactly Trial's fields (``Trial.to_dict``): built directly
     trials = [Trial(**t) if known.issuperset(t) else Trial.from_dict(t) for t in state.trials.values()]
     return [scrub_trial(t) if escaped is None or t.trial_id in escaped else t for t in trials]
+
+
+def load_rows(exp: ExperimentDir) -> TrialRows | None:
+    """The trials' row view (``storage.trial_rows``: the display fields column by column, up
+    to date with the journal); None when there is none for the current state, or it cannot
+    be read: the caller reads the whole state (``load_trials``), which also names any damage."""
+    from hpctune.storage.trial_rows_read import read_rows
+
+    try:
+        rows = read_rows(exp)
+    except (OSError, HpctuneError, *DAMAGED):
+        return None
+    if rows is not None:
+        for problem in rows.problems:
+            warnings.warn(problem, stacklevel=3)
+    return rows
+
+
+def row_trial_loader(rows: TrialRows) -> Callable[[int], Trial]:
+    """``trial(i)``: the ``Trial`` of row ``i`` of ``rows``, built once (as ``load_trials``
+    builds it: scrubbed when its text holds a control character)."""
+    from hpctune.tune.experiment.trial import Trial
+
+    known = frozenset(f.name for f in dataclasses.fields(Trial))
+    built: dict[int, Trial] = {}
+
+    def trial(index: int) -> Trial:
+        if index not in built:
+            record = rows.record(index)
+            made = Trial(**record) if known.issuperset(record) else Trial.from_dict(record)
+            built[index] = scrub_trial(made) if index in rows.escaped else made
+        return built[index]
+
+    return trial
 
 
 def driver_text(summary: dict[str, Any]) -> str | None:

@@ -40,7 +40,7 @@ from hpctune.storage.experiment import ExperimentDir
 
 if TYPE_CHECKING:  # `ls` imports none of these: the other commands import them where they run
     from hpctune.backends.base import JobReport
-    from hpctune.display.view import StatusView
+    from hpctune.display.view import StatusView, TrialColumns
     from hpctune.tune.experiment.trial import Trial
 
 #: states in which ``status --watch`` keeps refreshing
@@ -123,17 +123,100 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     from hpctune.display.view import StatusView
 
     info = experiment_info(exp)
-    trials = load_trials(exp)
     state = describe_state(info)
-    if squeue and state == "running":
-        refresh_job_states(trials)
-        refresh_pool_runs(exp, trials)
+    columns = row_columns(exp, info["metric"], info["mode"])
+    if columns is not None:  # the row view: Trials only for the rows shown
+        trials = [columns.trial(i) for i in range(min(columns.count, SAMPLE_ROWS))]
+        if squeue and state == "running":
+            refresh_row_states(exp, columns)
+    else:
+        trials = load_trials(exp)
+        if squeue and state == "running":
+            refresh_job_states(trials)
+            refresh_pool_runs(exp, trials)
     summary = info["summary"]
     return StatusView(trials=trials, experiment_dir=printable(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
                       slurm_commands=summary.get("slurm_commands", {}), state=state,
                       driver=driver_text(summary), updated=summary.get("updated"),
-                      allocation=allocation_lines(exp, squeue and info["spec"].get("backend") == "slurm"))
+                      allocation=allocation_lines(exp, squeue and info["spec"].get("backend") == "slurm"),
+                      columns=columns)
+
+
+#: the first trials a status builds whole: what the table's column inference samples
+SAMPLE_ROWS = 200
+
+
+def row_columns(exp: ExperimentDir, metric: str | None, mode: str | None) -> TrialColumns | None:
+    """Every trial's status fields from the row view (``storage.trial_rows``); None when there
+    is none for the current state, or the view cannot answer as the whole read would (a nested
+    metric, a status this version does not know): ``status`` reads the whole state then."""
+    from hpctune.cli.common import load_rows, row_trial_loader
+    from hpctune.display.view import TrialColumns
+    from hpctune.storage.trial_rows import MISSING, RESULT
+    from hpctune.tune.experiment.trial import JobState
+
+    if metric and "/" in metric:
+        return None  # a nested metric: its value may be in a dict the view leaves out
+    rows = load_rows(exp)
+    if rows is None:
+        return None
+    status = rows.column("status")
+    if not _known_statuses(status):
+        return None  # the whole read says what is wrong
+    try:
+        states = {raw: str(JobState.parse(raw)) for raw in set(rows.column("job_state"))}
+    except TypeError:  # an unhashable job state: an odd record, read whole
+        return None
+    results = rows.column(RESULT + metric) if metric else [MISSING] * rows.count
+    last = [None if v is MISSING else v for v in results]
+    best = [v if type(v) is float else v if is_finite_number(v) else None for v in last]
+    for index in rows.lines if metric else ():  # the journal's records hold their analysis
+        analysed = rows.analysis(index).get(metric, {}).get("last")
+        if analysed is not None:
+            best[index] = analysed
+    resources = rows.column("resources")
+    columns = TrialColumns(
+        status=status, job_id=rows.column("job_id"),
+        job_state=[states[raw] for raw in rows.column("job_state")],
+        job_reason=rows.column("job_reason"), node=rows.column("node"), resources=resources,
+        best_value=best, last_value=last, trial=row_trial_loader(rows))
+    for index in rows.escaped:  # scrubbed as the whole read scrubs them
+        _set_row(columns, index, columns.trial(index), metric, mode)
+    return columns
+
+
+def _known_statuses(status: list[Any]) -> bool:
+    """Every value of the status column is a status of this version."""
+    from hpctune.tune.experiment.trial import TrialStatus
+
+    try:
+        distinct = set(status)
+    except TypeError:  # an unhashable value: not a status
+        return False
+    return all(type(s) is str for s in distinct) and distinct <= {s.value for s in TrialStatus}
+
+
+def _set_row(columns: TrialColumns, index: int, trial: Trial, metric: str | None, mode: str | None) -> None:
+    """Row ``index`` of ``columns`` from ``trial``."""
+    from hpctune.display.view import TrialColumns
+
+    one = TrialColumns.of([trial], metric, mode)
+    for name in ("status", "job_id", "job_state", "job_reason", "node", "resources", "best_value", "last_value"):
+        getattr(columns, name)[index] = getattr(one, name)[0]
+
+
+def refresh_row_states(exp: ExperimentDir, columns: TrialColumns) -> None:
+    """``refresh_job_states`` and ``refresh_pool_runs`` for the rows of live trials with a
+    Slurm job or a pool run (their Trials are built), their columns updated from them."""
+    live = [i for i, (status, job) in enumerate(zip(columns.status, columns.job_id, strict=True))
+            if status not in ("TERMINATED", "ERROR") and (is_slurm_job(job) or is_pool_job(job))]
+    trials = [columns.trial(i) for i in live]
+    refresh_job_states(trials)
+    refresh_pool_runs(exp, trials)
+    for index, trial in zip(live, trials, strict=True):
+        columns.job_state[index], columns.job_reason[index] = str(trial.job_state), trial.job_reason
+        columns.node[index] = trial.node
 
 
 def allocation_lines(exp: ExperimentDir, ask_slurm: bool) -> list[str]:

@@ -64,6 +64,9 @@ class SnapshotBook:
     written: dict[str, tuple] = field(default_factory=dict)
     #: the summary's counts and best, updated with the trials that changed
     tally: SummaryTally = field(default_factory=lambda: SummaryTally(None, None))
+    #: restored from the files (``written`` holds the trials as read): the first snapshot
+    #: appends to the journal on disk instead of rewriting the base (``JournalWriter.adopt``)
+    restored: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,13 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     if book.writer is None:
         book.writer = JournalWriter(exp)
         book.tally = SummaryTally(parts.settings.metric, parts.settings.mode)
+        if book.restored and book.writer.adopt(book.seq - 1):  # as restored: no rewrite
+            book.tally.update(table.all)
     run = {"searcher_finished": parts.state.searcher_finished,
            "backend_commands": parts.backend.command_counts(), "updated": time.time()}
-    changed, looked_at = [], table.take_dirty() | table.live.keys()
-    for trial_id in looked_at:
+    changed = []
+    dirty = table.take_dirty() | table.live.keys()
+    for trial_id in table.trials if final else dirty:  # the last snapshot: every trial looked at
         trial, tail = table.trials[trial_id], table.tails.get(trial_id)
         if tail is not None:  # a packed trial has none: its offset is in its record
             trial.log_offset = tail.offset  # where a restored driver resumes reading
@@ -125,15 +131,22 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         if book.written.get(trial_id) != key:
             book.written[trial_id] = key
             changed.append(trial)
-    book.tally.update(changed)
+    book.tally.update(table.all if final else changed)
     book.writer.poll()  # a background compaction that ended: its generation's journal starts
     due = book.writer.due()
+    if final and book.writer.generation is not None:  # appended, never a rewrite in the step
+        with contextlib.suppress(FileNotFoundError):  # moved away: a new base below
+            book.writer.append(book.seq, (_record(t) for t in changed), run)
+            waited = book.writer.finish()
+            if waited >= 1.0:
+                note(f"waited {waited:.1f} s for the compaction of {exp.state_path.name} to end")
+            return len(changed)
     if not final and (not due or book.writer.background()):
         try:
             book.writer.append(book.seq, (_record(t) for t in changed), run)
             if due:  # a large base: rewritten from the files up to the last snapshot, aside
                 book.writer.compact_in_background(book.seq - 1)
-            _pack_written(table, book, looked_at)
+            _pack_written(table, book, dirty)
             return len(changed)
         except FileNotFoundError:  # the journal was moved away: a new base starts a new one
             pass
@@ -141,7 +154,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         table.trials[trial_id].log_offset = tail.offset
     book.written = {t.trial_id: fingerprint(t) for t in table.all}
     book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
-    book.writer.compact(book.seq, (_record(t) for t in table.all), run)
+    book.writer.compact(book.seq, [_record(t) for t in table.all], run)
     _pack_written(table, book, table.trials)
     return len(table.all)
 
@@ -192,6 +205,9 @@ def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Call
     for problem in snapshot.get("state_problems", []):
         note(problem)
     quarantined = {t.trial_id: t.error for t in _add_trials(table, exp, snapshot["trials"])}
+    if "state_problems" in snapshot:  # read from base and journal: later changes append to them
+        parts.snapshots.written = {t.trial_id: fingerprint(t) for t in table.all if t.trial_id not in quarantined}
+        parts.snapshots.restored = True
     _reattach_unrecorded_launches(table, backend, exp, clock)
     # Exactly once: what the trials wrote after the snapshot decides before anything is
     # relaunched, so a trial that finished while no driver ran is never run again.

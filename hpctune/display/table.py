@@ -16,11 +16,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpctune.core.metrics import AUTO_METRICS, best_trial, flat_value, flatten, is_finite_number
-from hpctune.display.view import StatusView
+from hpctune.core.metrics import AUTO_METRICS, flat_value, flatten, is_finite_number
+from hpctune.display.view import (
+    STATUS_ORDER,
+    StatusView,
+    TrialColumns,
+    best_row,
+    live_rows,
+    order_rows,
+    request_text,
+)
 from hpctune.tune.experiment.trial import Trial
 
-STATUS_ORDER = {"RUNNING": 0, "PENDING": 1, "PAUSED": 2, "ERROR": 3, "TERMINATED": 4}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING"}
 MAX_INFERRED_PARAMS = 6
 #: the column of each trial's current request: shown only when the trials' requests differ
@@ -38,56 +45,71 @@ class Columns:
 # -- header ---------------------------------------------------------------------------------
 def header_lines(view: StatusView) -> list[str]:
     """The lines above the table (Ray's ``sys_info``), Slurm-specific where Ray's are Ray's."""
+    cols = columns_of(view)
     lines = []
     if view.state:
         lines.append(f"Experiment {view.state}" + _age(view.updated) + (f", driver: {view.driver}" if view.driver else ""))
     if view.scheduler:
         lines.append(f"Using {view.scheduler} scheduling algorithm.")
     elapsed = f" after {format_duration(view.elapsed_s)}" if view.elapsed_s is not None else ""
-    lines.append(f"Number of trials: {len(view.trials)} ({count_text(view.trials)}){elapsed}")
+    lines.append(f"Number of trials: {cols.count} ({_count_text(cols.status)}){elapsed}")
     if view.done:
-        unrun = sum(1 for t in view.trials if t.status.value == "PENDING")
+        unrun = cols.status.count("PENDING")
         if unrun:
             lines.append(f"{unrun} trials never started: the experiment ended before they ran "
                          "(they stay PENDING; Tuner.restore runs them)")
-    lines.append(slurm_line(view.trials))
-    paused = sum(1 for t in view.trials if t.status.value == "PAUSED")
+    lines.append(_slurm_line(cols))
+    paused = cols.status.count("PAUSED")
     if paused:
         lines.append(f"{paused} trials paused: checkpointed, their Slurm jobs ended; each is "
                      "resubmitted when its scheduler lets it go on")
-    lines.append(resources_line(view.trials))
+    lines.append(_resources_line(cols))
     if view.slurm_commands:
         calls = ", ".join(f"{n} {c}" for c, n in sorted(view.slurm_commands.items()))
         lines.append(f"Slurm commands issued by the driver: {calls}")
     if view.experiment_dir:
         lines.append(f"Experiment directory: {view.experiment_dir}")
-    best = best_line(view.trials, view.metric, view.mode)
+    best = _best_line(cols, view.metric, view.mode)
     if best:
         lines.append(best)
     return lines
 
 
+def columns_of(view: StatusView) -> TrialColumns:
+    """The view's trials column by column: its ``columns``, else those of its ``trials``."""
+    return view.columns if view.columns is not None else TrialColumns.of(view.trials, view.metric, view.mode)
+
+
 def count_text(trials: Iterable[Trial]) -> str:
-    counts = Counter(t.status.value for t in trials)
+    return _count_text([t.status.value for t in trials])
+
+
+def _count_text(statuses: Iterable[str]) -> str:
+    counts = Counter(statuses)
     ordered = sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9))
     return ", ".join(f"{n} {s}" for s, n in ordered) or "none yet"
 
 
 def slurm_line(trials: Sequence[Trial]) -> str:
     """Jobs of live trials by Slurm state, with pending reasons and nodes."""
-    live = [t for t in trials if not t.is_finished and t.job_id]
+    return _slurm_line(TrialColumns.of(trials, None, None))
+
+
+def _slurm_line(cols: TrialColumns) -> str:
+    live = live_rows(cols)
     if not live:
         return "Slurm jobs: none queued"
-    states = Counter(t.job_state or "SUBMITTED" for t in live)
+    job_state = cols.job_state
+    states = Counter(job_state[i] or "SUBMITTED" for i in live)
     parts = []
     for state, n in sorted(states.items(), key=lambda kv: -kv[1]):
         text = f"{n} {state}"
         if state == "PENDING":
-            reasons = Counter(t.job_reason for t in live if t.job_state == state and t.job_reason)
+            reasons = Counter(cols.job_reason[i] for i in live if job_state[i] == state and cols.job_reason[i])
             if reasons:
                 text += " (" + ", ".join(f"{r}: {k}" for r, k in reasons.most_common(4)) + ")"
         elif state == "RUNNING":
-            nodes = sorted({t.node for t in live if t.job_state == state and t.node})
+            nodes = sorted({cols.node[i] for i in live if job_state[i] == state and cols.node[i]})
             text += f" on {','.join(nodes[:8])}" + ("..." if len(nodes) > 8 else "") if nodes else ""
         parts.append(text)
     return "Slurm jobs: " + "; ".join(parts)
@@ -95,32 +117,27 @@ def slurm_line(trials: Sequence[Trial]) -> str:
 
 def resources_line(trials: Sequence[Trial]) -> str:
     """Resources requested by queued+running trials vs. those of running ones."""
-    queued = [t for t in trials if not t.is_finished and t.job_id]
+    return _resources_line(TrialColumns.of(trials, None, None))
+
+
+def _resources_line(cols: TrialColumns) -> str:
+    queued = live_rows(cols)
     if not queued:
         return "Resources requested: none (no job queued)"
-    running = [t for t in queued if t.job_state in RUNNING_STATES]
-    return (f"Resources requested: {_resource_text(queued)} ({len(queued)} jobs); "
-            f"in use: {_resource_text(running)} ({len(running)} running)")
-
-
-def _resource_text(trials: Sequence[Trial]) -> str:
-    cpus = gpus = 0
-    mem = 0.0
-    for t in trials:
-        r = t.resources or {}
-        nodes = int(r.get("nodes") or 1)
-        tasks = int(r.get("tasks") or nodes * int(r.get("tasks_per_node") or 1))
-        cpus += int(r.get("cpu", 1)) * tasks
-        gpus += int(r.get("gpu", 0)) * nodes + int(r.get("gpus_per_task") or 0) * tasks
-        mem += float(r.get("mem_gb") or 0) * nodes
-    text = f"{cpus} CPUs, {gpus} GPUs"
-    return text + (f", {mem:.0f} GB" if mem else "")
+    running = [i for i in queued if cols.job_state[i] in RUNNING_STATES]
+    return (f"Resources requested: {request_text(cols.resources[i] for i in queued)} ({len(queued)} jobs); "
+            f"in use: {request_text(cols.resources[i] for i in running)} ({len(running)} running)")
 
 
 def best_line(trials: Sequence[Trial], metric: str | None, mode: str | None) -> str | None:
-    best = best_trial(trials, metric, mode)
-    if best is None:
+    return _best_line(TrialColumns.of(trials, metric, mode), metric, mode)
+
+
+def _best_line(cols: TrialColumns, metric: str | None, mode: str | None) -> str | None:
+    row = best_row(cols, metric, mode)
+    if row is None:
         return None
+    best = cols.trial(row)
     config = ", ".join(f"{k}={format_value(v)}" for k, v in flatten(best.config).items())
     return (f"Current best trial: {best.name} with {metric}={format_value(flat_value(best.last_result, metric))}"
             f" and config {{{config}}}")
@@ -191,8 +208,13 @@ def trial_row(trial: Trial, columns: Columns, max_len: int = 20) -> list[str]:
 def resources_cell(trial: Trial) -> str:
     """The trial's current request (``2 CPU``, ``1 CPU 1 GPU``); shown when trials differ
     (a ResourceChangingScheduler changed some)."""
-    waiting = trial.pending_resources if not trial.is_finished else None
-    r = waiting or trial.resources or {}
+    return resources_text(trial.resources, trial.pending_resources, bool(trial.is_finished))
+
+
+def resources_text(resources: Any, pending: Any, finished: bool) -> str:
+    """``resources_cell`` from a trial's request, the one it waits for, and whether it ended."""
+    waiting = pending if not finished else None
+    r = waiting or resources or {}
     text = f"{int(r.get('cpu', 1))} CPU" + (f" {int(r['gpu'])} GPU" if r.get("gpu") else "")
     return text + (" (next)" if waiting else "")
 
@@ -223,6 +245,17 @@ def order_trials(trials: Sequence[Trial], metric: str | None = None, mode: str |
         return sorted(trials, key=by_metric)
     index = {id(t): i for i, t in enumerate(trials)}
     return sorted(trials, key=lambda t: (STATUS_ORDER.get(t.status.value, 9), index[id(t)]))
+
+
+def _compact_rows(order: list[int], status: list[str], max_rows: int) -> tuple[list[int], str | None, list[int]]:
+    """``compact`` on rows."""
+    if max_rows <= 0 or len(order) <= max_rows:
+        return order, None, []
+    top_n = (max_rows + 1) // 2
+    bottom_n = max_rows - top_n
+    hidden = order[top_n:len(order) - bottom_n]
+    note = f"... {len(hidden)} more trials: {_count_text(status[i] for i in hidden)} ..."
+    return order[:top_n], note, order[len(order) - bottom_n:] if bottom_n else []
 
 
 def compact(trials: Sequence[Trial], max_rows: int) -> tuple[list[Trial], str | None, list[Trial]]:
@@ -256,13 +289,15 @@ def render(view: StatusView, columns: Columns, max_rows: int = 20, max_error_row
 
     parts: list[Any] = [Text("== Status ==", style="bold")]
     parts += [Text(line) for line in (sys_info if sys_info is not None else header_lines(view))]
-    ordered = order_trials(view.trials, view.metric, view.mode, sort_by_metric)
-    top, note, bottom = compact(ordered, max_rows)
+    cols = columns_of(view)
+    ordered = order_rows(cols, view.metric, view.mode, sort_by_metric)
+    top, note, bottom = _compact_rows(ordered, cols.status, max_rows)
     if top:
-        parts.append(_table(top, note, bottom, columns, max_len))
-    errors = error_rows(ordered, max_error_rows)
+        parts.append(_table([cols.trial(i) for i in top], note, [cols.trial(i) for i in bottom], columns, max_len))
+    errored = [i for i in ordered if cols.status[i] == "ERROR"]
+    errors = error_rows([cols.trial(i) for i in errored[:max_error_rows]], max_error_rows)
     if errors:
-        parts.append(_error_table(errors, sum(1 for t in view.trials if t.status.value == "ERROR")))
+        parts.append(_error_table(errors, len(errored)))
     parts += [Text(line) for line in view.allocation]
     return Group(*parts)
 
@@ -309,10 +344,12 @@ def _style(status: str) -> str:
 def plain_line(view: StatusView) -> str:
     """One line for batch logs: time, trials by state, Slurm queue, best, directory."""
     stamp = time.strftime("%H:%M:%S")
-    line = (f"== Status == {stamp} | {len(view.trials)} trials ({count_text(view.trials)}) | "
-            f"{slurm_line(view.trials)}")
-    best = best_trial(view.trials, view.metric, view.mode)
-    if best is not None:
+    cols = columns_of(view)
+    line = (f"== Status == {stamp} | {cols.count} trials ({_count_text(cols.status)}) | "
+            f"{_slurm_line(cols)}")
+    row = best_row(cols, view.metric, view.mode)
+    if row is not None:
+        best = cols.trial(row)
         line += f" | best {view.metric}={format_value(flat_value(best.last_result, view.metric))} ({best.name})"
     return line + (f" | {view.experiment_dir}" if view.experiment_dir else "")
 

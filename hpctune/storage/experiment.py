@@ -44,6 +44,7 @@ from hpctune.storage.trial_config import config_view, json_exact, pickle_config
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
 STATE_JOURNAL_FILE = "state.journal"  # the trials' changes since state.json (``storage/journal``)
+STATE_ROWS_FILE = "state.rows"  # the base's display fields, column by column (``storage/trial_rows``)
 SUMMARY_FILE = "summary.json"
 SUBMIT_FILE = "submit.json"
 TRAINABLE_FILE = "trainable.pkl"
@@ -61,8 +62,8 @@ JOBS_DIR = "jobs"
 POOL_DIR = "pool"  # the worker pool's queue (``storage/pool_queue``)
 SEARCHER_STATE_FILE = "searcher-state.pkl"  # the searcher's own (``tune.search.searcher``)
 #: the driver's own files of a fit() that may be started over while no trial has run
-FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, STATE_JOURNAL_FILE, SUMMARY_FILE, TRAINABLE_FILE, TUNER_FILE,
-             DRIVER_STATE_FILE, SEARCHER_STATE_FILE, PBT_GLOBAL_FILE)
+FIT_FILES = (EXPERIMENT_FILE, STATE_FILE, STATE_JOURNAL_FILE, STATE_ROWS_FILE, SUMMARY_FILE, TRAINABLE_FILE,
+             TUNER_FILE, DRIVER_STATE_FILE, SEARCHER_STATE_FILE, PBT_GLOBAL_FILE)
 
 TRIAL_META_FILE = "trial.json"
 PARAMS_FILE = "params.json"

@@ -284,3 +284,60 @@ def _last_in_journal(path: Path, after: dict[str, int], needle: bytes) -> dict[s
                 return None  # this line and the earlier ones: the base holds them
             return record["trial"]
     return None
+
+
+#: how ``JournalWriter.append`` starts a trial's line: its snapshot number and the trial's id
+_TRIAL_HEAD = re.compile(
+    rb'\{"kind": "trial", "seq": (\d+), "trial": \{"trial_id": ("(?:[^"\\]|\\.)*")'
+)
+
+
+def changed_trial_lines(
+    exp: ExperimentDir, after: dict[str, int]
+) -> tuple[dict[str, bytes], list[str]] | None:
+    """The journal's last line of each trial that changed on top of a base (``after``, as
+    ``read_trial_state`` replays it), unparsed, by trial id in the order they first appear,
+    and the problems a reader reports (a torn last line). None when a line can be judged only
+    by a full read (not as ``append`` writes it, a header of a newer version): the caller then
+    reads the whole state, which says what is wrong."""
+    path = journal_path(exp)
+    try:
+        raw = read_regular_bytes(path, MAX_STATE_BYTES)
+    except FileNotFoundError:
+        return {}, []
+    lines = raw.split(b"\n")
+    complete = len(lines) - 1
+    problems = []
+    if lines[-1].strip():
+        problems.append(f"{path}: its last line is incomplete (a write cut short); it is left out.")
+    found: dict[str, bytes] = {}
+    skip_upto = None
+    for number, line in enumerate(lines[:complete], start=1):
+        if not line.strip():
+            continue
+        match = _TRIAL_HEAD.match(line)
+        if match is None or number == complete:
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                if number != complete:
+                    return None  # damaged in the middle: the full read names it
+                problems.append(f"{path}: its last line is damaged ({exc}); it is left out.")
+                continue
+            if not isinstance(record, dict):
+                return None
+            if record.get("kind") == "header":
+                if not isinstance(record.get("version"), int) or record["version"] > VERSION:
+                    return None
+                skip_upto = after.get(str(record.get("generation")))
+                if skip_upto is None:
+                    return found, problems  # an older journal: the base holds it all
+                continue
+            if match is None:
+                if record.get("kind") == "trial":
+                    return None  # written otherwise than ``append`` does: read it whole
+                continue  # the run's fields: no display row
+        if skip_upto is not None and int(match.group(1)) <= skip_upto:
+            continue  # the base (compacted from these lines) holds it
+        found[json.loads(match.group(2))] = line
+    return found, problems

@@ -8,7 +8,7 @@ import pytest
 
 from hpctune.cli.main import main
 from tests.conftest import run, squeue_states, unique_name, wait_for
-from tests.e2e.state import trials_of
+from tests.e2e.state import state_of, trials_of
 
 pytestmark = pytest.mark.slurm
 
@@ -103,7 +103,7 @@ def test_arrays_are_split_to_the_max_array_size(tmp_path, storage, capsys):
     path = experiment(tmp_path, 7, 1, 0.0, 7, reuse_actors=False)  # arrays of one job per trial
     name = unique_name("split")
     assert main(["submit", "--max-array-size", "3", "--name", name, str(path)]) == 0
-    state = json.loads((storage / name / "state.json").read_text())
+    state = state_of(storage / name)  # the base and the journal, as hpctune reads them
     jobs = [t["job_id"].split("_") for t in state["trials"]]  # in trial order
     arrays = sorted({array for array, _ in jobs}, key=int)
     assert [(arrays.index(array), int(task)) for array, task in jobs] == [

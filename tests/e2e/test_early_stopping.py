@@ -1,6 +1,5 @@
 """Early stopping enacted through Slurm: ASHA cancels tasks, stoppers and budgets end trials."""
 
-import json
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import run, wait_for
 from tests.e2e import replay, trainables
+from tests.e2e.state import state_of
 
 BACKENDS = ["local", pytest.param("slurm", marks=pytest.mark.slurm)]
 
@@ -156,7 +156,7 @@ def test_time_budget_ends_an_endless_search(backend, tmp_path):
 
 def snapshot(grid) -> list[dict]:
     """The trials as the driver's final snapshot (state.json) has them."""
-    return json.loads((Path(grid.experiment_path) / "state.json").read_text())["trials"]
+    return state_of(grid.experiment_path)["trials"]
 
 
 def fails_or_runs_long(config):

@@ -1,6 +1,5 @@
 """Checkpoints, retries, preemption, time limits, node failure and driver crashes on the lab."""
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from hpctune import tune
 from hpctune.storage.result_log import read_events
 from tests.conftest import REPO_ROOT, run, sbatch, unique_name, wait_for
 from tests.e2e import trainables
-from tests.e2e.state import trials_of
+from tests.e2e.state import state_of, trials_of
 
 
 @pytest.fixture
@@ -247,7 +246,7 @@ def test_killed_driver_is_restored_without_losing_or_rerunning_anything(
     for result in grid:
         assert counts_of(result) == [1, 2, 3, 4, 5, 6]
         assert len(events(result, "start")) == 1, "a trial was resubmitted"
-    commands = json.loads((exp / "state.json").read_text())["backend_commands"]
+    commands = state_of(exp)["backend_commands"]
     assert commands.get("sbatch", 0) == 0, commands
 
 

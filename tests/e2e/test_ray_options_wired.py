@@ -4,13 +4,13 @@ checkpoint score attribute, configs JSON cannot hold in the driver's snapshot.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from hpctune import tune
 from tests.e2e import trainables
+from tests.e2e.state import state_of
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +97,7 @@ def test_a_config_json_cannot_hold_runs_and_snapshots(tmp_path):
                       run_config=tune.RunConfig(name="keys", storage_path=str(tmp_path), verbose=0)).fit()
     assert grid.num_terminated == 1 and grid[0].metrics["n"] == 2
     assert grid[0].config["table"] == table
-    state = json.loads((tmp_path / "keys" / "state.json").read_text())
+    state = state_of(tmp_path / "keys")
     assert state["trials"][0]["config"]["table"] == {"(1, 2)": "pair", "3": "three"}
 
 

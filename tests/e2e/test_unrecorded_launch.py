@@ -2,7 +2,6 @@
 submitted array (found by its job id file, or by its ``--comment`` when even that file was
 not written) instead of submitting the trials again."""
 
-import json
 import os
 import subprocess
 import sys
@@ -66,5 +65,5 @@ def test_restore_adopts_an_array_the_snapshot_missed(tmp_path, where, monkeypatc
     for result in grid:
         starts = [e for e in read_events(Path(result.path) / "result.jsonl") if e["event"] == "start"]
         assert len(starts) == 1, f"{result.trial_id} ran {len(starts)} times"
-    commands = json.loads((exp / "state.json").read_text())["backend_commands"]
+    commands = state_of(exp)["backend_commands"]
     assert commands.get("sbatch", 0) == 0, commands

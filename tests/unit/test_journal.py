@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 
 import pytest
 
 from hpctune.controller.snapshot import save_trials
 from hpctune.errors import ExperimentStateError
+from hpctune.storage import journal_writer
 from hpctune.storage.driver_state import load_driver_state
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import journal_path, read_one_trial, read_trial_state
@@ -287,15 +289,51 @@ def test_a_large_base_is_compacted_aside_and_a_restore_sees_every_trial(tmp_path
     assert {k: t["status"] for k, t in state.trials.items()} == table
 
 
-def test_the_end_of_a_run_writes_a_whole_base(tmp_path):
+def test_the_end_of_a_run_appends_every_change_and_rewrites_nothing_in_the_step(tmp_path, monkeypatch):
+    """The last snapshot looks at every trial (one edited after it ended too) and appends what
+    changed: no rewrite of a large base in the driver's last step; a background compaction
+    under way is waited for, so that its journal starts and no half-written base stays."""
     rig = make_rig(tmp_path, grid(2))
+    rig.step()
+    rig.ctl.save()
+    base = rig.exp.state_path.read_bytes()
+    rig.job(0).start().report(loss=0.5).complete()
+    rig.step()
+    rig.ctl.save()
+    assert tid(0) not in rig.ctl.parts.table.live
+    rig.ctl.parts.table.trials[tid(0)].experiment_tag = "edited"  # neither live nor marked dirty
+    rig.ctl.save("finished")
+    assert rig.exp.state_path.read_bytes() == base
+    kinds = [line["kind"] for line in journal_lines(rig.exp)]
+    assert kinds[0] == "header" and kinds[-1] == "run" and "header" not in kinds[1:]
+    state = read_trial_state(rig.exp)
+    assert state.trials[tid(0)]["last_result"]["loss"] == 0.5
+    assert state.trials[tid(0)]["experiment_tag"] == "edited"
+
+    monkeypatch.setattr("hpctune.storage.journal_writer.COMPACT_MIN_BYTES", 0)
+    monkeypatch.setattr("hpctune.storage.journal_writer.BACKGROUND_MIN_BYTES", 0)
+    merge = journal_writer.merge_base
+
+    def slow_merge(*args, **kwargs):  # still running at the last snapshot
+        time.sleep(0.5)
+        return merge(*args, **kwargs)
+
+    monkeypatch.setattr(journal_writer, "merge_base", slow_merge)
+    rig = make_rig(tmp_path / "two", grid(2))
     rig.step()
     rig.ctl.save()
     rig.job(0).start().report(loss=0.5)
     rig.step()
+    rig.ctl.save()  # due: the base is rewritten aside
+    writer = rig.ctl.parts.snapshots.writer
+    assert writer._merge is not None
+    rig.job(0).report(loss=0.25)
+    rig.step()
     rig.ctl.save("finished")
-    assert [line["kind"] for line in journal_lines(rig.exp)] == ["header"]
-    assert json.loads(rig.exp.state_path.read_text())["trials"][0]["last_result"]["loss"] == 0.5
+    assert writer._merge is None  # waited for, and its generation's journal started
+    assert journal_lines(rig.exp)[0]["generation"] == json.loads(rig.exp.state_path.read_bytes())["generation"]
+    assert read_trial_state(rig.exp).trials[tid(0)]["last_result"]["loss"] == 0.25
+    assert not list(rig.exp.root.glob(".state.json.*"))
 
 
 def test_save_trials_counts_what_it_wrote(tmp_path):
@@ -320,9 +358,17 @@ def test_a_restore_reads_base_and_journal(tmp_path):
     assert "trials" in state and state["journal_seq"] == rig.ctl.parts.snapshots.seq
     new = restored(rig)
     assert new.trial(0).last_result["loss"] == 0.25 and new.trial(1).status is rig.trial(1).status
-    new.ctl.save()  # the restored driver's first snapshot: a new base
-    assert [line["kind"] for line in journal_lines(rig.exp)] == ["header"]
+    base = rig.exp.state_path.read_bytes()
+    before = journal_lines(rig.exp)
+    new.ctl.save()  # the restored driver's first snapshot: appended to the files it read
+    assert rig.exp.state_path.read_bytes() == base
+    lines = journal_lines(rig.exp)
+    assert lines[: len(before)] == before and lines[-1] == {**lines[-1], "kind": "run", "seq": state["journal_seq"] + 1}
     assert new.ctl.parts.snapshots.seq == state["journal_seq"] + 1
+    after = read_trial_state(rig.exp)
+    assert {k: t["status"] for k, t in after.trials.items()} == {
+        t.trial_id: t.status.value for t in new.ctl.parts.table.all}
+    assert after.trials[tid(0)]["last_result"]["loss"] == 0.25
 
 
 def test_journal_lines_after_the_driver_state_are_not_replayed(tmp_path):
@@ -340,6 +386,11 @@ def test_journal_lines_after_the_driver_state_are_not_replayed(tmp_path):
     assert {t["trial_id"]: t["status"] for t in state["trials"]}[tid(0)] == "RUNNING"
     new = restored(rig)
     assert new.trial(0).status is TrialStatus.TERMINATED  # its log says it completed
+    new.ctl.save()  # appended after snapshot `seq`: the lines of the lost snapshot are cut away
+    runs = [line["seq"] for line in journal_lines(rig.exp) if line["kind"] == "run"]
+    assert runs[-1] == seq + 1 and len(runs) == len(set(runs))  # one snapshot a number
+    assert read_trial_state(rig.exp).trials[tid(0)]["status"] == "TERMINATED"
+    assert load_driver_state(rig.exp)["journal_seq"] == seq + 1
 
 
 def test_a_torn_journal_line_is_reported_by_a_restore(tmp_path, capsys):
@@ -457,3 +508,21 @@ def test_the_summary_tally_follows_best_trial_as_trials_change():
     assert tally.best() is trials[2] is best_trial(trials, "loss", "min")
     assert tally.summary("running", {})["by_status"] == {"PENDING": 3, "RUNNING": 1}
     assert SummaryTally("loss", "max").best() is None
+
+
+def test_a_restore_after_a_cut_off_compaction_writes_a_new_base(tmp_path):
+    """A compaction cut off after its new base left the older journal: the restored driver
+    does not append to it (readers ignore a journal of another base) but compacts."""
+    rig = two_running(tmp_path)
+    rig.job(0).report(loss=0.25)
+    rig.step()
+    rig.ctl.save()
+    lines = journal_path(rig.exp).read_text().splitlines()
+    header = json.loads(lines[0])
+    journal_path(rig.exp).write_text("\n".join([json.dumps({**header, "generation": "older"}), *lines[1:]]) + "\n")
+    new = restored(rig)
+    new.job(1).report(loss=0.125)
+    new.step()
+    new.ctl.save()
+    assert journal_lines(rig.exp)[0]["generation"] == json.loads(rig.exp.state_path.read_bytes())["generation"]
+    assert read_trial_state(rig.exp).trials[tid(1)]["last_result"]["loss"] == 0.125
