@@ -379,7 +379,7 @@ MUTANTS: list[Mutant] = [
            "or head.get(\"version\") != VERSION", "or False", ROWS,
            "a view of another version is read as this one"),
     Mutant("rows-merge-changed-not-applied", "hpctune/storage/journal_writer.py",
-           "            changed.add(key)", "            pass", ROWS,
+           "                    moved.add(index)", "                    pass", ROWS,
            "a background merge carries the old view forward without the trials that changed"),
     Mutant("rows-escaped-not-scrubbed", "hpctune/storage/trial_rows_read.py",
            "            if _escapes(line):\n                rows.escaped.add(at)",
