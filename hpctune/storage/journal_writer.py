@@ -211,13 +211,16 @@ class JournalWriter:
         )
         lines = [json.dumps(_heavy_last(t), default=str) for t in trials]
         start = f'{head[:-1]}, "trials": [\n'
-        body = ",\n".join(lines)
-        data = f"{start}{body}\n]}}\n".encode()
         self.generation = None  # until both files are written: the next snapshot compacts again
-        write_bytes_atomic(self.exp.state_path, data, fsync=True)
+        size, state = 0, self.exp.state_path
+        with full_storage_is_clear(state), replacing(state, fsync=True) as (fd, _):
+            for at in range(0, max(1, len(lines)), _PIECE):  # not the whole text at once
+                end = "\n]}\n" if at + _PIECE >= len(lines) else ",\n"
+                text = (start if at == 0 else "") + ",\n".join(lines[at : at + _PIECE]) + end
+                size += _write_piece(fd, [text.encode()])
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
         write_bytes_atomic(self.path, header.encode(), fsync=True)
-        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+        self.generation, self.base_bytes, self.journal_bytes = generation, size, len(header)
         if self.rows:
             _save_rows(self.exp, generation, seq, trials, lines, len(start.encode()))
 
