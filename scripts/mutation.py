@@ -70,6 +70,7 @@ SEARCH_RUNS = (U + "test_search_local_runs.py",)
 CREATE_SEARCHER = (U + "test_create_searcher.py",)
 JOURNAL = (U + "test_journal.py",)
 ROWS = (U + "test_trial_rows.py",)
+PACKED = (U + "test_packed_trials.py",)
 
 MUTANTS: list[Mutant] = [
     # -- ASHA ------------------------------------------------------------------------------------
@@ -309,7 +310,24 @@ MUTANTS: list[Mutant] = [
            "book.writer.compact(book.seq, [_record(t) for t in table.all], run)",
            "book.writer.compact(book.seq, [_record(t) for t in changed], run)", JOURNAL,
            "a compaction keeps only the trials that changed since the last snapshot"),
-    Mutant("journal-background-merge-drops-a-snapshot", "hpctune/storage/journal_writer.py",
+    # -- finished trials packed (issue 23 item 7: the driver's memory) ---------------------------
+    Mutant("packed-field-dropped", "hpctune/tune/experiment/trial.py",
+           "_PACKED_NAMES = tuple(name for name in _FIELD_NAMES if name not in _PLAIN)",
+           "_PACKED_NAMES = tuple(name for name in _FIELD_NAMES if name not in (*_PLAIN, \"num_failures\"))",
+           PACKED, "a packed trial's num_failures reads as the class default 0"),
+    Mutant("packed-inexact-types", "hpctune/tune/experiment/trial.py",
+           "    if kind in _EXACT:\n        return True", "    if True:\n        return True", PACKED,
+           "a numpy value in a result is packed and reads back as a plain float"),
+    Mutant("packed-job-state-as-text", "hpctune/tune/experiment/trial.py",
+           "return JobState.parse(value) if index == _JOB_STATE else value", "return value", PACKED,
+           "a packed trial's job_state reads as text, not a JobState"),
+    Mutant("packed-brought-back-without-log", "hpctune/controller/state.py",
+           "if trial.trial_id not in self.tails and self.log_path is not None:",
+           "if False:", PACKED, "an errored packed trial a restore runs again has no log reader"),
+    Mutant("packed-never", "hpctune/controller/snapshot.py",
+           "            _pack_written(table, book, dirty)", "            pass", PACKED,
+           "finished trials stay whole while the run goes on (the memory it was for)"),
+    Mutant("journal-background-merge-drops-a-snapshot", "hpctune/storage/journal_merge.py",
            "            if int(line[len(_TRIAL_LINE) : end]) > upto_seq:",
            "            if int(line[len(_TRIAL_LINE) : end]) >= upto_seq:", JOURNAL,
            "a background compaction loses the trials changed in the snapshot it compacts up to"),
@@ -360,8 +378,8 @@ MUTANTS: list[Mutant] = [
     Mutant("rows-version-not-checked", "hpctune/storage/trial_rows.py",
            "or head.get(\"version\") != VERSION", "or False", ROWS,
            "a view of another version is read as this one"),
-    Mutant("rows-merge-changed-not-applied", "hpctune/storage/journal_writer.py",
-           "            changed.add(key)", "            pass", ROWS,
+    Mutant("rows-merge-changed-not-applied", "hpctune/storage/journal_merge.py",
+           "                    moved.add(index)", "                    pass", ROWS,
            "a background merge carries the old view forward without the trials that changed"),
     Mutant("rows-escaped-not-scrubbed", "hpctune/storage/trial_rows_read.py",
            "            if _escapes(line):\n                rows.escaped.add(at)",

@@ -92,7 +92,7 @@ class Controller:
         self.scheduler, self.stopper, self.callbacks = scheduler, stopper, callbacks
         self.settings, self.reporter, self.clock = settings, reporter, clock
         self.wall_clock, self.sleep = wall_clock, sleep  # a simulated cluster's (bench/sim_cluster)
-        self.table, self.state = TrialTable(), RunState()
+        self.table, self.state = TrialTable(exp.result_log_path), RunState()
         deciders = Deciders(searcher, scheduler, stopper, callbacks)
         self.exploits = Exploits(self.table, self.state, exp, settings.checkpoint_config, clock, self.save)
         self.enactor = Enactor(self.table, self.state, exp, backend, deciders, settings, self.exploits, clock)

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,8 +124,9 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     changed = []
     dirty = table.take_dirty() | table.live.keys()
     for trial_id in table.trials if final else dirty:  # the last snapshot: every trial looked at
-        trial = table.trials[trial_id]
-        trial.log_offset = table.tails[trial_id].offset  # where a restored driver resumes reading
+        trial, tail = table.trials[trial_id], table.tails.get(trial_id)
+        if tail is not None:  # a packed trial has none: its offset is in its record
+            trial.log_offset = tail.offset  # where a restored driver resumes reading
         key = fingerprint(trial)
         if book.written.get(trial_id) != key:
             book.written[trial_id] = key
@@ -135,16 +136,17 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     due = book.writer.due()
     if final and book.writer.generation is not None:  # appended, never a rewrite in the step
         with contextlib.suppress(FileNotFoundError):  # moved away: a new base below
-            book.writer.append(book.seq, [_record(t) for t in changed], run)
+            book.writer.append(book.seq, (_record(t) for t in changed), run)
             waited = book.writer.finish()
             if waited >= 1.0:
                 note(f"waited {waited:.1f} s for the compaction of {exp.state_path.name} to end")
             return len(changed)
     if not final and (not due or book.writer.background()):
         try:
-            book.writer.append(book.seq, [_record(t) for t in changed], run)
+            book.writer.append(book.seq, (_record(t) for t in changed), run)
             if due:  # a large base: rewritten from the files up to the last snapshot, aside
                 book.writer.compact_in_background(book.seq - 1)
+            _pack_written(table, book, dirty)
             return len(changed)
         except FileNotFoundError:  # the journal was moved away: a new base starts a new one
             pass
@@ -153,7 +155,18 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     book.written = {t.trial_id: fingerprint(t) for t in table.all}
     book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
     book.writer.compact(book.seq, [_record(t) for t in table.all], run)
+    _pack_written(table, book, table.trials)
     return len(table.all)
+
+
+def _pack_written(table: TrialTable, book: SnapshotBook, trial_ids: Iterable[str]) -> None:
+    """The finished trials among ``trial_ids``, whose records the journal now holds, in their
+    compact form (``TrialTable.pack``); what a snapshot compares them with is the packed form
+    (any change unpacks a trial, and it is written again)."""
+    for trial_id in trial_ids:
+        trial = table.trials[trial_id]
+        if trial.status.is_finished and trial.packed is None and table.pack(trial):
+            book.written[trial_id] = fingerprint(trial)
 
 
 def _record(trial: Trial) -> dict[str, Any]:
@@ -164,14 +177,15 @@ def _record(trial: Trial) -> dict[str, Any]:
 _FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Trial) if f.name != "metric_analysis"))
 
 
-def fingerprint(trial: Trial) -> tuple:
+def fingerprint(trial: Trial) -> tuple | bytes:
     """What tells whether a trial changed: its fields, as one tuple (built in C). Compared with
     the tuple of the last snapshot: an unchanged field is the same object (equal at once); a
     replaced dict or list compares by value. One edited in place compares equal to itself, so
     the scalar fields that move with such an edit tell instead: ``num_results`` with the
     metric analysis, ``job_id`` with ``cancelled_jobs``, ``log_offset`` with anything an
     event of the trial's log changes."""
-    return _FIELDS(trial)
+    packed = trial.packed  # a packed trial's blob (compared as the same object): any change unpacks it
+    return packed if packed is not None else _FIELDS(trial)
 
 
 def restore_trials(parts: DriverParts, snapshot: dict[str, Any], read_logs: Callable[[Reading], None],

@@ -6,11 +6,17 @@ the whole ``Controller``. A trial's own state changes only through ``TrialLifecy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from hpctune.errors import StorageFullError
 from hpctune.storage.result_log import LogTail
 from hpctune.tune.experiment.trial import Trial
+
+#: finished trials are packed (``TrialTable.pack``) once the run has at least this many trials:
+#: below it their full records cost little, and a small experiment keeps them as they are
+PACK_FROM_TRIALS = 2000
 
 
 class TrialTable:
@@ -18,7 +24,10 @@ class TrialTable:
     reader of each one's result log, and which logs to read in the next step (the change
     feed named them, or events in them wait for a later step)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_path: Callable[[str], Path] | None = None) -> None:
+        #: a trial's result log (``ExperimentDir.result_log_path``): a packed trial brought back
+        #: has its log opened again; without it trials are never packed
+        self.log_path = log_path
         self.trials: dict[str, Trial] = {}
         self.live: dict[str, Trial] = {}
         self.tails: dict[str, LogTail] = {}
@@ -38,8 +47,23 @@ class TrialTable:
     def retire(self, trial: Trial) -> None:
         """Out of the loop: the trial ended, or the experiment stopped before it started."""
         self.live.pop(trial.trial_id, None)
-        self.tails[trial.trial_id].close()
+        tail = self.tails.get(trial.trial_id)
+        if tail is not None:
+            tail.close()
         self.dirty.add(trial.trial_id)
+
+    def pack(self, trial: Trial) -> bool:
+        """A finished trial out of the loop, whose record a snapshot has just written, in its
+        compact form (``Trial.pack``), without its log's reader (nothing reads a finished
+        trial's log; ``bring_back`` opens it again): True if packed. Only from
+        ``PACK_FROM_TRIALS`` trials on."""
+        if (self.log_path is None or len(self.trials) < PACK_FROM_TRIALS or trial.trial_id in self.live
+                or not trial.pack()):
+            return False
+        tail = self.tails.pop(trial.trial_id, None)
+        if tail is not None:
+            tail.close()
+        return True
 
     def mark_changed(self, trial_ids: set[str]) -> None:
         """Logs the change feed says grew: read them in this step (unknown ids are ignored)."""
@@ -55,7 +79,11 @@ class TrialTable:
         return [self.live[i] for i in sorted(changed) if i in self.live]
 
     def bring_back(self, trial: Trial) -> None:
-        """Into the loop again (an errored trial a restore runs again)."""
+        """Into the loop again (an errored trial a restore runs again); a packed trial's log is
+        read again from where its record says it was read up to."""
+        if trial.trial_id not in self.tails and self.log_path is not None:
+            self.tails[trial.trial_id] = LogTail(self.log_path(trial.trial_id), trial.log_offset,
+                                                 keep_open=True)
         self.live[trial.trial_id] = trial
         self.dirty.add(trial.trial_id)
 

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from hpctune.errors import ExperimentStateError, UnsafeFileError
 from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all, write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import FORMAT, MAX_STATE_BYTES, RUN_FIELDS, VERSION, journal_path
+from hpctune.storage.journal_merge import PIECE, merge_base, write_piece
 from hpctune.storage.secure import read_regular_bytes
-from hpctune.storage.trial_rows import carry_rows, remove_rows, rows_of_records, save_rows
+from hpctune.storage.trial_rows import remove_rows, rows_of_records, save_rows
 
 log = logging.getLogger(__name__)
 
@@ -209,30 +210,36 @@ class JournalWriter:
         )
         lines = [json.dumps(_heavy_last(t), default=str) for t in trials]
         start = f'{head[:-1]}, "trials": [\n'
-        body = ",\n".join(lines)
-        data = f"{start}{body}\n]}}\n".encode()
         self.generation = None  # until both files are written: the next snapshot compacts again
-        write_bytes_atomic(self.exp.state_path, data, fsync=True)
+        size, state = 0, self.exp.state_path
+        with full_storage_is_clear(state), replacing(state, fsync=True) as (fd, _):
+            for at in range(0, max(1, len(lines)), PIECE):  # not the whole text at once
+                end = "\n]}\n" if at + PIECE >= len(lines) else ",\n"
+                text = (start if at == 0 else "") + ",\n".join(lines[at : at + PIECE]) + end
+                size += write_piece(fd, [text.encode()])
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
         write_bytes_atomic(self.path, header.encode(), fsync=True)
-        self.generation, self.base_bytes, self.journal_bytes = generation, len(data), len(header)
+        self.generation, self.base_bytes, self.journal_bytes = generation, size, len(header)
         if self.rows:
             _save_rows(self.exp, generation, seq, trials, lines, len(start.encode()))
 
-    def append(self, seq: int, trials: list[dict[str, Any]], run: dict[str, Any]) -> int:
+    def append(self, seq: int, trials: Iterable[dict[str, Any]], run: dict[str, Any]) -> int:
         """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
-        fsynced); the number of bytes written."""
+        fsynced); the number of bytes written. ``trials`` may be a generator: each record
+        becomes its line's bytes at once (a batch of 10,000 new trials held as dicts, then
+        text, then bytes was tens of MB of the driver's peak)."""
         lines = [
-            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str)
+            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str).encode()
             for t in trials
         ]
         lines.append(
             json.dumps(
                 {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
                 default=str,
-            )
+            ).encode()
         )
-        data = ("\n".join(lines) + "\n").encode()
+        data = b"\n".join(lines) + b"\n"
+        del lines
         generation, self.generation = self.generation, None  # a failed write: compact next time
         self.appended_at = self.journal_bytes
         with full_storage_is_clear(self.path):
@@ -249,113 +256,6 @@ class JournalWriter:
 
 #: how ``append`` starts a trial's or the run's line, with its snapshot number
 _SEQ = re.compile(rb'\{"kind": "(?:trial|run)", "seq": (\d+)[,}]')
-#: how ``append`` starts a trial's line: its snapshot number follows
-_TRIAL_LINE = b'{"kind": "trial", "seq": '
-_TRIAL_ID = re.compile(rb'\{"trial_id": ("(?:[^"\\]|\\.)*")')
-
-
-def merge_base(
-    exp: ExperimentDir, continues: str, upto_seq: int, generation: str, rows: bool = True
-) -> int:
-    """Write a base of ``generation`` from the files alone: the base of generation
-    ``continues`` with the journal's lines up to snapshot ``upto_seq`` applied (each trial's
-    record as the journal holds it, without parsing it). The base names ``continues``: until
-    a journal of its own generation replaces it, the old journal's later lines count on top.
-    The number of bytes written; ExperimentStateError when the files are not of ``continues``.
-    ``rows``: then the displays' row view of the new base (``storage.trial_rows.carry_rows``).
-
-    It runs beside the driver's step: it works a line at a time (no call on a whole file of
-    hundreds of MB that would hold the interpreter's lock for a second) and writes in pieces."""
-    raw = read_regular_bytes(exp.state_path, MAX_STATE_BYTES)
-    lines = _lines(raw)
-    first = next(lines, b"")
-    head = json.loads(first + b"]}") if first.endswith(b'"trials": [') else {}
-    if str(head.get("generation")) != continues:
-        raise ExperimentStateError(f"{exp.state_path} is not the base of generation {continues}.")
-    trials: dict[bytes, bytes] = {}
-    for line in lines:
-        if line == b"]}":
-            break
-        line = line[:-1] if line.endswith(b",") else line
-        if line:
-            trials[_trial_key(line)] = line
-    del raw, lines
-    base_count, changed = len(trials), set()
-    run = {k: head[k] for k in RUN_FIELDS if k in head}
-    raw = read_regular_bytes(journal_path(exp), MAX_STATE_BYTES)
-    lines = _lines(raw)  # complete lines (what follows the last newline is being written)
-    if str(json.loads(next(lines, b"{}")).get("generation")) != continues:
-        raise ExperimentStateError(
-            f"{journal_path(exp)} is not the journal of generation {continues}."
-        )
-    for line in lines:
-        if line.startswith(_TRIAL_LINE):
-            end = line.index(b",", len(_TRIAL_LINE))
-            if int(line[len(_TRIAL_LINE) : end]) > upto_seq:
-                break
-            body = line[line.index(b'"trial": ', end) + len(b'"trial": ') : -1]
-            key = _trial_key(body)
-            trials[key] = body
-            changed.add(key)
-        elif line.strip():
-            record = json.loads(line)
-            if int(record.get("seq", 0)) > upto_seq:
-                break
-            run.update({k: record[k] for k in RUN_FIELDS if k in record})
-    del raw, lines
-    top = {
-        "format": FORMAT,
-        "version": VERSION,
-        "generation": generation,
-        "seq": upto_seq,
-        "continues": continues,
-        **run,
-    }
-    records = list(trials.values())
-    size = 0
-    positions = []
-    with full_storage_is_clear(exp.state_path), replacing(exp.state_path, fsync=True) as (fd, _):
-        for at in range(0, max(1, len(records)), _PIECE):
-            chunk = records[at : at + _PIECE]
-            prefix = (
-                json.dumps(top, default=str)[:-1].encode() + b', "trials": [\n' if at == 0 else b""
-            )
-            offset = size + len(prefix)
-            for record in chunk:
-                positions.append((offset, len(record)))
-                offset += len(record) + 2
-            piece = prefix + b",\n".join(chunk)
-            if at + _PIECE >= len(records):
-                piece += b"\n]}\n"
-            elif piece:
-                piece += b",\n"
-            write_all(fd, piece)
-            size += len(piece)
-    if rows:
-        keys = list(trials)
-        moved = {i for i, key in enumerate(keys) if key in changed or i >= base_count}
-        carry_rows(
-            exp, continues, int(head.get("seq", 0)), generation, upto_seq, records, moved, positions
-        )
-    return size
-
-
-#: trial records written at a time by ``merge_base``
-_PIECE = 512
-
-
-def _lines(raw: bytes) -> Iterator[bytes]:
-    """The complete lines of ``raw``, one at a time (the part after the last newline is left out)."""
-    start = 0
-    while (end := raw.find(b"\n", start)) >= 0:
-        yield raw[start:end]
-        start = end + 1
-
-
-def _trial_key(line: bytes) -> bytes:
-    """A trial record line's id, as its JSON text (every line starts with it)."""
-    match = _TRIAL_ID.match(line)
-    return match.group(1) if match else json.dumps(json.loads(line)["trial_id"]).encode()
 
 
 def _heavy_last(record: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import marshal
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,6 +150,32 @@ class Trial(TrialLifecycle):
             if isinstance(value, (int, float)) and fits_float(value):  # an old log's huge int: skipped
                 _update_analysis(self.metric_analysis.setdefault(key, {}), float(value))
 
+    def pack(self) -> bool:
+        """Keep this finished trial's record in a compact form (``PackedTrial``): the same
+        object, every field reading as before, ``trial_id``, ``status`` and ``config`` as they
+        are and the others from one ``marshal`` blob (a few hundred bytes instead of several
+        KB: at 100,000 trials the finished ones were most of the driver's memory). Any
+        assignment unpacks it first (``PackedTrial.__setattr__``), so no change is lost; a
+        reader gets a new copy of a list or dict field each time. False (nothing done) unless
+        it is a finished ``Trial`` holding exactly its fields, each built of the types
+        ``marshal`` keeps exactly (``_exact``: the JSON types a result log holds, tuples)."""
+        if type(self) is not Trial or not self.status.is_finished or list(self.__dict__) != _FIELD_NAMES:
+            return False
+        data = self.__dict__
+        values = tuple(data[name] if name != "job_state" else data[name].value for name in _PACKED_NAMES)
+        if not _exact(values):  # a value of another type (a numpy number, a subclass): left as it is
+            return False
+        blob = zlib.compress(marshal.dumps(values), 1)  # 40% smaller, 1 us more a read
+        object.__setattr__(self, "__dict__", {"trial_id": self.trial_id, "config": self.config,
+                                              "status": self.status, _BLOB: blob})
+        object.__setattr__(self, "__class__", PackedTrial)
+        return True
+
+    @property
+    def packed(self) -> bytes | None:
+        """The compact form's blob (``pack``); None while the trial holds its fields as they are."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["status"], data["job_state"] = self.status.value, self.job_state.value
@@ -162,6 +190,91 @@ class Trial(TrialLifecycle):
 
     def __str__(self) -> str:
         return self.name
+
+
+#: the fields in their order (a trial's ``__dict__`` holds exactly these: ``pack``)
+_FIELD_NAMES = [f.name for f in dataclasses.fields(Trial)]
+#: what a packed trial keeps as it is: what every pass over the trials reads (and the config,
+#: which may hold any object, and is the searcher's own)
+_PLAIN = ("trial_id", "config", "status")
+#: the fields in a packed trial's blob, in this order
+_PACKED_NAMES = tuple(name for name in _FIELD_NAMES if name not in _PLAIN)
+_BLOB = "_packed"
+
+
+class PackedTrial(Trial):
+    """A finished trial in its compact form (``Trial.pack``): what it holds reads as before;
+    an assignment of any attribute brings the trial back to a plain ``Trial`` first (a
+    restore running it again, a replay reopening it: ``TrialLifecycle``'s operations)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.unpack()
+        setattr(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.unpack()
+        delattr(self, name)
+
+    def unpack(self) -> None:
+        """Back to a plain ``Trial`` with every field as it was packed (same field order)."""
+        data = self.__dict__
+        values = dict(zip(_PACKED_NAMES, _unmarshal(data[_BLOB]), strict=True))
+        object.__setattr__(self, "__dict__", {name: data[name] if name in _PLAIN else values[name]
+                                              for name in _FIELD_NAMES})
+        object.__setattr__(self, "__class__", Trial)
+
+    @property
+    def packed(self) -> bytes | None:
+        return self.__dict__[_BLOB]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.__dict__
+        values = dict(zip(_PACKED_NAMES, _loads(data[_BLOB]), strict=True))
+        return {name: (data[name] if name in _PLAIN else values[name]) if name != "status"
+                else data[name].value for name in _FIELD_NAMES}
+
+
+#: the types ``marshal`` gives back exactly (it writes a float or str subclass as the base type)
+_EXACT = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _exact(value: Any) -> bool:
+    """True if ``value`` is built of the JSON types, tuples and bytes alone, each exactly (no
+    subclass), so that ``marshal`` gives back an equal value of the same types."""
+    kind = type(value)
+    if kind in _EXACT:
+        return True
+    if kind is dict:
+        return all(type(k) in _EXACT and _exact(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_exact(v) for v in value)
+    return False
+
+
+def _loads(blob: bytes) -> tuple[Any, ...]:
+    return marshal.loads(zlib.decompress(blob))
+
+
+def _unmarshal(blob: bytes) -> list[Any]:
+    values = list(_loads(blob))
+    values[_JOB_STATE] = JobState.parse(values[_JOB_STATE])
+    return values
+
+
+_JOB_STATE = _PACKED_NAMES.index("job_state")
+
+
+def _packed_field(index: int, name: str) -> property:
+    def get(self: PackedTrial) -> Any:
+        value = _loads(self.__dict__[_BLOB])[index]
+        return JobState.parse(value) if index == _JOB_STATE else value
+
+    get.__name__ = name
+    return property(get, doc=f"The packed trial's ``{name}`` (a new copy of a list or dict each read).")
+
+
+for _index, _name in enumerate(_PACKED_NAMES):
+    setattr(PackedTrial, _name, _packed_field(_index, _name))
 
 
 def _update_analysis(stats: dict[str, Any], value: float) -> None:
