@@ -90,11 +90,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         write_output(Path(args.output), rows, columns)
     shown = rows[: args.limit] if args.limit is not None else rows
     print(format_table(shown, columns))
-    if len(shown) < len(rows):
-        print(f"({len(rows) - len(shown)} more rows; drop --limit to see them)")
-    if args.output:
-        print(f"Output saved at: {args.output}")
-    return 0
+    return _after_table(len(shown), len(rows), args.output)
 
 
 class RowRecords:
@@ -268,8 +264,13 @@ def _print_rows(args: argparse.Namespace, exp: ExperimentDir, table: RowRecords)
         values = table.values(column)
         cells.append([None if values[i] is MISSING else values[i] for i in shown])
     print(format_columns(columns, cells))
-    if len(shown) < len(kept):
-        print(f"({len(kept) - len(shown)} more rows; drop --limit to see them)")
-    if args.output:
-        print(f"Output saved at: {args.output}")
+    return _after_table(len(shown), len(kept), args.output)
+
+
+def _after_table(shown: int, rows: int, output: str | None) -> int:
+    """The lines under the table (rows left out by --limit, where --output went); exit code 0."""
+    if shown < rows:
+        print(f"({rows - shown} more rows; drop --limit to see them)")
+    if output:
+        print(f"Output saved at: {output}")
     return 0
