@@ -94,6 +94,11 @@ def _bucket(seq: int) -> str:
     return f"b{seq - seq % QUEUE_BUCKET:08d}"
 
 
+def _buckets(names: list[str]) -> list[str]:
+    """The bucket directories among a shape queue's ``names``, oldest first."""
+    return sorted((name for name in names if _BUCKET.fullmatch(name)), key=lambda name: int(name[1:]))
+
+
 def _claim_name(seq: int, task: str) -> str:
     """A claim's name in ``claimed/``: the run, then the pool task that claimed it."""
     return f"{_name(seq)}.{check_task_id(task)}"
@@ -166,10 +171,11 @@ class PoolQueue:
             try:
                 os.close(os.open(marker, flags, 0o600))
                 break
-            except FileNotFoundError:  # a new bucket, or one a pool task emptied and removed just now
+            except FileNotFoundError:  # a new bucket (pool tasks never remove a shape's newest)
                 if attempt == 2:
                     raise
-                make_private_dir(marker.parent)
+                with contextlib.suppress(FileNotFoundError):  # an older hpctune's task removed it again
+                    make_private_dir(marker.parent)
         return run_job_id(seq)
 
     def _queued_path(self, shape: str, seq: int) -> Path:
@@ -181,7 +187,7 @@ class PoolQueue:
         directory = self._dir("queue", shape)
         names = _listdir(directory)
         flat = [int(name) for name in names if name.isdigit()]  # queued by an hpctune before
-        return flat + [seq for name in names if _BUCKET.fullmatch(name) for seq in _seqs(directory / name)]
+        return sorted(flat) + [seq for name in _buckets(names) for seq in _seqs(directory / name)]
 
     def run(self, seq: int) -> RunRecord | None:
         """The run's record; None if there is none, or none that can be read (a pool task then
@@ -271,12 +277,15 @@ class PoolQueue:
 
     def claim_next(self, task: str, shape: str) -> int | None:
         """Claim the oldest queued run of ``shape`` for ``task`` (one atomic rename); None if the
-        queue is empty. A bucket found empty goes (the driver makes it again if it adds to it)."""
+        queue is empty. A bucket found empty goes unless it is the shape's newest: the driver
+        numbers runs upwards, so it adds only to the newest bucket, and removing that one could
+        race with the driver's ``enqueue`` (it made the directory, then found it gone)."""
         check_task_id(task)
         directory = self._dir("queue", check_shape(shape))
         names = _listdir(directory)
         flat = sorted(int(name) for name in names if name.isdigit())  # queued by an hpctune before
-        for bucket in [""] * bool(flat) + [name for name in names if _BUCKET.fullmatch(name)]:
+        buckets = _buckets(names)
+        for bucket in [""] * bool(flat) + buckets:
             seqs = _seqs(directory / bucket) if bucket else flat
             for seq in seqs:
                 try:
@@ -284,7 +293,7 @@ class PoolQueue:
                 except FileNotFoundError:
                     continue  # another pool task was faster, or the driver cancelled it
                 return seq
-            if bucket and not seqs:
+            if bucket and not seqs and bucket != buckets[-1]:
                 with contextlib.suppress(OSError):  # not empty any more, or removed by another task
                     os.rmdir(directory / bucket)
         return None

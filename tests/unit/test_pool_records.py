@@ -170,8 +170,8 @@ def test_claims_are_one_directory_whatever_runs_and_a_pool_task_directory_is_sti
 
 def test_the_queue_is_in_buckets_claimed_oldest_first_and_a_run_queued_before_them_goes_first(tmp_path):
     """Queued runs wait in directories of QUEUE_BUCKET runs, so that a claim lists a few names,
-    not every queued run; a bucket a claim found empty goes, and the driver makes it again when
-    it adds runs to it. A run queued directly in the shape's directory (hpctune before) is
+    not every queued run; an older bucket a claim found empty goes, the newest stays (the driver
+    may be adding to it: removing it raced with ``enqueue``). A run queued directly in the shape's directory (hpctune before) is
     seen by the driver, claimed first, and can be cancelled."""
     queue = PoolQueue(tmp_path)
     queue.ensure()
@@ -183,14 +183,29 @@ def test_the_queue_is_in_buckets_claimed_oldest_first_and_a_run_queued_before_th
     (shape_dir / "00000000").touch()  # run 0, queued by an hpctune before buckets
     (shape_dir / "b00000000" / "00000099").rename(shape_dir / "b00000000" / "ignored")  # no run
     assert sorted(queue.view().queued) == [s for s in range(QUEUE_BUCKET + 3) if s != 99]
+    (shape_dir / "b00000000" / "ignored").unlink()
     claimed = [queue.claim_next("7_0", SHAPE) for _ in range(3)]
     assert claimed == [0, 1, 2]
     assert queue.cancel(3) and queue.dropped(3)  # out of its bucket
     rest = [queue.claim_next("7_1", SHAPE) for _ in range(QUEUE_BUCKET)]
     assert rest == [s for s in range(4, QUEUE_BUCKET + 3) if s != 99] + [None] * 2
-    assert not shape_dir.joinpath(f"b{QUEUE_BUCKET:08d}").exists()  # found empty: removed
-    queue.enqueue(QUEUE_BUCKET + 3, "t_again", SHAPE)  # the driver makes it again
+    assert [p.name for p in shape_dir.iterdir()] == [f"b{QUEUE_BUCKET:08d}"]  # the older one went
+    queue.enqueue(QUEUE_BUCKET + 3, "t_again", SHAPE)
     assert queue.claim_next("7_1", SHAPE) == QUEUE_BUCKET + 3
+    queue.enqueue(2 * QUEUE_BUCKET, "t_next", SHAPE)  # a new bucket: the emptied one is older now
+    assert queue.claim_next("7_1", SHAPE) == 2 * QUEUE_BUCKET
+    assert queue.claim_next("7_1", SHAPE) is None
+    assert [p.name for p in shape_dir.iterdir()] == [f"b{2 * QUEUE_BUCKET:08d}"]
+
+
+def test_buckets_are_claimed_in_number_order_whatever_the_listing_order(tmp_path):
+    """Bucket names past 99,999,999 runs get longer; the oldest is the lowest number."""
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    for seq in (100_000_000, 5, 99_999_999):
+        queue.enqueue(seq, f"t_{seq}", SHAPE)
+    assert [queue.claim_next("7_0", SHAPE) for _ in range(3)] == [5, 99_999_999, 100_000_000]
 
 
 def test_a_finished_run_keeps_no_record_unless_it_is_the_newest(tmp_path):
