@@ -10,7 +10,6 @@ waits for free ones; a trial without GPUs sees none (``CUDA_VISIBLE_DEVICES=""``
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import shutil
 import signal
@@ -23,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.backends.base import JobReport
-from hpctune.core.ids import LOCAL_PREFIX, JobKind, job_kind, job_number, local_job_id
+from hpctune.core.ids import local_job_id
 from hpctune.core.parent_death import set_parent_death_signal
 from hpctune.core.resources import check_gpu_share
 from hpctune.errors import ConfigError
 from hpctune.storage.experiment import ExperimentDir
+from hpctune.storage.local_jobs import read_next_local_job, write_next_local_job
 from hpctune.storage.secure import make_private_dir, open_private
 
 KILL_AFTER_S = 5.0
@@ -45,7 +45,7 @@ class LocalBackend:
         self.root = Path(experiment_root)
         self.max_cpus = max_cpus or os.cpu_count() or 1
         self._gpus = gpus  # the GPU ids to give out; None: detected at the first GPU trial
-        self._ids = itertools.count(_next_job_number(ExperimentDir(self.root)))
+        self._next_id = read_next_local_job(ExperimentDir(self.root).jobs_dir)
         self._queue: deque[tuple[str, str, int, int]] = deque()  # (job id, trial id, cpus, gpus)
         self._running: dict[str, tuple[subprocess.Popen, int, tuple[str, ...]]] = {}  # cpus, GPU ids
         self._ended: dict[str, int] = {}
@@ -57,11 +57,13 @@ class LocalBackend:
         check_gpu_share(resources, pooled=False)  # the local backend has no worker pool
         gpus = check_local_gpus(resources, lambda: self.gpus)
         self._throttle = throttle
-        job_ids = []
-        for trial_id in trial_ids:
-            job_id = local_job_id(next(self._ids))
+        first, self._next_id = self._next_id, self._next_id + len(trial_ids)
+        jobs_dir = ExperimentDir(self.root).jobs_dir
+        make_private_dir(jobs_dir)
+        write_next_local_job(jobs_dir, self._next_id)  # before any of them starts (a restore)
+        job_ids = [local_job_id(number) for number in range(first, self._next_id)]
+        for job_id, trial_id in zip(job_ids, trial_ids, strict=True):
             self._queue.append((job_id, trial_id, min(resources.get("cpu", 1), self.max_cpus), gpus))
-            job_ids.append(job_id)
         self._start_queued()
         return job_ids
 
@@ -118,6 +120,8 @@ class LocalBackend:
             if code is not None:
                 del self._running[job_id]
                 self._ended[job_id] = code
+                if code == 0:
+                    _remove_if_empty(Path(self.log_paths(job_id)[0]))
                 self._killing.pop(job_id, None)
             elif job_id in self._killing and time.monotonic() > self._killing[job_id]:
                 _signal_group(proc, signal.SIGKILL)
@@ -213,12 +217,12 @@ def _gpu_source() -> str:
     return "nvidia-smi -L" if shutil.which("nvidia-smi") else "no nvidia-smi on PATH"
 
 
-def _next_job_number(exp: ExperimentDir) -> int:
-    """One more than the highest ``local-N`` this experiment used: a restored driver's job ids
-    never repeat an earlier driver's, so each job's log files stay its own."""
-    numbers = [job_number(p.stem) for p in exp.jobs_dir.glob(f"{LOCAL_PREFIX}*.out")
-               if job_kind(p.stem) is JobKind.LOCAL]
-    return max(numbers, default=-1) + 1
+def _remove_if_empty(log: Path) -> None:
+    """A process that ended cleanly and wrote nothing leaves no log (a file per trial fewer;
+    ``jobs/local-next.json``, not the logs, keeps a restored driver's numbers new)."""
+    with contextlib.suppress(OSError):
+        if os.lstat(log).st_size == 0:
+            log.unlink()
 
 
 def _die_with_parent() -> None:

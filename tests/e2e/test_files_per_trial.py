@@ -64,13 +64,15 @@ def local(monkeypatch):
     monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
 
 
-def test_a_default_local_trial_keeps_four_files_and_one_job_log(local, tmp_path):
-    grid = fit(tmp_path, talk=False)
+def test_a_default_local_trial_keeps_four_files_and_its_job_log_only_when_it_printed(local, tmp_path):
+    grid = fit(tmp_path / "quiet", talk=False)
     for files in trial_files(grid).values():  # ...and went with the trial's end
         assert [f for f in files if not f.startswith("events.out.tfevents.")] == \
             ["params.json", "progress.csv", "result.jsonl"], files
         assert len(files) <= 4
-    logs = job_logs(grid)
+    assert len(job_logs(grid)) <= 1  # the completed trials printed nothing: no log (the stopped one's may stay)
+    talking = fit(tmp_path / "talk", talk=True)
+    logs = job_logs(talking)
     assert len(logs) == 3 and all(p.suffix == ".out" for p in logs)  # one per job, no .err
 
 

@@ -93,3 +93,42 @@ def test_a_jobs_stderr_is_its_stdouts_file_unless_an_older_hpctune_wrote_an_err(
     assert out == err and out.name == "12_3_0_log.out"
     (exp.jobs_dir / "12_3_0_log.err").write_text("old")
     assert exp.job_log_paths("12_3")[1].name == "12_3_0_log.err"
+
+
+def test_a_local_process_that_ended_cleanly_and_quietly_leaves_no_log_and_no_number_comes_back(exp):
+    """The local backend removes an empty log of a process that exited 0 (a crash's or a
+    printing process's stays); its next number is recorded before a process starts, so a
+    restored driver never reuses a job id even when the logs are gone. An experiment from
+    before the record is numbered after its logs."""
+    import sys
+
+    from hpctune.backends.local import LocalBackend
+    from hpctune.storage.local_jobs import read_next_local_job
+
+    backend = LocalBackend(exp.root, max_cpus=4)
+    commands = {"a": "print('x')", "b": "raise SystemExit(3)", "c": "pass", "d": "pass"}
+
+    def spawn(job_id, trial_id, gpus=()):  # the real log files, a tiny process instead of a worker
+        import subprocess
+        out = exp.job_log_paths(job_id)[0]
+        with open(out, "ab") as log:
+            return subprocess.Popen([sys.executable, "-c", commands[trial_id]], stdout=log, stderr=log)
+
+    backend._spawn = spawn
+    assert backend.launch(["a", "b", "c"], {"cpu": 1}, None) == ["local-0", "local-1", "local-2"]
+    assert read_next_local_job(exp.jobs_dir) == 3  # recorded before they started
+    for proc, *_ in list(backend._running.values()):
+        proc.wait()
+    backend.poll()
+    assert sorted(p.name for p in exp.jobs_dir.glob("*.out")) == ["local-0.out", "local-1.out"]
+    record = (exp.jobs_dir / "local-next.json").read_bytes()
+    (exp.jobs_dir / "local-next.json").unlink()  # an experiment from before the record
+    assert read_next_local_job(exp.jobs_dir) == 2  # after local-1.out, the highest log left
+    (exp.jobs_dir / "local-next.json").write_bytes(record)
+    restored = LocalBackend(exp.root)  # a restored driver: not local-2 again, whose log went
+    restored._spawn = spawn
+    assert restored.launch(["d"], {"cpu": 1}, None) == ["local-3"]
+    restored.close()
+    (exp.jobs_dir / "local-next.json").write_text('{"v": 1, "next": "7"}')
+    with pytest.raises(ExperimentStateError, match="local-next.json is not an hpctune job-number record"):
+        read_next_local_job(exp.jobs_dir)
