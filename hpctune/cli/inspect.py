@@ -208,15 +208,17 @@ def _set_row(columns: TrialColumns, index: int, trial: Trial, metric: str | None
 
 def refresh_row_states(exp: ExperimentDir, columns: TrialColumns) -> None:
     """``refresh_job_states`` and ``refresh_pool_runs`` for the rows of live trials with a
-    Slurm job or a pool run (their Trials are built), their columns updated from them."""
+    Slurm job or a pool run, on the columns alone (no Trial built: 2,000 running is 2,000 reads)."""
+    from hpctune.tune.experiment.trial import JobState
+
     live = [i for i, (status, job) in enumerate(zip(columns.status, columns.job_id, strict=True))
             if status not in ("TERMINATED", "ERROR") and (is_slurm_job(job) or is_pool_job(job))]
-    trials = [columns.trial(i) for i in live]
-    refresh_job_states(trials)
-    refresh_pool_runs(exp, trials)
-    for index, trial in zip(live, trials, strict=True):
-        columns.job_state[index], columns.job_reason[index] = str(trial.job_state), trial.job_reason
-        columns.node[index] = trial.node
+    states = live_job_states(exp, [str(columns.job_id[i]) for i in live])
+    for index in live:
+        job = states.get(str(columns.job_id[index]))
+        if job is not None:
+            columns.job_state[index] = str(JobState.parse(job.state))
+            columns.job_reason[index], columns.node[index] = job.reason, job.node
 
 
 def allocation_lines(exp: ExperimentDir, ask_slurm: bool) -> list[str]:
@@ -243,27 +245,34 @@ def shared_commands() -> Any:
 
 def refresh_job_states(trials: list[Trial]) -> None:
     """One squeue for the arrays of the live trials; Slurm's answer replaces the snapshot's."""
-    # a damaged job id never reaches squeue
     live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)]
-    if not live or not shutil.which("squeue"):
-        return
-    arrays = sorted({array_of(str(t.job_id)) for t in live})
-    _apply_states(live, shared_commands().job_states(jobs=arrays, check=False))
+    _apply_states(live, live_job_states(None, [str(t.job_id) for t in live]))
 
 
 def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
     """Worker pool runs (``pool-N``): queued, or the state of the pool task that runs them (one
     squeue for those pool tasks, one listing of the queue), mapped as the driver's poll does."""
     live = [t for t in trials if not t.is_finished and is_pool_job(t.job_id)]
-    if not live:
-        return
-    from hpctune.backends.pool_runs import run_states
-    from hpctune.storage.pool_queue import PoolQueue
+    _apply_states(live, live_job_states(exp, [str(t.job_id) for t in live]))
 
-    view = PoolQueue(exp.root).view()
-    arrays = sorted({array_of(task) for task in view.claimed.values() if is_slurm_job(task)})
-    tasks = shared_commands().job_states(jobs=arrays, check=False) if arrays and shutil.which("squeue") else {}
-    _apply_states(live, run_states(view, tasks))
+
+def live_job_states(exp: ExperimentDir | None, job_ids: list[str]) -> dict[str, JobReport]:
+    """Slurm's answer for ``job_ids`` of live trials: one squeue for their arrays (a damaged id
+    never reaches it), and for pool runs (``exp`` given) one listing of the queue and one squeue
+    for the pool tasks that claimed them."""
+    states: dict[str, JobReport] = {}
+    arrays = sorted({array_of(job) for job in job_ids if is_slurm_job(job)})
+    if arrays and shutil.which("squeue"):
+        states.update(shared_commands().job_states(jobs=arrays, check=False))
+    if exp is not None and any(is_pool_job(job) for job in job_ids):
+        from hpctune.backends.pool_runs import run_states
+        from hpctune.storage.pool_queue import PoolQueue
+
+        view = PoolQueue(exp.root).view()
+        tasks = sorted({array_of(task) for task in view.claimed.values() if is_slurm_job(task)})
+        found = shared_commands().job_states(jobs=tasks, check=False) if tasks and shutil.which("squeue") else {}
+        states.update(run_states(view, found))
+    return states
 
 
 def _apply_states(trials: list[Trial], states: dict[str, JobReport]) -> None:

@@ -52,3 +52,43 @@ def test_status_names_the_pool_task_of_a_running_trial(tmp_path, monkeypatch):
     assert squeue.asked == [["812"]]
     assert [(t.job_state, t.job_reason, t.node) for t in trials] == [
         ("RUNNING", "None", "n2 (pool task 812_4)"), ("PENDING", "PoolQueue", "")]
+
+
+def test_the_row_views_refresh_gives_the_columns_the_trials_refresh_gives(tmp_path, monkeypatch):
+    """``status`` at scale refreshes the live rows' columns without building their Trials: the
+    same states, reasons and nodes as the Trials' refresh, for array tasks and pool runs; a
+    finished trial and a trial without a job keep theirs, and a damaged job id is never asked."""
+    from hpctune.display.view import TrialColumns
+
+    queue = PoolQueue(tmp_path)
+    queue.ensure()
+    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    queue.enqueue(0, "t_0", SHAPE)
+    queue.enqueue(1, "t_1", SHAPE)
+    assert queue.claim_next("812_4", SHAPE) == 0
+    squeue = Squeue({"812_4": JobReport("RUNNING", "None", "n2"), "900_1": JobReport("PENDING", "Priority", ""),
+                     "900_2": JobReport("RUNNING", "None", "n1")})
+    monkeypatch.setattr(inspect, "shared_commands", lambda: squeue)
+    monkeypatch.setattr(inspect.shutil, "which", lambda name: f"/usr/bin/{name}")
+
+    def trials():
+        made = [Trial(f"t_{i}", {}, "", str(tmp_path / f"t_{i}"), status=TrialStatus.PENDING, job_id=f"pool-{i}")
+                for i in (0, 1)]
+        made += [Trial("a_1", {}, "", str(tmp_path / "a_1"), status=TrialStatus.PENDING, job_id="900_1"),
+                 Trial("a_2", {}, "", str(tmp_path / "a_2"), status=TrialStatus.RUNNING, job_id="900_2"),
+                 Trial("a_3", {}, "", str(tmp_path / "a_3"), status=TrialStatus.TERMINATED, job_id="900_3"),
+                 Trial("a_4", {}, "", str(tmp_path / "a_4"), status=TrialStatus.PENDING, job_id="--user=x"),
+                 Trial("a_5", {}, "", str(tmp_path / "a_5"), status=TrialStatus.PENDING)]
+        return made
+
+    whole = trials()
+    inspect.refresh_job_states(whole)
+    inspect.refresh_pool_runs(ExperimentDir(tmp_path), whole)
+    columns = TrialColumns.of(trials(), None, None)
+    squeue.asked.clear()
+    inspect.refresh_row_states(ExperimentDir(tmp_path), columns)
+    assert sorted(map(sorted, squeue.asked)) == [["812"], ["900"]]
+    expected = TrialColumns.of(whole, None, None)
+    assert (columns.job_state, columns.job_reason, columns.node) == (
+        expected.job_state, expected.job_reason, expected.node)
+    assert columns.job_state[:4] == ["RUNNING", "PENDING", "PENDING", "RUNNING"]
