@@ -183,7 +183,9 @@ def run(args: argparse.Namespace) -> dict:
         controller.step()
         now = sim.clock.now()
         if traced is None and window is None and now >= steady[0]:
-            traced = Traced() if with_trace else None
+            sim.clock.pause()  # attaching strace takes real seconds (more on a loaded machine):
+            traced = Traced() if with_trace else None  # no virtual time, so the window stays whole
+            sim.clock.resume()
             window = [sim.clock.now(), None]  # virtual start and end of the steady window
             calls_at = dict(controller.backend.command_counts())
             running_at = [running(controller)]

@@ -5,8 +5,9 @@
 #   1. Debian packages (Slurm, munge, MariaDB, slurmdbd; python3-venv if needed), if missing
 #   2. .venv (created if missing) + pip install -e '.[test]'
 #   3. the Slurm lab: scripts/slurm-lab.sh up (left running afterwards)
-#   4. python -m pytest "$@"; without arguments the whole suite: tests/unit beside
-#      tests/e2e + tests/slurm (two pytest runs at once); exits with pytest's exit code
+#   4. python -m pytest "$@"; without arguments the whole suite: the tests without the lab
+#      (-m "not slurm") beside the lab's (-m slurm), two pytest runs at once; exits with the
+#      first failing run's exit code
 #
 # Timings of every phase are printed at the end. With CI=true, Slurm tests fail (instead of
 # being skipped) when the lab is down. Lab knobs (SLURM_LAB_*) are passed through; see
@@ -35,8 +36,8 @@ phase_done() {  # phase_done NAME : record the time since the previous phase end
 # shellcheck disable=SC2317  # called by the EXIT trap
 report() {
   local rc=$? p
-  # a unit run beside the lab tests (phase 4) that is still going when this script is stopped
-  if [[ -n ${UNIT_PID:-} ]]; then kill "$UNIT_PID" 2>/dev/null || true; fi
+  # the run beside the lab tests (phase 4) that is still going when this script is stopped
+  if [[ -n ${BESIDE_PID:-} ]]; then kill "$BESIDE_PID" 2>/dev/null || true; fi
   echo "------------------------------------------------------------ timings" >&2
   for p in "${PHASES[@]}"; do echo "  $p" >&2; done
   printf '  %-12s %7s s   (exit code %d)\n' total "$(secs $(($(now_ms) - T_START)))" "$rc" >&2
@@ -85,23 +86,24 @@ if (($#)); then
   log "phase 4: python -m pytest $*"
   "$VENV/bin/python" -m pytest "$@" || rc=$?
 else
-  # The whole suite as two runs side by side: the lab tests (tests/e2e, tests/slurm) spend most
-  # of their time waiting for Slurm, the unit tests (no lab: tests/unit never asks for it) spend
-  # CPU. Beside each other the suite takes about the lab tests' time alone.
-  UNIT_LOG=$(mktemp "${TMPDIR:-/tmp}/hpctune-unit-tests.XXXXXX")
-  log "phase 4: python -m pytest tests/unit (beside, its output at the end) and tests --ignore=tests/unit"
-  "$VENV/bin/python" -m pytest tests/unit -q -p no:cacheprovider --durations=5 \
-    </dev/null >"$UNIT_LOG" 2>&1 &
-  UNIT_PID=$!
-  "$VENV/bin/python" -m pytest tests --ignore=tests/unit --durations=15 || rc=$?
-  unit_rc=0
-  wait "$UNIT_PID" || unit_rc=$?
-  UNIT_PID=
-  echo "------------------------------------------------------------ tests/unit (ran beside)"
-  cat "$UNIT_LOG"
-  rm -f "$UNIT_LOG"
-  log "tests --ignore=tests/unit: exit code $rc; tests/unit: exit code $unit_rc"
-  if ((rc == 0 || rc == 5)); then rc=$unit_rc; fi
+  # The whole suite as two runs side by side: the tests that use the Slurm lab (marked
+  # ``slurm``) spend most of their time waiting for Slurm; the others (tests/unit, and the e2e
+  # tests on local processes and the simulated cluster) spend CPU. Beside each other the suite
+  # takes about the lab tests' time alone.
+  BESIDE_LOG=$(mktemp "${TMPDIR:-/tmp}/hpctune-tests-beside.XXXXXX")
+  log "phase 4: python -m pytest tests -m 'not slurm' (beside, its output at the end) and tests -m slurm"
+  "$VENV/bin/python" -m pytest tests -m "not slurm" -q -p no:cacheprovider --durations=10 \
+    </dev/null >"$BESIDE_LOG" 2>&1 &
+  BESIDE_PID=$!
+  "$VENV/bin/python" -m pytest tests -m slurm --durations=15 || rc=$?
+  beside_rc=0
+  wait "$BESIDE_PID" || beside_rc=$?
+  BESIDE_PID=
+  echo "------------------------------------------------------------ tests -m 'not slurm' (ran beside)"
+  cat "$BESIDE_LOG"
+  rm -f "$BESIDE_LOG"
+  log "tests -m slurm: exit code $rc; tests -m 'not slurm': exit code $beside_rc"
+  if ((rc == 0 || rc == 5)); then rc=$beside_rc; fi
 fi
 phase_done "pytest"
 
