@@ -166,14 +166,20 @@ def open_private(path: str | Path, flags: int, mode: int | None = None) -> int:
         mode = file_mode_for(path.parent)
     while True:
         try:
-            fd = _open_nofollow(path, flags | os.O_EXCL, mode)
+            return create_private(path, flags, mode)
         except FileExistsError:
             try:
                 return _open_nofollow(path, flags & ~os.O_CREAT)
             except FileNotFoundError:
                 continue  # removed between the two opens: create it after all
-        os.fchmod(fd, mode)
-        return fd
+
+
+def create_private(path: str | Path, flags: int, mode: int) -> int:
+    """Create the file ``path`` (``O_EXCL``: FileExistsError when anything is there, a link
+    too) with exactly ``mode``, whatever the umask; its descriptor, opened with ``flags``."""
+    fd = _open_nofollow(Path(path), flags | os.O_CREAT | os.O_EXCL, mode)
+    os.fchmod(fd, mode)
+    return fd
 
 
 def _open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
