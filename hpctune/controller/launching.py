@@ -112,19 +112,25 @@ class Launcher:
         naming its key, raised here (so by ``fit()``) before the trial exists."""
         exp = self.exp
         resources = self.settings.resources_for(config)
-        exp.write_params(trial_id, config)
-        tag = format_experiment_tag(len(self.table.trials), config, self.settings.param_space)
-        trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
-        self.table.add(trial, LogTail(exp.result_log_path(trial_id), keep_open=True))
-        self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
-        # what naming wrote during on_trial_add (trial_name_creator's names) is kept
-        exp.write_trial_meta(trial_id, {**exp.read_trial_meta(trial_id), "trial_id": trial_id,
-                                        "experiment_tag": tag, "resources": trial.resources,
-                                        **self._points_meta(trial)})
-        initial = self.scheduler.initial_config(trial.info)
-        if initial is not None:
-            trial.config = dict(initial)
-            exp.write_params(trial_id, trial.config)
+        # a new directory's files in few metadata operations, none read back (storage/new_trial)
+        with exp.new_trial(trial_id) as new:
+            exp.write_params(trial_id, config)
+            tag = format_experiment_tag(len(self.table.trials), config, self.settings.param_space)
+            trial = Trial(trial_id, config, tag, str(exp.trial_dir(trial_id)), resources=resources)
+            tail = LogTail(exp.result_log_path(trial_id), keep_open=True)
+            self.table.add(trial, tail)
+            self.scheduler.on_trial_add(trial.info)  # first: a scheduler's decision points follow from it
+            # what naming wrote during on_trial_add (trial_name_creator's names) is kept
+            exp.write_trial_meta(trial_id, {**exp.read_trial_meta(trial_id), "trial_id": trial_id,
+                                            "experiment_tag": tag, "resources": trial.resources,
+                                            **self._points_meta(trial)})
+            initial = self.scheduler.initial_config(trial.info)
+            if initial is not None:
+                trial.config = dict(initial)
+                exp.write_params(trial_id, trial.config)
+            log = new.take_log()
+            if log is not None:  # read through the descriptor written with, from after the meta
+                tail.adopt(*log)
         self._created_since_save = True
 
     # -- launching ----------------------------------------------------------------------

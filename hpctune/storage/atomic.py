@@ -60,28 +60,30 @@ def full_storage_is_clear(path: str | Path) -> Iterator[None]:
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix.
+def write_bytes_atomic(path: str | Path, data: bytes, fsync: bool = True, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix
+    (``mode``: the file's, when the caller knows its directory's policy already).
 
     A full or read-only filesystem raises ``StorageFullError`` and leaves the old file and no
     temporary file behind."""
     path = Path(path)
-    with full_storage_is_clear(path), replacing(path, fsync) as (fd, _):
+    with full_storage_is_clear(path), replacing(path, fsync, mode) as (fd, _):
         write_all(fd, data)
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path, fsync: bool = True) -> Iterator[tuple[int, Path]]:
+def replacing(path: str | Path, fsync: bool = True, mode: int | None = None) -> Iterator[tuple[int, Path]]:
     """A new temporary file beside ``path``, as (descriptor, name), for the block to write in full.
 
     When the block ends the file is synced (``fsync``) and renamed over ``path`` in one step; if
     the block or the sync fails it is removed and ``path`` stays as it was. The name is for a
-    writer that can only open files by name (h5py); the file has the directory's policy mode."""
+    writer that can only open files by name (h5py); the file has the directory's policy mode
+    (``mode``: that mode, already known: no stat of the directory)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
-            os.fchmod(fd, file_mode_for(path.parent))
+            os.fchmod(fd, file_mode_for(path.parent) if mode is None else mode)
             yield fd, Path(tmp)
             if fsync:
                 os.fsync(fd)  # a full disk shows here at the latest, before the rename
@@ -92,6 +94,29 @@ def replacing(path: str | Path, fsync: bool = True) -> Iterator[tuple[int, Path]
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class OpenFd:
+    """A descriptor kept open (a driver's tail of a result log, a logger's file), closed by
+    ``close()`` or when collected: ``io.FileIO`` would ``fstat`` it when wrapping it, one
+    metadata operation per file on a parallel filesystem."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            self.close()
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -105,9 +130,10 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_json_atomic(path: str | Path, obj: Any, fsync: bool = True, indent: int | None = 1) -> None:
+def write_json_atomic(path: str | Path, obj: Any, fsync: bool = True, indent: int | None = 1,
+                      mode: int | None = None) -> None:
     """``obj`` as JSON, written with ``write_bytes_atomic``."""
-    write_bytes_atomic(path, json.dumps(obj, indent=indent, default=str).encode(), fsync=fsync)
+    write_bytes_atomic(path, json.dumps(obj, indent=indent, default=str).encode(), fsync=fsync, mode=mode)
 
 
 def rewrite_in_place(path: str | Path, data: bytes) -> None:

@@ -21,18 +21,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hpctune.core.ids import is_pool_job, is_slurm_job
-from hpctune.errors import ExperimentLockedError
 from hpctune.storage import control, trial_meta
 from hpctune.storage.atomic import read_json, write_bytes_atomic, write_json_atomic
 from hpctune.storage.changes import ChangeBell
 from hpctune.storage.control import ControlRecord
 from hpctune.storage.events import KIND, EventKind
+from hpctune.storage.experiment_lock import experiment_lock
+from hpctune.storage.new_trial import NewTrial
 from hpctune.storage.result_log import ResultLog, read_events
 from hpctune.storage.secure import (
+    NewDirs,
     check_component,
     ensure_dir,
     load_private_pickle,
@@ -86,6 +89,8 @@ class ExperimentDir:
         path = Path(root).expanduser().absolute()
         plain = path.name not in ("", ".", "..")
         self.root = path.parent.resolve() / path.name if plain else path.resolve()
+        self._trial_dirs: NewDirs | None = None  # made at the first new trial
+        self._new: NewTrial | None = None  # the trial being created (``new_trial``)
 
     # -- the experiment's own files ---------------------------------------------------------
     @property
@@ -183,6 +188,25 @@ class ExperimentDir:
             ensure_dir(path, mode)
 
     # -- per trial ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def new_trial(self, trial_id: str) -> Iterator[NewTrial]:
+        """The driver creates trial ``trial_id`` in this block: its directory, params and record
+        in few metadata operations when the directory is new (``storage/new_trial``); take the
+        new log's descriptor (``NewTrial.take_log``) before the block ends."""
+        if self._trial_dirs is None:
+            self._trial_dirs = NewDirs(self.trials_dir)
+        self._new = NewTrial(check_component(trial_id, "trial id"), self._trial_dirs, RESULT_LOG_FILE)
+        try:
+            yield self._new
+        finally:
+            self._new.close()
+            self._new = None
+
+    def _creating(self, trial_id: str) -> NewTrial | None:
+        """The trial being created, if it is ``trial_id`` (``new_trial``)."""
+        new = self._new
+        return new if new is not None and new.trial_id == trial_id else None
+
     def trial_dir(self, trial_id: str) -> Path:
         """``trials/<trial_id>``; an id that is not one path component (read from a forged
         file) is an UnsafeFileError, never a path outside the experiment."""
@@ -266,11 +290,18 @@ class ExperimentDir:
     def write_trial_meta(self, trial_id: str, meta: dict[str, Any]) -> None:
         """The trial's whole metadata record (tag, resources, name...): a ``meta`` event in its
         result log (``storage/trial_meta``), not a file of its own."""
+        new = self._creating(trial_id)
+        if new is not None and new.make_dir():
+            new.write_meta(meta)
+            return
         make_private_dir(self.trial_dir(trial_id))
         trial_meta.write_meta(self.result_log(trial_id), trial_id, meta)
 
     def read_trial_meta(self, trial_id: str) -> dict[str, Any]:
         """The trial's latest metadata record (``{}``: none yet, or not a JSON object)."""
+        new = self._creating(trial_id)
+        if new is not None and new.fresh:
+            return dict(new.meta)
         meta = trial_meta.read_meta(self.result_log_path(trial_id), self.trial_meta_path(trial_id))
         return meta if isinstance(meta, dict) else {}
 
@@ -281,15 +312,22 @@ class ExperimentDir:
         file per trial fewer in the common case. Raises ConfigError naming the key of a value
         that cannot be pickled, before anything is written."""
         payload = pickle_config(params)
-        make_private_dir(self.trial_dir(trial_id))
+        new = self._creating(trial_id)
+        fresh = new is not None and new.make_dir()  # a new directory: its mode known, no pickle there
+        if not fresh:
+            make_private_dir(self.trial_dir(trial_id))
+        mode = new.file_mode if fresh else None
         if json_exact(params):
             # params.json first: a crash between the two leaves the older pickle, which a
             # rewrite of the same config (an exploit enacted again on restore) replaces
-            write_json_atomic(self.params_path(trial_id), params, fsync=False)
-            self.params_pickle_path(trial_id).unlink(missing_ok=True)
+            write_json_atomic(self.params_path(trial_id), params, fsync=False, mode=mode)
+            if not fresh or new.wrote_pickle:
+                self.params_pickle_path(trial_id).unlink(missing_ok=True)
             return
-        write_bytes_atomic(self.params_pickle_path(trial_id), payload, fsync=False)
-        write_json_atomic(self.params_path(trial_id), config_view(params), fsync=False)
+        write_bytes_atomic(self.params_pickle_path(trial_id), payload, fsync=False, mode=mode)
+        if new is not None:
+            new.wrote_pickle = True
+        write_json_atomic(self.params_path(trial_id), config_view(params), fsync=False, mode=mode)
 
     def read_params(self, trial_id: str) -> dict[str, Any]:
         """The human-readable view of the config (``params.json``): JSON types only."""
@@ -349,27 +387,3 @@ def _entries(directory: Path) -> list[str]:
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         return os.listdir(directory)
     return []
-
-
-class experiment_lock:  # noqa: N801 - used as a context manager, reads like one
-    """One driver per experiment directory; a dead driver's lock is released by the OS."""
-
-    def __init__(self, exp: ExperimentDir):
-        from filelock import FileLock, Timeout
-
-        self._timeout = Timeout
-        self.path = exp.lock_path
-        self.lock = FileLock(str(self.path), mode=0o600)
-
-    def __enter__(self) -> experiment_lock:
-        try:
-            self.lock.acquire(timeout=0)
-        except self._timeout as exc:
-            raise ExperimentLockedError(
-                f"Another driver is running the experiment in {self.path.parent} (lock {self.path}). "
-                "Wait for it to finish, or stop it first; two drivers would corrupt the experiment."
-            ) from exc
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.lock.release()

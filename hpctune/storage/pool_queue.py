@@ -51,9 +51,10 @@ from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: a
     RunRecord,
     RunWall,
     read_record,
+    write_new_record,
     write_record,
 )
-from hpctune.storage.secure import make_private_dir
+from hpctune.storage.secure import file_mode_for, make_private_dir
 
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 _BUCKET = re.compile(r"b[0-9]{8,}", re.ASCII)
@@ -130,6 +131,7 @@ class PoolQueue:
 
     def __init__(self, experiment_root: str | Path):
         self.root = Path(experiment_root) / POOL_DIR
+        self._run_mode: int | None = None  # of a run record: looked up at the first enqueue
 
     def _dir(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -165,7 +167,11 @@ class PoolQueue:
 
     def enqueue(self, seq: int, trial_id: str, shape: str) -> str:
         """Record run ``seq`` of ``trial_id`` and queue it for a pool task of ``shape``."""
-        write_record(self._dir("runs", f"{_name(seq)}.json"), {"trial_id": trial_id, "shape": check_shape(shape)})
+        if self._run_mode is None:
+            self._run_mode = file_mode_for(self._dir("runs"))
+        # written in place: nobody reads it before its marker, created below (``write_new_record``)
+        write_new_record(self._dir("runs", f"{_name(seq)}.json"),
+                         {"trial_id": trial_id, "shape": check_shape(shape)}, self._run_mode)
         marker, flags = self._queued_path(shape, seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL
         for attempt in range(3):
             try:

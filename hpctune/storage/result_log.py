@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import io
 import json
 import os
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import StorageError
-from hpctune.storage.atomic import full_storage_is_clear, write_all
+from hpctune.storage.atomic import OpenFd, full_storage_is_clear, write_all
 from hpctune.storage.changes import ChangeBell
 from hpctune.storage.events import CHECKPOINT, RESULT
 from hpctune.storage.secure import open_private
@@ -47,7 +46,7 @@ class ResultLog:
 
     def append_many(self, events: list[dict[str, Any]], fsync: bool = False) -> None:
         """Append events as complete lines; ``fsync`` for events that must survive a node crash."""
-        data = _lines(events)
+        data = encode_events(events)
         with self._locked() as fd:
             _append_lines(fd, data, fsync)
         self._ring()
@@ -59,7 +58,7 @@ class ResultLog:
         same thing (the ranks of one trial) leave one record. Returns the log's size after the
         append (everything before it has been checked: a writer that asks again may start
         there), or None when such an event was there already."""
-        data = _lines([event])
+        data = encode_events([event])
         with self._locked() as fd:
             size = os.fstat(fd).st_size
             logged, _ = parse_events(os.pread(fd, max(0, size - since), since), since)
@@ -120,7 +119,8 @@ class ResultLog:
                 self._fd = None
 
 
-def _lines(events: list[dict[str, Any]]) -> bytes:
+def encode_events(events: list[dict[str, Any]]) -> bytes:
+    """``events`` as the complete lines a writer appends to a log."""
     return "".join(json.dumps(e, default=_jsonable) + "\n" for e in events).encode()
 
 
@@ -173,7 +173,7 @@ class LogTail:
         self._read_to = offset
         self._pending: list[tuple[dict[str, Any], int]] = []
         self._keep_open = keep_open
-        self._file: io.FileIO | None = None  # kept open; closed with the tail or when collected
+        self._file: OpenFd | None = None  # kept open; closed with the tail or when collected
 
     def read_new(self) -> list[dict[str, Any]]:
         """Complete events after ``offset``; advances past them."""
@@ -211,7 +211,7 @@ class LogTail:
     def _read_open(self) -> bytes:
         if self._file is None:
             try:
-                self._file = io.FileIO(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC), "r")
+                self._file = OpenFd(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC))
             except FileNotFoundError:
                 return b""  # no event yet
             except OSError as exc:
@@ -224,6 +224,17 @@ class LogTail:
             chunks.append(chunk)
             position += len(chunk)
         return b"".join(chunks)
+
+    def adopt(self, fd: int, skip: int = 0) -> None:
+        """Read the log through ``fd``, a descriptor of it that its creator holds already (the
+        driver, which wrote a new trial's first events): no open of its own; the tail owns
+        ``fd`` from now on. A tail that has read nothing yet starts at ``skip``: the creator's
+        own events (a driver that read its ``meta`` events late would take them for a sign of
+        life from the trial's job)."""
+        self.close()
+        self._file, self._keep_open = OpenFd(fd), True
+        if self._read_to == self.offset == 0 and not self._pending:
+            self._read_to = self.offset = skip
 
     def consume(self, count: int) -> None:
         """Mark the first ``count`` peeked events handled."""

@@ -21,7 +21,7 @@ import os
 import pickle
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hpctune.errors import ConfigError, StorageError, UnsafeFileError
 
@@ -81,13 +81,51 @@ def make_private_dir(path: str | Path, mode: int | None = None) -> Path:
         raise StorageError(f"Cannot create the directory {path}: something that is not a directory "
                            "is there. Fix: move it away, or choose another storage path or name.") from None
     except OSError as exc:
-        if exc.errno != errno.ENAMETOOLONG:
-            raise
-        raise ConfigError(f"Cannot create the directory {path}: its name ({path.name[:40]}...) is "
-                          f"{len(path.name.encode())} bytes, more than the filesystem takes (255 at most "
-                          "on most). Fix: choose a shorter RunConfig(name=...) or --name.") from None
+        _raise_name_too_long(path, exc)
     _set_dir_mode(path, wanted)
     return path
+
+
+def _raise_name_too_long(path: Path, exc: OSError) -> NoReturn:
+    """A ConfigError for a name longer than the filesystem takes; ``exc`` again otherwise."""
+    if exc.errno != errno.ENAMETOOLONG:
+        raise exc
+    raise ConfigError(f"Cannot create the directory {path}: its name ({path.name[:40]}...) is "
+                      f"{len(path.name.encode())} bytes, more than the filesystem takes (255 at most "
+                      "on most). Fix: choose a shorter RunConfig(name=...) or --name.") from None
+
+
+class NewDirs:
+    """Makes directories in ``parent`` (the driver's trial directories: one per new trial,
+    thousands a run) with exactly ``mode`` (default: the policy's for ``parent``), at one
+    ``mkdir`` apiece instead of ``make_private_dir``'s stats, open and fstat.
+
+    ``mkdir`` never follows a symlink and what it creates is yours: what is left to check is
+    the mode, which the umask, a set-group-ID parent or a default ACL may change. The first
+    directory is checked on its descriptor (``_set_dir_mode``), and so is each next one until
+    ``mkdir`` alone gave exactly ``mode``; from then on it is trusted (a umask or ACL changed
+    later in the run can only take bits away, never give anyone more access)."""
+
+    def __init__(self, parent: str | Path, mode: int | None = None):
+        self.parent = Path(parent)
+        self.mode = dir_mode_for(self.parent) if mode is None else mode
+        self._trusted = False
+
+    def make(self, name: str) -> bool:
+        """Create ``parent/name``: True when this call created it, False when a directory was
+        there already (left as it is, as ``make_private_dir`` leaves it); StorageError when
+        something that is not a directory is there."""
+        path = self.parent / check_component(name, "directory name")
+        try:
+            os.mkdir(path, self.mode)
+        except FileExistsError:
+            make_private_dir(path, self.mode)
+            return False
+        except OSError as exc:
+            _raise_name_too_long(path, exc)
+        if not self._trusted:
+            self._trusted = _set_dir_mode(path, self.mode)
+        return True
 
 
 def ensure_dir(path: str | Path, mode: int) -> Path:
@@ -99,7 +137,8 @@ def ensure_dir(path: str | Path, mode: int) -> Path:
     return path
 
 
-def _set_dir_mode(path: Path, mode: int) -> None:
+def _set_dir_mode(path: Path, mode: int) -> bool:
+    """Give the directory of yours ``path`` exactly ``mode``; True when it had it already."""
     fd = _open_nofollow(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         st = os.fstat(fd)
@@ -108,8 +147,10 @@ def _set_dir_mode(path: Path, mode: int) -> None:
                 f"The experiment directory {path} belongs to uid {st.st_uid}, not to you "
                 f"(uid {os.geteuid()}): its owner could change your experiment. Fix: choose "
                 "another RunConfig(name=...) or storage_path.")
-        if stat.S_IMODE(st.st_mode) != mode:
-            os.fchmod(fd, mode)
+        if stat.S_IMODE(st.st_mode) == mode:
+            return True
+        os.fchmod(fd, mode)
+        return False
     finally:
         os.close(fd)
 
@@ -125,14 +166,20 @@ def open_private(path: str | Path, flags: int, mode: int | None = None) -> int:
         mode = file_mode_for(path.parent)
     while True:
         try:
-            fd = _open_nofollow(path, flags | os.O_EXCL, mode)
+            return create_private(path, flags, mode)
         except FileExistsError:
             try:
                 return _open_nofollow(path, flags & ~os.O_CREAT)
             except FileNotFoundError:
                 continue  # removed between the two opens: create it after all
-        os.fchmod(fd, mode)
-        return fd
+
+
+def create_private(path: str | Path, flags: int, mode: int) -> int:
+    """Create the file ``path`` (``O_EXCL``: FileExistsError when anything is there, a link
+    too) with exactly ``mode``, whatever the umask; its descriptor, opened with ``flags``."""
+    fd = _open_nofollow(Path(path), flags | os.O_CREAT | os.O_EXCL, mode)
+    os.fchmod(fd, mode)
+    return fd
 
 
 def _open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:

@@ -20,18 +20,28 @@ from typing import Any
 
 from hpctune.storage import events as ev
 from hpctune.storage.atomic import read_json
-from hpctune.storage.result_log import ResultLog, read_events
+from hpctune.storage.result_log import ResultLog, encode_events, read_events
+
+
+def meta_event(trial_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``meta`` event that holds ``meta``, the trial's whole record."""
+    # no time: the driver orders events across trials by their time, and one without comes
+    # first (a record, not something that happened: it never waits behind a worker's events)
+    return ev.new_event(ev.EventKind.META, trial_id=trial_id, meta=meta)
 
 
 def write_meta(log: ResultLog, trial_id: str, meta: dict[str, Any]) -> None:
     """Append ``meta``, the trial's whole record, to its result log ``log`` (under the log's
     lock; ``ExperimentDir.result_log``, which rings the change feed as every writer does)."""
     try:
-        # no time: the driver orders events across trials by their time, and one without comes
-        # first (a record, not something that happened: it never waits behind a worker's events)
-        log.append(ev.new_event(ev.EventKind.META, trial_id=trial_id, meta=meta))
+        log.append(meta_event(trial_id, meta))
     finally:
         log.close()
+
+
+def meta_line(trial_id: str, meta: dict[str, Any]) -> bytes:
+    """The log line of ``meta_event`` (for the driver writing a new trial's log: ``storage/new_trial``)."""
+    return encode_events([meta_event(trial_id, meta)])
 
 
 def read_meta(log_path: Path, legacy_path: Path) -> Any:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import resource
 from collections import OrderedDict
 from pathlib import Path
 
-from hpctune.storage.atomic import write_all, write_bytes_atomic
+from hpctune.storage.atomic import OpenFd, write_all, write_bytes_atomic
 from hpctune.storage.secure import file_mode_for, open_private
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
@@ -41,13 +40,13 @@ class OpenAppends:
 
     def __init__(self, max_open: int | None = None):
         self.max_open = max_open
-        self._files: OrderedDict[Path, io.FileIO] = OrderedDict()  # closed when collected, too
+        self._files: OrderedDict[Path, OpenFd] = OrderedDict()  # closed when collected, too
         self._mode: int | None = None
 
     def append(self, path: Path, data: bytes) -> None:
         file = self._files.pop(path, None)
         if file is None:
-            file = io.FileIO(self._open(path), "w")
+            file = OpenFd(self._open(path))  # no FileIO: its fstat is a metadata operation
         self._files[path] = file  # the most recently used last
         write_all(file.fileno(), data)
 

@@ -266,3 +266,24 @@ def test_a_pool_task_drops_a_run_whose_record_it_cannot_read(tmp_path, capsys):
     assert task.run() == 0
     assert queue.ended(0) == RunEnd(1, "43_0") and not task.children
     assert "run 0 has no readable record; dropped" in capsys.readouterr().err
+
+
+def test_a_run_record_is_written_in_place_in_the_policy_mode_and_an_empty_one_is_unreadable(tmp_path):
+    import os
+    import stat
+
+    queue = queue_with_run(tmp_path)
+    runs = tmp_path / "pool" / "runs"
+    assert stat.S_IMODE(os.stat(runs / "00000000.json").st_mode) == 0o600
+    assert [p.name for p in runs.iterdir()] == ["00000000.json"]  # no temporary file left
+    (runs / "00000000.json").write_text("")  # a driver killed between the create and the write
+    assert queue.run(0) is None and queue.runs() == {}
+
+
+def test_a_run_record_already_there_is_replaced_whole(tmp_path):
+    from hpctune.storage.pool_records import write_new_record
+
+    path = tmp_path / "00000003.json"
+    path.write_text(json.dumps({"v": QUEUE_VERSION, "trial_id": "old", "shape": SHAPE, "pad": "x" * 500}))
+    write_new_record(path, {"trial_id": "new", "shape": SHAPE}, 0o600)
+    assert json.loads(path.read_text()) == {"v": QUEUE_VERSION, "trial_id": "new", "shape": SHAPE}
