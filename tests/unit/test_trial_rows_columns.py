@@ -11,10 +11,11 @@ import random
 
 import pytest
 
-from hpctune.storage.journal_writer import JournalWriter
+from hpctune.storage.journal_writer import JournalWriter, merge_base
 from hpctune.storage.trial_rows import FIELDS, KEYS, LENGTH, OFFSET, _extras, _last_line
 from hpctune.storage.trial_rows_codec import MISSING, _decode, _encode
 from hpctune.storage.trial_rows_columns import MAX_CODES, Column
+from hpctune.storage.trial_rows_read import read_rows
 from tests.unit.test_trial_rows import RUN, exp, make_trial, record  # noqa: F401 (fixture)
 
 
@@ -130,3 +131,28 @@ def test_the_streamed_view_is_the_view_of_every_record_at_once(exp):  # noqa: F8
     assert set(columns) == {*expected, OFFSET, LENGTH}
     for name, values in expected.items():
         assert columns[name] == _encode(values), name
+
+
+@pytest.mark.parametrize("number", [2.5, 7])
+def test_a_number_put_over_by_a_gap_is_written_as_the_list_writes_it(number):
+    values = [number] * 10
+    column = build(values)
+    assert column.mode in ("d", "q")
+    column.put(3, MISSING)
+    values[3] = MISSING
+    check(values, column)  # the gap's place in the binary line holds 0, as ``_encode`` writes it
+
+
+def test_a_merged_row_keeps_none_of_the_columns_its_new_record_lacks(exp):  # noqa: F811
+    rows = records(exp, 30, 4)
+    writer = JournalWriter(exp)
+    writer.compact(1, iter(rows), RUN)
+    changed = {**rows[3], "last_result": {"loss": -5.0}, "config": {"lr": 0.1}}
+    writer.append(2, [changed], RUN)
+    merge_base(exp, writer.generation, 2, "g2")
+    view = read_rows(exp)
+    assert view is not None and view.count == 30 and not view.lines
+    assert view.column("result:acc")[3] is MISSING and view.column("config/opt/name")[3] is MISSING
+    assert view.column("result:loss")[3] == -5.0
+    assert view.column(KEYS)[3] == ("config/lr", "result:loss")
+    assert view.column("result:acc")[2] is not MISSING  # the others as they were
