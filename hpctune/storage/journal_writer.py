@@ -166,17 +166,18 @@ class JournalWriter:
             return
         generation, size, offset = merged
         try:
-            with open(self.path, "rb") as f:  # the lines appended since it began (this writer's)
-                f.seek(offset)
-                tail = f.read()
+            old = open(self.path, "rb")  # noqa: SIM115 (closed below) the lines appended since it began
         except FileNotFoundError:  # the journal was moved away: a new base starts a new one
             self.generation = None
             return
         header = json.dumps({"kind": "header", "version": VERSION, "generation": generation}) + "\n"
-        data = header.encode() + tail
         self.generation = None  # until written: a failure compacts at the next snapshot
-        write_bytes_atomic(self.path, data, fsync=True)
-        self.generation, self.base_bytes, self.journal_bytes = generation, size, len(data)
+        with old, full_storage_is_clear(self.path), replacing(self.path, fsync=True) as (fd, _):
+            old.seek(offset)
+            written = write_piece(fd, [header.encode()])
+            while chunk := old.read(_COPY_CHUNK):  # not the whole tail at once (tens of MB)
+                written += write_piece(fd, [chunk])
+        self.generation, self.base_bytes, self.journal_bytes = generation, size, written
 
     def finish(self) -> float:
         """At the driver's end: let a background compaction end and start its generation's
@@ -268,6 +269,8 @@ class JournalWriter:
         return len(data)
 
 
+#: bytes of the old journal ``poll`` copies at a time
+_COPY_CHUNK = 1 << 20
 #: how ``append`` starts a trial's or the run's line, with its snapshot number
 _SEQ = re.compile(rb'\{"kind": "(?:trial|run)", "seq": (\d+)[,}]')
 

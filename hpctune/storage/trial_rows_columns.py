@@ -101,7 +101,10 @@ class Column:
         if mode == "o":
             self.data[row] = value
             return
-        if value is MISSING or value is None or (mode == "s" and type(value) is str):
+        if mode == "s" and type(value) is str:
+            self._put_text(row, value)
+            return
+        if value is MISSING or value is None:
             self.holes[row] = value
             if mode == "d" or mode == "q":
                 self.data[row] = 0  # as ``_encode`` writes a row without a number
@@ -170,6 +173,26 @@ class Column:
                 self.append(v)
         else:
             self.mode, self.data, self.table, self.index = "o", values, [], {}
+
+    def _put_text(self, row: int, text: str) -> None:
+        """``text`` as row ``row``'s in ``"s"``: the buffer's text when it is the same (a
+        merge puts every changed trial's id and path again), else a hole; once the holes are
+        an eighth of the rows, a new buffer."""
+        start = self.ends[row - 1] if row else 0
+        if self.data[start : self.ends[row]] == text.encode("utf-8", "surrogatepass"):
+            self.holes.pop(row, None)
+            return
+        self.holes[row] = text
+        if len(self.holes) > max(64, self.count // 8):
+            values, self.data, self.ends, self.holes, self.count = (
+                self.values(),
+                bytearray(),
+                array("q"),
+                {},
+                0,
+            )
+            for value in values:
+                self.append(value)
 
     def _add_text(self, text: str) -> None:
         self.data += text.encode("utf-8", "surrogatepass")

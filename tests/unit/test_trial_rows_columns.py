@@ -156,3 +156,17 @@ def test_a_merged_row_keeps_none_of_the_columns_its_new_record_lacks(exp):  # no
     assert view.column("result:loss")[3] == -5.0
     assert view.column(KEYS)[3] == ("config/lr", "result:loss")
     assert view.column("result:acc")[2] is not MISSING  # the others as they were
+
+
+def test_texts_put_again_stay_in_the_buffer_and_many_new_ones_make_a_new_buffer():
+    values = [f"/exp/trials/trial_{i:05d}" for i in range(1000)]
+    column = build(values)
+    assert column.mode == "s"
+    for row, value in enumerate(values):
+        column.put(row, str(value))  # a merge puts every changed trial's path again: no copy kept
+    assert not column.holes
+    for row in range(0, 1000, 3):
+        values[row] = column_value = f"changed {row}"
+        column.put(row, column_value)
+    assert column.mode == "s" and len(column.holes) <= 1000 // 8  # a new buffer, not 334 holes
+    check(values, column)
