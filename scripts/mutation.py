@@ -70,6 +70,7 @@ SEARCH_RUNS = (U + "test_search_local_runs.py",)
 CREATE_SEARCHER = (U + "test_create_searcher.py",)
 JOURNAL = (U + "test_journal.py",)
 ROWS = (U + "test_trial_rows.py",)
+COLUMNS = (U + "test_trial_rows_columns.py",)
 PACKED = (U + "test_packed_trials.py",)
 
 MUTANTS: list[Mutant] = [
@@ -307,8 +308,8 @@ MUTANTS: list[Mutant] = [
            "if book.written.get(trial_id) != key:", "if trial_id not in book.written:", JOURNAL,
            "a trial's changes after its first snapshot are never written"),
     Mutant("journal-compaction-loses-trials", "hpctune/controller/snapshot.py",
-           "book.writer.compact(book.seq, [_record(t) for t in table.all], run)",
-           "book.writer.compact(book.seq, [_record(t) for t in changed], run)", JOURNAL,
+           "book.writer.compact(book.seq, (_record(t) for t in table.all), run)",
+           "book.writer.compact(book.seq, (_record(t) for t in changed), run)", JOURNAL,
            "a compaction keeps only the trials that changed since the last snapshot"),
     # -- finished trials packed (issue 23 item 7: the driver's memory) ---------------------------
     Mutant("packed-field-dropped", "hpctune/tune/experiment/trial.py",
@@ -324,6 +325,9 @@ MUTANTS: list[Mutant] = [
     Mutant("packed-brought-back-without-log", "hpctune/controller/state.py",
            "if trial.trial_id not in self.tails and self.log_path is not None:",
            "if False:", PACKED, "an errored packed trial a restore runs again has no log reader"),
+    Mutant("packed-pickles-blob", "hpctune/tune/experiment/trial.py",
+           "    def __reduce__(self) -> tuple[Any, ...]:", "    def _no_reduce(self) -> tuple[Any, ...]:",
+           PACKED, "a pickled packed trial carries a blob another process cannot read (no preset dictionary)"),
     Mutant("packed-never", "hpctune/controller/snapshot.py",
            "            _pack_written(table, book, dirty)", "            pass", PACKED,
            "finished trials stay whole while the run goes on (the memory it was for)"),
@@ -379,8 +383,21 @@ MUTANTS: list[Mutant] = [
            "or head.get(\"version\") != VERSION", "or False", ROWS,
            "a view of another version is read as this one"),
     Mutant("rows-merge-changed-not-applied", "hpctune/storage/journal_merge.py",
-           "                    moved.add(index)", "                    pass", ROWS,
+           "                    moved.append(index)", "                    pass", ROWS,
            "a background merge carries the old view forward without the trials that changed"),
+    Mutant("rows-column-hole-keeps-number", "hpctune/storage/trial_rows_columns.py",
+           "                self.data[row] = 0  # as ``_encode`` writes a row without a number",
+           "                pass", COLUMNS, "a row put over by None keeps its old number in the column's line"),
+    Mutant("rows-column-codes-unbounded", "hpctune/storage/trial_rows_columns.py",
+           "if key is None or len(self.table) >= MAX_CODES:", "if key is None:", COLUMNS,
+           "a column of 100,000 distinct texts is kept as codes into a table of them all"),
+    Mutant("rows-replaced-row-keeps-columns", "hpctune/storage/trial_rows.py",
+           "        if index < self.count:  # a row replaced", "        if False:  # a row replaced", ROWS,
+           "a trial whose result lost a key still shows the old value in the view after a merge"),
+    Mutant("rows-carry-skips-changed", "hpctune/storage/trial_rows.py",
+           "todo = chain((i for i in changed if i < old), range(old, len(lines)))",
+           "todo = range(old, len(lines))", ROWS,
+           "a background merge carries the old rows of the trials that changed"),
     Mutant("rows-escaped-not-scrubbed", "hpctune/storage/trial_rows_read.py",
            "            if _escapes(line):\n                rows.escaped.add(at)",
            "            if False:\n                rows.escaped.add(at)", ROWS,

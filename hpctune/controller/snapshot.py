@@ -154,7 +154,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         table.trials[trial_id].log_offset = tail.offset
     book.written = {t.trial_id: fingerprint(t) for t in table.all}
     book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
-    book.writer.compact(book.seq, [_record(t) for t in table.all], run)
+    book.writer.compact(book.seq, (_record(t) for t in table.all), run)  # streamed
     _pack_written(table, book, table.trials)
     return len(table.all)
 

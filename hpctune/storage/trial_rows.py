@@ -9,7 +9,8 @@ background) it writes ``state.rows`` beside it: the display fields of each trial
 journal's last line of each trial that changed since, and reads the base only for the few
 trials whose whole record it needs (``TrialRows.record``).
 
-One writer (``write_rows``/``carry_rows``, called by ``storage.journal_writer``), one reader
+One writer (``RowTable`` and ``save_rows``, row by row as ``JournalWriter.compact`` streams
+the base; ``carry_rows`` after ``merge_base``), one reader
 (``trial_rows_read.read_rows``). A view of another base (generation or snapshot number), of another version,
 damaged or missing reads as None: the caller then reads the whole state (``storage.journal``),
 so a display never shows stale rows.
@@ -36,16 +37,20 @@ import contextlib
 import json
 import logging
 import os
+import stat
+from array import array
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from hpctune.core.metrics import flatten
-from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all
 from hpctune.storage.experiment import STATE_ROWS_FILE, ExperimentDir
 from hpctune.storage.journal import _ESCAPED_CONTROL, _HEAVY, MAX_STATE_BYTES
 from hpctune.storage.secure import read_regular_bytes
-from hpctune.storage.trial_rows_codec import MISSING, _decode, _encode
+from hpctune.storage.trial_rows_codec import MISSING, _binary, _decode
+from hpctune.storage.trial_rows_columns import Column
 
 log = logging.getLogger(__name__)
 
@@ -131,132 +136,106 @@ def _flat(config: dict[str, Any], prefix: str, out: list[tuple[str, Any]]) -> No
 
 
 # -- writing -------------------------------------------------------------------------------------
-class _Table:
-    """Rows as columns while they are built: name -> values (``MISSING`` where a row lacks it)."""
+class RowTable:
+    """The view's rows while a base is written, one record at a time as it streams: compact
+    columns (``trial_rows_columns.Column``), each row's place in the base as two arrays, and
+    the rows whose text holds an escaped control character. No list of every record, and no
+    object per record outlives its turn: a background thread that made 100,000 of them set
+    off collections over the driver's whole heap that stalled it."""
 
-    def __init__(self, count: int = 0, columns: dict[str, list[Any]] | None = None):
-        self.count, self.columns = count, columns if columns is not None else {}
+    def __init__(self) -> None:
+        self.count = 0
+        self.columns: dict[str, Column] = {name: Column() for name in FIELDS}
+        self.escaped: set[int] = set()
+        self.offsets, self.lengths = array("q"), array("q")
 
-    def append(self, row: dict[str, Any]) -> None:
-        for name, values in self.columns.items():
-            values.append(row.get(name, MISSING))
-        for name, value in row.items():
-            if name not in self.columns:
-                self.columns[name] = [MISSING] * self.count + [value]
-        self.count += 1
+    def add(self, record: dict[str, Any], line: bytes, offset: int) -> None:
+        """The next row: ``record``, whose text ``line`` starts at ``offset`` in the base."""
+        self.set(self.count, record, line)
+        self.offsets.append(offset)
+        self.lengths.append(len(line))
 
-    def put(self, index: int, row: dict[str, Any]) -> None:
-        if index >= self.count:
-            self.append(row)
-            return
-        for name, values in self.columns.items():
-            values[index] = row.get(name, MISSING)
-        for name, value in row.items():
-            if name not in self.columns:
-                self.columns[name] = [MISSING] * self.count
-                self.columns[name][index] = value
-
-
-def write_rows(
-    exp: ExperimentDir,
-    generation: str,
-    seq: int,
-    columns: dict[str, list[Any]],
-    count: int,
-    escaped: Iterable[int],
-) -> None:
-    """Write the view of the base of ``generation`` (snapshot ``seq``): ``count`` rows as
-    ``columns`` (``_offset``/``_length`` included). Not synced: a view lost to a crash reads as
-    damaged, and the readers read the whole state instead."""
-    names = list(columns)
-    head = {
-        "format": FORMAT,
-        "version": VERSION,
-        "generation": generation,
-        "seq": seq,
-        "count": count,
-        "columns": names,
-        "escaped": sorted(escaped),
-    }
-    lines = [json.dumps(head).encode()]
-    for name in names:
-        values = columns[name]
-        lines.append(_encode(values))
-    write_bytes_atomic(rows_path(exp), b"\n".join(lines) + b"\n", fsync=False)
-
-
-def rows_of_records(
-    records: Sequence[dict[str, Any]], lines: list[bytes] | None = None
-) -> tuple[_Table, set[int]]:
-    """The rows of ``records`` (in order; a sequence that may build each record as it is
-    asked for) and the rows whose text (``lines``, as written) holds an escaped control
-    character. No object per record outlives its turn: a background thread that made
-    100,000 of them set off collections over the driver's whole heap that stalled it."""
-    count, orders = len(records), {}
-    columns: dict[str, list[Any]] = {name: [MISSING] * count for name in FIELDS}
-    columns[KEYS] = [MISSING] * count
-    fields = [(name, default, columns[name]) for name, default in FIELDS.items()]
-    for index in range(count):
-        record = records[index]
-        for name, default, values in fields:
-            values[index] = record.get(name, default)
-        names = []
+    def set(self, index: int, record: dict[str, Any], line: bytes) -> None:
+        """Row ``index`` (a row past the last: added) from ``record`` and its text ``line``;
+        raises for a record of the wrong shape (as building its ``Trial`` would)."""
+        columns, seen = self.columns, []
+        for name, default in FIELDS.items():
+            value = record.get(name, default)
+            if name == "error" and value:
+                value = _last_line(value)
+            columns[name].put(index, value)
         for name, value in _extras(record):
-            values = columns.get(name)
-            if values is None:
-                values = columns[name] = [MISSING] * count
-            values[index] = value
-            names.append(name)
-        order = tuple(names)
-        columns[KEYS][index] = orders.setdefault(order, order)
-    columns["error"] = [_last_line(e) if e else e for e in columns["error"]]
-    keys = columns.pop(KEYS)
-    columns[KEYS] = keys  # after the config and result columns, as ``row_of`` orders them
-    escaped = {i for i, line in enumerate(lines or ()) if _escapes(line)}
-    return _Table(count, columns), escaped
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = Column(self.count)
+            column.put(index, value)
+            seen.append(name)
+        keys = columns.get(KEYS)
+        if keys is None:
+            keys = columns[KEYS] = Column(self.count)
+        keys.put(index, tuple(seen))
+        if index < self.count:  # a row replaced: the columns its record lacks
+            wanted = set(seen)
+            for name, column in columns.items():
+                if name not in FIELDS and name != KEYS and name not in wanted:
+                    column.put(index, MISSING)
+        self.count = max(self.count, index + 1)
+        self.escaped.discard(index)
+        if _escapes(line):
+            self.escaped.add(index)
+
+    def names(self) -> list[str]:
+        """The columns in the view's order: the trial fields, the config and result columns,
+        ``_keys`` (as ``row_of`` orders a row)."""
+        return [n for n in self.columns if n != KEYS] + [KEYS]
 
 
-class _Parsed(Sequence):
-    """Base lines as records, each parsed when asked for (up to its metric analysis)."""
+def save_rows(exp: ExperimentDir, generation: str, seq: int, table: RowTable) -> None:
+    """Write the view of the base of ``generation`` (snapshot ``seq``), one column at a time
+    (each column's values as a list only while its line is made). Not synced: a view lost to
+    a crash reads as damaged, and the readers read the whole state instead. On any failure the
+    view is removed and the error only logged: the view never fails a compaction."""
+    try:
+        if len(table.offsets) != table.count:
+            raise ValueError(f"{len(table.offsets)} places for {table.count} rows")
+        names = table.names()
+        head = {
+            "format": FORMAT,
+            "version": VERSION,
+            "generation": generation,
+            "seq": seq,
+            "count": table.count,
+            "columns": [*names, OFFSET, LENGTH],
+            "escaped": sorted(table.escaped),
+        }
+        with (
+            full_storage_is_clear(rows_path(exp)),
+            replacing(rows_path(exp), fsync=False) as (fd, _),
+        ):
+            write_all(fd, json.dumps(head).encode() + b"\n")
+            for name in names:
+                column = table.columns[name]
+                while column.count < table.count:
+                    column.append(MISSING)
+                write_all(fd, column.encode() + b"\n")
+            for numbers in (table.offsets, table.lengths):
+                write_all(fd, _binary("i8", array("q", numbers), []) + b"\n")
+    except Exception as exc:  # a record of an odd shape, a full disk: the view is only a cache
+        log.warning("Could not write %s (%s); displays read the whole state.", rows_path(exp), exc)
+        remove_rows(exp)
 
-    def __init__(self, lines: list[bytes]):
-        self.lines = lines
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def __getitem__(self, index: Any) -> Any:
-        line = self.lines[index]
-        cut = line.rfind(_HEAVY)
-        if cut > 0:
-            with contextlib.suppress(ValueError):
-                return json.loads(line[:cut] + b"}")
-        return json.loads(line)
+def parse_display(line: bytes) -> dict[str, Any]:
+    """A base line as a record, parsed up to its metric analysis (which no column holds)."""
+    cut = line.rfind(_HEAVY)
+    if cut > 0:
+        with contextlib.suppress(ValueError):
+            return json.loads(line[:cut] + b"}")
+    return json.loads(line)
 
 
 def _escapes(line: bytes) -> bool:
     return (b"\\" in line or b"\xc2" in line) and _ESCAPED_CONTROL.search(line) is not None
-
-
-def save_rows(
-    exp: ExperimentDir,
-    generation: str,
-    seq: int,
-    table: _Table,
-    escaped: set[int],
-    positions: list[tuple[int, int]],
-) -> None:
-    """``write_rows`` of ``table`` with each row's line in the base; on any failure the view
-    is removed (readers read the whole state then) and the error only logged: the view never
-    fails a compaction."""
-    try:
-        columns = dict(table.columns)
-        columns[OFFSET] = [p[0] for p in positions]
-        columns[LENGTH] = [p[1] for p in positions]
-        write_rows(exp, generation, seq, columns, table.count, escaped)
-    except Exception as exc:  # a record of an odd shape, a full disk: the view is only a cache
-        log.warning("Could not write %s (%s); displays read the whole state.", rows_path(exp), exc)
-        remove_rows(exp)
 
 
 def remove_rows(exp: ExperimentDir) -> None:
@@ -271,41 +250,82 @@ def carry_rows(
     old_seq: int,
     generation: str,
     seq: int,
-    lines: list[bytes],
-    changed: set[int],
-    positions: list[tuple[int, int]],
+    lines: Sequence[bytes],
+    changed: Iterable[int],
+    offsets: array,
+    lengths: array,
 ) -> None:
     """The view of a base that ``merge_base`` wrote from the base of ``continues`` (snapshot
     ``old_seq``) and the journal: that base's view with the ``changed`` rows (and the new ones)
-    taken from their lines; every line parsed when that view is missing or of another base."""
+    taken from their ``lines`` (read when asked for), each row at ``offsets``/``lengths`` in
+    the new base; every line parsed when that view is missing or of another base."""
     try:
-        old = _read_view(exp)
-        if old is None or old[0].get("generation") != continues or old[0].get("seq") != old_seq:
-            table, escaped = rows_of_records(_Parsed(lines), lines)
+        table = _read_table(exp, continues, old_seq)
+        if table is None:
+            table, todo = RowTable(), range(len(lines))
         else:
-            head, raw = old
-            count = int(head["count"])
-            table = _Table(
-                count,
-                {
-                    n: _decode(raw[i], n == KEYS)
-                    for i, n in enumerate(head["columns"])
-                    if n not in (OFFSET, LENGTH)
-                },
-            )
-            escaped = set(head.get("escaped", []))
-            for index in sorted(changed | set(range(count, len(lines)))):
-                table.put(index, row_of(json.loads(lines[index])))
-                escaped.discard(index)
-                if _escapes(lines[index]):
-                    escaped.add(index)
+            if table.count > len(lines):
+                raise ValueError(f"{table.count} rows for {len(lines)} trials")
+            old = table.count
+            todo = chain((i for i in changed if i < old), range(old, len(lines)))
+        for index in todo:
+            line = lines[index]
+            table.set(index, parse_display(line), line)
         if table.count != len(lines):
             raise ValueError(f"{table.count} rows for {len(lines)} trials")
+        table.offsets, table.lengths = offsets, lengths
     except Exception as exc:
         log.warning("Could not write %s (%s); displays read the whole state.", rows_path(exp), exc)
         remove_rows(exp)
         return
-    save_rows(exp, generation, seq, table, escaped, positions)
+    save_rows(exp, generation, seq, table)
+
+
+def _read_table(exp: ExperimentDir, generation: str, seq: int) -> RowTable | None:
+    """The view on disk as a ``RowTable`` (one column line read and decoded at a time), if it
+    is the view of the base of ``generation`` at snapshot ``seq``; None when missing, damaged,
+    of another version or of another base."""
+    try:
+        fd = os.open(rows_path(exp), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATE_BYTES:
+            return None  # not as hpctune writes it: the caller builds the view anew
+        try:
+            head = json.loads(f.readline())
+        except ValueError:
+            return None
+        if not _is_head(head) or head.get("generation") != generation or head.get("seq") != seq:
+            return None
+        table = RowTable()
+        table.count = int(head["count"])
+        table.escaped = set(head.get("escaped", []))
+        for name in head["columns"]:
+            line = f.readline()
+            if not line.endswith(b"\n"):
+                return None  # damaged (cut short)
+            if name not in (OFFSET, LENGTH):
+                values = _decode(line, name == KEYS)
+                if len(values) != table.count:
+                    return None
+                table.columns[name] = Column.of(values)
+                del values
+        for name in FIELDS:  # a view without one: none of its rows has it
+            if table.columns[name].count != table.count:
+                table.columns[name] = Column(table.count)
+        return table
+
+
+def _is_head(head: Any) -> bool:
+    """Whether ``head`` is a view's first line, of this version."""
+    return not (
+        not isinstance(head, dict)
+        or head.get("format") != FORMAT
+        or head.get("version") != VERSION
+        or not isinstance(head.get("columns"), list)
+    )
 
 
 def _read_view(exp: ExperimentDir) -> tuple[dict[str, Any], list[bytes]] | None:
@@ -316,12 +336,6 @@ def _read_view(exp: ExperimentDir) -> tuple[dict[str, Any], list[bytes]] | None:
         head = json.loads(lines[0])
     except (OSError, ValueError):
         return None
-    if (
-        not isinstance(head, dict)
-        or head.get("format") != FORMAT
-        or head.get("version") != VERSION
-        or not isinstance(head.get("columns"), list)
-        or len(lines) < len(head["columns"]) + 2
-    ):
+    if not _is_head(head) or len(lines) < len(head["columns"]) + 2:
         return None
     return head, lines[1 : 1 + len(head["columns"])]

@@ -512,6 +512,32 @@ def test_the_summary_tally_follows_best_trial_as_trials_change():
     assert SummaryTally("loss", "max").best() is None
 
 
+def test_the_summary_tally_agrees_with_a_full_count_through_random_changes():
+    import random
+    from collections import Counter
+
+    from hpctune.core.metrics import best_trial
+    from hpctune.storage.summary import SummaryTally
+    from hpctune.tune.experiment.trial import Trial, TrialStatus
+
+    rng = random.Random(11)
+    for mode in ("min", "max"):
+        trials = [Trial(tid(i), {}, "", f"/x/{i}") for i in range(40)]
+        tally = SummaryTally("loss", mode)
+        tally.update(trials[:10])
+        for _ in range(300):
+            changed = rng.sample(trials[: rng.randrange(10, 41)], rng.randrange(1, 6))
+            for t in changed:
+                t.status = rng.choice(list(TrialStatus))
+                if rng.random() < 0.7:
+                    t.record_result({"loss": rng.choice([0.5, 0.25, 1.0, float("nan"), rng.random()])})
+            tally.update(changed)
+            seen = sorted((t for t in trials if t.trial_id in tally.index), key=lambda t: tally.index[t.trial_id])
+            assert tally.best() is best_trial(seen, "loss", mode)
+            counts = Counter(t.status.value for t in seen)
+            assert tally.summary("running", {})["by_status"] == dict(counts)
+
+
 def test_a_restore_after_a_cut_off_compaction_writes_a_new_base(tmp_path):
     """A compaction cut off after its new base left the older journal: the restored driver
     does not append to it (readers ignore a journal of another base) but compacts."""

@@ -7,9 +7,13 @@ files, summary, decisions, results, best trial and restore."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import marshal
 import math
+import pickle
+import zlib
 
 import numpy as np
 
@@ -18,7 +22,7 @@ from hpctune.controller.snapshot import fingerprint
 from hpctune.core.metrics import SCOPES
 from hpctune.results.grid import ResultGrid
 from hpctune.storage.journal import read_trial_state
-from hpctune.tune.experiment.trial import JobState, PackedTrial, Trial, TrialStatus
+from hpctune.tune.experiment.trial import _PACKED_NAMES, JobState, PackedTrial, Trial, TrialStatus
 from hpctune.tune.schedulers.trial_scheduler import Decision
 from tests.unit.test_controller import grid, make_rig, tid
 from tests.unit.test_recovery import restored
@@ -82,6 +86,23 @@ def test_an_assignment_unpacks_the_trial_and_keeps_every_other_field():
     assert trial.pack()
     trial.revive()
     assert trial.status is TrialStatus.PENDING and trial.awaiting_restart and trial.metric_analysis
+
+
+def test_blobs_are_compressed_against_the_first_packed_trial_and_pickle_as_plain_trials():
+    first = finished_trial()
+    first.pack()
+    alike = finished_trial()
+    alike.trial_id = "t_00008"
+    plain = len(zlib.compress(marshal.dumps(tuple(getattr(alike, n) if n != "job_state" else alike.job_state.value
+                                                    for n in _PACKED_NAMES)), 1))
+    before = view(alike)
+    assert alike.pack() and len(alike.packed) < plain / 2  # the point of the preset dictionary
+    assert view(alike) == before
+    for copied in (pickle.loads(pickle.dumps(alike)), copy.deepcopy(alike), copy.copy(alike)):
+        assert type(copied) is Trial and copied is not alike  # no blob leaves the process
+        assert list(copied.__dict__) == FIELDS and view(copied) == before
+        assert type(copied.job_state) is JobState and type(copied.status) is TrialStatus
+    assert type(alike) is PackedTrial and view(alike) == before
 
 
 def test_what_cannot_be_packed_exactly_is_left_as_it_is():
