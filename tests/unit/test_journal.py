@@ -266,11 +266,13 @@ def test_a_large_base_is_compacted_aside_and_a_restore_sees_every_trial(tmp_path
     monkeypatch.setattr("hpctune.storage.journal_writer.COMPACT_MIN_BYTES", 0)
     monkeypatch.setattr("hpctune.storage.journal_writer.BACKGROUND_MIN_BYTES", 0)
     rig = make_rig(tmp_path, grid(3))
-    rig.step()
-    rig.ctl.save()
+    rig.step()  # the first base
     writer = rig.ctl.parts.snapshots.writer
+    writer.min_bytes = 1 << 40  # no compaction is due until the snapshot this test means
+    rig.ctl.save()
     rig.job(0).start().report(loss=0.5)
     rig.step()
+    writer.min_bytes = 0
     rig.ctl.save()  # due: appended, and the base rewritten aside up to the snapshot before
     assert writer._merge is not None and journal_lines(rig.exp)[-1]["kind"] == "run"
     writer._merge.join()
