@@ -1,15 +1,16 @@
 """A new trial's files, created in as few metadata operations as a parallel filesystem allows.
 
-Creating a trial through the general paths cost about 17 metadata operations in its own
-directory: stats of the directory and its parent, an open and an fstat to check the mode, a
-temporary ``params.json`` and the stat of its directory for its mode, an unlink of a
-``params.pkl`` that was never there, a read of the log and of the old ``trial.json`` for a
-record nobody wrote, the log's create and the change feed's shard. At 2,000 running 60 s
-trials the driver creates 33 trials a second: hundreds of operations a second on a metadata
-server that the whole machine shares (bench/README.md, "Driver at scale").
+Creating a trial through the general paths cost the driver 19 metadata operations
+(``bench/trial_metadata.py``): stats of the directory and its parent, an open and an fstat to
+check its mode, a temporary ``params.json`` and the stat of its directory for its mode, an
+unlink of a ``params.pkl`` that was never there, a read of the log and of the old
+``trial.json`` for a record nobody wrote, two stats, an open and an fstat to append the
+record, the change feed's shard, and the driver's tail opening the log again. At 2,000 running
+60 s trials the driver creates 33 trials a second: hundreds of operations a second on a
+metadata server that the whole machine shares (bench/README.md, "Metadata per trial").
 
 While the driver creates a trial (``ExperimentDir.new_trial``) whose directory this creation
-made (``NewDirs``: one ``mkdir``, the mode checked on the first directory only):
+made (``NewDirs``: one ``mkdir``; its mode checked on the descriptor until ``mkdir`` alone gives it):
 
 * ``params.json`` is written with a temporary file and a rename, as before (``hpctune
   trials`` or ``ResultGrid`` listing ``trials/`` may come at any moment and must never read
@@ -20,7 +21,8 @@ made (``NewDirs``: one ``mkdir``, the mode checked on the first directory only):
 * the log is created by the first ``meta`` event (``O_EXCL``: one open) and written without
   its lock (no worker runs before the trial is launched) and without ringing the change feed
   (the driver does nothing with its own ``meta`` events); its descriptor goes to the driver's
-  tail (``LogTail.adopt``), which would open the log at its first read otherwise.
+  tail (``LogTail.adopt``), which would open the log at its first read otherwise, and which
+  starts after these events (read late, they looked like a sign of life from the job).
 
 A directory that was there already (a driver that stopped before its snapshot named the trial
 leaves it; an older hpctune's files may be in it) is read and written as any trial's

@@ -121,6 +121,9 @@ class NewDirs:
         except FileExistsError:
             make_private_dir(path, self.mode)
             return False
+        except FileNotFoundError:  # no parent (yet, or no more): made as make_private_dir makes it
+            make_private_dir(path, self.mode)
+            return True
         except OSError as exc:
             _raise_name_too_long(path, exc)
         if not self._trusted:

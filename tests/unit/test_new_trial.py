@@ -167,3 +167,8 @@ def test_a_log_left_unread_is_closed_when_the_window_ends(exp):
         exp.write_trial_meta("t1", {"trial_id": "t1"})
         assert new._log is not None
     assert new._log is None and new.take_log() is None
+
+
+def test_new_dirs_make_a_missing_parent_first(tmp_path):
+    dirs = NewDirs(tmp_path / "trials", 0o700)
+    assert dirs.make("a") and mode_of(tmp_path / "trials" / "a") == 0o700
