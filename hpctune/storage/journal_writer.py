@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ExperimentStateError, UnsafeFileError
-from hpctune.storage.atomic import full_storage_is_clear, replacing, write_all, write_bytes_atomic
+from hpctune.storage.atomic import full_storage_is_clear, replacing, write_bytes_atomic
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.journal import FORMAT, MAX_STATE_BYTES, RUN_FIELDS, VERSION, journal_path
 from hpctune.storage.journal_merge import PIECE, merge_base, write_piece
@@ -239,34 +239,40 @@ class JournalWriter:
             remove_rows(self.exp)
 
     def append(self, seq: int, trials: Iterable[dict[str, Any]], run: dict[str, Any]) -> int:
-        """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (one write,
-        fsynced); the number of bytes written. ``trials`` may be a generator: each record
-        becomes its line's bytes at once (a batch of 10,000 new trials held as dicts, then
-        text, then bytes was tens of MB of the driver's peak)."""
-        lines = [
-            json.dumps({"kind": "trial", "seq": seq, "trial": _heavy_last(t)}, default=str).encode()
-            for t in trials
-        ]
-        lines.append(
-            json.dumps(
-                {"kind": "run", "seq": seq, **{k: run[k] for k in RUN_FIELDS if k in run}},
-                default=str,
-            ).encode()
-        )
-        data = b"\n".join(lines) + b"\n"
-        del lines
+        """Append the changed ``trials`` and the run's fields as snapshot ``seq`` (fsynced);
+        the number of bytes written. ``trials`` may be a generator: each record becomes its
+        line's bytes at once, written ``PIECE`` lines at a time (a batch of 10,000 new trials
+        held as dicts, then text, then bytes was tens of MB of the driver's peak). A crash
+        half-way leaves lines of a snapshot whose ``driver-state.pkl`` was never written, as a
+        torn single write did: a restore reads up to the last snapshot written
+        (``adopt``), and a failed append rewrites the base at the next snapshot."""
         generation, self.generation = self.generation, None  # a failed write: compact next time
         self.appended_at = self.journal_bytes
+        written = 0
         with full_storage_is_clear(self.path):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)  # never created here
             try:
-                write_all(fd, data)
+                piece: list[bytes] = []
+                for t in trials:
+                    line = {"kind": "trial", "seq": seq, "trial": _heavy_last(t)}
+                    piece += (json.dumps(line, default=str).encode(), b"\n")
+                    if len(piece) >= 2 * PIECE:
+                        written += write_piece(fd, piece)
+                        piece = []
+                run_line = {
+                    "kind": "run",
+                    "seq": seq,
+                    **{k: run[k] for k in RUN_FIELDS if k in run},
+                }
+                written += write_piece(
+                    fd, [*piece, json.dumps(run_line, default=str).encode(), b"\n"]
+                )
                 os.fsync(fd)
             finally:
                 os.close(fd)
         self.generation = generation
-        self.journal_bytes += len(data)
-        return len(data)
+        self.journal_bytes += written
+        return written
 
 
 #: bytes of the old journal ``poll`` copies at a time

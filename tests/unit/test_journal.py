@@ -196,6 +196,27 @@ def test_a_failed_append_makes_the_next_snapshot_a_compaction(exp):
     assert writer.due()
 
 
+def test_an_append_of_many_trials_is_written_in_pieces_and_reads_whole(exp):
+    from hpctune.storage.journal_merge import PIECE
+
+    writer = JournalWriter(exp)
+    writer.compact(1, [trial(0)], RUN)
+    before = journal_path(exp).stat().st_size
+    count = 2 * PIECE + 7
+    written = writer.append(2, (trial(i) for i in range(count)), RUN)
+    assert written == journal_path(exp).stat().st_size - before == writer.journal_bytes - before
+    state = read_trial_state(exp)
+    assert list(state.trials) == [tid(i) for i in range(count)] and not writer.due()
+
+    def failing():
+        yield trial(1)
+        raise RuntimeError("a record that cannot be made")
+
+    with pytest.raises(RuntimeError):
+        writer.append(3, failing(), RUN)
+    assert writer.due()  # what was written of it is rewritten by the next snapshot's compaction
+
+
 def test_a_state_json_of_an_hpctune_before_the_journal_reads_as_it_is(exp):
     exp.state_path.write_text(json.dumps({"trials": [trial(0), trial(1)], "searcher_finished": True}))
     journal_path(exp).write_text("not read at all\n")
