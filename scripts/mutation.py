@@ -339,7 +339,7 @@ MUTANTS: list[Mutant] = [
            'after[str(base["continues"])] = int(base.get("seq", 0))', "pass", JOURNAL,
            "killed after a background compaction's base landed: the snapshots since are lost"),
     Mutant("journal-new-generation-drops-tail", "hpctune/storage/journal_writer.py",
-           "            f.seek(offset)", "            f.seek(0, 2)", JOURNAL,
+           "            old.seek(offset)", "            old.seek(0, 2)", JOURNAL,
            "the journal a background compaction starts lacks the lines appended meanwhile"),
     Mutant("journal-background-never-waited", "hpctune/controller/snapshot.py",
            "book.writer.poll()  # a background", "pass  # a background", JOURNAL,
