@@ -226,7 +226,12 @@ class Column:
 
     def encode(self) -> bytes:
         """The column's line (``trial_rows_codec._encode`` of ``values``)."""
-        if self.mode in ("d", "q") and all(v is MISSING for v in self.holes.values()):
+        holes = self.holes
+        if (
+            self.mode in ("d", "q")
+            and len(holes) < self.count
+            and all(v is MISSING for v in holes.values())
+        ):
             numbers = array(self.mode, self.data)
             return _binary("f8" if self.mode == "d" else "i8", numbers, sorted(self.holes))
         return _encode(self.values())

@@ -141,6 +141,9 @@ def test_a_number_put_over_by_a_gap_is_written_as_the_list_writes_it(number):
     column.put(3, MISSING)
     values[3] = MISSING
     check(values, column)  # the gap's place in the binary line holds 0, as ``_encode`` writes it
+    for row in range(10):  # no number left: written as the list of gaps is
+        column.put(row, MISSING)
+    check([MISSING] * 10, column)
 
 
 def test_a_merged_row_keeps_none_of_the_columns_its_new_record_lacks(exp):  # noqa: F811
