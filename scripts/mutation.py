@@ -464,7 +464,7 @@ MUTANTS: list[Mutant] = [
            "                if code == 0:\n                    _remove_if_empty", "                if False:\n                    _remove_if_empty",
            (U + "test_files_per_trial.py",), "a quiet local trial keeps an empty job log (5 files per trial)"),
     Mutant("local-next-not-recorded", "hpctune/backends/local.py",
-           "        write_next_local_job(jobs_dir, self._next_id)", "        pass",
+           "        write_next_local_job(self._jobs_dir, self._next_id)", "        pass",
            (U + "test_files_per_trial.py",), "a restored local driver reuses a job id whose log was removed"),
     Mutant("status-rows-not-refreshed", "hpctune/cli/inspect.py",
            "            columns.job_state[index] = str(JobState.parse(job.state))", "            pass",

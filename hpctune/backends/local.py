@@ -45,7 +45,8 @@ class LocalBackend:
         self.root = Path(experiment_root)
         self.max_cpus = max_cpus or os.cpu_count() or 1
         self._gpus = gpus  # the GPU ids to give out; None: detected at the first GPU trial
-        self._next_id = read_next_local_job(ExperimentDir(self.root).jobs_dir)
+        self._jobs_dir = ExperimentDir(self.root).jobs_dir
+        self._next_id = read_next_local_job(self._jobs_dir)
         self._queue: deque[tuple[str, str, int, int]] = deque()  # (job id, trial id, cpus, gpus)
         self._running: dict[str, tuple[subprocess.Popen, int, tuple[str, ...]]] = {}  # cpus, GPU ids
         self._ended: dict[str, int] = {}
@@ -58,9 +59,8 @@ class LocalBackend:
         gpus = check_local_gpus(resources, lambda: self.gpus)
         self._throttle = throttle
         first, self._next_id = self._next_id, self._next_id + len(trial_ids)
-        jobs_dir = ExperimentDir(self.root).jobs_dir
-        make_private_dir(jobs_dir)
-        write_next_local_job(jobs_dir, self._next_id)  # before any of them starts (a restore)
+        make_private_dir(self._jobs_dir)
+        write_next_local_job(self._jobs_dir, self._next_id)  # before any of them starts (a restore)
         job_ids = [local_job_id(number) for number in range(first, self._next_id)]
         for job_id, trial_id in zip(job_ids, trial_ids, strict=True):
             self._queue.append((job_id, trial_id, min(resources.get("cpu", 1), self.max_cpus), gpus))

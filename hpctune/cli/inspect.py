@@ -132,8 +132,7 @@ def status_view(exp: ExperimentDir, squeue: bool = True) -> StatusView:
     else:
         trials = load_trials(exp)
         if squeue and state == "running":
-            refresh_job_states(trials)
-            refresh_pool_runs(exp, trials)
+            refresh_live_states(exp, trials)
     summary = info["summary"]
     return StatusView(trials=trials, experiment_dir=printable(exp.root), scheduler=info["spec"].get("scheduler"),
                       metric=info["metric"], mode=info["mode"],
@@ -207,8 +206,8 @@ def _set_row(columns: TrialColumns, index: int, trial: Trial, metric: str | None
 
 
 def refresh_row_states(exp: ExperimentDir, columns: TrialColumns) -> None:
-    """``refresh_job_states`` and ``refresh_pool_runs`` for the rows of live trials with a
-    Slurm job or a pool run, on the columns alone (no Trial built: 2,000 running is 2,000 reads)."""
+    """``refresh_live_states`` for the rows of live trials with a Slurm job or a pool run, on
+    the columns alone (no Trial built: 2,000 running is 2,000 reads)."""
     from hpctune.tune.experiment.trial import JobState
 
     live = [i for i, (status, job) in enumerate(zip(columns.status, columns.job_id, strict=True))
@@ -243,28 +242,22 @@ def shared_commands() -> Any:
     return commands()
 
 
-def refresh_job_states(trials: list[Trial]) -> None:
-    """One squeue for the arrays of the live trials; Slurm's answer replaces the snapshot's."""
-    live = [t for t in trials if not t.is_finished and is_slurm_job(t.job_id)]
-    _apply_states(live, live_job_states(None, [str(t.job_id) for t in live]))
-
-
-def refresh_pool_runs(exp: ExperimentDir, trials: list[Trial]) -> None:
-    """Worker pool runs (``pool-N``): queued, or the state of the pool task that runs them (one
-    squeue for those pool tasks, one listing of the queue), mapped as the driver's poll does."""
-    live = [t for t in trials if not t.is_finished and is_pool_job(t.job_id)]
+def refresh_live_states(exp: ExperimentDir, trials: list[Trial]) -> None:
+    """Slurm's answer replaces the snapshot's job state, reason and node of the live trials with
+    a Slurm job or a pool run (``live_job_states``)."""
+    live = [t for t in trials if not t.is_finished and (is_slurm_job(t.job_id) or is_pool_job(t.job_id))]
     _apply_states(live, live_job_states(exp, [str(t.job_id) for t in live]))
 
 
-def live_job_states(exp: ExperimentDir | None, job_ids: list[str]) -> dict[str, JobReport]:
+def live_job_states(exp: ExperimentDir, job_ids: list[str]) -> dict[str, JobReport]:
     """Slurm's answer for ``job_ids`` of live trials: one squeue for their arrays (a damaged id
-    never reaches it), and for pool runs (``exp`` given) one listing of the queue and one squeue
-    for the pool tasks that claimed them."""
+    never reaches it), and for pool runs one listing of the queue and one squeue for the pool
+    tasks that claimed them, mapped as the driver's poll maps them (queued: PENDING)."""
     states: dict[str, JobReport] = {}
     arrays = sorted({array_of(job) for job in job_ids if is_slurm_job(job)})
     if arrays and shutil.which("squeue"):
         states.update(shared_commands().job_states(jobs=arrays, check=False))
-    if exp is not None and any(is_pool_job(job) for job in job_ids):
+    if any(is_pool_job(job) for job in job_ids):
         from hpctune.backends.pool_runs import run_states
         from hpctune.storage.pool_queue import PoolQueue
 

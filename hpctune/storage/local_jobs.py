@@ -26,20 +26,17 @@ def read_next_local_job(jobs_dir: Path) -> int:
     highest ``local-N`` log found (an experiment from before the record), whichever is higher."""
     path = Path(jobs_dir) / _NAME
     try:
-        record = read_json(path, None)
-    except ValueError:
-        record = "damaged"
-    recorded = 0
-    if record is not None:
-        if not isinstance(record, dict) or not isinstance(record.get("next"), int) or record["next"] < 0:
-            raise ExperimentStateError(f"{path} is not an hpctune job-number record (a JSON object with a "
-                                       "non-negative 'next'): remove it, and a restored driver numbers "
-                                       "its jobs after the logs it finds.")
-        check_version(record.get(VERSION, 1), LOCAL_JOBS_VERSION, path, "local job-number record")
-        recorded = record["next"]
+        record = read_json(path, {"next": 0})
+    except ValueError:  # not JSON
+        record = None
+    if not isinstance(record, dict) or type(record.get("next")) is not int or record["next"] < 0:
+        raise ExperimentStateError(f"{path} is not an hpctune job-number record (a JSON object with a "
+                                   "non-negative 'next'): remove it, and a restored driver numbers "
+                                   "its jobs after the logs it finds.")
+    check_version(record.get(VERSION, 1), LOCAL_JOBS_VERSION, path, "local job-number record")
     logged = [job_number(p.stem) for p in Path(jobs_dir).glob(f"{LOCAL_PREFIX}*.out")
               if job_kind(p.stem) is JobKind.LOCAL]
-    return max([recorded, *(n + 1 for n in logged if n is not None)])
+    return max([record["next"], *(n + 1 for n in logged if n is not None)])
 
 
 def write_next_local_job(jobs_dir: Path, number: int) -> None:

@@ -50,7 +50,6 @@ class RunEnd:
     wall_s: float | None = None
 
 
-
 def write_record(path: Path, fields: dict[str, Any], mode: int | None = None) -> None:
     """Write one of the queue's JSON records with this hpctune's version (``mode``: the file's,
     when the writer knows its directory's policy: no stat of the directory)."""

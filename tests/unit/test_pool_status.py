@@ -36,19 +36,24 @@ class Squeue:
         return dict(self.states)
 
 
-def test_status_names_the_pool_task_of_a_running_trial(tmp_path, monkeypatch):
-    queue = PoolQueue(tmp_path)
+def queue_two_runs_one_claimed(root):
+    """Runs 0 and 1 of trials t_0 and t_1 queued; run 0 claimed by pool task 812_4."""
+    queue = PoolQueue(root)
     queue.ensure()
     queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
     queue.enqueue(0, "t_0", SHAPE)
     queue.enqueue(1, "t_1", SHAPE)
     assert queue.claim_next("812_4", SHAPE) == 0
+
+
+def test_status_names_the_pool_task_of_a_running_trial(tmp_path, monkeypatch):
+    queue_two_runs_one_claimed(tmp_path)
     squeue = Squeue({"812_4": JobReport("RUNNING", "None", "n2")})
     monkeypatch.setattr(inspect, "shared_commands", lambda: squeue)
     monkeypatch.setattr(inspect.shutil, "which", lambda name: f"/usr/bin/{name}")
     trials = [Trial(f"t_{i}", {}, "", str(tmp_path / f"t_{i}"), status=TrialStatus.PENDING, job_id=f"pool-{i}")
               for i in (0, 1)]
-    inspect.refresh_pool_runs(ExperimentDir(tmp_path), trials)
+    inspect.refresh_live_states(ExperimentDir(tmp_path), trials)
     assert squeue.asked == [["812"]]
     assert [(t.job_state, t.job_reason, t.node) for t in trials] == [
         ("RUNNING", "None", "n2 (pool task 812_4)"), ("PENDING", "PoolQueue", "")]
@@ -60,12 +65,7 @@ def test_the_row_views_refresh_gives_the_columns_the_trials_refresh_gives(tmp_pa
     finished trial and a trial without a job keep theirs, and a damaged job id is never asked."""
     from hpctune.display.view import TrialColumns
 
-    queue = PoolQueue(tmp_path)
-    queue.ensure()
-    queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
-    queue.enqueue(0, "t_0", SHAPE)
-    queue.enqueue(1, "t_1", SHAPE)
-    assert queue.claim_next("812_4", SHAPE) == 0
+    queue_two_runs_one_claimed(tmp_path)
     squeue = Squeue({"812_4": JobReport("RUNNING", "None", "n2"), "900_1": JobReport("PENDING", "Priority", ""),
                      "900_2": JobReport("RUNNING", "None", "n1")})
     monkeypatch.setattr(inspect, "shared_commands", lambda: squeue)
@@ -82,8 +82,7 @@ def test_the_row_views_refresh_gives_the_columns_the_trials_refresh_gives(tmp_pa
         return made
 
     whole = trials()
-    inspect.refresh_job_states(whole)
-    inspect.refresh_pool_runs(ExperimentDir(tmp_path), whole)
+    inspect.refresh_live_states(ExperimentDir(tmp_path), whole)
     columns = TrialColumns.of(trials(), None, None)
     squeue.asked.clear()
     inspect.refresh_row_states(ExperimentDir(tmp_path), columns)
