@@ -39,6 +39,7 @@ from hpctune.storage.pool_manifest import PoolManifest, read_manifest, write_man
 from hpctune.storage.pool_queue import (
     PoolQueue,
     QueueView,
+    check_run_trial,
     shape_key,
 )
 from hpctune.storage.secure import make_private_dir
@@ -91,9 +92,12 @@ class PoolBackend(SlurmBackend):
     def launch(self, trial_ids: list[str], resources: dict[str, Any], throttle: int | None) -> list[str]:
         """Queue one run per trial; submit pool tasks if fewer run than the work needs."""
         check_single_node(resources)  # a resources function may ask for nodes: said before writing
+        for trial_id in trial_ids:
+            check_run_trial(trial_id)  # a run's names carry its trial: said before writing
         shape = shape_key(resources)
         self.queue.ensure()
         self.queue.write_shape(shape, resources)
+        self.queue.reserve(self._next_seq + len(trial_ids))  # before the markers: never a number twice
         job_ids = []
         for trial_id in trial_ids:
             job_ids.append(self.queue.enqueue(self._next_seq, trial_id, shape))
@@ -198,12 +202,17 @@ class PoolBackend(SlurmBackend):
         return found
 
     def recorded_launches(self) -> dict[str, str]:
-        """{trial_id: job id} of the newest run of each trial that reached the queue (a run
-        record whose queue marker a dying driver never wrote is not a launch)."""
-        view = self.queue.view()
-        return {record.trial_id: run_job_id(seq) for seq, record in self.queue.runs().items()
-                if seq in view.queued or seq in view.claimed
-                or self.queue.ended(seq) is not None or self.queue.dropped(seq)}
+        """{trial_id: job id} of the newest run of each trial that reached the queue and did not
+        end with its end in the trial's log: the trials in the names of the queued, claimed and
+        dropped runs and in the end records; for a run of an hpctune before, its ``runs/<N>.json``
+        (one whose queue marker a dying driver never wrote is not a launch)."""
+        view, ended, dropped = self.queue.view(), self.queue.ended_runs(), self.queue.dropped_runs()
+        trials = {seq: record.trial_id for seq, record in self.queue.runs().items()
+                  if seq in view.queued or seq in view.claimed or seq in ended or seq in dropped}
+        trials.update(view.trials)
+        trials.update((seq, end.trial_id) for seq, end in ended.items() if end.trial_id is not None)
+        trials.update((seq, trial) for seq, trial in dropped.items() if trial is not None)
+        return {trial: run_job_id(seq) for seq, trial in sorted(trials.items())}
 
     # -- watching ------------------------------------------------------------------------------
     def poll(self) -> dict[str, JobReport]:
@@ -224,7 +233,7 @@ class PoolBackend(SlurmBackend):
         if view is None:
             return  # nothing polled yet
         for seq, task in orphaned_claims(view, self.task_states).items():
-            if self.queue.hand_back(seq, task):
+            if self.queue.hand_back(seq, task, view.trials.get(seq)):
                 self._lost[seq] = task  # final_states says which pool task it died with
         self._escalate_cancels(view)
         self._ensure_tasks(view)
@@ -244,6 +253,7 @@ class PoolBackend(SlurmBackend):
         found = super().final_states([j for j in job_ids if not is_pool_job(j)])
         lost_tasks = {self._lost[s] for j in job_ids if (s := run_seq(j)) in self._lost}
         task_states = super().final_states(sorted(lost_tasks)) if lost_tasks else {}
+        dropped: dict[int, str | None] | None = None  # listed once, if a run needs it
         for job_id in filter(is_pool_job, job_ids):
             seq = run_seq(job_id)
             ended = self.queue.ended(seq)
@@ -255,7 +265,7 @@ class PoolBackend(SlurmBackend):
                                  f"({task_states.get(task, 'no accounting record')})")
             elif seq in self._failed_unstarted:
                 found[job_id] = self._failed_unstarted[seq]
-            elif self.queue.dropped(seq):
+            elif seq in (dropped := self.queue.dropped_runs() if dropped is None else dropped):
                 found[job_id] = "cancelled before a pool task started it"
         return found
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpctune.core.parent_death import set_parent_death_signal
+from hpctune.storage.pool_records import RunClaim
 from hpctune.storage.secure import make_private_dir, open_private
 
 START_METHODS = ("fork", "spawn")
@@ -29,7 +30,7 @@ _RESET = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGCHLD")
 class Child:
     """A running trial process of the pool task."""
 
-    seq: int
+    claim: RunClaim  #: the run it is (its claim is dropped when it ends)
     trial_id: str
     pid: int
     gpus: tuple[str, ...] = ()
@@ -37,6 +38,11 @@ class Child:
     #: when it started (the pool task's clock): its wall time is the trial's share of the task
     started: float = 0.0
     popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def seq(self) -> int:
+        """Its run's number (``pool-<seq>``)."""
+        return self.claim.seq
 
 
 #: what every trial process imports besides the worker (measured: ~8 ms a trial saved by a fork

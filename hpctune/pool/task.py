@@ -43,7 +43,7 @@ from hpctune.pool.child import Child
 from hpctune.pool.slots import SlotPlan
 from hpctune.storage import events as ev
 from hpctune.storage.experiment import ExperimentDir
-from hpctune.storage.pool_queue import PoolQueue, run_job_id
+from hpctune.storage.pool_queue import PoolQueue, RunClaim, run_job_id
 from hpctune.storage.result_log import read_events
 from hpctune.worker.run import POOL_JOB_ENV
 from hpctune.worker.session import stop_grace_of
@@ -107,8 +107,8 @@ class PoolTask:
 
     def resume(self) -> None:
         """At the task's start: the runs it had claimed before a requeue first."""
-        for seq in self.queue.claims(self.task_id):
-            self._start(seq)
+        for claim in self.queue.claims(self.task_id):
+            self._start(claim)
         self._idle_since = self.clock()
 
     def step(self) -> bool:
@@ -134,29 +134,29 @@ class PoolTask:
 
     def _fill_slots(self) -> None:
         while self.plan.free(self.children.values()):
-            seq = self.queue.claim_next(self.task_id, self.shape)
-            if seq is None:
+            claim = self.queue.claim_next(self.task_id, self.shape)
+            if claim is None:
                 break
-            self._start(seq)
+            self._start(claim)
         self._filled_once = self._filled_once or bool(self.children)
 
-    def _start(self, seq: int) -> None:
-        record = self.queue.run(seq)
-        if record is None:  # a run record that cannot be read: nothing to start, say so
-            print(f"hpctune pool: run {seq} has no readable record; dropped", file=sys.stderr)
-            self.queue.finish(self.task_id, seq, 1)
+    def _start(self, claim: RunClaim) -> None:
+        """Start the claimed run: its trial is in the claim's name (``storage/pool_queue``)."""
+        trial_id = claim.trial_id
+        if trial_id is None:  # a run of an hpctune before whose record cannot be read: say so
+            print(f"hpctune pool: run {claim.seq} has no readable record; dropped", file=sys.stderr)
+            self.queue.finish(self.task_id, claim, 1)
             return
-        trial_id = record.trial_id
         gpus = self.plan.take(self.children.values())
-        job_id = run_job_id(seq)
+        job_id = run_job_id(claim.seq)
         env = {POOL_JOB_ENV: job_id, POOL_TASK_ENV: self.task_id}
         if self.plan.gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         logs = self.exp.job_log_paths(job_id)
         pid, popen = self._launch(trial_id, env, logs)
-        # in the pool task's own log: which runs it ran (their records go when they end)
+        # in the pool task's own log: which runs it ran (their claims go when they end)
         print(f"hpctune pool: run {job_id} of trial {trial_id} started (pid {pid})", flush=True)
-        self.children[pid] = Child(seq, trial_id, pid, gpus, started=self.clock(), popen=popen)
+        self.children[pid] = Child(claim, trial_id, pid, gpus, started=self.clock(), popen=popen)
 
     def _launch(self, trial_id: str, env: dict[str, str],
                 logs: tuple[Path, Path]) -> tuple[int, subprocess.Popen | None]:
@@ -181,7 +181,7 @@ class PoolTask:
             ended = self._ended_for_good(running)
             if self.signal_name is not None and not ended:
                 continue  # keeps its claim: the requeued pool task resumes it from its checkpoint
-            self.queue.finish(self.task_id, running.seq, code, logged_end=ended,
+            self.queue.finish(self.task_id, running.claim, code, logged_end=ended,
                               wall_s=self.clock() - running.started)
 
     def _ended_for_good(self, running: Child) -> bool:

@@ -6,27 +6,49 @@ change is one ``rename`` of a small marker file, atomic on a POSIX filesystem, s
 is in exactly one place and no two pool tasks can claim it::
 
     <exp>/pool/
-      runs/<N>.json            the run: trial id and resource shape (written once; removed
-                               when the run ended with its end in the trial's log)
+      next-run.json            the run numbers used: ``{"v", "next"}``, written once per launch
+                               (a batch of runs) before their markers: a restored driver never
+                               repeats a number, even of a run that ended and left no file
       shapes/<key>.json        the resources of a shape (one pool array per shape)
       shapes/<key>.cap.json    the most trials of that shape that run at once
-      queue/<key>/b<M>/<N>     queued for a pool task of that shape, in buckets of QUEUE_BUCKET runs
-                               (``<M>``: its first run): a claim lists the oldest bucket, not every
-                               queued run (10,000: 7-11 ms); ``queue/<key>/<N>`` (before) still read
-      claimed/<N>.<task>       claimed by pool task <task> (``<array>_<index>``): one directory, so
-                               a look at the queue is two listings however many tasks run (not 4
-                               operations per task); ``claimed/<task>/<N>`` (before) still read
-      ended/<N>.json           its process exited without its end in the trial's log (a crash)
+      queue/<key>/b<M>/<N>.<trial>   run <N> of trial <trial>, queued for a pool task of that shape,
+                               in buckets of QUEUE_BUCKET runs (``<M>``: its first run): a claim
+                               lists the oldest bucket, not every queued run (10,000: 7-11 ms)
+      claimed/<N>.<task>.<trial>   claimed by pool task <task> (``<array>_<index>``): one directory,
+                               so a look at the queue is two listings however many tasks run
+      ended/<N>.json           its process exited without its end in the trial's log (a crash):
+                               exit code, pool task, wall time, trial
       cancel/<N>               the driver asks the pool task to end a claimed run
-      dropped/<N>              cancelled before a claim, or handed back from a pool task that died
+      dropped/<N>.<trial>      cancelled before a claim, or handed back from a pool task that died
       arrays/<uid>.tasks|.sbatch|.jobid   each pool array: its tasks' lines, script, job id
       walls/<task>.jsonl       each run's wall time, one line per run its pool task ran (accounting)
 
+A run's record is its marker's name. Queueing a run is one metadata operation on the
+filesystem: the marker is created with ``O_EXCL`` under its full name, so a pool task that
+lists the bucket sees the whole record or nothing (a file's content, by contrast, could be
+claimed by a ``rename`` between its create and its write). A claim and a drop are renames that
+keep the trial in the new name; a pool task reads the trial from the name it claimed. The shape
+is the queue directory the marker is in (a pool task claims only its own shape's). A trial id
+is carried if it is one path component of at most ``MAX_TRIAL_BYTES`` bytes (hpctune's own are
+``<8 hex>_<NNNNN>``): ``check_run_trial`` refuses another before anything is written.
+
+What the driver needs from the runs it launched is in these names and records: ``next_seq``
+(the highest of ``next-run.json`` and every number named in the directories), its launches
+after a restore (the trials in the queued, claimed and dropped names and in the end records),
+a cancel (the marker is found by a listing of the run's bucket in each shape: a few shapes).
+
+Before (still read, so an experiment of an hpctune before resumes and its runs are run):
+``runs/<N>.json`` (a run's trial and shape; the marker was the empty ``<N>``, and a dropped
+run ``dropped/<N>``), a claim ``claimed/<N>.<task>`` or ``claimed/<task>/<N>``, a run queued
+directly in ``queue/<key>/<N>``. Such a run's record goes when it ended with its end in the
+trial's log, unless it is the newest (``next_seq`` counted from it then).
+
 A run's job id, as the controller and the trial's events see it, is ``pool-<N>`` (``hpctune.core.ids``). The JSON
-records (a run, a shape's cap, a run's end) carry ``"v": QUEUE_VERSION`` and are read and
-written only here (``RunRecord``, ``RunEnd``); one without ``"v"`` (hpctune before records had
-versions) is version 1, and one of a newer hpctune raises SchemaError. A shape's file holds
-the resources dict itself, the same ``{"cpu": ..}`` a trial's resources are everywhere.
+records (a run of before, a shape's cap, a run's end, the next run) carry ``"v": QUEUE_VERSION`` and
+are read and written only here (``RunRecord``, ``RunEnd``, ``RunClaim``); one without ``"v"``
+(hpctune before records had versions) is version 1, and one of a newer hpctune raises
+SchemaError. A shape's file holds the resources dict itself, the same ``{"cpu": ..}`` a
+trial's resources are everywhere.
 """
 
 from __future__ import annotations
@@ -41,25 +63,33 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.ids import check_task_id, is_pool_job, run_job_id, run_seq  # noqa: F401 - also pool/'s
-from hpctune.errors import ConfigError, ExperimentStateError
+from hpctune.errors import ConfigError, ExperimentStateError, UnsafeFileError
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
 from hpctune.storage.experiment import POOL_DIR  # the one name, reserved there for trial dirs
 from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: also the queue's API
     QUEUE_VERSION,
+    RunClaim,
     RunEnd,
     RunRecord,
     RunWall,
     read_record,
-    write_new_record,
     write_record,
 )
-from hpctune.storage.secure import file_mode_for, make_private_dir
+from hpctune.storage.secure import check_component, file_mode_for, make_private_dir
 
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 _BUCKET = re.compile(r"b[0-9]{8,}", re.ASCII)
+_NUMBER = re.compile(r"[0-9]+", re.ASCII)
 #: runs per directory of a shape's queue (``queue/<key>/b<M>/``)
 QUEUE_BUCKET = 256
+#: the longest trial id a run's names carry: with its number and its pool task, a claim's name
+#: stays within the 255 bytes of a file name
+MAX_TRIAL_BYTES = 200
+#: the run numbers used (``{"v", "next"}``), in ``pool/``
+NEXT_RUN_FILE = "next-run.json"
+
+
 def node_label(node: str, task: str) -> str:
     """What the status table's node column shows for a run: the node and the pool task."""
     return f"{node} (pool task {task})" if node else f"pool task {task}"
@@ -78,16 +108,53 @@ def check_shape(key: str) -> str:
     return key
 
 
+def check_run_trial(trial_id: str) -> str:
+    """``trial_id`` if a run's names can carry it (one path component of at most
+    ``MAX_TRIAL_BYTES`` bytes); the driver checks every trial of a launch before it writes."""
+    check_component(trial_id, "trial id")
+    if len(trial_id.encode()) > MAX_TRIAL_BYTES:
+        raise ConfigError(f"trial id {trial_id[:40]!r}... is {len(trial_id.encode())} bytes: the worker "
+                          f"pool carries a trial id of at most {MAX_TRIAL_BYTES} in its queue's file "
+                          "names. Fix: a shorter trial id, or reuse_actors=False (a job per trial).")
+    return trial_id
+
+
+def _is_trial(text: str) -> bool:
+    try:
+        check_run_trial(text)
+    except (ConfigError, UnsafeFileError):
+        return False
+    return True
+
+
 @dataclass
 class QueueView:
     """Where every unfinished run is, read in one pass over the queue's directories."""
 
     queued: dict[int, str] = field(default_factory=dict)  # run -> shape key
     claimed: dict[int, str] = field(default_factory=dict)  # run -> pool task
+    #: run -> its trial, for the queued and claimed runs whose names carry it (not those of before)
+    trials: dict[int, str] = field(default_factory=dict)
 
 
 def _name(seq: int) -> str:
     return f"{seq:08d}"
+
+
+def _run_name(seq: int, trial_id: str | None) -> str:
+    """A queued or dropped run's name: ``<N>.<trial>`` (``<N>``: a run of before)."""
+    return _name(seq) if trial_id is None else f"{_name(seq)}.{trial_id}"
+
+
+def _run_of(name: str) -> tuple[int, str | None] | None:
+    """(run, trial) of a queued or dropped run's name (trial None: a run of before, whose
+    trial is in ``runs/<N>.json``); None for a name that is no run."""
+    seq, dot, trial = name.partition(".")
+    if not _NUMBER.fullmatch(seq):
+        return None
+    if not dot:
+        return int(seq), None
+    return (int(seq), trial) if _is_trial(trial) else None
 
 
 def _bucket(seq: int) -> str:
@@ -100,30 +167,38 @@ def _buckets(names: list[str]) -> list[str]:
     return sorted((name for name in names if _BUCKET.fullmatch(name)), key=lambda name: int(name[1:]))
 
 
-def _claim_name(seq: int, task: str) -> str:
-    """A claim's name in ``claimed/``: the run, then the pool task that claimed it."""
-    return f"{_name(seq)}.{check_task_id(task)}"
+def _claim_name(seq: int, task: str, trial_id: str | None) -> str:
+    """A claim's name in ``claimed/``: the run, the pool task that claimed it, the run's trial
+    (``<N>.<task>``: a run of before)."""
+    return f"{_name(seq)}.{check_task_id(task)}" + ("" if trial_id is None else f".{trial_id}")
 
 
-def _claim_of(name: str) -> tuple[int, str] | None:
-    """(run, pool task) of a claim's name in ``claimed/``; None for a pool task's directory
-    (the layout before) or a name that is no claim."""
-    seq, dot, task = name.partition(".")
-    if not dot or not seq.isdigit():
+def _claim_of(name: str) -> tuple[int, str, str | None] | None:
+    """(run, pool task, trial) of a claim's name in ``claimed/`` (trial None: ``<N>.<task>``, a
+    claim of before); None for a pool task's directory (the layout before) or a name that is
+    no claim."""
+    seq, dot, rest = name.partition(".")
+    if not dot or not _NUMBER.fullmatch(seq):
         return None
+    task, dot, trial = rest.partition(".")
     try:
-        return int(seq), check_task_id(task)
+        check_task_id(task)
     except ConfigError:
         return None
+    if not dot:
+        return int(seq), task, None
+    return (int(seq), task, trial) if _is_trial(trial) else None
 
 
 def _seqs(directory: Path) -> list[int]:
     """The run numbers named in ``directory``, lowest (oldest) first."""
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return sorted(int(n.partition(".")[0]) for n in names if n.partition(".")[0].isdigit())
+    return sorted(int(n.partition(".")[0]) for n in _listdir(directory) if _NUMBER.fullmatch(n.partition(".")[0]))
+
+
+def _runs_in(directory: Path) -> list[tuple[int, str | None, str]]:
+    """(run, trial, name) of every run named in a bucket or in ``dropped/``, oldest first."""
+    found = [(*run, name) for name in _listdir(directory) if (run := _run_of(name)) is not None]
+    return sorted(found, key=lambda entry: entry[0])
 
 
 class PoolQueue:
@@ -131,20 +206,38 @@ class PoolQueue:
 
     def __init__(self, experiment_root: str | Path):
         self.root = Path(experiment_root) / POOL_DIR
-        self._run_mode: int | None = None  # of a run record: looked up at the first enqueue
+        self._mode: int | None = None  # of the next-run record: looked up at its first write
 
     def _dir(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
     def ensure(self) -> None:
         """Create the queue's directories (0700 like the rest of the experiment)."""
-        for name in ("runs", "shapes", "queue", "claimed", "ended", "cancel", "dropped", "arrays"):
+        for name in ("shapes", "queue", "claimed", "ended", "cancel", "dropped", "arrays"):
             make_private_dir(self._dir(name))
 
     # -- the driver's side ---------------------------------------------------------------------
     def next_seq(self) -> int:
-        """One more than the highest run number ever used (a restored driver never repeats one)."""
-        return max(_seqs(self._dir("runs")), default=-1) + 1
+        """One more than the highest run number ever used (a restored driver never repeats one):
+        what ``next-run.json`` says, or more if a run is named higher anywhere (runs of before)."""
+        record = read_record(self._dir(NEXT_RUN_FILE), "next")
+        reserved = record["next"] if record is not None else 0
+        if not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0:
+            raise ExperimentStateError(f"{self._dir(NEXT_RUN_FILE)} holds no run number ({reserved!r}): "
+                                       "restore it, or move the experiment away.")
+        return max(reserved, max(self._named_runs(), default=-1) + 1)
+
+    def _named_runs(self) -> set[int]:
+        """Every run number named in the queue's directories (a listing each; a restore only)."""
+        view = self.view()
+        return ({*view.queued, *view.claimed} | set(_seqs(self._dir("runs"))) | set(_seqs(self._dir("ended")))
+                | set(_seqs(self._dir("dropped"))))
+
+    def reserve(self, next_seq: int) -> None:
+        """Record that the run numbers below ``next_seq`` may be used (before their markers)."""
+        if self._mode is None:
+            self._mode = file_mode_for(self.root)
+        write_record(self._dir(NEXT_RUN_FILE), {"next": next_seq}, self._mode)
 
     def write_shape(self, key: str, resources: dict[str, Any]) -> None:
         if not self._dir("shapes", f"{check_shape(key)}.json").exists():
@@ -166,13 +259,10 @@ class PoolQueue:
         return read_json(self._dir("shapes", f"{check_shape(key)}.json"), {})
 
     def enqueue(self, seq: int, trial_id: str, shape: str) -> str:
-        """Record run ``seq`` of ``trial_id`` and queue it for a pool task of ``shape``."""
-        if self._run_mode is None:
-            self._run_mode = file_mode_for(self._dir("runs"))
-        # written in place: nobody reads it before its marker, created below (``write_new_record``)
-        write_new_record(self._dir("runs", f"{_name(seq)}.json"),
-                         {"trial_id": trial_id, "shape": check_shape(shape)}, self._run_mode)
-        marker, flags = self._queued_path(shape, seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        """Queue run ``seq`` of ``trial_id`` for a pool task of ``shape``: one file created under
+        its full name (``<N>.<trial>``), its record. ``reserve`` covers ``seq`` first."""
+        marker = self._queued_path(check_shape(shape), seq, check_run_trial(trial_id))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         for attempt in range(3):
             try:
                 os.close(os.open(marker, flags, 0o600))
@@ -184,20 +274,22 @@ class PoolQueue:
                     make_private_dir(marker.parent)
         return run_job_id(seq)
 
-    def _queued_path(self, shape: str, seq: int) -> Path:
+    def _queued_path(self, shape: str, seq: int, trial_id: str | None) -> Path:
         """Where run ``seq`` waits in ``shape``'s queue."""
-        return self._dir("queue", shape, _bucket(seq), _name(seq))
+        return self._dir("queue", shape, _bucket(seq), _run_name(seq, trial_id))
 
-    def _queued(self, shape: str) -> list[int]:
-        """Every run queued for ``shape``, oldest first (a listing per bucket)."""
+    def _queued(self, shape: str) -> list[tuple[int, str | None]]:
+        """(run, trial) of every run queued for ``shape``, oldest first (a listing per bucket)."""
         directory = self._dir("queue", shape)
         names = _listdir(directory)
-        flat = [int(name) for name in names if name.isdigit()]  # queued by an hpctune before
-        return sorted(flat) + [seq for name in _buckets(names) for seq in _seqs(directory / name)]
+        flat = [(int(name), None) for name in names if _NUMBER.fullmatch(name)]  # queued by an hpctune before
+        return sorted(flat) + [(seq, trial) for name in _buckets(names)
+                               for seq, trial, _ in _runs_in(directory / name)]
 
     def run(self, seq: int) -> RunRecord | None:
-        """The run's record; None if there is none, or none that can be read (a pool task then
-        drops the run: the driver retries its trial as for a job that died)."""
+        """The record of a run queued by an hpctune before (``runs/<N>.json``); None if there is
+        none, or none that can be read (a pool task then drops the run: the driver retries its
+        trial as for a job that died)."""
         try:
             record = read_record(self._dir("runs", f"{_name(seq)}.json"), "trial_id", "shape")
         except ExperimentStateError:
@@ -206,7 +298,7 @@ class PoolQueue:
                                                      record[VERSION])
 
     def runs(self) -> dict[int, RunRecord]:
-        """Every run ever enqueued (and readable), oldest first."""
+        """Every run queued by an hpctune before that still has its record (and readable), oldest first."""
         found = {seq: self.run(seq) for seq in _seqs(self._dir("runs"))}
         return {seq: record for seq, record in found.items() if record is not None}
 
@@ -215,38 +307,55 @@ class PoolQueue:
         (plus one per pool task directory an hpctune before left)."""
         found = QueueView()
         for shape in _listdir(self._dir("queue")):
-            for seq in self._queued(shape):
+            for seq, trial in self._queued(shape):
                 found.queued[seq] = shape
+                if trial is not None:
+                    found.trials[seq] = trial
+        for seq, (task, trial) in self._claimed().items():
+            found.claimed[seq] = task
+            if trial is not None:
+                found.trials[seq] = trial
+        return found
+
+    def _claimed(self) -> dict[int, tuple[str, str | None]]:
+        """{run: (pool task, trial)} of every claim: one listing (plus one per pool task
+        directory an hpctune before left)."""
+        found: dict[int, tuple[str, str | None]] = {}
         for name in _listdir(self._dir("claimed")):
             claim = _claim_of(name)
             if claim is not None:
-                found.claimed[claim[0]] = claim[1]
+                found[claim[0]] = claim[1], claim[2]
             elif "." not in name:  # claimed/<task>/<N>: a pool task of an hpctune before
                 for seq in _seqs(self._dir("claimed", name)):
-                    found.claimed[seq] = name
+                    found[seq] = name, None
         return found
 
     def cancel(self, seq: int) -> bool:
         """Take a queued run out of the queue (True), or ask the pool task that claimed it to
-        end it (False; its process gets SIGTERM, as ``scancel`` would send)."""
-        record = self.run(seq)
-        if record is not None:
-            for marker in (self._queued_path(record.shape, seq), self._dir("queue", record.shape, _name(seq))):
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(marker, self._dir("dropped", _name(seq)))
+        end it (False; its process gets SIGTERM, as ``scancel`` would send). Its marker is found
+        by a listing of its bucket in each shape's queue; one that ended needs nothing."""
+        for shape in _listdir(self._dir("queue")):
+            bucket = self._dir("queue", shape, _bucket(seq))
+            markers = [bucket / name for queued, _, name in _runs_in(bucket) if queued == seq]
+            for marker in [*markers, self._dir("queue", shape, _name(seq))]:  # and one queued flat (before)
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    os.rename(marker, self._dir("dropped", marker.name))
                     return True
-        elif not self._dir("runs", f"{_name(seq)}.json").exists():
-            return False  # its record went when it ended (``finish``): nothing left to cancel
+        if seq not in self._claimed():
+            return False  # not claimed either (it ended, or was dropped): nothing left to cancel
         if self.ended(seq) is None:
             write_json_atomic(self._dir("cancel", _name(seq)), {}, fsync=False)
         return False
 
-    def hand_back(self, seq: int, task: str) -> bool:
+    def hand_back(self, seq: int, task: str, trial_id: str | None = None) -> bool:
         """Move the claim of a pool task that is gone aside (it can never resume it); True if it
-        was still there. The driver then retries the trial as for a job that died."""
-        for claim in (self._dir("claimed", _claim_name(seq, task)), self._dir("claimed", task, _name(seq))):
+        was still there. The driver then retries the trial as for a job that died. ``trial_id``:
+        the run's trial, as the claim's name carries it (``QueueView.trials``)."""
+        claims = [self._dir("claimed", _claim_name(seq, task, trial_id))] if trial_id is not None else []
+        for claim in (*claims, self._dir("claimed", _claim_name(seq, task, None)),
+                      self._dir("claimed", task, _name(seq))):
             try:
-                os.rename(claim, self._dir("dropped", _name(seq)))
+                os.rename(claim, self._dir("dropped", _run_name(seq, trial_id)))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             return True
@@ -257,13 +366,32 @@ class PoolQueue:
         record = read_record(self._dir("ended", f"{_name(seq)}.json"), "exit", "task")
         if record is None:
             return None
-        wall = record.get("wall_s")
+        wall, trial = record.get("wall_s"), record.get("trial_id")
         return RunEnd(int(record["exit"]), str(record["task"]), record[VERSION],
-                      float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None)
+                      float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
+                      trial if isinstance(trial, str) and _is_trial(trial) else None)
+
+    def ended_runs(self) -> dict[int, RunEnd]:
+        """Every run's end record that can be read (a listing of ``ended/``; a restore only). A
+        record of a newer hpctune raises SchemaError."""
+        found = {}
+        for seq in _seqs(self._dir("ended")):
+            try:
+                end = self.ended(seq)
+            except ExperimentStateError:
+                continue
+            if end is not None:
+                found[seq] = end
+        return found
+
+    def dropped_runs(self) -> dict[int, str | None]:
+        """{run: its trial (None: a run of before)} of every run cancelled before a claim or
+        handed back from a dead pool task (one listing of ``dropped/``)."""
+        return {seq: trial for seq, trial, _ in _runs_in(self._dir("dropped"))}
 
     def dropped(self, seq: int) -> bool:
         """True if the run was cancelled before a claim, or handed back from a dead pool task."""
-        return self._dir("dropped", _name(seq)).exists()
+        return seq in self.dropped_runs()
 
     def array_paths(self, uid: str) -> tuple[Path, Path, Path]:
         """(manifest: one line per task, sbatch script, file holding the job id) of a pool array."""
@@ -275,31 +403,41 @@ class PoolQueue:
         return [name[: -len(".tasks")] for name in _listdir(self._dir("arrays")) if name.endswith(".tasks")]
 
     # -- the pool task's side ------------------------------------------------------------------
-    def claims(self, task: str) -> list[int]:
-        """Runs pool task ``task`` claimed and has not finished (a requeued task resumes them)."""
-        mine = {claim[0] for name in _listdir(self._dir("claimed"))
-                if (claim := _claim_of(name)) is not None and claim[1] == check_task_id(task)}
-        return sorted(mine | set(_seqs(self._dir("claimed", task))))
+    def _claim(self, seq: int, trial_id: str | None, name: str) -> RunClaim:
+        """A claim as the pool task keeps it; a run of before gets its trial from its record."""
+        if trial_id is not None:
+            return RunClaim(seq, trial_id, name)
+        record = self.run(seq)
+        return RunClaim(seq, None if record is None else record.trial_id, name, legacy=True)
 
-    def claim_next(self, task: str, shape: str) -> int | None:
-        """Claim the oldest queued run of ``shape`` for ``task`` (one atomic rename); None if the
-        queue is empty. A bucket found empty goes unless it is the shape's newest: the driver
-        numbers runs upwards, so it adds only to the newest bucket, and removing that one could
-        race with the driver's ``enqueue`` (it made the directory, then found it gone)."""
+    def claims(self, task: str) -> list[RunClaim]:
+        """Runs pool task ``task`` claimed and has not finished (a requeued task resumes them)."""
+        mine = [self._claim(claim[0], claim[2], name) for name in _listdir(self._dir("claimed"))
+                if (claim := _claim_of(name)) is not None and claim[1] == check_task_id(task)]
+        mine += [self._claim(seq, None, f"{task}/{_name(seq)}") for seq in _seqs(self._dir("claimed", task))]
+        return sorted(mine, key=lambda claim: claim.seq)
+
+    def claim_next(self, task: str, shape: str) -> RunClaim | None:
+        """Claim the oldest queued run of ``shape`` for ``task`` (one atomic rename that keeps
+        its trial in the claim's name); None if the queue is empty. A bucket found empty goes
+        unless it is the shape's newest: the driver numbers runs upwards, so it adds only to the
+        newest bucket, and removing that one could race with the driver's ``enqueue`` (it made
+        the directory, then found it gone)."""
         check_task_id(task)
         directory = self._dir("queue", check_shape(shape))
         names = _listdir(directory)
-        flat = sorted(int(name) for name in names if name.isdigit())  # queued by an hpctune before
+        flat = sorted((int(name), None, name) for name in names if _NUMBER.fullmatch(name))  # queued before
         buckets = _buckets(names)
         for bucket in [""] * bool(flat) + buckets:
-            seqs = _seqs(directory / bucket) if bucket else flat
-            for seq in seqs:
+            runs = _runs_in(directory / bucket) if bucket else flat
+            for seq, trial, name in runs:
+                claim = _claim_name(seq, task, trial)
                 try:
-                    os.rename(directory / bucket / _name(seq), self._dir("claimed", _claim_name(seq, task)))
+                    os.rename(directory / bucket / name, self._dir("claimed", claim))
                 except FileNotFoundError:
                     continue  # another pool task was faster, or the driver cancelled it
-                return seq
-            if bucket and not seqs and bucket != buckets[-1]:
+                return self._claim(seq, trial, claim)
+            if bucket and not runs and bucket != buckets[-1]:
                 with contextlib.suppress(OSError):  # not empty any more, or removed by another task
                     os.rmdir(directory / bucket)
         return None
@@ -308,36 +446,39 @@ class PoolQueue:
         """True if the driver asked the pool task running ``seq`` to end it."""
         return self._dir("cancel", _name(seq)).exists()
 
-    def finish(self, task: str, seq: int, exit_code: int, logged_end: bool = False,
+    def finish(self, task: str, claim: RunClaim, exit_code: int, logged_end: bool = False,
                wall_s: float | None = None) -> None:
         """Record that the run's process exited, then drop the claim.
 
         ``logged_end``: the trial's result log holds the event that ended this run's job
         (complete, stopped, error...). The driver reads the log to the end before it asks how
         a job that left the queue ended, and a restore reads it too, so the run needs no
-        record any more: no ``ended/<N>.json`` is written and ``runs/<N>.json`` goes (unless it
-        is the newest run, which ``next_seq`` counts from): a finished trial keeps no file in
-        the queue. A run that ended without such an event (a crash) keeps both, for the driver.
+        record any more: no ``ended/<N>.json`` is written, and a finished trial keeps no file
+        in the queue (``next-run.json`` keeps its number). A run that ended without such an
+        event (a crash) gets its end record (with its trial), for the driver. A run of before
+        keeps its ``runs/<N>.json`` if it is the newest (``next_seq`` may count from it).
 
         ``wall_s``: how long its process ran, by the pool task's clock: the trial's share of
         the task's allocation. One line in the task's own ``walls/<task>.jsonl`` (one file per
         pool task, not per run), and ``wall_s`` in a crash's end record."""
+        seq = claim.seq
         if wall_s is not None:
             self._append_wall(task, seq, wall_s)
         if not logged_end:
             fields: dict[str, Any] = {"exit": exit_code, "task": task}
             if wall_s is not None:
                 fields["wall_s"] = round(float(wall_s), 3)
+            if claim.trial_id is not None:
+                fields["trial_id"] = claim.trial_id
             write_record(self._dir("ended", f"{_name(seq)}.json"), fields)
-        for path in (self._dir("claimed", _claim_name(seq, task)), self._dir("claimed", task, _name(seq)),
-                     self._dir("cancel", _name(seq))):
+        for path in (self._dir("claimed", claim.name), self._dir("cancel", _name(seq))):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
-        # not the newest run: a newer record exists (one stat, most often), else a listing says
-        if logged_end and (self._dir("runs", f"{_name(seq + 1)}.json").exists() or seq < self.next_seq() - 1):
+        # a run of before, not the newest: a newer record exists (one stat, most often), else the listings say
+        if claim.legacy and logged_end and (
+                self._dir("runs", f"{_name(seq + 1)}.json").exists() or seq < self.next_seq() - 1):
             with contextlib.suppress(FileNotFoundError):
                 self._dir("runs", f"{_name(seq)}.json").unlink()
-
 
     def _append_wall(self, task: str, seq: int, wall_s: float) -> None:
         """One line ``{"v", "run", "wall_s"}`` appended to the task's walls file (its one writer)."""
@@ -380,5 +521,5 @@ class PoolQueue:
 def _listdir(directory: Path) -> list[str]:
     try:
         return sorted(os.listdir(directory))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []

@@ -1,33 +1,47 @@
-"""The worker pool's JSON records (``hpctune.storage.pool_queue`` writes and reads them): a
-run, how a run ended, its wall time; each carries ``"v": QUEUE_VERSION``."""
+"""The worker pool's records (``hpctune.storage.pool_queue`` writes and reads them): a run's
+claim, a run of an hpctune before (its JSON record), how a run ended, its wall time, the next
+run number; each JSON record carries ``"v": QUEUE_VERSION``."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ExperimentStateError
-from hpctune.storage.atomic import full_storage_is_clear, read_json, write_all, write_json_atomic
+from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
-from hpctune.storage.secure import create_private
 
 _MISSING = object()
 #: the version of the queue's JSON records this hpctune writes (and the newest it reads);
-#: 2: a run's end carries ``wall_s`` (a version-1 end has none: its trial is accounted from events)
-QUEUE_VERSION = 2
+#: 2: a run's end carries ``wall_s`` (a version-1 end has none: its trial is accounted from events);
+#: 3: a run's trial is in its queue marker's name (no ``runs/<N>.json``), its end carries
+#: ``trial_id``, and ``next-run.json`` keeps the run numbers used (``pool_queue``'s docstring)
+QUEUE_VERSION = 3
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A run (``runs/<N>.json``, written once by the driver): which trial, which shape."""
+    """A run queued by an hpctune before version 3 (``runs/<N>.json``, written once by its
+    driver): which trial, which shape. Runs queued since carry their trial in their names."""
 
     trial_id: str
     shape: str
     version: int = QUEUE_VERSION
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """A run a pool task claimed: what it needs to start the run and to drop its claim."""
+
+    seq: int
+    #: the run's trial; None for a run of an hpctune before whose ``runs/<N>.json`` cannot be read
+    trial_id: str | None
+    #: the claim's path under ``claimed/``: ``<N>.<task>.<trial>``, or (runs queued by an hpctune
+    #: before version 3) ``<N>.<task>`` or ``<task>/<N>``
+    name: str
+    #: queued by an hpctune before version 3: its trial is in ``runs/<N>.json``
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,35 +62,15 @@ class RunEnd:
     #: seconds its process ran, measured by the pool task: the trial's share of the task's
     #: allocation (x its resources); None in a version-1 record
     wall_s: float | None = None
+    #: the run's trial (a restored driver adopts the run); None before version 3, or for a run
+    #: whose record could not be read
+    trial_id: str | None = None
 
 
 def write_record(path: Path, fields: dict[str, Any], mode: int | None = None) -> None:
     """Write one of the queue's JSON records with this hpctune's version (``mode``: the file's,
     when the writer knows its directory's policy: no stat of the directory)."""
     write_json_atomic(path, {VERSION: QUEUE_VERSION, **fields}, fsync=False, mode=mode)
-
-
-def write_new_record(path: Path, fields: dict[str, Any], mode: int) -> None:
-    """``write_record`` for a record at a name never used before that nobody reads until a
-    file written after it exists (a run's record, then its queue marker): created and written
-    in place (one open, no temporary file and rename: a metadata operation fewer per run). A
-    file already there is replaced as ``write_record`` replaces it; a record left empty by a
-    writer killed before its write has no marker, and a reader takes it for unreadable."""
-    data = json.dumps({VERSION: QUEUE_VERSION, **fields}, indent=1).encode()
-    try:
-        fd = create_private(path, os.O_WRONLY, mode)
-    except FileExistsError:
-        write_record(path, fields, mode)
-        return
-    try:
-        with full_storage_is_clear(path):
-            write_all(fd, data)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    os.close(fd)
 
 
 def read_record(path: Path, *required: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from hpctune.storage.control import ControlRecord
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.pickling import pickle_trainable
 from hpctune.storage.pool_queue import (
+    NEXT_RUN_FILE,
     PoolQueue,
     RunEnd,
     check_task_id,
@@ -40,29 +41,47 @@ def make_queue(tmp_path: Path, runs: int) -> PoolQueue:
     queue = PoolQueue(tmp_path)
     queue.ensure()
     queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    queue.reserve(runs)  # as the driver does before it queues them
     for seq in range(runs):
         queue.enqueue(seq, f"t_{seq:05d}", SHAPE)
     return queue
 
 
+def claim(queue: PoolQueue, task: str, shape: str = SHAPE) -> int | None:
+    """The run ``task`` claims next (its number), or None."""
+    claimed = queue.claim_next(task, shape)
+    return None if claimed is None else claimed.seq
+
+
+def finish(queue: PoolQueue, task: str, seq: int, exit_code: int, **kwargs) -> None:
+    """``queue.finish`` for run ``seq`` of ``task``'s claims."""
+    queue.finish(task, next(c for c in queue.claims(task) if c.seq == seq), exit_code, **kwargs)
+
+
+def claimed_seqs(queue: PoolQueue, task: str) -> list[int]:
+    return [c.seq for c in queue.claims(task)]
+
+
 # -- the queue ------------------------------------------------------------------------------------
 def test_runs_are_claimed_oldest_first_and_finished_once(tmp_path):
     queue = make_queue(tmp_path, 3)
-    assert queue.claim_next("7_0", SHAPE) == 0
-    assert queue.claim_next("7_1", SHAPE) == 1
+    first = queue.claim_next("7_0", SHAPE)
+    assert (first.seq, first.trial_id) == (0, "t_00000")  # the trial is in the name it claimed
+    assert claim(queue, "7_1") == 1
     view = queue.view()
     assert view.queued == {2: SHAPE} and view.claimed == {0: "7_0", 1: "7_1"}
-    queue.finish("7_0", 0, 3)
-    assert queue.ended(0) == RunEnd(exit_code=3, task="7_0")
-    assert queue.claims("7_0") == [] and queue.claims("7_1") == [1]
-    assert queue.claim_next("7_0", SHAPE) == 2 and queue.claim_next("7_0", SHAPE) is None
+    assert view.trials == {0: "t_00000", 1: "t_00001", 2: "t_00002"}
+    queue.finish("7_0", first, 3)
+    assert queue.ended(0) == RunEnd(exit_code=3, task="7_0", trial_id="t_00000")
+    assert queue.claims("7_0") == [] and claimed_seqs(queue, "7_1") == [1]
+    assert claim(queue, "7_0") == 2 and claim(queue, "7_0") is None
     assert queue.next_seq() == 3
     assert PoolQueue(tmp_path).next_seq() == 3  # a restored driver never repeats a run number
 
 
 def _claim_all(root: str, task: str, out: multiprocessing.Queue) -> None:
     queue, got = PoolQueue(root), []
-    while (seq := queue.claim_next(task, SHAPE)) is not None:
+    while (seq := claim(queue, task)) is not None:
         got.append(seq)
     out.put(got)
 
@@ -83,17 +102,19 @@ def test_concurrent_claims_never_give_a_run_to_two_tasks(tmp_path):
 def test_cancel_takes_a_queued_run_out_or_asks_its_pool_task(tmp_path):
     queue = make_queue(tmp_path, 2)
     assert queue.cancel(0) is True and queue.dropped(0)
-    assert queue.claim_next("9_0", SHAPE) == 1  # run 0 is gone from the queue
+    assert claim(queue, "9_0") == 1  # run 0 is gone from the queue
     assert queue.cancel(1) is False and queue.cancel_requested(1)
-    queue.finish("9_0", 1, 0)
+    finish(queue, "9_0", 1, 0)
     assert not queue.cancel_requested(1)
 
 
 def test_a_dead_tasks_claim_is_handed_back_once(tmp_path):
     queue = make_queue(tmp_path, 1)
     queue.claim_next("9_0", SHAPE)
-    assert queue.hand_back(0, "9_0") is True
-    assert queue.hand_back(0, "9_0") is False
+    assert queue.hand_back(0, "9_0") is False  # its name carries its trial: the driver's view says which
+    assert queue.hand_back(0, "9_0", "t_00000") is True
+    assert queue.hand_back(0, "9_0", "t_00000") is False
+    assert queue.dropped_runs() == {0: "t_00000"}
     assert queue.claims("9_0") == [] and queue.dropped(0)  # a requeued 9_0 will not resume it
 
 
@@ -287,6 +308,7 @@ def make_experiment(tmp_path: Path, configs: list[dict]) -> tuple[ExperimentDir,
     queue = PoolQueue(exp.root)
     queue.ensure()
     queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
+    queue.reserve(len(configs))
     for seq, config in enumerate(configs):
         trial_id = f"t_{seq:05d}"
         exp.write_params(trial_id, config)
@@ -306,10 +328,12 @@ def test_pool_task_runs_each_trial_in_a_fresh_process_and_survives_a_crash(tmp_p
     started = time.monotonic()
     assert task.run() == 0
     assert time.monotonic() - started < 30
-    # a run whose end is in its trial's log keeps no record in the queue (the newest run's
-    # stays: run numbers count from it); the crash, with no end in the log, keeps both for the driver
+    # a run whose end is in its trial's log keeps no file in the queue (next-run.json keeps the
+    # numbers used); the crash, with no end in the log, keeps its end record for the driver
     assert [queue.ended(s) for s in (0, 2, 3)] == [None] * 3 and queue.ended(1).exit_code == 3
-    assert sorted(queue.runs()) == [1, 3] and queue.next_seq() == 4
+    assert queue.ended(1).trial_id == "t_00001" and queue.next_seq() == 4
+    assert sorted(p.name for p in queue.root.rglob("*") if p.is_file()) == [
+        "00000001.json", "42_0.jsonl", NEXT_RUN_FILE, f"{SHAPE}.json"]
     assert kinds(exp, "t_00001") == ["start"]  # the crash: the driver retries it per max_failures
     pids = set()
     for trial in ("t_00000", "t_00002", "t_00003"):
@@ -337,8 +361,8 @@ def test_a_cancelled_run_ends_alone_and_the_task_goes_on(tmp_path):
     thread.join(timeout=5)
     assert kinds(exp, "t_00000")[-1] == "stopped"
     assert kinds(exp, "t_00001")[-1] == "complete"
-    assert queue.ended(0) is None and queue.ended(1) is None and sorted(queue.runs()) == [1]
-    assert not queue.cancel(0)  # an ended run whose record went: nothing to cancel, no marker left
+    assert queue.ended(0) is None and queue.ended(1) is None
+    assert not queue.cancel(0)  # an ended run (no claim left): nothing to cancel, no marker left
     assert not any((queue.root / "cancel").iterdir())
 
 
@@ -357,7 +381,7 @@ def test_sigterm_to_the_pool_task_keeps_unfinished_claims_for_its_restart(tmp_pa
     thread.join(timeout=5)
     assert signal.getsignal(signal.SIGTERM) is not task._on_signal  # the handlers are restored
     assert kinds(exp, "t_00000")[-1] == "terminated"
-    assert queue.claims("44_0") == [0]  # resumed first when the requeued task starts again
+    assert claimed_seqs(queue, "44_0") == [0]  # resumed first when the requeued task starts again
     assert queue.view().queued == {1: SHAPE}  # nothing new was claimed after the signal
 
 
@@ -380,10 +404,9 @@ def test_a_restored_driver_adopts_only_runs_that_reached_the_queue(tmp_path):
     from hpctune.backends.pool import PoolBackend
 
     queue = make_queue(tmp_path, 3)
-    queue.claim_next("8_0", SHAPE)
-    queue.finish("8_0", 0, 0)
-    queue.claim_next("8_0", SHAPE)
-    (tmp_path / "pool" / "queue" / SHAPE / "b00000000" / "00000002").unlink()  # died before the marker
+    finish(queue, "8_0", claim(queue, "8_0"), 0)
+    claim(queue, "8_0")
+    (tmp_path / "pool" / "queue" / SHAPE / "b00000000" / "00000002.t_00002").unlink()  # died before it
     backend = PoolBackend(tmp_path, SlurmConfig(requeue=False))
     assert backend.recorded_launches() == {"t_00000": "pool-0", "t_00001": "pool-1"}
     assert backend._next_seq == 3
@@ -428,9 +451,9 @@ def test_pool_backend_submits_one_task_per_slot_and_hands_back_a_dead_tasks_run(
     assert "#SBATCH --array=0-3%4" in slurm.scripts[0] and "-m hpctune.pool" in slurm.scripts[0]
     slurm.tasks = {f"77_{i}": "RUNNING" for i in range(4)}
     queue = backend.queue
-    shape = queue.run(0).shape
+    shape = queue.view().queued[0]
     for i in range(4):
-        assert queue.claim_next(f"77_{i}", shape) == i
+        assert claim(queue, f"77_{i}", shape) == i
     states = backend.poll()
     backend.reconcile()
     assert states["pool-0"].state == "RUNNING" and states["pool-0"].node == "n1 (pool task 77_0)"
@@ -469,7 +492,7 @@ def test_pool_tasks_that_never_start_a_run_fail_the_queued_runs(tmp_path):
     slurm = ScriptedSlurm()
     backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
     jobs = backend.launch([f"t_{i:05d}" for i in range(30)], {"cpu": 1, "gpu": 0}, throttle=2)
-    shape = backend.queue.run(0).shape
+    shape = backend.queue.view().queued[0]
     for round_ in range(2 * BARREN_TASKS):  # each round: both tasks take a run and end
         for task in (f"{1000 + round_}_0", f"{1000 + round_}_1"):
             backend.queue.finish(task, backend.queue.claim_next(task, shape), 0)
@@ -530,7 +553,7 @@ def test_a_pool_task_that_does_not_end_a_cancelled_run_is_scancelled(tmp_path):
     backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=slurm)
     backend.launch(["t_00000", "t_00001"], {"cpu": 1, "gpu": 0}, throttle=2)
     slurm.tasks = {"77_0": "RUNNING", "77_1": "RUNNING"}
-    shape = backend.queue.run(0).shape
+    shape = backend.queue.view().queued[0]
     backend.queue.claim_next("77_0", shape)
     backend.cancel(["pool-0"])
     backend.poll()

@@ -43,7 +43,7 @@ def queue_two_runs_one_claimed(root):
     queue.write_shape(SHAPE, {"cpu": 1, "gpu": 0})
     queue.enqueue(0, "t_0", SHAPE)
     queue.enqueue(1, "t_1", SHAPE)
-    assert queue.claim_next("812_4", SHAPE) == 0
+    assert queue.claim_next("812_4", SHAPE).seq == 0
 
 
 def test_status_names_the_pool_task_of_a_running_trial(tmp_path, monkeypatch):
