@@ -141,8 +141,9 @@ def test_killed_pool_task_hands_its_trials_back(tmp_path, slurm_lab):
     def kill_a_busy_task():
         def busy_claim():
             queue = PoolQueue(exp)
-            for seq, task in queue.view().claimed.items():
-                trial = queue.run(seq).trial_id
+            view = queue.view()
+            for seq, task in view.claimed.items():
+                trial = view.trials[seq]  # a claim's name carries its trial
                 log = exp / "trials" / trial / "result.jsonl"
                 if log.exists() and sum(e["event"] == "result" for e in read_events(log)) >= 2:
                     return task, trial
@@ -280,7 +281,7 @@ def test_killed_driver_is_restored_with_pool_tasks_running(tmp_path, slurm_lab):
     for result in grid:
         assert [e["result"]["n"] for e in events(result, "result")] == [1, 2, 3, 4, 5, 6]
         assert len(events(result, "start")) == 1, "a trial was run twice"
-    # runs numbered from 0, the newest record kept (an ended run's goes): 12 runs ever enqueued
+    # runs numbered from 0 (next-run.json keeps the numbers used): 12 runs ever enqueued
     assert PoolQueue(exp).next_seq() == 12, "the restored driver queued a trial again"
 
 
@@ -447,7 +448,7 @@ def test_pbt_exploits_and_hyperband_resumes_run_in_the_running_pool(tmp_path, sl
         steps = [e["result"]["step"] for e in events(result, "result")]
         assert steps[-1] == 12, steps
     assert len(pool_arrays(tmp_path / name)) == 1, pool_arrays(tmp_path / name)
-    runs = PoolQueue(tmp_path / name).next_seq()  # runs ever enqueued (an ended run's record goes)
+    runs = PoolQueue(tmp_path / name).next_seq()  # runs ever enqueued (next-run.json)
     assert runs == 4 + len(exploited)  # one run per exploit, none submitted to Slurm
 
     hb = unique_name("poolhb")
