@@ -63,10 +63,25 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.core.ids import check_task_id, is_pool_job, run_job_id, run_seq  # noqa: F401 - also pool/'s
-from hpctune.errors import ConfigError, ExperimentStateError, UnsafeFileError
+from hpctune.errors import ConfigError, ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
 from hpctune.storage.experiment import POOL_DIR  # the one name, reserved there for trial dirs
+from hpctune.storage.pool_names import (  # noqa: F401 - QUEUE_BUCKET, check_run_trial: also the queue's API
+    NUMBER,
+    QUEUE_BUCKET,
+    bucket_of,
+    buckets_of,
+    check_run_trial,
+    claim_name,
+    claim_of,
+    is_run_trial,
+    listdir,
+    run_name,
+    runs_in,
+    seq_name,
+    seqs_in,
+)
 from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: also the queue's API
     QUEUE_VERSION,
     RunClaim,
@@ -76,16 +91,9 @@ from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: a
     read_record,
     write_record,
 )
-from hpctune.storage.secure import check_component, file_mode_for, make_private_dir
+from hpctune.storage.secure import file_mode_for, make_private_dir
 
 _SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
-_BUCKET = re.compile(r"b[0-9]{8,}", re.ASCII)
-_NUMBER = re.compile(r"[0-9]+", re.ASCII)
-#: runs per directory of a shape's queue (``queue/<key>/b<M>/``)
-QUEUE_BUCKET = 256
-#: the longest trial id a run's names carry: with its number and its pool task, a claim's name
-#: stays within the 255 bytes of a file name
-MAX_TRIAL_BYTES = 200
 #: the run numbers used (``{"v", "next"}``), in ``pool/``
 NEXT_RUN_FILE = "next-run.json"
 
@@ -108,25 +116,6 @@ def check_shape(key: str) -> str:
     return key
 
 
-def check_run_trial(trial_id: str) -> str:
-    """``trial_id`` if a run's names can carry it (one path component of at most
-    ``MAX_TRIAL_BYTES`` bytes); the driver checks every trial of a launch before it writes."""
-    check_component(trial_id, "trial id")
-    if len(trial_id.encode()) > MAX_TRIAL_BYTES:
-        raise ConfigError(f"trial id {trial_id[:40]!r}... is {len(trial_id.encode())} bytes: the worker "
-                          f"pool carries a trial id of at most {MAX_TRIAL_BYTES} in its queue's file "
-                          "names. Fix: a shorter trial id, or reuse_actors=False (a job per trial).")
-    return trial_id
-
-
-def _is_trial(text: str) -> bool:
-    try:
-        check_run_trial(text)
-    except (ConfigError, UnsafeFileError):
-        return False
-    return True
-
-
 @dataclass
 class QueueView:
     """Where every unfinished run is, read in one pass over the queue's directories."""
@@ -135,70 +124,6 @@ class QueueView:
     claimed: dict[int, str] = field(default_factory=dict)  # run -> pool task
     #: run -> its trial, for the queued and claimed runs whose names carry it (not those of before)
     trials: dict[int, str] = field(default_factory=dict)
-
-
-def _name(seq: int) -> str:
-    return f"{seq:08d}"
-
-
-def _run_name(seq: int, trial_id: str | None) -> str:
-    """A queued or dropped run's name: ``<N>.<trial>`` (``<N>``: a run of before)."""
-    return _name(seq) if trial_id is None else f"{_name(seq)}.{trial_id}"
-
-
-def _run_of(name: str) -> tuple[int, str | None] | None:
-    """(run, trial) of a queued or dropped run's name (trial None: a run of before, whose
-    trial is in ``runs/<N>.json``); None for a name that is no run."""
-    seq, dot, trial = name.partition(".")
-    if not _NUMBER.fullmatch(seq):
-        return None
-    if not dot:
-        return int(seq), None
-    return (int(seq), trial) if _is_trial(trial) else None
-
-
-def _bucket(seq: int) -> str:
-    """The directory of a shape's queue that holds run ``seq``: named by its first run."""
-    return f"b{seq - seq % QUEUE_BUCKET:08d}"
-
-
-def _buckets(names: list[str]) -> list[str]:
-    """The bucket directories among a shape queue's ``names``, oldest first."""
-    return sorted((name for name in names if _BUCKET.fullmatch(name)), key=lambda name: int(name[1:]))
-
-
-def _claim_name(seq: int, task: str, trial_id: str | None) -> str:
-    """A claim's name in ``claimed/``: the run, the pool task that claimed it, the run's trial
-    (``<N>.<task>``: a run of before)."""
-    return f"{_name(seq)}.{check_task_id(task)}" + ("" if trial_id is None else f".{trial_id}")
-
-
-def _claim_of(name: str) -> tuple[int, str, str | None] | None:
-    """(run, pool task, trial) of a claim's name in ``claimed/`` (trial None: ``<N>.<task>``, a
-    claim of before); None for a pool task's directory (the layout before) or a name that is
-    no claim."""
-    seq, dot, rest = name.partition(".")
-    if not dot or not _NUMBER.fullmatch(seq):
-        return None
-    task, dot, trial = rest.partition(".")
-    try:
-        check_task_id(task)
-    except ConfigError:
-        return None
-    if not dot:
-        return int(seq), task, None
-    return (int(seq), task, trial) if _is_trial(trial) else None
-
-
-def _seqs(directory: Path) -> list[int]:
-    """The run numbers named in ``directory``, lowest (oldest) first."""
-    return sorted(int(n.partition(".")[0]) for n in _listdir(directory) if _NUMBER.fullmatch(n.partition(".")[0]))
-
-
-def _runs_in(directory: Path) -> list[tuple[int, str | None, str]]:
-    """(run, trial, name) of every run named in a bucket or in ``dropped/``, oldest first."""
-    found = [(*run, name) for name in _listdir(directory) if (run := _run_of(name)) is not None]
-    return sorted(found, key=lambda entry: entry[0])
 
 
 class PoolQueue:
@@ -230,8 +155,8 @@ class PoolQueue:
     def _named_runs(self) -> set[int]:
         """Every run number named in the queue's directories (a listing each; a restore only)."""
         view = self.view()
-        return ({*view.queued, *view.claimed} | set(_seqs(self._dir("runs"))) | set(_seqs(self._dir("ended")))
-                | set(_seqs(self._dir("dropped"))))
+        return ({*view.queued, *view.claimed} | set(seqs_in(self._dir("runs"))) | set(seqs_in(self._dir("ended")))
+                | set(seqs_in(self._dir("dropped"))))
 
     def reserve(self, next_seq: int) -> None:
         """Record that the run numbers below ``next_seq`` may be used (before their markers)."""
@@ -276,22 +201,22 @@ class PoolQueue:
 
     def _queued_path(self, shape: str, seq: int, trial_id: str | None) -> Path:
         """Where run ``seq`` waits in ``shape``'s queue."""
-        return self._dir("queue", shape, _bucket(seq), _run_name(seq, trial_id))
+        return self._dir("queue", shape, bucket_of(seq), run_name(seq, trial_id))
 
     def _queued(self, shape: str) -> list[tuple[int, str | None]]:
         """(run, trial) of every run queued for ``shape``, oldest first (a listing per bucket)."""
         directory = self._dir("queue", shape)
-        names = _listdir(directory)
-        flat = [(int(name), None) for name in names if _NUMBER.fullmatch(name)]  # queued by an hpctune before
-        return sorted(flat) + [(seq, trial) for name in _buckets(names)
-                               for seq, trial, _ in _runs_in(directory / name)]
+        names = listdir(directory)
+        flat = [(int(name), None) for name in names if NUMBER.fullmatch(name)]  # queued by an hpctune before
+        return sorted(flat) + [(seq, trial) for name in buckets_of(names)
+                               for seq, trial, _ in runs_in(directory / name)]
 
     def run(self, seq: int) -> RunRecord | None:
         """The record of a run queued by an hpctune before (``runs/<N>.json``); None if there is
         none, or none that can be read (a pool task then drops the run: the driver retries its
         trial as for a job that died)."""
         try:
-            record = read_record(self._dir("runs", f"{_name(seq)}.json"), "trial_id", "shape")
+            record = read_record(self._dir("runs", f"{seq_name(seq)}.json"), "trial_id", "shape")
         except ExperimentStateError:
             return None
         return None if record is None else RunRecord(str(record["trial_id"]), str(record["shape"]),
@@ -299,14 +224,14 @@ class PoolQueue:
 
     def runs(self) -> dict[int, RunRecord]:
         """Every run queued by an hpctune before that still has its record (and readable), oldest first."""
-        found = {seq: self.run(seq) for seq in _seqs(self._dir("runs"))}
+        found = {seq: self.run(seq) for seq in seqs_in(self._dir("runs"))}
         return {seq: record for seq, record in found.items() if record is not None}
 
     def view(self) -> QueueView:
         """Queued and claimed runs: one listing per shape and one of the claims, whatever runs
         (plus one per pool task directory an hpctune before left)."""
         found = QueueView()
-        for shape in _listdir(self._dir("queue")):
+        for shape in listdir(self._dir("queue")):
             for seq, trial in self._queued(shape):
                 found.queued[seq] = shape
                 if trial is not None:
@@ -321,12 +246,12 @@ class PoolQueue:
         """{run: (pool task, trial)} of every claim: one listing (plus one per pool task
         directory an hpctune before left)."""
         found: dict[int, tuple[str, str | None]] = {}
-        for name in _listdir(self._dir("claimed")):
-            claim = _claim_of(name)
+        for name in listdir(self._dir("claimed")):
+            claim = claim_of(name)
             if claim is not None:
                 found[claim[0]] = claim[1], claim[2]
             elif "." not in name:  # claimed/<task>/<N>: a pool task of an hpctune before
-                for seq in _seqs(self._dir("claimed", name)):
+                for seq in seqs_in(self._dir("claimed", name)):
                     found[seq] = name, None
         return found
 
@@ -334,28 +259,28 @@ class PoolQueue:
         """Take a queued run out of the queue (True), or ask the pool task that claimed it to
         end it (False; its process gets SIGTERM, as ``scancel`` would send). Its marker is found
         by a listing of its bucket in each shape's queue; one that ended needs nothing."""
-        for shape in _listdir(self._dir("queue")):
-            bucket = self._dir("queue", shape, _bucket(seq))
-            markers = [bucket / name for queued, _, name in _runs_in(bucket) if queued == seq]
-            for marker in [*markers, self._dir("queue", shape, _name(seq))]:  # and one queued flat (before)
+        for shape in listdir(self._dir("queue")):
+            bucket = self._dir("queue", shape, bucket_of(seq))
+            markers = [bucket / name for queued, _, name in runs_in(bucket) if queued == seq]
+            for marker in [*markers, self._dir("queue", shape, seq_name(seq))]:  # and one queued flat (before)
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                     os.rename(marker, self._dir("dropped", marker.name))
                     return True
         if seq not in self._claimed():
             return False  # not claimed either (it ended, or was dropped): nothing left to cancel
         if self.ended(seq) is None:
-            write_json_atomic(self._dir("cancel", _name(seq)), {}, fsync=False)
+            write_json_atomic(self._dir("cancel", seq_name(seq)), {}, fsync=False)
         return False
 
     def hand_back(self, seq: int, task: str, trial_id: str | None = None) -> bool:
         """Move the claim of a pool task that is gone aside (it can never resume it); True if it
         was still there. The driver then retries the trial as for a job that died. ``trial_id``:
         the run's trial, as the claim's name carries it (``QueueView.trials``)."""
-        claims = [self._dir("claimed", _claim_name(seq, task, trial_id))] if trial_id is not None else []
-        for claim in (*claims, self._dir("claimed", _claim_name(seq, task, None)),
-                      self._dir("claimed", task, _name(seq))):
+        claims = [self._dir("claimed", claim_name(seq, task, trial_id))] if trial_id is not None else []
+        for claim in (*claims, self._dir("claimed", claim_name(seq, task, None)),
+                      self._dir("claimed", task, seq_name(seq))):
             try:
-                os.rename(claim, self._dir("dropped", _run_name(seq, trial_id)))
+                os.rename(claim, self._dir("dropped", run_name(seq, trial_id)))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             return True
@@ -363,19 +288,19 @@ class PoolQueue:
 
     def ended(self, seq: int) -> RunEnd | None:
         """How the run's process ended, or None (still queued or running)."""
-        record = read_record(self._dir("ended", f"{_name(seq)}.json"), "exit", "task")
+        record = read_record(self._dir("ended", f"{seq_name(seq)}.json"), "exit", "task")
         if record is None:
             return None
         wall, trial = record.get("wall_s"), record.get("trial_id")
         return RunEnd(int(record["exit"]), str(record["task"]), record[VERSION],
                       float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
-                      trial if isinstance(trial, str) and _is_trial(trial) else None)
+                      trial if isinstance(trial, str) and is_run_trial(trial) else None)
 
     def ended_runs(self) -> dict[int, RunEnd]:
         """Every run's end record that can be read (a listing of ``ended/``; a restore only). A
         record of a newer hpctune raises SchemaError."""
         found = {}
-        for seq in _seqs(self._dir("ended")):
+        for seq in seqs_in(self._dir("ended")):
             try:
                 end = self.ended(seq)
             except ExperimentStateError:
@@ -387,7 +312,7 @@ class PoolQueue:
     def dropped_runs(self) -> dict[int, str | None]:
         """{run: its trial (None: a run of before)} of every run cancelled before a claim or
         handed back from a dead pool task (one listing of ``dropped/``)."""
-        return {seq: trial for seq, trial, _ in _runs_in(self._dir("dropped"))}
+        return {seq: trial for seq, trial, _ in runs_in(self._dir("dropped"))}
 
     def dropped(self, seq: int) -> bool:
         """True if the run was cancelled before a claim, or handed back from a dead pool task."""
@@ -400,7 +325,7 @@ class PoolQueue:
 
     def array_uids(self) -> list[str]:
         """The uids of every pool array submitted (or about to be: the manifest comes first)."""
-        return [name[: -len(".tasks")] for name in _listdir(self._dir("arrays")) if name.endswith(".tasks")]
+        return [name[: -len(".tasks")] for name in listdir(self._dir("arrays")) if name.endswith(".tasks")]
 
     # -- the pool task's side ------------------------------------------------------------------
     def _claim(self, seq: int, trial_id: str | None, name: str) -> RunClaim:
@@ -412,9 +337,9 @@ class PoolQueue:
 
     def claims(self, task: str) -> list[RunClaim]:
         """Runs pool task ``task`` claimed and has not finished (a requeued task resumes them)."""
-        mine = [self._claim(claim[0], claim[2], name) for name in _listdir(self._dir("claimed"))
-                if (claim := _claim_of(name)) is not None and claim[1] == check_task_id(task)]
-        mine += [self._claim(seq, None, f"{task}/{_name(seq)}") for seq in _seqs(self._dir("claimed", task))]
+        mine = [self._claim(claim[0], claim[2], name) for name in listdir(self._dir("claimed"))
+                if (claim := claim_of(name)) is not None and claim[1] == check_task_id(task)]
+        mine += [self._claim(seq, None, f"{task}/{seq_name(seq)}") for seq in seqs_in(self._dir("claimed", task))]
         return sorted(mine, key=lambda claim: claim.seq)
 
     def claim_next(self, task: str, shape: str) -> RunClaim | None:
@@ -425,13 +350,13 @@ class PoolQueue:
         the directory, then found it gone)."""
         check_task_id(task)
         directory = self._dir("queue", check_shape(shape))
-        names = _listdir(directory)
-        flat = sorted((int(name), None, name) for name in names if _NUMBER.fullmatch(name))  # queued before
-        buckets = _buckets(names)
+        names = listdir(directory)
+        flat = sorted((int(name), None, name) for name in names if NUMBER.fullmatch(name))  # queued before
+        buckets = buckets_of(names)
         for bucket in [""] * bool(flat) + buckets:
-            runs = _runs_in(directory / bucket) if bucket else flat
+            runs = runs_in(directory / bucket) if bucket else flat
             for seq, trial, name in runs:
-                claim = _claim_name(seq, task, trial)
+                claim = claim_name(seq, task, trial)
                 try:
                     os.rename(directory / bucket / name, self._dir("claimed", claim))
                 except FileNotFoundError:
@@ -444,7 +369,7 @@ class PoolQueue:
 
     def cancel_requested(self, seq: int) -> bool:
         """True if the driver asked the pool task running ``seq`` to end it."""
-        return self._dir("cancel", _name(seq)).exists()
+        return self._dir("cancel", seq_name(seq)).exists()
 
     def finish(self, task: str, claim: RunClaim, exit_code: int, logged_end: bool = False,
                wall_s: float | None = None) -> None:
@@ -470,15 +395,15 @@ class PoolQueue:
                 fields["wall_s"] = round(float(wall_s), 3)
             if claim.trial_id is not None:
                 fields["trial_id"] = claim.trial_id
-            write_record(self._dir("ended", f"{_name(seq)}.json"), fields)
-        for path in (self._dir("claimed", claim.name), self._dir("cancel", _name(seq))):
+            write_record(self._dir("ended", f"{seq_name(seq)}.json"), fields)
+        for path in (self._dir("claimed", claim.name), self._dir("cancel", seq_name(seq))):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
         # a run of before, not the newest: a newer record exists (one stat, most often), else the listings say
         if claim.legacy and logged_end and (
-                self._dir("runs", f"{_name(seq + 1)}.json").exists() or seq < self.next_seq() - 1):
+                self._dir("runs", f"{seq_name(seq + 1)}.json").exists() or seq < self.next_seq() - 1):
             with contextlib.suppress(FileNotFoundError):
-                self._dir("runs", f"{_name(seq)}.json").unlink()
+                self._dir("runs", f"{seq_name(seq)}.json").unlink()
 
     def _append_wall(self, task: str, seq: int, wall_s: float) -> None:
         """One line ``{"v", "run", "wall_s"}`` appended to the task's walls file (its one writer)."""
@@ -495,7 +420,7 @@ class PoolQueue:
         the tasks' walls files, and the end records of crashed runs. A torn or foreign line is
         skipped; a line of a newer hpctune raises SchemaError."""
         found: dict[int, RunWall] = {}
-        for name in _listdir(self._dir("walls")):
+        for name in listdir(self._dir("walls")):
             task = name[: -len(".jsonl")] if name.endswith(".jsonl") else ""
             if not task:
                 continue
@@ -510,16 +435,9 @@ class PoolQueue:
                     found[int(record["run"])] = RunWall(task, float(record["wall_s"]))
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue
-        for seq in _seqs(self._dir("ended")):
+        for seq in seqs_in(self._dir("ended")):
             with contextlib.suppress(ExperimentStateError):
                 end = self.ended(seq)
                 if end is not None and end.wall_s is not None and seq not in found:
                     found[seq] = RunWall(end.task, end.wall_s)
         return found
-
-
-def _listdir(directory: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
