@@ -12,6 +12,7 @@ from hpctune.core.ids import check_task_id
 from hpctune.errors import ConfigError, UnsafeFileError
 from hpctune.storage.secure import check_component
 
+SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 BUCKET = re.compile(r"b[0-9]{8,}", re.ASCII)
 NUMBER = re.compile(r"[0-9]+", re.ASCII)
 #: runs per directory of a shape's queue (``queue/<key>/b<M>/``)
@@ -19,6 +20,13 @@ QUEUE_BUCKET = 256
 #: the longest trial id a run's names carry: with its number and its pool task, a claim's name
 #: stays within the 255 bytes of a file name
 MAX_TRIAL_BYTES = 200
+
+
+def check_shape(key: str) -> str:
+    """``key`` if it is a shape key as ``pool_queue.shape_key`` makes them (a directory name)."""
+    if not isinstance(key, str) or not SHAPE.fullmatch(key):
+        raise ConfigError(f"{key!r} is not a pool shape key (s + 10 hex digits).")
+    return key
 
 
 def check_run_trial(trial_id: str) -> str:

@@ -23,32 +23,26 @@ is in exactly one place and no two pool tasks can claim it::
       arrays/<uid>.tasks|.sbatch|.jobid   each pool array: its tasks' lines, script, job id
       walls/<task>.jsonl       each run's wall time, one line per run its pool task ran (accounting)
 
-A run's record is its marker's name. Queueing a run is one metadata operation on the
-filesystem: the marker is created with ``O_EXCL`` under its full name, so a pool task that
-lists the bucket sees the whole record or nothing (a file's content, by contrast, could be
-claimed by a ``rename`` between its create and its write). A claim and a drop are renames that
-keep the trial in the new name; a pool task reads the trial from the name it claimed. The shape
-is the queue directory the marker is in (a pool task claims only its own shape's). A trial id
-is carried if it is one path component of at most ``MAX_TRIAL_BYTES`` bytes (hpctune's own are
-``<8 hex>_<NNNNN>``): ``check_run_trial`` refuses another before anything is written.
+A run's record is its marker's name: queueing a run is one metadata operation, the marker
+created with ``O_EXCL`` under its full name, so a pool task that lists the bucket sees the
+whole record or nothing (a record in the file could be claimed by a ``rename`` between its
+create and its write). A claim and a drop are renames that keep the trial in the new name; a
+pool task reads the trial from the name it claimed, the shape is the queue directory it claims
+from. A trial id is carried if it is one path component of at most ``MAX_TRIAL_BYTES`` bytes
+(hpctune's own are ``<8 hex>_<NNNNN>``); ``check_run_trial`` refuses another before any write.
+The driver's ``next_seq`` is the highest of ``next-run.json`` and the numbers in the names; a
+restore adopts the trials in the queued, claimed and dropped names and in the end records; a
+cancel finds a queued marker by listing the run's bucket in each shape (a few).
 
-What the driver needs from the runs it launched is in these names and records: ``next_seq``
-(the highest of ``next-run.json`` and every number named in the directories), its launches
-after a restore (the trials in the queued, claimed and dropped names and in the end records),
-a cancel (the marker is found by a listing of the run's bucket in each shape: a few shapes).
+Before (still read: an experiment of an hpctune before resumes and runs): ``runs/<N>.json``
+(a run's trial and shape) with the empty marker ``<N>`` (``dropped/<N>``), claims
+``claimed/<N>.<task>`` or ``claimed/<task>/<N>``, runs queued flat in ``queue/<key>/<N>``; such a
+run's record goes when it ended with its end in its log, unless it is the newest.
 
-Before (still read, so an experiment of an hpctune before resumes and its runs are run):
-``runs/<N>.json`` (a run's trial and shape; the marker was the empty ``<N>``, and a dropped
-run ``dropped/<N>``), a claim ``claimed/<N>.<task>`` or ``claimed/<task>/<N>``, a run queued
-directly in ``queue/<key>/<N>``. Such a run's record goes when it ended with its end in the
-trial's log, unless it is the newest (``next_seq`` counted from it then).
-
-A run's job id, as the controller and the trial's events see it, is ``pool-<N>`` (``hpctune.core.ids``). The JSON
-records (a run of before, a shape's cap, a run's end, the next run) carry ``"v": QUEUE_VERSION`` and
-are read and written only here (``RunRecord``, ``RunEnd``, ``RunClaim``); one without ``"v"``
-(hpctune before records had versions) is version 1, and one of a newer hpctune raises
-SchemaError. A shape's file holds the resources dict itself, the same ``{"cpu": ..}`` a
-trial's resources are everywhere.
+A run's job id, as the controller and the trial's events see it, is ``pool-<N>``
+(``hpctune.core.ids``). The JSON records carry ``"v": QUEUE_VERSION`` and are read and written
+only here and in ``pool_records``; one without ``"v"`` is version 1, one of a newer hpctune
+raises SchemaError. A shape's file holds the resources dict itself (``{"cpu": ..}``).
 """
 
 from __future__ import annotations
@@ -57,25 +51,23 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpctune.core.ids import check_task_id, is_pool_job, run_job_id, run_seq  # noqa: F401 - also pool/'s
-from hpctune.errors import ConfigError, ExperimentStateError
+from hpctune.errors import ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
-from hpctune.storage.events import VERSION, check_version
 from hpctune.storage.experiment import POOL_DIR  # the one name, reserved there for trial dirs
-from hpctune.storage.pool_names import (  # noqa: F401 - QUEUE_BUCKET, check_run_trial: also the queue's API
+from hpctune.storage.pool_names import (  # noqa: F401 - QUEUE_BUCKET, check_run_trial, check_shape: also the queue's API
     NUMBER,
     QUEUE_BUCKET,
     bucket_of,
     buckets_of,
     check_run_trial,
+    check_shape,
     claim_name,
     claim_of,
-    is_run_trial,
     listdir,
     run_name,
     runs_in,
@@ -88,12 +80,16 @@ from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: a
     RunEnd,
     RunRecord,
     RunWall,
+    append_wall,
+    read_end,
     read_record,
+    read_run,
+    read_walls,
+    write_end,
     write_record,
 )
 from hpctune.storage.secure import file_mode_for, make_private_dir
 
-_SHAPE = re.compile(r"s[0-9a-f]{10}", re.ASCII)
 #: the run numbers used (``{"v", "next"}``), in ``pool/``
 NEXT_RUN_FILE = "next-run.json"
 
@@ -107,13 +103,6 @@ def shape_key(resources: dict[str, Any]) -> str:
     """A short stable name for a resource shape (one pool array per shape)."""
     text = json.dumps(sorted(resources.items()), default=str)
     return "s" + hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def check_shape(key: str) -> str:
-    """``key`` if it is a shape key as ``shape_key`` makes them (it becomes a directory name)."""
-    if not isinstance(key, str) or not _SHAPE.fullmatch(key):
-        raise ConfigError(f"{key!r} is not a pool shape key (s + 10 hex digits).")
-    return key
 
 
 @dataclass
@@ -215,12 +204,7 @@ class PoolQueue:
         """The record of a run queued by an hpctune before (``runs/<N>.json``); None if there is
         none, or none that can be read (a pool task then drops the run: the driver retries its
         trial as for a job that died)."""
-        try:
-            record = read_record(self._dir("runs", f"{seq_name(seq)}.json"), "trial_id", "shape")
-        except ExperimentStateError:
-            return None
-        return None if record is None else RunRecord(str(record["trial_id"]), str(record["shape"]),
-                                                     record[VERSION])
+        return read_run(self._dir("runs", f"{seq_name(seq)}.json"))
 
     def runs(self) -> dict[int, RunRecord]:
         """Every run queued by an hpctune before that still has its record (and readable), oldest first."""
@@ -288,13 +272,7 @@ class PoolQueue:
 
     def ended(self, seq: int) -> RunEnd | None:
         """How the run's process ended, or None (still queued or running)."""
-        record = read_record(self._dir("ended", f"{seq_name(seq)}.json"), "exit", "task")
-        if record is None:
-            return None
-        wall, trial = record.get("wall_s"), record.get("trial_id")
-        return RunEnd(int(record["exit"]), str(record["task"]), record[VERSION],
-                      float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
-                      trial if isinstance(trial, str) and is_run_trial(trial) else None)
+        return read_end(self._dir("ended", f"{seq_name(seq)}.json"))
 
     def ended_runs(self) -> dict[int, RunEnd]:
         """Every run's end record that can be read (a listing of ``ended/``; a restore only). A
@@ -388,14 +366,10 @@ class PoolQueue:
         pool task, not per run), and ``wall_s`` in a crash's end record."""
         seq = claim.seq
         if wall_s is not None:
-            self._append_wall(task, seq, wall_s)
+            append_wall(make_private_dir(self._dir("walls")) / f"{check_task_id(task)}.jsonl", seq, wall_s)
         if not logged_end:
-            fields: dict[str, Any] = {"exit": exit_code, "task": task}
-            if wall_s is not None:
-                fields["wall_s"] = round(float(wall_s), 3)
-            if claim.trial_id is not None:
-                fields["trial_id"] = claim.trial_id
-            write_record(self._dir("ended", f"{seq_name(seq)}.json"), fields)
+            write_end(self._dir("ended", f"{seq_name(seq)}.json"), RunEnd(
+                exit_code, task, wall_s=None if wall_s is None else round(float(wall_s), 3), trial_id=claim.trial_id))
         for path in (self._dir("claimed", claim.name), self._dir("cancel", seq_name(seq))):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
@@ -405,36 +379,14 @@ class PoolQueue:
             with contextlib.suppress(FileNotFoundError):
                 self._dir("runs", f"{seq_name(seq)}.json").unlink()
 
-    def _append_wall(self, task: str, seq: int, wall_s: float) -> None:
-        """One line ``{"v", "run", "wall_s"}`` appended to the task's walls file (its one writer)."""
-        directory = make_private_dir(self._dir("walls"))
-        line = json.dumps({VERSION: QUEUE_VERSION, "run": seq, "wall_s": round(float(wall_s), 3)}) + "\n"
-        fd = os.open(directory / f"{check_task_id(task)}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-
     def run_walls(self) -> dict[int, RunWall]:
         """Every run's measured wall time and the pool task that ran it (the pool's accounting):
         the tasks' walls files, and the end records of crashed runs. A torn or foreign line is
         skipped; a line of a newer hpctune raises SchemaError."""
         found: dict[int, RunWall] = {}
         for name in listdir(self._dir("walls")):
-            task = name[: -len(".jsonl")] if name.endswith(".jsonl") else ""
-            if not task:
-                continue
-            try:
-                text = (self._dir("walls") / name).read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                try:
-                    record = json.loads(line)
-                    check_version(record.get(VERSION, 1), QUEUE_VERSION, self._dir("walls") / name, "pool record")
-                    found[int(record["run"])] = RunWall(task, float(record["wall_s"]))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue
+            if name.endswith(".jsonl") and name != ".jsonl":
+                found.update(read_walls(self._dir("walls", name), name[: -len(".jsonl")]))
         for seq in seqs_in(self._dir("ended")):
             with contextlib.suppress(ExperimentStateError):
                 end = self.ended(seq)

@@ -1,9 +1,12 @@
 """The worker pool's records (``hpctune.storage.pool_queue`` writes and reads them): a run's
 claim, a run of an hpctune before (its JSON record), how a run ended, its wall time, the next
-run number; each JSON record carries ``"v": QUEUE_VERSION``."""
+run number; each JSON record carries ``"v": QUEUE_VERSION``. A pool task's walls file is one
+line per run it ran (``append_wall``, ``read_walls``)."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 from hpctune.errors import ExperimentStateError
 from hpctune.storage.atomic import read_json, write_json_atomic
 from hpctune.storage.events import VERSION, check_version
+from hpctune.storage.pool_names import is_run_trial
 
 _MISSING = object()
 #: the version of the queue's JSON records this hpctune writes (and the newest it reads);
@@ -73,6 +77,39 @@ def write_record(path: Path, fields: dict[str, Any], mode: int | None = None) ->
     write_json_atomic(path, {VERSION: QUEUE_VERSION, **fields}, fsync=False, mode=mode)
 
 
+def read_run(path: Path) -> RunRecord | None:
+    """A run's record of an hpctune before version 3 (``runs/<N>.json``); None if there is none,
+    or none that can be read (a pool task then drops the run: the driver retries its trial as
+    for a job that died)."""
+    try:
+        record = read_record(path, "trial_id", "shape")
+    except ExperimentStateError:
+        return None
+    return None if record is None else RunRecord(str(record["trial_id"]), str(record["shape"]), record[VERSION])
+
+
+def write_end(path: Path, end: RunEnd) -> None:
+    """How a run's process ended (``ended/<N>.json``), written by its pool task."""
+    fields: dict[str, Any] = {"exit": end.exit_code, "task": end.task}
+    if end.wall_s is not None:
+        fields["wall_s"] = end.wall_s
+    if end.trial_id is not None:
+        fields["trial_id"] = end.trial_id
+    write_record(path, fields)
+
+
+def read_end(path: Path) -> RunEnd | None:
+    """The end ``write_end`` wrote (None: none yet). SchemaError for a newer record,
+    ExperimentStateError for one that is not a run's end."""
+    record = read_record(path, "exit", "task")
+    if record is None:
+        return None
+    wall, trial = record.get("wall_s"), record.get("trial_id")
+    return RunEnd(int(record["exit"]), str(record["task"]), record[VERSION],
+                  float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
+                  trial if isinstance(trial, str) and is_run_trial(trial) else None)
+
+
 def read_record(path: Path, *required: str) -> dict[str, Any] | None:
     """A JSON record of the queue with its version checked (``VERSION`` set: 1 if it had none),
     or None if there is none. SchemaError for a newer record, ExperimentStateError for a file
@@ -87,3 +124,31 @@ def read_record(path: Path, *required: str) -> dict[str, Any] | None:
         raise ExperimentStateError(f"{path} is not an hpctune pool record (a JSON object with "
                                    f"{', '.join(required) or 'fields'}): remove it.")
     return {**data, VERSION: check_version(data.get(VERSION, 1), QUEUE_VERSION, path, "pool record")}
+
+
+def append_wall(path: Path, seq: int, wall_s: float) -> None:
+    """One line ``{"v", "run", "wall_s"}`` appended to a pool task's walls file (its one writer)."""
+    line = json.dumps({VERSION: QUEUE_VERSION, "run": seq, "wall_s": round(float(wall_s), 3)}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_walls(path: Path, task: str) -> dict[int, RunWall]:
+    """{run: RunWall} of the lines of pool task ``task``'s walls file. A torn or foreign line is
+    skipped; a line of a newer hpctune raises SchemaError."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            check_version(record.get(VERSION, 1), QUEUE_VERSION, path, "pool record")
+            found[int(record["run"])] = RunWall(task, float(record["wall_s"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return found

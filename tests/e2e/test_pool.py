@@ -333,7 +333,7 @@ def test_status_cancel_and_ctrl_c_with_pool_tasks(tmp_path, capsys):
             assert f"pool task {task}" in shown, shown
         queue = PoolQueue(exp)
         victim_seq, victim_task = sorted(claimed.items())[0]
-        victim = queue.run(victim_seq).trial_id
+        victim = queue.view().trials[victim_seq]  # a claim's name carries its trial
         assert main(["cancel", str(exp), victim]) == 0
         wait_for(lambda: victim_seq not in queue.view().claimed, timeout=30,  # its end is in its log:
                  what="the cancelled trial's process to end")  # no ended/ record (files per trial)
