@@ -137,10 +137,9 @@ class PoolBackend(SlurmBackend):
         why = (f"its pool tasks ended {BARREN_TASKS} times without starting any trial "
                f"(a failing SlurmConfig(setup) line, or Python/hpctune missing on the compute "
                f"nodes?): see {logs}; reuse_actors=False runs one job per trial")
-        for seq in view.queued:
-            if self.queue.cancel(seq):
-                self._taken_out += 1
-                self._failed_unstarted[seq] = why
+        taken = self.queue.cancel_runs(list(view.queued))
+        self._taken_out += len(taken)
+        self._failed_unstarted.update(dict.fromkeys(taken, why))
         return True
 
     def _submit_pool(self, shape: str, count: int) -> None:
@@ -278,11 +277,11 @@ class PoolBackend(SlurmBackend):
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel runs: a queued one leaves the queue, a running one gets SIGTERM from its pool
         task (which goes on with other trials). Other (Slurm) ids go to scancel."""
-        for job_id in filter(is_pool_job, job_ids):
-            seq = run_seq(job_id)
-            if self.queue.cancel(seq):
-                self._taken_out += 1
-            else:
+        seqs = [run_seq(job_id) for job_id in filter(is_pool_job, job_ids)]
+        taken = self.queue.cancel_runs(seqs) if seqs else set()  # a listing per shape, not per run
+        self._taken_out += len(taken)
+        for seq in seqs:
+            if seq not in taken:
                 self._cancelled.setdefault(seq, time.monotonic())
         super().cancel([j for j in job_ids if not is_pool_job(j)])
 

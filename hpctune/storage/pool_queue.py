@@ -82,6 +82,7 @@ from hpctune.storage.pool_records import (  # noqa: F401 - RunRecord, RunWall: a
     RunWall,
     append_wall,
     read_end,
+    read_next_run,
     read_record,
     read_run,
     read_walls,
@@ -134,11 +135,7 @@ class PoolQueue:
     def next_seq(self) -> int:
         """One more than the highest run number ever used (a restored driver never repeats one):
         what ``next-run.json`` says, or more if a run is named higher anywhere (runs of before)."""
-        record = read_record(self._dir(NEXT_RUN_FILE), "next")
-        reserved = record["next"] if record is not None else 0
-        if not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0:
-            raise ExperimentStateError(f"{self._dir(NEXT_RUN_FILE)} holds no run number ({reserved!r}): "
-                                       "restore it, or move the experiment away.")
+        reserved = read_next_run(self._dir(NEXT_RUN_FILE))
         return max(reserved, max(self._named_runs(), default=-1) + 1)
 
     def _named_runs(self) -> set[int]:
@@ -175,7 +172,7 @@ class PoolQueue:
     def enqueue(self, seq: int, trial_id: str, shape: str) -> str:
         """Queue run ``seq`` of ``trial_id`` for a pool task of ``shape``: one file created under
         its full name (``<N>.<trial>``), its record. ``reserve`` covers ``seq`` first."""
-        marker = self._queued_path(check_shape(shape), seq, check_run_trial(trial_id))
+        marker = self._dir("queue", check_shape(shape), bucket_of(seq), run_name(seq, check_run_trial(trial_id)))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         for attempt in range(3):
             try:
@@ -187,10 +184,6 @@ class PoolQueue:
                 with contextlib.suppress(FileNotFoundError):  # an older hpctune's task removed it again
                     make_private_dir(marker.parent)
         return run_job_id(seq)
-
-    def _queued_path(self, shape: str, seq: int, trial_id: str | None) -> Path:
-        """Where run ``seq`` waits in ``shape``'s queue."""
-        return self._dir("queue", shape, bucket_of(seq), run_name(seq, trial_id))
 
     def _queued(self, shape: str) -> list[tuple[int, str | None]]:
         """(run, trial) of every run queued for ``shape``, oldest first (a listing per bucket)."""
@@ -241,20 +234,30 @@ class PoolQueue:
 
     def cancel(self, seq: int) -> bool:
         """Take a queued run out of the queue (True), or ask the pool task that claimed it to
-        end it (False; its process gets SIGTERM, as ``scancel`` would send). Its marker is found
-        by a listing of its bucket in each shape's queue; one that ended needs nothing."""
+        end it (False; its process gets SIGTERM, as ``scancel`` would send)."""
+        return seq in self.cancel_runs([seq])
+
+    def cancel_runs(self, seqs: list[int]) -> set[int]:
+        """``cancel`` for many runs; returns those taken out of the queue. Their markers are found
+        by a listing of each shape's queue and of the buckets they are in, the claimed ones by a
+        listing of the claims, after the renames (a run claimed meanwhile is there): a run that
+        ended (or was dropped) needs nothing."""
+        wanted, taken = set(seqs), set()
         for shape in listdir(self._dir("queue")):
-            bucket = self._dir("queue", shape, bucket_of(seq))
-            markers = [bucket / name for queued, _, name in runs_in(bucket) if queued == seq]
-            for marker in [*markers, self._dir("queue", shape, seq_name(seq))]:  # and one queued flat (before)
+            directory = self._dir("queue", shape)
+            names = listdir(directory)
+            markers = {int(name): directory / name for name in names if NUMBER.fullmatch(name)}  # flat: before
+            for bucket in sorted({bucket_of(seq) for seq in wanted - taken} & set(names)):
+                markers.update((run, directory / bucket / name) for run, _, name in runs_in(directory / bucket))
+            for seq in sorted((wanted - taken) & set(markers)):
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    os.rename(marker, self._dir("dropped", marker.name))
-                    return True
-        if seq not in self._claimed():
-            return False  # not claimed either (it ended, or was dropped): nothing left to cancel
-        if self.ended(seq) is None:
-            write_json_atomic(self._dir("cancel", seq_name(seq)), {}, fsync=False)
-        return False
+                    os.rename(markers[seq], self._dir("dropped", markers[seq].name))
+                    taken.add(seq)
+        claimed = self._claimed() if wanted - taken else {}
+        for seq in sorted(wanted - taken):
+            if seq in claimed and self.ended(seq) is None:  # one that ended needs nothing
+                write_json_atomic(self._dir("cancel", seq_name(seq)), {}, fsync=False)
+        return taken
 
     def hand_back(self, seq: int, task: str, trial_id: str | None = None) -> bool:
         """Move the claim of a pool task that is gone aside (it can never resume it); True if it

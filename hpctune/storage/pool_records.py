@@ -88,6 +88,16 @@ def read_run(path: Path) -> RunRecord | None:
     return None if record is None else RunRecord(str(record["trial_id"]), str(record["shape"]), record[VERSION])
 
 
+def read_next_run(path: Path) -> int:
+    """The next run number ``next-run.json`` keeps (0: none yet); ExperimentStateError if it holds none."""
+    record = read_record(path, "next")
+    reserved = record["next"] if record is not None else 0
+    if not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0:
+        raise ExperimentStateError(f"{path} holds no run number ({reserved!r}): restore it, or move "
+                                   "the experiment away.")
+    return reserved
+
+
 def write_end(path: Path, end: RunEnd) -> None:
     """How a run's process ended (``ended/<N>.json``), written by its pool task."""
     fields: dict[str, Any] = {"exit": end.exit_code, "task": end.task}

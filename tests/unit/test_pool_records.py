@@ -419,3 +419,21 @@ def test_a_pool_task_drops_a_run_whose_record_it_cannot_read(tmp_path, capsys):
     assert task.run() == 0
     assert queue.ended(0) == RunEnd(1, "43_0") and not task.children
     assert "run 0 has no readable record; dropped" in capsys.readouterr().err
+
+
+def test_cancelling_many_runs_lists_each_directory_once(tmp_path, monkeypatch):
+    """Ctrl+C cancels every live trial: one listing of each shape, of each bucket the runs are in
+    and of the claims for all of them, not a listing of the claims per run."""
+    from hpctune.backends.pool import PoolBackend
+
+    backend = PoolBackend(tmp_path, SlurmConfig(requeue=False), commands=ScriptedSlurm())
+    backend.launch([f"t_{i:05d}" for i in range(300)], {"cpu": 1, "gpu": 0}, throttle=None)
+    for _ in range(100):
+        claim(backend.queue, "7_0")
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(str(path)) or real(path))
+    backend.cancel([f"pool-{i}" for i in range(300)])
+    assert len(listed) <= 5, listed  # queue/, the shape, its 2 buckets, claimed/
+    assert set(backend.queue.dropped_runs()) == set(range(100, 300))
+    assert sorted(int(p.name) for p in (tmp_path / "pool" / "cancel").iterdir()) == list(range(100))
