@@ -42,7 +42,13 @@ from hpctune.storage.secure import (
     make_private_dir,
     root_dir_mode,
 )
-from hpctune.storage.trial_config import config_view, json_exact, pickle_config
+from hpctune.storage.trial_config import (
+    config_view,
+    json_exact,
+    params_text,
+    pickle_config,
+    write_config_file,
+)
 
 EXPERIMENT_FILE = "experiment.json"
 STATE_FILE = "state.json"
@@ -317,17 +323,18 @@ class ExperimentDir:
         if not fresh:
             make_private_dir(self.trial_dir(trial_id))
         mode = new.file_mode if fresh else None
+        pkl, text = self.params_pickle_path(trial_id), self.params_path(trial_id)
         if json_exact(params):
             # params.json first: a crash between the two leaves the older pickle, which a
             # rewrite of the same config (an exploit enacted again on restore) replaces
-            write_json_atomic(self.params_path(trial_id), params, fsync=False, mode=mode)
+            write_config_file(new if fresh else None, text, params_text(params), mode)
             if not fresh or new.wrote_pickle:
-                self.params_pickle_path(trial_id).unlink(missing_ok=True)
+                pkl.unlink(missing_ok=True)
             return
-        write_bytes_atomic(self.params_pickle_path(trial_id), payload, fsync=False, mode=mode)
+        write_config_file(new if fresh else None, pkl, payload, mode)
         if new is not None:
             new.wrote_pickle = True
-        write_json_atomic(self.params_path(trial_id), config_view(params), fsync=False, mode=mode)
+        write_config_file(new if fresh else None, text, params_text(config_view(params)), mode)
 
     def read_params(self, trial_id: str) -> dict[str, Any]:
         """The human-readable view of the config (``params.json``): JSON types only."""
@@ -387,3 +394,4 @@ def _entries(directory: Path) -> list[str]:
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         return os.listdir(directory)
     return []
+

@@ -12,10 +12,14 @@ metadata server that the whole machine shares (bench/README.md, "Metadata per tr
 While the driver creates a trial (``ExperimentDir.new_trial``) whose directory this creation
 made (``NewDirs``: one ``mkdir``; its mode checked on the descriptor until ``mkdir`` alone gives it):
 
-* ``params.json`` is written with a temporary file and a rename, as before (``hpctune
-  trials`` or ``ResultGrid`` listing ``trials/`` may come at any moment and must never read
-  half of it), in the mode the directory's policy gives (known: no stat); a ``params.pkl`` is
-  removed only when this creation wrote one;
+* its first ``params.json`` (and ``params.pkl``) is created in place (``O_EXCL``: one open, no
+  temporary file and no rename) in the mode the directory's policy gives (known: no stat).
+  A reader listing ``trials/`` meanwhile (``ResultGrid``, ``hpctune``) could see it half
+  written, but it reads the log first and leaves out a directory without a ``meta`` record
+  (``storage/replay``): the record is written after the config, so a trial that has one has
+  its whole config, and no job reads the config before the trial is launched. A later write
+  of the config (PBT's ``initial_config``) replaces the file in one rename as before; a
+  ``params.pkl`` is removed only when this creation wrote one;
 * the trial's record (``storage/trial_meta``) is kept in memory: the directory had no log and
   no ``trial.json``, and nothing but the driver writes the record, so nothing is read back;
 * the log is created by the first ``meta`` event (``O_EXCL``: one open) and written without
@@ -38,7 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from hpctune.storage.atomic import full_storage_is_clear, write_all
-from hpctune.storage.secure import PRIVATE_FILE_MODE, SHARED_FILE_MODE, NewDirs, open_private
+from hpctune.storage.secure import (
+    PRIVATE_FILE_MODE,
+    SHARED_FILE_MODE,
+    NewDirs,
+    create_private,
+    open_private,
+)
 from hpctune.storage.trial_meta import meta_line
 
 
@@ -51,6 +61,7 @@ class NewTrial:
         self.fresh: bool | None = None
         self.meta: dict[str, Any] = {}  # the record written so far
         self.wrote_pickle = False  # params.pkl written by this creation
+        self._written: set[str] = set()  # files this creation made (a later write replaces)
         self._log: int | None = None
         self._log_size = 0
 
@@ -68,6 +79,21 @@ class NewTrial:
         if self.fresh is None:
             self.fresh = self._dirs.make(self.trial_id)
         return self.fresh
+
+    def write_first(self, name: str, data: bytes) -> bool:
+        """Create file ``name`` in the new directory with ``data`` in place (one open), if this
+        creation has not written it yet; False: it did, and the caller replaces it atomically."""
+        if not self.make_dir() or name in self._written:
+            return False
+        path = self.directory / name
+        with full_storage_is_clear(path):
+            fd = create_private(path, os.O_WRONLY, self.file_mode)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+        self._written.add(name)
+        return True
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Append the trial's whole record to its new log, created by the first one."""

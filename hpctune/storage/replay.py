@@ -190,11 +190,14 @@ def trial_meta(exp: ExperimentDir, trial_id: str, events: list[dict[str, Any]] |
 def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
     """Every trial rebuilt from its log; the driver's snapshot adds what only the driver knew
     (a trial still queued, an error the worker could not write). A trial whose files cannot be
-    read is kept as an ERROR trial saying why (with a warning): the others still load."""
+    read is kept as an ERROR trial saying why (with a warning): the others still load. A
+    directory the driver is still creating (``being_created``) is no trial yet."""
     snapshot = {t.get("trial_id"): t for t in _snapshot_trials(exp)}
     trainable = _trainable_name(exp)  # read once, not once per trial
     trials = []
     for trial_id in exp.trial_ids():
+        if trial_id not in snapshot and being_created(exp, trial_id):
+            continue
         try:
             trial = replay_trial(exp, trial_id, real_config, trainable)
         except Exception as exc:  # noqa: BLE001 - a damaged file of one trial must not hide the rest
@@ -205,6 +208,17 @@ def load_trials(exp: ExperimentDir, real_config: bool = True) -> list[Trial]:
             trial.restore_status(TrialStatus(known["status"]), known.get("error"))
         trials.append(trial)
     return trials
+
+
+def being_created(exp: ExperimentDir, trial_id: str) -> bool:
+    """True for a trial directory the driver is creating (or died creating): no log yet and no
+    older hpctune's ``trial.json``. The driver writes the config, then the trial's record as
+    the log's first event, then launches it: such a directory holds no trial yet, and its
+    ``params.json`` may be half written (``storage/new_trial``). One stat, not a read."""
+    try:
+        return exp.result_log_path(trial_id).stat().st_size == 0 and not exp.trial_meta_path(trial_id).exists()
+    except FileNotFoundError:
+        return not exp.trial_meta_path(trial_id).exists()
 
 
 def _trainable_name(exp: ExperimentDir) -> str:

@@ -4,11 +4,15 @@ must be), and as text for people (``params.json``). ``ExperimentDir.write_params
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from hpctune.errors import ConfigError
+from hpctune.storage.atomic import write_bytes_atomic
+from hpctune.storage.new_trial import NewTrial
 from hpctune.storage.pickling import dumps_by_value
 
 
@@ -82,3 +86,15 @@ def config_view(value: Any) -> Any:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def params_text(params: Any) -> bytes:
+    """``params.json``'s bytes (JSON types only: ``write_params`` checked or converted them)."""
+    return json.dumps(params, indent=1).encode()
+
+
+def write_config_file(new: NewTrial | None, path: Path, data: bytes, mode: int | None) -> None:
+    """A new trial's first config file in place (``NewTrial.write_first``: one open); any other
+    write replaces the file in one rename (a reader sees the old or the new one)."""
+    if new is None or not new.write_first(path.name, data):
+        write_bytes_atomic(path, data, fsync=False, mode=mode)

@@ -172,3 +172,33 @@ def test_a_log_left_unread_is_closed_when_the_window_ends(exp):
 def test_new_dirs_make_a_missing_parent_first(tmp_path):
     dirs = NewDirs(tmp_path / "trials", 0o700)
     assert dirs.make("a") and mode_of(tmp_path / "trials" / "a") == 0o700
+
+
+def test_a_fresh_trial_s_config_files_are_created_in_place_and_a_later_write_replaces_them(exp, monkeypatch):
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: renames.append(os.path.basename(b)) or real(a, b))
+    with exp.new_trial("t1"):
+        exp.write_params("t1", {"lr": np.float32(0.5)})  # params.pkl and params.json: one open each
+        assert renames == [] and exp.read_params("t1") == {"lr": 0.5}
+        exp.write_params("t1", {"lr": np.float32(0.25)})  # PBT's initial config: replaced whole
+        assert sorted(renames) == ["params.json", "params.pkl"]
+    assert exp.read_config("t1") == {"lr": np.float32(0.25)} and exp.read_params("t1") == {"lr": 0.25}
+    assert sorted(os.listdir(exp.trial_dir("t1"))) == ["params.json", "params.pkl"]
+
+
+def test_a_directory_being_created_is_no_trial_for_readers_until_its_record_is_logged(exp):
+    from hpctune.storage.replay import load_trials
+
+    exp.write_params("t0", {"lr": 0.1})
+    exp.write_trial_meta("t0", {"trial_id": "t0", "experiment_tag": "0"})
+    exp.trial_dir("t1").mkdir()
+    exp.params_path("t1").write_text('{"lr": 0.')  # the driver is writing it in place
+    exp.trial_dir("t2").mkdir()
+    (exp.trial_dir("t2") / "trial.json").write_text('{"experiment_tag": "old"}')  # an older hpctune's
+    exp.params_path("t2").write_text('{"lr": 0.2}')
+    trials = load_trials(exp)  # no driver snapshot yet: the logs alone
+    assert [t.trial_id for t in trials] == ["t0", "t2"]
+    exp.params_path("t1").write_text('{"lr": 0.3}')
+    exp.write_trial_meta("t1", {"trial_id": "t1"})
+    assert [t.config for t in load_trials(exp)] == [{"lr": 0.1}, {"lr": 0.3}, {"lr": 0.2}]
