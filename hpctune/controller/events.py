@@ -33,7 +33,7 @@ ORDER_SETTLE_S = 0.02
 
 #: a step parses and holds at most about this many bytes of each log (``LogTail.peek``): a driver
 #: far behind reads each backlog in slices, its memory bounded by this times the logs it reads
-SLICE_BYTES = 16 << 10
+SLICE_BYTES = 4 << 10
 
 
 class Reading(enum.Enum):
