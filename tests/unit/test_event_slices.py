@@ -85,7 +85,7 @@ def test_a_slice_of_bad_lines_does_not_stop_the_tail(tmp_path):
 # -- read_new_events --------------------------------------------------------------------------------
 def _interleaved_rig(tmp_path, monkeypatch):
     """Three running trials whose logs interleave in time: trial 0's log many slices long, trial
-    1's a few, trial 2's one. Returns the rig and the (trial, iteration) of each result in the
+    1's a few, trial 2's two results, one of them longer than a slice. Returns the rig and the (trial, iteration) of each result in the
     order written (the order of their times)."""
     monkeypatch.setattr(events, "SLICE_BYTES", CAP)
     rig = make_rig(tmp_path, {"x": 1}, num_samples=3,
@@ -99,8 +99,8 @@ def _interleaved_rig(tmp_path, monkeypatch):
         written.append((tid(0), rig.job(0).report(loss=float(n), pad="x" * 150).iteration))
         if n % 7 == 3:
             written.append((tid(1), rig.job(1).report(loss=float(n)).iteration))
-        if n in (5, 90):
-            written.append((tid(2), rig.job(2).report(loss=float(n)).iteration))
+        if n in (5, 90):  # the second one a line longer than a slice
+            written.append((tid(2), rig.job(2).report(loss=float(n), pad="z" * (n // 30) * CAP).iteration))
     return rig, written
 
 
