@@ -59,6 +59,7 @@ MEDIAN = (U + "test_median_stopping.py",)
 STOPPERS = (U + "test_stoppers.py",)
 CONTROLLER = (U + "test_controller.py",)
 FEED = U + "test_change_feed.py"
+SLICES = U + "test_event_slices.py"
 REPLAY = (U + "test_replay.py", U + "test_log_compatibility.py")
 LIFECYCLE = (U + "test_trial_state.py",)
 BEST = (U + "test_best_result.py",)
@@ -1044,9 +1045,29 @@ MUTANTS += [
            "            table.read_again(trial.trial_id)", "            pass",
            (FEED,), "an event too young to be handled waits until its trial writes again"),
     Mutant("tail-reads-one-piece", "hpctune/storage/result_log.py",
-           "        while chunk := os.pread(self._file.fileno(), _TAIL_CHUNK, position):",
-           "        if chunk := os.pread(self._file.fileno(), _TAIL_CHUNK, position):",
+           "        want = _TAIL_CHUNK if limit is None else min(_TAIL_CHUNK, limit - read)",
+           "        limit = want = _TAIL_CHUNK if limit is None else min(_TAIL_CHUNK, limit - read)",
            (FEED,), "a log that grew by more than a megabyte is read in part; the rest waits for a ring"),
+    Mutant("slices-horizon-ignores-capped-logs", "hpctune/controller/events.py",
+           "            horizon = min(horizon, _latest(pending))", "            pass", (SLICES,),
+           "a log read in part is overtaken: later events of other logs are handled before its unread ones"),
+    Mutant("slices-capped-logs-not-read-again", "hpctune/controller/events.py",
+           "        if len(ready) < len(pending) or tail.more_left:", "        if len(ready) < len(pending):",
+           (SLICES,), "the rest of a log read in part waits until its trial writes again"),
+    Mutant("slices-to-the-end-reads-one-slice", "hpctune/controller/events.py",
+           "        trials = [t for t in left if not t.is_finished and t.trial_id in table.live]",
+           "        trials = []", (SLICES,),
+           "a reading to the end (jobs left the queue, a restore) misses what lies past the first slice"),
+    Mutant("slices-whole-backlog-parsed", "hpctune/controller/events.py",
+           "        pending = tail.peek(SLICE_BYTES)", "        pending = tail.peek()", (SLICES,),
+           "a driver far behind parses every log's whole backlog at once (issue 23: 1.2 GB)"),
+    Mutant("tail-slice-ignores-held-events", "hpctune/storage/result_log.py",
+           "            limit = max_bytes - (self._read_to - self.offset if self._pending else 0)",
+           "            limit = max_bytes", (SLICES,),
+           "a capped tail reads a new slice at each peek: events held back pile up without bound"),
+    Mutant("tail-long-line-cut", "hpctune/storage/result_log.py",
+           "    while not whole:", "    while False:", (SLICES,),
+           "a line longer than the cap is never read whole: the tail stops before it for good"),
     Mutant("feed-never-emptied", "hpctune/storage/changes.py",
            "        if self._offsets[index] >= COMPACT_BYTES:", "        if False:",
            (FEED,), "the feed's shards grow for the whole experiment"),

@@ -31,6 +31,10 @@ from hpctune.tune.schedulers.trial_scheduler import ChangeResources, Decision, E
 #: events younger than this wait a step, so that none still being appended is overtaken
 ORDER_SETTLE_S = 0.02
 
+#: a step parses and holds at most about this many bytes of each log (``LogTail.peek``): a driver
+#: far behind reads each backlog in slices, its memory bounded by this times the logs it reads
+SLICE_BYTES = 4 << 10
+
 
 class Reading(enum.Enum):
     """Which logs ``read_new_events`` reads, and whether the youngest events wait."""
@@ -51,19 +55,48 @@ def read_new_events(table: TrialTable, enactor: Enactor, reading: Reading,
 
     Unless the reading goes to the end, events younger than ``ORDER_SETTLE_S`` wait for the
     next step, so that an event still being appended elsewhere cannot be overtaken by a later
-    one: replaying the logs in timestamp order reproduces every decision.
+    one: replaying the logs in timestamp order reproduces every decision. Each log is read in
+    slices of about ``SLICE_BYTES`` (``_read_slice``): a driver far behind holds a bounded part
+    of the backlog, not all of it. A step handles one slice and reads the rest in the next
+    steps; a reading to the end handles slice after slice until every log is read.
     """
     settle = reading in (Reading.CHANGED, Reading.SUBMITTED)
-    horizon = wall_clock() - ORDER_SETTLE_S if settle else float("inf")
-    streams = []
-    for trial in _to_read(table, reading):
-        pending = table.tails[trial.trial_id].peek()
+    handlers: dict[str, TrialEvents] = {}
+    trials = _to_read(table, reading)
+    while trials:
+        horizon = wall_clock() - ORDER_SETTLE_S if settle else float("inf")
+        left = _read_slice(table, enactor, trials, horizon, handlers)
+        if settle:
+            for trial in left:  # young events, or the rest of a log: not rung again for them
+                table.read_again(trial.trial_id)
+            return
+        trials = [t for t in left if not t.is_finished and t.trial_id in table.live]
+
+
+def _read_slice(table: TrialTable, enactor: Enactor, trials: list[Trial], horizon: float,
+                handlers: dict[str, TrialEvents]) -> list[Trial]:
+    """Handle, in time order, the events of ``trials``' logs reported up to ``horizon``, from
+    at most about ``SLICE_BYTES`` of each log; returns the trials whose logs hold events for
+    later (too young, or past their slice).
+
+    A log read in part (``LogTail.more_left``) may hold, after its slice, events older than
+    those read from other logs: only events up to its slice's latest are handled now, so the
+    order holds across slices. The log whose slice ends earliest is handled to the end of its
+    slice, so each slice makes progress."""
+    peeked = []
+    for trial in trials:
+        tail = table.tails[trial.trial_id]
+        pending = tail.peek(SLICE_BYTES)
+        peeked.append((trial, tail, pending))
+        if tail.more_left:
+            horizon = min(horizon, _latest(pending))
+    streams, left = [], []
+    for trial, tail, pending in peeked:
         ready = _settled(pending, horizon)
         if ready:
             streams.append([(_reported_at(e), trial.trial_id, e) for e in ready])
-        if settle and len(ready) < len(pending):
-            table.read_again(trial.trial_id)  # its young events wait: not rung again for them
-    handlers: dict[str, TrialEvents] = {}
+        if len(ready) < len(pending) or tail.more_left:
+            left.append(trial)
     for _, trial_id, event in heapq.merge(*streams, key=lambda item: item[0]):
         trial, tail = table.trials[trial_id], table.tails[trial_id]
         if trial.is_finished or trial_id not in table.live:
@@ -73,6 +106,7 @@ def read_new_events(table: TrialTable, enactor: Enactor, reading: Reading,
         if not handler.from_an_earlier_job(event):
             dispatch(event, handler, tail.path)
         tail.consume(1)
+    return left
 
 
 def _to_read(table: TrialTable, reading: Reading) -> list[Trial]:
@@ -101,6 +135,12 @@ def _settled(events: list[tuple[dict, int]], horizon: float) -> list[dict]:
             break
         ready.append(event)
     return ready
+
+
+def _latest(events: list[tuple[dict, int]]) -> float:
+    """The latest time among ``events`` (the last one's, as a log is written in time order);
+    minus infinity without events: nothing is known of what follows them."""
+    return max((_reported_at(e) for e, _ in events), default=float("-inf"))
 
 
 def _reported_at(event: dict) -> float:

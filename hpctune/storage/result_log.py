@@ -158,6 +158,8 @@ class LogTail:
     ``offset`` is where a reader resuming later must start: ``read_new`` moves it past
     everything it returns; ``peek`` returns new events with their end offsets without
     moving it, and ``consume(n)`` moves it past the first ``n`` of them once handled.
+    ``peek(max_bytes=...)`` reads only part of a long backlog: the events it holds span
+    about ``max_bytes`` of the log, and ``more_left`` says whether it stopped short of the end.
 
     With ``keep_open`` (the driver's tails) the log is opened once and read with ``pread``
     from where the last read ended: no stat and no open per read, which on a parallel
@@ -172,6 +174,8 @@ class LogTail:
         self.bad_lines = 0
         self._read_to = offset
         self._pending: list[tuple[dict[str, Any], int]] = []
+        #: the last ``peek`` stopped at its ``max_bytes``: the log holds more than was read
+        self.more_left = False
         self._keep_open = keep_open
         self._file: OpenFd | None = None  # kept open; closed with the tail or when collected
 
@@ -181,9 +185,22 @@ class LogTail:
         self.consume(len(self._pending))
         return events
 
-    def peek(self) -> list[tuple[dict[str, Any], int]]:
-        """(event, offset after it) of every complete event not consumed yet."""
-        data = self._read_open() if self._keep_open else self._read_once()
+    def peek(self, max_bytes: int | None = None) -> list[tuple[dict[str, Any], int]]:
+        """(event, offset after it) of every complete event not consumed yet.
+
+        With ``max_bytes`` it reads only until the events not consumed yet span about that many
+        bytes of the log (whole lines; a single longer line is read whole), and nothing when
+        they span that much already: a reader far behind holds a bounded slice, not the whole
+        backlog. ``more_left`` then says whether the log may hold more (the read stopped at the
+        cap, or did not read); without ``max_bytes`` everything is read and it is False."""
+        if max_bytes is None:
+            limit = None
+        else:
+            limit = max_bytes - (self._read_to - self.offset if self._pending else 0)
+            if limit <= 0:
+                self.more_left = True  # the slice held is full: read on once it is consumed
+                return list(self._pending)
+        data, self.more_left = self._read_open(limit) if self._keep_open else self._read_once(limit)
         end = data.rfind(b"\n")
         if end >= 0:
             events, bad = parse_events(data[: end + 1], self._read_to)
@@ -197,33 +214,28 @@ class LogTail:
         """Events were read but not consumed yet (they wait for the next step)."""
         return bool(self._pending)
 
-    def _read_once(self) -> bytes:
+    def _read_once(self, limit: int | None) -> tuple[bytes, bool]:
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
-            return b""
+            return b"", False
         if size <= self._read_to:
-            return b""
+            return b"", False
         with open(self.path, "rb") as f:
-            f.seek(self._read_to)
-            return f.read(size - self._read_to)
+            return _read_lines(f.fileno(), self._read_to, limit)
 
-    def _read_open(self) -> bytes:
+    def _read_open(self, limit: int | None) -> tuple[bytes, bool]:
         if self._file is None:
             try:
                 self._file = OpenFd(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC))
             except FileNotFoundError:
-                return b""  # no event yet
+                return b"", False  # no event yet
             except OSError as exc:
                 if exc.errno not in (errno.EMFILE, errno.ENFILE):
                     raise
                 self._keep_open = False  # out of descriptors: stat and open per read
-                return self._read_once()
-        chunks, position = [], self._read_to
-        while chunk := os.pread(self._file.fileno(), _TAIL_CHUNK, position):
-            chunks.append(chunk)
-            position += len(chunk)
-        return b"".join(chunks)
+                return self._read_once(limit)
+        return _read_lines(self._file.fileno(), self._read_to, limit)
 
     def adopt(self, fd: int, skip: int = 0) -> None:
         """Read the log through ``fd``, a descriptor of it that its creator holds already (the
@@ -251,8 +263,31 @@ class LogTail:
             self._file = None
 
 
-#: a kept-open tail reads its log in pieces of this size
+#: a tail reads its log in pieces of this size
 _TAIL_CHUNK = 1 << 20
+
+
+def _read_lines(fd: int, position: int, limit: int | None) -> tuple[bytes, bool]:
+    """The bytes of ``fd`` from ``position`` on: to the end, or about ``limit`` of them (read on
+    to the end of a line longer than that); and whether it stopped at ``limit`` before the end."""
+    chunks, read = [], 0
+    while limit is None or read < limit:
+        want = _TAIL_CHUNK if limit is None else min(_TAIL_CHUNK, limit - read)
+        chunk = os.pread(fd, want, position + read)
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        read += len(chunk)
+    whole, step = any(b"\n" in c for c in chunks), max(limit, 1024)
+    while not whole:  # not one whole line yet: the line that crosses ``limit`` is read whole
+        chunk = os.pread(fd, step, position + read)
+        if not chunk:
+            return b"".join(chunks), False
+        end = chunk.find(b"\n")
+        chunks.append(chunk if end < 0 else chunk[: end + 1])  # that line, not the next ones
+        read += len(chunk)
+        whole, step = end >= 0, min(2 * step, _TAIL_CHUNK)
+    return b"".join(chunks), True
 
 
 def allow_open_logs() -> None:

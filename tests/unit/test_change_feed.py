@@ -130,7 +130,7 @@ def test_between_polls_only_named_logs_are_read(tmp_path):
     read = []
     for trial_id, tail in rig.ctl.table.tails.items():
         peek = tail.peek
-        tail.peek = lambda peek=peek, trial_id=trial_id: read.append(trial_id) or peek()
+        tail.peek = lambda *a, peek=peek, trial_id=trial_id: read.append(trial_id) or peek(*a)
     rig.ctl.table.mark_changed(rig.ctl.changes.take())
     from hpctune.controller.events import read_new_events
     read_new_events(rig.ctl.table, rig.ctl.enactor, Reading.CHANGED, lambda: 2e9)
@@ -185,7 +185,7 @@ def test_a_poll_does_not_read_the_logs_of_jobs_still_queued(tmp_path):
     read = []
     for trial_id, tail in rig.ctl.table.tails.items():
         peek = tail.peek
-        tail.peek = lambda peek=peek, trial_id=trial_id: read.append(trial_id) or peek()
+        tail.peek = lambda *a, peek=peek, trial_id=trial_id: read.append(trial_id) or peek(*a)
     rig.step()  # a poll: job 0 is still queued
     rig.step()
     assert tid(0) not in read and tid(1) in read
