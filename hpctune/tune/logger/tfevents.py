@@ -64,10 +64,17 @@ def _int(field: int, value: int) -> bytes:
 # -- messages ------------------------------------------------------------------------------------------
 def event(wall_time: float, step: int = 0, values: Iterable[bytes] = (), file_version: str = "") -> bytes:
     """An ``Event``: the file's version record, or a ``Summary`` of encoded ``values``."""
-    head = _double(1, wall_time) + (_int(2, step) if step else b"")
+    head = _WALL_TIME + _PACK_DOUBLE(wall_time) + (_int(2, step) if step else b"")
     if file_version:
         return head + _text(3, file_version)
-    return head + _bytes(5, b"".join(_bytes(1, v) for v in values))
+    summary = b"".join([part for v in values for part in (_VALUE, _varint(len(v)), v)])
+    return head + _SUMMARY + _varint(len(summary)) + summary
+
+
+#: the tags of the fields ``event`` writes (an Event's ``wall_time`` and ``summary``, a
+#: Summary's ``value``)
+_WALL_TIME, _SUMMARY, _VALUE = _tag(1, 1), _tag(5, 2), _tag(1, 2)
+_PACK_DOUBLE = struct.Struct("<d").pack
 
 
 def scalar(tag: str, value: float) -> bytes:
@@ -132,8 +139,11 @@ def _struct_value(value: Any) -> bytes:
 # -- records ---------------------------------------------------------------------------------------------
 def record(data: bytes) -> bytes:
     """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C."""
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", _masked(header)) + data + struct.pack("<I", _masked(data))
+    header = _PACK_LENGTH(len(data))
+    return header + _PACK_CRC(_masked(header)) + data + _PACK_CRC(_masked(data))
+
+
+_PACK_LENGTH, _PACK_CRC = struct.Struct("<Q").pack, struct.Struct("<I").pack
 
 
 def _masked(data: bytes) -> int:
