@@ -508,7 +508,7 @@ MUTANTS: list[Mutant] = [
            "if (idle is None or len(live) != self._idle_live", "if (idle is None", CONTROLLER,
            "a trial that joined the live ones unseen is never launched"),
     Mutant("waiting-assignments-kept", "hpctune/controller/launching.py",
-           "        assigned.clear()\n        return [t for t in idle", "        return [t for t in idle",
+           "        assigned.clear()\n        return [t for t in idle", "        pass\n        return [t for t in idle",
            CONTROLLER, "the trials assigned to pile up between steps (memory; every step rescans)"),
     Mutant("relaunch-keeps-pause-request", "hpctune/controller/launching.py",
            "            self.exp.clear_control(trial.trial_id)", "            pass", CONTROLLER,
