@@ -24,7 +24,13 @@ from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.space import format_experiment_tag
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
-from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus, watch_assignments
+from hpctune.tune.experiment.trial import (
+    JobState,
+    Trial,
+    TrialStatus,
+    stop_watching,
+    watch_assignments,
+)
 from hpctune.tune.search.searcher import Searcher
 
 if TYPE_CHECKING:
@@ -207,7 +213,7 @@ class Launcher:
         only so) that is or was in it or now belongs in it, or the live trials were added to
         or retired."""
         live, idle, idle_set, assigned = self.table.live, self._idle, self._idle_set, self._assigned
-        if (idle is None or len(live) != self._idle_live
+        if (idle is None or not assigned.watching or len(live) != self._idle_live
                 or any(t.job_id is None or t.status is _PAUSED or t in idle_set for t in assigned)):
             # one comprehension keeps the few without one or paused (a loop of branches cost
             # 3 ms a step at 10,000 trials), in the table's order
@@ -215,6 +221,11 @@ class Launcher:
             self._idle, self._idle_set, self._idle_live = idle, set(idle), len(live)
         assigned.clear()
         return [t for t in idle if live.get(t.trial_id) is t]
+
+    def stop_watching(self) -> None:
+        """The run ended: no more keeping track of assignments (every step looks at every live
+        trial again, if there is one)."""
+        stop_watching(self._assigned)
 
     def _pause_requested(self, trial: Trial) -> bool:
         record = self.exp.read_control(trial.trial_id)

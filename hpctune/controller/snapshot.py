@@ -173,6 +173,8 @@ def _assigned_live(table: TrialTable, book: SnapshotBook) -> set[str]:
     ones that can have changed. The pass over the live trials reads one field of each, not
     the whole record."""
     live, tails, assigned = table.live, table.tails, book.assigned
+    if not assigned.watching:  # the run ended: every live trial
+        return set(live)
     ids = {t.trial_id for t in assigned if live.get(t.trial_id) is t}
     for trial_id, trial in live.items():
         tail = tails.get(trial_id)

@@ -627,6 +627,36 @@ def test_fail_fast_raise_raises_at_the_end_of_the_run(tmp_path):
     assert json.loads(rig.exp.summary_path.read_text())["status"] == "error"
 
 
+def test_a_driver_whose_run_ended_keeps_no_trials_and_still_sees_changes(tmp_path):
+    """After its run the driver stops collecting the trials assigned to (one kept by the
+    caller would hold every trial of later experiments), and looks at every live trial again:
+    a trial that lost its job is still seen waiting, and a change is still written."""
+    from hpctune.storage.journal import read_trial_state
+    from hpctune.tune.experiment.trial import Trial
+
+    rig = make_rig(tmp_path, grid(2), fail_fast="raise")
+    rig.step()
+    rig.job(0).start().error("ValueError: a")
+    rig.job(1).start().error("ValueError: b")
+    rig.step()
+    with pytest.raises(TuneError):
+        rig.ctl.run()
+    book, launcher = rig.ctl.parts.snapshots, rig.ctl.launcher
+    Trial("other", {}, "0", str(tmp_path))  # another experiment's trial
+    assert not book.assigned and not launcher._assigned
+    first, second = rig.trial(0), rig.trial(1)
+    for trial in (first, second):  # as a restore does: live again, without a job
+        trial.revive()
+        rig.ctl.table.bring_back(trial)
+        rig.ctl.launcher.launch_pending()
+    assert launcher.waiting() == [] and first.job_id and second.job_id
+    first.mark_for_relaunch()
+    assert launcher.waiting() == [first]
+    second.node = "n9"
+    rig.ctl.save()
+    assert read_trial_state(rig.exp).trials[tid(1)]["node"] == "n9"
+
+
 def test_without_fail_fast_an_error_leaves_the_others_running(tmp_path):
     rig = make_rig(tmp_path, grid(2))
     rig.step()

@@ -199,7 +199,10 @@ class Trial(TrialLifecycle):
 
 
 class AssignedTrials(set):
-    """The trials assigned to (any attribute) since the set was last cleared: ``watch_assignments``."""
+    """The trials assigned to (any attribute) since the set was last cleared, while
+    ``watching`` (``watch_assignments``; ``stop_watching``: the caller looks at every trial)."""
+
+    watching = True
 
 
 #: the sets every assignment of a trial adds it to, while they live
@@ -216,6 +219,14 @@ def watch_assignments() -> AssignedTrials:
     marks = AssignedTrials()
     _WATCHERS.append(weakref.ref(marks))
     return marks
+
+
+def stop_watching(marks: AssignedTrials) -> None:
+    """No more trials join ``marks`` (a driver whose run ended: it would hold every trial of
+    the process's later experiments); its owner looks at every trial again."""
+    marks.watching = False
+    marks.clear()
+    _WATCHERS[:] = [ref for ref in _WATCHERS if ref() not in (None, marks)]
 
 
 def _assigned(trial: Trial) -> None:
