@@ -132,8 +132,10 @@ class Controller:
                 self._last_figures()
                 save_at_end(self.parts, self.save, self._final_status())
                 self.changes.close()
-                self.launcher.stop_watching()  # a driver kept after its run holds no trials
-                stop_watching(self.parts.snapshots.assigned)  # of later experiments
+                # a driver kept after its run holds no trials of later experiments
+                self.launcher.idle.stop_watching()
+                self.enactor.stopping.stop_watching()
+                stop_watching(self.parts.snapshots.assigned)
         if self.state.storage_full is not None:
             raise self.state.storage_full
         self.callbacks.call("on_experiment_end", trials=self.trial_list)

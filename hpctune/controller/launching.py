@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from hpctune.backends.base import Backend
 from hpctune.config.ray_env import max_pending_trials
 from hpctune.controller.enactor import Deciders
+from hpctune.controller.live_subset import LiveSubset
 from hpctune.controller.paused import PausedTrials
 from hpctune.controller.resource_change import apply_pending
 from hpctune.controller.state import RunState, TrialTable
@@ -24,13 +25,7 @@ from hpctune.core.decision_points import META_KEY as POINTS_KEY
 from hpctune.space import format_experiment_tag
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import LogTail
-from hpctune.tune.experiment.trial import (
-    JobState,
-    Trial,
-    TrialStatus,
-    stop_watching,
-    watch_assignments,
-)
+from hpctune.tune.experiment.trial import JobState, Trial, TrialStatus
 from hpctune.tune.search.searcher import Searcher
 
 if TYPE_CHECKING:
@@ -63,12 +58,8 @@ class Launcher:
         self._eager_batch_size: int | None = None
         self._created_since_save = False
         self._max_pending = max_pending_trials()
-        #: the live trials without a job or paused, in the table's order, as of the last look
-        #: (``_without_job``), the live count then, and the trials assigned to since
-        self._idle: list[Trial] | None = None
-        self._idle_set: set[Trial] = set()
-        self._idle_live = 0
-        self._assigned = watch_assignments()
+        #: the live trials without a job or paused (kept between steps: ``LiveSubset``)
+        self.idle = LiveSubset(table, _without_job)
 
     # -- creating -----------------------------------------------------------------------
     def create_trials(self) -> None:
@@ -191,7 +182,7 @@ class Launcher:
         again: list[Trial] = []
         paused: list[Trial] = []
         pausing: list[Trial] = []
-        for t in self._without_job():
+        for t in self.idle.trials():
             if only is not None and t.trial_id not in only:
                 continue
             if t.job_id is None and t.status is TrialStatus.PENDING:
@@ -204,28 +195,6 @@ class Launcher:
             elif t.status is _PAUSED and only is None:
                 paused.append(t)
         return fresh, again, paused + pausing
-
-    def _without_job(self) -> list[Trial]:
-        """The live trials without a job or paused, in the table's order. This runs every step,
-        and a pass over every unfinished trial cost a millisecond or more at 10,000 of them
-        (each trial's record read from memory): the last list holds unless a trial was
-        assigned to since (``watch_assignments``: a trial gets or loses its job, or pauses,
-        only so) that is or was in it or now belongs in it, or the live trials were added to
-        or retired."""
-        live, idle, idle_set, assigned = self.table.live, self._idle, self._idle_set, self._assigned
-        if (idle is None or not assigned.watching or len(live) != self._idle_live
-                or any(t.job_id is None or t.status is _PAUSED or t in idle_set for t in assigned)):
-            # one comprehension keeps the few without one or paused (a loop of branches cost
-            # 3 ms a step at 10,000 trials), in the table's order
-            idle = [t for t in live.values() if t.job_id is None or t.status is _PAUSED]
-            self._idle, self._idle_set, self._idle_live = idle, set(idle), len(live)
-        assigned.clear()
-        return [t for t in idle if live.get(t.trial_id) is t]
-
-    def stop_watching(self) -> None:
-        """The run ended: no more keeping track of assignments (every step looks at every live
-        trial again, if there is one)."""
-        stop_watching(self._assigned)
 
     def _pause_requested(self, trial: Trial) -> bool:
         record = self.exp.read_control(trial.trial_id)
@@ -265,6 +234,11 @@ class Launcher:
         if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):
             return 0
         return max(0, throttle - len(in_slurm))
+
+
+def _without_job(trial: Trial) -> bool:
+    """Without a job (new, retried, exploited), or paused: what a launch may take."""
+    return trial.job_id is None or trial.status is _PAUSED
 
 
 def _by_resources(trials: list[Trial]) -> list[list[Trial]]:

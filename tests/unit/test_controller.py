@@ -415,7 +415,7 @@ def test_a_trial_added_unseen_is_launched(tmp_path):
     rig.job(0).start()
     rig.step()
     late = rig.trial(1).__class__(tid(9), {"x": 9}, "9", str(rig.exp.trial_dir(tid(9))))
-    rig.ctl.launcher._assigned.clear()  # as if built before the launcher watched
+    rig.ctl.launcher.idle.assigned.clear()  # as if built before the launcher watched
     rig.ctl.table.add(late, rig.ctl.table.tails[tid(1)])
     rig.ctl.launcher.launch_pending()
     assert late.job_id is not None and rig.backend.launches[-1].trial_ids == [tid(9)]
@@ -429,7 +429,7 @@ def test_a_trial_that_fails_after_a_quiet_step_is_relaunched(tmp_path):
     rig.job(1).start().report(loss=1.0).complete()
     rig.job(0).start()
     rig.step(2)  # trial 1 retired; the list is looked at again and holds nothing
-    assert rig.ctl.launcher.waiting() == [] and not rig.ctl.launcher._assigned  # all looked at
+    assert rig.ctl.launcher.waiting() == [] and not rig.ctl.launcher.idle.assigned  # all looked at
     rig.job(0).error("RuntimeError: once")
     rig.step(2)
     assert rig.backend.jobs_of(tid(0)) == ["100_0", "101_0"]
@@ -643,7 +643,7 @@ def test_a_driver_whose_run_ended_keeps_no_trials_and_still_sees_changes(tmp_pat
         rig.ctl.run()
     book, launcher = rig.ctl.parts.snapshots, rig.ctl.launcher
     Trial("other", {}, "0", str(tmp_path))  # another experiment's trial
-    assert not book.assigned and not launcher._assigned
+    assert not book.assigned and not launcher.idle.assigned and not rig.ctl.enactor.stopping.assigned
     first, second = rig.trial(0), rig.trial(1)
     for trial in (first, second):  # as a restore does: live again, without a job
         trial.revive()
