@@ -48,7 +48,7 @@ from hpctune.storage.changes import ChangeFeed, create_feed
 from hpctune.storage.experiment import ExperimentDir
 from hpctune.storage.result_log import allow_open_logs
 from hpctune.tune.callback import CallbackList
-from hpctune.tune.experiment.trial import Trial
+from hpctune.tune.experiment.trial import Trial, stop_watching
 from hpctune.tune.schedulers.trial_scheduler import TrialScheduler
 from hpctune.tune.search.searcher import Searcher
 
@@ -132,6 +132,10 @@ class Controller:
                 self._last_figures()
                 save_at_end(self.parts, self.save, self._final_status())
                 self.changes.close()
+                # a driver kept after its run holds no trials of later experiments
+                self.launcher.idle.stop_watching()
+                self.enactor.stopping.stop_watching()
+                stop_watching(self.parts.snapshots.assigned)
         if self.state.storage_full is not None:
             raise self.state.storage_full
         self.callbacks.call("on_experiment_end", trials=self.trial_list)

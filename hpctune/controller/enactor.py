@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpctune.backends.base import Backend
+from hpctune.controller.live_subset import LiveSubset
 from hpctune.controller.output import append_event, keep_checkpoint
 from hpctune.controller.state import RunState, TrialTable
 from hpctune.controller.storage_full import interrupted_run, stop_after_interruption
@@ -56,6 +57,8 @@ class Enactor:
                  clock: Callable[[], float]):
         self.table, self.state, self.exp, self.backend = table, state, exp, backend
         self.deciders, self.settings, self.exploits, self.clock = deciders, settings, exploits, clock
+        #: the live trials whose stop was decided (kept between steps: ``LiveSubset``)
+        self.stopping = LiveSubset(table, _stop_decided)
 
     # -- telling ----------------------------------------------------------------------------------
     def tell(self, hook: str, trial: Trial) -> None:
@@ -101,7 +104,7 @@ class Enactor:
     def cancel_stopped(self) -> None:
         """scancel every newly stopped trial at once, in one call: the fastest slot handover on
         the lab (bench/asha.py). ``stop_grace_s`` bounds the worker's cleanup, it delays nothing."""
-        overdue = [t for t in self.table.live.values() if t.stop_requested_at is not None
+        overdue = [t for t in self.stopping.trials() if t.stop_requested_at is not None
                    and t.job_id and t.job_state is not JobState.CANCELLING]
         if overdue:
             self.backend.cancel([t.job_id for t in overdue])
@@ -184,3 +187,7 @@ class Enactor:
         if self.settings.fail_fast:
             self.state.fatal_error = f"Trial {trial.trial_id} failed (fail_fast is set):\n{error}"
             self.stop_experiment(self.state.fatal_error)
+
+
+def _stop_decided(trial: Trial) -> bool:
+    return trial.stop_requested_at is not None

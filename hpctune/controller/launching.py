@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from hpctune.backends.base import Backend
 from hpctune.config.ray_env import max_pending_trials
 from hpctune.controller.enactor import Deciders
+from hpctune.controller.live_subset import LiveSubset
 from hpctune.controller.paused import PausedTrials
 from hpctune.controller.resource_change import apply_pending
 from hpctune.controller.state import RunState, TrialTable
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 EAGER_BATCH = 10_000
 DEFAULT_ADAPTIVE_WINDOW = 32
+_PAUSED = TrialStatus.PAUSED
 
 
 def first_batch_size(searcher: Searcher, max_concurrent: int | None) -> int:
@@ -56,6 +58,8 @@ class Launcher:
         self._eager_batch_size: int | None = None
         self._created_since_save = False
         self._max_pending = max_pending_trials()
+        #: the live trials without a job or paused (kept between steps: ``LiveSubset``)
+        self.idle = LiveSubset(table, _without_job)
 
     # -- creating -----------------------------------------------------------------------
     def create_trials(self) -> None:
@@ -178,7 +182,7 @@ class Launcher:
         again: list[Trial] = []
         paused: list[Trial] = []
         pausing: list[Trial] = []
-        for t in self.table.live.values():  # one pass: this runs every step, over every unfinished trial
+        for t in self.idle.trials():
             if only is not None and t.trial_id not in only:
                 continue
             if t.job_id is None and t.status is TrialStatus.PENDING:
@@ -188,7 +192,7 @@ class Launcher:
                     pausing.append(t)
                 else:
                     again.append(t)
-            elif t.status is TrialStatus.PAUSED and only is None:
+            elif t.status is _PAUSED and only is None:
                 paused.append(t)
         return fresh, again, paused + pausing
 
@@ -230,6 +234,11 @@ class Launcher:
         if any(t.job_state is JobState.PENDING and t.started_at is None for t in in_slurm):
             return 0
         return max(0, throttle - len(in_slurm))
+
+
+def _without_job(trial: Trial) -> bool:
+    """Without a job (new, retried, exploited), or paused: what a launch may take."""
+    return trial.job_id is None or trial.status is _PAUSED
 
 
 def _by_resources(trials: list[Trial]) -> list[list[Trial]]:

@@ -48,7 +48,7 @@ from hpctune.storage.experiment import ExperimentDir, config_view
 from hpctune.storage.journal_writer import JournalWriter
 from hpctune.storage.result_log import LogTail, read_events
 from hpctune.storage.summary import SummaryTally
-from hpctune.tune.experiment.trial import Trial, TrialStatus
+from hpctune.tune.experiment.trial import AssignedTrials, Trial, TrialStatus, watch_assignments
 
 if TYPE_CHECKING:
     from hpctune.controller.controller import ControllerSettings
@@ -67,6 +67,9 @@ class SnapshotBook:
     #: restored from the files (``written`` holds the trials as read): the first snapshot
     #: appends to the journal on disk instead of rewriting the base (``JournalWriter.adopt``)
     restored: bool = False
+    #: the trials assigned to since the last snapshot looked at them (``Trial`` adds itself):
+    #: of the live trials, only these and those whose log was read further can have changed
+    assigned: AssignedTrials = field(default_factory=watch_assignments)
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,10 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     ``final``); the number of trial records written.
 
     Only the live trials and those the table marked (added, retired, brought back) can have
-    changed: each step reads only the live trials' logs. Of these, a trial is written when
-    its fingerprint differs from the one written last."""
+    changed: each step reads only the live trials' logs; and of the live ones only those
+    assigned to since the last snapshot (``SnapshotBook.assigned``) or whose log was read
+    further. Of these, a trial is written when its fingerprint differs from the one written
+    last."""
     table, exp, book = parts.table, parts.exp, parts.snapshots
     if book.writer is None:
         book.writer = JournalWriter(exp)
@@ -122,8 +127,9 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
     run = {"searcher_finished": parts.state.searcher_finished,
            "backend_commands": parts.backend.command_counts(), "updated": time.time()}
     changed = []
-    dirty = table.take_dirty() | table.live.keys()
-    for trial_id in table.trials if final else dirty:  # the last snapshot: every trial looked at
+    dirty = table.take_dirty()
+    looked = table.trials if final else dirty | _assigned_live(table, book)
+    for trial_id in looked:  # the last snapshot: every trial looked at
         trial, tail = table.trials[trial_id], table.tails.get(trial_id)
         if tail is not None:  # a packed trial has none: its offset is in its record
             trial.log_offset = tail.offset  # where a restored driver resumes reading
@@ -131,6 +137,7 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
         if book.written.get(trial_id) != key:
             book.written[trial_id] = key
             changed.append(trial)
+    book.assigned.clear()  # each trial assigned to was looked at (its offset's own assignment too)
     book.tally.update(table.all if final else changed)
     book.writer.poll()  # a background compaction that ended: its generation's journal starts
     due = book.writer.due()
@@ -146,17 +153,34 @@ def save_trials(parts: DriverParts, final: bool = False) -> int:
             book.writer.append(book.seq, (_record(t) for t in changed), run)
             if due:  # a large base: rewritten from the files up to the last snapshot, aside
                 book.writer.compact_in_background(book.seq - 1)
-            _pack_written(table, book, dirty)
+            _pack_written(table, book, dirty)  # (a live trial is never packed)
             return len(changed)
         except FileNotFoundError:  # the journal was moved away: a new base starts a new one
             pass
     for trial_id, tail in table.tails.items():
         table.trials[trial_id].log_offset = tail.offset
     book.written = {t.trial_id: fingerprint(t) for t in table.all}
+    book.assigned.clear()
     book.tally.update(table.all)  # what changed unseen (a finished trial edited) is counted now
     book.writer.compact(book.seq, (_record(t) for t in table.all), run)  # streamed
     _pack_written(table, book, table.trials)
     return len(table.all)
+
+
+def _assigned_live(table: TrialTable, book: SnapshotBook) -> set[str]:
+    """The live trials assigned to since the last snapshot, or whose log was read further
+    (its reader's offset moved past the trial's ``log_offset``): of the live trials, the only
+    ones that can have changed. The pass over the live trials reads one field of each, not
+    the whole record."""
+    live, tails, assigned = table.live, table.tails, book.assigned
+    if not assigned.watching:  # the run ended: every live trial
+        return set(live)
+    ids = {t.trial_id for t in assigned if live.get(t.trial_id) is t}
+    for trial_id, trial in live.items():
+        tail = tails.get(trial_id)
+        if tail is not None and tail.offset != trial.log_offset:
+            ids.add(trial_id)
+    return ids
 
 
 def _pack_written(table: TrialTable, book: SnapshotBook, trial_ids: Iterable[str]) -> None:

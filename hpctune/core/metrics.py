@@ -27,12 +27,18 @@ RESULT_DELIM_ENV = "TUNE_RESULT_DELIM"
 MISSING: Any = object()
 
 
+#: value types that are never a ``Mapping``
+_NEVER_MAPPINGS = frozenset({int, float, str, bool, type(None)})
+
+
 def flatten(nested: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a/b": 1}`` (Ray's column names); an empty dict is kept as a value."""
     flat: dict[str, Any] = {}
     for key, value in nested.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if type(value) in _NEVER_MAPPINGS:  # most values: no ABC check (a driver's hot path)
+            flat[name] = value
+        elif isinstance(value, Mapping) and value:
             flat.update(flatten(value, f"{name}{sep}", sep))
         else:
             flat[name] = value

@@ -219,7 +219,7 @@ class JournalWriter:
             piece = [f'{head[:-1]}, "trials": [\n'.encode()]
             size, offset, separator = 0, len(piece[0]), b""
             for record in trials:
-                line = json.dumps(_heavy_last(record), default=str).encode()
+                line = _encode(_heavy_last(record)).encode()
                 offset += len(separator)
                 if table is not None:
                     table = _add_row(table, record, line, offset, state)
@@ -255,7 +255,7 @@ class JournalWriter:
                 piece: list[bytes] = []
                 for t in trials:
                     line = {"kind": "trial", "seq": seq, "trial": _heavy_last(t)}
-                    piece += (json.dumps(line, default=str).encode(), b"\n")
+                    piece += (_encode(line).encode(), b"\n")
                     if len(piece) >= 2 * PIECE:
                         written += write_piece(fd, piece)
                         piece = []
@@ -275,6 +275,8 @@ class JournalWriter:
         return written
 
 
+#: ``json.dumps(value, default=str)`` without a new encoder per trial record
+_encode = json.JSONEncoder(default=str).encode
 #: bytes of the old journal ``poll`` copies at a time
 _COPY_CHUNK = 1 << 20
 #: how ``append`` starts a trial's or the run's line, with its snapshot number

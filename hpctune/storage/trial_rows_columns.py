@@ -19,6 +19,8 @@ from hpctune.storage.trial_rows_codec import MISSING, _binary, _encode, _key
 #: distinct values a column keeps as codes; past it, texts go to a buffer, others to a list
 MAX_CODES = 256
 _INT64 = (-(2**63), 2**63)
+#: the types whose ``_key`` is ``(type, value)``: looked up without the call
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 class Column:
@@ -46,24 +48,25 @@ class Column:
     # -- adding ----------------------------------------------------------------------------------
     def append(self, value: Any) -> None:
         """``value`` as the next row's."""
-        mode = self.mode
-        if mode == "c":
-            code = self._code(value)
-            if code is None:  # the column left its codes
-                self.append(value)
-                return
+        mode, kind = self.mode, type(value)
+        if mode == "c":  # a plain value's key (``_key``) at once: a base's rows come one by one
+            code = self.index.get((kind, value)) if kind in _PLAIN else None
+            if code is None:
+                code = self._code(value)
+                if code is None:  # the column left its codes
+                    self.append(value)
+                    return
             self.data.append(code)
-        elif mode == "o":
+        elif mode == "o" or (mode == "d" and kind is float) or (
+            mode == "q" and kind is int and _INT64[0] <= value < _INT64[1]
+        ):
             self.data.append(value)
+        elif mode == "s" and kind is str:
+            self._add_text(value)
         elif value is MISSING or value is None:
             self.holes[self.count] = value
             if mode is not None:
                 self._pad()
-        elif self._fits(value):
-            if mode == "s":
-                self._add_text(value)
-            else:
-                self.data.append(value)
         elif mode is None:
             self._start(value)
             self.append(value)

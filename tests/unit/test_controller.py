@@ -406,6 +406,35 @@ def test_without_retries_the_first_failure_is_final(tmp_path):
     assert len(rig.backend.launches) == 1
 
 
+def test_a_trial_added_unseen_is_launched(tmp_path):
+    """The launcher keeps its list of trials without a job between steps (a pass over every
+    live trial per step was its largest cost); a trial that joins the live ones without an
+    assignment the launcher saw (one built before it watched) is launched all the same."""
+    rig = make_rig(tmp_path, grid(2))
+    rig.step()
+    rig.job(0).start()
+    rig.step()
+    late = rig.trial(1).__class__(tid(9), {"x": 9}, "9", str(rig.exp.trial_dir(tid(9))))
+    rig.ctl.launcher.idle.assigned.clear()  # as if built before the launcher watched
+    rig.ctl.table.add(late, rig.ctl.table.tails[tid(1)])
+    rig.ctl.launcher.launch_pending()
+    assert late.job_id is not None and rig.backend.launches[-1].trial_ids == [tid(9)]
+
+
+def test_a_trial_that_fails_after_a_quiet_step_is_relaunched(tmp_path):
+    """The launcher's list of trials without a job is looked at again when a trial loses its
+    job: here after a step in which the list held none (the other trial ended before)."""
+    rig = make_rig(tmp_path, grid(2), max_failures=1)
+    rig.step()
+    rig.job(1).start().report(loss=1.0).complete()
+    rig.job(0).start()
+    rig.step(2)  # trial 1 retired; the list is looked at again and holds nothing
+    assert rig.ctl.launcher.waiting() == [] and not rig.ctl.launcher.idle.assigned  # all looked at
+    rig.job(0).error("RuntimeError: once")
+    rig.step(2)
+    assert rig.backend.jobs_of(tid(0)) == ["100_0", "101_0"]
+
+
 def test_unlimited_retries_with_max_failures_minus_one(tmp_path):
     """max_failures=-1: a trial that fails three times is relaunched three times, then succeeds."""
     rig = make_rig(tmp_path, grid(1), max_failures=-1)
@@ -596,6 +625,36 @@ def test_fail_fast_raise_raises_at_the_end_of_the_run(tmp_path):
     with pytest.raises(TuneError, match="fail_fast is set"):
         rig.ctl.run()
     assert json.loads(rig.exp.summary_path.read_text())["status"] == "error"
+
+
+def test_a_driver_whose_run_ended_keeps_no_trials_and_still_sees_changes(tmp_path):
+    """After its run the driver stops collecting the trials assigned to (one kept by the
+    caller would hold every trial of later experiments), and looks at every live trial again:
+    a trial that lost its job is still seen waiting, and a change is still written."""
+    from hpctune.storage.journal import read_trial_state
+    from hpctune.tune.experiment.trial import Trial
+
+    rig = make_rig(tmp_path, grid(2), fail_fast="raise")
+    rig.step()
+    rig.job(0).start().error("ValueError: a")
+    rig.job(1).start().error("ValueError: b")
+    rig.step()
+    with pytest.raises(TuneError):
+        rig.ctl.run()
+    book, launcher = rig.ctl.parts.snapshots, rig.ctl.launcher
+    Trial("other", {}, "0", str(tmp_path))  # another experiment's trial
+    assert not book.assigned and not launcher.idle.assigned and not rig.ctl.enactor.stopping.assigned
+    first, second = rig.trial(0), rig.trial(1)
+    for trial in (first, second):  # as a restore does: live again, without a job
+        trial.revive()
+        rig.ctl.table.bring_back(trial)
+        rig.ctl.launcher.launch_pending()
+    assert launcher.waiting() == [] and first.job_id and second.job_id
+    first.mark_for_relaunch()
+    assert launcher.waiting() == [first]
+    second.node = "n9"
+    rig.ctl.save()
+    assert read_trial_state(rig.exp).trials[tid(1)]["node"] == "n9"
 
 
 def test_without_fail_fast_an_error_leaves_the_others_running(tmp_path):

@@ -261,6 +261,35 @@ def test_a_retired_trial_is_written_once_more(tmp_path):
     assert [line["kind"] for line in journal_lines(rig.exp)[seen:]] == ["run"]
 
 
+def test_a_live_trial_changed_by_the_driver_alone_is_written(tmp_path):
+    """A change that reads no log (a poll's job state) is written: the snapshot looks at the
+    live trials assigned to since the last one, not only at those whose logs grew."""
+    rig = make_rig(tmp_path, grid(3))
+    rig.step()
+    rig.ctl.save()
+    seen = len(journal_lines(rig.exp))
+    rig.ctl.live[tid(2)].observe_job("RUNNING", node="n7")
+    rig.ctl.save()
+    new = [line["trial"] for line in journal_lines(rig.exp)[seen:] if line["kind"] == "trial"]
+    assert [(t["trial_id"], t["node"]) for t in new] == [(tid(2), "n7")]
+    assert read_trial_state(rig.exp).trials[tid(2)]["job_state"] == "RUNNING"
+    assert not rig.ctl.parts.snapshots.assigned  # looked at: the next snapshot skips them
+
+
+def test_a_log_read_further_is_written_with_its_offset(tmp_path):
+    """A log whose reader moved on without changing its trial (a line that is no event) is
+    written with the new offset: a restored driver does not read that line again."""
+    rig = make_rig(tmp_path, grid(2))
+    rig.step()
+    rig.ctl.save()
+    seen = len(journal_lines(rig.exp))
+    tail = rig.ctl.table.tails[tid(1)]
+    tail.offset += 7  # read further, nothing assigned to the trial
+    rig.ctl.save()
+    new = [line["trial"] for line in journal_lines(rig.exp)[seen:] if line["kind"] == "trial"]
+    assert [(t["trial_id"], t["log_offset"]) for t in new] == [(tid(1), tail.offset)]
+
+
 def test_a_compaction_keeps_every_trial(tmp_path, monkeypatch):
     monkeypatch.setattr("hpctune.storage.journal_writer.COMPACT_MIN_BYTES", 10_000)
     rig = make_rig(tmp_path, grid(3))

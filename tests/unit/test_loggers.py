@@ -121,6 +121,19 @@ def test_csv_logger_keeps_every_column_and_flattens_nested_keys(tmp_path):
     assert stat.S_IMODE(os.stat(Path(trial.path) / "progress.csv").st_mode) == 0o600
 
 
+def test_each_trial_keeps_its_own_progress_csv(tmp_path):
+    """The CSV logger keeps one path per trial: each trial's rows go to its own file, also
+    after another trial ended (and its path was let go)."""
+    logger = CSVLoggerCallback()
+    first, second = make_trial(tmp_path, "t_00000"), make_trial(tmp_path, "t_00001")
+    feed(logger, first, [result(1, loss=0.5)])
+    feed(logger, second, [result(1, loss=0.7), result(2, loss=0.6)])
+    logger.on_trial_complete(iteration=1, trials=[first], trial=first)
+    feed(logger, second, [result(3, loss=0.4)])
+    assert [r["loss"] for r in csv_rows(first)[1]] == ["0.5"]
+    assert [r["loss"] for r in csv_rows(second)[1]] == ["0.7", "0.6", "0.4"]
+
+
 def test_a_restored_driver_does_not_write_results_twice(tmp_path):
     """A restored driver hands on again the results read after its last snapshot."""
     trial = make_trial(tmp_path)
@@ -227,6 +240,11 @@ def test_tfevents_encoding_matches_tensorboardx():
     for data in (b"", b"a", bytes(range(256)) * 3):
         assert tfevents._masked(data) == masked_crc32c(data)
         assert tfevents._crc32c_python(data) == tfevents._crc32c(data)
+    for size in (16, 17, 23, 24, 25, 16, 17):  # a record's length and its CRC (kept by length)
+        record = tfevents.record(bytes(range(size)))
+        assert struct.unpack("<Q", record[:8])[0] == size
+        assert struct.unpack("<I", record[8:12])[0] == masked_crc32c(record[:8])
+        assert struct.unpack("<I", record[-4:])[0] == masked_crc32c(record[12:-4]) and len(record) == size + 16
     mine = Event.FromString(tfevents.event(12.5, 7, [tfevents.scalar("ray/tune/x", 0.25)]))
     assert mine == Event(wall_time=12.5, step=7, summary=Summary(value=[
         Summary.Value(tag="ray/tune/x", simple_value=0.25)]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import marshal
+import weakref
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,11 @@ class Trial(TrialLifecycle):
     #: PBT: the checkpoints the trial continued from, oldest first (``<donor>@<iteration>``)
     lineage: list[str] = field(default_factory=list)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if _WATCHERS:  # a driver's snapshot looks only at the trials assigned to
+            _assigned(self)
+
     @property
     def info(self) -> TrialInfo:
         return TrialInfo(self.trial_id, self.config, self.experiment_tag, self.resources)
@@ -190,6 +196,49 @@ class Trial(TrialLifecycle):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AssignedTrials(set):
+    """The trials assigned to (any attribute) since the set was last cleared, while
+    ``watching`` (``watch_assignments``; ``stop_watching``: the caller looks at every trial)."""
+
+    watching = True
+
+
+#: the sets every assignment of a trial adds it to, while they live
+_WATCHERS: list[weakref.ref[AssignedTrials]] = []
+
+
+def watch_assignments() -> AssignedTrials:
+    """A set that every ``Trial`` joins when one of its attributes is assigned, from now on
+    and while the set lives (the caller clears it). A trial changes only by assignments (an
+    edit in place of a list or dict field comes with one of a scalar field: the snapshot's
+    ``fingerprint`` relies on it too), so a driver's snapshot looks at these trials alone
+    instead of every live one (each look reads the whole record: 50 ms a snapshot at
+    10,000 live trials)."""
+    marks = AssignedTrials()
+    _WATCHERS.append(weakref.ref(marks))
+    return marks
+
+
+def stop_watching(marks: AssignedTrials) -> None:
+    """No more trials join ``marks`` (a driver whose run ended: it would hold every trial of
+    the process's later experiments); its owner looks at every trial again."""
+    marks.watching = False
+    marks.clear()
+    _WATCHERS[:] = [ref for ref in _WATCHERS if ref() not in (None, marks)]
+
+
+def _assigned(trial: Trial) -> None:
+    dead = False
+    for ref in _WATCHERS:
+        marks = ref()
+        if marks is None:
+            dead = True
+        else:
+            marks.add(trial)
+    if dead:
+        _WATCHERS[:] = [ref for ref in _WATCHERS if ref() is not None]
 
 
 #: the fields in their order (a trial's ``__dict__`` holds exactly these: ``pack``)

@@ -51,7 +51,10 @@ class CSVLoggerCallback(BatchedLoggerCallback):
         self._columns: dict[str, list[str]] = {}
 
     def write(self, trial: Any, results: list[dict]) -> None:
-        path = Path(trial.path) / PROGRESS_CSV_FILE
+        paths = self.__dict__.setdefault("_csv_paths", {})  # (a logger pickled before it: none)
+        path = paths.get(trial.trial_id)
+        if path is None:  # one Path a trial: made per write, it was a tenth of the logger's time
+            path = paths[trial.trial_id] = Path(trial.path) / PROGRESS_CSV_FILE
         rows = [flatten({k: v for k, v in r.items() if k != "config"}) for r in results]
         columns = self._columns.get(trial.trial_id)
         if columns is None:
@@ -83,6 +86,7 @@ class CSVLoggerCallback(BatchedLoggerCallback):
 
     def close_trial(self, trial: Any, failed: bool) -> None:
         self._columns.pop(trial.trial_id, None)
+        self.__dict__.get("_csv_paths", {}).pop(trial.trial_id, None)
 
     @staticmethod
     def _header_on_disk(path: Path) -> list[str]:
