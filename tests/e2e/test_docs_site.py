@@ -108,7 +108,7 @@ def test_every_page_loads_without_errors_links_resolve_and_search_finds_the_api(
         for term, expected in [("ASHAScheduler", "hpctune.tune.schedulers"), ("SlurmConfig", "hpctune.config")]:
             page.goto(served)
             page.fill("input[data-md-component='search-query']", term)
-            page.wait_for_selector(".md-search-result__item", timeout=15000)
+            page.wait_for_selector(".md-search-result__item", timeout=60000)  # the index builds in a worker: slow on a loaded machine
             found = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
             assert any(expected in href for href in found), (term, found)
         page.goto(served)
