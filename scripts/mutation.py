@@ -1297,7 +1297,7 @@ MUTANTS += [
            "        if trial_id not in snapshot and being_created(exp, trial_id):", "        if False:",
            (U + "test_new_trial.py",), "ResultGrid lists a trial the driver is creating, half-written params.json"),
     Mutant("old-trial-json-dir-skipped", "hpctune/storage/replay.py",
-           "        return not exp.trial_meta_path(trial_id).exists()", "        return True",
+           "    return not logged and not exp.trial_meta_path(trial_id).exists()", "    return not logged",
            (U + "test_new_trial.py",), "an older hpctune's trial without a log disappears from the results"),
     Mutant("tail-reads-own-meta", "hpctune/storage/result_log.py",
            "            self._read_to = self.offset = skip", "            pass",

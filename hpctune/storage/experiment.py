@@ -322,19 +322,19 @@ class ExperimentDir:
         fresh = new is not None and new.make_dir()  # a new directory: its mode known, no pickle there
         if not fresh:
             make_private_dir(self.trial_dir(trial_id))
-        mode = new.file_mode if fresh else None
+        creating, mode = (new, new.file_mode) if fresh else (None, None)
         pkl, text = self.params_pickle_path(trial_id), self.params_path(trial_id)
         if json_exact(params):
             # params.json first: a crash between the two leaves the older pickle, which a
             # rewrite of the same config (an exploit enacted again on restore) replaces
-            write_config_file(new if fresh else None, text, params_text(params), mode)
+            write_config_file(creating, text, params_text(params), mode)
             if not fresh or new.wrote_pickle:
                 pkl.unlink(missing_ok=True)
             return
-        write_config_file(new if fresh else None, pkl, payload, mode)
+        write_config_file(creating, pkl, payload, mode)
         if new is not None:
             new.wrote_pickle = True
-        write_config_file(new if fresh else None, text, params_text(config_view(params)), mode)
+        write_config_file(creating, text, params_text(config_view(params)), mode)
 
     def read_params(self, trial_id: str) -> dict[str, Any]:
         """The human-readable view of the config (``params.json``): JSON types only."""

@@ -216,9 +216,10 @@ def being_created(exp: ExperimentDir, trial_id: str) -> bool:
     the log's first event, then launches it: such a directory holds no trial yet, and its
     ``params.json`` may be half written (``storage/new_trial``). One stat, not a read."""
     try:
-        return exp.result_log_path(trial_id).stat().st_size == 0 and not exp.trial_meta_path(trial_id).exists()
+        logged = exp.result_log_path(trial_id).stat().st_size > 0
     except FileNotFoundError:
-        return not exp.trial_meta_path(trial_id).exists()
+        logged = False
+    return not logged and not exp.trial_meta_path(trial_id).exists()
 
 
 def _trainable_name(exp: ExperimentDir) -> str:
